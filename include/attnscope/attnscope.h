@@ -1,0 +1,10 @@
+/* attnscope: the topology and information theory of attention in transformer models.
+ * This header includes every module's public header. */
+#ifndef ATTNSCOPE_H
+#define ATTNSCOPE_H
+
+#include "attnscope/core.h"
+#include "attnscope/diagram.h"
+#include "attnscope/rips.h"
+
+#endif

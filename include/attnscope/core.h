@@ -1,0 +1,103 @@
+/* attnscope core: status codes, error reports, NPY arrays and safe file output.
+ *
+ * Every fallible call in attnscope returns an ats_status (ATS_OK == 0) and writes its results
+ * through out-parameters. Calls that can fail also take an `ats_error *err` (may be NULL): on
+ * failure it receives the status and a message naming what was wrong and where (file, row,
+ * column), ready to show to a user. The library never prints, never exits, never aborts on bad
+ * input. An ats_error is plain data owned by the caller, so threads use their own. */
+#ifndef ATTNSCOPE_CORE_H
+#define ATTNSCOPE_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum ats_status {
+    ATS_OK = 0,
+    ATS_ERR_NOMEM = 1,   /* an allocation failed */
+    ATS_ERR_IO = 2,      /* a file could not be opened, read or written */
+    ATS_ERR_FORMAT = 3,  /* input is malformed: bad syntax, wrong shape, bad header */
+    ATS_ERR_INVALID = 4, /* an argument or value is out of its domain (NaN, negative distance) */
+    ATS_ERR_RANGE = 5    /* a size or index would overflow what can be represented */
+} ats_status;
+
+#define ATS_ERROR_MESSAGE_MAX 512
+
+typedef struct ats_error {
+    ats_status status;
+    char message[ATS_ERROR_MESSAGE_MAX];
+} ats_error;
+
+/* A short fixed description of a status ("out of memory", ...); never NULL. */
+const char *ats_status_str(ats_status status);
+
+/* Records status and a printf-style message in err (if err is not NULL); returns status, so a
+ * failing call can `return ats_error_set(err, ATS_ERR_FORMAT, "...", ...)`. */
+ats_status ats_error_set(ats_error *err, ats_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Clears err to ATS_OK with an empty message. */
+void ats_error_clear(ats_error *err);
+
+/* ---- overflow-checked sizes (stb style: every size computed from a file goes through these) */
+
+/* *out = a * b; returns 0 on overflow. */
+int ats_size_mul(size_t a, size_t b, size_t *out);
+/* *out = a + b; returns 0 on overflow. */
+int ats_size_add(size_t a, size_t b, size_t *out);
+
+/* ---- NPY arrays (NumPy's .npy format, version 1.0–3.0, C order, little-endian) */
+
+typedef enum ats_dtype { ATS_F32 = 0, ATS_F64 = 1, ATS_I32 = 2, ATS_I64 = 3 } ats_dtype;
+
+#define ATS_NPY_MAX_DIMS 8
+
+typedef struct ats_npy {
+    ats_dtype dtype;
+    int ndim;
+    size_t shape[ATS_NPY_MAX_DIMS];
+    size_t count; /* product of shape */
+    void *data;   /* [shape[0]]...[shape[ndim-1]] of dtype, owned by the ats_npy */
+} ats_npy;
+
+/* Reads a .npy file: dtype <f4, <f8, <i4 or <i8, C order. Shapes, header and the file size are
+ * checked against each other before anything is allocated. Free with ats_npy_free. */
+ats_status ats_npy_read(const char *path, ats_npy *out, ats_error *err);
+void ats_npy_free(ats_npy *arr);
+
+/* Writes data of the given dtype and shape to path atomically (temporary file + rename). */
+ats_status ats_npy_write(const char *path, ats_dtype dtype, int ndim, const size_t *shape,
+                         const void *data, ats_error *err);
+
+/* ---- atomic output: write to a temporary file beside `path`, then rename over it, so a crash
+ * or an error never leaves a half-written output. */
+
+typedef struct ats_outfile {
+    void *fp; /* FILE *, open for writing while the outfile is live */
+    char *path;
+    char *tmp_path;
+} ats_outfile;
+
+ats_status ats_outfile_open(ats_outfile *out, const char *path, ats_error *err);
+/* Flushes, closes and renames into place; on failure removes the temporary file. */
+ats_status ats_outfile_commit(ats_outfile *out, ats_error *err);
+/* Closes and removes the temporary file (safe to call after commit or on a zeroed outfile). */
+void ats_outfile_abort(ats_outfile *out);
+
+/* ---- text reading helpers shared by the parsers */
+
+/* Reads a whole file into memory (NUL-terminated). *len excludes the terminator. Refuses files
+ * larger than max_bytes with ATS_ERR_RANGE. */
+ats_status ats_file_read_all(const char *path, size_t max_bytes, char **out, size_t *len,
+                             ats_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

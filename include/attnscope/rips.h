@@ -1,0 +1,119 @@
+/* attnscope rips: Vietoris–Rips persistent homology of a finite metric space.
+ *
+ * The algorithm is persistent cohomology with clearing over an implicit coboundary matrix
+ * (simplices are integers in the combinatorial number system, never objects), with apparent and
+ * emergent pairs short-circuited and union–find for H0, as in Bauer's Ripser. Above a threshold
+ * below the largest distance the coboundaries are enumerated from sparse neighbour lists.
+ *
+ * A metric is given as its strict lower triangle, row by row:
+ *   lower[i*(i-1)/2 + j] = d(i, j) for 0 <= j < i < n          (double [n*(n-1)/2])
+ * which is Ripser's "lower-distance" layout. Helpers build it from full matrices and points. */
+#ifndef ATTNSCOPE_RIPS_H
+#define ATTNSCOPE_RIPS_H
+
+#include "attnscope/core.h"
+#include "attnscope/diagram.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ATS_RIPS_MAX_DIM 8
+
+typedef struct ats_rips_options {
+    int max_dim;            /* highest homology dimension, 0..ATS_RIPS_MAX_DIM (default 1) */
+    double threshold;       /* largest diameter in the filtration; INFINITY (default) means the
+                               enclosing radius, beyond which the complex is a cone (Ripser) */
+    unsigned modulus;       /* coefficients in Z/p, p prime < 2^16 (default 2) */
+    double min_persistence; /* report only pairs with death - birth > this (default 0) */
+    double ratio;           /* report only pairs with death > ratio * birth (default 1, Ripser's
+                               --ratio); essential classes are always reported */
+    int want_cocycles;      /* 1: representative cocycles for every reported pair, dims >= 1 */
+    int want_cycles;        /* 1: representative cycles for the reported H1 pairs */
+} ats_rips_options;
+
+/* Fills the defaults above. */
+void ats_rips_options_init(ats_rips_options *opt);
+
+/* A representative of one class: `count` simplices of dimension k, each given by its k+1
+ * vertices (descending), with a coefficient in Z/p. */
+typedef struct ats_representative {
+    size_t count;
+    int32_t *vertices; /* [count][k+1] */
+    uint32_t *coefs;   /* [count] */
+} ats_representative;
+
+typedef struct ats_rips_result {
+    int max_dim;
+    size_t n_points;
+    double threshold;                     /* the threshold actually used */
+    double min_value, max_value;          /* range of the off-diagonal distances */
+    ats_diagram dims[ATS_RIPS_MAX_DIM + 1]; /* dims[k]: pairs of H_k, k = 0..max_dim */
+    /* Birth and death simplices of every reported pair, as (dimension-k simplex index,
+       dimension-(k+1) simplex index) in the combinatorial number system; death -1 if essential. */
+    int64_t *birth_simplex[ATS_RIPS_MAX_DIM + 1]; /* [dims[k].count] */
+    int64_t *death_simplex[ATS_RIPS_MAX_DIM + 1]; /* [dims[k].count] */
+    /* Filled when want_cocycles: cocycles[k][i] represents dims[k].pairs[i] (k >= 1). */
+    ats_representative *cocycles[ATS_RIPS_MAX_DIM + 1];
+    /* Filled when want_cycles: cycles[i] is a cycle of edges (coefficient ±1 mod p) representing
+       dims[1].pairs[i]; for essential classes it is a cycle born at the birth edge. */
+    ats_representative *cycles;
+} ats_rips_result;
+
+/* Computes persistence of the metric `lower` on n points. The metric is validated first: NaN,
+ * negative or infinite entries give ATS_ERR_INVALID naming the row and column. Dimensions whose
+ * simplex count would overflow 64-bit indices give ATS_ERR_RANGE. n == 0 is an error. */
+ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_options *opt,
+                            ats_rips_result *out, ats_error *err);
+
+/* Computes `count` independent problems, metric i on ns[i] points, in parallel with n_threads
+ * OpenMP threads (0: all cores). outs[i] and errs[i] (errs may be NULL) receive each result;
+ * returns the first non-OK status in index order, or ATS_OK. */
+ats_status ats_rips_compute_batch(size_t count, const size_t *ns, const double *const *lowers,
+                                  const ats_rips_options *opt, int n_threads,
+                                  ats_rips_result *outs, ats_error *errs);
+
+/* Releases everything inside r and zeroes it; NULL is a no-op. */
+void ats_rips_result_free(ats_rips_result *r);
+
+/* Decodes a simplex index of dimension k into its k+1 vertices (descending). */
+void ats_simplex_vertices(int64_t index, int k, size_t n, int32_t *vertices);
+
+/* H0 at a scale: labels[i] = cluster of point i in the graph of edges with d <= scale
+ * (single-linkage clusters), numbered 0.. in order of their smallest point. */
+ats_status ats_rips_clusters(size_t n, const double *lower, double scale, int32_t *labels,
+                             size_t *n_clusters, ats_error *err);
+
+/* ---- building metrics */
+
+/* Full symmetric matrix [n][n] -> lower triangle. The diagonal must be 0 and the matrix
+ * symmetric (|a_ij - a_ji| <= 1e-12 * max(1,|a_ij|)) unless symmetrize, which takes the
+ * mean (A + A^T)/2. Entries must be finite and >= 0. `name` labels
+ * messages (a file name). */
+ats_status ats_metric_from_full(size_t n, const double *full, int symmetrize, const char *name,
+                                double *lower, ats_error *err);
+
+/* Euclidean distances between n points of dimension dim ([n][dim]) -> lower triangle. */
+ats_status ats_metric_from_points(size_t n, size_t dim, const double *points, double *lower,
+                                  ats_error *err);
+
+/* Checks a lower triangle: finite, non-negative. */
+ats_status ats_metric_check(size_t n, const double *lower, const char *name, ats_error *err);
+
+typedef enum ats_metric_format {
+    ATS_METRIC_DISTANCE = 0,       /* full matrix, one row a line */
+    ATS_METRIC_LOWER_DISTANCE = 1, /* strict or full lower triangle, Ripser's default */
+    ATS_METRIC_POINT_CLOUD = 2,    /* one point a line, coordinates separated by , or space */
+    ATS_METRIC_NPY = 3             /* .npy [n][n] or [B][n][n] distance matrices, f4 or f8 */
+} ats_metric_format;
+
+/* Reads metrics from a file. Text numbers may be separated by any of ", \t;" (Ripser's
+ * inputs). An npy file of shape [B][n][n] yields B metrics. On success *count metrics of *n
+ * points each are stored back to back in *lowers ([count][n*(n-1)/2], free with free()). */
+ats_status ats_metric_read(const char *path, ats_metric_format format, int symmetrize,
+                           size_t *count, size_t *n, double **lowers, ats_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,30 @@
+/* Shared plumbing of the attnscope subcommands. The CLI is the only place that prints to
+ * stdout and decides exit codes: 0 success, 2 bad input or usage, 1 anything else. */
+#ifndef ATS_CLI_H
+#define ATS_CLI_H
+
+#include "attnscope/core.h"
+
+#define ATS_EXIT_OK 0
+#define ATS_EXIT_FAIL 1
+#define ATS_EXIT_INPUT 2
+
+/* Each subcommand: argv[0] is the subcommand's name. Returns the process exit code. */
+int ats_cmd_rips(int argc, char **argv);
+
+/* Prints "attnscope: <message>" to stderr and returns the exit code for the status. */
+int ats_cli_fail(const ats_error *err);
+/* Prints "attnscope <cmd>: <message>" (printf-style) to stderr and returns ATS_EXIT_INPUT. */
+int ats_cli_usage_error(const char *cmd, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* Parses a whole string as a finite or infinite double ("inf" allowed when allow_inf).
+   Returns 1 on success. */
+int ats_cli_parse_double(const char *s, int allow_inf, double *out);
+/* Parses a whole string as a long in [lo, hi]. Returns 1 on success. */
+int ats_cli_parse_long(const char *s, long lo, long hi, long *out);
+
+#endif

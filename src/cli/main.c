@@ -1,0 +1,87 @@
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command COMMANDS[] = {
+    {"rips", ats_cmd_rips, "Vietoris–Rips persistent homology of a distance matrix or points"},
+};
+
+static void print_usage(FILE *fp) {
+    fprintf(fp, "usage: attnscope <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+        fprintf(fp, "  %-13s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+    fprintf(fp, "\n`attnscope <command> --help` describes a command.\n");
+}
+
+int ats_cli_fail(const ats_error *err) {
+    fprintf(stderr, "attnscope: %s\n", err->message[0] ? err->message : ats_status_str(err->status));
+    switch (err->status) {
+    case ATS_ERR_FORMAT:
+    case ATS_ERR_INVALID:
+    case ATS_ERR_RANGE:
+    case ATS_ERR_IO: return ATS_EXIT_INPUT;
+    default: return ATS_EXIT_FAIL;
+    }
+}
+
+int ats_cli_usage_error(const char *cmd, const char *fmt, ...) {
+    fprintf(stderr, "attnscope %s: ", cmd);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return ATS_EXIT_INPUT;
+}
+
+int ats_cli_parse_double(const char *s, int allow_inf, double *out) {
+    if (!s || !*s) return 0;
+    errno = 0;
+    char *end;
+    double v = strtod(s, &end);
+    if (*end != '\0' || errno == ERANGE || isnan(v)) return 0;
+    if (isinf(v) && !allow_inf) return 0;
+    *out = v;
+    return 1;
+}
+
+int ats_cli_parse_long(const char *s, long lo, long hi, long *out) {
+    if (!s || !*s) return 0;
+    errno = 0;
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*end != '\0' || errno == ERANGE || v < lo || v > hi) return 0;
+    *out = v;
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        print_usage(stderr);
+        return ATS_EXIT_INPUT;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        print_usage(stdout);
+        return ATS_EXIT_OK;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("attnscope 0.1.0\n");
+        return ATS_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "attnscope: unknown command '%s'\n\n", argv[1]);
+    print_usage(stderr);
+    return ATS_EXIT_INPUT;
+}

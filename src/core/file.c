@@ -1,0 +1,110 @@
+#include "attnscope/core.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+ats_status ats_outfile_open(ats_outfile *out, const char *path, ats_error *err) {
+    memset(out, 0, sizeof *out);
+    size_t len = strlen(path);
+    out->path = malloc(len + 1);
+    out->tmp_path = malloc(len + 32);
+    if (!out->path || !out->tmp_path) {
+        ats_outfile_abort(out);
+        return ats_error_set(err, ATS_ERR_NOMEM, "%s: out of memory", path);
+    }
+    memcpy(out->path, path, len + 1);
+    /* The temporary lives beside the target so rename() stays on one file system. */
+    snprintf(out->tmp_path, len + 32, "%s.tmp.%ld", path, (long)getpid());
+    out->fp = fopen(out->tmp_path, "wb");
+    if (!out->fp) {
+        ats_status st = ats_error_set(err, ATS_ERR_IO, "%s: cannot open for writing: %s", path,
+                                      strerror(errno));
+        ats_outfile_abort(out);
+        return st;
+    }
+    return ATS_OK;
+}
+
+ats_status ats_outfile_commit(ats_outfile *out, ats_error *err) {
+    FILE *fp = out->fp;
+    out->fp = NULL;
+    int bad = ferror(fp) != 0;
+    if (fclose(fp) != 0) bad = 1;
+    if (bad) {
+        ats_status st =
+            ats_error_set(err, ATS_ERR_IO, "%s: write failed: %s", out->path, strerror(errno));
+        ats_outfile_abort(out);
+        return st;
+    }
+    if (rename(out->tmp_path, out->path) != 0) {
+        ats_status st = ats_error_set(err, ATS_ERR_IO, "%s: cannot rename into place: %s",
+                                      out->path, strerror(errno));
+        ats_outfile_abort(out);
+        return st;
+    }
+    free(out->path);
+    free(out->tmp_path);
+    memset(out, 0, sizeof *out);
+    return ATS_OK;
+}
+
+void ats_outfile_abort(ats_outfile *out) {
+    if (out->fp) fclose(out->fp);
+    if (out->tmp_path) remove(out->tmp_path);
+    free(out->path);
+    free(out->tmp_path);
+    memset(out, 0, sizeof *out);
+}
+
+ats_status ats_file_read_all(const char *path, size_t max_bytes, char **out, size_t *len,
+                             ats_error *err) {
+    *out = NULL;
+    *len = 0;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return ats_error_set(err, ATS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    if (!buf) {
+        fclose(fp);
+        return ats_error_set(err, ATS_ERR_NOMEM, "%s: out of memory", path);
+    }
+    for (;;) {
+        if (n + 1 >= cap) {
+            if (cap > max_bytes) {
+                free(buf);
+                fclose(fp);
+                return ats_error_set(err, ATS_ERR_RANGE, "%s: file larger than %zu bytes", path,
+                                     max_bytes);
+            }
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                fclose(fp);
+                return ats_error_set(err, ATS_ERR_NOMEM, "%s: out of memory", path);
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        size_t got = fread(buf + n, 1, cap - 1 - n, fp);
+        n += got;
+        if (got == 0) break;
+    }
+    int bad = ferror(fp);
+    fclose(fp);
+    if (bad) {
+        free(buf);
+        return ats_error_set(err, ATS_ERR_IO, "%s: read error", path);
+    }
+    if (n > max_bytes) {
+        free(buf);
+        return ats_error_set(err, ATS_ERR_RANGE, "%s: file larger than %zu bytes", path,
+                             max_bytes);
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return ATS_OK;
+}

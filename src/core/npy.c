@@ -1,0 +1,216 @@
+/* NumPy .npy reader and writer. The header is a Python dict literal; we parse only the three
+ * keys the format defines and check that the data size it implies matches the file exactly. */
+#include "attnscope/core.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static size_t dtype_size(ats_dtype t) { return (t == ATS_F32 || t == ATS_I32) ? 4 : 8; }
+
+static const char *dtype_descr(ats_dtype t) {
+    switch (t) {
+    case ATS_F32: return "<f4";
+    case ATS_F64: return "<f8";
+    case ATS_I32: return "<i4";
+    case ATS_I64: return "<i8";
+    }
+    return "?";
+}
+
+/* Finds 'key' in the header dict and returns a pointer just past the colon, or NULL. */
+static const char *header_value(const char *hdr, const char *key) {
+    char quoted[32];
+    const char *quotes[2] = {"'", "\""};
+    for (int q = 0; q < 2; q++) {
+        snprintf(quoted, sizeof quoted, "%s%s%s", quotes[q], key, quotes[q]);
+        const char *p = strstr(hdr, quoted);
+        if (p) {
+            p += strlen(quoted);
+            while (*p == ' ') p++;
+            if (*p != ':') return NULL;
+            p++;
+            while (*p == ' ') p++;
+            return p;
+        }
+    }
+    return NULL;
+}
+
+void ats_npy_free(ats_npy *arr) {
+    if (!arr) return;
+    free(arr->data);
+    memset(arr, 0, sizeof *arr);
+}
+
+ats_status ats_npy_read(const char *path, ats_npy *out, ats_error *err) {
+    memset(out, 0, sizeof *out);
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return ats_error_set(err, ATS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    ats_status st = ATS_OK;
+    char *hdr = NULL;
+    unsigned char pre[12];
+    if (fread(pre, 1, 10, fp) != 10 || memcmp(pre, "\x93NUMPY", 6) != 0) {
+        st = ats_error_set(err, ATS_ERR_FORMAT, "%s: not a .npy file (bad magic)", path);
+        goto done;
+    }
+    int major = pre[6];
+    size_t hlen, off;
+    if (major == 1) {
+        hlen = (size_t)pre[8] | ((size_t)pre[9] << 8);
+        off = 10;
+    } else if (major == 2 || major == 3) {
+        if (fread(pre + 10, 1, 2, fp) != 2) {
+            st = ats_error_set(err, ATS_ERR_FORMAT, "%s: truncated .npy header", path);
+            goto done;
+        }
+        hlen = (size_t)pre[8] | ((size_t)pre[9] << 8) | ((size_t)pre[10] << 16) |
+               ((size_t)pre[11] << 24);
+        off = 12;
+    } else {
+        st = ats_error_set(err, ATS_ERR_FORMAT, "%s: unsupported .npy version %d", path, major);
+        goto done;
+    }
+    if (hlen > (1u << 20)) {
+        st = ats_error_set(err, ATS_ERR_FORMAT, "%s: .npy header of %zu bytes is absurd", path,
+                           hlen);
+        goto done;
+    }
+    hdr = malloc(hlen + 1);
+    if (!hdr) {
+        st = ats_error_set(err, ATS_ERR_NOMEM, "%s: out of memory", path);
+        goto done;
+    }
+    if (fread(hdr, 1, hlen, fp) != hlen) {
+        st = ats_error_set(err, ATS_ERR_FORMAT, "%s: truncated .npy header", path);
+        goto done;
+    }
+    hdr[hlen] = '\0';
+
+    const char *d = header_value(hdr, "descr");
+    if (!d || (*d != '\'' && *d != '"')) {
+        st = ats_error_set(err, ATS_ERR_FORMAT, "%s: .npy header has no 'descr'", path);
+        goto done;
+    }
+    d++;
+    if (!strncmp(d, "<f4", 3)) out->dtype = ATS_F32;
+    else if (!strncmp(d, "<f8", 3)) out->dtype = ATS_F64;
+    else if (!strncmp(d, "<i4", 3)) out->dtype = ATS_I32;
+    else if (!strncmp(d, "<i8", 3)) out->dtype = ATS_I64;
+    else {
+        st = ats_error_set(err, ATS_ERR_FORMAT,
+                           "%s: unsupported .npy dtype '%.8s' (expected <f4, <f8, <i4 or <i8)",
+                           path, d);
+        goto done;
+    }
+    const char *f = header_value(hdr, "fortran_order");
+    if (!f || strncmp(f, "False", 5) != 0) {
+        st = ats_error_set(err, ATS_ERR_FORMAT,
+                           "%s: .npy array must be in C order (fortran_order False)", path);
+        goto done;
+    }
+    const char *s = header_value(hdr, "shape");
+    if (!s || *s != '(') {
+        st = ats_error_set(err, ATS_ERR_FORMAT, "%s: .npy header has no 'shape'", path);
+        goto done;
+    }
+    s++;
+    out->ndim = 0;
+    size_t count = 1;
+    for (;;) {
+        while (*s == ' ' || *s == ',') s++;
+        if (*s == ')') break;
+        if (*s < '0' || *s > '9') {
+            st = ats_error_set(err, ATS_ERR_FORMAT, "%s: malformed .npy shape", path);
+            goto done;
+        }
+        if (out->ndim == ATS_NPY_MAX_DIMS) {
+            st = ats_error_set(err, ATS_ERR_RANGE, "%s: more than %d dimensions", path,
+                               ATS_NPY_MAX_DIMS);
+            goto done;
+        }
+        errno = 0;
+        char *end;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (errno || v > SIZE_MAX || !ats_size_mul(count, (size_t)v, &count)) {
+            st = ats_error_set(err, ATS_ERR_RANGE, "%s: .npy shape overflows", path);
+            goto done;
+        }
+        out->shape[out->ndim++] = (size_t)v;
+        s = end;
+    }
+    out->count = count;
+    size_t bytes;
+    if (!ats_size_mul(count, dtype_size(out->dtype), &bytes)) {
+        st = ats_error_set(err, ATS_ERR_RANGE, "%s: .npy data size overflows", path);
+        goto done;
+    }
+    /* The data must be exactly the rest of the file: check before allocating. */
+    if (fseek(fp, 0, SEEK_END) != 0) {
+        st = ats_error_set(err, ATS_ERR_IO, "%s: cannot seek", path);
+        goto done;
+    }
+    long fsize = ftell(fp);
+    if (fsize < 0 || (size_t)fsize < off + hlen || (size_t)fsize - off - hlen != bytes) {
+        st = ats_error_set(err, ATS_ERR_FORMAT,
+                           "%s: .npy data is %ld bytes but its shape needs %zu", path,
+                           fsize < 0 ? -1L : (long)((size_t)fsize - off - hlen), bytes);
+        goto done;
+    }
+    if (fseek(fp, (long)(off + hlen), SEEK_SET) != 0) {
+        st = ats_error_set(err, ATS_ERR_IO, "%s: cannot seek", path);
+        goto done;
+    }
+    out->data = malloc(bytes ? bytes : 1);
+    if (!out->data) {
+        st = ats_error_set(err, ATS_ERR_NOMEM, "%s: out of memory for %zu bytes", path, bytes);
+        goto done;
+    }
+    if (fread(out->data, 1, bytes, fp) != bytes) {
+        st = ats_error_set(err, ATS_ERR_IO, "%s: short read", path);
+        goto done;
+    }
+done:
+    free(hdr);
+    fclose(fp);
+    if (st != ATS_OK) ats_npy_free(out);
+    return st;
+}
+
+ats_status ats_npy_write(const char *path, ats_dtype dtype, int ndim, const size_t *shape,
+                         const void *data, ats_error *err) {
+    if (ndim < 0 || ndim > ATS_NPY_MAX_DIMS)
+        return ats_error_set(err, ATS_ERR_INVALID, "%s: cannot write %d dimensions", path, ndim);
+    char dict[512];
+    int len = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (",
+                       dtype_descr(dtype));
+    size_t count = 1;
+    for (int i = 0; i < ndim; i++) {
+        len += snprintf(dict + len, sizeof dict - (size_t)len, "%zu,%s", shape[i],
+                        (i + 1 < ndim) ? " " : "");
+        if (!ats_size_mul(count, shape[i], &count))
+            return ats_error_set(err, ATS_ERR_RANGE, "%s: shape overflows", path);
+    }
+    if (ndim >= 2) len--; /* "(3, 4)" not "(3, 4,)"; a 1-tuple keeps its comma */
+    len += snprintf(dict + len, sizeof dict - (size_t)len, "), }");
+    /* Pad with spaces so that the data starts on a 64-byte boundary, as NumPy does. */
+    size_t total = 10 + (size_t)len + 1;
+    size_t pad = (64 - total % 64) % 64;
+    size_t hlen = (size_t)len + pad + 1;
+    unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hlen & 0xff),
+                             (unsigned char)(hlen >> 8)};
+    size_t bytes;
+    if (!ats_size_mul(count, dtype_size(dtype), &bytes))
+        return ats_error_set(err, ATS_ERR_RANGE, "%s: data size overflows", path);
+    ats_outfile of;
+    ats_status st = ats_outfile_open(&of, path, err);
+    if (st) return st;
+    FILE *fp = of.fp;
+    fwrite(pre, 1, 10, fp);
+    fwrite(dict, 1, (size_t)len, fp);
+    for (size_t i = 0; i < pad; i++) fputc(' ', fp);
+    fputc('\n', fp);
+    if (bytes) fwrite(data, 1, bytes, fp);
+    return ats_outfile_commit(&of, err);
+}

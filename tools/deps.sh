@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what attnscope needs on a fresh Debian machine: the C libraries from Debian and a
+# Python virtual environment (.venv) holding the reference implementations the tests compare
+# against. Cheap to run again: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEBIAN_PACKAGES=(
+  build-essential cmake pkg-config ninja-build clang-format
+  libopenblas-dev libcjson-dev libutf8proc-dev libpcre2-dev libstb-dev
+  libcairo2-dev libpango1.0-dev libmicrohttpd-dev
+  ripser python3-venv
+)
+
+missing=()
+for p in "${DEBIAN_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "deps: installing Debian packages: ${missing[*]}" >&2
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# Python references for the tests (scipy, GUDHI). Versions pinned so CI is repeatable.
+PY_PACKAGES=(numpy==2.1.3 scipy==1.14.1 gudhi==3.11.0 pytest==8.3.3)
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import numpy, scipy, gudhi, pytest" 2>/dev/null; then
+  echo "deps: creating .venv with ${PY_PACKAGES[*]}" >&2
+  python3 -m venv .venv
+  .venv/bin/pip install -q --upgrade pip >/dev/null
+  .venv/bin/pip install -q "${PY_PACKAGES[@]}"
+fi
