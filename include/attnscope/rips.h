@@ -46,8 +46,8 @@ typedef struct ats_representative {
 typedef struct ats_rips_result {
     int max_dim;
     size_t n_points;
-    double threshold;                     /* the threshold actually used */
-    double min_value, max_value;          /* range of the off-diagonal distances */
+    double threshold;                       /* the threshold actually used */
+    double min_value, max_value;            /* range of the off-diagonal distances */
     ats_diagram dims[ATS_RIPS_MAX_DIM + 1]; /* dims[k]: pairs of H_k, k = 0..max_dim */
     /* Birth and death simplices of every reported pair, as (dimension-k simplex index,
        dimension-(k+1) simplex index) in the combinatorial number system; death -1 if essential. */
@@ -70,8 +70,8 @@ ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_option
  * OpenMP threads (0: all cores). outs[i] and errs[i] (errs may be NULL) receive each result;
  * returns the first non-OK status in index order, or ATS_OK. */
 ats_status ats_rips_compute_batch(size_t count, const size_t *ns, const double *const *lowers,
-                                  const ats_rips_options *opt, int n_threads,
-                                  ats_rips_result *outs, ats_error *errs);
+                                  const ats_rips_options *opt, int n_threads, ats_rips_result *outs,
+                                  ats_error *errs);
 
 /* Releases everything inside r and zeroes it; NULL is a no-op. */
 void ats_rips_result_free(ats_rips_result *r);

@@ -5,8 +5,8 @@
 
 #include "attnscope/core.h"
 
-#define ATS_EXIT_OK 0
-#define ATS_EXIT_FAIL 1
+#define ATS_EXIT_OK    0
+#define ATS_EXIT_FAIL  1
 #define ATS_EXIT_INPUT 2
 
 /* Each subcommand: argv[0] is the subcommand's name. Returns the process exit code. */

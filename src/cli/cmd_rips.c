@@ -1,6 +1,295 @@
+/* attnscope rips: Vietoris–Rips persistence of a file, printed in Ripser's text format. */
 #include "cli.h"
+#include "attnscope/rips.h"
+
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char USAGE[] =
+    "usage: attnscope rips FILE [options]\n"
+    "\n"
+    "Vietoris–Rips persistent homology of a finite metric. Prints Ripser's text format.\n"
+    "\n"
+    "  --format F          lower-distance (default; Ripser's), distance (full matrix),\n"
+    "                      point-cloud (one point a line), npy ([n][n] or a batch [B][n][n]);\n"
+    "                      a .npy file name implies npy\n"
+    "  --dim K             compute H_0 .. H_K (default 1)\n"
+    "  --threshold T       largest diameter in the filtration (default: enclosing radius)\n"
+    "  --modulus P         coefficients in Z/P, P prime (default 2)\n"
+    "  --ratio R           report only pairs with death > R * birth (default 1)\n"
+    "  --min-persistence E report only pairs with death - birth > E (default 0)\n"
+    "  --symmetrize        accept an asymmetric full matrix, using (A + A^T) / 2\n"
+    "  --json OUT          also write {\"dims\":[{\"dim\":k,\"pairs\":[[b,d],...]},...]} to OUT\n"
+    "                      (null death = essential class)\n"
+    "  --cocycles          print a representative cocycle of every class in dim >= 1 (and\n"
+    "                      include them in --json)\n"
+    "  --precision N       significant digits printed (default 6, as Ripser)\n"
+    "  --threads N         threads for a batch of matrices (default: all cores)\n"
+    "  --quiet             print only the intervals\n";
+
+typedef struct rips_args {
+    const char *file, *json;
+    ats_metric_format format;
+    int format_given, symmetrize, cocycles, precision, threads, quiet;
+    ats_rips_options opt;
+} rips_args;
+
+static void print_value(FILE *fp, double v, int precision) {
+    fprintf(fp, "%.*g", precision, v);
+}
+
+static void print_result(FILE *fp, const ats_rips_result *r, const rips_args *a, int eff_dim) {
+    for (int k = 0; k <= eff_dim; k++) {
+        fprintf(fp, "persistence intervals in dim %d:\n", k);
+        const ats_diagram *d = &r->dims[k];
+        for (size_t i = 0; i < d->count; i++) {
+            fputs(" [", fp);
+            print_value(fp, d->pairs[2 * i], a->precision);
+            fputc(',', fp);
+            if (isinf(d->pairs[2 * i + 1]))
+                fputc(' ', fp);
+            else
+                print_value(fp, d->pairs[2 * i + 1], a->precision);
+            fputc(')', fp);
+            if (a->cocycles && k >= 1 && r->cocycles[k]) {
+                const ats_representative *rep = &r->cocycles[k][i];
+                fputs(": {", fp);
+                for (size_t s = 0; s < rep->count; s++) {
+                    fputs(s ? ", [" : "[", fp);
+                    for (int v = 0; v <= k; v++)
+                        fprintf(fp, v ? ",%d" : "%d",
+                                rep->vertices[s * (size_t)(k + 1) + (size_t)v]);
+                    fprintf(fp, "]:%u", rep->coefs[s]);
+                }
+                fputc('}', fp);
+            }
+            fputc('\n', fp);
+        }
+    }
+}
+
+static void json_number(FILE *fp, double v) {
+    if (isinf(v))
+        fputs("null", fp);
+    else
+        fprintf(fp, "%.17g", v);
+}
+
+static void json_result(FILE *fp, const ats_rips_result *r, int cocycles) {
+    fprintf(fp, "{\"n_points\":%zu,\"threshold\":", r->n_points);
+    json_number(fp, r->threshold);
+    fputs(",\"dims\":[", fp);
+    for (int k = 0; k <= r->max_dim; k++) {
+        const ats_diagram *d = &r->dims[k];
+        fprintf(fp, "%s{\"dim\":%d,\"pairs\":[", k ? "," : "", k);
+        for (size_t i = 0; i < d->count; i++) {
+            fputs(i ? ",[" : "[", fp);
+            json_number(fp, d->pairs[2 * i]);
+            fputc(',', fp);
+            json_number(fp, d->pairs[2 * i + 1]);
+            fputc(']', fp);
+        }
+        fputc(']', fp);
+        if (cocycles && k >= 1 && r->cocycles[k]) {
+            fputs(",\"cocycles\":[", fp);
+            for (size_t i = 0; i < d->count; i++) {
+                const ats_representative *rep = &r->cocycles[k][i];
+                fputs(i ? ",[" : "[", fp);
+                for (size_t s = 0; s < rep->count; s++) {
+                    fputs(s ? ",[" : "[", fp);
+                    for (int v = 0; v <= k; v++)
+                        fprintf(fp, "%d,", rep->vertices[s * (size_t)(k + 1) + (size_t)v]);
+                    fprintf(fp, "%u]", rep->coefs[s]);
+                }
+                fputc(']', fp);
+            }
+            fputc(']', fp);
+        }
+        fputc('}', fp);
+    }
+    fputs("]}", fp);
+}
+
+static int parse_args(int argc, char **argv, rips_args *a) {
+    memset(a, 0, sizeof *a);
+    ats_rips_options_init(&a->opt);
+    a->format = ATS_METRIC_LOWER_DISTANCE;
+    a->precision = 6;
+    for (int i = 1; i < argc; i++) {
+        const char *s = argv[i];
+        const char *v = (i + 1 < argc) ? argv[i + 1] : NULL;
+        long l;
+        double d;
+        if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
+            fputs(USAGE, stdout);
+            exit(ATS_EXIT_OK);
+        } else if (!strcmp(s, "--format")) {
+            if (!v) return ats_cli_usage_error("rips", "--format needs a value");
+            if (!strcmp(v, "distance"))
+                a->format = ATS_METRIC_DISTANCE;
+            else if (!strcmp(v, "lower-distance"))
+                a->format = ATS_METRIC_LOWER_DISTANCE;
+            else if (!strcmp(v, "point-cloud"))
+                a->format = ATS_METRIC_POINT_CLOUD;
+            else if (!strcmp(v, "npy"))
+                a->format = ATS_METRIC_NPY;
+            else
+                return ats_cli_usage_error("rips", "unknown --format '%s'", v);
+            a->format_given = 1;
+            i++;
+        } else if (!strcmp(s, "--dim")) {
+            if (!ats_cli_parse_long(v, 0, ATS_RIPS_MAX_DIM, &l))
+                return ats_cli_usage_error("rips", "--dim needs an integer in 0..%d",
+                                           ATS_RIPS_MAX_DIM);
+            a->opt.max_dim = (int)l;
+            i++;
+        } else if (!strcmp(s, "--threshold")) {
+            if (!ats_cli_parse_double(v, 1, &d) || d < 0)
+                return ats_cli_usage_error("rips", "--threshold needs a number >= 0");
+            a->opt.threshold = d;
+            i++;
+        } else if (!strcmp(s, "--modulus")) {
+            if (!ats_cli_parse_long(v, 2, 65535, &l))
+                return ats_cli_usage_error("rips", "--modulus needs a prime below 65536");
+            a->opt.modulus = (unsigned)l;
+            i++;
+        } else if (!strcmp(s, "--ratio")) {
+            if (!ats_cli_parse_double(v, 0, &d) || d < 0)
+                return ats_cli_usage_error("rips", "--ratio needs a number >= 0");
+            a->opt.ratio = d;
+            i++;
+        } else if (!strcmp(s, "--min-persistence")) {
+            if (!ats_cli_parse_double(v, 0, &d))
+                return ats_cli_usage_error("rips", "--min-persistence needs a number");
+            a->opt.min_persistence = d;
+            i++;
+        } else if (!strcmp(s, "--json")) {
+            if (!v) return ats_cli_usage_error("rips", "--json needs a file name");
+            a->json = v;
+            i++;
+        } else if (!strcmp(s, "--precision")) {
+            if (!ats_cli_parse_long(v, 1, 17, &l))
+                return ats_cli_usage_error("rips", "--precision needs an integer in 1..17");
+            a->precision = (int)l;
+            i++;
+        } else if (!strcmp(s, "--threads")) {
+            if (!ats_cli_parse_long(v, 0, 4096, &l))
+                return ats_cli_usage_error("rips", "--threads needs an integer >= 0");
+            a->threads = (int)l;
+            i++;
+        } else if (!strcmp(s, "--symmetrize")) {
+            a->symmetrize = 1;
+        } else if (!strcmp(s, "--cocycles")) {
+            a->cocycles = 1;
+            a->opt.want_cocycles = 1;
+        } else if (!strcmp(s, "--quiet")) {
+            a->quiet = 1;
+        } else if (s[0] == '-' && s[1] == '-') {
+            return ats_cli_usage_error("rips", "unknown option '%s' (see --help)", s);
+        } else if (!a->file) {
+            a->file = s;
+        } else {
+            return ats_cli_usage_error("rips", "more than one input file ('%s', '%s')", a->file, s);
+        }
+    }
+    if (!a->file) return ats_cli_usage_error("rips", "no input file (see --help)");
+    size_t len = strlen(a->file);
+    if (!a->format_given && len > 4 && !strcmp(a->file + len - 4, ".npy"))
+        a->format = ATS_METRIC_NPY;
+    return ATS_EXIT_OK;
+}
+
 int ats_cmd_rips(int argc, char **argv) {
-    fprintf(stderr, "attnscope rips: under construction\n");
-    return ATS_EXIT_FAIL;
+    rips_args a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc) return rc;
+    ats_error err;
+    ats_error_clear(&err);
+    size_t count, n;
+    double *lowers;
+    ats_status st = ats_metric_read(a.file, a.format, a.symmetrize, &count, &n, &lowers, &err);
+    if (st) return ats_cli_fail(&err);
+    size_t m = n * (n - 1) / 2;
+    const double **ptrs = malloc(count * sizeof *ptrs);
+    size_t *ns = malloc(count * sizeof *ns);
+    ats_rips_result *res = calloc(count, sizeof *res);
+    ats_error *errs = calloc(count, sizeof *errs);
+    if (!ptrs || !ns || !res || !errs) {
+        free(lowers);
+        free(ptrs);
+        free(ns);
+        free(res);
+        free(errs);
+        ats_error_set(&err, ATS_ERR_NOMEM, "rips: out of memory");
+        return ats_cli_fail(&err);
+    }
+    for (size_t i = 0; i < count; i++) {
+        ptrs[i] = lowers + i * m;
+        ns[i] = n;
+    }
+    st = ats_rips_compute_batch(count, ns, ptrs, &a.opt, a.threads, res, errs);
+    if (st) {
+        for (size_t i = 0; i < count; i++)
+            if (errs[i].status) {
+                err = errs[i];
+                if (count > 1) {
+                    char msg[2 * ATS_ERROR_MESSAGE_MAX];
+                    snprintf(msg, sizeof msg, "%s: matrix %zu: %s", a.file, i, errs[i].message);
+                    snprintf(err.message, sizeof err.message, "%s", msg);
+                }
+                break;
+            }
+        rc = ats_cli_fail(&err);
+        goto done;
+    }
+    /* JSON first: if it cannot be written, print nothing. */
+    if (a.json) {
+        ats_outfile of;
+        if ((st = ats_outfile_open(&of, a.json, &err)) != ATS_OK) {
+            rc = ats_cli_fail(&err);
+            goto done;
+        }
+        if (count == 1)
+            json_result(of.fp, &res[0], a.cocycles);
+        else {
+            fputs("{\"batch\":[", of.fp);
+            for (size_t i = 0; i < count; i++) {
+                if (i) fputc(',', of.fp);
+                json_result(of.fp, &res[i], a.cocycles);
+            }
+            fputs("]}", of.fp);
+        }
+        fputc('\n', of.fp);
+        if ((st = ats_outfile_commit(&of, &err)) != ATS_OK) {
+            rc = ats_cli_fail(&err);
+            goto done;
+        }
+    }
+    for (size_t i = 0; i < count; i++) {
+        const ats_rips_result *r = &res[i];
+        /* Ripser prints dimensions up to min(K, n-2). */
+        int eff = a.opt.max_dim;
+        if ((long)eff > (long)n - 2) eff = n >= 2 ? (int)n - 2 : 0;
+        if (count > 1) printf("matrix %zu:\n", i);
+        if (!a.quiet) {
+            printf("value range: [%g,%g]\n", r->min_value, r->max_value);
+            if (isinf(a.opt.threshold))
+                printf("distance matrix with %zu points, using threshold at enclosing radius %g\n",
+                       n, r->threshold);
+            else
+                printf("distance matrix with %zu points, using threshold %g\n", n, r->threshold);
+        }
+        print_result(stdout, r, &a, eff);
+    }
+    rc = ATS_EXIT_OK;
+done:
+    for (size_t i = 0; i < count; i++) ats_rips_result_free(&res[i]);
+    free(res);
+    free(errs);
+    free(ptrs);
+    free(ns);
+    free(lowers);
+    return rc;
 }

@@ -25,13 +25,16 @@ static void print_usage(FILE *fp) {
 }
 
 int ats_cli_fail(const ats_error *err) {
-    fprintf(stderr, "attnscope: %s\n", err->message[0] ? err->message : ats_status_str(err->status));
+    fprintf(stderr, "attnscope: %s\n",
+            err->message[0] ? err->message : ats_status_str(err->status));
     switch (err->status) {
     case ATS_ERR_FORMAT:
     case ATS_ERR_INVALID:
     case ATS_ERR_RANGE:
-    case ATS_ERR_IO: return ATS_EXIT_INPUT;
-    default: return ATS_EXIT_FAIL;
+    case ATS_ERR_IO:
+        return ATS_EXIT_INPUT;
+    default:
+        return ATS_EXIT_FAIL;
     }
 }
 

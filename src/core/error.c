@@ -6,12 +6,18 @@
 
 const char *ats_status_str(ats_status status) {
     switch (status) {
-    case ATS_OK: return "ok";
-    case ATS_ERR_NOMEM: return "out of memory";
-    case ATS_ERR_IO: return "input/output error";
-    case ATS_ERR_FORMAT: return "malformed input";
-    case ATS_ERR_INVALID: return "invalid value";
-    case ATS_ERR_RANGE: return "size out of range";
+    case ATS_OK:
+        return "ok";
+    case ATS_ERR_NOMEM:
+        return "out of memory";
+    case ATS_ERR_IO:
+        return "input/output error";
+    case ATS_ERR_FORMAT:
+        return "malformed input";
+    case ATS_ERR_INVALID:
+        return "invalid value";
+    case ATS_ERR_RANGE:
+        return "size out of range";
     }
     return "unknown status";
 }

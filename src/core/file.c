@@ -100,8 +100,7 @@ ats_status ats_file_read_all(const char *path, size_t max_bytes, char **out, siz
     }
     if (n > max_bytes) {
         free(buf);
-        return ats_error_set(err, ATS_ERR_RANGE, "%s: file larger than %zu bytes", path,
-                             max_bytes);
+        return ats_error_set(err, ATS_ERR_RANGE, "%s: file larger than %zu bytes", path, max_bytes);
     }
     buf[n] = '\0';
     *out = buf;

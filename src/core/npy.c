@@ -7,14 +7,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-static size_t dtype_size(ats_dtype t) { return (t == ATS_F32 || t == ATS_I32) ? 4 : 8; }
+static size_t dtype_size(ats_dtype t) {
+    return (t == ATS_F32 || t == ATS_I32) ? 4 : 8;
+}
 
 static const char *dtype_descr(ats_dtype t) {
     switch (t) {
-    case ATS_F32: return "<f4";
-    case ATS_F64: return "<f8";
-    case ATS_I32: return "<i4";
-    case ATS_I64: return "<i8";
+    case ATS_F32:
+        return "<f4";
+    case ATS_F64:
+        return "<f8";
+    case ATS_I32:
+        return "<i4";
+    case ATS_I64:
+        return "<i8";
     }
     return "?";
 }
@@ -94,10 +100,14 @@ ats_status ats_npy_read(const char *path, ats_npy *out, ats_error *err) {
         goto done;
     }
     d++;
-    if (!strncmp(d, "<f4", 3)) out->dtype = ATS_F32;
-    else if (!strncmp(d, "<f8", 3)) out->dtype = ATS_F64;
-    else if (!strncmp(d, "<i4", 3)) out->dtype = ATS_I32;
-    else if (!strncmp(d, "<i8", 3)) out->dtype = ATS_I64;
+    if (!strncmp(d, "<f4", 3))
+        out->dtype = ATS_F32;
+    else if (!strncmp(d, "<f8", 3))
+        out->dtype = ATS_F64;
+    else if (!strncmp(d, "<i4", 3))
+        out->dtype = ATS_I32;
+    else if (!strncmp(d, "<i8", 3))
+        out->dtype = ATS_I64;
     else {
         st = ats_error_set(err, ATS_ERR_FORMAT,
                            "%s: unsupported .npy dtype '%.8s' (expected <f4, <f8, <i4 or <i8)",
@@ -153,9 +163,9 @@ ats_status ats_npy_read(const char *path, ats_npy *out, ats_error *err) {
     }
     long fsize = ftell(fp);
     if (fsize < 0 || (size_t)fsize < off + hlen || (size_t)fsize - off - hlen != bytes) {
-        st = ats_error_set(err, ATS_ERR_FORMAT,
-                           "%s: .npy data is %ld bytes but its shape needs %zu", path,
-                           fsize < 0 ? -1L : (long)((size_t)fsize - off - hlen), bytes);
+        st =
+            ats_error_set(err, ATS_ERR_FORMAT, "%s: .npy data is %ld bytes but its shape needs %zu",
+                          path, fsize < 0 ? -1L : (long)((size_t)fsize - off - hlen), bytes);
         goto done;
     }
     if (fseek(fp, (long)(off + hlen), SEEK_SET) != 0) {
@@ -198,7 +208,15 @@ ats_status ats_npy_write(const char *path, ats_dtype dtype, int ndim, const size
     size_t total = 10 + (size_t)len + 1;
     size_t pad = (64 - total % 64) % 64;
     size_t hlen = (size_t)len + pad + 1;
-    unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hlen & 0xff),
+    unsigned char pre[10] = {0x93,
+                             'N',
+                             'U',
+                             'M',
+                             'P',
+                             'Y',
+                             1,
+                             0,
+                             (unsigned char)(hlen & 0xff),
                              (unsigned char)(hlen >> 8)};
     size_t bytes;
     if (!ats_size_mul(count, dtype_size(dtype), &bytes))

@@ -1,0 +1,1087 @@
+/* Vietoris–Rips persistent homology by persistent cohomology with clearing.
+ *
+ * Simplices are integers: a k-simplex with vertices v_k > ... > v_0 has index
+ * sum_i C(v_i, i+1) (the combinatorial number system), so neither the complex nor the coboundary
+ * matrix is ever stored. Columns are processed in reverse filtration order (diameter descending,
+ * index ascending); the pivot of a column is its cofacet that comes first in the filtration
+ * (smallest diameter, then largest index). Zero-persistence apparent pairs are skipped outright,
+ * and emergent pairs are paired without building their coboundary (Bauer, "Ripser", 2021).
+ *
+ * Entries pack the coefficient in the top bits of the simplex index so that a heap entry is
+ * 16 bytes: (diameter, index | coef << index_bits). */
+#include "attnscope/rips.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+typedef struct entry {
+    double diam;
+    uint64_t ic; /* index | coef << index_bits */
+} entry;
+
+typedef struct neighbor {
+    int32_t v;
+    double d;
+} neighbor;
+
+typedef struct pivot_slot {
+    int64_t key; /* simplex index of the pivot; -1 = empty */
+    int64_t column;
+    uint32_t coef; /* coefficient of the pivot in that column's reduced coboundary */
+} pivot_slot;
+
+typedef struct pivot_map {
+    pivot_slot *slots;
+    size_t mask, count;
+} pivot_map;
+
+typedef struct heap {
+    entry *a;
+    size_t len, cap;
+} heap;
+
+typedef struct entry_vec {
+    entry *a;
+    size_t len, cap;
+} entry_vec;
+
+typedef struct pair_vec {
+    double *pairs;  /* [len][2] */
+    int64_t *birth; /* [len] */
+    int64_t *death; /* [len] */
+    size_t len, cap;
+    ats_representative *reps; /* [len] when representatives are wanted */
+} pair_vec;
+
+typedef struct rips {
+    size_t n;
+    const double *lower; /* [n(n-1)/2] */
+    double threshold;
+    int dim_max;
+    uint32_t modulus;
+    uint32_t *inverse; /* [modulus] multiplicative inverses */
+    int index_bits;
+    uint64_t index_mask;
+    int k_max;        /* binomials C(v, k) for k <= k_max */
+    int64_t *binom;   /* [k_max+1][n+1] */
+    int sparse;       /* coboundaries from neighbour lists */
+    size_t *nb_start; /* [n+1] */
+    neighbor *nb;     /* neighbours of each vertex within threshold, by vertex descending */
+    int want_cocycles;
+    const ats_rips_options *opt;
+    pair_vec out[ATS_RIPS_MAX_DIM + 1];
+    int oom;
+} rips;
+
+/* ---- small helpers */
+
+static inline int64_t binom(const rips *r, int64_t v, int k) {
+    return (k > r->k_max || v < 0) ? 0 : r->binom[(size_t)k * (r->n + 1) + (size_t)v];
+}
+
+static inline double dist(const rips *r, int64_t i, int64_t j) {
+    if (i == j) return 0.0;
+    if (i < j) {
+        int64_t t = i;
+        i = j;
+        j = t;
+    }
+    return r->lower[(size_t)(i * (i - 1) / 2 + j)];
+}
+
+static inline int64_t e_index(const rips *r, entry e) {
+    return (int64_t)(e.ic & r->index_mask);
+}
+static inline uint32_t e_coef(const rips *r, entry e) {
+    return (uint32_t)(e.ic >> r->index_bits);
+}
+static inline entry make_entry(const rips *r, double diam, int64_t index, uint32_t coef) {
+    entry e = {diam, (uint64_t)index | ((uint64_t)coef << r->index_bits)};
+    return e;
+}
+
+/* Filtration order: a comes strictly before b. */
+static inline int filt_before(const rips *r, entry a, entry b) {
+    if (a.diam != b.diam) return a.diam < b.diam;
+    return e_index(r, a) > e_index(r, b);
+}
+
+/* Largest v in [k-1, top] with C(v, k) <= idx (binary search, as the vertices of a simplex are
+ * recovered top-down). */
+static int64_t max_vertex(const rips *r, int64_t idx, int k, int64_t top) {
+    int64_t lo = k - 1, hi = top; /* C(lo, k) = 0 <= idx */
+    while (lo < hi) {
+        int64_t mid = hi - (hi - lo) / 2;
+        if (binom(r, mid, k) <= idx)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return lo;
+}
+
+/* Vertices of a dim-simplex, descending, into v[0..dim]. */
+static void simplex_vertices(const rips *r, int64_t idx, int dim, int32_t *v) {
+    int64_t top = (int64_t)r->n - 1;
+    for (int k = dim + 1; k >= 1; k--) {
+        top = max_vertex(r, idx, k, top);
+        v[dim + 1 - k] = (int32_t)top;
+        idx -= binom(r, top, k);
+        top--;
+    }
+}
+
+static double vertices_diameter(const rips *r, const int32_t *v, int nv) {
+    double d = 0.0;
+    for (int i = 0; i < nv; i++)
+        for (int j = i + 1; j < nv; j++) {
+            double x = dist(r, v[i], v[j]);
+            if (x > d) d = x;
+        }
+    return d;
+}
+
+static uint32_t mod_mul(uint32_t a, uint32_t b, uint32_t p) {
+    return (uint32_t)(((uint64_t)a * b) % p);
+}
+
+/* ---- heap of entries, top = first in filtration order */
+
+static int heap_push(rips *r, heap *h, entry e) {
+    if (h->len == h->cap) {
+        size_t nc = h->cap ? h->cap * 2 : 64;
+        entry *na = realloc(h->a, nc * sizeof *na);
+        if (!na) {
+            r->oom = 1;
+            return 0;
+        }
+        h->a = na;
+        h->cap = nc;
+    }
+    size_t i = h->len++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!filt_before(r, e, h->a[p])) break;
+        h->a[i] = h->a[p];
+        i = p;
+    }
+    h->a[i] = e;
+    return 1;
+}
+
+static void heap_pop(const rips *r, heap *h) {
+    entry last = h->a[--h->len];
+    size_t n = h->len, i = 0;
+    if (n == 0) return;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && filt_before(r, h->a[c + 1], h->a[c])) c++;
+        if (!filt_before(r, h->a[c], last)) break;
+        h->a[i] = h->a[c];
+        i = c;
+    }
+    h->a[i] = last;
+}
+
+/* Pops the pivot: combines all entries of the top index; skips indices that cancel to zero.
+ * Returns 0 when the column is zero. */
+static int heap_pop_pivot(const rips *r, heap *h, entry *out) {
+    while (h->len) {
+        entry p = h->a[0];
+        heap_pop(r, h);
+        int64_t idx = e_index(r, p);
+        uint32_t c = e_coef(r, p);
+        while (h->len && e_index(r, h->a[0]) == idx) {
+            c = (c + e_coef(r, h->a[0])) % r->modulus;
+            heap_pop(r, h);
+        }
+        if (c != 0) {
+            *out = make_entry(r, p.diam, idx, c);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int heap_get_pivot(rips *r, heap *h, entry *out) {
+    if (!heap_pop_pivot(r, h, out)) return 0;
+    heap_push(r, h, *out);
+    return 1;
+}
+
+/* ---- pivot hash map: simplex index -> (column, coefficient) */
+
+static inline size_t hash_index(int64_t k) {
+    uint64_t x = (uint64_t)k * 0x9E3779B97F4A7C15ull;
+    return (size_t)(x ^ (x >> 29));
+}
+
+static int pivot_map_init(pivot_map *m, size_t expect) {
+    size_t cap = 64;
+    while (cap < expect * 2) cap *= 2;
+    m->slots = malloc(cap * sizeof *m->slots);
+    if (!m->slots) return 0;
+    for (size_t i = 0; i < cap; i++) m->slots[i].key = -1;
+    m->mask = cap - 1;
+    m->count = 0;
+    return 1;
+}
+
+static const pivot_slot *pivot_map_find(const pivot_map *m, int64_t key) {
+    for (size_t i = hash_index(key) & m->mask;; i = (i + 1) & m->mask) {
+        if (m->slots[i].key == key) return &m->slots[i];
+        if (m->slots[i].key == -1) return NULL;
+    }
+}
+
+static int pivot_map_insert(rips *r, pivot_map *m, int64_t key, int64_t column, uint32_t coef) {
+    if ((m->count + 1) * 2 > m->mask + 1) {
+        size_t cap = (m->mask + 1) * 2;
+        pivot_slot *ns = malloc(cap * sizeof *ns);
+        if (!ns) {
+            r->oom = 1;
+            return 0;
+        }
+        for (size_t i = 0; i < cap; i++) ns[i].key = -1;
+        for (size_t i = 0; i <= m->mask; i++) {
+            if (m->slots[i].key == -1) continue;
+            size_t j = hash_index(m->slots[i].key) & (cap - 1);
+            while (ns[j].key != -1) j = (j + 1) & (cap - 1);
+            ns[j] = m->slots[i];
+        }
+        free(m->slots);
+        m->slots = ns;
+        m->mask = cap - 1;
+    }
+    size_t i = hash_index(key) & m->mask;
+    while (m->slots[i].key != -1) i = (i + 1) & m->mask;
+    m->slots[i].key = key;
+    m->slots[i].column = column;
+    m->slots[i].coef = coef;
+    m->count++;
+    return 1;
+}
+
+/* ---- growable vectors */
+
+static int vec_push(rips *r, entry_vec *v, entry e) {
+    if (v->len == v->cap) {
+        size_t nc = v->cap ? v->cap * 2 : 256;
+        entry *na = realloc(v->a, nc * sizeof *na);
+        if (!na) {
+            r->oom = 1;
+            return 0;
+        }
+        v->a = na;
+        v->cap = nc;
+    }
+    v->a[v->len++] = e;
+    return 1;
+}
+
+static int pair_push(rips *r, int dim, double birth, double death, int64_t bs, int64_t ds) {
+    pair_vec *p = &r->out[dim];
+    if (p->len == p->cap) {
+        size_t nc = p->cap ? p->cap * 2 : 16;
+        double *np = realloc(p->pairs, nc * 2 * sizeof *np);
+        if (np) p->pairs = np;
+        int64_t *nb = realloc(p->birth, nc * sizeof *nb);
+        if (nb) p->birth = nb;
+        int64_t *nd = realloc(p->death, nc * sizeof *nd);
+        if (nd) p->death = nd;
+        ats_representative *nr = NULL;
+        if (r->want_cocycles && dim >= 1) {
+            nr = realloc(p->reps, nc * sizeof *nr);
+            if (nr) p->reps = nr;
+        }
+        if (!np || !nb || !nd || (r->want_cocycles && dim >= 1 && !nr)) {
+            r->oom = 1;
+            return 0;
+        }
+        p->cap = nc;
+    }
+    p->pairs[2 * p->len] = birth;
+    p->pairs[2 * p->len + 1] = death;
+    p->birth[p->len] = bs;
+    p->death[p->len] = ds;
+    if (p->reps) memset(&p->reps[p->len], 0, sizeof p->reps[p->len]);
+    p->len++;
+    return 1;
+}
+
+static int keep_pair(const rips *r, double birth, double death) {
+    return death > birth * r->opt->ratio && death - birth > r->opt->min_persistence;
+}
+
+/* ---- sorting entries by (diameter, index) */
+
+/* Reverse filtration order: larger diameter first, then smaller index. */
+static inline int col_before(const rips *r, entry a, entry b) {
+    return filt_before(r, b, a);
+}
+
+static void sort_columns(const rips *r, entry *a, size_t n) {
+    while (n > 24) {
+        /* median of three pivot */
+        entry x = a[0], y = a[n / 2], z = a[n - 1], pv;
+        if (col_before(r, x, y))
+            pv = col_before(r, y, z) ? y : (col_before(r, x, z) ? z : x);
+        else
+            pv = col_before(r, x, z) ? x : (col_before(r, y, z) ? z : y);
+        size_t i = 0, j = n - 1;
+        for (;;) {
+            while (col_before(r, a[i], pv)) i++;
+            while (col_before(r, pv, a[j])) j--;
+            if (i >= j) break;
+            entry t = a[i];
+            a[i] = a[j];
+            a[j] = t;
+            i++;
+            j--;
+        }
+        /* recurse into the smaller part, loop on the larger */
+        size_t left = j + 1;
+        if (left < n - left) {
+            sort_columns(r, a, left);
+            a += left;
+            n -= left;
+        } else {
+            sort_columns(r, a + left, n - left);
+            n = left;
+        }
+    }
+    for (size_t i = 1; i < n; i++) {
+        entry t = a[i];
+        size_t j = i;
+        while (j > 0 && col_before(r, t, a[j - 1])) {
+            a[j] = a[j - 1];
+            j--;
+        }
+        a[j] = t;
+    }
+}
+
+/* ---- coboundary enumeration
+ *
+ * Cofacets of a dim-simplex come out in decreasing index order. With all == 0 only the
+ * cofacets whose new vertex is above every vertex of the simplex are produced, so that every
+ * (dim+1)-simplex is produced exactly once when enumerating from all dim-simplices. */
+
+typedef struct cob_enum {
+    const rips *r;
+    int64_t idx_below, idx_above;
+    int64_t v; /* dense: next candidate vertex */
+    int k;
+    int dim;
+    double diam;
+    uint32_t coef;
+    int32_t vert[ATS_RIPS_MAX_DIM + 2]; /* descending */
+    /* sparse: one cursor per vertex into its neighbour list (descending vertex order) */
+    size_t it[ATS_RIPS_MAX_DIM + 2], end[ATS_RIPS_MAX_DIM + 2];
+    int32_t next_v;
+    double next_d;
+} cob_enum;
+
+static void cob_init(cob_enum *c, const rips *r, entry s, int dim) {
+    c->r = r;
+    c->idx_below = e_index(r, s);
+    c->idx_above = 0;
+    c->v = (int64_t)r->n - 1;
+    c->k = dim + 1;
+    c->dim = dim;
+    c->diam = s.diam;
+    c->coef = e_coef(r, s);
+    simplex_vertices(r, c->idx_below, dim, c->vert);
+    if (r->sparse)
+        for (int i = 0; i <= dim; i++) {
+            c->it[i] = r->nb_start[c->vert[i]];
+            c->end[i] = r->nb_start[c->vert[i] + 1];
+        }
+}
+
+/* Advances to the next cofacet; returns 0 when there is none. */
+static int cob_next(cob_enum *c, int all, entry *out) {
+    const rips *r = c->r;
+    int nv = c->dim + 1;
+    if (!r->sparse) {
+        for (;;) {
+            if (c->v < c->k) return 0;
+            if (!all && binom(r, c->v, c->k) <= c->idx_below) return 0;
+            /* vertices of the simplex are skipped, moving their weight above the new vertex */
+            while (binom(r, c->v, c->k) <= c->idx_below) {
+                c->idx_below -= binom(r, c->v, c->k);
+                c->idx_above += binom(r, c->v, c->k + 1);
+                c->v--;
+                c->k--;
+                if (c->v < c->k) return 0;
+            }
+            double d = c->diam;
+            int64_t v = c->v;
+            for (int i = 0; i < nv; i++) {
+                double x = dist(r, v, c->vert[i]);
+                if (x > d) d = x;
+            }
+            c->v--;
+            if (d > r->threshold) continue;
+            int64_t index = c->idx_above + binom(r, v, c->k + 1) + c->idx_below;
+            uint32_t coef = (c->k & 1) ? mod_mul(r->modulus - 1, c->coef, r->modulus) : c->coef;
+            *out = make_entry(r, d, index, coef);
+            return 1;
+        }
+    }
+    /* sparse: common neighbours of all vertices, in decreasing vertex order */
+    for (;;) {
+        if (c->it[0] == c->end[0]) return 0;
+        const neighbor *n0 = &r->nb[c->it[0]];
+        int32_t w = n0->v;
+        double d = n0->d > c->diam ? n0->d : c->diam;
+        int ok = 1;
+        for (int i = 1; i < nv; i++) {
+            while (c->it[i] < c->end[i] && r->nb[c->it[i]].v > w) c->it[i]++;
+            if (c->it[i] == c->end[i]) return 0;
+            if (r->nb[c->it[i]].v != w) {
+                ok = 0;
+                break;
+            }
+            if (r->nb[c->it[i]].d > d) d = r->nb[c->it[i]].d;
+        }
+        c->it[0]++;
+        if (!ok) continue;
+        /* move vertices of the simplex that lie above w into idx_above */
+        while (c->k > 0 && c->vert[nv - c->k] > w) {
+            if (!all) return 0;
+            int32_t x = c->vert[nv - c->k];
+            c->idx_below -= binom(r, x, c->k);
+            c->idx_above += binom(r, x, c->k + 1);
+            c->k--;
+        }
+        int64_t index = c->idx_above + binom(r, w, c->k + 1) + c->idx_below;
+        uint32_t coef = (c->k & 1) ? mod_mul(r->modulus - 1, c->coef, r->modulus) : c->coef;
+        *out = make_entry(r, d, index, coef);
+        return 1;
+    }
+}
+
+/* ---- apparent pairs (zero persistence): sigma's oldest cofacet tau has the same diameter and
+ * sigma is tau's youngest facet. */
+
+/* The cofacet of s with the same diameter that comes first in the filtration, or index -1. */
+static entry zero_pivot_cofacet(const rips *r, entry s, int dim) {
+    cob_enum c;
+    cob_init(&c, r, s, dim);
+    entry e;
+    while (cob_next(&c, 1, &e))
+        if (e.diam == s.diam) return e;
+    return (entry){0, UINT64_MAX};
+}
+
+/* The facet of t (a dim-simplex) with the same diameter that comes last in the filtration
+ * (smallest index), or ic == UINT64_MAX. Its coefficient is the incidence [t : facet]. */
+static entry zero_pivot_facet(const rips *r, entry t, int dim) {
+    int32_t v[ATS_RIPS_MAX_DIM + 2], f[ATS_RIPS_MAX_DIM + 2];
+    simplex_vertices(r, e_index(r, t), dim, v);
+    /* Removing the top vertex first gives facets in increasing index order. */
+    for (int rm = 0; rm <= dim; rm++) {
+        int m = 0;
+        for (int i = 0; i <= dim; i++)
+            if (i != rm) f[m++] = v[i];
+        double d = vertices_diameter(r, f, dim);
+        if (d != t.diam) continue;
+        int64_t idx = 0;
+        for (int i = 0; i < dim; i++) idx += binom(r, f[i], dim - i);
+        /* [t : f] = (-1)^(number of vertices of f below the removed vertex) */
+        int below = dim - rm;
+        uint32_t coef = (below & 1) ? r->modulus - 1 : 1;
+        return make_entry(r, d, idx, coef);
+    }
+    return (entry){0, UINT64_MAX};
+}
+
+static int is_none(entry e) {
+    return e.ic == UINT64_MAX;
+}
+
+static entry zero_apparent_cofacet(const rips *r, entry s, int dim) {
+    entry t = zero_pivot_cofacet(r, s, dim);
+    if (is_none(t)) return t;
+    entry f = zero_pivot_facet(r, t, dim + 1);
+    if (!is_none(f) && e_index(r, f) == e_index(r, s)) return t;
+    return (entry){0, UINT64_MAX};
+}
+
+static entry zero_apparent_facet(const rips *r, entry t, int dim) {
+    entry f = zero_pivot_facet(r, t, dim);
+    if (is_none(f)) return f;
+    entry c = zero_pivot_cofacet(r, make_entry(r, f.diam, e_index(r, f), 1), dim - 1);
+    if (!is_none(c) && e_index(r, c) == e_index(r, t)) return f;
+    return (entry){0, UINT64_MAX};
+}
+
+/* ---- dimension 0: union-find over the edges in filtration order */
+
+static int64_t uf_find(int64_t *parent, int64_t x) {
+    while (parent[x] != x) {
+        parent[x] = parent[parent[x]];
+        x = parent[x];
+    }
+    return x;
+}
+
+/* Fills `edges` (all edges within threshold) and `columns` (edges that are not in the minimum
+ * spanning forest nor in an apparent pair, in reverse filtration order). */
+static int compute_dim0(rips *r, entry_vec *edges, entry_vec *columns) {
+    size_t n = r->n;
+    if (r->sparse) {
+        for (size_t i = 0; i < n; i++)
+            for (size_t t = r->nb_start[i]; t < r->nb_start[i + 1]; t++) {
+                size_t j = (size_t)r->nb[t].v;
+                if (j >= i) continue;
+                if (!vec_push(r, edges,
+                              make_entry(r, r->nb[t].d, (int64_t)(i * (i - 1) / 2 + j), 1)))
+                    return 0;
+            }
+    } else {
+        for (size_t i = 1; i < n; i++)
+            for (size_t j = 0; j < i; j++) {
+                double d = r->lower[i * (i - 1) / 2 + j];
+                if (d <= r->threshold &&
+                    !vec_push(r, edges, make_entry(r, d, (int64_t)(i * (i - 1) / 2 + j), 1)))
+                    return 0;
+            }
+    }
+    sort_columns(r, edges->a, edges->len); /* reverse filtration order */
+    int64_t *parent = malloc(n * sizeof *parent);
+    int32_t *rank = calloc(n, sizeof *rank);
+    int64_t *birth_vertex = malloc(n * sizeof *birth_vertex);
+    if (!parent || !rank || !birth_vertex) {
+        free(parent);
+        free(rank);
+        free(birth_vertex);
+        r->oom = 1;
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) parent[i] = birth_vertex[i] = (int64_t)i;
+    for (size_t t = edges->len; t-- > 0;) {
+        entry e = edges->a[t];
+        int32_t v[2];
+        simplex_vertices(r, e_index(r, e), 1, v);
+        int64_t a = uf_find(parent, v[0]), b = uf_find(parent, v[1]);
+        if (a != b) {
+            /* The younger component dies; all births are 0 so the choice only affects
+               which vertex is named as the birth. */
+            if (keep_pair(r, 0.0, e.diam))
+                pair_push(r, 0, 0.0, e.diam,
+                          birth_vertex[a] > birth_vertex[b] ? birth_vertex[a] : birth_vertex[b],
+                          e_index(r, e));
+            if (rank[a] < rank[b]) {
+                int64_t x = a;
+                a = b;
+                b = x;
+            }
+            parent[b] = a;
+            if (rank[a] == rank[b]) rank[a]++;
+            if (birth_vertex[b] < birth_vertex[a]) birth_vertex[a] = birth_vertex[b];
+        } else if (r->dim_max >= 1 && is_none(zero_apparent_cofacet(r, e, 1))) {
+            vec_push(r, columns, e);
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        if (uf_find(parent, (int64_t)i) == (int64_t)i)
+            pair_push(r, 0, 0.0, INFINITY, birth_vertex[i], -1);
+    free(parent);
+    free(rank);
+    free(birth_vertex);
+    /* columns were collected in filtration order; reduction wants the reverse */
+    for (size_t i = 0, j = columns->len; i + 1 < j; i++, j--) {
+        entry t = columns->a[i];
+        columns->a[i] = columns->a[j - 1];
+        columns->a[j - 1] = t;
+    }
+    return !r->oom;
+}
+
+/* ---- dimensions >= 1 */
+
+typedef struct reduction {
+    size_t *start; /* [ncols+1] */
+    entry_vec entries;
+} reduction;
+
+/* Pushes the simplex s into the reduction column and its coboundary into the working column. */
+static void add_simplex_coboundary(rips *r, entry s, int dim, heap *red, heap *cob) {
+    heap_push(r, red, s);
+    cob_enum c;
+    cob_init(&c, r, s, dim);
+    entry e;
+    while (cob_next(&c, 1, &e)) heap_push(r, cob, e);
+}
+
+static void add_column(rips *r, const entry_vec *columns, const reduction *R, int64_t j,
+                       uint32_t factor, int dim, heap *red, heap *cob) {
+    entry s = columns->a[j];
+    add_simplex_coboundary(r, make_entry(r, s.diam, e_index(r, s), factor), dim, red, cob);
+    for (size_t t = R->start[j]; t < R->start[j + 1]; t++) {
+        entry x = R->entries.a[t];
+        add_simplex_coboundary(
+            r, make_entry(r, x.diam, e_index(r, x), mod_mul(e_coef(r, x), factor, r->modulus)), dim,
+            red, cob);
+    }
+}
+
+/* Builds sigma's coboundary in cob and returns its pivot; short-circuits an emergent pair,
+ * whose pivot is its first cofacet of equal diameter, leaving cob empty. Returns 0 if zero. */
+static int init_coboundary(rips *r, entry s, int dim, const pivot_map *pivots, heap *cob,
+                           entry_vec *scratch, entry *pivot) {
+    cob->len = 0;
+    scratch->len = 0;
+    int check_emergent = 1;
+    cob_enum c;
+    cob_init(&c, r, s, dim);
+    entry e;
+    while (cob_next(&c, 1, &e)) {
+        if (check_emergent && e.diam == s.diam) {
+            if (!pivot_map_find(pivots, e_index(r, e)) &&
+                is_none(zero_apparent_facet(r, e, dim + 1))) {
+                *pivot = e;
+                return 1;
+            }
+            check_emergent = 0;
+        }
+        vec_push(r, scratch, e);
+    }
+    for (size_t i = 0; i < scratch->len; i++) heap_push(r, cob, scratch->a[i]);
+    return heap_get_pivot(r, cob, pivot);
+}
+
+static ats_representative make_rep(rips *r, entry s, heap *red_copy, int dim) {
+    /* The cocycle: sigma with coefficient 1 plus the reduction column. */
+    ats_representative rep = {0, NULL, NULL};
+    size_t cap = red_copy->len + 1;
+    rep.vertices = malloc(cap * (size_t)(dim + 1) * sizeof *rep.vertices);
+    rep.coefs = malloc(cap * sizeof *rep.coefs);
+    if (!rep.vertices || !rep.coefs) {
+        free(rep.vertices);
+        free(rep.coefs);
+        rep.vertices = NULL;
+        rep.coefs = NULL;
+        r->oom = 1;
+        return rep;
+    }
+    heap_push(r, red_copy, make_entry(r, s.diam, e_index(r, s), 1));
+    entry e;
+    while (heap_pop_pivot(r, red_copy, &e)) {
+        simplex_vertices(r, e_index(r, e), dim, rep.vertices + rep.count * (size_t)(dim + 1));
+        rep.coefs[rep.count++] = e_coef(r, e);
+    }
+    return rep;
+}
+
+static int compute_pairs(rips *r, const entry_vec *columns, pivot_map *pivots, int dim) {
+    reduction R;
+    R.start = malloc((columns->len + 1) * sizeof *R.start);
+    R.entries = (entry_vec){NULL, 0, 0};
+    heap red = {NULL, 0, 0}, cob = {NULL, 0, 0}, tmp = {NULL, 0, 0};
+    entry_vec scratch = {NULL, 0, 0};
+    if (!R.start) {
+        r->oom = 1;
+        return 0;
+    }
+    R.start[0] = 0;
+    uint32_t p = r->modulus;
+    for (size_t j = 0; j < columns->len && !r->oom; j++) {
+        entry s = make_entry(r, columns->a[j].diam, e_index(r, columns->a[j]), 1);
+        double birth = s.diam;
+        red.len = 0;
+        entry pivot;
+        int has = init_coboundary(r, s, dim, pivots, &cob, &scratch, &pivot);
+        for (;;) {
+            if (!has) {
+                /* essential class */
+                if (pair_push(r, dim, birth, INFINITY, e_index(r, s), -1) && r->want_cocycles) {
+                    tmp.len = 0;
+                    for (size_t t = 0; t < red.len; t++) heap_push(r, &tmp, red.a[t]);
+                    r->out[dim].reps[r->out[dim].len - 1] = make_rep(r, s, &tmp, dim);
+                }
+                break;
+            }
+            const pivot_slot *slot = pivot_map_find(pivots, e_index(r, pivot));
+            if (slot) {
+                uint32_t factor =
+                    p - mod_mul(e_coef(r, pivot), r->inverse[slot->coef], p); /* cancels */
+                add_column(r, columns, &R, slot->column, factor % p, dim, &red, &cob);
+                has = heap_get_pivot(r, &cob, &pivot);
+                continue;
+            }
+            entry f = zero_apparent_facet(r, pivot, dim + 1);
+            if (!is_none(f)) {
+                /* The pivot belongs to a skipped apparent pair (f, pivot): add f's coboundary,
+                   scaled so that the pivot cancels: -c / [pivot : f]. */
+                uint32_t factor = p - mod_mul(e_coef(r, pivot), r->inverse[e_coef(r, f)], p);
+                add_simplex_coboundary(r, make_entry(r, f.diam, e_index(r, f), factor % p), dim,
+                                       &red, &cob);
+                has = heap_get_pivot(r, &cob, &pivot);
+                continue;
+            }
+            double death = pivot.diam;
+            if (keep_pair(r, birth, death)) {
+                if (pair_push(r, dim, birth, death, e_index(r, s), e_index(r, pivot)) &&
+                    r->want_cocycles) {
+                    tmp.len = 0;
+                    for (size_t t = 0; t < red.len; t++) heap_push(r, &tmp, red.a[t]);
+                    r->out[dim].reps[r->out[dim].len - 1] = make_rep(r, s, &tmp, dim);
+                }
+            }
+            pivot_map_insert(r, pivots, e_index(r, pivot), (int64_t)j, e_coef(r, pivot));
+            /* keep the reduction column, combined, for later additions */
+            entry x;
+            while (heap_pop_pivot(r, &red, &x)) vec_push(r, &R.entries, x);
+            break;
+        }
+        R.start[j + 1] = R.entries.len;
+    }
+    free(R.start);
+    free(R.entries.a);
+    free(red.a);
+    free(cob.a);
+    free(tmp.a);
+    free(scratch.a);
+    return !r->oom;
+}
+
+/* Columns of dimension dim+1 from the dim-simplices: every (dim+1)-simplex within threshold
+ * once; those paired as pivots in dimension dim (clearing) or in apparent pairs are dropped.
+ * `simplices` becomes the (dim+1)-simplices when they are needed for the next dimension. */
+static int assemble_columns(rips *r, entry_vec *simplices, entry_vec *columns,
+                            const pivot_map *pivots, int dim) {
+    entry_vec next = {NULL, 0, 0};
+    int keep_next = dim + 1 < r->dim_max;
+    columns->len = 0;
+    for (size_t i = 0; i < simplices->len && !r->oom; i++) {
+        cob_enum c;
+        cob_init(&c, r, make_entry(r, simplices->a[i].diam, e_index(r, simplices->a[i]), 1), dim);
+        entry e;
+        while (cob_next(&c, 0, &e)) {
+            if (keep_next) vec_push(r, &next, e);
+            if (pivot_map_find(pivots, e_index(r, e))) continue;
+            if (!is_none(zero_apparent_cofacet(r, e, dim + 1)) ||
+                !is_none(zero_apparent_facet(r, e, dim + 1)))
+                continue;
+            vec_push(r, columns, e);
+        }
+    }
+    free(simplices->a);
+    *simplices = next;
+    sort_columns(r, columns->a, columns->len);
+    return !r->oom;
+}
+
+/* ---- setup */
+
+static int is_prime(uint32_t p) {
+    if (p < 2) return 0;
+    for (uint32_t d = 2; d * d <= p; d++)
+        if (p % d == 0) return 0;
+    return 1;
+}
+
+void ats_rips_options_init(ats_rips_options *opt) {
+    memset(opt, 0, sizeof *opt);
+    opt->max_dim = 1;
+    opt->threshold = INFINITY;
+    opt->modulus = 2;
+    opt->min_persistence = 0.0;
+    opt->ratio = 1.0;
+}
+
+ats_status ats_metric_check(size_t n, const double *lower, const char *name, ats_error *err) {
+    if (!name) name = "distance matrix";
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = 0; j < i; j++) {
+            double d = lower[i * (i - 1) / 2 + j];
+            if (!(d >= 0.0) || isinf(d))
+                return ats_error_set(err, ATS_ERR_INVALID,
+                                     "%s: row %zu, column %zu: distance %g is not a finite "
+                                     "non-negative number",
+                                     name, i + 1, j + 1, d);
+        }
+    return ATS_OK;
+}
+
+/* C(v, k) exactly, or -1 if it exceeds INT64_MAX. */
+static int64_t binom_exact(int64_t v, int k) {
+    if (k < 0 || v < k) return 0;
+    unsigned __int128 c = 1;
+    for (int t = 1; t <= k; t++) {
+        c = c * (unsigned __int128)(v - k + t) / (unsigned __int128)t; /* exact at every step */
+        if (c > (unsigned __int128)INT64_MAX) return -1;
+    }
+    return (int64_t)c;
+}
+
+void ats_simplex_vertices(int64_t index, int k, size_t n, int32_t *vertices) {
+    int64_t top = (int64_t)n - 1;
+    for (int i = k + 1; i >= 1; i--) {
+        int64_t lo = i - 1, hi = top; /* largest v with C(v, i) <= index */
+        while (lo < hi) {
+            int64_t mid = hi - (hi - lo) / 2;
+            int64_t c = binom_exact(mid, i);
+            if (c >= 0 && c <= index)
+                lo = mid;
+            else
+                hi = mid - 1;
+        }
+        vertices[k + 1 - i] = (int32_t)lo;
+        index -= binom_exact(lo, i);
+        top = lo - 1;
+    }
+}
+
+static void pairs_free(pair_vec *p) {
+    if (p->reps)
+        for (size_t i = 0; i < p->len; i++) {
+            free(p->reps[i].vertices);
+            free(p->reps[i].coefs);
+        }
+    free(p->reps);
+    free(p->pairs);
+    free(p->birth);
+    free(p->death);
+    memset(p, 0, sizeof *p);
+}
+
+void ats_rips_result_free(ats_rips_result *res) {
+    if (!res) return;
+    for (int k = 0; k <= ATS_RIPS_MAX_DIM; k++) {
+        if (res->cocycles[k])
+            for (size_t i = 0; i < res->dims[k].count; i++) {
+                free(res->cocycles[k][i].vertices);
+                free(res->cocycles[k][i].coefs);
+            }
+        free(res->cocycles[k]);
+        if (k == 1 && res->cycles)
+            for (size_t i = 0; i < res->dims[1].count; i++) {
+                free(res->cycles[i].vertices);
+                free(res->cycles[i].coefs);
+            }
+        free(res->dims[k].pairs);
+        free(res->birth_simplex[k]);
+        free(res->death_simplex[k]);
+    }
+    free(res->cycles);
+    memset(res, 0, sizeof *res);
+}
+
+static void rips_free(rips *r) {
+    free(r->binom);
+    free(r->inverse);
+    free(r->nb_start);
+    free(r->nb);
+    for (int k = 0; k <= ATS_RIPS_MAX_DIM; k++) pairs_free(&r->out[k]);
+}
+
+ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_options *opt_in,
+                            ats_rips_result *out, ats_error *err) {
+    memset(out, 0, sizeof *out);
+    ats_rips_options defaults;
+    if (!opt_in) {
+        ats_rips_options_init(&defaults);
+        opt_in = &defaults;
+    }
+    const ats_rips_options *opt = opt_in;
+    if (n == 0) return ats_error_set(err, ATS_ERR_INVALID, "rips: the metric has no points");
+    if (n > (size_t)INT32_MAX)
+        return ats_error_set(err, ATS_ERR_RANGE, "rips: %zu points is more than supported", n);
+    if (opt->max_dim < 0 || opt->max_dim > ATS_RIPS_MAX_DIM)
+        return ats_error_set(err, ATS_ERR_INVALID, "rips: dimension %d is outside 0..%d",
+                             opt->max_dim, ATS_RIPS_MAX_DIM);
+    if (!is_prime(opt->modulus) || opt->modulus >= 65536)
+        return ats_error_set(err, ATS_ERR_INVALID, "rips: modulus %u is not a prime below 65536",
+                             opt->modulus);
+    if (isnan(opt->threshold) || opt->threshold < 0)
+        return ats_error_set(err, ATS_ERR_INVALID, "rips: threshold must be >= 0");
+    if (isnan(opt->ratio) || isnan(opt->min_persistence))
+        return ats_error_set(err, ATS_ERR_INVALID,
+                             "rips: ratio and min-persistence must be numbers");
+    ats_status st = ats_metric_check(n, lower, NULL, err);
+    if (st) return st;
+
+    rips r;
+    memset(&r, 0, sizeof r);
+    r.n = n;
+    r.lower = lower;
+    r.opt = opt;
+    r.modulus = opt->modulus;
+    r.want_cocycles = opt->want_cocycles;
+    /* Homology above dimension n-2 vanishes (Ripser computes up to min(dim, n-2) too). */
+    r.dim_max = opt->max_dim;
+    if ((int64_t)r.dim_max > (int64_t)n - 2) r.dim_max = n >= 2 ? (int)(n - 2) : 0;
+
+    /* Range of the distances and the enclosing radius (min over points of the max distance):
+       beyond it the complex is a cone, so nothing changes. */
+    size_t m = n * (n - 1) / 2, num_edges = 0;
+    double lo = INFINITY, hi = 0.0, enclosing = INFINITY;
+    for (size_t t = 0; t < m; t++) {
+        if (lower[t] < lo) lo = lower[t];
+        if (lower[t] > hi) hi = lower[t];
+    }
+    if (m == 0) lo = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double ri = 0.0;
+        for (size_t j = 0; j < n; j++) {
+            double d = dist(&r, (int64_t)i, (int64_t)j);
+            if (d > ri) ri = d;
+        }
+        if (ri < enclosing) enclosing = ri;
+    }
+    r.threshold = isinf(opt->threshold) ? enclosing : opt->threshold;
+    for (size_t t = 0; t < m; t++) num_edges += lower[t] <= r.threshold;
+    /* Neighbour lists pay off when most pairs are beyond the threshold. */
+    r.sparse = num_edges < m / 4;
+
+    out->max_dim = opt->max_dim;
+    out->n_points = n;
+    out->threshold = r.threshold;
+    out->min_value = lo;
+    out->max_value = hi;
+
+    /* Simplex indices: every (dim_max+1)-simplex index must fit beside the coefficient bits. */
+    int coef_bits = 1;
+    while ((1u << coef_bits) <= r.modulus - 1) coef_bits++;
+    r.index_bits = 64 - coef_bits;
+    r.index_mask = (r.index_bits >= 64) ? UINT64_MAX : ((uint64_t)1 << r.index_bits) - 1;
+    r.k_max = r.dim_max + 2;
+    int64_t top_count = binom_exact((int64_t)n, r.k_max);
+    if (top_count < 0 || (uint64_t)top_count >= r.index_mask)
+        return ats_error_set(err, ATS_ERR_RANGE,
+                             "rips: %zu points in dimension %d need simplex indices beyond 64 "
+                             "bits; lower --dim",
+                             n, opt->max_dim);
+    size_t bsize;
+    if (!ats_size_mul((size_t)(r.k_max + 1), n + 1, &bsize))
+        return ats_error_set(err, ATS_ERR_RANGE, "rips: binomial table overflows");
+    r.binom = malloc(bsize * sizeof *r.binom);
+    r.inverse = malloc(r.modulus * sizeof *r.inverse);
+    if (!r.binom || !r.inverse) {
+        rips_free(&r);
+        return ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory");
+    }
+    for (int k = 0; k <= r.k_max; k++)
+        for (size_t v = 0; v <= n; v++)
+            r.binom[(size_t)k * (n + 1) + v] = binom_exact((int64_t)v, k);
+    /* inverses by Fermat: a^(p-2) */
+    r.inverse[0] = 0;
+    for (uint32_t a = 1; a < r.modulus; a++) {
+        uint32_t res = 1, b = a, e = r.modulus - 2;
+        while (e) {
+            if (e & 1) res = mod_mul(res, b, r.modulus);
+            b = mod_mul(b, b, r.modulus);
+            e >>= 1;
+        }
+        r.inverse[a] = res;
+    }
+    if (r.sparse) {
+        r.nb_start = malloc((n + 1) * sizeof *r.nb_start);
+        size_t total;
+        if (!r.nb_start || !ats_size_mul(num_edges, 2, &total) ||
+            !(r.nb = malloc((total ? total : 1) * sizeof *r.nb))) {
+            rips_free(&r);
+            return ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory for neighbour lists");
+        }
+        size_t t = 0;
+        for (size_t i = 0; i < n; i++) {
+            r.nb_start[i] = t;
+            for (size_t j = n; j-- > 0;) {
+                if (j == i) continue;
+                double d = dist(&r, (int64_t)i, (int64_t)j);
+                if (d <= r.threshold) r.nb[t++] = (neighbor){(int32_t)j, d};
+            }
+        }
+        r.nb_start[n] = t;
+    }
+
+    entry_vec simplices = {NULL, 0, 0}, columns = {NULL, 0, 0};
+    compute_dim0(&r, &simplices, &columns);
+    for (int dim = 1; dim <= r.dim_max && !r.oom; dim++) {
+        pivot_map pivots;
+        if (!pivot_map_init(&pivots, columns.len)) {
+            r.oom = 1;
+            break;
+        }
+        compute_pairs(&r, &columns, &pivots, dim);
+        if (dim < r.dim_max) assemble_columns(&r, &simplices, &columns, &pivots, dim);
+        free(pivots.slots);
+    }
+    free(simplices.a);
+    free(columns.a);
+    if (r.oom) {
+        rips_free(&r);
+        return ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory");
+    }
+    for (int k = 0; k <= opt->max_dim; k++) {
+        pair_vec *p = &r.out[k];
+        out->dims[k].count = p->len;
+        out->dims[k].pairs = p->pairs;
+        out->birth_simplex[k] = p->birth;
+        out->death_simplex[k] = p->death;
+        out->cocycles[k] = p->reps;
+        memset(p, 0, sizeof *p);
+    }
+    rips_free(&r);
+    return ATS_OK;
+}
+
+ats_status ats_rips_compute_batch(size_t count, const size_t *ns, const double *const *lowers,
+                                  const ats_rips_options *opt, int n_threads, ats_rips_result *outs,
+                                  ats_error *errs) {
+    ats_status first = ATS_OK;
+    size_t first_at = count;
+#ifdef _OPENMP
+    int threads = n_threads > 0 ? n_threads : omp_get_num_procs();
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+#endif
+    for (size_t i = 0; i < count; i++) {
+        ats_error local;
+        ats_status st = ats_rips_compute(ns[i], lowers[i], opt, &outs[i], errs ? &errs[i] : &local);
+        if (st) {
+#ifdef _OPENMP
+#pragma omp critical(ats_rips_batch)
+#endif
+            {
+                if (i < first_at) {
+                    first_at = i;
+                    first = st;
+                }
+            }
+        }
+    }
+    (void)n_threads;
+    return first;
+}
+
+ats_status ats_rips_clusters(size_t n, const double *lower, double scale, int32_t *labels,
+                             size_t *n_clusters, ats_error *err) {
+    if (isnan(scale)) return ats_error_set(err, ATS_ERR_INVALID, "clusters: scale is NaN");
+    int64_t *parent = malloc((n ? n : 1) * sizeof *parent);
+    if (!parent) return ats_error_set(err, ATS_ERR_NOMEM, "clusters: out of memory");
+    for (size_t i = 0; i < n; i++) parent[i] = (int64_t)i;
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = 0; j < i; j++)
+            if (lower[i * (i - 1) / 2 + j] <= scale) {
+                int64_t a = uf_find(parent, (int64_t)i), b = uf_find(parent, (int64_t)j);
+                if (a != b) parent[a > b ? a : b] = a < b ? a : b;
+            }
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++) {
+        int64_t root = uf_find(parent, (int64_t)i);
+        labels[i] = (root == (int64_t)i) ? (int32_t)c++ : labels[root];
+    }
+    free(parent);
+    *n_clusters = c;
+    return ATS_OK;
+}
