@@ -235,9 +235,8 @@ int ats_cmd_rips(int argc, char **argv) {
             if (errs[i].status) {
                 err = errs[i];
                 if (count > 1) {
-                    char msg[2 * ATS_ERROR_MESSAGE_MAX];
-                    snprintf(msg, sizeof msg, "%s: matrix %zu: %s", a.file, i, errs[i].message);
-                    snprintf(err.message, sizeof err.message, "%s", msg);
+                    snprintf(err.message, sizeof err.message, "%.200s: matrix %zu: %.280s", a.file,
+                             i, errs[i].message);
                 }
                 break;
             }
