@@ -61,6 +61,7 @@ typedef struct pair_vec {
 typedef struct rips {
     size_t n;
     const double *lower; /* [n(n-1)/2] */
+    double *full;        /* [n][n] in dense mode: rows are contiguous for the enumeration */
     double threshold;
     int dim_max;
     uint32_t modulus;
@@ -129,7 +130,17 @@ static int64_t max_vertex(const rips *r, int64_t idx, int k, int64_t top) {
 static void simplex_vertices(const rips *r, int64_t idx, int dim, int32_t *v) {
     int64_t top = (int64_t)r->n - 1;
     for (int k = dim + 1; k >= 1; k--) {
-        top = max_vertex(r, idx, k, top);
+        if (k == 1) {
+            top = idx;
+        } else if (k == 2) {
+            /* C(v, 2) <= idx < C(v+1, 2) in closed form, corrected for rounding */
+            int64_t x = (int64_t)((1.0 + sqrt(1.0 + 8.0 * (double)idx)) * 0.5);
+            while (x * (x - 1) / 2 > idx) x--;
+            while ((x + 1) * x / 2 <= idx) x++;
+            top = x;
+        } else {
+            top = max_vertex(r, idx, k, top);
+        }
         v[dim + 1 - k] = (int32_t)top;
         idx -= binom(r, top, k);
         top--;
@@ -381,14 +392,15 @@ typedef struct cob_enum {
     int dim;
     double diam;
     uint32_t coef;
-    int32_t vert[ATS_RIPS_MAX_DIM + 2]; /* descending */
+    int32_t vert[ATS_RIPS_MAX_DIM + 2];      /* descending */
+    const double *row[ATS_RIPS_MAX_DIM + 2]; /* dense: distance rows of the vertices */
     /* sparse: one cursor per vertex into its neighbour list (descending vertex order) */
     size_t it[ATS_RIPS_MAX_DIM + 2], end[ATS_RIPS_MAX_DIM + 2];
-    int32_t next_v;
-    double next_d;
+    int32_t last_v; /* the vertex added by the last cofacet produced */
 } cob_enum;
 
-static void cob_init(cob_enum *c, const rips *r, entry s, int dim) {
+/* vert: the simplex's vertices (descending) when the caller knows them, else NULL. */
+static void cob_init(cob_enum *c, const rips *r, entry s, int dim, const int32_t *vert) {
     c->r = r;
     c->idx_below = e_index(r, s);
     c->idx_above = 0;
@@ -397,7 +409,12 @@ static void cob_init(cob_enum *c, const rips *r, entry s, int dim) {
     c->dim = dim;
     c->diam = s.diam;
     c->coef = e_coef(r, s);
-    simplex_vertices(r, c->idx_below, dim, c->vert);
+    if (vert)
+        memcpy(c->vert, vert, (size_t)(dim + 1) * sizeof *vert);
+    else
+        simplex_vertices(r, c->idx_below, dim, c->vert);
+    if (!r->sparse)
+        for (int i = 0; i <= dim; i++) c->row[i] = r->full + (size_t)c->vert[i] * r->n;
     if (r->sparse)
         for (int i = 0; i <= dim; i++) {
             c->it[i] = r->nb_start[c->vert[i]];
@@ -410,30 +427,31 @@ static int cob_next(cob_enum *c, int all, entry *out) {
     const rips *r = c->r;
     int nv = c->dim + 1;
     if (!r->sparse) {
-        for (;;) {
-            if (c->v < c->k) return 0;
-            if (!all && binom(r, c->v, c->k) <= c->idx_below) return 0;
-            /* vertices of the simplex are skipped, moving their weight above the new vertex */
-            while (binom(r, c->v, c->k) <= c->idx_below) {
-                c->idx_below -= binom(r, c->v, c->k);
-                c->idx_above += binom(r, c->v, c->k + 1);
+        while (c->v >= 0) {
+            int64_t v = c->v;
+            if (c->k > 0 && v == c->vert[nv - c->k]) {
+                /* a vertex of the simplex: its weight moves above the new vertex */
+                if (!all) return 0;
+                c->idx_below -= binom(r, v, c->k);
+                c->idx_above += binom(r, v, c->k + 1);
                 c->v--;
                 c->k--;
-                if (c->v < c->k) return 0;
-            }
-            double d = c->diam;
-            int64_t v = c->v;
-            for (int i = 0; i < nv; i++) {
-                double x = dist(r, v, c->vert[i]);
-                if (x > d) d = x;
+                continue;
             }
             c->v--;
+            double d = c->diam;
+            for (int i = 0; i < nv; i++) {
+                double x = c->row[i][v];
+                if (x > d) d = x;
+            }
             if (d > r->threshold) continue;
             int64_t index = c->idx_above + binom(r, v, c->k + 1) + c->idx_below;
             uint32_t coef = (c->k & 1) ? mod_mul(r->modulus - 1, c->coef, r->modulus) : c->coef;
             *out = make_entry(r, d, index, coef);
+            c->last_v = (int32_t)v;
             return 1;
         }
+        return 0;
     }
     /* sparse: common neighbours of all vertices, in decreasing vertex order */
     for (;;) {
@@ -464,28 +482,47 @@ static int cob_next(cob_enum *c, int all, entry *out) {
         int64_t index = c->idx_above + binom(r, w, c->k + 1) + c->idx_below;
         uint32_t coef = (c->k & 1) ? mod_mul(r->modulus - 1, c->coef, r->modulus) : c->coef;
         *out = make_entry(r, d, index, coef);
+        c->last_v = w;
         return 1;
     }
+}
+
+/* The vertices of the cofacet just produced: the simplex's plus last_v, descending. */
+static void cob_cofacet_vertices(const cob_enum *c, int32_t *out) {
+    int nv = c->dim + 1, m = 0, i = 0;
+    while (i < nv && c->vert[i] > c->last_v) out[m++] = c->vert[i++];
+    out[m++] = c->last_v;
+    while (i < nv) out[m++] = c->vert[i++];
 }
 
 /* ---- apparent pairs (zero persistence): sigma's oldest cofacet tau has the same diameter and
  * sigma is tau's youngest facet. */
 
-/* The cofacet of s with the same diameter that comes first in the filtration, or index -1. */
-static entry zero_pivot_cofacet(const rips *r, entry s, int dim) {
+/* The cofacet of s with the same diameter that comes first in the filtration, or ic ==
+ * UINT64_MAX. vert: s's vertices or NULL; out_vert (if not NULL) receives the cofacet's. */
+static entry zero_pivot_cofacet(const rips *r, entry s, int dim, const int32_t *vert,
+                                int32_t *out_vert) {
     cob_enum c;
-    cob_init(&c, r, s, dim);
+    cob_init(&c, r, s, dim, vert);
     entry e;
     while (cob_next(&c, 1, &e))
-        if (e.diam == s.diam) return e;
+        if (e.diam == s.diam) {
+            if (out_vert) cob_cofacet_vertices(&c, out_vert);
+            return e;
+        }
     return (entry){0, UINT64_MAX};
 }
 
 /* The facet of t (a dim-simplex) with the same diameter that comes last in the filtration
- * (smallest index), or ic == UINT64_MAX. Its coefficient is the incidence [t : facet]. */
-static entry zero_pivot_facet(const rips *r, entry t, int dim) {
+ * (smallest index), or ic == UINT64_MAX. Its coefficient is the incidence [t : facet].
+ * vert: t's vertices or NULL; out_vert (if not NULL) receives the facet's. */
+static entry zero_pivot_facet(const rips *r, entry t, int dim, const int32_t *vert,
+                              int32_t *out_vert) {
     int32_t v[ATS_RIPS_MAX_DIM + 2], f[ATS_RIPS_MAX_DIM + 2];
-    simplex_vertices(r, e_index(r, t), dim, v);
+    if (vert)
+        memcpy(v, vert, (size_t)(dim + 1) * sizeof *v);
+    else
+        simplex_vertices(r, e_index(r, t), dim, v);
     /* Removing the top vertex first gives facets in increasing index order. */
     for (int rm = 0; rm <= dim; rm++) {
         int m = 0;
@@ -498,6 +535,7 @@ static entry zero_pivot_facet(const rips *r, entry t, int dim) {
         /* [t : f] = (-1)^(number of vertices of f below the removed vertex) */
         int below = dim - rm;
         uint32_t coef = (below & 1) ? r->modulus - 1 : 1;
+        if (out_vert) memcpy(out_vert, f, (size_t)dim * sizeof *f);
         return make_entry(r, d, idx, coef);
     }
     return (entry){0, UINT64_MAX};
@@ -507,18 +545,20 @@ static int is_none(entry e) {
     return e.ic == UINT64_MAX;
 }
 
-static entry zero_apparent_cofacet(const rips *r, entry s, int dim) {
-    entry t = zero_pivot_cofacet(r, s, dim);
+static entry zero_apparent_cofacet(const rips *r, entry s, int dim, const int32_t *vert) {
+    int32_t tv[ATS_RIPS_MAX_DIM + 3];
+    entry t = zero_pivot_cofacet(r, s, dim, vert, tv);
     if (is_none(t)) return t;
-    entry f = zero_pivot_facet(r, t, dim + 1);
+    entry f = zero_pivot_facet(r, t, dim + 1, tv, NULL);
     if (!is_none(f) && e_index(r, f) == e_index(r, s)) return t;
     return (entry){0, UINT64_MAX};
 }
 
-static entry zero_apparent_facet(const rips *r, entry t, int dim) {
-    entry f = zero_pivot_facet(r, t, dim);
+static entry zero_apparent_facet(const rips *r, entry t, int dim, const int32_t *vert) {
+    int32_t fv[ATS_RIPS_MAX_DIM + 2];
+    entry f = zero_pivot_facet(r, t, dim, vert, fv);
     if (is_none(f)) return f;
-    entry c = zero_pivot_cofacet(r, make_entry(r, f.diam, e_index(r, f), 1), dim - 1);
+    entry c = zero_pivot_cofacet(r, make_entry(r, f.diam, e_index(r, f), 1), dim - 1, fv, NULL);
     if (!is_none(c) && e_index(r, c) == e_index(r, t)) return f;
     return (entry){0, UINT64_MAX};
 }
@@ -587,7 +627,7 @@ static int compute_dim0(rips *r, entry_vec *edges, entry_vec *columns) {
             parent[b] = a;
             if (rank[a] == rank[b]) rank[a]++;
             if (birth_vertex[b] < birth_vertex[a]) birth_vertex[a] = birth_vertex[b];
-        } else if (r->dim_max >= 1 && is_none(zero_apparent_cofacet(r, e, 1))) {
+        } else if (r->dim_max >= 1 && is_none(zero_apparent_cofacet(r, e, 1, v))) {
             vec_push(r, columns, e);
         }
     }
@@ -617,7 +657,7 @@ typedef struct reduction {
 static void add_simplex_coboundary(rips *r, entry s, int dim, heap *red, heap *cob) {
     heap_push(r, red, s);
     cob_enum c;
-    cob_init(&c, r, s, dim);
+    cob_init(&c, r, s, dim, NULL);
     entry e;
     while (cob_next(&c, 1, &e)) heap_push(r, cob, e);
 }
@@ -642,12 +682,14 @@ static int init_coboundary(rips *r, entry s, int dim, const pivot_map *pivots, h
     scratch->len = 0;
     int check_emergent = 1;
     cob_enum c;
-    cob_init(&c, r, s, dim);
+    cob_init(&c, r, s, dim, NULL);
     entry e;
     while (cob_next(&c, 1, &e)) {
         if (check_emergent && e.diam == s.diam) {
+            int32_t ev[ATS_RIPS_MAX_DIM + 3];
+            cob_cofacet_vertices(&c, ev);
             if (!pivot_map_find(pivots, e_index(r, e)) &&
-                is_none(zero_apparent_facet(r, e, dim + 1))) {
+                is_none(zero_apparent_facet(r, e, dim + 1, ev))) {
                 *pivot = e;
                 return 1;
             }
@@ -718,7 +760,7 @@ static int compute_pairs(rips *r, const entry_vec *columns, pivot_map *pivots, i
                 has = heap_get_pivot(r, &cob, &pivot);
                 continue;
             }
-            entry f = zero_apparent_facet(r, pivot, dim + 1);
+            entry f = zero_apparent_facet(r, pivot, dim + 1, NULL);
             if (!is_none(f)) {
                 /* The pivot belongs to a skipped apparent pair (f, pivot): add f's coboundary,
                    scaled so that the pivot cancels: -c / [pivot : f]. */
@@ -764,13 +806,16 @@ static int assemble_columns(rips *r, entry_vec *simplices, entry_vec *columns,
     columns->len = 0;
     for (size_t i = 0; i < simplices->len && !r->oom; i++) {
         cob_enum c;
-        cob_init(&c, r, make_entry(r, simplices->a[i].diam, e_index(r, simplices->a[i]), 1), dim);
+        cob_init(&c, r, make_entry(r, simplices->a[i].diam, e_index(r, simplices->a[i]), 1), dim,
+                 NULL);
         entry e;
+        int32_t ev[ATS_RIPS_MAX_DIM + 3];
         while (cob_next(&c, 0, &e)) {
             if (keep_next) vec_push(r, &next, e);
             if (pivot_map_find(pivots, e_index(r, e))) continue;
-            if (!is_none(zero_apparent_cofacet(r, e, dim + 1)) ||
-                !is_none(zero_apparent_facet(r, e, dim + 1)))
+            cob_cofacet_vertices(&c, ev);
+            if (!is_none(zero_apparent_cofacet(r, e, dim + 1, ev)) ||
+                !is_none(zero_apparent_facet(r, e, dim + 1, ev)))
                 continue;
             vec_push(r, columns, e);
         }
@@ -879,6 +924,7 @@ void ats_rips_result_free(ats_rips_result *res) {
 
 static void rips_free(rips *r) {
     free(r->binom);
+    free(r->full);
     free(r->inverse);
     free(r->nb_start);
     free(r->nb);
@@ -984,6 +1030,16 @@ ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_option
             e >>= 1;
         }
         r.inverse[a] = res;
+    }
+    if (!r.sparse) {
+        size_t cells;
+        if (!ats_size_mul(n, n, &cells) || !ats_size_mul(cells, sizeof(double), &cells) ||
+            !(r.full = malloc(cells))) {
+            rips_free(&r);
+            return ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory for %zu points", n);
+        }
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < n; j++) r.full[i * n + j] = dist(&r, (int64_t)i, (int64_t)j);
     }
     if (r.sparse) {
         r.nb_start = malloc((n + 1) * sizeof *r.nb_start);
