@@ -1,0 +1,167 @@
+/* Rips engine through the C API: known diagrams, representatives, clusters, batch, errors. */
+#include "attnscope/rips.h"
+#include "check.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PI 3.14159265358979323846
+
+/* Points on a circle, radius 1, n equally spaced: H1 is born at the side length 2 sin(pi/n) and
+ * dies at the diameter of the largest inscribed triangle. */
+static double *circle_metric(size_t n) {
+    double *pts = malloc(2 * n * sizeof *pts);
+    double *lower = malloc(n * (n - 1) / 2 * sizeof *lower);
+    for (size_t i = 0; i < n; i++) {
+        pts[2 * i] = cos(2 * PI * (double)i / (double)n);
+        pts[2 * i + 1] = sin(2 * PI * (double)i / (double)n);
+    }
+    ats_error err;
+    CHECK(ats_metric_from_points(n, 2, pts, lower, &err) == ATS_OK);
+    free(pts);
+    return lower;
+}
+
+static double dist_of(const double *lower, int a, int b) {
+    if (a < b) {
+        int t = a;
+        a = b;
+        b = t;
+    }
+    return lower[(size_t)a * (size_t)(a - 1) / 2 + (size_t)b];
+}
+
+/* The cocycle z of an H1 pair [b, d) must vanish on the coboundary of every triangle of diameter
+ * below d: z(bc) - z(ac) + z(ab) = 0 mod p for a > b > c. */
+static int cocycle_ok(const double *lower, size_t n, const ats_representative *z, double death,
+                      unsigned p) {
+    long *val = calloc(n * n, sizeof *val);
+    for (size_t s = 0; s < z->count; s++) {
+        int a = z->vertices[2 * s], b = z->vertices[2 * s + 1];
+        val[(size_t)a * n + (size_t)b] = z->coefs[s];
+    }
+    int ok = 1;
+    for (int a = 2; a < (int)n; a++)
+        for (int b = 1; b < a; b++)
+            for (int c = 0; c < b; c++) {
+                double d =
+                    fmax(dist_of(lower, a, b), fmax(dist_of(lower, a, c), dist_of(lower, b, c)));
+                if (d >= death) continue;
+                long v = val[(size_t)b * n + (size_t)c] - val[(size_t)a * n + (size_t)c] +
+                         val[(size_t)a * n + (size_t)b];
+                if (((v % (long)p) + (long)p) % (long)p != 0) ok = 0;
+            }
+    free(val);
+    return ok;
+}
+
+static void test_circle(unsigned modulus) {
+    size_t n = 12;
+    double *lower = circle_metric(n);
+    ats_rips_options opt;
+    ats_rips_options_init(&opt);
+    opt.max_dim = 2;
+    opt.modulus = modulus;
+    opt.want_cocycles = 1;
+    ats_rips_result res;
+    ats_error err;
+    CHECK(ats_rips_compute(n, lower, &opt, &res, &err) == ATS_OK);
+    CHECK(res.dims[0].count == n); /* n-1 finite merges at the side length + 1 essential */
+    CHECK(isinf(res.dims[0].pairs[2 * (n - 1) + 1]));
+    CHECK_NEAR(res.dims[0].pairs[1], 2 * sin(PI / 12), 1e-12);
+    CHECK(res.dims[1].count == 1);
+    CHECK_NEAR(res.dims[1].pairs[0], 2 * sin(PI / 12), 1e-12);
+    CHECK_NEAR(res.dims[1].pairs[1], 2 * sin(PI * 4 / 12), 1e-12); /* triangle 0,4,8 */
+    CHECK(res.cocycles[1] != NULL && res.cocycles[1][0].count > 0);
+    CHECK(cocycle_ok(lower, n, &res.cocycles[1][0], res.dims[1].pairs[1], modulus));
+    /* the birth simplex is an edge of the birth length */
+    int32_t v[2];
+    ats_simplex_vertices(res.birth_simplex[1][0], 1, n, v);
+    CHECK_NEAR(dist_of(lower, v[0], v[1]), res.dims[1].pairs[0], 0);
+    ats_rips_result_free(&res);
+    ats_rips_result_free(&res); /* idempotent */
+    free(lower);
+}
+
+static void test_clusters(void) {
+    /* two tight pairs far apart */
+    double pts[8] = {0, 0, 0.1, 0, 5, 5, 5.1, 5};
+    double lower[6];
+    ats_error err;
+    CHECK(ats_metric_from_points(4, 2, pts, lower, &err) == ATS_OK);
+    int32_t labels[4];
+    size_t k;
+    CHECK(ats_rips_clusters(4, lower, 0.2, labels, &k, &err) == ATS_OK);
+    CHECK(k == 2 && labels[0] == 0 && labels[1] == 0 && labels[2] == 1 && labels[3] == 1);
+    CHECK(ats_rips_clusters(4, lower, 0.05, labels, &k, &err) == ATS_OK);
+    CHECK(k == 4 && labels[3] == 3);
+    CHECK(ats_rips_clusters(4, lower, 100, labels, &k, &err) == ATS_OK);
+    CHECK(k == 1);
+}
+
+static void test_simplex_vertices(void) {
+    /* index of {7,4,1} = C(7,3)+C(4,2)+C(1,1) = 35+6+1 = 42 */
+    int32_t v[3];
+    ats_simplex_vertices(42, 2, 10, v);
+    CHECK(v[0] == 7 && v[1] == 4 && v[2] == 1);
+    ats_simplex_vertices(0, 3, 10, v);
+    ats_simplex_vertices(0, 1, 10, v);
+    CHECK(v[0] == 1 && v[1] == 0);
+}
+
+static void test_batch(void) {
+    size_t n = 10;
+    double *a = circle_metric(n), *b = circle_metric(n + 3);
+    const double *ls[3] = {a, b, a};
+    size_t ns[3] = {n, n + 3, n};
+    ats_rips_result res[3], one;
+    ats_error errs[3], err;
+    ats_rips_options opt;
+    ats_rips_options_init(&opt);
+    CHECK(ats_rips_compute_batch(3, ns, ls, &opt, 2, res, errs) == ATS_OK);
+    CHECK(ats_rips_compute(n + 3, b, &opt, &one, &err) == ATS_OK);
+    CHECK(res[1].dims[1].count == one.dims[1].count);
+    CHECK(memcmp(res[1].dims[1].pairs, one.dims[1].pairs, 2 * one.dims[1].count * sizeof(double)) ==
+          0);
+    CHECK(res[0].dims[0].count == res[2].dims[0].count);
+    for (int i = 0; i < 3; i++) ats_rips_result_free(&res[i]);
+    ats_rips_result_free(&one);
+    /* an invalid metric in the batch is reported for its index */
+    b[3] = NAN;
+    CHECK(ats_rips_compute_batch(3, ns, ls, &opt, 2, res, errs) == ATS_ERR_INVALID);
+    CHECK(errs[1].status == ATS_ERR_INVALID && errs[0].status == ATS_OK);
+    for (int i = 0; i < 3; i++) ats_rips_result_free(&res[i]);
+    free(a);
+    free(b);
+}
+
+static void test_errors(void) {
+    ats_rips_result res;
+    ats_error err;
+    double lower[3] = {1, 2, -1};
+    CHECK(ats_rips_compute(3, lower, NULL, &res, &err) == ATS_ERR_INVALID);
+    CHECK(strstr(err.message, "row 3, column 2") != NULL);
+    CHECK(ats_rips_compute(0, lower, NULL, &res, &err) == ATS_ERR_INVALID);
+    ats_rips_options opt;
+    ats_rips_options_init(&opt);
+    opt.modulus = 9;
+    lower[2] = 1;
+    CHECK(ats_rips_compute(3, lower, &opt, &res, &err) == ATS_ERR_INVALID);
+    double full[4] = {0, 1, 2, 0};
+    double l1[1];
+    CHECK(ats_metric_from_full(2, full, 0, "m", l1, &err) == ATS_ERR_INVALID);
+    CHECK(strstr(err.message, "symmetric") != NULL);
+    CHECK(ats_metric_from_full(2, full, 1, "m", l1, &err) == ATS_OK && l1[0] == 1.5);
+}
+
+int main(void) {
+    test_circle(2);
+    test_circle(3);
+    test_circle(5);
+    test_clusters();
+    test_simplex_vertices();
+    test_batch();
+    test_errors();
+    return check_report("test_rips");
+}
