@@ -25,6 +25,8 @@ static const char USAGE[] =
     "                      (null death = essential class)\n"
     "  --cocycles          print a representative cocycle of every class in dim >= 1 (and\n"
     "                      include them in --json)\n"
+    "  --cycles            print a representative cycle (its edges) of every H1 class (and\n"
+    "                      include them in --json)\n"
     "  --precision N       significant digits printed (default 6, as Ripser)\n"
     "  --threads N         threads for a batch of matrices (default: all cores)\n"
     "  --quiet             print only the intervals\n";
@@ -32,12 +34,35 @@ static const char USAGE[] =
 typedef struct rips_args {
     const char *file, *json;
     ats_metric_format format;
-    int format_given, symmetrize, cocycles, precision, threads, quiet;
+    int format_given, symmetrize, cocycles, cycles, precision, threads, quiet;
     ats_rips_options opt;
 } rips_args;
 
 static void print_value(FILE *fp, double v, int precision) {
     fprintf(fp, "%.*g", precision, v);
+}
+
+/* {[v0,v1,...]:coef, ...}: the simplices of a representative and their coefficients */
+static void print_rep(FILE *fp, const ats_representative *rep, int k) {
+    fputs("{", fp);
+    for (size_t s = 0; s < rep->count; s++) {
+        fputs(s ? ", [" : "[", fp);
+        for (int v = 0; v <= k; v++)
+            fprintf(fp, v ? ",%d" : "%d", rep->vertices[s * (size_t)(k + 1) + (size_t)v]);
+        fprintf(fp, "]:%u", rep->coefs[s]);
+    }
+    fputc('}', fp);
+}
+
+static void json_rep(FILE *fp, const ats_representative *rep, int k) {
+    fputc('[', fp);
+    for (size_t s = 0; s < rep->count; s++) {
+        fputs(s ? ",[" : "[", fp);
+        for (int v = 0; v <= k; v++)
+            fprintf(fp, "%d,", rep->vertices[s * (size_t)(k + 1) + (size_t)v]);
+        fprintf(fp, "%u]", rep->coefs[s]);
+    }
+    fputc(']', fp);
 }
 
 static void print_result(FILE *fp, const ats_rips_result *r, const rips_args *a, int eff_dim) {
@@ -54,16 +79,12 @@ static void print_result(FILE *fp, const ats_rips_result *r, const rips_args *a,
                 print_value(fp, d->pairs[2 * i + 1], a->precision);
             fputc(')', fp);
             if (a->cocycles && k >= 1 && r->cocycles[k]) {
-                const ats_representative *rep = &r->cocycles[k][i];
-                fputs(": {", fp);
-                for (size_t s = 0; s < rep->count; s++) {
-                    fputs(s ? ", [" : "[", fp);
-                    for (int v = 0; v <= k; v++)
-                        fprintf(fp, v ? ",%d" : "%d",
-                                rep->vertices[s * (size_t)(k + 1) + (size_t)v]);
-                    fprintf(fp, "]:%u", rep->coefs[s]);
-                }
-                fputc('}', fp);
+                fputs(" cocycle ", fp);
+                print_rep(fp, &r->cocycles[k][i], k);
+            }
+            if (a->cycles && k == 1 && r->cycles) {
+                fputs(" cycle ", fp);
+                print_rep(fp, &r->cycles[i], 1);
             }
             fputc('\n', fp);
         }
@@ -95,15 +116,16 @@ static void json_result(FILE *fp, const ats_rips_result *r, int cocycles) {
         if (cocycles && k >= 1 && r->cocycles[k]) {
             fputs(",\"cocycles\":[", fp);
             for (size_t i = 0; i < d->count; i++) {
-                const ats_representative *rep = &r->cocycles[k][i];
-                fputs(i ? ",[" : "[", fp);
-                for (size_t s = 0; s < rep->count; s++) {
-                    fputs(s ? ",[" : "[", fp);
-                    for (int v = 0; v <= k; v++)
-                        fprintf(fp, "%d,", rep->vertices[s * (size_t)(k + 1) + (size_t)v]);
-                    fprintf(fp, "%u]", rep->coefs[s]);
-                }
-                fputc(']', fp);
+                if (i) fputc(',', fp);
+                json_rep(fp, &r->cocycles[k][i], k);
+            }
+            fputc(']', fp);
+        }
+        if (k == 1 && r->cycles) {
+            fputs(",\"cycles\":[", fp);
+            for (size_t i = 0; i < d->count; i++) {
+                if (i) fputc(',', fp);
+                json_rep(fp, &r->cycles[i], 1);
             }
             fputc(']', fp);
         }
@@ -184,6 +206,9 @@ static int parse_args(int argc, char **argv, rips_args *a) {
         } else if (!strcmp(s, "--cocycles")) {
             a->cocycles = 1;
             a->opt.want_cocycles = 1;
+        } else if (!strcmp(s, "--cycles")) {
+            a->cycles = 1;
+            a->opt.want_cycles = 1;
         } else if (!strcmp(s, "--quiet")) {
             a->quiet = 1;
         } else if (s[0] == '-' && s[1] == '-') {

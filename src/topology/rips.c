@@ -74,6 +74,9 @@ typedef struct rips {
     size_t *nb_start; /* [n+1] */
     neighbor *nb;     /* neighbours of each vertex within threshold, by vertex descending */
     int want_cocycles;
+    int want_cycles;
+    entry_vec negative_triangles; /* every triangle paired with an edge, when want_cycles */
+    ats_representative *cycles;   /* [out[1].len] */
     const ats_rips_options *opt;
     pair_vec out[ATS_RIPS_MAX_DIM + 1];
     int oom;
@@ -627,8 +630,12 @@ static int compute_dim0(rips *r, entry_vec *edges, entry_vec *columns) {
             parent[b] = a;
             if (rank[a] == rank[b]) rank[a]++;
             if (birth_vertex[b] < birth_vertex[a]) birth_vertex[a] = birth_vertex[b];
-        } else if (r->dim_max >= 1 && is_none(zero_apparent_cofacet(r, e, 1, v))) {
-            vec_push(r, columns, e);
+        } else if (r->dim_max >= 1) {
+            entry tri = zero_apparent_cofacet(r, e, 1, v);
+            if (is_none(tri))
+                vec_push(r, columns, e);
+            else if (r->want_cycles)
+                vec_push(r, &r->negative_triangles, tri);
         }
     }
     for (size_t i = 0; i < n; i++)
@@ -780,6 +787,7 @@ static int compute_pairs(rips *r, const entry_vec *columns, pivot_map *pivots, i
                 }
             }
             pivot_map_insert(r, pivots, e_index(r, pivot), (int64_t)j, e_coef(r, pivot));
+            if (dim == 1 && r->want_cycles) vec_push(r, &r->negative_triangles, pivot);
             /* keep the reduction column, combined, for later additions */
             entry x;
             while (heap_pop_pivot(r, &red, &x)) vec_push(r, &R.entries, x);
@@ -824,6 +832,163 @@ static int assemble_columns(rips *r, entry_vec *simplices, entry_vec *columns,
     *simplices = next;
     sort_columns(r, columns->a, columns->len);
     return !r->oom;
+}
+
+/* ---- representative cycles of H1
+ *
+ * Homology and cohomology pair the same simplices, so the triangles that kill a class (the
+ * "negative" ones) are known from the cohomology run, zero-persistence pairs included. Reducing
+ * the boundary matrix on those columns only, in filtration order, gives for each death triangle
+ * the reduced column R_t: a cycle whose youngest edge is the birth edge and which bounds at t,
+ * i.e. a representative of exactly that interval. Working columns use a heap whose top is the
+ * youngest edge, obtained from the cohomology heap by reversing the key. */
+
+static inline entry reversed(const rips *r, entry e) {
+    return make_entry(r, -e.diam, (int64_t)(r->index_mask - 1) - e_index(r, e), e_coef(r, e));
+}
+
+static void push_boundary(rips *r, heap *h, const int32_t *v, uint32_t factor) {
+    /* d[a,b,c] = [b,c] - [a,c] + [a,b] for a > b > c */
+    static const int drop[3] = {0, 1, 2};
+    for (int t = 0; t < 3; t++) {
+        int32_t x = drop[t] == 0 ? v[1] : v[0], y = drop[t] == 2 ? v[1] : v[2];
+        int64_t idx = (int64_t)x * (x - 1) / 2 + y;
+        uint32_t c = (t == 1) ? mod_mul(r->modulus - 1, factor, r->modulus) : factor;
+        heap_push(r, h, reversed(r, make_entry(r, dist(r, x, y), idx, c)));
+    }
+}
+
+/* Shortest path (in edges) from a to b using only edges strictly before e in the filtration;
+ * with e itself this closes a cycle born at e. Writes the loop's edges into rep. */
+static void essential_cycle(rips *r, entry e, ats_representative *rep) {
+    size_t n = r->n;
+    int32_t ev[2];
+    simplex_vertices(r, e_index(r, e), 1, ev);
+    int32_t *prev = malloc(n * sizeof *prev), *queue = malloc(n * sizeof *queue);
+    if (!prev || !queue) {
+        free(prev);
+        free(queue);
+        r->oom = 1;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) prev[i] = -1;
+    size_t head = 0, tail = 0;
+    queue[tail++] = ev[0];
+    prev[ev[0]] = ev[0];
+    while (head < tail && prev[ev[1]] < 0) {
+        int32_t u = queue[head++];
+        for (size_t w = 0; w < n; w++) {
+            if (prev[w] >= 0 || (int32_t)w == u) continue;
+            double d = dist(r, u, (int64_t)w);
+            int64_t idx = u > (int32_t)w ? (int64_t)u * (u - 1) / 2 + (int64_t)w
+                                         : (int64_t)w * ((int64_t)w - 1) / 2 + u;
+            entry f = make_entry(r, d, idx, 1);
+            if (d > r->threshold || !filt_before(r, f, e)) continue;
+            prev[w] = u;
+            queue[tail++] = (int32_t)w;
+        }
+    }
+    size_t len = 1;
+    if (prev[ev[1]] >= 0)
+        for (int32_t x = ev[1]; x != ev[0]; x = prev[x]) len++;
+    rep->vertices = malloc(2 * len * sizeof *rep->vertices);
+    rep->coefs = malloc(len * sizeof *rep->coefs);
+    if (!rep->vertices || !rep->coefs) {
+        r->oom = 1;
+    } else {
+        rep->vertices[0] = ev[0];
+        rep->vertices[1] = ev[1];
+        rep->coefs[0] = 1;
+        rep->count = 1;
+        if (prev[ev[1]] >= 0)
+            for (int32_t x = ev[1]; x != ev[0]; x = prev[x]) {
+                int32_t y = prev[x];
+                rep->vertices[2 * rep->count] = x > y ? x : y;
+                rep->vertices[2 * rep->count + 1] = x > y ? y : x;
+                /* orient the path so the chain is a cycle over Z/p: +[e] then the path b->a */
+                rep->coefs[rep->count++] = x > y ? 1 : r->modulus - 1;
+            }
+    }
+    free(prev);
+    free(queue);
+}
+
+static void compute_cycles(rips *r) {
+    entry_vec *neg = &r->negative_triangles;
+    pair_vec *h1 = &r->out[1];
+    r->cycles = calloc(h1->len ? h1->len : 1, sizeof *r->cycles);
+    if (!r->cycles) {
+        r->oom = 1;
+        return;
+    }
+    /* filtration order = the reverse of the column order */
+    sort_columns(r, neg->a, neg->len);
+    pivot_map by_edge, by_triangle;
+    if (!pivot_map_init(&by_edge, neg->len) || !pivot_map_init(&by_triangle, neg->len)) {
+        r->oom = 1;
+        return;
+    }
+    size_t *start = malloc((neg->len + 1) * sizeof *start);
+    entry_vec pool = {NULL, 0, 0};
+    heap work = {NULL, 0, 0};
+    if (!start) r->oom = 1;
+    size_t ncols = 0;
+    for (size_t t = neg->len; t-- > 0 && !r->oom;) {
+        entry tri = neg->a[t];
+        int32_t v[3];
+        simplex_vertices(r, e_index(r, tri), 2, v);
+        work.len = 0;
+        push_boundary(r, &work, v, 1);
+        entry piv;
+        start[ncols] = pool.len;
+        while (heap_get_pivot(r, &work, &piv)) {
+            int64_t edge = (int64_t)(r->index_mask - 1) - e_index(r, piv);
+            const pivot_slot *slot = pivot_map_find(&by_edge, edge);
+            if (!slot) {
+                pivot_map_insert(r, &by_edge, edge, (int64_t)ncols, e_coef(r, piv));
+                pivot_map_insert(r, &by_triangle, e_index(r, tri), (int64_t)ncols, 0);
+                while (heap_pop_pivot(r, &work, &piv)) vec_push(r, &pool, piv);
+                break;
+            }
+            uint32_t factor =
+                (r->modulus - mod_mul(e_coef(r, piv), r->inverse[slot->coef], r->modulus)) %
+                r->modulus;
+            for (size_t q = start[slot->column]; q < start[slot->column + 1]; q++) {
+                entry x = pool.a[q];
+                heap_push(r, &work,
+                          make_entry(r, x.diam, e_index(r, x),
+                                     mod_mul(e_coef(r, x), factor, r->modulus)));
+            }
+        }
+        start[++ncols] = pool.len;
+    }
+    for (size_t i = 0; i < h1->len && !r->oom; i++) {
+        ats_representative *rep = &r->cycles[i];
+        if (h1->death[i] < 0) {
+            int64_t bi = h1->birth[i];
+            essential_cycle(r, make_entry(r, h1->pairs[2 * i], bi, 1), rep);
+            continue;
+        }
+        const pivot_slot *slot = pivot_map_find(&by_triangle, h1->death[i]);
+        if (!slot) continue; /* cannot happen: every death triangle is negative */
+        size_t a = start[slot->column], b = start[slot->column + 1];
+        rep->vertices = malloc((b - a ? b - a : 1) * 2 * sizeof *rep->vertices);
+        rep->coefs = malloc((b - a ? b - a : 1) * sizeof *rep->coefs);
+        if (!rep->vertices || !rep->coefs) {
+            r->oom = 1;
+            break;
+        }
+        for (size_t q = a; q < b; q++) {
+            int64_t edge = (int64_t)(r->index_mask - 1) - e_index(r, pool.a[q]);
+            simplex_vertices(r, edge, 1, rep->vertices + 2 * rep->count);
+            rep->coefs[rep->count++] = e_coef(r, pool.a[q]);
+        }
+    }
+    free(by_edge.slots);
+    free(by_triangle.slots);
+    free(start);
+    free(pool.a);
+    free(work.a);
 }
 
 /* ---- setup */
@@ -925,6 +1090,13 @@ void ats_rips_result_free(ats_rips_result *res) {
 static void rips_free(rips *r) {
     free(r->binom);
     free(r->full);
+    free(r->negative_triangles.a);
+    if (r->cycles)
+        for (size_t i = 0; i < r->out[1].len; i++) {
+            free(r->cycles[i].vertices);
+            free(r->cycles[i].coefs);
+        }
+    free(r->cycles);
     free(r->inverse);
     free(r->nb_start);
     free(r->nb);
@@ -964,6 +1136,7 @@ ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_option
     r.opt = opt;
     r.modulus = opt->modulus;
     r.want_cocycles = opt->want_cocycles;
+    r.want_cycles = opt->want_cycles && opt->max_dim >= 1;
     /* Homology above dimension n-2 vanishes (Ripser computes up to min(dim, n-2) too). */
     r.dim_max = opt->max_dim;
     if ((int64_t)r.dim_max > (int64_t)n - 2) r.dim_max = n >= 2 ? (int)(n - 2) : 0;
@@ -1075,6 +1248,7 @@ ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_option
     }
     free(simplices.a);
     free(columns.a);
+    if (r.want_cycles && r.dim_max >= 1 && !r.oom) compute_cycles(&r);
     if (r.oom) {
         rips_free(&r);
         return ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory");
@@ -1086,6 +1260,10 @@ ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_option
         out->birth_simplex[k] = p->birth;
         out->death_simplex[k] = p->death;
         out->cocycles[k] = p->reps;
+        if (k == 1) {
+            out->cycles = r.cycles;
+            r.cycles = NULL;
+        }
         memset(p, 0, sizeof *p);
     }
     rips_free(&r);
