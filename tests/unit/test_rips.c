@@ -102,10 +102,11 @@ static void test_clusters(void) {
 
 static void test_simplex_vertices(void) {
     /* index of {7,4,1} = C(7,3)+C(4,2)+C(1,1) = 35+6+1 = 42 */
-    int32_t v[3];
+    int32_t v[4];
     ats_simplex_vertices(42, 2, 10, v);
     CHECK(v[0] == 7 && v[1] == 4 && v[2] == 1);
     ats_simplex_vertices(0, 3, 10, v);
+    CHECK(v[0] == 3 && v[1] == 2 && v[2] == 1 && v[3] == 0);
     ats_simplex_vertices(0, 1, 10, v);
     CHECK(v[0] == 1 && v[1] == 0);
 }
