@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define METRIC_MAX_FILE   ((size_t)1 << 36) /* 64 GiB of text is certainly a mistake */
 #define METRIC_MAX_POINTS ((size_t)1 << 20)
 
 static int is_sep(char c) {
@@ -34,35 +33,78 @@ static void numbers_free(numbers *nb) {
     memset(nb, 0, sizeof *nb);
 }
 
-static ats_status parse_numbers(const char *path, const char *text, numbers *nb, ats_error *err) {
+/* Reads one line (without the newline) into a growable buffer; returns 0 at end of file. */
+static int read_line(FILE *fp, char **buf, size_t *cap, size_t *len, int *nul) {
+    size_t n = 0;
+    int c, any = 0;
+    while ((c = getc(fp)) != EOF) {
+        any = 1;
+        if (c == '\n') break;
+        if (c == '\0') *nul = 1;
+        if (n + 1 >= *cap) {
+            size_t nc = *cap ? *cap * 2 : 4096;
+            char *nb = realloc(*buf, nc);
+            if (!nb) return -1;
+            *buf = nb;
+            *cap = nc;
+        }
+        (*buf)[n++] = (char)c;
+    }
+    if (!any) return 0;
+    if (!*buf) {
+        *buf = malloc(1);
+        if (!*buf) return -1;
+        *cap = 1;
+    }
+    (*buf)[n] = '\0';
+    *len = n;
+    return 1;
+}
+
+/* Parses the numbers of a text file line by line (the file is streamed, never held whole). */
+static ats_status parse_numbers(const char *path, numbers *nb, ats_error *err) {
     memset(nb, 0, sizeof *nb);
-    const char *p = text;
-    size_t line = 1;
-    while (*p) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return ats_error_set(err, ATS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    char *buf = NULL;
+    size_t cap = 0, llen = 0, line = 0;
+    int nul = 0, got;
+    ats_status st = ATS_OK;
+    while (!st && (got = read_line(fp, &buf, &cap, &llen, &nul)) != 0) {
+        line++;
+        if (got < 0) {
+            st = ats_error_set(err, ATS_ERR_NOMEM, "%s: out of memory", path);
+            break;
+        }
+        if (nul) {
+            st = ats_error_set(err, ATS_ERR_FORMAT, "%s: line %zu: binary data (NUL byte)", path,
+                               line);
+            break;
+        }
+        const char *p = buf;
         size_t first = nb->len, cnt = 0, field = 0;
-        while (*p && *p != '\n') {
+        while (*p && !st) {
             if (is_sep(*p)) {
                 p++;
                 continue;
             }
             field++;
-            errno = 0;
             char *end;
             double x = strtod(p, &end);
-            if (end == p || (*end && !is_sep(*end) && *end != '\n')) {
+            if (end == p || (*end && !is_sep(*end))) {
                 const char *q = p;
-                while (*q && !is_sep(*q) && *q != '\n' && q - p < 24) q++;
-                numbers_free(nb);
-                return ats_error_set(err, ATS_ERR_FORMAT,
-                                     "%s: line %zu, field %zu: '%.*s' is not a number", path, line,
-                                     field, (int)(q - p), p);
+                while (*q && !is_sep(*q) && q - p < 24) q++;
+                st = ats_error_set(err, ATS_ERR_FORMAT,
+                                   "%s: line %zu, field %zu: '%.*s' is not a number", path, line,
+                                   field, (int)(q - p), p);
+                break;
             }
             if (nb->len == nb->cap) {
-                size_t nc = nb->cap ? nb->cap * 2 : 1024;
+                size_t nc = nb->cap ? nb->cap + nb->cap / 2 : 1024;
                 double *nv = realloc(nb->v, nc * sizeof *nv);
                 if (!nv) {
-                    numbers_free(nb);
-                    return ats_error_set(err, ATS_ERR_NOMEM, "%s: out of memory", path);
+                    st = ats_error_set(err, ATS_ERR_NOMEM, "%s: out of memory", path);
+                    break;
                 }
                 nb->v = nv;
                 nb->cap = nc;
@@ -71,7 +113,7 @@ static ats_status parse_numbers(const char *path, const char *text, numbers *nb,
             cnt++;
             p = end;
         }
-        if (cnt) {
+        if (cnt && !st) {
             if (nb->lines == nb->lines_cap) {
                 size_t nc = nb->lines_cap ? nb->lines_cap * 2 : 256;
                 size_t *a = realloc(nb->line_start, nc * sizeof *a);
@@ -81,8 +123,8 @@ static ats_status parse_numbers(const char *path, const char *text, numbers *nb,
                 size_t *c = realloc(nb->line_no, nc * sizeof *c);
                 if (c) nb->line_no = c;
                 if (!a || !b || !c) {
-                    numbers_free(nb);
-                    return ats_error_set(err, ATS_ERR_NOMEM, "%s: out of memory", path);
+                    st = ats_error_set(err, ATS_ERR_NOMEM, "%s: out of memory", path);
+                    break;
                 }
                 nb->lines_cap = nc;
             }
@@ -91,10 +133,12 @@ static ats_status parse_numbers(const char *path, const char *text, numbers *nb,
             nb->line_no[nb->lines] = line;
             nb->lines++;
         }
-        if (*p == '\n') p++;
-        line++;
     }
-    return ATS_OK;
+    if (!st && ferror(fp)) st = ats_error_set(err, ATS_ERR_IO, "%s: read error", path);
+    free(buf);
+    fclose(fp);
+    if (st) numbers_free(nb);
+    return st;
 }
 
 static ats_status check_value(const char *name, size_t row, size_t col, double d, ats_error *err) {
@@ -212,18 +256,8 @@ ats_status ats_metric_read(const char *path, ats_metric_format format, int symme
     *count = 0;
     *n = 0;
     if (format == ATS_METRIC_NPY) return read_npy(path, symmetrize, count, n, lowers, err);
-    char *text;
-    size_t len;
-    ats_status st = ats_file_read_all(path, METRIC_MAX_FILE, &text, &len, err);
-    if (st) return st;
-    if (strlen(text) != len) {
-        free(text);
-        return ats_error_set(err, ATS_ERR_FORMAT, "%s: binary data (NUL byte) in a text file",
-                             path);
-    }
     numbers nb;
-    st = parse_numbers(path, text, &nb, err);
-    free(text);
+    ats_status st = parse_numbers(path, &nb, err);
     if (st) return st;
     if (nb.len == 0 && format != ATS_METRIC_LOWER_DISTANCE) {
         numbers_free(&nb);
@@ -248,13 +282,14 @@ ats_status ats_metric_read(const char *path, ats_metric_format format, int symme
                                  "(n(n-1)/2 values for n points)",
                                  path, m);
         }
-        st = alloc_lower(path, 1, pts, lowers, err);
+        for (size_t i = 1, t = 0; i < pts && !st; i++)
+            for (size_t j = 0; j < i && !st; j++, t++)
+                st = check_value(path, i + 1, j + 1, nb.v[t], err);
         if (!st) {
-            for (size_t i = 1, t = 0; i < pts && !st; i++)
-                for (size_t j = 0; j < i && !st; j++, t++) {
-                    st = check_value(path, i + 1, j + 1, nb.v[t], err);
-                    (*lowers)[t] = nb.v[t];
-                }
+            /* the numbers are the lower triangle already: hand the array over */
+            *lowers = nb.v ? nb.v : malloc(sizeof(double));
+            nb.v = NULL;
+            if (!*lowers) st = ats_error_set(err, ATS_ERR_NOMEM, "%s: out of memory", path);
         }
     } else if (format == ATS_METRIC_DISTANCE) {
         pts = nb.lines;

@@ -30,10 +30,16 @@ typedef struct neighbor {
 } neighbor;
 
 typedef struct pivot_slot {
-    int64_t key; /* simplex index of the pivot; -1 = empty */
-    int64_t column;
-    uint32_t coef; /* coefficient of the pivot in that column's reduced coboundary */
+    int64_t key;     /* simplex index of the pivot; -1 = empty */
+    uint64_t packed; /* column << 16 | coefficient of the pivot in that column (p < 2^16) */
 } pivot_slot;
+
+static inline int64_t slot_column(const pivot_slot *s) {
+    return (int64_t)(s->packed >> 16);
+}
+static inline uint32_t slot_coef(const pivot_slot *s) {
+    return (uint32_t)(s->packed & 0xffff);
+}
 
 typedef struct pivot_map {
     pivot_slot *slots;
@@ -276,8 +282,7 @@ static int pivot_map_insert(rips *r, pivot_map *m, int64_t key, int64_t column, 
     size_t i = hash_index(key) & m->mask;
     while (m->slots[i].key != -1) i = (i + 1) & m->mask;
     m->slots[i].key = key;
-    m->slots[i].column = column;
-    m->slots[i].coef = coef;
+    m->slots[i].packed = ((uint64_t)column << 16) | coef;
     m->count++;
     return 1;
 }
@@ -762,8 +767,8 @@ static int compute_pairs(rips *r, const entry_vec *columns, pivot_map *pivots, i
             const pivot_slot *slot = pivot_map_find(pivots, e_index(r, pivot));
             if (slot) {
                 uint32_t factor =
-                    p - mod_mul(e_coef(r, pivot), r->inverse[slot->coef], p); /* cancels */
-                add_column(r, columns, &R, slot->column, factor % p, dim, &red, &cob);
+                    p - mod_mul(e_coef(r, pivot), r->inverse[slot_coef(slot)], p); /* cancels */
+                add_column(r, columns, &R, slot_column(slot), factor % p, dim, &red, &cob);
                 has = heap_get_pivot(r, &cob, &pivot);
                 continue;
             }
@@ -951,9 +956,9 @@ static void compute_cycles(rips *r) {
                 break;
             }
             uint32_t factor =
-                (r->modulus - mod_mul(e_coef(r, piv), r->inverse[slot->coef], r->modulus)) %
+                (r->modulus - mod_mul(e_coef(r, piv), r->inverse[slot_coef(slot)], r->modulus)) %
                 r->modulus;
-            for (size_t q = start[slot->column]; q < start[slot->column + 1]; q++) {
+            for (size_t q = start[slot_column(slot)]; q < start[slot_column(slot) + 1]; q++) {
                 entry x = pool.a[q];
                 heap_push(r, &work,
                           make_entry(r, x.diam, e_index(r, x),
@@ -971,7 +976,7 @@ static void compute_cycles(rips *r) {
         }
         const pivot_slot *slot = pivot_map_find(&by_triangle, h1->death[i]);
         if (!slot) continue; /* cannot happen: every death triangle is negative */
-        size_t a = start[slot->column], b = start[slot->column + 1];
+        size_t a = start[slot_column(slot)], b = start[slot_column(slot) + 1];
         rep->vertices = malloc((b - a ? b - a : 1) * 2 * sizeof *rep->vertices);
         rep->coefs = malloc((b - a ? b - a : 1) * sizeof *rep->coefs);
         if (!rep->vertices || !rep->coefs) {
@@ -1236,6 +1241,10 @@ ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_option
 
     entry_vec simplices = {NULL, 0, 0}, columns = {NULL, 0, 0};
     compute_dim0(&r, &simplices, &columns);
+    if (r.dim_max < 2) { /* the edges are only needed to enumerate triangles */
+        free(simplices.a);
+        simplices = (entry_vec){NULL, 0, 0};
+    }
     for (int dim = 1; dim <= r.dim_max && !r.oom; dim++) {
         pivot_map pivots;
         if (!pivot_map_init(&pivots, columns.len)) {
