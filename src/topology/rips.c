@@ -345,7 +345,7 @@ static inline int col_before(const rips *r, entry a, entry b) {
     return filt_before(r, b, a);
 }
 
-static void sort_columns(const rips *r, entry *a, size_t n) {
+static void quicksort_columns(const rips *r, entry *a, size_t n) {
     while (n > 24) {
         /* median of three pivot */
         entry x = a[0], y = a[n / 2], z = a[n - 1], pv;
@@ -367,11 +367,11 @@ static void sort_columns(const rips *r, entry *a, size_t n) {
         /* recurse into the smaller part, loop on the larger */
         size_t left = j + 1;
         if (left < n - left) {
-            sort_columns(r, a, left);
+            quicksort_columns(r, a, left);
             a += left;
             n -= left;
         } else {
-            sort_columns(r, a + left, n - left);
+            quicksort_columns(r, a + left, n - left);
             n = left;
         }
     }
@@ -384,6 +384,63 @@ static void sort_columns(const rips *r, entry *a, size_t n) {
         }
         a[j] = t;
     }
+}
+
+/* Radix sort into reverse filtration order: stable LSD passes over the index bytes (ascending),
+ * then over the diameter's bit pattern (descending; the bits of a non-negative double order
+ * like the double). Passes where every key has the same byte are skipped. Falls back to the
+ * comparison sort for small inputs or when the scratch buffer cannot be had. */
+static inline uint64_t diam_key(double d) {
+    uint64_t b;
+    if (d == 0.0) d = 0.0; /* -0.0 sorts as 0 */
+    memcpy(&b, &d, sizeof b);
+    return ~b;
+}
+
+static void sort_columns(const rips *r, entry *a, size_t n) {
+    if (n < 512) {
+        quicksort_columns(r, a, n);
+        return;
+    }
+    entry *tmp = malloc(n * sizeof *tmp);
+    if (!tmp) {
+        quicksort_columns(r, a, n);
+        return;
+    }
+    uint64_t max_index = 0;
+    for (size_t i = 0; i < n; i++)
+        if ((uint64_t)e_index(r, a[i]) > max_index) max_index = (uint64_t)e_index(r, a[i]);
+    int index_bytes = 0;
+    while (index_bytes < 8 && (max_index >> (8 * index_bytes)) != 0) index_bytes++;
+    entry *src = a, *dst = tmp;
+    for (int pass = 0; pass < index_bytes + 8; pass++) {
+        int diam_pass = pass >= index_bytes;
+        int shift = 8 * (diam_pass ? pass - index_bytes : pass);
+        size_t count[256] = {0};
+        for (size_t i = 0; i < n; i++) {
+            uint64_t key = diam_pass ? diam_key(src[i].diam) : (uint64_t)e_index(r, src[i]);
+            count[(key >> shift) & 0xff]++;
+        }
+        int trivial = 0;
+        for (int b = 0; b < 256; b++)
+            if (count[b] == n) trivial = 1;
+        if (trivial) continue;
+        size_t pos = 0;
+        for (int b = 0; b < 256; b++) {
+            size_t c = count[b];
+            count[b] = pos;
+            pos += c;
+        }
+        for (size_t i = 0; i < n; i++) {
+            uint64_t key = diam_pass ? diam_key(src[i].diam) : (uint64_t)e_index(r, src[i]);
+            dst[count[(key >> shift) & 0xff]++] = src[i];
+        }
+        entry *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != a) memcpy(a, src, n * sizeof *a);
+    free(tmp);
 }
 
 /* ---- coboundary enumeration
