@@ -1,0 +1,25 @@
+/* attnscope hub: where a model lives. A model is named either by a directory in HuggingFace
+ * layout (config.json, weights, tokenizer files) or by a hub name ("org/name" or "name") that
+ * is resolved from the HuggingFace cache:
+ *     $HF_HUB_CACHE, else $HF_HOME/hub, else $XDG_CACHE_HOME/huggingface/hub,
+ *     else ~/.cache/huggingface/hub
+ *     /models--org--name/refs/main holds the revision; snapshots/<revision>/ is the directory
+ * (the newest snapshot when refs/main is missing). */
+#ifndef ATTNSCOPE_HUB_H
+#define ATTNSCOPE_HUB_H
+
+#include "attnscope/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Resolves name_or_path to a model directory. *dir is malloc'd (free with free()). A path that
+ * exists as a directory is returned as is. Fails with ATS_ERR_IO and a message listing where it
+ * looked when nothing is found. */
+ats_status ats_model_resolve(const char *name_or_path, char **dir, ats_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
