@@ -1,0 +1,77 @@
+/* attnscope render: publication figures with cairo + pango.
+ *
+ * Every figure is drawn by the same code into PNG, SVG or PDF, chosen by the output file's
+ * extension (.png, .svg, .pdf). Text goes through pango, so token labels in any script —
+ * right-to-left Hebrew and Arabic, CJK — are shaped correctly. Files are written atomically
+ * (temporary file + rename). */
+#ifndef ATTNSCOPE_RENDER_H
+#define ATTNSCOPE_RENDER_H
+
+#include "attnscope/core.h"
+#include "attnscope/diagram.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum ats_figure_format {
+    ATS_FIGURE_PNG = 0,
+    ATS_FIGURE_SVG = 1,
+    ATS_FIGURE_PDF = 2
+} ats_figure_format;
+
+/* The format implied by a file name's extension; ATS_ERR_INVALID for anything else. */
+ats_status ats_figure_format_from_path(const char *path, ats_figure_format *format, ats_error *err);
+
+typedef struct ats_figure_options {
+    const char *title;    /* drawn above the plot; NULL for none */
+    double width, height; /* in points (1/72 in); 0 = the figure's natural size */
+    double png_scale;     /* PNG pixels per point (default 2: crisp on screens and in print) */
+    const char *font;     /* pango font family (default "DejaVu Sans") */
+} ats_figure_options;
+
+void ats_figure_options_init(ats_figure_options *opt);
+
+/* Persistence diagram: for each i, dgms[i] is the diagram of dimension dims[i]. Points are
+ * coloured by dimension, the diagonal is drawn, and essential classes sit on a line marked ∞
+ * above the finite range. */
+ats_status ats_render_diagram(const char *path, size_t count, const ats_diagram *dgms,
+                              const int *dims, const ats_figure_options *opt, ats_error *err);
+
+/* Barcode: one bar per interval, grouped by dimension and sorted by birth; essential bars run
+ * to the right edge and end in an arrow. */
+ats_status ats_render_barcode(const char *path, size_t count, const ats_diagram *dgms,
+                              const int *dims, const ats_figure_options *opt, ats_error *err);
+
+typedef struct ats_heatmap_options {
+    ats_figure_options fig;
+    const char *const *row_labels; /* [rows] or NULL (e.g. query tokens) */
+    const char *const *col_labels; /* [cols] or NULL (e.g. key tokens) */
+    const char *row_title;         /* axis titles, e.g. "query", "key"; NULL for none */
+    const char *col_title;
+    const char *value_title; /* colour bar title, e.g. "attention" */
+    double vmin, vmax;       /* colour range; vmin == vmax (default 0, 0) = data range */
+} ats_heatmap_options;
+
+void ats_heatmap_options_init(ats_heatmap_options *opt);
+
+/* Heatmap of values [rows][cols] (viridis colour map, NaN drawn grey) with labels and a colour
+ * bar. Cells stay square; labels are drawn whenever a cell is large enough to read them. */
+ats_status ats_render_heatmap(const char *path, size_t rows, size_t cols, const double *values,
+                              const ats_heatmap_options *opt, ats_error *err);
+
+/* Grid of panels: values [grid_rows][grid_cols][rows][cols], e.g. all L×H attention heads,
+ * one shared colour scale; panel_titles [grid_rows*grid_cols] or NULL ("L0 H3" style titles
+ * are made when NULL). Token labels are not drawn in the grid. */
+ats_status ats_render_heatmap_grid(const char *path, size_t grid_rows, size_t grid_cols,
+                                   size_t rows, size_t cols, const double *values,
+                                   const char *const *panel_titles, const ats_heatmap_options *opt,
+                                   ats_error *err);
+
+/* The colour map used for heatmaps: t in [0,1] -> r, g, b in [0,1] (viridis). */
+void ats_colormap_viridis(double t, double *r, double *g, double *b);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

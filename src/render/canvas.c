@@ -1,0 +1,198 @@
+#include "canvas.h"
+
+#include <cairo-pdf.h>
+#include <cairo-svg.h>
+#include <math.h>
+#include <pango/pangocairo.h>
+#include <stdio.h>
+#include <string.h>
+
+void ats_figure_options_init(ats_figure_options *opt) {
+    memset(opt, 0, sizeof *opt);
+    opt->png_scale = 2.0;
+    opt->font = "DejaVu Sans";
+}
+
+ats_status ats_figure_format_from_path(const char *path, ats_figure_format *format,
+                                       ats_error *err) {
+    const char *dot = strrchr(path, '.');
+    if (dot && !strcmp(dot, ".png"))
+        *format = ATS_FIGURE_PNG;
+    else if (dot && !strcmp(dot, ".svg"))
+        *format = ATS_FIGURE_SVG;
+    else if (dot && !strcmp(dot, ".pdf"))
+        *format = ATS_FIGURE_PDF;
+    else
+        return ats_error_set(err, ATS_ERR_INVALID, "%s: a figure must be named .png, .svg or .pdf",
+                             path);
+    return ATS_OK;
+}
+
+static cairo_status_t write_stream(void *closure, const unsigned char *data, unsigned int len) {
+    return fwrite(data, 1, len, (FILE *)closure) == len ? CAIRO_STATUS_SUCCESS
+                                                        : CAIRO_STATUS_WRITE_ERROR;
+}
+
+ats_status canvas_open(canvas *c, const char *path, double w, double h,
+                       const ats_figure_options *opt, ats_error *err) {
+    memset(c, 0, sizeof *c);
+    ats_status st = ats_figure_format_from_path(path, &c->format, err);
+    if (st) return st;
+    if (!(w > 0 && h > 0 && w < 1e5 && h < 1e5))
+        return ats_error_set(err, ATS_ERR_RANGE, "%s: figure size %gx%g is out of range", path, w,
+                             h);
+    double scale = opt && opt->png_scale > 0 ? opt->png_scale : 2.0;
+    if (c->format == ATS_FIGURE_PNG && w * h * scale * scale > 4e8)
+        return ats_error_set(err, ATS_ERR_RANGE,
+                             "%s: a %gx%g point PNG at scale %g is too large; use .svg or .pdf",
+                             path, w, h, scale);
+    st = ats_outfile_open(&c->out, path, err);
+    if (st) return st;
+    c->width = w;
+    c->height = h;
+    c->font = opt && opt->font ? opt->font : "DejaVu Sans";
+    switch (c->format) {
+    case ATS_FIGURE_PNG:
+        c->surface = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, (int)ceil(w * scale),
+                                                (int)ceil(h * scale));
+        break;
+    case ATS_FIGURE_SVG:
+        c->surface = cairo_svg_surface_create_for_stream(write_stream, c->out.fp, w, h);
+        break;
+    case ATS_FIGURE_PDF:
+        c->surface = cairo_pdf_surface_create_for_stream(write_stream, c->out.fp, w, h);
+        break;
+    }
+    if (cairo_surface_status(c->surface) != CAIRO_STATUS_SUCCESS) {
+        canvas_abort(c);
+        return ats_error_set(err, ATS_ERR_NOMEM, "%s: cannot create a %gx%g figure", path, w, h);
+    }
+    c->cr = cairo_create(c->surface);
+    if (c->format == ATS_FIGURE_PNG) cairo_scale(c->cr, scale, scale);
+    cairo_set_source_rgb(c->cr, 1, 1, 1);
+    cairo_paint(c->cr);
+    cairo_set_source_rgb(c->cr, 0, 0, 0);
+    return ATS_OK;
+}
+
+ats_status canvas_close(canvas *c, ats_error *err) {
+    cairo_status_t cs = cairo_status(c->cr);
+    cairo_destroy(c->cr);
+    c->cr = NULL;
+    if (cs == CAIRO_STATUS_SUCCESS && c->format == ATS_FIGURE_PNG)
+        cs = cairo_surface_write_to_png_stream(c->surface, write_stream, c->out.fp);
+    cairo_surface_finish(c->surface);
+    if (cs == CAIRO_STATUS_SUCCESS) cs = cairo_surface_status(c->surface);
+    cairo_surface_destroy(c->surface);
+    c->surface = NULL;
+    if (cs != CAIRO_STATUS_SUCCESS) {
+        char path[512];
+        snprintf(path, sizeof path, "%s", c->out.path ? c->out.path : "figure");
+        ats_outfile_abort(&c->out);
+        return ats_error_set(err, ATS_ERR_IO, "%s: drawing failed: %s", path,
+                             cairo_status_to_string(cs));
+    }
+    return ats_outfile_commit(&c->out, err);
+}
+
+void canvas_abort(canvas *c) {
+    if (c->cr) cairo_destroy(c->cr);
+    if (c->surface) {
+        cairo_surface_finish(c->surface);
+        cairo_surface_destroy(c->surface);
+    }
+    c->cr = NULL;
+    c->surface = NULL;
+    ats_outfile_abort(&c->out);
+}
+
+static PangoLayout *make_layout(canvas *c, const char *text, double size, int bold) {
+    PangoLayout *layout = pango_cairo_create_layout(c->cr);
+    /* 72 dpi: a font size in points is a size in user units */
+    pango_cairo_context_set_resolution(pango_layout_get_context(layout), 72.0);
+    pango_layout_context_changed(layout);
+    PangoFontDescription *fd = pango_font_description_from_string(c->font);
+    pango_font_description_set_absolute_size(fd, size * PANGO_SCALE);
+    if (bold) pango_font_description_set_weight(fd, PANGO_WEIGHT_BOLD);
+    pango_layout_set_font_description(layout, fd);
+    pango_font_description_free(fd);
+    pango_layout_set_text(layout, text, -1);
+    return layout;
+}
+
+void canvas_text_extent(canvas *c, const char *text, double size, int bold, double *w, double *h) {
+    PangoLayout *layout = make_layout(c, text, size, bold);
+    int pw, ph;
+    pango_layout_get_size(layout, &pw, &ph);
+    *w = (double)pw / PANGO_SCALE;
+    *h = (double)ph / PANGO_SCALE;
+    g_object_unref(layout);
+}
+
+void canvas_text(canvas *c, const char *text, double x, double y, double size, double ax, double ay,
+                 double angle, int bold) {
+    PangoLayout *layout = make_layout(c, text, size, bold);
+    int pw, ph;
+    pango_layout_get_size(layout, &pw, &ph);
+    double w = (double)pw / PANGO_SCALE, h = (double)ph / PANGO_SCALE;
+    cairo_save(c->cr);
+    cairo_translate(c->cr, x, y);
+    cairo_rotate(c->cr, -angle);
+    cairo_move_to(c->cr, -ax * w, -ay * h);
+    pango_cairo_show_layout(c->cr, layout);
+    cairo_restore(c->cr);
+    g_object_unref(layout);
+}
+
+int nice_ticks(double lo, double hi, int target, double *ticks, int max, double *step_out) {
+    if (!(hi > lo)) hi = lo + 1.0;
+    double raw = (hi - lo) / (target > 1 ? target : 1);
+    double mag = pow(10.0, floor(log10(raw)));
+    double f = raw / mag, step;
+    if (f < 1.5)
+        step = 1 * mag;
+    else if (f < 3.5)
+        step = 2 * mag;
+    else if (f < 7.5)
+        step = 5 * mag;
+    else
+        step = 10 * mag;
+    int n = 0;
+    for (double t = ceil(lo / step - 1e-9) * step; t <= hi + step * 1e-9 && n < max; t += step)
+        ticks[n++] = fabs(t) < step * 1e-9 ? 0.0 : t;
+    *step_out = step;
+    return n;
+}
+
+void format_tick(double v, double step, char *buf, size_t n) {
+    int decimals = step >= 1 ? 0 : (int)ceil(-log10(step) - 1e-9);
+    if (decimals > 10) decimals = 10;
+    snprintf(buf, n, "%.*f", decimals, v);
+}
+
+void dim_colour(int dim, double *r, double *g, double *b) {
+    static const double pal[8][3] = {
+        {0.122, 0.467, 0.706}, {1.000, 0.498, 0.055}, {0.173, 0.627, 0.173}, {0.839, 0.153, 0.157},
+        {0.580, 0.404, 0.741}, {0.549, 0.337, 0.294}, {0.890, 0.467, 0.761}, {0.498, 0.498, 0.498}};
+    const double *p = pal[(dim < 0 ? 0 : dim) % 8];
+    *r = p[0];
+    *g = p[1];
+    *b = p[2];
+}
+
+void ats_colormap_viridis(double t, double *r, double *g, double *b) {
+    /* viridis sampled at k/8, linearly interpolated */
+    static const double v[9][3] = {
+        {0.267, 0.005, 0.329}, {0.278, 0.173, 0.478}, {0.231, 0.322, 0.545},
+        {0.173, 0.447, 0.557}, {0.129, 0.569, 0.553}, {0.157, 0.682, 0.502},
+        {0.369, 0.788, 0.384}, {0.678, 0.863, 0.188}, {0.992, 0.906, 0.145}};
+    if (!(t >= 0)) t = 0;
+    if (t > 1) t = 1;
+    double x = t * 8;
+    int i = (int)x;
+    if (i >= 8) i = 7;
+    double f = x - i;
+    *r = v[i][0] + f * (v[i + 1][0] - v[i][0]);
+    *g = v[i][1] + f * (v[i + 1][1] - v[i][1]);
+    *b = v[i][2] + f * (v[i + 1][2] - v[i][2]);
+}

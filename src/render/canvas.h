@@ -1,0 +1,45 @@
+/* Internal drawing helpers shared by the figures: one canvas for PNG, SVG and PDF, pango text,
+ * axis ticks. */
+#ifndef ATS_RENDER_CANVAS_H
+#define ATS_RENDER_CANVAS_H
+
+#include "attnscope/render.h"
+
+#include <cairo.h>
+
+#define ATS_PI 3.14159265358979323846
+
+typedef struct canvas {
+    ats_figure_format format;
+    cairo_surface_t *surface;
+    cairo_t *cr;
+    ats_outfile out;
+    double width, height; /* points */
+    const char *font;
+} canvas;
+
+/* Opens a figure of w × h points writing to path (atomically, on canvas_close). */
+ats_status canvas_open(canvas *c, const char *path, double w, double h,
+                       const ats_figure_options *opt, ats_error *err);
+/* Finishes drawing and commits the file. */
+ats_status canvas_close(canvas *c, ats_error *err);
+/* Drops the figure and its temporary file. */
+void canvas_abort(canvas *c);
+
+/* Draws text with its anchor point at (x, y): ax = 0 left, 0.5 centre, 1 right; ay likewise for
+ * top..bottom. angle in radians, counter-clockwise (text is rotated about the anchor). */
+void canvas_text(canvas *c, const char *text, double x, double y, double size, double ax, double ay,
+                 double angle, int bold);
+/* Width and height of text at this size. */
+void canvas_text_extent(canvas *c, const char *text, double size, int bold, double *w, double *h);
+
+/* Up to max "nice" tick values (1, 2, 5 × 10^k steps) covering [lo, hi]; returns the count and
+ * the step in *step. */
+int nice_ticks(double lo, double hi, int target, double *ticks, int max, double *step);
+/* A tick label with as many decimals as the step needs. */
+void format_tick(double v, double step, char *buf, size_t n);
+
+/* The colours of homology dimensions 0.. (a qualitative palette). */
+void dim_colour(int dim, double *r, double *g, double *b);
+
+#endif

@@ -1,0 +1,126 @@
+/* Figures: every kind in every format produces a well-formed, non-trivial file; bad input is
+ * refused without leaving a file. What the figures look like is checked by eye (the PNGs are
+ * opened during development); here we check what a program can. */
+#include "attnscope/render.h"
+#include "check.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static long file_size(const char *path) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return -1;
+    fseek(fp, 0, SEEK_END);
+    long n = ftell(fp);
+    fclose(fp);
+    return n;
+}
+
+static int starts_with(const char *path, const char *magic, size_t len) {
+    char buf[64] = {0};
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return 0;
+    size_t got = fread(buf, 1, len, fp);
+    fclose(fp);
+    return got == len && memcmp(buf, magic, len) == 0;
+}
+
+static int contains(const char *path, const char *needle) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return 0;
+    static char buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof buf - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    return strstr(buf, needle) != NULL;
+}
+
+static void check_formats(const char *stem, ats_status (*draw)(const char *path)) {
+    const char *exts[3] = {".png", ".svg", ".pdf"};
+    const char *magic[3] = {"\x89PNG", "<?xml", "%PDF"};
+    for (int f = 0; f < 3; f++) {
+        char path[256];
+        snprintf(path, sizeof path, "build-test-%s%s", stem, exts[f]);
+        CHECK(draw(path) == ATS_OK);
+        CHECK(file_size(path) > 1000);
+        CHECK(starts_with(path, magic[f], 4));
+        remove(path);
+    }
+}
+
+static ats_diagram dgms[3];
+static int dims[3] = {0, 1, 2};
+
+static ats_status draw_diagram(const char *path) {
+    ats_figure_options opt;
+    ats_figure_options_init(&opt);
+    opt.title = "diagram";
+    return ats_render_diagram(path, 3, dgms, dims, &opt, NULL);
+}
+
+static ats_status draw_barcode(const char *path) {
+    return ats_render_barcode(path, 3, dgms, dims, NULL, NULL);
+}
+
+static double values[3 * 4 * 16];
+static const char *labels[4] = {"[CLS]", "שלום", "猫", "émigré"};
+
+static ats_status draw_heatmap(const char *path) {
+    ats_heatmap_options opt;
+    ats_heatmap_options_init(&opt);
+    opt.row_labels = labels;
+    opt.col_labels = labels;
+    opt.value_title = "attention";
+    return ats_render_heatmap(path, 4, 4, values, &opt, NULL);
+}
+
+static ats_status draw_grid(const char *path) {
+    return ats_render_heatmap_grid(path, 3, 4, 2, 8, values, NULL, NULL, NULL);
+}
+
+int main(void) {
+    double p0[6] = {0, 0.5, 0, 1.0, 0, INFINITY}, p1[4] = {0.6, 0.9, 0.7, 0.75},
+           p2[2] = {0.8, 0.85};
+    dgms[0] = (ats_diagram){3, p0};
+    dgms[1] = (ats_diagram){2, p1};
+    dgms[2] = (ats_diagram){1, p2};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) values[i] = (double)(i % 7) / 7.0;
+    check_formats("diagram", draw_diagram);
+    check_formats("barcode", draw_barcode);
+    check_formats("heatmap", draw_heatmap);
+    check_formats("grid", draw_grid);
+
+    /* text is real text in vector output: the Hebrew label survives into the SVG/PDF */
+    CHECK(draw_heatmap("build-test-labels.svg") == ATS_OK);
+    CHECK(contains("build-test-labels.svg", "<svg"));
+    remove("build-test-labels.svg");
+
+    /* empty diagrams still make a figure */
+    ats_diagram empty = {0, NULL};
+    int d0 = 0;
+    CHECK(ats_render_diagram("build-test-empty.png", 1, &empty, &d0, NULL, NULL) == ATS_OK);
+    CHECK(ats_render_barcode("build-test-empty.png", 1, &empty, &d0, NULL, NULL) == ATS_OK);
+    remove("build-test-empty.png");
+
+    /* refused: unknown extension, NaN birth, infinite value, absurd size; nothing left behind */
+    ats_error err;
+    CHECK(ats_render_diagram("build-test-x.jpg", 3, dgms, dims, NULL, &err) == ATS_ERR_INVALID);
+    CHECK(strstr(err.message, ".png, .svg or .pdf") != NULL);
+    double bad[2] = {NAN, 1};
+    ats_diagram badd = {1, bad};
+    CHECK(ats_render_diagram("build-test-bad.png", 1, &badd, &d0, NULL, &err) == ATS_ERR_INVALID);
+    CHECK(file_size("build-test-bad.png") < 0);
+    values[5] = INFINITY;
+    CHECK(draw_heatmap("build-test-inf.png") != ATS_OK);
+    CHECK(file_size("build-test-inf.png") < 0);
+    CHECK(ats_render_heatmap("build-test-big.png", 100000, 3, values, NULL, &err) == ATS_ERR_RANGE);
+
+    double r, g, b;
+    ats_colormap_viridis(0, &r, &g, &b);
+    CHECK(r > 0.25 && r < 0.3 && b > 0.3); /* dark purple */
+    ats_colormap_viridis(1, &r, &g, &b);
+    CHECK(r > 0.95 && g > 0.85 && b < 0.2); /* yellow */
+    return check_report("test_render");
+}
