@@ -68,6 +68,41 @@ ats_status ats_render_heatmap_grid(const char *path, size_t grid_rows, size_t gr
                                    const char *const *panel_titles, const ats_heatmap_options *opt,
                                    ats_error *err);
 
+/* ---- graphs */
+
+/* A layout of n points in `dim` (2 or 3) dimensions for the metric `lower` ([n(n-1)/2], as in
+ * rips.h): classical MDS for a deterministic start, then force-directed refinement
+ * (Fruchterman–Reingold) where the edges d <= scale attract with strength 1 - d/scale.
+ * pos receives [n][dim] coordinates in [-1, 1]. */
+ats_status ats_layout_force(size_t n, const double *lower, double scale, int dim, int iterations,
+                            double *pos, ats_error *err);
+
+typedef struct ats_graph_options {
+    ats_figure_options fig;
+    const char *const *labels; /* [n] node labels (tokens) or NULL for indices */
+    int show_labels;           /* default 1 */
+} ats_graph_options;
+
+void ats_graph_options_init(ats_graph_options *opt);
+
+/* The 1-skeleton of the Vietoris–Rips complex at `scale`: tokens as labelled nodes in a force
+ * layout, edges d <= scale (darker for shorter), triangles lightly filled, nodes coloured by
+ * their H0 cluster at that scale. */
+ats_status ats_render_skeleton(const char *path, size_t n, const double *lower, double scale,
+                               const ats_graph_options *opt, ats_error *err);
+
+/* The skeleton at several scales side by side, with one shared layout. */
+ats_status ats_render_skeleton_grid(const char *path, size_t n, const double *lower,
+                                    size_t n_scales, const double *scales,
+                                    const ats_graph_options *opt, ats_error *err);
+
+/* Attention as a weighted directed graph on a circle: edge i -> j for att[i][j] >= min_weight
+ * (width and opacity by weight). With symmetrize, the graph of (A + A^T)/2 is drawn undirected,
+ * as the seed does for causal attention. att is [n][n]. */
+ats_status ats_render_attention_graph(const char *path, size_t n, const double *att,
+                                      double min_weight, int symmetrize,
+                                      const ats_graph_options *opt, ats_error *err);
+
 /* The colour map used for heatmaps: t in [0,1] -> r, g, b in [0,1] (viridis). */
 void ats_colormap_viridis(double t, double *r, double *g, double *b);
 

@@ -12,21 +12,29 @@ static const char USAGE[] =
     "usage: attnscope plot diagram|barcode FILE --out FIG [--dims 0,1,2] [--title T]\n"
     "       attnscope plot heatmap M.npy --out FIG [--labels F | --row-labels F --col-labels F]\n"
     "                              [--layer L --head H] [--vmin A --vmax B] [--title T]\n"
+    "       attnscope plot skeleton D.npy --out FIG (--scale S | --scales S1,S2,...) [--labels F]\n"
+    "       attnscope plot graph A.npy --out FIG [--min-weight W] [--symmetrize] [--labels F]\n"
+    "                              [--layer L --head H]\n"
     "\n"
     "FIG is .png, .svg or .pdf. Diagram files: attnscope JSON (all dimensions), Ripser's text\n"
     "output, DIPHA, or plain `birth death` pairs (one diagram; --dims names its dimension).\n"
     "A heatmap .npy is [n][m], or [L][H][n][m] for a grid of every head (or one head with\n"
-    "--layer/--head). Label files hold one label per line (UTF-8, any script).\n";
+    "--layer/--head). skeleton: the Rips 1-skeleton of the distance matrix D ([n][n]) at each\n"
+    "scale, tokens coloured by H0 cluster. graph: attention A ([n][n] or [L][H][n][n]) as a graph\n"
+    "on a circle, edges of weight >= W (default 0.05). Label files hold one label per line\n"
+    "(UTF-8, any script).\n";
 
 typedef struct plot_args {
-    const char *kind, *file, *out, *title, *labels, *row_labels, *col_labels, *dims;
+    const char *kind, *file, *out, *title, *labels, *row_labels, *col_labels, *dims, *scales;
     long layer, head;
-    double vmin, vmax;
+    double vmin, vmax, min_weight;
+    int symmetrize;
 } plot_args;
 
 static int parse(int argc, char **argv, plot_args *a) {
     memset(a, 0, sizeof *a);
     a->layer = a->head = -1;
+    a->min_weight = 0.05;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         const char **slot = NULL;
@@ -45,7 +53,17 @@ static int parse(int argc, char **argv, plot_args *a) {
             slot = &a->col_labels;
         else if (!strcmp(s, "--dims"))
             slot = &a->dims;
-        else if (!strcmp(s, "--layer") || !strcmp(s, "--head")) {
+        else if (!strcmp(s, "--scales") || !strcmp(s, "--scale"))
+            slot = &a->scales;
+        else if (!strcmp(s, "--symmetrize")) {
+            a->symmetrize = 1;
+            continue;
+        } else if (!strcmp(s, "--min-weight")) {
+            if (!ats_cli_parse_double(v, 0, &a->min_weight) || a->min_weight < 0)
+                return ats_cli_usage_error("plot", "--min-weight needs a number >= 0");
+            i++;
+            continue;
+        } else if (!strcmp(s, "--layer") || !strcmp(s, "--head")) {
             long x;
             if (!ats_cli_parse_long(v, 0, 1 << 20, &x))
                 return ats_cli_usage_error("plot", "%s needs an integer >= 0", s);
@@ -238,11 +256,105 @@ done:
     return rc;
 }
 
+/* Reads an [n][n] (or [L][H][n][n] with --layer/--head) float array into doubles. */
+static int read_square(const plot_args *a, double **out, size_t *n, ats_error *err) {
+    ats_npy arr;
+    if (ats_npy_read(a->file, &arr, err)) return 0;
+    int ok = 0;
+    size_t off = 0;
+    if ((arr.dtype != ATS_F32 && arr.dtype != ATS_F64) || (arr.ndim != 2 && arr.ndim != 4) ||
+        arr.shape[arr.ndim - 1] != arr.shape[arr.ndim - 2] || arr.count == 0) {
+        ats_error_set(err, ATS_ERR_FORMAT, "%s: expected a float array [n][n] or [L][H][n][n]",
+                      a->file);
+        goto done;
+    }
+    *n = arr.shape[arr.ndim - 1];
+    if (arr.ndim == 4) {
+        if (a->layer < 0 || a->head < 0 || (size_t)a->layer >= arr.shape[0] ||
+            (size_t)a->head >= arr.shape[1]) {
+            ats_error_set(err, ATS_ERR_INVALID,
+                          "%s: a [L][H][n][n] array needs --layer and --head within [%zu][%zu]",
+                          a->file, arr.shape[0], arr.shape[1]);
+            goto done;
+        }
+        off = ((size_t)a->layer * arr.shape[1] + (size_t)a->head) * *n * *n;
+    }
+    *out = malloc(*n * *n * sizeof **out);
+    if (!*out) {
+        ats_error_set(err, ATS_ERR_NOMEM, "%s: out of memory", a->file);
+        goto done;
+    }
+    for (size_t i = 0; i < *n * *n; i++)
+        (*out)[i] =
+            arr.dtype == ATS_F64 ? ((double *)arr.data)[off + i] : ((float *)arr.data)[off + i];
+    ok = 1;
+done:
+    ats_npy_free(&arr);
+    return ok;
+}
+
+static int plot_graph(const plot_args *a, int skeleton) {
+    ats_error err;
+    ats_error_clear(&err);
+    double *m = NULL, *lower = NULL, scales[64];
+    char **labels = NULL, *lbuf = NULL;
+    size_t n = 0, ns = 0;
+    int rc = ATS_EXIT_OK;
+    if (skeleton) {
+        const char *p = a->scales;
+        if (!p) return ats_cli_usage_error("plot", "skeleton needs --scale or --scales");
+        while (*p && ns < 64) {
+            char *e;
+            scales[ns] = strtod(p, &e);
+            if (e == p || !(scales[ns] >= 0) || isinf(scales[ns]) || (*e && *e != ','))
+                return ats_cli_usage_error("plot", "--scales needs numbers >= 0 like 0.2,0.3");
+            ns++;
+            p = *e ? e + 1 : e;
+        }
+    }
+    if (!read_square(a, &m, &n, &err)) return ats_cli_fail(&err);
+    if (a->labels && !read_labels(a->labels, n, &labels, &lbuf, &err)) {
+        rc = ats_cli_fail(&err);
+        goto done;
+    }
+    ats_graph_options opt;
+    ats_graph_options_init(&opt);
+    opt.fig.title = a->title;
+    opt.labels = (const char *const *)labels;
+    ats_status st;
+    if (skeleton) {
+        lower = malloc((n * (n - 1) / 2 + 1) * sizeof *lower);
+        if (!lower) {
+            ats_error_set(&err, ATS_ERR_NOMEM, "%s: out of memory", a->file);
+            rc = ats_cli_fail(&err);
+            goto done;
+        }
+        st = ats_metric_from_full(n, m, a->symmetrize, a->file, lower, &err);
+        if (!st) st = ats_render_skeleton_grid(a->out, n, lower, ns, scales, &opt, &err);
+    } else {
+        st = ats_render_attention_graph(a->out, n, m, a->min_weight, a->symmetrize, &opt, &err);
+    }
+    if (st) {
+        rc = ats_cli_fail(&err);
+        goto done;
+    }
+    printf("%s\n", a->out);
+done:
+    free(m);
+    free(lower);
+    free(labels);
+    free(lbuf);
+    return rc;
+}
+
 int ats_cmd_plot(int argc, char **argv) {
     plot_args a;
     int rc = parse(argc, argv, &a);
     if (rc) return rc;
     if (!strcmp(a.kind, "diagram") || !strcmp(a.kind, "barcode")) return plot_diagrams(&a);
     if (!strcmp(a.kind, "heatmap")) return plot_heatmap(&a);
-    return ats_cli_usage_error("plot", "unknown figure '%s' (diagram, barcode, heatmap)", a.kind);
+    if (!strcmp(a.kind, "skeleton")) return plot_graph(&a, 1);
+    if (!strcmp(a.kind, "graph")) return plot_graph(&a, 0);
+    return ats_cli_usage_error(
+        "plot", "unknown figure '%s' (diagram, barcode, heatmap, skeleton, graph)", a.kind);
 }

@@ -80,7 +80,26 @@ static ats_status draw_grid(const char *path) {
     return ats_render_heatmap_grid(path, 3, 4, 2, 8, values, NULL, NULL, NULL);
 }
 
+static double lower6[15] = {0.3, 0.5,  0.4,  0.9,  0.8,  0.2, 1.0, 0.9,
+                            0.3, 0.25, 0.95, 0.85, 0.35, 0.3, 0.1};
+static double att6[36];
+
+static ats_status draw_skeleton(const char *path) {
+    double scales[2] = {0.3, 0.5};
+    ats_graph_options opt;
+    ats_graph_options_init(&opt);
+    static const char *lab[6] = {"a", "b", "שלום", "猫", "e", "f"};
+    opt.labels = lab;
+    return ats_render_skeleton_grid(path, 6, lower6, 2, scales, &opt, NULL);
+}
+
+static ats_status draw_graph(const char *path) {
+    return ats_render_attention_graph(path, 6, att6, 0.05, 0, NULL, NULL);
+}
+
 int main(void) {
+    for (int i = 0; i < 6; i++)
+        for (int j = 0; j <= i; j++) att6[i * 6 + j] = 1.0 / (i + 1);
     double p0[6] = {0, 0.5, 0, 1.0, 0, INFINITY}, p1[4] = {0.6, 0.9, 0.7, 0.75},
            p2[2] = {0.8, 0.85};
     dgms[0] = (ats_diagram){3, p0};
@@ -91,6 +110,18 @@ int main(void) {
     check_formats("barcode", draw_barcode);
     check_formats("heatmap", draw_heatmap);
     check_formats("grid", draw_grid);
+    check_formats("skeleton", draw_skeleton);
+    check_formats("graph", draw_graph);
+
+    /* layouts are deterministic and normalised */
+    double q1[12], q2[12];
+    CHECK(ats_layout_force(6, lower6, 0.5, 2, 100, q1, NULL) == ATS_OK);
+    CHECK(ats_layout_force(6, lower6, 0.5, 2, 100, q2, NULL) == ATS_OK);
+    CHECK(memcmp(q1, q2, sizeof q1) == 0);
+    for (int i = 0; i < 12; i++) CHECK(q1[i] >= -1.0 - 1e-12 && q1[i] <= 1.0 + 1e-12);
+    double p3[18];
+    CHECK(ats_layout_force(6, lower6, 0.5, 3, 50, p3, NULL) == ATS_OK);
+    CHECK(ats_layout_force(6, lower6, 0.5, 4, 50, p3, NULL) == ATS_ERR_INVALID);
 
     /* text is real text in vector output: the Hebrew label survives into the SVG/PDF */
     CHECK(draw_heatmap("build-test-labels.svg") == ATS_OK);
@@ -116,6 +147,12 @@ int main(void) {
     CHECK(draw_heatmap("build-test-inf.png") != ATS_OK);
     CHECK(file_size("build-test-inf.png") < 0);
     CHECK(ats_render_heatmap("build-test-big.png", 100000, 3, values, NULL, &err) == ATS_ERR_RANGE);
+    att6[7] = -1;
+    CHECK(draw_graph("build-test-neg.png") == ATS_ERR_INVALID);
+    CHECK(file_size("build-test-neg.png") < 0);
+    double neg_scale = -1;
+    CHECK(ats_render_skeleton("build-test-s.png", 6, lower6, neg_scale, NULL, &err) ==
+          ATS_ERR_INVALID);
 
     double r, g, b;
     ats_colormap_viridis(0, &r, &g, &b);
