@@ -15,6 +15,7 @@ typedef struct command {
 
 static const command COMMANDS[] = {
     {"rips", ats_cmd_rips, "Vietoris–Rips persistent homology of a distance matrix or points"},
+    {"tokenize", ats_cmd_tokenize, "A model's tokens of a text, with ids and offsets"},
 };
 
 static void print_usage(FILE *fp) {

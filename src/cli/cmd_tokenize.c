@@ -1,0 +1,259 @@
+/* attnscope tokenize: a model's tokenization of a text, as a table or JSON. */
+#include "cli.h"
+#include "attnscope/hub.h"
+#include "attnscope/tokenizer.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char USAGE[] =
+    "usage: attnscope tokenize --model M (--text T | --file F) [options]\n"
+    "\n"
+    "Tokenizes UTF-8 text exactly as the model's HuggingFace tokenizer does (byte-level BPE for\n"
+    "GPT-2 / RoBERTa, WordPiece for BERT-family models), with the special tokens the model adds\n"
+    "by default ([CLS] ... [SEP], <s> ... </s>, none for GPT-2).\n"
+    "\n"
+    "  --model M      model directory (tokenizer.json, or vocab.json + merges.txt, or\n"
+    "                 encoder.json + vocab.bpe, or vocab.txt) or a name in the HuggingFace cache\n"
+    "  --text T       the text\n"
+    "  --file F       read the text from file F ('-' = standard input), byte for byte\n"
+    "  --lines        encode each line of the text on its own ('\\n' or '\\r\\n' ends a line);\n"
+    "                 --json then writes a list with one object per line\n"
+    "  --no-special   do not add the model's special tokens\n"
+    "  --json OUT     write {\"ids\":[...],\"tokens\":[...],\"offsets\":[[s,e],...],\n"
+    "                 \"char_offsets\":[[s,e],...],\"word_ids\":[...],\"special\":[...]} to OUT\n"
+    "                 ('-' = standard output) instead of the table\n"
+    "\n"
+    "offsets are byte ranges [s, e) in the UTF-8 text; char_offsets are the same ranges in\n"
+    "characters (code points), which is what transformers' offset_mapping reports. Special\n"
+    "tokens added by the tokenizer have [0, 0] and word id -1.\n";
+
+static char *read_stream(FILE *fp, size_t *len) {
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    if (!buf) return NULL;
+    for (;;) {
+        if (n == cap) {
+            char *b = realloc(buf, cap * 2);
+            if (!b) {
+                free(buf);
+                return NULL;
+            }
+            buf = b;
+            cap *= 2;
+        }
+        size_t k = fread(buf + n, 1, cap - n, fp);
+        n += k;
+        if (k == 0) break;
+    }
+    *len = n;
+    return buf;
+}
+
+static cJSON *encoding_json(const ats_encoding *e, const size_t *chars) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON *ids = cJSON_AddArrayToObject(o, "ids");
+    cJSON *toks = cJSON_AddArrayToObject(o, "tokens");
+    cJSON *offs = cJSON_AddArrayToObject(o, "offsets");
+    cJSON *coffs = cJSON_AddArrayToObject(o, "char_offsets");
+    cJSON *words = cJSON_AddArrayToObject(o, "word_ids");
+    cJSON *spec = cJSON_AddArrayToObject(o, "special");
+    if (!ids || !toks || !offs || !coffs || !words || !spec) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    for (size_t i = 0; i < e->count; i++) {
+        cJSON *p = cJSON_CreateArray(), *q = cJSON_CreateArray();
+        cJSON_AddItemToArray(ids, cJSON_CreateNumber(e->ids[i]));
+        cJSON_AddItemToArray(toks, cJSON_CreateString(e->tokens[i]));
+        cJSON_AddItemToArray(p, cJSON_CreateNumber((double)e->offsets[2 * i]));
+        cJSON_AddItemToArray(p, cJSON_CreateNumber((double)e->offsets[2 * i + 1]));
+        cJSON_AddItemToArray(offs, p);
+        cJSON_AddItemToArray(q, cJSON_CreateNumber((double)chars[2 * i]));
+        cJSON_AddItemToArray(q, cJSON_CreateNumber((double)chars[2 * i + 1]));
+        cJSON_AddItemToArray(coffs, q);
+        cJSON_AddItemToArray(words, e->word_ids[i] < 0 ? cJSON_CreateNull()
+                                                       : cJSON_CreateNumber(e->word_ids[i]));
+        cJSON_AddItemToArray(spec, cJSON_CreateBool(e->special[i]));
+    }
+    return o;
+}
+
+/* the token's text, with control characters escaped */
+static void print_slice(FILE *fp, const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '\n')
+            fputs("\\n", fp);
+        else if (c == '\t')
+            fputs("\\t", fp);
+        else if (c == '\r')
+            fputs("\\r", fp);
+        else if (c < 0x20 || c == 0x7F)
+            fprintf(fp, "\\x%02X", c);
+        else
+            fputc(c, fp);
+    }
+}
+
+static void print_table(FILE *fp, const ats_encoding *e, const char *text) {
+    fprintf(fp, "%5s %8s  %-20s %-13s %5s  %s\n", "i", "id", "token", "bytes", "word", "text");
+    for (size_t i = 0; i < e->count; i++) {
+        char range[48], word[16];
+        snprintf(range, sizeof range, "%zu-%zu", e->offsets[2 * i], e->offsets[2 * i + 1]);
+        if (e->word_ids[i] < 0)
+            snprintf(word, sizeof word, "-");
+        else
+            snprintf(word, sizeof word, "%ld", (long)e->word_ids[i]);
+        fprintf(fp, "%5zu %8ld  ", i, (long)e->ids[i]);
+        /* pad by characters, not bytes */
+        size_t chars = 0;
+        for (const char *p = e->tokens[i]; *p; p++) chars += ((unsigned char)*p & 0xC0) != 0x80;
+        print_slice(fp, e->tokens[i], strlen(e->tokens[i]));
+        for (size_t k = chars; k < 20; k++) fputc(' ', fp);
+        fprintf(fp, " %-13s %5s  ", range, word);
+        print_slice(fp, text + e->offsets[2 * i], e->offsets[2 * i + 1] - e->offsets[2 * i]);
+        fputc('\n', fp);
+    }
+}
+
+int ats_cmd_tokenize(int argc, char **argv) {
+    const char *model = NULL, *text = NULL, *file = NULL, *json = NULL;
+    int add_special = 1, lines = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(USAGE, stdout);
+            return ATS_EXIT_OK;
+        }
+        if (!strcmp(a, "--no-special")) {
+            add_special = 0;
+            continue;
+        }
+        if (!strcmp(a, "--lines")) {
+            lines = 1;
+            continue;
+        }
+        const char **slot = !strcmp(a, "--model")  ? &model
+                            : !strcmp(a, "--text") ? &text
+                            : !strcmp(a, "--file") ? &file
+                            : !strcmp(a, "--json") ? &json
+                                                   : NULL;
+        if (!slot) return ats_cli_usage_error("tokenize", "unknown option '%s' (see --help)", a);
+        if (i + 1 >= argc) return ats_cli_usage_error("tokenize", "%s needs a value", a);
+        *slot = argv[++i];
+    }
+    if (!model) return ats_cli_usage_error("tokenize", "--model is required (see --help)");
+    if (!text == !file)
+        return ats_cli_usage_error("tokenize", "give exactly one of --text and --file");
+
+    ats_error err = {0};
+    char *buf = NULL;
+    size_t len = 0;
+    if (file) {
+        if (!strcmp(file, "-")) {
+            buf = read_stream(stdin, &len);
+            if (!buf) return ats_cli_usage_error("tokenize", "cannot read standard input");
+        } else if (ats_file_read_all(file, (size_t)1 << 31, &buf, &len, &err)) {
+            return ats_cli_fail(&err);
+        }
+        text = buf;
+    } else {
+        len = strlen(text);
+    }
+
+    char *dir = NULL;
+    ats_tokenizer *tok = NULL;
+    int rc = ATS_EXIT_OK;
+    if (ats_model_resolve(model, &dir, &err) || ats_tokenizer_load(dir, &tok, &err)) {
+        rc = ats_cli_fail(&err);
+        goto done;
+    }
+
+    cJSON *root = json && lines ? cJSON_CreateArray() : NULL;
+    size_t pos = 0;
+    int first = 1;
+    while (pos < len || (first && pos == len)) {
+        size_t end = len;
+        size_t next = len;
+        if (lines) {
+            const char *nl = memchr(text + pos, '\n', len - pos);
+            if (nl) {
+                end = (size_t)(nl - text);
+                next = end + 1;
+            }
+            if (end > pos && text[end - 1] == '\r') end--;
+        }
+        first = 0;
+        ats_encoding enc;
+        if (ats_tokenizer_encode(tok, text + pos, end - pos, add_special, &enc, &err)) {
+            if (lines) {
+                /* name the line and the offset in the whole input */
+                size_t line = 1;
+                for (size_t k = 0; k < pos; k++) line += text[k] == '\n';
+                fprintf(stderr, "attnscope: line %zu (byte %zu of the input): %s\n", line, pos,
+                        err.message);
+                rc = ATS_EXIT_INPUT;
+            } else {
+                rc = ats_cli_fail(&err);
+            }
+            cJSON_Delete(root);
+            goto done;
+        }
+        if (json) {
+            size_t *chars = malloc((2 * enc.count + 1) * sizeof *chars);
+            cJSON *o = NULL;
+            if (chars && !ats_encoding_char_offsets(&enc, text + pos, end - pos, chars, &err))
+                o = encoding_json(&enc, chars);
+            free(chars);
+            ats_encoding_free(&enc);
+            if (!o) {
+                cJSON_Delete(root);
+                fprintf(stderr, "attnscope: out of memory\n");
+                rc = ATS_EXIT_FAIL;
+                goto done;
+            }
+            if (root) {
+                cJSON_AddItemToArray(root, o);
+            } else {
+                root = o;
+            }
+        } else {
+            print_table(stdout, &enc, text + pos);
+            ats_encoding_free(&enc);
+        }
+        pos = next;
+        if (!lines) break;
+    }
+    if (json) {
+        char *s = cJSON_PrintUnformatted(root);
+        cJSON_Delete(root);
+        if (!s) {
+            fprintf(stderr, "attnscope: out of memory\n");
+            rc = ATS_EXIT_FAIL;
+            goto done;
+        }
+        if (!strcmp(json, "-")) {
+            fputs(s, stdout);
+            fputc('\n', stdout);
+        } else {
+            ats_outfile of = {0};
+            if (ats_outfile_open(&of, json, &err)) {
+                free(s);
+                rc = ats_cli_fail(&err);
+                goto done;
+            }
+            fputs(s, (FILE *)of.fp);
+            fputc('\n', (FILE *)of.fp);
+            if (ats_outfile_commit(&of, &err)) rc = ats_cli_fail(&err);
+        }
+        free(s);
+    }
+done:
+    ats_tokenizer_free(tok);
+    free(dir);
+    free(buf);
+    return rc;
+}
