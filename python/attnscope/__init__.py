@@ -1,0 +1,19 @@
+"""attnscope: the topology and information theory of attention in transformer models.
+
+The C library does the work; this package passes NumPy arrays in and out (without copies where
+the input is already a C-contiguous float64 array) and raises AttnscopeError with the library's
+message on bad input. Every analysis accepts attention or distances from anywhere, e.g. a
+PyTorch model's `outputs.attentions`."""
+from ._lib import AttnscopeError
+from .figures import (plot_attention_graph, plot_barcode, plot_diagram, plot_heatmap,
+                      plot_heatmap_grid, plot_skeleton)
+from .topology import (Persistence, bottleneck, clusters, layout, lower_triangle, rips,
+                       rips_batch, wasserstein)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AttnscopeError", "Persistence", "rips", "rips_batch", "clusters", "lower_triangle",
+    "bottleneck", "wasserstein", "layout", "plot_diagram", "plot_barcode", "plot_heatmap",
+    "plot_heatmap_grid", "plot_skeleton", "plot_attention_graph",
+]

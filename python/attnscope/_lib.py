@@ -1,0 +1,189 @@
+"""ctypes bindings over the public C headers (include/attnscope/*.h).
+
+Structures mirror the headers field by field; the layouts are checked against the C library at
+import time where the library can tell (sizes of the structures it exports are not available,
+so the tests exercise every field instead). ctypes releases the GIL for the duration of every
+foreign call, so C work runs in parallel with other Python threads."""
+import ctypes
+import os
+
+import numpy as np
+
+RIPS_MAX_DIM = 8
+
+c_double_p = ctypes.POINTER(ctypes.c_double)
+c_int32_p = ctypes.POINTER(ctypes.c_int32)
+c_uint32_p = ctypes.POINTER(ctypes.c_uint32)
+c_int64_p = ctypes.POINTER(ctypes.c_int64)
+
+
+class Error(ctypes.Structure):
+    _fields_ = [("status", ctypes.c_int), ("message", ctypes.c_char * 512)]
+
+
+class Diagram(ctypes.Structure):
+    _fields_ = [("count", ctypes.c_size_t), ("pairs", c_double_p)]
+
+
+class Matching(ctypes.Structure):
+    _fields_ = [("count", ctypes.c_size_t), ("pairs", c_int64_p)]
+
+
+class RipsOptions(ctypes.Structure):
+    _fields_ = [
+        ("max_dim", ctypes.c_int),
+        ("threshold", ctypes.c_double),
+        ("modulus", ctypes.c_uint),
+        ("min_persistence", ctypes.c_double),
+        ("ratio", ctypes.c_double),
+        ("want_cocycles", ctypes.c_int),
+        ("want_cycles", ctypes.c_int),
+    ]
+
+
+class Representative(ctypes.Structure):
+    _fields_ = [("count", ctypes.c_size_t), ("vertices", c_int32_p), ("coefs", c_uint32_p)]
+
+
+class RipsResult(ctypes.Structure):
+    _fields_ = [
+        ("max_dim", ctypes.c_int),
+        ("n_points", ctypes.c_size_t),
+        ("threshold", ctypes.c_double),
+        ("min_value", ctypes.c_double),
+        ("max_value", ctypes.c_double),
+        ("dims", Diagram * (RIPS_MAX_DIM + 1)),
+        ("birth_simplex", c_int64_p * (RIPS_MAX_DIM + 1)),
+        ("death_simplex", c_int64_p * (RIPS_MAX_DIM + 1)),
+        ("cocycles", ctypes.POINTER(Representative) * (RIPS_MAX_DIM + 1)),
+        ("cycles", ctypes.POINTER(Representative)),
+    ]
+
+
+class WassersteinOptions(ctypes.Structure):
+    _fields_ = [
+        ("q", ctypes.c_double),
+        ("internal_p", ctypes.c_double),
+        ("delta", ctypes.c_double),
+        ("exact", ctypes.c_int),
+        ("exact_max", ctypes.c_size_t),
+    ]
+
+
+class FigureOptions(ctypes.Structure):
+    _fields_ = [
+        ("title", ctypes.c_char_p),
+        ("width", ctypes.c_double),
+        ("height", ctypes.c_double),
+        ("png_scale", ctypes.c_double),
+        ("font", ctypes.c_char_p),
+    ]
+
+
+class HeatmapOptions(ctypes.Structure):
+    _fields_ = [
+        ("fig", FigureOptions),
+        ("row_labels", ctypes.POINTER(ctypes.c_char_p)),
+        ("col_labels", ctypes.POINTER(ctypes.c_char_p)),
+        ("row_title", ctypes.c_char_p),
+        ("col_title", ctypes.c_char_p),
+        ("value_title", ctypes.c_char_p),
+        ("vmin", ctypes.c_double),
+        ("vmax", ctypes.c_double),
+    ]
+
+
+class GraphOptions(ctypes.Structure):
+    _fields_ = [
+        ("fig", FigureOptions),
+        ("labels", ctypes.POINTER(ctypes.c_char_p)),
+        ("show_labels", ctypes.c_int),
+    ]
+
+
+class AttnscopeError(RuntimeError):
+    """An error reported by the attnscope C library; the message names what was wrong."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+
+
+def _find_library():
+    env = os.environ.get("ATTNSCOPE_LIB")
+    if env:
+        return env
+    here = os.path.dirname(os.path.abspath(__file__))
+    for cand in (os.path.join(here, "libattnscope.so"),
+                 os.path.join(here, "..", "..", "build", "libattnscope.so")):
+        if os.path.exists(cand):
+            return cand
+    raise ImportError("libattnscope.so not found: install with `pip install ./python`, "
+                      "or set ATTNSCOPE_LIB to a built library")
+
+
+lib = ctypes.CDLL(_find_library())
+
+
+def _fn(name, restype, *argtypes):
+    f = getattr(lib, name)
+    f.restype = restype
+    f.argtypes = list(argtypes)
+    return f
+
+
+P = ctypes.POINTER
+ats_rips_options_init = _fn("ats_rips_options_init", None, P(RipsOptions))
+ats_rips_compute = _fn("ats_rips_compute", ctypes.c_int, ctypes.c_size_t, c_double_p,
+                       P(RipsOptions), P(RipsResult), P(Error))
+ats_rips_compute_batch = _fn("ats_rips_compute_batch", ctypes.c_int, ctypes.c_size_t,
+                             P(ctypes.c_size_t), P(c_double_p), P(RipsOptions), ctypes.c_int,
+                             P(RipsResult), P(Error))
+ats_rips_result_free = _fn("ats_rips_result_free", None, P(RipsResult))
+ats_rips_clusters = _fn("ats_rips_clusters", ctypes.c_int, ctypes.c_size_t, c_double_p,
+                        ctypes.c_double, c_int32_p, P(ctypes.c_size_t), P(Error))
+ats_metric_from_full = _fn("ats_metric_from_full", ctypes.c_int, ctypes.c_size_t, c_double_p,
+                           ctypes.c_int, ctypes.c_char_p, c_double_p, P(Error))
+ats_simplex_vertices = _fn("ats_simplex_vertices", None, ctypes.c_int64, ctypes.c_int,
+                           ctypes.c_size_t, c_int32_p)
+ats_bottleneck_distance = _fn("ats_bottleneck_distance", ctypes.c_int, P(Diagram), P(Diagram),
+                              c_double_p, P(Matching), P(Error))
+ats_wasserstein_options_init = _fn("ats_wasserstein_options_init", None, P(WassersteinOptions))
+ats_wasserstein_distance = _fn("ats_wasserstein_distance", ctypes.c_int, P(Diagram), P(Diagram),
+                               P(WassersteinOptions), c_double_p, P(Matching), P(Error))
+ats_matching_free = _fn("ats_matching_free", None, P(Matching))
+ats_figure_options_init = _fn("ats_figure_options_init", None, P(FigureOptions))
+ats_heatmap_options_init = _fn("ats_heatmap_options_init", None, P(HeatmapOptions))
+ats_graph_options_init = _fn("ats_graph_options_init", None, P(GraphOptions))
+ats_render_diagram = _fn("ats_render_diagram", ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t,
+                         P(Diagram), c_int32_p, P(FigureOptions), P(Error))
+ats_render_barcode = _fn("ats_render_barcode", ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t,
+                         P(Diagram), c_int32_p, P(FigureOptions), P(Error))
+ats_render_heatmap = _fn("ats_render_heatmap", ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t,
+                         ctypes.c_size_t, c_double_p, P(HeatmapOptions), P(Error))
+ats_render_heatmap_grid = _fn("ats_render_heatmap_grid", ctypes.c_int, ctypes.c_char_p,
+                              ctypes.c_size_t, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_size_t,
+                              c_double_p, P(ctypes.c_char_p), P(HeatmapOptions), P(Error))
+ats_render_skeleton_grid = _fn("ats_render_skeleton_grid", ctypes.c_int, ctypes.c_char_p,
+                               ctypes.c_size_t, c_double_p, ctypes.c_size_t, c_double_p,
+                               P(GraphOptions), P(Error))
+ats_render_attention_graph = _fn("ats_render_attention_graph", ctypes.c_int, ctypes.c_char_p,
+                                 ctypes.c_size_t, c_double_p, ctypes.c_double, ctypes.c_int,
+                                 P(GraphOptions), P(Error))
+ats_layout_force = _fn("ats_layout_force", ctypes.c_int, ctypes.c_size_t, c_double_p,
+                       ctypes.c_double, ctypes.c_int, ctypes.c_int, c_double_p, P(Error))
+
+
+def check(status, err):
+    """Raises AttnscopeError carrying the library's message when status is not OK."""
+    if status != 0:
+        raise AttnscopeError(status, err.message.decode("utf-8", "replace"))
+
+
+def as_double_ptr(a):
+    return a.ctypes.data_as(c_double_p)
+
+
+def contiguous(a, dtype=np.float64):
+    """A C-contiguous array of dtype: the same memory when it already is one (no copy)."""
+    return np.ascontiguousarray(a, dtype=dtype)

@@ -1,0 +1,107 @@
+"""The Python package over libattnscope.so: same results as the CLI and the references."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "python"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
+
+import attnscope  # noqa: E402
+from attention_data import attention_js_matrices, softmax_attention  # noqa: E402
+
+ATTNSCOPE = os.environ.get("ATTNSCOPE", os.path.join(ROOT, "build", "attnscope"))
+
+
+def cli_rips(tmp_path, d, dim):
+    np.save(tmp_path / "d.npy", d)
+    out = tmp_path / "o.json"
+    subprocess.run([ATTNSCOPE, "rips", str(tmp_path / "d.npy"), "--dim", str(dim), "--json", str(out)],
+                   check=True, capture_output=True)
+    doc = json.load(open(out))
+    return [np.array([[b, math.inf if x is None else x] for b, x in e["pairs"]]).reshape(-1, 2)
+            for e in doc["dims"]]
+
+
+def test_rips_equals_cli(tmp_path):
+    for d in attention_js_matrices(40, 3, seed=1):
+        p = attnscope.rips(d, max_dim=2)
+        ref = cli_rips(tmp_path, d, 2)
+        for k in range(3):
+            np.testing.assert_array_equal(p[k], ref[k])
+    assert "H1" in repr(p)
+
+
+def test_rips_points_cycles_cocycles():
+    t = np.linspace(0, 2 * np.pi, 16, endpoint=False)
+    x = np.c_[np.cos(t), np.sin(t)]
+    p = attnscope.rips(x, max_dim=1, metric="euclidean", cycles=True, cocycles=True)
+    assert len(p[1]) == 1 and len(p.cycles) == 1 and p.cycles[0].shape == (16, 2)
+    simplices, coefs = p.cocycles[1][0]
+    assert simplices.shape[1] == 2 and len(coefs) == len(simplices)
+    assert p[0].shape == (16, 2) and np.isinf(p[0][:, 1]).sum() == 1
+
+
+def test_batch_equals_single():
+    mats = attention_js_matrices(24, 6, seed=2)
+    batch = attnscope.rips_batch(np.stack(mats), max_dim=1, n_threads=2)
+    for m, b in zip(mats, batch):
+        one = attnscope.rips(m, max_dim=1)
+        for k in range(2):
+            np.testing.assert_array_equal(one[k], b[k])
+
+
+def test_diagram_distances_against_gudhi():
+    gudhi = pytest.importorskip("gudhi")
+    import gudhi.hera
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        a = np.sort(rng.uniform(0, 1, (30, 2)), axis=1)
+        b = np.sort(rng.uniform(0, 1, (25, 2)), axis=1)
+        assert abs(attnscope.bottleneck(a, b) - gudhi.bottleneck_distance(a, b, 0)) <= 1e-12
+        w = attnscope.wasserstein(a, b, q=2, exact=True)
+        assert abs(w - gudhi.hera.wasserstein_distance(a, b, order=2, internal_p=np.inf, delta=1e-9)) <= 1e-6 * w
+    d, m = attnscope.bottleneck(a, b, matching=True)
+    assert m.shape[1] == 2 and len(m) >= 25
+    assert attnscope.bottleneck(np.array([[0, np.inf]]), np.zeros((0, 2))) == math.inf
+
+
+def test_clusters_and_layout():
+    d = np.array([[0, 0.1, 5, 5], [0.1, 0, 5, 5], [5, 5, 0, 0.2], [5, 5, 0.2, 0]], float)
+    assert attnscope.clusters(d, 0.5).tolist() == [0, 0, 1, 1]
+    pos = attnscope.layout(d, 0.5, dim=3)
+    assert pos.shape == (4, 3) and np.abs(pos).max() <= 1 + 1e-12
+
+
+def test_errors_carry_the_library_message():
+    d = np.ones((3, 3)) - np.eye(3)
+    d[2, 1] = d[1, 2] = np.nan
+    with pytest.raises(attnscope.AttnscopeError, match="row 3, column 2"):
+        attnscope.rips(d)
+    with pytest.raises(attnscope.AttnscopeError, match="square"):
+        attnscope.rips(np.zeros((2, 3)))
+    with pytest.raises(attnscope.AttnscopeError, match="symmetric"):
+        attnscope.rips(np.array([[0, 1.0], [2.0, 0]]))
+    with pytest.raises(attnscope.AttnscopeError, match="prime"):
+        attnscope.rips(np.zeros((3, 3)), modulus=4)
+
+
+def test_figures_are_bytes():
+    d = attention_js_matrices(20, 1, seed=3)[0]
+    p = attnscope.rips(d, max_dim=1)
+    png = attnscope.plot_diagram(p, title="t")
+    assert png[:4] == b"\x89PNG" and png._repr_png_() is not None
+    svg = attnscope.plot_barcode(p, fmt="svg")
+    assert svg._repr_svg_().lstrip().startswith("<?xml")
+    assert attnscope.plot_heatmap(softmax_attention(5, np.random.default_rng(0)),
+                                  row_labels=list("abcde"), col_labels=list("abcde"))[:4] == b"\x89PNG"
+    assert attnscope.plot_heatmap_grid(np.random.default_rng(0).random((2, 3, 4, 4)), fmt="pdf")[:4] == b"%PDF"
+    assert attnscope.plot_skeleton(d, [0.3, 0.5], labels=[str(i) for i in range(20)])[:4] == b"\x89PNG"
+    assert attnscope.plot_attention_graph(softmax_attention(8, np.random.default_rng(1)))[:4] == b"\x89PNG"
+    with pytest.raises(attnscope.AttnscopeError, match="labels"):
+        attnscope.plot_heatmap(np.zeros((2, 2)), row_labels=["a"])
