@@ -5,6 +5,8 @@
 
 #include "attnscope/core.h"
 #include "attnscope/diagram.h"
+#include "attnscope/model.h"
 #include "attnscope/rips.h"
+#include "attnscope/vision.h"
 
 #endif

@@ -14,6 +14,7 @@ typedef struct command {
 } command;
 
 static const command COMMANDS[] = {
+    {"attention", ats_cmd_attention, "Run a model and capture every attention head"},
     {"rips", ats_cmd_rips, "Vietoris–Rips persistent homology of a distance matrix or points"},
     {"tokenize", ats_cmd_tokenize, "A model's tokens of a text, with ids and offsets"},
 };

@@ -1,0 +1,149 @@
+/* attnscope model: load HuggingFace-format transformer models and run them on the CPU, keeping
+ * every attention head.
+ *
+ * A model is a directory in HuggingFace layout (or a hub name, see hub.h): config.json and the
+ * weights in model.safetensors (memory-mapped; every header offset, dtype and shape is checked
+ * against the file; F32, F16 and BF16 tensors, the latter two converted to float32 at load).
+ * Architectures (config.json "model_type"): gpt2, bert, roberta, distilbert, vit. Sentence models
+ * with the BERT architecture (all-MiniLM-L6-v2) load as bert.
+ *
+ * The forward pass follows transformers' eager implementation: attention probabilities are
+ * softmax(Q Kᵀ / √d_head) computed explicitly and kept, [L][H][n][n], layers and heads 0-based in
+ * the order of transformers' outputs.attentions; hidden states [L+1][n][d] are transformers'
+ * outputs.hidden_states (the embeddings, then the output of every layer; for GPT-2 the last one
+ * is after the final layer norm ln_f, as in transformers).
+ *
+ * Threads: a model handle is read-only after loading except for its last-error message, so
+ * several threads may run forward passes on one handle if they pass their own ats_error and
+ * ignore ats_model_errmsg. OpenBLAS runs the matrix products; the element-wise kernels use
+ * OpenMP. opt.n_threads sets both (OpenBLAS's thread count is process-global: it is set with
+ * openblas_set_num_threads at the start of each forward pass when n_threads > 0). */
+#ifndef ATTNSCOPE_MODEL_H
+#define ATTNSCOPE_MODEL_H
+
+#include "attnscope/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ats_model ats_model;
+
+typedef enum ats_arch {
+    ATS_ARCH_GPT2 = 1,
+    ATS_ARCH_BERT = 2,
+    ATS_ARCH_ROBERTA = 3,
+    ATS_ARCH_DISTILBERT = 4,
+    ATS_ARCH_VIT = 5
+} ats_arch;
+
+/* What a model is; every field read from config.json (and preprocessor_config.json for ViT). */
+typedef struct ats_model_info {
+    ats_arch arch;
+    const char *model_type; /* "gpt2", "bert", ... (lives as long as the model) */
+    const char *dir;        /* the resolved model directory */
+    int n_layers;           /* L */
+    int n_heads;            /* H */
+    int d_model;            /* d */
+    int d_head;             /* d / H */
+    int d_ff;               /* width of the feed-forward layer */
+    int vocab_size;         /* V (0 for ViT) */
+    int max_positions;      /* longest input in tokens (ViT: patches + 1) */
+    int causal;             /* 1 for GPT-2: row i attends to keys 0..i only */
+    int has_lm_head;        /* the checkpoint can compute a language-model loss */
+    float eps;              /* layer norm epsilon */
+    /* ViT only: images are resized to image_size × image_size, rescaled by rescale_factor and
+     * normalised per channel with image_mean / image_std (ViTImageProcessor). */
+    int image_size, patch_size, n_channels;
+    int do_resize, do_rescale, do_normalize;
+    double rescale_factor;
+    float image_mean[3], image_std[3];
+} ats_model_info;
+
+/* Loads a model from a directory in HuggingFace layout or a name in the HuggingFace cache
+ * (ats_model_resolve). On failure *out is NULL and err says which file and tensor were wrong. */
+ats_status ats_model_load(const char *name_or_path, ats_model **out, ats_error *err);
+void ats_model_free(ats_model *m);
+
+/* The model's description; lives as long as the model. */
+const ats_model_info *ats_model_info_get(const ats_model *m);
+/* The message of the last failed call on this handle ("" when none); lives until the next call. */
+const char *ats_model_errmsg(const ats_model *m);
+
+/* ---- forward pass */
+
+/* Bits of ats_forward_options.capture: what the result keeps. */
+#define ATS_CAPTURE_ATTENTION 1u /* attention probabilities [L][H][n][n] */
+#define ATS_CAPTURE_SCORES                                                                         \
+    2u                        /* pre-softmax scores Q Kᵀ/√d_head [L][H][n][n] (-inf where a    \
+                                 causal model masks) */
+#define ATS_CAPTURE_HIDDEN 4u /* hidden states [L+1][n][d] */
+#define ATS_CAPTURE_LOGITS 8u /* language-model logits [n][V] (needs an LM head) */
+
+typedef struct ats_forward_options {
+    unsigned capture;       /* ATS_CAPTURE_* bits */
+    int n_threads;          /* threads for OpenBLAS and OpenMP; 0 leaves them as they are */
+    int truncate;           /* inputs longer than max_positions: 0 = error, 1 = keep the first
+                               max_positions tokens (result.n_truncated says how many went) */
+    const float *head_mask; /* [L][H] or NULL: each head's probabilities are multiplied by its
+                               entry before they weigh the values, as transformers' head_mask
+                               (0 = the head contributes nothing; the reported attention of a
+                               masked head is then 0, as transformers reports it) */
+} ats_forward_options;
+
+/* Sets opt to the defaults: capture attention only, threads and everything else untouched. */
+void ats_forward_options_init(ats_forward_options *opt);
+
+/* One token sequence. */
+typedef struct ats_model_input {
+    const int32_t *ids;            /* [n] vocabulary ids */
+    const int32_t *token_type_ids; /* [n] segment ids (BERT), or NULL for all 0 */
+    const int32_t *labels;         /* [n] or NULL: targets of the language-model loss, -100 =
+                                      ignored. GPT-2: labels[i+1] is the target at position i
+                                      (pass the ids themselves for next-token loss); masked-LM
+                                      models: labels[i] is the target at position i. */
+    size_t n;
+} ats_model_input;
+
+typedef struct ats_forward_result {
+    size_t n_layers, n_heads, n_tokens, d_model, vocab_size; /* L, H, n, d, V */
+    size_t n_truncated;                                      /* tokens dropped by opt.truncate */
+    float *attention;                                        /* [L][H][n][n] or NULL */
+    float *scores;                                           /* [L][H][n][n] or NULL */
+    float *hidden;                                           /* [L+1][n][d] or NULL */
+    float *logits;                                           /* [n][V] or NULL */
+    double loss;       /* mean cross-entropy over the labelled positions; NaN without labels */
+    size_t loss_count; /* positions that entered the loss */
+} ats_forward_result;
+
+/* Runs one token sequence. *res is overwritten (free it with ats_forward_result_free). Errors:
+ * ids out of the vocabulary, token types out of range, too long without truncate, labels on a
+ * model without an LM head, an image model. */
+ats_status ats_model_forward(ats_model *m, const ats_model_input *in,
+                             const ats_forward_options *opt, ats_forward_result *res,
+                             ats_error *err);
+
+/* Runs count sequences one after another (no padding: each gets exactly what it would alone).
+ * res is [count]; on failure every result is freed and err names the sequence. */
+ats_status ats_model_forward_batch(ats_model *m, size_t count, const ats_model_input *in,
+                                   const ats_forward_options *opt, ats_forward_result *res,
+                                   ats_error *err);
+
+/* ViT: runs one preprocessed image, pixels [C][S][S] with S = image_size (see vision.h,
+ * ats_image_preprocess). n = (S / patch)² + 1 tokens, [CLS] first. */
+ats_status ats_model_forward_pixels(ats_model *m, const float *pixels,
+                                    const ats_forward_options *opt, ats_forward_result *res,
+                                    ats_error *err);
+
+/* ViT: decodes a PNG/JPEG/BMP/... file, preprocesses it as the model's ViTImageProcessor does and
+ * runs it. */
+ats_status ats_model_forward_image(ats_model *m, const char *path, const ats_forward_options *opt,
+                                   ats_forward_result *res, ats_error *err);
+
+/* Frees the arrays of a result and zeroes it (a zeroed result is fine). */
+void ats_forward_result_free(ats_forward_result *res);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,444 @@
+/* The forward pass of every architecture: embeddings, encoder/decoder layers with explicit
+ * attention probabilities, the language-model head and its loss. Follows transformers' eager
+ * code path operation by operation (same order of additions where it matters). */
+#include "model_internal.h"
+
+#include "attnscope/vision.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+void ats_forward_options_init(ats_forward_options *opt) {
+    memset(opt, 0, sizeof *opt);
+    opt->capture = ATS_CAPTURE_ATTENTION;
+}
+
+void ats_forward_result_free(ats_forward_result *res) {
+    if (!res) return;
+    free(res->attention);
+    free(res->scores);
+    free(res->hidden);
+    free(res->logits);
+    memset(res, 0, sizeof *res);
+    res->loss = NAN;
+}
+
+/* The longest token sequence the position table allows. */
+static size_t max_tokens(const ats_model *m) {
+    return (size_t)m->info.max_positions;
+}
+
+/* Scratch buffers of one forward pass. */
+typedef struct work {
+    float *x; /* [n][d] residual stream */
+    float *t; /* [n][d] layer-norm output / attention output */
+    float *q; /* [n][d] (GPT-2: [n][3d] q|k|v) */
+    float *k, *v;
+    float *ctx; /* [n][d] */
+    float *ff;  /* [n][f] */
+    float *att; /* [H][n][n] when attention is not captured */
+} work;
+
+static void work_free(work *w) {
+    free(w->x);
+    free(w->t);
+    free(w->q);
+    free(w->k);
+    free(w->v);
+    free(w->ctx);
+    free(w->ff);
+    free(w->att);
+}
+
+static float *alloc_floats(size_t a, size_t b, size_t c, int *ok) {
+    size_t n;
+    if (!*ok || !ats_size_mul(a, b, &n) || !ats_size_mul(n, c, &n) ||
+        !ats_size_mul(n, sizeof(float), &n)) {
+        *ok = 0;
+        return NULL;
+    }
+    float *p = malloc(n ? n : 1);
+    if (!p) *ok = 0;
+    return p;
+}
+
+/* One self-attention block for layer l. q, k, v: [n][ld] with head h at columns h·dh;
+ * probs: [H][n][n] receives the probabilities, scores (optional) [H][n][n] the pre-softmax
+ * scores; ctx: [n][d] the heads' outputs side by side. */
+static void attention(const ats_model *m, int l, const float *q, const float *k, const float *v,
+                      size_t ld, size_t n, float *probs, float *scores, float *ctx,
+                      const float *head_mask) {
+    const ats_model_info *mi = &m->info;
+    size_t H = (size_t)mi->n_heads, dh = (size_t)mi->d_head, d = (size_t)mi->d_model, nn = n * n;
+    float scale = 1.0f;
+    if (m->info.arch != ATS_ARCH_GPT2 || m->scale_attn) scale = 1.0f / sqrtf((float)dh);
+    if (m->scale_by_layer) scale /= (float)(l + 1);
+    /* S_h[n][n] = scale · Q_h[n][dh] · K_hᵀ[dh][n] */
+    for (size_t h = 0; h < H; h++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)n, (int)dh, scale,
+                    q + h * dh, (int)ld, k + h * dh, (int)ld, 0.0f, probs + h * nn, (int)n);
+    if (mi->causal) { /* row i sees keys 0..i */
+        for (size_t h = 0; h < H; h++)
+            for (size_t i = 0; i < n; i++)
+                for (size_t j = i + 1; j < n; j++) probs[h * nn + i * n + j] = -INFINITY;
+    }
+    if (scores) memcpy(scores, probs, H * nn * sizeof *probs);
+    k_softmax_rows(probs, H * n, n);
+    if (head_mask) {
+        for (size_t h = 0; h < H; h++) {
+            float hm = head_mask[(size_t)l * H + h];
+            if (hm != 1.0f)
+                for (size_t e = 0; e < nn; e++) probs[h * nn + e] *= hm;
+        }
+    }
+    /* ctx[:, h·dh ..] = P_h[n][n] · V_h[n][dh] */
+    for (size_t h = 0; h < H; h++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)dh, (int)n, 1.0f,
+                    probs + h * nn, (int)n, v + h * dh, (int)ld, 0.0f, ctx + h * dh, (int)d);
+}
+
+/* Runs the layers on w->x [n][d] (the embeddings) and fills res. */
+static ats_status run_layers(ats_model *m, size_t n, const ats_forward_options *opt, work *w,
+                             ats_forward_result *res, ats_error *err) {
+    const ats_model_info *mi = &m->info;
+    size_t L = (size_t)mi->n_layers, H = (size_t)mi->n_heads, d = (size_t)mi->d_model,
+           f = (size_t)mi->d_ff, nn = n * n, nd = n * d;
+    unsigned cap = opt->capture;
+    float *x = w->x, *t = w->t;
+    if (res->hidden) memcpy(res->hidden, x, nd * sizeof *x);
+    for (size_t l = 0; l < L; l++) {
+        const layer_weights *lw = &m->layers[l];
+        float *probs = res->attention ? res->attention + l * H * nn : w->att;
+        float *scores = res->scores ? res->scores + l * H * nn : NULL;
+        const float *q, *k, *v;
+        size_t ld;
+        const float *in = x;
+        if (m->pre_ln) { /* t = LN1(x) */
+            k_layernorm(t, x, lw->ln1_w, lw->ln1_b, n, d, mi->eps);
+            in = t;
+        }
+        if (m->conv1d) { /* qkv[n][3d] = in[n][d] · c_attn[d][3d] + b */
+            k_linear(w->q, in, lw->wq, lw->bq, n, d, 3 * d, 1);
+            q = w->q;
+            k = w->q + d;
+            v = w->q + 2 * d;
+            ld = 3 * d;
+        } else { /* q, k, v [n][d] = in · Wᵀ + b */
+            k_linear(w->q, in, lw->wq, lw->bq, n, d, d, 0);
+            k_linear(w->k, in, lw->wk, lw->bk, n, d, d, 0);
+            k_linear(w->v, in, lw->wv, lw->bv, n, d, d, 0);
+            q = w->q;
+            k = w->k;
+            v = w->v;
+            ld = d;
+        }
+        attention(m, (int)l, q, k, v, ld, n, probs, scores, w->ctx, opt->head_mask);
+        /* t[n][d] = ctx · Woᵀ + bo */
+        k_linear(t, w->ctx, lw->wo, lw->bo, n, d, d, m->conv1d);
+        if (m->pre_ln) {
+            k_add(x, t, nd);                                        /* x += attn */
+            k_layernorm(t, x, lw->ln2_w, lw->ln2_b, n, d, mi->eps); /* t = LN2(x) */
+            k_linear(w->ff, t, lw->w1, lw->b1, n, d, f, m->conv1d);
+            k_activation(w->ff, n * f, m->act);
+            k_linear(t, w->ff, lw->w2, lw->b2, n, f, d, m->conv1d);
+            k_add(x, t, nd); /* x += mlp */
+        } else {
+            k_add(t, x, nd);                                        /* t = attn + x */
+            k_layernorm(x, t, lw->ln1_w, lw->ln1_b, n, d, mi->eps); /* x = LN1(t) */
+            k_linear(w->ff, x, lw->w1, lw->b1, n, d, f, 0);
+            k_activation(w->ff, n * f, m->act);
+            k_linear(t, w->ff, lw->w2, lw->b2, n, f, d, 0);
+            k_add(t, x, nd);                                        /* t = ffn + x */
+            k_layernorm(x, t, lw->ln2_w, lw->ln2_b, n, d, mi->eps); /* x = LN2(t) */
+        }
+        if (res->hidden) memcpy(res->hidden + (l + 1) * nd, x, nd * sizeof *x);
+    }
+    /* GPT-2's last hidden state is after ln_f (transformers reports it so) */
+    if (mi->arch == ATS_ARCH_GPT2) {
+        k_layernorm(x, x, m->lnf_w, m->lnf_b, n, d, mi->eps);
+        if (res->hidden) memcpy(res->hidden + L * nd, x, nd * sizeof *x);
+    }
+    (void)cap;
+    (void)err;
+    return ATS_OK;
+}
+
+/* logits[n][V] from the final hidden states x[n][d]; t[n][d] is scratch */
+static void lm_head(const ats_model *m, const float *x, float *t, size_t n, float *logits) {
+    size_t d = (size_t)m->info.d_model, V = (size_t)m->info.vocab_size;
+    const float *h = x;
+    if (m->mlm_transform) { /* t = LN(act(x · Wᵀ + b)) */
+        k_linear(t, x, m->mlm_w, m->mlm_b, n, d, d, 0);
+        k_activation(t, n * d, m->info.arch == ATS_ARCH_ROBERTA ? ACT_GELU : m->act);
+        k_layernorm(t, t, m->mlm_ln_w, m->mlm_ln_b, n, d, m->mlm_eps);
+        h = t;
+    }
+    /* logits = h · decᵀ (+ bias) */
+    k_linear(logits, h, m->lm_dec, m->mlm_bias, n, d, V, 0);
+}
+
+/* mean cross-entropy over the labelled positions (GPT-2: shifted by one) */
+static void lm_loss(const ats_model *m, const float *logits, const int32_t *labels, size_t n,
+                    ats_forward_result *res) {
+    size_t V = (size_t)m->info.vocab_size;
+    int shift = m->info.causal;
+    double sum = 0.0;
+    size_t count = 0;
+    for (size_t i = 0; i + (size_t)shift < n; i++) {
+        int32_t y = labels[i + (size_t)shift];
+        if (y < 0) continue;
+        const float *row = logits + i * V;
+        double mx = -INFINITY;
+        for (size_t c = 0; c < V; c++) mx = row[c] > mx ? row[c] : mx;
+        double s = 0.0;
+        for (size_t c = 0; c < V; c++) s += exp((double)row[c] - mx);
+        sum += mx + log(s) - (double)row[y];
+        count++;
+    }
+    res->loss = count ? sum / (double)count : NAN;
+    res->loss_count = count;
+}
+
+static void set_threads(const ats_forward_options *opt) {
+    if (opt->n_threads > 0) {
+        openblas_set_num_threads(opt->n_threads);
+        omp_set_num_threads(opt->n_threads);
+    }
+}
+
+/* Allocates the result arrays and the scratch for n tokens. */
+static ats_status prepare(ats_model *m, size_t n, const ats_forward_options *opt, int want_logits,
+                          work *w, ats_forward_result *res, ats_error *err) {
+    const ats_model_info *mi = &m->info;
+    size_t L = (size_t)mi->n_layers, H = (size_t)mi->n_heads, d = (size_t)mi->d_model,
+           f = (size_t)mi->d_ff, V = (size_t)mi->vocab_size;
+    int ok = 1;
+    res->n_layers = L;
+    res->n_heads = H;
+    res->n_tokens = n;
+    res->d_model = d;
+    res->vocab_size = V;
+    res->loss = NAN;
+    if (opt->capture & ATS_CAPTURE_ATTENTION)
+        res->attention = alloc_floats(L * H, n, n, &ok);
+    else
+        w->att = alloc_floats(H, n, n, &ok);
+    if (opt->capture & ATS_CAPTURE_SCORES) res->scores = alloc_floats(L * H, n, n, &ok);
+    if (opt->capture & ATS_CAPTURE_HIDDEN) res->hidden = alloc_floats(L + 1, n, d, &ok);
+    if (want_logits) res->logits = alloc_floats(n, V, 1, &ok);
+    w->x = alloc_floats(n, d, 1, &ok);
+    w->t = alloc_floats(n, d, 1, &ok);
+    w->q = alloc_floats(n, d, 3, &ok);
+    w->k = alloc_floats(n, d, 1, &ok);
+    w->v = alloc_floats(n, d, 1, &ok);
+    w->ctx = alloc_floats(n, d, 1, &ok);
+    w->ff = alloc_floats(n, f, 1, &ok);
+    if (!ok)
+        return ats_model_fail(m, err, ATS_ERR_NOMEM,
+                              "%s: out of memory for %zu tokens (attention needs %zu×%zu×%zu×%zu "
+                              "floats)",
+                              m->dir, n, L, H, n, n);
+    return ATS_OK;
+}
+
+ats_status ats_model_forward(ats_model *m, const ats_model_input *in,
+                             const ats_forward_options *opt_in, ats_forward_result *res,
+                             ats_error *err) {
+    memset(res, 0, sizeof *res);
+    res->loss = NAN;
+    m->errmsg[0] = '\0';
+    ats_forward_options defaults;
+    ats_forward_options_init(&defaults);
+    const ats_forward_options *opt = opt_in ? opt_in : &defaults;
+    const ats_model_info *mi = &m->info;
+    if (mi->arch == ATS_ARCH_VIT)
+        return ats_model_fail(m, err, ATS_ERR_INVALID,
+                              "%s: a ViT model takes an image, not token ids", m->dir);
+    size_t n = in->n;
+    if (n == 0) return ats_model_fail(m, err, ATS_ERR_INVALID, "%s: empty input", m->dir);
+    size_t lim = max_tokens(m);
+    if (n > lim) {
+        if (!opt->truncate)
+            return ats_model_fail(m, err, ATS_ERR_RANGE,
+                                  "%s: %zu tokens, but the model takes at most %zu (truncate to "
+                                  "cut the rest)",
+                                  m->dir, n, lim);
+        res->n_truncated = n - lim;
+        n = lim;
+    }
+    size_t V = (size_t)mi->vocab_size;
+    for (size_t i = 0; i < n; i++) {
+        if (in->ids[i] < 0 || (size_t)in->ids[i] >= V)
+            return ats_model_fail(m, err, ATS_ERR_INVALID,
+                                  "%s: token %zu has id %d, outside the vocabulary [0, %zu)",
+                                  m->dir, i, (int)in->ids[i], V);
+        if (in->token_type_ids &&
+            (in->token_type_ids[i] < 0 ||
+             (in->token_type_ids[i] > 0 && in->token_type_ids[i] >= m->type_vocab)))
+            return ats_model_fail(
+                m, err, ATS_ERR_INVALID, "%s: token %zu has token type %d, outside [0, %d)", m->dir,
+                i, (int)in->token_type_ids[i], m->type_vocab > 0 ? m->type_vocab : 1);
+        if (in->labels && in->labels[i] != -100 &&
+            (in->labels[i] < 0 || (size_t)in->labels[i] >= V))
+            return ats_model_fail(m, err, ATS_ERR_INVALID,
+                                  "%s: label %zu is %d, neither -100 nor a vocabulary id", m->dir,
+                                  i, (int)in->labels[i]);
+    }
+    int want_logits = (opt->capture & ATS_CAPTURE_LOGITS) || in->labels;
+    if (want_logits && !mi->has_lm_head)
+        return ats_model_fail(m, err, ATS_ERR_INVALID,
+                              "%s: the checkpoint has no language-model head (logits and loss need "
+                              "one)",
+                              m->dir);
+    set_threads(opt);
+    work w = {0};
+    ats_status rc = prepare(m, n, opt, want_logits, &w, res, err);
+    if (rc) goto done;
+    size_t d = (size_t)mi->d_model;
+    /* embeddings x[n][d] */
+    for (size_t i = 0; i < n; i++) {
+        const float *we = m->tok_emb + (size_t)in->ids[i] * d;
+        float *xr = w.x + i * d;
+        if (mi->arch == ATS_ARCH_GPT2) { /* wte + wpe */
+            const float *pe = m->pos_emb + i * d;
+            for (size_t c = 0; c < d; c++) xr[c] = we[c] + pe[c];
+        } else if (mi->arch == ATS_ARCH_DISTILBERT) { /* word + position */
+            const float *pe = m->pos_emb + i * d;
+            for (size_t c = 0; c < d; c++) xr[c] = we[c] + pe[c];
+        } else { /* (word + type) + position; RoBERTa positions count from pad_id + 1 */
+            size_t pos = i;
+            if (mi->arch == ATS_ARCH_ROBERTA) {
+                size_t nonpad = 0;
+                for (size_t j = 0; j <= i; j++) nonpad += in->ids[j] != m->pad_id;
+                pos = in->ids[i] != m->pad_id ? (size_t)m->pad_id + nonpad : (size_t)m->pad_id;
+            }
+            const float *pe = m->pos_emb + pos * d;
+            const float *te =
+                m->type_emb
+                    ? m->type_emb + (size_t)(in->token_type_ids ? in->token_type_ids[i] : 0) * d
+                    : NULL;
+            for (size_t c = 0; c < d; c++) xr[c] = (te ? we[c] + te[c] : we[c]) + pe[c];
+        }
+    }
+    if (m->emb_ln_w) k_layernorm(w.x, w.x, m->emb_ln_w, m->emb_ln_b, n, d, mi->eps);
+    rc = run_layers(m, n, opt, &w, res, err);
+    if (rc) goto done;
+    if (want_logits) {
+        lm_head(m, w.x, w.t, n, res->logits);
+        if (in->labels) lm_loss(m, res->logits, in->labels, n, res);
+        if (!(opt->capture & ATS_CAPTURE_LOGITS)) {
+            free(res->logits);
+            res->logits = NULL;
+        }
+    }
+done:
+    work_free(&w);
+    if (rc) ats_forward_result_free(res);
+    return rc;
+}
+
+ats_status ats_model_forward_batch(ats_model *m, size_t count, const ats_model_input *in,
+                                   const ats_forward_options *opt, ats_forward_result *res,
+                                   ats_error *err) {
+    for (size_t i = 0; i < count; i++) memset(&res[i], 0, sizeof res[i]);
+    for (size_t i = 0; i < count; i++) {
+        ats_error e;
+        ats_status rc = ats_model_forward(m, &in[i], opt, &res[i], &e);
+        if (rc) {
+            for (size_t j = 0; j < i; j++) ats_forward_result_free(&res[j]);
+            return ats_model_fail(m, err, rc, "sequence %zu: %s", i, e.message);
+        }
+    }
+    return ATS_OK;
+}
+
+ats_status ats_model_forward_pixels(ats_model *m, const float *pixels,
+                                    const ats_forward_options *opt_in, ats_forward_result *res,
+                                    ats_error *err) {
+    memset(res, 0, sizeof *res);
+    res->loss = NAN;
+    m->errmsg[0] = '\0';
+    ats_forward_options defaults;
+    ats_forward_options_init(&defaults);
+    const ats_forward_options *opt = opt_in ? opt_in : &defaults;
+    const ats_model_info *mi = &m->info;
+    if (mi->arch != ATS_ARCH_VIT)
+        return ats_model_fail(m, err, ATS_ERR_INVALID, "%s: a %s model takes text, not an image",
+                              m->dir, mi->model_type);
+    if (opt->capture & ATS_CAPTURE_LOGITS)
+        return ats_model_fail(m, err, ATS_ERR_INVALID, "%s: a ViT model has no LM head", m->dir);
+    set_threads(opt);
+    size_t S = (size_t)mi->image_size, P = (size_t)mi->patch_size, C = (size_t)mi->n_channels,
+           g = S / P, np = g * g, n = np + 1, d = (size_t)mi->d_model, cpp = C * P * P;
+    work w = {0};
+    ats_status rc = prepare(m, n, opt, 0, &w, res, err);
+    if (rc) goto done;
+    /* patches[np][C·P·P] in the conv weight's [C][P][P] order, then x[1 + p] = patch · Wᵀ + b */
+    int ok = 1;
+    float *patches = alloc_floats(np, cpp, 1, &ok);
+    if (!ok) {
+        rc = ats_model_fail(m, err, ATS_ERR_NOMEM, "%s: out of memory", m->dir);
+        goto done;
+    }
+    for (size_t py = 0; py < g; py++)
+        for (size_t px = 0; px < g; px++) {
+            float *row = patches + (py * g + px) * cpp;
+            for (size_t c = 0; c < C; c++)
+                for (size_t ky = 0; ky < P; ky++)
+                    for (size_t kx = 0; kx < P; kx++)
+                        row[(c * P + ky) * P + kx] =
+                            pixels[(c * S + py * P + ky) * S + px * P + kx];
+        }
+    k_linear(w.x + d, patches, m->patch_w, m->patch_b, np, cpp, d, 0);
+    free(patches);
+    memcpy(w.x, m->cls_tok, d * sizeof *w.x);
+    k_add(w.x, m->pos_emb, n * d); /* + position embeddings [n][d] */
+    rc = run_layers(m, n, opt, &w, res, err);
+done:
+    work_free(&w);
+    if (rc) ats_forward_result_free(res);
+    return rc;
+}
+
+ats_status ats_model_forward_image(ats_model *m, const char *path, const ats_forward_options *opt,
+                                   ats_forward_result *res, ats_error *err) {
+    memset(res, 0, sizeof *res);
+    res->loss = NAN;
+    const ats_model_info *mi = &m->info;
+    if (mi->arch != ATS_ARCH_VIT)
+        return ats_model_fail(m, err, ATS_ERR_INVALID, "%s: a %s model takes text, not an image",
+                              m->dir, mi->model_type);
+    ats_image img;
+    ats_error e;
+    ats_status rc = ats_image_load(path, &img, &e);
+    if (rc) return ats_model_fail(m, err, rc, "%s", e.message);
+    ats_image_prep prep = {mi->image_size,
+                           mi->do_resize,
+                           mi->do_rescale,
+                           mi->rescale_factor,
+                           mi->do_normalize,
+                           {0},
+                           {0}};
+    for (int c = 0; c < 3; c++) {
+        prep.mean[c] = mi->image_mean[c];
+        prep.std[c] = mi->image_std[c];
+    }
+    size_t S = (size_t)mi->image_size;
+    float *pixels = malloc(3 * S * S * sizeof *pixels);
+    if (!pixels) {
+        ats_image_free(&img);
+        return ats_model_fail(m, err, ATS_ERR_NOMEM, "%s: out of memory", path);
+    }
+    rc = ats_image_preprocess(&img, &prep, pixels, &e);
+    ats_image_free(&img);
+    if (rc) {
+        free(pixels);
+        return ats_model_fail(m, err, rc, "%s", e.message);
+    }
+    rc = ats_model_forward_pixels(m, pixels, opt, res, err);
+    free(pixels);
+    return rc;
+}

@@ -1,0 +1,681 @@
+/* Model loading: config.json → ats_model_info, model.safetensors → weight pointers (float32;
+ * F16/BF16 and unaligned tensors are converted into owned copies), every shape checked. */
+#include "model_internal.h"
+
+#include "attnscope/hub.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+ats_status ats_model_fail(ats_model *m, ats_error *err, ats_status st, const char *fmt, ...) {
+    char buf[ATS_ERROR_MESSAGE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (m) snprintf(m->errmsg, sizeof m->errmsg, "%s", buf);
+    return ats_error_set(err, st, "%s", buf);
+}
+
+const ats_model_info *ats_model_info_get(const ats_model *m) {
+    return &m->info;
+}
+const char *ats_model_errmsg(const ats_model *m) {
+    return m ? m->errmsg : "no model";
+}
+
+void ats_model_free(ats_model *m) {
+    if (!m) return;
+    for (size_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
+    free(m->owned);
+    free(m->layers);
+    ats_safetensors_close(&m->st);
+    free(m->dir);
+    free(m);
+}
+
+/* ---- config.json */
+
+typedef struct cfg {
+    const cJSON *root;
+    const char *path;
+    ats_error *err;
+    ats_status rc;
+} cfg;
+
+/* An integer field; def < -1 means required. */
+static int cfg_int(cfg *c, const char *key, long def, long lo, long hi) {
+    if (c->rc) return 0;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(c->root, key);
+    if (!v || cJSON_IsNull(v)) {
+        if (def >= -1) return (int)def;
+        c->rc = ats_error_set(c->err, ATS_ERR_FORMAT, "%s: missing \"%s\"", c->path, key);
+        return 0;
+    }
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < lo ||
+        v->valuedouble > hi) {
+        c->rc = ats_error_set(c->err, ATS_ERR_FORMAT, "%s: \"%s\" must be an integer in [%ld, %ld]",
+                              c->path, key, lo, hi);
+        return 0;
+    }
+    return (int)v->valuedouble;
+}
+
+static double cfg_num(cfg *c, const char *key, double def) {
+    if (c->rc) return def;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(c->root, key);
+    if (!v || cJSON_IsNull(v)) return def;
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) {
+        c->rc = ats_error_set(c->err, ATS_ERR_FORMAT, "%s: \"%s\" must be a number", c->path, key);
+        return def;
+    }
+    return v->valuedouble;
+}
+
+static int cfg_bool(cfg *c, const char *key, int def) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(c->root, key);
+    if (!v || !cJSON_IsBool(v)) return def;
+    return cJSON_IsTrue(v);
+}
+
+static const char *cfg_str(cfg *c, const char *key, const char *def) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(c->root, key);
+    return cJSON_IsString(v) ? v->valuestring : def;
+}
+
+static int parse_act(const char *s, act_kind *out) {
+    static const struct {
+        const char *name;
+        act_kind act;
+    } T[] = {{"gelu", ACT_GELU},
+             {"gelu_new", ACT_GELU_TANH},
+             {"gelu_pytorch_tanh", ACT_GELU_TANH},
+             {"gelu_fast", ACT_GELU_TANH},
+             {"relu", ACT_RELU},
+             {"silu", ACT_SILU},
+             {"swish", ACT_SILU},
+             {"quick_gelu", ACT_GELU_QUICK}};
+    for (size_t i = 0; i < sizeof T / sizeof T[0]; i++)
+        if (!strcmp(s, T[i].name)) {
+            *out = T[i].act;
+            return 1;
+        }
+    return 0;
+}
+
+static char *path_join(const char *dir, const char *file) {
+    size_t a = strlen(dir), b = strlen(file);
+    char *p = malloc(a + b + 2);
+    if (p) {
+        memcpy(p, dir, a);
+        p[a] = '/';
+        memcpy(p + a + 1, file, b + 1);
+    }
+    return p;
+}
+
+static int file_exists(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+static ats_status read_json(const char *path, cJSON **out, ats_error *err) {
+    char *buf;
+    size_t len;
+    ats_status rc = ats_file_read_all(path, (size_t)64 << 20, &buf, &len, err);
+    if (rc) return rc;
+    *out = cJSON_ParseWithLength(buf, len);
+    free(buf);
+    if (!*out || !cJSON_IsObject(*out)) {
+        cJSON_Delete(*out);
+        *out = NULL;
+        return ats_error_set(err, ATS_ERR_FORMAT, "%s: not a JSON object", path);
+    }
+    return ATS_OK;
+}
+
+static ats_status parse_config(ats_model *m, const cJSON *root, const char *path, ats_error *err) {
+    cfg c = {root, path, err, ATS_OK};
+    ats_model_info *I = &m->info;
+    const char *mt = cfg_str(&c, "model_type", NULL);
+    if (!mt) return ats_error_set(err, ATS_ERR_FORMAT, "%s: missing \"model_type\"", path);
+    snprintf(m->model_type, sizeof m->model_type, "%s", mt);
+    I->model_type = m->model_type;
+    const char *act = "gelu";
+    const int BIG = 1 << 24;
+    if (!strcmp(mt, "gpt2")) {
+        I->arch = ATS_ARCH_GPT2;
+        I->d_model = cfg_int(&c, "n_embd", -2, 1, BIG);
+        I->n_heads = cfg_int(&c, "n_head", -2, 1, 4096);
+        I->n_layers = cfg_int(&c, "n_layer", -2, 0, 4096);
+        I->max_positions = cfg_int(&c, "n_positions", 1024, 1, BIG);
+        I->d_ff = cfg_int(&c, "n_inner", 0, 0, BIG);
+        if (!I->d_ff) I->d_ff = 4 * I->d_model;
+        I->vocab_size = cfg_int(&c, "vocab_size", -2, 1, BIG);
+        I->eps = (float)cfg_num(&c, "layer_norm_epsilon", 1e-5);
+        act = cfg_str(&c, "activation_function", "gelu_new");
+        I->causal = 1;
+        m->conv1d = 1;
+        m->pre_ln = 1;
+        m->scale_attn = cfg_bool(&c, "scale_attn_weights", 1);
+        m->scale_by_layer = cfg_bool(&c, "scale_attn_by_inverse_layer_idx", 0);
+    } else if (!strcmp(mt, "bert") || !strcmp(mt, "roberta") || !strcmp(mt, "vit")) {
+        int vit = !strcmp(mt, "vit");
+        I->arch = vit ? ATS_ARCH_VIT : !strcmp(mt, "bert") ? ATS_ARCH_BERT : ATS_ARCH_ROBERTA;
+        I->d_model = cfg_int(&c, "hidden_size", 768, 1, BIG);
+        I->n_heads = cfg_int(&c, "num_attention_heads", 12, 1, 4096);
+        I->n_layers = cfg_int(&c, "num_hidden_layers", 12, 0, 4096);
+        I->d_ff = cfg_int(&c, "intermediate_size", 3072, 1, BIG);
+        I->eps = (float)cfg_num(&c, "layer_norm_eps", 1e-12);
+        act = cfg_str(&c, "hidden_act", "gelu");
+        if (vit) {
+            I->image_size = cfg_int(&c, "image_size", 224, 1, 1 << 16);
+            I->patch_size = cfg_int(&c, "patch_size", 16, 1, 1 << 16);
+            I->n_channels = cfg_int(&c, "num_channels", 3, 1, 3);
+            m->pre_ln = 1;
+            if (!c.rc && I->image_size % I->patch_size)
+                return ats_error_set(err, ATS_ERR_FORMAT,
+                                     "%s: image_size %d is not a multiple of patch_size %d", path,
+                                     I->image_size, I->patch_size);
+            int g = I->image_size / I->patch_size;
+            I->max_positions = g * g + 1;
+        } else {
+            I->vocab_size = cfg_int(&c, "vocab_size", -2, 1, BIG);
+            I->max_positions = cfg_int(&c, "max_position_embeddings", 512, 1, BIG);
+            m->type_vocab = cfg_int(&c, "type_vocab_size", 2, 0, BIG);
+            m->pad_id = cfg_int(&c, "pad_token_id", 1, 0, BIG);
+            const char *pet = cfg_str(&c, "position_embedding_type", "absolute");
+            if (strcmp(pet, "absolute"))
+                return ats_error_set(err, ATS_ERR_FORMAT,
+                                     "%s: position_embedding_type \"%s\" is not supported (only "
+                                     "\"absolute\")",
+                                     path, pet);
+        }
+    } else if (!strcmp(mt, "distilbert")) {
+        I->arch = ATS_ARCH_DISTILBERT;
+        I->d_model = cfg_int(&c, "dim", 768, 1, BIG);
+        I->n_heads = cfg_int(&c, "n_heads", 12, 1, 4096);
+        I->n_layers = cfg_int(&c, "n_layers", 6, 0, 4096);
+        I->d_ff = cfg_int(&c, "hidden_dim", 3072, 1, BIG);
+        I->vocab_size = cfg_int(&c, "vocab_size", -2, 1, BIG);
+        I->max_positions = cfg_int(&c, "max_position_embeddings", 512, 1, BIG);
+        I->eps = 1e-12f;
+        act = cfg_str(&c, "activation", "gelu");
+    } else {
+        return ats_error_set(err, ATS_ERR_FORMAT,
+                             "%s: unknown model_type \"%s\" (supported: gpt2, bert, roberta, "
+                             "distilbert, vit)",
+                             path, mt);
+    }
+    if (c.rc) return c.rc;
+    if (!parse_act(act, &m->act))
+        return ats_error_set(err, ATS_ERR_FORMAT, "%s: unknown activation \"%s\"", path, act);
+    if (I->d_model % I->n_heads)
+        return ats_error_set(err, ATS_ERR_FORMAT,
+                             "%s: hidden size %d is not a multiple of the %d heads", path,
+                             I->d_model, I->n_heads);
+    I->d_head = I->d_model / I->n_heads;
+    if (!(I->eps > 0.0f)) return ats_error_set(err, ATS_ERR_FORMAT, "%s: bad epsilon", path);
+    if (I->arch == ATS_ARCH_ROBERTA) {
+        if (I->max_positions <= m->pad_id + 1)
+            return ats_error_set(err, ATS_ERR_FORMAT,
+                                 "%s: max_position_embeddings %d leaves no room after the padding "
+                                 "offset %d",
+                                 path, I->max_positions, m->pad_id + 1);
+    }
+    return ATS_OK;
+}
+
+static ats_status parse_preprocessor(ats_model *m, ats_error *err) {
+    ats_model_info *I = &m->info;
+    I->do_resize = I->do_rescale = I->do_normalize = 1;
+    I->rescale_factor = 1.0 / 255.0;
+    for (int k = 0; k < 3; k++) I->image_mean[k] = I->image_std[k] = 0.5f;
+    char *path = path_join(m->dir, "preprocessor_config.json");
+    if (!path) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    if (!file_exists(path)) {
+        free(path);
+        return ATS_OK;
+    }
+    cJSON *root;
+    ats_status rc = read_json(path, &root, err);
+    if (rc) {
+        free(path);
+        return rc;
+    }
+    cfg c = {root, path, err, ATS_OK};
+    I->do_resize = cfg_bool(&c, "do_resize", 1);
+    I->do_rescale = cfg_bool(&c, "do_rescale", 1);
+    I->do_normalize = cfg_bool(&c, "do_normalize", 1);
+    I->rescale_factor = cfg_num(&c, "rescale_factor", 1.0 / 255.0);
+    const cJSON *size = cJSON_GetObjectItemCaseSensitive(root, "size");
+    int h = I->image_size, w = I->image_size;
+    if (cJSON_IsNumber(size))
+        h = w = (int)size->valuedouble;
+    else if (cJSON_IsObject(size)) {
+        const cJSON *hh = cJSON_GetObjectItemCaseSensitive(size, "height");
+        const cJSON *ww = cJSON_GetObjectItemCaseSensitive(size, "width");
+        if (cJSON_IsNumber(hh)) h = (int)hh->valuedouble;
+        if (cJSON_IsNumber(ww)) w = (int)ww->valuedouble;
+    }
+    if (!rc && (h != I->image_size || w != I->image_size))
+        rc = ats_error_set(err, ATS_ERR_FORMAT,
+                           "%s: size %dx%d differs from the model's image_size %d (position "
+                           "interpolation is not supported)",
+                           path, w, h, I->image_size);
+    const char *keys[2] = {"image_mean", "image_std"};
+    for (int k = 0; k < 2 && !rc; k++) {
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, keys[k]);
+        if (!a) continue;
+        float *dst = k ? I->image_std : I->image_mean;
+        if (cJSON_IsNumber(a)) {
+            for (int ch = 0; ch < 3; ch++) dst[ch] = (float)a->valuedouble;
+        } else if (cJSON_IsArray(a) && cJSON_GetArraySize(a) == I->n_channels) {
+            for (int ch = 0; ch < I->n_channels; ch++) {
+                const cJSON *v = cJSON_GetArrayItem(a, ch);
+                if (!cJSON_IsNumber(v)) break;
+                dst[ch] = (float)v->valuedouble;
+            }
+        } else {
+            rc = ats_error_set(err, ATS_ERR_FORMAT, "%s: \"%s\" must be %d numbers", path, keys[k],
+                               I->n_channels);
+        }
+    }
+    for (int ch = 0; ch < 3 && !rc; ch++)
+        if (!(I->image_std[ch] != 0.0f))
+            rc = ats_error_set(err, ATS_ERR_FORMAT, "%s: image_std[%d] is 0", path, ch);
+    if (!rc && !c.rc && !(I->rescale_factor > 0.0))
+        rc = ats_error_set(err, ATS_ERR_FORMAT, "%s: bad rescale_factor", path);
+    if (!rc) rc = c.rc;
+    cJSON_Delete(root);
+    free(path);
+    return rc;
+}
+
+/* ---- weights */
+
+typedef struct loader {
+    ats_model *m;
+    const char *prefix;
+    ats_error *err;
+    ats_status rc;
+} loader;
+
+static float half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 31u, man = h & 1023u, bits;
+    if (exp == 0) {
+        if (man == 0) {
+            bits = sign;
+        } else { /* subnormal: renormalise */
+            int e = -1;
+            do {
+                e++;
+                man <<= 1;
+            } while (!(man & 1024u));
+            bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 1023u) << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | (man << 13);
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static int own(ats_model *m, float *p) {
+    if (m->n_owned == m->cap_owned) {
+        size_t cap = m->cap_owned ? m->cap_owned * 2 : 64;
+        float **np = realloc(m->owned, cap * sizeof *np);
+        if (!np) return 0;
+        m->owned = np;
+        m->cap_owned = cap;
+    }
+    m->owned[m->n_owned++] = p;
+    return 1;
+}
+
+/* The float32 data of tensor prefix+name, whose shape must be dims[0..ndim); NULL and an error
+ * (unless optional) when it is missing or wrong. */
+static const float *tensor_get(loader *ld, int optional, const char *name, int ndim,
+                               const size_t *dims) {
+    if (ld->rc) return NULL;
+    ats_model *m = ld->m;
+    char full[256];
+    snprintf(full, sizeof full, "%s%s", ld->prefix, name);
+    const st_tensor *t = ats_safetensors_find(&m->st, full);
+    if (!t) {
+        if (!optional)
+            ld->rc = ats_error_set(ld->err, ATS_ERR_FORMAT,
+                                   "%s: missing tensor '%s' (a %s model needs it)", m->st.path,
+                                   full, m->model_type);
+        return NULL;
+    }
+    int ok = t->ndim == ndim;
+    for (int i = 0; ok && i < ndim; i++) ok = t->shape[i] == dims[i];
+    if (!ok) {
+        char got[128] = "", want[128] = "";
+        size_t gl = 0, wl = 0;
+        for (int i = 0; i < t->ndim && gl < sizeof got - 24; i++)
+            gl += (size_t)snprintf(got + gl, sizeof got - gl, i ? ", %zu" : "%zu", t->shape[i]);
+        for (int i = 0; i < ndim && wl < sizeof want - 24; i++)
+            wl += (size_t)snprintf(want + wl, sizeof want - wl, i ? ", %zu" : "%zu", dims[i]);
+        ld->rc =
+            ats_error_set(ld->err, ATS_ERR_FORMAT, "%s: tensor '%s' has shape [%s], expected [%s]",
+                          m->st.path, full, got, want);
+        return NULL;
+    }
+    if (t->dtype == ST_OTHER) {
+        ld->rc = ats_error_set(ld->err, ATS_ERR_FORMAT,
+                               "%s: tensor '%s' has dtype %s, expected F32, F16 or BF16",
+                               m->st.path, full, t->dtype_name);
+        return NULL;
+    }
+    if (t->dtype == ST_F32 && ((uintptr_t)t->data % sizeof(float)) == 0)
+        return (const float *)(const void *)t->data;
+    float *p = malloc((t->count ? t->count : 1) * sizeof *p);
+    if (!p || !own(m, p)) {
+        free(p);
+        ld->rc = ats_error_set(ld->err, ATS_ERR_NOMEM, "%s: out of memory for tensor '%s'",
+                               m->st.path, full);
+        return NULL;
+    }
+    for (size_t i = 0; i < t->count; i++) {
+        if (t->dtype == ST_F32) {
+            memcpy(&p[i], t->data + 4 * i, 4);
+        } else {
+            uint16_t h = (uint16_t)(t->data[2 * i] | (t->data[2 * i + 1] << 8));
+            if (t->dtype == ST_F16) {
+                p[i] = half_to_float(h);
+            } else {
+                uint32_t bits = (uint32_t)h << 16;
+                memcpy(&p[i], &bits, 4);
+            }
+        }
+    }
+    return p;
+}
+
+static const float *T1(loader *ld, const char *name, size_t a) {
+    size_t d[1] = {a};
+    return tensor_get(ld, 0, name, 1, d);
+}
+static const float *T2(loader *ld, const char *name, size_t a, size_t b) {
+    size_t d[2] = {a, b};
+    return tensor_get(ld, 0, name, 2, d);
+}
+static const float *O1(loader *ld, const char *name, size_t a) {
+    size_t d[1] = {a};
+    return tensor_get(ld, 1, name, 1, d);
+}
+static int has(loader *ld, const char *name) {
+    char full[256];
+    snprintf(full, sizeof full, "%s%s", ld->prefix, name);
+    return ats_safetensors_find(&ld->m->st, full) != NULL;
+}
+
+static void load_gpt2(loader *ld) {
+    ats_model *m = ld->m;
+    size_t d = (size_t)m->info.d_model, f = (size_t)m->info.d_ff, V = (size_t)m->info.vocab_size;
+    char nm[128];
+    m->tok_emb = T2(ld, "wte.weight", V, d);
+    m->pos_emb = T2(ld, "wpe.weight", (size_t)m->info.max_positions, d);
+    for (int l = 0; l < m->info.n_layers; l++) {
+        layer_weights *w = &m->layers[l];
+#define G1(field, suffix, n)                                                                       \
+    snprintf(nm, sizeof nm, "h.%d.%s", l, suffix);                                                 \
+    w->field = T1(ld, nm, n)
+#define G2(field, suffix, a, b)                                                                    \
+    snprintf(nm, sizeof nm, "h.%d.%s", l, suffix);                                                 \
+    w->field = T2(ld, nm, a, b)
+        G1(ln1_w, "ln_1.weight", d);
+        G1(ln1_b, "ln_1.bias", d);
+        G2(wq, "attn.c_attn.weight", d, 3 * d);
+        G1(bq, "attn.c_attn.bias", 3 * d);
+        G2(wo, "attn.c_proj.weight", d, d);
+        G1(bo, "attn.c_proj.bias", d);
+        G1(ln2_w, "ln_2.weight", d);
+        G1(ln2_b, "ln_2.bias", d);
+        G2(w1, "mlp.c_fc.weight", d, f);
+        G1(b1, "mlp.c_fc.bias", f);
+        G2(w2, "mlp.c_proj.weight", f, d);
+        G1(b2, "mlp.c_proj.bias", d);
+#undef G1
+#undef G2
+    }
+    m->lnf_w = T1(ld, "ln_f.weight", d);
+    m->lnf_b = T1(ld, "ln_f.bias", d);
+    /* the LM head is tied to wte unless the checkpoint stores it */
+    const char *saved = ld->prefix;
+    ld->prefix = "";
+    m->lm_dec = has(ld, "lm_head.weight") ? T2(ld, "lm_head.weight", V, d) : m->tok_emb;
+    ld->prefix = saved;
+}
+
+/* BERT, RoBERTa, ViT: the same encoder layer names */
+static void load_encoder_layers(loader *ld, const char *base, int vit) {
+    ats_model *m = ld->m;
+    size_t d = (size_t)m->info.d_model, f = (size_t)m->info.d_ff;
+    char nm[160];
+    for (int l = 0; l < m->info.n_layers; l++) {
+        layer_weights *w = &m->layers[l];
+#define G(field, suffix, ...)                                                                      \
+    snprintf(nm, sizeof nm, "%s.%d.%s", base, l, suffix);                                          \
+    w->field = __VA_ARGS__
+        if (!vit) {
+            /* BERT: attention.self.*, attention.output.LayerNorm, output.LayerNorm */
+            G(wq, "attention.self.query.weight", T2(ld, nm, d, d));
+            G(bq, "attention.self.query.bias", T1(ld, nm, d));
+            G(wk, "attention.self.key.weight", T2(ld, nm, d, d));
+            G(bk, "attention.self.key.bias", T1(ld, nm, d));
+            G(wv, "attention.self.value.weight", T2(ld, nm, d, d));
+            G(bv, "attention.self.value.bias", T1(ld, nm, d));
+            G(ln1_w, "attention.output.LayerNorm.weight", T1(ld, nm, d));
+            G(ln1_b, "attention.output.LayerNorm.bias", T1(ld, nm, d));
+            G(ln2_w, "output.LayerNorm.weight", T1(ld, nm, d));
+            G(ln2_b, "output.LayerNorm.bias", T1(ld, nm, d));
+        } else {
+            G(wq, "attention.attention.query.weight", T2(ld, nm, d, d));
+            G(bq, "attention.attention.query.bias", O1(ld, nm, d));
+            G(wk, "attention.attention.key.weight", T2(ld, nm, d, d));
+            G(bk, "attention.attention.key.bias", O1(ld, nm, d));
+            G(wv, "attention.attention.value.weight", T2(ld, nm, d, d));
+            G(bv, "attention.attention.value.bias", O1(ld, nm, d));
+            G(ln1_w, "layernorm_before.weight", T1(ld, nm, d));
+            G(ln1_b, "layernorm_before.bias", T1(ld, nm, d));
+            G(ln2_w, "layernorm_after.weight", T1(ld, nm, d));
+            G(ln2_b, "layernorm_after.bias", T1(ld, nm, d));
+        }
+        G(wo, "attention.output.dense.weight", T2(ld, nm, d, d));
+        G(bo, "attention.output.dense.bias", T1(ld, nm, d));
+        G(w1, "intermediate.dense.weight", T2(ld, nm, f, d));
+        G(b1, "intermediate.dense.bias", T1(ld, nm, f));
+        G(w2, "output.dense.weight", T2(ld, nm, d, f));
+        G(b2, "output.dense.bias", T1(ld, nm, d));
+#undef G
+    }
+}
+
+static void load_bert(loader *ld) {
+    ats_model *m = ld->m;
+    size_t d = (size_t)m->info.d_model, V = (size_t)m->info.vocab_size;
+    m->tok_emb = T2(ld, "embeddings.word_embeddings.weight", V, d);
+    m->pos_emb = T2(ld, "embeddings.position_embeddings.weight", (size_t)m->info.max_positions, d);
+    if (m->type_vocab > 0)
+        m->type_emb = T2(ld, "embeddings.token_type_embeddings.weight", (size_t)m->type_vocab, d);
+    m->emb_ln_w = T1(ld, "embeddings.LayerNorm.weight", d);
+    m->emb_ln_b = T1(ld, "embeddings.LayerNorm.bias", d);
+    load_encoder_layers(ld, "encoder.layer", 0);
+    /* masked-LM heads live outside the base-model prefix */
+    const char *saved = ld->prefix;
+    ld->prefix = "";
+    int roberta = m->info.arch == ATS_ARCH_ROBERTA;
+    const char *hd = roberta ? "lm_head.dense" : "cls.predictions.transform.dense";
+    char nm[128];
+    snprintf(nm, sizeof nm, "%s.weight", hd);
+    if (has(ld, nm)) {
+        m->mlm_transform = 1;
+        m->mlm_w = T2(ld, nm, d, d);
+        snprintf(nm, sizeof nm, "%s.bias", hd);
+        m->mlm_b = T1(ld, nm, d);
+        const char *ln = roberta ? "lm_head.layer_norm" : "cls.predictions.transform.LayerNorm";
+        snprintf(nm, sizeof nm, "%s.weight", ln);
+        m->mlm_ln_w = T1(ld, nm, d);
+        snprintf(nm, sizeof nm, "%s.bias", ln);
+        m->mlm_ln_b = T1(ld, nm, d);
+        const char *dec = roberta ? "lm_head.decoder.weight" : "cls.predictions.decoder.weight";
+        m->lm_dec = has(ld, dec) ? T2(ld, dec, V, d) : m->tok_emb;
+        m->mlm_bias = T1(ld, roberta ? "lm_head.bias" : "cls.predictions.bias", V);
+        m->mlm_eps = m->info.eps;
+    }
+    ld->prefix = saved;
+}
+
+static void load_distilbert(loader *ld) {
+    ats_model *m = ld->m;
+    size_t d = (size_t)m->info.d_model, f = (size_t)m->info.d_ff, V = (size_t)m->info.vocab_size;
+    m->tok_emb = T2(ld, "embeddings.word_embeddings.weight", V, d);
+    m->pos_emb = T2(ld, "embeddings.position_embeddings.weight", (size_t)m->info.max_positions, d);
+    m->emb_ln_w = T1(ld, "embeddings.LayerNorm.weight", d);
+    m->emb_ln_b = T1(ld, "embeddings.LayerNorm.bias", d);
+    char nm[128];
+    for (int l = 0; l < m->info.n_layers; l++) {
+        layer_weights *w = &m->layers[l];
+#define G(field, suffix, ...)                                                                      \
+    snprintf(nm, sizeof nm, "transformer.layer.%d.%s", l, suffix);                                 \
+    w->field = __VA_ARGS__
+        G(wq, "attention.q_lin.weight", T2(ld, nm, d, d));
+        G(bq, "attention.q_lin.bias", T1(ld, nm, d));
+        G(wk, "attention.k_lin.weight", T2(ld, nm, d, d));
+        G(bk, "attention.k_lin.bias", T1(ld, nm, d));
+        G(wv, "attention.v_lin.weight", T2(ld, nm, d, d));
+        G(bv, "attention.v_lin.bias", T1(ld, nm, d));
+        G(wo, "attention.out_lin.weight", T2(ld, nm, d, d));
+        G(bo, "attention.out_lin.bias", T1(ld, nm, d));
+        G(ln1_w, "sa_layer_norm.weight", T1(ld, nm, d));
+        G(ln1_b, "sa_layer_norm.bias", T1(ld, nm, d));
+        G(w1, "ffn.lin1.weight", T2(ld, nm, f, d));
+        G(b1, "ffn.lin1.bias", T1(ld, nm, f));
+        G(w2, "ffn.lin2.weight", T2(ld, nm, d, f));
+        G(b2, "ffn.lin2.bias", T1(ld, nm, d));
+        G(ln2_w, "output_layer_norm.weight", T1(ld, nm, d));
+        G(ln2_b, "output_layer_norm.bias", T1(ld, nm, d));
+#undef G
+    }
+    const char *saved = ld->prefix;
+    ld->prefix = "";
+    if (has(ld, "vocab_transform.weight")) {
+        m->mlm_transform = 1;
+        m->mlm_w = T2(ld, "vocab_transform.weight", d, d);
+        m->mlm_b = T1(ld, "vocab_transform.bias", d);
+        m->mlm_ln_w = T1(ld, "vocab_layer_norm.weight", d);
+        m->mlm_ln_b = T1(ld, "vocab_layer_norm.bias", d);
+        m->lm_dec =
+            has(ld, "vocab_projector.weight") ? T2(ld, "vocab_projector.weight", V, d) : m->tok_emb;
+        m->mlm_bias = T1(ld, "vocab_projector.bias", V);
+        m->mlm_eps = 1e-12f;
+    }
+    ld->prefix = saved;
+}
+
+static void load_vit(loader *ld) {
+    ats_model *m = ld->m;
+    ats_model_info *I = &m->info;
+    size_t d = (size_t)I->d_model, p = (size_t)I->patch_size;
+    size_t pw[4] = {d, (size_t)I->n_channels, p, p};
+    m->patch_w = tensor_get(ld, 0, "embeddings.patch_embeddings.projection.weight", 4, pw);
+    m->patch_b = T1(ld, "embeddings.patch_embeddings.projection.bias", d);
+    size_t cd[3] = {1, 1, d};
+    m->cls_tok = tensor_get(ld, 0, "embeddings.cls_token", 3, cd);
+    size_t pd[3] = {1, (size_t)I->max_positions, d};
+    m->pos_emb = tensor_get(ld, 0, "embeddings.position_embeddings", 3, pd);
+    load_encoder_layers(ld, "encoder.layer", 1);
+    m->lnf_w = T1(ld, "layernorm.weight", d);
+    m->lnf_b = T1(ld, "layernorm.bias", d);
+}
+
+ats_status ats_model_load(const char *name_or_path, ats_model **out, ats_error *err) {
+    *out = NULL;
+    ats_model *m = calloc(1, sizeof *m);
+    if (!m) return ats_error_set(err, ATS_ERR_NOMEM, "model: out of memory");
+    ats_status rc = ats_model_resolve(name_or_path, &m->dir, err);
+    char *cpath = NULL, *wpath = NULL;
+    cJSON *root = NULL;
+    if (rc) goto fail;
+    m->info.dir = m->dir;
+    cpath = path_join(m->dir, "config.json");
+    wpath = path_join(m->dir, "model.safetensors");
+    if (!cpath || !wpath) {
+        rc = ats_error_set(err, ATS_ERR_NOMEM, "model: out of memory");
+        goto fail;
+    }
+    if ((rc = read_json(cpath, &root, err))) goto fail;
+    if ((rc = parse_config(m, root, cpath, err))) goto fail;
+    if (m->info.arch == ATS_ARCH_VIT && (rc = parse_preprocessor(m, err))) goto fail;
+    if (!file_exists(wpath)) {
+        char *bin = path_join(m->dir, "pytorch_model.bin");
+        int has_bin = bin && file_exists(bin);
+        free(bin);
+        rc = ats_error_set(err, ATS_ERR_IO,
+                           has_bin ? "%s: missing; pytorch_model.bin checkpoints are not "
+                                     "supported yet (convert with save_pretrained(..., "
+                                     "safe_serialization=True))"
+                                   : "%s: missing (no weights in the model directory)",
+                           wpath);
+        goto fail;
+    }
+    if ((rc = ats_safetensors_open(wpath, &m->st, err))) goto fail;
+    m->layers = calloc((size_t)m->info.n_layers + 1, sizeof *m->layers);
+    if (!m->layers) {
+        rc = ats_error_set(err, ATS_ERR_NOMEM, "model: out of memory");
+        goto fail;
+    }
+    /* the base model's tensors may sit under a prefix (BertForMaskedLM saves "bert.…") */
+    static const char *const PREFIXES[] = {"",         "transformer.", "bert.",
+                                           "roberta.", "distilbert.",  "vit."};
+    const char *probe = m->info.arch == ATS_ARCH_GPT2  ? "wte.weight"
+                        : m->info.arch == ATS_ARCH_VIT ? "embeddings.cls_token"
+                                                       : "embeddings.word_embeddings.weight";
+    loader ld = {m, "", err, ATS_OK};
+    for (size_t i = 0; i < sizeof PREFIXES / sizeof PREFIXES[0]; i++) {
+        ld.prefix = PREFIXES[i];
+        if (has(&ld, probe)) break;
+        ld.prefix = "";
+    }
+    switch (m->info.arch) {
+    case ATS_ARCH_GPT2:
+        load_gpt2(&ld);
+        break;
+    case ATS_ARCH_BERT:
+    case ATS_ARCH_ROBERTA:
+        load_bert(&ld);
+        break;
+    case ATS_ARCH_DISTILBERT:
+        load_distilbert(&ld);
+        break;
+    case ATS_ARCH_VIT:
+        load_vit(&ld);
+        break;
+    }
+    if ((rc = ld.rc)) goto fail;
+    m->info.has_lm_head = m->lm_dec != NULL;
+    /* RoBERTa positions start at pad_id + 1 */
+    if (m->info.arch == ATS_ARCH_ROBERTA) m->info.max_positions -= m->pad_id + 1;
+    cJSON_Delete(root);
+    free(cpath);
+    free(wpath);
+    *out = m;
+    return ATS_OK;
+fail:
+    cJSON_Delete(root);
+    free(cpath);
+    free(wpath);
+    ats_model_free(m);
+    return rc;
+}

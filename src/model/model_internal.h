@@ -1,0 +1,115 @@
+/* Internals of the model runtime: the safetensors reader, the model struct, the kernels. */
+#ifndef ATS_MODEL_INTERNAL_H
+#define ATS_MODEL_INTERNAL_H
+
+#include "attnscope/model.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- safetensors */
+
+typedef enum st_dtype { ST_F32 = 0, ST_F16 = 1, ST_BF16 = 2, ST_OTHER = 3 } st_dtype;
+
+#define ST_MAX_DIMS 8
+
+typedef struct st_tensor {
+    char *name;
+    st_dtype dtype;
+    char dtype_name[12];
+    int ndim;
+    size_t shape[ST_MAX_DIMS];
+    size_t count;        /* product of shape */
+    size_t begin, end;   /* byte range inside the data section */
+    const uint8_t *data; /* points into the file's data section */
+} st_tensor;
+
+typedef struct ats_safetensors {
+    char *path;
+    void *map; /* the whole file, mmap'd (NULL when parsed from a caller's buffer) */
+    size_t map_len;
+    size_t count;
+    st_tensor *tensors; /* [count] sorted by name */
+} ats_safetensors;
+
+/* Parses a safetensors image buf[len] (the whole file). The tensors point into buf, which must
+ * outlive st. name is used in error messages. Checks: header length within the file, header is
+ * a JSON object of {dtype, shape, data_offsets}, offsets within the data section, byte size =
+ * elements × dtype size, no two tensors overlapping, no duplicate names. */
+ats_status ats_safetensors_parse(const uint8_t *buf, size_t len, const char *name,
+                                 ats_safetensors *st, ats_error *err);
+/* Maps and parses a file. */
+ats_status ats_safetensors_open(const char *path, ats_safetensors *st, ats_error *err);
+void ats_safetensors_close(ats_safetensors *st);
+const st_tensor *ats_safetensors_find(const ats_safetensors *st, const char *name);
+
+/* ---- model */
+
+typedef struct layer_weights {
+    /* GPT-2: ln_1; ViT: layernorm_before; BERT family: the layer norm after attention */
+    const float *ln1_w, *ln1_b;
+    /* q, k, v: Linear [d][d] (BERT family, ViT) each; GPT-2: wq = c_attn [d][3d] (Conv1D) */
+    const float *wq, *bq, *wk, *bk, *wv, *bv;
+    const float *wo, *bo;       /* attention output: Linear [d][d] or Conv1D [d][d] */
+    const float *ln2_w, *ln2_b; /* GPT-2 ln_2, ViT layernorm_after, BERT output LayerNorm */
+    const float *w1, *b1;       /* feed-forward in: Linear [f][d] or Conv1D [d][f] */
+    const float *w2, *b2;       /* feed-forward out: Linear [d][f] or Conv1D [f][d] */
+} layer_weights;
+
+typedef enum act_kind { ACT_GELU, ACT_GELU_TANH, ACT_RELU, ACT_SILU, ACT_GELU_QUICK } act_kind;
+
+struct ats_model {
+    ats_model_info info;
+    char *dir;
+    char model_type[32];
+    char errmsg[ATS_ERROR_MESSAGE_MAX];
+    ats_safetensors st;
+    act_kind act;
+    int conv1d;         /* GPT-2's Conv1D layout: y = x W with W [in][out] */
+    int pre_ln;         /* GPT-2, ViT */
+    int type_vocab;     /* BERT token types (0: none) */
+    int pad_id;         /* RoBERTa position offset */
+    int scale_by_layer; /* GPT-2 scale_attn_by_inverse_layer_idx */
+    int scale_attn;     /* GPT-2 scale_attn_weights */
+    /* embeddings */
+    const float *tok_emb;             /* [V][d] */
+    const float *pos_emb;             /* [P][d] */
+    const float *type_emb;            /* [T][d] or NULL */
+    const float *emb_ln_w, *emb_ln_b; /* BERT family embedding LayerNorm */
+    const float *patch_w, *patch_b;   /* ViT [d][C][p][p], [d] */
+    const float *cls_tok;             /* ViT [d] */
+    layer_weights *layers;            /* [L] */
+    const float *lnf_w, *lnf_b;       /* GPT-2 ln_f, ViT layernorm */
+    /* masked-LM head: dense [d][d] + act + LayerNorm, decoder tied to tok_emb, bias [V] */
+    const float *mlm_w, *mlm_b, *mlm_ln_w, *mlm_ln_b, *mlm_bias;
+    const float *lm_dec; /* [V][d] output embedding (tied: tok_emb); NULL: no LM head */
+    int mlm_transform;   /* the masked-LM head has the dense + act + LayerNorm transform */
+    float mlm_eps;
+    /* float32 copies of F16/BF16 or unaligned tensors */
+    float **owned;
+    size_t n_owned, cap_owned;
+};
+
+/* Records the message in err and in the model's last error; returns status. */
+ats_status ats_model_fail(ats_model *m, ats_error *err, ats_status st, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
+/* ---- kernels (src/model/kernels.c) */
+
+/* out[n][o] = in[n][i] · Wᵀ + b with W Linear [o][i], or in · W with W Conv1D [i][o] */
+void k_linear(float *out, const float *in, const float *w, const float *b, size_t n, size_t i,
+              size_t o, int conv1d);
+/* x[n][d] ← LayerNorm(x) · w + b over each row (biased variance, as torch) */
+void k_layernorm(float *out, const float *x, const float *w, const float *b, size_t n, size_t d,
+                 float eps);
+/* x[count] ← act(x) */
+void k_activation(float *x, size_t count, act_kind act);
+/* each of the rows[r][n] ← softmax(row) (rows may contain -inf, not all of them) */
+void k_softmax_rows(float *x, size_t rows, size_t n);
+/* x[count] += y[count] */
+void k_add(float *x, const float *y, size_t count);
+
+#endif

@@ -1,0 +1,220 @@
+/* Image decoding (stb_image) and ViTImageProcessor's preprocessing with PIL's bilinear resize. */
+#include "attnscope/vision.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STBI_NO_STDIO
+#define STBI_FAILURE_USERMSG
+#define STB_IMAGE_STATIC
+#define STB_IMAGE_IMPLEMENTATION
+#if defined(__GNUC__)
+#pragma GCC diagnostic ignored "-Wmissing-prototypes"
+#pragma GCC diagnostic ignored "-Wshadow"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
+#pragma GCC diagnostic ignored "-Wstrict-prototypes"
+#endif
+#include <stb/stb_image.h>
+/* (the warnings stay off for the rest of this file: stb's unused static declarations are
+   reported at its end) */
+
+/* Decodes at most this many pixels (a 16k × 16k image); larger files are refused before any
+ * pixel is allocated. */
+#define MAX_PIXELS ((size_t)1 << 28)
+
+void ats_image_free(ats_image *img) {
+    if (!img) return;
+    free(img->rgb);
+    memset(img, 0, sizeof *img);
+}
+
+ats_status ats_image_decode(const void *data, size_t len, const char *name, ats_image *out,
+                            ats_error *err) {
+    memset(out, 0, sizeof *out);
+    if (len == 0) return ats_error_set(err, ATS_ERR_FORMAT, "%s: empty image file", name);
+    if (len > (size_t)0x7fffffff)
+        return ats_error_set(err, ATS_ERR_RANGE, "%s: image file too large", name);
+    int w, h, comp;
+    if (!stbi_info_from_memory(data, (int)len, &w, &h, &comp))
+        return ats_error_set(err, ATS_ERR_FORMAT, "%s: not a readable image (%s)", name,
+                             stbi_failure_reason());
+    size_t px;
+    if (w <= 0 || h <= 0 || !ats_size_mul((size_t)w, (size_t)h, &px) || px > MAX_PIXELS)
+        return ats_error_set(err, ATS_ERR_RANGE, "%s: image of %d x %d pixels is too large", name,
+                             w, h);
+    unsigned char *pix = stbi_load_from_memory(data, (int)len, &w, &h, &comp, 3);
+    if (!pix)
+        return ats_error_set(err, ATS_ERR_FORMAT, "%s: cannot decode the image (%s)", name,
+                             stbi_failure_reason());
+    out->rgb = malloc((size_t)w * (size_t)h * 3);
+    if (!out->rgb) {
+        stbi_image_free(pix);
+        return ats_error_set(err, ATS_ERR_NOMEM, "%s: out of memory", name);
+    }
+    memcpy(out->rgb, pix, (size_t)w * (size_t)h * 3);
+    stbi_image_free(pix);
+    out->width = w;
+    out->height = h;
+    return ATS_OK;
+}
+
+ats_status ats_image_load(const char *path, ats_image *out, ats_error *err) {
+    memset(out, 0, sizeof *out);
+    char *buf;
+    size_t len;
+    ats_status rc = ats_file_read_all(path, (size_t)1 << 30, &buf, &len, err);
+    if (rc) return rc;
+    rc = ats_image_decode(buf, len, path, out, err);
+    free(buf);
+    return rc;
+}
+
+/* ---- PIL's resampling (Pillow's Resample.c algorithm, reimplemented): a separable
+ * convolution with the triangle filter, support scaled by the shrink factor, weights
+ * normalised per output pixel and turned into 22-bit fixed point; horizontal pass first into an
+ * 8-bit image, then vertical, each rounding and clipping to 0..255. */
+
+#define PRECISION_BITS (32 - 8 - 2)
+
+static double bilinear_filter(double x) {
+    if (x < 0.0) x = -x;
+    return x < 1.0 ? 1.0 - x : 0.0;
+}
+
+/* For each of out_size outputs: first input index bounds[2o], count bounds[2o+1], and ksize
+ * fixed-point weights kk[o·ksize ..]. Returns ksize, 0 on allocation failure. */
+static int precompute(int in_size, int out_size, int **bounds_out, int **kk_out) {
+    double scale = (double)in_size / out_size;
+    double filterscale = scale < 1.0 ? 1.0 : scale;
+    double support = 1.0 * filterscale;
+    int ksize = (int)ceil(support) * 2 + 1;
+    double *k = malloc((size_t)out_size * (size_t)ksize * sizeof *k);
+    int *kk = malloc((size_t)out_size * (size_t)ksize * sizeof *kk);
+    int *bounds = malloc((size_t)out_size * 2 * sizeof *bounds);
+    if (!k || !kk || !bounds) {
+        free(k);
+        free(kk);
+        free(bounds);
+        return 0;
+    }
+    for (int xx = 0; xx < out_size; xx++) {
+        double center = (xx + 0.5) * scale;
+        double ww = 0.0, ss = 1.0 / filterscale;
+        int xmin = (int)(center - support + 0.5);
+        if (xmin < 0) xmin = 0;
+        int xmax = (int)(center + support + 0.5);
+        if (xmax > in_size) xmax = in_size;
+        xmax -= xmin;
+        double *kx = k + (size_t)xx * (size_t)ksize;
+        int x;
+        for (x = 0; x < xmax; x++) {
+            double wgt = bilinear_filter((x + xmin - center + 0.5) * ss);
+            kx[x] = wgt;
+            ww += wgt;
+        }
+        for (x = 0; x < xmax; x++)
+            if (ww != 0.0) kx[x] /= ww;
+        for (; x < ksize; x++) kx[x] = 0.0;
+        bounds[xx * 2] = xmin;
+        bounds[xx * 2 + 1] = xmax;
+    }
+    for (size_t i = 0; i < (size_t)out_size * (size_t)ksize; i++)
+        kk[i] = k[i] < 0 ? (int)(-0.5 + k[i] * (1 << PRECISION_BITS))
+                         : (int)(0.5 + k[i] * (1 << PRECISION_BITS));
+    free(k);
+    *bounds_out = bounds;
+    *kk_out = kk;
+    return ksize;
+}
+
+static uint8_t clip8(int v) {
+    v >>= PRECISION_BITS;
+    return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+}
+
+ats_status ats_image_resize(const ats_image *in, int width, int height, ats_image *out,
+                            ats_error *err) {
+    memset(out, 0, sizeof *out);
+    if (width <= 0 || height <= 0 || in->width <= 0 || in->height <= 0)
+        return ats_error_set(err, ATS_ERR_INVALID, "image resize: bad size %dx%d", width, height);
+    int *xb = NULL, *xk = NULL, *yb = NULL, *yk = NULL;
+    int kx = precompute(in->width, width, &xb, &xk);
+    int ky = kx ? precompute(in->height, height, &yb, &yk) : 0;
+    uint8_t *tmp = malloc((size_t)width * (size_t)in->height * 3);
+    out->rgb = malloc((size_t)width * (size_t)height * 3);
+    if (!kx || !ky || !tmp || !out->rgb) {
+        free(xb);
+        free(xk);
+        free(yb);
+        free(yk);
+        free(tmp);
+        ats_image_free(out);
+        return ats_error_set(err, ATS_ERR_NOMEM, "image resize: out of memory");
+    }
+    /* horizontal: tmp[in.h][width][3] */
+    for (int y = 0; y < in->height; y++)
+        for (int xx = 0; xx < width; xx++) {
+            int xmin = xb[2 * xx], xn = xb[2 * xx + 1];
+            const int *k = xk + (size_t)xx * (size_t)kx;
+            for (int c = 0; c < 3; c++) {
+                int ss = 1 << (PRECISION_BITS - 1);
+                for (int x = 0; x < xn; x++)
+                    ss += in->rgb[((size_t)y * (size_t)in->width + (size_t)(x + xmin)) * 3 + c] *
+                          k[x];
+                tmp[((size_t)y * (size_t)width + (size_t)xx) * 3 + c] = clip8(ss);
+            }
+        }
+    /* vertical: out[height][width][3] */
+    for (int yy = 0; yy < height; yy++) {
+        int ymin = yb[2 * yy], yn = yb[2 * yy + 1];
+        const int *k = yk + (size_t)yy * (size_t)ky;
+        for (int xx = 0; xx < width; xx++)
+            for (int c = 0; c < 3; c++) {
+                int ss = 1 << (PRECISION_BITS - 1);
+                for (int y = 0; y < yn; y++)
+                    ss += tmp[((size_t)(y + ymin) * (size_t)width + (size_t)xx) * 3 + c] * k[y];
+                out->rgb[((size_t)yy * (size_t)width + (size_t)xx) * 3 + c] = clip8(ss);
+            }
+    }
+    free(xb);
+    free(xk);
+    free(yb);
+    free(yk);
+    free(tmp);
+    out->width = width;
+    out->height = height;
+    return ATS_OK;
+}
+
+ats_status ats_image_preprocess(const ats_image *img, const ats_image_prep *prep, float *pixels,
+                                ats_error *err) {
+    int S = prep->size;
+    ats_image resized = {0};
+    const ats_image *src = img;
+    if (prep->do_resize && (img->width != S || img->height != S)) {
+        ats_status rc = ats_image_resize(img, S, S, &resized, err);
+        if (rc) return rc;
+        src = &resized;
+    } else if (img->width != S || img->height != S) {
+        return ats_error_set(err, ATS_ERR_INVALID,
+                             "image is %dx%d, the model takes %dx%d and resizing is off",
+                             img->width, img->height, S, S);
+    }
+    /* as transformers: rescale in float64 then cast to float32; normalise in float32 */
+    size_t plane = (size_t)S * (size_t)S;
+    for (size_t p = 0; p < plane; p++)
+        for (int c = 0; c < 3; c++) {
+            uint8_t u = src->rgb[p * 3 + (size_t)c];
+            float v =
+                prep->do_rescale ? (float)((double)u * (double)prep->rescale_factor) : (float)u;
+            if (prep->do_normalize) v = (v - prep->mean[c]) / prep->std[c];
+            pixels[(size_t)c * plane + p] = v;
+        }
+    ats_image_free(&resized);
+    return ATS_OK;
+}
