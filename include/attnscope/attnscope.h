@@ -5,6 +5,7 @@
 
 #include "attnscope/core.h"
 #include "attnscope/diagram.h"
+#include "attnscope/measure.h"
 #include "attnscope/model.h"
 #include "attnscope/rips.h"
 #include "attnscope/vision.h"

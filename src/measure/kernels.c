@@ -1,0 +1,123 @@
+/* The kernel tables (see kernels.h): kernels_impl.h instantiated for plain C (GCC vector
+ * extensions, lowered to whatever the target has), AVX2+FMA and AVX-512, and the run-time
+ * choice between them. */
+#include "kernels.h"
+
+#include <float.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__GNUC__) && !defined(__clang__)
+/* Vector arguments of inline helpers: the ABI note is irrelevant, nothing crosses a call. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+
+/* fdlibm's constants for log (e_log.c) */
+#define ATS_LN2_HI 6.93147180369123816490e-01
+#define ATS_LN2_LO 1.90821492927058770002e-10
+#define ATS_LG1    6.666666666666735130e-01
+#define ATS_LG2    3.999999999940941908e-01
+#define ATS_LG3    2.857142874366239149e-01
+#define ATS_LG4    2.222219843214978396e-01
+#define ATS_LG5    1.818357216161805012e-01
+#define ATS_LG6    1.531383769920937332e-01
+#define ATS_LG7    1.479819860511658591e-01
+
+/* ---- plain C: 4 doubles per vector, a·b + c unfused */
+typedef double vd4 __attribute__((vector_size(32)));
+typedef uint64_t vu4 __attribute__((vector_size(32)));
+typedef int64_t vi4 __attribute__((vector_size(32)));
+
+#define vd              vd4
+#define vu              vu4
+#define vi              vi4
+#define KV(name)        name##_generic
+#define KV_NAME         "generic"
+#define KV_ATTR         /* none */
+#define KV_W            4
+#define KV_MAD(a, b, c) ((a) * (b) + (c))
+#include "kernels_impl.h"
+#undef vd
+#undef vu
+#undef vi
+#undef KV
+#undef KV_NAME
+#undef KV_ATTR
+#undef KV_W
+#undef KV_MAD
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define ATS_HAVE_X86_VARIANTS 1
+#include <immintrin.h>
+
+/* ---- AVX2 + FMA: 4 doubles per vector */
+#define vd              vd4
+#define vu              vu4
+#define vi              vi4
+#define KV(name)        name##_avx2
+#define KV_NAME         "avx2"
+#define KV_ATTR         __attribute__((target("avx2,fma")))
+#define KV_W            4
+#define KV_MAD(a, b, c) ((vd4)_mm256_fmadd_pd((a), (b), (c)))
+#include "kernels_impl.h"
+#undef vd
+#undef vu
+#undef vi
+#undef KV
+#undef KV_NAME
+#undef KV_ATTR
+#undef KV_W
+#undef KV_MAD
+
+/* ---- AVX-512: 8 doubles per vector */
+typedef double vd8 __attribute__((vector_size(64)));
+typedef uint64_t vu8 __attribute__((vector_size(64)));
+typedef int64_t vi8 __attribute__((vector_size(64)));
+#define vd              vd8
+#define vu              vu8
+#define vi              vi8
+#define KV(name)        name##_avx512
+#define KV_NAME         "avx512"
+#define KV_ATTR         __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma")))
+#define KV_W            8
+#define KV_MAD(a, b, c) ((vd8)_mm512_fmadd_pd((a), (b), (c)))
+#include "kernels_impl.h"
+#undef vd
+#undef vu
+#undef vi
+#undef KV
+#undef KV_NAME
+#undef KV_ATTR
+#undef KV_W
+#undef KV_MAD
+#endif
+
+const atsm_kernels *atsm_kernels_variant(int variant) {
+    switch (variant) {
+    case 0:
+        return &table_generic;
+#ifdef ATS_HAVE_X86_VARIANTS
+    case 1:
+        __builtin_cpu_init();
+        return (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? &table_avx2
+                                                                                 : NULL;
+    case 2:
+        __builtin_cpu_init();
+        return (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+                __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx2") &&
+                __builtin_cpu_supports("fma"))
+                   ? &table_avx512
+                   : NULL;
+#endif
+    default:
+        return NULL;
+    }
+}
+
+const atsm_kernels *atsm_kernels_best(void) {
+    for (int v = 2; v > 0; v--) {
+        const atsm_kernels *k = atsm_kernels_variant(v);
+        if (k) return k;
+    }
+    return &table_generic;
+}
