@@ -11,6 +11,8 @@
 
 /* Each subcommand: argv[0] is the subcommand's name. Returns the process exit code. */
 int ats_cmd_rips(int argc, char **argv);
+int ats_cmd_bottleneck(int argc, char **argv);
+int ats_cmd_wasserstein(int argc, char **argv);
 int ats_cmd_measure(int argc, char **argv);
 int ats_cmd_attention(int argc, char **argv);
 int ats_cmd_tokenize(int argc, char **argv);

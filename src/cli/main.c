@@ -16,6 +16,8 @@ typedef struct command {
 static const command COMMANDS[] = {
     {"attention", ats_cmd_attention, "Run a model and capture every attention head"},
     {"rips", ats_cmd_rips, "Vietoris–Rips persistent homology of a distance matrix or points"},
+    {"bottleneck", ats_cmd_bottleneck, "Exact bottleneck distance between persistence diagrams"},
+    {"wasserstein", ats_cmd_wasserstein, "q-Wasserstein distance between persistence diagrams"},
     {"measure", ats_cmd_measure, "Entropy, KL and Jensen–Shannon of attention; head distances"},
     {"tokenize", ats_cmd_tokenize, "A model's tokens of a text, with ids and offsets"},
 };

@@ -1,0 +1,713 @@
+/* Exact bottleneck distance between persistence diagrams.
+ *
+ * The finite points of A (n) and B (m) form a bipartite graph on N = n + m vertices a side:
+ * left = A + projections of B, right = B + projections of A. At a radius r, A_i--B_j is an edge
+ * when their L-infinity distance is <= r, A_i--proj(A_i) and proj(B_j)--B_j when the point's
+ * distance to the diagonal is <= r, and every projection is joined to every projection (cost 0).
+ * The distance is the smallest r with a perfect matching. Such an r is one of the candidate
+ * values (pairwise distances, distances to the diagonal), so the search first bisects the real
+ * line until few candidates remain between a known infeasible and a known feasible radius,
+ * then binary-searches those candidates, which are enumerated from a k-d tree.
+ *
+ * Each feasibility test is Hopcroft–Karp without an edge list: the breadth-first search takes
+ * the unvisited B points within r of a vertex out of a k-d tree with deletion (every right
+ * vertex is discovered once a phase), the projections of A sit in a set that any projection of
+ * B empties at once, and the depth-first search uses one such tree per BFS layer. A test starts
+ * from the matching of the previous test, minus the edges longer than r. */
+#include "diagram_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BN_INF INT32_MAX
+
+/* ---- 2-d tree over points, nodes are ranges [lo, hi) whose median position is the node */
+
+typedef struct kd_pt {
+    double x, y;
+    int32_t id;
+} kd_pt;
+
+typedef struct kd_tree {
+    size_t n;
+    kd_pt *pt;           /* [n] tree order */
+    double *box;         /* [n][4] bounding box (xmin, xmax, ymin, ymax) of the node at a mid */
+    int32_t *size;       /* [n] points in the node's range */
+    int32_t *alive;      /* [n] points of the range not taken yet */
+    unsigned char *dead; /* [n] this position's point was taken */
+    int32_t *pos;        /* [id range] position of an id, -1 when absent */
+} kd_tree;
+
+static inline double key_of(const kd_pt *p, int axis) {
+    return axis ? p->y : p->x;
+}
+
+static inline void pt_swap(kd_pt *a, kd_pt *b) {
+    kd_pt t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* Puts the k-th smallest (by axis) of a[0..n) at a[k], smaller ones before, larger after. */
+static void kd_select(kd_pt *a, size_t n, size_t k, int axis) {
+    size_t lo = 0, hi = n;
+    while (hi - lo > 1) {
+        double x = key_of(&a[lo], axis), y = key_of(&a[lo + (hi - lo) / 2], axis),
+               z = key_of(&a[hi - 1], axis);
+        double p = x < y ? (y < z ? y : (x < z ? z : x)) : (x < z ? x : (y < z ? z : y));
+        size_t lt = lo, i = lo, gt = hi;
+        while (i < gt) {
+            double v = key_of(&a[i], axis);
+            if (v < p)
+                pt_swap(&a[lt++], &a[i++]);
+            else if (v > p)
+                pt_swap(&a[i], &a[--gt]);
+            else
+                i++;
+        }
+        if (k < lt)
+            hi = lt;
+        else if (k >= gt)
+            lo = gt;
+        else
+            return;
+    }
+}
+
+static void kd_build(kd_tree *t, size_t lo, size_t hi) {
+    while (lo < hi) {
+        double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
+        for (size_t i = lo; i < hi; i++) {
+            const kd_pt *p = &t->pt[i];
+            if (p->x < x0) x0 = p->x;
+            if (p->x > x1) x1 = p->x;
+            if (p->y < y0) y0 = p->y;
+            if (p->y > y1) y1 = p->y;
+        }
+        size_t mid = lo + (hi - lo) / 2;
+        kd_select(t->pt + lo, hi - lo, mid - lo, x1 - x0 >= y1 - y0 ? 0 : 1);
+        double *b = &t->box[4 * mid];
+        b[0] = x0, b[1] = x1, b[2] = y0, b[3] = y1;
+        t->size[mid] = (int32_t)(hi - lo);
+        kd_build(t, lo, mid);
+        lo = mid + 1;
+    }
+}
+
+static void kd_index(kd_tree *t, size_t lo, size_t hi) {
+    for (size_t i = lo; i < hi; i++) {
+        t->pos[t->pt[i].id] = (int32_t)i;
+        t->alive[i] = t->size[i];
+        t->dead[i] = 0;
+    }
+}
+
+static void kd_reset(kd_tree *t) {
+    if (!t->n) return;
+    memcpy(t->alive, t->size, t->n * sizeof(int32_t));
+    memset(t->dead, 0, t->n);
+}
+
+static void kd_free(kd_tree *t) {
+    free(t->pt);
+    free(t->box);
+    free(t->size);
+    free(t->alive);
+    free(t->dead);
+    free(t->pos);
+    memset(t, 0, sizeof *t);
+}
+
+static int kd_alloc(kd_tree *t, size_t n, size_t ids) {
+    memset(t, 0, sizeof *t);
+    t->n = n;
+    size_t nn = n ? n : 1;
+    t->pt = malloc(nn * sizeof(kd_pt));
+    t->box = malloc(nn * 4 * sizeof(double));
+    t->size = malloc(nn * sizeof(int32_t));
+    t->alive = malloc(nn * sizeof(int32_t));
+    t->dead = malloc(nn);
+    t->pos = malloc((ids ? ids : 1) * sizeof(int32_t));
+    if (!t->pt || !t->box || !t->size || !t->alive || !t->dead || !t->pos) {
+        kd_free(t);
+        return 0;
+    }
+    for (size_t i = 0; i < ids; i++) t->pos[i] = -1;
+    return 1;
+}
+
+static inline double linf(double ax, double ay, double bx, double by) {
+    double dx = fabs(ax - bx), dy = fabs(ay - by);
+    return dx > dy ? dx : dy;
+}
+
+/* L-infinity distance to the projection ((x+y)/2, (x+y)/2), computed as GUDHI does, so that
+ * equal inputs give bit-identical distances. */
+static inline double diag_dist(const double *p) {
+    double mid = (p[0] + p[1]) / 2;
+    return linf(p[0], p[1], mid, mid);
+}
+
+/* The differences are those of the point test, so rounding never prunes a point within r. */
+static inline int box_far(const double *b, double qx, double qy, double r) {
+    return b[0] - qx > r || qx - b[1] > r || b[2] - qy > r || qy - b[3] > r;
+}
+
+static inline int box_near(const double *b, double qx, double qy, double r) {
+    return b[1] - qx <= r && qx - b[0] <= r && b[3] - qy <= r && qy - b[2] <= r;
+}
+
+/* Takes every alive point of the range. */
+static int32_t kd_take_range(kd_tree *t, size_t lo, size_t hi, int32_t *out, size_t *nout) {
+    if (lo >= hi) return 0;
+    size_t mid = lo + (hi - lo) / 2;
+    if (t->alive[mid] == 0) return 0;
+    int32_t taken = 0;
+    if (!t->dead[mid]) {
+        t->dead[mid] = 1;
+        out[(*nout)++] = t->pt[mid].id;
+        taken = 1;
+    }
+    taken += kd_take_range(t, lo, mid, out, nout);
+    taken += kd_take_range(t, mid + 1, hi, out, nout);
+    t->alive[mid] -= taken;
+    return taken;
+}
+
+/* Takes every alive point within r of q (L-infinity). */
+static int32_t kd_take_all(kd_tree *t, size_t lo, size_t hi, double qx, double qy, double r,
+                           int32_t *out, size_t *nout) {
+    if (lo >= hi) return 0;
+    size_t mid = lo + (hi - lo) / 2;
+    if (t->alive[mid] == 0) return 0;
+    const double *b = &t->box[4 * mid];
+    if (box_far(b, qx, qy, r)) return 0;
+    if (box_near(b, qx, qy, r)) return kd_take_range(t, lo, hi, out, nout);
+    int32_t taken = 0;
+    const kd_pt *p = &t->pt[mid];
+    if (!t->dead[mid] && linf(p->x, p->y, qx, qy) <= r) {
+        t->dead[mid] = 1;
+        out[(*nout)++] = p->id;
+        taken = 1;
+    }
+    taken += kd_take_all(t, lo, mid, qx, qy, r, out, nout);
+    taken += kd_take_all(t, mid + 1, hi, qx, qy, r, out, nout);
+    t->alive[mid] -= taken;
+    return taken;
+}
+
+/* Takes one alive point within r of q; returns its id or -1. */
+static int32_t kd_take_one(kd_tree *t, size_t lo, size_t hi, double qx, double qy, double r) {
+    if (lo >= hi) return -1;
+    size_t mid = lo + (hi - lo) / 2;
+    if (t->alive[mid] == 0 || box_far(&t->box[4 * mid], qx, qy, r)) return -1;
+    const kd_pt *p = &t->pt[mid];
+    if (!t->dead[mid] && linf(p->x, p->y, qx, qy) <= r) {
+        t->dead[mid] = 1;
+        t->alive[mid]--;
+        return p->id;
+    }
+    int32_t got = kd_take_one(t, lo, mid, qx, qy, r);
+    if (got < 0) got = kd_take_one(t, mid + 1, hi, qx, qy, r);
+    if (got >= 0) t->alive[mid]--;
+    return got;
+}
+
+/* Takes the point at position pos of the tree on range [lo, hi). */
+static void kd_take_pos(kd_tree *t, size_t lo, size_t hi, size_t pos) {
+    t->dead[pos] = 1;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        t->alive[mid]--;
+        if (pos == mid) break;
+        if (pos < mid)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+}
+
+/* Appends the distances from q in (rlo, rhi] to out (when out is not NULL), counting them in
+ * *nout; returns 0 as soon as more than cap were found. Ignores deletion. */
+static int kd_collect(const kd_tree *t, size_t lo, size_t hi, double qx, double qy, double rlo,
+                      double rhi, double *out, size_t *nout, size_t cap) {
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const double *b = &t->box[4 * mid];
+        if (box_far(b, qx, qy, rhi) || box_near(b, qx, qy, rlo)) return 1;
+        const kd_pt *p = &t->pt[mid];
+        double d = linf(p->x, p->y, qx, qy);
+        if (d > rlo && d <= rhi) {
+            if (*nout >= cap) return 0;
+            if (out) out[*nout] = d;
+            (*nout)++;
+        }
+        if (!kd_collect(t, lo, mid, qx, qy, rlo, rhi, out, nout, cap)) return 0;
+        lo = mid + 1;
+    }
+    return 1;
+}
+
+/* ---- Hopcroft–Karp over the geometric graph */
+
+typedef struct bn_ctx {
+    int32_t n, m, N;
+    const double *a, *b; /* [n][2], [m][2] */
+    double *diag_a;      /* [n] distance to the diagonal */
+    double *diag_b;      /* [m] */
+    kd_tree all;         /* every B point, id = j */
+    kd_tree lay;         /* B points of each BFS layer, one tree per layer segment */
+    int32_t *seg;        /* [N+2] layer k of `lay` is [seg[k], seg[k+1]) */
+    int32_t *mate_l;     /* [N] right vertex matched to a left vertex, -1 */
+    int32_t *mate_r;     /* [N] */
+    int32_t *dist;       /* [N] BFS layer of left vertices */
+    int32_t *rlayer;     /* [N] BFS layer in which a right vertex was discovered, -1 */
+    int32_t *queue;      /* [N] */
+    int32_t *buf;        /* [N] */
+    int32_t *stack_u;    /* [N+1] */
+    int32_t *stack_v;    /* [N+1] */
+    int32_t *pa_set;     /* [n] unvisited projections of A (BFS) */
+    int32_t *pa_pos;     /* [n] position in pa_set, -1 */
+    int32_t pa_n;
+    int32_t *lpa;       /* [n] projections of A sorted by layer (DFS) */
+    int32_t *lpa_pos;   /* [n] position in lpa, -1 once taken */
+    int32_t *lpa_start; /* [N+2] */
+    int32_t *lpa_cnt;   /* [N+2] alive projections per layer */
+    int32_t matched;
+} bn_ctx;
+
+static double bn_cost(const bn_ctx *c, int32_t u, int32_t v) {
+    if (u < c->n) {
+        if (v < c->m) return linf(c->a[2 * u], c->a[2 * u + 1], c->b[2 * v], c->b[2 * v + 1]);
+        return c->diag_a[u];
+    }
+    return v < c->m ? c->diag_b[v] : 0.0;
+}
+
+static inline void bn_match(bn_ctx *c, int32_t u, int32_t v) {
+    c->mate_l[u] = v;
+    c->mate_r[v] = u;
+    c->matched++;
+}
+
+/* Greedy matching of the free vertices. */
+static void bn_greedy(bn_ctx *c, double r) {
+    int32_t n = c->n, m = c->m;
+    kd_reset(&c->all);
+    for (int32_t v = 0; v < m; v++)
+        if (c->mate_r[v] >= 0) kd_take_pos(&c->all, 0, (size_t)m, (size_t)c->all.pos[v]);
+    int32_t free_pa = 0;
+    for (int32_t i = 0; i < n; i++)
+        if (c->mate_r[m + i] < 0) c->pa_set[free_pa++] = i;
+    for (int32_t u = 0; u < n; u++) {
+        if (c->mate_l[u] >= 0) continue;
+        int32_t v = kd_take_one(&c->all, 0, (size_t)m, c->a[2 * u], c->a[2 * u + 1], r);
+        if (v >= 0)
+            bn_match(c, u, v);
+        else if (c->diag_a[u] <= r && c->mate_r[m + u] < 0)
+            bn_match(c, u, m + u);
+    }
+    for (int32_t j = 0; j < m; j++) {
+        int32_t u = n + j;
+        if (c->mate_l[u] >= 0) continue;
+        if (c->diag_b[j] <= r && c->mate_r[j] < 0) {
+            bn_match(c, u, j);
+            continue;
+        }
+        while (free_pa > 0) {
+            int32_t i = c->pa_set[--free_pa];
+            if (c->mate_r[m + i] < 0) {
+                bn_match(c, u, m + i);
+                break;
+            }
+        }
+    }
+}
+
+static inline void bn_visit(bn_ctx *c, int32_t v, int32_t k, int32_t *found, int32_t *tail) {
+    c->rlayer[v] = k;
+    int32_t w = c->mate_r[v];
+    if (w < 0) {
+        if (*found == BN_INF) *found = k;
+    } else if (c->dist[w] == BN_INF) {
+        c->dist[w] = k + 1;
+        c->queue[(*tail)++] = w;
+    }
+}
+
+/* Layers the graph from the free left vertices; returns the layer of the first free right
+ * vertex reached, or BN_INF when there is none (the matching is maximum). */
+static int32_t bn_bfs(bn_ctx *c, double r) {
+    int32_t n = c->n, m = c->m, N = c->N;
+    kd_reset(&c->all);
+    c->pa_n = n;
+    for (int32_t i = 0; i < n; i++) c->pa_set[i] = i, c->pa_pos[i] = i;
+    int32_t head = 0, tail = 0, found = BN_INF;
+    for (int32_t v = 0; v < N; v++) c->rlayer[v] = -1;
+    for (int32_t u = 0; u < N; u++) {
+        if (c->mate_l[u] < 0) {
+            c->dist[u] = 0;
+            c->queue[tail++] = u;
+        } else {
+            c->dist[u] = BN_INF;
+        }
+    }
+    while (head < tail) {
+        int32_t u = c->queue[head++], k = c->dist[u];
+        if (k > found) break;
+        if (u < n) {
+            size_t cnt = 0;
+            kd_take_all(&c->all, 0, (size_t)m, c->a[2 * u], c->a[2 * u + 1], r, c->buf, &cnt);
+            for (size_t t = 0; t < cnt; t++) bn_visit(c, c->buf[t], k, &found, &tail);
+            if (c->diag_a[u] <= r && c->pa_pos[u] >= 0) {
+                int32_t p = c->pa_pos[u], last = c->pa_set[--c->pa_n];
+                c->pa_set[p] = last;
+                c->pa_pos[last] = p;
+                c->pa_pos[u] = -1;
+                bn_visit(c, m + u, k, &found, &tail);
+            }
+        } else {
+            int32_t j = u - n;
+            if (c->diag_b[j] <= r && !c->all.dead[c->all.pos[j]]) {
+                kd_take_pos(&c->all, 0, (size_t)m, (size_t)c->all.pos[j]);
+                bn_visit(c, j, k, &found, &tail);
+            }
+            while (c->pa_n > 0) {
+                int32_t i = c->pa_set[--c->pa_n];
+                c->pa_pos[i] = -1;
+                bn_visit(c, m + i, k, &found, &tail);
+            }
+        }
+    }
+    return found;
+}
+
+/* Right vertices of layer k (free ones only in the last layer) into per-layer structures. */
+static void bn_layers(bn_ctx *c, int32_t found) {
+    int32_t n = c->n, m = c->m, L = found + 1;
+    memset(c->seg, 0, (size_t)(L + 1) * sizeof(int32_t));
+    memset(c->lpa_cnt, 0, (size_t)(L + 1) * sizeof(int32_t));
+    for (int32_t v = 0; v < m + n; v++) {
+        int32_t k = c->rlayer[v];
+        if (k < 0 || k > found || (k == found && c->mate_r[v] >= 0)) {
+            c->rlayer[v] = -1;
+            continue;
+        }
+        if (v < m)
+            c->seg[k + 1]++;
+        else
+            c->lpa_cnt[k]++;
+    }
+    for (int32_t k = 0; k < L; k++) c->seg[k + 1] += c->seg[k];
+    int32_t s = 0;
+    for (int32_t k = 0; k < L; k++) c->lpa_start[k] = s, s += c->lpa_cnt[k];
+    /* fill: seg[k] is used as a cursor and restored afterwards */
+    for (int32_t v = 0; v < m; v++) {
+        c->lay.pos[v] = -1;
+        int32_t k = c->rlayer[v];
+        if (k < 0) continue;
+        kd_pt *p = &c->lay.pt[c->seg[k]++];
+        p->x = c->b[2 * v];
+        p->y = c->b[2 * v + 1];
+        p->id = v;
+    }
+    for (int32_t k = L; k > 0; k--) c->seg[k] = c->seg[k - 1];
+    c->seg[0] = 0;
+    for (int32_t k = 0; k < L; k++) {
+        kd_build(&c->lay, (size_t)c->seg[k], (size_t)c->seg[k + 1]);
+        kd_index(&c->lay, (size_t)c->seg[k], (size_t)c->seg[k + 1]);
+    }
+    int32_t *cur = c->buf; /* cursors per layer */
+    for (int32_t k = 0; k < L; k++) cur[k] = c->lpa_start[k];
+    for (int32_t i = 0; i < n; i++) {
+        c->lpa_pos[i] = -1;
+        int32_t k = c->rlayer[m + i];
+        if (k < 0) continue;
+        c->lpa[cur[k]] = i;
+        c->lpa_pos[i] = cur[k]++;
+    }
+}
+
+static void lpa_take(bn_ctx *c, int32_t k, int32_t i) {
+    int32_t p = c->lpa_pos[i], last = c->lpa_start[k] + --c->lpa_cnt[k];
+    int32_t o = c->lpa[last];
+    c->lpa[p] = o;
+    c->lpa_pos[o] = p;
+    c->lpa_pos[i] = -1;
+}
+
+/* An untried right vertex of layer k adjacent to u, taken out of the layer; -1 if none. */
+static int32_t bn_next(bn_ctx *c, int32_t u, int32_t k, double r) {
+    int32_t n = c->n, m = c->m;
+    if (u < n) {
+        if (c->diag_a[u] <= r && c->lpa_pos[u] >= 0 && c->rlayer[m + u] == k) {
+            lpa_take(c, k, u);
+            return m + u;
+        }
+        if (c->seg[k] < c->seg[k + 1])
+            return kd_take_one(&c->lay, (size_t)c->seg[k], (size_t)c->seg[k + 1], c->a[2 * u],
+                               c->a[2 * u + 1], r);
+        return -1;
+    }
+    int32_t j = u - n;
+    if (c->diag_b[j] <= r && c->rlayer[j] == k && c->lay.pos[j] >= 0 &&
+        !c->lay.dead[c->lay.pos[j]]) {
+        kd_take_pos(&c->lay, (size_t)c->seg[k], (size_t)c->seg[k + 1], (size_t)c->lay.pos[j]);
+        return j;
+    }
+    if (c->lpa_cnt[k] > 0) {
+        int32_t i = c->lpa[c->lpa_start[k] + c->lpa_cnt[k] - 1];
+        lpa_take(c, k, i);
+        return m + i;
+    }
+    return -1;
+}
+
+/* Searches an augmenting path of the layered graph from the free vertex u0. */
+static int bn_dfs(bn_ctx *c, int32_t u0, int32_t found, double r) {
+    int32_t depth = 0;
+    c->stack_u[0] = u0;
+    while (depth >= 0) {
+        int32_t u = c->stack_u[depth], k = c->dist[u];
+        int32_t v = bn_next(c, u, k, r);
+        if (v < 0) {
+            c->dist[u] = BN_INF; /* dead end for the rest of the phase */
+            depth--;
+            continue;
+        }
+        int32_t w = c->mate_r[v];
+        if (w < 0) {
+            c->stack_v[depth] = v;
+            for (int32_t d = 0; d <= depth; d++) {
+                c->mate_l[c->stack_u[d]] = c->stack_v[d];
+                c->mate_r[c->stack_v[d]] = c->stack_u[d];
+            }
+            return 1;
+        }
+        if (k < found && c->dist[w] == k + 1) {
+            c->stack_v[depth] = v;
+            c->stack_u[++depth] = w;
+        }
+    }
+    return 0;
+}
+
+/* 1 when a perfect matching exists at radius r; the matching is left in c either way. */
+static int bn_feasible(bn_ctx *c, double r) {
+    for (int32_t u = 0; u < c->N; u++) {
+        int32_t v = c->mate_l[u];
+        if (v >= 0 && bn_cost(c, u, v) > r) {
+            c->mate_l[u] = -1;
+            c->mate_r[v] = -1;
+            c->matched--;
+        }
+    }
+    if (c->matched < c->N) bn_greedy(c, r);
+    while (c->matched < c->N) {
+        int32_t found = bn_bfs(c, r);
+        if (found == BN_INF) return 0;
+        bn_layers(c, found);
+        for (int32_t u = 0; u < c->N; u++)
+            if (c->mate_l[u] < 0 && c->dist[u] == 0 && bn_dfs(c, u, found, r)) c->matched++;
+    }
+    return 1;
+}
+
+static void bn_free(bn_ctx *c) {
+    kd_free(&c->all);
+    kd_free(&c->lay);
+    free(c->diag_a);
+    free(c->diag_b);
+    free(c->seg);
+    free(c->mate_l);
+    free(c->mate_r);
+    free(c->dist);
+    free(c->rlayer);
+    free(c->queue);
+    free(c->buf);
+    free(c->stack_u);
+    free(c->stack_v);
+    free(c->pa_set);
+    free(c->pa_pos);
+    free(c->lpa);
+    free(c->lpa_pos);
+    free(c->lpa_start);
+    free(c->lpa_cnt);
+}
+
+static int bn_init(bn_ctx *c, const dg_split *A, const dg_split *B) {
+    memset(c, 0, sizeof *c);
+    c->n = (int32_t)A->n;
+    c->m = (int32_t)B->n;
+    c->N = c->n + c->m;
+    c->a = A->xy;
+    c->b = B->xy;
+    size_t n = (size_t)c->n, m = (size_t)c->m, N = (size_t)c->N + 2;
+    if (!kd_alloc(&c->all, m, m) || !kd_alloc(&c->lay, m, m)) return 0;
+    c->diag_a = malloc((n + 1) * sizeof(double));
+    c->diag_b = malloc((m + 1) * sizeof(double));
+    int32_t **arrs[] = {&c->seg, &c->mate_l,  &c->mate_r,  &c->dist,      &c->rlayer, &c->queue,
+                        &c->buf, &c->stack_u, &c->stack_v, &c->lpa_start, &c->lpa_cnt};
+    for (size_t i = 0; i < sizeof arrs / sizeof arrs[0]; i++) {
+        *arrs[i] = malloc(N * sizeof(int32_t));
+        if (!*arrs[i]) return 0;
+    }
+    c->pa_set = malloc((n + 1) * sizeof(int32_t));
+    c->pa_pos = malloc((n + 1) * sizeof(int32_t));
+    c->lpa = malloc((n + 1) * sizeof(int32_t));
+    c->lpa_pos = malloc((n + 1) * sizeof(int32_t));
+    if (!c->diag_a || !c->diag_b || !c->pa_set || !c->pa_pos || !c->lpa || !c->lpa_pos) return 0;
+    for (size_t i = 0; i < n; i++) c->diag_a[i] = diag_dist(c->a + 2 * i);
+    for (size_t j = 0; j < m; j++) c->diag_b[j] = diag_dist(c->b + 2 * j);
+    for (size_t j = 0; j < m; j++) {
+        c->all.pt[j].x = c->b[2 * j];
+        c->all.pt[j].y = c->b[2 * j + 1];
+        c->all.pt[j].id = (int32_t)j;
+    }
+    kd_build(&c->all, 0, m);
+    kd_index(&c->all, 0, m);
+    for (int32_t u = 0; u < c->N; u++) c->mate_l[u] = c->mate_r[u] = -1;
+    return 1;
+}
+
+/* Candidate values in (lo, hi]: appended to out (if not NULL); 0 if more than cap. */
+static int bn_candidates(const bn_ctx *c, double lo, double hi, double *out, size_t *count,
+                         size_t cap) {
+    *count = 0;
+    for (int32_t i = 0; i < c->n; i++) {
+        double d = c->diag_a[i];
+        if (d > lo && d <= hi) {
+            if (*count >= cap) return 0;
+            if (out) out[*count] = d;
+            (*count)++;
+        }
+    }
+    for (int32_t j = 0; j < c->m; j++) {
+        double d = c->diag_b[j];
+        if (d > lo && d <= hi) {
+            if (*count >= cap) return 0;
+            if (out) out[*count] = d;
+            (*count)++;
+        }
+    }
+    for (int32_t i = 0; i < c->n; i++)
+        if (!kd_collect(&c->all, 0, (size_t)c->m, c->a[2 * i], c->a[2 * i + 1], lo, hi, out, count,
+                        cap))
+            return 0;
+    return 1;
+}
+
+static int dbl_cmp(const void *pa, const void *pb) {
+    double a = *(const double *)pa, b = *(const double *)pb;
+    return (a > b) - (a < b);
+}
+
+/* The bottleneck distance of the finite parts; leaves the optimal matching in c. Returns -1 on
+ * allocation failure. */
+static double bn_search(bn_ctx *c, int *oom) {
+    *oom = 0;
+    if (c->N == 0) return 0.0;
+    if (bn_feasible(c, 0.0)) return 0.0;
+    double lo = 0.0, hi = 0.0;
+    for (int32_t i = 0; i < c->n; i++) hi = fmax(hi, c->diag_a[i]);
+    for (int32_t j = 0; j < c->m; j++) hi = fmax(hi, c->diag_b[j]);
+    size_t cap = 4 * (size_t)c->N + 256, count = 0;
+    /* Bisect until at most cap candidates remain in (lo, hi]. */
+    for (;;) {
+        if (bn_candidates(c, lo, hi, NULL, &count, cap)) break;
+        double mid = 0.5 * lo + 0.5 * hi;
+        if (!(mid > lo && mid < hi)) {
+            cap = SIZE_MAX;
+            break;
+        }
+        if (bn_feasible(c, mid))
+            hi = mid;
+        else
+            lo = mid;
+    }
+    double *cand = NULL;
+    if (cap == SIZE_MAX) bn_candidates(c, lo, hi, NULL, &count, cap);
+    cand = malloc((count ? count : 1) * sizeof(double));
+    if (!cand) {
+        *oom = 1;
+        return 0.0;
+    }
+    bn_candidates(c, lo, hi, cand, &count, SIZE_MAX);
+    qsort(cand, count, sizeof(double), dbl_cmp);
+    size_t u = 0;
+    for (size_t i = 0; i < count; i++)
+        if (u == 0 || cand[i] != cand[u - 1]) cand[u++] = cand[i];
+    /* cand[hi_i] is feasible (the largest candidate <= hi is >= the distance); below lo_i
+     * nothing is. */
+    long lo_i = -1, hi_i = (long)u - 1;
+    while (hi_i - lo_i > 1) {
+        long mid = lo_i + (hi_i - lo_i) / 2;
+        if (bn_feasible(c, cand[mid]))
+            hi_i = mid;
+        else
+            lo_i = mid;
+    }
+    double d = u ? cand[hi_i] : hi;
+    free(cand);
+    bn_feasible(c, d); /* leaves the matching at the distance */
+    return d;
+}
+
+ats_status ats_bottleneck_distance(const ats_diagram *a, const ats_diagram *b, double *distance,
+                                   ats_matching *matching, ats_error *err) {
+    if (matching) matching->count = 0, matching->pairs = NULL;
+    *distance = NAN;
+    dg_split A, B;
+    ats_status st = dg_split_make(a, "first", &A, err);
+    if (st) return st;
+    st = dg_split_make(b, "second", &B, err);
+    if (st) {
+        dg_split_free(&A);
+        return st;
+    }
+    if ((size_t)A.n + B.n > (size_t)INT32_MAX - 4) {
+        dg_split_free(&A);
+        dg_split_free(&B);
+        return ats_error_set(err, ATS_ERR_RANGE, "diagrams too large");
+    }
+    if (!dg_ess_compatible(&A, &B)) {
+        dg_split_free(&A);
+        dg_split_free(&B);
+        *distance = INFINITY;
+        return ATS_OK;
+    }
+    double ess = 0.0;
+    for (size_t k = 0; k < A.n_ess; k++) ess = fmax(ess, fabs(A.ess[k].key - B.ess[k].key));
+    bn_ctx c;
+    int oom = 0;
+    double d = 0.0;
+    if (!bn_init(&c, &A, &B))
+        oom = 1;
+    else
+        d = bn_search(&c, &oom);
+    if (!oom && matching) {
+        if (dg_matching_begin(matching, a->count, b->count, err)) {
+            oom = 1;
+        } else {
+            for (int32_t u = 0; u < c.n; u++) {
+                int32_t v = c.mate_l[u];
+                dg_matching_push(matching, A.idx[u], v < c.m ? B.idx[v] : -1);
+            }
+            for (int32_t u = c.n; u < c.N; u++) {
+                int32_t v = c.mate_l[u];
+                if (v < c.m) dg_matching_push(matching, -1, B.idx[v]);
+            }
+            dg_matching_add_ess_diag(matching, &A, &B);
+        }
+    }
+    bn_free(&c);
+    dg_split_free(&A);
+    dg_split_free(&B);
+    if (oom) {
+        ats_matching_free(matching);
+        return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    }
+    *distance = fmax(d, ess);
+    return ATS_OK;
+}

@@ -1,0 +1,633 @@
+/* q-Wasserstein distance between persistence diagrams with an internal L_p ground metric.
+ *
+ * The finite points of A (n) and B (m) give an assignment problem of size N = n + m:
+ * bidders (rows) are the points of A and the projections of B, items (columns) the points of B
+ * and the projections of A. Point to point costs ||a - b||_p^q, a point to any projection its
+ * own distance to the diagonal to the q, projection to projection 0 (projections on one side
+ * are interchangeable, so a point may take any projection of the other side).
+ *
+ * Exact: the Hungarian method by shortest augmenting paths with potentials, O(N^3) time and
+ * O(N) memory besides the A x B cost block when it is small enough to keep.
+ *
+ * Approximate: Bertsekas' forward auction (Gauss–Seidel: one unassigned bidder bids at a time)
+ * with epsilon-scaling. A bidder's best and second best items come from a k-d tree over B with
+ * the minimum price of every subtree (lower bound: distance to the node's box + that minimum)
+ * and from two heaps: projections of A by price, points of B by (distance to the diagonal +
+ * price), the costs a projection of B sees. After each round the primal cost P of the complete
+ * assignment and the dual bound D = sum over bidders of min_j (c_ij + p_j) - sum_j p_j <= OPT
+ * give OPT in [D, P]; the auction stops when P <= (1 + delta)^q D, so that P^(1/q) is within a
+ * factor 1 + delta of the exact distance. */
+#include "diagram_internal.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void ats_wasserstein_options_init(ats_wasserstein_options *opt) {
+    opt->q = 1.0;
+    opt->internal_p = INFINITY;
+    opt->delta = 0.01;
+    opt->exact = 0;
+    opt->exact_max = 256;
+}
+
+/* ---- ground costs */
+
+enum { G_INF_1, G_INF_2, G_1_1, G_2_1, G_2_2, G_GENERIC };
+
+typedef struct ground {
+    int mode;
+    double p, q;
+} ground;
+
+static ground ground_make(double p, double q) {
+    ground g = {G_GENERIC, p, q};
+    if (isinf(p) && q == 1) g.mode = G_INF_1;
+    if (isinf(p) && q == 2) g.mode = G_INF_2;
+    if (p == 1 && q == 1) g.mode = G_1_1;
+    if (p == 2 && q == 1) g.mode = G_2_1;
+    if (p == 2 && q == 2) g.mode = G_2_2;
+    return g;
+}
+
+/* ||(dx, dy)||_p^q for dx, dy >= 0. */
+static inline double gcost(const ground *g, double dx, double dy) {
+    switch (g->mode) {
+    case G_INF_1:
+        return dx > dy ? dx : dy;
+    case G_INF_2: {
+        double m = dx > dy ? dx : dy;
+        return m * m;
+    }
+    case G_1_1:
+        return dx + dy;
+    case G_2_1:
+        return sqrt(dx * dx + dy * dy);
+    case G_2_2:
+        return dx * dx + dy * dy;
+    default: {
+        double d;
+        if (isinf(g->p))
+            d = dx > dy ? dx : dy;
+        else if (g->p == 1)
+            d = dx + dy;
+        else if (g->p == 2)
+            d = sqrt(dx * dx + dy * dy);
+        else
+            d = pow(pow(dx, g->p) + pow(dy, g->p), 1.0 / g->p);
+        if (g->q == 1) return d;
+        if (g->q == 2) return d * d;
+        return pow(d, g->q);
+    }
+    }
+}
+
+static inline double pt_cost(const ground *g, const double *a, const double *b) {
+    return gcost(g, fabs(a[0] - b[0]), fabs(a[1] - b[1]));
+}
+
+/* A point's cost to the diagonal: its distance to ((x+y)/2, (x+y)/2), to the q. */
+static inline double diag_cost(const ground *g, const double *a) {
+    double mid = (a[0] + a[1]) / 2;
+    return gcost(g, fabs(a[0] - mid), fabs(a[1] - mid));
+}
+
+/* ---- the problem */
+
+typedef struct ws_prob {
+    int32_t n, m, N;
+    const double *a, *b; /* [n][2], [m][2] */
+    double *ca;          /* [n] cost of A_i to the diagonal */
+    double *cb;          /* [m] */
+    ground g;
+    double *block; /* [n][m] costs A x B when kept, else NULL */
+} ws_prob;
+
+/* Cost of bidder i (A_i for i < n, else a projection of B) and item j (B_j for j < m, else a
+ * projection of A). */
+static inline double ws_cost(const ws_prob *P, int32_t i, int32_t j) {
+    if (i < P->n) {
+        if (j < P->m)
+            return P->block ? P->block[(size_t)i * (size_t)P->m + (size_t)j]
+                            : pt_cost(&P->g, P->a + 2 * i, P->b + 2 * j);
+        return P->ca[i];
+    }
+    return j < P->m ? P->cb[j] : 0.0;
+}
+
+/* ---- exact: Hungarian method with potentials (1-based arrays, column 0 is a sentinel) */
+
+static int ws_exact(const ws_prob *P, int32_t *assign) {
+    int32_t N = P->N;
+    size_t N1 = (size_t)N + 1;
+    double *u = calloc(N1, sizeof(double)), *v = calloc(N1, sizeof(double));
+    double *minv = malloc(N1 * sizeof(double));
+    int32_t *p = calloc(N1, sizeof(int32_t)), *way = calloc(N1, sizeof(int32_t));
+    unsigned char *used = malloc(N1);
+    if (!u || !v || !minv || !p || !way || !used) {
+        free(u), free(v), free(minv), free(p), free(way), free(used);
+        return 0;
+    }
+    for (int32_t i = 1; i <= N; i++) {
+        p[0] = i;
+        int32_t j0 = 0;
+        for (size_t j = 0; j < N1; j++) minv[j] = INFINITY, used[j] = 0;
+        do {
+            used[j0] = 1;
+            int32_t i0 = p[j0], j1 = 0;
+            double delta = INFINITY, ui = u[i0];
+            for (int32_t j = 1; j <= N; j++) {
+                if (used[j]) continue;
+                double cur = ws_cost(P, i0 - 1, j - 1) - ui - v[j];
+                if (cur < minv[j]) minv[j] = cur, way[j] = j0;
+                if (minv[j] < delta) delta = minv[j], j1 = j;
+            }
+            for (int32_t j = 0; j <= N; j++) {
+                if (used[j]) {
+                    u[p[j]] += delta;
+                    v[j] -= delta;
+                } else {
+                    minv[j] -= delta;
+                }
+            }
+            j0 = j1;
+        } while (p[j0] != 0);
+        do {
+            int32_t j1 = way[j0];
+            p[j0] = p[j1];
+            j0 = j1;
+        } while (j0);
+    }
+    for (int32_t j = 1; j <= N; j++) assign[p[j] - 1] = j - 1;
+    free(u), free(v), free(minv), free(p), free(way), free(used);
+    return 1;
+}
+
+/* ---- auction */
+
+typedef struct ws_pt {
+    double x, y;
+    int32_t id;
+} ws_pt;
+
+typedef struct ws_heap {
+    int32_t n;
+    int32_t *h;            /* [n] items */
+    int32_t *pos;          /* [item range] position in h */
+    int32_t base;          /* item id of h entries minus base indexes pos and key_add */
+    const double *key_add; /* [n] added to the price, or NULL */
+} ws_heap;
+
+typedef struct ws_auction {
+    const ws_prob *P;
+    /* k-d tree over B */
+    ws_pt *pt;       /* [m] */
+    double *box;     /* [m][4] */
+    double *minp;    /* [m] minimum price in the node's range */
+    int32_t *pos;    /* [m] position of item j in the tree */
+    double *price;   /* [N] */
+    int32_t *owner;  /* [N] bidder holding item, -1 */
+    int32_t *assign; /* [N] item held by bidder, -1 */
+    int32_t *queue;  /* [N] circular */
+    ws_heap hd;      /* projections of A by price */
+    ws_heap hb;      /* points of B by cb + price */
+} ws_auction;
+
+static inline double heap_key(const ws_heap *H, const double *price, int32_t item) {
+    double k = price[item];
+    if (H->key_add) k += H->key_add[item - H->base];
+    return k;
+}
+
+static void heap_down(ws_heap *H, const double *price, int32_t i) {
+    int32_t n = H->n, it = H->h[i];
+    double k = heap_key(H, price, it);
+    for (;;) {
+        int32_t c = 2 * i + 1;
+        if (c >= n) break;
+        double kc = heap_key(H, price, H->h[c]);
+        if (c + 1 < n) {
+            double k2 = heap_key(H, price, H->h[c + 1]);
+            if (k2 < kc) kc = k2, c++;
+        }
+        if (kc >= k) break;
+        H->h[i] = H->h[c];
+        H->pos[H->h[i] - H->base] = i;
+        i = c;
+    }
+    H->h[i] = it;
+    H->pos[it - H->base] = i;
+}
+
+static void heap_build(ws_heap *H, const double *price) {
+    for (int32_t i = 0; i < H->n; i++) H->pos[H->h[i] - H->base] = i;
+    for (int32_t i = H->n / 2 - 1; i >= 0; i--) heap_down(H, price, i);
+}
+
+/* Best and second best of the heap: item and key of the best, key of the second. */
+static inline void heap_top2(const ws_heap *H, const double *price, int32_t *best, double *k1,
+                             double *k2) {
+    if (H->n == 0) {
+        *best = -1;
+        *k1 = *k2 = INFINITY;
+        return;
+    }
+    *best = H->h[0];
+    *k1 = heap_key(H, price, H->h[0]);
+    *k2 = INFINITY;
+    if (H->n > 1) *k2 = heap_key(H, price, H->h[1]);
+    if (H->n > 2) {
+        double k = heap_key(H, price, H->h[2]);
+        if (k < *k2) *k2 = k;
+    }
+}
+
+static void kd_select(ws_pt *a, size_t n, size_t k, int axis) {
+    size_t lo = 0, hi = n;
+    while (hi - lo > 1) {
+        double x = axis ? a[lo].y : a[lo].x,
+               y = axis ? a[lo + (hi - lo) / 2].y : a[lo + (hi - lo) / 2].x,
+               z = axis ? a[hi - 1].y : a[hi - 1].x;
+        double piv = x < y ? (y < z ? y : (x < z ? z : x)) : (x < z ? x : (y < z ? z : y));
+        size_t lt = lo, i = lo, gt = hi;
+        while (i < gt) {
+            double v = axis ? a[i].y : a[i].x;
+            ws_pt t;
+            if (v < piv) {
+                t = a[lt], a[lt] = a[i], a[i] = t;
+                lt++, i++;
+            } else if (v > piv) {
+                gt--;
+                t = a[i], a[i] = a[gt], a[gt] = t;
+            } else {
+                i++;
+            }
+        }
+        if (k < lt)
+            hi = lt;
+        else if (k >= gt)
+            lo = gt;
+        else
+            return;
+    }
+}
+
+static void kd_build(ws_auction *A, size_t lo, size_t hi) {
+    while (lo < hi) {
+        double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
+        for (size_t i = lo; i < hi; i++) {
+            x0 = fmin(x0, A->pt[i].x), x1 = fmax(x1, A->pt[i].x);
+            y0 = fmin(y0, A->pt[i].y), y1 = fmax(y1, A->pt[i].y);
+        }
+        size_t mid = lo + (hi - lo) / 2;
+        kd_select(A->pt + lo, hi - lo, mid - lo, x1 - x0 >= y1 - y0 ? 0 : 1);
+        double *b = &A->box[4 * mid];
+        b[0] = x0, b[1] = x1, b[2] = y0, b[3] = y1;
+        A->minp[mid] = 0.0;
+        kd_build(A, lo, mid);
+        lo = mid + 1;
+    }
+}
+
+/* Recomputes the subtree minima on the path to position pos after its price changed. */
+static void kd_update(ws_auction *A, size_t m, size_t pos) {
+    size_t path[64], depth = 0, lo = 0, hi = m;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        path[depth++] = mid;
+        if (pos == mid) break;
+        if (pos < mid)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    /* bottom-up: a node's children are the next entries of the path or its other child */
+    lo = 0, hi = m;
+    size_t los[64], his[64];
+    for (size_t d = 0; d < depth; d++) {
+        los[d] = lo, his[d] = hi;
+        size_t mid = path[d];
+        if (pos < mid)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    for (size_t d = depth; d-- > 0;) {
+        size_t mid = path[d], l = los[d], h = his[d];
+        double v = A->price[A->pt[mid].id];
+        if (l < mid) v = fmin(v, A->minp[l + (mid - l) / 2]);
+        if (mid + 1 < h) v = fmin(v, A->minp[mid + 1 + (h - mid - 1) / 2]);
+        if (A->minp[mid] == v) break; /* ancestors unchanged */
+        A->minp[mid] = v;
+    }
+}
+
+typedef struct top2 {
+    double v1, v2;
+    int32_t j1;
+} top2;
+
+static inline void top2_add(top2 *t, double v, int32_t j) {
+    if (v < t->v1) {
+        t->v2 = t->v1;
+        t->v1 = v;
+        t->j1 = j;
+    } else if (v < t->v2) {
+        t->v2 = v;
+    }
+}
+
+static inline double box_lb(const ground *g, const double *b, double x, double y) {
+    double dx = b[0] - x > 0 ? b[0] - x : (x - b[1] > 0 ? x - b[1] : 0);
+    double dy = b[2] - y > 0 ? b[2] - y : (y - b[3] > 0 ? y - b[3] : 0);
+    return gcost(g, dx, dy);
+}
+
+static void kd_best2(const ws_auction *A, size_t lo, size_t hi, double x, double y, double lb,
+                     top2 *t) {
+    const ground *g = &A->P->g;
+    while (lo < hi) {
+        if (lb >= t->v2) return;
+        size_t mid = lo + (hi - lo) / 2;
+        const ws_pt *p = &A->pt[mid];
+        top2_add(t, gcost(g, fabs(p->x - x), fabs(p->y - y)) + A->price[p->id], p->id);
+        double lbl = INFINITY, lbr = INFINITY;
+        if (lo < mid) {
+            size_t c = lo + (mid - lo) / 2;
+            lbl = box_lb(g, &A->box[4 * c], x, y) + A->minp[c];
+        }
+        if (mid + 1 < hi) {
+            size_t c = mid + 1 + (hi - mid - 1) / 2;
+            lbr = box_lb(g, &A->box[4 * c], x, y) + A->minp[c];
+        }
+        if (lbl <= lbr) {
+            if (lbl < t->v2) kd_best2(A, lo, mid, x, y, lbl, t);
+            lo = mid + 1, lb = lbr;
+        } else {
+            if (lbr < t->v2) kd_best2(A, mid + 1, hi, x, y, lbr, t);
+            hi = mid, lb = lbl;
+        }
+    }
+}
+
+/* Best item of bidder i (value v1 = cost + price) and the second best value. */
+static void ws_best(const ws_auction *A, int32_t i, top2 *t) {
+    const ws_prob *P = A->P;
+    t->v1 = t->v2 = INFINITY;
+    t->j1 = -1;
+    int32_t jd;
+    double k1, k2;
+    heap_top2(&A->hd, A->price, &jd, &k1, &k2);
+    if (i < P->n) {
+        if (P->m > 0) {
+            size_t root = (size_t)(P->m - 1) / 2;
+            double x = P->a[2 * i], y = P->a[2 * i + 1];
+            kd_best2(A, 0, (size_t)P->m, x, y,
+                     box_lb(&P->g, &A->box[4 * root], x, y) + A->minp[root], t);
+        }
+        if (jd >= 0) {
+            top2_add(t, P->ca[i] + k1, jd);
+            if (t->v2 > P->ca[i] + k2) t->v2 = P->ca[i] + k2;
+        }
+    } else {
+        int32_t jb;
+        double b1, b2;
+        heap_top2(&A->hb, A->price, &jb, &b1, &b2);
+        if (jb >= 0) {
+            top2_add(t, b1, jb);
+            if (t->v2 > b2) t->v2 = b2;
+        }
+        if (jd >= 0) {
+            top2_add(t, k1, jd);
+            if (t->v2 > k2) t->v2 = k2;
+        }
+    }
+}
+
+static void ws_set_price(ws_auction *A, int32_t j, double price) {
+    const ws_prob *P = A->P;
+    A->price[j] = price;
+    if (j < P->m) {
+        kd_update(A, (size_t)P->m, (size_t)A->pos[j]);
+        heap_down(&A->hb, A->price, A->hb.pos[j]);
+    } else {
+        heap_down(&A->hd, A->price, A->hd.pos[j - P->m]);
+    }
+}
+
+static void ws_auction_free(ws_auction *A) {
+    free(A->pt);
+    free(A->box);
+    free(A->minp);
+    free(A->pos);
+    free(A->price);
+    free(A->owner);
+    free(A->queue);
+    free(A->hd.h);
+    free(A->hd.pos);
+    free(A->hb.h);
+    free(A->hb.pos);
+}
+
+/* Runs the auction; assign[i] receives the item of bidder i. Returns 0 on allocation failure.
+ * *lower receives the dual bound on the optimal total cost. */
+static int ws_auction_run(const ws_prob *P, double delta, int32_t *assign, double *lower) {
+    ws_auction A;
+    memset(&A, 0, sizeof A);
+    A.P = P;
+    int32_t n = P->n, m = P->m, N = P->N;
+    size_t mm = (size_t)(m ? m : 1), nn = (size_t)(n ? n : 1);
+    A.pt = malloc(mm * sizeof(ws_pt));
+    A.box = malloc(mm * 4 * sizeof(double));
+    A.minp = malloc(mm * sizeof(double));
+    A.pos = malloc(mm * sizeof(int32_t));
+    A.price = calloc((size_t)N, sizeof(double));
+    A.owner = malloc((size_t)N * sizeof(int32_t));
+    A.queue = malloc((size_t)N * sizeof(int32_t));
+    A.hd.h = malloc(nn * sizeof(int32_t));
+    A.hd.pos = malloc(nn * sizeof(int32_t));
+    A.hb.h = malloc(mm * sizeof(int32_t));
+    A.hb.pos = malloc(mm * sizeof(int32_t));
+    if (!A.pt || !A.box || !A.minp || !A.pos || !A.price || !A.owner || !A.queue || !A.hd.h ||
+        !A.hd.pos || !A.hb.h || !A.hb.pos) {
+        ws_auction_free(&A);
+        return 0;
+    }
+    A.assign = assign;
+    for (int32_t j = 0; j < m; j++) {
+        A.pt[j].x = P->b[2 * j];
+        A.pt[j].y = P->b[2 * j + 1];
+        A.pt[j].id = j;
+    }
+    kd_build(&A, 0, (size_t)m);
+    for (int32_t k = 0; k < m; k++) A.pos[A.pt[k].id] = k;
+    A.hd.n = n, A.hd.base = m, A.hd.key_add = NULL;
+    for (int32_t i = 0; i < n; i++) A.hd.h[i] = m + i;
+    heap_build(&A.hd, A.price);
+    A.hb.n = m, A.hb.base = 0, A.hb.key_add = P->cb;
+    for (int32_t j = 0; j < m; j++) A.hb.h[j] = j;
+    heap_build(&A.hb, A.price);
+
+    double cmax = 0.0;
+    for (int32_t i = 0; i < n; i++) cmax = fmax(cmax, P->ca[i]);
+    for (int32_t j = 0; j < m; j++) cmax = fmax(cmax, P->cb[j]);
+    double q = P->g.q, factor = pow(1.0 + delta, q);
+    double eps = cmax / 4.0;
+    const double ratio = 5.0;
+    *lower = 0.0;
+    for (;;) {
+        for (int32_t i = 0; i < N; i++) assign[i] = -1, A.owner[i] = -1, A.queue[i] = i;
+        int32_t head = 0, count = N;
+        while (count > 0) {
+            int32_t i = A.queue[head];
+            head = head + 1 == N ? 0 : head + 1;
+            count--;
+            top2 t;
+            ws_best(&A, i, &t);
+            int32_t j = t.j1;
+            double inc = (isinf(t.v2) ? 0.0 : t.v2 - t.v1) + eps;
+            double np = A.price[j] + inc;
+            if (!(np > A.price[j])) np = nextafter(A.price[j], INFINITY);
+            int32_t old = A.owner[j];
+            A.owner[j] = i;
+            assign[i] = j;
+            if (old >= 0) {
+                assign[old] = -1;
+                int32_t tail = head + count;
+                if (tail >= N) tail -= N;
+                A.queue[tail] = old;
+                count++;
+            }
+            ws_set_price(&A, j, np);
+        }
+        double primal = 0.0, dual = 0.0, pmax = 0.0;
+        for (int32_t i = 0; i < N; i++) {
+            top2 t;
+            ws_best(&A, i, &t);
+            int32_t j = assign[i];
+            primal += ws_cost(P, i, j);
+            dual += t.v1 - A.price[j];
+            pmax = fmax(pmax, A.price[j]);
+        }
+        if (dual > primal) dual = primal;
+        *lower = dual > 0 ? dual : 0;
+        if (primal <= factor * dual || primal == 0.0) break;
+        /* Below this epsilon the prices cannot resolve further progress. */
+        if (eps <= 4 * DBL_EPSILON * (pmax + cmax)) break;
+        eps /= ratio;
+    }
+    ws_auction_free(&A);
+    return 1;
+}
+
+/* ---- entry point */
+
+ats_status ats_wasserstein_distance(const ats_diagram *a, const ats_diagram *b,
+                                    const ats_wasserstein_options *opt, double *distance,
+                                    ats_matching *matching, ats_error *err) {
+    if (matching) matching->count = 0, matching->pairs = NULL;
+    *distance = NAN;
+    ats_wasserstein_options def;
+    if (!opt) {
+        ats_wasserstein_options_init(&def);
+        opt = &def;
+    }
+    if (!(opt->q >= 1) || isinf(opt->q))
+        return ats_error_set(err, ATS_ERR_INVALID,
+                             "Wasserstein order q = %g; expected a finite q >= 1", opt->q);
+    if (!(opt->internal_p >= 1))
+        return ats_error_set(err, ATS_ERR_INVALID, "internal p = %g; expected 1 <= p <= inf",
+                             opt->internal_p);
+    if (!(opt->delta > 0) || isinf(opt->delta))
+        return ats_error_set(err, ATS_ERR_INVALID, "relative error delta = %g; expected delta > 0",
+                             opt->delta);
+    dg_split A, B;
+    ats_status st = dg_split_make(a, "first", &A, err);
+    if (st) return st;
+    st = dg_split_make(b, "second", &B, err);
+    if (st) {
+        dg_split_free(&A);
+        return st;
+    }
+    ws_prob P;
+    memset(&P, 0, sizeof P);
+    int32_t *assign = NULL;
+    int oom = 0;
+    double q = opt->q, total = 0.0;
+    if ((size_t)A.n + B.n > (size_t)INT32_MAX - 4) {
+        st = ats_error_set(err, ATS_ERR_RANGE, "diagrams too large");
+        goto done;
+    }
+    if (!dg_ess_compatible(&A, &B)) {
+        *distance = INFINITY;
+        goto done;
+    }
+    P.n = (int32_t)A.n, P.m = (int32_t)B.n, P.N = P.n + P.m;
+    P.a = A.xy, P.b = B.xy;
+    P.g = ground_make(opt->internal_p, q);
+    P.ca = malloc(((size_t)P.n + 1) * sizeof(double));
+    P.cb = malloc(((size_t)P.m + 1) * sizeof(double));
+    assign = malloc(((size_t)P.N + 1) * sizeof(int32_t));
+    if (!P.ca || !P.cb || !assign) {
+        oom = 1;
+        goto done;
+    }
+    for (int32_t i = 0; i < P.n; i++) P.ca[i] = diag_cost(&P.g, P.a + 2 * i);
+    for (int32_t j = 0; j < P.m; j++) P.cb[j] = diag_cost(&P.g, P.b + 2 * j);
+    if (P.n == 0 || P.m == 0) {
+        /* everything goes to the diagonal */
+        for (int32_t i = 0; i < P.n; i++) assign[i] = P.m + i;
+        for (int32_t j = 0; j < P.m; j++) assign[P.n + j] = j;
+    } else if (opt->exact || (size_t)P.N <= opt->exact_max) {
+        size_t cells;
+        if (ats_size_mul((size_t)P.n, (size_t)P.m, &cells) && cells <= ((size_t)1 << 24)) {
+            P.block = malloc(cells * sizeof(double));
+            if (P.block)
+                for (int32_t i = 0; i < P.n; i++)
+                    for (int32_t j = 0; j < P.m; j++)
+                        P.block[(size_t)i * (size_t)P.m + (size_t)j] =
+                            pt_cost(&P.g, P.a + 2 * i, P.b + 2 * j);
+        }
+        if (!ws_exact(&P, assign)) oom = 1;
+    } else {
+        double lower;
+        if (!ws_auction_run(&P, opt->delta, assign, &lower)) oom = 1;
+    }
+    if (oom) goto done;
+    /* Sum the costs of the matching in a fixed order. */
+    for (int32_t i = 0; i < P.N; i++) total += ws_cost(&P, i, assign[i]);
+    for (size_t k = 0; k < A.n_ess; k++) {
+        double d = fabs(A.ess[k].key - B.ess[k].key);
+        total += q == 1 ? d : (q == 2 ? d * d : pow(d, q));
+    }
+    *distance = q == 1 ? total : pow(total, 1.0 / q);
+    if (matching) {
+        if (dg_matching_begin(matching, a->count, b->count, err)) {
+            oom = 1;
+            goto done;
+        }
+        for (int32_t i = 0; i < P.n; i++) {
+            int32_t j = assign[i];
+            dg_matching_push(matching, A.idx[i], j < P.m ? B.idx[j] : -1);
+        }
+        for (int32_t i = P.n; i < P.N; i++) {
+            int32_t j = assign[i];
+            if (j < P.m) dg_matching_push(matching, -1, B.idx[j]);
+        }
+        dg_matching_add_ess_diag(matching, &A, &B);
+    }
+done:
+    free(P.ca);
+    free(P.cb);
+    free(P.block);
+    free(assign);
+    dg_split_free(&A);
+    dg_split_free(&B);
+    if (oom) {
+        *distance = NAN;
+        ats_matching_free(matching);
+        return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    }
+    return st;
+}
