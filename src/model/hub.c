@@ -80,8 +80,10 @@ ats_status ats_model_resolve(const char *name, char **dir, ats_error *err) {
         if (fp && fgets(rev, sizeof rev, fp)) {
             rev[strcspn(rev, "\r\n")] = '\0';
             char *cand = join(snapshots, rev);
-            if (cand && is_dir(cand)) found = cand;
-            else free(cand);
+            if (cand && is_dir(cand))
+                found = cand;
+            else
+                free(cand);
         }
         if (fp) fclose(fp);
         free(ref_path);
@@ -106,7 +108,8 @@ ats_status ats_model_resolve(const char *name, char **dir, ats_error *err) {
         }
     }
     ats_status status = ATS_OK;
-    if (found) *dir = found;
+    if (found)
+        *dir = found;
     else
         status = ats_error_set(err, ATS_ERR_IO,
                                "model '%s': not a directory, and not in the HuggingFace cache "

@@ -1,0 +1,205 @@
+/* Model runtime C API: loading, forward against transformers' recorded outputs, batch,
+ * truncation, head mask, last-error messages, and the safetensors header checks. */
+#include "check.h"
+#include "model/model_internal.h"
+#include "attnscope/vision.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FIX "tests/fixtures/models/"
+
+static double max_diff(const float *a, const float *b, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (d > m || isnan(d)) m = isnan(d) ? INFINITY : d;
+    }
+    return m;
+}
+
+static void test_bert_ids1(void) {
+    ats_model *m = NULL;
+    ats_error err;
+    CHECK(ats_model_load(FIX "bert", &m, &err) == ATS_OK);
+    if (!m) return;
+    const ats_model_info *mi = ats_model_info_get(m);
+    CHECK(mi->arch == ATS_ARCH_BERT && mi->n_layers == 2 && mi->n_heads == 4);
+    CHECK(mi->d_model == 32 && mi->d_head == 8 && mi->max_positions == 40 && mi->has_lm_head);
+    /* case ids1 of the manifest */
+    int32_t ids[7] = {21, 42, 4, 34, 10, 4, 26}, types[7] = {0, 0, 0, 1, 1, 1, 1};
+    int32_t labels[7] = {21, -100, 48, 25, -100, -100, -100};
+    ats_model_input in = {ids, types, labels, 7};
+    ats_forward_options opt;
+    ats_forward_options_init(&opt);
+    opt.capture |= ATS_CAPTURE_HIDDEN | ATS_CAPTURE_LOGITS | ATS_CAPTURE_SCORES;
+    opt.n_threads = 1;
+    ats_forward_result r;
+    CHECK(ats_model_forward(m, &in, &opt, &r, &err) == ATS_OK);
+    ats_npy want;
+    CHECK(ats_npy_read(FIX "bert/expected/ids1_att.npy", &want, &err) == ATS_OK);
+    CHECK(want.count == 2 * 4 * 7 * 7 && r.n_tokens == 7);
+    CHECK(max_diff(r.attention, want.data, want.count) <= 1e-5);
+    ats_npy_free(&want);
+    CHECK(ats_npy_read(FIX "bert/expected/ids1_logits.npy", &want, &err) == ATS_OK);
+    CHECK(max_diff(r.logits, want.data, want.count) <= 1e-4);
+    ats_npy_free(&want);
+    CHECK_NEAR(r.loss, 5.281277656555176, 1e-4);
+    CHECK(r.loss_count == 3);
+    /* rows sum to 1 */
+    for (size_t row = 0; row < 2 * 4 * 7; row++) {
+        double s = 0;
+        for (size_t j = 0; j < 7; j++) s += r.attention[row * 7 + j];
+        CHECK_NEAR(s, 1.0, 1e-5);
+    }
+    /* a batch gives exactly the single results */
+    ats_model_input two[2] = {in, {ids, NULL, NULL, 3}};
+    ats_forward_result rb[2];
+    CHECK(ats_model_forward_batch(m, 2, two, &opt, rb, &err) == ATS_OK);
+    CHECK(memcmp(rb[0].attention, r.attention, 2 * 4 * 49 * sizeof(float)) == 0);
+    CHECK(rb[1].n_tokens == 3 && isnan(rb[1].loss));
+    ats_forward_result_free(&rb[0]);
+    ats_forward_result_free(&rb[1]);
+    /* head mask 0 on (1, 2): that head reports zeros, the others of layer 1 are unchanged in
+     * layer 0 */
+    float mask[8] = {1, 1, 1, 1, 1, 1, 0, 1};
+    opt.head_mask = mask;
+    ats_forward_result rm;
+    CHECK(ats_model_forward(m, &in, &opt, &rm, &err) == ATS_OK);
+    CHECK(memcmp(rm.attention, r.attention, 4 * 49 * sizeof(float)) == 0);
+    CHECK(max_diff(rm.attention + 6 * 49, (float[49]){0}, 49) == 0.0);
+    ats_forward_result_free(&rm);
+    ats_forward_result_free(&r);
+    /* errors keep their message on the handle */
+    int32_t bad[2] = {2, 5000};
+    ats_model_input bin = {bad, NULL, NULL, 2};
+    CHECK(ats_model_forward(m, &bin, NULL, &r, &err) == ATS_ERR_INVALID);
+    CHECK(strstr(ats_model_errmsg(m), "vocabulary") != NULL);
+    CHECK(r.attention == NULL);
+    int32_t longids[45];
+    for (int i = 0; i < 45; i++) longids[i] = 5;
+    ats_model_input lin = {longids, NULL, NULL, 45};
+    CHECK(ats_model_forward(m, &lin, NULL, &r, &err) == ATS_ERR_RANGE);
+    ats_forward_options_init(&opt);
+    opt.truncate = 1;
+    CHECK(ats_model_forward(m, &lin, &opt, &r, &err) == ATS_OK);
+    CHECK(r.n_tokens == 40 && r.n_truncated == 5);
+    ats_forward_result_free(&r);
+    ats_model_free(m);
+}
+
+static void test_roberta_limit_and_vit(void) {
+    ats_model *m = NULL;
+    ats_error err;
+    CHECK(ats_model_load(FIX "roberta", &m, &err) == ATS_OK);
+    if (m) CHECK(ats_model_info_get(m)->max_positions == 40); /* 42 - padding_idx - 1 */
+    ats_model_free(m);
+    m = NULL;
+    CHECK(ats_model_load(FIX "vit", &m, &err) == ATS_OK);
+    if (!m) return;
+    const ats_model_info *mi = ats_model_info_get(m);
+    CHECK(mi->arch == ATS_ARCH_VIT && mi->image_size == 32 && mi->patch_size == 8);
+    CHECK(mi->max_positions == 17);
+    CHECK_NEAR(mi->image_mean[1], 0.4, 1e-7);
+    /* preprocessing is bit-exact with ViTImageProcessor (PIL resize) */
+    ats_image img;
+    CHECK(ats_image_load(FIX "vit/expected/image0.png", &img, &err) == ATS_OK);
+    ats_image_prep prep = {32, 1, 1, mi->rescale_factor, 1, {0}, {0}};
+    for (int c = 0; c < 3; c++) {
+        prep.mean[c] = mi->image_mean[c];
+        prep.std[c] = mi->image_std[c];
+    }
+    float pixels[3 * 32 * 32];
+    CHECK(ats_image_preprocess(&img, &prep, pixels, &err) == ATS_OK);
+    ats_npy want;
+    CHECK(ats_npy_read(FIX "vit/expected/image0_pixels.npy", &want, &err) == ATS_OK);
+    CHECK(want.count == 3 * 32 * 32 && max_diff(pixels, want.data, want.count) == 0.0);
+    ats_npy_free(&want);
+    ats_image_free(&img);
+    ats_forward_result r;
+    CHECK(ats_model_forward_pixels(m, pixels, NULL, &r, &err) == ATS_OK);
+    CHECK(ats_npy_read(FIX "vit/expected/image0_att.npy", &want, &err) == ATS_OK);
+    CHECK(r.n_tokens == 17 && max_diff(r.attention, want.data, want.count) <= 1e-5);
+    ats_npy_free(&want);
+    ats_forward_result_free(&r);
+    ats_model_free(m);
+}
+
+/* a safetensors image: header json, then data_len zero bytes */
+static uint8_t *st_image(const char *json, size_t data_len, size_t *len) {
+    size_t h = strlen(json);
+    *len = 8 + h + data_len;
+    uint8_t *b = calloc(1, *len);
+    for (int i = 0; i < 8; i++) b[i] = (uint8_t)((uint64_t)h >> (8 * i));
+    memcpy(b + 8, json, h);
+    return b;
+}
+
+static void expect_st(const char *json, size_t data_len, ats_status want, const char *frag) {
+    size_t len;
+    uint8_t *b = st_image(json, data_len, &len);
+    ats_safetensors st;
+    ats_error err = {0};
+    ats_status rc = ats_safetensors_parse(b, len, "x.safetensors", &st, &err);
+    CHECK(rc == want);
+    if (rc == want && frag && !strstr(err.message, frag)) {
+        fprintf(stderr, "message '%s' lacks '%s'\n", err.message, frag);
+        CHECK(0);
+    }
+    if (!rc) ats_safetensors_close(&st);
+    free(b);
+}
+
+static void test_safetensors(void) {
+    expect_st("{\"a\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]},"
+              "\"__metadata__\":{\"format\":\"pt\"}}",
+              24, ATS_OK, NULL);
+    expect_st("{\"a\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]}}", 20,
+              ATS_ERR_FORMAT, "outside the data section");
+    expect_st("{\"a\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,20]}}", 24,
+              ATS_ERR_FORMAT, "need 24 bytes");
+    expect_st("{\"a\":{\"dtype\":\"F16\",\"shape\":[4],\"data_offsets\":[0,8]},"
+              "\"b\":{\"dtype\":\"F16\",\"shape\":[4],\"data_offsets\":[4,12]}}",
+              12, ATS_ERR_FORMAT, "overlap");
+    expect_st("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+              "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
+              8, ATS_ERR_FORMAT, "twice");
+    expect_st("{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4,
+              ATS_ERR_FORMAT, "shape[0]");
+    expect_st("{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,4294967296],"
+              "\"data_offsets\":[0,4]}}",
+              4, ATS_ERR_RANGE, "overflow");
+    expect_st("{\"a\":{\"dtype\":\"X9\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, ATS_ERR_FORMAT,
+              "unknown dtype");
+    expect_st("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0.5,4]}}", 4,
+              ATS_ERR_FORMAT, "data_offsets");
+    expect_st("{\"a\":[]}", 0, ATS_ERR_FORMAT, "not an object");
+    expect_st("{\"a\":", 0, ATS_ERR_FORMAT, "not valid JSON");
+    /* header length beyond the file */
+    uint8_t b[16] = {200, 0, 0, 0, 0, 0, 0, 0, '{', '}'};
+    ats_safetensors st;
+    ats_error err;
+    CHECK(ats_safetensors_parse(b, 10, "x", &st, &err) == ATS_ERR_FORMAT);
+    CHECK(strstr(err.message, "beyond the end") != NULL);
+    uint8_t huge[8] = {255, 255, 255, 255, 255, 255, 255, 255};
+    CHECK(ats_safetensors_parse(huge, 8, "x", &st, &err) == ATS_ERR_FORMAT);
+    CHECK(ats_safetensors_parse(huge, 3, "x", &st, &err) == ATS_ERR_FORMAT);
+}
+
+static void test_load_errors(void) {
+    ats_model *m = (ats_model *)1;
+    ats_error err;
+    CHECK(ats_model_load("tests/fixtures/models/does-not-exist", &m, &err) != ATS_OK);
+    CHECK(m == NULL);
+    ats_model_free(NULL);
+    ats_forward_result_free(NULL);
+}
+
+int main(void) {
+    test_bert_ids1();
+    test_roberta_limit_and_vit();
+    test_safetensors();
+    test_load_errors();
+    return check_report("test_model");
+}
