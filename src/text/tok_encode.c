@@ -474,8 +474,10 @@ static int is_space_char(uint32_t cp) {
  * offsets, counted in characters of the original text. */
 static void trim_offsets(const ats_tokenizer *t, builder *b, const char *text) {
     for (size_t i = 0; i < b->n; i++) {
-        const char *tok = t->vocab[b->ids[i]];
-        size_t tl = strlen(tok);
+        /* a model token counts its 'Ġ'; an added token matched in the text (special == 2)
+         * counts the whitespace its lstrip / rstrip took in, as HuggingFace's tokenizers do */
+        const char *tok = b->special[i] == 2 ? text + b->offsets[2 * i] : t->vocab[b->ids[i]];
+        size_t tl = b->special[i] == 2 ? b->offsets[2 * i + 1] - b->offsets[2 * i] : strlen(tok);
         size_t lead = 0, trail = 0, p = 0;
         uint32_t cp;
         while (p < tl) {
@@ -594,7 +596,7 @@ ats_status ats_tokenizer_encode(const ats_tokenizer *t, const char *text, size_t
             }
         }
         if (!ok || a < 0) break;
-        if (!push(&b, t->added[a].id, as, ae, 0, b.word++)) {
+        if (!push(&b, t->added[a].id, as, ae, 2, b.word++)) {
             ok = 0;
             break;
         }
@@ -647,7 +649,7 @@ ats_status ats_tokenizer_encode(const ats_tokenizer *t, const char *text, size_t
         }
         memcpy(out->ids + n, b.ids, b.n * sizeof *b.ids);
         memcpy(out->offsets + 2 * n, b.offsets, 2 * b.n * sizeof *b.offsets);
-        memcpy(out->special + n, b.special, b.n);
+        for (size_t j = 0; j < b.n; j++) out->special[n + j] = 0;
         memcpy(out->word_ids + n, b.word_ids, b.n * sizeof *b.word_ids);
         n += b.n;
     }

@@ -706,9 +706,8 @@ static ats_status add_specials(ats_tokenizer *t, const tok_config *c, const char
         if (!name) continue;
         int32_t id = tok_strmap_get(&t->map, name, strlen(name));
         if (id < 0) continue;
-        ats_status st =
-            added_add(t, name, id, !strcmp(keys[i], "mask_token") && t->kind == ATS_TOKENIZER_BPE,
-                      0, 0, 1, path, err);
+        /* as transformers 5 builds them from vocabulary files: no lstrip / rstrip */
+        ats_status st = added_add(t, name, id, 0, 0, 0, 1, path, err);
         if (st) return st;
     }
     return ATS_OK;
