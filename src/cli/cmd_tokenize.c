@@ -3,10 +3,10 @@
 #include "attnscope/hub.h"
 #include "attnscope/tokenizer.h"
 
-#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char USAGE[] =
     "usage: attnscope tokenize --model M (--text T | --file F) [options]\n"
@@ -52,33 +52,47 @@ static char *read_stream(FILE *fp, size_t *len) {
     return buf;
 }
 
-static cJSON *encoding_json(const ats_encoding *e, const size_t *chars) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON *ids = cJSON_AddArrayToObject(o, "ids");
-    cJSON *toks = cJSON_AddArrayToObject(o, "tokens");
-    cJSON *offs = cJSON_AddArrayToObject(o, "offsets");
-    cJSON *coffs = cJSON_AddArrayToObject(o, "char_offsets");
-    cJSON *words = cJSON_AddArrayToObject(o, "word_ids");
-    cJSON *spec = cJSON_AddArrayToObject(o, "special");
-    if (!ids || !toks || !offs || !coffs || !words || !spec) {
-        cJSON_Delete(o);
-        return NULL;
+static void json_string(FILE *fp, const char *s) {
+    fputc('"', fp);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(fp, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(fp, "\\u%04x", c);
+        else
+            fputc(c, fp);
     }
+    fputc('"', fp);
+}
+
+/* one encoding as a JSON object (written directly: a corpus can have millions of tokens) */
+static void encoding_json(FILE *fp, const ats_encoding *e, const size_t *chars) {
+    fputs("{\"ids\":[", fp);
+    for (size_t i = 0; i < e->count; i++) fprintf(fp, i ? ",%ld" : "%ld", (long)e->ids[i]);
+    fputs("],\"tokens\":[", fp);
     for (size_t i = 0; i < e->count; i++) {
-        cJSON *p = cJSON_CreateArray(), *q = cJSON_CreateArray();
-        cJSON_AddItemToArray(ids, cJSON_CreateNumber(e->ids[i]));
-        cJSON_AddItemToArray(toks, cJSON_CreateString(e->tokens[i]));
-        cJSON_AddItemToArray(p, cJSON_CreateNumber((double)e->offsets[2 * i]));
-        cJSON_AddItemToArray(p, cJSON_CreateNumber((double)e->offsets[2 * i + 1]));
-        cJSON_AddItemToArray(offs, p);
-        cJSON_AddItemToArray(q, cJSON_CreateNumber((double)chars[2 * i]));
-        cJSON_AddItemToArray(q, cJSON_CreateNumber((double)chars[2 * i + 1]));
-        cJSON_AddItemToArray(coffs, q);
-        cJSON_AddItemToArray(words, e->word_ids[i] < 0 ? cJSON_CreateNull()
-                                                       : cJSON_CreateNumber(e->word_ids[i]));
-        cJSON_AddItemToArray(spec, cJSON_CreateBool(e->special[i]));
+        if (i) fputc(',', fp);
+        json_string(fp, e->tokens[i]);
     }
-    return o;
+    fputs("],\"offsets\":[", fp);
+    for (size_t i = 0; i < e->count; i++)
+        fprintf(fp, i ? ",[%zu,%zu]" : "[%zu,%zu]", e->offsets[2 * i], e->offsets[2 * i + 1]);
+    fputs("],\"char_offsets\":[", fp);
+    for (size_t i = 0; i < e->count; i++)
+        fprintf(fp, i ? ",[%zu,%zu]" : "[%zu,%zu]", chars[2 * i], chars[2 * i + 1]);
+    fputs("],\"word_ids\":[", fp);
+    for (size_t i = 0; i < e->count; i++) {
+        if (i) fputc(',', fp);
+        if (e->word_ids[i] < 0)
+            fputs("null", fp);
+        else
+            fprintf(fp, "%ld", (long)e->word_ids[i]);
+    }
+    fputs("],\"special\":[", fp);
+    for (size_t i = 0; i < e->count; i++)
+        fputs(i ? (e->special[i] ? ",true" : ",false") : (e->special[i] ? "true" : "false"), fp);
+    fputs("]}", fp);
 }
 
 /* the token's text, with control characters escaped */
@@ -172,8 +186,29 @@ int ats_cmd_tokenize(int argc, char **argv) {
         goto done;
     }
 
-    cJSON *root = json && lines ? cJSON_CreateArray() : NULL;
-    size_t pos = 0;
+    ats_outfile of = {0};
+    FILE *jf = NULL;
+    if (json) {
+        struct stat st;
+        if (!strcmp(json, "-")) {
+            jf = stdout;
+        } else if (stat(json, &st) == 0 && !S_ISREG(st.st_mode)) {
+            /* a device or a pipe (/dev/null, /dev/stdout): write to it, never rename over it */
+            if (!(jf = fopen(json, "wb"))) {
+                rc = ats_cli_usage_error("tokenize", "cannot open %s for writing", json);
+                goto done;
+            }
+            of.fp = jf;
+            of.path = NULL;
+        } else if (ats_outfile_open(&of, json, &err)) {
+            rc = ats_cli_fail(&err);
+            goto done;
+        } else {
+            jf = (FILE *)of.fp;
+        }
+        if (lines) fputc('[', jf);
+    }
+    size_t pos = 0, count = 0;
     int first = 1;
     while (pos < len || (first && pos == len)) {
         size_t end = len;
@@ -199,57 +234,38 @@ int ats_cmd_tokenize(int argc, char **argv) {
             } else {
                 rc = ats_cli_fail(&err);
             }
-            cJSON_Delete(root);
+            ats_outfile_abort(&of);
             goto done;
         }
-        if (json) {
+        if (jf) {
             size_t *chars = malloc((2 * enc.count + 1) * sizeof *chars);
-            cJSON *o = NULL;
-            if (chars && !ats_encoding_char_offsets(&enc, text + pos, end - pos, chars, &err))
-                o = encoding_json(&enc, chars);
-            free(chars);
-            ats_encoding_free(&enc);
-            if (!o) {
-                cJSON_Delete(root);
+            if (!chars || ats_encoding_char_offsets(&enc, text + pos, end - pos, chars, &err)) {
+                free(chars);
+                ats_encoding_free(&enc);
+                ats_outfile_abort(&of);
                 fprintf(stderr, "attnscope: out of memory\n");
                 rc = ATS_EXIT_FAIL;
                 goto done;
             }
-            if (root) {
-                cJSON_AddItemToArray(root, o);
-            } else {
-                root = o;
-            }
+            if (count) fputc(',', jf);
+            encoding_json(jf, &enc, chars);
+            free(chars);
         } else {
             print_table(stdout, &enc, text + pos);
-            ats_encoding_free(&enc);
         }
+        ats_encoding_free(&enc);
+        count++;
         pos = next;
         if (!lines) break;
     }
-    if (json) {
-        char *s = cJSON_PrintUnformatted(root);
-        cJSON_Delete(root);
-        if (!s) {
-            fprintf(stderr, "attnscope: out of memory\n");
-            rc = ATS_EXIT_FAIL;
-            goto done;
+    if (jf) {
+        if (lines) fputc(']', jf);
+        fputc('\n', jf);
+        if (jf != stdout && !of.tmp_path) {
+            if (fclose(jf) != 0) rc = ats_cli_usage_error("tokenize", "cannot write %s", json);
+        } else if (jf != stdout && ats_outfile_commit(&of, &err)) {
+            rc = ats_cli_fail(&err);
         }
-        if (!strcmp(json, "-")) {
-            fputs(s, stdout);
-            fputc('\n', stdout);
-        } else {
-            ats_outfile of = {0};
-            if (ats_outfile_open(&of, json, &err)) {
-                free(s);
-                rc = ats_cli_fail(&err);
-                goto done;
-            }
-            fputs(s, (FILE *)of.fp);
-            fputc('\n', (FILE *)of.fp);
-            if (ats_outfile_commit(&of, &err)) rc = ats_cli_fail(&err);
-        }
-        free(s);
     }
 done:
     ats_tokenizer_free(tok);
