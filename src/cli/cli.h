@@ -11,11 +11,17 @@
 
 /* Each subcommand: argv[0] is the subcommand's name. Returns the process exit code. */
 int ats_cmd_rips(int argc, char **argv);
+int ats_cmd_tokenize(int argc, char **argv);
+int ats_cmd_attention(int argc, char **argv);
+int ats_cmd_measure(int argc, char **argv);
 int ats_cmd_bottleneck(int argc, char **argv);
 int ats_cmd_wasserstein(int argc, char **argv);
-int ats_cmd_measure(int argc, char **argv);
-int ats_cmd_attention(int argc, char **argv);
-int ats_cmd_tokenize(int argc, char **argv);
+int ats_cmd_plot(int argc, char **argv);
+int ats_cmd_attend(int argc, char **argv);
+int ats_cmd_graph(int argc, char **argv);
+int ats_cmd_divergence(int argc, char **argv);
+int ats_cmd_topo(int argc, char **argv);
+int ats_cmd_compare(int argc, char **argv);
 
 /* Prints "attnscope: <message>" to stderr and returns the exit code for the status. */
 int ats_cli_fail(const ats_error *err);

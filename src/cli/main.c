@@ -16,9 +16,15 @@ typedef struct command {
 static const command COMMANDS[] = {
     {"attention", ats_cmd_attention, "Run a model and capture every attention head"},
     {"rips", ats_cmd_rips, "Vietoris–Rips persistent homology of a distance matrix or points"},
+    {"measure", ats_cmd_measure, "Entropy, KL and Jensen–Shannon of attention; head distances"},
     {"bottleneck", ats_cmd_bottleneck, "Exact bottleneck distance between persistence diagrams"},
     {"wasserstein", ats_cmd_wasserstein, "q-Wasserstein distance between persistence diagrams"},
-    {"measure", ats_cmd_measure, "Entropy, KL and Jensen–Shannon of attention; head distances"},
+    {"plot", ats_cmd_plot, "Figures: persistence diagram, barcode, heatmap (PNG, SVG, PDF)"},
+    {"attend", ats_cmd_attend, "Attention heatmaps of one head or of every head"},
+    {"graph", ats_cmd_graph, "A head's attention as a weighted graph of tokens"},
+    {"divergence", ats_cmd_divergence, "Entropy, KL and Jensen–Shannon of a head, as figures"},
+    {"topo", ats_cmd_topo, "Token topology of a head: JS distances, persistence, skeleton"},
+    {"compare", ats_cmd_compare, "Bottleneck/Wasserstein between two texts' diagrams, per head"},
     {"tokenize", ats_cmd_tokenize, "A model's tokens of a text, with ids and offsets"},
 };
 

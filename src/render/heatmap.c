@@ -91,7 +91,7 @@ static void colour_bar(canvas *c, double x, double y, double w, double h, double
         cairo_stroke(cr);
         canvas_text(c, lab, x + w + 5, ty, 8, 0, 0.5, 0, 0);
     }
-    if (title) canvas_text(c, title, x + w / 2, y - 6, 8.5, 0.5, 1, 0, 0);
+    if (title) canvas_text(c, title, x + w / 2, y - 8, 8.5, 0.5, 1, 0, 0);
 }
 
 static ats_status check_values(const char *path, size_t count, const double *v, ats_error *err) {
@@ -142,8 +142,17 @@ ats_status ats_render_heatmap(const char *path, size_t rows, size_t cols, const 
     double mt = title_h + lh + 8 + (opt->col_title ? 16 : 0);
     double mr = 70, mb = 14;
     double pw = cs * (double)cols, ph = cs * (double)rows;
-    double w = ml + pw + mr, h = mt + ph + mb;
-    if (h < 160) h = 160;
+    /* the colour bar needs some height even for a single row (e.g. entropy per token) */
+    double bar_h = fmax(80.0, fmin(ph, 240.0) - 12);
+    double w = ml + pw + mr, h = fmax(mt + ph + mb, mt + 12 + bar_h + 20);
+    if (opt->fig.title) { /* wide enough for the title */
+        probe.surface = cairo_image_surface_create(CAIRO_FORMAT_A8, 1, 1);
+        probe.cr = cairo_create(probe.surface);
+        canvas_text_extent(&probe, opt->fig.title, 12, 1, &tw, &th);
+        cairo_destroy(probe.cr);
+        cairo_surface_destroy(probe.surface);
+        if (w < tw + 24) w = tw + 24;
+    }
     ats_figure_options fig = opt->fig;
     if (fig.png_scale <= 0) fig.png_scale = 2.0;
     while (w * h * fig.png_scale * fig.png_scale > 3e8 && fig.png_scale > 0.5) fig.png_scale /= 2;
@@ -169,7 +178,7 @@ ats_status ats_render_heatmap(const char *path, size_t rows, size_t cols, const 
     if (opt->row_title)
         canvas_text(&c, opt->row_title, 8, mt + ph / 2, 10, 0.5, 0.5, ATS_PI / 2, 0);
     if (opt->col_title) canvas_text(&c, opt->col_title, ml + pw / 2, title_h, 10, 0.5, 0, 0, 0);
-    colour_bar(&c, ml + pw + 14, mt + 12, 12, fmin(ph, 240) - 12, lo, hi, opt->value_title);
+    colour_bar(&c, ml + pw + 14, mt + 12, 12, bar_h, lo, hi, opt->value_title);
     return canvas_close(&c, err);
 }
 

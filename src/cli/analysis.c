@@ -1,0 +1,321 @@
+#include "analysis.h"
+#include "cli.h"
+#include "attnscope/model.h"
+#include "attnscope/tokenizer.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+const char ANALYSIS_COMMON_USAGE[] =
+    "input (one of):\n"
+    "  --model M --text T     run model M (a directory or a HuggingFace-cache name) on text T;\n"
+    "                         repeat --text for several texts\n"
+    "  --attention A.npy      attention computed elsewhere, [L][H][n][n] or [n][n]; repeatable;\n"
+    "  [--tokens F]           one token label per line for each --attention\n"
+    "head and output:\n"
+    "  --layer L --head H     the head (0-based, as transformers' outputs.attentions)\n"
+    "  --out DIR              folder for the figures, JSON and NPY (created if missing)\n"
+    "  --format png|svg|pdf   figure format (default png)\n"
+    "  --title T              figure title prefix\n"
+    "  --threads N            threads for the model (default: all cores)\n"
+    "  --truncate             cut texts longer than the model's maximum instead of failing\n";
+
+void analysis_args_init(analysis_args *a, const char *cmd) {
+    memset(a, 0, sizeof *a);
+    a->cmd = cmd;
+    a->layer = a->head = -1;
+    a->format = "png";
+}
+
+int analysis_parse_common(analysis_args *a, int argc, char **argv, int *i) {
+    const char *s = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+    long x;
+    if (!strcmp(s, "--model") || !strcmp(s, "--out") || !strcmp(s, "--format") ||
+        !strcmp(s, "--title") || !strcmp(s, "--text") || !strcmp(s, "--attention") ||
+        !strcmp(s, "--tokens")) {
+        if (!v) {
+            ats_cli_usage_error(a->cmd, "%s needs a value", s);
+            return -1;
+        }
+        if (!strcmp(s, "--model"))
+            a->model = v;
+        else if (!strcmp(s, "--out"))
+            a->out_dir = v;
+        else if (!strcmp(s, "--title"))
+            a->title = v;
+        else if (!strcmp(s, "--format")) {
+            if (strcmp(v, "png") && strcmp(v, "svg") && strcmp(v, "pdf")) {
+                ats_cli_usage_error(a->cmd, "--format is png, svg or pdf");
+                return -1;
+            }
+            a->format = v;
+        } else {
+            size_t *count = !strcmp(s, "--text")        ? &a->n_texts
+                            : !strcmp(s, "--attention") ? &a->n_attention
+                                                        : &a->n_tokens;
+            const char **slot = !strcmp(s, "--text")        ? a->texts
+                                : !strcmp(s, "--attention") ? a->attention
+                                                            : a->tokens;
+            if (*count == ANALYSIS_MAX_INPUTS) {
+                ats_cli_usage_error(a->cmd, "at most %d of %s", ANALYSIS_MAX_INPUTS, s);
+                return -1;
+            }
+            slot[(*count)++] = v;
+        }
+        (*i)++;
+        return 1;
+    }
+    if (!strcmp(s, "--layer") || !strcmp(s, "--head") || !strcmp(s, "--threads")) {
+        if (!ats_cli_parse_long(v, 0, 1 << 16, &x)) {
+            ats_cli_usage_error(a->cmd, "%s needs an integer >= 0", s);
+            return -1;
+        }
+        if (!strcmp(s, "--layer"))
+            a->layer = x;
+        else if (!strcmp(s, "--head"))
+            a->head = x;
+        else
+            a->threads = (int)x;
+        (*i)++;
+        return 1;
+    }
+    if (!strcmp(s, "--truncate")) {
+        a->truncate = 1;
+        return 1;
+    }
+    return 0;
+}
+
+int analysis_check(const analysis_args *a, int need_head) {
+    if (a->model && a->n_attention)
+        return ats_cli_usage_error(a->cmd, "give --model with --text, or --attention; not both");
+    if (a->model && !a->n_texts) return ats_cli_usage_error(a->cmd, "--model needs --text");
+    if (!a->model && a->n_texts) return ats_cli_usage_error(a->cmd, "--text needs --model");
+    if (!a->model && !a->n_attention)
+        return ats_cli_usage_error(a->cmd, "no input: --model M --text T, or --attention A.npy");
+    if (a->n_tokens && a->n_tokens != a->n_attention)
+        return ats_cli_usage_error(a->cmd, "give one --tokens file per --attention file");
+    if (!a->out_dir) return ats_cli_usage_error(a->cmd, "--out DIR is required");
+    if (need_head && (a->layer < 0 || a->head < 0))
+        return ats_cli_usage_error(a->cmd, "choose a head with --layer L --head H");
+    return 0;
+}
+
+void attn_source_free(attn_source *s) {
+    free(s->att);
+    free(s->hidden);
+    if (s->labels)
+        for (size_t i = 0; i < s->n; i++) free(s->labels[i]);
+    free(s->labels);
+    free(s->name);
+    memset(s, 0, sizeof *s);
+}
+
+double *attn_head(const attn_source *s, size_t l, size_t h) {
+    size_t nn = s->n * s->n;
+    double *m = malloc((nn ? nn : 1) * sizeof *m);
+    if (!m) return NULL;
+    const float *p = s->att + (l * s->H + h) * nn;
+    for (size_t i = 0; i < nn; i++) m[i] = p[i];
+    return m;
+}
+
+char *analysis_path(const analysis_args *a, const char *name, const char *ext, ats_error *err) {
+    if (mkdir(a->out_dir, 0777) != 0 && errno != EEXIST) {
+        ats_error_set(err, ATS_ERR_IO, "%s: cannot create folder: %s", a->out_dir, strerror(errno));
+        return NULL;
+    }
+    size_t len = strlen(a->out_dir) + strlen(name) + strlen(ext) + 3;
+    char *p = malloc(len);
+    if (!p) {
+        ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    snprintf(p, len, "%s/%s.%s", a->out_dir, name, ext);
+    return p;
+}
+
+static char *dup_range(const char *s, size_t len) {
+    char *d = malloc(len + 1);
+    if (d) {
+        memcpy(d, s, len);
+        d[len] = '\0';
+    }
+    return d;
+}
+
+/* Labels: the text a token covers (so "Ġthe" reads " the" -> "the", "##ing" reads "ing"),
+ * special tokens by their name. */
+static char **labels_from_encoding(const ats_encoding *enc, const char *text) {
+    char **l = calloc(enc->count ? enc->count : 1, sizeof *l);
+    if (!l) return NULL;
+    for (size_t i = 0; i < enc->count; i++) {
+        size_t s = enc->offsets[2 * i], e = enc->offsets[2 * i + 1];
+        if (enc->special[i] || e <= s) {
+            l[i] = strdup(enc->tokens[i]);
+        } else {
+            while (s < e && (text[s] == ' ' || text[s] == '\t' || text[s] == '\n')) s++;
+            l[i] = e > s ? dup_range(text + s, e - s) : strdup(enc->tokens[i]);
+        }
+        if (!l[i]) {
+            for (size_t j = 0; j < i; j++) free(l[j]);
+            free(l);
+            return NULL;
+        }
+    }
+    return l;
+}
+
+static ats_status load_from_model(const analysis_args *a, attn_source *src, size_t *count,
+                                  ats_error *err) {
+    ats_model *m = NULL;
+    ats_tokenizer *tok = NULL;
+    ats_status st = ats_model_load(a->model, &m, err);
+    if (st) return st;
+    const ats_model_info *info = ats_model_info_get(m);
+    if (info->arch == ATS_ARCH_VIT) {
+        ats_model_free(m);
+        return ats_error_set(err, ATS_ERR_INVALID,
+                             "%s: a vision model takes images (attnscope vision --image)",
+                             a->model);
+    }
+    st = ats_tokenizer_load(info->dir, &tok, err);
+    for (size_t t = 0; t < a->n_texts && !st; t++) {
+        ats_encoding enc;
+        const char *text = a->texts[t];
+        st = ats_tokenizer_encode(tok, text, strlen(text), 1, &enc, err);
+        if (st) break;
+        ats_forward_options fo;
+        ats_forward_options_init(&fo);
+        fo.capture = ATS_CAPTURE_ATTENTION | (a->want_hidden ? ATS_CAPTURE_HIDDEN : 0);
+        fo.n_threads = a->threads;
+        fo.truncate = a->truncate;
+        ats_model_input in = {enc.ids, NULL, NULL, enc.count};
+        ats_forward_result res;
+        st = ats_model_forward(m, &in, &fo, &res, err);
+        if (!st) {
+            attn_source *s = &src[t];
+            memset(s, 0, sizeof *s);
+            s->L = res.n_layers;
+            s->H = res.n_heads;
+            s->n = res.n_tokens;
+            s->d = res.d_model;
+            s->att = res.attention;
+            s->hidden = res.hidden;
+            res.attention = res.hidden = NULL;
+            s->labels = labels_from_encoding(&enc, text);
+            char name[32];
+            snprintf(name, sizeof name, "text %zu", t + 1);
+            s->name = strdup(name);
+            if (!s->labels || !s->name) st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+            if (s->labels && s->n < enc.count) { /* truncated: labels beyond n are dropped */
+                for (size_t i = s->n; i < enc.count; i++) free(s->labels[i]);
+            }
+            *count = t + 1;
+        }
+        ats_forward_result_free(&res);
+        ats_encoding_free(&enc);
+    }
+    ats_tokenizer_free(tok);
+    ats_model_free(m);
+    return st;
+}
+
+static ats_status read_label_file(const char *path, size_t n, char ***out, ats_error *err) {
+    char *buf;
+    size_t len;
+    ats_status st = ats_file_read_all(path, (size_t)1 << 26, &buf, &len, err);
+    if (st) return st;
+    char **l = calloc(n ? n : 1, sizeof *l);
+    size_t k = 0;
+    char *p = buf;
+    while (l && k < n && *p) {
+        char *e = strchr(p, '\n');
+        size_t w = e ? (size_t)(e - p) : strlen(p);
+        if (w && p[w - 1] == '\r') w--;
+        l[k++] = dup_range(p, w);
+        if (!e) break;
+        p = e + 1;
+    }
+    free(buf);
+    if (!l || k != n) {
+        if (l)
+            for (size_t i = 0; i < k; i++) free(l[i]);
+        free(l);
+        return l ? ats_error_set(err, ATS_ERR_FORMAT, "%s: %zu labels for %zu tokens", path, k, n)
+                 : ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    }
+    *out = l;
+    return ATS_OK;
+}
+
+static ats_status load_from_files(const analysis_args *a, attn_source *src, size_t *count,
+                                  ats_error *err) {
+    for (size_t t = 0; t < a->n_attention; t++) {
+        ats_npy arr;
+        ats_status st = ats_npy_read(a->attention[t], &arr, err);
+        if (st) return st;
+        attn_source *s = &src[t];
+        memset(s, 0, sizeof *s);
+        if ((arr.ndim != 2 && arr.ndim != 4) || (arr.dtype != ATS_F32 && arr.dtype != ATS_F64) ||
+            arr.shape[arr.ndim - 1] != arr.shape[arr.ndim - 2] || arr.count == 0) {
+            ats_npy_free(&arr);
+            return ats_error_set(err, ATS_ERR_FORMAT,
+                                 "%s: attention must be a float array [L][H][n][n] or [n][n]",
+                                 a->attention[t]);
+        }
+        s->L = arr.ndim == 4 ? arr.shape[0] : 1;
+        s->H = arr.ndim == 4 ? arr.shape[1] : 1;
+        s->n = arr.shape[arr.ndim - 1];
+        s->att = malloc(arr.count * sizeof *s->att);
+        s->name = strdup(a->attention[t]);
+        *count = t + 1;
+        if (!s->att || !s->name) {
+            ats_npy_free(&arr);
+            return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+        }
+        for (size_t i = 0; i < arr.count; i++)
+            s->att[i] =
+                arr.dtype == ATS_F32 ? ((float *)arr.data)[i] : (float)((double *)arr.data)[i];
+        ats_npy_free(&arr);
+        if (a->n_tokens) {
+            st = read_label_file(a->tokens[t], s->n, &s->labels, err);
+            if (st) return st;
+        } else {
+            s->labels = calloc(s->n, sizeof *s->labels);
+            if (!s->labels) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+            for (size_t i = 0; i < s->n; i++) {
+                char num[32];
+                snprintf(num, sizeof num, "%zu", i);
+                if (!(s->labels[i] = strdup(num)))
+                    return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+            }
+        }
+    }
+    return ATS_OK;
+}
+
+ats_status analysis_load(const analysis_args *a, attn_source *src, size_t *count, ats_error *err) {
+    *count = 0;
+    ats_status st =
+        a->model ? load_from_model(a, src, count, err) : load_from_files(a, src, count, err);
+    if (st) {
+        for (size_t i = 0; i < *count; i++) attn_source_free(&src[i]);
+        *count = 0;
+        return st;
+    }
+    for (size_t t = 0; t < *count; t++) {
+        if ((a->layer >= 0 && (size_t)a->layer >= src[t].L) ||
+            (a->head >= 0 && (size_t)a->head >= src[t].H)) {
+            ats_error_set(err, ATS_ERR_INVALID,
+                          "%s: layer %ld, head %ld is outside its %zu x %zu heads", src[t].name,
+                          a->layer, a->head, src[t].L, src[t].H);
+            for (size_t i = 0; i < *count; i++) attn_source_free(&src[i]);
+            *count = 0;
+            return ATS_ERR_INVALID;
+        }
+    }
+    return ATS_OK;
+}

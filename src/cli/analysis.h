@@ -1,0 +1,62 @@
+/* The seeds' workflow shared by the analysis commands (attend, graph, divergence, topo,
+ * compare): attention for one or more texts — from a model run here or from arrays computed
+ * elsewhere — plus token labels, and an output folder for figures, JSON and NPY. */
+#ifndef ATS_CLI_ANALYSIS_H
+#define ATS_CLI_ANALYSIS_H
+
+#include "attnscope/core.h"
+#include "attnscope/render.h"
+
+#include <stdio.h>
+
+#define ANALYSIS_MAX_INPUTS 16
+
+/* Attention of one input text. */
+typedef struct attn_source {
+    size_t L, H, n;
+    float *att;    /* [L][H][n][n], owned */
+    float *hidden; /* [L+1][n][d] or NULL, owned */
+    size_t d;      /* hidden width */
+    char **labels; /* [n] display labels (the text each token covers), owned */
+    char *name;    /* "text 1", or the file name */
+} attn_source;
+
+typedef struct analysis_args {
+    const char *cmd;
+    const char *model;
+    const char *texts[ANALYSIS_MAX_INPUTS];
+    size_t n_texts;
+    const char *attention[ANALYSIS_MAX_INPUTS]; /* .npy files [L][H][n][n] or [n][n] */
+    const char *tokens[ANALYSIS_MAX_INPUTS];    /* label files for those */
+    size_t n_attention, n_tokens;
+    long layer, head; /* -1: not given */
+    int all_heads;
+    const char *out_dir;
+    const char *format; /* png (default), svg, pdf */
+    const char *title;
+    int want_hidden;
+    int threads;
+    int truncate;
+} analysis_args;
+
+/* Parses the shared options; returns 1 if argv[i] (and maybe argv[i+1]) was one of them,
+ * advancing *i; 0 if not ours; -1 (after printing) on a bad value. */
+int analysis_parse_common(analysis_args *a, int argc, char **argv, int *i);
+void analysis_args_init(analysis_args *a, const char *cmd);
+/* Checks the shared options once all are parsed (an input, an output folder). */
+int analysis_check(const analysis_args *a, int need_head);
+
+/* Loads every input: runs the model on the texts, or reads the attention files. */
+ats_status analysis_load(const analysis_args *a, attn_source *src, size_t *count, ats_error *err);
+void attn_source_free(attn_source *s);
+
+/* The [n][n] head (l, h) of a source as doubles (malloc'd). */
+double *attn_head(const attn_source *s, size_t l, size_t h);
+
+/* out_dir/name.ext (malloc'd); creates out_dir if needed. */
+char *analysis_path(const analysis_args *a, const char *name, const char *ext, ats_error *err);
+
+/* The usage text of the shared options. */
+extern const char ANALYSIS_COMMON_USAGE[];
+
+#endif

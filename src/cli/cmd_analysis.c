@@ -1,0 +1,809 @@
+/* The seed notebooks' analyses as commands: attend, graph, divergence, topo, compare.
+ * Each writes its figures plus the JSON and NPY of what it drew into --out DIR. */
+#include "analysis.h"
+#include "cli.h"
+#include "attnscope/diagram.h"
+#include "attnscope/measure.h"
+#include "attnscope/render.h"
+#include "attnscope/rips.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- small helpers */
+
+static int fail(ats_error *err) {
+    return ats_cli_fail(err);
+}
+
+/* Writes a cJSON document atomically to DIR/name.json. */
+static ats_status write_json(const analysis_args *a, const char *name, cJSON *doc, ats_error *err) {
+    char *path = analysis_path(a, name, "json", err);
+    if (!path) return err->status;
+    char *text = cJSON_Print(doc);
+    ats_status st = ATS_OK;
+    if (!text) st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    ats_outfile of;
+    if (!st) st = ats_outfile_open(&of, path, err);
+    if (!st) {
+        fputs(text, of.fp);
+        fputc('\n', of.fp);
+        st = ats_outfile_commit(&of, err);
+    }
+    if (!st) printf("%s\n", path);
+    free(text);
+    free(path);
+    return st;
+}
+
+static ats_status write_npy(const analysis_args *a, const char *name, ats_dtype dtype, int ndim,
+                            const size_t *shape, const void *data, ats_error *err) {
+    char *path = analysis_path(a, name, "npy", err);
+    if (!path) return err->status;
+    ats_status st = ats_npy_write(path, dtype, ndim, shape, data, err);
+    if (!st) printf("%s\n", path);
+    free(path);
+    return st;
+}
+
+static char *figure_path(const analysis_args *a, const char *name, ats_error *err) {
+    return analysis_path(a, name, a->format, err);
+}
+
+static cJSON *labels_json(const attn_source *s) {
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < s->n; i++) cJSON_AddItemToArray(arr, cJSON_CreateString(s->labels[i]));
+    return arr;
+}
+
+static cJSON *matrix_json(const double *m, size_t rows, size_t cols) {
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < rows; i++) {
+        cJSON *row = cJSON_CreateArray();
+        for (size_t j = 0; j < cols; j++) {
+            double v = m[i * cols + j];
+            cJSON_AddItemToArray(row, isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull());
+        }
+        cJSON_AddItemToArray(arr, row);
+    }
+    return arr;
+}
+
+static cJSON *pairs_json(const ats_diagram *d) {
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < d->count; i++) {
+        cJSON *p = cJSON_CreateArray();
+        cJSON_AddItemToArray(p, cJSON_CreateNumber(d->pairs[2 * i]));
+        double death = d->pairs[2 * i + 1];
+        cJSON_AddItemToArray(p, isinf(death) ? cJSON_CreateNull() : cJSON_CreateNumber(death));
+        cJSON_AddItemToArray(arr, p);
+    }
+    return arr;
+}
+
+static void title_for(char *buf, size_t n, const analysis_args *a, const attn_source *s,
+                      const char *what, long l, long h) {
+    if (l >= 0)
+        snprintf(buf, n, "%s%s%s — %s, layer %ld head %ld", a->title ? a->title : "",
+                 a->title ? ": " : "", what, s->name, l, h);
+    else
+        snprintf(buf, n, "%s%s%s — %s", a->title ? a->title : "", a->title ? ": " : "", what,
+                 s->name);
+}
+
+/* A view of one head as measure-module attention. */
+static ats_attn head_view(const attn_source *s, size_t l, size_t h, const char *name) {
+    ats_attn v;
+    memset(&v, 0, sizeof v);
+    v.dtype = ATS_F32;
+    v.data = s->att + (l * s->H + h) * s->n * s->n;
+    v.L = v.H = 1;
+    v.n = s->n;
+    v.source = name;
+    return v;
+}
+
+/* The JS distance matrix of one head and its metric (lower triangle). */
+static ats_status head_js(const attn_source *s, size_t l, size_t h, double **full, double **lower,
+                          ats_error *err) {
+    size_t n = s->n;
+    *full = malloc(n * n * sizeof **full);
+    *lower = malloc((n * (n - 1) / 2 + 1) * sizeof **lower);
+    if (!*full || !*lower) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    ats_attn v = head_view(s, l, h, s->name);
+    ats_measure_opts mo;
+    ats_measure_opts_init(&mo);
+    mo.normalize = 1; /* attention rows sum to 1 up to float rounding */
+    ats_status st = ats_divergence_compute(&v, ATS_DIV_JSD, &mo, *full, err);
+    /* JS(i,j) and JS(j,i) are evaluated separately; their mean is the symmetric metric */
+    if (!st) st = ats_metric_from_full(n, *full, 1, s->name, *lower, err);
+    return st;
+}
+
+/* ---- attend */
+
+static int run_attend(int argc, char **argv) {
+    analysis_args a;
+    analysis_args_init(&a, "attend");
+    for (int i = 1; i < argc; i++) {
+        int r = analysis_parse_common(&a, argc, argv, &i);
+        if (r < 0) return ATS_EXIT_INPUT;
+        if (r) continue;
+        if (!strcmp(argv[i], "--help")) {
+            printf("usage: attnscope attend (input) --out DIR [--layer L --head H]\n\n"
+                   "Attention heatmaps: one head, or without --layer/--head the grid of all "
+                   "heads.\nWrites attention_<k>.npy ([L][H][n][n] float32) and "
+                   "attend.json (tokens).\n\n%s",
+                   ANALYSIS_COMMON_USAGE);
+            return ATS_EXIT_OK;
+        }
+        return ats_cli_usage_error("attend", "unknown option '%s' (see --help)", argv[i]);
+    }
+    int rc = analysis_check(&a, 0);
+    if (rc) return rc;
+    if ((a.layer >= 0) != (a.head >= 0))
+        return ats_cli_usage_error("attend", "give both --layer and --head, or neither");
+    attn_source src[ANALYSIS_MAX_INPUTS];
+    size_t count;
+    ats_error err;
+    ats_error_clear(&err);
+    if (analysis_load(&a, src, &count, &err)) return fail(&err);
+    cJSON *doc = cJSON_CreateObject(), *inputs = cJSON_AddArrayToObject(doc, "inputs");
+    ats_status st = ATS_OK;
+    for (size_t t = 0; t < count && !st; t++) {
+        const attn_source *s = &src[t];
+        char name[64], title[512];
+        snprintf(name, sizeof name, "attention_%zu", t + 1);
+        size_t shape[4] = {s->L, s->H, s->n, s->n};
+        st = write_npy(&a, name, ATS_F32, 4, shape, s->att, &err);
+        if (st) break;
+        cJSON *in = cJSON_CreateObject();
+        cJSON_AddStringToObject(in, "name", s->name);
+        cJSON_AddItemToObject(in, "tokens", labels_json(s));
+        cJSON_AddItemToArray(inputs, in);
+        char *path = figure_path(
+            &a,
+            a.layer >= 0
+                ? (snprintf(name, sizeof name, "heatmap_%zu_L%ld_H%ld", t + 1, a.layer, a.head),
+                   name)
+                : (snprintf(name, sizeof name, "heads_%zu", t + 1), name),
+            &err);
+        if (!path) {
+            st = err.status;
+            break;
+        }
+        ats_heatmap_options ho;
+        ats_heatmap_options_init(&ho);
+        ho.value_title = "attention";
+        if (a.layer >= 0) {
+            title_for(title, sizeof title, &a, s, "attention", a.layer, a.head);
+            ho.fig.title = title;
+            ho.row_labels = (const char *const *)s->labels;
+            ho.col_labels = (const char *const *)s->labels;
+            ho.row_title = "query";
+            ho.col_title = "key";
+            double *m = attn_head(s, (size_t)a.layer, (size_t)a.head);
+            st = m ? ats_render_heatmap(path, s->n, s->n, m, &ho, &err)
+                   : ats_error_set(&err, ATS_ERR_NOMEM, "out of memory");
+            free(m);
+        } else {
+            title_for(title, sizeof title, &a, s, "attention of every head", -1, -1);
+            ho.fig.title = title;
+            size_t total = s->L * s->H * s->n * s->n;
+            double *m = malloc(total * sizeof *m);
+            if (!m)
+                st = ats_error_set(&err, ATS_ERR_NOMEM, "out of memory");
+            else {
+                for (size_t i = 0; i < total; i++) m[i] = s->att[i];
+                st = ats_render_heatmap_grid(path, s->L, s->H, s->n, s->n, m, NULL, &ho, &err);
+            }
+            free(m);
+        }
+        if (!st) printf("%s\n", path);
+        free(path);
+    }
+    if (!st) st = write_json(&a, "attend", doc, &err);
+    cJSON_Delete(doc);
+    for (size_t t = 0; t < count; t++) attn_source_free(&src[t]);
+    return st ? fail(&err) : ATS_EXIT_OK;
+}
+
+/* ---- graph */
+
+static int run_graph(int argc, char **argv) {
+    analysis_args a;
+    analysis_args_init(&a, "graph");
+    double min_weight = 0.05;
+    int directed = 0;
+    for (int i = 1; i < argc; i++) {
+        int r = analysis_parse_common(&a, argc, argv, &i);
+        if (r < 0) return ATS_EXIT_INPUT;
+        if (r) continue;
+        if (!strcmp(argv[i], "--min-weight") && i + 1 < argc) {
+            if (!ats_cli_parse_double(argv[++i], 0, &min_weight) || min_weight < 0)
+                return ats_cli_usage_error("graph", "--min-weight needs a number >= 0");
+        } else if (!strcmp(argv[i], "--directed")) {
+            directed = 1;
+        } else if (!strcmp(argv[i], "--help")) {
+            printf("usage: attnscope graph (input) --layer L --head H --out DIR [--min-weight W]"
+                   " [--directed]\n\nThe head's attention as a weighted graph on a circle, "
+                   "edges of weight >= W\n(default 0.05). Causal attention is symmetrised, "
+                   "(A + A^T)/2, as the seed does,\nunless --directed.\n\n%s",
+                   ANALYSIS_COMMON_USAGE);
+            return ATS_EXIT_OK;
+        } else {
+            return ats_cli_usage_error("graph", "unknown option '%s' (see --help)", argv[i]);
+        }
+    }
+    int rc = analysis_check(&a, 1);
+    if (rc) return rc;
+    attn_source src[ANALYSIS_MAX_INPUTS];
+    size_t count;
+    ats_error err;
+    ats_error_clear(&err);
+    if (analysis_load(&a, src, &count, &err)) return fail(&err);
+    ats_status st = ATS_OK;
+    for (size_t t = 0; t < count && !st; t++) {
+        const attn_source *s = &src[t];
+        double *m = attn_head(s, (size_t)a.layer, (size_t)a.head);
+        if (!m) {
+            st = ats_error_set(&err, ATS_ERR_NOMEM, "out of memory");
+            break;
+        }
+        int causal = 1;
+        for (size_t i = 0; i < s->n && causal; i++)
+            for (size_t j = i + 1; j < s->n; j++)
+                if (m[i * s->n + j] != 0) {
+                    causal = 0;
+                    break;
+                }
+        char name[64], title[512];
+        snprintf(name, sizeof name, "graph_%zu_L%ld_H%ld", t + 1, a.layer, a.head);
+        title_for(title, sizeof title, &a, s, "attention graph", a.layer, a.head);
+        char *path = figure_path(&a, name, &err);
+        ats_graph_options go;
+        ats_graph_options_init(&go);
+        go.fig.title = title;
+        go.labels = (const char *const *)s->labels;
+        st = path ? ats_render_attention_graph(path, s->n, m, min_weight, causal && !directed, &go,
+                                               &err)
+                  : err.status;
+        if (!st) printf("%s\n", path);
+        free(path);
+        free(m);
+    }
+    for (size_t t = 0; t < count; t++) attn_source_free(&src[t]);
+    return st ? fail(&err) : ATS_EXIT_OK;
+}
+
+/* ---- divergence */
+
+static int run_divergence(int argc, char **argv) {
+    analysis_args a;
+    analysis_args_init(&a, "divergence");
+    double eps = 1e-9;
+    int base_e = 0;
+    for (int i = 1; i < argc; i++) {
+        int r = analysis_parse_common(&a, argc, argv, &i);
+        if (r < 0) return ATS_EXIT_INPUT;
+        if (r) continue;
+        if (!strcmp(argv[i], "--eps") && i + 1 < argc) {
+            if (!ats_cli_parse_double(argv[++i], 0, &eps) || eps < 0)
+                return ats_cli_usage_error("divergence", "--eps needs a number >= 0");
+        } else if (!strcmp(argv[i], "--base") && i + 1 < argc) {
+            const char *b = argv[++i];
+            if (!strcmp(b, "e"))
+                base_e = 1;
+            else if (!strcmp(b, "2"))
+                base_e = 0;
+            else
+                return ats_cli_usage_error("divergence", "--base is 2 or e");
+        } else if (!strcmp(argv[i], "--help")) {
+            printf("usage: attnscope divergence (input) --layer L --head H --out DIR [--eps E]"
+                   " [--base 2|e]\n\nEntropy of every token's attention, and the KL (smoothed "
+                   "by E, default 1e-9, as the seed)\nand Jensen–Shannon matrices between "
+                   "tokens, as heatmaps, NPY and JSON.\n\n%s",
+                   ANALYSIS_COMMON_USAGE);
+            return ATS_EXIT_OK;
+        } else {
+            return ats_cli_usage_error("divergence", "unknown option '%s' (see --help)", argv[i]);
+        }
+    }
+    int rc = analysis_check(&a, 1);
+    if (rc) return rc;
+    attn_source src[ANALYSIS_MAX_INPUTS];
+    size_t count;
+    ats_error err;
+    ats_error_clear(&err);
+    if (analysis_load(&a, src, &count, &err)) return fail(&err);
+    ats_status st = ATS_OK;
+    cJSON *doc = cJSON_CreateObject(), *inputs = cJSON_AddArrayToObject(doc, "inputs");
+    cJSON_AddNumberToObject(doc, "layer", (double)a.layer);
+    cJSON_AddNumberToObject(doc, "head", (double)a.head);
+    cJSON_AddStringToObject(doc, "base", base_e ? "e" : "2");
+    for (size_t t = 0; t < count && !st; t++) {
+        const attn_source *s = &src[t];
+        size_t n = s->n;
+        double *ent = malloc(n * sizeof *ent), *kl = malloc(n * n * sizeof *kl),
+               *js = malloc(n * n * sizeof *js);
+        if (!ent || !kl || !js) st = ats_error_set(&err, ATS_ERR_NOMEM, "out of memory");
+        ats_attn v = head_view(s, (size_t)a.layer, (size_t)a.head, s->name);
+        ats_measure_opts mo;
+        ats_measure_opts_init(&mo);
+        mo.base = base_e ? ATS_BASE_E : ATS_BASE_2;
+        mo.normalize = 1;
+        if (!st) st = ats_entropy_compute(&v, &mo, ent, &err);
+        if (!st) st = ats_divergence_compute(&v, ATS_DIV_JS, &mo, js, &err);
+        mo.eps = eps;
+        if (!st) st = ats_divergence_compute(&v, ATS_DIV_KL, &mo, kl, &err);
+        const char *names[3] = {"entropy", "kl", "js"};
+        for (int k = 0; k < 3 && !st; k++) {
+            char name[64], title[512];
+            snprintf(name, sizeof name, "%s_%zu_L%ld_H%ld", names[k], t + 1, a.layer, a.head);
+            size_t shape[2] = {n, n};
+            st = write_npy(&a, name, ATS_F64, k == 0 ? 1 : 2, shape,
+                           k == 0   ? ent
+                           : k == 1 ? kl
+                                    : js,
+                           &err);
+            if (st || k == 0) continue;
+            title_for(title, sizeof title, &a, s,
+                      k == 1 ? "KL divergence" : "Jensen–Shannon divergence", a.layer, a.head);
+            ats_heatmap_options ho;
+            ats_heatmap_options_init(&ho);
+            ho.fig.title = title;
+            ho.row_labels = ho.col_labels = (const char *const *)s->labels;
+            ho.row_title = "token i";
+            ho.col_title = "token j";
+            ho.value_title = base_e ? "nats" : "bits";
+            char *path = figure_path(&a, name, &err);
+            st = path ? ats_render_heatmap(path, n, n, k == 1 ? kl : js, &ho, &err) : err.status;
+            if (!st) printf("%s\n", path);
+            free(path);
+        }
+        if (!st) {
+            /* entropy as a one-row heatmap over the tokens */
+            char name[64], title[512];
+            snprintf(name, sizeof name, "entropy_%zu_L%ld_H%ld", t + 1, a.layer, a.head);
+            title_for(title, sizeof title, &a, s, "entropy of each token's attention", a.layer,
+                      a.head);
+            ats_heatmap_options ho;
+            ats_heatmap_options_init(&ho);
+            ho.fig.title = title;
+            ho.col_labels = (const char *const *)s->labels;
+            ho.value_title = base_e ? "nats" : "bits";
+            char *path = figure_path(&a, name, &err);
+            st = path ? ats_render_heatmap(path, 1, n, ent, &ho, &err) : err.status;
+            if (!st) printf("%s\n", path);
+            free(path);
+        }
+        if (!st) {
+            cJSON *in = cJSON_CreateObject();
+            cJSON_AddStringToObject(in, "name", s->name);
+            cJSON_AddItemToObject(in, "tokens", labels_json(s));
+            cJSON_AddItemToObject(in, "entropy", matrix_json(ent, 1, n));
+            cJSON_AddItemToObject(in, "kl", matrix_json(kl, n, n));
+            cJSON_AddItemToObject(in, "js", matrix_json(js, n, n));
+            cJSON_AddItemToArray(inputs, in);
+        }
+        free(ent);
+        free(kl);
+        free(js);
+    }
+    if (!st) st = write_json(&a, "divergence", doc, &err);
+    cJSON_Delete(doc);
+    for (size_t t = 0; t < count; t++) attn_source_free(&src[t]);
+    return st ? fail(&err) : ATS_EXIT_OK;
+}
+
+/* ---- topo */
+
+static int parse_list(const char *s, double *out, size_t max, size_t *count) {
+    *count = 0;
+    while (*s && *count < max) {
+        char *e;
+        double v = strtod(s, &e);
+        if (e == s || !(v >= 0) || isinf(v) || (*e && *e != ',')) return 0;
+        out[(*count)++] = v;
+        s = *e ? e + 1 : e;
+    }
+    return *count > 0;
+}
+
+static int cmp_double(const void *x, const void *y) {
+    double a = *(const double *)x, b = *(const double *)y;
+    return a < b ? -1 : a > b;
+}
+
+/* Default scales: the quartiles of the token distances, where the skeleton changes most. */
+static size_t default_scales(size_t n, const double *lower, double *scales) {
+    size_t m = n * (n - 1) / 2;
+    if (m == 0) {
+        scales[0] = 0;
+        return 1;
+    }
+    double *c = malloc(m * sizeof *c);
+    if (!c) return 0;
+    memcpy(c, lower, m * sizeof *c);
+    qsort(c, m, sizeof *c, cmp_double);
+    scales[0] = c[m / 10];
+    scales[1] = c[m / 4];
+    scales[2] = c[m / 2];
+    free(c);
+    return 3;
+}
+
+static int run_topo(int argc, char **argv) {
+    analysis_args a;
+    analysis_args_init(&a, "topo");
+    double scales[16], threshold = INFINITY;
+    size_t n_scales = 0;
+    long max_dim = 2;
+    for (int i = 1; i < argc; i++) {
+        int r = analysis_parse_common(&a, argc, argv, &i);
+        if (r < 0) return ATS_EXIT_INPUT;
+        if (r) continue;
+        const char *s = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if ((!strcmp(s, "--scale") || !strcmp(s, "--scales")) && v) {
+            if (!parse_list(v, scales, 16, &n_scales))
+                return ats_cli_usage_error("topo", "%s needs numbers >= 0 like 0.3,0.4", s);
+            i++;
+        } else if (!strcmp(s, "--dim") && v) {
+            if (!ats_cli_parse_long(v, 0, 3, &max_dim))
+                return ats_cli_usage_error("topo", "--dim needs 0..3");
+            i++;
+        } else if (!strcmp(s, "--threshold") && v) {
+            if (!ats_cli_parse_double(v, 1, &threshold) || threshold < 0)
+                return ats_cli_usage_error("topo", "--threshold needs a number >= 0");
+            i++;
+        } else if (!strcmp(s, "--help")) {
+            printf("usage: attnscope topo (input) --layer L --head H --out DIR [--dim K]\n"
+                   "       [--scale S | --scales S1,S2,...] [--threshold T]\n\n"
+                   "The head's tokens as a metric space (Jensen–Shannon distance between their\n"
+                   "attention distributions, base 2), its Vietoris–Rips persistence H0..HK "
+                   "(default 2),\nthe diagram, the barcode and the 1-skeleton at each scale "
+                   "(default: the 10%%, 25%%\nand 50%% quantiles of the distances), the H0 "
+                   "clusters at each scale and a\nrepresentative cycle of every H1 class, "
+                   "listed by token (topo.json).\n\n%s",
+                   ANALYSIS_COMMON_USAGE);
+            return ATS_EXIT_OK;
+        } else {
+            return ats_cli_usage_error("topo", "unknown option '%s' (see --help)", s);
+        }
+    }
+    int rc = analysis_check(&a, 1);
+    if (rc) return rc;
+    attn_source src[ANALYSIS_MAX_INPUTS];
+    size_t count;
+    ats_error err;
+    ats_error_clear(&err);
+    if (analysis_load(&a, src, &count, &err)) return fail(&err);
+    ats_status st = ATS_OK;
+    cJSON *doc = cJSON_CreateObject(), *inputs = cJSON_AddArrayToObject(doc, "inputs");
+    cJSON_AddNumberToObject(doc, "layer", (double)a.layer);
+    cJSON_AddNumberToObject(doc, "head", (double)a.head);
+    cJSON_AddStringToObject(doc, "metric", "Jensen-Shannon distance, base 2");
+    for (size_t t = 0; t < count && !st; t++) {
+        const attn_source *s = &src[t];
+        size_t n = s->n;
+        double *full = NULL, *lower = NULL;
+        ats_rips_result res;
+        memset(&res, 0, sizeof res);
+        st = head_js(s, (size_t)a.layer, (size_t)a.head, &full, &lower, &err);
+        char name[96], title[512];
+        if (!st) {
+            snprintf(name, sizeof name, "jsd_%zu_L%ld_H%ld", t + 1, a.layer, a.head);
+            size_t shape[2] = {n, n};
+            st = write_npy(&a, name, ATS_F64, 2, shape, full, &err);
+        }
+        if (!st) {
+            ats_rips_options ro;
+            ats_rips_options_init(&ro);
+            ro.max_dim = (int)max_dim;
+            ro.threshold = threshold;
+            ro.want_cycles = max_dim >= 1;
+            st = ats_rips_compute(n, lower, &ro, &res, &err);
+        }
+        double sc[16];
+        size_t ns = n_scales;
+        if (!st) {
+            if (ns)
+                memcpy(sc, scales, ns * sizeof *sc);
+            else
+                ns = default_scales(n, lower, sc);
+            if (!ns) st = ats_error_set(&err, ATS_ERR_NOMEM, "out of memory");
+        }
+        int dims[4] = {0, 1, 2, 3};
+        ats_figure_options fo;
+        ats_figure_options_init(&fo);
+        fo.title = title;
+        if (!st) {
+            snprintf(name, sizeof name, "diagram_%zu_L%ld_H%ld", t + 1, a.layer, a.head);
+            title_for(title, sizeof title, &a, s, "persistence diagram", a.layer, a.head);
+            char *path = figure_path(&a, name, &err);
+            st = path ? ats_render_diagram(path, (size_t)max_dim + 1, res.dims, dims, &fo, &err)
+                      : err.status;
+            if (!st) printf("%s\n", path);
+            free(path);
+        }
+        if (!st) {
+            snprintf(name, sizeof name, "barcode_%zu_L%ld_H%ld", t + 1, a.layer, a.head);
+            title_for(title, sizeof title, &a, s, "barcode", a.layer, a.head);
+            char *path = figure_path(&a, name, &err);
+            st = path ? ats_render_barcode(path, (size_t)max_dim + 1, res.dims, dims, &fo, &err)
+                      : err.status;
+            if (!st) printf("%s\n", path);
+            free(path);
+        }
+        if (!st) {
+            snprintf(name, sizeof name, "skeleton_%zu_L%ld_H%ld", t + 1, a.layer, a.head);
+            title_for(title, sizeof title, &a, s, "Rips 1-skeleton", a.layer, a.head);
+            ats_graph_options go;
+            ats_graph_options_init(&go);
+            go.fig.title = title;
+            go.labels = (const char *const *)s->labels;
+            char *path = figure_path(&a, name, &err);
+            st = path ? ats_render_skeleton_grid(path, n, lower, ns, sc, &go, &err) : err.status;
+            if (!st) printf("%s\n", path);
+            free(path);
+        }
+        if (!st) {
+            cJSON *in = cJSON_CreateObject();
+            cJSON_AddStringToObject(in, "name", s->name);
+            cJSON_AddItemToObject(in, "tokens", labels_json(s));
+            cJSON_AddNumberToObject(in, "threshold", res.threshold);
+            cJSON *dj = cJSON_AddArrayToObject(in, "dims");
+            for (int k = 0; k <= max_dim; k++) {
+                cJSON *e = cJSON_CreateObject();
+                cJSON_AddNumberToObject(e, "dim", k);
+                cJSON_AddItemToObject(e, "pairs", pairs_json(&res.dims[k]));
+                if (k == 1 && res.cycles) {
+                    /* each H1 class as the tokens around its loop */
+                    cJSON *cyc = cJSON_AddArrayToObject(e, "cycles");
+                    for (size_t i = 0; i < res.dims[1].count; i++) {
+                        const ats_representative *rep = &res.cycles[i];
+                        cJSON *edges = cJSON_CreateArray();
+                        for (size_t q = 0; q < rep->count; q++) {
+                            cJSON *edge = cJSON_CreateArray();
+                            cJSON_AddItemToArray(edge, cJSON_CreateNumber(rep->vertices[2 * q]));
+                            cJSON_AddItemToArray(edge,
+                                                 cJSON_CreateNumber(rep->vertices[2 * q + 1]));
+                            cJSON_AddItemToArray(edges, edge);
+                        }
+                        cJSON *c = cJSON_CreateObject();
+                        cJSON_AddItemToObject(c, "edges", edges);
+                        cJSON *toks = cJSON_AddArrayToObject(c, "tokens");
+                        /* the distinct tokens on the cycle, in token order */
+                        unsigned char *on = calloc(n, 1);
+                        for (size_t q = 0; on && q < 2 * rep->count; q++) on[rep->vertices[q]] = 1;
+                        for (size_t v = 0; on && v < n; v++)
+                            if (on[v]) cJSON_AddItemToArray(toks, cJSON_CreateString(s->labels[v]));
+                        free(on);
+                        cJSON_AddItemToArray(cyc, c);
+                    }
+                }
+                cJSON_AddItemToArray(dj, e);
+            }
+            cJSON *cl = cJSON_AddArrayToObject(in, "clusters");
+            int32_t *labels = malloc(n * sizeof *labels);
+            for (size_t q = 0; labels && q < ns; q++) {
+                size_t k;
+                ats_rips_clusters(n, lower, sc[q], labels, &k, NULL);
+                cJSON *c = cJSON_CreateObject();
+                cJSON_AddNumberToObject(c, "scale", sc[q]);
+                cJSON *groups = cJSON_AddArrayToObject(c, "groups");
+                for (size_t g = 0; g < k; g++) {
+                    cJSON *grp = cJSON_CreateArray();
+                    for (size_t v = 0; v < n; v++)
+                        if ((size_t)labels[v] == g)
+                            cJSON_AddItemToArray(grp, cJSON_CreateString(s->labels[v]));
+                    cJSON_AddItemToArray(groups, grp);
+                }
+                cJSON_AddItemToArray(cl, c);
+            }
+            free(labels);
+            cJSON_AddItemToArray(inputs, in);
+            /* a short report on stdout */
+            fprintf(stderr, "%s: %zu tokens;", s->name, n);
+            for (int k = 0; k <= max_dim; k++) fprintf(stderr, " H%d: %zu", k, res.dims[k].count);
+            fputc('\n', stderr);
+        }
+        ats_rips_result_free(&res);
+        free(full);
+        free(lower);
+    }
+    if (!st) st = write_json(&a, "topo", doc, &err);
+    cJSON_Delete(doc);
+    for (size_t t = 0; t < count; t++) attn_source_free(&src[t]);
+    return st ? fail(&err) : ATS_EXIT_OK;
+}
+
+/* ---- compare */
+
+static int run_compare(int argc, char **argv) {
+    analysis_args a;
+    analysis_args_init(&a, "compare");
+    long max_dim = 1;
+    double q = 1.0;
+    for (int i = 1; i < argc; i++) {
+        int r = analysis_parse_common(&a, argc, argv, &i);
+        if (r < 0) return ATS_EXIT_INPUT;
+        if (r) continue;
+        const char *s = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(s, "--dim") && v) {
+            if (!ats_cli_parse_long(v, 0, 2, &max_dim))
+                return ats_cli_usage_error("compare", "--dim needs 0..2");
+            i++;
+        } else if (!strcmp(s, "--q") && v) {
+            if (!ats_cli_parse_double(v, 0, &q) || q < 1)
+                return ats_cli_usage_error("compare", "--q needs a number >= 1");
+            i++;
+        } else if (!strcmp(s, "--help")) {
+            printf("usage: attnscope compare (two inputs) --out DIR [--layer L --head H] [--dim K]"
+                   " [--q Q]\n\nBottleneck and q-Wasserstein (internal L-inf, default q = 1) "
+                   "distances between\nthe persistence diagrams (H0..HK, default K = 1) of two "
+                   "texts' Jensen–Shannon\ntoken metrics: for one head, or for every head "
+                   "(an L x H heatmap per measure).\n\n%s",
+                   ANALYSIS_COMMON_USAGE);
+            return ATS_EXIT_OK;
+        } else {
+            return ats_cli_usage_error("compare", "unknown option '%s' (see --help)", s);
+        }
+    }
+    int rc = analysis_check(&a, 0);
+    if (rc) return rc;
+    if (a.n_texts + a.n_attention != 2)
+        return ats_cli_usage_error("compare", "needs exactly two inputs (two --text or two "
+                                              "--attention)");
+    if ((a.layer >= 0) != (a.head >= 0))
+        return ats_cli_usage_error("compare", "give both --layer and --head, or neither");
+    attn_source src[ANALYSIS_MAX_INPUTS];
+    size_t count;
+    ats_error err;
+    ats_error_clear(&err);
+    if (analysis_load(&a, src, &count, &err)) return fail(&err);
+    ats_status st = ATS_OK;
+    if (src[0].L != src[1].L || src[0].H != src[1].H) {
+        st = ats_error_set(&err, ATS_ERR_INVALID,
+                           "the two inputs have %zu x %zu and %zu x %zu heads", src[0].L, src[0].H,
+                           src[1].L, src[1].H);
+        for (size_t t = 0; t < count; t++) attn_source_free(&src[t]);
+        return fail(&err);
+    }
+    size_t L = src[0].L, H = src[0].H;
+    size_t l0 = a.layer >= 0 ? (size_t)a.layer : 0, l1 = a.layer >= 0 ? (size_t)a.layer + 1 : L;
+    size_t h0 = a.head >= 0 ? (size_t)a.head : 0, h1 = a.head >= 0 ? (size_t)a.head + 1 : H;
+    size_t heads = (l1 - l0) * (h1 - h0), nd = (size_t)max_dim + 1;
+    /* every head of both inputs, in one parallel batch */
+    double **lowers = calloc(2 * heads, sizeof *lowers);
+    const double **lp = calloc(2 * heads, sizeof *lp);
+    size_t *ns = calloc(2 * heads, sizeof *ns);
+    ats_rips_result *res = calloc(2 * heads, sizeof *res);
+    double *bott = calloc(nd * L * H, sizeof *bott), *wass = calloc(nd * L * H, sizeof *wass);
+    if (!lowers || !lp || !ns || !res || !bott || !wass)
+        st = ats_error_set(&err, ATS_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < nd * L * H && !st; i++) bott[i] = wass[i] = NAN;
+    for (size_t t = 0; t < 2 && !st; t++)
+        for (size_t l = l0; l < l1 && !st; l++)
+            for (size_t h = h0; h < h1 && !st; h++) {
+                size_t k = t * heads + (l - l0) * (h1 - h0) + (h - h0);
+                double *full = NULL;
+                st = head_js(&src[t], l, h, &full, &lowers[k], &err);
+                free(full);
+                lp[k] = lowers[k];
+                ns[k] = src[t].n;
+            }
+    if (!st) {
+        ats_rips_options ro;
+        ats_rips_options_init(&ro);
+        ro.max_dim = (int)max_dim;
+        st = ats_rips_compute_batch(2 * heads, ns, lp, &ro, a.threads, res, NULL);
+        if (st) ats_error_set(&err, st, "persistence of a head failed");
+    }
+    ats_wasserstein_options wo;
+    ats_wasserstein_options_init(&wo);
+    wo.q = q;
+    for (size_t k = 0; k < heads && !st; k++) {
+        size_t l = l0 + k / (h1 - h0), h = h0 + k % (h1 - h0);
+        for (size_t d = 0; d < nd && !st; d++) {
+            double b, w;
+            st = ats_bottleneck_distance(&res[k].dims[d], &res[heads + k].dims[d], &b, NULL, &err);
+            if (!st)
+                st = ats_wasserstein_distance(&res[k].dims[d], &res[heads + k].dims[d], &wo, &w,
+                                              NULL, &err);
+            bott[(d * L + l) * H + h] = b;
+            wass[(d * L + l) * H + h] = w;
+        }
+    }
+    cJSON *doc = cJSON_CreateObject();
+    if (!st) {
+        cJSON_AddStringToObject(doc, "a", src[0].name);
+        cJSON_AddStringToObject(doc, "b", src[1].name);
+        cJSON_AddItemToObject(doc, "tokens_a", labels_json(&src[0]));
+        cJSON_AddItemToObject(doc, "tokens_b", labels_json(&src[1]));
+        cJSON_AddNumberToObject(doc, "q", q);
+        cJSON *dims = cJSON_AddArrayToObject(doc, "dims");
+        for (size_t d = 0; d < nd; d++) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddNumberToObject(e, "dim", (double)d);
+            cJSON_AddItemToObject(e, "bottleneck", matrix_json(bott + d * L * H, L, H));
+            cJSON_AddItemToObject(e, "wasserstein", matrix_json(wass + d * L * H, L, H));
+            cJSON_AddItemToArray(dims, e);
+        }
+        size_t shape[3] = {nd, L, H};
+        st = write_npy(&a, "bottleneck", ATS_F64, 3, shape, bott, &err);
+        if (!st) st = write_npy(&a, "wasserstein", ATS_F64, 3, shape, wass, &err);
+    }
+    char **layer_names = calloc(L, sizeof *layer_names),
+         **head_names = calloc(H, sizeof *head_names);
+    for (size_t i = 0; layer_names && i < L; i++) {
+        layer_names[i] = malloc(24);
+        if (layer_names[i]) snprintf(layer_names[i], 24, "%zu", i);
+    }
+    for (size_t i = 0; head_names && i < H; i++) {
+        head_names[i] = malloc(24);
+        if (head_names[i]) snprintf(head_names[i], 24, "%zu", i);
+    }
+    for (size_t d = 0; d < nd && !st && heads > 1; d++)
+        for (int which = 0; which < 2 && !st; which++) {
+            char name[64], title[512];
+            snprintf(name, sizeof name, "%s_H%zu", which ? "wasserstein" : "bottleneck", d);
+            snprintf(title, sizeof title, "%s%s%s distance of H%zu diagrams, %s vs %s",
+                     a.title ? a.title : "", a.title ? ": " : "",
+                     which ? "Wasserstein" : "bottleneck", d, src[0].name, src[1].name);
+            ats_heatmap_options ho;
+            ats_heatmap_options_init(&ho);
+            ho.fig.title = title;
+            ho.row_title = "layer";
+            ho.col_title = "head";
+            ho.row_labels = (const char *const *)layer_names;
+            ho.col_labels = (const char *const *)head_names;
+            ho.value_title = which ? "W" : "d_B";
+            char *path = figure_path(&a, name, &err);
+            st = path ? ats_render_heatmap(path, L, H, (which ? wass : bott) + d * L * H, &ho, &err)
+                      : err.status;
+            if (!st) printf("%s\n", path);
+            free(path);
+        }
+    for (size_t i = 0; layer_names && i < L; i++) free(layer_names[i]);
+    for (size_t i = 0; head_names && i < H; i++) free(head_names[i]);
+    free(layer_names);
+    free(head_names);
+    if (!st) st = write_json(&a, "compare", doc, &err);
+    if (!st && heads == 1)
+        for (size_t d = 0; d < nd; d++)
+            printf("H%zu bottleneck %.17g wasserstein %.17g\n", d, bott[(d * L + l0) * H + h0],
+                   wass[(d * L + l0) * H + h0]);
+    cJSON_Delete(doc);
+    for (size_t k = 0; res && lowers && k < 2 * heads; k++) {
+        ats_rips_result_free(&res[k]);
+        free(lowers[k]);
+    }
+    free(lowers);
+    free(lp);
+    free(ns);
+    free(res);
+    free(bott);
+    free(wass);
+    for (size_t t = 0; t < count; t++) attn_source_free(&src[t]);
+    return st ? fail(&err) : ATS_EXIT_OK;
+}
+
+int ats_cmd_attend(int argc, char **argv) {
+    return run_attend(argc, argv);
+}
+int ats_cmd_graph(int argc, char **argv) {
+    return run_graph(argc, argv);
+}
+int ats_cmd_divergence(int argc, char **argv) {
+    return run_divergence(argc, argv);
+}
+int ats_cmd_topo(int argc, char **argv) {
+    return run_topo(argc, argv);
+}
+int ats_cmd_compare(int argc, char **argv) {
+    return run_compare(argc, argv);
+}

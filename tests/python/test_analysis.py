@@ -1,0 +1,140 @@
+"""The seed analyses as commands (attend, graph, divergence, topo, compare), checked against
+independent references: scipy's Jensen–Shannon distance of the same attention rows, GUDHI's
+Rips persistence and bottleneck distance of that metric."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import jensenshannon
+
+from rips_reference import ATTNSCOPE, ROOT, gudhi_diagrams, assert_same_diagrams
+
+sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
+from attention_data import softmax_attention  # noqa: E402
+
+FIXTURES = os.path.join(ROOT, "tests", "fixtures", "models")
+
+
+def run(*args):
+    proc = subprocess.run([ATTNSCOPE, *args], capture_output=True, text=True)
+    return proc
+
+
+def scipy_jsd(head):
+    n = head.shape[0]
+    d = np.zeros((n, n))
+    for i in range(n):
+        for j in range(n):
+            if i != j:
+                d[i, j] = jensenshannon(head[i].astype(np.float64), head[j].astype(np.float64), base=2)
+    return 0.5 * (d + d.T)
+
+
+def diagrams_from_json(entry):
+    return {e["dim"]: np.array([[b, math.inf if x is None else x] for b, x in e["pairs"]]).reshape(-1, 2)
+            for e in entry["dims"]}
+
+
+@pytest.fixture
+def attention_files(tmp_path):
+    rng = np.random.default_rng(7)
+    att = np.stack([np.stack([softmax_attention(14, rng, causal=(l == 1)) for _ in range(3)])
+                    for l in range(2)]).astype(np.float32)
+    att2 = np.stack([np.stack([softmax_attention(11, rng) for _ in range(3)])
+                     for l in range(2)]).astype(np.float32)
+    np.save(tmp_path / "a.npy", att)
+    np.save(tmp_path / "b.npy", att2)
+    (tmp_path / "a.txt").write_text("\n".join(f"tok{i}" for i in range(14)) + "\n")
+    return tmp_path, att, att2
+
+
+def test_topo_matches_scipy_and_gudhi(attention_files):
+    tmp, att, _ = attention_files
+    out = tmp / "topo"
+    p = run("topo", "--attention", str(tmp / "a.npy"), "--tokens", str(tmp / "a.txt"),
+            "--layer", "1", "--head", "2", "--out", str(out))
+    assert p.returncode == 0, p.stderr
+    doc = json.load(open(out / "topo.json"))
+    entry = doc["inputs"][0]
+    assert entry["tokens"][3] == "tok3"
+    ref = scipy_jsd(att[1, 2])
+    ours = np.load(out / "jsd_1_L1_H2.npy")
+    np.testing.assert_allclose(ours, ref, atol=1e-9)
+    assert_same_diagrams(diagrams_from_json(entry), gudhi_diagrams(ref, 2), 1e-8, range(3), "topo")
+    for k in ("diagram", "barcode", "skeleton"):
+        assert (out / f"{k}_1_L1_H2.png").stat().st_size > 1000
+    for c in entry["dims"][1].get("cycles", []):
+        assert len(c["tokens"]) >= 3 and all(t.startswith("tok") for t in c["tokens"])
+    assert len(entry["clusters"]) == 3
+
+
+def test_compare_matches_gudhi_bottleneck(attention_files):
+    gudhi = pytest.importorskip("gudhi")
+    tmp, att, att2 = attention_files
+    out = tmp / "cmp"
+    p = run("compare", "--attention", str(tmp / "a.npy"), "--attention", str(tmp / "b.npy"),
+            "--out", str(out), "--format", "svg")
+    assert p.returncode == 0, p.stderr
+    b = np.load(out / "bottleneck.npy")
+    assert b.shape == (2, 2, 3)
+    for l in range(2):
+        for h in range(3):
+            da = gudhi_diagrams(scipy_jsd(att[l, h]), 1)
+            db = gudhi_diagrams(scipy_jsd(att2[l, h]), 1)
+            for k in range(2):
+                fa, fb = da[k][np.isfinite(da[k][:, 1])], db[k][np.isfinite(db[k][:, 1])]
+                assert abs(b[k, l, h] - gudhi.bottleneck_distance(fa, fb, 0)) <= 1e-8
+    assert (out / "bottleneck_H1.svg").exists() and (out / "wasserstein_H0.svg").exists()
+    one = run("compare", "--attention", str(tmp / "a.npy"), "--attention", str(tmp / "b.npy"),
+              "--layer", "0", "--head", "1", "--out", str(tmp / "one"))
+    assert one.returncode == 0 and "H1 bottleneck" in one.stdout
+
+
+def test_attend_divergence_graph(attention_files):
+    tmp, att, _ = attention_files
+    out = tmp / "fig"
+    assert run("attend", "--attention", str(tmp / "a.npy"), "--out", str(out)).returncode == 0
+    np.testing.assert_array_equal(np.load(out / "attention_1.npy"), att)
+    assert (out / "heads_1.png").stat().st_size > 1000
+    p = run("divergence", "--attention", str(tmp / "a.npy"), "--layer", "0", "--head", "0",
+            "--out", str(out))
+    assert p.returncode == 0, p.stderr
+    js = np.load(out / "js_1_L0_H0.npy")
+    np.testing.assert_allclose(js, scipy_jsd(att[0, 0]) ** 2, atol=1e-9)
+    p = run("graph", "--attention", str(tmp / "a.npy"), "--layer", "1", "--head", "0",
+            "--out", str(out), "--format", "pdf")
+    assert p.returncode == 0 and (out / "graph_1_L1_H0.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_bad_input(attention_files, tmp_path):
+    tmp, _, _ = attention_files
+    p = run("topo", "--attention", str(tmp / "a.npy"), "--layer", "5", "--head", "0", "--out", str(tmp / "x"))
+    assert p.returncode == 2 and "layer 5" in p.stderr and not (tmp / "x" / "topo.json").exists()
+    p = run("topo", "--attention", str(tmp / "a.npy"), "--out", str(tmp / "x"))
+    assert p.returncode == 2 and "--layer" in p.stderr
+    bad = np.full((4, 4), np.nan, np.float32)
+    np.save(tmp / "nan.npy", bad)
+    p = run("topo", "--attention", str(tmp / "nan.npy"), "--layer", "0", "--head", "0", "--out", str(tmp / "y"))
+    assert p.returncode == 2 and "nan.npy" in p.stderr
+    p = run("compare", "--attention", str(tmp / "a.npy"), "--out", str(tmp / "z"))
+    assert p.returncode == 2 and "two inputs" in p.stderr
+
+
+@pytest.mark.parametrize("model", ["bert", "gpt2"])
+def test_model_text_path(tmp_path, model):
+    d = os.path.join(FIXTURES, model)
+    if not os.path.exists(os.path.join(d, "model.safetensors")):
+        pytest.skip("fixture model missing")
+    out = tmp_path / "m"
+    p = run("topo", "--model", d, "--text", "the cat sat on the mat and the dog lay on the rug",
+            "--layer", "0", "--head", "1", "--out", str(out))
+    assert p.returncode == 0, p.stderr
+    doc = json.load(open(out / "topo.json"))
+    assert len(doc["inputs"][0]["tokens"]) == np.load(out / "jsd_1_L0_H1.npy").shape[0]
+    p = run("compare", "--model", d, "--text", "the cat sat", "--text", "a dog lay on a rug",
+            "--out", str(out))
+    assert p.returncode == 0, p.stderr
