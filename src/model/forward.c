@@ -70,7 +70,7 @@ static float *alloc_floats(size_t a, size_t b, size_t c, int *ok) {
  * scores; ctx: [n][d] the heads' outputs side by side. */
 static void attention(const ats_model *m, int l, const float *q, const float *k, const float *v,
                       size_t ld, size_t n, float *probs, float *scores, float *ctx,
-                      const float *head_mask) {
+                      const float *head_mask, int need_ctx) {
     const ats_model_info *mi = &m->info;
     size_t H = (size_t)mi->n_heads, dh = (size_t)mi->d_head, d = (size_t)mi->d_model, nn = n * n;
     float scale = 1.0f;
@@ -94,6 +94,7 @@ static void attention(const ats_model *m, int l, const float *q, const float *k,
                 for (size_t e = 0; e < nn; e++) probs[h * nn + e] *= hm;
         }
     }
+    if (!need_ctx) return;
     /* ctx[:, h·dh ..] = P_h[n][n] · V_h[n][dh] */
     for (size_t h = 0; h < H; h++)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)dh, (int)n, 1.0f,
@@ -102,11 +103,10 @@ static void attention(const ats_model *m, int l, const float *q, const float *k,
 
 /* Runs the layers on w->x [n][d] (the embeddings) and fills res. */
 static ats_status run_layers(ats_model *m, size_t n, const ats_forward_options *opt, work *w,
-                             ats_forward_result *res, ats_error *err) {
+                             ats_forward_result *res, int need_final, ats_error *err) {
     const ats_model_info *mi = &m->info;
     size_t L = (size_t)mi->n_layers, H = (size_t)mi->n_heads, d = (size_t)mi->d_model,
            f = (size_t)mi->d_ff, nn = n * n, nd = n * d;
-    unsigned cap = opt->capture;
     float *x = w->x, *t = w->t;
     if (res->hidden) memcpy(res->hidden, x, nd * sizeof *x);
     for (size_t l = 0; l < L; l++) {
@@ -120,8 +120,10 @@ static ats_status run_layers(ats_model *m, size_t n, const ats_forward_options *
             k_layernorm(t, x, lw->ln1_w, lw->ln1_b, n, d, mi->eps);
             in = t;
         }
-        if (m->conv1d) { /* qkv[n][3d] = in[n][d] · c_attn[d][3d] + b */
-            k_linear(w->q, in, lw->wq, lw->bq, n, d, 3 * d, 1);
+        /* the last layer's values, output and feed-forward only feed the final hidden state */
+        int attn_only = l + 1 == L && !need_final;
+        if (m->conv1d) { /* qkv[n][3d] = in[n][d] · c_attn[d][3d] + b (q|k only: [n][2d]) */
+            k_linear_ld(w->q, 3 * d, in, lw->wq, 3 * d, lw->bq, n, d, attn_only ? 2 * d : 3 * d, 1);
             q = w->q;
             k = w->q + d;
             v = w->q + 2 * d;
@@ -129,13 +131,14 @@ static ats_status run_layers(ats_model *m, size_t n, const ats_forward_options *
         } else { /* q, k, v [n][d] = in · Wᵀ + b */
             k_linear(w->q, in, lw->wq, lw->bq, n, d, d, 0);
             k_linear(w->k, in, lw->wk, lw->bk, n, d, d, 0);
-            k_linear(w->v, in, lw->wv, lw->bv, n, d, d, 0);
+            if (!attn_only) k_linear(w->v, in, lw->wv, lw->bv, n, d, d, 0);
             q = w->q;
             k = w->k;
             v = w->v;
             ld = d;
         }
-        attention(m, (int)l, q, k, v, ld, n, probs, scores, w->ctx, opt->head_mask);
+        attention(m, (int)l, q, k, v, ld, n, probs, scores, w->ctx, opt->head_mask, !attn_only);
+        if (attn_only) break;
         /* t[n][d] = ctx · Woᵀ + bo */
         k_linear(t, w->ctx, lw->wo, lw->bo, n, d, d, m->conv1d);
         if (m->pre_ln) {
@@ -157,11 +160,10 @@ static ats_status run_layers(ats_model *m, size_t n, const ats_forward_options *
         if (res->hidden) memcpy(res->hidden + (l + 1) * nd, x, nd * sizeof *x);
     }
     /* GPT-2's last hidden state is after ln_f (transformers reports it so) */
-    if (mi->arch == ATS_ARCH_GPT2) {
+    if (mi->arch == ATS_ARCH_GPT2 && need_final) {
         k_layernorm(x, x, m->lnf_w, m->lnf_b, n, d, mi->eps);
         if (res->hidden) memcpy(res->hidden + L * nd, x, nd * sizeof *x);
     }
-    (void)cap;
     (void)err;
     return ATS_OK;
 }
@@ -324,7 +326,7 @@ ats_status ats_model_forward(ats_model *m, const ats_model_input *in,
         }
     }
     if (m->emb_ln_w) k_layernorm(w.x, w.x, m->emb_ln_w, m->emb_ln_b, n, d, mi->eps);
-    rc = run_layers(m, n, opt, &w, res, err);
+    rc = run_layers(m, n, opt, &w, res, want_logits || res->hidden, err);
     if (rc) goto done;
     if (want_logits) {
         lm_head(m, w.x, w.t, n, res->logits);
@@ -396,7 +398,7 @@ ats_status ats_model_forward_pixels(ats_model *m, const float *pixels,
     free(patches);
     memcpy(w.x, m->cls_tok, d * sizeof *w.x);
     k_add(w.x, m->pos_emb, n * d); /* + position embeddings [n][d] */
-    rc = run_layers(m, n, opt, &w, res, err);
+    rc = run_layers(m, n, opt, &w, res, res->hidden != NULL, err);
 done:
     work_free(&w);
     if (rc) ats_forward_result_free(res);

@@ -100,6 +100,8 @@ ats_status ats_model_fail(ats_model *m, ats_error *err, ats_status st, const cha
 /* ---- kernels (src/model/kernels.c) */
 
 /* out[n][o] = in[n][i] · Wᵀ + b with W Linear [o][i], or in · W with W Conv1D [i][o] */
+void k_linear_ld(float *out, size_t ldo, const float *in, const float *w, size_t ldw,
+                 const float *b, size_t n, size_t i, size_t o, int conv1d);
 void k_linear(float *out, const float *in, const float *w, const float *b, size_t n, size_t i,
               size_t o, int conv1d);
 /* x[n][d] ← LayerNorm(x) · w + b over each row (biased variance, as torch) */
