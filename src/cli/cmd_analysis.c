@@ -53,6 +53,15 @@ static char *figure_path(const analysis_args *a, const char *name, ats_error *er
     return analysis_path(a, name, a->format, err);
 }
 
+/* A number printed with all 17 significant digits: cJSON's own printing may drop the last
+ * one, and results must survive the round trip exactly. Non-finite values become null. */
+static cJSON *num_json(double v) {
+    if (!isfinite(v)) return cJSON_CreateNull();
+    char buf[40];
+    snprintf(buf, sizeof buf, "%.17g", v);
+    return cJSON_CreateRaw(buf);
+}
+
 static cJSON *labels_json(const attn_source *s) {
     cJSON *arr = cJSON_CreateArray();
     for (size_t i = 0; i < s->n; i++) cJSON_AddItemToArray(arr, cJSON_CreateString(s->labels[i]));
@@ -65,7 +74,7 @@ static cJSON *matrix_json(const double *m, size_t rows, size_t cols) {
         cJSON *row = cJSON_CreateArray();
         for (size_t j = 0; j < cols; j++) {
             double v = m[i * cols + j];
-            cJSON_AddItemToArray(row, isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull());
+            cJSON_AddItemToArray(row, num_json(v));
         }
         cJSON_AddItemToArray(arr, row);
     }
@@ -76,9 +85,8 @@ static cJSON *pairs_json(const ats_diagram *d) {
     cJSON *arr = cJSON_CreateArray();
     for (size_t i = 0; i < d->count; i++) {
         cJSON *p = cJSON_CreateArray();
-        cJSON_AddItemToArray(p, cJSON_CreateNumber(d->pairs[2 * i]));
-        double death = d->pairs[2 * i + 1];
-        cJSON_AddItemToArray(p, isinf(death) ? cJSON_CreateNull() : cJSON_CreateNumber(death));
+        cJSON_AddItemToArray(p, num_json(d->pairs[2 * i]));
+        cJSON_AddItemToArray(p, num_json(d->pairs[2 * i + 1]));
         cJSON_AddItemToArray(arr, p);
     }
     return arr;
@@ -107,8 +115,10 @@ static ats_attn head_view(const attn_source *s, size_t l, size_t h, const char *
 }
 
 /* The JS distance matrix of one head and its metric (lower triangle). */
-static ats_status head_js(const attn_source *s, size_t l, size_t h, double **full, double **lower,
-                          ats_error *err) {
+/* The token metric of one head: the Jensen–Shannon distance (base 2) between the tokens'
+ * attention rows; with seed_compat the seed notebook's √(scipy JS distance) of softmaxed rows. */
+static ats_status head_js(const attn_source *s, size_t l, size_t h, int seed_compat, double **full,
+                          double **lower, ats_error *err) {
     size_t n = s->n;
     *full = malloc(n * n * sizeof **full);
     *lower = malloc((n * (n - 1) / 2 + 1) * sizeof **lower);
@@ -116,7 +126,8 @@ static ats_status head_js(const attn_source *s, size_t l, size_t h, double **ful
     ats_attn v = head_view(s, l, h, s->name);
     ats_measure_opts mo;
     ats_measure_opts_init(&mo);
-    mo.normalize = 1; /* attention rows sum to 1 up to float rounding */
+    mo.normalize = !seed_compat; /* rows sum to 1 up to float rounding; scipy normalises too */
+    mo.seed_compat = seed_compat;
     ats_status st = ats_divergence_compute(&v, ATS_DIV_JSD, &mo, *full, err);
     /* JS(i,j) and JS(j,i) are evaluated separately; their mean is the symmetric metric */
     if (!st) st = ats_metric_from_full(n, *full, 1, s->name, *lower, err);
@@ -418,7 +429,8 @@ static int cmp_double(const void *x, const void *y) {
     return a < b ? -1 : a > b;
 }
 
-/* Default scales: the quartiles of the token distances, where the skeleton changes most. */
+/* Default scales: the 10 %, 25 % and 50 % quantiles of the token distances, where the
+ * skeleton changes most. */
 static size_t default_scales(size_t n, const double *lower, double *scales) {
     size_t m = n * (n - 1) / 2;
     if (m == 0) {
@@ -436,12 +448,51 @@ static size_t default_scales(size_t n, const double *lower, double *scales) {
     return 3;
 }
 
+/* "" for the first input, "_2", "_3", ... for the others. */
+static void input_suffix(char *buf, size_t n, size_t t) {
+    if (t == 0)
+        buf[0] = '\0';
+    else
+        snprintf(buf, n, "_%zu", t + 1);
+}
+
+/* {"n_points", "threshold", "dims":[{"dim", "pairs", "cycles"?}]}: the format of rips --json */
+static cJSON *persistence_json(const ats_rips_result *res, int max_dim) {
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddNumberToObject(d, "n_points", (double)res->n_points);
+    cJSON_AddItemToObject(d, "threshold", num_json(res->threshold));
+    cJSON *dims = cJSON_AddArrayToObject(d, "dims");
+    for (int k = 0; k <= max_dim; k++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "dim", k);
+        cJSON_AddItemToObject(e, "pairs", pairs_json(&res->dims[k]));
+        if (k == 1 && res->cycles) {
+            cJSON *cyc = cJSON_AddArrayToObject(e, "cycles");
+            for (size_t i = 0; i < res->dims[1].count; i++) {
+                const ats_representative *rep = &res->cycles[i];
+                cJSON *edges = cJSON_CreateArray();
+                for (size_t q = 0; q < rep->count; q++) {
+                    cJSON *edge = cJSON_CreateArray();
+                    cJSON_AddItemToArray(edge, cJSON_CreateNumber(rep->vertices[2 * q]));
+                    cJSON_AddItemToArray(edge, cJSON_CreateNumber(rep->vertices[2 * q + 1]));
+                    cJSON_AddItemToArray(edge, cJSON_CreateNumber(rep->coefs[q]));
+                    cJSON_AddItemToArray(edges, edge);
+                }
+                cJSON_AddItemToArray(cyc, edges);
+            }
+        }
+        cJSON_AddItemToArray(dims, e);
+    }
+    return d;
+}
+
 static int run_topo(int argc, char **argv) {
     analysis_args a;
     analysis_args_init(&a, "topo");
     double scales[16], threshold = INFINITY;
     size_t n_scales = 0;
     long max_dim = 2;
+    int seed_compat = 0;
     for (int i = 1; i < argc; i++) {
         int r = analysis_parse_common(&a, argc, argv, &i);
         if (r < 0) return ATS_EXIT_INPUT;
@@ -459,15 +510,20 @@ static int run_topo(int argc, char **argv) {
             if (!ats_cli_parse_double(v, 1, &threshold) || threshold < 0)
                 return ats_cli_usage_error("topo", "--threshold needs a number >= 0");
             i++;
+        } else if (!strcmp(s, "--seed-compat")) {
+            seed_compat = 1;
         } else if (!strcmp(s, "--help")) {
             printf("usage: attnscope topo (input) --layer L --head H --out DIR [--dim K]\n"
-                   "       [--scale S | --scales S1,S2,...] [--threshold T]\n\n"
-                   "The head's tokens as a metric space (Jensen–Shannon distance between their\n"
-                   "attention distributions, base 2), its Vietoris–Rips persistence H0..HK "
-                   "(default 2),\nthe diagram, the barcode and the 1-skeleton at each scale "
-                   "(default: the 10%%, 25%%\nand 50%% quantiles of the distances), the H0 "
-                   "clusters at each scale and a\nrepresentative cycle of every H1 class, "
-                   "listed by token (topo.json).\n\n%s",
+                   "       [--scale S | --scales S1,S2,...] [--threshold T] [--seed-compat]\n\n"
+                   "The head's tokens as a metric space — the Jensen–Shannon distance (base 2) "
+                   "between\ntheir attention distributions — and its Vietoris–Rips persistence "
+                   "H0..HK (default 2).\nWrites DIR/result.json ({\"tokens\", \"diagrams\" in the "
+                   "format of rips --json with\nH1 cycles, \"cycle_tokens\", \"clusters\" at each "
+                   "scale, \"layout3d\"}), DIR/js.npy (the\ndistance matrix), and the diagram, "
+                   "barcode and skeleton figures at each scale (default:\nthe 10%%, 25%% and "
+                   "50%% quantiles of the distances). Further inputs get _2, _3 ... names.\n"
+                   "--seed-compat uses the seed notebook's distance: sqrt of scipy's JS distance "
+                   "(base e)\nof softmaxed attention rows.\n\n%s",
                    ANALYSIS_COMMON_USAGE);
             return ATS_EXIT_OK;
         } else {
@@ -482,20 +538,17 @@ static int run_topo(int argc, char **argv) {
     ats_error_clear(&err);
     if (analysis_load(&a, src, &count, &err)) return fail(&err);
     ats_status st = ATS_OK;
-    cJSON *doc = cJSON_CreateObject(), *inputs = cJSON_AddArrayToObject(doc, "inputs");
-    cJSON_AddNumberToObject(doc, "layer", (double)a.layer);
-    cJSON_AddNumberToObject(doc, "head", (double)a.head);
-    cJSON_AddStringToObject(doc, "metric", "Jensen-Shannon distance, base 2");
     for (size_t t = 0; t < count && !st; t++) {
         const attn_source *s = &src[t];
         size_t n = s->n;
-        double *full = NULL, *lower = NULL;
+        double *full = NULL, *lower = NULL, *pos = NULL;
         ats_rips_result res;
         memset(&res, 0, sizeof res);
-        st = head_js(s, (size_t)a.layer, (size_t)a.head, &full, &lower, &err);
-        char name[96], title[512];
+        char suffix[32], name[96], title[512];
+        input_suffix(suffix, sizeof suffix, t);
+        st = head_js(s, (size_t)a.layer, (size_t)a.head, seed_compat, &full, &lower, &err);
         if (!st) {
-            snprintf(name, sizeof name, "jsd_%zu_L%ld_H%ld", t + 1, a.layer, a.head);
+            snprintf(name, sizeof name, "js%s", suffix);
             size_t shape[2] = {n, n};
             st = write_npy(&a, name, ATS_F64, 2, shape, full, &err);
         }
@@ -520,80 +573,69 @@ static int run_topo(int argc, char **argv) {
         ats_figure_options fo;
         ats_figure_options_init(&fo);
         fo.title = title;
-        if (!st) {
-            snprintf(name, sizeof name, "diagram_%zu_L%ld_H%ld", t + 1, a.layer, a.head);
-            title_for(title, sizeof title, &a, s, "persistence diagram", a.layer, a.head);
+        const char *kinds[3] = {"diagram", "barcode", "skeleton"};
+        const char *what[3] = {"persistence diagram", "barcode", "Rips 1-skeleton"};
+        for (int k = 0; k < 3 && !st; k++) {
+            snprintf(name, sizeof name, "%s%s", kinds[k], suffix);
+            title_for(title, sizeof title, &a, s, what[k], a.layer, a.head);
             char *path = figure_path(&a, name, &err);
-            st = path ? ats_render_diagram(path, (size_t)max_dim + 1, res.dims, dims, &fo, &err)
-                      : err.status;
-            if (!st) printf("%s\n", path);
-            free(path);
-        }
-        if (!st) {
-            snprintf(name, sizeof name, "barcode_%zu_L%ld_H%ld", t + 1, a.layer, a.head);
-            title_for(title, sizeof title, &a, s, "barcode", a.layer, a.head);
-            char *path = figure_path(&a, name, &err);
-            st = path ? ats_render_barcode(path, (size_t)max_dim + 1, res.dims, dims, &fo, &err)
-                      : err.status;
-            if (!st) printf("%s\n", path);
-            free(path);
-        }
-        if (!st) {
-            snprintf(name, sizeof name, "skeleton_%zu_L%ld_H%ld", t + 1, a.layer, a.head);
-            title_for(title, sizeof title, &a, s, "Rips 1-skeleton", a.layer, a.head);
-            ats_graph_options go;
-            ats_graph_options_init(&go);
-            go.fig.title = title;
-            go.labels = (const char *const *)s->labels;
-            char *path = figure_path(&a, name, &err);
-            st = path ? ats_render_skeleton_grid(path, n, lower, ns, sc, &go, &err) : err.status;
-            if (!st) printf("%s\n", path);
-            free(path);
-        }
-        if (!st) {
-            cJSON *in = cJSON_CreateObject();
-            cJSON_AddStringToObject(in, "name", s->name);
-            cJSON_AddItemToObject(in, "tokens", labels_json(s));
-            cJSON_AddNumberToObject(in, "threshold", res.threshold);
-            cJSON *dj = cJSON_AddArrayToObject(in, "dims");
-            for (int k = 0; k <= max_dim; k++) {
-                cJSON *e = cJSON_CreateObject();
-                cJSON_AddNumberToObject(e, "dim", k);
-                cJSON_AddItemToObject(e, "pairs", pairs_json(&res.dims[k]));
-                if (k == 1 && res.cycles) {
-                    /* each H1 class as the tokens around its loop */
-                    cJSON *cyc = cJSON_AddArrayToObject(e, "cycles");
-                    for (size_t i = 0; i < res.dims[1].count; i++) {
-                        const ats_representative *rep = &res.cycles[i];
-                        cJSON *edges = cJSON_CreateArray();
-                        for (size_t q = 0; q < rep->count; q++) {
-                            cJSON *edge = cJSON_CreateArray();
-                            cJSON_AddItemToArray(edge, cJSON_CreateNumber(rep->vertices[2 * q]));
-                            cJSON_AddItemToArray(edge,
-                                                 cJSON_CreateNumber(rep->vertices[2 * q + 1]));
-                            cJSON_AddItemToArray(edges, edge);
-                        }
-                        cJSON *c = cJSON_CreateObject();
-                        cJSON_AddItemToObject(c, "edges", edges);
-                        cJSON *toks = cJSON_AddArrayToObject(c, "tokens");
-                        /* the distinct tokens on the cycle, in token order */
-                        unsigned char *on = calloc(n, 1);
-                        for (size_t q = 0; on && q < 2 * rep->count; q++) on[rep->vertices[q]] = 1;
-                        for (size_t v = 0; on && v < n; v++)
-                            if (on[v]) cJSON_AddItemToArray(toks, cJSON_CreateString(s->labels[v]));
-                        free(on);
-                        cJSON_AddItemToArray(cyc, c);
-                    }
-                }
-                cJSON_AddItemToArray(dj, e);
+            if (!path) {
+                st = err.status;
+                break;
             }
-            cJSON *cl = cJSON_AddArrayToObject(in, "clusters");
-            int32_t *labels = malloc(n * sizeof *labels);
+            if (k == 0)
+                st = ats_render_diagram(path, (size_t)max_dim + 1, res.dims, dims, &fo, &err);
+            else if (k == 1)
+                st = ats_render_barcode(path, (size_t)max_dim + 1, res.dims, dims, &fo, &err);
+            else {
+                ats_graph_options go;
+                ats_graph_options_init(&go);
+                go.fig.title = title;
+                go.labels = (const char *const *)s->labels;
+                st = ats_render_skeleton_grid(path, n, lower, ns, sc, &go, &err);
+            }
+            if (!st) printf("%s\n", path);
+            free(path);
+        }
+        /* the 3-D layout at the largest scale, for the viewer */
+        if (!st) {
+            double big = 0;
+            for (size_t q = 0; q < ns; q++) big = fmax(big, sc[q]);
+            pos = malloc((n ? n : 1) * 3 * sizeof *pos);
+            st = pos ? ats_layout_force(n, lower, big, 3, 150, pos, &err)
+                     : ats_error_set(&err, ATS_ERR_NOMEM, "out of memory");
+        }
+        if (!st) {
+            cJSON *doc = cJSON_CreateObject();
+            cJSON_AddItemToObject(doc, "tokens", labels_json(s));
+            cJSON_AddStringToObject(doc, "input", s->name);
+            cJSON_AddNumberToObject(doc, "layer", (double)a.layer);
+            cJSON_AddNumberToObject(doc, "head", (double)a.head);
+            cJSON_AddStringToObject(doc, "metric",
+                                    seed_compat
+                                        ? "seed notebook: sqrt of scipy JS distance (base e) "
+                                          "of softmaxed rows"
+                                        : "Jensen-Shannon distance, base 2");
+            cJSON_AddItemToObject(doc, "diagrams", persistence_json(&res, (int)max_dim));
+            cJSON *ct = cJSON_AddArrayToObject(doc, "cycle_tokens");
+            for (size_t i = 0; res.cycles && i < res.dims[1].count; i++) {
+                /* the distinct tokens on the cycle, in token order */
+                cJSON *toks = cJSON_CreateArray();
+                unsigned char *on = calloc(n, 1);
+                const ats_representative *rep = &res.cycles[i];
+                for (size_t q = 0; on && q < 2 * rep->count; q++) on[rep->vertices[q]] = 1;
+                for (size_t v = 0; on && v < n; v++)
+                    if (on[v]) cJSON_AddItemToArray(toks, cJSON_CreateString(s->labels[v]));
+                free(on);
+                cJSON_AddItemToArray(ct, toks);
+            }
+            cJSON *cl = cJSON_AddArrayToObject(doc, "clusters");
+            int32_t *labels = malloc((n ? n : 1) * sizeof *labels);
             for (size_t q = 0; labels && q < ns; q++) {
                 size_t k;
                 ats_rips_clusters(n, lower, sc[q], labels, &k, NULL);
                 cJSON *c = cJSON_CreateObject();
-                cJSON_AddNumberToObject(c, "scale", sc[q]);
+                cJSON_AddItemToObject(c, "scale", num_json(sc[q]));
                 cJSON *groups = cJSON_AddArrayToObject(c, "groups");
                 for (size_t g = 0; g < k; g++) {
                     cJSON *grp = cJSON_CreateArray();
@@ -605,8 +647,10 @@ static int run_topo(int argc, char **argv) {
                 cJSON_AddItemToArray(cl, c);
             }
             free(labels);
-            cJSON_AddItemToArray(inputs, in);
-            /* a short report on stdout */
+            cJSON_AddItemToObject(doc, "layout3d", matrix_json(pos, n, 3));
+            snprintf(name, sizeof name, "result%s", suffix);
+            st = write_json(&a, name, doc, &err);
+            cJSON_Delete(doc);
             fprintf(stderr, "%s: %zu tokens;", s->name, n);
             for (int k = 0; k <= max_dim; k++) fprintf(stderr, " H%d: %zu", k, res.dims[k].count);
             fputc('\n', stderr);
@@ -614,20 +658,52 @@ static int run_topo(int argc, char **argv) {
         ats_rips_result_free(&res);
         free(full);
         free(lower);
+        free(pos);
     }
-    if (!st) st = write_json(&a, "topo", doc, &err);
-    cJSON_Delete(doc);
     for (size_t t = 0; t < count; t++) attn_source_free(&src[t]);
     return st ? fail(&err) : ATS_EXIT_OK;
 }
 
 /* ---- compare */
 
+/* {"0": v, "1": v, ...} with each v a number (one head) or an [L][H] array. */
+static cJSON *per_dim_json(const double *vals, size_t nd, size_t L, size_t H, int all_heads,
+                           size_t l0, size_t h0) {
+    cJSON *o = cJSON_CreateObject();
+    for (size_t d = 0; d < nd; d++) {
+        char key[32];
+        snprintf(key, sizeof key, "%zu", d);
+        if (all_heads)
+            cJSON_AddItemToObject(o, key, matrix_json(vals + d * L * H, L, H));
+        else {
+            double v = vals[(d * L + l0) * H + h0];
+            cJSON_AddItemToObject(o, key, isinf(v) ? cJSON_CreateString("inf") : num_json(v));
+        }
+    }
+    return o;
+}
+
+static char **index_names(size_t n) {
+    char **names = calloc(n ? n : 1, sizeof *names);
+    for (size_t i = 0; names && i < n; i++) {
+        names[i] = malloc(24);
+        if (names[i]) snprintf(names[i], 24, "%zu", i);
+    }
+    return names;
+}
+
+static void free_names(char **names, size_t n) {
+    for (size_t i = 0; names && i < n; i++) free(names[i]);
+    free(names);
+}
+
 static int run_compare(int argc, char **argv) {
     analysis_args a;
     analysis_args_init(&a, "compare");
     long max_dim = 1;
     double q = 1.0;
+    int all_heads = 0, seed_compat = 0;
+    const char *json_out = NULL;
     for (int i = 1; i < argc; i++) {
         int r = analysis_parse_common(&a, argc, argv, &i);
         if (r < 0) return ATS_EXIT_INPUT;
@@ -641,25 +717,39 @@ static int run_compare(int argc, char **argv) {
             if (!ats_cli_parse_double(v, 0, &q) || q < 1)
                 return ats_cli_usage_error("compare", "--q needs a number >= 1");
             i++;
+        } else if (!strcmp(s, "--json") && v) {
+            json_out = v;
+            i++;
+        } else if (!strcmp(s, "--all-heads")) {
+            all_heads = 1;
+        } else if (!strcmp(s, "--seed-compat")) {
+            seed_compat = 1;
         } else if (!strcmp(s, "--help")) {
-            printf("usage: attnscope compare (two inputs) --out DIR [--layer L --head H] [--dim K]"
-                   " [--q Q]\n\nBottleneck and q-Wasserstein (internal L-inf, default q = 1) "
-                   "distances between\nthe persistence diagrams (H0..HK, default K = 1) of two "
-                   "texts' Jensen–Shannon\ntoken metrics: for one head, or for every head "
-                   "(an L x H heatmap per measure).\n\n%s",
+            printf("usage: attnscope compare (two inputs) (--layer L --head H | --all-heads)\n"
+                   "       [--json OUT] [--out DIR] [--dim K] [--q Q] [--seed-compat]\n\n"
+                   "Bottleneck and q-Wasserstein (internal L-inf, default q = 1) distances "
+                   "between the\npersistence diagrams H0..HK (default K = 1) of the two texts' "
+                   "Jensen–Shannon token\nmetrics. --json OUT writes {\"bottleneck\":{\"0\":x,"
+                   "\"1\":y},\"wasserstein\":{...}}, each value\nan [L][H] array with --all-heads. "
+                   "--out DIR also writes bottleneck.npy / wasserstein.npy\n([K+1][L][H]) and, "
+                   "for all heads, an L x H heatmap per measure and dimension.\n\n%s",
                    ANALYSIS_COMMON_USAGE);
             return ATS_EXIT_OK;
         } else {
             return ats_cli_usage_error("compare", "unknown option '%s' (see --help)", s);
         }
     }
-    int rc = analysis_check(&a, 0);
+    if (all_heads && !a.out_dir && !json_out)
+        return ats_cli_usage_error("compare", "--all-heads needs --json OUT or --out DIR");
+    analysis_args check = a;
+    if (!check.out_dir) check.out_dir = "."; /* --out is optional here */
+    int rc = analysis_check(&check, 0);
     if (rc) return rc;
     if (a.n_texts + a.n_attention != 2)
-        return ats_cli_usage_error("compare", "needs exactly two inputs (two --text or two "
-                                              "--attention)");
-    if ((a.layer >= 0) != (a.head >= 0))
-        return ats_cli_usage_error("compare", "give both --layer and --head, or neither");
+        return ats_cli_usage_error("compare",
+                                   "needs exactly two inputs (two --text or two --attention)");
+    if (all_heads == (a.layer >= 0) || (a.layer >= 0) != (a.head >= 0))
+        return ats_cli_usage_error("compare", "choose --layer L --head H, or --all-heads");
     attn_source src[ANALYSIS_MAX_INPUTS];
     size_t count;
     ats_error err;
@@ -667,23 +757,23 @@ static int run_compare(int argc, char **argv) {
     if (analysis_load(&a, src, &count, &err)) return fail(&err);
     ats_status st = ATS_OK;
     if (src[0].L != src[1].L || src[0].H != src[1].H) {
-        st = ats_error_set(&err, ATS_ERR_INVALID,
-                           "the two inputs have %zu x %zu and %zu x %zu heads", src[0].L, src[0].H,
-                           src[1].L, src[1].H);
+        ats_error_set(&err, ATS_ERR_INVALID, "the two inputs have %zu x %zu and %zu x %zu heads",
+                      src[0].L, src[0].H, src[1].L, src[1].H);
         for (size_t t = 0; t < count; t++) attn_source_free(&src[t]);
         return fail(&err);
     }
     size_t L = src[0].L, H = src[0].H;
-    size_t l0 = a.layer >= 0 ? (size_t)a.layer : 0, l1 = a.layer >= 0 ? (size_t)a.layer + 1 : L;
-    size_t h0 = a.head >= 0 ? (size_t)a.head : 0, h1 = a.head >= 0 ? (size_t)a.head + 1 : H;
+    size_t l0 = all_heads ? 0 : (size_t)a.layer, l1 = all_heads ? L : (size_t)a.layer + 1;
+    size_t h0 = all_heads ? 0 : (size_t)a.head, h1 = all_heads ? H : (size_t)a.head + 1;
     size_t heads = (l1 - l0) * (h1 - h0), nd = (size_t)max_dim + 1;
     /* every head of both inputs, in one parallel batch */
     double **lowers = calloc(2 * heads, sizeof *lowers);
     const double **lp = calloc(2 * heads, sizeof *lp);
     size_t *ns = calloc(2 * heads, sizeof *ns);
     ats_rips_result *res = calloc(2 * heads, sizeof *res);
+    ats_error *errs = calloc(2 * heads, sizeof *errs);
     double *bott = calloc(nd * L * H, sizeof *bott), *wass = calloc(nd * L * H, sizeof *wass);
-    if (!lowers || !lp || !ns || !res || !bott || !wass)
+    if (!lowers || !lp || !ns || !res || !errs || !bott || !wass)
         st = ats_error_set(&err, ATS_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < nd * L * H && !st; i++) bott[i] = wass[i] = NAN;
     for (size_t t = 0; t < 2 && !st; t++)
@@ -691,7 +781,7 @@ static int run_compare(int argc, char **argv) {
             for (size_t h = h0; h < h1 && !st; h++) {
                 size_t k = t * heads + (l - l0) * (h1 - h0) + (h - h0);
                 double *full = NULL;
-                st = head_js(&src[t], l, h, &full, &lowers[k], &err);
+                st = head_js(&src[t], l, h, seed_compat, &full, &lowers[k], &err);
                 free(full);
                 lp[k] = lowers[k];
                 ns[k] = src[t].n;
@@ -700,8 +790,12 @@ static int run_compare(int argc, char **argv) {
         ats_rips_options ro;
         ats_rips_options_init(&ro);
         ro.max_dim = (int)max_dim;
-        st = ats_rips_compute_batch(2 * heads, ns, lp, &ro, a.threads, res, NULL);
-        if (st) ats_error_set(&err, st, "persistence of a head failed");
+        st = ats_rips_compute_batch(2 * heads, ns, lp, &ro, a.threads, res, errs);
+        for (size_t k = 0; st && k < 2 * heads; k++)
+            if (errs[k].status) {
+                err = errs[k];
+                break;
+            }
     }
     ats_wasserstein_options wo;
     ats_wasserstein_options_init(&wo);
@@ -709,7 +803,7 @@ static int run_compare(int argc, char **argv) {
     for (size_t k = 0; k < heads && !st; k++) {
         size_t l = l0 + k / (h1 - h0), h = h0 + k % (h1 - h0);
         for (size_t d = 0; d < nd && !st; d++) {
-            double b, w;
+            double b = NAN, w = NAN;
             st = ats_bottleneck_distance(&res[k].dims[d], &res[heads + k].dims[d], &b, NULL, &err);
             if (!st)
                 st = ats_wasserstein_distance(&res[k].dims[d], &res[heads + k].dims[d], &wo, &w,
@@ -720,60 +814,60 @@ static int run_compare(int argc, char **argv) {
     }
     cJSON *doc = cJSON_CreateObject();
     if (!st) {
-        cJSON_AddStringToObject(doc, "a", src[0].name);
-        cJSON_AddStringToObject(doc, "b", src[1].name);
+        cJSON_AddItemToObject(doc, "bottleneck", per_dim_json(bott, nd, L, H, all_heads, l0, h0));
+        cJSON_AddItemToObject(doc, "wasserstein", per_dim_json(wass, nd, L, H, all_heads, l0, h0));
+        cJSON_AddNumberToObject(doc, "q", q);
+        if (!all_heads) {
+            cJSON_AddNumberToObject(doc, "layer", (double)a.layer);
+            cJSON_AddNumberToObject(doc, "head", (double)a.head);
+        }
         cJSON_AddItemToObject(doc, "tokens_a", labels_json(&src[0]));
         cJSON_AddItemToObject(doc, "tokens_b", labels_json(&src[1]));
-        cJSON_AddNumberToObject(doc, "q", q);
-        cJSON *dims = cJSON_AddArrayToObject(doc, "dims");
-        for (size_t d = 0; d < nd; d++) {
-            cJSON *e = cJSON_CreateObject();
-            cJSON_AddNumberToObject(e, "dim", (double)d);
-            cJSON_AddItemToObject(e, "bottleneck", matrix_json(bott + d * L * H, L, H));
-            cJSON_AddItemToObject(e, "wasserstein", matrix_json(wass + d * L * H, L, H));
-            cJSON_AddItemToArray(dims, e);
+        if (json_out) {
+            char *text = cJSON_Print(doc);
+            ats_outfile of;
+            st = text ? ats_outfile_open(&of, json_out, &err)
+                      : ats_error_set(&err, ATS_ERR_NOMEM, "out of memory");
+            if (!st) {
+                fputs(text, of.fp);
+                fputc('\n', of.fp);
+                st = ats_outfile_commit(&of, &err);
+            }
+            free(text);
         }
+    }
+    if (!st && a.out_dir) {
         size_t shape[3] = {nd, L, H};
         st = write_npy(&a, "bottleneck", ATS_F64, 3, shape, bott, &err);
         if (!st) st = write_npy(&a, "wasserstein", ATS_F64, 3, shape, wass, &err);
+        if (!st) st = write_json(&a, "compare", doc, &err);
+        char **layer_names = index_names(L), **head_names = index_names(H);
+        for (size_t d = 0; d < nd && !st && all_heads; d++)
+            for (int which = 0; which < 2 && !st; which++) {
+                char name[64], title[512];
+                snprintf(name, sizeof name, "%s_H%zu", which ? "wasserstein" : "bottleneck", d);
+                snprintf(title, sizeof title, "%s%s%s distance of H%zu diagrams, %s vs %s",
+                         a.title ? a.title : "", a.title ? ": " : "",
+                         which ? "Wasserstein" : "bottleneck", d, src[0].name, src[1].name);
+                ats_heatmap_options ho;
+                ats_heatmap_options_init(&ho);
+                ho.fig.title = title;
+                ho.row_title = "layer";
+                ho.col_title = "head";
+                ho.row_labels = (const char *const *)layer_names;
+                ho.col_labels = (const char *const *)head_names;
+                ho.value_title = which ? "W" : "d_B";
+                char *path = figure_path(&a, name, &err);
+                st = path ? ats_render_heatmap(path, L, H, (which ? wass : bott) + d * L * H, &ho,
+                                               &err)
+                          : err.status;
+                if (!st) printf("%s\n", path);
+                free(path);
+            }
+        free_names(layer_names, L);
+        free_names(head_names, H);
     }
-    char **layer_names = calloc(L, sizeof *layer_names),
-         **head_names = calloc(H, sizeof *head_names);
-    for (size_t i = 0; layer_names && i < L; i++) {
-        layer_names[i] = malloc(24);
-        if (layer_names[i]) snprintf(layer_names[i], 24, "%zu", i);
-    }
-    for (size_t i = 0; head_names && i < H; i++) {
-        head_names[i] = malloc(24);
-        if (head_names[i]) snprintf(head_names[i], 24, "%zu", i);
-    }
-    for (size_t d = 0; d < nd && !st && heads > 1; d++)
-        for (int which = 0; which < 2 && !st; which++) {
-            char name[64], title[512];
-            snprintf(name, sizeof name, "%s_H%zu", which ? "wasserstein" : "bottleneck", d);
-            snprintf(title, sizeof title, "%s%s%s distance of H%zu diagrams, %s vs %s",
-                     a.title ? a.title : "", a.title ? ": " : "",
-                     which ? "Wasserstein" : "bottleneck", d, src[0].name, src[1].name);
-            ats_heatmap_options ho;
-            ats_heatmap_options_init(&ho);
-            ho.fig.title = title;
-            ho.row_title = "layer";
-            ho.col_title = "head";
-            ho.row_labels = (const char *const *)layer_names;
-            ho.col_labels = (const char *const *)head_names;
-            ho.value_title = which ? "W" : "d_B";
-            char *path = figure_path(&a, name, &err);
-            st = path ? ats_render_heatmap(path, L, H, (which ? wass : bott) + d * L * H, &ho, &err)
-                      : err.status;
-            if (!st) printf("%s\n", path);
-            free(path);
-        }
-    for (size_t i = 0; layer_names && i < L; i++) free(layer_names[i]);
-    for (size_t i = 0; head_names && i < H; i++) free(head_names[i]);
-    free(layer_names);
-    free(head_names);
-    if (!st) st = write_json(&a, "compare", doc, &err);
-    if (!st && heads == 1)
+    if (!st && !all_heads)
         for (size_t d = 0; d < nd; d++)
             printf("H%zu bottleneck %.17g wasserstein %.17g\n", d, bott[(d * L + l0) * H + h0],
                    wass[(d * L + l0) * H + h0]);
@@ -786,6 +880,7 @@ static int run_compare(int argc, char **argv) {
     free(lp);
     free(ns);
     free(res);
+    free(errs);
     free(bott);
     free(wass);
     for (size_t t = 0; t < count; t++) attn_source_free(&src[t]);

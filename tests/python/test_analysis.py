@@ -58,18 +58,23 @@ def test_topo_matches_scipy_and_gudhi(attention_files):
     p = run("topo", "--attention", str(tmp / "a.npy"), "--tokens", str(tmp / "a.txt"),
             "--layer", "1", "--head", "2", "--out", str(out))
     assert p.returncode == 0, p.stderr
-    doc = json.load(open(out / "topo.json"))
-    entry = doc["inputs"][0]
-    assert entry["tokens"][3] == "tok3"
+    doc = json.load(open(out / "result.json"))
+    assert doc["tokens"][3] == "tok3"
     ref = scipy_jsd(att[1, 2])
-    ours = np.load(out / "jsd_1_L1_H2.npy")
+    ours = np.load(out / "js.npy")
     np.testing.assert_allclose(ours, ref, atol=1e-9)
-    assert_same_diagrams(diagrams_from_json(entry), gudhi_diagrams(ref, 2), 1e-8, range(3), "topo")
+    assert_same_diagrams(diagrams_from_json(doc["diagrams"]), gudhi_diagrams(ref, 2), 1e-8, range(3), "topo")
     for k in ("diagram", "barcode", "skeleton"):
-        assert (out / f"{k}_1_L1_H2.png").stat().st_size > 1000
-    for c in entry["dims"][1].get("cycles", []):
-        assert len(c["tokens"]) >= 3 and all(t.startswith("tok") for t in c["tokens"])
-    assert len(entry["clusters"]) == 3
+        assert (out / f"{k}.png").stat().st_size > 1000
+    for toks in doc["cycle_tokens"]:
+        assert len(toks) >= 3 and all(t.startswith("tok") for t in toks)
+    assert len(doc["clusters"]) == 3 and len(doc["layout3d"]) == 14
+    # the same diagrams as `attnscope rips` on the matrix it wrote
+    r = run("rips", str(out / "js.npy"), "--dim", "2", "--json", str(tmp / "r.json"))
+    assert r.returncode == 0, r.stderr
+    rj = json.load(open(tmp / "r.json"))
+    for a_, b_ in zip(rj["dims"], doc["diagrams"]["dims"]):
+        assert a_["pairs"] == b_["pairs"]
 
 
 def test_compare_matches_gudhi_bottleneck(attention_files):
@@ -77,9 +82,11 @@ def test_compare_matches_gudhi_bottleneck(attention_files):
     tmp, att, att2 = attention_files
     out = tmp / "cmp"
     p = run("compare", "--attention", str(tmp / "a.npy"), "--attention", str(tmp / "b.npy"),
-            "--out", str(out), "--format", "svg")
+            "--all-heads", "--out", str(out), "--format", "svg", "--json", str(tmp / "c.json"))
     assert p.returncode == 0, p.stderr
     b = np.load(out / "bottleneck.npy")
+    cj = json.load(open(tmp / "c.json"))
+    np.testing.assert_array_equal(np.array(cj["bottleneck"]["1"]), b[1])
     assert b.shape == (2, 2, 3)
     for l in range(2):
         for h in range(3):
@@ -90,8 +97,10 @@ def test_compare_matches_gudhi_bottleneck(attention_files):
                 assert abs(b[k, l, h] - gudhi.bottleneck_distance(fa, fb, 0)) <= 1e-8
     assert (out / "bottleneck_H1.svg").exists() and (out / "wasserstein_H0.svg").exists()
     one = run("compare", "--attention", str(tmp / "a.npy"), "--attention", str(tmp / "b.npy"),
-              "--layer", "0", "--head", "1", "--out", str(tmp / "one"))
-    assert one.returncode == 0 and "H1 bottleneck" in one.stdout
+              "--layer", "0", "--head", "1", "--json", str(tmp / "one.json"))
+    assert one.returncode == 0 and "H1 bottleneck" in one.stdout, one.stderr
+    oj = json.load(open(tmp / "one.json"))
+    assert set(oj["bottleneck"]) == {"0", "1"} and oj["bottleneck"]["1"] == b[1, 0, 1]
 
 
 def test_attend_divergence_graph(attention_files):
@@ -113,15 +122,17 @@ def test_attend_divergence_graph(attention_files):
 def test_bad_input(attention_files, tmp_path):
     tmp, _, _ = attention_files
     p = run("topo", "--attention", str(tmp / "a.npy"), "--layer", "5", "--head", "0", "--out", str(tmp / "x"))
-    assert p.returncode == 2 and "layer 5" in p.stderr and not (tmp / "x" / "topo.json").exists()
+    assert p.returncode == 2 and "layer 5" in p.stderr and not (tmp / "x" / "result.json").exists()
     p = run("topo", "--attention", str(tmp / "a.npy"), "--out", str(tmp / "x"))
     assert p.returncode == 2 and "--layer" in p.stderr
     bad = np.full((4, 4), np.nan, np.float32)
     np.save(tmp / "nan.npy", bad)
     p = run("topo", "--attention", str(tmp / "nan.npy"), "--layer", "0", "--head", "0", "--out", str(tmp / "y"))
     assert p.returncode == 2 and "nan.npy" in p.stderr
-    p = run("compare", "--attention", str(tmp / "a.npy"), "--out", str(tmp / "z"))
+    p = run("compare", "--attention", str(tmp / "a.npy"), "--all-heads", "--out", str(tmp / "z"))
     assert p.returncode == 2 and "two inputs" in p.stderr
+    p = run("compare", "--attention", str(tmp / "a.npy"), "--attention", str(tmp / "a.npy"), "--out", str(tmp / "z"))
+    assert p.returncode == 2 and "--all-heads" in p.stderr
 
 
 @pytest.mark.parametrize("model", ["bert", "gpt2"])
@@ -133,8 +144,8 @@ def test_model_text_path(tmp_path, model):
     p = run("topo", "--model", d, "--text", "the cat sat on the mat and the dog lay on the rug",
             "--layer", "0", "--head", "1", "--out", str(out))
     assert p.returncode == 0, p.stderr
-    doc = json.load(open(out / "topo.json"))
-    assert len(doc["inputs"][0]["tokens"]) == np.load(out / "jsd_1_L0_H1.npy").shape[0]
+    doc = json.load(open(out / "result.json"))
+    assert len(doc["tokens"]) == np.load(out / "js.npy").shape[0]
     p = run("compare", "--model", d, "--text", "the cat sat", "--text", "a dog lay on a rug",
-            "--out", str(out))
+            "--all-heads", "--json", str(out / "c.json"))
     assert p.returncode == 0, p.stderr
