@@ -57,6 +57,11 @@ typedef struct ats_encoding {
  * tokenize_chinese_chars say; [CLS] ... [SEP]). Errors name the file and what is wrong in it
  * (line and column for JSON syntax, line for merges.txt). */
 ats_status ats_tokenizer_load(const char *model_dir, ats_tokenizer **out, ats_error *err);
+/* Loads a tokenizer from the text of a tokenizer.json held in memory (len bytes, need not be
+ * NUL-terminated); no other file is read, so model_max_length is unknown. Errors name
+ * "tokenizer.json". */
+ats_status ats_tokenizer_load_json(const char *json, size_t len, ats_tokenizer **out,
+                                   ats_error *err);
 void ats_tokenizer_free(ats_tokenizer *tok);
 
 ats_tokenizer_kind ats_tokenizer_kind_of(const ats_tokenizer *tok);

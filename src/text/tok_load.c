@@ -582,10 +582,17 @@ static ats_status parse_added_tokens(ats_tokenizer *t, const cJSON *list, const 
     return ATS_OK;
 }
 
-static ats_status load_tokenizer_json(ats_tokenizer *t, const char *path, ats_error *err) {
-    cJSON *j;
-    ats_status st = read_json(path, &j, err);
-    if (st) return st;
+static ats_status parse_tokenizer_json(ats_tokenizer *t, const char *buf, size_t len,
+                                       const char *path, ats_error *err) {
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
+    if (!j) {
+        size_t off = end && end >= buf && end <= buf + len ? (size_t)(end - buf) : 0;
+        size_t line, col;
+        line_col(buf, off, &line, &col);
+        return ats_error_set(err, ATS_ERR_FORMAT, "%s:%zu:%zu: invalid JSON", path, line, col);
+    }
+    ats_status st;
     if (!cJSON_IsObject(j)) {
         cJSON_Delete(j);
         return ats_error_set(err, ATS_ERR_FORMAT, "%s: not a JSON object", path);
@@ -604,6 +611,35 @@ static ats_status load_tokenizer_json(ats_tokenizer *t, const char *path, ats_er
         return st;
     }
     cJSON_Delete(j);
+    return ATS_OK;
+}
+
+static ats_status load_tokenizer_json(ats_tokenizer *t, const char *path, ats_error *err) {
+    char *buf;
+    size_t len;
+    ats_status st = ats_file_read_all(path, TOK_MAX_FILE, &buf, &len, err);
+    if (st) return st;
+    st = parse_tokenizer_json(t, buf, len, path, err);
+    free(buf);
+    return st;
+}
+
+/* checks the combination and builds the byte-level tables and the regex */
+static ats_status finish(ats_tokenizer *t, const char *name, ats_error *err) {
+    if (t->kind == ATS_TOKENIZER_BPE && !t->pre_bytelevel)
+        return ats_error_set(err, ATS_ERR_FORMAT,
+                             "%s: a BPE tokenizer without the ByteLevel pre-tokenizer is not "
+                             "supported",
+                             name);
+    if (t->kind == ATS_TOKENIZER_WORDPIECE && t->pre_bytelevel)
+        return ats_error_set(err, ATS_ERR_FORMAT,
+                             "%s: WordPiece with the ByteLevel pre-tokenizer is not supported",
+                             name);
+    if (t->pre_bytelevel) {
+        byte_level_table(t);
+        byte_level_ids(t);
+        if (t->byte_regex) return compile_regex(t, err);
+    }
     return ATS_OK;
 }
 
@@ -823,18 +859,7 @@ static ats_status load_dir(ats_tokenizer *t, const char *dir, tok_config *c, ats
     free(vb);
     free(vt);
     if (st) return st;
-    if (t->kind == ATS_TOKENIZER_BPE) {
-        if (!t->pre_bytelevel)
-            return ats_error_set(err, ATS_ERR_FORMAT,
-                                 "%s: a BPE tokenizer without the ByteLevel pre-tokenizer is "
-                                 "not supported",
-                                 dir);
-    }
-    if (t->pre_bytelevel) {
-        byte_level_table(t);
-        byte_level_ids(t);
-        if (t->byte_regex && (st = compile_regex(t, err))) return st;
-    }
+    if ((st = finish(t, dir, err))) return st;
     if (!t->max_length) {
         const cJSON *mp = cJSON_GetObjectItemCaseSensitive(c->config, "max_position_embeddings");
         if (!mp) mp = cJSON_GetObjectItemCaseSensitive(c->config, "n_positions");
@@ -857,6 +882,23 @@ ats_status ats_tokenizer_load(const char *model_dir, ats_tokenizer **out, ats_er
     cJSON_Delete(c.config);
     cJSON_Delete(c.tok_config);
     cJSON_Delete(c.special_map);
+    if (st) {
+        ats_tokenizer_free(t);
+        return st;
+    }
+    *out = t;
+    return ATS_OK;
+}
+
+ats_status ats_tokenizer_load_json(const char *json, size_t len, ats_tokenizer **out,
+                                   ats_error *err) {
+    *out = NULL;
+    if (!json && len) return ats_error_set(err, ATS_ERR_INVALID, "tokenizer.json: NULL buffer");
+    ats_tokenizer *t = calloc(1, sizeof *t);
+    if (!t) return ats_error_set(err, ATS_ERR_NOMEM, "tokenizer: out of memory");
+    t->unk_id = -1;
+    ats_status st = parse_tokenizer_json(t, json ? json : "", len, "tokenizer.json", err);
+    if (!st) st = finish(t, "tokenizer.json", err);
     if (st) {
         ats_tokenizer_free(t);
         return st;
