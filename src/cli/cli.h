@@ -22,6 +22,8 @@ int ats_cmd_graph(int argc, char **argv);
 int ats_cmd_divergence(int argc, char **argv);
 int ats_cmd_topo(int argc, char **argv);
 int ats_cmd_compare(int argc, char **argv);
+int ats_cmd_serve(int argc, char **argv);
+int ats_cmd_report(int argc, char **argv);
 
 /* Prints "attnscope: <message>" to stderr and returns the exit code for the status. */
 int ats_cli_fail(const ats_error *err);

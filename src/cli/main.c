@@ -25,7 +25,9 @@ static const command COMMANDS[] = {
     {"divergence", ats_cmd_divergence, "Entropy, KL and Jensen–Shannon of a head, as figures"},
     {"topo", ats_cmd_topo, "Token topology of a head: JS distances, persistence, skeleton"},
     {"compare", ats_cmd_compare, "Bottleneck/Wasserstein between two texts' diagrams, per head"},
+    {"report", ats_cmd_report, "One offline HTML page with a whole two-text analysis"},
     {"tokenize", ats_cmd_tokenize, "A model's tokens of a text, with ids and offsets"},
+    {"serve", ats_cmd_serve, "The interactive viewer in a browser (HTTP, 127.0.0.1)"},
 };
 
 static void print_usage(FILE *fp) {

@@ -30,9 +30,25 @@ static void value_range(size_t count, const double *v, const ats_heatmap_options
     if (*hi <= *lo) *hi = *lo + 1.0;
 }
 
-/* Paints values [rows][cols] into the rectangle (x, y, w, h). */
+/* Paints values [rows][cols] into the rectangle (x, y, w, h). Vector output of a moderate
+ * matrix gets one rectangle per cell: browsers smooth an embedded raster when they scale it,
+ * which blurs the cells. */
 static int paint_cells(canvas *c, size_t rows, size_t cols, const double *v, double lo, double hi,
                        double x, double y, double w, double h) {
+    if (c->format != ATS_FIGURE_PNG && rows * cols <= 16384) {
+        double cw = w / (double)cols, ch = h / (double)rows;
+        for (size_t i = 0; i < rows; i++)
+            for (size_t j = 0; j < cols; j++) {
+                double t = v[i * cols + j], r = 0.75, g = 0.75, b = 0.75;
+                if (!isnan(t)) ats_colormap_viridis((t - lo) / (hi - lo), &r, &g, &b);
+                cairo_set_source_rgb(c->cr, r, g, b);
+                /* a hair of overlap hides the seams anti-aliasing would leave */
+                cairo_rectangle(c->cr, x + cw * (double)j, y + ch * (double)i, cw + 0.05,
+                                ch + 0.05);
+                cairo_fill(c->cr);
+            }
+        return 1;
+    }
     cairo_surface_t *img = cairo_image_surface_create(CAIRO_FORMAT_RGB24, (int)cols, (int)rows);
     if (cairo_surface_status(img) != CAIRO_STATUS_SUCCESS) {
         cairo_surface_destroy(img);

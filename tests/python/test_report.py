@@ -1,0 +1,41 @@
+"""attnscope report: one self-contained page (no network references) with every figure."""
+import os
+import re
+import subprocess
+
+import pytest
+
+from rips_reference import ATTNSCOPE, ROOT
+
+FIXTURES = os.path.join(ROOT, "tests", "fixtures", "models")
+
+
+@pytest.mark.parametrize("model", ["bert", "gpt2"])
+def test_report_is_self_contained(tmp_path, model):
+    d = os.path.join(FIXTURES, model)
+    if not os.path.exists(os.path.join(d, "model.safetensors")):
+        pytest.skip("fixture model missing")
+    out = tmp_path / "rep"
+    p = subprocess.run([ATTNSCOPE, "report", "--model", d, "--text", "the cat sat on the mat",
+                        "--text", "a dog lay on the rug and slept", "--out", str(out)],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    html = (out / "index.html").read_text()
+    assert html.startswith("<!DOCTYPE html>")
+    images = re.findall(r'src="data:image/svg\+xml;base64,', html)
+    assert len(images) >= 17, len(images)
+    assert "not produced" not in html
+    assert not re.search(r'(src|href)="(https?:)?//', html), "the page must work offline"
+    assert "tokens on the cycle" in html and "H0 clusters" in html
+    for sub in ("compare", "topo", "attend", "divergence", "graph"):
+        assert (out / sub).is_dir()
+
+
+def test_report_bad_input(tmp_path):
+    p = subprocess.run([ATTNSCOPE, "report", "--model", str(tmp_path / "nope"), "--text", "a",
+                        "--text", "b", "--out", str(tmp_path / "o")], capture_output=True, text=True)
+    assert p.returncode == 2 and "nope" in p.stderr
+    assert not (tmp_path / "o" / "index.html").exists()
+    p = subprocess.run([ATTNSCOPE, "report", "--text", "a", "--out", str(tmp_path / "o")],
+                       capture_output=True, text=True)
+    assert p.returncode == 2
