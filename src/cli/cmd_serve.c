@@ -1,0 +1,113 @@
+/* attnscope serve: the interactive viewer on http://127.0.0.1:PORT/. */
+#include "cli.h"
+#include "attnscope/serve.h"
+
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char SERVE_USAGE[] =
+    "usage: attnscope serve --model M [--port P] [--host ADDR] [--web DIR] [--threads N]\n"
+    "                       [--max-tokens N] [--max-body BYTES]\n\n"
+    "Serves the interactive viewer and its JSON API (see include/attnscope/serve.h) on\n"
+    "http://ADDR:P/, holding model M (a directory or a HuggingFace-cache name) in memory.\n"
+    "Stops cleanly on SIGINT or SIGTERM (exit 0).\n\n"
+    "  --port P          TCP port (default 8765; 0 lets the system choose; the URL is printed)\n"
+    "  --host ADDR       numeric address to bind (default 127.0.0.1: this machine only)\n"
+    "  --web DIR         the viewer's files (default: web/ beside the executable's folder)\n"
+    "  --threads N       threads of a forward pass (default: as OpenBLAS/OpenMP are set)\n"
+    "  --max-tokens N    longest text in tokens (default: the model's maximum)\n"
+    "  --max-body BYTES  largest request body (default 65536)\n";
+
+/* web/ next to the executable's folder (build/attnscope -> web/), or inside it. */
+static int find_web_dir(char *out, size_t size) {
+    char exe[PATH_MAX];
+    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (k <= 0) return 0;
+    exe[k] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash) return 0;
+    *slash = '\0';
+    const char *rel[] = {"/../web", "/web", "/../share/attnscope/web"};
+    for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+        char index[PATH_MAX + 64];
+        snprintf(out, size, "%s%s", exe, rel[i]);
+        snprintf(index, sizeof index, "%s/index.html", out);
+        if (access(index, R_OK) == 0) return 1;
+    }
+    return 0;
+}
+
+int ats_cmd_serve(int argc, char **argv) {
+    ats_server_options opt;
+    ats_server_options_init(&opt);
+    opt.port = 8765;
+    char web[PATH_MAX + 32];
+    for (int i = 1; i < argc; i++) {
+        const char *s = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long x;
+        if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
+            fputs(SERVE_USAGE, stdout);
+            return ATS_EXIT_OK;
+        }
+        if (!v) return ats_cli_usage_error("serve", "unknown option or missing value: '%s'", s);
+        if (!strcmp(s, "--model")) {
+            opt.model = v;
+        } else if (!strcmp(s, "--host")) {
+            opt.host = v;
+        } else if (!strcmp(s, "--web")) {
+            opt.web_dir = v;
+        } else if (!strcmp(s, "--port")) {
+            if (!ats_cli_parse_long(v, 0, 65535, &x))
+                return ats_cli_usage_error("serve", "--port needs 0..65535");
+            opt.port = (int)x;
+        } else if (!strcmp(s, "--threads")) {
+            if (!ats_cli_parse_long(v, 0, 1024, &x))
+                return ats_cli_usage_error("serve", "--threads needs 0..1024");
+            opt.n_threads = (int)x;
+        } else if (!strcmp(s, "--max-tokens")) {
+            if (!ats_cli_parse_long(v, 2, 1 << 20, &x))
+                return ats_cli_usage_error("serve", "--max-tokens needs an integer >= 2");
+            opt.max_tokens = (size_t)x;
+        } else if (!strcmp(s, "--max-body")) {
+            if (!ats_cli_parse_long(v, 1024, 1L << 30, &x))
+                return ats_cli_usage_error("serve", "--max-body needs 1024..2^30 bytes");
+            opt.max_body = (size_t)x;
+        } else {
+            return ats_cli_usage_error("serve", "unknown option '%s' (see --help)", s);
+        }
+        i++;
+    }
+    if (!opt.model) return ats_cli_usage_error("serve", "--model M is required");
+    if (!opt.web_dir) {
+        if (!find_web_dir(web, sizeof web))
+            return ats_cli_usage_error("serve", "cannot find the viewer's files; give --web DIR");
+        opt.web_dir = web;
+    }
+    /* SIGINT and SIGTERM are blocked in every thread (the server's threads inherit the mask)
+     * and taken here with sigwait, so no handler runs inside the server. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    ats_server *srv = NULL;
+    ats_error err;
+    ats_error_clear(&err);
+    if (ats_server_start(&opt, &srv, &err)) return ats_cli_fail(&err);
+    const char *host = opt.host ? opt.host : "127.0.0.1";
+    int v6 = strchr(host, ':') != NULL;
+    printf("attnscope serve: %s on http://%s%s%s:%d/\n", opt.model, v6 ? "[" : "", host,
+           v6 ? "]" : "", ats_server_port(srv));
+    fflush(stdout);
+    int sig = 0;
+    sigwait(&set, &sig);
+    ats_server_stop(srv);
+    fprintf(stderr, "attnscope serve: stopped (%s)\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    return ATS_EXIT_OK;
+}

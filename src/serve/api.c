@@ -1,0 +1,850 @@
+/* The viewer's JSON API: analyze, overview, figure, info. */
+#include "serve_internal.h"
+#include "attnscope/diagram.h"
+#include "attnscope/measure.h"
+#include "attnscope/render.h"
+#include "attnscope/rips.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_TRIANGLES 20000
+
+/* ---- replies */
+
+void srv_reply_error(srv_reply *r, unsigned status, const char *fmt, ...) {
+    char msg[ATS_ERROR_MESSAGE_MAX + 64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "error", msg);
+    free(r->body);
+    r->body = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    r->len = r->body ? strlen(r->body) : 0;
+    r->status = status;
+    r->content_type = "application/json";
+}
+
+unsigned srv_status_http(ats_status st) {
+    switch (st) {
+    case ATS_ERR_FORMAT:
+    case ATS_ERR_INVALID:
+    case ATS_ERR_RANGE:
+        return 400;
+    default:
+        return 500;
+    }
+}
+
+static void reply_fail(srv_reply *r, const ats_error *err) {
+    srv_reply_error(r, srv_status_http(err->status), "%s",
+                    err->message[0] ? err->message : ats_status_str(err->status));
+}
+
+static void reply_json(srv_reply *r, cJSON *doc) {
+    char *text = doc ? cJSON_PrintUnformatted(doc) : NULL;
+    if (!text) {
+        srv_reply_error(r, 500, "out of memory");
+        return;
+    }
+    free(r->body);
+    r->body = text;
+    r->len = strlen(text);
+    r->status = 200;
+    r->content_type = "application/json";
+}
+
+/* ---- JSON numbers written directly: %.17g round-trips a double, %.9g a float */
+
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+    int oom;
+} sbuf;
+
+static void sb_put(sbuf *b, const char *s, size_t n) {
+    if (b->oom) return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1) cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void sb_num(sbuf *b, double v, int is_float) {
+    char tmp[40];
+    int k = isfinite(v) ? snprintf(tmp, sizeof tmp, is_float ? "%.9g" : "%.17g", v)
+                        : snprintf(tmp, sizeof tmp, "null");
+    sb_put(b, tmp, (size_t)k);
+}
+
+/* A raw JSON item holding a [rows][cols] matrix (rows == 0: a flat vector of cols). */
+static cJSON *raw_matrix(const double *d, const float *f, size_t rows, size_t cols) {
+    sbuf b = {0};
+    size_t r = rows ? rows : 1;
+    if (rows) sb_put(&b, "[", 1);
+    for (size_t i = 0; i < r; i++) {
+        sb_put(&b, i ? ",[" : "[", i ? 2 : 1);
+        for (size_t j = 0; j < cols; j++) {
+            if (j) sb_put(&b, ",", 1);
+            sb_num(&b, d ? d[i * cols + j] : (double)f[i * cols + j], !d);
+        }
+        sb_put(&b, "]", 1);
+    }
+    if (rows) sb_put(&b, "]", 1);
+    cJSON *item = b.oom ? NULL : cJSON_CreateRaw(b.p);
+    free(b.p);
+    return item;
+}
+
+static cJSON *strings_json(char **s, size_t n) {
+    return cJSON_CreateStringArray((const char *const *)s, (int)n);
+}
+
+/* ---- parameters */
+
+enum { MEASURE_JSD = 0, MEASURE_JS = 1, MEASURE_KL = 2 };
+static const char *const MEASURE_NAMES[] = {"jsd", "js", "kl"};
+
+typedef struct params {
+    const char *text, *text2;
+    long layer, head;
+    double threshold; /* NaN: not given */
+    int measure;
+    int max_dim;
+    int which; /* 1 or 2: the text a figure shows */
+    const char *stat;
+} params;
+
+/* A number from a JSON number or a numeric string (query strings). */
+static int item_number(const cJSON *it, double *out) {
+    if (cJSON_IsNumber(it)) {
+        *out = it->valuedouble;
+        return 1;
+    }
+    if (cJSON_IsString(it) && it->valuestring[0]) {
+        errno = 0;
+        char *end;
+        double v = strtod(it->valuestring, &end);
+        if (*end || errno == ERANGE) return 0;
+        *out = v;
+        return 1;
+    }
+    return 0;
+}
+
+static int get_long(const cJSON *req, const char *key, long lo, long hi, long dflt, long *out,
+                    srv_reply *reply) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(req, key);
+    double v;
+    if (!it || cJSON_IsNull(it)) {
+        if (dflt < lo) {
+            srv_reply_error(reply, 400, "'%s' is required (an integer %ld..%ld)", key, lo, hi);
+            return 0;
+        }
+        *out = dflt;
+        return 1;
+    }
+    if (!item_number(it, &v) || !(v == floor(v)) || v < (double)lo || v > (double)hi) {
+        srv_reply_error(reply, 400, "'%s' must be an integer %ld..%ld", key, lo, hi);
+        return 0;
+    }
+    *out = (long)v;
+    return 1;
+}
+
+static int get_text(const cJSON *req, const char *key, int required, const char **out,
+                    srv_reply *reply) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(req, key);
+    *out = NULL;
+    if (!it || cJSON_IsNull(it) || (cJSON_IsString(it) && !required && !it->valuestring[0])) {
+        if (required) srv_reply_error(reply, 400, "'%s' is required (a string)", key);
+        return !required;
+    }
+    if (!cJSON_IsString(it)) {
+        srv_reply_error(reply, 400, "'%s' must be a string", key);
+        return 0;
+    }
+    *out = it->valuestring;
+    return 1;
+}
+
+static int parse_params(ats_server *srv, const cJSON *req, int need_head, params *p,
+                        srv_reply *reply) {
+    memset(p, 0, sizeof *p);
+    p->threshold = NAN;
+    p->which = 1;
+    if (!cJSON_IsObject(req)) {
+        srv_reply_error(reply, 400, "the request must be a JSON object");
+        return 0;
+    }
+    if (!get_text(req, "text", 1, &p->text, reply)) return 0;
+    if (!get_text(req, "text2", 0, &p->text2, reply)) return 0;
+    long L = srv->info->n_layers, H = srv->info->n_heads, v;
+    if (!get_long(req, "layer", 0, L - 1, need_head ? -1 : 0, &p->layer, reply)) return 0;
+    if (!get_long(req, "head", 0, H - 1, need_head ? -1 : 0, &p->head, reply)) return 0;
+    if (!get_long(req, "max_dim", 0, 2, 1, &v, reply)) return 0;
+    p->max_dim = (int)v;
+    if (!get_long(req, "which", 1, 2, 1, &v, reply)) return 0;
+    p->which = (int)v;
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(req, "threshold");
+    if (it && !cJSON_IsNull(it)) {
+        if (!item_number(it, &p->threshold) || !isfinite(p->threshold) || p->threshold < 0) {
+            srv_reply_error(reply, 400, "'threshold' must be a finite number >= 0");
+            return 0;
+        }
+    }
+    it = cJSON_GetObjectItemCaseSensitive(req, "measure");
+    if (it && !cJSON_IsNull(it)) {
+        int found = 0;
+        for (int k = 0; k < 3 && cJSON_IsString(it); k++)
+            if (!strcmp(it->valuestring, MEASURE_NAMES[k])) {
+                p->measure = k;
+                found = 1;
+            }
+        if (!found) {
+            srv_reply_error(reply, 400, "'measure' must be \"jsd\", \"js\" or \"kl\"");
+            return 0;
+        }
+    }
+    it = cJSON_GetObjectItemCaseSensitive(req, "stat");
+    p->stat = "entropy";
+    if (it && !cJSON_IsNull(it)) {
+        if (!cJSON_IsString(it) ||
+            (strcmp(it->valuestring, "entropy") && strcmp(it->valuestring, "h1"))) {
+            srv_reply_error(reply, 400, "'stat' must be \"entropy\" or \"h1\"");
+            return 0;
+        }
+        p->stat = it->valuestring;
+    }
+    return 1;
+}
+
+/* ---- one head of one text */
+
+typedef struct head_result {
+    srv_text *t;
+    size_t n;
+    double *matrix; /* [n][n] the measure */
+    double *lower;  /* [n(n-1)/2] the symmetrised measure */
+    double dmin, dmax, median;
+    ats_rips_result rips;
+} head_result;
+
+static void head_result_free(head_result *r) {
+    free(r->matrix);
+    free(r->lower);
+    ats_rips_result_free(&r->rips);
+    memset(r, 0, sizeof *r);
+}
+
+static ats_attn head_view(const srv_text *t, size_t l, size_t h) {
+    ats_attn v;
+    memset(&v, 0, sizeof v);
+    v.dtype = ATS_F32;
+    v.data = t->att + (l * t->H + h) * t->n * t->n;
+    v.L = v.H = 1;
+    v.n = t->n;
+    v.source = "attention";
+    return v;
+}
+
+static int cmp_double(const void *x, const void *y) {
+    double a = *(const double *)x, b = *(const double *)y;
+    return a < b ? -1 : a > b;
+}
+
+static ats_status measure_matrix(const srv_text *t, size_t l, size_t h, int measure, double *out,
+                                 ats_error *err) {
+    ats_attn v = head_view(t, l, h);
+    ats_measure_opts mo;
+    ats_measure_opts_init(&mo);
+    mo.normalize = 1;                         /* attention rows sum to 1 up to float rounding */
+    mo.n_threads = 1;                         /* requests run in parallel already */
+    if (measure == MEASURE_KL) mo.eps = 1e-9; /* as `attnscope divergence` */
+    ats_divergence kind = measure == MEASURE_KL   ? ATS_DIV_KL
+                          : measure == MEASURE_JS ? ATS_DIV_JS
+                                                  : ATS_DIV_JSD;
+    return ats_divergence_compute(&v, kind, &mo, out, err);
+}
+
+static ats_status head_compute(srv_text *t, const params *p, int want_cycles, head_result *r,
+                               ats_error *err) {
+    memset(r, 0, sizeof *r);
+    r->t = t;
+    size_t n = t->n, m = n * (n - 1) / 2;
+    r->matrix = malloc(n * n * sizeof *r->matrix);
+    r->lower = malloc((m ? m : 1) * sizeof *r->lower);
+    if (!r->matrix || !r->lower) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    r->n = n;
+    ats_status st =
+        measure_matrix(t, (size_t)p->layer, (size_t)p->head, p->measure, r->matrix, err);
+    if (!st) st = ats_metric_from_full(n, r->matrix, 1, "measure", r->lower, err);
+    if (st) return st;
+    double *c = malloc((m ? m : 1) * sizeof *c);
+    if (!c) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    memcpy(c, r->lower, m * sizeof *c);
+    qsort(c, m, sizeof *c, cmp_double);
+    r->dmin = m ? c[0] : 0;
+    r->dmax = m ? c[m - 1] : 0;
+    r->median = m ? c[m / 2] : 0;
+    free(c);
+    ats_rips_options ro;
+    ats_rips_options_init(&ro);
+    ro.max_dim = p->max_dim;
+    ro.want_cycles = want_cycles && p->max_dim >= 1;
+    return ats_rips_compute(n, r->lower, &ro, &r->rips, err);
+}
+
+static double lower_at(const double *lower, size_t i, size_t j) {
+    if (i < j) {
+        size_t t = i;
+        i = j;
+        j = t;
+    }
+    return lower[i * (i - 1) / 2 + j];
+}
+
+static cJSON *diagrams_json(const ats_rips_result *res) {
+    cJSON *doc = cJSON_CreateObject(), *dims = cJSON_AddArrayToObject(doc, "dims");
+    for (int k = 0; k <= res->max_dim; k++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "dim", k);
+        const ats_diagram *d = &res->dims[k];
+        sbuf b = {0};
+        sb_put(&b, "[", 1);
+        for (size_t i = 0; i < d->count; i++) {
+            sb_put(&b, i ? ",[" : "[", i ? 2 : 1);
+            sb_num(&b, d->pairs[2 * i], 0);
+            sb_put(&b, ",", 1);
+            sb_num(&b, d->pairs[2 * i + 1], 0); /* +inf (essential) is written null */
+            sb_put(&b, "]", 1);
+        }
+        sb_put(&b, "]", 1);
+        cJSON_AddItemToObject(e, "pairs", b.oom ? cJSON_CreateArray() : cJSON_CreateRaw(b.p));
+        free(b.p);
+        cJSON_AddItemToArray(dims, e);
+    }
+    return doc;
+}
+
+/* Everything the viewer draws for one text at the threshold. */
+static ats_status text_json(const head_result *r, const params *p, double threshold, cJSON **out,
+                            ats_error *err) {
+    const srv_text *t = r->t;
+    size_t n = r->n;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "tokens", strings_json(t->labels, n));
+    cJSON_AddItemToObject(
+        o, "attention",
+        raw_matrix(NULL, t->att + ((size_t)p->layer * t->H + (size_t)p->head) * n * n, n, n));
+    cJSON_AddItemToObject(o, "matrix", raw_matrix(r->matrix, NULL, n, n));
+    double range[3] = {r->dmin, r->dmax, r->median};
+    cJSON_AddItemToObject(o, "distance_range", raw_matrix(range, NULL, 0, 2));
+    cJSON_AddNumberToObject(o, "distance_median", r->median);
+    cJSON_AddItemToObject(o, "diagrams", diagrams_json(&r->rips));
+    /* H1 classes as the tokens around their loops */
+    cJSON *cycles = cJSON_AddArrayToObject(o, "cycles");
+    if (r->rips.cycles) {
+        for (size_t i = 0; i < r->rips.dims[1].count; i++) {
+            const ats_representative *rep = &r->rips.cycles[i];
+            cJSON *c = cJSON_CreateObject();
+            cJSON_AddNumberToObject(c, "birth", r->rips.dims[1].pairs[2 * i]);
+            double death = r->rips.dims[1].pairs[2 * i + 1];
+            cJSON_AddItemToObject(c, "death",
+                                  isfinite(death) ? cJSON_CreateNumber(death) : cJSON_CreateNull());
+            cJSON *edges = cJSON_AddArrayToObject(c, "edges");
+            unsigned char *on = calloc(n, 1);
+            for (size_t q = 0; q < rep->count; q++) {
+                int pair[2] = {rep->vertices[2 * q], rep->vertices[2 * q + 1]};
+                cJSON_AddItemToArray(edges, cJSON_CreateIntArray(pair, 2));
+                if (on) on[pair[0]] = on[pair[1]] = 1;
+            }
+            cJSON *verts = cJSON_AddArrayToObject(c, "vertices");
+            cJSON *toks = cJSON_AddArrayToObject(c, "tokens");
+            for (size_t v = 0; on && v < n; v++)
+                if (on[v]) {
+                    cJSON_AddItemToArray(verts, cJSON_CreateNumber((double)v));
+                    cJSON_AddItemToArray(toks, cJSON_CreateString(t->labels[v]));
+                }
+            free(on);
+            cJSON_AddItemToArray(cycles, c);
+        }
+    }
+    /* a 3-D layout that does not depend on the threshold, so the view stays put */
+    double *pos = malloc(n * 3 * sizeof *pos);
+    int32_t *labels = malloc(n * sizeof *labels);
+    if (!pos || !labels) {
+        free(pos);
+        free(labels);
+        cJSON_Delete(o);
+        return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    }
+    ats_status st = ats_layout_force(n, r->lower, r->median, 3, n > 300 ? 80 : 200, pos, err);
+    size_t n_clusters = 0;
+    if (!st) st = ats_rips_clusters(n, r->lower, threshold, labels, &n_clusters, err);
+    if (st) {
+        free(pos);
+        free(labels);
+        cJSON_Delete(o);
+        return st;
+    }
+    cJSON_AddItemToObject(o, "layout", raw_matrix(pos, NULL, n, 3));
+    free(pos);
+    cJSON *cl = cJSON_AddObjectToObject(o, "clusters");
+    cJSON_AddNumberToObject(cl, "count", (double)n_clusters);
+    cJSON_AddItemToObject(cl, "labels", cJSON_CreateIntArray((const int *)labels, (int)n));
+    free(labels);
+    /* the Rips complex at the threshold: edges and triangles */
+    sbuf eb = {0}, tb = {0};
+    size_t n_edges = 0, n_tri = 0;
+    int truncated = 0;
+    sb_put(&eb, "[", 1);
+    sb_put(&tb, "[", 1);
+    char tmp[64];
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++) {
+            if (!(lower_at(r->lower, i, j) <= threshold)) continue;
+            int k = snprintf(tmp, sizeof tmp, "%s[%zu,%zu]", n_edges ? "," : "", i, j);
+            sb_put(&eb, tmp, (size_t)k);
+            n_edges++;
+            for (size_t q = j + 1; q < n; q++) {
+                if (!(lower_at(r->lower, i, q) <= threshold) ||
+                    !(lower_at(r->lower, j, q) <= threshold))
+                    continue;
+                if (n_tri == MAX_TRIANGLES) {
+                    truncated = 1;
+                    continue;
+                }
+                k = snprintf(tmp, sizeof tmp, "%s[%zu,%zu,%zu]", n_tri ? "," : "", i, j, q);
+                sb_put(&tb, tmp, (size_t)k);
+                n_tri++;
+            }
+        }
+    sb_put(&eb, "]", 1);
+    sb_put(&tb, "]", 1);
+    if (eb.oom || tb.oom) st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    cJSON_AddItemToObject(o, "edges", st ? cJSON_CreateArray() : cJSON_CreateRaw(eb.p));
+    cJSON_AddItemToObject(o, "triangles", st ? cJSON_CreateArray() : cJSON_CreateRaw(tb.p));
+    cJSON_AddBoolToObject(o, "triangles_truncated", truncated);
+    free(eb.p);
+    free(tb.p);
+    if (st) {
+        cJSON_Delete(o);
+        return st;
+    }
+    *out = o;
+    return ATS_OK;
+}
+
+/* The texts of a request (text, and text2 when given); release with texts_release. */
+static int texts_get(ats_server *srv, const params *p, srv_text **t, size_t *count, int *cached,
+                     double *forward_ms, srv_reply *reply) {
+    ats_error err;
+    ats_error_clear(&err);
+    const char *src[2] = {p->text, p->text2};
+    *count = 0;
+    *cached = 1;
+    *forward_ms = 0;
+    for (size_t i = 0; i < 2 && src[i]; i++) {
+        int c;
+        double ms;
+        if (srv_text_get(srv, src[i], strlen(src[i]), &t[i], &c, &ms, &err)) {
+            for (size_t k = 0; k < i; k++) srv_text_release(srv, t[k]);
+            srv_reply_error(reply, srv_status_http(err.status), "%s%s",
+                            i ? "text2: " : "text: ", err.message);
+            return 0;
+        }
+        *cached &= c;
+        *forward_ms += ms;
+        *count = i + 1;
+    }
+    return 1;
+}
+
+static void texts_release(ats_server *srv, srv_text **t, size_t count) {
+    for (size_t i = 0; i < count; i++) srv_text_release(srv, t[i]);
+}
+
+static cJSON *model_json(const ats_server *srv) {
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "name", srv->model_name);
+    cJSON_AddStringToObject(m, "type", srv->info->model_type);
+    cJSON_AddNumberToObject(m, "layers", srv->info->n_layers);
+    cJSON_AddNumberToObject(m, "heads", srv->info->n_heads);
+    cJSON_AddBoolToObject(m, "causal", srv->info->causal);
+    cJSON_AddNumberToObject(m, "max_tokens", (double)srv->max_tokens);
+    return m;
+}
+
+void srv_api_info(ats_server *srv, srv_reply *reply) {
+    cJSON *doc = cJSON_CreateObject();
+    cJSON_AddItemToObject(doc, "model", model_json(srv));
+    cJSON_AddNumberToObject(doc, "max_body", (double)srv->opt.max_body);
+    cJSON *ms = cJSON_AddArrayToObject(doc, "measures");
+    for (int k = 0; k < 3; k++) cJSON_AddItemToArray(ms, cJSON_CreateString(MEASURE_NAMES[k]));
+    reply_json(reply, doc);
+    cJSON_Delete(doc);
+}
+
+void srv_api_analyze(ats_server *srv, const cJSON *req, srv_reply *reply) {
+    double t0 = srv_now_ms();
+    params p;
+    if (!parse_params(srv, req, 1, &p, reply)) return;
+    srv_text *t[2];
+    size_t count;
+    int cached;
+    double fwd;
+    if (!texts_get(srv, &p, t, &count, &cached, &fwd, reply)) return;
+    ats_error err;
+    ats_error_clear(&err);
+    head_result hr[2];
+    memset(hr, 0, sizeof hr);
+    ats_status st = ATS_OK;
+    for (size_t i = 0; i < count && !st; i++) st = head_compute(t[i], &p, 1, &hr[i], &err);
+    double threshold = isnan(p.threshold) ? hr[0].median : p.threshold;
+    cJSON *doc = cJSON_CreateObject();
+    cJSON_AddItemToObject(doc, "model", model_json(srv));
+    cJSON_AddNumberToObject(doc, "layer", (double)p.layer);
+    cJSON_AddNumberToObject(doc, "head", (double)p.head);
+    cJSON_AddStringToObject(doc, "measure", MEASURE_NAMES[p.measure]);
+    cJSON_AddNumberToObject(doc, "threshold", threshold);
+    cJSON *texts = cJSON_AddArrayToObject(doc, "texts");
+    for (size_t i = 0; i < count && !st; i++) {
+        cJSON *o = NULL;
+        st = text_json(&hr[i], &p, threshold, &o, &err);
+        if (!st) cJSON_AddItemToArray(texts, o);
+    }
+    if (!st && count == 2) {
+        cJSON *cmp = cJSON_AddObjectToObject(doc, "comparison");
+        cJSON *dims = cJSON_AddArrayToObject(cmp, "dims");
+        ats_wasserstein_options wo;
+        ats_wasserstein_options_init(&wo);
+        for (int d = 0; d <= p.max_dim && !st; d++) {
+            double b = NAN, w = NAN;
+            st = ats_bottleneck_distance(&hr[0].rips.dims[d], &hr[1].rips.dims[d], &b, NULL, &err);
+            if (!st)
+                st = ats_wasserstein_distance(&hr[0].rips.dims[d], &hr[1].rips.dims[d], &wo, &w,
+                                              NULL, &err);
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddNumberToObject(e, "dim", d);
+            double bw[2] = {b, w};
+            sbuf sb = {0};
+            sb_num(&sb, bw[0], 0);
+            cJSON_AddItemToObject(e, "bottleneck",
+                                  sb.oom ? cJSON_CreateNull() : cJSON_CreateRaw(sb.p));
+            sb.len = 0;
+            sb_num(&sb, bw[1], 0);
+            cJSON_AddItemToObject(e, "wasserstein",
+                                  sb.oom ? cJSON_CreateNull() : cJSON_CreateRaw(sb.p));
+            free(sb.p);
+            cJSON_AddItemToArray(dims, e);
+        }
+    }
+    for (size_t i = 0; i < count; i++) head_result_free(&hr[i]);
+    texts_release(srv, t, count);
+    if (st) {
+        cJSON_Delete(doc);
+        reply_fail(reply, &err);
+        return;
+    }
+    cJSON *timing = cJSON_AddObjectToObject(doc, "timing");
+    cJSON_AddBoolToObject(timing, "cached", cached);
+    cJSON_AddNumberToObject(timing, "forward_ms", fwd);
+    cJSON_AddNumberToObject(timing, "total_ms", srv_now_ms() - t0);
+    reply_json(reply, doc);
+    cJSON_Delete(doc);
+}
+
+/* ---- overview: a summary of every head */
+
+static ats_status overview_compute(ats_server *srv, srv_text *t, ats_error *err) {
+    pthread_mutex_lock(&srv->cache_lock);
+    int done = t->ov_entropy != NULL;
+    pthread_mutex_unlock(&srv->cache_lock);
+    if (done) return ATS_OK;
+    size_t L = t->L, H = t->H, n = t->n, heads = L * H, m = n * (n - 1) / 2;
+    double *ent = malloc(heads * n * sizeof *ent), *ov_e = calloc(heads, sizeof *ov_e),
+           *ov_h = calloc(heads, sizeof *ov_h), *full = malloc(n * n * sizeof *full),
+           *lowers = malloc(heads * m * sizeof *lowers);
+    const double **lp = malloc(heads * sizeof *lp);
+    size_t *ns = malloc(heads * sizeof *ns);
+    ats_rips_result *res = calloc(heads, sizeof *res);
+    ats_status st = ATS_OK;
+    if (!ent || !ov_e || !ov_h || !full || !lowers || !lp || !ns || !res)
+        st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    ats_attn all;
+    memset(&all, 0, sizeof all);
+    all.dtype = ATS_F32;
+    all.data = t->att;
+    all.L = L;
+    all.H = H;
+    all.n = n;
+    all.source = "attention";
+    ats_measure_opts mo;
+    ats_measure_opts_init(&mo);
+    mo.normalize = 1;
+    mo.n_threads = 1;
+    if (!st) st = ats_entropy_compute(&all, &mo, ent, err);
+    for (size_t k = 0; k < heads && !st; k++) {
+        double s = 0;
+        for (size_t i = 0; i < n; i++) s += ent[k * n + i];
+        ov_e[k] = s / (double)n;
+        ats_attn v = head_view(t, k / H, k % H);
+        st = ats_divergence_compute(&v, ATS_DIV_JSD, &mo, full, err);
+        if (!st) st = ats_metric_from_full(n, full, 1, "attention", lowers + k * m, err);
+        lp[k] = lowers + k * m;
+        ns[k] = n;
+    }
+    if (!st) {
+        ats_rips_options ro;
+        ats_rips_options_init(&ro);
+        ro.max_dim = 1;
+        st = ats_rips_compute_batch(heads, ns, lp, &ro, 1, res, NULL);
+        if (st) ats_error_set(err, st, "persistence of a head failed");
+    }
+    for (size_t k = 0; k < heads && !st; k++) {
+        double s = 0;
+        const ats_diagram *d = &res[k].dims[1];
+        for (size_t i = 0; i < d->count; i++)
+            if (isfinite(d->pairs[2 * i + 1])) s += d->pairs[2 * i + 1] - d->pairs[2 * i];
+        ov_h[k] = s;
+    }
+    for (size_t k = 0; res && k < heads; k++) ats_rips_result_free(&res[k]);
+    free(res);
+    free(ns);
+    free(lp);
+    free(lowers);
+    free(full);
+    free(ent);
+    if (!st) {
+        pthread_mutex_lock(&srv->cache_lock);
+        if (!t->ov_entropy) {
+            t->ov_entropy = ov_e;
+            t->ov_h1 = ov_h;
+            ov_e = ov_h = NULL;
+        }
+        pthread_mutex_unlock(&srv->cache_lock);
+    }
+    free(ov_e);
+    free(ov_h);
+    return st;
+}
+
+void srv_api_overview(ats_server *srv, const cJSON *req, srv_reply *reply) {
+    double t0 = srv_now_ms();
+    params p;
+    if (!parse_params(srv, req, 0, &p, reply)) return;
+    p.text2 = NULL;
+    srv_text *t[2];
+    size_t count;
+    int cached;
+    double fwd;
+    if (!texts_get(srv, &p, t, &count, &cached, &fwd, reply)) return;
+    ats_error err;
+    ats_error_clear(&err);
+    if (overview_compute(srv, t[0], &err)) {
+        texts_release(srv, t, count);
+        reply_fail(reply, &err);
+        return;
+    }
+    cJSON *doc = cJSON_CreateObject();
+    cJSON_AddNumberToObject(doc, "layers", (double)t[0]->L);
+    cJSON_AddNumberToObject(doc, "heads", (double)t[0]->H);
+    cJSON_AddItemToObject(doc, "tokens", strings_json(t[0]->labels, t[0]->n));
+    cJSON_AddItemToObject(doc, "entropy", raw_matrix(t[0]->ov_entropy, NULL, t[0]->L, t[0]->H));
+    cJSON_AddItemToObject(doc, "h1_persistence", raw_matrix(t[0]->ov_h1, NULL, t[0]->L, t[0]->H));
+    texts_release(srv, t, count);
+    cJSON *timing = cJSON_AddObjectToObject(doc, "timing");
+    cJSON_AddBoolToObject(timing, "cached", cached);
+    cJSON_AddNumberToObject(timing, "forward_ms", fwd);
+    cJSON_AddNumberToObject(timing, "total_ms", srv_now_ms() - t0);
+    reply_json(reply, doc);
+    cJSON_Delete(doc);
+}
+
+/* ---- figures drawn by the C renderer */
+
+static const char *const FIGURE_KINDS[] = {"heatmap",  "measure", "diagram", "barcode",
+                                           "skeleton", "graph",   "overview"};
+
+static ats_status figure_draw(ats_server *srv, const char *kind, const char *path, const params *p,
+                              srv_text *t, ats_error *err) {
+    char title[256];
+    if (!strcmp(kind, "overview")) {
+        ats_status st = overview_compute(srv, t, err);
+        if (st) return st;
+        int h1 = !strcmp(p->stat, "h1");
+        char **rows = calloc(t->L, sizeof *rows), **cols = calloc(t->H, sizeof *cols);
+        for (size_t i = 0; rows && i < t->L; i++)
+            if ((rows[i] = malloc(24))) snprintf(rows[i], 24, "%zu", i);
+        for (size_t i = 0; cols && i < t->H; i++)
+            if ((cols[i] = malloc(24))) snprintf(cols[i], 24, "%zu", i);
+        ats_heatmap_options ho;
+        ats_heatmap_options_init(&ho);
+        snprintf(title, sizeof title, "%s of every head",
+                 h1 ? "total H1 persistence" : "mean token entropy");
+        ho.fig.title = title;
+        ho.row_title = "layer";
+        ho.col_title = "head";
+        ho.row_labels = (const char *const *)rows;
+        ho.col_labels = (const char *const *)cols;
+        ho.value_title = h1 ? "JS distance" : "bits";
+        int ok = rows && cols;
+        for (size_t i = 0; ok && i < t->L; i++) ok = rows[i] != NULL;
+        for (size_t i = 0; ok && i < t->H; i++) ok = cols[i] != NULL;
+        st = ok ? ats_render_heatmap(path, t->L, t->H, h1 ? t->ov_h1 : t->ov_entropy, &ho, err)
+                : ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+        for (size_t i = 0; rows && i < t->L; i++) free(rows[i]);
+        for (size_t i = 0; cols && i < t->H; i++) free(cols[i]);
+        free(rows);
+        free(cols);
+        return st;
+    }
+    size_t n = t->n;
+    const char *const *labels = (const char *const *)t->labels;
+    if (!strcmp(kind, "heatmap") || !strcmp(kind, "graph")) {
+        double *a = malloc(n * n * sizeof *a);
+        if (!a) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+        const float *src = t->att + ((size_t)p->layer * t->H + (size_t)p->head) * n * n;
+        for (size_t i = 0; i < n * n; i++) a[i] = src[i];
+        ats_status st;
+        if (!strcmp(kind, "heatmap")) {
+            ats_heatmap_options ho;
+            ats_heatmap_options_init(&ho);
+            snprintf(title, sizeof title, "attention, layer %ld head %ld", p->layer, p->head);
+            ho.fig.title = title;
+            ho.row_labels = ho.col_labels = labels;
+            ho.row_title = "query";
+            ho.col_title = "key";
+            ho.value_title = "attention";
+            st = ats_render_heatmap(path, n, n, a, &ho, err);
+        } else {
+            ats_graph_options go;
+            ats_graph_options_init(&go);
+            snprintf(title, sizeof title, "attention graph, layer %ld head %ld", p->layer, p->head);
+            go.fig.title = title;
+            go.labels = labels;
+            st = ats_render_attention_graph(path, n, a, 0.05, t->causal, &go, err);
+        }
+        free(a);
+        return st;
+    }
+    head_result hr;
+    ats_status st = head_compute(t, p, 0, &hr, err);
+    if (!st) {
+        double threshold = isnan(p->threshold) ? hr.median : p->threshold;
+        int dims[3] = {0, 1, 2};
+        ats_figure_options fo;
+        ats_figure_options_init(&fo);
+        fo.title = title;
+        if (!strcmp(kind, "measure")) {
+            ats_heatmap_options ho;
+            ats_heatmap_options_init(&ho);
+            snprintf(title, sizeof title, "%s, layer %ld head %ld",
+                     p->measure == MEASURE_KL   ? "KL divergence"
+                     : p->measure == MEASURE_JS ? "Jensen–Shannon divergence"
+                                                : "Jensen–Shannon distance",
+                     p->layer, p->head);
+            ho.fig.title = title;
+            ho.row_labels = ho.col_labels = labels;
+            ho.row_title = "token i";
+            ho.col_title = "token j";
+            ho.value_title = "bits";
+            st = ats_render_heatmap(path, n, n, hr.matrix, &ho, err);
+        } else if (!strcmp(kind, "diagram")) {
+            snprintf(title, sizeof title, "persistence diagram, layer %ld head %ld", p->layer,
+                     p->head);
+            st = ats_render_diagram(path, (size_t)p->max_dim + 1, hr.rips.dims, dims, &fo, err);
+        } else if (!strcmp(kind, "barcode")) {
+            snprintf(title, sizeof title, "barcode, layer %ld head %ld", p->layer, p->head);
+            st = ats_render_barcode(path, (size_t)p->max_dim + 1, hr.rips.dims, dims, &fo, err);
+        } else {
+            ats_graph_options go;
+            ats_graph_options_init(&go);
+            snprintf(title, sizeof title, "Rips complex at %.4g, layer %ld head %ld", threshold,
+                     p->layer, p->head);
+            go.fig.title = title;
+            go.labels = labels;
+            st = ats_render_skeleton(path, n, hr.lower, threshold, &go, err);
+        }
+    }
+    head_result_free(&hr);
+    return st;
+}
+
+void srv_api_figure(ats_server *srv, const char *kind, const char *format, const cJSON *req,
+                    srv_reply *reply) {
+    int known = 0;
+    for (size_t k = 0; k < sizeof FIGURE_KINDS / sizeof FIGURE_KINDS[0]; k++)
+        if (!strcmp(kind, FIGURE_KINDS[k])) known = 1;
+    if (!known) {
+        srv_reply_error(reply, 404,
+                        "unknown figure '%s' (heatmap, measure, diagram, barcode, skeleton, "
+                        "graph, overview)",
+                        kind);
+        return;
+    }
+    if (strcmp(format, "png") && strcmp(format, "svg")) {
+        srv_reply_error(reply, 404, "figures are .png or .svg, not .%s", format);
+        return;
+    }
+    params p;
+    if (!parse_params(srv, req, strcmp(kind, "overview") != 0, &p, reply)) return;
+    if (p.which == 2 && !p.text2) {
+        srv_reply_error(reply, 400, "'which' is 2 but there is no 'text2'");
+        return;
+    }
+    if (p.which == 2) p.text = p.text2;
+    p.text2 = NULL;
+    srv_text *t[2];
+    size_t count;
+    int cached;
+    double fwd;
+    if (!texts_get(srv, &p, t, &count, &cached, &fwd, reply)) return;
+    ats_error err;
+    ats_error_clear(&err);
+    char dir[] = "/tmp/attnscope-figure-XXXXXX";
+    if (!mkdtemp(dir)) {
+        texts_release(srv, t, count);
+        srv_reply_error(reply, 500, "cannot create a temporary folder: %s", strerror(errno));
+        return;
+    }
+    char path[sizeof dir + 32];
+    snprintf(path, sizeof path, "%s/figure.%s", dir, format);
+    pthread_mutex_lock(&srv->render_lock);
+    ats_status st = figure_draw(srv, kind, path, &p, t[0], &err);
+    pthread_mutex_unlock(&srv->render_lock);
+    texts_release(srv, t, count);
+    char *data = NULL;
+    size_t len = 0;
+    if (!st) st = ats_file_read_all(path, (size_t)1 << 28, &data, &len, &err);
+    unlink(path);
+    rmdir(dir);
+    if (st) {
+        reply_fail(reply, &err);
+        return;
+    }
+    free(reply->body);
+    reply->body = data;
+    reply->len = len;
+    reply->status = 200;
+    reply->content_type = !strcmp(format, "png") ? "image/png" : "image/svg+xml";
+}

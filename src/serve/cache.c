@@ -1,0 +1,183 @@
+/* The server's cache of forward passes: the most recently used texts, keyed by their bytes. */
+#include "serve_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+double srv_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+static void text_free(srv_text *t) {
+    if (!t) return;
+    free(t->text);
+    free(t->att);
+    if (t->labels)
+        for (size_t i = 0; i < t->n; i++) free(t->labels[i]);
+    free(t->labels);
+    free(t->ov_entropy);
+    free(t->ov_h1);
+    free(t);
+}
+
+static char *dup_bytes(const char *s, size_t len) {
+    char *d = malloc(len + 1);
+    if (d) {
+        memcpy(d, s, len);
+        d[len] = '\0';
+    }
+    return d;
+}
+
+/* A token's label: the text it covers without surrounding blanks (so GPT-2's "Ġthe" reads
+ * "the" and WordPiece's "##ing" reads "ing"); special tokens by their name. */
+static char *token_label(const ats_encoding *enc, size_t i, const char *text) {
+    size_t s = enc->offsets[2 * i], e = enc->offsets[2 * i + 1];
+    if (enc->special[i] || e <= s) return strdup(enc->tokens[i]);
+    while (s < e && (text[s] == ' ' || text[s] == '\t' || text[s] == '\n' || text[s] == '\r')) s++;
+    while (e > s && (text[e - 1] == ' ' || text[e - 1] == '\t' || text[e - 1] == '\n' ||
+                     text[e - 1] == '\r'))
+        e--;
+    return e > s ? dup_bytes(text + s, e - s) : strdup(enc->tokens[i]);
+}
+
+static ats_status text_compute(ats_server *srv, const char *text, size_t len, srv_text **out,
+                               double *forward_ms, ats_error *err) {
+    ats_encoding enc;
+    memset(&enc, 0, sizeof enc);
+    ats_status st = ats_tokenizer_encode(srv->tok, text, len, 1, &enc, err);
+    if (st) return st;
+    if (enc.count < 2) {
+        ats_encoding_free(&enc);
+        return ats_error_set(err, ATS_ERR_INVALID,
+                             "the text gives %zu token%s; the analysis needs at least 2", enc.count,
+                             enc.count == 1 ? "" : "s");
+    }
+    if (enc.count > srv->max_tokens) {
+        size_t count = enc.count;
+        ats_encoding_free(&enc);
+        return ats_error_set(err, ATS_ERR_RANGE,
+                             "the text gives %zu tokens; this server takes at most %zu", count,
+                             srv->max_tokens);
+    }
+    srv_text *t = calloc(1, sizeof *t);
+    if (!t) {
+        ats_encoding_free(&enc);
+        return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    }
+    t->text = dup_bytes(text, len);
+    t->len = len;
+    t->labels = calloc(enc.count, sizeof *t->labels);
+    t->causal = srv->info->causal;
+    if (!t->text || !t->labels) st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; !st && i < enc.count; i++) {
+        t->labels[i] = token_label(&enc, i, text);
+        t->n = i + 1;
+        if (!t->labels[i]) st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    }
+    if (!st) {
+        ats_forward_options fo;
+        ats_forward_options_init(&fo);
+        fo.capture = ATS_CAPTURE_ATTENTION;
+        fo.n_threads = srv->opt.n_threads;
+        ats_model_input in = {enc.ids, NULL, NULL, enc.count};
+        ats_forward_result res;
+        memset(&res, 0, sizeof res);
+        double t0 = srv_now_ms();
+        pthread_mutex_lock(&srv->model_lock);
+        st = ats_model_forward(srv->model, &in, &fo, &res, err);
+        pthread_mutex_unlock(&srv->model_lock);
+        *forward_ms = srv_now_ms() - t0;
+        if (!st) {
+            t->L = res.n_layers;
+            t->H = res.n_heads;
+            t->att = res.attention;
+            res.attention = NULL;
+            if (res.n_tokens != t->n)
+                st = ats_error_set(err, ATS_ERR_INVALID, "the model returned %zu of %zu tokens",
+                                   res.n_tokens, t->n);
+        }
+        ats_forward_result_free(&res);
+    }
+    ats_encoding_free(&enc);
+    if (st) {
+        text_free(t);
+        return st;
+    }
+    *out = t;
+    return ATS_OK;
+}
+
+static srv_text *cache_find(ats_server *srv, const char *text, size_t len) {
+    for (size_t i = 0; i < srv->cache_count; i++) {
+        srv_text *t = srv->cache[i];
+        if (t->len == len && !memcmp(t->text, text, len)) return t;
+    }
+    return NULL;
+}
+
+ats_status srv_text_get(ats_server *srv, const char *text, size_t len, srv_text **out, int *cached,
+                        double *forward_ms, ats_error *err) {
+    *out = NULL;
+    *cached = 0;
+    *forward_ms = 0;
+    pthread_mutex_lock(&srv->cache_lock);
+    srv_text *t = cache_find(srv, text, len);
+    if (t) {
+        t->refs++;
+        t->used = ++srv->clock;
+        pthread_mutex_unlock(&srv->cache_lock);
+        *out = t;
+        *cached = 1;
+        return ATS_OK;
+    }
+    pthread_mutex_unlock(&srv->cache_lock);
+
+    srv_text *fresh = NULL;
+    ats_status st = text_compute(srv, text, len, &fresh, forward_ms, err);
+    if (st) return st;
+
+    pthread_mutex_lock(&srv->cache_lock);
+    t = cache_find(srv, text, len); /* another request may have computed it meanwhile */
+    if (t) {
+        t->refs++;
+        t->used = ++srv->clock;
+        pthread_mutex_unlock(&srv->cache_lock);
+        text_free(fresh);
+        *out = t;
+        return ATS_OK;
+    }
+    if (srv->cache_count == srv->opt.cache_entries) { /* evict the least recently used */
+        size_t lru = 0;
+        for (size_t i = 1; i < srv->cache_count; i++)
+            if (srv->cache[i]->used < srv->cache[lru]->used) lru = i;
+        srv_text *old = srv->cache[lru];
+        srv->cache[lru] = srv->cache[--srv->cache_count];
+        if (--old->refs == 0) text_free(old);
+    }
+    fresh->refs = 2; /* the cache's and the caller's */
+    fresh->used = ++srv->clock;
+    srv->cache[srv->cache_count++] = fresh;
+    pthread_mutex_unlock(&srv->cache_lock);
+    *out = fresh;
+    return ATS_OK;
+}
+
+void srv_text_release(ats_server *srv, srv_text *t) {
+    if (!t) return;
+    pthread_mutex_lock(&srv->cache_lock);
+    unsigned left = --t->refs;
+    pthread_mutex_unlock(&srv->cache_lock);
+    if (left == 0) text_free(t);
+}
+
+void srv_cache_clear(ats_server *srv) {
+    pthread_mutex_lock(&srv->cache_lock);
+    for (size_t i = 0; i < srv->cache_count; i++)
+        if (--srv->cache[i]->refs == 0) text_free(srv->cache[i]);
+    srv->cache_count = 0;
+    pthread_mutex_unlock(&srv->cache_lock);
+}

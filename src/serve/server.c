@@ -1,0 +1,368 @@
+/* The viewer's HTTP server: libmicrohttpd with one thread per connection, request size limits,
+ * routing to the API and a fixed whitelist of static files. */
+#include "serve_internal.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Bodies larger than this are not even read: the connection is answered 413 and closed. */
+#define DRAIN_LIMIT ((size_t)16 << 20)
+
+void ats_server_options_init(ats_server_options *opt) {
+    memset(opt, 0, sizeof *opt);
+    opt->host = "127.0.0.1";
+    opt->max_body = 65536;
+    opt->max_conns = 64;
+    opt->cache_entries = 16;
+}
+
+/* The only files the server ever opens, besides the model. */
+static const struct {
+    const char *url, *file, *type;
+} STATIC_FILES[] = {
+    {"/", "index.html", "text/html; charset=utf-8"},
+    {"/index.html", "index.html", "text/html; charset=utf-8"},
+    {"/app.js", "app.js", "text/javascript; charset=utf-8"},
+    {"/style.css", "style.css", "text/css; charset=utf-8"},
+};
+
+typedef struct conn_state {
+    char *body;
+    size_t len;
+    int too_large;
+} conn_state;
+
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                      enum MHD_RequestTerminationCode toe) {
+    conn_state *cs = *con_cls;
+    if (cs) {
+        free(cs->body);
+        free(cs);
+        *con_cls = NULL;
+    }
+}
+
+static enum MHD_Result send_reply(struct MHD_Connection *c, srv_reply *r, int head_only) {
+    if (!r->body) srv_reply_error(r, 500, "out of memory");
+    struct MHD_Response *resp =
+        r->body ? MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_FREE) : NULL;
+    if (!resp) {
+        free(r->body);
+        r->body = NULL;
+        return MHD_NO;
+    }
+    r->body = NULL; /* the response owns it now */
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    if (r->status == 405) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, POST");
+    (void)head_only; /* MHD omits the body of a HEAD response itself */
+    enum MHD_Result ret = MHD_queue_response(c, r->status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static void serve_static(ats_server *srv, const char *file, const char *type, srv_reply *r) {
+    size_t plen = strlen(srv->web_dir) + strlen(file) + 2;
+    char *path = malloc(plen);
+    if (!path) {
+        srv_reply_error(r, 500, "out of memory");
+        return;
+    }
+    snprintf(path, plen, "%s/%s", srv->web_dir, file);
+    ats_error err;
+    ats_error_clear(&err);
+    char *data;
+    size_t len;
+    ats_status st = ats_file_read_all(path, (size_t)16 << 20, &data, &len, &err);
+    free(path);
+    if (st) {
+        srv_reply_error(r, 404, "%s is missing from the viewer's files", file);
+        return;
+    }
+    r->body = data;
+    r->len = len;
+    r->status = 200;
+    r->content_type = type;
+}
+
+static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value) {
+    cJSON *obj = cls;
+    if (key && !cJSON_GetObjectItemCaseSensitive(obj, key))
+        cJSON_AddStringToObject(obj, key, value ? value : "");
+    return MHD_YES;
+}
+
+/* The request's parameters: the JSON body of a POST, else the query string. NULL after
+ * filling r with an error. */
+static cJSON *request_params(struct MHD_Connection *c, int is_post, const conn_state *cs,
+                             srv_reply *r) {
+    if (is_post) {
+        if (!cs->len) {
+            srv_reply_error(r, 400, "the request body is empty (expected a JSON object)");
+            return NULL;
+        }
+        if (memchr(cs->body, '\0', cs->len)) {
+            srv_reply_error(r, 400, "the request body holds a NUL byte");
+            return NULL;
+        }
+        const char *end = NULL;
+        cJSON *doc = cJSON_ParseWithLengthOpts(cs->body, cs->len + 1, &end, 1);
+        if (!doc) {
+            size_t at = end && end >= cs->body ? (size_t)(end - cs->body) : 0;
+            srv_reply_error(r, 400, "the request body is not valid JSON (near byte %zu)", at);
+            return NULL;
+        }
+        if (!cJSON_IsObject(doc)) {
+            cJSON_Delete(doc);
+            srv_reply_error(r, 400, "the request body must be a JSON object");
+            return NULL;
+        }
+        return doc;
+    }
+    cJSON *obj = cJSON_CreateObject();
+    if (!obj) {
+        srv_reply_error(r, 500, "out of memory");
+        return NULL;
+    }
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, query_arg, obj);
+    return obj;
+}
+
+static void route(ats_server *srv, struct MHD_Connection *c, const char *url, const char *method,
+                  const conn_state *cs, srv_reply *r) {
+    int is_get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+    int is_post = !strcmp(method, "POST");
+    if (cs->too_large) {
+        srv_reply_error(r, 413, "the request body is larger than %zu bytes", srv->opt.max_body);
+        return;
+    }
+    for (size_t i = 0; i < sizeof STATIC_FILES / sizeof STATIC_FILES[0]; i++)
+        if (!strcmp(url, STATIC_FILES[i].url)) {
+            if (!is_get)
+                srv_reply_error(r, 405, "%s takes GET", url);
+            else
+                serve_static(srv, STATIC_FILES[i].file, STATIC_FILES[i].type, r);
+            return;
+        }
+    if (strncmp(url, "/api/", 5)) {
+        srv_reply_error(r, 404, "not found");
+        return;
+    }
+    const char *api = url + 5;
+    if (!strcmp(api, "info")) {
+        if (!is_get)
+            srv_reply_error(r, 405, "/api/info takes GET");
+        else
+            srv_api_info(srv, r);
+        return;
+    }
+    int analyze = !strcmp(api, "analyze"), overview = !strcmp(api, "overview");
+    int figure = !strncmp(api, "figure/", 7);
+    if (!analyze && !overview && !figure) {
+        srv_reply_error(r, 404, "no such API: %s", url);
+        return;
+    }
+    if ((analyze && !is_post) || (!is_get && !is_post)) {
+        srv_reply_error(r, 405, "%s takes %s", url, analyze ? "POST" : "GET or POST");
+        return;
+    }
+    char kind[32], format[8];
+    if (figure) {
+        const char *name = api + 7, *dot = strrchr(name, '.');
+        size_t klen = dot ? (size_t)(dot - name) : 0;
+        if (!dot || klen == 0 || klen >= sizeof kind || strlen(dot + 1) >= sizeof format ||
+            strchr(name, '/')) {
+            srv_reply_error(r, 404, "figures are /api/figure/KIND.png or .svg");
+            return;
+        }
+        memcpy(kind, name, klen);
+        kind[klen] = '\0';
+        strcpy(format, dot + 1);
+    }
+    cJSON *req = request_params(c, is_post, cs, r);
+    if (!req) return;
+    if (analyze)
+        srv_api_analyze(srv, req, r);
+    else if (overview)
+        srv_api_overview(srv, req, r);
+    else
+        srv_api_figure(srv, kind, format, req, r);
+    cJSON_Delete(req);
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
+                              const char *method, const char *version, const char *upload_data,
+                              size_t *upload_data_size, void **con_cls) {
+    ats_server *srv = cls;
+    conn_state *cs = *con_cls;
+    if (!cs) { /* the headers have arrived; the body (if any) comes in the next calls */
+        cs = calloc(1, sizeof *cs);
+        if (!cs) return MHD_NO;
+        *con_cls = cs;
+        const char *cl =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl) {
+            char *end;
+            unsigned long long v = strtoull(cl, &end, 10);
+            if (v > srv->opt.max_body) cs->too_large = 1;
+            if (v > DRAIN_LIMIT) { /* answer at once; MHD closes without reading the body */
+                srv_reply r = {0};
+                srv_reply_error(&r, 413, "the request body is larger than %zu bytes",
+                                srv->opt.max_body);
+                return send_reply(c, &r, 0);
+            }
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (cs->too_large) return MHD_YES; /* drain */
+        if (cs->len + n > srv->opt.max_body) {
+            cs->too_large = 1;
+            free(cs->body);
+            cs->body = NULL;
+            cs->len = 0;
+            return MHD_YES;
+        }
+        char *b = realloc(cs->body, cs->len + n + 1);
+        if (!b) return MHD_NO;
+        memcpy(b + cs->len, upload_data, n);
+        cs->body = b;
+        cs->len += n;
+        b[cs->len] = '\0';
+        return MHD_YES;
+    }
+    srv_reply r = {0};
+    route(srv, c, url, method, cs, &r);
+    return send_reply(c, &r, !strcmp(method, "HEAD"));
+}
+
+static int parse_host(const char *host, int port, struct sockaddr_storage *ss, int *ipv6) {
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        *ipv6 = 0;
+        return 1;
+    }
+    if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        *ipv6 = 1;
+        return 1;
+    }
+    return 0;
+}
+
+static void server_free(ats_server *srv) {
+    if (!srv) return;
+    srv_cache_clear(srv);
+    free(srv->cache);
+    ats_tokenizer_free(srv->tok);
+    ats_model_free(srv->model);
+    free(srv->model_name);
+    free(srv->web_dir);
+    pthread_mutex_destroy(&srv->model_lock);
+    pthread_mutex_destroy(&srv->cache_lock);
+    pthread_mutex_destroy(&srv->render_lock);
+    free(srv);
+}
+
+ats_status ats_server_start(const ats_server_options *opt, ats_server **out, ats_error *err) {
+    *out = NULL;
+    if (!opt || !opt->model || !opt->web_dir)
+        return ats_error_set(err, ATS_ERR_INVALID, "serve: a model and a web folder are needed");
+    if (opt->port < 0 || opt->port > 65535)
+        return ats_error_set(err, ATS_ERR_INVALID, "serve: port %d is not 0..65535", opt->port);
+    struct sockaddr_storage addr;
+    int ipv6;
+    const char *host = opt->host ? opt->host : "127.0.0.1";
+    if (!parse_host(host, opt->port, &addr, &ipv6))
+        return ats_error_set(err, ATS_ERR_INVALID,
+                             "serve: host '%s' is not a numeric IPv4 or IPv6 address", host);
+    size_t plen = strlen(opt->web_dir) + 16;
+    char *index = malloc(plen);
+    if (!index) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    snprintf(index, plen, "%s/index.html", opt->web_dir);
+    int have_index = access(index, R_OK) == 0;
+    free(index);
+    if (!have_index)
+        return ats_error_set(err, ATS_ERR_IO, "serve: %s has no index.html (the viewer's files)",
+                             opt->web_dir);
+
+    ats_server *srv = calloc(1, sizeof *srv);
+    if (!srv) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    pthread_mutex_init(&srv->model_lock, NULL);
+    pthread_mutex_init(&srv->cache_lock, NULL);
+    pthread_mutex_init(&srv->render_lock, NULL);
+    srv->opt = *opt;
+    if (!srv->opt.max_body) srv->opt.max_body = 65536;
+    if (!srv->opt.max_conns) srv->opt.max_conns = 64;
+    if (!srv->opt.cache_entries) srv->opt.cache_entries = 16;
+    srv->opt.host = NULL; /* borrowed strings are not kept */
+    srv->opt.model = NULL;
+    srv->opt.web_dir = NULL;
+    srv->model_name = strdup(opt->model);
+    srv->web_dir = strdup(opt->web_dir);
+    srv->cache = calloc(srv->opt.cache_entries, sizeof *srv->cache);
+    if (!srv->model_name || !srv->web_dir || !srv->cache) {
+        server_free(srv);
+        return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    }
+    ats_status st = ats_model_load(opt->model, &srv->model, err);
+    if (!st) {
+        srv->info = ats_model_info_get(srv->model);
+        if (srv->info->arch == ATS_ARCH_VIT)
+            st = ats_error_set(err, ATS_ERR_INVALID,
+                               "serve: %s is a vision model; the viewer takes text models",
+                               opt->model);
+    }
+    if (!st) st = ats_tokenizer_load(srv->info->dir, &srv->tok, err);
+    if (st) {
+        server_free(srv);
+        return st;
+    }
+    size_t max = (size_t)srv->info->max_positions, tmax = ats_tokenizer_max_length(srv->tok);
+    if (tmax && tmax < max) max = tmax;
+    if (opt->max_tokens && opt->max_tokens < max) max = opt->max_tokens;
+    srv->max_tokens = max;
+
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                     MHD_USE_POLL | (ipv6 ? MHD_USE_IPv6 : 0);
+    struct MHD_Daemon *d = MHD_start_daemon(
+        flags, (uint16_t)opt->port, NULL, NULL, handle, srv, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT, srv->opt.max_conns,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)(256 << 10), MHD_OPTION_NOTIFY_COMPLETED, completed, srv, MHD_OPTION_END);
+    if (!d) {
+        server_free(srv);
+        return ats_error_set(err, ATS_ERR_IO, "serve: cannot listen on %s port %d (in use?)", host,
+                             opt->port);
+    }
+    srv->daemon = d;
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    srv->port = info ? (int)info->port : opt->port;
+    *out = srv;
+    return ATS_OK;
+}
+
+int ats_server_port(const ats_server *srv) {
+    return srv ? srv->port : 0;
+}
+
+void ats_server_stop(ats_server *srv) {
+    if (!srv) return;
+    if (srv->daemon) MHD_stop_daemon(srv->daemon);
+    server_free(srv);
+}
