@@ -647,6 +647,7 @@ ats_status ats_tokenizer_encode(const ats_tokenizer *t, const char *text, size_t
             }
             continue;
         }
+        if (!b.n) continue;
         memcpy(out->ids + n, b.ids, b.n * sizeof *b.ids);
         memcpy(out->offsets + 2 * n, b.offsets, 2 * b.n * sizeof *b.offsets);
         for (size_t j = 0; j < b.n; j++) out->special[n + j] = 0;

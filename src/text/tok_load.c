@@ -84,6 +84,9 @@ static ats_status vocab_add(ats_tokenizer *t, const char *tok, size_t len, int32
     if (len > TOK_MAX_TOKEN)
         return ats_error_set(err, ATS_ERR_FORMAT, "%s: %s: token %ld is longer than %d bytes", path,
                              what, (long)id, TOK_MAX_TOKEN);
+    if (tok_utf8_check(tok, len) != len)
+        return ats_error_set(err, ATS_ERR_FORMAT, "%s: %s: token %ld is not valid UTF-8", path,
+                             what, (long)id);
     if ((size_t)id >= t->n_alloc) {
         size_t ncap = t->n_alloc ? t->n_alloc : 1024;
         while (ncap <= (size_t)id) ncap *= 2;

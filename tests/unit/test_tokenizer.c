@@ -183,6 +183,11 @@ static void test_bpe(void) {
                                  "\"merges\": []}}");
     CHECK(ats_tokenizer_load(dir, &t, &err) == ATS_ERR_FORMAT);
     CHECK(strstr(err.message, "model.vocab") != NULL);
+    /* cJSON passes raw bytes through: a token must still be valid UTF-8 (found by fuzzing) */
+    write_file("tokenizer.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\xff\": 0}, "
+                                 "\"merges\": []}}");
+    CHECK(ats_tokenizer_load(dir, &t, &err) == ATS_ERR_FORMAT);
+    CHECK(strstr(err.message, "not valid UTF-8") != NULL);
     remove_file("tokenizer.json");
     CHECK(ats_tokenizer_load(dir, &t, &err) == ATS_ERR_IO);
     CHECK(strstr(err.message, "no tokenizer found") != NULL);
