@@ -10,6 +10,7 @@ DEBIAN_PACKAGES=(
   libopenblas-dev libcjson-dev libutf8proc-dev libpcre2-dev libstb-dev
   libcairo2-dev libpango1.0-dev libmicrohttpd-dev
   ripser python3-venv fonts-dejavu-core fonts-wqy-microhei clang
+  libopenmpi-dev openmpi-bin
 )
 
 missing=()

@@ -103,6 +103,32 @@ ats_status ats_render_attention_graph(const char *path, size_t n, const double *
                                       double min_weight, int symmetrize,
                                       const ats_graph_options *opt, ats_error *err);
 
+/* ---- scatter plots */
+
+typedef struct ats_scatter_options {
+    ats_figure_options fig;
+    const char *const *labels; /* [n] point labels (e.g. "L3H7") or NULL */
+    const int *groups;         /* [n] colour group 0..n_groups-1 (ordinal, viridis) or NULL */
+    size_t n_groups;
+    const char *const *group_names; /* [n_groups] legend entries or NULL for the numbers */
+    const char *legend_title;       /* e.g. "layer"; NULL for none */
+    const int *shapes;              /* [n] marker 0 circle, 1 square, 2 triangle, or NULL */
+    size_t n_shapes;
+    const char *const *shape_names; /* [n_shapes] legend entries (e.g. model names) or NULL */
+    const char *x_title, *y_title;  /* axis titles or NULL */
+    int free_axes;                  /* 0: equal scales on both axes (embeddings); 1: each axis
+                                       fits its own range (curves) */
+    int connect;                    /* 1: a line joins the points in order */
+} ats_scatter_options;
+
+void ats_scatter_options_init(ats_scatter_options *opt);
+
+/* Scatter plot of n points xy [n][2], coloured by group with a legend (e.g. an MDS embedding
+ * of attention heads coloured by layer), or a curve with free_axes and connect. opt may be
+ * NULL. */
+ats_status ats_render_scatter(const char *path, size_t n, const double *xy,
+                              const ats_scatter_options *opt, ats_error *err);
+
 /* The colour map used for heatmaps: t in [0,1] -> r, g, b in [0,1] (viridis). */
 void ats_colormap_viridis(double t, double *r, double *g, double *b);
 

@@ -22,6 +22,7 @@ int ats_cmd_graph(int argc, char **argv);
 int ats_cmd_divergence(int argc, char **argv);
 int ats_cmd_topo(int argc, char **argv);
 int ats_cmd_compare(int argc, char **argv);
+int ats_cmd_heads(int argc, char **argv);
 int ats_cmd_serve(int argc, char **argv);
 int ats_cmd_report(int argc, char **argv);
 
