@@ -129,6 +129,38 @@ void ats_scatter_options_init(ats_scatter_options *opt);
 ats_status ats_render_scatter(const char *path, size_t n, const double *xy,
                               const ats_scatter_options *opt, ats_error *err);
 
+/* ---- line charts and images */
+
+/* One series of a line chart: count points (x[i], y[i]) with a legend label. */
+typedef struct ats_series {
+    const char *label;
+    size_t count;
+    const double *x; /* [count] */
+    const double *y; /* [count]; NaN leaves a gap */
+} ats_series;
+
+typedef struct ats_lines_options {
+    ats_figure_options fig;
+    const char *x_title, *y_title;
+    double y_min, y_max; /* y_min == y_max (default) = the data's range */
+} ats_lines_options;
+
+void ats_lines_options_init(ats_lines_options *opt);
+
+/* Line chart of several series with markers, axes, grid and a legend (e.g. the cosine
+ * similarity of a word's context vectors by layer, one line per model). */
+ats_status ats_render_lines(const char *path, size_t count, const ats_series *series,
+                            const ats_lines_options *opt, ats_error *err);
+
+/* Vision: the skeleton of patch tokens drawn over the image at one or several scales. The image
+ * is rgb [height][width][3]; the grid has grid × grid patches, token k (0-based, patches only,
+ * row-major) at the centre of its patch; lower is the metric between the patch tokens
+ * ([n(n-1)/2], n = grid²). Patches are coloured by H0 cluster at each scale. */
+ats_status ats_render_patch_skeleton(const char *path, const uint8_t *rgb, int width, int height,
+                                     int grid, const double *lower, size_t n_scales,
+                                     const double *scales, const ats_figure_options *opt,
+                                     ats_error *err);
+
 /* The colour map used for heatmaps: t in [0,1] -> r, g, b in [0,1] (viridis). */
 void ats_colormap_viridis(double t, double *r, double *g, double *b);
 

@@ -1,0 +1,220 @@
+/* Line charts and the patch skeleton over an image. */
+#include "canvas.h"
+#include "attnscope/rips.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void ats_lines_options_init(ats_lines_options *opt) {
+    memset(opt, 0, sizeof *opt);
+    ats_figure_options_init(&opt->fig);
+}
+
+ats_status ats_render_lines(const char *path, size_t count, const ats_series *series,
+                            const ats_lines_options *opt, ats_error *err) {
+    ats_lines_options defaults;
+    if (!opt) {
+        ats_lines_options_init(&defaults);
+        opt = &defaults;
+    }
+    double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
+    for (size_t s = 0; s < count; s++)
+        for (size_t i = 0; i < series[s].count; i++) {
+            double x = series[s].x[i], y = series[s].y[i];
+            if (isinf(x) || isnan(x) || isinf(y))
+                return ats_error_set(err, ATS_ERR_INVALID,
+                                     "%s: series %zu, point %zu is not finite", path, s, i);
+            if (isnan(y)) continue;
+            xlo = fmin(xlo, x);
+            xhi = fmax(xhi, x);
+            ylo = fmin(ylo, y);
+            yhi = fmax(yhi, y);
+        }
+    if (!isfinite(xlo)) xlo = 0, xhi = 1, ylo = 0, yhi = 1;
+    if (opt->y_max > opt->y_min) ylo = opt->y_min, yhi = opt->y_max;
+    if (xhi <= xlo) xhi = xlo + 1;
+    if (yhi <= ylo) yhi = ylo + 1;
+    double ypad = 0.05 * (yhi - ylo);
+    ylo -= ypad;
+    yhi += ypad;
+    double ml = 62, mr = 150, mt = opt->fig.title ? 34 : 14, mb = 46, pw = 440, ph = 280;
+    double w = opt->fig.width > 0 ? opt->fig.width : ml + pw + mr;
+    double h = opt->fig.height > 0 ? opt->fig.height : mt + ph + mb;
+    pw = w - ml - mr;
+    ph = h - mt - mb;
+    canvas c;
+    ats_status st = canvas_open(&c, path, w, h, &opt->fig, err);
+    if (st) return st;
+    cairo_t *cr = c.cr;
+#define PX(v) (ml + ((v)-xlo) / (xhi - xlo) * pw)
+#define PY(v) (mt + ph - ((v)-ylo) / (yhi - ylo) * ph)
+    if (opt->fig.title) canvas_text(&c, opt->fig.title, w / 2, mt / 2, 12, 0.5, 0.5, 0, 1);
+    double ticks[32], step;
+    int nt = nice_ticks(ylo, yhi, 6, ticks, 32, &step);
+    cairo_set_line_width(cr, 0.5);
+    for (int i = 0; i < nt; i++) {
+        char lab[64];
+        format_tick(ticks[i], step, lab, sizeof lab);
+        cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
+        cairo_move_to(cr, ml, PY(ticks[i]));
+        cairo_line_to(cr, ml + pw, PY(ticks[i]));
+        cairo_stroke(cr);
+        cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
+        canvas_text(&c, lab, ml - 5, PY(ticks[i]), 8.5, 1, 0.5, 0, 0);
+    }
+    nt = nice_ticks(xlo, xhi, 8, ticks, 32, &step);
+    for (int i = 0; i < nt; i++) {
+        char lab[64];
+        format_tick(ticks[i], step, lab, sizeof lab);
+        cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
+        cairo_move_to(cr, PX(ticks[i]), mt);
+        cairo_line_to(cr, PX(ticks[i]), mt + ph);
+        cairo_stroke(cr);
+        cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
+        canvas_text(&c, lab, PX(ticks[i]), mt + ph + 4, 8.5, 0.5, 0, 0, 0);
+    }
+    cairo_set_line_width(cr, 0.8);
+    cairo_rectangle(cr, ml, mt, pw, ph);
+    cairo_stroke(cr);
+    if (opt->x_title) canvas_text(&c, opt->x_title, ml + pw / 2, mt + ph + 22, 10, 0.5, 0, 0, 0);
+    if (opt->y_title)
+        canvas_text(&c, opt->y_title, ml - 46, mt + ph / 2, 10, 0.5, 0.5, ATS_PI / 2, 0);
+    for (size_t s = 0; s < count; s++) {
+        double r, g, b;
+        dim_colour((int)s, &r, &g, &b);
+        cairo_set_source_rgb(cr, r, g, b);
+        cairo_set_line_width(cr, 1.8);
+        int pen = 0;
+        for (size_t i = 0; i < series[s].count; i++) {
+            double y = series[s].y[i];
+            if (isnan(y)) {
+                pen = 0;
+                continue;
+            }
+            if (pen)
+                cairo_line_to(cr, PX(series[s].x[i]), PY(y));
+            else
+                cairo_move_to(cr, PX(series[s].x[i]), PY(y));
+            pen = 1;
+        }
+        cairo_stroke(cr);
+        for (size_t i = 0; i < series[s].count; i++) {
+            if (isnan(series[s].y[i])) continue;
+            cairo_arc(cr, PX(series[s].x[i]), PY(series[s].y[i]), 2.6, 0, 2 * ATS_PI);
+            cairo_fill(cr);
+        }
+        /* legend on the right */
+        double ly = mt + 10 + 16.0 * (double)s;
+        cairo_move_to(cr, ml + pw + 12, ly);
+        cairo_line_to(cr, ml + pw + 30, ly);
+        cairo_stroke(cr);
+        cairo_set_source_rgb(cr, 0.15, 0.15, 0.15);
+        canvas_text(&c, series[s].label ? series[s].label : "", ml + pw + 35, ly, 9, 0, 0.5, 0, 0);
+    }
+#undef PX
+#undef PY
+    return canvas_close(&c, err);
+}
+
+ats_status ats_render_patch_skeleton(const char *path, const uint8_t *rgb, int width, int height,
+                                     int grid, const double *lower, size_t n_scales,
+                                     const double *scales, const ats_figure_options *opt,
+                                     ats_error *err) {
+    if (width <= 0 || height <= 0 || width > 8192 || height > 8192 || grid <= 0 || grid > 256)
+        return ats_error_set(err, ATS_ERR_RANGE,
+                             "%s: image %dx%d with a %d-patch grid is out of range", path, width,
+                             height, grid);
+    if (n_scales == 0 || n_scales > 16)
+        return ats_error_set(err, ATS_ERR_INVALID, "%s: between 1 and 16 scales", path);
+    size_t n = (size_t)grid * (size_t)grid;
+    ats_status st = ats_metric_check(n, lower, path, err);
+    if (st) return st;
+    for (size_t s = 0; s < n_scales; s++)
+        if (!(scales[s] >= 0) || isinf(scales[s]))
+            return ats_error_set(err, ATS_ERR_INVALID, "%s: scale %zu is not a finite number >= 0",
+                                 path, s);
+    double side = 300, gap = 10, title_h = opt && opt->title ? 28 : 8, sub = 16;
+    double w = (double)n_scales * (side + gap) + gap, h = title_h + sub + side + gap;
+    canvas c;
+    st = canvas_open(&c, path, w, h, opt, err);
+    if (st) return st;
+    cairo_t *cr = c.cr;
+    if (opt && opt->title) canvas_text(&c, opt->title, w / 2, 13, 12, 0.5, 0.5, 0, 1);
+    cairo_surface_t *img = cairo_image_surface_create(CAIRO_FORMAT_RGB24, width, height);
+    int32_t *labels = malloc(n * sizeof *labels);
+    size_t *sizes = malloc(n * sizeof *sizes);
+    if (cairo_surface_status(img) != CAIRO_STATUS_SUCCESS || !labels || !sizes) {
+        cairo_surface_destroy(img);
+        free(labels);
+        free(sizes);
+        canvas_abort(&c);
+        return ats_error_set(err, ATS_ERR_NOMEM, "%s: out of memory", path);
+    }
+    cairo_surface_flush(img);
+    unsigned char *data = cairo_image_surface_get_data(img);
+    int stride = cairo_image_surface_get_stride(img);
+    for (int y = 0; y < height; y++) {
+        uint32_t *row = (uint32_t *)(void *)(data + (size_t)stride * (size_t)y);
+        for (int x = 0; x < width; x++) {
+            const uint8_t *p = rgb + ((size_t)y * (size_t)width + (size_t)x) * 3;
+            row[x] = ((uint32_t)p[0] << 16) | ((uint32_t)p[1] << 8) | p[2];
+        }
+    }
+    cairo_surface_mark_dirty(img);
+    double cell = side / grid;
+    for (size_t s = 0; s < n_scales; s++) {
+        double x0 = gap + (double)s * (side + gap), y0 = title_h + sub;
+        char lab[64];
+        snprintf(lab, sizeof lab, "scale %.4g", scales[s]);
+        cairo_set_source_rgb(cr, 0.15, 0.15, 0.15);
+        canvas_text(&c, lab, x0 + side / 2, title_h + 1, 9.5, 0.5, 0, 0, 0);
+        cairo_save(cr);
+        cairo_translate(cr, x0, y0);
+        cairo_scale(cr, side / width, side / height);
+        cairo_set_source_surface(cr, img, 0, 0);
+        cairo_paint_with_alpha(cr, 0.75);
+        cairo_restore(cr);
+        /* the patch grid */
+        cairo_set_source_rgba(cr, 1, 1, 1, 0.5);
+        cairo_set_line_width(cr, 0.5);
+        for (int k = 0; k <= grid; k++) {
+            cairo_move_to(cr, x0 + k * cell, y0);
+            cairo_line_to(cr, x0 + k * cell, y0 + side);
+            cairo_move_to(cr, x0, y0 + k * cell);
+            cairo_line_to(cr, x0 + side, y0 + k * cell);
+        }
+        cairo_stroke(cr);
+        size_t nc;
+        ats_rips_clusters(n, lower, scales[s], labels, &nc, NULL);
+        memset(sizes, 0, n * sizeof *sizes);
+        for (size_t i = 0; i < n; i++) sizes[labels[i]]++;
+#define CX(i) (x0 + ((double)((i) % (size_t)grid) + 0.5) * cell)
+#define CY(i) (y0 + ((double)((i) / (size_t)grid) + 0.5) * cell)
+        cairo_set_line_width(cr, 0.9);
+        for (size_t a = 1; a < n; a++)
+            for (size_t b = 0; b < a; b++) {
+                double d = lower[a * (a - 1) / 2 + b];
+                if (d > scales[s]) continue;
+                double t = scales[s] > 0 ? 1 - d / scales[s] : 1;
+                cairo_set_source_rgba(cr, 1.0, 0.95, 0.3, 0.25 + 0.6 * t);
+                cairo_move_to(cr, CX(a), CY(a));
+                cairo_line_to(cr, CX(b), CY(b));
+                cairo_stroke(cr);
+            }
+        for (size_t i = 0; i < n; i++) {
+            double r = 0.7, g = 0.7, b = 0.7;
+            if (sizes[labels[i]] > 1) dim_colour(labels[i] % 8, &r, &g, &b);
+            cairo_set_source_rgb(cr, r, g, b);
+            cairo_arc(cr, CX(i), CY(i), fmin(4.0, cell * 0.25), 0, 2 * ATS_PI);
+            cairo_fill(cr);
+        }
+#undef CX
+#undef CY
+    }
+    cairo_surface_destroy(img);
+    free(labels);
+    free(sizes);
+    return canvas_close(&c, err);
+}
