@@ -29,7 +29,8 @@ ats_status ats_entropy_compute(const ats_attn *att, const ats_measure_opts *opts
     int nt = atsm_threads(o.n_threads);
     double *buf = malloc((size_t)nt * 2 * stride * sizeof(double));
     if (!buf) return no_memory(err, att);
-    double scale = (o.base == ATS_BASE_2 && !o.seed_compat) ? 1.0 / ATSM_LN2 : 1.0;
+    double unit =
+        (o.base == ATS_BASE_2 && !o.seed_compat) ? ATSM_LN2 : 1.0; /* as scipy: / log(base) */
 #pragma omp parallel num_threads(nt)
     {
         double *x = buf + (size_t)omp_get_thread_num() * 2 * stride, *y = x + stride;
@@ -44,7 +45,7 @@ ats_status ats_entropy_compute(const ats_attn *att, const ats_measure_opts *opts
                 c += fabs(s) >= fabs(y[k]) ? (s - t) + y[k] : (y[k] - t) + s;
                 s = t;
             }
-            double h = -(s + c) * scale;
+            double h = -(s + c) / unit;
             out[r] = h > 0 ? h : 0.0; /* -0.0 for a one-hot row */
         }
     }
@@ -70,7 +71,7 @@ static ats_status js_matrices(const ats_attn *att, ats_divergence kind, const at
         sens = kind == ATS_DIV_JS ? ATSM_SENS_SQRT : ATSM_SENS_ROOT4;
     else
         sens = kind == ATS_DIV_JS ? ATSM_SENS_LINEAR : ATSM_SENS_SQRT;
-    double scale = (o->base == ATS_BASE_2 && !o->seed_compat) ? 1.0 / ATSM_LN2 : 1.0;
+    double unit = (o->base == ATS_BASE_2 && !o->seed_compat) ? ATSM_LN2 : 1.0; /* / log(base) */
     for (size_t hd = 0; hd < heads; hd++) {
         double *D = out + hd * n * n;
 #pragma omp parallel num_threads(nt)
@@ -87,7 +88,7 @@ static ats_status js_matrices(const ats_attn *att, ats_divergence kind, const at
                 D[i * n + i] = 0.0;
                 K->slog_rows(rs.x + i * stride, rs.lim[i], rs.x, stride, rs.lim, i + 1, n, cross);
                 for (size_t j = i + 1; j < n; j++) {
-                    double js = atsm_js_pair(&rs, i, j, cross[j - i - 1], sens, K) * scale;
+                    double js = atsm_js_pair(&rs, i, j, cross[j - i - 1], sens, K) / unit;
                     double v;
                     if (o->seed_compat) /* scipy's distance √JS_e, and the seed's √ of it */
                         v = kind == ATS_DIV_JS ? sqrt(js) : sqrt(sqrt(js));
@@ -113,7 +114,7 @@ static ats_status kl_matrices(const ats_attn *att, const ats_measure_opts *o, do
     size_t words = (n + 63) / 64;
     int nt = atsm_threads(o->n_threads);
     double eps = o->eps > 0 ? o->eps : (o->seed_compat ? 1e-9 : 0.0);
-    double scale = (o->base == ATS_BASE_2 && !o->seed_compat) ? 1.0 / ATSM_LN2 : 1.0;
+    double unit = (o->base == ATS_BASE_2 && !o->seed_compat) ? ATSM_LN2 : 1.0; /* / log(base) */
     size_t nn = n * stride;
     double *P = malloc(nn * sizeof(double));
     double *Lg = malloc(nn * sizeof(double));
@@ -175,7 +176,7 @@ static ats_status kl_matrices(const ats_attn *att, const ats_measure_opts *o, do
                 for (size_t r = 0; r < 4 && i0 + r < n; r++) {
                     size_t i = i0 + r;
                     for (size_t j = 0; j < n; j++) {
-                        double v = (A[i] - cross[r * n + j]) * scale;
+                        double v = (A[i] - cross[r * n + j]) / unit;
                         if (any_zero && j != i) {
                             const uint64_t *nz = nzbits + i * words, *z = zbits + j * words;
                             for (size_t w = 0; w < words; w++)

@@ -189,7 +189,7 @@ ats_status ats_headstats_add(ats_headstats *hs, const ats_attn *doc, const ats_t
     double w_sep = n_sep ? 1.0 / (double)n_sep : 0, w_punct = n_punct ? 1.0 / (double)n_punct : 0;
     double w_cols = n_cols ? 1.0 / (double)n_cols : 0;
     const atsm_kernels *K = atsm_kernels_best();
-    double log_scale = hs->opts.base == ATS_BASE_2 ? 1.0 / ATSM_LN2 : 1.0;
+    double unit = hs->opts.base == ATS_BASE_2 ? ATSM_LN2 : 1.0;
     const ats_measure_opts *o = &hs->opts;
     size_t w_hist = 2 * hs->cap - 1;
 
@@ -212,7 +212,7 @@ ats_status ats_headstats_add(ats_headstats *hs, const ats_attn *doc, const ats_t
             double plogp = 0;
             for (size_t j = 0; j < sup; j++) plogp += xl[j];
             /* Σ p/m log(p/m) = (Σ p log p)/m − log m */
-            double h = -(plogp / mass - log(mass)) * log_scale;
+            double h = -(plogp / mass - log(mass)) / unit;
             s[M_ENTROPY] += h > 0 ? h : 0.0;
             c[M_ENTROPY] += 1;
             size_t arg = 0;

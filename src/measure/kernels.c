@@ -7,11 +7,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#if defined(__GNUC__) && !defined(__clang__)
-/* Vector arguments of inline helpers: the ABI note is irrelevant, nothing crosses a call. */
-#pragma GCC diagnostic ignored "-Wpsabi"
-#endif
-
 /* fdlibm's constants for log (e_log.c) */
 #define ATS_LN2_HI 6.93147180369123816490e-01
 #define ATS_LN2_LO 1.90821492927058770002e-10
@@ -23,18 +18,22 @@
 #define ATS_LG6    1.531383769920937332e-01
 #define ATS_LG7    1.479819860511658591e-01
 
-/* ---- plain C: 4 doubles per vector, a·b + c unfused */
+/* ---- plain C: 2 doubles per vector (SSE2's width, so the x86-64 ABI is untouched; other
+ * targets lower it to what they have), a·b + c unfused */
+typedef double vd2 __attribute__((vector_size(16)));
+typedef uint64_t vu2 __attribute__((vector_size(16)));
+typedef int64_t vi2 __attribute__((vector_size(16)));
 typedef double vd4 __attribute__((vector_size(32)));
 typedef uint64_t vu4 __attribute__((vector_size(32)));
 typedef int64_t vi4 __attribute__((vector_size(32)));
 
-#define vd              vd4
-#define vu              vu4
-#define vi              vi4
+#define vd              vd2
+#define vu              vu2
+#define vi              vi2
 #define KV(name)        name##_generic
 #define KV_NAME         "generic"
 #define KV_ATTR         /* none */
-#define KV_W            4
+#define KV_W            2
 #define KV_MAD(a, b, c) ((a) * (b) + (c))
 #include "kernels_impl.h"
 #undef vd

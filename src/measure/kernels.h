@@ -27,6 +27,9 @@ typedef struct atsm_kernels {
     /* y[k] = log x[k] for k < count (count a multiple of ATS_KBLOCK); x[k] normal, > 0. */
     void (*log_block)(const double *x, double *y, size_t count);
 
+    /* y[k] = exp x[k] for k < count, x[k] <= 709 (0 below −708.39); within 2 ulp. */
+    void (*exp_block)(const double *x, double *y, size_t count);
+
     /* y[k] = x[k]·log x[k] (0 for x[k] == 0), x[k] >= 0, k < count. */
     void (*xlogx_block)(const double *x, double *y, size_t count);
 

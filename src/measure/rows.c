@@ -124,16 +124,16 @@ size_t atsm_row_prepare(const ats_attn *att, size_t head, size_t i, const ats_me
         for (size_t j = 0; j < n; j++) sum += dst[j];
         for (size_t j = 0; j < n; j++) dst[j] /= sum;
     }
-    if (opts->seed_compat) { /* scipy.special.softmax */
+    if (opts->seed_compat && n > 0) { /* scipy.special.softmax: exp(x − max) / Σ */
         double mx = -INFINITY;
         for (size_t j = 0; j < n; j++)
             if (dst[j] > mx) mx = dst[j];
+        for (size_t j = 0; j < n; j++) dst[j] -= mx;
+        atsm_kernels_best()->exp_block(dst, dst, stride);
         double sum = 0;
-        for (size_t j = 0; j < n; j++) {
-            dst[j] = exp(dst[j] - mx);
-            sum += dst[j];
-        }
+        for (size_t j = 0; j < n; j++) sum += dst[j];
         for (size_t j = 0; j < n; j++) dst[j] /= sum;
+        for (size_t j = n; j < stride; j++) dst[j] = 0.0;
     }
     if (eps > 0)
         for (size_t j = 0; j < n; j++) dst[j] += eps;
@@ -222,7 +222,7 @@ double atsm_js_pair(const atsm_rowset *rs, size_t i, size_t j, double cross, ats
     double S = cross + rs->tail[i * nb1 + b] + rs->tail[j * nb1 + b];
     double ai = rs->a[i], aj = rs->a[j];
     double js = 0.5 * (ai + aj - S) + 0.5 * ATSM_LN2 * (rs->mass[i] + rs->mass[j]);
-    if (sens == ATSM_SENS_NONE) return js > 0 ? js : 0.0;
+    if (sens == ATSM_SENS_NONE) return js > 0 ? (js < ATSM_LN2 ? js : ATSM_LN2) : 0.0;
     /* A bound on the absolute error of js. With u = DBL_EPSILON: the log is within 1 ulp, so a
      * term t = s log s carries ≤ u|t| from the log, u/2·|t| from the product, u/2·(|t| + s) from
      * rounding s = p + q and u|t| from adding two vectors of terms; the Kahan sums add ≤ 2u|Σ|.
@@ -248,5 +248,6 @@ double atsm_js_pair(const atsm_rowset *rs, size_t i, size_t j, double cross, ats
     }
     }
     if (redo) js = 0.5 * K->jsacc_pair(rs->x + i * rs->stride, rs->x + j * rs->stride, hi);
-    return js > 0 ? js : 0.0;
+    /* JS <= ln 2 for distributions; rounding must not push a base-2 JS above 1 */
+    return js > 0 ? (js < ATSM_LN2 ? js : ATSM_LN2) : 0.0;
 }

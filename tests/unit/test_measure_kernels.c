@@ -119,6 +119,27 @@ static void test_variant(const atsm_kernels *K) {
     CHECK(y[0] == 0.0);
     for (int k = 0; k < 16; k++) CHECK(ulps(y[k], logl((long double)special[k])) <= 1.0);
 
+    /* exp: within 2 ulp of expl over [−708, 709], exact at 0, 0 below −708.39 */
+    worst = 0;
+    for (int rep = 0; rep < 100; rep++) {
+        for (int k = 0; k < B; k++) {
+            double u = rng_unit();
+            x[k] = rep % 2 ? -708.0 + 1417.0 * u : (u - 0.5) * 2.0; /* wide, and near 0 */
+        }
+        K->exp_block(x, y, B);
+        for (int k = 0; k < B; k++) {
+            double e = ulps(y[k], expl((long double)x[k]));
+            if (e > worst) worst = e;
+        }
+    }
+    fprintf(stderr, "  exp: max error %.3f ulp\n", worst);
+    CHECK(worst <= 2.0);
+    double ex[16] = {0.0, -800.0, -708.39, 1.0, -1.0, 0x1p-60, -0x1p-60, 709.0, -745.0};
+    K->exp_block(ex, y, 16);
+    CHECK(y[0] == 1.0 && y[1] == 0.0 && y[8] == 0.0 && y[15] == 1.0);
+    CHECK(ulps(y[3], expl(1.0L)) <= 2 && ulps(y[7], expl(709.0L)) <= 2);
+    CHECK(ulps(y[2], expl((long double)ex[2])) <= 2);
+
     /* x log x: exact zero at zero */
     double z[16] = {0, 1, 0.5, 0, 1e-300, 0.25};
     K->xlogx_block(z, y, 16);
