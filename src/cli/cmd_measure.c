@@ -60,13 +60,11 @@ static const char USAGE[] =
     "\n"
     "Exit status: 0 success, 2 bad input or usage (nothing is written), 1 other failures.\n";
 
-#define MAX_LIST 4096
-
 typedef struct margs {
     const char *what;
-    const char *inputs[MAX_LIST];
+    const char **inputs; /* [argc]: values are argv entries */
     size_t n_inputs;
-    const char *tokens[MAX_LIST];
+    const char **tokens; /* [argc] */
     size_t n_tokens;
     const char *output, *against, *metric, *freq, *freq_table;
     const char *cls, *sep, *punct, *cols;
@@ -119,10 +117,7 @@ static int parse_args(int argc, char **argv, margs *a) {
             size_t *count = is_input ? &a->n_inputs : &a->n_tokens;
             if (*count) return usage_error("option %s given twice", name);
             if (val) list[(*count)++] = val;
-            while (i + 1 < argc && !is_option(argv[i + 1])) {
-                if (*count == MAX_LIST) return usage_error("too many files after %s", name);
-                list[(*count)++] = argv[++i];
-            }
+            while (i + 1 < argc && !is_option(argv[i + 1])) list[(*count)++] = argv[++i];
             if (*count == 0) return usage_error("option %s needs at least one file", name);
             continue;
         }
@@ -831,19 +826,36 @@ int ats_cmd_measure(int argc, char **argv) {
             fputs(USAGE, stdout);
             return ATS_EXIT_OK;
         }
-    static margs a; /* large lists: not on the stack */
+    margs a;
     memset(&a, 0, sizeof a);
     a.what = argv[1];
     ats_measure_opts_init(&a.opts);
+    a.inputs = calloc((size_t)argc, sizeof *a.inputs);
+    a.tokens = calloc((size_t)argc, sizeof *a.tokens);
+    if (!a.inputs || !a.tokens) {
+        free(a.inputs);
+        free(a.tokens);
+        fprintf(stderr, "attnscope measure: out of memory\n");
+        return ATS_EXIT_FAIL;
+    }
     int rc = parse_args(argc, argv, &a);
-    if (rc) return rc;
     const char *w = a.what;
-    if (!strcmp(w, "entropy") || !strcmp(w, "kl") || !strcmp(w, "js") || !strcmp(w, "jsd"))
-        return run_matrix(&a);
-    if (!strcmp(w, "head-distance")) return run_headdist(&a);
-    if (!strcmp(w, "stats")) return run_stats(&a);
-    if (!strcmp(w, "context")) return run_context(&a);
-    return usage_error("unknown measure '%s' (entropy, kl, js, jsd, head-distance, stats, "
-                       "context)",
-                       w);
+    if (rc) {
+        /* usage error already reported */
+    } else if (!strcmp(w, "entropy") || !strcmp(w, "kl") || !strcmp(w, "js") || !strcmp(w, "jsd")) {
+        rc = run_matrix(&a);
+    } else if (!strcmp(w, "head-distance")) {
+        rc = run_headdist(&a);
+    } else if (!strcmp(w, "stats")) {
+        rc = run_stats(&a);
+    } else if (!strcmp(w, "context")) {
+        rc = run_context(&a);
+    } else {
+        rc = usage_error("unknown measure '%s' (entropy, kl, js, jsd, head-distance, stats, "
+                         "context)",
+                         w);
+    }
+    free(a.inputs);
+    free(a.tokens);
+    return rc;
 }
