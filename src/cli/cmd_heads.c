@@ -710,7 +710,7 @@ static void write_clusters(FILE *fp, const void *p) {
     for (size_t k = 0; k < c->n_clusters; k++) {
         size_t m = 0;
         for (size_t i = 0; i < c->N; i++) m += (size_t)c->labels[i] == k;
-        fprintf(fp, "cluster %zu (%zu heads):", k, m);
+        fprintf(fp, "cluster %zu (%zu head%s):", k, m, m == 1 ? "" : "s");
         for (size_t i = 0; i < c->N; i++)
             if ((size_t)c->labels[i] == k) fprintf(fp, " %s", c->names[i]);
         fputc('\n', fp);

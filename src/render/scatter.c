@@ -59,7 +59,7 @@ ats_status ats_render_scatter(const char *path, size_t n, const double *xy,
     if (!opt->free_axes) sx = sy = fmax(sx, sy);
     double cx = (xlo + xhi) / 2, cy = (ylo + yhi) / 2;
     xlo = cx - 0.55 * sx;
-    xhi = cx + 0.55 * sx;
+    xhi = cx + 0.62 * sx; /* room for the labels right of the points */
     ylo = cy - 0.55 * sy;
     yhi = cy + 0.55 * sy;
     double side = 460, ml = 50, mt = opt->fig.title ? 34 : 14, mb = 44, legend_w = 120;
