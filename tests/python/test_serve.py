@@ -1,0 +1,325 @@
+"""attnscope serve: the viewer's JSON API against the CLI and the library's numbers for the same
+text and head (tiny BERT and GPT-2 fixtures), bad requests, concurrency and clean shutdown.
+Every server runs on 127.0.0.1 on a port the system chooses and is stopped by the test."""
+import concurrent.futures
+import http.client
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy.stats import entropy as scipy_entropy
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from serve_helper import ATTNSCOPE, ROOT, Server, serving  # noqa: E402
+
+MODELS = os.path.join(ROOT, "tests", "fixtures", "models")
+BERT = os.path.join(MODELS, "bert")
+GPT2 = os.path.join(MODELS, "gpt2")
+TEXT = "the cat sat on the mat"
+TEXT2 = "a dog ran in the park"
+
+
+def cli(*args):
+    p = subprocess.run([ATTNSCOPE, *args], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    return p
+
+
+@pytest.fixture(scope="module")
+def bert():
+    with serving(BERT) as srv:
+        yield srv
+
+
+def analyze(srv, **kw):
+    body = {"text": TEXT, "layer": 1, "head": 2, "threshold": 0.3}
+    body.update(kw)
+    status, doc = srv.json("/api/analyze", body)
+    assert status == 200, doc
+    return doc
+
+
+def pairs(dim_entry):
+    return [(b, math.inf if d is None else d) for b, d in dim_entry["pairs"]]
+
+
+@pytest.mark.parametrize("layer,head", [(0, 0), (1, 2)])
+def test_analyze_equals_cli_topo(bert, tmp_path, layer, head):
+    doc = analyze(bert, layer=layer, head=head)
+    cli("topo", "--model", BERT, "--text", TEXT, "--layer", str(layer), "--head", str(head),
+        "--dim", "1", "--out", str(tmp_path))
+    ref = json.load(open(tmp_path / "result.json"))
+    t = doc["texts"][0]
+    assert t["tokens"] == ref["tokens"]
+    # the measure (JS distance) matrix, exactly
+    np.testing.assert_array_equal(np.array(t["matrix"]), np.load(tmp_path / "js.npy"))
+    # diagrams, exactly, in the format of `attnscope rips --json`
+    for ours, theirs in zip(t["diagrams"]["dims"], ref["diagrams"]["dims"]):
+        assert ours["dim"] == theirs["dim"]
+        assert sorted(pairs(ours)) == sorted(pairs(theirs))
+    assert sorted(sorted(c["tokens"]) for c in t["cycles"]) == \
+        sorted(sorted(c) for c in ref["cycle_tokens"])
+
+
+def test_attention_equals_cli(bert, tmp_path):
+    doc = analyze(bert, layer=1, head=3)
+    cli("attention", "--model", BERT, "--text", TEXT, "--layer", "1", "--head", "3",
+        "--npy", str(tmp_path / "a.npy"))
+    ref = np.load(tmp_path / "a.npy")
+    ours = np.array(doc["texts"][0]["attention"], dtype=np.float32)
+    np.testing.assert_array_equal(ours, ref)
+
+
+def test_gpt2_attention_and_topology(tmp_path):
+    text = "Hello world, this is a test"
+    with serving(GPT2) as srv:
+        status, info = srv.json("/api/info")
+        assert status == 200 and info["model"]["causal"] and info["model"]["layers"] == 2
+        status, doc = srv.json("/api/analyze", {"text": text, "layer": 0, "head": 1,
+                                                "threshold": 0.4})
+        assert status == 200, doc
+    cli("attention", "--model", GPT2, "--text", text, "--layer", "0", "--head", "1",
+        "--npy", str(tmp_path / "a.npy"))
+    ref = np.load(tmp_path / "a.npy")
+    ours = np.array(doc["texts"][0]["attention"], dtype=np.float32)
+    np.testing.assert_array_equal(ours, ref)
+    assert np.all(np.triu(ours, 1) == 0)  # causal
+    cli("topo", "--model", GPT2, "--text", text, "--layer", "0", "--head", "1", "--dim", "1",
+        "--out", str(tmp_path / "topo"))
+    ref = json.load(open(tmp_path / "topo" / "result.json"))
+    assert doc["texts"][0]["tokens"] == ref["tokens"]
+    for ours, theirs in zip(doc["texts"][0]["diagrams"]["dims"], ref["diagrams"]["dims"]):
+        assert sorted(pairs(ours)) == sorted(pairs(theirs))
+
+
+def test_comparison_equals_cli_compare(bert, tmp_path):
+    doc = analyze(bert, text2=TEXT2, layer=1, head=2)
+    cli("compare", "--model", BERT, "--text", TEXT, "--text", TEXT2, "--layer", "1", "--head",
+        "2", "--json", str(tmp_path / "c.json"))
+    ref = json.load(open(tmp_path / "c.json"))
+    assert len(doc["texts"]) == 2
+    for e in doc["comparison"]["dims"]:
+        assert e["bottleneck"] == ref["bottleneck"][str(e["dim"])]
+        assert e["wasserstein"] == ref["wasserstein"][str(e["dim"])]
+
+
+def components(n, edges):
+    parent = list(range(n))
+
+    def find(x):
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+    for i, j in edges:
+        parent[find(i)] = find(j)
+    return len({find(i) for i in range(n)})
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.2, 0.3, 0.45, 1.0])
+def test_complex_at_threshold(bert, threshold):
+    doc = analyze(bert, threshold=threshold)
+    t = doc["texts"][0]
+    m = np.array(t["matrix"])
+    sym = 0.5 * (m + m.T)
+    n = len(t["tokens"])
+    want = [[i, j] for i in range(n) for j in range(i + 1, n) if sym[i, j] <= threshold]
+    assert t["edges"] == want
+    tri = [[i, j, k] for i in range(n) for j in range(i + 1, n) for k in range(j + 1, n)
+           if max(sym[i, j], sym[i, k], sym[j, k]) <= threshold]
+    assert t["triangles"] == tri
+    assert t["clusters"]["count"] == components(n, want)
+    assert len(set(t["clusters"]["labels"])) == t["clusters"]["count"]
+    assert np.array(t["layout"]).shape == (n, 3)
+    assert doc["threshold"] == threshold
+
+
+def test_measures(bert, tmp_path):
+    cli("divergence", "--model", BERT, "--text", TEXT, "--layer", "1", "--head", "2",
+        "--out", str(tmp_path))
+    files = os.listdir(tmp_path)
+    for measure in ("js", "kl"):
+        doc = analyze(bert, measure=measure)
+        assert doc["measure"] == measure
+        ours = np.array(doc["texts"][0]["matrix"])
+        name = [f for f in files if f.startswith(measure) and f.endswith(".npy")]
+        if name:  # the CLI's file names are its own business; compare when found
+            np.testing.assert_allclose(ours, np.load(tmp_path / name[0]), rtol=0, atol=1e-15)
+        assert ours.shape == (8, 8) and np.all(np.diag(ours) == 0)
+
+
+def test_overview_and_cache(bert, tmp_path):
+    text = "overview of every head"
+    status, doc = bert.json("/api/overview?text=" + text.replace(" ", "%20"))
+    assert status == 200, doc
+    assert not doc["timing"]["cached"]
+    cli("attention", "--model", BERT, "--text", text, "--npy", str(tmp_path / "a.npy"))
+    att = np.load(tmp_path / "a.npy").astype(np.float64)
+    L, H = att.shape[:2]
+    ref = np.array([[scipy_entropy(att[l, h] / att[l, h].sum(-1, keepdims=True), base=2,
+                                   axis=1).mean() for h in range(H)] for l in range(L)])
+    np.testing.assert_allclose(np.array(doc["entropy"]), ref, atol=1e-12)
+    h1 = np.array(doc["h1_persistence"])
+    assert h1.shape == (L, H) and np.all(h1 >= 0)
+    # the overview's total H1 persistence equals the analysis's H1 diagram of that head
+    doc2 = analyze(bert, text=text, layer=1, head=1)
+    assert doc2["timing"]["cached"] and doc2["timing"]["forward_ms"] == 0
+    total = sum(d - b for b, d in pairs(doc2["texts"][0]["diagrams"]["dims"][1]) if d < math.inf)
+    assert h1[1, 1] == pytest.approx(total, abs=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["heatmap", "measure", "diagram", "barcode", "skeleton",
+                                  "graph", "overview"])
+def test_figures(bert, kind):
+    status, headers, png = bert.request(f"/api/figure/{kind}.png?text=the%20cat&layer=0&head=1"
+                                        "&threshold=0.3")
+    assert status == 200, png[:200]
+    assert headers["Content-Type"] == "image/png" and png[:8] == b"\x89PNG\r\n\x1a\n"
+    status, headers, svg = bert.request(f"/api/figure/{kind}.svg",
+                                        {"text": TEXT, "text2": TEXT2, "which": 2, "layer": 1,
+                                         "head": 0, "threshold": 0.3})
+    assert status == 200, svg[:200]
+    assert headers["Content-Type"] == "image/svg+xml" and b"<svg" in svg[:400]
+
+
+def test_static_files(bert):
+    for path, ctype in (("/", "text/html"), ("/app.js", "text/javascript"),
+                        ("/style.css", "text/css")):
+        status, headers, body = bert.request(path)
+        assert status == 200 and headers["Content-Type"].startswith(ctype), path
+        assert body == open(os.path.join(ROOT, "web", path.strip("/") or "index.html"),
+                            "rb").read()
+
+
+def raw_get(srv, path):
+    """A GET with the path sent exactly as given (no client-side normalisation)."""
+    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+    c.putrequest("GET", path, skip_host=False, skip_accept_encoding=True)
+    c.endheaders()
+    r = c.getresponse()
+    body = r.read()
+    c.close()
+    return r.status, body
+
+
+@pytest.mark.parametrize("path", ["/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd",
+                                  "/..%2f..%2fetc%2fpasswd", "/web/../../etc/passwd",
+                                  "/api/figure/..%2f..%2fetc%2fpasswd.png", "/index.html/..",
+                                  "/CMakeLists.txt", "/serve.h", "//etc/passwd"])
+def test_path_traversal(bert, path):
+    status, body = raw_get(bert, path)
+    assert status == 404, (path, status)
+    assert b"root:" not in body and "error" in json.loads(body)
+
+
+def error_of(srv, path, body, status_expected, method=None):
+    status, headers, data = srv.request(path, body, method)
+    assert status == status_expected, (status, data[:300])
+    msg = json.loads(data)["error"]
+    assert msg
+    return msg
+
+
+def test_bad_requests(bert):
+    base = {"text": TEXT, "layer": 0, "head": 0, "threshold": 0.3}
+    assert "larger than 65536" in error_of(bert, "/api/analyze",
+                                           json.dumps(dict(base, text="x " * 40000)).encode(), 413)
+    assert "JSON" in error_of(bert, "/api/analyze", b'{"text": "a", "layer": ', 400)
+    assert "JSON" in error_of(bert, "/api/analyze", b"[1, 2]", 400)
+    assert "JSON" in error_of(bert, "/api/analyze", b"", 400)
+    assert "layer" in error_of(bert, "/api/analyze", dict(base, layer=2), 400)
+    assert "layer" in error_of(bert, "/api/analyze", dict(base, layer=-1), 400)
+    assert "layer" in error_of(bert, "/api/analyze", dict(base, layer=0.5), 400)
+    assert "head" in error_of(bert, "/api/analyze", dict(base, head=4), 400)
+    assert "head" in error_of(bert, "/api/analyze", dict(base, head="x"), 400)
+    assert "threshold" in error_of(bert, "/api/analyze", dict(base, threshold=-0.1), 400)
+    assert "threshold" in error_of(bert, "/api/analyze", dict(base, threshold="nan"), 400)
+    assert "threshold" in error_of(bert, "/api/analyze", b'{"text":"a","layer":0,"head":0,'
+                                                          b'"threshold":1e400}', 400)
+    assert "JSON" in error_of(bert, "/api/analyze", b'{"text":"a","layer":0,"head":0,'
+                                                    b'"threshold":NaN}', 400)
+    assert "measure" in error_of(bert, "/api/analyze", dict(base, measure="cosine"), 400)
+    assert "text" in error_of(bert, "/api/analyze", {"layer": 0, "head": 0}, 400)
+    assert "text" in error_of(bert, "/api/analyze", dict(base, text=5), 400)
+    assert "tokens" in error_of(bert, "/api/analyze", dict(base, text="word " * 60), 400)
+    msg = error_of(bert, "/api/analyze",
+                   b'{"text": "caf\xc3 bad", "layer": 0, "head": 0, "threshold": 0.1}', 400)
+    assert "UTF-8" in msg
+    assert "UTF-8" in error_of(bert, "/api/overview?text=%ff%fe", None, 400)
+    assert "NUL" in error_of(bert, "/api/analyze", b'{"text": "a"}\x00', 400)
+    assert error_of(bert, "/api/analyze", None, 405, method="GET")
+    assert error_of(bert, "/api/nothing", None, 404)
+    assert error_of(bert, "/api/figure/etc.png?text=a", None, 404)
+    assert error_of(bert, "/api/figure/heatmap.pdf?text=a&layer=0&head=0", None, 404)
+    assert "which" in error_of(bert, "/api/figure/heatmap.png?text=a&layer=0&head=0&which=2",
+                               None, 400)
+    # the server keeps serving
+    assert bert.json("/api/info")[0] == 200
+    analyze(bert)
+
+
+def test_huge_body_refused_without_reading(bert):
+    s = socket.create_connection(("127.0.0.1", bert.port), timeout=30)
+    s.sendall(b"POST /api/analyze HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Content-Length: 1000000000\r\n\r\n{")
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    assert data.startswith(b"HTTP/1.1 413")
+    assert bert.json("/api/info")[0] == 200
+
+
+def test_concurrent_requests(bert):
+    jobs = [(l, h, text) for l in range(2) for h in range(4)
+            for text in (TEXT, TEXT2, "concurrent text %d" % (l * 4 + h))]
+    sequential = {}
+    for l, h, text in jobs[:6]:
+        sequential[(l, h, text)] = analyze(bert, layer=l, head=h, text=text)["texts"][0]
+
+    def one(job):
+        l, h, text = job
+        return job, analyze(bert, layer=l, head=h, text=text)["texts"][0]
+    with concurrent.futures.ThreadPoolExecutor(12) as ex:
+        results = list(ex.map(one, jobs * 2))
+    assert len(results) == 2 * len(jobs)
+    for job, t in results:
+        if job in sequential:
+            assert t == sequential[job]
+        assert t["tokens"][0] == "[CLS]"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_clean_shutdown(sig):
+    srv = Server(BERT)
+    try:
+        assert srv.json("/api/info")[0] == 200
+        analyze(srv)
+        code, err = srv.stop(sig)
+        assert code == 0, err
+        assert "stopped" in err
+    finally:
+        srv.kill()
+
+
+def test_cli_errors(tmp_path):
+    p = subprocess.run([ATTNSCOPE, "serve"], capture_output=True, text=True)
+    assert p.returncode == 2 and "--model" in p.stderr
+    p = subprocess.run([ATTNSCOPE, "serve", "--model", str(tmp_path / "nope"), "--port", "0"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and p.stderr
+    p = subprocess.run([ATTNSCOPE, "serve", "--model", BERT, "--host", "localhost:80",
+                        "--port", "0"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "host" in p.stderr
+    p = subprocess.run([ATTNSCOPE, "serve", "--model", BERT, "--web", str(tmp_path),
+                        "--port", "0"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "index.html" in p.stderr

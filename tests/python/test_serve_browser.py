@@ -1,0 +1,35 @@
+"""The viewer in Debian's Chromium (playwright-core, tests/browser/viewer_test.mjs): loads the page
+from `attnscope serve` on 127.0.0.1, moves the threshold slider, switches head with the slider and
+with the overview grid, types a new text, hovers and rotates the 3-D complex, exports figures.
+Screenshots go to <build dir>/screenshots. Skipped (not failed) where node, Chromium or
+playwright-core (tools/deps.sh installs it into third_party/playwright) is missing."""
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from serve_helper import ATTNSCOPE, ROOT  # noqa: E402
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+PLAYWRIGHT = os.path.join(ROOT, "third_party", "playwright", "node_modules", "playwright-core")
+
+
+def test_viewer_in_chromium():
+    node = shutil.which("node")
+    if not node:
+        pytest.skip("node is not installed")
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(f"Chromium is not installed at {CHROMIUM}")
+    if not os.path.isdir(os.environ.get("PLAYWRIGHT_CORE", PLAYWRIGHT)):
+        pytest.skip("playwright-core is not installed (tools/deps.sh)")
+    shots = os.path.join(os.path.dirname(os.path.abspath(ATTNSCOPE)), "screenshots")
+    p = subprocess.run([node, os.path.join(ROOT, "tests", "browser", "viewer_test.mjs"), ATTNSCOPE,
+                        os.path.join(ROOT, "tests", "fixtures", "models", "bert"),
+                        os.path.join(ROOT, "web"), shots],
+                       capture_output=True, text=True, timeout=300)
+    print(p.stdout)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert os.path.getsize(os.path.join(shots, "08-final.png")) > 10000
