@@ -36,7 +36,7 @@ ats_status ats_entropy_compute(const ats_attn *att, const ats_measure_opts *opts
         double *x = buf + (size_t)omp_get_thread_num() * 2 * stride, *y = x + stride;
 #pragma omp for schedule(static)
         for (size_t r = 0; r < rows; r++) {
-            size_t support = atsm_row_prepare(att, r / n, r % n, &o, o.eps, 1, x, stride);
+            size_t support = atsm_row_prepare(att, r / n, r % n, &o, o.eps, 1, x, stride, K);
             size_t lim = ats_kblock_round(support);
             K->xlogx_block(x, y, lim);
             double s = 0, c = 0; /* Neumaier */
@@ -80,7 +80,8 @@ static ats_status js_matrices(const ats_attn *att, ats_divergence kind, const at
             double *cross = xl + stride;
 #pragma omp for schedule(static)
             for (size_t i = 0; i < n; i++) {
-                size_t sup = atsm_row_prepare(att, hd, i, o, o->eps, 1, rs.x + i * stride, stride);
+                size_t sup =
+                    atsm_row_prepare(att, hd, i, o, o->eps, 1, rs.x + i * stride, stride, K);
                 atsm_rowset_finish(&rs, i, sup, K, xl);
             }
 #pragma omp for schedule(dynamic, 1)
@@ -136,7 +137,7 @@ static ats_status kl_matrices(const ats_attn *att, const ats_measure_opts *o, do
 #pragma omp parallel for num_threads(nt) schedule(static) reduction(| : any_zero)
         for (size_t i = 0; i < n; i++) {
             double *p = P + i * stride, *lg = Lg + i * stride;
-            size_t sup = atsm_row_prepare(att, hd, i, o, eps, 0, p, stride);
+            size_t sup = atsm_row_prepare(att, hd, i, o, eps, 0, p, stride, K);
             lim[i] = ats_kblock_round(sup);
             for (size_t k = 0; k < stride; k++) lg[k] = p[k] > DBL_MIN ? p[k] : DBL_MIN;
             K->log_block(lg, lg, stride);

@@ -106,9 +106,12 @@ ats_status ats_headdist_add(ats_headdist *hd, const ats_attn *doc, ats_error *er
      * their values go to vals[t][a·N + b] and are then added to the sums in token order, so the
      * result does not depend on which thread did what. */
     size_t tblk = n < ATSM_TOKEN_BLOCK ? n : ATSM_TOKEN_BLOCK, NN = N * N;
+    size_t nvals;
+    if (!ats_size_mul(tblk, NN, &nvals) || !ats_size_mul(nvals, sizeof(double), &(size_t){0}))
+        return ats_error_set(err, ATS_ERR_RANGE, "%s: %zu heads are too many", name, N);
     atsm_rowset *rs = calloc((size_t)nt, sizeof *rs);
     double *scratch = malloc((size_t)nt * (stride + N) * sizeof(double));
-    double *vals = malloc(tblk * NN * sizeof(double));
+    double *vals = malloc(nvals * sizeof(double));
     int ok = rs && scratch && vals;
     for (int i = 0; ok && i < nt; i++) ok = atsm_rowset_init(&rs[i], N, stride);
     if (!ok) {
@@ -135,7 +138,7 @@ ats_status ats_headdist_add(ats_headdist *hd, const ats_attn *doc, ats_error *er
             for (size_t t = t0; t < t1; t++) {
                 for (size_t a = 0; a < N; a++) {
                     double *x = r->x + a * stride;
-                    size_t sup = atsm_row_prepare(doc, a, t, o, o->eps, 1, x, stride);
+                    size_t sup = atsm_row_prepare(doc, a, t, o, o->eps, 1, x, stride, K);
                     if (clark) {
                         for (size_t k = 0; k < n; k++) x[k] = floor_w + 0.999 * x[k];
                         sup = n;

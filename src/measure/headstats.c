@@ -204,7 +204,7 @@ ats_status ats_headstats_add(ats_headstats *hs, const ats_attn *doc, const ats_t
         double anorm = 0;
         uint64_t *hist = hs->hist + a * w_hist;
         for (size_t i = 0; i < n; i++) {
-            size_t sup = atsm_row_prepare(doc, a, i, o, 0.0, 0, x, stride);
+            size_t sup = atsm_row_prepare(doc, a, i, o, 0.0, 0, x, stride, K);
             /* entropy of the row (normalised, as scipy.stats.entropy) */
             double mass = 0;
             for (size_t j = 0; j < n; j++) mass += x[j];

@@ -97,11 +97,9 @@ const atsm_kernels *atsm_kernels_variant(int variant) {
         return &table_generic;
 #ifdef ATS_HAVE_X86_VARIANTS
     case 1:
-        __builtin_cpu_init();
         return (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? &table_avx2
                                                                                  : NULL;
     case 2:
-        __builtin_cpu_init();
         return (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
                 __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx2") &&
                 __builtin_cpu_supports("fma"))

@@ -28,9 +28,10 @@ ats_status atsm_attn_check(const ats_attn *att, const ats_measure_opts *opts, si
 
 /* Row i of head `head` (= l·H + h) prepared as ats_measure_opts describes: normalize, seed
  * softmax, + eps on the n entries, then divided by its sum if renorm. Written to dst[0..stride)
- * with zeros after n. Returns the support length (1 + the last index with a nonzero). */
+ * with zeros after n (stride a multiple of ATS_KBLOCK). Returns the support length (1 + the last
+ * index with a nonzero). */
 size_t atsm_row_prepare(const ats_attn *att, size_t head, size_t i, const ats_measure_opts *opts,
-                        double eps, int renorm, double *dst, size_t stride);
+                        double eps, int renorm, double *dst, size_t stride, const atsm_kernels *K);
 
 /* Prepared rows with what the fast JS needs. Buffers are allocated by atsm_rowset_init for at
  * most m_max rows of stride doubles. */

@@ -159,6 +159,12 @@ static void test_bad_input(void) {
     CHECK(ats_divergence_compute(&att, ATS_DIV_JSD, &o, out, &err) == ATS_ERR_INVALID);
     CHECK(strstr(err.message, "all weights are zero") != NULL);
 
+    double huge[4] = {1e308, 1e308, 0.5, 0.5};
+    ats_attn big = {ATS_F64, huge, 1, 1, 2, "huge.npy"};
+    CHECK(ats_divergence_compute(&big, ATS_DIV_JSD, &o, out, &err) == ATS_ERR_INVALID);
+    CHECK(strstr(err.message, "huge.npy: layer 0, head 0, row 0: the weights' sum overflows"));
+    CHECK(ats_divergence_compute(NULL, ATS_DIV_JSD, &o, out, &err) == ATS_ERR_INVALID);
+
     ats_npy arr = {ATS_F64, 3, {2, 3, 3}, 18, A};
     ats_attn v;
     CHECK(ats_attn_from_npy(&arr, "x.npy", &v, &err) == ATS_ERR_FORMAT);
