@@ -8,7 +8,6 @@
 #include <pcre2.h>
 #include <stdlib.h>
 #include <string.h>
-#include <utf8proc.h>
 
 typedef struct nchar {
     uint32_t cp;
@@ -101,28 +100,18 @@ static int normalize(const ats_tokenizer *t, const char *text, size_t s, size_t 
                 else
                     ok = nvec_push(tmp, c.cp, c.os, c.oe);
                 break;
-            case NORM_NFD: {
-                utf8proc_int32_t d[32];
-                int bound = 0;
-                utf8proc_ssize_t n = utf8proc_decompose_char((utf8proc_int32_t)c.cp, d, 32,
-                                                             UTF8PROC_DECOMPOSE, &bound);
-                if (n <= 0 || n > 32) {
-                    ok = nvec_push(tmp, c.cp, c.os, c.oe);
-                } else {
-                    for (utf8proc_ssize_t j = 0; j < n && ok; j++)
-                        ok = nvec_push(tmp, (uint32_t)d[j], c.os, c.oe);
-                }
+            case NORM_NFD:
+            case NORM_BERT_STRIP:
+            case NORM_LOWER: {
+                uint32_t d[TOK_MAX_EXPAND];
+                int n = step == NORM_NFD          ? tok_nfd(c.cp, d)
+                        : step == NORM_BERT_STRIP ? tok_bert_strip(c.cp, d)
+                                                  : tok_lower(c.cp, d);
+                for (int j = 0; j < n && ok; j++) ok = nvec_push(tmp, d[j], c.os, c.oe);
                 break;
             }
-            case NORM_DROP_MN:
-                if (!tok_is_mark_nonspacing(c.cp)) ok = nvec_push(tmp, c.cp, c.os, c.oe);
-                break;
-            case NORM_LOWER:
-                if (c.cp == 0x130) /* the one code point whose lower case is two */
-                    ok = nvec_push(tmp, 'i', c.os, c.oe) && nvec_push(tmp, 0x307, c.os, c.oe);
-                else
-                    ok = nvec_push(tmp, (uint32_t)utf8proc_tolower((utf8proc_int32_t)c.cp), c.os,
-                                   c.oe);
+            case NORM_DROP_MARKS:
+                if (!tok_is_mark(c.cp)) ok = nvec_push(tmp, c.cp, c.os, c.oe);
                 break;
             default:
                 ok = nvec_push(tmp, c.cp, c.os, c.oe);

@@ -269,17 +269,14 @@ static ats_status parse_normalizer(ats_tokenizer *t, const cJSON *n, const char 
         int strip = cJSON_IsBool(sa) ? cJSON_IsTrue(sa) : lower;
         if (json_bool(n, "clean_text", 1)) steps[ns++] = NORM_CLEAN;
         if (json_bool(n, "handle_chinese_chars", 1)) steps[ns++] = NORM_CJK;
-        if (strip) {
-            steps[ns++] = NORM_NFD;
-            steps[ns++] = NORM_DROP_MN;
-        }
+        if (strip) steps[ns++] = NORM_BERT_STRIP;
         if (lower) steps[ns++] = NORM_LOWER;
     } else if (!strcmp(type, "Lowercase")) {
         steps[ns++] = NORM_LOWER;
     } else if (!strcmp(type, "NFD")) {
         steps[ns++] = NORM_NFD;
     } else if (!strcmp(type, "StripAccents")) {
-        steps[ns++] = NORM_DROP_MN;
+        steps[ns++] = NORM_DROP_MARKS;
     } else {
         return ats_error_set(err, ATS_ERR_FORMAT,
                              "%s: normalizer: type \"%s\" is not supported (BertNormalizer, "
@@ -833,10 +830,7 @@ static ats_status load_dir(ats_tokenizer *t, const char *dir, tok_config *c, ats
             t->norm_steps[t->n_norm_steps++] = NORM_CLEAN;
             if (json_bool(c->tok_config, "tokenize_chinese_chars", 1))
                 t->norm_steps[t->n_norm_steps++] = NORM_CJK;
-            if (strip) {
-                t->norm_steps[t->n_norm_steps++] = NORM_NFD;
-                t->norm_steps[t->n_norm_steps++] = NORM_DROP_MN;
-            }
+            if (strip) t->norm_steps[t->n_norm_steps++] = NORM_BERT_STRIP;
             if (lower) t->norm_steps[t->n_norm_steps++] = NORM_LOWER;
             t->pre_bert = 1;
         }

@@ -1,5 +1,6 @@
 /* Hash maps, UTF-8 and the Unicode character classes of HuggingFace's tokenizers. */
 #include "tokenizer_internal.h"
+#include "tok_unicode_tables.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -235,6 +236,37 @@ int tok_utf8_encode(uint32_t cp, char *buf) {
     return 4;
 }
 
+static int in_list(const uint32_t *xs, size_t n, uint32_t c) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (xs[mid] == c) return 1;
+        if (xs[mid] < c)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 0;
+}
+
+static const tok_cp_map *in_map(const tok_cp_map *xs, size_t n, uint32_t c) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (xs[mid].cp == c) return &xs[mid];
+        if (xs[mid].cp < c)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+static int from_map(const tok_cp_map *m, uint32_t *out) {
+    for (int i = 0; i < m->n; i++) out[i] = m->to[i];
+    return m->n;
+}
+
 int tok_is_whitespace(uint32_t c) {
     return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
            (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
@@ -243,19 +275,23 @@ int tok_is_whitespace(uint32_t c) {
 
 /* Unassigned code points (Cn) are kept, as HuggingFace's tokenizers do. */
 int tok_is_control(uint32_t c) {
-    if (c == '\t' || c == '\n' || c == '\r') return 0;
-    switch (utf8proc_category((utf8proc_int32_t)c)) {
-    case UTF8PROC_CATEGORY_CC:
-    case UTF8PROC_CATEGORY_CF:
-    case UTF8PROC_CATEGORY_CS:
-    case UTF8PROC_CATEGORY_CO:
-        return 1;
-    default:
-        return 0;
+    int base = 0;
+    if (c != '\t' && c != '\n' && c != '\r') {
+        switch (utf8proc_category((utf8proc_int32_t)c)) {
+        case UTF8PROC_CATEGORY_CC:
+        case UTF8PROC_CATEGORY_CF:
+        case UTF8PROC_CATEGORY_CS:
+        case UTF8PROC_CATEGORY_CO:
+            base = 1;
+            break;
+        default:
+            break;
+        }
     }
+    return base ^ in_list(tok_control_flip, TOK_CONTROL_FLIP_N, c);
 }
 
-int tok_is_punctuation(uint32_t c) {
+static int punct_base(uint32_t c) {
     if ((c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) ||
         (c >= 123 && c <= 126))
         return 1;
@@ -273,6 +309,10 @@ int tok_is_punctuation(uint32_t c) {
     }
 }
 
+int tok_is_punctuation(uint32_t c) {
+    return punct_base(c) ^ in_list(tok_punct_flip, TOK_PUNCT_FLIP_N, c);
+}
+
 int tok_is_cjk(uint32_t c) {
     return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) ||
            (c >= 0x20000 && c <= 0x2A6DF) || (c >= 0x2A700 && c <= 0x2B73F) ||
@@ -280,8 +320,49 @@ int tok_is_cjk(uint32_t c) {
            (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
 }
 
-int tok_is_mark_nonspacing(uint32_t c) {
-    return utf8proc_category((utf8proc_int32_t)c) == UTF8PROC_CATEGORY_MN;
+int tok_is_mark(uint32_t c) {
+    int k = utf8proc_category((utf8proc_int32_t)c);
+    int base = k == UTF8PROC_CATEGORY_MN || k == UTF8PROC_CATEGORY_MC || k == UTF8PROC_CATEGORY_ME;
+    return base ^ in_list(tok_marks_flip, TOK_MARKS_FLIP_N, c);
+}
+
+static int utf8proc_nfd(uint32_t c, uint32_t *out) {
+    utf8proc_int32_t d[TOK_MAX_EXPAND];
+    int bound = 0;
+    utf8proc_ssize_t n =
+        utf8proc_decompose_char((utf8proc_int32_t)c, d, TOK_MAX_EXPAND, UTF8PROC_DECOMPOSE, &bound);
+    if (n <= 0 || n > TOK_MAX_EXPAND) {
+        out[0] = c;
+        return 1;
+    }
+    for (utf8proc_ssize_t i = 0; i < n; i++) out[i] = (uint32_t)d[i];
+    return (int)n;
+}
+
+int tok_nfd(uint32_t c, uint32_t *out) {
+    const tok_cp_map *m = in_map(tok_nfd_map, TOK_NFD_MAP_N, c);
+    return m ? from_map(m, out) : utf8proc_nfd(c, out);
+}
+
+int tok_bert_strip(uint32_t c, uint32_t *out) {
+    const tok_cp_map *m = in_map(tok_strip_map, TOK_STRIP_MAP_N, c);
+    if (m) return from_map(m, out);
+    int n = utf8proc_nfd(c, out), k = 0;
+    for (int i = 0; i < n; i++)
+        if (utf8proc_category((utf8proc_int32_t)out[i]) != UTF8PROC_CATEGORY_MN) out[k++] = out[i];
+    return k;
+}
+
+int tok_lower(uint32_t c, uint32_t *out) {
+    const tok_cp_map *m = in_map(tok_lower_map, TOK_LOWER_MAP_N, c);
+    if (m) return from_map(m, out);
+    if (c == 0x130) { /* the one code point whose lower case is two */
+        out[0] = 'i';
+        out[1] = 0x307;
+        return 2;
+    }
+    out[0] = (uint32_t)utf8proc_tolower((utf8proc_int32_t)c);
+    return 1;
 }
 
 int tok_is_alnum(uint32_t c) {

@@ -52,13 +52,22 @@ int tok_is_whitespace(uint32_t cp);  /* Rust's char::is_whitespace (Unicode Whit
 int tok_is_control(uint32_t cp);     /* BERT: Cc Cf Co Cs except \t \n \r */
 int tok_is_punctuation(uint32_t cp); /* BERT: ASCII 33-47, 58-64, 91-96, 123-126 or P* */
 int tok_is_cjk(uint32_t cp);         /* BERT's CJK ideograph blocks */
-int tok_is_mark_nonspacing(uint32_t cp);
+/* The character classes and mappings below follow HuggingFace's tokenizers exactly: utf8proc's
+ * answer, corrected by the exception lists of tok_unicode_tables.h where their Unicode
+ * versions differ. */
+int tok_is_mark(uint32_t cp); /* the StripAccents normalizer: a combining mark (M*) */
+#define TOK_MAX_EXPAND 32
+/* One character's NFD / BERT accent stripping (NFD, Mn dropped) / lower case into out
+ * [TOK_MAX_EXPAND]; returns the count (0 when stripping drops it). */
+int tok_nfd(uint32_t cp, uint32_t *out);
+int tok_bert_strip(uint32_t cp, uint32_t *out);
+int tok_lower(uint32_t cp, uint32_t *out);
 int tok_is_alnum(uint32_t cp);
 
 /* ---- the handle */
 
 /* normalizer steps */
-enum { NORM_CLEAN = 1, NORM_CJK, NORM_NFD, NORM_DROP_MN, NORM_LOWER };
+enum { NORM_CLEAN = 1, NORM_CJK, NORM_NFD, NORM_BERT_STRIP, NORM_DROP_MARKS, NORM_LOWER };
 
 typedef struct tok_added {
     char *content;
