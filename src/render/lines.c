@@ -173,7 +173,13 @@ ats_status ats_render_patch_skeleton(const char *path, const uint8_t *rgb, int w
         cairo_save(cr);
         cairo_translate(cr, x0, y0);
         cairo_scale(cr, side / width, side / height);
+        cairo_rectangle(cr, 0, 0, width, height);
+        cairo_clip(cr);
         cairo_set_source_surface(cr, img, 0, 0);
+        /* pad the edges instead of fading them; show tiny images' pixels as they are */
+        cairo_pattern_set_extend(cairo_get_source(cr), CAIRO_EXTEND_PAD);
+        if (width < 128 || height < 128)
+            cairo_pattern_set_filter(cairo_get_source(cr), CAIRO_FILTER_NEAREST);
         cairo_paint_with_alpha(cr, 0.75);
         cairo_restore(cr);
         /* the patch grid */
@@ -205,7 +211,7 @@ ats_status ats_render_patch_skeleton(const char *path, const uint8_t *rgb, int w
             }
         for (size_t i = 0; i < n; i++) {
             double r = 0.7, g = 0.7, b = 0.7;
-            if (sizes[labels[i]] > 1) dim_colour(labels[i] % 8, &r, &g, &b);
+            if (sizes[labels[i]] > 1) dim_colour(labels[i] % 7, &r, &g, &b); /* 7 is grey */
             cairo_set_source_rgb(cr, r, g, b);
             cairo_arc(cr, CX(i), CY(i), fmin(4.0, cell * 0.25), 0, 2 * ATS_PI);
             cairo_fill(cr);

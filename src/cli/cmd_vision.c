@@ -1,0 +1,465 @@
+/* attnscope vision: the token topology of a ViT's image patches.
+ *
+ * Each patch token is a distribution over the tokens it attends to; the Jensen–Shannon
+ * distance between patches makes the image a metric space whose persistence is computed and
+ * whose Rips skeleton is drawn over the image. --perturb compares the diagrams before and after
+ * noise, blur or an occlusion; several images (video frames) give the Wasserstein distance
+ * between consecutive frames. */
+#include "cli.h"
+#include "attnscope/diagram.h"
+#include "attnscope/measure.h"
+#include "attnscope/model.h"
+#include "attnscope/render.h"
+#include "attnscope/rips.h"
+#include "attnscope/vision.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define MAX_IMAGES 256
+
+static const char USAGE[] =
+    "usage: attnscope vision --model M --image I [--image I2 ...] --layer L --head H --out DIR\n"
+    "                        [--scales S1,S2,...] [--perturb noise|blur|occlusion]\n"
+    "                        [--strength X] [--format png|svg|pdf]\n"
+    "\n"
+    "For every image: the patch tokens' Jensen–Shannon metric (base 2) in head (L, H), its\n"
+    "persistence H0/H1 (diagram, barcode) and the Rips skeleton at each scale drawn over the\n"
+    "image (default scales: the 10%, 25% and 50% quantiles of the distances). --perturb also\n"
+    "runs a perturbed copy (noise: Gaussian, sigma = X x 255, default 0.1; blur: box blur of\n"
+    "radius X pixels, default 2; occlusion: a grey square over X of the image side, default\n"
+    "0.3) and reports the bottleneck and Wasserstein distances between the diagrams. Several\n"
+    "images are treated as frames: the distances between consecutive frames. vision.json holds\n"
+    "everything.\n";
+
+typedef struct vision_run {
+    ats_rips_result res;
+    double *lower; /* patch metric */
+    size_t n;      /* patches */
+} vision_run;
+
+/* Deterministic standard normal numbers (Box–Muller over a 64-bit LCG). */
+static double gauss(uint64_t *state) {
+    double u[2];
+    for (int i = 0; i < 2; i++) {
+        *state = *state * 6364136223846793005ull + 1442695040888963407ull;
+        u[i] = ((double)(*state >> 11) + 0.5) / 9007199254740992.0;
+    }
+    return sqrt(-2.0 * log(u[0])) * cos(6.283185307179586 * u[1]);
+}
+
+static ats_status perturb(const ats_image *in, const char *kind, double x, ats_image *out,
+                          ats_error *err) {
+    size_t w = (size_t)in->width, h = (size_t)in->height, bytes = w * h * 3;
+    out->width = in->width;
+    out->height = in->height;
+    out->rgb = malloc(bytes);
+    if (!out->rgb) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    memcpy(out->rgb, in->rgb, bytes);
+    if (!strcmp(kind, "noise")) {
+        uint64_t state = 12345;
+        for (size_t i = 0; i < bytes; i++) {
+            double v = in->rgb[i] + gauss(&state) * x * 255.0;
+            out->rgb[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : lround(v));
+        }
+    } else if (!strcmp(kind, "blur")) {
+        long r = lround(x);
+        for (size_t y = 0; y < h; y++)
+            for (size_t xx = 0; xx < w; xx++)
+                for (int c = 0; c < 3; c++) {
+                    double s = 0;
+                    int k = 0;
+                    for (long dy = -r; dy <= r; dy++)
+                        for (long dx = -r; dx <= r; dx++) {
+                            long yy = (long)y + dy, xq = (long)xx + dx;
+                            if (yy < 0 || xq < 0 || yy >= (long)h || xq >= (long)w) continue;
+                            s += in->rgb[((size_t)yy * w + (size_t)xq) * 3 + (size_t)c];
+                            k++;
+                        }
+                    out->rgb[(y * w + xx) * 3 + (size_t)c] = (uint8_t)lround(s / k);
+                }
+    } else if (!strcmp(kind, "occlusion")) {
+        size_t side = (size_t)(x * (double)(w < h ? w : h));
+        size_t y0 = (h - side) / 2, x0 = (w - side) / 2;
+        for (size_t y = y0; y < y0 + side; y++)
+            for (size_t xx = x0; xx < x0 + side; xx++)
+                for (int c = 0; c < 3; c++) out->rgb[(y * w + xx) * 3 + (size_t)c] = 128;
+    } else {
+        free(out->rgb);
+        out->rgb = NULL;
+        return ats_error_set(err, ATS_ERR_INVALID, "unknown perturbation '%s'", kind);
+    }
+    return ATS_OK;
+}
+
+/* Forward pass of one image and the persistence of head (l, h) over its patch tokens. */
+static ats_status analyse(ats_model *m, const ats_model_info *info, const ats_image *img, size_t l,
+                          size_t h, const char *name, vision_run *out, ats_error *err) {
+    memset(out, 0, sizeof *out);
+    ats_image_prep prep;
+    memset(&prep, 0, sizeof prep);
+    prep.size = info->image_size;
+    prep.do_resize = info->do_resize;
+    prep.do_rescale = info->do_rescale;
+    prep.rescale_factor = info->rescale_factor;
+    prep.do_normalize = info->do_normalize;
+    memcpy(prep.mean, info->image_mean, sizeof prep.mean);
+    memcpy(prep.std, info->image_std, sizeof prep.std);
+    size_t S = (size_t)info->image_size, C = (size_t)info->n_channels;
+    float *pixels = malloc(C * S * S * sizeof *pixels);
+    if (!pixels) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    ats_status st = ats_image_preprocess(img, &prep, pixels, err);
+    ats_forward_result res;
+    memset(&res, 0, sizeof res);
+    ats_forward_options fo;
+    ats_forward_options_init(&fo);
+    fo.capture = ATS_CAPTURE_ATTENTION;
+    if (!st) st = ats_model_forward_pixels(m, pixels, &fo, &res, err);
+    free(pixels);
+    if (st) return st;
+    size_t n = res.n_tokens, p = n - 1;
+    double *js = malloc(n * n * sizeof *js), *full = malloc(p * p * sizeof *full);
+    out->lower = malloc((p * (p - 1) / 2 + 1) * sizeof *out->lower);
+    if (!js || !full || !out->lower) st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    if (!st) {
+        ats_attn v;
+        memset(&v, 0, sizeof v);
+        v.dtype = ATS_F32;
+        v.data = res.attention + (l * res.n_heads + h) * n * n;
+        v.L = v.H = 1;
+        v.n = n;
+        v.source = name;
+        ats_measure_opts mo;
+        ats_measure_opts_init(&mo);
+        mo.normalize = 1;
+        st = ats_divergence_compute(&v, ATS_DIV_JSD, &mo, js, err);
+    }
+    if (!st) {
+        /* the patches only: drop [CLS], token 0 */
+        for (size_t i = 0; i < p; i++)
+            for (size_t j = 0; j < p; j++) full[i * p + j] = js[(i + 1) * n + (j + 1)];
+        st = ats_metric_from_full(p, full, 1, name, out->lower, err);
+    }
+    if (!st) {
+        ats_rips_options ro;
+        ats_rips_options_init(&ro);
+        ro.max_dim = 1;
+        st = ats_rips_compute(p, out->lower, &ro, &out->res, err);
+    }
+    out->n = p;
+    free(js);
+    free(full);
+    ats_forward_result_free(&res);
+    return st;
+}
+
+static void run_free(vision_run *r) {
+    ats_rips_result_free(&r->res);
+    free(r->lower);
+    memset(r, 0, sizeof *r);
+}
+
+static int cmp_double(const void *x, const void *y) {
+    double a = *(const double *)x, b = *(const double *)y;
+    return a < b ? -1 : a > b;
+}
+
+static char *path_in(const char *dir, const char *name, const char *ext) {
+    size_t len = strlen(dir) + strlen(name) + strlen(ext) + 3;
+    char *p = malloc(len);
+    if (p) snprintf(p, len, "%s/%s.%s", dir, name, ext);
+    return p;
+}
+
+/* Diagram, barcode and the skeleton over the (model-sized) image. */
+static ats_status figures(const char *out, const char *fmt, const char *stem, const char *label,
+                          const ats_image *img, int size, int grid, const vision_run *r,
+                          const double *scales, size_t ns, ats_error *err) {
+    int dims[2] = {0, 1};
+    char name[128], title[256];
+    ats_figure_options fo;
+    ats_figure_options_init(&fo);
+    fo.title = title;
+    ats_status st = ATS_OK;
+    for (int k = 0; k < 3 && !st; k++) {
+        static const char *kinds[3] = {"diagram", "barcode", "patches"};
+        snprintf(name, sizeof name, "%s_%s", kinds[k], stem);
+        snprintf(title, sizeof title, "%s: %s", label,
+                 k == 2 ? "Rips skeleton of the patches" : kinds[k]);
+        char *path = path_in(out, name, fmt);
+        if (!path) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+        if (k == 0)
+            st = ats_render_diagram(path, 2, r->res.dims, dims, &fo, err);
+        else if (k == 1)
+            st = ats_render_barcode(path, 2, r->res.dims, dims, &fo, err);
+        else {
+            ats_image small;
+            st = ats_image_resize(img, size, size, &small, err);
+            if (!st)
+                st = ats_render_patch_skeleton(path, small.rgb, size, size, grid, r->lower, ns,
+                                               scales, &fo, err);
+            ats_image_free(&small);
+        }
+        if (!st) printf("%s\n", path);
+        free(path);
+    }
+    return st;
+}
+
+static cJSON *diagrams_json(const vision_run *r) {
+    cJSON *dims = cJSON_CreateArray();
+    for (int k = 0; k < 2; k++) {
+        cJSON *e = cJSON_CreateObject(), *pairs = cJSON_AddArrayToObject(e, "pairs");
+        cJSON_AddNumberToObject(e, "dim", k);
+        for (size_t i = 0; i < r->res.dims[k].count; i++) {
+            cJSON *p = cJSON_CreateArray();
+            double b = r->res.dims[k].pairs[2 * i], d = r->res.dims[k].pairs[2 * i + 1];
+            cJSON_AddItemToArray(p, cJSON_CreateNumber(b));
+            cJSON_AddItemToArray(p, isinf(d) ? cJSON_CreateNull() : cJSON_CreateNumber(d));
+            cJSON_AddItemToArray(pairs, p);
+        }
+        cJSON_AddItemToArray(dims, e);
+    }
+    return dims;
+}
+
+/* {"bottleneck":[H0,H1],"wasserstein":[H0,H1]} between two runs. */
+static ats_status distances(const vision_run *a, const vision_run *b, cJSON **out, double *w1,
+                            ats_error *err) {
+    cJSON *o = cJSON_CreateObject(), *bj = cJSON_AddArrayToObject(o, "bottleneck"),
+          *wj = cJSON_AddArrayToObject(o, "wasserstein");
+    ats_status st = ATS_OK;
+    for (int k = 0; k < 2 && !st; k++) {
+        double bd, wd;
+        st = ats_bottleneck_distance(&a->res.dims[k], &b->res.dims[k], &bd, NULL, err);
+        if (!st)
+            st = ats_wasserstein_distance(&a->res.dims[k], &b->res.dims[k], NULL, &wd, NULL, err);
+        if (!st) {
+            cJSON_AddItemToArray(bj,
+                                 isinf(bd) ? cJSON_CreateString("inf") : cJSON_CreateNumber(bd));
+            cJSON_AddItemToArray(wj,
+                                 isinf(wd) ? cJSON_CreateString("inf") : cJSON_CreateNumber(wd));
+            if (w1) w1[k] = wd;
+        }
+    }
+    *out = o;
+    return st;
+}
+
+int ats_cmd_vision(int argc, char **argv) {
+    const char *model = NULL, *images[MAX_IMAGES], *out = NULL, *fmt = "png", *kind = NULL;
+    size_t n_images = 0, n_scales = 0;
+    long layer = -1, head = -1;
+    double strength = NAN, scales[16];
+    for (int i = 1; i < argc; i++) {
+        const char *s = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(s, "--help")) {
+            fputs(USAGE, stdout);
+            return ATS_EXIT_OK;
+        }
+        if (!v) return ats_cli_usage_error("vision", "%s needs a value (see --help)", s);
+        if (!strcmp(s, "--model"))
+            model = v;
+        else if (!strcmp(s, "--image")) {
+            if (n_images == MAX_IMAGES)
+                return ats_cli_usage_error("vision", "at most %d images", MAX_IMAGES);
+            images[n_images++] = v;
+        } else if (!strcmp(s, "--out"))
+            out = v;
+        else if (!strcmp(s, "--perturb")) {
+            if (strcmp(v, "noise") && strcmp(v, "blur") && strcmp(v, "occlusion"))
+                return ats_cli_usage_error("vision", "--perturb is noise, blur or occlusion");
+            kind = v;
+        } else if (!strcmp(s, "--strength")) {
+            if (!ats_cli_parse_double(v, 0, &strength) || strength < 0)
+                return ats_cli_usage_error("vision", "--strength needs a number >= 0");
+        } else if (!strcmp(s, "--format")) {
+            if (strcmp(v, "png") && strcmp(v, "svg") && strcmp(v, "pdf"))
+                return ats_cli_usage_error("vision", "--format is png, svg or pdf");
+            fmt = v;
+        } else if (!strcmp(s, "--layer") || !strcmp(s, "--head")) {
+            long x;
+            if (!ats_cli_parse_long(v, 0, 1 << 16, &x))
+                return ats_cli_usage_error("vision", "%s needs an integer >= 0", s);
+            *(!strcmp(s, "--layer") ? &layer : &head) = x;
+        } else if (!strcmp(s, "--scales") || !strcmp(s, "--scale")) {
+            const char *p = v;
+            n_scales = 0;
+            while (*p && n_scales < 16) {
+                char *e;
+                scales[n_scales] = strtod(p, &e);
+                if (e == p || !(scales[n_scales] >= 0) || isinf(scales[n_scales]) ||
+                    (*e && *e != ','))
+                    return ats_cli_usage_error("vision", "--scales needs numbers >= 0");
+                n_scales++;
+                p = *e ? e + 1 : e;
+            }
+        } else {
+            return ats_cli_usage_error("vision", "unknown option '%s' (see --help)", s);
+        }
+        i++;
+    }
+    if (!model || !n_images || !out || layer < 0 || head < 0)
+        return ats_cli_usage_error(
+            "vision", "needs --model, --image, --layer, --head and --out (see --help)");
+    if (isnan(strength))
+        strength = !kind ? 0 : !strcmp(kind, "noise") ? 0.1 : !strcmp(kind, "blur") ? 2 : 0.3;
+    if (kind && !strcmp(kind, "occlusion") && strength > 1)
+        return ats_cli_usage_error("vision", "--strength of an occlusion is a fraction <= 1");
+    if (mkdir(out, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "attnscope: %s: cannot create folder: %s\n", out, strerror(errno));
+        return ATS_EXIT_INPUT;
+    }
+    ats_error err;
+    ats_error_clear(&err);
+    ats_model *m = NULL;
+    if (ats_model_load(model, &m, &err)) return ats_cli_fail(&err);
+    const ats_model_info *info = ats_model_info_get(m);
+    if (info->arch != ATS_ARCH_VIT) {
+        int rc =
+            ats_cli_usage_error("vision", "%s is a %s model, not a ViT", model, info->model_type);
+        ats_model_free(m); /* info lives as long as the model */
+        return rc;
+    }
+    if (layer >= info->n_layers || head >= info->n_heads) {
+        int rc = ats_cli_usage_error("vision", "layer %ld, head %ld is outside the model's %d x %d",
+                                     layer, head, info->n_layers, info->n_heads);
+        ats_model_free(m);
+        return rc;
+    }
+    int grid = info->image_size / info->patch_size;
+    cJSON *doc = cJSON_CreateObject(), *imgs = cJSON_AddArrayToObject(doc, "images");
+    cJSON_AddNumberToObject(doc, "layer", (double)layer);
+    cJSON_AddNumberToObject(doc, "head", (double)head);
+    cJSON_AddNumberToObject(doc, "grid", grid);
+    vision_run prev;
+    memset(&prev, 0, sizeof prev);
+    ats_series frames[2];
+    double *fx = calloc(n_images, sizeof *fx),
+           *fy[2] = {calloc(n_images, sizeof(double)), calloc(n_images, sizeof(double))};
+    ats_status st =
+        (!fx || !fy[0] || !fy[1]) ? ats_error_set(&err, ATS_ERR_NOMEM, "out of memory") : ATS_OK;
+    cJSON *fr = n_images > 1 ? cJSON_AddArrayToObject(doc, "consecutive_frames") : NULL;
+    for (size_t t = 0; t < n_images && !st; t++) {
+        ats_image img;
+        memset(&img, 0, sizeof img);
+        st = ats_image_load(images[t], &img, &err);
+        vision_run run;
+        memset(&run, 0, sizeof run);
+        if (!st) st = analyse(m, info, &img, (size_t)layer, (size_t)head, images[t], &run, &err);
+        double sc[16];
+        size_t ns = n_scales;
+        if (!st) {
+            if (ns)
+                memcpy(sc, scales, ns * sizeof *sc);
+            else {
+                size_t mm = run.n * (run.n - 1) / 2;
+                double *c = malloc((mm ? mm : 1) * sizeof *c);
+                if (!c)
+                    st = ats_error_set(&err, ATS_ERR_NOMEM, "out of memory");
+                else {
+                    memcpy(c, run.lower, mm * sizeof *c);
+                    qsort(c, mm, sizeof *c, cmp_double);
+                    sc[0] = mm ? c[mm / 10] : 0;
+                    sc[1] = mm ? c[mm / 4] : 0;
+                    sc[2] = mm ? c[mm / 2] : 0;
+                    ns = 3;
+                    free(c);
+                }
+            }
+        }
+        char stem[32];
+        snprintf(stem, sizeof stem, "%zu", t + 1);
+        if (!st)
+            st = figures(out, fmt, stem, images[t], &img, info->image_size, grid, &run, sc, ns,
+                         &err);
+        cJSON *ij = cJSON_CreateObject();
+        cJSON_AddStringToObject(ij, "image", images[t]);
+        if (!st) cJSON_AddItemToObject(ij, "dims", diagrams_json(&run));
+        if (!st && kind) {
+            ats_image pimg;
+            vision_run prun;
+            memset(&prun, 0, sizeof prun);
+            st = perturb(&img, kind, strength, &pimg, &err);
+            if (!st)
+                st = analyse(m, info, &pimg, (size_t)layer, (size_t)head, images[t], &prun, &err);
+            snprintf(stem, sizeof stem, "%zu_%s", t + 1, kind);
+            if (!st)
+                st = figures(out, fmt, stem, kind, &pimg, info->image_size, grid, &prun, sc, ns,
+                             &err);
+            cJSON *pj = NULL;
+            if (!st) st = distances(&run, &prun, &pj, NULL, &err);
+            if (pj) {
+                cJSON_AddStringToObject(pj, "kind", kind);
+                cJSON_AddNumberToObject(pj, "strength", strength);
+                cJSON_AddItemToObject(pj, "dims", diagrams_json(&prun));
+                cJSON_AddItemToObject(ij, "perturbed", pj);
+            }
+            if (!st)
+                fprintf(stderr, "%s: %s changes the diagrams by bottleneck %g (H0), %g (H1)\n",
+                        images[t], kind,
+                        cJSON_GetArrayItem(cJSON_GetObjectItem(pj, "bottleneck"), 0)->valuedouble,
+                        cJSON_GetArrayItem(cJSON_GetObjectItem(pj, "bottleneck"), 1)->valuedouble);
+            ats_image_free(&pimg);
+            run_free(&prun);
+        }
+        cJSON_AddItemToArray(imgs, ij);
+        if (!st && t > 0) {
+            cJSON *dj = NULL;
+            double w[2];
+            st = distances(&prev, &run, &dj, w, &err);
+            if (dj) {
+                cJSON_AddNumberToObject(dj, "from", (double)t - 1);
+                cJSON_AddNumberToObject(dj, "to", (double)t);
+                cJSON_AddItemToArray(fr, dj);
+            }
+            fx[t] = (double)t;
+            fy[0][t] = w[0];
+            fy[1][t] = w[1];
+        }
+        run_free(&prev);
+        prev = run;
+        ats_image_free(&img);
+    }
+    run_free(&prev);
+    if (!st && n_images > 2) {
+        fy[0][0] = fy[1][0] = NAN; /* no predecessor */
+        frames[0] = (ats_series){"H0", n_images, fx, fy[0]};
+        frames[1] = (ats_series){"H1", n_images, fx, fy[1]};
+        ats_lines_options lo;
+        ats_lines_options_init(&lo);
+        lo.fig.title = "Wasserstein distance to the previous frame";
+        lo.x_title = "frame";
+        lo.y_title = "W1 between diagrams";
+        char *path = path_in(out, "frames", fmt);
+        st = path ? ats_render_lines(path, 2, frames, &lo, &err)
+                  : ats_error_set(&err, ATS_ERR_NOMEM, "out of memory");
+        if (!st) printf("%s\n", path);
+        free(path);
+    }
+    if (!st) {
+        char *path = path_in(out, "vision", "json"), *text = cJSON_Print(doc);
+        ats_outfile of;
+        st = (!path || !text) ? ats_error_set(&err, ATS_ERR_NOMEM, "out of memory")
+                              : ats_outfile_open(&of, path, &err);
+        if (!st) {
+            fputs(text, of.fp);
+            fputc('\n', of.fp);
+            st = ats_outfile_commit(&of, &err);
+        }
+        if (!st) printf("%s\n", path);
+        free(path);
+        free(text);
+    }
+    cJSON_Delete(doc);
+    free(fx);
+    free(fy[0]);
+    free(fy[1]);
+    ats_model_free(m);
+    return st ? ats_cli_fail(&err) : ATS_EXIT_OK;
+}
