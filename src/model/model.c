@@ -618,19 +618,22 @@ ats_status ats_model_load(const char *name_or_path, ats_model **out, ats_error *
     if ((rc = read_json(cpath, &root, err))) goto fail;
     if ((rc = parse_config(m, root, cpath, err))) goto fail;
     if (m->info.arch == ATS_ARCH_VIT && (rc = parse_preprocessor(m, err))) goto fail;
-    if (!file_exists(wpath)) {
+    if (file_exists(wpath)) {
+        if ((rc = ats_safetensors_open(wpath, &m->st, err))) goto fail;
+    } else {
         char *bin = path_join(m->dir, "pytorch_model.bin");
-        int has_bin = bin && file_exists(bin);
+        if (!bin || !file_exists(bin)) {
+            free(bin);
+            rc = ats_error_set(err, ATS_ERR_IO,
+                               "%s: missing, and no pytorch_model.bin either (no weights in the "
+                               "model directory)",
+                               wpath);
+            goto fail;
+        }
+        rc = ats_torchbin_open(bin, &m->st, err);
         free(bin);
-        rc = ats_error_set(err, ATS_ERR_IO,
-                           has_bin ? "%s: missing; pytorch_model.bin checkpoints are not "
-                                     "supported yet (convert with save_pretrained(..., "
-                                     "safe_serialization=True))"
-                                   : "%s: missing (no weights in the model directory)",
-                           wpath);
-        goto fail;
+        if (rc) goto fail;
     }
-    if ((rc = ats_safetensors_open(wpath, &m->st, err))) goto fail;
     m->layers = calloc((size_t)m->info.n_layers + 1, sizeof *m->layers);
     if (!m->layers) {
         rc = ats_error_set(err, ATS_ERR_NOMEM, "model: out of memory");

@@ -42,6 +42,16 @@ ats_status ats_safetensors_parse(const uint8_t *buf, size_t len, const char *nam
 ats_status ats_safetensors_open(const char *path, ats_safetensors *st, ats_error *err);
 void ats_safetensors_close(ats_safetensors *st);
 const st_tensor *ats_safetensors_find(const ats_safetensors *st, const char *name);
+/* qsort comparison of st_tensor by name */
+int st_tensor_cmp_name(const void *a, const void *b);
+
+/* Maps a PyTorch zip checkpoint (pytorch_model.bin) and presents its state dict's tensors as an
+ * ats_safetensors (close with ats_safetensors_close). Only stored (uncompressed) entries and
+ * contiguous tensors, as torch.save writes them. */
+ats_status ats_torchbin_open(const char *path, ats_safetensors *st, ats_error *err);
+/* The same on an archive in memory buf[len] (which must outlive st). */
+ats_status ats_torchbin_parse(const uint8_t *buf, size_t len, const char *path, ats_safetensors *st,
+                              ats_error *err);
 
 /* ---- model */
 

@@ -35,7 +35,7 @@ static int json_size(const cJSON *item, size_t *out) {
     return 1;
 }
 
-static int by_name(const void *a, const void *b) {
+int st_tensor_cmp_name(const void *a, const void *b) {
     return strcmp(((const st_tensor *)a)->name, ((const st_tensor *)b)->name);
 }
 
@@ -164,7 +164,7 @@ ats_status ats_safetensors_parse(const uint8_t *buf, size_t len, const char *nam
         t->data = data + t->begin;
         st->count++;
     }
-    qsort(st->tensors, st->count, sizeof *st->tensors, by_name);
+    qsort(st->tensors, st->count, sizeof *st->tensors, st_tensor_cmp_name);
     for (size_t i = 1; i < st->count; i++)
         if (!strcmp(st->tensors[i - 1].name, st->tensors[i].name)) {
             rc = ats_error_set(err, ATS_ERR_FORMAT, "%s: tensor '%s' appears twice in the header",

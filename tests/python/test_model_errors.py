@@ -173,3 +173,18 @@ def test_bad_head_mask(tmp_path):
     np.save(m, np.ones((3, 4), dtype=np.float32))
     check_fails(run(os.path.join(ROOT, "bert"), "--ids", "2,3", "--head-mask", str(m)), None,
                 "head mask", "[2][4]")
+
+
+@pytest.mark.parametrize("how,frag", [("garbage", "not a zip archive"), ("truncated", "zip"),
+                                      ("no_pickle", "data.pkl")])
+def test_corrupt_pytorch_bin(tmp_path, how, frag):
+    d = model_copy(tmp_path, "bert_bin")
+    b = d / "pytorch_model.bin"
+    raw = b.read_bytes()
+    if how == "garbage":
+        b.write_bytes(b"PK\x03\x04 not really a zip" * 10)
+    elif how == "truncated":
+        b.write_bytes(raw[: len(raw) - 200])
+    else:
+        b.write_bytes(raw.replace(b"data.pkl", b"data.xyz"))
+    check_fails(run(d, "--ids", "2,3"), None, str(b), frag)
