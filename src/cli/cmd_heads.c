@@ -175,7 +175,7 @@ typedef struct hmodel {
     ats_tokenizer *tok;
     const ats_model_info *mi;
     size_t L, H, N, max_n;
-    const char *name; /* short name for labels */
+    char name[128]; /* short name for labels */
 } hmodel;
 
 static ats_status hmodel_load(hmodel *hm, const char *path, long max_tokens, ats_error *err) {
@@ -193,8 +193,16 @@ static ats_status hmodel_load(hmodel *hm, const char *path, long max_tokens, ats
     hm->N = hm->L * hm->H;
     hm->max_n = (size_t)hm->mi->max_positions;
     if (max_tokens > 0 && (size_t)max_tokens < hm->max_n) hm->max_n = (size_t)max_tokens;
-    const char *slash = strrchr(path, '/');
-    hm->name = slash && slash[1] ? slash + 1 : path;
+    /* a short label: the last two components of the directory (".../all-MiniLM/model") */
+    const char *dir = hm->mi->dir, *end = dir + strlen(dir);
+    while (end > dir && end[-1] == '/') end--;
+    const char *p = end;
+    int slashes = 0;
+    while (p > dir && slashes < 2) {
+        p--;
+        if (*p == '/' && ++slashes == 2) p++;
+    }
+    snprintf(hm->name, sizeof hm->name, "%.*s", (int)(end - p), p);
     return ATS_OK;
 }
 

@@ -283,3 +283,62 @@ def test_mpi_two_ranks_equals_single_process(tmp_path, clark):
         assert s1[k] == s2[k], k
     D1, D2 = np.load(tmp_path / "D1.npy"), np.load(tmp_path / "D2.npy")
     assert np.array_equal(D1, D2)  # same chunks, same reduction order: bit for bit
+
+
+def test_ablation_equals_masked_forward(tmp_path):
+    """ablation.csv's loss with one head masked equals `attention --loss --head-mask` over the
+    same lines (GPT-2: next-token loss, weighted by the positions of each line)."""
+    model = os.path.join(FIXTURES, "gpt2")
+    lines = ["the cat sat on the mat.", "hello, world: how are you?", "a b c d e f g"]
+    corpus = tmp_path / "corpus.txt"
+    write_corpus(corpus, lines, bad_utf8=False)
+    out = tmp_path / "o"
+    p = run("heads", "--model", model, "--corpus", str(corpus), "--out", str(out), "--ablation",
+            "--quiet")
+    assert p.returncode == 0, p.stderr
+    rows = (out / "ablation.csv").read_text().splitlines()[1:]
+    for a in (0, 5):
+        mask = np.ones((2, 4), np.float32)
+        mask[a // 4, a % 4] = 0
+        np.save(tmp_path / "m.npy", mask)
+        total = count = 0
+        for line in lines:
+            q = run("attention", "--model", model, "--text", line, "--loss", "--head-mask",
+                    str(tmp_path / "m.npy"))
+            assert q.returncode == 0, q.stderr
+            loss_line = [l for l in q.stdout.splitlines() if l.startswith("loss:")][0]
+            loss, positions = float(loss_line.split()[1]), int(loss_line.split("(")[1].split()[0])
+            total += loss * positions
+            count += positions
+        assert abs(float(rows[a].split(",")[3]) - total / count) < 1e-5
+    pruning = (out / "pruning.csv").read_text().splitlines()[1:]
+    assert pruning[0].startswith("0,") and pruning[-1].startswith("8,")
+    assert (out / "importance.png").stat().st_size > 0 and (out / "pruning.png").stat().st_size > 0
+
+
+def test_stats_entropy_and_cls(tmp_path):
+    model = os.path.join(FIXTURES, "bert")
+    lines = ["the cat sat on the mat.", "hello, world!"]
+    corpus = tmp_path / "corpus.txt"
+    write_corpus(corpus, lines, bad_utf8=False)
+    out = tmp_path / "o"
+    p = run("heads", "--model", model, "--corpus", str(corpus), "--out", str(out), "--stats",
+            "--quiet")
+    assert p.returncode == 0, p.stderr
+    stats = np.load(out / "stats.npy")
+    assert stats.shape[1:] == (2, 4)
+    ent, cls, rows = 0, 0, 0
+    for k, line in enumerate(lines):
+        assert run("attention", "--model", model, "--text", line, "--npy",
+                   str(tmp_path / "a.npy")).returncode == 0
+        a = np.load(tmp_path / "a.npy").astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ent = ent + np.where(a > 0, -a * np.log2(a), 0).sum(-1).sum(-1)
+        cls = cls + a[..., 0].sum(-1)
+        rows += a.shape[2]
+    np.testing.assert_allclose(stats[0], ent / rows, rtol=1e-6)
+    np.testing.assert_allclose(stats[1], cls / rows, rtol=1e-6)
+    header = (out / "stats.csv").read_text().splitlines()[0]
+    assert header.startswith("head,layer,index,entropy,cls,sep,punct")
+    for f in ["stats_entropy.png", "stats_cls.png", "stats_rare.png"]:
+        assert (out / f).stat().st_size > 0
