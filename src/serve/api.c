@@ -239,22 +239,6 @@ static int parse_params(ats_server *srv, const cJSON *req, int need_head, params
 
 /* ---- one head of one text */
 
-typedef struct head_result {
-    srv_text *t;
-    size_t n;
-    double *matrix; /* [n][n] the measure */
-    double *lower;  /* [n(n-1)/2] the symmetrised measure */
-    double dmin, dmax, median;
-    ats_rips_result rips;
-} head_result;
-
-static void head_result_free(head_result *r) {
-    free(r->matrix);
-    free(r->lower);
-    ats_rips_result_free(&r->rips);
-    memset(r, 0, sizeof *r);
-}
-
 static ats_attn head_view(const srv_text *t, size_t l, size_t h) {
     ats_attn v;
     memset(&v, 0, sizeof v);
@@ -285,14 +269,17 @@ static ats_status measure_matrix(const srv_text *t, size_t l, size_t h, int meas
     return ats_divergence_compute(&v, kind, &mo, out, err);
 }
 
-static ats_status head_compute(srv_text *t, const params *p, int want_cycles, head_result *r,
-                               ats_error *err) {
-    memset(r, 0, sizeof *r);
-    r->t = t;
+static ats_status head_compute(const srv_text *t, const params *p, srv_head *r, ats_error *err) {
+    r->layer = p->layer;
+    r->head = p->head;
+    r->measure = p->measure;
+    r->max_dim = p->max_dim;
     size_t n = t->n, m = n * (n - 1) / 2;
     r->matrix = malloc(n * n * sizeof *r->matrix);
     r->lower = malloc((m ? m : 1) * sizeof *r->lower);
-    if (!r->matrix || !r->lower) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    r->layout = malloc(n * 3 * sizeof *r->layout);
+    if (!r->matrix || !r->lower || !r->layout)
+        return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
     r->n = n;
     ats_status st =
         measure_matrix(t, (size_t)p->layer, (size_t)p->head, p->measure, r->matrix, err);
@@ -309,8 +296,57 @@ static ats_status head_compute(srv_text *t, const params *p, int want_cycles, he
     ats_rips_options ro;
     ats_rips_options_init(&ro);
     ro.max_dim = p->max_dim;
-    ro.want_cycles = want_cycles && p->max_dim >= 1;
-    return ats_rips_compute(n, r->lower, &ro, &r->rips, err);
+    ro.want_cycles = p->max_dim >= 1;
+    st = ats_rips_compute(n, r->lower, &ro, &r->rips, err);
+    /* a 3-D layout that does not depend on the threshold, so the view stays put */
+    if (!st) st = ats_layout_force(n, r->lower, r->median, 3, n > 300 ? 80 : 200, r->layout, err);
+    return st;
+}
+
+/* The analysis of the request's head of text t: from t's recent heads, or computed now.
+ * Release with srv_head_release. */
+static ats_status head_get(ats_server *srv, srv_text *t, const params *p, srv_head **out,
+                           int *cached, ats_error *err) {
+    *out = NULL;
+    *cached = 0;
+    pthread_mutex_lock(&srv->cache_lock);
+    for (size_t i = 0; i < SRV_HEADS_PER_TEXT; i++) {
+        srv_head *h = t->heads[i];
+        if (h && h->layer == p->layer && h->head == p->head && h->measure == p->measure &&
+            h->max_dim == p->max_dim) {
+            h->refs++;
+            h->used = ++srv->clock;
+            pthread_mutex_unlock(&srv->cache_lock);
+            *out = h;
+            *cached = 1;
+            return ATS_OK;
+        }
+    }
+    pthread_mutex_unlock(&srv->cache_lock);
+    srv_head *h = calloc(1, sizeof *h);
+    if (!h) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    ats_status st = head_compute(t, p, h, err);
+    if (st) {
+        srv_head_free(h);
+        return st;
+    }
+    pthread_mutex_lock(&srv->cache_lock);
+    size_t slot = 0;
+    for (size_t i = 0; i < SRV_HEADS_PER_TEXT; i++) {
+        if (!t->heads[i]) {
+            slot = i;
+            break;
+        }
+        if (t->heads[i]->used < t->heads[slot]->used) slot = i;
+    }
+    srv_head *old = t->heads[slot];
+    if (old && --old->refs == 0) srv_head_free(old);
+    h->refs = 2; /* the text's and the caller's */
+    h->used = ++srv->clock;
+    t->heads[slot] = h;
+    pthread_mutex_unlock(&srv->cache_lock);
+    *out = h;
+    return ATS_OK;
 }
 
 static double lower_at(const double *lower, size_t i, size_t j) {
@@ -346,9 +382,8 @@ static cJSON *diagrams_json(const ats_rips_result *res) {
 }
 
 /* Everything the viewer draws for one text at the threshold. */
-static ats_status text_json(const head_result *r, const params *p, double threshold, cJSON **out,
-                            ats_error *err) {
-    const srv_text *t = r->t;
+static ats_status text_json(const srv_text *t, const srv_head *r, const params *p, double threshold,
+                            cJSON **out, ats_error *err) {
     size_t n = r->n;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddItemToObject(o, "tokens", strings_json(t->labels, n));
@@ -388,26 +423,19 @@ static ats_status text_json(const head_result *r, const params *p, double thresh
             cJSON_AddItemToArray(cycles, c);
         }
     }
-    /* a 3-D layout that does not depend on the threshold, so the view stays put */
-    double *pos = malloc(n * 3 * sizeof *pos);
     int32_t *labels = malloc(n * sizeof *labels);
-    if (!pos || !labels) {
-        free(pos);
-        free(labels);
+    if (!labels) {
         cJSON_Delete(o);
         return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
     }
-    ats_status st = ats_layout_force(n, r->lower, r->median, 3, n > 300 ? 80 : 200, pos, err);
     size_t n_clusters = 0;
-    if (!st) st = ats_rips_clusters(n, r->lower, threshold, labels, &n_clusters, err);
+    ats_status st = ats_rips_clusters(n, r->lower, threshold, labels, &n_clusters, err);
     if (st) {
-        free(pos);
         free(labels);
         cJSON_Delete(o);
         return st;
     }
-    cJSON_AddItemToObject(o, "layout", raw_matrix(pos, NULL, n, 3));
-    free(pos);
+    cJSON_AddItemToObject(o, "layout", raw_matrix(r->layout, NULL, n, 3));
     cJSON *cl = cJSON_AddObjectToObject(o, "clusters");
     cJSON_AddNumberToObject(cl, "count", (double)n_clusters);
     cJSON_AddItemToObject(cl, "labels", cJSON_CreateIntArray((const int *)labels, (int)n));
@@ -515,11 +543,17 @@ void srv_api_analyze(ats_server *srv, const cJSON *req, srv_reply *reply) {
     if (!texts_get(srv, &p, t, &count, &cached, &fwd, reply)) return;
     ats_error err;
     ats_error_clear(&err);
-    head_result hr[2];
-    memset(hr, 0, sizeof hr);
+    srv_head *hr[2] = {NULL, NULL};
     ats_status st = ATS_OK;
-    for (size_t i = 0; i < count && !st; i++) st = head_compute(t[i], &p, 1, &hr[i], &err);
-    double threshold = isnan(p.threshold) ? hr[0].median : p.threshold;
+    int heads_cached = 1;
+    double t1 = srv_now_ms();
+    for (size_t i = 0; i < count && !st; i++) {
+        int c;
+        st = head_get(srv, t[i], &p, &hr[i], &c, &err);
+        heads_cached &= c;
+    }
+    double head_ms = srv_now_ms() - t1;
+    double threshold = st || isnan(p.threshold) ? (hr[0] ? hr[0]->median : 0) : p.threshold;
     cJSON *doc = cJSON_CreateObject();
     cJSON_AddItemToObject(doc, "model", model_json(srv));
     cJSON_AddNumberToObject(doc, "layer", (double)p.layer);
@@ -529,7 +563,7 @@ void srv_api_analyze(ats_server *srv, const cJSON *req, srv_reply *reply) {
     cJSON *texts = cJSON_AddArrayToObject(doc, "texts");
     for (size_t i = 0; i < count && !st; i++) {
         cJSON *o = NULL;
-        st = text_json(&hr[i], &p, threshold, &o, &err);
+        st = text_json(t[i], hr[i], &p, threshold, &o, &err);
         if (!st) cJSON_AddItemToArray(texts, o);
     }
     if (!st && count == 2) {
@@ -539,9 +573,10 @@ void srv_api_analyze(ats_server *srv, const cJSON *req, srv_reply *reply) {
         ats_wasserstein_options_init(&wo);
         for (int d = 0; d <= p.max_dim && !st; d++) {
             double b = NAN, w = NAN;
-            st = ats_bottleneck_distance(&hr[0].rips.dims[d], &hr[1].rips.dims[d], &b, NULL, &err);
+            st =
+                ats_bottleneck_distance(&hr[0]->rips.dims[d], &hr[1]->rips.dims[d], &b, NULL, &err);
             if (!st)
-                st = ats_wasserstein_distance(&hr[0].rips.dims[d], &hr[1].rips.dims[d], &wo, &w,
+                st = ats_wasserstein_distance(&hr[0]->rips.dims[d], &hr[1]->rips.dims[d], &wo, &w,
                                               NULL, &err);
             cJSON *e = cJSON_CreateObject();
             cJSON_AddNumberToObject(e, "dim", d);
@@ -558,7 +593,7 @@ void srv_api_analyze(ats_server *srv, const cJSON *req, srv_reply *reply) {
             cJSON_AddItemToArray(dims, e);
         }
     }
-    for (size_t i = 0; i < count; i++) head_result_free(&hr[i]);
+    for (size_t i = 0; i < count; i++) srv_head_release(srv, hr[i]);
     texts_release(srv, t, count);
     if (st) {
         cJSON_Delete(doc);
@@ -568,6 +603,8 @@ void srv_api_analyze(ats_server *srv, const cJSON *req, srv_reply *reply) {
     cJSON *timing = cJSON_AddObjectToObject(doc, "timing");
     cJSON_AddBoolToObject(timing, "cached", cached);
     cJSON_AddNumberToObject(timing, "forward_ms", fwd);
+    cJSON_AddBoolToObject(timing, "head_cached", heads_cached);
+    cJSON_AddNumberToObject(timing, "head_ms", head_ms);
     cJSON_AddNumberToObject(timing, "total_ms", srv_now_ms() - t0);
     reply_json(reply, doc);
     cJSON_Delete(doc);
@@ -747,10 +784,11 @@ static ats_status figure_draw(ats_server *srv, const char *kind, const char *pat
         free(a);
         return st;
     }
-    head_result hr;
-    ats_status st = head_compute(t, p, 0, &hr, err);
+    srv_head *hr = NULL;
+    int cached;
+    ats_status st = head_get(srv, t, p, &hr, &cached, err);
     if (!st) {
-        double threshold = isnan(p->threshold) ? hr.median : p->threshold;
+        double threshold = isnan(p->threshold) ? hr->median : p->threshold;
         int dims[3] = {0, 1, 2};
         ats_figure_options fo;
         ats_figure_options_init(&fo);
@@ -768,14 +806,14 @@ static ats_status figure_draw(ats_server *srv, const char *kind, const char *pat
             ho.row_title = "token i";
             ho.col_title = "token j";
             ho.value_title = "bits";
-            st = ats_render_heatmap(path, n, n, hr.matrix, &ho, err);
+            st = ats_render_heatmap(path, n, n, hr->matrix, &ho, err);
         } else if (!strcmp(kind, "diagram")) {
             snprintf(title, sizeof title, "persistence diagram, layer %ld head %ld", p->layer,
                      p->head);
-            st = ats_render_diagram(path, (size_t)p->max_dim + 1, hr.rips.dims, dims, &fo, err);
+            st = ats_render_diagram(path, (size_t)p->max_dim + 1, hr->rips.dims, dims, &fo, err);
         } else if (!strcmp(kind, "barcode")) {
             snprintf(title, sizeof title, "barcode, layer %ld head %ld", p->layer, p->head);
-            st = ats_render_barcode(path, (size_t)p->max_dim + 1, hr.rips.dims, dims, &fo, err);
+            st = ats_render_barcode(path, (size_t)p->max_dim + 1, hr->rips.dims, dims, &fo, err);
         } else {
             ats_graph_options go;
             ats_graph_options_init(&go);
@@ -783,10 +821,10 @@ static ats_status figure_draw(ats_server *srv, const char *kind, const char *pat
                      p->layer, p->head);
             go.fig.title = title;
             go.labels = labels;
-            st = ats_render_skeleton(path, n, hr.lower, threshold, &go, err);
+            st = ats_render_skeleton(path, n, hr->lower, threshold, &go, err);
         }
     }
-    head_result_free(&hr);
+    srv_head_release(srv, hr);
     return st;
 }
 

@@ -11,6 +11,33 @@ double srv_now_ms(void) {
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
 }
 
+void srv_head_free(srv_head *h) {
+    if (!h) return;
+    free(h->matrix);
+    free(h->lower);
+    free(h->layout);
+    ats_rips_result_free(&h->rips);
+    free(h);
+}
+
+void srv_head_release(ats_server *srv, srv_head *h) {
+    if (!h) return;
+    pthread_mutex_lock(&srv->cache_lock);
+    unsigned left = --h->refs;
+    pthread_mutex_unlock(&srv->cache_lock);
+    if (left == 0) srv_head_free(h);
+}
+
+/* Drops the text's references to its heads; called with the cache lock held, as requests may
+ * still hold references of their own. */
+static void text_detach_heads_locked(srv_text *t) {
+    for (size_t i = 0; i < SRV_HEADS_PER_TEXT; i++) {
+        if (t->heads[i] && --t->heads[i]->refs == 0) srv_head_free(t->heads[i]);
+        t->heads[i] = NULL;
+    }
+}
+
+/* Frees a text nobody references any more (its heads detached). */
 static void text_free(srv_text *t) {
     if (!t) return;
     free(t->text);
@@ -156,7 +183,10 @@ ats_status srv_text_get(ats_server *srv, const char *text, size_t len, srv_text 
             if (srv->cache[i]->used < srv->cache[lru]->used) lru = i;
         srv_text *old = srv->cache[lru];
         srv->cache[lru] = srv->cache[--srv->cache_count];
-        if (--old->refs == 0) text_free(old);
+        if (--old->refs == 0) {
+            text_detach_heads_locked(old);
+            text_free(old);
+        }
     }
     fresh->refs = 2; /* the cache's and the caller's */
     fresh->used = ++srv->clock;
@@ -170,6 +200,7 @@ void srv_text_release(ats_server *srv, srv_text *t) {
     if (!t) return;
     pthread_mutex_lock(&srv->cache_lock);
     unsigned left = --t->refs;
+    if (left == 0) text_detach_heads_locked(t);
     pthread_mutex_unlock(&srv->cache_lock);
     if (left == 0) text_free(t);
 }
@@ -177,7 +208,10 @@ void srv_text_release(ats_server *srv, srv_text *t) {
 void srv_cache_clear(ats_server *srv) {
     pthread_mutex_lock(&srv->cache_lock);
     for (size_t i = 0; i < srv->cache_count; i++)
-        if (--srv->cache[i]->refs == 0) text_free(srv->cache[i]);
+        if (--srv->cache[i]->refs == 0) {
+            text_detach_heads_locked(srv->cache[i]);
+            text_free(srv->cache[i]);
+        }
     srv->cache_count = 0;
     pthread_mutex_unlock(&srv->cache_lock);
 }

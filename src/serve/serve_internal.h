@@ -10,6 +10,25 @@
 #include <cjson/cJSON.h>
 #include <pthread.h>
 
+#include "attnscope/rips.h"
+
+/* The analysis of one head of one text under one measure, which does not depend on the
+ * threshold: cached with its text so that moving the threshold slider redoes only the complex. */
+typedef struct srv_head {
+    long layer, head;
+    int measure, max_dim;
+    size_t n;
+    double *matrix; /* [n][n] the measure */
+    double *lower;  /* [n(n-1)/2] the symmetrised measure, the metric of the Rips filtration */
+    double *layout; /* [n][3] force layout at the median distance */
+    double dmin, dmax, median;
+    ats_rips_result rips; /* H0..H(max_dim), with H1 cycles */
+    unsigned refs;
+    unsigned long long used;
+} srv_head;
+
+#define SRV_HEADS_PER_TEXT 6
+
 /* One text's forward pass, shared by the requests that use it (reference counted). */
 typedef struct srv_text {
     char *text; /* the UTF-8 text, NUL-terminated */
@@ -21,7 +40,8 @@ typedef struct srv_text {
     /* the overview grids, computed on first request (under the cache lock) */
     double *ov_entropy; /* [L][H] mean row entropy, bits; NULL until computed */
     double *ov_h1;      /* [L][H] total finite H1 persistence of the JS-distance metric */
-    unsigned refs;      /* requests using it, plus one while it is in the cache */
+    srv_head *heads[SRV_HEADS_PER_TEXT]; /* recently analysed heads (under the cache lock) */
+    unsigned refs;                       /* requests using it, plus one while it is in the cache */
     unsigned long long used;
 } srv_text;
 
@@ -49,6 +69,10 @@ struct ats_server {
 ats_status srv_text_get(ats_server *srv, const char *text, size_t len, srv_text **out, int *cached,
                         double *forward_ms, ats_error *err);
 void srv_text_release(ats_server *srv, srv_text *t);
+/* Drops one reference to a head analysis (under the cache lock), freeing it at zero. */
+void srv_head_release(ats_server *srv, srv_head *h);
+/* Frees a head analysis (no references left). */
+void srv_head_free(srv_head *h);
 /* Empties the cache (at shutdown, when no request is running). */
 void srv_cache_clear(ats_server *srv);
 

@@ -148,9 +148,9 @@ def test_measures(bert, tmp_path):
         doc = analyze(bert, measure=measure)
         assert doc["measure"] == measure
         ours = np.array(doc["texts"][0]["matrix"])
-        name = [f for f in files if f.startswith(measure) and f.endswith(".npy")]
-        if name:  # the CLI's file names are its own business; compare when found
-            np.testing.assert_allclose(ours, np.load(tmp_path / name[0]), rtol=0, atol=1e-15)
+        name = [f for f in files if f.startswith(measure + "_") and f.endswith(".npy")]
+        assert len(name) == 1, files
+        np.testing.assert_allclose(ours, np.load(tmp_path / name[0]), rtol=0, atol=1e-15)
         assert ours.shape == (8, 8) and np.all(np.diag(ours) == 0)
 
 
