@@ -280,16 +280,16 @@ function diagramBounds(texts) {
 }
 
 function drawDiagram(p, texts, threshold) {
-  const W = p.w, H = p.h, m = 44, side = Math.min(W - m - 20, H - m - 40);
-  const x0 = m, y0 = 30 + side, max = diagramBounds(texts);
+  const W = p.w, H = p.h, m = 44, side = Math.min(W - m - 30, H - m - 54);
+  const x0 = m, y0 = 50 + side, max = diagramBounds(texts);
   const X = (v) => x0 + (v / max) * side, Y = (v) => y0 - (v / max) * side;
   p.text("persistence diagram", W / 2, 12, { align: "center", size: 12, bold: true });
   p.rect(x0, y0 - side, side, side, null, "#999");
   p.line(X(0), Y(0), X(max), Y(max), "#999", 1);
   p.line(X(threshold), Y(0), X(threshold), Y(max), "#c33", 1, 0.6, [4, 3]);
   p.line(X(0), Y(threshold), X(max), Y(threshold), "#c33", 1, 0.6, [4, 3]);
-  const infY = y0 - side - 10;
-  p.text("∞", x0 - 12, infY, { size: 11 });
+  const infY = y0 - side - 16;
+  p.text("∞", x0 - 4, infY, { size: 12, align: "right" });
   p.line(x0, infY, x0 + side, infY, "#bbb", 1, 1, [2, 2]);
   for (let k = 0; k <= 4; k++) {
     const v = (max * k) / 4;

@@ -33,8 +33,15 @@ def cli(*args):
 
 @pytest.fixture(scope="module")
 def bert():
-    with serving(BERT) as srv:
+    srv = Server(BERT)
+    try:
         yield srv
+        # after every test of the module (bad requests, concurrency): a clean exit, and under
+        # the sanitizers no leak and no error report
+        code, err = srv.stop()
+        assert code == 0, err
+    finally:
+        srv.kill()
 
 
 def analyze(srv, **kw):
