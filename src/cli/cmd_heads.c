@@ -1378,7 +1378,7 @@ int ats_cmd_heads(int argc, char **argv) {
         for (int k = 0; k < a.n_models; k++)
             for (size_t l = 0; l < r.models[k].L; l++)
                 for (size_t h = 0; h < r.models[k].H; h++, i++) {
-                    char buf[64], prefix[8];
+                    char buf[64], prefix[16];
                     snprintf(prefix, sizeof prefix, "m%d:", k + 1);
                     heads_name(buf, sizeof buf, a.n_models == 2 ? prefix : NULL, l, h);
                     names[i] = strdup(buf);
