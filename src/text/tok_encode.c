@@ -155,7 +155,7 @@ static int wordpiece_word(const ats_tokenizer *t, builder *b, const nchar *w, si
     int32_t word = b->word++;
     if (n > t->max_chars_per_word) return push(b, t->unk_id, w[0].os, w[n - 1].oe, 0, word);
     size_t pl = strlen(t->subword_prefix);
-    if (!scratch_reserve(sc, pl + 4 * n + 1, n + 1)) return 0;
+    if (!scratch_reserve(sc, 2 * (pl + 4 * n + 1), n + 1)) return 0;
     memcpy(sc->buf, t->subword_prefix, pl);
     char *u = sc->buf + pl; /* the word's UTF-8 follows the prefix */
     size_t len = 0;
@@ -172,16 +172,11 @@ static int wordpiece_word(const ats_tokenizer *t, builder *b, const nchar *w, si
         while (end > start) {
             size_t bs = sc->cpos[start], blen = sc->cpos[end] - bs;
             if (blen + (start ? pl : 0) <= t->max_token_bytes) {
-                if (start) {
-                    /* prefix + piece: move the prefix next to the piece */
-                    char *p = u + bs - pl;
-                    char save[16];
-                    if (pl <= sizeof save) {
-                        memcpy(save, p, pl);
-                        memcpy(p, t->subword_prefix, pl);
-                        id = tok_strmap_get(&t->map, p, pl + blen);
-                        memcpy(p, save, pl);
-                    }
+                if (start) { /* prefix + piece, assembled after the word */
+                    char *key = u + len;
+                    memcpy(key, t->subword_prefix, pl);
+                    memcpy(key + pl, u + bs, blen);
+                    id = tok_strmap_get(&t->map, key, pl + blen);
                 } else {
                     id = tok_strmap_get(&t->map, u, blen);
                 }

@@ -3,6 +3,7 @@
  * tokenizer_config.json / config.json. */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "tokenizer_internal.h"
+#include "tok_unicode_tables.h"
 
 #include <cjson/cJSON.h>
 #include <pcre2.h>
@@ -15,14 +16,17 @@
 #define TOK_MAX_ID    ((int32_t)1 << 22)
 #define TOK_MAX_TOKEN 4096
 
-/* GPT-2's pre-tokenizer pattern. \s of Python's `regex` and of Oniguruma (used by transformers)
- * is Unicode White_Space, which includes U+0085; PCRE2's \s does not, so the class is spelled
- * out. */
+/* GPT-2's pre-tokenizer pattern,
+ *     's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+ * with its classes spelled out so that PCRE2 matches what transformers' Oniguruma matches:
+ * \s is Unicode White_Space (PCRE2's \s lacks U+0085), \p{L} and \p{N} are the ranges measured
+ * from tokenizers by tools/make_unicode_tables.py (their Unicode is newer than PCRE2's). */
 #define WS                                                                                         \
     "\\t\\n\\x0B\\f\\r\\x20\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}"           \
     "\\x{202F}\\x{205F}\\x{3000}"
-static const char GPT2_PATTERN[] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^" WS
-                                   "\\p{L}\\p{N}]+|[" WS "]+(?![^" WS "])|[" WS "]+";
+static const char GPT2_PATTERN[] =
+    "'s|'t|'re|'ve|'m|'ll|'d| ?[" TOK_RE_LETTERS "]+| ?[" TOK_RE_NUMBERS
+    "]+| ?[^" WS TOK_RE_LETTERS TOK_RE_NUMBERS "]+|[" WS "]+(?![^" WS "])|[" WS "]+";
 
 static int file_exists(const char *p) {
     struct stat st;
