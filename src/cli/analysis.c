@@ -168,24 +168,41 @@ static char **labels_from_encoding(const ats_encoding *enc, const char *text) {
     return l;
 }
 
-static ats_status load_from_model(const analysis_args *a, attn_source *src, size_t *count,
-                                  ats_error *err) {
-    ats_model *m = NULL;
-    ats_tokenizer *tok = NULL;
-    ats_status st = ats_model_load(a->model, &m, err);
+ats_status analysis_model_open(const analysis_args *a, analysis_model *am, ats_error *err) {
+    memset(am, 0, sizeof *am);
+    if (!a->model) return ATS_OK;
+    ats_status st = ats_model_load(a->model, &am->model, err);
     if (st) return st;
-    const ats_model_info *info = ats_model_info_get(m);
+    const ats_model_info *info = ats_model_info_get(am->model);
     if (info->arch == ATS_ARCH_VIT) {
-        ats_model_free(m);
+        ats_model_free(am->model);
+        am->model = NULL;
         return ats_error_set(err, ATS_ERR_INVALID,
                              "%s: a vision model takes images (attnscope vision --image)",
                              a->model);
     }
-    st = ats_tokenizer_load(info->dir, &tok, err);
+    st = ats_tokenizer_load(info->dir, &am->tok, err);
+    if (st) {
+        ats_model_free(am->model);
+        am->model = NULL;
+    }
+    return st;
+}
+
+void analysis_model_close(analysis_model *am) {
+    ats_tokenizer_free(am->tok);
+    ats_model_free(am->model);
+    memset(am, 0, sizeof *am);
+}
+
+static ats_status load_from_model(const analysis_args *a, analysis_model *am, attn_source *src,
+                                  size_t *count, ats_error *err) {
+    ats_status st = ATS_OK;
     for (size_t t = 0; t < a->n_texts && !st; t++) {
         ats_encoding enc;
         const char *text = a->texts[t];
-        st = ats_tokenizer_encode(tok, text, strlen(text), 1, &enc, err);
+        if (!*text) return ats_error_set(err, ATS_ERR_INVALID, "text %zu is empty", t + 1);
+        st = ats_tokenizer_encode(am->tok, text, strlen(text), 1, &enc, err);
         if (st) break;
         ats_forward_options fo;
         ats_forward_options_init(&fo);
@@ -194,7 +211,7 @@ static ats_status load_from_model(const analysis_args *a, attn_source *src, size
         fo.truncate = a->truncate;
         ats_model_input in = {enc.ids, NULL, NULL, enc.count};
         ats_forward_result res;
-        st = ats_model_forward(m, &in, &fo, &res, err);
+        st = ats_model_forward(am->model, &in, &fo, &res, err);
         if (!st) {
             attn_source *s = &src[t];
             memset(s, 0, sizeof *s);
@@ -210,16 +227,13 @@ static ats_status load_from_model(const analysis_args *a, attn_source *src, size
             snprintf(name, sizeof name, "text %zu", t + 1);
             s->name = strdup(name);
             if (!s->labels || !s->name) st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
-            if (s->labels && s->n < enc.count) { /* truncated: labels beyond n are dropped */
+            if (s->labels && s->n < enc.count) /* truncated: labels beyond n are dropped */
                 for (size_t i = s->n; i < enc.count; i++) free(s->labels[i]);
-            }
             *count = t + 1;
         }
         ats_forward_result_free(&res);
         ats_encoding_free(&enc);
     }
-    ats_tokenizer_free(tok);
-    ats_model_free(m);
     return st;
 }
 
@@ -297,10 +311,11 @@ static ats_status load_from_files(const analysis_args *a, attn_source *src, size
     return ATS_OK;
 }
 
-ats_status analysis_load(const analysis_args *a, attn_source *src, size_t *count, ats_error *err) {
+ats_status analysis_load_with(const analysis_args *a, analysis_model *am, attn_source *src,
+                              size_t *count, ats_error *err) {
     *count = 0;
     ats_status st =
-        a->model ? load_from_model(a, src, count, err) : load_from_files(a, src, count, err);
+        a->model ? load_from_model(a, am, src, count, err) : load_from_files(a, src, count, err);
     if (st) {
         for (size_t i = 0; i < *count; i++) attn_source_free(&src[i]);
         *count = 0;
@@ -318,4 +333,13 @@ ats_status analysis_load(const analysis_args *a, attn_source *src, size_t *count
         }
     }
     return ATS_OK;
+}
+
+ats_status analysis_load(const analysis_args *a, attn_source *src, size_t *count, ats_error *err) {
+    analysis_model am;
+    *count = 0;
+    ats_status st = analysis_model_open(a, &am, err);
+    if (!st) st = analysis_load_with(a, &am, src, count, err);
+    analysis_model_close(&am);
+    return st;
 }

@@ -46,8 +46,20 @@ void analysis_args_init(analysis_args *a, const char *cmd);
 /* Checks the shared options once all are parsed (an input, an output folder). */
 int analysis_check(const analysis_args *a, int need_head);
 
+/* A loaded model and its tokenizer, kept across several runs (both NULL without --model). */
+typedef struct analysis_model {
+    struct ats_model *model;
+    struct ats_tokenizer *tok;
+} analysis_model;
+
+ats_status analysis_model_open(const analysis_args *a, analysis_model *am, ats_error *err);
+void analysis_model_close(analysis_model *am);
+
 /* Loads every input: runs the model on the texts, or reads the attention files. */
 ats_status analysis_load(const analysis_args *a, attn_source *src, size_t *count, ats_error *err);
+/* The same with a model that is already open. */
+ats_status analysis_load_with(const analysis_args *a, analysis_model *am, attn_source *src,
+                              size_t *count, ats_error *err);
 void attn_source_free(attn_source *s);
 
 /* The [n][n] head (l, h) of a source as doubles (malloc'd). */

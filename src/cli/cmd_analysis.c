@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- small helpers */
 
@@ -697,74 +698,18 @@ static void free_names(char **names, size_t n) {
     free(names);
 }
 
-static int run_compare(int argc, char **argv) {
-    analysis_args a;
-    analysis_args_init(&a, "compare");
-    long max_dim = 1;
-    double q = 1.0;
-    int all_heads = 0, seed_compat = 0;
-    const char *json_out = NULL;
-    for (int i = 1; i < argc; i++) {
-        int r = analysis_parse_common(&a, argc, argv, &i);
-        if (r < 0) return ATS_EXIT_INPUT;
-        if (r) continue;
-        const char *s = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(s, "--dim") && v) {
-            if (!ats_cli_parse_long(v, 0, 2, &max_dim))
-                return ats_cli_usage_error("compare", "--dim needs 0..2");
-            i++;
-        } else if (!strcmp(s, "--q") && v) {
-            if (!ats_cli_parse_double(v, 0, &q) || q < 1)
-                return ats_cli_usage_error("compare", "--q needs a number >= 1");
-            i++;
-        } else if (!strcmp(s, "--json") && v) {
-            json_out = v;
-            i++;
-        } else if (!strcmp(s, "--all-heads")) {
-            all_heads = 1;
-        } else if (!strcmp(s, "--seed-compat")) {
-            seed_compat = 1;
-        } else if (!strcmp(s, "--help")) {
-            printf("usage: attnscope compare (two inputs) (--layer L --head H | --all-heads)\n"
-                   "       [--json OUT] [--out DIR] [--dim K] [--q Q] [--seed-compat]\n\n"
-                   "Bottleneck and q-Wasserstein (internal L-inf, default q = 1) distances "
-                   "between the\npersistence diagrams H0..HK (default K = 1) of the two texts' "
-                   "Jensen–Shannon token\nmetrics. --json OUT writes {\"bottleneck\":{\"0\":x,"
-                   "\"1\":y},\"wasserstein\":{...}}, each value\nan [L][H] array with --all-heads. "
-                   "--out DIR also writes bottleneck.npy / wasserstein.npy\n([K+1][L][H]) and, "
-                   "for all heads, an L x H heatmap per measure and dimension.\n\n%s",
-                   ANALYSIS_COMMON_USAGE);
-            return ATS_EXIT_OK;
-        } else {
-            return ats_cli_usage_error("compare", "unknown option '%s' (see --help)", s);
-        }
-    }
-    if (all_heads && !a.out_dir && !json_out)
-        return ats_cli_usage_error("compare", "--all-heads needs --json OUT or --out DIR");
-    analysis_args check = a;
-    if (!check.out_dir) check.out_dir = "."; /* --out is optional here */
-    int rc = analysis_check(&check, 0);
-    if (rc) return rc;
-    if (a.n_texts + a.n_attention != 2)
-        return ats_cli_usage_error("compare",
-                                   "needs exactly two inputs (two --text or two --attention)");
-    if (all_heads == (a.layer >= 0) || (a.layer >= 0) != (a.head >= 0))
-        return ats_cli_usage_error("compare", "choose --layer L --head H, or --all-heads");
-    attn_source src[ANALYSIS_MAX_INPUTS];
-    size_t count;
+/* The comparison itself: the JS metric of every chosen head of both inputs, their persistence
+ * in one parallel batch, and the distances between the diagrams. bott and wass receive
+ * [max_dim+1][L][H] arrays (NaN for heads not compared). */
+static ats_status compare_core(const analysis_args *a, const attn_source *src, int all_heads,
+                               int seed_compat, long max_dim, double q, double **bott_out,
+                               double **wass_out, ats_error *err_out) {
+    ats_status st = ATS_OK;
     ats_error err;
     ats_error_clear(&err);
-    if (analysis_load(&a, src, &count, &err)) return fail(&err);
-    ats_status st = ATS_OK;
-    if (src[0].L != src[1].L || src[0].H != src[1].H) {
-        ats_error_set(&err, ATS_ERR_INVALID, "the two inputs have %zu x %zu and %zu x %zu heads",
-                      src[0].L, src[0].H, src[1].L, src[1].H);
-        for (size_t t = 0; t < count; t++) attn_source_free(&src[t]);
-        return fail(&err);
-    }
     size_t L = src[0].L, H = src[0].H;
-    size_t l0 = all_heads ? 0 : (size_t)a.layer, l1 = all_heads ? L : (size_t)a.layer + 1;
-    size_t h0 = all_heads ? 0 : (size_t)a.head, h1 = all_heads ? H : (size_t)a.head + 1;
+    size_t l0 = all_heads ? 0 : (size_t)a->layer, l1 = all_heads ? L : (size_t)a->layer + 1;
+    size_t h0 = all_heads ? 0 : (size_t)a->head, h1 = all_heads ? H : (size_t)a->head + 1;
     size_t heads = (l1 - l0) * (h1 - h0), nd = (size_t)max_dim + 1;
     /* every head of both inputs, in one parallel batch */
     double **lowers = calloc(2 * heads, sizeof *lowers);
@@ -790,7 +735,7 @@ static int run_compare(int argc, char **argv) {
         ats_rips_options ro;
         ats_rips_options_init(&ro);
         ro.max_dim = (int)max_dim;
-        st = ats_rips_compute_batch(2 * heads, ns, lp, &ro, a.threads, res, errs);
+        st = ats_rips_compute_batch(2 * heads, ns, lp, &ro, a->threads, res, errs);
         for (size_t k = 0; st && k < 2 * heads; k++)
             if (errs[k].status) {
                 err = errs[k];
@@ -812,6 +757,134 @@ static int run_compare(int argc, char **argv) {
             wass[(d * L + l) * H + h] = w;
         }
     }
+    for (size_t k = 0; res && lowers && k < 2 * heads; k++) {
+        ats_rips_result_free(&res[k]);
+        free(lowers[k]);
+    }
+    free(lowers);
+    free(lp);
+    free(ns);
+    free(res);
+    free(errs);
+    if (st) {
+        free(bott);
+        free(wass);
+        bott = wass = NULL;
+        if (err_out) *err_out = err;
+    }
+    *bott_out = bott;
+    *wass_out = wass;
+    return st;
+}
+
+static int run_compare(int argc, char **argv) {
+    analysis_args a;
+    analysis_args_init(&a, "compare");
+    long max_dim = 1;
+    double q = 1.0;
+    int all_heads = 0, seed_compat = 0;
+    long repeat = 0;
+    const char *json_out = NULL;
+    for (int i = 1; i < argc; i++) {
+        int r = analysis_parse_common(&a, argc, argv, &i);
+        if (r < 0) return ATS_EXIT_INPUT;
+        if (r) continue;
+        const char *s = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(s, "--dim") && v) {
+            if (!ats_cli_parse_long(v, 0, 2, &max_dim))
+                return ats_cli_usage_error("compare", "--dim needs 0..2");
+            i++;
+        } else if (!strcmp(s, "--q") && v) {
+            if (!ats_cli_parse_double(v, 0, &q) || q < 1)
+                return ats_cli_usage_error("compare", "--q needs a number >= 1");
+            i++;
+        } else if (!strcmp(s, "--json") && v) {
+            json_out = v;
+            i++;
+        } else if (!strcmp(s, "--repeat") && v) {
+            if (!ats_cli_parse_long(v, 1, 100000, &repeat))
+                return ats_cli_usage_error("compare", "--repeat needs an integer >= 1");
+            i++;
+        } else if (!strcmp(s, "--all-heads")) {
+            all_heads = 1;
+        } else if (!strcmp(s, "--seed-compat")) {
+            seed_compat = 1;
+        } else if (!strcmp(s, "--help")) {
+            printf("usage: attnscope compare (two inputs) (--layer L --head H | --all-heads)\n"
+                   "       [--json OUT] [--out DIR] [--dim K] [--q Q] [--seed-compat]\n\n"
+                   "Bottleneck and q-Wasserstein (internal L-inf, default q = 1) distances "
+                   "between the\npersistence diagrams H0..HK (default K = 1) of the two texts' "
+                   "Jensen–Shannon token\nmetrics. --json OUT writes {\"bottleneck\":{\"0\":x,"
+                   "\"1\":y},\"wasserstein\":{...}}, each value\nan [L][H] array with --all-heads. "
+                   "--out DIR also writes bottleneck.npy / wasserstein.npy\n([K+1][L][H]) and, "
+                   "for all heads, an L x H heatmap per measure and dimension. --repeat N times "
+                   "N runs of\nthe whole pipeline (tokens, model, metric, persistence, "
+                   "distances) with the model\nloaded once, and prints the median.\n\n%s",
+                   ANALYSIS_COMMON_USAGE);
+            return ATS_EXIT_OK;
+        } else {
+            return ats_cli_usage_error("compare", "unknown option '%s' (see --help)", s);
+        }
+    }
+    if (all_heads && !a.out_dir && !json_out)
+        return ats_cli_usage_error("compare", "--all-heads needs --json OUT or --out DIR");
+    analysis_args check = a;
+    if (!check.out_dir) check.out_dir = "."; /* --out is optional here */
+    int rc = analysis_check(&check, 0);
+    if (rc) return rc;
+    if (a.n_texts + a.n_attention != 2)
+        return ats_cli_usage_error("compare",
+                                   "needs exactly two inputs (two --text or two --attention)");
+    if (all_heads == (a.layer >= 0) || (a.layer >= 0) != (a.head >= 0))
+        return ats_cli_usage_error("compare", "choose --layer L --head H, or --all-heads");
+    attn_source src[ANALYSIS_MAX_INPUTS];
+    size_t count;
+    ats_error err;
+    ats_error_clear(&err);
+    analysis_model am;
+    if (analysis_model_open(&a, &am, &err)) return fail(&err);
+    if (repeat > 0) {
+        /* the pipeline as a live session runs it: model in memory, everything else per run */
+        double *ms = malloc((size_t)repeat * sizeof *ms);
+        for (long r = 0; ms && r < repeat; r++) {
+            struct timespec t0, t1;
+            clock_gettime(CLOCK_MONOTONIC, &t0);
+            double *b = NULL, *w = NULL;
+            ats_status rs = analysis_load_with(&a, &am, src, &count, &err);
+            if (!rs) rs = compare_core(&a, src, all_heads, seed_compat, max_dim, q, &b, &w, &err);
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            free(b);
+            free(w);
+            for (size_t k = 0; k < count; k++) attn_source_free(&src[k]);
+            if (rs) {
+                free(ms);
+                analysis_model_close(&am);
+                return fail(&err);
+            }
+            ms[r] = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+        }
+        if (ms) {
+            qsort(ms, (size_t)repeat, sizeof *ms, cmp_double);
+            fprintf(stderr, "compare: median %.3f ms over %ld runs (model loaded once)\n",
+                    ms[repeat / 2], repeat);
+        }
+        free(ms);
+    }
+    ats_status lst = analysis_load_with(&a, &am, src, &count, &err);
+    analysis_model_close(&am);
+    if (lst) return fail(&err);
+    ats_status st = ATS_OK;
+    if (src[0].L != src[1].L || src[0].H != src[1].H) {
+        ats_error_set(&err, ATS_ERR_INVALID, "the two inputs have %zu x %zu and %zu x %zu heads",
+                      src[0].L, src[0].H, src[1].L, src[1].H);
+        for (size_t t = 0; t < count; t++) attn_source_free(&src[t]);
+        return fail(&err);
+    }
+    size_t L = src[0].L, H = src[0].H;
+    size_t l0 = all_heads ? 0 : (size_t)a.layer, h0 = all_heads ? 0 : (size_t)a.head;
+    size_t nd = (size_t)max_dim + 1;
+    double *bott = NULL, *wass = NULL;
+    st = compare_core(&a, src, all_heads, seed_compat, max_dim, q, &bott, &wass, &err);
     cJSON *doc = cJSON_CreateObject();
     if (!st) {
         cJSON_AddItemToObject(doc, "bottleneck", per_dim_json(bott, nd, L, H, all_heads, l0, h0));
@@ -872,15 +945,6 @@ static int run_compare(int argc, char **argv) {
             printf("H%zu bottleneck %.17g wasserstein %.17g\n", d, bott[(d * L + l0) * H + h0],
                    wass[(d * L + l0) * H + h0]);
     cJSON_Delete(doc);
-    for (size_t k = 0; res && lowers && k < 2 * heads; k++) {
-        ats_rips_result_free(&res[k]);
-        free(lowers[k]);
-    }
-    free(lowers);
-    free(lp);
-    free(ns);
-    free(res);
-    free(errs);
     free(bott);
     free(wass);
     for (size_t t = 0; t < count; t++) attn_source_free(&src[t]);

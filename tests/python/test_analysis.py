@@ -79,6 +79,7 @@ def test_topo_matches_scipy_and_gudhi(attention_files):
 
 def test_compare_matches_gudhi_bottleneck(attention_files):
     gudhi = pytest.importorskip("gudhi")
+    import gudhi.hera
     tmp, att, att2 = attention_files
     out = tmp / "cmp"
     p = run("compare", "--attention", str(tmp / "a.npy"), "--attention", str(tmp / "b.npy"),
@@ -94,7 +95,8 @@ def test_compare_matches_gudhi_bottleneck(attention_files):
             db = gudhi_diagrams(scipy_jsd(att2[l, h]), 1)
             for k in range(2):
                 fa, fb = da[k][np.isfinite(da[k][:, 1])], db[k][np.isfinite(db[k][:, 1])]
-                assert abs(b[k, l, h] - gudhi.bottleneck_distance(fa, fb, 0)) <= 1e-8
+                # Hera's exact value: GUDHI's exact search can overshoot (gudhi-devel #1367)
+                assert abs(b[k, l, h] - gudhi.hera.bottleneck_distance(fa, fb, delta=0)) <= 1e-8
     assert (out / "bottleneck_H1.svg").exists() and (out / "wasserstein_H0.svg").exists()
     one = run("compare", "--attention", str(tmp / "a.npy"), "--attention", str(tmp / "b.npy"),
               "--layer", "0", "--head", "1", "--json", str(tmp / "one.json"))

