@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 DEBIAN_PACKAGES=(
   build-essential cmake pkg-config ninja-build clang-format
   libopenblas-dev libcjson-dev libutf8proc-dev libpcre2-dev libstb-dev
+  libcurl4-openssl-dev
   libcairo2-dev libpango1.0-dev libmicrohttpd-dev
   ripser python3-venv fonts-dejavu-core fonts-wqy-microhei clang
   chromium

@@ -19,6 +19,19 @@ extern "C" {
  * looked when nothing is found. */
 ats_status ats_model_resolve(const char *name_or_path, char **dir, ats_error *err);
 
+/* Downloads a model by hub name ("org/name") with libcurl from $HF_ENDPOINT (default
+ * https://huggingface.co; $HF_TOKEN is sent as a bearer token) into the cache layout above:
+ * config.json and the weights (model.safetensors, else pytorch_model.bin) are required, the
+ * tokenizer and preprocessor files are fetched where the model has them. Files go to a private
+ * folder that is renamed to snapshots/<commit> (X-Repo-Commit, else the revision) when complete,
+ * and refs/<revision> names it. revision NULL = "main". *dir is malloc'd. Without libcurl at
+ * build time it fails with ATS_ERR_IO. */
+ats_status ats_model_download(const char *name, const char *revision, char **dir, ats_error *err);
+
+/* ats_model_resolve, then (for a name, unless $HF_HUB_OFFLINE is set) ats_model_download: what
+ * ats_model_load uses. */
+ats_status ats_model_locate(const char *name_or_path, char **dir, ats_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static int is_dir(const char *p) {
     struct stat st;
@@ -120,4 +122,263 @@ ats_status ats_model_resolve(const char *name, char **dir, ats_error *err) {
     free(base);
     free(snapshots);
     return status;
+}
+
+/* ---- download from the hub ($HF_ENDPOINT/<repo>/resolve/<revision>/<file>) */
+
+#ifdef ATS_HAVE_CURL
+#include <curl/curl.h>
+
+typedef struct fetch {
+    FILE *fp;
+    char commit[64];
+} fetch;
+
+static size_t on_data(char *p, size_t size, size_t n, void *ud) {
+    fetch *f = ud;
+    return fwrite(p, size, n, f->fp);
+}
+
+/* remembers X-Repo-Commit: the revision's commit names the snapshot folder */
+static size_t on_header(char *p, size_t size, size_t n, void *ud) {
+    fetch *f = ud;
+    size_t len = size * n;
+    const char *key = "x-repo-commit:";
+    size_t kl = strlen(key);
+    if (len > kl && !strncasecmp(p, key, kl)) {
+        const char *v = p + kl;
+        while (*v == ' ' && v < p + len) v++;
+        size_t k = 0;
+        while (v < p + len && k + 1 < sizeof f->commit &&
+               ((*v >= '0' && *v <= '9') || (*v >= 'a' && *v <= 'f')))
+            f->commit[k++] = *v++;
+        f->commit[k] = '\0';
+    }
+    return len;
+}
+
+/* GET url into path (via path.part, renamed on success). *http receives the status (0 when
+ * the transfer itself failed). */
+static ats_status get_file(CURL *c, const char *url, const char *path, long *http, fetch *f,
+                           ats_error *err) {
+    size_t pl = strlen(path);
+    char *part = malloc(pl + 6);
+    if (!part) return ats_error_set(err, ATS_ERR_NOMEM, "download: out of memory");
+    memcpy(part, path, pl);
+    memcpy(part + pl, ".part", 6);
+    f->fp = fopen(part, "wb");
+    if (!f->fp) {
+        ats_status rc =
+            ats_error_set(err, ATS_ERR_IO, "%s: cannot write: %s", part, strerror(errno));
+        free(part);
+        return rc;
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    CURLcode cc = curl_easy_perform(c);
+    int wrote = fclose(f->fp) == 0;
+    *http = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, http);
+    ats_status rc = ATS_OK;
+    if (cc != CURLE_OK)
+        rc = ats_error_set(err, ATS_ERR_IO, "download %s: %s", url, curl_easy_strerror(cc));
+    else if (*http != 200)
+        rc = ats_error_set(err, ATS_ERR_IO, "download %s: HTTP %ld", url, *http);
+    else if (!wrote || rename(part, path) != 0)
+        rc = ats_error_set(err, ATS_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    if (rc) remove(part);
+    free(part);
+    return rc;
+}
+
+static int mkdirs(char *p) {
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = '\0';
+        int ok = mkdir(p, 0755) == 0 || errno == EEXIST;
+        *s = '/';
+        if (!ok) return 0;
+    }
+    return mkdir(p, 0755) == 0 || errno == EEXIST;
+}
+
+ats_status ats_model_download(const char *name, const char *revision, char **dir, ats_error *err) {
+    *dir = NULL;
+    if (!revision || !*revision) revision = "main";
+    int slashes = 0;
+    for (const char *p = name; *p; p++) {
+        int ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                 *p == '-' || *p == '_' || *p == '.' || *p == '/';
+        slashes += *p == '/';
+        if (!ok) return ats_error_set(err, ATS_ERR_INVALID, "model '%s': not a hub name", name);
+    }
+    for (const char *p = revision; *p; p++)
+        if (*p == '/' || *p == '\\')
+            return ats_error_set(err, ATS_ERR_INVALID, "revision '%s': not allowed", revision);
+    if (!*name || slashes > 1 || name[0] == '/' || name[0] == '.' || strstr(name, ".."))
+        return ats_error_set(err, ATS_ERR_INVALID, "model '%s': not a hub name", name);
+    const char *endpoint = getenv("HF_ENDPOINT");
+    if (!endpoint || !*endpoint) endpoint = "https://huggingface.co";
+    size_t el = strlen(endpoint);
+    while (el > 0 && endpoint[el - 1] == '/') el--;
+    char *root = cache_root();
+    if (!root)
+        return ats_error_set(err, ATS_ERR_IO, "model '%s': no HuggingFace cache (set HF_HOME)",
+                             name);
+    size_t cap = strlen(root) + strlen(name) * 2 + strlen(revision) + el + 512;
+    char *base = malloc(cap), *url = malloc(cap), *path = malloc(cap), *tmpdir = malloc(cap);
+    CURL *c = curl_easy_init();
+    ats_status rc = ATS_OK;
+    fetch f = {0};
+    if (!base || !url || !path || !tmpdir || !c) {
+        rc = ats_error_set(err, ATS_ERR_NOMEM, "download: out of memory");
+        goto done;
+    }
+    /* <root>/models--org--name */
+    int w = snprintf(base, cap, "%s/models--", root);
+    for (const char *p = name; *p; p++) {
+        if (*p == '/')
+            w += snprintf(base + w, cap - (size_t)w, "--");
+        else
+            base[w++] = *p;
+    }
+    base[w] = '\0';
+    /* files land in a private folder first, renamed to snapshots/<commit> once complete */
+    snprintf(tmpdir, cap, "%s/.download-%ld", base, (long)getpid());
+    if (!mkdirs(tmpdir)) {
+        rc = ats_error_set(err, ATS_ERR_IO, "%s: cannot create: %s", tmpdir, strerror(errno));
+        goto done;
+    }
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 20L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &f);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &f);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "attnscope/0.1");
+    struct curl_slist *hdr = NULL;
+    const char *token = getenv("HF_TOKEN");
+    if (token && *token) {
+        char auth[1024];
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+        hdr = curl_slist_append(hdr, auth);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+    }
+    /* config.json and the weights are required; the rest is fetched where the model has it */
+    static const char *const FILES[] = {"config.json",
+                                        "model.safetensors",
+                                        "pytorch_model.bin",
+                                        "tokenizer.json",
+                                        "tokenizer_config.json",
+                                        "special_tokens_map.json",
+                                        "vocab.txt",
+                                        "vocab.json",
+                                        "merges.txt",
+                                        "preprocessor_config.json"};
+    int have_weights = 0;
+    char commit[64] = "";
+    for (size_t i = 0; i < sizeof FILES / sizeof FILES[0]; i++) {
+        const char *file = FILES[i];
+        if (!strcmp(file, "pytorch_model.bin") && have_weights) continue;
+        snprintf(url, cap, "%.*s/%s/resolve/%s/%s", (int)el, endpoint, name, revision, file);
+        snprintf(path, cap, "%s/%s", tmpdir, file);
+        long http;
+        f.commit[0] = '\0';
+        ats_error e;
+        rc = get_file(c, url, path, &http, &f, &e);
+        int required = i == 0 || !strcmp(file, "pytorch_model.bin");
+        if (rc) {
+            if (http == 404 && !required) {
+                rc = ATS_OK;
+                continue;
+            }
+            rc = ats_error_set(err, rc, "model '%s': %s", name, e.message);
+            goto done;
+        }
+        if (i == 0 && f.commit[0]) snprintf(commit, sizeof commit, "%s", f.commit);
+        if (!strcmp(file, "model.safetensors") || !strcmp(file, "pytorch_model.bin"))
+            have_weights = 1;
+    }
+    /* snapshots/<commit or revision>, refs/<revision> */
+    const char *snap = commit[0] ? commit : revision;
+    snprintf(path, cap, "%s/snapshots", base);
+    if (!mkdirs(path)) {
+        rc = ats_error_set(err, ATS_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+        goto done;
+    }
+    snprintf(path, cap, "%s/snapshots/%s", base, snap);
+    if (is_dir(path)) { /* another download won: replace it */
+        DIR *d = opendir(path);
+        struct dirent *de;
+        while (d && (de = readdir(d))) {
+            if (de->d_name[0] == '.') continue;
+            char *fp = join(path, de->d_name);
+            if (fp) remove(fp);
+            free(fp);
+        }
+        if (d) closedir(d);
+        rmdir(path);
+    }
+    if (rename(tmpdir, path) != 0) {
+        rc = ats_error_set(err, ATS_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+        goto done;
+    }
+    snprintf(url, cap, "%s/refs", base);
+    mkdirs(url);
+    snprintf(url, cap, "%s/refs/%s", base, revision);
+    FILE *rf = fopen(url, "w");
+    if (rf) {
+        fputs(snap, rf);
+        fclose(rf);
+    }
+    *dir = strdup(path);
+    if (!*dir) rc = ats_error_set(err, ATS_ERR_NOMEM, "download: out of memory");
+    curl_slist_free_all(hdr);
+done:
+    if (rc && tmpdir && is_dir(tmpdir)) {
+        DIR *d = opendir(tmpdir);
+        struct dirent *de;
+        while (d && (de = readdir(d))) {
+            if (de->d_name[0] == '.') continue;
+            char *fp = join(tmpdir, de->d_name);
+            if (fp) remove(fp);
+            free(fp);
+        }
+        if (d) closedir(d);
+        rmdir(tmpdir);
+        rmdir(base); /* only when empty: a model that was never there leaves nothing */
+    }
+    if (c) curl_easy_cleanup(c);
+    free(root);
+    free(base);
+    free(url);
+    free(path);
+    free(tmpdir);
+    return rc;
+}
+#else
+ats_status ats_model_download(const char *name, const char *revision, char **dir, ats_error *err) {
+    (void)revision;
+    *dir = NULL;
+    return ats_error_set(err, ATS_ERR_IO,
+                         "model '%s': attnscope was built without libcurl, so it cannot download",
+                         name);
+}
+#endif
+
+ats_status ats_model_locate(const char *name, char **dir, ats_error *err) {
+    ats_error local;
+    ats_status rc = ats_model_resolve(name, dir, &local);
+    if (rc == ATS_OK || !name || !*name || name[0] == '/' || name[0] == '.') {
+        if (rc) ats_error_set(err, rc, "%s", local.message);
+        return rc;
+    }
+    const char *offline = getenv("HF_HUB_OFFLINE");
+    if (offline && *offline && strcmp(offline, "0")) {
+        return ats_error_set(err, rc, "%s (HF_HUB_OFFLINE is set, so no download)", local.message);
+    }
+    ats_error dl;
+    rc = ats_model_download(name, NULL, dir, &dl);
+    if (rc) return ats_error_set(err, rc, "%s; download failed: %s", local.message, dl.message);
+    return ATS_OK;
 }

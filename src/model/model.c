@@ -604,7 +604,7 @@ ats_status ats_model_load(const char *name_or_path, ats_model **out, ats_error *
     *out = NULL;
     ats_model *m = calloc(1, sizeof *m);
     if (!m) return ats_error_set(err, ATS_ERR_NOMEM, "model: out of memory");
-    ats_status rc = ats_model_resolve(name_or_path, &m->dir, err);
+    ats_status rc = ats_model_locate(name_or_path, &m->dir, err);
     char *cpath = NULL, *wpath = NULL;
     cJSON *root = NULL;
     if (rc) goto fail;
