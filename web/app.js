@@ -349,6 +349,11 @@ function barcodeHeight(texts) {
 }
 
 function drawOverview(p, ov, stat, sel) {
+  if (stat === "h1" && !ov.h1_persistence) {
+    p.text(`total H1 persistence is computed for texts of at most ${ov.h1_max_tokens} tokens`,
+      p.w / 2, 40, { align: "center", size: 11 });
+    return null;
+  }
   const g = stat === "h1" ? ov.h1_persistence : ov.entropy, L = g.length, H = g[0].length;
   const left = 40, top = 40, cell = Math.min((p.w - left - 20) / H, (p.h - top - 20) / L);
   let max = 0;

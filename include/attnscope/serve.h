@@ -17,7 +17,8 @@
  *                                              1-Wasserstein distances between their diagrams
  *   GET|POST /api/overview                     [L][H] grids of per-head summaries of a text
  *                                              (mean token entropy in bits, total H1
- *                                              persistence of the JS-distance metric)
+ *                                              persistence of the JS-distance metric; the
+ *                                              latter null for texts over 128 tokens)
  *   GET|POST /api/figure/KIND.png|svg          a figure drawn by the C renderer (render.h);
  *                                              KIND is heatmap, measure, diagram, barcode,
  *                                              skeleton, graph or overview; parameters as for
@@ -57,6 +58,8 @@ typedef struct ats_server_options {
     size_t max_tokens;      /* longest text in tokens; 0 (default): the model's maximum */
     unsigned max_conns;     /* simultaneous connections (default 64) */
     unsigned cache_entries; /* texts whose forward passes are kept (default 16) */
+    size_t cache_bytes;     /* and at most this many bytes of their attention (default 256 MiB;
+                               the text in use is kept whatever its size) */
 } ats_server_options;
 
 /* Fills the defaults above (model and web_dir NULL). */

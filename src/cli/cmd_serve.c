@@ -2,7 +2,9 @@
 #include "cli.h"
 #include "attnscope/serve.h"
 
+#include <errno.h>
 #include <limits.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +23,14 @@ static const char SERVE_USAGE[] =
     "  --threads N       threads of a forward pass (default: as OpenBLAS/OpenMP are set)\n"
     "  --max-tokens N    longest text in tokens (default: the model's maximum)\n"
     "  --max-body BYTES  largest request body (default 65536)\n";
+
+static sem_t stop_sem;
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig) {
+    stop_signal = sig;
+    sem_post(&stop_sem);
+}
 
 /* web/ next to the executable's folder (build/attnscope -> web/), or inside it. */
 static int find_web_dir(char *out, size_t size) {
@@ -87,13 +97,18 @@ int ats_cmd_serve(int argc, char **argv) {
             return ats_cli_usage_error("serve", "cannot find the viewer's files; give --web DIR");
         opt.web_dir = web;
     }
-    /* SIGINT and SIGTERM are blocked in every thread (the server's threads inherit the mask)
-     * and taken here with sigwait, so no handler runs inside the server. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    /* SIGINT and SIGTERM may be delivered to any thread (OpenBLAS starts its threads before
+     * main, so blocking them here would not cover those): the handler only posts a semaphore
+     * (async-signal-safe) and the main thread stops the server. */
+    if (sem_init(&stop_sem, 0, 0) != 0)
+        return ats_cli_usage_error("serve", "cannot create a semaphore");
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     ats_server *srv = NULL;
@@ -105,9 +120,11 @@ int ats_cmd_serve(int argc, char **argv) {
     printf("attnscope serve: %s on http://%s%s%s:%d/\n", opt.model, v6 ? "[" : "", host,
            v6 ? "]" : "", ats_server_port(srv));
     fflush(stdout);
-    int sig = 0;
-    sigwait(&set, &sig);
+    while (sem_wait(&stop_sem) != 0 && errno == EINTR) {
+    }
     ats_server_stop(srv);
-    fprintf(stderr, "attnscope serve: stopped (%s)\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    sem_destroy(&stop_sem);
+    fprintf(stderr, "attnscope serve: stopped (%s)\n",
+            stop_signal == SIGINT ? "SIGINT" : "SIGTERM");
     return ATS_EXIT_OK;
 }

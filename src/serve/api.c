@@ -114,6 +114,15 @@ static cJSON *raw_matrix(const double *d, const float *f, size_t rows, size_t co
     return item;
 }
 
+/* A double written exactly (%.17g; null when not finite): cJSON's own printing settles for 15
+ * digits when they read back within an epsilon. */
+static cJSON *exact_number(double v) {
+    char tmp[40];
+    if (!isfinite(v)) return cJSON_CreateNull();
+    snprintf(tmp, sizeof tmp, "%.17g", v);
+    return cJSON_CreateRaw(tmp);
+}
+
 static cJSON *strings_json(char **s, size_t n) {
     return cJSON_CreateStringArray((const char *const *)s, (int)n);
 }
@@ -358,8 +367,14 @@ static double lower_at(const double *lower, size_t i, size_t j) {
     return lower[i * (i - 1) / 2 + j];
 }
 
+/* The format of `attnscope rips --json`: n_points, threshold, and per dimension the pairs
+ * (death null when essential) and, for H1, each class's cycle as [vertex, vertex, coefficient]
+ * edges. */
 static cJSON *diagrams_json(const ats_rips_result *res) {
-    cJSON *doc = cJSON_CreateObject(), *dims = cJSON_AddArrayToObject(doc, "dims");
+    cJSON *doc = cJSON_CreateObject();
+    cJSON_AddNumberToObject(doc, "n_points", (double)res->n_points);
+    cJSON_AddItemToObject(doc, "threshold", exact_number(res->threshold));
+    cJSON *dims = cJSON_AddArrayToObject(doc, "dims");
     for (int k = 0; k <= res->max_dim; k++) {
         cJSON *e = cJSON_CreateObject();
         cJSON_AddNumberToObject(e, "dim", k);
@@ -376,6 +391,19 @@ static cJSON *diagrams_json(const ats_rips_result *res) {
         sb_put(&b, "]", 1);
         cJSON_AddItemToObject(e, "pairs", b.oom ? cJSON_CreateArray() : cJSON_CreateRaw(b.p));
         free(b.p);
+        if (k == 1 && res->cycles) {
+            cJSON *cyc = cJSON_AddArrayToObject(e, "cycles");
+            for (size_t i = 0; i < d->count; i++) {
+                const ats_representative *rep = &res->cycles[i];
+                cJSON *edges = cJSON_CreateArray();
+                for (size_t q = 0; q < rep->count; q++) {
+                    int edge[3] = {rep->vertices[2 * q], rep->vertices[2 * q + 1],
+                                   (int)rep->coefs[q]};
+                    cJSON_AddItemToArray(edges, cJSON_CreateIntArray(edge, 3));
+                }
+                cJSON_AddItemToArray(cyc, edges);
+            }
+        }
         cJSON_AddItemToArray(dims, e);
     }
     return doc;
@@ -393,7 +421,7 @@ static ats_status text_json(const srv_text *t, const srv_head *r, const params *
     cJSON_AddItemToObject(o, "matrix", raw_matrix(r->matrix, NULL, n, n));
     double range[3] = {r->dmin, r->dmax, r->median};
     cJSON_AddItemToObject(o, "distance_range", raw_matrix(range, NULL, 0, 2));
-    cJSON_AddNumberToObject(o, "distance_median", r->median);
+    cJSON_AddItemToObject(o, "distance_median", exact_number(r->median));
     cJSON_AddItemToObject(o, "diagrams", diagrams_json(&r->rips));
     /* H1 classes as the tokens around their loops */
     cJSON *cycles = cJSON_AddArrayToObject(o, "cycles");
@@ -401,10 +429,9 @@ static ats_status text_json(const srv_text *t, const srv_head *r, const params *
         for (size_t i = 0; i < r->rips.dims[1].count; i++) {
             const ats_representative *rep = &r->rips.cycles[i];
             cJSON *c = cJSON_CreateObject();
-            cJSON_AddNumberToObject(c, "birth", r->rips.dims[1].pairs[2 * i]);
+            cJSON_AddItemToObject(c, "birth", exact_number(r->rips.dims[1].pairs[2 * i]));
             double death = r->rips.dims[1].pairs[2 * i + 1];
-            cJSON_AddItemToObject(c, "death",
-                                  isfinite(death) ? cJSON_CreateNumber(death) : cJSON_CreateNull());
+            cJSON_AddItemToObject(c, "death", exact_number(death));
             cJSON *edges = cJSON_AddArrayToObject(c, "edges");
             unsigned char *on = calloc(n, 1);
             for (size_t q = 0; q < rep->count; q++) {
@@ -559,7 +586,7 @@ void srv_api_analyze(ats_server *srv, const cJSON *req, srv_reply *reply) {
     cJSON_AddNumberToObject(doc, "layer", (double)p.layer);
     cJSON_AddNumberToObject(doc, "head", (double)p.head);
     cJSON_AddStringToObject(doc, "measure", MEASURE_NAMES[p.measure]);
-    cJSON_AddNumberToObject(doc, "threshold", threshold);
+    cJSON_AddItemToObject(doc, "threshold", exact_number(threshold));
     cJSON *texts = cJSON_AddArrayToObject(doc, "texts");
     for (size_t i = 0; i < count && !st; i++) {
         cJSON *o = NULL;
@@ -612,18 +639,22 @@ void srv_api_analyze(ats_server *srv, const cJSON *req, srv_reply *reply) {
 
 /* ---- overview: a summary of every head */
 
+#define OVERVIEW_H1_MAX_TOKENS 128
+
 static ats_status overview_compute(ats_server *srv, srv_text *t, ats_error *err) {
     pthread_mutex_lock(&srv->cache_lock);
     int done = t->ov_entropy != NULL;
     pthread_mutex_unlock(&srv->cache_lock);
     if (done) return ATS_OK;
     size_t L = t->L, H = t->H, n = t->n, heads = L * H, m = n * (n - 1) / 2;
+    int want_h1 = n <= OVERVIEW_H1_MAX_TOKENS; /* L·H JS matrices cost L·H·n³ */
+    size_t nh = want_h1 ? heads : 1;
     double *ent = malloc(heads * n * sizeof *ent), *ov_e = calloc(heads, sizeof *ov_e),
-           *ov_h = calloc(heads, sizeof *ov_h), *full = malloc(n * n * sizeof *full),
-           *lowers = malloc(heads * m * sizeof *lowers);
-    const double **lp = malloc(heads * sizeof *lp);
-    size_t *ns = malloc(heads * sizeof *ns);
-    ats_rips_result *res = calloc(heads, sizeof *res);
+           *ov_h = calloc(nh, sizeof *ov_h), *full = malloc(n * n * sizeof *full),
+           *lowers = malloc(nh * (m ? m : 1) * sizeof *lowers);
+    const double **lp = malloc(nh * sizeof *lp);
+    size_t *ns = malloc(nh * sizeof *ns);
+    ats_rips_result *res = calloc(nh, sizeof *res);
     ats_status st = ATS_OK;
     if (!ent || !ov_e || !ov_h || !full || !lowers || !lp || !ns || !res)
         st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
@@ -644,27 +675,28 @@ static ats_status overview_compute(ats_server *srv, srv_text *t, ats_error *err)
         double s = 0;
         for (size_t i = 0; i < n; i++) s += ent[k * n + i];
         ov_e[k] = s / (double)n;
+        if (!want_h1) continue;
         ats_attn v = head_view(t, k / H, k % H);
         st = ats_divergence_compute(&v, ATS_DIV_JSD, &mo, full, err);
         if (!st) st = ats_metric_from_full(n, full, 1, "attention", lowers + k * m, err);
         lp[k] = lowers + k * m;
         ns[k] = n;
     }
-    if (!st) {
+    if (!st && want_h1) {
         ats_rips_options ro;
         ats_rips_options_init(&ro);
         ro.max_dim = 1;
         st = ats_rips_compute_batch(heads, ns, lp, &ro, 1, res, NULL);
         if (st) ats_error_set(err, st, "persistence of a head failed");
     }
-    for (size_t k = 0; k < heads && !st; k++) {
+    for (size_t k = 0; k < heads && !st && want_h1; k++) {
         double s = 0;
         const ats_diagram *d = &res[k].dims[1];
         for (size_t i = 0; i < d->count; i++)
             if (isfinite(d->pairs[2 * i + 1])) s += d->pairs[2 * i + 1] - d->pairs[2 * i];
         ov_h[k] = s;
     }
-    for (size_t k = 0; res && k < heads; k++) ats_rips_result_free(&res[k]);
+    for (size_t k = 0; res && k < nh; k++) ats_rips_result_free(&res[k]);
     free(res);
     free(ns);
     free(lp);
@@ -675,8 +707,11 @@ static ats_status overview_compute(ats_server *srv, srv_text *t, ats_error *err)
         pthread_mutex_lock(&srv->cache_lock);
         if (!t->ov_entropy) {
             t->ov_entropy = ov_e;
-            t->ov_h1 = ov_h;
-            ov_e = ov_h = NULL;
+            ov_e = NULL;
+            if (want_h1) {
+                t->ov_h1 = ov_h;
+                ov_h = NULL;
+            }
         }
         pthread_mutex_unlock(&srv->cache_lock);
     }
@@ -707,7 +742,10 @@ void srv_api_overview(ats_server *srv, const cJSON *req, srv_reply *reply) {
     cJSON_AddNumberToObject(doc, "heads", (double)t[0]->H);
     cJSON_AddItemToObject(doc, "tokens", strings_json(t[0]->labels, t[0]->n));
     cJSON_AddItemToObject(doc, "entropy", raw_matrix(t[0]->ov_entropy, NULL, t[0]->L, t[0]->H));
-    cJSON_AddItemToObject(doc, "h1_persistence", raw_matrix(t[0]->ov_h1, NULL, t[0]->L, t[0]->H));
+    cJSON_AddItemToObject(doc, "h1_persistence",
+                          t[0]->ov_h1 ? raw_matrix(t[0]->ov_h1, NULL, t[0]->L, t[0]->H)
+                                      : cJSON_CreateNull());
+    cJSON_AddNumberToObject(doc, "h1_max_tokens", OVERVIEW_H1_MAX_TOKENS);
     texts_release(srv, t, count);
     cJSON *timing = cJSON_AddObjectToObject(doc, "timing");
     cJSON_AddBoolToObject(timing, "cached", cached);
@@ -729,6 +767,11 @@ static ats_status figure_draw(ats_server *srv, const char *kind, const char *pat
         ats_status st = overview_compute(srv, t, err);
         if (st) return st;
         int h1 = !strcmp(p->stat, "h1");
+        if (h1 && !t->ov_h1)
+            return ats_error_set(err, ATS_ERR_RANGE,
+                                 "total H1 persistence of every head is computed for texts of "
+                                 "at most %d tokens",
+                                 OVERVIEW_H1_MAX_TOKENS);
         char **rows = calloc(t->L, sizeof *rows), **cols = calloc(t->H, sizeof *cols);
         for (size_t i = 0; rows && i < t->L; i++)
             if ((rows[i] = malloc(24))) snprintf(rows[i], 24, "%zu", i);

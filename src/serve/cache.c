@@ -122,6 +122,7 @@ static ats_status text_compute(ats_server *srv, const char *text, size_t len, sr
             t->L = res.n_layers;
             t->H = res.n_heads;
             t->att = res.attention;
+            t->bytes = t->L * t->H * t->n * t->n * sizeof(float);
             res.attention = NULL;
             if (res.n_tokens != t->n)
                 st = ats_error_set(err, ATS_ERR_INVALID, "the model returned %zu of %zu tokens",
@@ -177,12 +178,17 @@ ats_status srv_text_get(ats_server *srv, const char *text, size_t len, srv_text 
         *out = t;
         return ATS_OK;
     }
-    if (srv->cache_count == srv->opt.cache_entries) { /* evict the least recently used */
+    size_t bytes = fresh->L * fresh->H * fresh->n * fresh->n * sizeof(float);
+    for (size_t i = 0; i < srv->cache_count; i++) bytes += srv->cache[i]->bytes;
+    /* evict the least recently used while over the count or the byte budget */
+    while (srv->cache_count &&
+           (srv->cache_count == srv->opt.cache_entries || bytes > srv->opt.cache_bytes)) {
         size_t lru = 0;
         for (size_t i = 1; i < srv->cache_count; i++)
             if (srv->cache[i]->used < srv->cache[lru]->used) lru = i;
         srv_text *old = srv->cache[lru];
         srv->cache[lru] = srv->cache[--srv->cache_count];
+        bytes -= old->bytes;
         if (--old->refs == 0) {
             text_detach_heads_locked(old);
             text_free(old);

@@ -35,6 +35,7 @@ typedef struct srv_text {
     size_t len;
     size_t L, H, n;
     float *att;    /* [L][H][n][n] */
+    size_t bytes;  /* of att */
     char **labels; /* [n] what each token covers in the text ("[CLS]" for specials) */
     int causal;    /* the model is causal */
     /* the overview grids, computed on first request (under the cache lock) */

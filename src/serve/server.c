@@ -20,6 +20,7 @@ void ats_server_options_init(ats_server_options *opt) {
     opt->max_body = 65536;
     opt->max_conns = 64;
     opt->cache_entries = 16;
+    opt->cache_bytes = (size_t)256 << 20;
 }
 
 /* The only files the server ever opens, besides the model. */
@@ -310,6 +311,7 @@ ats_status ats_server_start(const ats_server_options *opt, ats_server **out, ats
     if (!srv->opt.max_body) srv->opt.max_body = 65536;
     if (!srv->opt.max_conns) srv->opt.max_conns = 64;
     if (!srv->opt.cache_entries) srv->opt.cache_entries = 16;
+    if (!srv->opt.cache_bytes) srv->opt.cache_bytes = (size_t)256 << 20;
     srv->opt.host = NULL; /* borrowed strings are not kept */
     srv->opt.model = NULL;
     srv->opt.web_dir = NULL;

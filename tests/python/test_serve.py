@@ -70,6 +70,9 @@ def test_analyze_equals_cli_topo(bert, tmp_path, layer, head):
     for ours, theirs in zip(t["diagrams"]["dims"], ref["diagrams"]["dims"]):
         assert ours["dim"] == theirs["dim"]
         assert sorted(pairs(ours)) == sorted(pairs(theirs))
+        assert ours.get("cycles") == theirs.get("cycles")
+    assert t["diagrams"]["n_points"] == ref["diagrams"]["n_points"]
+    assert t["diagrams"]["threshold"] == ref["diagrams"]["threshold"]
     assert sorted(sorted(c["tokens"]) for c in t["cycles"]) == \
         sorted(sorted(c) for c in ref["cycle_tokens"])
 
@@ -159,6 +162,21 @@ def test_measures(bert, tmp_path):
         assert len(name) == 1, files
         np.testing.assert_allclose(ours, np.load(tmp_path / name[0]), rtol=0, atol=1e-15)
         assert ours.shape == (8, 8) and np.all(np.diag(ours) == 0)
+
+
+def test_overview_long_text():
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    from minilm_dir import minilm_dir
+    if minilm_dir() is None:
+        pytest.skip("all-MiniLM-L6-v2 is not installed (tools/deps.sh)")
+    with serving(minilm_dir()) as srv:
+        text = "a b " * 70  # 142 tokens: entropy for every head, H1 persistence not computed
+        status, doc = srv.json("/api/overview", {"text": text})
+        assert status == 200, doc
+        assert doc["h1_persistence"] is None and len(doc["entropy"]) == 6
+        status, doc = srv.json("/api/figure/overview.png", {"text": text, "stat": "h1"})
+        assert status == 400 and "128 tokens" in doc["error"]
+        assert srv.request("/api/figure/overview.png", {"text": text})[0] == 200
 
 
 def test_overview_and_cache(bert, tmp_path):
