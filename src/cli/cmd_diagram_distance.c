@@ -9,6 +9,7 @@
 
 static const char BOTTLENECK_USAGE[] =
     "usage: attnscope bottleneck A B [--dim K] [--matching]\n"
+    "       attnscope bottleneck --batch LIST [--dim K]\n"
     "\n"
     "Exact bottleneck distance (L-infinity ground metric) between two persistence diagrams.\n"
     "A and B hold one `birth death` pair a line (`inf` for an essential class); Ripser's text\n"
@@ -19,6 +20,8 @@ static const char BOTTLENECK_USAGE[] =
     "               (default: every point of the file)\n"
     "  --matching   print an optimal matching first: `i j cost` a line, i and j indices of\n"
     "               points of A and B in file order, -1 for the diagonal\n"
+    "  --batch LIST compare many pairs: each line of LIST names two diagram files (further\n"
+    "               columns and `#` comments are ignored); prints one distance a line\n"
     "\n"
     "The distance is the last line of the output (`inf` when the diagrams have different\n"
     "numbers of essential classes). Bad input: a message naming the file and line, status 2.\n";
@@ -26,6 +29,7 @@ static const char BOTTLENECK_USAGE[] =
 static const char WASSERSTEIN_USAGE[] =
     "usage: attnscope wasserstein A B [--q Q] [--internal-p P] [--delta D] [--exact]\n"
     "                             [--dim K] [--matching]\n"
+    "       attnscope wasserstein --batch LIST [options]\n"
     "\n"
     "q-Wasserstein distance between two persistence diagrams, with ground metric L_p.\n"
     "A and B hold one `birth death` pair a line (`inf` for an essential class); Ripser's text\n"
@@ -40,12 +44,15 @@ static const char WASSERSTEIN_USAGE[] =
     "                  by an auction algorithm\n"
     "  --dim K         use the points of dimension K of files holding several dimensions\n"
     "  --matching      print the matching first: `i j cost` a line, -1 for the diagonal\n"
+    "  --batch LIST    compare many pairs: each line of LIST names two diagram files;\n"
+    "                  prints one distance a line\n"
     "\n"
     "The distance is the last line of the output (`inf` when the diagrams have different\n"
     "numbers of essential classes). Bad input: a message naming the file and line, status 2.\n";
 
 typedef struct dd_args {
     const char *files[2];
+    const char *batch;
     long dim;
     int matching;
     ats_wasserstein_options wopt;
@@ -57,6 +64,7 @@ static int parse_args(int argc, char **argv, int wasserstein, dd_args *a) {
     int nfiles = 0;
     a->dim = -1;
     a->matching = 0;
+    a->batch = NULL;
     ats_wasserstein_options_init(&a->wopt);
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -91,7 +99,7 @@ static int parse_args(int argc, char **argv, int wasserstein, dd_args *a) {
             name = buf;
             val = eq + 1;
         }
-        int known = !strcmp(name, "--dim") ||
+        int known = !strcmp(name, "--dim") || !strcmp(name, "--batch") ||
                     (wasserstein && (!strcmp(name, "--q") || !strcmp(name, "--internal-p") ||
                                      !strcmp(name, "--delta")));
         if (!known) return ats_cli_usage_error(cmd, "unknown option '%s' (see --help)", arg);
@@ -99,7 +107,9 @@ static int parse_args(int argc, char **argv, int wasserstein, dd_args *a) {
             if (i + 1 >= argc) return ats_cli_usage_error(cmd, "%s needs a value", name);
             val = argv[++i];
         }
-        if (!strcmp(name, "--dim")) {
+        if (!strcmp(name, "--batch")) {
+            a->batch = val;
+        } else if (!strcmp(name, "--dim")) {
             if (!ats_cli_parse_long(val, 0, 1000000, &a->dim))
                 return ats_cli_usage_error(cmd, "--dim: expected an integer >= 0, got '%s'", val);
         } else if (!strcmp(name, "--q")) {
@@ -114,6 +124,13 @@ static int parse_args(int argc, char **argv, int wasserstein, dd_args *a) {
             if (!ats_cli_parse_double(val, 0, &a->wopt.delta) || !(a->wopt.delta > 0))
                 return ats_cli_usage_error(cmd, "--delta: expected a number > 0, got '%s'", val);
         }
+    }
+    if (a->batch) {
+        if (nfiles != 0)
+            return ats_cli_usage_error(cmd, "--batch takes the files from LIST, not '%s'",
+                                       a->files[0]);
+        if (a->matching) return ats_cli_usage_error(cmd, "--matching does not go with --batch");
+        return -1;
     }
     if (nfiles != 2) {
         fputs(wasserstein ? WASSERSTEIN_USAGE : BOTTLENECK_USAGE, stderr);
@@ -149,31 +166,105 @@ static void print_distance(double d) {
         printf("%.17g\n", d);
 }
 
+/* Reads two diagrams and computes their distance (and matching when m is not NULL). */
+static ats_status compare(const dd_args *args, int wasserstein, const char *fa, const char *fb,
+                          ats_diagram d[2], double *dist, ats_matching *m, ats_error *err) {
+    const char *files[2] = {fa, fb};
+    for (int k = 0; k < 2; k++) {
+        ats_status st = ats_diagram_read(files[k], (int)args->dim, &d[k], err);
+        if (st) {
+            ats_diagram_free(&d[0]);
+            return st;
+        }
+    }
+    ats_status st = wasserstein ? ats_wasserstein_distance(&d[0], &d[1], &args->wopt, dist, m, err)
+                                : ats_bottleneck_distance(&d[0], &d[1], dist, m, err);
+    if (st) {
+        ats_diagram_free(&d[0]);
+        ats_diagram_free(&d[1]);
+    }
+    return st;
+}
+
+/* --batch LIST: all distances are computed before anything is printed. */
+static int run_batch(const dd_args *args, int wasserstein) {
+    ats_error err;
+    ats_error_clear(&err);
+    char *text;
+    size_t len;
+    if (ats_file_read_all(args->batch, (size_t)1 << 30, &text, &len, &err))
+        return ats_cli_fail(&err);
+    size_t cap = 64, count = 0, line = 0;
+    double *dist = malloc(cap * sizeof(double));
+    int rc = ATS_EXIT_OK, oom = !dist;
+    char *p = text, *end = text + len;
+    while (p < end && rc == ATS_EXIT_OK && !oom) {
+        line++;
+        char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (!eol) eol = end;
+        *eol = '\0';
+        char *hash = strchr(p, '#');
+        if (hash) *hash = '\0';
+        char *save = NULL;
+        const char *fa = strtok_r(p, " \t\r", &save);
+        const char *fb = fa ? strtok_r(NULL, " \t\r", &save) : NULL;
+        p = eol < end ? eol + 1 : end;
+        if (!fa) continue;
+        if (!fb) {
+            ats_error_set(&err, ATS_ERR_FORMAT, "%s:%zu: expected two diagram files", args->batch,
+                          line);
+            rc = ats_cli_fail(&err);
+            break;
+        }
+        ats_diagram d[2] = {{0, NULL}, {0, NULL}};
+        if (count == cap) {
+            double *nd = realloc(dist, 2 * cap * sizeof(double));
+            if (!nd) {
+                oom = 1;
+                break;
+            }
+            dist = nd;
+            cap *= 2;
+        }
+        if (compare(args, wasserstein, fa, fb, d, &dist[count], NULL, &err)) {
+            ats_error e2 = err;
+            ats_error_set(&e2, err.status, "%s:%zu: %s", args->batch, line, err.message);
+            rc = ats_cli_fail(&e2);
+            break;
+        }
+        count++;
+        ats_diagram_free(&d[0]);
+        ats_diagram_free(&d[1]);
+    }
+    free(text);
+    if (oom) {
+        free(dist);
+        fprintf(stderr, "attnscope: out of memory\n");
+        return ATS_EXIT_FAIL;
+    }
+    if (rc == ATS_EXIT_OK)
+        for (size_t i = 0; i < count; i++) print_distance(dist[i]);
+    free(dist);
+    if (rc == ATS_EXIT_OK && fflush(stdout) != 0) {
+        fprintf(stderr, "attnscope: cannot write the output\n");
+        return ATS_EXIT_FAIL;
+    }
+    return rc;
+}
+
 static int run(int argc, char **argv, int wasserstein) {
     dd_args args;
     int rc = parse_args(argc, argv, wasserstein, &args);
     if (rc >= 0) return rc;
+    if (args.batch) return run_batch(&args, wasserstein);
     ats_error err;
     ats_error_clear(&err);
     ats_diagram d[2] = {{0, NULL}, {0, NULL}};
-    for (int k = 0; k < 2; k++)
-        if (ats_diagram_read(args.files[k], (int)args.dim, &d[k], &err)) {
-            ats_diagram_free(&d[0]);
-            return ats_cli_fail(&err);
-        }
     double dist;
     ats_matching m = {0, NULL};
-    ats_status st;
-    if (wasserstein)
-        st = ats_wasserstein_distance(&d[0], &d[1], &args.wopt, &dist, args.matching ? &m : NULL,
-                                      &err);
-    else
-        st = ats_bottleneck_distance(&d[0], &d[1], &dist, args.matching ? &m : NULL, &err);
-    if (st) {
-        ats_diagram_free(&d[0]);
-        ats_diagram_free(&d[1]);
+    if (compare(&args, wasserstein, args.files[0], args.files[1], d, &dist,
+                args.matching ? &m : NULL, &err))
         return ats_cli_fail(&err);
-    }
     if (args.matching) {
         double p = wasserstein ? args.wopt.internal_p : INFINITY;
         printf("# matching: index in %s, index in %s (-1: the diagonal), L_%s cost\n",

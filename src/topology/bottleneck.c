@@ -228,27 +228,6 @@ static void kd_take_pos(kd_tree *t, size_t lo, size_t hi, size_t pos) {
     }
 }
 
-/* Appends the distances from q in (rlo, rhi] to out (when out is not NULL), counting them in
- * *nout; returns 0 as soon as more than cap were found. Ignores deletion. */
-static int kd_collect(const kd_tree *t, size_t lo, size_t hi, double qx, double qy, double rlo,
-                      double rhi, double *out, size_t *nout, size_t cap) {
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        const double *b = &t->box[4 * mid];
-        if (box_far(b, qx, qy, rhi) || box_near(b, qx, qy, rlo)) return 1;
-        const kd_pt *p = &t->pt[mid];
-        double d = linf(p->x, p->y, qx, qy);
-        if (d > rlo && d <= rhi) {
-            if (*nout >= cap) return 0;
-            if (out) out[*nout] = d;
-            (*nout)++;
-        }
-        if (!kd_collect(t, lo, mid, qx, qy, rlo, rhi, out, nout, cap)) return 0;
-        lo = mid + 1;
-    }
-    return 1;
-}
-
 /* ---- Hopcroft–Karp over the geometric graph */
 
 typedef struct bn_ctx {
@@ -258,6 +237,8 @@ typedef struct bn_ctx {
     double *diag_b;      /* [m] */
     kd_tree all;         /* every B point, id = j */
     kd_tree lay;         /* B points of each BFS layer, one tree per layer segment */
+    double *sx;          /* [m][2] B points sorted by birth: (birth, death) */
+    double *sy;          /* [m][2] B points sorted by death: (death, birth) */
     int32_t *seg;        /* [N+2] layer k of `lay` is [seg[k], seg[k+1]) */
     int32_t *mate_l;     /* [N] right vertex matched to a left vertex, -1 */
     int32_t *mate_r;     /* [N] */
@@ -519,6 +500,8 @@ static void bn_free(bn_ctx *c) {
     kd_free(&c->lay);
     free(c->diag_a);
     free(c->diag_b);
+    free(c->sx);
+    free(c->sy);
     free(c->seg);
     free(c->mate_l);
     free(c->mate_r);
@@ -536,6 +519,11 @@ static void bn_free(bn_ctx *c) {
     free(c->lpa_cnt);
 }
 
+static int dbl_cmp(const void *pa, const void *pb) {
+    double a = *(const double *)pa, b = *(const double *)pb;
+    return (a > b) - (a < b);
+}
+
 static int bn_init(bn_ctx *c, const dg_split *A, const dg_split *B) {
     memset(c, 0, sizeof *c);
     c->n = (int32_t)A->n;
@@ -547,6 +535,8 @@ static int bn_init(bn_ctx *c, const dg_split *A, const dg_split *B) {
     if (!kd_alloc(&c->all, m, m) || !kd_alloc(&c->lay, m, m)) return 0;
     c->diag_a = malloc((n + 1) * sizeof(double));
     c->diag_b = malloc((m + 1) * sizeof(double));
+    c->sx = malloc((m + 1) * 2 * sizeof(double));
+    c->sy = malloc((m + 1) * 2 * sizeof(double));
     int32_t **arrs[] = {&c->seg, &c->mate_l,  &c->mate_r,  &c->dist,      &c->rlayer, &c->queue,
                         &c->buf, &c->stack_u, &c->stack_v, &c->lpa_start, &c->lpa_cnt};
     for (size_t i = 0; i < sizeof arrs / sizeof arrs[0]; i++) {
@@ -557,7 +547,15 @@ static int bn_init(bn_ctx *c, const dg_split *A, const dg_split *B) {
     c->pa_pos = malloc((n + 1) * sizeof(int32_t));
     c->lpa = malloc((n + 1) * sizeof(int32_t));
     c->lpa_pos = malloc((n + 1) * sizeof(int32_t));
-    if (!c->diag_a || !c->diag_b || !c->pa_set || !c->pa_pos || !c->lpa || !c->lpa_pos) return 0;
+    if (!c->diag_a || !c->diag_b || !c->sx || !c->sy || !c->pa_set || !c->pa_pos || !c->lpa ||
+        !c->lpa_pos)
+        return 0;
+    for (size_t j = 0; j < m; j++) {
+        c->sx[2 * j] = c->sy[2 * j + 1] = c->b[2 * j];
+        c->sx[2 * j + 1] = c->sy[2 * j] = c->b[2 * j + 1];
+    }
+    qsort(c->sx, m, 2 * sizeof(double), dbl_cmp);
+    qsort(c->sy, m, 2 * sizeof(double), dbl_cmp);
     for (size_t i = 0; i < n; i++) c->diag_a[i] = diag_dist(c->a + 2 * i);
     for (size_t j = 0; j < m; j++) c->diag_b[j] = diag_dist(c->b + 2 * j);
     for (size_t j = 0; j < m; j++) {
@@ -571,36 +569,100 @@ static int bn_init(bn_ctx *c, const dg_split *A, const dg_split *B) {
     return 1;
 }
 
-/* Candidate values in (lo, hi]: appended to out (if not NULL); 0 if more than cap. */
-static int bn_candidates(const bn_ctx *c, double lo, double hi, double *out, size_t *count,
-                         size_t cap) {
-    *count = 0;
-    for (int32_t i = 0; i < c->n; i++) {
-        double d = c->diag_a[i];
-        if (d > lo && d <= hi) {
-            if (*count >= cap) return 0;
-            if (out) out[*count] = d;
-            (*count)++;
-        }
+/* Candidate values come from strips of a sorted coordinate: a pair is at L-infinity distance
+ * d in (lo, hi] exactly when |dx| is in (lo, hi] and |dy| <= hi, or |dy| is in (lo, hi] and
+ * |dx| <= lo (the second case leaves out the pairs of the first). The differences are computed
+ * as in linf(), so the values are the same doubles; fl(key - q) is monotone in key, so each
+ * strip is a contiguous range found by binary search. */
+
+/* first k with key[k] - q > t (keys at s[2k]) */
+static size_t strip_right(const double *s, size_t m, double q, double t) {
+    size_t lo = 0, hi = m;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s[2 * mid] - q > t)
+            hi = mid;
+        else
+            lo = mid + 1;
     }
-    for (int32_t j = 0; j < c->m; j++) {
-        double d = c->diag_b[j];
-        if (d > lo && d <= hi) {
-            if (*count >= cap) return 0;
-            if (out) out[*count] = d;
-            (*count)++;
-        }
+    return lo;
+}
+
+/* first k with q - key[k] <= t */
+static size_t strip_left(const double *s, size_t m, double q, double t) {
+    size_t lo = 0, hi = m;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (q - s[2 * mid] <= t)
+            hi = mid;
+        else
+            lo = mid + 1;
     }
-    for (int32_t i = 0; i < c->n; i++)
-        if (!kd_collect(&c->all, 0, (size_t)c->m, c->a[2 * i], c->a[2 * i + 1], lo, hi, out, count,
-                        cap))
-            return 0;
+    return lo;
+}
+
+typedef struct cand_buf {
+    double *out; /* NULL: count only */
+    size_t count, cap;
+} cand_buf;
+
+static inline int cand_push(cand_buf *cb, double d) {
+    if (cb->count >= cb->cap) return 0;
+    if (cb->out) cb->out[cb->count] = d;
+    cb->count++;
     return 1;
 }
 
-static int dbl_cmp(const void *pa, const void *pb) {
-    double a = *(const double *)pa, b = *(const double *)pb;
-    return (a > b) - (a < b);
+/* The distances in (lo, hi] from the point (x, y) of A to the points of B. */
+static int strip_collect(const bn_ctx *c, double x, double y, double lo, double hi, cand_buf *cb) {
+    size_t m = (size_t)c->m;
+    const double *s = c->sx;
+    for (size_t k = strip_right(s, m, x, lo), e = strip_right(s, m, x, hi); k < e; k++) {
+        double dx = s[2 * k] - x, dy = fabs(y - s[2 * k + 1]);
+        if (dy <= hi && !cand_push(cb, dx > dy ? dx : dy)) return 0;
+    }
+    for (size_t k = strip_left(s, m, x, hi), e = strip_left(s, m, x, lo); k < e; k++) {
+        double dx = x - s[2 * k], dy = fabs(y - s[2 * k + 1]);
+        if (dy <= hi && !cand_push(cb, dx > dy ? dx : dy)) return 0;
+    }
+    s = c->sy;
+    for (size_t k = strip_right(s, m, y, lo), e = strip_right(s, m, y, hi); k < e; k++)
+        if (fabs(x - s[2 * k + 1]) <= lo && !cand_push(cb, s[2 * k] - y)) return 0;
+    for (size_t k = strip_left(s, m, y, hi), e = strip_left(s, m, y, lo); k < e; k++)
+        if (fabs(x - s[2 * k + 1]) <= lo && !cand_push(cb, y - s[2 * k])) return 0;
+    return 1;
+}
+
+/* Candidate values in (lo, hi]: stored when out is not NULL; 0 if more than cap. */
+static int bn_candidates(const bn_ctx *c, double lo, double hi, double *out, size_t *count,
+                         size_t cap) {
+    cand_buf cb = {out, 0, cap};
+    int ok = 1;
+    for (int32_t i = 0; i < c->n && ok; i++) {
+        double d = c->diag_a[i];
+        if (d > lo && d <= hi) ok = cand_push(&cb, d);
+    }
+    for (int32_t j = 0; j < c->m && ok; j++) {
+        double d = c->diag_b[j];
+        if (d > lo && d <= hi) ok = cand_push(&cb, d);
+    }
+    for (int32_t i = 0; i < c->n && ok; i++)
+        ok = strip_collect(c, c->a[2 * i], c->a[2 * i + 1], lo, hi, &cb);
+    *count = cb.count;
+    return ok;
+}
+
+/* 1 when a sample of A suggests at most cap candidates in (lo, hi]: a cheap test before the
+ * exact count, which is costly while the interval is wide. */
+static int bn_few_candidates(const bn_ctx *c, double lo, double hi, size_t cap) {
+    size_t n = (size_t)c->n, s = n < 256 ? n : 256;
+    if (s == n) return 1; /* small: the exact count is as cheap */
+    cand_buf cb = {NULL, 0, (size_t)((double)cap * (double)s / (double)n) + 1};
+    for (size_t k = 0; k < s; k++) {
+        size_t i = k * n / s;
+        if (!strip_collect(c, c->a[2 * i], c->a[2 * i + 1], lo, hi, &cb)) return 0;
+    }
+    return 1;
 }
 
 /* The bottleneck distance of the finite parts; leaves the optimal matching in c. Returns -1 on
@@ -615,7 +677,7 @@ static double bn_search(bn_ctx *c, int *oom) {
     size_t cap = 4 * (size_t)c->N + 256, count = 0;
     /* Bisect until at most cap candidates remain in (lo, hi]. */
     for (;;) {
-        if (bn_candidates(c, lo, hi, NULL, &count, cap)) break;
+        if (bn_few_candidates(c, lo, hi, cap) && bn_candidates(c, lo, hi, NULL, &count, cap)) break;
         double mid = 0.5 * lo + 0.5 * hi;
         if (!(mid > lo && mid < hi)) {
             cap = SIZE_MAX;

@@ -166,84 +166,33 @@ static int ws_exact(const ws_prob *P, int32_t *assign) {
 
 /* ---- auction */
 
+/* A k-d tree over weighted points: nodes are ranges [lo, hi) of pt whose median position is
+ * the node; every node keeps its bounding box and the least weight in its range, so a query
+ * for min over points of (cost(q, point) + weight) prunes a node whose box costs more than
+ * the best found. Weights are read from w[id]. */
 typedef struct ws_pt {
     double x, y;
     int32_t id;
 } ws_pt;
 
-typedef struct ws_heap {
-    int32_t n;
-    int32_t *h;            /* [n] items */
-    int32_t *pos;          /* [item range] position in h */
-    int32_t base;          /* item id of h entries minus base indexes pos and key_add */
-    const double *key_add; /* [n] added to the price, or NULL */
-} ws_heap;
+typedef struct ws_tree {
+    size_t n;
+    ws_pt *pt;       /* [n] */
+    double *box;     /* [n][4] xmin, xmax, ymin, ymax of the node's range */
+    double *minw;    /* [n] least weight in the node's range */
+    int32_t *pos;    /* [n] position of id */
+    const double *w; /* [n] weight by id */
+    const ground *g;
+} ws_tree;
 
-typedef struct ws_auction {
-    const ws_prob *P;
-    /* k-d tree over B */
-    ws_pt *pt;       /* [m] */
-    double *box;     /* [m][4] */
-    double *minp;    /* [m] minimum price in the node's range */
-    int32_t *pos;    /* [m] position of item j in the tree */
-    double *price;   /* [N] */
-    int32_t *owner;  /* [N] bidder holding item, -1 */
-    int32_t *assign; /* [N] item held by bidder, -1 */
-    int32_t *queue;  /* [N] circular */
-    ws_heap hd;      /* projections of A by price */
-    ws_heap hb;      /* points of B by cb + price */
-} ws_auction;
-
-static inline double heap_key(const ws_heap *H, const double *price, int32_t item) {
-    double k = price[item];
-    if (H->key_add) k += H->key_add[item - H->base];
-    return k;
+static void tree_free(ws_tree *t) {
+    free(t->pt);
+    free(t->box);
+    free(t->minw);
+    free(t->pos);
 }
 
-static void heap_down(ws_heap *H, const double *price, int32_t i) {
-    int32_t n = H->n, it = H->h[i];
-    double k = heap_key(H, price, it);
-    for (;;) {
-        int32_t c = 2 * i + 1;
-        if (c >= n) break;
-        double kc = heap_key(H, price, H->h[c]);
-        if (c + 1 < n) {
-            double k2 = heap_key(H, price, H->h[c + 1]);
-            if (k2 < kc) kc = k2, c++;
-        }
-        if (kc >= k) break;
-        H->h[i] = H->h[c];
-        H->pos[H->h[i] - H->base] = i;
-        i = c;
-    }
-    H->h[i] = it;
-    H->pos[it - H->base] = i;
-}
-
-static void heap_build(ws_heap *H, const double *price) {
-    for (int32_t i = 0; i < H->n; i++) H->pos[H->h[i] - H->base] = i;
-    for (int32_t i = H->n / 2 - 1; i >= 0; i--) heap_down(H, price, i);
-}
-
-/* Best and second best of the heap: item and key of the best, key of the second. */
-static inline void heap_top2(const ws_heap *H, const double *price, int32_t *best, double *k1,
-                             double *k2) {
-    if (H->n == 0) {
-        *best = -1;
-        *k1 = *k2 = INFINITY;
-        return;
-    }
-    *best = H->h[0];
-    *k1 = heap_key(H, price, H->h[0]);
-    *k2 = INFINITY;
-    if (H->n > 1) *k2 = heap_key(H, price, H->h[1]);
-    if (H->n > 2) {
-        double k = heap_key(H, price, H->h[2]);
-        if (k < *k2) *k2 = k;
-    }
-}
-
-static void kd_select(ws_pt *a, size_t n, size_t k, int axis) {
+static void tree_select(ws_pt *a, size_t n, size_t k, int axis) {
     size_t lo = 0, hi = n;
     while (hi - lo > 1) {
         double x = axis ? a[lo].y : a[lo].x,
@@ -273,41 +222,66 @@ static void kd_select(ws_pt *a, size_t n, size_t k, int axis) {
     }
 }
 
-static void kd_build(ws_auction *A, size_t lo, size_t hi) {
+static void tree_split(ws_tree *t, size_t lo, size_t hi) {
     while (lo < hi) {
         double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
         for (size_t i = lo; i < hi; i++) {
-            x0 = fmin(x0, A->pt[i].x), x1 = fmax(x1, A->pt[i].x);
-            y0 = fmin(y0, A->pt[i].y), y1 = fmax(y1, A->pt[i].y);
+            x0 = fmin(x0, t->pt[i].x), x1 = fmax(x1, t->pt[i].x);
+            y0 = fmin(y0, t->pt[i].y), y1 = fmax(y1, t->pt[i].y);
         }
         size_t mid = lo + (hi - lo) / 2;
-        kd_select(A->pt + lo, hi - lo, mid - lo, x1 - x0 >= y1 - y0 ? 0 : 1);
-        double *b = &A->box[4 * mid];
+        tree_select(t->pt + lo, hi - lo, mid - lo, x1 - x0 >= y1 - y0 ? 0 : 1);
+        double *b = &t->box[4 * mid];
         b[0] = x0, b[1] = x1, b[2] = y0, b[3] = y1;
-        A->minp[mid] = 0.0;
-        kd_build(A, lo, mid);
+        tree_split(t, lo, mid);
         lo = mid + 1;
     }
 }
 
-/* Recomputes the subtree minima on the path to position pos after its price changed. */
-static void kd_update(ws_auction *A, size_t m, size_t pos) {
-    size_t path[64], depth = 0, lo = 0, hi = m;
+/* Recomputes the least weights of the range (after the weights changed). */
+static double tree_reweigh(ws_tree *t, size_t lo, size_t hi) {
+    if (lo >= hi) return INFINITY;
+    size_t mid = lo + (hi - lo) / 2;
+    double v = t->w[t->pt[mid].id];
+    v = fmin(v, tree_reweigh(t, lo, mid));
+    v = fmin(v, tree_reweigh(t, mid + 1, hi));
+    t->minw[mid] = v;
+    return v;
+}
+
+/* Builds the tree over n points xy [n][2] (id = index) weighted by w. */
+static int tree_build(ws_tree *t, size_t n, const double *xy, const double *w, const ground *g) {
+    memset(t, 0, sizeof *t);
+    size_t nn = n ? n : 1;
+    t->n = n, t->w = w, t->g = g;
+    t->pt = malloc(nn * sizeof(ws_pt));
+    t->box = malloc(nn * 4 * sizeof(double));
+    t->minw = malloc(nn * sizeof(double));
+    t->pos = malloc(nn * sizeof(int32_t));
+    if (!t->pt || !t->box || !t->minw || !t->pos) {
+        tree_free(t);
+        return 0;
+    }
+    for (size_t j = 0; j < n; j++) {
+        t->pt[j].x = xy[2 * j];
+        t->pt[j].y = xy[2 * j + 1];
+        t->pt[j].id = (int32_t)j;
+    }
+    tree_split(t, 0, n);
+    for (size_t k = 0; k < n; k++) t->pos[t->pt[k].id] = (int32_t)k;
+    tree_reweigh(t, 0, n);
+    return 1;
+}
+
+/* Restores the least weights on the path to the point id after its weight rose. */
+static void tree_update(ws_tree *t, int32_t id) {
+    size_t pos = (size_t)t->pos[id];
+    size_t path[64], los[64], his[64], depth = 0, lo = 0, hi = t->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        path[depth++] = mid;
+        path[depth] = mid, los[depth] = lo, his[depth] = hi;
+        depth++;
         if (pos == mid) break;
-        if (pos < mid)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    /* bottom-up: a node's children are the next entries of the path or its other child */
-    lo = 0, hi = m;
-    size_t los[64], his[64];
-    for (size_t d = 0; d < depth; d++) {
-        los[d] = lo, his[d] = hi;
-        size_t mid = path[d];
         if (pos < mid)
             hi = mid;
         else
@@ -315,11 +289,11 @@ static void kd_update(ws_auction *A, size_t m, size_t pos) {
     }
     for (size_t d = depth; d-- > 0;) {
         size_t mid = path[d], l = los[d], h = his[d];
-        double v = A->price[A->pt[mid].id];
-        if (l < mid) v = fmin(v, A->minp[l + (mid - l) / 2]);
-        if (mid + 1 < h) v = fmin(v, A->minp[mid + 1 + (h - mid - 1) / 2]);
-        if (A->minp[mid] == v) break; /* ancestors unchanged */
-        A->minp[mid] = v;
+        double v = t->w[t->pt[mid].id];
+        if (l < mid) v = fmin(v, t->minw[l + (mid - l) / 2]);
+        if (mid + 1 < h) v = fmin(v, t->minw[mid + 1 + (h - mid - 1) / 2]);
+        if (t->minw[mid] == v) break; /* the ancestors are unchanged */
+        t->minw[mid] = v;
     }
 }
 
@@ -344,32 +318,116 @@ static inline double box_lb(const ground *g, const double *b, double x, double y
     return gcost(g, dx, dy);
 }
 
-static void kd_best2(const ws_auction *A, size_t lo, size_t hi, double x, double y, double lb,
-                     top2 *t) {
-    const ground *g = &A->P->g;
+/* Best and second best of cost + weight (second: when `two`, else only the best is exact). */
+static void tree_best_rec(const ws_tree *t, size_t lo, size_t hi, double x, double y, double lb,
+                          int two, top2 *r) {
+    const ground *g = t->g;
     while (lo < hi) {
-        if (lb >= t->v2) return;
+        if (lb >= (two ? r->v2 : r->v1)) return;
         size_t mid = lo + (hi - lo) / 2;
-        const ws_pt *p = &A->pt[mid];
-        top2_add(t, gcost(g, fabs(p->x - x), fabs(p->y - y)) + A->price[p->id], p->id);
+        const ws_pt *p = &t->pt[mid];
+        top2_add(r, gcost(g, fabs(p->x - x), fabs(p->y - y)) + t->w[p->id], p->id);
         double lbl = INFINITY, lbr = INFINITY;
         if (lo < mid) {
             size_t c = lo + (mid - lo) / 2;
-            lbl = box_lb(g, &A->box[4 * c], x, y) + A->minp[c];
+            lbl = box_lb(g, &t->box[4 * c], x, y) + t->minw[c];
         }
         if (mid + 1 < hi) {
             size_t c = mid + 1 + (hi - mid - 1) / 2;
-            lbr = box_lb(g, &A->box[4 * c], x, y) + A->minp[c];
+            lbr = box_lb(g, &t->box[4 * c], x, y) + t->minw[c];
         }
         if (lbl <= lbr) {
-            if (lbl < t->v2) kd_best2(A, lo, mid, x, y, lbl, t);
+            if (lbl < (two ? r->v2 : r->v1)) tree_best_rec(t, lo, mid, x, y, lbl, two, r);
             lo = mid + 1, lb = lbr;
         } else {
-            if (lbr < t->v2) kd_best2(A, mid + 1, hi, x, y, lbr, t);
+            if (lbr < (two ? r->v2 : r->v1)) tree_best_rec(t, mid + 1, hi, x, y, lbr, two, r);
             hi = mid, lb = lbl;
         }
     }
 }
+
+static void tree_best(const ws_tree *t, double x, double y, int two, top2 *r) {
+    if (t->n == 0) return;
+    size_t root = (t->n - 1) / 2;
+    tree_best_rec(t, 0, t->n, x, y, box_lb(t->g, &t->box[4 * root], x, y) + t->minw[root], two, r);
+}
+
+typedef struct ws_heap {
+    int32_t n;
+    int32_t *h;            /* [n] items */
+    int32_t *pos;          /* [n] position in h of item base + k */
+    int32_t base;          /* the items are base .. base + n - 1 */
+    const double *key_add; /* [n] added to the price, or NULL */
+} ws_heap;
+
+static inline double heap_key(const ws_heap *H, const double *price, int32_t item) {
+    double k = price[item];
+    if (H->key_add) k += H->key_add[item - H->base];
+    return k;
+}
+
+static void heap_down(ws_heap *H, const double *price, int32_t i) {
+    int32_t n = H->n, it = H->h[i];
+    double k = heap_key(H, price, it);
+    for (;;) {
+        int32_t c = 2 * i + 1;
+        if (c >= n) break;
+        double kc = heap_key(H, price, H->h[c]);
+        if (c + 1 < n) {
+            double k2 = heap_key(H, price, H->h[c + 1]);
+            if (k2 < kc) kc = k2, c++;
+        }
+        if (kc >= k) break;
+        H->h[i] = H->h[c];
+        H->pos[H->h[i] - H->base] = i;
+        i = c;
+    }
+    H->h[i] = it;
+    H->pos[it - H->base] = i;
+}
+
+static int heap_init(ws_heap *H, int32_t n, int32_t base, const double *key_add,
+                     const double *price) {
+    H->n = n, H->base = base, H->key_add = key_add;
+    H->h = malloc((size_t)(n ? n : 1) * sizeof(int32_t));
+    H->pos = malloc((size_t)(n ? n : 1) * sizeof(int32_t));
+    if (!H->h || !H->pos) return 0;
+    for (int32_t i = 0; i < n; i++) H->h[i] = base + i, H->pos[i] = i;
+    for (int32_t i = n / 2 - 1; i >= 0; i--) heap_down(H, price, i);
+    return 1;
+}
+
+/* Best and second best of the heap: item and key of the best, key of the second. */
+static inline void heap_top2(const ws_heap *H, const double *price, int32_t *best, double *k1,
+                             double *k2) {
+    if (H->n == 0) {
+        *best = -1;
+        *k1 = *k2 = INFINITY;
+        return;
+    }
+    *best = H->h[0];
+    *k1 = heap_key(H, price, H->h[0]);
+    *k2 = INFINITY;
+    if (H->n > 1) *k2 = heap_key(H, price, H->h[1]);
+    if (H->n > 2) {
+        double k = heap_key(H, price, H->h[2]);
+        if (k < *k2) *k2 = k;
+    }
+}
+
+typedef struct ws_auction {
+    const ws_prob *P;
+    ws_tree items;   /* points of B weighted by their prices */
+    ws_tree bidders; /* points of A weighted by minus their best values (dual bound) */
+    double *price;   /* [N] */
+    int32_t *owner;  /* [N] bidder holding an item, -1 */
+    int32_t *assign; /* [N] item held by a bidder, -1 */
+    int32_t *queue;  /* [N] circular */
+    double *best;    /* [N] a bidder's best value min_j c_ij + p_j after a round */
+    double *negbest; /* [n] -best of the points of A */
+    ws_heap hd;      /* projections of A by price */
+    ws_heap hb;      /* points of B by cb + price */
+} ws_auction;
 
 /* Best item of bidder i (value v1 = cost + price) and the second best value. */
 static void ws_best(const ws_auction *A, int32_t i, top2 *t) {
@@ -380,12 +438,7 @@ static void ws_best(const ws_auction *A, int32_t i, top2 *t) {
     double k1, k2;
     heap_top2(&A->hd, A->price, &jd, &k1, &k2);
     if (i < P->n) {
-        if (P->m > 0) {
-            size_t root = (size_t)(P->m - 1) / 2;
-            double x = P->a[2 * i], y = P->a[2 * i + 1];
-            kd_best2(A, 0, (size_t)P->m, x, y,
-                     box_lb(&P->g, &A->box[4 * root], x, y) + A->minp[root], t);
-        }
+        tree_best(&A->items, P->a[2 * i], P->a[2 * i + 1], 1, t);
         if (jd >= 0) {
             top2_add(t, P->ca[i] + k1, jd);
             if (t->v2 > P->ca[i] + k2) t->v2 = P->ca[i] + k2;
@@ -409,76 +462,80 @@ static void ws_set_price(ws_auction *A, int32_t j, double price) {
     const ws_prob *P = A->P;
     A->price[j] = price;
     if (j < P->m) {
-        kd_update(A, (size_t)P->m, (size_t)A->pos[j]);
+        tree_update(&A->items, j);
         heap_down(&A->hb, A->price, A->hb.pos[j]);
     } else {
         heap_down(&A->hd, A->price, A->hd.pos[j - P->m]);
     }
 }
 
+/* The dual bound improved on the item side: with u_i = best[i] fixed, the best item potentials
+ * are w_j = min_i (c_ij - u_i), and sum u + sum w >= sum u - sum p (p_j is one feasible -w_j). */
+static double ws_dual_items(ws_auction *A) {
+    const ws_prob *P = A->P;
+    int32_t n = P->n, m = P->m;
+    double su = 0.0, umax_diag = -INFINITY, wdiag = INFINITY, sw = 0.0;
+    for (int32_t i = 0; i < P->N; i++) su += A->best[i];
+    for (int32_t i = n; i < P->N; i++) umax_diag = fmax(umax_diag, A->best[i]);
+    for (int32_t i = 0; i < n; i++) {
+        A->negbest[i] = -A->best[i];
+        wdiag = fmin(wdiag, P->ca[i] - A->best[i]);
+    }
+    wdiag = fmin(wdiag, -umax_diag);
+    tree_reweigh(&A->bidders, 0, (size_t)n);
+    for (int32_t j = 0; j < m; j++) {
+        top2 t = {INFINITY, INFINITY, -1};
+        tree_best(&A->bidders, P->b[2 * j], P->b[2 * j + 1], 0, &t);
+        sw += fmin(t.v1, P->cb[j] - umax_diag);
+    }
+    return su + sw + (double)n * wdiag;
+}
+
 static void ws_auction_free(ws_auction *A) {
-    free(A->pt);
-    free(A->box);
-    free(A->minp);
-    free(A->pos);
+    tree_free(&A->items);
+    tree_free(&A->bidders);
     free(A->price);
     free(A->owner);
     free(A->queue);
+    free(A->best);
+    free(A->negbest);
     free(A->hd.h);
     free(A->hd.pos);
     free(A->hb.h);
     free(A->hb.pos);
 }
 
-/* Runs the auction; assign[i] receives the item of bidder i. Returns 0 on allocation failure.
- * *lower receives the dual bound on the optimal total cost. */
+/* Runs the auction (n, m >= 1); assign[i] receives the item of bidder i. Returns 0 on allocation
+ * failure. *lower receives the dual bound on the optimal total cost. */
 static int ws_auction_run(const ws_prob *P, double delta, int32_t *assign, double *lower) {
     ws_auction A;
     memset(&A, 0, sizeof A);
     A.P = P;
     int32_t n = P->n, m = P->m, N = P->N;
-    size_t mm = (size_t)(m ? m : 1), nn = (size_t)(n ? n : 1);
-    A.pt = malloc(mm * sizeof(ws_pt));
-    A.box = malloc(mm * 4 * sizeof(double));
-    A.minp = malloc(mm * sizeof(double));
-    A.pos = malloc(mm * sizeof(int32_t));
     A.price = calloc((size_t)N, sizeof(double));
     A.owner = malloc((size_t)N * sizeof(int32_t));
     A.queue = malloc((size_t)N * sizeof(int32_t));
-    A.hd.h = malloc(nn * sizeof(int32_t));
-    A.hd.pos = malloc(nn * sizeof(int32_t));
-    A.hb.h = malloc(mm * sizeof(int32_t));
-    A.hb.pos = malloc(mm * sizeof(int32_t));
-    if (!A.pt || !A.box || !A.minp || !A.pos || !A.price || !A.owner || !A.queue || !A.hd.h ||
-        !A.hd.pos || !A.hb.h || !A.hb.pos) {
+    A.best = calloc((size_t)N, sizeof(double));
+    A.negbest = calloc((size_t)n, sizeof(double));
+    if (!A.price || !A.owner || !A.queue || !A.best || !A.negbest ||
+        !tree_build(&A.items, (size_t)m, P->b, A.price, &P->g) ||
+        !tree_build(&A.bidders, (size_t)n, P->a, A.negbest, &P->g) ||
+        !heap_init(&A.hd, n, m, NULL, A.price) || !heap_init(&A.hb, m, 0, P->cb, A.price)) {
         ws_auction_free(&A);
         return 0;
     }
     A.assign = assign;
-    for (int32_t j = 0; j < m; j++) {
-        A.pt[j].x = P->b[2 * j];
-        A.pt[j].y = P->b[2 * j + 1];
-        A.pt[j].id = j;
-    }
-    kd_build(&A, 0, (size_t)m);
-    for (int32_t k = 0; k < m; k++) A.pos[A.pt[k].id] = k;
-    A.hd.n = n, A.hd.base = m, A.hd.key_add = NULL;
-    for (int32_t i = 0; i < n; i++) A.hd.h[i] = m + i;
-    heap_build(&A.hd, A.price);
-    A.hb.n = m, A.hb.base = 0, A.hb.key_add = P->cb;
-    for (int32_t j = 0; j < m; j++) A.hb.h[j] = j;
-    heap_build(&A.hb, A.price);
 
     double cmax = 0.0;
     for (int32_t i = 0; i < n; i++) cmax = fmax(cmax, P->ca[i]);
     for (int32_t j = 0; j < m; j++) cmax = fmax(cmax, P->cb[j]);
-    double q = P->g.q, factor = pow(1.0 + delta, q);
+    double factor = pow(1.0 + delta, P->g.q);
     double eps = cmax / 4.0;
     const double ratio = 5.0;
     *lower = 0.0;
+    for (int32_t i = 0; i < N; i++) assign[i] = -1, A.owner[i] = -1, A.queue[i] = i;
+    int32_t head = 0, count = N;
     for (;;) {
-        for (int32_t i = 0; i < N; i++) assign[i] = -1, A.owner[i] = -1, A.queue[i] = i;
-        int32_t head = 0, count = N;
         while (count > 0) {
             int32_t i = A.queue[head];
             head = head + 1 == N ? 0 : head + 1;
@@ -509,13 +566,26 @@ static int ws_auction_run(const ws_prob *P, double delta, int32_t *assign, doubl
             primal += ws_cost(P, i, j);
             dual += t.v1 - A.price[j];
             pmax = fmax(pmax, A.price[j]);
+            A.best[i] = t.v1;
         }
+        if (!(primal <= factor * dual)) dual = fmax(dual, ws_dual_items(&A));
         if (dual > primal) dual = primal;
         *lower = dual > 0 ? dual : 0;
         if (primal <= factor * dual || primal == 0.0) break;
         /* Below this epsilon the prices cannot resolve further progress. */
         if (eps <= 4 * DBL_EPSILON * (pmax + cmax)) break;
         eps /= ratio;
+        /* Keep the pairs that satisfy eps-complementary slackness for the new eps; their
+         * bidders need not bid again. Prices only rise, so the pairs kept stay valid. */
+        head = 0, count = 0;
+        for (int32_t i = 0; i < N; i++) {
+            int32_t j = assign[i];
+            if (ws_cost(P, i, j) + A.price[j] > A.best[i] + eps) {
+                assign[i] = -1;
+                A.owner[j] = -1;
+                A.queue[count++] = i;
+            }
+        }
     }
     ws_auction_free(&A);
     return 1;
