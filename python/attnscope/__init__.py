@@ -7,13 +7,17 @@ PyTorch model's `outputs.attentions`."""
 from ._lib import AttnscopeError
 from .figures import (plot_attention_graph, plot_barcode, plot_diagram, plot_heatmap,
                       plot_heatmap_grid, plot_skeleton)
+from .measures import (context_similarity, entropy, head_distances, head_stats, js_matrix,
+                       kl_matrix)
+from .model import Model, Result
 from .topology import (Persistence, bottleneck, clusters, layout, lower_triangle, rips,
                        rips_batch, wasserstein)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "AttnscopeError", "Persistence", "rips", "rips_batch", "clusters", "lower_triangle",
+    "AttnscopeError", "Model", "Result", "entropy", "kl_matrix", "js_matrix", "head_distances",
+    "head_stats", "context_similarity", "Persistence", "rips", "rips_batch", "clusters", "lower_triangle",
     "bottleneck", "wasserstein", "layout", "plot_diagram", "plot_barcode", "plot_heatmap",
     "plot_heatmap_grid", "plot_skeleton", "plot_attention_graph",
 ]

@@ -187,3 +187,186 @@ def as_double_ptr(a):
 def contiguous(a, dtype=np.float64):
     """A C-contiguous array of dtype: the same memory when it already is one (no copy)."""
     return np.ascontiguousarray(a, dtype=dtype)
+
+
+# ---- model runtime (model.h, tokenizer.h)
+
+class ModelInfo(ctypes.Structure):
+    _fields_ = [
+        ("arch", ctypes.c_int),
+        ("model_type", ctypes.c_char_p),
+        ("dir", ctypes.c_char_p),
+        ("n_layers", ctypes.c_int),
+        ("n_heads", ctypes.c_int),
+        ("d_model", ctypes.c_int),
+        ("d_head", ctypes.c_int),
+        ("d_ff", ctypes.c_int),
+        ("vocab_size", ctypes.c_int),
+        ("max_positions", ctypes.c_int),
+        ("causal", ctypes.c_int),
+        ("has_lm_head", ctypes.c_int),
+        ("eps", ctypes.c_float),
+        ("image_size", ctypes.c_int),
+        ("patch_size", ctypes.c_int),
+        ("n_channels", ctypes.c_int),
+        ("do_resize", ctypes.c_int),
+        ("do_rescale", ctypes.c_int),
+        ("do_normalize", ctypes.c_int),
+        ("rescale_factor", ctypes.c_double),
+        ("image_mean", ctypes.c_float * 3),
+        ("image_std", ctypes.c_float * 3),
+    ]
+
+
+class ForwardOptions(ctypes.Structure):
+    _fields_ = [
+        ("capture", ctypes.c_uint),
+        ("n_threads", ctypes.c_int),
+        ("truncate", ctypes.c_int),
+        ("head_mask", ctypes.POINTER(ctypes.c_float)),
+    ]
+
+
+class ModelInput(ctypes.Structure):
+    _fields_ = [
+        ("ids", c_int32_p),
+        ("token_type_ids", c_int32_p),
+        ("labels", c_int32_p),
+        ("n", ctypes.c_size_t),
+    ]
+
+
+class ForwardResult(ctypes.Structure):
+    _fields_ = [
+        ("n_layers", ctypes.c_size_t),
+        ("n_heads", ctypes.c_size_t),
+        ("n_tokens", ctypes.c_size_t),
+        ("d_model", ctypes.c_size_t),
+        ("vocab_size", ctypes.c_size_t),
+        ("n_truncated", ctypes.c_size_t),
+        ("attention", ctypes.POINTER(ctypes.c_float)),
+        ("scores", ctypes.POINTER(ctypes.c_float)),
+        ("hidden", ctypes.POINTER(ctypes.c_float)),
+        ("logits", ctypes.POINTER(ctypes.c_float)),
+        ("loss", ctypes.c_double),
+        ("loss_count", ctypes.c_size_t),
+    ]
+
+
+class Encoding(ctypes.Structure):
+    _fields_ = [
+        ("count", ctypes.c_size_t),
+        ("ids", c_int32_p),
+        ("tokens", ctypes.POINTER(ctypes.c_char_p)),
+        ("offsets", ctypes.POINTER(ctypes.c_size_t)),
+        ("special", ctypes.POINTER(ctypes.c_uint8)),
+        ("word_ids", c_int32_p),
+    ]
+
+
+CAPTURE_ATTENTION, CAPTURE_SCORES, CAPTURE_HIDDEN, CAPTURE_LOGITS = 1, 2, 4, 8
+
+ats_model_load = _fn("ats_model_load", ctypes.c_int, ctypes.c_char_p, P(ctypes.c_void_p), P(Error))
+ats_model_free = _fn("ats_model_free", None, ctypes.c_void_p)
+ats_model_info_get = _fn("ats_model_info_get", P(ModelInfo), ctypes.c_void_p)
+ats_forward_options_init = _fn("ats_forward_options_init", None, P(ForwardOptions))
+ats_model_forward = _fn("ats_model_forward", ctypes.c_int, ctypes.c_void_p, P(ModelInput),
+                        P(ForwardOptions), P(ForwardResult), P(Error))
+ats_model_forward_image = _fn("ats_model_forward_image", ctypes.c_int, ctypes.c_void_p,
+                              ctypes.c_char_p, P(ForwardOptions), P(ForwardResult), P(Error))
+ats_forward_result_free = _fn("ats_forward_result_free", None, P(ForwardResult))
+ats_tokenizer_load = _fn("ats_tokenizer_load", ctypes.c_int, ctypes.c_char_p, P(ctypes.c_void_p),
+                         P(Error))
+ats_tokenizer_free = _fn("ats_tokenizer_free", None, ctypes.c_void_p)
+ats_tokenizer_encode = _fn("ats_tokenizer_encode", ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p,
+                           ctypes.c_size_t, ctypes.c_int, P(Encoding), P(Error))
+ats_encoding_free = _fn("ats_encoding_free", None, P(Encoding))
+
+
+# ---- measures (measure.h)
+
+class Attn(ctypes.Structure):
+    _fields_ = [
+        ("dtype", ctypes.c_int),
+        ("data", ctypes.c_void_p),
+        ("L", ctypes.c_size_t),
+        ("H", ctypes.c_size_t),
+        ("n", ctypes.c_size_t),
+        ("source", ctypes.c_char_p),
+    ]
+
+
+class MeasureOpts(ctypes.Structure):
+    _fields_ = [
+        ("base", ctypes.c_int),
+        ("eps", ctypes.c_double),
+        ("normalize", ctypes.c_int),
+        ("sum_tol", ctypes.c_double),
+        ("seed_compat", ctypes.c_int),
+        ("n_threads", ctypes.c_int),
+    ]
+
+
+class Vectors(ctypes.Structure):
+    _fields_ = [
+        ("dtype", ctypes.c_int),
+        ("data", ctypes.c_void_p),
+        ("batch", ctypes.c_size_t),
+        ("m", ctypes.c_size_t),
+        ("d", ctypes.c_size_t),
+        ("source", ctypes.c_char_p),
+    ]
+
+
+class TokenRoles(ctypes.Structure):
+    _fields_ = [
+        ("cls", P(ctypes.c_size_t)), ("n_cls", ctypes.c_size_t),
+        ("sep", P(ctypes.c_size_t)), ("n_sep", ctypes.c_size_t),
+        ("punct", P(ctypes.c_size_t)), ("n_punct", ctypes.c_size_t),
+        ("cols", P(ctypes.c_size_t)), ("n_cols", ctypes.c_size_t),
+        ("freq", c_double_p),
+    ]
+
+
+DTYPE_F32, DTYPE_F64 = 0, 1
+STAT_COUNT = 19
+
+ats_measure_opts_init = _fn("ats_measure_opts_init", None, P(MeasureOpts))
+ats_entropy_compute = _fn("ats_entropy_compute", ctypes.c_int, P(Attn), P(MeasureOpts), c_double_p,
+                          P(Error))
+ats_divergence_compute = _fn("ats_divergence_compute", ctypes.c_int, P(Attn), ctypes.c_int,
+                             P(MeasureOpts), c_double_p, P(Error))
+ats_headdist_new = _fn("ats_headdist_new", ctypes.c_int, ctypes.c_size_t, ctypes.c_size_t,
+                       ctypes.c_int, ctypes.c_int, P(MeasureOpts), P(ctypes.c_void_p), P(Error))
+ats_headdist_add = _fn("ats_headdist_add", ctypes.c_int, ctypes.c_void_p, P(Attn), P(Error))
+ats_headdist_result = _fn("ats_headdist_result", ctypes.c_int, ctypes.c_void_p, c_double_p, P(Error))
+ats_headdist_free = _fn("ats_headdist_free", None, ctypes.c_void_p)
+ats_headstats_new = _fn("ats_headstats_new", ctypes.c_int, ctypes.c_size_t, ctypes.c_size_t,
+                        P(MeasureOpts), P(ctypes.c_void_p), P(Error))
+ats_headstats_add = _fn("ats_headstats_add", ctypes.c_int, ctypes.c_void_p, P(Attn), P(TokenRoles),
+                        P(Error))
+ats_headstats_result = _fn("ats_headstats_result", ctypes.c_int, ctypes.c_void_p, c_double_p, P(Error))
+ats_headstats_free = _fn("ats_headstats_free", None, ctypes.c_void_p)
+ats_head_stat_name = _fn("ats_head_stat_name", ctypes.c_char_p, ctypes.c_int)
+ats_context_compute = _fn("ats_context_compute", ctypes.c_int, P(Vectors), P(Vectors), ctypes.c_int,
+                          ctypes.c_int, c_double_p, P(Error))
+
+
+class _Owner:
+    """Frees C memory when the last NumPy view of it is gone."""
+
+    def __init__(self, free_fn, arg):
+        self.free_fn, self.arg = free_fn, arg
+
+    def __del__(self):
+        self.free_fn(self.arg)
+
+
+def view(ptr, shape, ctype, owner):
+    """A NumPy view of C memory (no copy) that keeps `owner` (which frees it) alive."""
+    count = int(np.prod(shape))
+    if count == 0 or not ptr:
+        return np.zeros(shape, dtype=np.dtype(ctype))
+    buf = (ctype * count).from_address(ctypes.addressof(ptr.contents))
+    buf._owner = owner
+    return np.frombuffer(buf, dtype=np.dtype(ctype)).reshape(shape)

@@ -105,3 +105,69 @@ def test_figures_are_bytes():
     assert attnscope.plot_attention_graph(softmax_attention(8, np.random.default_rng(1)))[:4] == b"\x89PNG"
     with pytest.raises(attnscope.AttnscopeError, match="labels"):
         attnscope.plot_heatmap(np.zeros((2, 2)), row_labels=["a"])
+
+
+FIXTURES = os.path.join(ROOT, "tests", "fixtures", "models")
+
+
+def run_cli(*args):
+    p = subprocess.run([ATTNSCOPE, *args], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    return p
+
+
+@pytest.mark.parametrize("name", ["bert", "gpt2", "roberta", "distilbert"])
+def test_model_run_equals_cli(tmp_path, name):
+    d = os.path.join(FIXTURES, name)
+    text = "the cat sat on the mat"
+    with attnscope.Model.load(d) as m:
+        r = m.run(text=text, hidden_states=True)
+        run_cli("attention", "--model", d, "--text", text, "--npy", str(tmp_path / "a.npy"),
+                "--hidden", str(tmp_path / "h.npy"))
+        np.testing.assert_array_equal(r.attentions, np.load(tmp_path / "a.npy"))
+        np.testing.assert_array_equal(r.hidden_states, np.load(tmp_path / "h.npy"))
+        run_cli("tokenize", "--model", d, "--text", text, "--json", str(tmp_path / "t.json"))
+        t = json.load(open(tmp_path / "t.json"))
+        assert r.ids.tolist() == t["ids"] and r.tokens == t["tokens"]
+        assert r.offsets.tolist() == t["offsets"]
+        # a silenced head reports zero attention, as transformers' head_mask
+        mask = np.ones((m.info["n_layers"], m.info["n_heads"]), np.float32)
+        mask[0, 1] = 0
+        assert np.abs(m.run(text=text, head_mask=mask).attentions[0, 1]).max() == 0
+    assert r.attentions.sum() > 0  # the arrays outlive the model handle
+
+
+def test_vit_run_equals_cli(tmp_path):
+    d = os.path.join(FIXTURES, "vit")
+    img = os.path.join(d, "expected", "image0.png")
+    with attnscope.Model.load(d) as m:
+        r = m.run(image=img)
+    run_cli("attention", "--model", d, "--image", img, "--npy", str(tmp_path / "a.npy"))
+    np.testing.assert_array_equal(r.attentions, np.load(tmp_path / "a.npy"))
+
+
+def test_measures_equal_cli(tmp_path):
+    rng = np.random.default_rng(4)
+    att = np.stack([np.stack([softmax_attention(9, rng) for _ in range(3)]) for _ in range(2)])
+    np.save(tmp_path / "a.npy", att)
+    for kind, fn in (("js", lambda a: attnscope.js_matrix(a)),
+                     ("jsd", lambda a: attnscope.js_matrix(a, distance=True)),
+                     ("kl", lambda a: attnscope.kl_matrix(a)),
+                     ("entropy", lambda a: attnscope.entropy(a))):
+        run_cli("measure", kind, "--input", str(tmp_path / "a.npy"), "--output", str(tmp_path / "o.npy"))
+        np.testing.assert_array_equal(fn(att), np.load(tmp_path / "o.npy"))
+    docs = [att, att[:, :, :5, :5] / att[:, :, :5, :5].sum(-1, keepdims=True)]
+    np.save(tmp_path / "b.npy", docs[1])
+    for clark in (False, True):
+        run_cli("measure", "head-distance", "--input", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"),
+                "--output", str(tmp_path / "d.npy"), *(["--clark"] if clark else []))
+        np.testing.assert_allclose(attnscope.head_distances(docs, clark=clark), np.load(tmp_path / "d.npy"),
+                                   rtol=1e-12, atol=1e-12)
+    st = attnscope.head_stats([att], roles=[{"cls": [0], "sep": [8], "punct": [4]}])
+    assert st["cls"].shape == (2, 3) and np.isfinite(st["entropy"]).all()
+    x = rng.normal(size=(4, 6))
+    sim = attnscope.context_similarity(x)
+    ref = (x @ x.T) / np.outer(np.linalg.norm(x, axis=1), np.linalg.norm(x, axis=1))
+    np.testing.assert_allclose(sim, ref, atol=1e-12)
+    with pytest.raises(attnscope.AttnscopeError, match="row"):
+        attnscope.js_matrix(np.full((3, 3), 0.5))

@@ -1,0 +1,153 @@
+"""Models run by the C runtime: GPT-2, BERT-family and ViT checkpoints in HuggingFace layout."""
+import ctypes
+import os
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+from . import _lib as L
+
+
+class Result:
+    """One forward pass. attentions: float32 [L, H, n, n] (layers and heads 0-based, as
+    transformers' outputs.attentions); hidden_states: float32 [L+1, n, d] or None; tokens: the
+    token strings; ids; offsets [n, 2] (byte ranges in the text); loss (NaN without labels).
+    The arrays are views of the C library's memory, freed when the last of them goes."""
+
+    def __init__(self, tokens, ids, offsets, attentions, hidden_states, logits, loss):
+        self.tokens: List[str] = tokens
+        self.ids: np.ndarray = ids
+        self.offsets: Optional[np.ndarray] = offsets
+        self.attentions: np.ndarray = attentions
+        self.hidden_states: Optional[np.ndarray] = hidden_states
+        self.logits: Optional[np.ndarray] = logits
+        self.loss: float = loss
+
+    def __repr__(self):
+        L_, H_, n, _ = self.attentions.shape
+        return f"Result({n} tokens, attentions [{L_}, {H_}, {n}, {n}])"
+
+
+class Model:
+    """A loaded model and its tokenizer. Use Model.load(path_or_name)."""
+
+    def __init__(self, handle, tok, info):
+        self._handle = handle
+        self._tok = tok
+        self.info = info
+
+    @classmethod
+    def load(cls, path_or_name: str) -> "Model":
+        """Loads a model directory in HuggingFace layout, or a name from the HuggingFace cache."""
+        h, err = ctypes.c_void_p(), L.Error()
+        L.check(L.ats_model_load(os.fsencode(path_or_name), ctypes.byref(h), ctypes.byref(err)), err)
+        i = L.ats_model_info_get(h).contents
+        info = {
+            "model_type": i.model_type.decode(), "dir": i.dir.decode(), "n_layers": i.n_layers,
+            "n_heads": i.n_heads, "d_model": i.d_model, "vocab_size": i.vocab_size,
+            "max_positions": i.max_positions, "causal": bool(i.causal),
+            "has_lm_head": bool(i.has_lm_head), "vision": i.arch == 5,
+        }
+        tok = ctypes.c_void_p()
+        if not info["vision"]:
+            terr = L.Error()
+            st = L.ats_tokenizer_load(i.dir, ctypes.byref(tok), ctypes.byref(terr))
+            if st:
+                L.ats_model_free(h)
+                L.check(st, terr)
+        return cls(h, tok, info)
+
+    def close(self):
+        if self._tok:
+            L.ats_tokenizer_free(self._tok)
+            self._tok = None
+        if self._handle:
+            L.ats_model_free(self._handle)
+            self._handle = None
+
+    def __del__(self):
+        self.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        i = self.info
+        return f"Model({i['model_type']}, {i['n_layers']} layers x {i['n_heads']} heads, d={i['d_model']})"
+
+    def tokenize(self, text: str, add_special: bool = True) -> dict:
+        """{"ids", "tokens", "offsets" (byte ranges), "special", "word_ids"} of a text."""
+        if not self._tok:
+            raise L.AttnscopeError(4, "a vision model has no tokenizer")
+        raw = text.encode("utf-8")
+        enc, err = L.Encoding(), L.Error()
+        L.check(L.ats_tokenizer_encode(self._tok, raw, len(raw), int(add_special), ctypes.byref(enc),
+                                       ctypes.byref(err)), err)
+        try:
+            n = enc.count
+            return {
+                "ids": np.ctypeslib.as_array(enc.ids, shape=(n,)).copy() if n else np.zeros(0, np.int32),
+                "tokens": [enc.tokens[i].decode("utf-8", "replace") for i in range(n)],
+                "offsets": (np.ctypeslib.as_array(enc.offsets, shape=(2 * n,)).reshape(n, 2).copy()
+                            if n else np.zeros((0, 2), np.uintp)),
+                "special": [bool(enc.special[i]) for i in range(n)],
+                "word_ids": [int(enc.word_ids[i]) for i in range(n)] if enc.word_ids else None,
+            }
+        finally:
+            L.ats_encoding_free(ctypes.byref(enc))
+
+    def run(self, text: Optional[str] = None, image: Optional[str] = None,
+            ids: Optional[Sequence[int]] = None, hidden_states: bool = False,
+            logits: bool = False, labels: Optional[Sequence[int]] = None,
+            head_mask: Optional[np.ndarray] = None, n_threads: int = 0,
+            truncate: bool = False) -> Result:
+        """Runs the model on a text (tokenized with its tokenizer, special tokens added), on
+        explicit ids, or on an image file (ViT). head_mask [L, H]: 0 silences a head (as
+        transformers' head_mask); labels give the language-model loss."""
+        if sum(x is not None for x in (text, image, ids)) != 1:
+            raise ValueError("give exactly one of text, image, ids")
+        opt = L.ForwardOptions()
+        L.ats_forward_options_init(ctypes.byref(opt))
+        opt.capture = (L.CAPTURE_ATTENTION | (L.CAPTURE_HIDDEN if hidden_states else 0)
+                       | (L.CAPTURE_LOGITS if logits else 0))
+        opt.n_threads, opt.truncate = int(n_threads), int(truncate)
+        keep = []
+        if head_mask is not None:
+            hm = np.ascontiguousarray(head_mask, dtype=np.float32)
+            if hm.shape != (self.info["n_layers"], self.info["n_heads"]):
+                raise L.AttnscopeError(3, f"head_mask must be [{self.info['n_layers']}, {self.info['n_heads']}]")
+            keep.append(hm)
+            opt.head_mask = hm.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+        res, err = L.ForwardResult(), L.Error()
+        tokens, offsets = None, None
+        if image is not None:
+            L.check(L.ats_model_forward_image(self._handle, os.fsencode(image), ctypes.byref(opt),
+                                              ctypes.byref(res), ctypes.byref(err)), err)
+            id_arr = np.zeros(0, np.int32)
+        else:
+            if text is not None:
+                enc = self.tokenize(text)
+                id_arr, tokens, offsets = enc["ids"], enc["tokens"], enc["offsets"]
+            else:
+                id_arr = np.ascontiguousarray(ids, dtype=np.int32)
+            inp = L.ModelInput()
+            inp.ids = id_arr.ctypes.data_as(L.c_int32_p)
+            inp.n = id_arr.shape[0]
+            if labels is not None:
+                lab = np.ascontiguousarray(labels, dtype=np.int32)
+                keep.append(lab)
+                inp.labels = lab.ctypes.data_as(L.c_int32_p)
+            L.check(L.ats_model_forward(self._handle, ctypes.byref(inp), ctypes.byref(opt),
+                                        ctypes.byref(res), ctypes.byref(err)), err)
+        owner = L._Owner(L.ats_forward_result_free, ctypes.byref(res))
+        owner.res = res
+        Ln, Hn, n, d = res.n_layers, res.n_heads, res.n_tokens, res.d_model
+        att = L.view(res.attention, (Ln, Hn, n, n), ctypes.c_float, owner)
+        hid = L.view(res.hidden, (Ln + 1, n, d), ctypes.c_float, owner) if hidden_states else None
+        lg = L.view(res.logits, (n, res.vocab_size), ctypes.c_float, owner) if logits else None
+        if tokens is not None and n < len(tokens):
+            tokens, id_arr, offsets = tokens[:n], id_arr[:n], offsets[:n]
+        return Result(tokens, id_arr, offsets, att, hid, lg, res.loss)
