@@ -62,12 +62,13 @@ def test_matches_transformers(tmp_path, model, case):
     att = np.load(tmp_path / "att.npy")
     want = np.load(os.path.join(exp, f"{name}_att.npy"))
     assert att.dtype == np.float32 and att.shape == want.shape
-    assert np.abs(att - want).max() <= TOL
+    tol = case.get("tol", TOL)  # JPEG: stb's and libjpeg's decoders differ slightly
+    assert np.abs(att - want).max() <= tol
     hid = np.load(tmp_path / "hid.npy")
     want_h = np.load(os.path.join(exp, f"{name}_hidden.npy"))
     assert hid.shape == want_h.shape
     # hidden states grow through the layers; compare relative to their scale
-    assert np.abs(hid - want_h).max() <= TOL * max(1.0, np.abs(want_h).max())
+    assert np.abs(hid - want_h).max() <= tol * max(1.0, np.abs(want_h).max())
     if case.get("logits"):
         lg = np.load(tmp_path / "logits.npy")
         want_l = np.load(os.path.join(exp, f"{name}_logits.npy"))
