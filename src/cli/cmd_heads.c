@@ -16,6 +16,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -314,15 +315,13 @@ typedef struct hrun {
     int n_models;
     size_t N; /* heads in D */
     ats_measure_opts mopts;
-    ats_forward_options fopts;
-    ats_headdist *chunk_hd;
+    ats_forward_options fopts; /* n_threads 1: lines run in parallel instead */
+    int line_threads;          /* lines run at once */
+    double *csum, *ccomp;      /* [N][N] the current chunk's sums (Neumaier) */
     ats_headstats *hs;
     double *freq_count; /* [V] token counts over the corpus (stats) */
     unsigned long long counts[C_COUNT];
     firsts first;
-    /* joint: scratch */
-    double *joint_doc;
-    size_t joint_cap;
 } hrun;
 
 /* Prefixes err's message with the corpus file and line number. */
@@ -334,34 +333,20 @@ static void prefix_error(ats_error *err, ats_status st, const char *corpus, size
     ats_error_set(err, st, "%s:%zu: %s", corpus, line_no, msg);
 }
 
-/* Encodes a line and applies the length rule; *n_use is the number of tokens to run (0: skip). */
-static ats_status encode_line(hrun *r, hmodel *hm, const char *text, size_t len, size_t line_no,
-                              ats_encoding *enc, size_t *n_use, int count, ats_error *err) {
+/* Encodes a line and applies the length rule; *n_use is the number of tokens to run (0: skip),
+ * *too_long whether the encoding exceeds the model's length. */
+static ats_status encode_line(const hrun *r, const hmodel *hm, const char *text, size_t len,
+                              size_t line_no, ats_encoding *enc, size_t *n_use, int *too_long,
+                              ats_error *err) {
     ats_status st = ats_tokenizer_encode(hm->tok, text, len, 1, enc, err);
     if (st) {
         prefix_error(err, st, r->a->corpus, line_no);
         return st;
     }
     *n_use = enc->count;
-    if (enc->count > hm->max_n) {
-        if (r->a->skip_long) {
-            if (count) r->counts[C_SKIPPED_LONG]++;
-            *n_use = 0;
-        } else {
-            if (count) {
-                r->counts[C_TRUNC_LINES]++;
-                r->counts[C_TRUNC_TOKENS] += enc->count - hm->max_n;
-            }
-            *n_use = hm->max_n;
-        }
-    }
+    *too_long = enc->count > hm->max_n;
+    if (*too_long) *n_use = (r->a->skip_long || r->n_models == 2) ? 0 : hm->max_n;
     return ATS_OK;
-}
-
-static ats_status forward(hmodel *hm, const hrun *r, const int32_t *ids, size_t n,
-                          ats_forward_result *res, ats_error *err) {
-    ats_model_input in = {ids, NULL, NULL, n};
-    return ats_model_forward(hm->m, &in, &r->fopts, res, err);
 }
 
 static ats_status add_stats(hrun *r, const ats_encoding *enc, size_t n, const ats_attn *view,
@@ -395,31 +380,119 @@ static ats_status add_stats(hrun *r, const ats_encoding *enc, size_t n, const at
     return st;
 }
 
-/* One line, one model: attention -> head distance (+ stats). */
-static ats_status run_line_single(hrun *r, const char *text, size_t len, size_t line_no,
-                                  ats_error *err) {
-    hmodel *hm = &r->models[0];
-    ats_encoding enc = {0};
-    size_t n;
-    ats_status st = encode_line(r, hm, text, len, line_no, &enc, &n, 1, err);
-    if (st || n == 0) {
-        ats_encoding_free(&enc);
-        return st;
+/* One line of the corpus: encoded and run in parallel with other lines (job_prepare), then
+ * added to the sums in line order (job_consume), so the result does not depend on the number
+ * of threads. Every forward pass runs single-threaded: OpenBLAS's results depend on its
+ * thread count, the sums must not. */
+typedef struct line_job {
+    char *text;
+    size_t len, line_no;
+    ats_encoding enc[2];
+    size_t n[2];
+    int too_long;
+    ats_forward_result res[2];
+    double *dline; /* [N][N] this line's head distances */
+    size_t words;  /* joint: words both models cover */
+    ats_status st;
+    ats_error err;
+} line_job;
+
+static ats_status pool_joint(const hrun *r, line_job *job, double **doc_out, size_t *w_out,
+                             ats_error *err);
+
+static void job_prepare(const hrun *r, line_job *j) {
+    for (int k = 0; k < r->n_models; k++) {
+        int tl;
+        j->st = encode_line(r, &r->models[k], j->text, j->len, j->line_no, &j->enc[k], &j->n[k],
+                            &tl, &j->err);
+        if (j->st) return;
+        j->too_long |= tl;
     }
-    ats_forward_result res = {0};
-    st = forward(hm, r, enc.ids, n, &res, err);
-    if (!st) {
-        ats_attn view = {ATS_F32, res.attention, hm->L, hm->H, n, r->a->corpus};
-        st = ats_headdist_add(r->chunk_hd, &view, err);
-        if (!st && r->hs) st = add_stats(r, &enc, n, &view, err);
-        if (!st) {
-            r->counts[C_TEXTS]++;
-            r->counts[C_TOKENS] += n;
+    for (int k = 0; k < r->n_models; k++)
+        if (j->n[k] == 0) return;
+    for (int k = 0; k < r->n_models; k++) {
+        ats_model_input in = {j->enc[k].ids, NULL, NULL, j->n[k]};
+        j->st = ats_model_forward(r->models[k].m, &in, &r->fopts, &j->res[k], &j->err);
+        if (j->st) {
+            prefix_error(&j->err, j->st, r->a->corpus, j->line_no);
+            return;
         }
     }
-    if (st) prefix_error(err, st, r->a->corpus, line_no);
-    ats_forward_result_free(&res);
-    ats_encoding_free(&enc);
+    /* this line's head distances, single-threaded (lines run in parallel) */
+    double *doc = NULL;
+    ats_attn view;
+    if (r->n_models == 2) {
+        j->st = pool_joint(r, j, &doc, &j->words, &j->err);
+        if (j->st || j->words == 0) return;
+        view = (ats_attn){ATS_F64, doc, 1, r->N, j->words, r->a->corpus};
+    } else {
+        const hmodel *hm = &r->models[0];
+        view = (ats_attn){ATS_F32, j->res[0].attention, hm->L, hm->H, j->n[0], r->a->corpus};
+    }
+    ats_measure_opts o = r->mopts;
+    o.n_threads = 1;
+    ats_headdist *hd = NULL;
+    j->dline = malloc(r->N * r->N * sizeof *j->dline);
+    if (!j->dline)
+        j->st = ats_error_set(&j->err, ATS_ERR_NOMEM, "out of memory");
+    else
+        j->st =
+            ats_headdist_new(view.L, view.H, r->a->clark ? ATS_HEADDIST_CLARK : ATS_HEADDIST_SEED,
+                             ATS_HEADDIST_ALL, &o, &hd, &j->err);
+    if (!j->st) j->st = ats_headdist_add(hd, &view, &j->err);
+    if (!j->st) j->st = ats_headdist_result(hd, j->dline, &j->err);
+    if (j->st) prefix_error(&j->err, j->st, r->a->corpus, j->line_no);
+    ats_headdist_free(hd);
+    free(doc);
+}
+
+static void job_free(line_job *j) {
+    for (int k = 0; k < 2; k++) {
+        ats_forward_result_free(&j->res[k]);
+        ats_encoding_free(&j->enc[k]);
+    }
+    free(j->text);
+    free(j->dline);
+    memset(j, 0, sizeof *j);
+}
+
+static void neumaier_add(double *sum, double *comp, const double *v, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        double s0 = sum[i], u = s0 + v[i];
+        comp[i] += fabs(s0) >= fabs(v[i]) ? (s0 - u) + v[i] : (v[i] - u) + s0;
+        sum[i] = u;
+    }
+}
+
+static ats_status job_consume(hrun *r, line_job *j, ats_error *err) {
+    if (j->st) {
+        if (err) *err = j->err;
+        return j->st;
+    }
+    if (j->too_long) {
+        if (r->a->skip_long || r->n_models == 2) {
+            r->counts[C_SKIPPED_LONG]++;
+            return ATS_OK;
+        }
+        r->counts[C_TRUNC_LINES]++;
+        r->counts[C_TRUNC_TOKENS] += j->enc[0].count - j->n[0];
+    }
+    if (j->n[0] == 0) return ATS_OK;
+    if (r->n_models == 2 && j->words == 0) {
+        r->counts[C_NOWORDS]++;
+        return ATS_OK;
+    }
+    neumaier_add(r->csum, r->ccomp, j->dline, r->N * r->N);
+    r->counts[C_TEXTS]++;
+    r->counts[C_TOKENS] += j->n[0] + j->n[1];
+    r->counts[C_WORDS] += j->words;
+    ats_status st = ATS_OK;
+    if (r->hs) {
+        hmodel *hm = &r->models[0];
+        ats_attn view = {ATS_F32, j->res[0].attention, hm->L, hm->H, j->n[0], r->a->corpus};
+        st = add_stats(r, &j->enc[0], j->n[0], &view, err);
+        if (st) prefix_error(err, st, r->a->corpus, j->line_no);
+    }
     return st;
 }
 
@@ -458,24 +531,21 @@ static size_t words_of_tokens(const char *text, size_t len, const ats_encoding *
 }
 
 /* Joint: both models on one line, attention pooled to the words both models cover. */
-static ats_status run_line_joint(hrun *r, const char *text, size_t len, size_t line_no,
-                                 ats_error *err) {
-    ats_encoding enc[2] = {{0}, {0}};
-    ats_forward_result res[2] = {{0}, {0}};
-    size_t n[2];
+static ats_status pool_joint(const hrun *r, line_job *job, double **doc_out, size_t *w_out,
+                             ats_error *err) {
+    double *doc = NULL;
+    *doc_out = NULL;
+    *w_out = 0;
+    const ats_encoding *enc = job->enc;
+    const ats_forward_result *res = job->res;
+    const size_t *n = job->n;
+    const char *text = job->text;
+    size_t len = job->len, line_no = job->line_no;
     int32_t *word_of[2] = {NULL, NULL};
     int32_t *wmap = NULL;
     size_t *wtok = NULL;
     ats_status st = ATS_OK;
     size_t words = 0;
-    for (int k = 0; k < 2 && !st; k++) {
-        st = encode_line(r, &r->models[k], text, len, line_no, &enc[k], &n[k], 0, err);
-        if (!st && enc[k].count > r->models[k].max_n) { /* joint runs skip long lines */
-            r->counts[C_SKIPPED_LONG]++;
-            goto done;
-        }
-    }
-    if (st) goto done;
     for (int k = 0; k < 2; k++) {
         word_of[k] = malloc((n[k] ? n[k] : 1) * sizeof *word_of[k]);
         if (!word_of[k]) {
@@ -497,35 +567,25 @@ static ats_status run_line_joint(hrun *r, const char *text, size_t len, size_t l
     size_t w = 0;
     for (size_t u = 0; u < words; u++)
         wmap[u] = (wtok[2 * u] && wtok[2 * u + 1]) ? (int32_t)w++ : -1;
-    if (w == 0) {
-        r->counts[C_NOWORDS]++;
-        goto done;
-    }
+    if (w == 0) goto done;
     size_t Ntot = r->N, need;
     if (!ats_size_mul(Ntot, w, &need) || !ats_size_mul(need, w, &need)) {
         st = ats_error_set(err, ATS_ERR_RANGE, "%s:%zu: too many words", r->a->corpus, line_no);
         goto done;
     }
-    if (need > r->joint_cap) {
-        double *p = realloc(r->joint_doc, need * sizeof *p);
-        if (!p) {
-            st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory for %zu words", w);
-            goto done;
-        }
-        r->joint_doc = p;
-        r->joint_cap = need;
+    doc = calloc(need ? need : 1, sizeof *doc);
+    if (!doc) {
+        st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory for %zu words", w);
+        goto done;
     }
-    memset(r->joint_doc, 0, need * sizeof(double));
     size_t base = 0;
     for (int k = 0; k < 2; k++) {
-        hmodel *hm = &r->models[k];
-        st = forward(hm, r, enc[k].ids, n[k], &res[k], err);
-        if (st) goto done;
+        const hmodel *hm = &r->models[k];
         size_t nk = n[k], ww = w * w;
         /* per word: number of query tokens */
         for (size_t a = 0; a < hm->N; a++) {
             const float *A = res[k].attention + a * nk * nk;
-            double *W = r->joint_doc + (base + a) * ww;
+            double *W = doc + (base + a) * ww;
             for (size_t i = 0; i < nk; i++) {
                 int32_t ui = word_of[k][i] >= 0 ? wmap[word_of[k][i]] : -1;
                 if (ui < 0) continue;
@@ -539,20 +599,13 @@ static ats_status run_line_joint(hrun *r, const char *text, size_t len, size_t l
         }
         base += hm->N;
     }
-    ats_attn view = {ATS_F64, r->joint_doc, 1, Ntot, w, r->a->corpus};
-    st = ats_headdist_add(r->chunk_hd, &view, err);
-    if (!st) {
-        r->counts[C_TEXTS]++;
-        r->counts[C_TOKENS] += n[0] + n[1];
-        r->counts[C_WORDS] += w;
-    }
+    *doc_out = doc;
+    *w_out = w;
+    doc = NULL;
 done:
+    free(doc);
     if (st) prefix_error(err, st, r->a->corpus, line_no);
-    for (int k = 0; k < 2; k++) {
-        ats_forward_result_free(&res[k]);
-        ats_encoding_free(&enc[k]);
-        free(word_of[k]);
-    }
+    for (int k = 0; k < 2; k++) free(word_of[k]);
     free(wmap);
     free(wtok);
     return st;
@@ -586,12 +639,19 @@ static ats_status count_frequencies(hrun *r, ats_error *err) {
 
 /* ---- the corpus pass: D summed chunk by chunk in chunk order */
 
-static void neumaier_add(double *sum, double *comp, const double *v, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        double s0 = sum[i], u = s0 + v[i];
-        comp[i] += fabs(s0) >= fabs(v[i]) ? (s0 - u) + v[i] : (v[i] - u) + s0;
-        sum[i] = u;
+/* Runs the batched lines (forward passes in parallel, one per thread) and adds them in order. */
+static ats_status flush_jobs(hrun *r, line_job *jobs, size_t *nb, ats_error *err) {
+    size_t count = *nb;
+    *nb = 0;
+    int nt = r->line_threads;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+    for (size_t i = 0; i < count; i++) job_prepare(r, &jobs[i]);
+    ats_status st = ATS_OK;
+    for (size_t i = 0; i < count; i++) {
+        if (!st) st = job_consume(r, &jobs[i], err);
+        job_free(&jobs[i]);
     }
+    return st;
 }
 
 static ats_status corpus_pass(hrun *r, double *D, ats_error *err) {
@@ -599,7 +659,9 @@ static ats_status corpus_pass(hrun *r, double *D, ats_error *err) {
     size_t N = r->N, NN = N * N;
     double *sum = calloc(NN, sizeof *sum), *comp = calloc(NN, sizeof *comp),
            *part = calloc(NN, sizeof *part);
-    if (!sum || !comp || !part) {
+    r->csum = calloc(NN, sizeof *r->csum);
+    r->ccomp = calloc(NN, sizeof *r->ccomp);
+    if (!sum || !comp || !part || !r->csum || !r->ccomp) {
         free(sum);
         free(comp);
         free(part);
@@ -617,27 +679,28 @@ static ats_status corpus_pass(hrun *r, double *D, ats_error *err) {
     size_t chunk_lines = (size_t)a->chunk_lines, chunk = 0, in_chunk = 0;
     int mine = 1; /* this rank owns the current chunk */
     int open = 0; /* a chunk has started */
-    ats_headdist_metric metric = a->clark ? ATS_HEADDIST_CLARK : ATS_HEADDIST_SEED;
-    size_t hL = r->n_models == 2 ? 1 : r->models[0].L, hH = r->n_models == 2 ? N : r->models[0].H;
     heads_line_kind kind;
     int got;
-    for (;;) {
+    size_t nb = 0, batch = (size_t)r->line_threads;
+    line_job *jobs = calloc(batch, sizeof *jobs);
+    if (!jobs) st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    while (!st) {
         got = heads_corpus_next(&c, &kind, err);
         int at_end = got != 1 || (a->max_lines && c.line_no > (size_t)a->max_lines);
         if (open && (at_end || in_chunk == chunk_lines)) { /* close the chunk */
+            if (nb) st = flush_jobs(r, jobs, &nb, err);
+            if (st) break;
             int owner = (int)(chunk % (size_t)r->mpi->size);
             if (r->mpi->rank == 0) {
                 if (owner == 0)
-                    st = ats_headdist_result(r->chunk_hd, part, err);
+                    for (size_t i = 0; i < NN; i++) part[i] = r->csum[i] + r->ccomp[i];
                 else
                     heads_mpi_recv(r->mpi, owner, chunk, part, NN);
                 if (!st) neumaier_add(sum, comp, part, NN);
             } else if (owner == r->mpi->rank) {
-                st = ats_headdist_result(r->chunk_hd, part, err);
+                for (size_t i = 0; i < NN; i++) part[i] = r->csum[i] + r->ccomp[i];
                 heads_mpi_send(r->mpi, chunk, part, NN);
             }
-            ats_headdist_free(r->chunk_hd);
-            r->chunk_hd = NULL;
             open = 0;
             chunk++;
             in_chunk = 0;
@@ -651,9 +714,8 @@ static ats_status corpus_pass(hrun *r, double *D, ats_error *err) {
         if (!open) {
             mine = (int)(chunk % (size_t)r->mpi->size) == r->mpi->rank;
             if (mine) {
-                st = ats_headdist_new(hL, hH, metric, ATS_HEADDIST_ALL, &r->mopts, &r->chunk_hd,
-                                      err);
-                if (st) break;
+                memset(r->csum, 0, NN * sizeof *r->csum);
+                memset(r->ccomp, 0, NN * sizeof *r->ccomp);
             }
             open = 1;
         }
@@ -680,16 +742,24 @@ static ats_status corpus_pass(hrun *r, double *D, ats_error *err) {
         case HEADS_LINE_TEXT:
             break;
         }
-        if (r->n_models == 2)
-            st = run_line_joint(r, c.text, c.len, c.line_no, err);
-        else
-            st = run_line_single(r, c.text, c.len, c.line_no, err);
-        if (st) break;
-        progress_show(&pg, &c, r->counts[C_TOKENS], r->mpi->size, 0);
+        line_job *j = &jobs[nb];
+        j->text = malloc(c.len + 1);
+        if (!j->text) {
+            st = ats_error_set(err, ATS_ERR_NOMEM, "%s:%zu: out of memory", a->corpus, c.line_no);
+            break;
+        }
+        memcpy(j->text, c.text, c.len + 1);
+        j->len = c.len;
+        j->line_no = c.line_no;
+        if (++nb == batch) {
+            st = flush_jobs(r, jobs, &nb, err);
+            if (st) break;
+            progress_show(&pg, &c, r->counts[C_TOKENS], r->mpi->size, 0);
+        }
     }
+    for (size_t i = 0; jobs && i < nb; i++) job_free(&jobs[i]);
+    free(jobs);
     if (!st) progress_show(&pg, &c, r->counts[C_TOKENS], r->mpi->size, 1);
-    ats_headdist_free(r->chunk_hd);
-    r->chunk_hd = NULL;
     heads_corpus_close(&c);
     if (!st)
         for (size_t i = 0; i < NN; i++) D[i] = sum[i] + comp[i];
@@ -1021,28 +1091,40 @@ static int cmp_by_key(const void *x, const void *y) {
 }
 
 /* The measure over the ablation lines with a head mask: mean LM loss over all labelled
- * positions, or the mean relative change of the final hidden states. */
+ * positions, or the mean relative change of the final hidden states. Lines run in parallel
+ * (single-threaded forward passes); their sums are added in line order. */
 static ats_status abl_measure(hrun *r, abl_line *lines, size_t count, const float *mask, int lm,
                               double *out, ats_error *err) {
     hmodel *hm = &r->models[0];
     ats_forward_options fo = r->fopts;
     fo.capture = lm ? 0 : ATS_CAPTURE_HIDDEN;
     fo.head_mask = mask;
-    double total = 0;
-    size_t positions = 0;
+    double *tot = calloc(count, sizeof *tot);
+    size_t *pos = calloc(count, sizeof *pos);
+    ats_status *sts = calloc(count, sizeof *sts);
+    ats_error *errs = calloc(count, sizeof *errs);
+    if (!tot || !pos || !sts || !errs) {
+        free(tot);
+        free(pos);
+        free(sts);
+        free(errs);
+        return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    }
+#pragma omp parallel for schedule(dynamic, 1) num_threads(r->line_threads)
     for (size_t i = 0; i < count; i++) {
         ats_model_input in = {lines[i].input, NULL, lm ? lines[i].labels : NULL, lines[i].n};
         ats_forward_result res = {0};
-        ats_status st = ats_model_forward(hm->m, &in, &fo, &res, err);
-        if (st) return st;
+        sts[i] = ats_model_forward(hm->m, &in, &fo, &res, &errs[i]);
+        if (sts[i]) continue;
         if (lm) {
             if (res.loss_count) {
-                total += res.loss * (double)res.loss_count;
-                positions += res.loss_count;
+                tot[i] = res.loss * (double)res.loss_count;
+                pos[i] = res.loss_count;
             }
         } else {
             size_t n = res.n_tokens, d = res.d_model;
             const float *h = res.hidden + hm->L * n * d;
+            if (!mask) memcpy(lines[i].hidden, h, n * d * sizeof(float));
             for (size_t t = 0; t < n; t++) {
                 double diff = 0, norm = 0;
                 for (size_t k = 0; k < d; k++) {
@@ -1050,15 +1132,29 @@ static ats_status abl_measure(hrun *r, abl_line *lines, size_t count, const floa
                     diff += (x - y) * (x - y);
                     norm += x * x;
                 }
-                total += norm > 0 ? sqrt(diff / norm) : 0;
-                positions++;
+                tot[i] += norm > 0 ? sqrt(diff / norm) : 0;
             }
-            if (!mask) memcpy(lines[i].hidden, h, n * d * sizeof(float));
+            pos[i] = n;
         }
         ats_forward_result_free(&res);
     }
+    ats_status st = ATS_OK;
+    double total = 0;
+    size_t positions = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (sts[i] && !st) {
+            st = sts[i];
+            if (err) *err = errs[i];
+        }
+        total += tot[i];
+        positions += pos[i];
+    }
+    free(tot);
+    free(pos);
+    free(sts);
+    free(errs);
     *out = positions ? total / (double)positions : NAN;
-    return ATS_OK;
+    return st;
 }
 
 static ats_status run_ablation(hrun *r, char **names, ats_error *err) {
@@ -1091,7 +1187,8 @@ static ats_status run_ablation(hrun *r, char **names, ats_error *err) {
         if (kind != HEADS_LINE_TEXT) continue;
         ats_encoding enc = {0};
         size_t n;
-        st = encode_line(r, hm, c.text, c.len, c.line_no, &enc, &n, 0, err);
+        int too_long;
+        st = encode_line(r, hm, c.text, c.len, c.line_no, &enc, &n, &too_long, err);
         if (st) break;
         if (n > 0) {
             abl_line *ln = &lines[count];
@@ -1347,10 +1444,13 @@ int ats_cmd_heads(int argc, char **argv) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         threads = cores > mpi.size ? (int)(cores / mpi.size) : 1;
     }
+    if (threads == 0) threads = omp_get_max_threads();
+    if (threads < 1) threads = 1;
     r.mopts.n_threads = threads;
+    r.line_threads = threads;
     if (a.n_models == 2) r.mopts.normalize = 1; /* word rows lose the special tokens' mass */
     ats_forward_options_init(&r.fopts);
-    r.fopts.n_threads = threads;
+    r.fopts.n_threads = 1;
     if (a.out_dir && mpi.rank == 0 && make_dir(a.out_dir, &err)) {
         rc = fail(&mpi, &err);
         goto done;
@@ -1526,7 +1626,9 @@ done:
     free(D);
     free(lower);
     free(r.freq_count);
-    free(r.joint_doc);
+    free(r.csum);
+    free(r.ccomp);
+
     ats_headstats_free(r.hs);
     for (int k = 0; k < a.n_models; k++) hmodel_free(&r.models[k]);
     fflush(stdout);

@@ -263,9 +263,10 @@ def test_mpi_two_ranks_equals_single_process(tmp_path, clark):
     corpus = tmp_path / "corpus.txt"
     write_corpus(corpus, LINES * 3)
     extra = ["--clark"] if clark else []
-    common = ["--model", model, "--corpus", str(corpus), "--chunk-lines", "4", "--threads", "1",
-              "--quiet", *extra]
-    p = run("heads", *common, "--output", str(tmp_path / "D1.npy"), "--out", str(tmp_path / "o1"))
+    common = ["--model", model, "--corpus", str(corpus), "--chunk-lines", "4", "--quiet", *extra]
+    # the single process runs two lines at a time, each rank one: D does not depend on it
+    p = run("heads", *common, "--threads", "2", "--output", str(tmp_path / "D1.npy"), "--out",
+            str(tmp_path / "o1"))
     assert p.returncode == 0, p.stderr
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
                OMPI_MCA_btl="self,vader", OMPI_MCA_rmaps_base_oversubscribe="1")
