@@ -8,7 +8,7 @@ installed in a development venv that is not .venv, e.g. the benchmark's:
     bench/.venv/bin/python tools/make_fixtures.py
 
 For each tiny random-weight model (GPT-2, BERT, RoBERTa, DistilBERT, ViT, and BERT saved in
-float16 / GPT-2 in bfloat16 / BERT as pytorch_model.bin) it writes <name>/ in HuggingFace layout (save_pretrained,
+float16 / GPT-2 in bfloat16 / BERT as pytorch_model.bin / BERT in safetensors shards) it writes <name>/ in HuggingFace layout (save_pretrained,
 safetensors; tokenizer files where the model takes text) plus <name>/expected/: manifest.json
 listing the cases (ids, token types, labels, head mask, text) and, per case, transformers'
 eager attentions [L][H][n][n], hidden states [L+1][n][d], logits [n][V] (where there is an LM
@@ -221,7 +221,7 @@ def build_gpt2(name="gpt2", dtype=None):
     finish(d, name, cases)
 
 
-def build_bert(name="bert", dtype=None, safe=True):
+def build_bert(name="bert", dtype=None, safe=True, shard=None):
     d, exp = fresh(name)
     vocab = write_wordpiece_vocab(d)
     tok = BertTokenizer(os.path.join(d, "vocab.txt"), do_lower_case=True)
@@ -234,6 +234,8 @@ def build_bert(name="bert", dtype=None, safe=True):
         model = model.to(dtype)
         model.save_pretrained(d, safe_serialization=True)
         model = model.float()
+    elif shard:
+        model.save_pretrained(d, safe_serialization=True, max_shard_size=shard)
     else:
         model.save_pretrained(d, safe_serialization=safe)
     tok.save_pretrained(d)
@@ -389,6 +391,7 @@ if __name__ == "__main__":
                 "distilbert": build_distilbert, "vit": build_vit, "minilm": build_minilm,
                 "bert_f16": lambda: build_bert("bert_f16", torch.float16),
                 "bert_bin": lambda: build_bert("bert_bin", safe=False),
+                "bert_sharded": lambda: build_bert("bert_sharded", shard="30KB"),
                 "gpt2_bf16": lambda: build_gpt2("gpt2_bf16", torch.bfloat16)}
     for name, fn in builders.items():
         if not which or name in which:

@@ -3,7 +3,8 @@
  *
  * A model is a directory in HuggingFace layout (or a hub name, see hub.h): config.json and the
  * weights in model.safetensors (memory-mapped; every header offset, dtype and shape is checked
- * against the file; F32, F16 and BF16 tensors, the latter two converted to float32 at load), or
+ * against the file; F32, F16 and BF16 tensors, the latter two converted to float32 at load; or
+ * shards listed by model.safetensors.index.json), or
  * else pytorch_model.bin (PyTorch's zip checkpoint: the state dict's pickle is interpreted for
  * the subset state dicts use, the storages memory-mapped).
  * Architectures (config.json "model_type"): gpt2, bert, roberta, distilbert, vit. Sentence models

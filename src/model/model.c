@@ -35,6 +35,8 @@ void ats_model_free(ats_model *m) {
     free(m->owned);
     free(m->layers);
     ats_safetensors_close(&m->st);
+    for (size_t i = 0; i < m->n_shards; i++) ats_safetensors_close(&m->shards[i]);
+    free(m->shards);
     free(m->dir);
     free(m);
 }
@@ -600,6 +602,88 @@ static void load_vit(loader *ld) {
     m->lnf_b = T1(ld, "layernorm.bias", d);
 }
 
+/* model.safetensors.index.json: {"weight_map": {tensor: shard file}}. Maps every shard and
+ * gathers their tensors into m->st (names copied; data stays in the shards' maps). Each tensor of
+ * the map must be in the shard it names; a tensor in two shards is an error. */
+static ats_status open_shards(ats_model *m, const char *index, ats_error *err) {
+    cJSON *root;
+    ats_status rc = read_json(index, &root, err);
+    if (rc) return rc;
+    const cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
+    const cJSON *e;
+    size_t total = 0;
+    if (!cJSON_IsObject(wm)) {
+        rc = ats_error_set(err, ATS_ERR_FORMAT, "%s: missing \"weight_map\" object", index);
+        goto done;
+    }
+    /* the distinct shard files, in order of first mention */
+    size_t n = 0;
+    cJSON_ArrayForEach(e, wm) n++;
+    const char **files = calloc(n ? n : 1, sizeof *files);
+    m->shards = calloc(n ? n : 1, sizeof *m->shards);
+    if (!files || !m->shards) {
+        free(files);
+        rc = ats_error_set(err, ATS_ERR_NOMEM, "%s: out of memory", index);
+        goto done;
+    }
+    cJSON_ArrayForEach(e, wm) {
+        if (!cJSON_IsString(e) || strchr(e->valuestring, '/') || e->valuestring[0] == '.' ||
+            !*e->valuestring) {
+            rc = ats_error_set(err, ATS_ERR_FORMAT, "%s: tensor '%s': bad shard file name", index,
+                               e->string);
+            break;
+        }
+        size_t k = 0;
+        while (k < m->n_shards && strcmp(files[k], e->valuestring)) k++;
+        if (k < m->n_shards) continue;
+        char *p = path_join(m->dir, e->valuestring);
+        if (!p) {
+            rc = ats_error_set(err, ATS_ERR_NOMEM, "%s: out of memory", index);
+            break;
+        }
+        rc = ats_safetensors_open(p, &m->shards[m->n_shards], err);
+        free(p);
+        if (rc) break;
+        files[m->n_shards++] = e->valuestring;
+        total += m->shards[m->n_shards - 1].count;
+    }
+    if (!rc) {
+        m->st.tensors = calloc(total ? total : 1, sizeof *m->st.tensors);
+        m->st.path = strdup(index);
+        if (!m->st.tensors || !m->st.path)
+            rc = ats_error_set(err, ATS_ERR_NOMEM, "%s: out of memory", index);
+    }
+    for (size_t k = 0; !rc && k < m->n_shards; k++)
+        for (size_t i = 0; !rc && i < m->shards[k].count; i++) {
+            st_tensor *t = &m->st.tensors[m->st.count];
+            *t = m->shards[k].tensors[i];
+            t->name = strdup(t->name);
+            if (!t->name)
+                rc = ats_error_set(err, ATS_ERR_NOMEM, "%s: out of memory", index);
+            else
+                m->st.count++;
+        }
+    if (!rc) {
+        qsort(m->st.tensors, m->st.count, sizeof *m->st.tensors, st_tensor_cmp_name);
+        for (size_t i = 1; i < m->st.count && !rc; i++)
+            if (!strcmp(m->st.tensors[i - 1].name, m->st.tensors[i].name))
+                rc = ats_error_set(err, ATS_ERR_FORMAT, "%s: tensor '%s' is in two shards", index,
+                                   m->st.tensors[i].name);
+    }
+    cJSON_ArrayForEach(e, wm) {
+        if (rc) break;
+        size_t k = 0;
+        while (k < m->n_shards && strcmp(files[k], e->valuestring)) k++;
+        if (k == m->n_shards || !ats_safetensors_find(&m->shards[k], e->string))
+            rc = ats_error_set(err, ATS_ERR_FORMAT, "%s: tensor '%s' is not in %s", index,
+                               e->string, e->valuestring);
+    }
+    free(files);
+done:
+    cJSON_Delete(root);
+    return rc;
+}
+
 ats_status ats_model_load(const char *name_or_path, ats_model **out, ats_error *err) {
     *out = NULL;
     ats_model *m = calloc(1, sizeof *m);
@@ -618,7 +702,14 @@ ats_status ats_model_load(const char *name_or_path, ats_model **out, ats_error *
     if ((rc = read_json(cpath, &root, err))) goto fail;
     if ((rc = parse_config(m, root, cpath, err))) goto fail;
     if (m->info.arch == ATS_ARCH_VIT && (rc = parse_preprocessor(m, err))) goto fail;
-    if (file_exists(wpath)) {
+    char *index = path_join(m->dir, "model.safetensors.index.json");
+    int sharded = index && !file_exists(wpath) && file_exists(index);
+    if (sharded) rc = open_shards(m, index, err);
+    free(index);
+    if (rc) goto fail;
+    if (sharded) {
+        /* m->st holds the shards' tensors */
+    } else if (file_exists(wpath)) {
         if ((rc = ats_safetensors_open(wpath, &m->st, err))) goto fail;
     } else {
         char *bin = path_join(m->dir, "pytorch_model.bin");

@@ -73,7 +73,9 @@ struct ats_model {
     char *dir;
     char model_type[32];
     char errmsg[ATS_ERROR_MESSAGE_MAX];
-    ats_safetensors st;
+    ats_safetensors st;      /* the weights (for a sharded checkpoint: all shards' tensors) */
+    ats_safetensors *shards; /* [n_shards] the mapped shards of a sharded checkpoint */
+    size_t n_shards;
     act_kind act;
     int conv1d;         /* GPT-2's Conv1D layout: y = x W with W [in][out] */
     int pre_ln;         /* GPT-2, ViT */

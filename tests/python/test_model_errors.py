@@ -188,3 +188,22 @@ def test_corrupt_pytorch_bin(tmp_path, how, frag):
     else:
         b.write_bytes(raw.replace(b"data.pkl", b"data.xyz"))
     check_fails(run(d, "--ids", "2,3"), None, str(b), frag)
+
+
+def test_bad_shard_index(tmp_path):
+    d = model_copy(tmp_path, "bert_sharded")
+    index = d / "model.safetensors.index.json"
+    idx = json.load(open(index))
+    name = sorted(idx["weight_map"])[0]
+    good = idx["weight_map"][name]
+    other = sorted(set(idx["weight_map"].values()) - {good})[0]
+    idx["weight_map"][name] = other  # claims the tensor is in another shard
+    json.dump(idx, open(index, "w"))
+    check_fails(run(d, "--ids", "2,3"), None, str(index), name, "is not in", other)
+    idx["weight_map"][name] = "../escape.safetensors"
+    json.dump(idx, open(index, "w"))
+    check_fails(run(d, "--ids", "2,3"), None, str(index), "bad shard file name")
+    idx["weight_map"][name] = good
+    json.dump(idx, open(index, "w"))
+    os.remove(d / other)
+    check_fails(run(d, "--ids", "2,3"), None, other)

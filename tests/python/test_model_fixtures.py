@@ -11,7 +11,8 @@ import pytest
 
 ATTNSCOPE = os.environ.get("ATTNSCOPE", "build/attnscope")
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "models")
-MODELS = ["gpt2", "bert", "roberta", "distilbert", "vit", "bert_f16", "gpt2_bf16", "bert_bin"]
+MODELS = ["gpt2", "bert", "roberta", "distilbert", "vit", "bert_f16", "gpt2_bf16", "bert_bin",
+          "bert_sharded"]
 TOL = 1e-5
 
 
