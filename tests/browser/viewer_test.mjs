@@ -35,7 +35,7 @@ function startServer() {
     proc.stdout.on("data", (d) => {
       out += d;
       const m = out.match(/on (http:\/\/127\.0\.0\.1:\d+)\//);
-      if (m) { clearTimeout(timer); resolve({ proc, url: m[1] + "/" }); }
+      if (m) { clearTimeout(timer); resolve({ proc, url: m[1] + "/", stderr: () => err }); }
     });
     proc.stderr.on("data", (d) => { err += d; });
     proc.on("exit", (code) => { clearTimeout(timer); reject(new Error(`server exited ${code}: ${err}`)); });
@@ -70,7 +70,7 @@ async function setRange(page, id, value) {
 }
 
 async function main() {
-  const { proc, url } = await startServer();
+  const { proc, url, stderr } = await startServer();
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), "attnscope-chromium-"));
   let context = null;
   try {
@@ -211,6 +211,7 @@ async function main() {
     fs.rmSync(profile, { recursive: true, force: true });
     const code = await stopServer(proc);
     check(code === 0, `server stopped cleanly on SIGTERM (exit ${code})`);
+    if (code !== 0) console.log(stderr());
   }
   console.log(`${passed} passed, ${failed} failed`);
   process.exit(failed ? 1 : 0);
