@@ -539,6 +539,7 @@ function showError(msg) {
   const e = $("error");
   e.textContent = msg || "";
   e.hidden = !msg;
+  $("views").classList.toggle("stale", !!msg); // the figures are of the last good request
 }
 
 function median(a) {

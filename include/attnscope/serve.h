@@ -5,34 +5,48 @@
  *
  *   GET  /, /index.html, /app.js, /style.css   the viewer (a fixed whitelist of files read from
  *                                              the web folder; nothing else is ever opened)
- *   GET  /api/info                             model name, layers, heads, max tokens, limits
- *   POST /api/analyze                          JSON {text, text2?, layer, head, threshold,
- *                                              measure: "jsd"|"js"|"kl", max_dim?} ->
- *                                              tokens, the head's attention [n][n], the measure
- *                                              matrix [n][n], persistence diagrams (as
- *                                              `attnscope rips --json`), H1 cycles by token, a
- *                                              3-D layout, the Rips complex's edges and
- *                                              triangles at the threshold, H0 clusters at the
- *                                              threshold, and for two texts the bottleneck and
- *                                              1-Wasserstein distances between their diagrams
- *   GET|POST /api/overview                     [L][H] grids of per-head summaries of a text
- *                                              (mean token entropy in bits, total H1
- *                                              persistence of the JS-distance metric; the
- *                                              latter null for texts over 128 tokens)
+ *   GET  /api/info                             {"model": {name, type, layers, heads, causal,
+ *                                              max_tokens}, "max_body", "measures"}
+ *   POST /api/analyze                          a JSON body of parameters (below) ->
+ *        {"model", "layer", "head", "measure", "threshold" (the one used),
+ *         "texts": [one object per text: "tokens" [n] (the text each token covers),
+ *                   "attention" [n][n] (the head's, float32 values), "matrix" [n][n] (the
+ *                   measure), "distance_range" [min, max] and "distance_median" of the
+ *                   symmetrised measure, "diagrams" (as `attnscope rips --json`: n_points,
+ *                   threshold, dims [{dim, pairs [[birth, death|null]], cycles (H1)}]),
+ *                   "cycles" [{birth, death, edges, vertices, tokens}] (H1 classes by token),
+ *                   "layout" [n][3] (ats_layout_force at the median distance; independent of
+ *                   the threshold), "clusters" {count, labels [n]} (H0 at the threshold),
+ *                   "edges" [[i, j]] and "triangles" [[i, j, k]] (i < j < k) of the Rips
+ *                   complex at the threshold (at most 20000 triangles; "triangles_truncated")],
+ *         "comparison" (two texts): {"dims": [{dim, bottleneck, wasserstein}]} (q = 1,
+ *                   internal L-inf, as `attnscope compare`),
+ *         "timing": {cached, forward_ms, head_cached, head_ms, total_ms}}
+ *   GET|POST /api/overview                     {"layers", "heads", "tokens", "entropy" [L][H]
+ *                                              (mean token entropy, bits), "h1_persistence"
+ *                                              [L][H] (total finite H1 persistence of the
+ *                                              JS-distance metric; null for texts over
+ *                                              "h1_max_tokens" = 128 tokens), "timing"}
  *   GET|POST /api/figure/KIND.png|svg          a figure drawn by the C renderer (render.h);
  *                                              KIND is heatmap, measure, diagram, barcode,
- *                                              skeleton, graph or overview; parameters as for
- *                                              analyze (query string or JSON body), plus
- *                                              which=1|2 for the text
+ *                                              skeleton, graph or overview
  *
- * Topology uses the measure symmetrised, (M + Mᵀ)/2 (KL is smoothed with ε = 1e-9 as
- * `attnscope divergence` does); with the default measure "jsd" the numbers are exactly those of
- * `attnscope topo` for the same text and head.
+ * Parameters (a JSON object in a POST body, or the query string of a GET, where numbers are
+ * decimal strings): text (UTF-8, required), text2 (optional, compared with text), layer and
+ * head (0-based, required by analyze and by figures of one head), threshold (finite, >= 0;
+ * default the median distance), measure ("jsd" JS distance, default; "js" JS divergence; "kl"
+ * KL divergence smoothed by 1e-9; all base 2), max_dim (0..2, default 1), which (1 or 2: the
+ * text a figure shows), stat ("entropy" or "h1": the overview figure's grid).
+ *
+ * Topology uses the measure symmetrised, (M + Mᵀ)/2; with the default measure "jsd" the
+ * numbers are exactly those of `attnscope topo` for the same text and head. Numbers are
+ * written with 17 significant digits (9 for float32 attention), so they read back exactly.
  *
  * Errors are JSON {"error": "message"} with status 400 (bad JSON, parameters out of range,
  * invalid UTF-8, too many tokens), 404 (unknown path), 405 (wrong method), 413 (body larger
  * than the limit) or 500. Forward passes of the most recent texts are cached (keyed by text),
- * so moving the layer, head or threshold does not run the model again. Requests are served
+ * so moving the layer, head or threshold does not run the model again, and so are each text's
+ * most recent head analyses, so moving the threshold redoes only the complex. Requests are served
  * concurrently, one thread per connection; the model runs one forward pass at a time.
  *
  * The server never prints; its threads never touch signals (the caller decides how to wait and
