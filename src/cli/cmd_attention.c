@@ -227,6 +227,11 @@ int ats_cmd_attention(int argc, char **argv) {
                                  a.layer, a.head, mi->n_layers, mi->n_heads);
         goto done;
     }
+    if ((mi->arch == ATS_ARCH_VIT) != (a.image != NULL)) {
+        rc = ats_cli_usage_error("attention", "%s: a %s model takes %s", mi->dir, mi->model_type,
+                                 mi->arch == ATS_ARCH_VIT ? "an --image" : "--text or --ids");
+        goto done;
+    }
     if (a.ids && !parse_ids(a.ids, &ids, &n)) {
         rc = ats_cli_usage_error("attention", "--ids needs comma-separated integers, got '%s'",
                                  a.ids);

@@ -413,6 +413,10 @@ ats_status ats_model_forward_image(ats_model *m, const char *path, const ats_for
     if (mi->arch != ATS_ARCH_VIT)
         return ats_model_fail(m, err, ATS_ERR_INVALID, "%s: a %s model takes text, not an image",
                               m->dir, mi->model_type);
+    if (mi->n_channels != 3)
+        return ats_model_fail(m, err, ATS_ERR_INVALID,
+                              "%s: the model takes %d channels; image files give RGB (3)", m->dir,
+                              mi->n_channels);
     ats_image img;
     ats_error e;
     ats_status rc = ats_image_load(path, &img, &e);

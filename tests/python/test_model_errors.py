@@ -159,6 +159,7 @@ def test_bad_text_and_images(tmp_path):
     check_fails(run(vit, "--image", str(bad), out=out), out, str(bad), "not a readable image")
     check_fails(run(vit, "--image", str(tmp_path / "missing.png"), out=out), out, "missing.png")
     check_fails(run(vit, "--ids", "1,2", out=out), out, "image")
+    check_fails(run(vit, "--text", "a cat", out=out), out, "image")
     check_fails(run(os.path.join(ROOT, "bert"), "--image", str(bad), out=out), out, "text")
 
 
