@@ -63,14 +63,16 @@ typedef struct ats_model_info {
     float image_mean[3], image_std[3];
 } ats_model_info;
 
-/* Loads a model from a directory in HuggingFace layout or a name in the HuggingFace cache
- * (ats_model_resolve). On failure *out is NULL and err says which file and tensor were wrong. */
+/* Loads a model from a directory in HuggingFace layout, a name in the HuggingFace cache, or a
+ * name downloaded from the hub (ats_model_locate, hub.h). On failure *out is NULL and err says
+ * which file and tensor were wrong. */
 ats_status ats_model_load(const char *name_or_path, ats_model **out, ats_error *err);
 void ats_model_free(ats_model *m);
 
 /* The model's description; lives as long as the model. */
 const ats_model_info *ats_model_info_get(const ats_model *m);
-/* The message of the last failed call on this handle ("" when none); lives until the next call. */
+/* The message of the last failed call on this handle ("" when none yet); it is only written when
+ * a call fails, and lives until the next failing call. */
 const char *ats_model_errmsg(const ats_model *m);
 
 /* ---- forward pass */

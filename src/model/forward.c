@@ -251,7 +251,6 @@ ats_status ats_model_forward(ats_model *m, const ats_model_input *in,
                              ats_error *err) {
     memset(res, 0, sizeof *res);
     res->loss = NAN;
-    m->errmsg[0] = '\0';
     ats_forward_options defaults;
     ats_forward_options_init(&defaults);
     const ats_forward_options *opt = opt_in ? opt_in : &defaults;
@@ -362,7 +361,6 @@ ats_status ats_model_forward_pixels(ats_model *m, const float *pixels,
                                     ats_error *err) {
     memset(res, 0, sizeof *res);
     res->loss = NAN;
-    m->errmsg[0] = '\0';
     ats_forward_options defaults;
     ats_forward_options_init(&defaults);
     const ats_forward_options *opt = opt_in ? opt_in : &defaults;
