@@ -60,12 +60,17 @@ def main():
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--requests", type=int, default=100)
     ap.add_argument("--model", default=None)
+    ap.add_argument("--pool", type=int, default=40,
+                    help="distinct texts the load clients draw from (the cache holds 16)")
+    ap.add_argument("--server-threads", type=int, default=0,
+                    help="attnscope serve --threads (0: its default)")
     a = ap.parse_args()
     model = a.model or minilm_dir()
     if not model:
         sys.exit("all-MiniLM-L6-v2 not found (tools/deps.sh)")
     rng = random.Random(1)
-    srv = Server(model)
+    extra = ["--threads", str(a.server_threads)] if a.server_threads else []
+    srv = Server(model, *extra)
     try:
         url = srv.url + "/api/analyze"
         info = json.loads(srv.request("/api/info")[2])["model"]
@@ -76,7 +81,9 @@ def main():
         status, _ = post(url, base)
         assert status == 200, status
         n_tok = len(json.loads(srv.request("/api/analyze", base)[2])["texts"][0]["tokens"])
-        print(f"attnscope serve, model {os.path.basename(model.rstrip('/'))} ({L} x {H} heads), "
+        name = model.rstrip("/")
+        name = "all-MiniLM-L6-v2" if "minilm" in name.lower() else os.path.basename(name)
+        print(f"attnscope serve, model {name} ({L} x {H} heads), "
               f"texts of ~{n_tok} tokens, two texts per request (as the page sends)")
 
         # slider changes: same texts, another layer / head / threshold
@@ -104,7 +111,7 @@ def main():
         print(f"{'overview grid of a new text':<34}{overview_ms:>10.1f}")
 
         # load: C clients for S seconds; texts from a pool larger than the cache (16)
-        pool = [sentence(rng, rng.randint(10, 30)) for _ in range(40)]
+        pool = [sentence(rng, rng.randint(10, 30)) for _ in range(a.pool)]
         stop = time.monotonic() + a.seconds
         lock = threading.Lock()
         lat, errors, codes = [], [0], {}
@@ -137,7 +144,8 @@ def main():
             t.join(timeout=120)
         elapsed = time.monotonic() - t_start
         half = [m for t, m in rss if t >= elapsed / 2]
-        print(f"\n{a.clients} concurrent clients for {a.seconds:.0f} s: {len(lat)} requests answered "
+        print(f"\n{a.clients} concurrent clients for {a.seconds:.0f} s, texts drawn from {a.pool}: "
+              f"{len(lat)} requests answered "
               f"({len(lat) / elapsed:.1f}/s), {errors[0]} errors, status counts {codes}")
         if lat:
             print(f"  latency under load: median {statistics.median(lat):.1f} ms, "

@@ -47,7 +47,7 @@
  * than the limit) or 500. Forward passes of the most recent texts are cached (keyed by text),
  * so moving the layer, head or threshold does not run the model again, and so are each text's
  * most recent head analyses, so moving the threshold redoes only the complex. Requests are served
- * concurrently, one thread per connection; the model runs one forward pass at a time.
+ * concurrently, one thread per connection; see n_threads for the forward passes.
  *
  * The server never prints; its threads never touch signals (the caller decides how to wait and
  * when to stop). */
@@ -67,7 +67,9 @@ typedef struct ats_server_options {
     const char *host;       /* numeric IPv4 or IPv6 address to bind (default "127.0.0.1") */
     int port;               /* TCP port; 0 (default) lets the system choose (ats_server_port) */
     const char *web_dir;    /* folder holding index.html, app.js, style.css; required */
-    int n_threads;          /* threads of a forward pass; 0 (default) leaves them as they are */
+    int n_threads;          /* 0 (default): forward passes are single-threaded and up to one
+                               per core run at once (requests are concurrent); N > 0: one
+                               forward pass at a time, with N threads */
     size_t max_body;        /* largest request body in bytes (default 65536) */
     size_t max_tokens;      /* longest text in tokens; 0 (default): the model's maximum */
     unsigned max_conns;     /* simultaneous connections (default 64) */

@@ -20,7 +20,8 @@ static const char SERVE_USAGE[] =
     "  --port P          TCP port (default 8765; 0 lets the system choose; the URL is printed)\n"
     "  --host ADDR       numeric address to bind (default 127.0.0.1: this machine only)\n"
     "  --web DIR         the viewer's files (default: web/ beside the executable's folder)\n"
-    "  --threads N       threads of a forward pass (default: as OpenBLAS/OpenMP are set)\n"
+    "  --threads N       one forward pass at a time with N threads (default: single-threaded\n"
+    "                    forward passes, as many at once as there are cores)\n"
     "  --max-tokens N    longest text in tokens (default: the model's maximum)\n"
     "  --max-body BYTES  largest request body (default 65536)\n";
 

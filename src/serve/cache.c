@@ -109,14 +109,15 @@ static ats_status text_compute(ats_server *srv, const char *text, size_t len, sr
         ats_forward_options fo;
         ats_forward_options_init(&fo);
         fo.capture = ATS_CAPTURE_ATTENTION;
-        fo.n_threads = srv->opt.n_threads;
+        fo.n_threads = srv->forward_threads;
         ats_model_input in = {enc.ids, NULL, NULL, enc.count};
         ats_forward_result res;
         memset(&res, 0, sizeof res);
         double t0 = srv_now_ms();
-        pthread_mutex_lock(&srv->model_lock);
+        while (sem_wait(&srv->forward_slots) != 0) {
+        }
         st = ats_model_forward(srv->model, &in, &fo, &res, err);
-        pthread_mutex_unlock(&srv->model_lock);
+        sem_post(&srv->forward_slots);
         *forward_ms = srv_now_ms() - t0;
         if (!st) {
             t->L = res.n_layers;

@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 #include <pthread.h>
+#include <semaphore.h>
 
 #include "attnscope/rips.h"
 
@@ -56,7 +57,8 @@ struct ats_server {
     ats_server_options opt;
     size_t max_tokens;
     int port;
-    pthread_mutex_t model_lock;  /* one forward pass at a time */
+    sem_t forward_slots;         /* forward passes that may run at once */
+    int forward_threads;         /* threads of each forward pass */
     pthread_mutex_t cache_lock;  /* the cache and reference counts */
     pthread_mutex_t render_lock; /* cairo/pango figures one at a time */
     srv_text **cache;            /* [opt.cache_entries] */

@@ -274,7 +274,7 @@ static void server_free(ats_server *srv) {
     ats_model_free(srv->model);
     free(srv->model_name);
     free(srv->web_dir);
-    pthread_mutex_destroy(&srv->model_lock);
+    sem_destroy(&srv->forward_slots);
     pthread_mutex_destroy(&srv->cache_lock);
     pthread_mutex_destroy(&srv->render_lock);
     free(srv);
@@ -304,7 +304,13 @@ ats_status ats_server_start(const ats_server_options *opt, ats_server **out, ats
 
     ats_server *srv = calloc(1, sizeof *srv);
     if (!srv) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
-    pthread_mutex_init(&srv->model_lock, NULL);
+    /* Requests run in parallel, so by default every forward pass is single-threaded and as
+     * many run at once as there are cores (BLAS and OpenMP threads would only fight over the
+     * cores otherwise); with n_threads > 0, one at a time with that many threads. */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    srv->forward_threads = opt->n_threads > 0 ? opt->n_threads : 1;
+    sem_init(&srv->forward_slots, 0,
+             opt->n_threads > 0 ? 1u : (unsigned)(cores > 0 && cores < 256 ? cores : 1));
     pthread_mutex_init(&srv->cache_lock, NULL);
     pthread_mutex_init(&srv->render_lock, NULL);
     srv->opt = *opt;
