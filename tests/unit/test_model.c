@@ -89,6 +89,35 @@ static void test_bert_ids1(void) {
     ats_model_free(m);
 }
 
+/* one handle, forward passes from several threads at once: each equals the serial result */
+static void test_concurrent(void) {
+    ats_model *m = NULL;
+    ats_error err;
+    CHECK(ats_model_load(FIX "gpt2", &m, &err) == ATS_OK);
+    if (!m) return;
+    int32_t ids[12] = {5, 9, 200, 31, 7, 7, 64, 100, 3, 250, 11, 42};
+    ats_model_input in = {ids, NULL, ids, 12};
+    ats_forward_options opt;
+    ats_forward_options_init(&opt);
+    opt.capture |= ATS_CAPTURE_HIDDEN;
+    ats_forward_result ref;
+    CHECK(ats_model_forward(m, &in, &opt, &ref, &err) == ATS_OK);
+    int bad = 0;
+#pragma omp parallel for num_threads(2) reduction(+ : bad)
+    for (int k = 0; k < 6; k++) {
+        ats_forward_result r;
+        ats_error e;
+        if (ats_model_forward(m, &in, &opt, &r, &e) != ATS_OK ||
+            memcmp(r.attention, ref.attention, 2 * 4 * 144 * sizeof(float)) ||
+            memcmp(r.hidden, ref.hidden, 3 * 12 * 32 * sizeof(float)) || r.loss != ref.loss)
+            bad++;
+        ats_forward_result_free(&r);
+    }
+    CHECK(bad == 0);
+    ats_forward_result_free(&ref);
+    ats_model_free(m);
+}
+
 static void test_roberta_limit_and_vit(void) {
     ats_model *m = NULL;
     ats_error err;
@@ -199,6 +228,7 @@ static void test_load_errors(void) {
 int main(void) {
     test_bert_ids1();
     test_roberta_limit_and_vit();
+    test_concurrent();
     test_safetensors();
     test_load_errors();
     return check_report("test_model");
