@@ -10,7 +10,7 @@ DEBIAN_PACKAGES=(
   libopenblas-dev libcjson-dev libutf8proc-dev libpcre2-dev libstb-dev
   libcurl4-openssl-dev
   libcairo2-dev libpango1.0-dev libmicrohttpd-dev
-  ripser python3-venv fonts-dejavu-core fonts-wqy-microhei clang
+  ripser python3-venv fonts-dejavu-core fonts-wqy-microhei poppler-utils clang
   chromium
   libopenmpi-dev openmpi-bin
 )
@@ -27,8 +27,8 @@ if ((${#missing[@]})); then
 fi
 
 # Python references for the tests (scipy, GUDHI). Versions pinned so CI is repeatable.
-PY_PACKAGES=(numpy==2.1.3 scipy==1.14.1 gudhi==3.11.0 pytest==8.3.3)
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import numpy, scipy, gudhi, pytest" 2>/dev/null; then
+PY_PACKAGES=(numpy==2.1.3 scipy==1.14.1 gudhi==3.11.0 pytest==8.3.3 pillow==11.0.0)
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import numpy, scipy, gudhi, pytest, PIL" 2>/dev/null; then
   echo "deps: creating .venv with ${PY_PACKAGES[*]}" >&2
   python3 -m venv .venv
   .venv/bin/pip install -q --upgrade pip >/dev/null
