@@ -134,10 +134,21 @@ async function main() {
     check((await data(page, "overview", "selected")) === "0,2", "overview grid marks the head");
     await page.screenshot({ path: path.join(shotDir, "04-head-slider.png"), fullPage: true });
 
+    // measure select: the measure heatmap changes, the attention heatmap does not
+    const meas0 = await pixels(page, "measurecv"), att0 = await pixels(page, "heatmap1");
+    let before = await analyzed(page);
+    await page.selectOption("#measure", "kl");
+    await waitAnalyzed(page, before);
+    check(meas0 !== await pixels(page, "measurecv") && att0 === await pixels(page, "heatmap1"),
+      "measure KL: the measure heatmap changes, the attention heatmap does not");
+    before = await analyzed(page);
+    await page.selectOption("#measure", "jsd");
+    await waitAnalyzed(page, before);
+
     // overview grid: click layer 1 head 3
     const g = await page.evaluate(() => state.overviewGeom);
     const box = await page.$eval("#overview", (el) => { const r = el.getBoundingClientRect(); return [r.left, r.top]; });
-    let before = await analyzed(page);
+    before = await analyzed(page);
     await page.mouse.click(box[0] + g.left + 3.5 * g.cell, box[1] + g.top + 1.5 * g.cell);
     await waitAnalyzed(page, before);
     check((await data(page, "heatmap1", "head")) === "1,3", "a click on the grid selects layer 1 head 3");
