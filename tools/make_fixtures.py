@@ -120,8 +120,15 @@ def save_case(exp_dir, name, model, out, extra):
     return extra
 
 
-def text_cases(model, tok, exp_dir, causal, mlm):
+def text_cases(model, tok, exp_dir, causal, mlm, max_len=None):
     cases = []
+    if max_len:  # a text longer than the model takes, truncated as transformers does
+        text = " ".join(["the cat sat on the mat"] * 12)
+        enc = tok(text, return_tensors="pt", truncation=True, max_length=max_len)
+        out = model(input_ids=enc["input_ids"], output_attentions=True, output_hidden_states=True)
+        cases.append(save_case(exp_dir, "truncated", model, out,
+                               {"text": text, "truncate": True,
+                                "ids": enc["input_ids"][0].tolist()}))
     for k, text in enumerate(TEXTS):
         enc = tok(text, return_tensors="pt")
         ids = enc["input_ids"]
@@ -211,7 +218,7 @@ def build_gpt2(name="gpt2", dtype=None):
     with torch.no_grad():
         cases = id_cases(model, exp, vocab, True, False, mask_shape=(2, 4))
         if dtype is None:
-            cases += text_cases(model, tok, exp, True, False)
+            cases += text_cases(model, tok, exp, True, False, max_len=64)
         # the model's maximum length, exactly
         ids = list(np.random.default_rng(7).integers(0, vocab, size=64))
         out = model(input_ids=torch.tensor([ids]), output_attentions=True,
@@ -242,7 +249,7 @@ def build_bert(name="bert", dtype=None, safe=True, shard=None):
     with torch.no_grad():
         cases = id_cases(model, exp, vocab, False, True, types=2, mask_shape=(2, 4))
         if dtype is None:
-            cases += text_cases(model, tok, exp, False, True)
+            cases += text_cases(model, tok, exp, False, True, max_len=40 if safe else None)
     finish(d, name, cases)
 
 

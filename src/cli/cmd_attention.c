@@ -32,7 +32,8 @@ static const char USAGE[] =
     "  --loss              print the language-model loss (GPT-2: next token over the input;\n"
     "                      masked-LM models: needs --labels)\n"
     "  --labels I,J,..     loss targets per position, -100 = ignored\n"
-    "  --truncate          keep the first max-positions tokens of a longer input\n"
+    "  --truncate          keep the first max-positions tokens of a longer input (text: as\n"
+    "                      transformers' truncation=True, the closing special tokens stay)\n"
     "  --threads N         threads (default: as OpenBLAS/OpenMP are configured)\n"
     "  --repeat R          run the forward pass R times and print its median wall time\n";
 
@@ -211,6 +212,7 @@ int ats_cmd_attention(int argc, char **argv) {
     ats_tokenizer *tok = NULL;
     ats_encoding enc = {0};
     int32_t *ids = NULL, *types = NULL, *labels = NULL;
+    size_t *tokidx = NULL; /* --text: the encoding's index of each token that is run */
     size_t n = 0, ntypes = 0, nlabels = 0;
     float *mask = NULL;
     char **names = NULL;
@@ -250,11 +252,21 @@ int ats_cmd_attention(int argc, char **argv) {
         }
         n = enc.count;
         ids = malloc((n ? n : 1) * sizeof *ids);
-        if (!ids) {
+        tokidx = malloc((n ? n : 1) * sizeof *tokidx);
+        if (!ids || !tokidx) {
             rc = ATS_EXIT_FAIL;
             goto done;
         }
-        memcpy(ids, enc.ids, n * sizeof *ids);
+        for (size_t i = 0; i < n; i++) tokidx[i] = i;
+        size_t lim = (size_t)mi->max_positions;
+        if (a.truncate && n > lim) {
+            /* as transformers' truncation=True: cut the text, keep the closing special tokens */
+            size_t k = 0;
+            while (k < n && k < lim && enc.special[n - 1 - k]) k++;
+            for (size_t j = 0; j < k; j++) tokidx[lim - k + j] = n - k + j;
+            n = lim;
+        }
+        for (size_t i = 0; i < n; i++) ids[i] = enc.ids[tokidx[i]];
     }
     if (a.labels) {
         if (!parse_ids(a.labels, &labels, &nlabels) || nlabels != n) {
@@ -358,7 +370,7 @@ int ats_cmd_attention(int argc, char **argv) {
         char buf[32];
         for (size_t i = 0; names && i < nt; i++) {
             if (a.text)
-                names[i] = strdup(enc.tokens[i]);
+                names[i] = strdup(enc.tokens[tokidx[i]]);
             else if (a.image) {
                 snprintf(buf, sizeof buf, i ? "patch%zu" : "[CLS]", i - 1);
                 names[i] = strdup(buf);
@@ -379,6 +391,7 @@ done:
     ats_encoding_free(&enc);
     ats_tokenizer_free(tok);
     free(ids);
+    free(tokidx);
     free(types);
     free(labels);
     free(mask);

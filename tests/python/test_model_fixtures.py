@@ -47,6 +47,8 @@ def test_matches_transformers(tmp_path, model, case):
         if not tokenizer_ready():
             pytest.skip("tokenizer not built yet")
         args += ["--text", case["text"]]
+        if case.get("truncate"):
+            args += ["--truncate"]
     else:
         args += ["--ids", csv(case["ids"])]
         if case.get("types"):
