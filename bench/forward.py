@@ -92,7 +92,8 @@ def main():
     import transformers
     print(f"attention extraction: attnscope vs transformers {transformers.__version__} / torch "
           f"{torch.__version__} (eager, output_attentions=True), {threads} threads")
-    print("ratio = transformers / attnscope (> 1: attnscope faster / smaller)")
+    print("ratio = transformers / attnscope (> 1: attnscope faster / smaller); load average "
+          f"at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"{'case':<40} {'ours ms':>9} {'torch ms':>9} {'time':>7} {'ours MB':>8} "
           f"{'torch MB':>8} {'memory':>7}")
     for name, model, ids, rep in cases:
