@@ -343,6 +343,22 @@ static int own(ats_model *m, float *p) {
     return 1;
 }
 
+/* A tensor by name; older BERT checkpoints (bert-base-uncased among them) call a LayerNorm's
+ * weight and bias "gamma" and "beta", which transformers renames at load: so does this. */
+static const st_tensor *find_alias(const ats_safetensors *st, const char *name) {
+    const st_tensor *t = ats_safetensors_find(st, name);
+    size_t len = strlen(name);
+    if (t || !strstr(name, "LayerNorm.") || len < 5 || len > 240) return t;
+    char alt[256];
+    if (!strcmp(name + len - 7, ".weight"))
+        snprintf(alt, sizeof alt, "%.*s.gamma", (int)(len - 7), name);
+    else if (!strcmp(name + len - 5, ".bias"))
+        snprintf(alt, sizeof alt, "%.*s.beta", (int)(len - 5), name);
+    else
+        return NULL;
+    return ats_safetensors_find(st, alt);
+}
+
 /* The float32 data of tensor prefix+name, whose shape must be dims[0..ndim); NULL and an error
  * (unless optional) when it is missing or wrong. */
 static const float *tensor_get(loader *ld, int optional, const char *name, int ndim,
@@ -351,7 +367,7 @@ static const float *tensor_get(loader *ld, int optional, const char *name, int n
     ats_model *m = ld->m;
     char full[256];
     snprintf(full, sizeof full, "%s%s", ld->prefix, name);
-    const st_tensor *t = ats_safetensors_find(&m->st, full);
+    const st_tensor *t = find_alias(&m->st, full);
     if (!t) {
         if (!optional)
             ld->rc = ats_error_set(ld->err, ATS_ERR_FORMAT,
@@ -419,7 +435,7 @@ static const float *O1(loader *ld, const char *name, size_t a) {
 static int has(loader *ld, const char *name) {
     char full[256];
     snprintf(full, sizeof full, "%s%s", ld->prefix, name);
-    return ats_safetensors_find(&ld->m->st, full) != NULL;
+    return find_alias(&ld->m->st, full) != NULL;
 }
 
 static void load_gpt2(loader *ld) {

@@ -208,3 +208,22 @@ def test_bad_shard_index(tmp_path):
     json.dump(idx, open(index, "w"))
     os.remove(d / other)
     check_fails(run(d, "--ids", "2,3"), None, other)
+
+
+def test_layernorm_gamma_beta_names(tmp_path):
+    """Old BERT checkpoints name LayerNorm weights gamma/beta; they load as transformers does."""
+    d = model_copy(tmp_path)
+    st = d / "model.safetensors"
+    header, data = read_st(st)
+    renamed = {}
+    for k, v in header.items():
+        if "LayerNorm.weight" in k:
+            k = k.replace("LayerNorm.weight", "LayerNorm.gamma")
+        elif "LayerNorm.bias" in k:
+            k = k.replace("LayerNorm.bias", "LayerNorm.beta")
+        renamed[k] = v
+    write_st(st, renamed, data)
+    a, b = tmp_path / "a.npy", tmp_path / "b.npy"
+    assert run(d, "--ids", "2,21,42,3", out=a).returncode == 0
+    assert run(os.path.join(ROOT, "bert"), "--ids", "2,21,42,3", out=b).returncode == 0
+    assert np.array_equal(np.load(a), np.load(b))
