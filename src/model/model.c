@@ -255,6 +255,12 @@ static ats_status parse_preprocessor(ats_model *m, ats_error *err) {
     I->do_rescale = cfg_bool(&c, "do_rescale", 1);
     I->do_normalize = cfg_bool(&c, "do_normalize", 1);
     I->rescale_factor = cfg_num(&c, "rescale_factor", 1.0 / 255.0);
+    int resample = cfg_int(&c, "resample", 2, 0, 5);
+    if (!c.rc && resample != 2)
+        rc = ats_error_set(err, ATS_ERR_FORMAT,
+                           "%s: resample %d is not supported (only 2, PIL's bilinear, as "
+                           "ViTImageProcessor uses by default)",
+                           path, resample);
     const cJSON *size = cJSON_GetObjectItemCaseSensitive(root, "size");
     int h = I->image_size, w = I->image_size;
     if (cJSON_IsNumber(size))

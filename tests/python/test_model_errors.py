@@ -227,3 +227,17 @@ def test_layernorm_gamma_beta_names(tmp_path):
     assert run(d, "--ids", "2,21,42,3", out=a).returncode == 0
     assert run(os.path.join(ROOT, "bert"), "--ids", "2,21,42,3", out=b).returncode == 0
     assert np.array_equal(np.load(a), np.load(b))
+
+
+def test_unsupported_preprocessing(tmp_path):
+    d = model_copy(tmp_path, "vit")
+    p = d / "preprocessor_config.json"
+    cfg = json.load(open(p))
+    cfg["resample"] = 3
+    json.dump(cfg, open(p, "w"))
+    img = os.path.join(ROOT, "vit", "expected", "image0.png")
+    check_fails(run(d, "--image", img), None, str(p), "resample 3")
+    cfg["resample"] = 2
+    cfg["size"] = {"height": 64, "width": 64}
+    json.dump(cfg, open(p, "w"))
+    check_fails(run(d, "--image", img), None, str(p), "image_size")
