@@ -169,6 +169,7 @@ static int word_mode(const char **models, size_t n_models, const char **texts, c
     find_word(texts[0], word, &s0, &e0);
     find_word(texts[1], word, &s1, &e1);
     ats_series series[MAX_MODELS];
+    char names[MAX_MODELS][64]; /* the models' types outlive the models */
     double *xs[MAX_MODELS] = {0}, *ys[MAX_MODELS] = {0};
     cJSON *doc = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(doc, "models");
     cJSON_AddStringToObject(doc, "word", word);
@@ -201,7 +202,8 @@ static int word_mode(const char **models, size_t n_models, const char **texts, c
                                                           : cJSON_CreateNumber(ys[m][l]));
             }
             cJSON_AddItemToArray(arr, mj);
-            series[m].label = lm.info->model_type;
+            snprintf(names[m], sizeof names[m], "%s", lm.info->model_type);
+            series[m].label = names[m];
             series[m].count = L1;
             series[m].x = xs[m];
             series[m].y = ys[m];
