@@ -50,7 +50,9 @@ static const char USAGE[] =
     "  --scale S           clusters: heads joined when their mean distance per token is <= S\n"
     "                      (default: the median H0 death)\n"
     "  --max-tokens n      longest input (default and cap: the model's maximum length)\n"
-    "  --skip-long         skip longer lines (default: keep their first n tokens)\n"
+    "  --skip-long         skip longer lines (default: cut them to n tokens keeping the closing\n"
+    "                      special tokens, as transformers' truncation=True; a joint run of two\n"
+    "                      models always skips them)\n"
     "  --max-lines K       read at most K lines\n"
     "  --stats             head statistics: entropy, [CLS]/[SEP]/punctuation, self/prev/next,\n"
     "                      confidence, positional, rare-token (the corpus's own frequencies)\n"
@@ -68,6 +70,8 @@ static const char USAGE[] =
     "the summary. Exit status: 0 success, 2 bad input or usage, 1 other failures.\n";
 
 #define MAX_LINE_BYTES ((size_t)1 << 20)
+
+void openblas_set_num_threads(int num_threads); /* OpenBLAS (linked by the library) */
 
 typedef struct hargs {
     const char *models[2];
@@ -315,7 +319,7 @@ typedef struct hrun {
     int n_models;
     size_t N; /* heads in D */
     ats_measure_opts mopts;
-    ats_forward_options fopts; /* n_threads 1: lines run in parallel instead */
+    ats_forward_options fopts; /* n_threads 0, OpenBLAS at 1: lines run in parallel instead */
     int line_threads;          /* lines run at once */
     double *csum, *ccomp;      /* [N][N] the current chunk's sums (Neumaier) */
     ats_headstats *hs;
@@ -345,7 +349,36 @@ static ats_status encode_line(const hrun *r, const hmodel *hm, const char *text,
     }
     *n_use = enc->count;
     *too_long = enc->count > hm->max_n;
-    if (*too_long) *n_use = (r->a->skip_long || r->n_models == 2) ? 0 : hm->max_n;
+    if (!*too_long) return ATS_OK;
+    if (r->a->skip_long || r->n_models == 2) {
+        *n_use = 0;
+        return ATS_OK;
+    }
+    /* as transformers' truncation=True (and attention --truncate): the text is cut, the closing
+     * special tokens stay; they are swapped into place, so the encoding still owns every token */
+    size_t n = enc->count, lim = hm->max_n, k = 0;
+    while (k < n && k < lim && enc->special[n - 1 - k]) k++;
+    for (size_t j = 0; j < k; j++) {
+        size_t a = lim - k + j, b = n - k + j;
+        int32_t id = enc->ids[a];
+        enc->ids[a] = enc->ids[b];
+        enc->ids[b] = id;
+        char *t = enc->tokens[a];
+        enc->tokens[a] = enc->tokens[b];
+        enc->tokens[b] = t;
+        uint8_t sp = enc->special[a];
+        enc->special[a] = enc->special[b];
+        enc->special[b] = sp;
+        int32_t w = enc->word_ids[a];
+        enc->word_ids[a] = enc->word_ids[b];
+        enc->word_ids[b] = w;
+        for (int e = 0; e < 2; e++) {
+            size_t o = enc->offsets[2 * a + e];
+            enc->offsets[2 * a + e] = enc->offsets[2 * b + e];
+            enc->offsets[2 * b + e] = o;
+        }
+    }
+    *n_use = lim;
     return ATS_OK;
 }
 
@@ -1450,7 +1483,10 @@ int ats_cmd_heads(int argc, char **argv) {
     r.line_threads = threads;
     if (a.n_models == 2) r.mopts.normalize = 1; /* word rows lose the special tokens' mass */
     ats_forward_options_init(&r.fopts);
-    r.fopts.n_threads = 1;
+    /* lines run in parallel, each pass single-threaded: OpenBLAS's thread count is set once
+     * here (it is process-global) and the passes leave it alone */
+    openblas_set_num_threads(1);
+    r.fopts.n_threads = 0;
     if (a.out_dir && mpi.rank == 0 && make_dir(a.out_dir, &err)) {
         rc = fail(&mpi, &err);
         goto done;
