@@ -103,33 +103,44 @@ static inline float tanh_v(float u) {
     return 1.0f - 2.0f / (exp_v(2.0f * uc) + 1.0f);
 }
 
-/* x[count] = act(x): gelu = ½x(1 + erf(x/√2)), gelu_new = ½x(1 + tanh(√(2/π)(x + 0.044715x³))),
- * relu, silu = x·σ(x), quick_gelu = x·σ(1.702x) */
-VEC_CLONES void k_activation(float *x, size_t count, act_kind act) {
-    long cnt = (long)count;
+/* One activation on y[m] = act(y): gelu = ½x(1 + erf(x/√2)),
+ * gelu_new = ½x(1 + tanh(√(2/π)(x + 0.044715x³))), relu, silu = x·σ(x), quick_gelu = x·σ(1.702x).
+ * Each case is its own simd loop. */
+static inline __attribute__((always_inline)) void act_block(float *y, long m, act_kind act) {
     switch (act) {
     case ACT_GELU:
-#pragma omp parallel for simd if (count > 262144) schedule(static)
-        for (long k = 0; k < cnt; k++)
-            x[k] = 0.5f * x[k] * (1.0f + erf_v(x[k] * 0.70710678118654752f));
+#pragma omp simd
+        for (long k = 0; k < m; k++)
+            y[k] = 0.5f * y[k] * (1.0f + erf_v(y[k] * 0.70710678118654752f));
         break;
     case ACT_GELU_TANH:
-#pragma omp parallel for simd if (count > 262144) schedule(static)
-        for (long k = 0; k < cnt; k++)
-            x[k] = 0.5f * x[k] *
-                   (1.0f + tanh_v(0.79788456080286536f * (x[k] + 0.044715f * x[k] * x[k] * x[k])));
+#pragma omp simd
+        for (long k = 0; k < m; k++)
+            y[k] = 0.5f * y[k] *
+                   (1.0f + tanh_v(0.79788456080286536f * (y[k] + 0.044715f * y[k] * y[k] * y[k])));
         break;
     case ACT_RELU:
-        for (long k = 0; k < cnt; k++) x[k] = x[k] > 0.0f ? x[k] : 0.0f;
+#pragma omp simd
+        for (long k = 0; k < m; k++) y[k] = y[k] > 0.0f ? y[k] : 0.0f;
         break;
     case ACT_SILU:
-#pragma omp parallel for simd if (count > 262144) schedule(static)
-        for (long k = 0; k < cnt; k++) x[k] = x[k] / (1.0f + exp_v(-x[k]));
+#pragma omp simd
+        for (long k = 0; k < m; k++) y[k] = y[k] / (1.0f + exp_v(-y[k]));
         break;
     case ACT_GELU_QUICK:
-#pragma omp parallel for simd if (count > 262144) schedule(static)
-        for (long k = 0; k < cnt; k++) x[k] = x[k] / (1.0f + exp_v(-1.702f * x[k]));
+#pragma omp simd
+        for (long k = 0; k < m; k++) y[k] = y[k] / (1.0f + exp_v(-1.702f * y[k]));
         break;
+    }
+}
+
+/* x[count] = act(x), in blocks of 4096 spread over the threads when there are many */
+VEC_CLONES void k_activation(float *x, size_t count, act_kind act) {
+    long nb = (long)((count + 4095) / 4096);
+#pragma omp parallel for if (count > 262144) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        long lo = b * 4096, m = (long)count - lo < 4096 ? (long)count - lo : 4096;
+        act_block(x + lo, m, act);
     }
 }
 
