@@ -1201,7 +1201,7 @@ static ats_status run_ablation(hrun *r, char **names, ats_error *err) {
     float *mask = malloc(N * sizeof *mask);
     double *single = malloc(N * sizeof *single), *keep = malloc(N * sizeof *keep);
     size_t *order = malloc(N * sizeof *order);
-    size_t steps_cap = 24;
+    size_t step = (N + 19) / 20, steps_cap = N / step + 2; /* about 20 points, both ends */
     double *order_loss = malloc(steps_cap * sizeof *order_loss);
     size_t *order_k = malloc(steps_cap * sizeof *order_k);
     ats_status st = ATS_OK;
@@ -1280,7 +1280,7 @@ static ats_status run_ablation(hrun *r, char **names, ats_error *err) {
     for (size_t a = 0; a < N; a++) order[a] = a;
     g_sort_key = single;
     qsort(order, N, sizeof *order, cmp_by_key);
-    size_t step = N / 20 ? N / 20 : 1, steps = 0;
+    size_t steps = 0;
     for (size_t k = 0; !st && steps < steps_cap; k += step) {
         if (k > N) k = N;
         for (size_t b = 0; b < N; b++) mask[b] = 1.0f;
