@@ -1302,8 +1302,9 @@ static ats_status run_ablation(hrun *r, char **names, ats_error *err) {
         }
         for (size_t a = 0; a < N; a++) imp[a] = single[a] - base;
         char title[160];
-        snprintf(title, sizeof title, "importance: %s with the head masked minus %s",
-                 lm ? "LM loss" : "hidden-state change", lm ? "base loss" : "0");
+        snprintf(title, sizeof title, "%s",
+                 lm ? "importance: LM loss with the head masked minus the full model's"
+                    : "importance: change of the final hidden states with the head masked");
         st = heatmap_LH(r->a->out_dir, "importance.png", title, lm ? "Δ loss" : "Δ hidden", L, H,
                         imp, err);
         free(imp);

@@ -62,18 +62,22 @@ ats_status ats_render_scatter(const char *path, size_t n, const double *xy,
     xhi = cx + 0.62 * sx; /* room for the labels right of the points */
     ylo = cy - 0.55 * sy;
     yhi = cy + 0.55 * sy;
-    double side = 460, ml = 50, mt = opt->fig.title ? 34 : 14, mb = 44, legend_w = 120;
-    double w = opt->fig.width > 0 ? opt->fig.width : ml + side + legend_w;
-    double h = opt->fig.height > 0 ? opt->fig.height : mt + side + mb;
-    side = fmin(w - ml - legend_w, h - mt - mb);
-    if (side < 60) return ats_error_set(err, ATS_ERR_RANGE, "%s: figure too small", path);
+    double ml = 50, mt = opt->fig.title ? 34 : 14, mb = 44;
+    double legend_w = (opt->groups || (opt->shapes && opt->shape_names)) ? 120 : 24;
+    double pw = opt->free_axes ? 520 : 460, ph = opt->free_axes ? 320 : 460; /* plot area */
+    double w = opt->fig.width > 0 ? opt->fig.width : ml + pw + legend_w;
+    double h = opt->fig.height > 0 ? opt->fig.height : mt + ph + mb;
+    pw = w - ml - legend_w;
+    ph = h - mt - mb;
+    if (!opt->free_axes) pw = ph = fmin(pw, ph);
+    if (pw < 60 || ph < 60) return ats_error_set(err, ATS_ERR_RANGE, "%s: figure too small", path);
     canvas c;
     ats_status st = canvas_open(&c, path, w, h, &opt->fig, err);
     if (st) return st;
     cairo_t *cr = c.cr;
-    double x0 = ml, y0 = mt + side;
-#define PX(v) (x0 + ((v)-xlo) / (xhi - xlo) * side)
-#define PY(v) (y0 - ((v)-ylo) / (yhi - ylo) * side)
+    double x0 = ml, y0 = mt + ph;
+#define PX(v) (x0 + ((v)-xlo) / (xhi - xlo) * pw)
+#define PY(v) (y0 - ((v)-ylo) / (yhi - ylo) * ph)
     if (opt->fig.title) canvas_text(&c, opt->fig.title, w / 2, mt / 2, 12, 0.5, 0.5, 0, 1);
     double ticks[32], step;
     cairo_set_line_width(cr, 0.5);
@@ -83,7 +87,7 @@ ats_status ats_render_scatter(const char *path, size_t n, const double *xy,
         format_tick(ticks[i], step, lab, sizeof lab);
         cairo_set_source_rgb(cr, 0.92, 0.92, 0.92);
         cairo_move_to(cr, PX(ticks[i]), y0);
-        cairo_line_to(cr, PX(ticks[i]), y0 - side);
+        cairo_line_to(cr, PX(ticks[i]), y0 - ph);
         cairo_stroke(cr);
         cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
         canvas_text(&c, lab, PX(ticks[i]), y0 + 4, 8.5, 0.5, 0, 0, 0);
@@ -94,18 +98,18 @@ ats_status ats_render_scatter(const char *path, size_t n, const double *xy,
         format_tick(ticks[i], step, lab, sizeof lab);
         cairo_set_source_rgb(cr, 0.92, 0.92, 0.92);
         cairo_move_to(cr, x0, PY(ticks[i]));
-        cairo_line_to(cr, x0 + side, PY(ticks[i]));
+        cairo_line_to(cr, x0 + pw, PY(ticks[i]));
         cairo_stroke(cr);
         cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
         canvas_text(&c, lab, x0 - 5, PY(ticks[i]), 8.5, 1, 0.5, 0, 0);
     }
     cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
     cairo_set_line_width(cr, 0.8);
-    cairo_rectangle(cr, x0, y0 - side, side, side);
+    cairo_rectangle(cr, x0, y0 - ph, pw, ph);
     cairo_stroke(cr);
-    if (opt->x_title) canvas_text(&c, opt->x_title, x0 + side / 2, y0 + 22, 10, 0.5, 0, 0, 0);
+    if (opt->x_title) canvas_text(&c, opt->x_title, x0 + pw / 2, y0 + 22, 10, 0.5, 0, 0, 0);
     if (opt->y_title)
-        canvas_text(&c, opt->y_title, x0 - 38, y0 - side / 2, 10, 0.5, 0.5, ATS_PI / 2, 0);
+        canvas_text(&c, opt->y_title, x0 - 38, y0 - ph / 2, 10, 0.5, 0.5, ATS_PI / 2, 0);
     if (opt->connect && n > 1) {
         cairo_set_source_rgb(cr, 0.35, 0.35, 0.35);
         cairo_set_line_width(cr, 1.0);
@@ -134,7 +138,7 @@ ats_status ats_render_scatter(const char *path, size_t n, const double *xy,
                             0.5, 0, 0);
     }
     /* legend: groups, then shapes */
-    double lx = x0 + side + 14, ly = mt + 8;
+    double lx = x0 + pw + 14, ly = mt + 8;
     if (opt->groups && opt->legend_title) {
         cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
         canvas_text(&c, opt->legend_title, lx, ly, 9.5, 0, 0.5, 0, 1);
