@@ -8,6 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Work (log evaluations) below which a head is not split between threads (a fork and join costs
+ * microseconds on an idle machine and a scheduler time slice on a busy one): such heads are shared
+ * out whole, and a small enough input runs on one thread. */
+#define ATSM_SPLIT_WORK 2e6
+
 static ats_status no_memory(ats_error *err, const ats_attn *att) {
     return ats_error_set(err, ATS_ERR_NOMEM, "%s: out of memory for %zu tokens",
                          atsm_attn_name(att), att->n);
@@ -27,6 +32,7 @@ ats_status ats_entropy_compute(const ats_attn *att, const ats_measure_opts *opts
     const atsm_kernels *K = atsm_kernels_best();
     size_t n = att->n, stride = ats_kblock_round(n), rows = att->L * att->H * n;
     int nt = atsm_threads(o.n_threads);
+    if ((double)rows * (double)n < ATSM_SPLIT_WORK) nt = 1;
     double *buf = malloc((size_t)nt * 2 * stride * sizeof(double));
     if (!buf) return no_memory(err, att);
     double unit =
@@ -53,56 +59,201 @@ ats_status ats_entropy_compute(const ats_attn *att, const ats_measure_opts *opts
     return ATS_OK;
 }
 
+/* How to use nt threads for `heads` heads of per-head work w: 1 = split each head between the
+ * threads, 0 = give whole heads to threads. *nt is lowered where threads would idle. */
+static int split_heads(size_t heads, double w, int *nt) {
+    if (w >= ATSM_SPLIT_WORK) return 1;
+    if (heads < 2 || w * (double)heads < ATSM_SPLIT_WORK)
+        *nt = 1;
+    else if ((size_t)*nt > heads)
+        *nt = (int)heads;
+    return 0;
+}
+
+typedef struct js_ctx {
+    const ats_attn *att;
+    const ats_measure_opts *o;
+    const atsm_kernels *K;
+    ats_divergence kind;
+    atsm_sens sens;
+    double unit;
+    size_t n, stride;
+} js_ctx;
+
+static void js_prep_row(const js_ctx *c, size_t hd, size_t i, atsm_rowset *rs, double *xl) {
+    size_t sup =
+        atsm_row_prepare(c->att, hd, i, c->o, c->o->eps, 1, rs->x + i * c->stride, c->stride, c->K);
+    atsm_rowset_finish(rs, i, sup, c->K, xl);
+}
+
+static void js_pair_row(const js_ctx *c, size_t i, const atsm_rowset *rs, double *cross,
+                        double *D) {
+    size_t n = c->n;
+    D[i * n + i] = 0.0;
+    c->K->slog_rows(rs->x + i * c->stride, rs->lim[i], rs->x, c->stride, rs->lim, i + 1, n, cross);
+    for (size_t j = i + 1; j < n; j++) {
+        double js = atsm_js_pair(rs, i, j, cross[j - i - 1], c->sens, c->K) / c->unit;
+        double v;
+        if (c->o->seed_compat) /* scipy's distance √JS_e, and the seed's √ of it */
+            v = c->kind == ATS_DIV_JS ? sqrt(js) : sqrt(sqrt(js));
+        else
+            v = c->kind == ATS_DIV_JS ? js : sqrt(js);
+        D[i * n + j] = D[j * n + i] = v;
+    }
+}
+
 /* JS, JS distance (and the seed's versions) of every head. */
 static ats_status js_matrices(const ats_attn *att, ats_divergence kind, const ats_measure_opts *o,
                               double *out, ats_error *err) {
-    const atsm_kernels *K = atsm_kernels_best();
-    size_t n = att->n, stride = ats_kblock_round(n), heads = att->L * att->H;
+    js_ctx c = {att, o,      atsm_kernels_best(),     kind, ATSM_SENS_SQRT,
+                1.0, att->n, ats_kblock_round(att->n)};
+    if (o->seed_compat)
+        c.sens = kind == ATS_DIV_JS ? ATSM_SENS_SQRT : ATSM_SENS_ROOT4;
+    else
+        c.sens = kind == ATS_DIV_JS ? ATSM_SENS_LINEAR : ATSM_SENS_SQRT;
+    c.unit = (o->base == ATS_BASE_2 && !o->seed_compat) ? ATSM_LN2 : 1.0; /* / log(base) */
+    size_t n = c.n, stride = c.stride, heads = att->L * att->H;
     int nt = atsm_threads(o->n_threads);
-    atsm_rowset rs;
-    if (!atsm_rowset_init(&rs, n, stride)) return no_memory(err, att);
+    int split = split_heads(heads, 0.5 * (double)n * (double)n * (double)n, &nt);
+    int nsets = split ? 1 : nt;
+    atsm_rowset *rs = calloc((size_t)nsets, sizeof *rs);
     double *scratch = malloc((size_t)nt * (stride + n) * sizeof(double));
-    if (!scratch) {
-        atsm_rowset_free(&rs);
+    int ok = rs && scratch;
+    for (int t = 0; ok && t < nsets; t++) ok = atsm_rowset_init(&rs[t], n, stride);
+    if (!ok) {
+        for (int t = 0; rs && t < nsets; t++) atsm_rowset_free(&rs[t]);
+        free(rs);
+        free(scratch);
         return no_memory(err, att);
     }
-    atsm_sens sens;
-    if (o->seed_compat)
-        sens = kind == ATS_DIV_JS ? ATSM_SENS_SQRT : ATSM_SENS_ROOT4;
-    else
-        sens = kind == ATS_DIV_JS ? ATSM_SENS_LINEAR : ATSM_SENS_SQRT;
-    double unit = (o->base == ATS_BASE_2 && !o->seed_compat) ? ATSM_LN2 : 1.0; /* / log(base) */
-    for (size_t hd = 0; hd < heads; hd++) {
-        double *D = out + hd * n * n;
+    if (split) {
+        for (size_t hd = 0; hd < heads; hd++) {
+            double *D = out + hd * n * n;
 #pragma omp parallel num_threads(nt)
-        {
-            double *xl = scratch + (size_t)omp_get_thread_num() * (stride + n);
-            double *cross = xl + stride;
+            {
+                double *xl = scratch + (size_t)omp_get_thread_num() * (stride + n);
 #pragma omp for schedule(static)
-            for (size_t i = 0; i < n; i++) {
-                size_t sup =
-                    atsm_row_prepare(att, hd, i, o, o->eps, 1, rs.x + i * stride, stride, K);
-                atsm_rowset_finish(&rs, i, sup, K, xl);
-            }
+                for (size_t i = 0; i < n; i++) js_prep_row(&c, hd, i, &rs[0], xl);
 #pragma omp for schedule(dynamic, 1)
-            for (size_t i = 0; i < n; i++) {
-                D[i * n + i] = 0.0;
-                K->slog_rows(rs.x + i * stride, rs.lim[i], rs.x, stride, rs.lim, i + 1, n, cross);
-                for (size_t j = i + 1; j < n; j++) {
-                    double js = atsm_js_pair(&rs, i, j, cross[j - i - 1], sens, K) / unit;
-                    double v;
-                    if (o->seed_compat) /* scipy's distance √JS_e, and the seed's √ of it */
-                        v = kind == ATS_DIV_JS ? sqrt(js) : sqrt(sqrt(js));
-                    else
-                        v = kind == ATS_DIV_JS ? js : sqrt(js);
-                    D[i * n + j] = D[j * n + i] = v;
-                }
+                for (size_t i = 0; i < n; i++) js_pair_row(&c, i, &rs[0], xl + stride, D);
             }
         }
+    } else {
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+        for (size_t hd = 0; hd < heads; hd++) {
+            int me = omp_get_thread_num();
+            double *xl = scratch + (size_t)me * (stride + n);
+            for (size_t i = 0; i < n; i++) js_prep_row(&c, hd, i, &rs[me], xl);
+            for (size_t i = 0; i < n; i++)
+                js_pair_row(&c, i, &rs[me], xl + stride, out + hd * n * n);
+        }
     }
+    for (int t = 0; t < nsets; t++) atsm_rowset_free(&rs[t]);
+    free(rs);
     free(scratch);
-    atsm_rowset_free(&rs);
     return ATS_OK;
+}
+
+/* Buffers for the KL of one head. */
+typedef struct kl_buf {
+    double *P, *Lg, *A, *cross; /* [n][stride], [n][stride], [n], [4][n] */
+    size_t *lim;                /* [n] */
+    uint64_t *nzbits, *zbits;   /* [n][words] */
+} kl_buf;
+
+static void kl_buf_free(kl_buf *b) {
+    free(b->P);
+    free(b->Lg);
+    free(b->A);
+    free(b->cross);
+    free(b->lim);
+    free(b->nzbits);
+    free(b->zbits);
+    memset(b, 0, sizeof *b);
+}
+
+static int kl_buf_init(kl_buf *b, size_t n, size_t stride, size_t words) {
+    size_t n1 = n ? n : 1, nw = n * words;
+    if (nw == 0) nw = 1;
+    b->P = malloc(n1 * stride * sizeof(double));
+    b->Lg = malloc(n1 * stride * sizeof(double));
+    b->A = malloc(n1 * sizeof(double));
+    b->cross = malloc(4 * n1 * sizeof(double));
+    b->lim = malloc(n1 * sizeof(size_t));
+    b->nzbits = malloc(nw * sizeof(uint64_t));
+    b->zbits = malloc(nw * sizeof(uint64_t));
+    if (b->P && b->Lg && b->A && b->cross && b->lim && b->nzbits && b->zbits) return 1;
+    kl_buf_free(b);
+    return 0;
+}
+
+typedef struct kl_ctx {
+    const ats_attn *att;
+    const ats_measure_opts *o;
+    const atsm_kernels *K;
+    double eps, unit;
+    size_t n, stride, words;
+} kl_ctx;
+
+/* Row i of head hd: the smoothed row, its logs (0 where the row is 0), Σ p log p, and bit sets
+ * of its nonzeros and zeros. Returns 1 if the row has a zero. */
+static int kl_prep_row(const kl_ctx *c, size_t hd, size_t i, kl_buf *b) {
+    size_t n = c->n, stride = c->stride, words = c->words;
+    double *p = b->P + i * stride, *lg = b->Lg + i * stride;
+    size_t sup = atsm_row_prepare(c->att, hd, i, c->o, c->eps, 0, p, stride, c->K);
+    b->lim[i] = ats_kblock_round(sup);
+    for (size_t k = 0; k < stride; k++) lg[k] = p[k] > DBL_MIN ? p[k] : DBL_MIN;
+    c->K->log_block(lg, lg, stride);
+    uint64_t *nz = b->nzbits + i * words, *z = b->zbits + i * words;
+    memset(nz, 0, words * sizeof(uint64_t));
+    memset(z, 0, words * sizeof(uint64_t));
+    int any_zero = 0;
+    double s = 0, cc = 0;
+    for (size_t k = 0; k < n; k++) {
+        if (p[k] == 0.0) {
+            lg[k] = 0.0; /* 0·log 0 = 0; p_ik > 0 = p_jk is caught by the bits */
+            z[k / 64] |= (uint64_t)1 << (k % 64);
+            any_zero = 1;
+            continue;
+        }
+        if (p[k] < DBL_MIN) lg[k] = log(p[k]); /* subnormal */
+        nz[k / 64] |= (uint64_t)1 << (k % 64);
+        double t = p[k] * lg[k], u = s + t;
+        cc += fabs(s) >= fabs(t) ? (s - u) + t : (t - u) + s;
+        s = u;
+    }
+    for (size_t k = n; k < stride; k++) lg[k] = 0.0;
+    b->A[i] = s + cc;
+    return any_zero;
+}
+
+/* Rows i0 .. i0+3 of the KL matrix D of a prepared head. */
+static void kl_rows4(const kl_ctx *c, size_t i0, const kl_buf *b, double *cross, int any_zero,
+                     double *D) {
+    size_t n = c->n, stride = c->stride, words = c->words;
+    const double *rows[4];
+    size_t l = 0;
+    for (size_t r = 0; r < 4; r++) {
+        size_t i = i0 + r < n ? i0 + r : n - 1;
+        rows[r] = b->P + i * stride;
+        if (b->lim[i] > l) l = b->lim[i];
+    }
+    c->K->dot4_rows(rows, l, b->Lg, stride, 0, n, cross, n);
+    for (size_t r = 0; r < 4 && i0 + r < n; r++) {
+        size_t i = i0 + r;
+        for (size_t j = 0; j < n; j++) {
+            double v = (b->A[i] - cross[r * n + j]) / c->unit;
+            if (any_zero && j != i) {
+                const uint64_t *nz = b->nzbits + i * words, *z = b->zbits + j * words;
+                for (size_t w = 0; w < words; w++)
+                    if (nz[w] & z[w]) {
+                        v = INFINITY;
+                        break;
+                    }
+            }
+            D[i * n + j] = j == i ? 0.0 : v;
+        }
+    }
 }
 
 /* KL(P_i ‖ P_j) = Σ_k rel_entr(p_ik, p_jk) = Σ p_ik log p_ik − Σ p_ik log p_jk, the second sum a
@@ -110,97 +261,48 @@ static ats_status js_matrices(const ats_attn *att, ats_divergence kind, const at
  * accurate); +inf where p_ik > 0 = p_jk for some k. */
 static ats_status kl_matrices(const ats_attn *att, const ats_measure_opts *o, double *out,
                               ats_error *err) {
-    const atsm_kernels *K = atsm_kernels_best();
-    size_t n = att->n, stride = ats_kblock_round(n), heads = att->L * att->H;
-    size_t words = (n + 63) / 64;
+    kl_ctx c = {att, o,      atsm_kernels_best(),      0,
+                1,   att->n, ats_kblock_round(att->n), (att->n + 63) / 64};
+    c.eps = o->eps > 0 ? o->eps : (o->seed_compat ? 1e-9 : 0.0);
+    c.unit = (o->base == ATS_BASE_2 && !o->seed_compat) ? ATSM_LN2 : 1.0; /* / log(base) */
+    size_t n = c.n, heads = att->L * att->H;
     int nt = atsm_threads(o->n_threads);
-    double eps = o->eps > 0 ? o->eps : (o->seed_compat ? 1e-9 : 0.0);
-    double unit = (o->base == ATS_BASE_2 && !o->seed_compat) ? ATSM_LN2 : 1.0; /* / log(base) */
-    size_t nn = n * stride;
-    double *P = malloc(nn * sizeof(double));
-    double *Lg = malloc(nn * sizeof(double));
-    double *A = malloc((n ? n : 1) * sizeof(double));
-    size_t *lim = malloc((n ? n : 1) * sizeof(size_t));
-    size_t nw = n * words;
-    if (nw == 0) nw = 1;
-    uint64_t *nzbits = malloc(nw * sizeof(uint64_t));
-    uint64_t *zbits = malloc(nw * sizeof(uint64_t));
+    int split = split_heads(heads, (double)n * (double)n * (double)n, &nt);
+    int nbufs = split ? 1 : nt;
+    kl_buf *bufs = calloc((size_t)nbufs, sizeof *bufs);
     double *scratch = malloc((size_t)nt * 4 * (n ? n : 1) * sizeof(double));
-    ats_status st = ATS_OK;
-    if (!P || !Lg || !A || !lim || !nzbits || !zbits || !scratch) {
-        st = no_memory(err, att);
-        goto done;
+    int ok = bufs && scratch;
+    for (int t = 0; ok && t < nbufs; t++) ok = kl_buf_init(&bufs[t], n, c.stride, c.words);
+    if (!ok) {
+        for (int t = 0; bufs && t < nbufs; t++) kl_buf_free(&bufs[t]);
+        free(bufs);
+        free(scratch);
+        return no_memory(err, att);
     }
-    for (size_t hd = 0; hd < heads; hd++) {
-        double *D = out + hd * n * n;
-        int any_zero = 0;
+    if (split) {
+        for (size_t hd = 0; hd < heads; hd++) {
+            int any_zero = 0;
 #pragma omp parallel for num_threads(nt) schedule(static) reduction(| : any_zero)
-        for (size_t i = 0; i < n; i++) {
-            double *p = P + i * stride, *lg = Lg + i * stride;
-            size_t sup = atsm_row_prepare(att, hd, i, o, eps, 0, p, stride, K);
-            lim[i] = ats_kblock_round(sup);
-            for (size_t k = 0; k < stride; k++) lg[k] = p[k] > DBL_MIN ? p[k] : DBL_MIN;
-            K->log_block(lg, lg, stride);
-            uint64_t *nz = nzbits + i * words, *z = zbits + i * words;
-            memset(nz, 0, words * sizeof(uint64_t));
-            memset(z, 0, words * sizeof(uint64_t));
-            double s = 0, c = 0;
-            for (size_t k = 0; k < n; k++) {
-                if (p[k] == 0.0) {
-                    lg[k] = 0.0; /* 0·log 0 = 0; p_ik > 0 = p_jk is caught by the bits */
-                    z[k / 64] |= (uint64_t)1 << (k % 64);
-                    any_zero = 1;
-                    continue;
-                }
-                if (p[k] < DBL_MIN) lg[k] = log(p[k]); /* subnormal */
-                nz[k / 64] |= (uint64_t)1 << (k % 64);
-                double t = p[k] * lg[k], u = s + t;
-                c += fabs(s) >= fabs(t) ? (s - u) + t : (t - u) + s;
-                s = u;
-            }
-            for (size_t k = n; k < stride; k++) lg[k] = 0.0;
-            A[i] = s + c;
+            for (size_t i = 0; i < n; i++) any_zero |= kl_prep_row(&c, hd, i, &bufs[0]);
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+            for (size_t i0 = 0; i0 < n; i0 += 4)
+                kl_rows4(&c, i0, &bufs[0], scratch + (size_t)omp_get_thread_num() * 4 * n, any_zero,
+                         out + hd * n * n);
         }
-#pragma omp parallel num_threads(nt)
-        {
-#pragma omp for schedule(dynamic, 1)
-            for (size_t i0 = 0; i0 < n; i0 += 4) {
-                double *cross = scratch + (size_t)omp_get_thread_num() * 4 * n;
-                const double *rows[4];
-                size_t l = 0;
-                for (size_t r = 0; r < 4; r++) {
-                    size_t i = i0 + r < n ? i0 + r : n - 1;
-                    rows[r] = P + i * stride;
-                    if (lim[i] > l) l = lim[i];
-                }
-                K->dot4_rows(rows, l, Lg, stride, 0, n, cross, n);
-                for (size_t r = 0; r < 4 && i0 + r < n; r++) {
-                    size_t i = i0 + r;
-                    for (size_t j = 0; j < n; j++) {
-                        double v = (A[i] - cross[r * n + j]) / unit;
-                        if (any_zero && j != i) {
-                            const uint64_t *nz = nzbits + i * words, *z = zbits + j * words;
-                            for (size_t w = 0; w < words; w++)
-                                if (nz[w] & z[w]) {
-                                    v = INFINITY;
-                                    break;
-                                }
-                        }
-                        D[i * n + j] = j == i ? 0.0 : v;
-                    }
-                }
-            }
+    } else {
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+        for (size_t hd = 0; hd < heads; hd++) {
+            int me = omp_get_thread_num(), any_zero = 0;
+            for (size_t i = 0; i < n; i++) any_zero |= kl_prep_row(&c, hd, i, &bufs[me]);
+            for (size_t i0 = 0; i0 < n; i0 += 4)
+                kl_rows4(&c, i0, &bufs[me], scratch + (size_t)me * 4 * n, any_zero,
+                         out + hd * n * n);
         }
     }
-done:
-    free(P);
-    free(Lg);
-    free(A);
-    free(lim);
-    free(nzbits);
-    free(zbits);
+    for (int t = 0; t < nbufs; t++) kl_buf_free(&bufs[t]);
+    free(bufs);
     free(scratch);
-    return st;
+    return ATS_OK;
 }
 
 ats_status ats_divergence_compute(const ats_attn *att, ats_divergence kind,

@@ -128,6 +128,45 @@ static void test_against_long_double(void) {
     }
 }
 
+/* Big enough inputs to take the threaded paths: one head split between threads, and many
+ * heads shared out whole. One and two threads must give the same bits. */
+static void test_threaded_paths(void) {
+    ats_error err;
+    ats_measure_opts o;
+    ats_measure_opts_init(&o);
+    size_t shapes[2][2] = {{1, 170}, {8, 100}}; /* heads, n */
+    for (int s = 0; s < 2; s++) {
+        size_t heads = shapes[s][0], n = shapes[s][1];
+        double *A = random_heads(heads, n, s == 1, 1.5);
+        ats_attn att = {ATS_F64, A, 1, heads, n, "big"};
+        size_t cnt = heads * n * n;
+        double *one = malloc(cnt * sizeof(double)), *two = malloc(cnt * sizeof(double));
+        for (int kind = 0; kind < 3; kind++) {
+            o.n_threads = 1;
+            CHECK(ats_divergence_compute(&att, kind, &o, one, &err) == ATS_OK);
+            o.n_threads = 2;
+            CHECK(ats_divergence_compute(&att, kind, &o, two, &err) == ATS_OK);
+            CHECK(memcmp(one, two, cnt * sizeof(double)) == 0);
+            if (kind == ATS_DIV_JSD) {
+                for (size_t t = 0; t < 50; t++) {
+                    size_t h = t % heads, i = (t * 7) % n, j = (t * 13 + 1) % n;
+                    const double *p = A + (h * n + i) * n, *q = A + (h * n + j) * n;
+                    double want = i == j ? 0 : (double)sqrtl(ref_js(p, q, n) / logl(2.0L));
+                    CHECK_NEAR(two[(h * n + i) * n + j], want, 2e-13);
+                }
+            }
+        }
+        o.n_threads = 1;
+        CHECK(ats_entropy_compute(&att, &o, one, &err) == ATS_OK);
+        o.n_threads = 2;
+        CHECK(ats_entropy_compute(&att, &o, two, &err) == ATS_OK);
+        CHECK(memcmp(one, two, heads * n * sizeof(double)) == 0);
+        free(A);
+        free(one);
+        free(two);
+    }
+}
+
 static void test_bad_input(void) {
     ats_error err;
     ats_measure_opts o;
@@ -346,6 +385,7 @@ static void test_context(void) {
 int main(void) {
     test_hand_values();
     test_against_long_double();
+    test_threaded_paths();
     test_bad_input();
     test_seed_compat();
     test_headdist();
