@@ -536,7 +536,7 @@ ats_status ats_tokenizer_encode(const ats_tokenizer *t, const char *text, size_t
         size_t as = len, ae = len;
         if (t->n_added) {
             for (; i < len; i++) {
-                if (((unsigned char)text[i] & 0xC0) == 0x80) continue;
+                if (!t->added_first[(unsigned char)text[i]]) continue;
                 a = added_at(t, text, len, i);
                 if (a >= 0) break;
             }

@@ -146,6 +146,7 @@ static ats_status added_add(ats_tokenizer *t, const char *content, int32_t id, i
     x->rstrip = (uint8_t)rstrip;
     x->single_word = (uint8_t)single_word;
     x->special = (uint8_t)special;
+    t->added_first[(unsigned char)content[0]] = 1;
     t->n_added++;
     return ATS_OK;
 }

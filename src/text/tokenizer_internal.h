@@ -119,6 +119,7 @@ struct ats_tokenizer {
     /* added tokens, matched on the raw text before anything else */
     tok_added *added;
     size_t n_added;
+    uint8_t added_first[256]; /* 1 for a byte that starts some added token */
 
     /* post-processing */
     int trim_offsets, trim_add_prefix_space;
