@@ -7,8 +7,8 @@
  * shards listed by model.safetensors.index.json), or
  * else pytorch_model.bin (PyTorch's zip checkpoint: the state dict's pickle is interpreted for
  * the subset state dicts use, the storages memory-mapped).
- * Architectures (config.json "model_type"): gpt2, bert, roberta, distilbert, vit. Sentence models
- * with the BERT architecture (all-MiniLM-L6-v2) load as bert.
+ * Architectures (config.json "model_type"): gpt2, bert, roberta (also xlm-roberta, camembert),
+ * distilbert, vit. Sentence models with the BERT architecture (all-MiniLM-L6-v2) load as bert.
  *
  * The forward pass follows transformers' eager implementation: attention probabilities are
  * softmax(Q Kᵀ / √d_head) computed explicitly and kept, [L][H][n][n], layers and heads 0-based in

@@ -166,7 +166,9 @@ static ats_status parse_config(ats_model *m, const cJSON *root, const char *path
         m->pre_ln = 1;
         m->scale_attn = cfg_bool(&c, "scale_attn_weights", 1);
         m->scale_by_layer = cfg_bool(&c, "scale_attn_by_inverse_layer_idx", 0);
-    } else if (!strcmp(mt, "bert") || !strcmp(mt, "roberta") || !strcmp(mt, "vit")) {
+    } else if (!strcmp(mt, "bert") || !strcmp(mt, "roberta") || !strcmp(mt, "vit") ||
+               !strcmp(mt, "xlm-roberta") || !strcmp(mt, "camembert")) {
+        /* XLM-RoBERTa and CamemBERT are RoBERTa's architecture under other names */
         int vit = !strcmp(mt, "vit");
         I->arch = vit ? ATS_ARCH_VIT : !strcmp(mt, "bert") ? ATS_ARCH_BERT : ATS_ARCH_ROBERTA;
         I->d_model = cfg_int(&c, "hidden_size", 768, 1, BIG);
@@ -211,7 +213,7 @@ static ats_status parse_config(ats_model *m, const cJSON *root, const char *path
     } else {
         return ats_error_set(err, ATS_ERR_FORMAT,
                              "%s: unknown model_type \"%s\" (supported: gpt2, bert, roberta, "
-                             "distilbert, vit)",
+                             "xlm-roberta, camembert, distilbert, vit)",
                              path, mt);
     }
     if (c.rc) return c.rc;

@@ -241,3 +241,19 @@ def test_unsupported_preprocessing(tmp_path):
     cfg["size"] = {"height": 64, "width": 64}
     json.dump(cfg, open(p, "w"))
     check_fails(run(d, "--image", img), None, str(p), "image_size")
+
+
+def test_roberta_aliases(tmp_path):
+    """xlm-roberta and camembert configs run RoBERTa's architecture."""
+    want = tmp_path / "want.npy"
+    assert run(os.path.join(ROOT, "roberta"), "--ids", "0,10,20,2", out=want).returncode == 0
+    for mt in ("xlm-roberta", "camembert"):
+        d = tmp_path / mt
+        shutil.copytree(os.path.join(ROOT, "roberta"), d, ignore=shutil.ignore_patterns("expected"))
+        cfg = json.load(open(d / "config.json"))
+        cfg["model_type"] = mt
+        json.dump(cfg, open(d / "config.json", "w"))
+        out = tmp_path / f"{mt}.npy"
+        p = run(d, "--ids", "0,10,20,2", out=out)
+        assert p.returncode == 0, p.stderr
+        assert np.array_equal(np.load(out), np.load(want))
