@@ -6,8 +6,9 @@
  * distance to the diagonal is <= r, and every projection is joined to every projection (cost 0).
  * The distance is the smallest r with a perfect matching. Such an r is one of the candidate
  * values (pairwise distances, distances to the diagonal), so the search first bisects the real
- * line until few candidates remain between a known infeasible and a known feasible radius,
- * then binary-searches those candidates, which are enumerated from a k-d tree.
+ * line until few candidates remain between a known infeasible and a known feasible radius
+ * (a sample of A estimates the count first), then binary-searches those candidates, which are
+ * enumerated from strips of B sorted by each coordinate.
  *
  * Each feasibility test is Hopcroft–Karp without an edge list: the breadth-first search takes
  * the unvisited B points within r of a vertex out of a k-d tree with deletion (every right
@@ -665,7 +666,7 @@ static int bn_few_candidates(const bn_ctx *c, double lo, double hi, size_t cap) 
     return 1;
 }
 
-/* The bottleneck distance of the finite parts; leaves the optimal matching in c. Returns -1 on
+/* The bottleneck distance of the finite parts; leaves an optimal matching in c. Sets *oom on
  * allocation failure. */
 static double bn_search(bn_ctx *c, int *oom) {
     *oom = 0;

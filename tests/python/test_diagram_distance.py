@@ -401,3 +401,17 @@ def test_bad_input(tmp):
     assert run("bottleneck", good, ess).stdout.strip().split("\n")[-1] == "inf"
     assert run("wasserstein", good, ess).stdout.strip().split("\n")[-1] == "inf"
     assert run("bottleneck", "--help").returncode == 0
+    # --batch: a bad diagram names the list's line and the diagram's; nothing is printed
+    lst = os.path.join(tmp, "list.txt")
+    write_list(lst, [(good, good), (good, bad)])
+    p = run("wasserstein", "--batch", lst, check=False)
+    assert p.returncode == 2 and "list.txt:2:" in p.stderr and "bad.txt:" in p.stderr
+    assert p.stdout == ""
+    with open(lst, "w") as f:
+        f.write(f"# two pairs\n{good} {ess}\n\n{good}\n")
+    p = run("bottleneck", "--batch", lst, check=False)
+    assert p.returncode == 2 and "list.txt:4:" in p.stderr
+    write_list(lst, [(good, ess), (ess, ess), (good, good)])
+    assert batch("bottleneck", "--batch", lst) == [math.inf, 0.0, 0.0]
+    for args in (["--batch", lst, "--matching"], ["--batch", lst, good]):
+        assert run("bottleneck", *args, check=False).returncode == 2
