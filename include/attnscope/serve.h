@@ -68,8 +68,9 @@ typedef struct ats_server_options {
     int port;               /* TCP port; 0 (default) lets the system choose (ats_server_port) */
     const char *web_dir;    /* folder holding index.html, app.js, style.css; required */
     int n_threads;          /* 0 (default): forward passes are single-threaded and up to one
-                               per core run at once (requests are concurrent); N > 0: one
-                               forward pass at a time, with N threads */
+                               per core run at once (requests are concurrent); this sets
+                               OpenBLAS to one thread, process-wide, at start (model.h).
+                               N > 0: one forward pass at a time, with N threads */
     size_t max_body;        /* largest request body in bytes (default 65536) */
     size_t max_tokens;      /* longest text in tokens; 0 (default): the model's maximum */
     unsigned max_conns;     /* simultaneous connections (default 64) */

@@ -1,6 +1,7 @@
 /* The server's cache of forward passes: the most recently used texts, keyed by their bytes. */
 #include "serve_internal.h"
 
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -109,7 +110,9 @@ static ats_status text_compute(ats_server *srv, const char *text, size_t len, sr
         ats_forward_options fo;
         ats_forward_options_init(&fo);
         fo.capture = ATS_CAPTURE_ATTENTION;
-        fo.n_threads = srv->forward_threads;
+        /* default: OpenBLAS was set to one thread at start; OpenMP's count is per thread */
+        fo.n_threads = srv->opt.n_threads > 0 ? srv->opt.n_threads : 0;
+        if (srv->opt.n_threads <= 0) omp_set_num_threads(1);
         ats_model_input in = {enc.ids, NULL, NULL, enc.count};
         ats_forward_result res;
         memset(&res, 0, sizeof res);

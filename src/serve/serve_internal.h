@@ -58,7 +58,6 @@ struct ats_server {
     size_t max_tokens;
     int port;
     sem_t forward_slots;         /* forward passes that may run at once */
-    int forward_threads;         /* threads of each forward pass */
     pthread_mutex_t cache_lock;  /* the cache and reference counts */
     pthread_mutex_t render_lock; /* cairo/pango figures one at a time */
     srv_text **cache;            /* [opt.cache_entries] */

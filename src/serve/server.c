@@ -3,6 +3,7 @@
 #include "serve_internal.h"
 
 #include <arpa/inet.h>
+#include <cblas.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -308,7 +309,7 @@ ats_status ats_server_start(const ats_server_options *opt, ats_server **out, ats
      * many run at once as there are cores (BLAS and OpenMP threads would only fight over the
      * cores otherwise); with n_threads > 0, one at a time with that many threads. */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    srv->forward_threads = opt->n_threads > 0 ? opt->n_threads : 1;
+    if (opt->n_threads <= 0) openblas_set_num_threads(1); /* once, before any pass (model.h) */
     sem_init(&srv->forward_slots, 0,
              opt->n_threads > 0 ? 1u : (unsigned)(cores > 0 && cores < 256 ? cores : 1));
     pthread_mutex_init(&srv->cache_lock, NULL);
