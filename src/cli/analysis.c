@@ -3,6 +3,8 @@
 #include "attnscope/model.h"
 #include "attnscope/tokenizer.h"
 
+#include <cjson/cJSON.h>
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +122,21 @@ double *attn_head(const attn_source *s, size_t l, size_t h) {
     const float *p = s->att + (l * s->H + h) * nn;
     for (size_t i = 0; i < nn; i++) m[i] = p[i];
     return m;
+}
+
+ats_status analysis_json_write(const char *path, const cJSON *doc, ats_error *err) {
+    char *text = cJSON_Print(doc);
+    if (!text) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    ats_outfile of;
+    ats_status st = ats_outfile_open(&of, path, err);
+    if (!st) {
+        fputs(text, of.fp);
+        fputc('\n', of.fp);
+        st = ats_outfile_commit(&of, err);
+    }
+    if (!st) printf("%s\n", path);
+    free(text);
+    return st;
 }
 
 char *analysis_path(const analysis_args *a, const char *name, const char *ext, ats_error *err) {

@@ -68,6 +68,11 @@ double *attn_head(const attn_source *s, size_t l, size_t h);
 /* out_dir/name.ext (malloc'd); creates out_dir if needed. */
 char *analysis_path(const analysis_args *a, const char *name, const char *ext, ats_error *err);
 
+struct cJSON;
+/* Writes a JSON document atomically to path (pretty-printed, newline-terminated) and prints the
+ * path on stdout, as the commands list what they wrote. */
+ats_status analysis_json_write(const char *path, const struct cJSON *doc, ats_error *err);
+
 /* The usage text of the shared options. */
 extern const char ANALYSIS_COMMON_USAGE[];
 

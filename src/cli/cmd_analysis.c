@@ -24,18 +24,7 @@ static int fail(ats_error *err) {
 static ats_status write_json(const analysis_args *a, const char *name, cJSON *doc, ats_error *err) {
     char *path = analysis_path(a, name, "json", err);
     if (!path) return err->status;
-    char *text = cJSON_Print(doc);
-    ats_status st = ATS_OK;
-    if (!text) st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
-    ats_outfile of;
-    if (!st) st = ats_outfile_open(&of, path, err);
-    if (!st) {
-        fputs(text, of.fp);
-        fputc('\n', of.fp);
-        st = ats_outfile_commit(&of, err);
-    }
-    if (!st) printf("%s\n", path);
-    free(text);
+    ats_status st = analysis_json_write(path, doc, err);
     free(path);
     return st;
 }
@@ -897,16 +886,7 @@ static int run_compare(int argc, char **argv) {
         cJSON_AddItemToObject(doc, "tokens_a", labels_json(&src[0]));
         cJSON_AddItemToObject(doc, "tokens_b", labels_json(&src[1]));
         if (json_out) {
-            char *text = cJSON_Print(doc);
-            ats_outfile of;
-            st = text ? ats_outfile_open(&of, json_out, &err)
-                      : ats_error_set(&err, ATS_ERR_NOMEM, "out of memory");
-            if (!st) {
-                fputs(text, of.fp);
-                fputc('\n', of.fp);
-                st = ats_outfile_commit(&of, &err);
-            }
-            free(text);
+            st = analysis_json_write(json_out, doc, &err);
         }
     }
     if (!st && a.out_dir) {

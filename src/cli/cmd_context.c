@@ -6,6 +6,7 @@
  *               their cosine distances and its persistent homology (how stable a collocation or
  *               key phrase is across contexts: one tight cluster, or several senses).
  * A word's vector is the mean of its sub-word tokens' hidden states. */
+#include "analysis.h"
 #include "cli.h"
 #include "attnscope/measure.h"
 #include "attnscope/model.h"
@@ -141,18 +142,10 @@ static char *path_in(const char *dir, const char *name, const char *ext) {
 }
 
 static ats_status write_doc(const char *dir, cJSON *doc, ats_error *err) {
-    char *path = path_in(dir, "context", "json"), *text = cJSON_Print(doc);
-    ats_status st = (!path || !text) ? ats_error_set(err, ATS_ERR_NOMEM, "out of memory") : ATS_OK;
-    ats_outfile of;
-    if (!st) st = ats_outfile_open(&of, path, err);
-    if (!st) {
-        fputs(text, of.fp);
-        fputc('\n', of.fp);
-        st = ats_outfile_commit(&of, err);
-    }
-    if (!st) printf("%s\n", path);
+    char *path = path_in(dir, "context", "json");
+    ats_status st = path ? analysis_json_write(path, doc, err)
+                         : ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
     free(path);
-    free(text);
     return st;
 }
 

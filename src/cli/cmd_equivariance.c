@@ -5,6 +5,7 @@
  * position embeddings set to zero (a copy of the checkpoint in a temporary folder), and the
  * command reports, layer by layer, max |Attn(PX) − P·Attn(X)·Pᵀ|. */
 #define _XOPEN_SOURCE 700 /* realpath */
+#include "analysis.h"
 #include "cli.h"
 #include "attnscope/model.h"
 #include "attnscope/render.h"
@@ -261,18 +262,8 @@ int ats_cmd_equivariance(int argc, char **argv) {
         }
         char path[4200];
         snprintf(path, sizeof path, "%s/equivariance.json", out);
-        char *textj = cJSON_Print(doc);
-        ats_outfile of;
-        st = textj ? ats_outfile_open(&of, path, &err)
-                   : ats_error_set(&err, ATS_ERR_NOMEM, "out of memory");
-        if (!st) {
-            fputs(textj, of.fp);
-            fputc('\n', of.fp);
-            st = ats_outfile_commit(&of, &err);
-        }
-        free(textj);
+        st = analysis_json_write(path, doc, &err);
         cJSON_Delete(doc);
-        if (!st) printf("%s\n", path);
         double *x = malloc((L ? L : 1) * sizeof *x);
         for (size_t l = 0; x && l < L; l++) x[l] = (double)l;
         ats_series series[2] = {{"with position embeddings", L, x, dev_pos},

@@ -5,6 +5,7 @@
  * whose Rips skeleton is drawn over the image. --perturb compares the diagrams before and after
  * noise, blur or an occlusion; several images (video frames) give the Wasserstein distance
  * between consecutive frames. */
+#include "analysis.h"
 #include "cli.h"
 #include "attnscope/diagram.h"
 #include "attnscope/measure.h"
@@ -443,18 +444,10 @@ int ats_cmd_vision(int argc, char **argv) {
         free(path);
     }
     if (!st) {
-        char *path = path_in(out, "vision", "json"), *text = cJSON_Print(doc);
-        ats_outfile of;
-        st = (!path || !text) ? ats_error_set(&err, ATS_ERR_NOMEM, "out of memory")
-                              : ats_outfile_open(&of, path, &err);
-        if (!st) {
-            fputs(text, of.fp);
-            fputc('\n', of.fp);
-            st = ats_outfile_commit(&of, &err);
-        }
-        if (!st) printf("%s\n", path);
+        char *path = path_in(out, "vision", "json");
+        st = path ? analysis_json_write(path, doc, &err)
+                  : ats_error_set(&err, ATS_ERR_NOMEM, "out of memory");
         free(path);
-        free(text);
     }
     cJSON_Delete(doc);
     free(fx);

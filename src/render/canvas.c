@@ -164,6 +164,32 @@ int nice_ticks(double lo, double hi, int target, double *ticks, int max, double 
     return n;
 }
 
+void canvas_axis(canvas *c, int vertical, double tick_lo, double tick_hi, int target, double v0,
+                 double v1, double p0, double p1, double g0, double g1, double label) {
+    double ticks[32], step;
+    int nt = nice_ticks(tick_lo, tick_hi, target, ticks, 32, &step);
+    cairo_set_line_width(c->cr, 0.5);
+    for (int i = 0; i < nt; i++) {
+        char lab[64];
+        format_tick(ticks[i], step, lab, sizeof lab);
+        double pos = p0 + (ticks[i] - v0) / (v1 - v0) * (p1 - p0);
+        cairo_set_source_rgb(c->cr, 0.9, 0.9, 0.9);
+        if (vertical) {
+            cairo_move_to(c->cr, g0, pos);
+            cairo_line_to(c->cr, g1, pos);
+        } else {
+            cairo_move_to(c->cr, pos, g0);
+            cairo_line_to(c->cr, pos, g1);
+        }
+        cairo_stroke(c->cr);
+        cairo_set_source_rgb(c->cr, 0.2, 0.2, 0.2);
+        if (vertical)
+            canvas_text(c, lab, label, pos, 8.5, 1, 0.5, 0, 0);
+        else
+            canvas_text(c, lab, pos, label, 8.5, 0.5, 0, 0, 0);
+    }
+}
+
 void format_tick(double v, double step, char *buf, size_t n) {
     int decimals = step >= 1 ? 0 : (int)ceil(-log10(step) - 1e-9);
     if (decimals > 10) decimals = 10;

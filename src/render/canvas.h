@@ -36,6 +36,12 @@ void canvas_text_extent(canvas *c, const char *text, double size, int bold, doub
 /* Up to max "nice" tick values (1, 2, 5 × 10^k steps) covering [lo, hi]; returns the count and
  * the step in *step. */
 int nice_ticks(double lo, double hi, int target, double *ticks, int max, double *step);
+/* Grid lines and tick labels of one axis, at nice values in [tick_lo, tick_hi]. Value v sits
+ * at p0 + (v - v0) / (v1 - v0) * (p1 - p0) along the axis. A horizontal axis (vertical == 0)
+ * draws its grid lines from y = g0 to y = g1 and its labels below y = label; a vertical axis
+ * draws them from x = g0 to x = g1 and right-aligns its labels at x = label. */
+void canvas_axis(canvas *c, int vertical, double tick_lo, double tick_hi, int target, double v0,
+                 double v1, double p0, double p1, double g0, double g1, double label);
 /* A tick label with as many decimals as the step needs. */
 void format_tick(double v, double step, char *buf, size_t n);
 

@@ -51,30 +51,8 @@ ats_status ats_render_lines(const char *path, size_t count, const ats_series *se
 #define PX(v) (ml + ((v)-xlo) / (xhi - xlo) * pw)
 #define PY(v) (mt + ph - ((v)-ylo) / (yhi - ylo) * ph)
     if (opt->fig.title) canvas_text(&c, opt->fig.title, w / 2, mt / 2, 12, 0.5, 0.5, 0, 1);
-    double ticks[32], step;
-    int nt = nice_ticks(ylo, yhi, 6, ticks, 32, &step);
-    cairo_set_line_width(cr, 0.5);
-    for (int i = 0; i < nt; i++) {
-        char lab[64];
-        format_tick(ticks[i], step, lab, sizeof lab);
-        cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
-        cairo_move_to(cr, ml, PY(ticks[i]));
-        cairo_line_to(cr, ml + pw, PY(ticks[i]));
-        cairo_stroke(cr);
-        cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
-        canvas_text(&c, lab, ml - 5, PY(ticks[i]), 8.5, 1, 0.5, 0, 0);
-    }
-    nt = nice_ticks(xlo, xhi, 8, ticks, 32, &step);
-    for (int i = 0; i < nt; i++) {
-        char lab[64];
-        format_tick(ticks[i], step, lab, sizeof lab);
-        cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
-        cairo_move_to(cr, PX(ticks[i]), mt);
-        cairo_line_to(cr, PX(ticks[i]), mt + ph);
-        cairo_stroke(cr);
-        cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
-        canvas_text(&c, lab, PX(ticks[i]), mt + ph + 4, 8.5, 0.5, 0, 0, 0);
-    }
+    canvas_axis(&c, 1, ylo, yhi, 6, ylo, yhi, mt + ph, mt, ml, ml + pw, ml - 5);
+    canvas_axis(&c, 0, xlo, xhi, 8, xlo, xhi, ml, ml + pw, mt, mt + ph, mt + ph + 4);
     cairo_set_line_width(cr, 0.8);
     cairo_rectangle(cr, ml, mt, pw, ph);
     cairo_stroke(cr);

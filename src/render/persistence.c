@@ -68,22 +68,8 @@ ats_status ats_render_diagram(const char *path, size_t count, const ats_diagram 
 #define PY(v) (y0 - ((v)-vlo) / (top - vlo) * side)
     draw_title(&c, opt, mt / 2);
     /* frame, ticks and grid */
-    double ticks[32], step;
-    int nt = nice_ticks(vlo, vhi, 6, ticks, 32, &step);
-    cairo_set_line_width(cr, 0.5);
-    for (int i = 0; i < nt; i++) {
-        char lab[64];
-        format_tick(ticks[i], step, lab, sizeof lab);
-        cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
-        cairo_move_to(cr, PX(ticks[i]), y0);
-        cairo_line_to(cr, PX(ticks[i]), y0 - side);
-        cairo_move_to(cr, x0, PY(ticks[i]));
-        cairo_line_to(cr, x0 + side, PY(ticks[i]));
-        cairo_stroke(cr);
-        cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
-        canvas_text(&c, lab, PX(ticks[i]), y0 + 4, 8.5, 0.5, 0, 0, 0);
-        canvas_text(&c, lab, x0 - 5, PY(ticks[i]), 8.5, 1, 0.5, 0, 0);
-    }
+    canvas_axis(&c, 0, vlo, vhi, 6, vlo, top, x0, x0 + side, y0, y0 - side, y0 + 4);
+    canvas_axis(&c, 1, vlo, vhi, 6, vlo, top, y0, y0 - side, x0, x0 + side, x0 - 5);
     cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
     cairo_set_line_width(cr, 0.8);
     cairo_rectangle(cr, x0, y0 - side, side, side);
@@ -193,19 +179,7 @@ ats_status ats_render_barcode(const char *path, size_t count, const ats_diagram 
     double span = hi - lo, vlo = lo, vhi = hi + 0.06 * span; /* room for essential arrows */
 #define PX(v) (ml + ((v)-vlo) / (vhi - vlo) * pw)
     draw_title(&c, opt, mt / 2);
-    double ticks[32], step;
-    int nt = nice_ticks(lo, hi, 7, ticks, 32, &step);
-    cairo_set_line_width(cr, 0.5);
-    for (int i = 0; i < nt; i++) {
-        char lab[64];
-        format_tick(ticks[i], step, lab, sizeof lab);
-        cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
-        cairo_move_to(cr, PX(ticks[i]), mt);
-        cairo_line_to(cr, PX(ticks[i]), mt + ph);
-        cairo_stroke(cr);
-        cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
-        canvas_text(&c, lab, PX(ticks[i]), mt + ph + 4, 8.5, 0.5, 0, 0, 0);
-    }
+    canvas_axis(&c, 0, lo, hi, 7, vlo, vhi, ml, ml + pw, mt, mt + ph, mt + ph + 4);
     canvas_text(&c, "filtration value", ml + pw / 2, mt + ph + 20, 10, 0.5, 0, 0, 0);
     double y = mt + 4;
     double scale = (ph - 8.0 * (double)count) / (m ? (double)m : 1.0);
