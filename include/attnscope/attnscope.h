@@ -5,9 +5,13 @@
 
 #include "attnscope/core.h"
 #include "attnscope/diagram.h"
+#include "attnscope/hub.h"
 #include "attnscope/measure.h"
 #include "attnscope/model.h"
+#include "attnscope/render.h"
 #include "attnscope/rips.h"
+#include "attnscope/serve.h"
+#include "attnscope/tokenizer.h"
 #include "attnscope/vision.h"
 
 #endif
