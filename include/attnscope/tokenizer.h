@@ -6,6 +6,15 @@
  * CJK splitting, punctuation, control characters) as tokenizer_config.json says. Special tokens
  * are added as the model expects (transformers' add_special_tokens=True).
  *
+ * Exactness: ids, tokens and offsets equal transformers' (fast tokenizers, transformers 5) on the
+ * tests' corpora. Character classes follow HuggingFace's tokenizers, not the Unicode version of
+ * the system's libraries: where utf8proc or PCRE2 disagree with tokenizers' tables (characters
+ * added to Unicode since), exception lists measured from tokenizers on every code point decide
+ * (src/text/tok_unicode_tables.h, tools/make_unicode_tables.py). Added tokens (tokenizer.json's
+ * added_tokens, with lstrip / rstrip / single_word) are matched in the raw text, also those
+ * marked "normalized" (transformers matches those in the normalised text; they differ only when
+ * the normaliser changes the token, e.g. a lower-casing BERT and an upper-case added token).
+ *
  * A tokenizer handle is immutable after loading: one handle may encode from several threads. */
 #ifndef ATTNSCOPE_TOKENIZER_H
 #define ATTNSCOPE_TOKENIZER_H
