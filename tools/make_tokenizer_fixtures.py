@@ -9,7 +9,7 @@ tokenizers (never .venv, which CI builds):
     tools/.devvenv/bin/python tools/make_tokenizer_fixtures.py
 
 It writes
-  sentences.txt            26 sentences, one a line (English, accents, CJK, Hebrew, Arabic,
+  sentences.txt            27 sentences, one a line (English, accents, CJK, Hebrew, Arabic,
                            emoji, control characters, special tokens in the text, long words)
   minilm_expected.json     transformers' AutoTokenizer on them with the real all-MiniLM-L6-v2
   gpt2_corpus.txt          >= 1000 generated lines in many scripts with tricky whitespace,
@@ -68,6 +68,7 @@ SENTENCES = [
     "Mixed: don't can't I'm we'll they've she'd it's O'Neil's.",
     "RoBERTa's <mask> and  <mask>, <s> </s> <pad><unk> tokens; <|endoftext|> too.",
     "Strip:  <pad>  x <unk> y<unk>z _<unk> \t<mask>\t<mask>",
+    "Words: é<unk> e\u0301<unk> ²<unk> Ⅻ<unk> 😀<unk>-<unk>. ١<unk>",
 ]
 
 WORDS = {

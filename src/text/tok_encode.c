@@ -419,11 +419,11 @@ static int added_at(const ats_tokenizer *t, const char *text, size_t len, size_t
                 size_t p = i - 1;
                 while (p > 0 && ((unsigned char)text[p] & 0xC0) == 0x80) p--;
                 tok_utf8_decode(text + p, &cp);
-                if (tok_is_alnum(cp) || cp == '_') continue;
+                if (tok_is_word_char(cp)) continue;
             }
             if (i + a->len < len) {
                 tok_utf8_decode(text + i + a->len, &cp);
-                if (tok_is_alnum(cp) || cp == '_') continue;
+                if (tok_is_word_char(cp)) continue;
             }
         }
         best = (int)k;

@@ -365,16 +365,23 @@ int tok_lower(uint32_t c, uint32_t *out) {
     return 1;
 }
 
-int tok_is_alnum(uint32_t c) {
+/* Unicode \w as the regex crate has it (what tokenizers uses for single_word added tokens):
+ * Alphabetic (letters, Nl, circled letters), marks, decimal digits, connector punctuation and
+ * the join controls. */
+int tok_is_word_char(uint32_t c) {
+    if (c == 0x200C || c == 0x200D || (c >= 0x24B6 && c <= 0x24E9)) return 1;
     switch (utf8proc_category((utf8proc_int32_t)c)) {
     case UTF8PROC_CATEGORY_LU:
     case UTF8PROC_CATEGORY_LL:
     case UTF8PROC_CATEGORY_LT:
     case UTF8PROC_CATEGORY_LM:
     case UTF8PROC_CATEGORY_LO:
+    case UTF8PROC_CATEGORY_MN:
+    case UTF8PROC_CATEGORY_MC:
+    case UTF8PROC_CATEGORY_ME:
     case UTF8PROC_CATEGORY_ND:
     case UTF8PROC_CATEGORY_NL:
-    case UTF8PROC_CATEGORY_NO:
+    case UTF8PROC_CATEGORY_PC:
         return 1;
     default:
         return 0;

@@ -62,7 +62,7 @@ int tok_is_mark(uint32_t cp); /* the StripAccents normalizer: a combining mark (
 int tok_nfd(uint32_t cp, uint32_t *out);
 int tok_bert_strip(uint32_t cp, uint32_t *out);
 int tok_lower(uint32_t cp, uint32_t *out);
-int tok_is_alnum(uint32_t cp);
+int tok_is_word_char(uint32_t cp); /* Unicode \w: single_word added tokens */
 
 /* ---- the handle */
 

