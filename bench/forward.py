@@ -75,7 +75,9 @@ def gpt2_random():
 
 
 def main():
-    threads = int(sys.argv[1]) if len(sys.argv) > 1 else os.cpu_count()
+    # both tools with 1 thread (per-core efficiency, robust on a shared machine), then with all
+    # cores; or the thread counts given on the command line
+    thread_counts = [int(a) for a in sys.argv[1:]] or sorted({1, os.cpu_count()})
     os.makedirs(OUT, exist_ok=True)
     sys.path.insert(0, os.path.join(ROOT, "tools"))
     import importlib.util
@@ -90,8 +92,13 @@ def main():
                   rng.integers(0, 50257, size=128).tolist(), 5))
     import torch
     import transformers
-    print(f"attention extraction: attnscope vs transformers {transformers.__version__} / torch "
-          f"{torch.__version__} (eager, output_attentions=True), {threads} threads")
+    for threads in thread_counts:
+        table(cases, threads, torch.__version__, transformers.__version__)
+
+
+def table(cases, threads, torch_version, transformers_version):
+    print(f"attention extraction: attnscope vs transformers {transformers_version} / torch "
+          f"{torch_version} (eager, output_attentions=True), {threads} thread(s) each")
     print("ratio = transformers / attnscope (> 1: attnscope faster / smaller); load average "
           f"at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"{'case':<40} {'ours ms':>9} {'torch ms':>9} {'time':>7} {'ours MB':>8} "
