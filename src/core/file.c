@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 ats_status ats_outfile_open(ats_outfile *out, const char *path, ats_error *err) {
@@ -16,6 +17,21 @@ ats_status ats_outfile_open(ats_outfile *out, const char *path, ats_error *err) 
         return ats_error_set(err, ATS_ERR_NOMEM, "%s: out of memory", path);
     }
     memcpy(out->path, path, len + 1);
+    struct stat sb;
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+        /* A device or a pipe (/dev/null, /dev/stdout, a FIFO) is written in place: renaming a
+           temporary over it would replace the device with a regular file. */
+        free(out->tmp_path);
+        out->tmp_path = NULL;
+        out->fp = fopen(path, "wb");
+        if (!out->fp) {
+            ats_status st = ats_error_set(err, ATS_ERR_IO, "%s: cannot open for writing: %s",
+                                          path, strerror(errno));
+            ats_outfile_abort(out);
+            return st;
+        }
+        return ATS_OK;
+    }
     /* The temporary lives beside the target so rename() stays on one file system. */
     snprintf(out->tmp_path, len + 32, "%s.tmp.%ld", path, (long)getpid());
     out->fp = fopen(out->tmp_path, "wb");
@@ -39,7 +55,7 @@ ats_status ats_outfile_commit(ats_outfile *out, ats_error *err) {
         ats_outfile_abort(out);
         return st;
     }
-    if (rename(out->tmp_path, out->path) != 0) {
+    if (out->tmp_path && rename(out->tmp_path, out->path) != 0) {
         ats_status st = ats_error_set(err, ATS_ERR_IO, "%s: cannot rename into place: %s",
                                       out->path, strerror(errno));
         ats_outfile_abort(out);

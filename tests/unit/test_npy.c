@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static void write_bytes(const char *path, const void *data, size_t len) {
     FILE *fp = fopen(path, "wb");
@@ -54,5 +55,12 @@ int main(void) {
     CHECK(ats_npy_read(path, &a, &err) == ATS_ERR_FORMAT);
     CHECK(ats_npy_read("/nonexistent/x.npy", &a, &err) == ATS_ERR_IO);
     remove(path);
+
+    /* A device is written in place, never replaced by a renamed temporary. */
+    CHECK(ats_npy_write("/dev/null", ATS_F64, 2, shape, vals, &err) == ATS_OK);
+    struct stat sb;
+    CHECK(stat("/dev/null", &sb) == 0 && S_ISCHR(sb.st_mode));
+    /* A folder is not a file. */
+    CHECK(ats_npy_write("/tmp", ATS_F64, 2, shape, vals, &err) == ATS_ERR_IO);
     return check_report("test_npy");
 }
