@@ -3,4 +3,6 @@
 #include "attnscope/core.h"
 
 const char *ats_shared_library_tag(void);
-const char *ats_shared_library_tag(void) { return "attnscope"; }
+const char *ats_shared_library_tag(void) {
+    return "attnscope";
+}

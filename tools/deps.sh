@@ -10,7 +10,7 @@ DEBIAN_PACKAGES=(
   libopenblas-dev libcjson-dev libutf8proc-dev libpcre2-dev libstb-dev
   libcurl4-openssl-dev
   libcairo2-dev libpango1.0-dev libmicrohttpd-dev
-  ripser python3-venv fonts-dejavu-core fonts-wqy-microhei poppler-utils clang
+  ripser python3-venv fonts-dejavu-core fonts-wqy-microhei poppler-utils clang libomp-dev
   chromium
   libopenmpi-dev openmpi-bin
 )

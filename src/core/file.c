@@ -25,8 +25,8 @@ ats_status ats_outfile_open(ats_outfile *out, const char *path, ats_error *err) 
         out->tmp_path = NULL;
         out->fp = fopen(path, "wb");
         if (!out->fp) {
-            ats_status st = ats_error_set(err, ATS_ERR_IO, "%s: cannot open for writing: %s",
-                                          path, strerror(errno));
+            ats_status st = ats_error_set(err, ATS_ERR_IO, "%s: cannot open for writing: %s", path,
+                                          strerror(errno));
             ats_outfile_abort(out);
             return st;
         }
