@@ -116,16 +116,13 @@ typedef struct ats_scatter_options {
     size_t n_shapes;
     const char *const *shape_names; /* [n_shapes] legend entries (e.g. model names) or NULL */
     const char *x_title, *y_title;  /* axis titles or NULL */
-    int free_axes;                  /* 0: equal scales on both axes (embeddings); 1: each axis
-                                       fits its own range (curves) */
-    int connect;                    /* 1: a line joins the points in order */
 } ats_scatter_options;
 
 void ats_scatter_options_init(ats_scatter_options *opt);
 
-/* Scatter plot of n points xy [n][2], coloured by group with a legend (e.g. an MDS embedding
- * of attention heads coloured by layer), or a curve with free_axes and connect. opt may be
- * NULL. */
+/* Scatter plot of n points xy [n][2] on equal scales, coloured by group with a legend (e.g. an
+ * MDS embedding of attention heads coloured by layer, Clark et al. 2019 Fig. 6). opt may be
+ * NULL. (Curves: ats_render_lines.) */
 ats_status ats_render_scatter(const char *path, size_t n, const double *xy,
                               const ats_scatter_options *opt, ats_error *err);
 

@@ -1310,27 +1310,23 @@ static ats_status run_ablation(hrun *r, char **names, ats_error *err) {
         free(imp);
     }
     if (!st) {
-        double *xy = malloc(2 * steps * sizeof *xy);
-        if (!xy) {
+        double *xs = malloc(steps * sizeof *xs);
+        if (!xs) {
             st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
             goto done;
         }
-        for (size_t s = 0; s < steps; s++) {
-            xy[2 * s] = (double)order_k[s];
-            xy[2 * s + 1] = order_loss[s];
-        }
-        ats_scatter_options so;
-        ats_scatter_options_init(&so);
-        so.fig.title = "pruning: heads removed in order of importance";
-        so.free_axes = 1;
-        so.connect = 1;
-        so.x_title = "heads removed";
-        so.y_title = lm ? "LM loss" : "hidden-state change";
+        for (size_t k = 0; k < steps; k++) xs[k] = (double)order_k[k];
+        ats_series series = {lm ? "LM loss" : "hidden-state change", steps, xs, order_loss};
+        ats_lines_options lo;
+        ats_lines_options_init(&lo);
+        lo.fig.title = "pruning: heads removed in order of importance";
+        lo.x_title = "heads removed";
+        lo.y_title = lm ? "LM loss" : "hidden-state change";
         char *path = path_join(r->a->out_dir, "pruning.png");
-        st = path ? ats_render_scatter(path, steps, xy, &so, err)
+        st = path ? ats_render_lines(path, 1, &series, &lo, err)
                   : ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
         free(path);
-        free(xy);
+        free(xs);
     }
     if (!st) {
         printf("ablation (%zu lines, %s): base %.6f; most important:", count,

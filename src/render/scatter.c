@@ -55,8 +55,7 @@ ats_status ats_render_scatter(const char *path, size_t n, const double *xy,
         ylo = fmin(ylo, y);
         yhi = fmax(yhi, y);
     }
-    double sx = fmax(xhi - xlo, 1e-12), sy = fmax(yhi - ylo, 1e-12);
-    if (!opt->free_axes) sx = sy = fmax(sx, sy);
+    double sx = fmax(fmax(xhi - xlo, yhi - ylo), 1e-12), sy = sx; /* equal scales */
     double cx = (xlo + xhi) / 2, cy = (ylo + yhi) / 2;
     xlo = cx - 0.55 * sx;
     xhi = cx + 0.62 * sx; /* room for the labels right of the points */
@@ -64,12 +63,12 @@ ats_status ats_render_scatter(const char *path, size_t n, const double *xy,
     yhi = cy + 0.55 * sy;
     double ml = 50, mt = opt->fig.title ? 34 : 14, mb = 44;
     double legend_w = (opt->groups || (opt->shapes && opt->shape_names)) ? 120 : 24;
-    double pw = opt->free_axes ? 520 : 460, ph = opt->free_axes ? 320 : 460; /* plot area */
+    double pw = 460, ph = 460; /* plot area */
     double w = opt->fig.width > 0 ? opt->fig.width : ml + pw + legend_w;
     double h = opt->fig.height > 0 ? opt->fig.height : mt + ph + mb;
     pw = w - ml - legend_w;
     ph = h - mt - mb;
-    if (!opt->free_axes) pw = ph = fmin(pw, ph);
+    pw = ph = fmin(pw, ph);
     if (pw < 60 || ph < 60) return ats_error_set(err, ATS_ERR_RANGE, "%s: figure too small", path);
     canvas c;
     ats_status st = canvas_open(&c, path, w, h, &opt->fig, err);
@@ -79,30 +78,8 @@ ats_status ats_render_scatter(const char *path, size_t n, const double *xy,
 #define PX(v) (x0 + ((v)-xlo) / (xhi - xlo) * pw)
 #define PY(v) (y0 - ((v)-ylo) / (yhi - ylo) * ph)
     if (opt->fig.title) canvas_text(&c, opt->fig.title, w / 2, mt / 2, 12, 0.5, 0.5, 0, 1);
-    double ticks[32], step;
-    cairo_set_line_width(cr, 0.5);
-    int nt = nice_ticks(xlo, xhi, 6, ticks, 32, &step);
-    for (int i = 0; i < nt; i++) {
-        char lab[64];
-        format_tick(ticks[i], step, lab, sizeof lab);
-        cairo_set_source_rgb(cr, 0.92, 0.92, 0.92);
-        cairo_move_to(cr, PX(ticks[i]), y0);
-        cairo_line_to(cr, PX(ticks[i]), y0 - ph);
-        cairo_stroke(cr);
-        cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
-        canvas_text(&c, lab, PX(ticks[i]), y0 + 4, 8.5, 0.5, 0, 0, 0);
-    }
-    nt = nice_ticks(ylo, yhi, 6, ticks, 32, &step);
-    for (int i = 0; i < nt; i++) {
-        char lab[64];
-        format_tick(ticks[i], step, lab, sizeof lab);
-        cairo_set_source_rgb(cr, 0.92, 0.92, 0.92);
-        cairo_move_to(cr, x0, PY(ticks[i]));
-        cairo_line_to(cr, x0 + pw, PY(ticks[i]));
-        cairo_stroke(cr);
-        cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
-        canvas_text(&c, lab, x0 - 5, PY(ticks[i]), 8.5, 1, 0.5, 0, 0);
-    }
+    canvas_axis(&c, 0, xlo, xhi, 6, xlo, xhi, x0, x0 + pw, y0 - ph, y0, y0 + 4);
+    canvas_axis(&c, 1, ylo, yhi, 6, ylo, yhi, y0, y0 - ph, x0, x0 + pw, x0 - 5);
     cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
     cairo_set_line_width(cr, 0.8);
     cairo_rectangle(cr, x0, y0 - ph, pw, ph);
@@ -110,13 +87,6 @@ ats_status ats_render_scatter(const char *path, size_t n, const double *xy,
     if (opt->x_title) canvas_text(&c, opt->x_title, x0 + pw / 2, y0 + 22, 10, 0.5, 0, 0, 0);
     if (opt->y_title)
         canvas_text(&c, opt->y_title, x0 - 38, y0 - ph / 2, 10, 0.5, 0.5, ATS_PI / 2, 0);
-    if (opt->connect && n > 1) {
-        cairo_set_source_rgb(cr, 0.35, 0.35, 0.35);
-        cairo_set_line_width(cr, 1.0);
-        cairo_move_to(cr, PX(xy[0]), PY(xy[1]));
-        for (size_t i = 1; i < n; i++) cairo_line_to(cr, PX(xy[2 * i]), PY(xy[2 * i + 1]));
-        cairo_stroke(cr);
-    }
     /* points, then labels on top */
     double s = n > 200 ? 3.0 : 4.0;
     for (size_t i = 0; i < n; i++) {

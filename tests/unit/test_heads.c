@@ -106,7 +106,6 @@ static void test_scatter(void) {
     ats_error err = {0};
     CHECK(ats_render_scatter("build-test-scatter.png", 4, xy, &so, &err) == ATS_OK);
     CHECK(ats_render_scatter("build-test-scatter.svg", 4, xy, NULL, &err) == ATS_OK);
-    so.free_axes = so.connect = 1;
     CHECK(ats_render_scatter("build-test-scatter.pdf", 4, xy, &so, &err) == ATS_OK);
     unlink("build-test-scatter.png");
     unlink("build-test-scatter.svg");
