@@ -128,6 +128,37 @@ ats_status ats_model_resolve(const char *name, char **dir, ats_error *err) {
 
 #ifdef ATS_HAVE_CURL
 #include <curl/curl.h>
+#include <dlfcn.h>
+
+/* libcurl is opened when a download starts, not linked: it and the TLS stack under it are 30
+ * shared libraries that every other command would load for nothing (9 ms and 3.5 MB at each
+ * start). The handle stays open for the process; dlopen counts its references. */
+typedef struct curl_api {
+    CURL *(*easy_init)(void);
+    CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
+    CURLcode (*easy_perform)(CURL *);
+    CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
+    const char *(*easy_strerror)(CURLcode);
+    void (*easy_cleanup)(CURL *);
+    struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
+    void (*slist_free_all)(struct curl_slist *);
+} curl_api;
+
+static int curl_api_open(curl_api *api) {
+    void *h = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+    if (!h) return 0;
+    /* POSIX: a void * from dlsym converts to a function pointer */
+    *(void **)&api->easy_init = dlsym(h, "curl_easy_init");
+    *(void **)&api->easy_setopt = dlsym(h, "curl_easy_setopt");
+    *(void **)&api->easy_perform = dlsym(h, "curl_easy_perform");
+    *(void **)&api->easy_getinfo = dlsym(h, "curl_easy_getinfo");
+    *(void **)&api->easy_strerror = dlsym(h, "curl_easy_strerror");
+    *(void **)&api->easy_cleanup = dlsym(h, "curl_easy_cleanup");
+    *(void **)&api->slist_append = dlsym(h, "curl_slist_append");
+    *(void **)&api->slist_free_all = dlsym(h, "curl_slist_free_all");
+    return api->easy_init && api->easy_setopt && api->easy_perform && api->easy_getinfo &&
+           api->easy_strerror && api->easy_cleanup && api->slist_append && api->slist_free_all;
+}
 
 typedef struct fetch {
     FILE *fp;
@@ -159,8 +190,8 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
 
 /* GET url into path (via path.part, renamed on success). *http receives the status (0 when
  * the transfer itself failed). */
-static ats_status get_file(CURL *c, const char *url, const char *path, long *http, fetch *f,
-                           ats_error *err) {
+static ats_status get_file(const curl_api *api, CURL *c, const char *url, const char *path,
+                           long *http, fetch *f, ats_error *err) {
     size_t pl = strlen(path);
     char *part = malloc(pl + 6);
     if (!part) return ats_error_set(err, ATS_ERR_NOMEM, "download: out of memory");
@@ -173,14 +204,14 @@ static ats_status get_file(CURL *c, const char *url, const char *path, long *htt
         free(part);
         return rc;
     }
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    CURLcode cc = curl_easy_perform(c);
+    api->easy_setopt(c, CURLOPT_URL, url);
+    CURLcode cc = api->easy_perform(c);
     int wrote = fclose(f->fp) == 0;
     *http = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, http);
+    api->easy_getinfo(c, CURLINFO_RESPONSE_CODE, http);
     ats_status rc = ATS_OK;
     if (cc != CURLE_OK)
-        rc = ats_error_set(err, ATS_ERR_IO, "download %s: %s", url, curl_easy_strerror(cc));
+        rc = ats_error_set(err, ATS_ERR_IO, "download %s: %s", url, api->easy_strerror(cc));
     else if (*http != 200)
         rc = ats_error_set(err, ATS_ERR_IO, "download %s: HTTP %ld", url, *http);
     else if (!wrote || rename(part, path) != 0)
@@ -216,6 +247,12 @@ ats_status ats_model_download(const char *name, const char *revision, char **dir
             return ats_error_set(err, ATS_ERR_INVALID, "revision '%s': not allowed", revision);
     if (!*name || slashes > 1 || name[0] == '/' || name[0] == '.' || strstr(name, ".."))
         return ats_error_set(err, ATS_ERR_INVALID, "model '%s': not a hub name", name);
+    curl_api api_s;
+    const curl_api *api = &api_s;
+    if (!curl_api_open(&api_s))
+        return ats_error_set(err, ATS_ERR_IO,
+                             "model '%s': cannot download: libcurl (libcurl.so.4) is not installed",
+                             name);
     const char *endpoint = getenv("HF_ENDPOINT");
     if (!endpoint || !*endpoint) endpoint = "https://huggingface.co";
     size_t el = strlen(endpoint);
@@ -226,7 +263,7 @@ ats_status ats_model_download(const char *name, const char *revision, char **dir
                              name);
     size_t cap = strlen(root) + strlen(name) * 2 + strlen(revision) + el + 512;
     char *base = malloc(cap), *url = malloc(cap), *path = malloc(cap), *tmpdir = malloc(cap);
-    CURL *c = curl_easy_init();
+    CURL *c = api->easy_init();
     ats_status rc = ATS_OK;
     fetch f = {0};
     if (!base || !url || !path || !tmpdir || !c) {
@@ -248,21 +285,21 @@ ats_status ats_model_download(const char *name, const char *revision, char **dir
         rc = ats_error_set(err, ATS_ERR_IO, "%s: cannot create: %s", tmpdir, strerror(errno));
         goto done;
     }
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 20L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &f);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &f);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "attnscope/0.1");
+    api->easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+    api->easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
+    api->easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 20L);
+    api->easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    api->easy_setopt(c, CURLOPT_WRITEDATA, &f);
+    api->easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    api->easy_setopt(c, CURLOPT_HEADERDATA, &f);
+    api->easy_setopt(c, CURLOPT_USERAGENT, "attnscope/0.1");
     struct curl_slist *hdr = NULL;
     const char *token = getenv("HF_TOKEN");
     if (token && *token) {
         char auth[1024];
         snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
-        hdr = curl_slist_append(hdr, auth);
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+        hdr = api->slist_append(hdr, auth);
+        api->easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
     }
     /* config.json and the weights are required; the rest is fetched where the model has it */
     static const char *const FILES[] = {"config.json",
@@ -285,7 +322,7 @@ ats_status ats_model_download(const char *name, const char *revision, char **dir
         long http;
         f.commit[0] = '\0';
         ats_error e;
-        rc = get_file(c, url, path, &http, &f, &e);
+        rc = get_file(api, c, url, path, &http, &f, &e);
         int required = i == 0 || !strcmp(file, "pytorch_model.bin");
         if (rc) {
             if (http == 404 && !required) {
@@ -333,7 +370,7 @@ ats_status ats_model_download(const char *name, const char *revision, char **dir
     }
     *dir = strdup(path);
     if (!*dir) rc = ats_error_set(err, ATS_ERR_NOMEM, "download: out of memory");
-    curl_slist_free_all(hdr);
+    api->slist_free_all(hdr);
 done:
     if (rc && tmpdir && is_dir(tmpdir)) {
         DIR *d = opendir(tmpdir);
@@ -348,7 +385,7 @@ done:
         rmdir(tmpdir);
         rmdir(base); /* only when empty: a model that was never there leaves nothing */
     }
-    if (c) curl_easy_cleanup(c);
+    if (c) api->easy_cleanup(c);
     free(root);
     free(base);
     free(url);
