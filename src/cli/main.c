@@ -1,8 +1,5 @@
 #include "cli.h"
 
-#include <errno.h>
-#include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,51 +37,6 @@ static void print_usage(FILE *fp) {
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
         fprintf(fp, "  %-13s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
     fprintf(fp, "\n`attnscope <command> --help` describes a command.\n");
-}
-
-int ats_cli_fail(const ats_error *err) {
-    fprintf(stderr, "attnscope: %s\n",
-            err->message[0] ? err->message : ats_status_str(err->status));
-    switch (err->status) {
-    case ATS_ERR_FORMAT:
-    case ATS_ERR_INVALID:
-    case ATS_ERR_RANGE:
-    case ATS_ERR_IO:
-        return ATS_EXIT_INPUT;
-    default:
-        return ATS_EXIT_FAIL;
-    }
-}
-
-int ats_cli_usage_error(const char *cmd, const char *fmt, ...) {
-    fprintf(stderr, "attnscope %s: ", cmd);
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    return ATS_EXIT_INPUT;
-}
-
-int ats_cli_parse_double(const char *s, int allow_inf, double *out) {
-    if (!s || !*s) return 0;
-    errno = 0;
-    char *end;
-    double v = strtod(s, &end);
-    if (*end != '\0' || errno == ERANGE || isnan(v)) return 0;
-    if (isinf(v) && !allow_inf) return 0;
-    *out = v;
-    return 1;
-}
-
-int ats_cli_parse_long(const char *s, long lo, long hi, long *out) {
-    if (!s || !*s) return 0;
-    errno = 0;
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*end != '\0' || errno == ERANGE || v < lo || v > hi) return 0;
-    *out = v;
-    return 1;
 }
 
 int main(int argc, char **argv) {

@@ -1,0 +1,44 @@
+/* `attnscope`, the executable users run. The persistence and measure commands — the ones
+ * scripts call thousands of times on small inputs — run here, in a binary that links nothing
+ * but the C library, cJSON and OpenMP. Every other command (models, figures, the viewer, MPI)
+ * is handed, with exec(), to `attnscope-full` beside this executable: linking cairo, pango,
+ * OpenBLAS, libmicrohttpd and MPI costs every process about 10 ms and 10 MB before main(). */
+#define _XOPEN_SOURCE 700 /* readlink */
+#include "cli.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+} command;
+
+static const command LEAN[] = {
+    {"rips", ats_cmd_rips},
+    {"bottleneck", ats_cmd_bottleneck},
+    {"wasserstein", ats_cmd_wasserstein},
+    {"measure", ats_cmd_measure},
+};
+
+int main(int argc, char **argv) {
+    if (argc >= 2)
+        for (size_t i = 0; i < sizeof LEAN / sizeof LEAN[0]; i++)
+            if (!strcmp(argv[1], LEAN[i].name)) return LEAN[i].run(argc - 1, argv + 1);
+    char self[PATH_MAX], full[PATH_MAX + 32];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len <= 0) {
+        fprintf(stderr, "attnscope: cannot find its own executable: %s\n", strerror(errno));
+        return ATS_EXIT_FAIL;
+    }
+    self[len] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash) *slash = '\0';
+    snprintf(full, sizeof full, "%s/attnscope-full", slash ? self : ".");
+    execv(full, argv);
+    fprintf(stderr, "attnscope: cannot run %s: %s\n", full, strerror(errno));
+    return ATS_EXIT_FAIL;
+}
