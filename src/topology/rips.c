@@ -389,7 +389,7 @@ static void quicksort_columns(const rips *r, entry *a, size_t n) {
 /* Radix sort into reverse filtration order: stable LSD passes over the index bytes (ascending),
  * then over the diameter's bit pattern (descending; the bits of a non-negative double order
  * like the double). Passes where every key has the same byte are skipped. Falls back to the
- * comparison sort for small inputs or when the scratch buffer cannot be had. */
+ * comparison sort for small and large inputs or when the scratch buffer cannot be had. */
 static inline uint64_t diam_key(double d) {
     uint64_t b;
     if (d == 0.0) d = 0.0; /* -0.0 sorts as 0 */
@@ -398,7 +398,9 @@ static inline uint64_t diam_key(double d) {
 }
 
 static void sort_columns(const rips *r, entry *a, size_t n) {
-    if (n < 512) {
+    /* Radix needs a second buffer as large as the input: above 64 Ki entries (1 MiB) the
+       comparison sort keeps the peak memory down. */
+    if (n < 512 || n > 65536) {
         quicksort_columns(r, a, n);
         return;
     }
