@@ -124,6 +124,15 @@ static ats_status head_js(const attn_source *s, size_t l, size_t h, int seed_com
     return st;
 }
 
+/* Checks the shared options and loads the inputs; returns the exit code of a failure, or 0. */
+static int prepare(const analysis_args *a, int need_head, attn_source *src, size_t *count,
+                   ats_error *err) {
+    int rc = analysis_check(a, need_head);
+    if (rc) return rc;
+    ats_error_clear(err);
+    return analysis_load(a, src, count, err) ? fail(err) : 0;
+}
+
 /* ---- attend */
 
 static int run_attend(int argc, char **argv) {
@@ -143,15 +152,13 @@ static int run_attend(int argc, char **argv) {
         }
         return ats_cli_usage_error("attend", "unknown option '%s' (see --help)", argv[i]);
     }
-    int rc = analysis_check(&a, 0);
-    if (rc) return rc;
     if ((a.layer >= 0) != (a.head >= 0))
         return ats_cli_usage_error("attend", "give both --layer and --head, or neither");
     attn_source src[ANALYSIS_MAX_INPUTS];
     size_t count;
     ats_error err;
-    ats_error_clear(&err);
-    if (analysis_load(&a, src, &count, &err)) return fail(&err);
+    int rc = prepare(&a, 0, src, &count, &err);
+    if (rc) return rc;
     cJSON *doc = cJSON_CreateObject(), *inputs = cJSON_AddArrayToObject(doc, "inputs");
     ats_status st = ATS_OK;
     for (size_t t = 0; t < count && !st; t++) {
@@ -239,13 +246,11 @@ static int run_graph(int argc, char **argv) {
             return ats_cli_usage_error("graph", "unknown option '%s' (see --help)", argv[i]);
         }
     }
-    int rc = analysis_check(&a, 1);
-    if (rc) return rc;
     attn_source src[ANALYSIS_MAX_INPUTS];
     size_t count;
     ats_error err;
-    ats_error_clear(&err);
-    if (analysis_load(&a, src, &count, &err)) return fail(&err);
+    int rc = prepare(&a, 1, src, &count, &err);
+    if (rc) return rc;
     ats_status st = ATS_OK;
     for (size_t t = 0; t < count && !st; t++) {
         const attn_source *s = &src[t];
@@ -313,13 +318,11 @@ static int run_divergence(int argc, char **argv) {
             return ats_cli_usage_error("divergence", "unknown option '%s' (see --help)", argv[i]);
         }
     }
-    int rc = analysis_check(&a, 1);
-    if (rc) return rc;
     attn_source src[ANALYSIS_MAX_INPUTS];
     size_t count;
     ats_error err;
-    ats_error_clear(&err);
-    if (analysis_load(&a, src, &count, &err)) return fail(&err);
+    int rc = prepare(&a, 1, src, &count, &err);
+    if (rc) return rc;
     ats_status st = ATS_OK;
     cJSON *doc = cJSON_CreateObject(), *inputs = cJSON_AddArrayToObject(doc, "inputs");
     cJSON_AddNumberToObject(doc, "layer", (double)a.layer);
@@ -520,13 +523,11 @@ static int run_topo(int argc, char **argv) {
             return ats_cli_usage_error("topo", "unknown option '%s' (see --help)", s);
         }
     }
-    int rc = analysis_check(&a, 1);
-    if (rc) return rc;
     attn_source src[ANALYSIS_MAX_INPUTS];
     size_t count;
     ats_error err;
-    ats_error_clear(&err);
-    if (analysis_load(&a, src, &count, &err)) return fail(&err);
+    int rc = prepare(&a, 1, src, &count, &err);
+    if (rc) return rc;
     ats_status st = ATS_OK;
     for (size_t t = 0; t < count && !st; t++) {
         const attn_source *s = &src[t];

@@ -239,35 +239,27 @@ int ats_cmd_report(int argc, char **argv) {
     char ls[32], hs[32];
     snprintf(ls, sizeof ls, "%ld", layer);
     snprintf(hs, sizeof hs, "%ld", head);
-    if (!rc) {
-        const char *args[] = {"topo",   "--model",  model, "--text", texts[0], "--text",
-                              texts[1], "--layer",  ls,    "--head", hs,       "--out",
-                              dir_topo, "--format", "svg", trunc,    NULL};
-        rc = run_sub(ats_cmd_topo, args);
-    }
-    if (!rc) {
-        const char *args[] = {"attend", "--model",  model, "--text", texts[0], "--text",
-                              texts[1], "--layer",  ls,    "--head", hs,       "--out",
-                              dir_att,  "--format", "svg", trunc,    NULL};
-        rc = run_sub(ats_cmd_attend, args);
+    /* the chosen head through topo, attend, divergence and graph; then every head's maps */
+    static const struct {
+        int (*cmd)(int, char **);
+        const char *name;
+        int dir; /* index into dirs */
+    } steps[] = {{ats_cmd_topo, "topo", 0},
+                 {ats_cmd_attend, "attend", 1},
+                 {ats_cmd_divergence, "divergence", 2},
+                 {ats_cmd_graph, "graph", 3}};
+    const char *dirs[4] = {dir_topo, dir_att, dir_div, dir_graph};
+    for (size_t k = 0; k < sizeof steps / sizeof steps[0] && !rc; k++) {
+        const char *args[] = {steps[k].name,      "--model",  model, "--text", texts[0], "--text",
+                              texts[1],           "--layer",  ls,    "--head", hs,       "--out",
+                              dirs[steps[k].dir], "--format", "svg", trunc,    NULL};
+        rc = run_sub(steps[k].cmd, args);
     }
     if (!rc) {
         const char *args[] = {"attend", "--model", model,   "--text", texts[0],
                               "--text", texts[1],  "--out", dir_att,  "--format",
                               "svg",    trunc,     NULL};
         rc = run_sub(ats_cmd_attend, args);
-    }
-    if (!rc) {
-        const char *args[] = {"divergence", "--model",  model, "--text", texts[0], "--text",
-                              texts[1],     "--layer",  ls,    "--head", hs,       "--out",
-                              dir_div,      "--format", "svg", trunc,    NULL};
-        rc = run_sub(ats_cmd_divergence, args);
-    }
-    if (!rc) {
-        const char *args[] = {"graph",   "--model",  model, "--text", texts[0], "--text",
-                              texts[1],  "--layer",  ls,    "--head", hs,       "--out",
-                              dir_graph, "--format", "svg", trunc,    NULL};
-        rc = run_sub(ats_cmd_graph, args);
     }
     cJSON *cmp = NULL, *res[2] = {NULL, NULL};
     if (!rc) {
