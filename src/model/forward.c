@@ -115,6 +115,15 @@ static void attention(const ats_model *m, int l, const float *q, const float *k,
                     probs + h * nn, (int)n, v + h * dh, (int)ld, 0.0f, ctx + h * dh, (int)d);
 }
 
+/* out[n][o] = in[n][i] · W + b through the packed copy of W when the model has one */
+static void linear(const ats_model *m, float *out, const float *in, const float *wt,
+                   const packed_w *pw, const float *b, size_t n, size_t i, size_t o) {
+    if (pw->p)
+        k_linear_packed(out, o, in, i, pw, b, n, o);
+    else
+        k_linear(out, in, wt, b, n, i, o, m->conv1d);
+}
+
 /* Runs the layers on w->x [n][d] (the embeddings) and fills res. */
 static ats_status run_layers(ats_model *m, size_t n, const ats_forward_options *opt, work *w,
                              ats_forward_result *res, int need_final, ats_error *err) {
@@ -137,15 +146,19 @@ static ats_status run_layers(ats_model *m, size_t n, const ats_forward_options *
         /* the last layer's values, output and feed-forward only feed the final hidden state */
         int attn_only = l + 1 == L && !need_final;
         if (m->conv1d) { /* qkv[n][3d] = in[n][d] · c_attn[d][3d] + b (q|k only: [n][2d]) */
-            k_linear_ld(w->q, 3 * d, in, lw->wq, 3 * d, lw->bq, n, d, attn_only ? 2 * d : 3 * d, 1);
+            if (lw->pq.p)
+                k_linear_packed(w->q, 3 * d, in, d, &lw->pq, lw->bq, n, attn_only ? 2 * d : 3 * d);
+            else
+                k_linear_ld(w->q, 3 * d, in, lw->wq, 3 * d, lw->bq, n, d, attn_only ? 2 * d : 3 * d,
+                            1);
             q = w->q;
             k = w->q + d;
             v = w->q + 2 * d;
             ld = 3 * d;
         } else { /* q, k, v [n][d] = in · Wᵀ + b */
-            k_linear(w->q, in, lw->wq, lw->bq, n, d, d, 0);
-            k_linear(w->k, in, lw->wk, lw->bk, n, d, d, 0);
-            if (!attn_only) k_linear(w->v, in, lw->wv, lw->bv, n, d, d, 0);
+            linear(m, w->q, in, lw->wq, &lw->pq, lw->bq, n, d, d);
+            linear(m, w->k, in, lw->wk, &lw->pk, lw->bk, n, d, d);
+            if (!attn_only) linear(m, w->v, in, lw->wv, &lw->pv, lw->bv, n, d, d);
             q = w->q;
             k = w->k;
             v = w->v;
@@ -154,20 +167,20 @@ static ats_status run_layers(ats_model *m, size_t n, const ats_forward_options *
         attention(m, (int)l, q, k, v, ld, n, probs, scores, w->ctx, opt->head_mask, !attn_only);
         if (attn_only) break;
         /* t[n][d] = ctx · Woᵀ + bo */
-        k_linear(t, w->ctx, lw->wo, lw->bo, n, d, d, m->conv1d);
+        linear(m, t, w->ctx, lw->wo, &lw->po, lw->bo, n, d, d);
         if (m->pre_ln) {
             k_add(x, t, nd);                                        /* x += attn */
             k_layernorm(t, x, lw->ln2_w, lw->ln2_b, n, d, mi->eps); /* t = LN2(x) */
-            k_linear(w->ff, t, lw->w1, lw->b1, n, d, f, m->conv1d);
+            linear(m, w->ff, t, lw->w1, &lw->p1, lw->b1, n, d, f);
             k_activation(w->ff, n * f, m->act);
-            k_linear(t, w->ff, lw->w2, lw->b2, n, f, d, m->conv1d);
+            linear(m, t, w->ff, lw->w2, &lw->p2, lw->b2, n, f, d);
             k_add(x, t, nd); /* x += mlp */
         } else {
             k_add(t, x, nd);                                        /* t = attn + x */
             k_layernorm(x, t, lw->ln1_w, lw->ln1_b, n, d, mi->eps); /* x = LN1(t) */
-            k_linear(w->ff, x, lw->w1, lw->b1, n, d, f, 0);
+            linear(m, w->ff, x, lw->w1, &lw->p1, lw->b1, n, d, f);
             k_activation(w->ff, n * f, m->act);
-            k_linear(t, w->ff, lw->w2, lw->b2, n, f, d, 0);
+            linear(m, t, w->ff, lw->w2, &lw->p2, lw->b2, n, f, d);
             k_add(t, x, nd);                                        /* t = ffn + x */
             k_layernorm(x, t, lw->ln2_w, lw->ln2_b, n, d, mi->eps); /* x = LN2(t) */
         }

@@ -1,5 +1,6 @@
 /* Model loading: config.json → ats_model_info, model.safetensors → weight pointers (float32;
  * F16/BF16 and unaligned tensors are converted into owned copies), every shape checked. */
+#define _DEFAULT_SOURCE /* madvise(MADV_DONTNEED), sysconf */
 #include "model_internal.h"
 
 #include "attnscope/hub.h"
@@ -10,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 ats_status ats_model_fail(ats_model *m, ats_error *err, ats_status st, const char *fmt, ...) {
     char buf[ATS_ERROR_MESSAGE_MAX];
@@ -33,6 +36,11 @@ void ats_model_free(ats_model *m) {
     if (!m) return;
     for (size_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
+    for (int l = 0; m->layers && l < m->info.n_layers; l++) {
+        layer_weights *w = &m->layers[l];
+        k_pack_free(&w->pq), k_pack_free(&w->pk), k_pack_free(&w->pv);
+        k_pack_free(&w->po), k_pack_free(&w->p1), k_pack_free(&w->p2);
+    }
     free(m->layers);
     ats_safetensors_close(&m->st);
     for (size_t i = 0; i < m->n_shards; i++) ats_safetensors_close(&m->shards[i]);
@@ -708,6 +716,81 @@ done:
     return rc;
 }
 
+/* 1 when w[count] lies in one of the model's mapped files */
+static int in_mapping(const ats_model *m, const float *w, size_t count) {
+    uintptr_t lo = (uintptr_t)w, hi = lo + count * sizeof *w;
+    size_t nmaps = m->n_shards ? m->n_shards : 1;
+    for (size_t k = 0; k < nmaps; k++) {
+        const ats_safetensors *st = m->n_shards ? &m->shards[k] : &m->st;
+        uintptr_t s = (uintptr_t)st->map, e = s + st->map_len;
+        if (st->map && lo >= s && hi <= e) return 1;
+    }
+    return 0;
+}
+
+/* Gives back the whole pages of a mapped tensor that only its packed copy is read from now:
+ * the mapping is private and never written, so a later read would fault the file's bytes in
+ * again. Tensors outside the mappings (converted copies) stay. */
+static void release_pages(const ats_model *m, const float *w, size_t count) {
+    size_t page = 4096;
+    long ps = sysconf(_SC_PAGESIZE);
+    if (ps > 0) page = (size_t)ps;
+    uintptr_t lo = (uintptr_t)w, hi = lo + count * sizeof *w;
+    uintptr_t a = (lo + page - 1) / page * page, b = hi / page * page;
+    if (b > a && in_mapping(m, w, count)) madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+/* *v[count] ← an owned copy of it, when it is in the mapped file; 0: no memory */
+static int own_copy(ats_model *m, const float **v, size_t count) {
+    if (!*v || !in_mapping(m, *v, count)) return 1;
+    float *p = malloc(count * sizeof *p);
+    if (!p || !own(m, p)) {
+        free(p);
+        return 0;
+    }
+    memcpy(p, *v, count * sizeof *p);
+    *v = p;
+    return 1;
+}
+
+/* Packs each layer's six matrices for src/model/gemm.c when the CPU runs its kernel, then
+ * releases the mapped originals' pages, so the process holds one copy of the weights. */
+static ats_status pack_layers(ats_model *m, ats_error *err) {
+    if (!k_gemm_available()) return ATS_OK;
+    size_t d = (size_t)m->info.d_model, f = (size_t)m->info.d_ff;
+    int c = m->conv1d, ok = 1;
+    for (int l = 0; ok && l < m->info.n_layers; l++) {
+        layer_weights *w = &m->layers[l];
+        if (c) { /* Conv1D [in][out] */
+            ok = k_pack(&w->pq, w->wq, 3 * d, d, 3 * d, 1) && k_pack(&w->po, w->wo, d, d, d, 1) &&
+                 k_pack(&w->p1, w->w1, f, d, f, 1) && k_pack(&w->p2, w->w2, d, f, d, 1);
+        } else { /* Linear [out][in] */
+            ok = k_pack(&w->pq, w->wq, d, d, d, 0) && k_pack(&w->pk, w->wk, d, d, d, 0) &&
+                 k_pack(&w->pv, w->wv, d, d, d, 0) && k_pack(&w->po, w->wo, d, d, d, 0) &&
+                 k_pack(&w->p1, w->w1, d, d, f, 0) && k_pack(&w->p2, w->w2, f, f, d, 0);
+        }
+        if (!ok) break;
+        /* the layer's vectors move out of the mapping too: the kernel maps a file's large
+         * folios whole, so reading a bias would bring back megabytes of the released matrices
+         * around it (a 128-token GPT-2 pass kept 76 MB of the file resident) */
+        ok = own_copy(m, &w->bq, c ? 3 * d : d) && own_copy(m, &w->bk, d) &&
+             own_copy(m, &w->bv, d) && own_copy(m, &w->bo, d) && own_copy(m, &w->b1, f) &&
+             own_copy(m, &w->b2, d) && own_copy(m, &w->ln1_w, d) && own_copy(m, &w->ln1_b, d) &&
+             own_copy(m, &w->ln2_w, d) && own_copy(m, &w->ln2_b, d);
+        if (!ok) break;
+        release_pages(m, w->wq, c ? 3 * d * d : d * d);
+        if (!c) release_pages(m, w->wk, d * d), release_pages(m, w->wv, d * d);
+        release_pages(m, w->wo, d * d);
+        release_pages(m, w->w1, d * f);
+        release_pages(m, w->w2, d * f);
+    }
+    if (!ok)
+        return ats_model_fail(m, err, ATS_ERR_NOMEM,
+                              "%s: out of memory packing the weights (%zu x %zu per layer)", m->dir,
+                              d, f);
+    return ATS_OK;
+}
+
 ats_status ats_model_load(const char *name_or_path, ats_model **out, ats_error *err) {
     *out = NULL;
     ats_model *m = calloc(1, sizeof *m);
@@ -782,6 +865,7 @@ ats_status ats_model_load(const char *name_or_path, ats_model **out, ats_error *
         break;
     }
     if ((rc = ld.rc)) goto fail;
+    if ((rc = pack_layers(m, err))) goto fail;
     m->info.has_lm_head = m->lm_dec != NULL;
     /* RoBERTa positions start at pad_id + 1 */
     if (m->info.arch == ATS_ARCH_ROBERTA) m->info.max_positions -= m->pad_id + 1;

@@ -55,6 +55,13 @@ ats_status ats_torchbin_parse(const uint8_t *buf, size_t len, const char *path, 
 
 /* ---- model */
 
+/* A weight matrix stored once in the order src/model/gemm.c's kernel reads it:
+ * p = [ceil(o/48)][i][48] panels of 48 output columns (zero past o), 64-byte aligned. */
+typedef struct packed_w {
+    float *p; /* NULL: not packed (the CPU lacks AVX-512F); OpenBLAS uses the original */
+    size_t i, o;
+} packed_w;
+
 typedef struct layer_weights {
     /* GPT-2: ln_1; ViT: layernorm_before; BERT family: the layer norm after attention */
     const float *ln1_w, *ln1_b;
@@ -64,6 +71,8 @@ typedef struct layer_weights {
     const float *ln2_w, *ln2_b; /* GPT-2 ln_2, ViT layernorm_after, BERT output LayerNorm */
     const float *w1, *b1;       /* feed-forward in: Linear [f][d] or Conv1D [d][f] */
     const float *w2, *b2;       /* feed-forward out: Linear [d][f] or Conv1D [f][d] */
+    /* the same six matrices packed (GPT-2: pq is c_attn [d][3d], pk and pv unused) */
+    packed_w pq, pk, pv, po, p1, p2;
 } layer_weights;
 
 typedef enum act_kind { ACT_GELU, ACT_GELU_TANH, ACT_RELU, ACT_SILU, ACT_GELU_QUICK } act_kind;
@@ -108,6 +117,20 @@ ats_status ats_model_fail(ats_model *m, ats_error *err, ats_status st, const cha
     __attribute__((format(printf, 4, 5)))
 #endif
     ;
+
+/* ---- the packed matrix product (src/model/gemm.c) */
+
+/* 1 when the CPU runs the packed kernel (AVX-512F) and tests have not turned it off */
+int k_gemm_available(void);
+/* tests: 1 makes k_gemm_available() return 0, so models load unpacked and use OpenBLAS */
+void k_gemm_force_fallback(int off);
+/* Packs W Linear [o][i] (conv1d = 0) or Conv1D [i][ldw] (its first o columns); 0: no memory. */
+int k_pack(packed_w *pw, const float *w, size_t ldw, size_t i, size_t o, int conv1d);
+void k_pack_free(packed_w *pw);
+/* out[n][o'] (row stride ldo) = in[n][i] (row stride ldi) · W + b[o'] for the first
+ * o' ≤ pw->o columns of W; b may be NULL */
+void k_linear_packed(float *out, size_t ldo, const float *in, size_t ldi, const packed_w *pw,
+                     const float *b, size_t n, size_t o_used);
 
 /* ---- kernels (src/model/kernels.c) */
 

@@ -226,9 +226,14 @@ static void test_load_errors(void) {
 }
 
 int main(void) {
-    test_bert_ids1();
-    test_roberta_limit_and_vit();
-    test_concurrent();
+    /* the forward tests on both matrix-product paths: the packed kernel (where the CPU runs it)
+     * and OpenBLAS on the original weights */
+    for (int fallback = 0; fallback < 2; fallback++) {
+        k_gemm_force_fallback(fallback);
+        test_bert_ids1();
+        test_roberta_limit_and_vit();
+        test_concurrent();
+    }
     test_safetensors();
     test_load_errors();
     return check_report("test_model");
