@@ -297,6 +297,50 @@ def test_random_against_gudhi_and_hera(tmp):
             assert ref * (1 - 1e-9) - 1e-12 <= w <= ref * 1.01 + 1e-12, (k, q, p, w, ref)
 
 
+def test_same_birth_diagrams_exact(tmp):
+    """Diagrams whose points are all born at one value (H0 of a Rips filtration) take the
+    O(n m) alignment solver: it must equal the exact assignment (scipy) to 1e-9, with ties in
+    death, one side empty, essential points and every ground metric, and with the matching it
+    prints costing the distance it reports."""
+    rng = np.random.default_rng(11)
+    files, refs = [], []
+    k = 0
+    for birth in (0.0, 0.3):
+        for na, nb in ((1, 1), (3, 0), (7, 9), (40, 37), (60, 61), (120, 5)):
+            for ties in (False, True):
+                da = rng.uniform(birth, birth + 1, na)
+                db = rng.uniform(birth, birth + 1, nb)
+                if ties and na and nb:
+                    da[: na // 2] = np.round(da[: na // 2], 1)
+                    db[: nb // 2] = np.round(db[: nb // 2], 1)
+                a = [(birth, float(x)) for x in da]
+                b = [(birth, float(x)) for x in db]
+                if k % 3 == 0:
+                    a.append((birth, math.inf))
+                    b.append((birth, math.inf))
+                fa, fb = os.path.join(tmp, f"l{k}_a.txt"), os.path.join(tmp, f"l{k}_b.txt")
+                write_pairs(fa, a)
+                write_pairs(fb, b)
+                files.append((fa, fb))
+                refs.append((a, b))
+                k += 1
+    lst = os.path.join(tmp, "list.txt")
+    write_list(lst, files)
+    for q, p in WS_OPTIONS:
+        pstr = "inf" if math.isinf(p) else str(p)
+        got = batch("wasserstein", "--batch", lst, "--q", q, "--internal-p", pstr)
+        for (a, b), w in zip(refs, got):
+            ref = assignment_exact(a, b, q, p)
+            assert w == pytest.approx(ref, rel=1e-9, abs=1e-12), (len(a), len(b), q, p, w, ref)
+    # the matching it prints covers every point once and costs the distance (q = 2, L2)
+    for (fa, fb), (a, b) in zip(files, refs):
+        rows, d = parse_matching(run("wasserstein", fa, fb, "--q", 2, "--internal-p", 2,
+                                     "--matching").stdout)
+        assert sorted(i for i, j, c in rows if i >= 0) == list(range(len(a)))
+        assert sorted(j for i, j, c in rows if j >= 0) == list(range(len(b)))
+        assert math.sqrt(sum(c * c for i, j, c in rows)) == pytest.approx(d, rel=1e-12, abs=1e-15)
+
+
 def test_large_bottleneck_against_gudhi(tmp):
     rng = np.random.default_rng(7)
     a, b = random_diagram(rng, 1500, "uniform"), random_diagram(rng, 1400, "uniform")
