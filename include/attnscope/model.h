@@ -95,6 +95,10 @@ typedef struct ats_forward_options {
                                entry before they weigh the values, as transformers' head_mask
                                (0 = the head contributes nothing; the reported attention of a
                                masked head is then 0, as transformers reports it) */
+    int n_layers;           /* 0 (default): run every layer; k in 1..L: run layers 0..k-1 only,
+                               the last of them up to its attention probabilities, for a study
+                               of the early layers (the result then has n_layers = k; hidden
+                               states, logits and labels need every layer and are an error) */
 } ats_forward_options;
 
 /* Sets opt to the defaults: capture attention only, threads and everything else untouched. */

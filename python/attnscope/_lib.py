@@ -224,6 +224,7 @@ class ForwardOptions(ctypes.Structure):
         ("n_threads", ctypes.c_int),
         ("truncate", ctypes.c_int),
         ("head_mask", ctypes.POINTER(ctypes.c_float)),
+        ("n_layers", ctypes.c_int),
     ]
 
 

@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -212,6 +213,18 @@ void analysis_model_close(analysis_model *am) {
     memset(am, 0, sizeof *am);
 }
 
+/* Grows a pass that stopped early to the model's L layers, the ones not run NaN, so that the
+ * source has the model's shape and a read of a layer that was not computed shows. */
+static ats_status pad_layers(ats_forward_result *res, size_t L, ats_error *err) {
+    size_t per = res->n_heads * res->n_tokens * res->n_tokens, have = res->n_layers * per;
+    float *p = realloc(res->attention, L * per * sizeof *p);
+    if (!p) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    for (size_t i = have; i < L * per; i++) p[i] = NAN;
+    res->attention = p;
+    res->n_layers = L;
+    return ATS_OK;
+}
+
 static ats_status load_from_model(const analysis_args *a, analysis_model *am, attn_source *src,
                                   size_t *count, ats_error *err) {
     ats_status st = ATS_OK;
@@ -226,9 +239,14 @@ static ats_status load_from_model(const analysis_args *a, analysis_model *am, at
         fo.capture = ATS_CAPTURE_ATTENTION | (a->want_hidden ? ATS_CAPTURE_HIDDEN : 0);
         fo.n_threads = a->threads;
         fo.truncate = a->truncate;
+        int model_layers = ats_model_info_get(am->model)->n_layers;
+        if (a->only_layer && !a->want_hidden && a->layer >= 0 && a->layer < model_layers)
+            fo.n_layers = (int)a->layer + 1;
         ats_model_input in = {enc.ids, NULL, NULL, enc.count};
         ats_forward_result res;
         st = ats_model_forward(am->model, &in, &fo, &res, err);
+        if (!st && res.n_layers < (size_t)model_layers)
+            st = pad_layers(&res, (size_t)model_layers, err);
         if (!st) {
             attn_source *s = &src[t];
             memset(s, 0, sizeof *s);

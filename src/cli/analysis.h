@@ -35,6 +35,8 @@ typedef struct analysis_args {
     const char *format; /* png (default), svg, pdf */
     const char *title;
     int want_hidden;
+    int only_layer; /* 1: the command reads --layer only; the model then stops after it, and
+                       the layers after it are NaN in the source */
     int threads;
     int truncate;
 } analysis_args;

@@ -827,6 +827,7 @@ static int run_compare(int argc, char **argv) {
                                    "needs exactly two inputs (two --text or two --attention)");
     if (all_heads == (a.layer >= 0) || (a.layer >= 0) != (a.head >= 0))
         return ats_cli_usage_error("compare", "choose --layer L --head H, or --all-heads");
+    a.only_layer = !all_heads; /* one head: the model runs up to its layer only */
     attn_source src[ANALYSIS_MAX_INPUTS];
     size_t count;
     ats_error err;

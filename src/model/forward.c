@@ -128,7 +128,8 @@ static void linear(const ats_model *m, float *out, const float *in, const float 
 static ats_status run_layers(ats_model *m, size_t n, const ats_forward_options *opt, work *w,
                              ats_forward_result *res, int need_final, ats_error *err) {
     const ats_model_info *mi = &m->info;
-    size_t L = (size_t)mi->n_layers, H = (size_t)mi->n_heads, d = (size_t)mi->d_model,
+    /* L: the layers this pass runs (prepare: all, or opt->n_layers) */
+    size_t L = res->n_layers, H = (size_t)mi->n_heads, d = (size_t)mi->d_model,
            f = (size_t)mi->d_ff, nn = n * n, nd = n * d;
     float *x = w->x, *t = w->t;
     if (res->hidden) memcpy(res->hidden, x, nd * sizeof *x);
@@ -245,6 +246,18 @@ static ats_status prepare(ats_model *m, size_t n, const ats_forward_options *opt
     size_t L = (size_t)mi->n_layers, H = (size_t)mi->n_heads, d = (size_t)mi->d_model,
            f = (size_t)mi->d_ff, V = (size_t)mi->vocab_size;
     int ok = 1;
+    if (opt->n_layers < 0 || opt->n_layers > mi->n_layers)
+        return ats_model_fail(m, err, ATS_ERR_INVALID,
+                              "%s: n_layers = %d, outside 0..%d (0: every layer)", m->dir,
+                              opt->n_layers, mi->n_layers);
+    if (opt->n_layers > 0 && opt->n_layers < mi->n_layers) {
+        if (want_logits || (opt->capture & ATS_CAPTURE_HIDDEN))
+            return ats_model_fail(m, err, ATS_ERR_INVALID,
+                                  "%s: hidden states, logits and losses need all %d layers (the "
+                                  "pass was to stop after %d)",
+                                  m->dir, mi->n_layers, opt->n_layers);
+        L = (size_t)opt->n_layers;
+    }
     res->n_layers = L;
     res->n_heads = H;
     res->n_tokens = n;

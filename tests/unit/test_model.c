@@ -225,6 +225,39 @@ static void test_load_errors(void) {
     ats_forward_result_free(NULL);
 }
 
+/* opt.n_layers = k runs layers 0..k-1: their attention is the full pass's, bit for bit */
+static void test_stop_early(void) {
+    ats_model *m = NULL;
+    ats_error err;
+    CHECK(ats_model_load(FIX "gpt2", &m, &err) == ATS_OK);
+    if (!m) return;
+    const ats_model_info *mi = ats_model_info_get(m);
+    int32_t ids[9] = {3, 14, 15, 9, 26, 5, 35, 8, 9};
+    ats_model_input in = {ids, NULL, NULL, 9};
+    ats_forward_options opt;
+    ats_forward_options_init(&opt);
+    opt.n_threads = 1;
+    ats_forward_result full, part;
+    CHECK(ats_model_forward(m, &in, &opt, &full, &err) == ATS_OK);
+    for (int k = 1; k <= mi->n_layers; k++) {
+        opt.n_layers = k;
+        CHECK(ats_model_forward(m, &in, &opt, &part, &err) == ATS_OK);
+        CHECK(part.n_layers == (size_t)k && part.attention);
+        size_t count = (size_t)k * part.n_heads * 9 * 9;
+        CHECK(part.attention && !memcmp(part.attention, full.attention, count * sizeof(float)));
+        ats_forward_result_free(&part);
+    }
+    opt.n_layers = mi->n_layers + 1;
+    CHECK(ats_model_forward(m, &in, &opt, &part, &err) == ATS_ERR_INVALID);
+    CHECK(strstr(err.message, "n_layers = ") != NULL);
+    opt.n_layers = 1;
+    opt.capture |= ATS_CAPTURE_HIDDEN;
+    CHECK(ats_model_forward(m, &in, &opt, &part, &err) == ATS_ERR_INVALID);
+    CHECK(strstr(err.message, "need all") != NULL);
+    ats_forward_result_free(&full);
+    ats_model_free(m);
+}
+
 int main(void) {
     /* the forward tests on both matrix-product paths: the packed kernel (where the CPU runs it)
      * and OpenBLAS on the original weights */
@@ -233,6 +266,7 @@ int main(void) {
         test_bert_ids1();
         test_roberta_limit_and_vit();
         test_concurrent();
+        test_stop_early();
     }
     test_safetensors();
     test_load_errors();
