@@ -228,47 +228,66 @@ static ats_status pad_layers(ats_forward_result *res, size_t L, ats_error *err) 
 static ats_status load_from_model(const analysis_args *a, analysis_model *am, attn_source *src,
                                   size_t *count, ats_error *err) {
     ats_status st = ATS_OK;
-    for (size_t t = 0; t < a->n_texts && !st; t++) {
-        ats_encoding enc;
+    size_t nt = a->n_texts;
+    ats_encoding enc[ANALYSIS_MAX_INPUTS];
+    ats_model_input in[ANALYSIS_MAX_INPUTS];
+    ats_forward_result res[ANALYSIS_MAX_INPUTS];
+    size_t encoded = 0;
+    for (size_t t = 0; t < nt && !st; t++) {
         const char *text = a->texts[t];
-        if (!*text) return ats_error_set(err, ATS_ERR_INVALID, "text %zu is empty", t + 1);
-        st = ats_tokenizer_encode(am->tok, text, strlen(text), 1, &enc, err);
-        if (st) break;
-        ats_forward_options fo;
-        ats_forward_options_init(&fo);
-        fo.capture = ATS_CAPTURE_ATTENTION | (a->want_hidden ? ATS_CAPTURE_HIDDEN : 0);
-        fo.n_threads = a->threads;
-        fo.truncate = a->truncate;
-        int model_layers = ats_model_info_get(am->model)->n_layers;
-        if (a->only_layer && !a->want_hidden && a->layer >= 0 && a->layer < model_layers)
-            fo.n_layers = (int)a->layer + 1;
-        ats_model_input in = {enc.ids, NULL, NULL, enc.count};
-        ats_forward_result res;
-        st = ats_model_forward(am->model, &in, &fo, &res, err);
-        if (!st && res.n_layers < (size_t)model_layers)
-            st = pad_layers(&res, (size_t)model_layers, err);
+        if (!*text) st = ats_error_set(err, ATS_ERR_INVALID, "text %zu is empty", t + 1);
+        if (!st) st = ats_tokenizer_encode(am->tok, text, strlen(text), 1, &enc[t], err);
         if (!st) {
-            attn_source *s = &src[t];
-            memset(s, 0, sizeof *s);
-            s->L = res.n_layers;
-            s->H = res.n_heads;
-            s->n = res.n_tokens;
-            s->d = res.d_model;
-            s->att = res.attention;
-            s->hidden = res.hidden;
-            res.attention = res.hidden = NULL;
-            s->labels = labels_from_encoding(&enc, text);
-            char name[32];
-            snprintf(name, sizeof name, "text %zu", t + 1);
-            s->name = strdup(name);
-            if (!s->labels || !s->name) st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
-            if (s->labels && s->n < enc.count) /* truncated: labels beyond n are dropped */
-                for (size_t i = s->n; i < enc.count; i++) free(s->labels[i]);
-            *count = t + 1;
+            encoded = t + 1;
+            in[t] = (ats_model_input){enc[t].ids, NULL, NULL, enc[t].count};
         }
-        ats_forward_result_free(&res);
-        ats_encoding_free(&enc);
     }
+    /* every text in one pass: the model reads its weights once for all of them */
+    ats_forward_options fo;
+    ats_forward_options_init(&fo);
+    fo.capture = ATS_CAPTURE_ATTENTION | (a->want_hidden ? ATS_CAPTURE_HIDDEN : 0);
+    fo.n_threads = a->threads;
+    fo.truncate = a->truncate;
+    int model_layers = ats_model_info_get(am->model)->n_layers;
+    if (a->only_layer && !a->want_hidden && a->layer >= 0 && a->layer < model_layers)
+        fo.n_layers = (int)a->layer + 1;
+    if (!st && nt) {
+        ats_error e;
+        st = ats_model_forward_batch(am->model, nt, in, &fo, res, &e);
+        if (st) { /* "sequence k: …" → "text k+1: …" */
+            size_t k;
+            int used = 0;
+            const char *msg = e.message;
+            if (sscanf(e.message, "sequence %zu: %n", &k, &used) == 1 && used > 0)
+                msg = e.message + used;
+            ats_error_set(err, st, "text %zu: %s", used > 0 ? k + 1 : 1, msg);
+        }
+    }
+    for (size_t t = 0; t < nt && !st; t++) {
+        if (res[t].n_layers < (size_t)model_layers)
+            st = pad_layers(&res[t], (size_t)model_layers, err);
+        if (st) break;
+        attn_source *s = &src[t];
+        memset(s, 0, sizeof *s);
+        s->L = res[t].n_layers;
+        s->H = res[t].n_heads;
+        s->n = res[t].n_tokens;
+        s->d = res[t].d_model;
+        s->att = res[t].attention;
+        s->hidden = res[t].hidden;
+        res[t].attention = res[t].hidden = NULL;
+        s->labels = labels_from_encoding(&enc[t], a->texts[t]);
+        char name[32];
+        snprintf(name, sizeof name, "text %zu", t + 1);
+        s->name = strdup(name);
+        if (!s->labels || !s->name) st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+        if (s->labels && s->n < enc[t].count) /* truncated: labels beyond n are dropped */
+            for (size_t i = s->n; i < enc[t].count; i++) free(s->labels[i]);
+        *count = t + 1;
+    }
+    if (encoded == nt && nt)
+        for (size_t t = 0; t < nt; t++) ats_forward_result_free(&res[t]);
+    for (size_t t = 0; t < encoded; t++) ats_encoding_free(&enc[t]);
     return st;
 }
 

@@ -124,19 +124,36 @@ static void linear(const ats_model *m, float *out, const float *in, const float 
         k_linear(out, in, wt, b, n, i, o, m->conv1d);
 }
 
-/* Runs the layers on w->x [n][d] (the embeddings) and fills res. */
+/* Sequences stacked row-wise in one pass: sequence s holds rows off[s] .. off[s] + res[s].n_tokens
+ * of the scratch arrays, and its results go to res[s]. */
+typedef struct stack {
+    size_t count;
+    const size_t *off;       /* [count] */
+    ats_forward_result *res; /* [count] */
+} stack;
+
+/* hidden state `layer` of every sequence ← its rows of x[rows][d] */
+static void keep_hidden(const stack *sk, const float *x, size_t d, size_t layer) {
+    for (size_t s = 0; s < sk->count; s++) {
+        ats_forward_result *r = &sk->res[s];
+        size_t nd = r->n_tokens * d;
+        if (r->hidden) memcpy(r->hidden + layer * nd, x + sk->off[s] * d, nd * sizeof *x);
+    }
+}
+
+/* Runs the layers on w->x [n][d] (the embeddings of every sequence of sk, n rows in all). The
+ * row-wise steps (layer norms, linear layers, activation) run once over all n rows, so each
+ * weight matrix is read once per pass; attention runs on each sequence's rows. */
 static ats_status run_layers(ats_model *m, size_t n, const ats_forward_options *opt, work *w,
-                             ats_forward_result *res, int need_final, ats_error *err) {
+                             const stack *sk, int need_final, ats_error *err) {
     const ats_model_info *mi = &m->info;
     /* L: the layers this pass runs (prepare: all, or opt->n_layers) */
-    size_t L = res->n_layers, H = (size_t)mi->n_heads, d = (size_t)mi->d_model,
-           f = (size_t)mi->d_ff, nn = n * n, nd = n * d;
+    size_t L = sk->res[0].n_layers, H = (size_t)mi->n_heads, d = (size_t)mi->d_model,
+           f = (size_t)mi->d_ff, nd = n * d;
     float *x = w->x, *t = w->t;
-    if (res->hidden) memcpy(res->hidden, x, nd * sizeof *x);
+    keep_hidden(sk, x, d, 0);
     for (size_t l = 0; l < L; l++) {
         const layer_weights *lw = &m->layers[l];
-        float *probs = res->attention ? res->attention + l * H * nn : w->att;
-        float *scores = res->scores ? res->scores + l * H * nn : NULL;
         const float *q, *k, *v;
         size_t ld;
         const float *in = x;
@@ -165,7 +182,14 @@ static ats_status run_layers(ats_model *m, size_t n, const ats_forward_options *
             v = w->v;
             ld = d;
         }
-        attention(m, (int)l, q, k, v, ld, n, probs, scores, w->ctx, opt->head_mask, !attn_only);
+        for (size_t s = 0; s < sk->count; s++) {
+            ats_forward_result *r = &sk->res[s];
+            size_t ns = r->n_tokens, nn = ns * ns, o = sk->off[s];
+            float *probs = r->attention ? r->attention + l * H * nn : w->att;
+            float *scores = r->scores ? r->scores + l * H * nn : NULL;
+            attention(m, (int)l, q + o * ld, k + o * ld, v + o * ld, ld, ns, probs, scores,
+                      w->ctx + o * d, opt->head_mask, !attn_only);
+        }
         if (attn_only) break;
         /* t[n][d] = ctx · Woᵀ + bo */
         linear(m, t, w->ctx, lw->wo, &lw->po, lw->bo, n, d, d);
@@ -185,12 +209,12 @@ static ats_status run_layers(ats_model *m, size_t n, const ats_forward_options *
             k_add(t, x, nd);                                        /* t = ffn + x */
             k_layernorm(x, t, lw->ln2_w, lw->ln2_b, n, d, mi->eps); /* x = LN2(t) */
         }
-        if (res->hidden) memcpy(res->hidden + (l + 1) * nd, x, nd * sizeof *x);
+        keep_hidden(sk, x, d, l + 1);
     }
     /* GPT-2's last hidden state is after ln_f (transformers reports it so) */
     if (mi->arch == ATS_ARCH_GPT2 && need_final) {
         k_layernorm(x, x, m->lnf_w, m->lnf_b, n, d, mi->eps);
-        if (res->hidden) memcpy(res->hidden + L * nd, x, nd * sizeof *x);
+        keep_hidden(sk, x, d, L);
     }
     (void)err;
     return ATS_OK;
@@ -239,12 +263,12 @@ static void set_threads(const ats_forward_options *opt) {
     }
 }
 
-/* Allocates the result arrays and the scratch for n tokens. */
-static ats_status prepare(ats_model *m, size_t n, const ats_forward_options *opt, int want_logits,
-                          work *w, ats_forward_result *res, ats_error *err) {
+/* Sets res up for n tokens and allocates the arrays it captures; 0: no memory. */
+static ats_status prepare_result(ats_model *m, size_t n, const ats_forward_options *opt,
+                                 int want_logits, ats_forward_result *res, ats_error *err) {
     const ats_model_info *mi = &m->info;
     size_t L = (size_t)mi->n_layers, H = (size_t)mi->n_heads, d = (size_t)mi->d_model,
-           f = (size_t)mi->d_ff, V = (size_t)mi->vocab_size;
+           V = (size_t)mi->vocab_size;
     int ok = 1;
     if (opt->n_layers < 0 || opt->n_layers > mi->n_layers)
         return ats_model_fail(m, err, ATS_ERR_INVALID,
@@ -264,20 +288,10 @@ static ats_status prepare(ats_model *m, size_t n, const ats_forward_options *opt
     res->d_model = d;
     res->vocab_size = V;
     res->loss = NAN;
-    if (opt->capture & ATS_CAPTURE_ATTENTION)
-        res->attention = alloc_floats(L * H, n, n, &ok);
-    else
-        w->att = alloc_floats(H, n, n, &ok);
+    if (opt->capture & ATS_CAPTURE_ATTENTION) res->attention = alloc_floats(L * H, n, n, &ok);
     if (opt->capture & ATS_CAPTURE_SCORES) res->scores = alloc_floats(L * H, n, n, &ok);
     if (opt->capture & ATS_CAPTURE_HIDDEN) res->hidden = alloc_floats(L + 1, n, d, &ok);
     if (want_logits) res->logits = alloc_floats(n, V, 1, &ok);
-    w->x = alloc_floats(n, d, 1, &ok);
-    w->t = alloc_floats(n, d, 1, &ok);
-    w->q = alloc_floats(n, d, 3, &ok);
-    w->k = alloc_floats(n, d, 1, &ok);
-    w->v = alloc_floats(n, d, 1, &ok);
-    w->ctx = alloc_floats(n, d, 1, &ok);
-    w->ff = alloc_floats(n, f, 1, &ok);
     if (!ok)
         return ats_model_fail(m, err, ATS_ERR_NOMEM,
                               "%s: out of memory for %zu tokens (attention needs %zu×%zu×%zu×%zu "
@@ -286,32 +300,44 @@ static ats_status prepare(ats_model *m, size_t n, const ats_forward_options *opt
     return ATS_OK;
 }
 
-ats_status ats_model_forward(ats_model *m, const ats_model_input *in,
-                             const ats_forward_options *opt_in, ats_forward_result *res,
-                             ats_error *err) {
-    memset(res, 0, sizeof *res);
-    res->loss = NAN;
-    ats_forward_options defaults;
-    ats_forward_options_init(&defaults);
-    const ats_forward_options *opt = opt_in ? opt_in : &defaults;
+/* The scratch for n rows in all, the longest sequence max_n rows. */
+static ats_status prepare_work(ats_model *m, size_t n, size_t max_n, const ats_forward_options *opt,
+                               work *w, ats_error *err) {
     const ats_model_info *mi = &m->info;
-    if (mi->arch == ATS_ARCH_VIT)
-        return ats_model_fail(m, err, ATS_ERR_INVALID,
-                              "%s: a ViT model takes an image, not token ids", m->dir);
-    size_t n = in->n;
-    if (n == 0) return ats_model_fail(m, err, ATS_ERR_INVALID, "%s: empty input", m->dir);
+    size_t H = (size_t)mi->n_heads, d = (size_t)mi->d_model, f = (size_t)mi->d_ff;
+    int ok = 1;
+    if (!(opt->capture & ATS_CAPTURE_ATTENTION)) w->att = alloc_floats(H, max_n, max_n, &ok);
+    w->x = alloc_floats(n, d, 1, &ok);
+    w->t = alloc_floats(n, d, 1, &ok);
+    w->q = alloc_floats(n, d, 3, &ok);
+    w->k = alloc_floats(n, d, 1, &ok);
+    w->v = alloc_floats(n, d, 1, &ok);
+    w->ctx = alloc_floats(n, d, 1, &ok);
+    w->ff = alloc_floats(n, f, 1, &ok);
+    if (!ok)
+        return ats_model_fail(m, err, ATS_ERR_NOMEM, "%s: out of memory for %zu tokens", m->dir, n);
+    return ATS_OK;
+}
+
+/* Checks one token sequence; *n receives the tokens that run (after truncation). */
+static ats_status check_tokens(ats_model *m, const ats_model_input *in,
+                               const ats_forward_options *opt, size_t *n, size_t *n_truncated,
+                               ats_error *err) {
+    *n = in->n;
+    *n_truncated = 0;
+    if (*n == 0) return ats_model_fail(m, err, ATS_ERR_INVALID, "%s: empty input", m->dir);
     size_t lim = max_tokens(m);
-    if (n > lim) {
+    if (*n > lim) {
         if (!opt->truncate)
             return ats_model_fail(m, err, ATS_ERR_RANGE,
                                   "%s: %zu tokens, but the model takes at most %zu (truncate to "
                                   "cut the rest)",
-                                  m->dir, n, lim);
-        res->n_truncated = n - lim;
-        n = lim;
+                                  m->dir, *n, lim);
+        *n_truncated = *n - lim;
+        *n = lim;
     }
-    size_t V = (size_t)mi->vocab_size;
-    for (size_t i = 0; i < n; i++) {
+    size_t V = (size_t)m->info.vocab_size;
+    for (size_t i = 0; i < *n; i++) {
         if (in->ids[i] < 0 || (size_t)in->ids[i] >= V)
             return ats_model_fail(m, err, ATS_ERR_INVALID,
                                   "%s: token %zu has id %d, outside the vocabulary [0, %zu)",
@@ -328,25 +354,17 @@ ats_status ats_model_forward(ats_model *m, const ats_model_input *in,
                                   "%s: label %zu is %d, neither -100 nor a vocabulary id", m->dir,
                                   i, (int)in->labels[i]);
     }
-    int want_logits = (opt->capture & ATS_CAPTURE_LOGITS) || in->labels;
-    if (want_logits && !mi->has_lm_head)
-        return ats_model_fail(m, err, ATS_ERR_INVALID,
-                              "%s: the checkpoint has no language-model head (logits and loss need "
-                              "one)",
-                              m->dir);
-    set_threads(opt);
-    work w = {0};
-    ats_status rc = prepare(m, n, opt, want_logits, &w, res, err);
-    if (rc) goto done;
+    return ATS_OK;
+}
+
+/* x[n][d] ← the embeddings of the first n tokens of in */
+static void embed_tokens(const ats_model *m, const ats_model_input *in, size_t n, float *x) {
+    const ats_model_info *mi = &m->info;
     size_t d = (size_t)mi->d_model;
-    /* embeddings x[n][d] */
     for (size_t i = 0; i < n; i++) {
         const float *we = m->tok_emb + (size_t)in->ids[i] * d;
-        float *xr = w.x + i * d;
-        if (mi->arch == ATS_ARCH_GPT2) { /* wte + wpe */
-            const float *pe = m->pos_emb + i * d;
-            for (size_t c = 0; c < d; c++) xr[c] = we[c] + pe[c];
-        } else if (mi->arch == ATS_ARCH_DISTILBERT) { /* word + position */
+        float *xr = x + i * d;
+        if (mi->arch == ATS_ARCH_GPT2 || mi->arch == ATS_ARCH_DISTILBERT) { /* word + position */
             const float *pe = m->pos_emb + i * d;
             for (size_t c = 0; c < d; c++) xr[c] = we[c] + pe[c];
         } else { /* (word + type) + position; RoBERTa positions count from pad_id + 1 */
@@ -364,26 +382,95 @@ ats_status ats_model_forward(ats_model *m, const ats_model_input *in,
             for (size_t c = 0; c < d; c++) xr[c] = (te ? we[c] + te[c] : we[c]) + pe[c];
         }
     }
-    if (m->emb_ln_w) k_layernorm(w.x, w.x, m->emb_ln_w, m->emb_ln_b, n, d, mi->eps);
-    rc = run_layers(m, n, opt, &w, res, want_logits || res->hidden, err);
+}
+
+/* count token sequences in one pass, stacked (see run_layers). Errors name the sequence when
+ * there are several. */
+static ats_status forward_tokens(ats_model *m, size_t count, const ats_model_input *in,
+                                 const ats_forward_options *opt_in, ats_forward_result *res,
+                                 ats_error *err) {
+    for (size_t s = 0; s < count; s++) {
+        memset(&res[s], 0, sizeof res[s]);
+        res[s].loss = NAN;
+    }
+    ats_forward_options defaults;
+    ats_forward_options_init(&defaults);
+    const ats_forward_options *opt = opt_in ? opt_in : &defaults;
+    const ats_model_info *mi = &m->info;
+    if (mi->arch == ATS_ARCH_VIT)
+        return ats_model_fail(m, err, ATS_ERR_INVALID,
+                              "%s: a ViT model takes an image, not token ids", m->dir);
+    size_t *off = malloc((count ? count : 1) * sizeof *off);
+    if (!off) return ats_model_fail(m, err, ATS_ERR_NOMEM, "%s: out of memory", m->dir);
+    size_t rows = 0, max_n = 0;
+    int want_logits = (opt->capture & ATS_CAPTURE_LOGITS) != 0;
+    ats_status rc = ATS_OK;
+    for (size_t s = 0; s < count && !rc; s++) {
+        size_t n;
+        ats_error e;
+        rc = check_tokens(m, &in[s], opt, &n, &res[s].n_truncated, &e);
+        if (rc) {
+            if (count > 1)
+                ats_model_fail(m, err, rc, "sequence %zu: %s", s, e.message);
+            else if (err)
+                *err = e;
+            break;
+        }
+        off[s] = rows;
+        rows += n; /* ≤ count × max_positions: no overflow for any count that fits in memory */
+        max_n = n > max_n ? n : max_n;
+        res[s].n_tokens = n;
+        want_logits |= in[s].labels != NULL;
+    }
+    if (!rc && want_logits && !mi->has_lm_head)
+        rc = ats_model_fail(m, err, ATS_ERR_INVALID,
+                            "%s: the checkpoint has no language-model head (logits and loss need "
+                            "one)",
+                            m->dir);
+    work w = {0};
     if (rc) goto done;
-    if (want_logits) {
-        lm_head(m, w.x, w.t, n, res->logits);
-        if (in->labels) lm_loss(m, res->logits, in->labels, n, res);
+    set_threads(opt);
+    for (size_t s = 0; s < count && !rc; s++)
+        rc = prepare_result(m, res[s].n_tokens, opt, want_logits, &res[s], err);
+    if (!rc) rc = prepare_work(m, rows, max_n, opt, &w, err);
+    if (rc) goto done;
+    size_t d = (size_t)mi->d_model;
+    for (size_t s = 0; s < count; s++) embed_tokens(m, &in[s], res[s].n_tokens, w.x + off[s] * d);
+    if (m->emb_ln_w) k_layernorm(w.x, w.x, m->emb_ln_w, m->emb_ln_b, rows, d, mi->eps);
+    stack sk = {count, off, res};
+    rc = run_layers(m, rows, opt, &w, &sk, want_logits || res[0].hidden, err);
+    if (rc) goto done;
+    for (size_t s = 0; s < count && want_logits; s++) {
+        size_t n = res[s].n_tokens;
+        lm_head(m, w.x + off[s] * d, w.t + off[s] * d, n, res[s].logits);
+        if (in[s].labels) lm_loss(m, res[s].logits, in[s].labels, n, &res[s]);
         if (!(opt->capture & ATS_CAPTURE_LOGITS)) {
-            free(res->logits);
-            res->logits = NULL;
+            free(res[s].logits);
+            res[s].logits = NULL;
         }
     }
 done:
     work_free(&w);
-    if (rc) ats_forward_result_free(res);
+    free(off);
+    if (rc)
+        for (size_t s = 0; s < count; s++) ats_forward_result_free(&res[s]);
     return rc;
+}
+
+ats_status ats_model_forward(ats_model *m, const ats_model_input *in,
+                             const ats_forward_options *opt, ats_forward_result *res,
+                             ats_error *err) {
+    return forward_tokens(m, 1, in, opt, res, err);
 }
 
 ats_status ats_model_forward_batch(ats_model *m, size_t count, const ats_model_input *in,
                                    const ats_forward_options *opt, ats_forward_result *res,
                                    ats_error *err) {
+    /* With packed weights every row of a product is computed alone, in the same order, so one
+     * stacked pass gives each sequence exactly what it would get alone, and reads the weights
+     * once. OpenBLAS's blocking depends on the row count: there, one pass per sequence. */
+    if (count > 1 && m->info.n_layers > 0 && m->layers[0].pq.p)
+        return forward_tokens(m, count, in, opt, res, err);
     for (size_t i = 0; i < count; i++) memset(&res[i], 0, sizeof res[i]);
     for (size_t i = 0; i < count; i++) {
         ats_error e;
@@ -414,7 +501,8 @@ ats_status ats_model_forward_pixels(ats_model *m, const float *pixels,
     size_t S = (size_t)mi->image_size, P = (size_t)mi->patch_size, C = (size_t)mi->n_channels,
            g = S / P, np = g * g, n = np + 1, d = (size_t)mi->d_model, cpp = C * P * P;
     work w = {0};
-    ats_status rc = prepare(m, n, opt, 0, &w, res, err);
+    ats_status rc = prepare_result(m, n, opt, 0, res, err);
+    if (!rc) rc = prepare_work(m, n, n, opt, &w, err);
     if (rc) goto done;
     /* patches[np][C·P·P] in the conv weight's [C][P][P] order, then x[1 + p] = patch · Wᵀ + b */
     int ok = 1;
@@ -436,7 +524,9 @@ ats_status ats_model_forward_pixels(ats_model *m, const float *pixels,
     free(patches);
     memcpy(w.x, m->cls_tok, d * sizeof *w.x);
     k_add(w.x, m->pos_emb, n * d); /* + position embeddings [n][d] */
-    rc = run_layers(m, n, opt, &w, res, res->hidden != NULL, err);
+    size_t off0 = 0;
+    stack sk = {1, &off0, res};
+    rc = run_layers(m, n, opt, &w, &sk, res->hidden != NULL, err);
 done:
     work_free(&w);
     if (rc) ats_forward_result_free(res);

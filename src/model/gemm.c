@@ -83,16 +83,16 @@ void k_pack_free(packed_w *pw) {
 #if GEMM_X86
 #define TARGET __attribute__((target("avx512f")))
 
-/* c[mr][nc] (row stride ldc) = a[mr][K] (row stride lda) · panel[K][NR] (+ bias[nc]):
- * mr ≤ MR rows, nc ≤ NR columns (masks m0..m2). The 24 accumulators are named, not an array,
- * so that they stay in registers; rows past mr repeat the last row and are not stored. */
-TARGET static void tile(size_t mr, size_t K, const float *a, size_t lda, const float *panel,
-                        float *c, size_t ldc, const float *bias, __mmask16 m0, __mmask16 m1,
-                        __mmask16 m2) {
-    const float *a_[MR];
-    for (size_t r = 0; r < MR; r++) a_[r] = a + (r < mr ? r : mr - 1) * lda;
-    const float *a0 = a_[0], *a1 = a_[1], *a2 = a_[2], *a3 = a_[3], *a4 = a_[4], *a5 = a_[5],
-                *a6 = a_[6], *a7 = a_[7];
+/* c[R][nc] (row stride ldc) = a[R][K] (row stride lda) · panel[K][NR] (+ bias[nc]) for a
+ * constant R ≤ MR rows and nc ≤ NR columns (masks m0..m2). Inlined with R constant, the rows
+ * past R fold away and the 3·R accumulators, named rather than an array, stay in registers. */
+static inline __attribute__((always_inline)) TARGET void
+tile(const int R, size_t K, const float *a, size_t lda, const float *panel, float *c, size_t ldc,
+     const float *bias, __mmask16 m0, __mmask16 m1, __mmask16 m2) {
+    const float *a0 = a, *a1 = a + (R > 1) * lda, *a2 = a + (R > 2) * 2 * lda,
+                *a3 = a + (R > 3) * 3 * lda, *a4 = a + (R > 4) * 4 * lda,
+                *a5 = a + (R > 5) * 5 * lda, *a6 = a + (R > 6) * 6 * lda,
+                *a7 = a + (R > 7) * 7 * lda;
     __m512 b0 = _mm512_setzero_ps(), b1 = b0, b2 = b0;
     if (bias) {
         b0 = _mm512_maskz_loadu_ps(m0, bias);
@@ -113,24 +113,17 @@ TARGET static void tile(size_t mr, size_t K, const float *a, size_t lda, const f
         const float *pk = panel + k * NR;
         __m512 w0 = _mm512_load_ps(pk), w1 = _mm512_load_ps(pk + 16), w2 = _mm512_load_ps(pk + 32);
 #define FMA(r)                                                                                     \
-    do {                                                                                           \
+    if (r < R) {                                                                                   \
         __m512 x = _mm512_set1_ps(a##r[k]);                                                        \
         c##r##0 = _mm512_fmadd_ps(x, w0, c##r##0);                                                 \
         c##r##1 = _mm512_fmadd_ps(x, w1, c##r##1);                                                 \
         c##r##2 = _mm512_fmadd_ps(x, w2, c##r##2);                                                 \
-    } while (0)
-        FMA(0);
-        FMA(1);
-        FMA(2);
-        FMA(3);
-        FMA(4);
-        FMA(5);
-        FMA(6);
-        FMA(7);
+    }
+        FMA(0) FMA(1) FMA(2) FMA(3) FMA(4) FMA(5) FMA(6) FMA(7)
 #undef FMA
     }
 #define STORE(r)                                                                                   \
-    if (r < mr) {                                                                                  \
+    if (r < R) {                                                                                   \
         float *cr = c + (size_t)r * ldc;                                                           \
         _mm512_mask_storeu_ps(cr, m0, c##r##0);                                                    \
         _mm512_mask_storeu_ps(cr + 16, m1, c##r##1);                                               \
@@ -150,9 +143,36 @@ static __mmask16 lanes(size_t from, size_t nc) {
 TARGET static void panel_rows(float *out, size_t ldo, const float *in, size_t ldi, size_t n,
                               size_t K, const float *panel, const float *bias, size_t nc) {
     __mmask16 m0 = lanes(0, nc), m1 = lanes(16, nc), m2 = lanes(32, nc);
-    for (size_t r = 0; r < n; r += MR)
-        tile(n - r < MR ? n - r : MR, K, in + r * ldi, ldi, panel, out + r * ldo, ldo, bias, m0, m1,
-             m2);
+    size_t r = 0;
+    for (; r + MR <= n; r += MR)
+        tile(MR, K, in + r * ldi, ldi, panel, out + r * ldo, ldo, bias, m0, m1, m2);
+    const float *a = in + r * ldi;
+    float *c = out + r * ldo;
+    switch (n - r) { /* the last rows, each count its own unrolled tile */
+    case 7:
+        tile(7, K, a, ldi, panel, c, ldo, bias, m0, m1, m2);
+        break;
+    case 6:
+        tile(6, K, a, ldi, panel, c, ldo, bias, m0, m1, m2);
+        break;
+    case 5:
+        tile(5, K, a, ldi, panel, c, ldo, bias, m0, m1, m2);
+        break;
+    case 4:
+        tile(4, K, a, ldi, panel, c, ldo, bias, m0, m1, m2);
+        break;
+    case 3:
+        tile(3, K, a, ldi, panel, c, ldo, bias, m0, m1, m2);
+        break;
+    case 2:
+        tile(2, K, a, ldi, panel, c, ldo, bias, m0, m1, m2);
+        break;
+    case 1:
+        tile(1, K, a, ldi, panel, c, ldo, bias, m0, m1, m2);
+        break;
+    default:
+        break;
+    }
 }
 #endif
 
