@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -711,16 +712,22 @@ static ats_status compare_core(const analysis_args *a, const attn_source *src, i
     if (!lowers || !lp || !ns || !res || !errs || !bott || !wass)
         st = ats_error_set(&err, ATS_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < nd * L * H && !st; i++) bott[i] = wass[i] = NAN;
-    for (size_t t = 0; t < 2 && !st; t++)
-        for (size_t l = l0; l < l1 && !st; l++)
-            for (size_t h = h0; h < h1 && !st; h++) {
-                size_t k = t * heads + (l - l0) * (h1 - h0) + (h - h0);
-                double *full = NULL;
-                st = head_js(&src[t], l, h, seed_compat, &full, &lowers[k], &err);
-                free(full);
-                lp[k] = lowers[k];
-                ns[k] = src[t].n;
-            }
+    int threads = a->threads > 0 ? a->threads : omp_get_max_threads();
+    long items = st ? 0 : (long)(2 * heads);
+    /* item k: input k / heads, head k % heads (layer-major from (l0, h0)) */
+#pragma omp parallel for schedule(dynamic) num_threads(threads) if (threads > 1 && items > 1)
+    for (long kk = 0; kk < items; kk++) {
+        size_t k = (size_t)kk, t = k / heads, j = k % heads;
+        size_t l = l0 + j / (h1 - h0), h = h0 + j % (h1 - h0);
+        double *full = NULL;
+        ats_error_clear(&errs[k]);
+        head_js(&src[t], l, h, seed_compat, &full, &lowers[k], &errs[k]);
+        free(full);
+        lp[k] = lowers[k];
+        ns[k] = src[t].n;
+    }
+    for (long k = 0; k < items && !st; k++)
+        if (errs[k].status) err = errs[k], st = err.status;
     if (!st) {
         ats_rips_options ro;
         ats_rips_options_init(&ro);
@@ -735,18 +742,24 @@ static ats_status compare_core(const analysis_args *a, const attn_source *src, i
     ats_wasserstein_options wo;
     ats_wasserstein_options_init(&wo);
     wo.q = q;
-    for (size_t k = 0; k < heads && !st; k++) {
+    long pairs = st ? 0 : (long)(heads * nd);
+    ats_error *perr = pairs ? calloc((size_t)pairs, sizeof *perr) : NULL;
+    if (pairs && !perr) st = ats_error_set(&err, ATS_ERR_NOMEM, "out of memory"), pairs = 0;
+        /* item k·nd + d: head k, dimension d */
+#pragma omp parallel for schedule(dynamic) num_threads(threads) if (threads > 1 && pairs > 1)
+    for (long kd = 0; kd < pairs; kd++) {
+        size_t k = (size_t)kd / nd, d = (size_t)kd % nd;
         size_t l = l0 + k / (h1 - h0), h = h0 + k % (h1 - h0);
-        for (size_t d = 0; d < nd && !st; d++) {
-            double b = NAN, w = NAN;
-            st = ats_bottleneck_distance(&res[k].dims[d], &res[heads + k].dims[d], &b, NULL, &err);
-            if (!st)
-                st = ats_wasserstein_distance(&res[k].dims[d], &res[heads + k].dims[d], &wo, &w,
-                                              NULL, &err);
-            bott[(d * L + l) * H + h] = b;
-            wass[(d * L + l) * H + h] = w;
-        }
+        double b = NAN, w = NAN;
+        ats_error *e = &perr[kd];
+        if (!ats_bottleneck_distance(&res[k].dims[d], &res[heads + k].dims[d], &b, NULL, e))
+            ats_wasserstein_distance(&res[k].dims[d], &res[heads + k].dims[d], &wo, &w, NULL, e);
+        bott[(d * L + l) * H + h] = b;
+        wass[(d * L + l) * H + h] = w;
     }
+    for (long kd = 0; kd < pairs && !st; kd++)
+        if (perr[kd].status) err = perr[kd], st = err.status;
+    free(perr);
     for (size_t k = 0; res && lowers && k < 2 * heads; k++) {
         ats_rips_result_free(&res[k]);
         free(lowers[k]);
