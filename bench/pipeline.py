@@ -38,12 +38,14 @@ def notebook(model, tok, layer_heads, texts):
     from scipy.spatial.distance import jensenshannon
     from scipy.special import softmax
 
+    t0 = time.perf_counter()
     with torch.no_grad():
         atts = []
         for t in texts:
             enc = tok(t, return_tensors="pt")
             atts.append([a[0].numpy() for a in model(**enc, output_attentions=True).attentions])
-    out = {}
+    model_s = time.perf_counter() - t0
+    out = {"model_s": model_s}
     for l, h in layer_heads:
         dgms = []
         for att in atts:
@@ -74,20 +76,31 @@ def timed(fn, repeat):
 
 
 def main():
+    # 1 thread each (per-core work), then every core each (torch's default; the notebook's JS
+    # loop and GUDHI stay single-threaded, as they are); or the thread counts given
+    for threads in [int(a) for a in sys.argv[1:]] or sorted({1, os.cpu_count()}):
+        table(threads)
+
+
+def table(threads):
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     d = minilm_dir()
     tok = AutoTokenizer.from_pretrained(d)
     model = AutoModel.from_pretrained(d, attn_implementation="eager").eval()
     L, H = model.config.num_hidden_layers, model.config.num_attention_heads
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    print("notebook update_plot pipeline vs attnscope compare --seed-compat, all-MiniLM-L6-v2, 1 thread")
-    print("notebook: model loaded once, then per update: tokens, model, JS loop, GUDHI, bottleneck.")
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
+    print(f"notebook update_plot pipeline vs attnscope compare --seed-compat, all-MiniLM-L6-v2, "
+          f"{threads} thread(s) each; load average {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} cores")
+    print("notebook: model loaded once, then per update: tokens, model, JS loop, GUDHI, bottleneck")
+    print("          ('nb model s': its tokens + model step alone, for both texts).")
     print("attnscope: `compare --repeat` times the same steps with the model loaded once;")
     print("           `compare` as a fresh process (model loading included) is shown too.")
-    print(f"{'case':<40} {'notebook s':>11} {'attnscope s':>12} {'ratio':>7} {'process s':>10}")
+    print(f"{'case':<40} {'notebook s':>11} {'nb model s':>11} {'attnscope s':>12} {'ratio':>7} "
+          f"{'process s':>10}")
     import json
     import re
     for texts, label in ((SHORT, "13-token sentences"), (LONG, "~50-token passages")):
@@ -98,12 +111,18 @@ def main():
         ]:
             tn, ref = timed(lambda: notebook(model, tok, heads, texts), 3 if len(heads) == 1 else 1)
             cmd = [ATTNSCOPE, "compare", "--model", d, "--text", texts[0], "--text", texts[1],
-                   "--seed-compat", "--threads", "1", "--json", "/tmp/attnscope-pipeline.json"] + args
-            p = subprocess.run(cmd + ["--repeat", "9"], check=True, capture_output=True, text=True, env=env)
+                   "--seed-compat", "--threads", str(threads), "--json",
+                   "/tmp/attnscope-pipeline.json"] + args
+            # torch's OpenMP workers spin for a while after a parallel region; let them sleep
+            # before timing the other process, or they take a core from it
+            time.sleep(1.0)
+            p = subprocess.run(cmd + ["--repeat", "9"], check=True, capture_output=True, text=True,
+                               env=env)
             ta = float(re.search(r"median ([0-9.]+) ms", p.stderr).group(1)) / 1e3
             tp, _ = timed(lambda: subprocess.run(cmd, check=True, capture_output=True, env=env), 3)
-            print(f"{label + ' (n=' + str(n[0]) + ',' + str(n[1]) + '), ' + name:<40} {tn:11.3f} {ta:12.4f} "
-                  f"{tn / ta:6.0f}x {tp:10.3f}", flush=True)
+            tm = ref.pop("model_s")
+            print(f"{label + ' (n=' + str(n[0]) + ',' + str(n[1]) + '), ' + name:<40} {tn:11.3f} "
+                  f"{tm:11.4f} {ta:12.4f} {tn / ta:6.0f}x {tp:10.3f}", flush=True)
             got = json.load(open("/tmp/attnscope-pipeline.json"))["bottleneck"]
             worst = 0.0
             for (l, h), (b0, b1) in ref.items():

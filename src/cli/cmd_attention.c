@@ -167,8 +167,9 @@ static double row_entropy_bits(const float *row, size_t n) {
 static void print_summary(const ats_model_info *mi, const ats_forward_result *r,
                           char *const *labels, const att_args *a) {
     size_t L = r->n_layers, H = r->n_heads, n = r->n_tokens, nn = n * n;
-    printf("model: %s (%s), %zu layers x %zu heads, d = %zu\n", mi->model_type, mi->dir, L, H,
-           r->d_model);
+    /* the model's layers (a one-head pass may have stopped before the last) */
+    printf("model: %s (%s), %d layers x %zu heads, d = %zu\n", mi->model_type, mi->dir,
+           mi->n_layers, H, r->d_model);
     printf("tokens (%zu):", n);
     for (size_t i = 0; i < n; i++) printf(" %s", labels[i]);
     printf("\n");
@@ -308,6 +309,9 @@ int ats_cmd_attention(int argc, char **argv) {
     opt.n_threads = a.threads;
     opt.truncate = a.truncate;
     opt.head_mask = mask;
+    /* one head and nothing that needs the other layers: the pass stops after its layer */
+    if (a.layer >= 0 && !a.hidden && !a.scores && !a.logits && !labels)
+        opt.n_layers = (int)a.layer + 1;
     ats_status st = ATS_OK;
     int runs = a.repeat > 0 ? a.repeat : 1;
     double *times = calloc((size_t)runs, sizeof *times);
