@@ -717,6 +717,68 @@ static double bn_search(bn_ctx *c, int *oom) {
     return d;
 }
 
+/* ---- every finite point born at one value (H0 of a Rips filtration)
+ *
+ * On one vertical line a point's distance to another is |Δdeath|, and among points matched to
+ * each other the sorted order minimises the largest distance (uncrossing two pairs never raises
+ * it). The distance is then the best monotone alignment of the sorted deaths in which any point
+ * may go to the diagonal: a min–max dynamic programme in O(n·m), whose value is one of the
+ * costs computed as above, so it is bit for bit the general search's. */
+
+static int death_cmp(const void *x, const void *y) {
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+/* 1: *d is the distance of the finite parts; 0: not on one line, or too large (the general
+ * search runs); -1: out of memory. */
+static int bn_line(const dg_split *A, const dg_split *B, double *d) {
+    size_t n = A->n, m = B->n;
+    if (n == 0 && m == 0) return 0;
+    double x0 = n ? A->xy[0] : B->xy[0];
+    for (size_t i = 0; i < n; i++)
+        if (A->xy[2 * i] != x0) return 0;
+    for (size_t j = 0; j < m; j++)
+        if (B->xy[2 * j] != x0) return 0;
+    if (n > ((size_t)1 << 20) || m > ((size_t)1 << 20) || (double)n * (double)m > 16777216.0)
+        return 0;
+    /* sorted points (birth, death) and one row of the table */
+    double *pa = malloc((n + 1) * 2 * sizeof *pa), *pb = malloc((m + 1) * 2 * sizeof *pb);
+    double *f = malloc((m + 1) * sizeof *f);
+    if (!pa || !pb || !f) {
+        free(pa), free(pb), free(f);
+        return -1;
+    }
+    /* sorting (birth, death) pairs by death: the births are equal */
+    for (size_t i = 0; i < n; i++) pa[2 * i] = A->xy[2 * i + 1], pa[2 * i + 1] = A->xy[2 * i];
+    for (size_t j = 0; j < m; j++) pb[2 * j] = B->xy[2 * j + 1], pb[2 * j + 1] = B->xy[2 * j];
+    qsort(pa, n, 2 * sizeof *pa, death_cmp);
+    qsort(pb, m, 2 * sizeof *pb, death_cmp);
+    /* f[j] over rows i: the least largest cost aligning A's first i with B's first j */
+    f[0] = 0.0;
+    for (size_t j = 1; j <= m; j++) {
+        double pt[2] = {pb[2 * (j - 1) + 1], pb[2 * (j - 1)]};
+        f[j] = fmax(f[j - 1], diag_dist(pt));
+    }
+    for (size_t i = 1; i <= n; i++) {
+        double pi[2] = {pa[2 * (i - 1) + 1], pa[2 * (i - 1)]}, ci = diag_dist(pi);
+        double diag_prev = f[0]; /* f[i-1][j-1] */
+        f[0] = fmax(f[0], ci);
+        for (size_t j = 1; j <= m; j++) {
+            double pj[2] = {pb[2 * (j - 1) + 1], pb[2 * (j - 1)]};
+            double match = fmax(diag_prev, linf(pi[0], pi[1], pj[0], pj[1]));
+            double skip_a = fmax(f[j], ci);                /* f[i-1][j]: A_i to the diagonal */
+            double skip_b = fmax(f[j - 1], diag_dist(pj)); /* f[i][j-1]: B_j to the diagonal */
+            diag_prev = f[j];
+            double best = match < skip_a ? match : skip_a;
+            f[j] = best < skip_b ? best : skip_b;
+        }
+    }
+    *d = f[m];
+    free(pa), free(pb), free(f);
+    return 1;
+}
+
 ats_status ats_bottleneck_distance(const ats_diagram *a, const ats_diagram *b, double *distance,
                                    ats_matching *matching, ats_error *err) {
     if (matching) matching->count = 0, matching->pairs = NULL;
@@ -742,9 +804,23 @@ ats_status ats_bottleneck_distance(const ats_diagram *a, const ats_diagram *b, d
     }
     double ess = 0.0;
     for (size_t k = 0; k < A.n_ess; k++) ess = fmax(ess, fabs(A.ess[k].key - B.ess[k].key));
-    bn_ctx c;
-    int oom = 0;
+    int oom = 0, line = 0;
     double d = 0.0;
+    if (!matching) { /* the distance alone: diagrams on one line take the alignment */
+        line = bn_line(&A, &B, &d);
+        if (line < 0) {
+            dg_split_free(&A);
+            dg_split_free(&B);
+            return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+        }
+        if (line) {
+            dg_split_free(&A);
+            dg_split_free(&B);
+            *distance = fmax(d, ess);
+            return ATS_OK;
+        }
+    }
+    bn_ctx c;
     if (!bn_init(&c, &A, &B))
         oom = 1;
     else

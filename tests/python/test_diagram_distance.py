@@ -298,8 +298,8 @@ def test_random_against_gudhi_and_hera(tmp):
 
 
 def test_same_birth_diagrams_exact(tmp):
-    """Diagrams whose points are all born at one value (H0 of a Rips filtration) take the
-    O(n m) alignment solver: it must equal the exact assignment (scipy) to 1e-9, with ties in
+    """Diagrams whose points are all born at one value (H0 of a Rips filtration) take O(n m)
+    alignment solvers: Wasserstein must equal the exact assignment (scipy) to 1e-9, with ties in
     death, one side empty, essential points and every ground metric, and with the matching it
     prints costing the distance it reports."""
     rng = np.random.default_rng(11)
@@ -332,6 +332,16 @@ def test_same_birth_diagrams_exact(tmp):
         for (a, b), w in zip(refs, got):
             ref = assignment_exact(a, b, q, p)
             assert w == pytest.approx(ref, rel=1e-9, abs=1e-12), (len(a), len(b), q, p, w, ref)
+    # bottleneck: the alignment (distance alone) equals the general search (which runs when a
+    # matching is asked for) bit for bit, and Hera's exact value
+    got = batch("bottleneck", "--batch", lst)
+    for (fa, fb), (a, b), g in zip(files, refs, got):
+        _, general = parse_matching(run("bottleneck", fa, fb, "--matching").stdout)
+        assert g == general, (len(a), len(b), g, general)
+        fin_a = np.array([p for p in a if math.isfinite(p[1])]).reshape(-1, 2)
+        fin_b = np.array([p for p in b if math.isfinite(p[1])]).reshape(-1, 2)
+        hera = gudhi.hera.bottleneck_distance(fin_a, fin_b, delta=0)  # essentials: equal pairs
+        assert g == pytest.approx(hera, rel=1e-12, abs=1e-15), (len(a), len(b), g, hera)
     # the matching it prints covers every point once and costs the distance (q = 2, L2)
     for (fa, fb), (a, b) in zip(files, refs):
         rows, d = parse_matching(run("wasserstein", fa, fb, "--q", 2, "--internal-p", 2,
