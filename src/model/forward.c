@@ -163,9 +163,12 @@ static ats_status run_layers(ats_model *m, size_t n, const ats_forward_options *
         }
         /* the last layer's values, output and feed-forward only feed the final hidden state */
         int attn_only = l + 1 == L && !need_final;
-        if (m->conv1d) { /* qkv[n][3d] = in[n][d] · c_attn[d][3d] + b (q|k only: [n][2d]) */
+        if (lw->pq.p || m->conv1d) {
+            /* qkv[n][3d] = in[n][d] · Wqkv[d][3d] + b (q|k only: [n][2d]); packed, or GPT-2's
+             * c_attn through OpenBLAS */
             if (lw->pq.p)
-                k_linear_packed(w->q, 3 * d, in, d, &lw->pq, lw->bq, n, attn_only ? 2 * d : 3 * d);
+                k_linear_packed(w->q, 3 * d, in, d, &lw->pq, lw->bqkv, n,
+                                attn_only ? 2 * d : 3 * d);
             else
                 k_linear_ld(w->q, 3 * d, in, lw->wq, 3 * d, lw->bq, n, d, attn_only ? 2 * d : 3 * d,
                             1);
@@ -174,9 +177,9 @@ static ats_status run_layers(ats_model *m, size_t n, const ats_forward_options *
             v = w->q + 2 * d;
             ld = 3 * d;
         } else { /* q, k, v [n][d] = in · Wᵀ + b */
-            linear(m, w->q, in, lw->wq, &lw->pq, lw->bq, n, d, d);
-            linear(m, w->k, in, lw->wk, &lw->pk, lw->bk, n, d, d);
-            if (!attn_only) linear(m, w->v, in, lw->wv, &lw->pv, lw->bv, n, d, d);
+            k_linear(w->q, in, lw->wq, lw->bq, n, d, d, 0);
+            k_linear(w->k, in, lw->wk, lw->bk, n, d, d, 0);
+            if (!attn_only) k_linear(w->v, in, lw->wv, lw->bv, n, d, d, 0);
             q = w->q;
             k = w->k;
             v = w->v;

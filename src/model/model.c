@@ -38,8 +38,7 @@ void ats_model_free(ats_model *m) {
     free(m->owned);
     for (int l = 0; m->layers && l < m->info.n_layers; l++) {
         layer_weights *w = &m->layers[l];
-        k_pack_free(&w->pq), k_pack_free(&w->pk), k_pack_free(&w->pv);
-        k_pack_free(&w->po), k_pack_free(&w->p1), k_pack_free(&w->p2);
+        k_pack_free(&w->pq), k_pack_free(&w->po), k_pack_free(&w->p1), k_pack_free(&w->p2);
     }
     free(m->layers);
     ats_safetensors_close(&m->st);
@@ -753,6 +752,29 @@ static int own_copy(ats_model *m, const float **v, size_t count) {
     return 1;
 }
 
+/* w->pq ← the Linear q, k, v [d][d] stacked as one [3d][d] matrix, and w->bqkv their biases
+ * side by side (absent ones 0; NULL when all are); 0: no memory */
+static int pack_qkv(ats_model *m, layer_weights *w, size_t d) {
+    float *cat = malloc(3 * d * d * sizeof *cat);
+    if (!cat) return 0;
+    memcpy(cat, w->wq, d * d * sizeof *cat);
+    memcpy(cat + d * d, w->wk, d * d * sizeof *cat);
+    memcpy(cat + 2 * d * d, w->wv, d * d * sizeof *cat);
+    int ok = k_pack(&w->pq, cat, d, d, 3 * d, 0);
+    free(cat);
+    if (!ok || (!w->bq && !w->bk && !w->bv)) return ok;
+    float *b = calloc(3 * d, sizeof *b);
+    if (!b || !own(m, b)) {
+        free(b);
+        return 0;
+    }
+    if (w->bq) memcpy(b, w->bq, d * sizeof *b);
+    if (w->bk) memcpy(b + d, w->bk, d * sizeof *b);
+    if (w->bv) memcpy(b + 2 * d, w->bv, d * sizeof *b);
+    w->bqkv = b;
+    return 1;
+}
+
 /* Packs each layer's six matrices for src/model/gemm.c when the CPU runs its kernel, then
  * releases the mapped originals' pages, so the process holds one copy of the weights. */
 static ats_status pack_layers(ats_model *m, ats_error *err) {
@@ -764,19 +786,19 @@ static ats_status pack_layers(ats_model *m, ats_error *err) {
         if (c) { /* Conv1D [in][out] */
             ok = k_pack(&w->pq, w->wq, 3 * d, d, 3 * d, 1) && k_pack(&w->po, w->wo, d, d, d, 1) &&
                  k_pack(&w->p1, w->w1, f, d, f, 1) && k_pack(&w->p2, w->w2, d, f, d, 1);
-        } else { /* Linear [out][in] */
-            ok = k_pack(&w->pq, w->wq, d, d, d, 0) && k_pack(&w->pk, w->wk, d, d, d, 0) &&
-                 k_pack(&w->pv, w->wv, d, d, d, 0) && k_pack(&w->po, w->wo, d, d, d, 0) &&
+        } else { /* Linear [out][in]; q, k, v as one [3d][d] matrix: one product, 3d columns */
+            ok = pack_qkv(m, w, d) && k_pack(&w->po, w->wo, d, d, d, 0) &&
                  k_pack(&w->p1, w->w1, d, d, f, 0) && k_pack(&w->p2, w->w2, f, f, d, 0);
         }
         if (!ok) break;
+        if (c) w->bqkv = w->bq;
         /* the layer's vectors move out of the mapping too: the kernel maps a file's large
          * folios whole, so reading a bias would bring back megabytes of the released matrices
          * around it (a 128-token GPT-2 pass kept 76 MB of the file resident) */
-        ok = own_copy(m, &w->bq, c ? 3 * d : d) && own_copy(m, &w->bk, d) &&
-             own_copy(m, &w->bv, d) && own_copy(m, &w->bo, d) && own_copy(m, &w->b1, f) &&
-             own_copy(m, &w->b2, d) && own_copy(m, &w->ln1_w, d) && own_copy(m, &w->ln1_b, d) &&
-             own_copy(m, &w->ln2_w, d) && own_copy(m, &w->ln2_b, d);
+        ok = own_copy(m, &w->bqkv, 3 * d) && own_copy(m, &w->bq, c ? 3 * d : d) &&
+             own_copy(m, &w->bk, d) && own_copy(m, &w->bv, d) && own_copy(m, &w->bo, d) &&
+             own_copy(m, &w->b1, f) && own_copy(m, &w->b2, d) && own_copy(m, &w->ln1_w, d) &&
+             own_copy(m, &w->ln1_b, d) && own_copy(m, &w->ln2_w, d) && own_copy(m, &w->ln2_b, d);
         if (!ok) break;
         release_pages(m, w->wq, c ? 3 * d * d : d * d);
         if (!c) release_pages(m, w->wk, d * d), release_pages(m, w->wv, d * d);

@@ -71,8 +71,10 @@ typedef struct layer_weights {
     const float *ln2_w, *ln2_b; /* GPT-2 ln_2, ViT layernorm_after, BERT output LayerNorm */
     const float *w1, *b1;       /* feed-forward in: Linear [f][d] or Conv1D [d][f] */
     const float *w2, *b2;       /* feed-forward out: Linear [d][f] or Conv1D [f][d] */
-    /* the same six matrices packed (GPT-2: pq is c_attn [d][3d], pk and pv unused) */
-    packed_w pq, pk, pv, po, p1, p2;
+    /* packed: pq = q|k|v side by side, [d][3d] (GPT-2's c_attn; BERT family and ViT: their
+     * three Linear matrices), with bias bqkv [3d] or NULL; po, p1, p2 = wo, w1, w2 */
+    packed_w pq, po, p1, p2;
+    const float *bqkv;
 } layer_weights;
 
 typedef enum act_kind { ACT_GELU, ACT_GELU_TANH, ACT_RELU, ACT_SILU, ACT_GELU_QUICK } act_kind;
