@@ -79,9 +79,15 @@ static float *alloc_floats(size_t a, size_t b, size_t c, int *ok) {
     return p;
 }
 
+/* 1 when the model's layers run on packed weights (OpenBLAS then runs on one thread) */
+static int packed(const ats_model *m) {
+    return m->info.n_layers > 0 && m->layers[0].pq.p != NULL;
+}
+
 /* One self-attention block for layer l. q, k, v: [n][ld] with head h at columns h·dh;
  * probs: [H][n][n] receives the probabilities, scores (optional) [H][n][n] the pre-softmax
- * scores; ctx: [n][d] the heads' outputs side by side. */
+ * scores; ctx: [n][d] the heads' outputs side by side. The heads run in parallel (OpenMP) when
+ * OpenBLAS is on one thread (packed models); otherwise OpenBLAS's threads split each product. */
 static void attention(const ats_model *m, int l, const float *q, const float *k, const float *v,
                       size_t ld, size_t n, float *probs, float *scores, float *ctx,
                       const float *head_mask, int need_ctx) {
@@ -90,29 +96,27 @@ static void attention(const ats_model *m, int l, const float *q, const float *k,
     float scale = 1.0f;
     if (m->info.arch != ATS_ARCH_GPT2 || m->scale_attn) scale = 1.0f / sqrtf((float)dh);
     if (m->scale_by_layer) scale /= (float)(l + 1);
-    /* S_h[n][n] = scale · Q_h[n][dh] · K_hᵀ[dh][n] */
-    for (size_t h = 0; h < H; h++)
+    long heads = (long)H;
+#pragma omp parallel for schedule(static) if (packed(m) && H * nn * dh > 65536)
+    for (long hh = 0; hh < heads; hh++) {
+        size_t h = (size_t)hh;
+        float *p = probs + h * nn;
+        /* S_h[n][n] = scale · Q_h[n][dh] · K_hᵀ[dh][n] */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)n, (int)dh, scale,
-                    q + h * dh, (int)ld, k + h * dh, (int)ld, 0.0f, probs + h * nn, (int)n);
-    if (mi->causal) { /* row i sees keys 0..i */
-        for (size_t h = 0; h < H; h++)
+                    q + h * dh, (int)ld, k + h * dh, (int)ld, 0.0f, p, (int)n);
+        if (mi->causal) /* row i sees keys 0..i */
             for (size_t i = 0; i < n; i++)
-                for (size_t j = i + 1; j < n; j++) probs[h * nn + i * n + j] = -INFINITY;
+                for (size_t j = i + 1; j < n; j++) p[i * n + j] = -INFINITY;
+        if (scores) memcpy(scores + h * nn, p, nn * sizeof *p);
+        k_softmax_rows(p, n, n);
+        float hm = head_mask ? head_mask[(size_t)l * H + h] : 1.0f;
+        if (hm != 1.0f)
+            for (size_t e = 0; e < nn; e++) p[e] *= hm;
+        /* ctx[:, h·dh ..] = P_h[n][n] · V_h[n][dh] */
+        if (need_ctx)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)dh, (int)n, 1.0f, p,
+                        (int)n, v + h * dh, (int)ld, 0.0f, ctx + h * dh, (int)d);
     }
-    if (scores) memcpy(scores, probs, H * nn * sizeof *probs);
-    k_softmax_rows(probs, H * n, n);
-    if (head_mask) {
-        for (size_t h = 0; h < H; h++) {
-            float hm = head_mask[(size_t)l * H + h];
-            if (hm != 1.0f)
-                for (size_t e = 0; e < nn; e++) probs[h * nn + e] *= hm;
-        }
-    }
-    if (!need_ctx) return;
-    /* ctx[:, h·dh ..] = P_h[n][n] · V_h[n][dh] */
-    for (size_t h = 0; h < H; h++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)dh, (int)n, 1.0f,
-                    probs + h * nn, (int)n, v + h * dh, (int)ld, 0.0f, ctx + h * dh, (int)d);
 }
 
 /* out[n][o] = in[n][i] · W + b through the packed copy of W when the model has one */
@@ -233,8 +237,17 @@ static void lm_head(const ats_model *m, const float *x, float *t, size_t n, floa
         k_layernorm(t, t, m->mlm_ln_w, m->mlm_ln_b, n, d, m->mlm_eps);
         h = t;
     }
-    /* logits = h · decᵀ (+ bias) */
-    k_linear(logits, h, m->lm_dec, m->mlm_bias, n, d, V, 0);
+    /* logits = h · decᵀ (+ bias); a packed model's OpenBLAS runs on one thread, so the
+     * vocabulary is split among OpenMP's */
+    long parts = packed(m) ? omp_get_max_threads() : 1;
+    size_t per = (V + (size_t)parts - 1) / (size_t)parts;
+#pragma omp parallel for schedule(static) if (parts > 1)
+    for (long p = 0; p < parts; p++) {
+        size_t c0 = (size_t)p * per, cw = c0 < V ? (V - c0 < per ? V - c0 : per) : 0;
+        if (cw)
+            k_linear_ld(logits + c0, V, h, m->lm_dec + c0 * d, d,
+                        m->mlm_bias ? m->mlm_bias + c0 : NULL, n, d, cw, 0);
+    }
 }
 
 /* mean cross-entropy over the labelled positions (GPT-2: shifted by one) */
@@ -259,11 +272,17 @@ static void lm_loss(const ats_model *m, const float *logits, const int32_t *labe
     res->loss_count = count;
 }
 
-static void set_threads(const ats_forward_options *opt) {
-    if (opt->n_threads > 0) {
+/* OpenMP runs a pass's parallel work. With packed weights OpenBLAS only multiplies one head's
+ * small matrices at a time, inside OpenMP's loop over the heads, so it runs on one thread: its
+ * own workers, spinning after a call, took the cores that OpenMP's threads waited for (a
+ * 2-thread 128-token MiniLM pass took 12 to 66 ms). Unpacked models leave the products to
+ * OpenBLAS's threads. */
+static void set_threads(const ats_model *m, const ats_forward_options *opt) {
+    if (opt->n_threads > 0) omp_set_num_threads(opt->n_threads);
+    if (packed(m))
+        openblas_set_num_threads(1);
+    else if (opt->n_threads > 0)
         openblas_set_num_threads(opt->n_threads);
-        omp_set_num_threads(opt->n_threads);
-    }
 }
 
 /* Sets res up for n tokens and allocates the arrays it captures; 0: no memory. */
@@ -432,7 +451,7 @@ static ats_status forward_tokens(ats_model *m, size_t count, const ats_model_inp
                             m->dir);
     work w = {0};
     if (rc) goto done;
-    set_threads(opt);
+    set_threads(m, opt);
     for (size_t s = 0; s < count && !rc; s++)
         rc = prepare_result(m, res[s].n_tokens, opt, want_logits, &res[s], err);
     if (!rc) rc = prepare_work(m, rows, max_n, opt, &w, err);
@@ -500,7 +519,7 @@ ats_status ats_model_forward_pixels(ats_model *m, const float *pixels,
                               m->dir, mi->model_type);
     if (opt->capture & ATS_CAPTURE_LOGITS)
         return ats_model_fail(m, err, ATS_ERR_INVALID, "%s: a ViT model has no LM head", m->dir);
-    set_threads(opt);
+    set_threads(m, opt);
     size_t S = (size_t)mi->image_size, P = (size_t)mi->patch_size, C = (size_t)mi->n_channels,
            g = S / P, np = g * g, n = np + 1, d = (size_t)mi->d_model, cpp = C * P * P;
     work w = {0};
