@@ -70,6 +70,10 @@ typedef struct ats_measure_opts {
     double sum_tol;    /* default 1e-4 */
     int seed_compat;   /* 1: reproduce the seed notebook (see below); default 0 */
     int n_threads;     /* <= 0: OpenMP's default */
+    double max_error;  /* 0 (default): a JS distance (or the seed's JS^¼) is within 2e-13 of its
+                          exact value, for any rows; > 0: an absolute error up to this is
+                          allowed, which spares nearly equal rows the exact evaluation (float32
+                          attention carries ~1e-7 already; compare uses 1e-9) */
 } ats_measure_opts;
 
 /* Fills the defaults above. */

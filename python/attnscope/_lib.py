@@ -305,6 +305,7 @@ class MeasureOpts(ctypes.Structure):
         ("sum_tol", ctypes.c_double),
         ("seed_compat", ctypes.c_int),
         ("n_threads", ctypes.c_int),
+        ("max_error", ctypes.c_double),
     ]
 
 

@@ -108,8 +108,8 @@ static ats_attn head_view(const attn_source *s, size_t l, size_t h, const char *
 /* The JS distance matrix of one head and its metric (lower triangle). */
 /* The token metric of one head: the Jensen–Shannon distance (base 2) between the tokens'
  * attention rows; with seed_compat the seed notebook's √(scipy JS distance) of softmaxed rows. */
-static ats_status head_js(const attn_source *s, size_t l, size_t h, int seed_compat, double **full,
-                          double **lower, ats_error *err) {
+static ats_status head_js(const attn_source *s, size_t l, size_t h, int seed_compat,
+                          double max_error, double **full, double **lower, ats_error *err) {
     size_t n = s->n;
     *full = malloc(n * n * sizeof **full);
     *lower = malloc((n * (n - 1) / 2 + 1) * sizeof **lower);
@@ -119,6 +119,7 @@ static ats_status head_js(const attn_source *s, size_t l, size_t h, int seed_com
     ats_measure_opts_init(&mo);
     mo.normalize = !seed_compat; /* rows sum to 1 up to float rounding; scipy normalises too */
     mo.seed_compat = seed_compat;
+    mo.max_error = max_error;
     ats_status st = ats_divergence_compute(&v, ATS_DIV_JSD, &mo, *full, err);
     /* JS(i,j) and JS(j,i) are evaluated separately; their mean is the symmetric metric */
     if (!st) st = ats_metric_from_full(n, *full, 1, s->name, *lower, err);
@@ -538,7 +539,7 @@ static int run_topo(int argc, char **argv) {
         memset(&res, 0, sizeof res);
         char suffix[32], name[96], title[512];
         input_suffix(suffix, sizeof suffix, t);
-        st = head_js(s, (size_t)a.layer, (size_t)a.head, seed_compat, &full, &lower, &err);
+        st = head_js(s, (size_t)a.layer, (size_t)a.head, seed_compat, 0.0, &full, &lower, &err);
         if (!st) {
             snprintf(name, sizeof name, "js%s", suffix);
             size_t shape[2] = {n, n};
@@ -689,6 +690,11 @@ static void free_names(char **names, size_t n) {
     free(names);
 }
 
+/* The distances compare computes its diagrams from may be off by this much (ats_measure_opts
+ * .max_error): float32 attention carries errors near 1e-7 already, and the exact evaluation of
+ * nearly equal rows, which softmaxed attention (--seed-compat) is full of, was half its time. */
+#define COMPARE_MAX_ERROR 1e-9
+
 /* The comparison itself: the JS metric of every chosen head of both inputs, their persistence
  * in one parallel batch, and the distances between the diagrams. bott and wass receive
  * [max_dim+1][L][H] arrays (NaN for heads not compared). */
@@ -721,7 +727,7 @@ static ats_status compare_core(const analysis_args *a, const attn_source *src, i
         size_t l = l0 + j / (h1 - h0), h = h0 + j % (h1 - h0);
         double *full = NULL;
         ats_error_clear(&errs[k]);
-        head_js(&src[t], l, h, seed_compat, &full, &lowers[k], &errs[k]);
+        head_js(&src[t], l, h, seed_compat, COMPARE_MAX_ERROR, &full, &lowers[k], &errs[k]);
         free(full);
         lp[k] = lowers[k];
         ns[k] = src[t].n;

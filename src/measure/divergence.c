@@ -78,6 +78,7 @@ typedef struct js_ctx {
     atsm_sens sens;
     double unit;
     size_t n, stride;
+    double budget; /* atsm_budget */
 } js_ctx;
 
 static void js_prep_row(const js_ctx *c, size_t hd, size_t i, atsm_rowset *rs, double *xl) {
@@ -92,7 +93,7 @@ static void js_pair_row(const js_ctx *c, size_t i, const atsm_rowset *rs, double
     D[i * n + i] = 0.0;
     c->K->slog_rows(rs->x + i * c->stride, rs->lim[i], rs->x, c->stride, rs->lim, i + 1, n, cross);
     for (size_t j = i + 1; j < n; j++) {
-        double js = atsm_js_pair(rs, i, j, cross[j - i - 1], c->sens, c->K) / c->unit;
+        double js = atsm_js_pair(rs, i, j, cross[j - i - 1], c->sens, c->budget, c->K) / c->unit;
         double v;
         if (c->o->seed_compat) /* scipy's distance √JS_e, and the seed's √ of it */
             v = c->kind == ATS_DIV_JS ? sqrt(js) : sqrt(sqrt(js));
@@ -105,8 +106,8 @@ static void js_pair_row(const js_ctx *c, size_t i, const atsm_rowset *rs, double
 /* JS, JS distance (and the seed's versions) of every head. */
 static ats_status js_matrices(const ats_attn *att, ats_divergence kind, const ats_measure_opts *o,
                               double *out, ats_error *err) {
-    js_ctx c = {att, o,      atsm_kernels_best(),     kind, ATSM_SENS_SQRT,
-                1.0, att->n, ats_kblock_round(att->n)};
+    js_ctx c = {att, o,      atsm_kernels_best(),      kind,          ATSM_SENS_SQRT,
+                1.0, att->n, ats_kblock_round(att->n), atsm_budget(o)};
     if (o->seed_compat)
         c.sens = kind == ATS_DIV_JS ? ATSM_SENS_SQRT : ATSM_SENS_ROOT4;
     else

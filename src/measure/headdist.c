@@ -125,6 +125,7 @@ ats_status ats_headdist_add(ats_headdist *hd, const ats_attn *doc, ats_error *er
     int clark = hd->metric == ATS_HEADDIST_CLARK;
     atsm_sens sens = clark ? ATSM_SENS_NONE : o->seed_compat ? ATSM_SENS_ROOT4 : ATSM_SENS_SQRT;
     double unit = (o->base == ATS_BASE_2 && !o->seed_compat) ? ATSM_LN2 : 1.0; /* / log(base) */
+    double budget = atsm_budget(o);
     double floor_w = 0.001 / (double)n;
     int all = hd->scope == ATS_HEADDIST_ALL;
     for (size_t t0 = 0; t0 < n; t0 += tblk) {
@@ -152,7 +153,7 @@ ats_status ats_headdist_add(ats_headdist *hd, const ats_attn *doc, ats_error *er
                     K->slog_rows(r->x + a * stride, r->lim[a], r->x, stride, r->lim, a + 1, end,
                                  cross);
                     for (size_t b = a + 1; b < end; b++) {
-                        double js = atsm_js_pair(r, a, b, cross[b - a - 1], sens, K) / unit;
+                        double js = atsm_js_pair(r, a, b, cross[b - a - 1], sens, budget, K) / unit;
                         v[a * N + b] = clark ? js : o->seed_compat ? sqrt(sqrt(js)) : sqrt(js);
                     }
                 }

@@ -62,10 +62,18 @@ typedef enum atsm_sens {
     ATSM_SENS_NONE = 3    /* sums of JS (Clark): never recompute */
 } atsm_sens;
 
-/* JS in nats between rows i and j of rs, given cross = slog_rows' value for the pair. Never
+/* The default error budget of a √JS or JS^¼ output (scipy comparisons allow 1e-12). */
+#define ATSM_ROOT_BUDGET 1.6e-13 /* 2e-13 after the base-2 conversion (× 1/√ln 2) */
+/* The budget for ats_measure_opts.max_error: 0.8 < √ln 2 covers the base-2 conversion */
+static inline double atsm_budget(const ats_measure_opts *o) {
+    return o->max_error > 0 ? 0.8 * o->max_error : ATSM_ROOT_BUDGET;
+}
+
+/* JS in nats between rows i and j of rs, given cross = slog_rows' value for the pair; an
+ * output of sensitivity sens is recomputed exactly when its error could exceed budget. Never
  * negative; exactly 0 for identical rows. */
 double atsm_js_pair(const atsm_rowset *rs, size_t i, size_t j, double cross, atsm_sens sens,
-                    const atsm_kernels *K);
+                    double budget, const atsm_kernels *K);
 
 /* Number of threads to use for n_threads (<= 0: OpenMP's default). */
 int atsm_threads(int n_threads);

@@ -15,6 +15,7 @@ void ats_measure_opts_init(ats_measure_opts *opts) {
     opts->sum_tol = 1e-4;
     opts->seed_compat = 0;
     opts->n_threads = 0;
+    opts->max_error = 0.0;
 }
 
 int atsm_threads(int n_threads) {
@@ -215,11 +216,8 @@ void atsm_rowset_finish(atsm_rowset *rs, size_t r, size_t support, const atsm_ke
     rs->lim[r] = lim;
 }
 
-/* Budget for the error of a √JS or JS^¼ output (scipy comparisons allow 1e-12). */
-#define ATSM_ROOT_BUDGET 1.6e-13 /* 2e-13 after the base-2 conversion (× 1/√ln 2) */
-
 double atsm_js_pair(const atsm_rowset *rs, size_t i, size_t j, double cross, atsm_sens sens,
-                    const atsm_kernels *K) {
+                    double budget, const atsm_kernels *K) {
     size_t li = rs->lim[i], lj = rs->lim[j];
     size_t lo = li < lj ? li : lj, hi = li < lj ? lj : li;
     size_t b = lo / ATS_KBLOCK, nb1 = rs->nblk + 1;
@@ -242,12 +240,12 @@ double atsm_js_pair(const atsm_rowset *rs, size_t i, size_t j, double cross, ats
         redo = !(js * 1e-6 > e);
         break;
     case ATSM_SENS_SQRT: {
-        double t = e / (2.0 * ATSM_ROOT_BUDGET);
+        double t = e / (2.0 * budget);
         redo = !(js > t * t);
         break;
     }
     default: {
-        double t = e / (4.0 * ATSM_ROOT_BUDGET);
+        double t = e / (4.0 * budget);
         redo = !(js > t * cbrt(t));
         break;
     }

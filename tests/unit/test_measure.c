@@ -244,6 +244,44 @@ static void test_seed_compat(void) {
     CHECK_NEAR(K[1], (double)kl, 1e-15);
 }
 
+/* max_error: the seed's JS^¼ of softmaxed (nearly uniform) rows stays within the allowed error
+ * of the exact evaluation, and of a long-double reference */
+static void test_max_error(void) {
+    size_t n = 40, heads = 3;
+    double *A = random_heads(heads, n, 1, 1.0);
+    ats_attn att = {ATS_F64, A, 1, heads, n, "m"};
+    ats_measure_opts o;
+    ats_measure_opts_init(&o);
+    o.seed_compat = 1;
+    ats_error err;
+    double *exact = malloc(heads * n * n * sizeof *exact),
+           *loose = malloc(heads * n * n * sizeof *loose);
+    CHECK(ats_divergence_compute(&att, ATS_DIV_JSD, &o, exact, &err) == ATS_OK);
+    o.max_error = 1e-9;
+    CHECK(ats_divergence_compute(&att, ATS_DIV_JSD, &o, loose, &err) == ATS_OK);
+    double worst = 0, worst_ref = 0;
+    int differ = 0;
+    for (size_t hd = 0; hd < heads; hd++)
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < n; j++) {
+                size_t e = (hd * n + i) * n + j;
+                worst = fmax(worst, fabs(exact[e] - loose[e]));
+                differ += exact[e] != loose[e];
+                /* the reference: softmax of both rows, then (JS_e)^¼ */
+                double p[40], q[40], sp = 0, sq = 0;
+                for (size_t k = 0; k < n; k++) {
+                    p[k] = exp(A[(hd * n + i) * n + k]), sp += p[k];
+                    q[k] = exp(A[(hd * n + j) * n + k]), sq += q[k];
+                }
+                for (size_t k = 0; k < n; k++) p[k] /= sp, q[k] /= sq;
+                double ref = (double)sqrtl(sqrtl(ref_js(p, q, n)));
+                worst_ref = fmax(worst_ref, fabs(loose[e] - ref));
+            }
+    CHECK(worst <= 1e-9 && worst_ref <= 1e-9);
+    CHECK(differ > 0); /* the loose path was taken somewhere: the option is not a no-op */
+    free(A), free(exact), free(loose);
+}
+
 static void test_headdist(void) {
     ats_error err;
     ats_measure_opts o;
@@ -388,6 +426,7 @@ int main(void) {
     test_threaded_paths();
     test_bad_input();
     test_seed_compat();
+    test_max_error();
     test_headdist();
     test_headstats();
     test_context();
