@@ -41,25 +41,33 @@ int k_gemm_available(void) {
 #endif
 }
 
+size_t k_pack_count(size_t i, size_t o) {
+    size_t count;
+    if (!ats_size_mul((o + NR - 1) / NR, (size_t)NR, &count) || !ats_size_mul(count, i, &count) ||
+        count > SIZE_MAX / sizeof(float) / 2)
+        return 0;
+    return count; /* NR·i floats a panel: a multiple of 16, so every panel stays 64-byte aligned */
+}
+
 /* W Linear [o][i] (conv1d = 0) or Conv1D [i][ldw] (first o columns) → panels
  * [ceil(o/NR)][i][NR], column c of the product at panel c / NR, lane c % NR; lanes past o are
  * zero. */
-int k_pack(packed_w *pw, const float *w, size_t ldw, size_t i, size_t o, int conv1d) {
-    size_t panels = (o + NR - 1) / NR, count;
-    pw->p = NULL;
-    pw->i = i;
-    pw->o = o;
-    if (!ats_size_mul(panels, (size_t)NR, &count) || !ats_size_mul(count, i, &count) ||
-        count > SIZE_MAX / sizeof(float))
-        return 0;
-    /* 64-byte aligned: every panel row is three aligned vector loads */
-    size_t bytes = (count * sizeof(float) + 63) / 64 * 64;
-    float *p = aligned_alloc(64, bytes ? bytes : 64);
-    if (!p) return 0;
+void k_pack_into(packed_w *pw, float *p, const float *w, size_t ldw, size_t i, size_t o,
+                 int conv1d) {
+    size_t panels = (o + NR - 1) / NR;
     for (size_t pn = 0; pn < panels; pn++) {
         float *dst = p + pn * i * NR;
         size_t c0 = pn * NR, nc = o - c0 < NR ? o - c0 : NR;
-        if (conv1d) {
+        if (conv1d && nc == NR) {
+            /* three 64-byte copies: one 192-byte memcpy becomes `rep movs`, which takes most
+             * of the time of loading a model on AMD Zen */
+            for (size_t k = 0; k < i; k++) {
+                const float *src = w + k * ldw + c0;
+                memcpy(dst + k * NR, src, 64);
+                memcpy(dst + k * NR + 16, src + 16, 64);
+                memcpy(dst + k * NR + 32, src + 32, 64);
+            }
+        } else if (conv1d) {
             for (size_t k = 0; k < i; k++) {
                 memcpy(dst + k * NR, w + k * ldw + c0, nc * sizeof *dst);
                 memset(dst + k * NR + nc, 0, (NR - nc) * sizeof *dst);
@@ -72,6 +80,18 @@ int k_pack(packed_w *pw, const float *w, size_t ldw, size_t i, size_t o, int con
         }
     }
     pw->p = p;
+    pw->i = i;
+    pw->o = o;
+}
+
+int k_pack(packed_w *pw, const float *w, size_t ldw, size_t i, size_t o, int conv1d) {
+    size_t count = k_pack_count(i, o);
+    pw->p = NULL;
+    if (!count) return 0;
+    /* 64-byte aligned: every panel row is three aligned vector loads */
+    float *p = aligned_alloc(64, (count * sizeof(float) + 63) / 64 * 64);
+    if (!p) return 0;
+    k_pack_into(pw, p, w, ldw, i, o, conv1d);
     return 1;
 }
 

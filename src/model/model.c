@@ -36,10 +36,7 @@ void ats_model_free(ats_model *m) {
     if (!m) return;
     for (size_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
-    for (int l = 0; m->layers && l < m->info.n_layers; l++) {
-        layer_weights *w = &m->layers[l];
-        k_pack_free(&w->pq), k_pack_free(&w->po), k_pack_free(&w->p1), k_pack_free(&w->p2);
-    }
+    free(m->packed);
     free(m->layers);
     ats_safetensors_close(&m->st);
     for (size_t i = 0; i < m->n_shards; i++) ats_safetensors_close(&m->shards[i]);
@@ -752,17 +749,17 @@ static int own_copy(ats_model *m, const float **v, size_t count) {
     return 1;
 }
 
-/* w->pq ← the Linear q, k, v [d][d] stacked as one [3d][d] matrix, and w->bqkv their biases
- * side by side (absent ones 0; NULL when all are); 0: no memory */
-static int pack_qkv(ats_model *m, layer_weights *w, size_t d) {
+/* w->pq ← the Linear q, k, v [d][d] stacked as one [3d][d] matrix, packed into dst, and
+ * w->bqkv their biases side by side (absent ones 0; NULL when all are); 0: no memory */
+static int pack_qkv(ats_model *m, layer_weights *w, size_t d, float *dst) {
     float *cat = malloc(3 * d * d * sizeof *cat);
     if (!cat) return 0;
     memcpy(cat, w->wq, d * d * sizeof *cat);
     memcpy(cat + d * d, w->wk, d * d * sizeof *cat);
     memcpy(cat + 2 * d * d, w->wv, d * d * sizeof *cat);
-    int ok = k_pack(&w->pq, cat, d, d, 3 * d, 0);
+    k_pack_into(&w->pq, dst, cat, d, d, 3 * d, 0);
     free(cat);
-    if (!ok || (!w->bq && !w->bk && !w->bv)) return ok;
+    if (!w->bq && !w->bk && !w->bv) return 1;
     float *b = calloc(3 * d, sizeof *b);
     if (!b || !own(m, b)) {
         free(b);
@@ -779,17 +776,39 @@ static int pack_qkv(ats_model *m, layer_weights *w, size_t d) {
  * releases the mapped originals' pages, so the process holds one copy of the weights. */
 static ats_status pack_layers(ats_model *m, ats_error *err) {
     if (!k_gemm_available()) return ATS_OK;
-    size_t d = (size_t)m->info.d_model, f = (size_t)m->info.d_ff;
+    size_t d = (size_t)m->info.d_model, f = (size_t)m->info.d_ff, L = (size_t)m->info.n_layers;
     int c = m->conv1d, ok = 1;
-    for (int l = 0; ok && l < m->info.n_layers; l++) {
+    /* one arena for every layer, on transparent huge pages: a few faults instead of one per
+     * 4 kB page while packing, and few TLB misses while the kernel streams the panels */
+    size_t nq = k_pack_count(d, 3 * d), no = k_pack_count(d, d), n1 = k_pack_count(d, f),
+           n2 = k_pack_count(f, d), per, total, bytes;
+    const size_t huge = (size_t)2 << 20;
+    if (!nq || !no || !n1 || !n2 || !ats_size_add(nq, no, &per) || !ats_size_add(per, n1, &per) ||
+        !ats_size_add(per, n2, &per) || !ats_size_mul(per, L, &total) ||
+        !ats_size_mul(total, sizeof(float), &bytes) || bytes > SIZE_MAX - huge)
+        return ats_model_fail(m, err, ATS_ERR_RANGE, "%s: the packed weights do not fit in memory",
+                              m->dir);
+    bytes = (bytes + huge - 1) / huge * huge;
+    void *arena = NULL;
+    if (bytes && posix_memalign(&arena, huge, bytes) != 0) arena = NULL;
+    if (!arena)
+        return ats_model_fail(m, err, ATS_ERR_NOMEM,
+                              "%s: out of memory packing the weights (%zu MB)", m->dir,
+                              bytes >> 20);
+#ifdef MADV_HUGEPAGE
+    madvise(arena, bytes, MADV_HUGEPAGE);
+#endif
+    m->packed = arena;
+    float *dst = m->packed;
+    for (size_t l = 0; ok && l < L; l++, dst += per) {
         layer_weights *w = &m->layers[l];
-        if (c) { /* Conv1D [in][out] */
-            ok = k_pack(&w->pq, w->wq, 3 * d, d, 3 * d, 1) && k_pack(&w->po, w->wo, d, d, d, 1) &&
-                 k_pack(&w->p1, w->w1, f, d, f, 1) && k_pack(&w->p2, w->w2, d, f, d, 1);
-        } else { /* Linear [out][in]; q, k, v as one [3d][d] matrix: one product, 3d columns */
-            ok = pack_qkv(m, w, d) && k_pack(&w->po, w->wo, d, d, d, 0) &&
-                 k_pack(&w->p1, w->w1, d, d, f, 0) && k_pack(&w->p2, w->w2, f, f, d, 0);
-        }
+        if (c) /* Conv1D [in][out] */
+            k_pack_into(&w->pq, dst, w->wq, 3 * d, d, 3 * d, 1);
+        else /* Linear [out][in]; q, k, v as one [3d][d] matrix: one product, 3d columns */
+            ok = pack_qkv(m, w, d, dst);
+        k_pack_into(&w->po, dst + nq, w->wo, d, d, d, c);
+        k_pack_into(&w->p1, dst + nq + no, w->w1, c ? f : d, d, f, c);
+        k_pack_into(&w->p2, dst + nq + no + n1, w->w2, c ? d : f, f, d, c);
         if (!ok) break;
         if (c) w->bqkv = w->bq;
         /* the layer's vectors move out of the mapping too: the kernel maps a file's large

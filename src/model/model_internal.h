@@ -108,6 +108,7 @@ struct ats_model {
     const float *lm_dec; /* [V][d] output embedding (tied: tok_emb); NULL: no LM head */
     int mlm_transform;   /* the masked-LM head has the dense + act + LayerNorm transform */
     float mlm_eps;
+    float *packed; /* every layer's packed matrices (layer_weights' packed_w point into it) */
     /* float32 copies of F16/BF16 or unaligned tensors */
     float **owned;
     size_t n_owned, cap_owned;
@@ -126,7 +127,13 @@ ats_status ats_model_fail(ats_model *m, ats_error *err, ats_status st, const cha
 int k_gemm_available(void);
 /* tests: 1 makes k_gemm_available() return 0, so models load unpacked and use OpenBLAS */
 void k_gemm_force_fallback(int off);
-/* Packs W Linear [o][i] (conv1d = 0) or Conv1D [i][ldw] (its first o columns); 0: no memory. */
+/* Floats that the packed form of an i × o matrix takes (a multiple of 16); 0: too large. */
+size_t k_pack_count(size_t i, size_t o);
+/* Packs W Linear [o][i] (conv1d = 0) or Conv1D [i][ldw] (its first o columns) into
+ * p[k_pack_count(i, o)], 64-byte aligned. */
+void k_pack_into(packed_w *pw, float *p, const float *w, size_t ldw, size_t i, size_t o,
+                 int conv1d);
+/* The same into memory of its own (free with k_pack_free); 0: no memory. */
 int k_pack(packed_w *pw, const float *w, size_t ldw, size_t i, size_t o, int conv1d);
 void k_pack_free(packed_w *pw);
 /* out[n][o'] (row stride ldo) = in[n][i] (row stride ldi) · W + b[o'] for the first
