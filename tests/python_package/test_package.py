@@ -134,6 +134,12 @@ def test_model_run_equals_cli(tmp_path, name):
         mask = np.ones((m.info["n_layers"], m.info["n_heads"]), np.float32)
         mask[0, 1] = 0
         assert np.abs(m.run(text=text, head_mask=mask).attentions[0, 1]).max() == 0
+        # a pass that stops after the first layer: that layer's attentions, bit for bit
+        first = m.run(text=text, n_layers=1).attentions
+        assert first.shape[0] == 1
+        np.testing.assert_array_equal(first, r.attentions[:1])
+        with pytest.raises(attnscope.AttnscopeError, match="need all"):
+            m.run(text=text, n_layers=1, hidden_states=True)
     assert r.attentions.sum() > 0  # the arrays outlive the model handle
 
 
