@@ -246,7 +246,7 @@ double atsm_js_pair(const atsm_rowset *rs, size_t i, size_t j, double cross, ats
     }
     default: {
         double t = e / (4.0 * budget);
-        redo = !(js > t * cbrt(t));
+        redo = !(js * js * js > (t * t) * (t * t)); /* js > t^(4/3), without cbrt */
         break;
     }
     }
