@@ -724,16 +724,24 @@ static int in_mapping(const ats_model *m, const float *w, size_t count) {
     return 0;
 }
 
-/* Gives back the whole pages of a mapped tensor that only its packed copy is read from now:
- * the mapping is private and never written, so a later read would fault the file's bytes in
- * again. Tensors outside the mappings (converted copies) stay. */
-static void release_pages(const ats_model *m, const float *w, size_t count) {
+/* Gives back a weight matrix that only its packed copy is read from now. A converted copy
+ * (F16, BF16) is freed and *w set to NULL. Of a mapped tensor the whole pages go back to the
+ * kernel: the mapping is private and never written, so a later read would fault the file's
+ * bytes in again. */
+static void release_matrix(ats_model *m, const float **w, size_t count) {
+    for (size_t k = 0; k < m->n_owned; k++)
+        if (m->owned[k] == *w) {
+            free(m->owned[k]);
+            m->owned[k] = m->owned[--m->n_owned];
+            *w = NULL;
+            return;
+        }
     size_t page = 4096;
     long ps = sysconf(_SC_PAGESIZE);
     if (ps > 0) page = (size_t)ps;
-    uintptr_t lo = (uintptr_t)w, hi = lo + count * sizeof *w;
+    uintptr_t lo = (uintptr_t)*w, hi = lo + count * sizeof **w;
     uintptr_t a = (lo + page - 1) / page * page, b = hi / page * page;
-    if (b > a && in_mapping(m, w, count)) madvise((void *)a, b - a, MADV_DONTNEED);
+    if (b > a && in_mapping(m, *w, count)) madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
 /* *v[count] ← an owned copy of it, when it is in the mapped file; 0: no memory */
@@ -786,15 +794,11 @@ static ats_status pack_layers(ats_model *m, ats_error *err) {
     if (!nq || !no || !n1 || !n2 || !ats_size_add(nq, no, &per) || !ats_size_add(per, n1, &per) ||
         !ats_size_add(per, n2, &per) || !ats_size_mul(per, L, &total) ||
         !ats_size_mul(total, sizeof(float), &bytes) || bytes > SIZE_MAX - huge)
-        return ats_model_fail(m, err, ATS_ERR_RANGE, "%s: the packed weights do not fit in memory",
-                              m->dir);
+        return ATS_OK; /* the packed weights would not fit: the model runs unpacked */
     bytes = (bytes + huge - 1) / huge * huge;
     void *arena = NULL;
-    if (bytes && posix_memalign(&arena, huge, bytes) != 0) arena = NULL;
-    if (!arena)
-        return ats_model_fail(m, err, ATS_ERR_NOMEM,
-                              "%s: out of memory packing the weights (%zu MB)", m->dir,
-                              bytes >> 20);
+    /* no room for a packed copy: the model runs unpacked, through OpenBLAS */
+    if (!bytes || posix_memalign(&arena, huge, bytes) != 0) return ATS_OK;
 #ifdef MADV_HUGEPAGE
     madvise(arena, bytes, MADV_HUGEPAGE);
 #endif
@@ -819,11 +823,11 @@ static ats_status pack_layers(ats_model *m, ats_error *err) {
              own_copy(m, &w->b1, f) && own_copy(m, &w->b2, d) && own_copy(m, &w->ln1_w, d) &&
              own_copy(m, &w->ln1_b, d) && own_copy(m, &w->ln2_w, d) && own_copy(m, &w->ln2_b, d);
         if (!ok) break;
-        release_pages(m, w->wq, c ? 3 * d * d : d * d);
-        if (!c) release_pages(m, w->wk, d * d), release_pages(m, w->wv, d * d);
-        release_pages(m, w->wo, d * d);
-        release_pages(m, w->w1, d * f);
-        release_pages(m, w->w2, d * f);
+        release_matrix(m, &w->wq, c ? 3 * d * d : d * d);
+        if (!c) release_matrix(m, &w->wk, d * d), release_matrix(m, &w->wv, d * d);
+        release_matrix(m, &w->wo, d * d);
+        release_matrix(m, &w->w1, d * f);
+        release_matrix(m, &w->w2, d * f);
     }
     if (!ok)
         return ats_model_fail(m, err, ATS_ERR_NOMEM,
