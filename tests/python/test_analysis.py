@@ -151,3 +151,20 @@ def test_model_text_path(tmp_path, model):
     p = run("compare", "--model", d, "--text", "the cat sat", "--text", "a dog lay on a rug",
             "--all-heads", "--json", str(out / "c.json"))
     assert p.returncode == 0, p.stderr
+    # one head runs the model only up to its layer and the texts as one batch: every head's
+    # distances equal the all-heads run's bit for bit
+    allh = json.load(open(out / "c.json"))
+    L, H = len(allh["bottleneck"]["0"]), len(allh["bottleneck"]["0"][0])
+    for layer in range(L):
+        for head in (0, H - 1):
+            p = run("compare", "--model", d, "--text", "the cat sat", "--text", "a dog lay on a rug",
+                    "--layer", str(layer), "--head", str(head), "--json", str(out / "one.json"))
+            assert p.returncode == 0, p.stderr
+            one = json.load(open(out / "one.json"))
+            for measure in ("bottleneck", "wasserstein"):
+                for k in ("0", "1"):
+                    assert one[measure][k] == allh[measure][k][layer][head], (layer, head, measure)
+    # a layer the model does not have is still named as such
+    p = run("compare", "--model", d, "--text", "the cat sat", "--text", "a dog", "--layer", str(L),
+            "--head", "0", "--json", str(out / "bad.json"))
+    assert p.returncode == 2 and f"layer {L}" in p.stderr and not (out / "bad.json").exists()
