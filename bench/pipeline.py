@@ -91,7 +91,9 @@ def table(threads):
     tok = AutoTokenizer.from_pretrained(d)
     model = AutoModel.from_pretrained(d, attn_implementation="eager").eval()
     L, H = model.config.num_hidden_layers, model.config.num_attention_heads
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
+    # attnscope takes its threads from --threads (and runs OpenBLAS on one, see lean_main.c)
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    env.pop("OPENBLAS_NUM_THREADS", None)
     print(f"notebook update_plot pipeline vs attnscope compare --seed-compat, all-MiniLM-L6-v2, "
           f"{threads} thread(s) each; load average {os.getloadavg()[0]:.1f} on "
           f"{os.cpu_count()} cores")
