@@ -273,6 +273,9 @@ ats_model_info_get = _fn("ats_model_info_get", P(ModelInfo), ctypes.c_void_p)
 ats_forward_options_init = _fn("ats_forward_options_init", None, P(ForwardOptions))
 ats_model_forward = _fn("ats_model_forward", ctypes.c_int, ctypes.c_void_p, P(ModelInput),
                         P(ForwardOptions), P(ForwardResult), P(Error))
+ats_model_forward_batch = _fn("ats_model_forward_batch", ctypes.c_int, ctypes.c_void_p,
+                              ctypes.c_size_t, P(ModelInput), P(ForwardOptions),
+                              P(ForwardResult), P(Error))
 ats_model_forward_image = _fn("ats_model_forward_image", ctypes.c_int, ctypes.c_void_p,
                               ctypes.c_char_p, P(ForwardOptions), P(ForwardResult), P(Error))
 ats_forward_result_free = _fn("ats_forward_result_free", None, P(ForwardResult))

@@ -28,6 +28,19 @@ class Result:
         return f"Result({n} tokens, attentions [{L_}, {H_}, {n}, {n}])"
 
 
+def _result(res, tokens, id_arr, offsets, hidden_states, logits):
+    """A Result viewing the C arrays of res, which are freed when the last view goes."""
+    owner = L._Owner(L.ats_forward_result_free, ctypes.byref(res))
+    owner.res = res
+    Ln, Hn, n, d = res.n_layers, res.n_heads, res.n_tokens, res.d_model
+    att = L.view(res.attention, (Ln, Hn, n, n), ctypes.c_float, owner)
+    hid = L.view(res.hidden, (Ln + 1, n, d), ctypes.c_float, owner) if hidden_states else None
+    lg = L.view(res.logits, (n, res.vocab_size), ctypes.c_float, owner) if logits else None
+    if tokens is not None and n < len(tokens):
+        tokens, id_arr, offsets = tokens[:n], id_arr[:n], offsets[:n]
+    return Result(tokens, id_arr, offsets, att, hid, lg, res.loss)
+
+
 class Model:
     """A loaded model and its tokenizer. Use Model.load(path_or_name)."""
 
@@ -144,12 +157,27 @@ class Model:
                 inp.labels = lab.ctypes.data_as(L.c_int32_p)
             L.check(L.ats_model_forward(self._handle, ctypes.byref(inp), ctypes.byref(opt),
                                         ctypes.byref(res), ctypes.byref(err)), err)
-        owner = L._Owner(L.ats_forward_result_free, ctypes.byref(res))
-        owner.res = res
-        Ln, Hn, n, d = res.n_layers, res.n_heads, res.n_tokens, res.d_model
-        att = L.view(res.attention, (Ln, Hn, n, n), ctypes.c_float, owner)
-        hid = L.view(res.hidden, (Ln + 1, n, d), ctypes.c_float, owner) if hidden_states else None
-        lg = L.view(res.logits, (n, res.vocab_size), ctypes.c_float, owner) if logits else None
-        if tokens is not None and n < len(tokens):
-            tokens, id_arr, offsets = tokens[:n], id_arr[:n], offsets[:n]
-        return Result(tokens, id_arr, offsets, att, hid, lg, res.loss)
+        return _result(res, tokens, id_arr, offsets, hidden_states, logits)
+
+    def run_batch(self, texts: Sequence[str], hidden_states: bool = False, n_threads: int = 0,
+                  truncate: bool = False, n_layers: int = 0) -> List[Result]:
+        """Runs several texts in one pass: the rows of all texts go through each weight matrix
+        together (read once), attention runs per text, and each Result equals run(text) bit for
+        bit on a CPU with AVX-512 (elsewhere the texts run one after another)."""
+        texts = list(texts)
+        if not texts:
+            return []
+        opt = L.ForwardOptions()
+        L.ats_forward_options_init(ctypes.byref(opt))
+        opt.capture = L.CAPTURE_ATTENTION | (L.CAPTURE_HIDDEN if hidden_states else 0)
+        opt.n_threads, opt.truncate, opt.n_layers = int(n_threads), int(truncate), int(n_layers)
+        encs = [self.tokenize(t) for t in texts]
+        inputs = (L.ModelInput * len(texts))()
+        for k, enc in enumerate(encs):
+            inputs[k].ids = enc["ids"].ctypes.data_as(L.c_int32_p)
+            inputs[k].n = enc["ids"].shape[0]
+        results, err = (L.ForwardResult * len(texts))(), L.Error()
+        L.check(L.ats_model_forward_batch(self._handle, len(texts), inputs, ctypes.byref(opt),
+                                          results, ctypes.byref(err)), err)
+        return [_result(results[k], e["tokens"], e["ids"], e["offsets"], hidden_states, False)
+                for k, e in enumerate(encs)]

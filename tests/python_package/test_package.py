@@ -140,6 +140,16 @@ def test_model_run_equals_cli(tmp_path, name):
         np.testing.assert_array_equal(first, r.attentions[:1])
         with pytest.raises(attnscope.AttnscopeError, match="need all"):
             m.run(text=text, n_layers=1, hidden_states=True)
+        # several texts in one pass: each equals its own run
+        texts = [text, "a dog", "the rug on which the dog lay was red"]
+        batch = m.run_batch(texts, hidden_states=True)
+        for t, b in zip(texts, batch):
+            one = m.run(text=t, hidden_states=True)
+            assert b.tokens == one.tokens and b.ids.tolist() == one.ids.tolist()
+            np.testing.assert_array_equal(b.attentions, one.attentions)
+            np.testing.assert_array_equal(b.hidden_states, one.hidden_states)
+        with pytest.raises(attnscope.AttnscopeError, match="sequence 1"):
+            m.run_batch([text, " ".join(["cat"] * 2000)])
     assert r.attentions.sum() > 0  # the arrays outlive the model handle
 
 
