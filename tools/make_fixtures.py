@@ -341,6 +341,40 @@ def build_vit():
     finish(d, "vit", cases)
 
 
+def build_vit_interp():
+    """The ViT fixture at other image sizes: ViTImageProcessor resizes to height x width and the
+    model interpolates its position embeddings (interpolate_pos_encoding=True). Reads the vit
+    fixture as it is (build it first), writes vit/expected_interp/."""
+    from PIL import Image
+    d = os.path.join(ROOT, "vit")
+    exp = os.path.join(d, "expected_interp")
+    shutil.rmtree(exp, ignore_errors=True)
+    os.makedirs(exp)
+    model = ViTModel.from_pretrained(d, add_pooling_layer=False, attn_implementation="eager").eval()
+    cases = []
+    # taller than wide; larger and square (5 x 5 patches from 4 x 4); as many patches as the
+    # model's grid but not square (interpolated all the same, as transformers does)
+    for k, (img, h, w) in enumerate([("image0.png", 48, 32), ("image3.png", 40, 40),
+                                     ("image1.png", 64, 16)]):
+        proc = ViTImageProcessor.from_pretrained(d, size={"height": h, "width": w})
+        pil = Image.open(os.path.join(d, "expected", img)).convert("RGB")
+        pv = proc(images=pil, return_tensors="pt")["pixel_values"]
+        assert pv.shape[-2:] == (h, w)
+        with torch.no_grad():
+            out = model(pixel_values=pv, output_attentions=True, output_hidden_states=True,
+                        interpolate_pos_encoding=True)
+        cases.append(save_case(exp, f"interp{k}", model, out,
+                               {"image": os.path.join("..", "expected", img),
+                                "image_size": [h, w]}))
+    finish_in(exp, "vit", cases)
+
+
+def finish_in(exp, cfg_name, cases):
+    with open(os.path.join(exp, "manifest.json"), "w") as f:
+        json.dump({"model": cfg_name, "transformers": transformers.__version__,
+                   "torch": torch.__version__, "cases": cases}, f, indent=1)
+
+
 MINILM_SENTENCES = [
     "The quick brown fox jumps over the lazy dog.",
     "Attention is all you need.",
@@ -395,7 +429,8 @@ def build_minilm():
 if __name__ == "__main__":
     which = set(sys.argv[1:])
     builders = {"gpt2": build_gpt2, "bert": build_bert, "roberta": build_roberta,
-                "distilbert": build_distilbert, "vit": build_vit, "minilm": build_minilm,
+                "distilbert": build_distilbert, "vit": build_vit, "vit_interp": build_vit_interp,
+                "minilm": build_minilm,
                 "bert_f16": lambda: build_bert("bert_f16", torch.float16),
                 "bert_bin": lambda: build_bert("bert_bin", safe=False),
                 "bert_sharded": lambda: build_bert("bert_sharded", shard="30KB"),

@@ -99,6 +99,10 @@ typedef struct ats_forward_options {
                                the last of them up to its attention probabilities, for a study
                                of the early layers (the result then has n_layers = k; hidden
                                states, logits and labels need every layer and are an error) */
+    int image_height,       /* ViT, ats_model_forward_image: 0 (default) resizes the image to the
+                               model's image_size; > 0 to image_height × image_width instead, */
+        image_width;        /* and the patch position embeddings are resized to the new grid
+                               (transformers' interpolate_pos_encoding=True: bicubic) */
 } ats_forward_options;
 
 /* Sets opt to the defaults: capture attention only, threads and everything else untouched. */
@@ -144,6 +148,12 @@ ats_status ats_model_forward_batch(ats_model *m, size_t count, const ats_model_i
 ats_status ats_model_forward_pixels(ats_model *m, const float *pixels,
                                     const ats_forward_options *opt, ats_forward_result *res,
                                     ats_error *err);
+/* The same on pixels [C][height][width]: a grid of (height / patch) × (width / patch) patches
+ * (the remainder dropped, as the patch convolution does), and when it is not the model's
+ * square grid the position embeddings interpolated as transformers' interpolate_pos_encoding. */
+ats_status ats_model_forward_pixels_hw(ats_model *m, const float *pixels, size_t height,
+                                       size_t width, const ats_forward_options *opt,
+                                       ats_forward_result *res, ats_error *err);
 
 /* ViT: decodes a PNG/JPEG/BMP/... file, preprocesses it as the model's ViTImageProcessor does and
  * runs it. */

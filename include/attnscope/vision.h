@@ -40,9 +40,12 @@ typedef struct ats_image_prep {
     double rescale_factor;
     int do_normalize; /* (x - mean[c]) / std[c] */
     float mean[3], std[3];
+    int height, width; /* > 0: the output is height × width instead of S × S (a ViT then
+                          interpolates its position embeddings, see model.h) */
 } ats_image_prep;
 
-/* ViTImageProcessor: resize, rescale, normalise; pixels is [3][S][S] (channels first). */
+/* ViTImageProcessor: resize, rescale, normalise; pixels is [3][H][W] (channels first), H = W =
+ * S unless height and width are set. */
 ats_status ats_image_preprocess(const ats_image *img, const ats_image_prep *prep, float *pixels,
                                 ats_error *err);
 

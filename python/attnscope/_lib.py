@@ -225,6 +225,8 @@ class ForwardOptions(ctypes.Structure):
         ("truncate", ctypes.c_int),
         ("head_mask", ctypes.POINTER(ctypes.c_float)),
         ("n_layers", ctypes.c_int),
+        ("image_height", ctypes.c_int),
+        ("image_width", ctypes.c_int),
     ]
 
 

@@ -22,6 +22,9 @@ static const char USAGE[] =
     "  --ids I,J,..        token ids as they are (no special tokens added)\n"
     "  --token-types A,..  segment ids for --ids (BERT; default all 0)\n"
     "  --image FILE        PNG/JPEG image for a ViT model\n"
+    "  --image-size H[xW]  resize the image to H x W pixels instead of the model's size; the\n"
+    "                      patch position embeddings are interpolated (bicubic, as\n"
+    "                      transformers' interpolate_pos_encoding=True)\n"
     "  --npy OUT.npy       attentions [L][H][n][n] (with --layer/--head: [n][n])\n"
     "  --hidden H.npy      hidden states [L+1][n][d]\n"
     "  --scores S.npy      pre-softmax scores QKᵀ/√d [L][H][n][n] (-inf where masked)\n"
@@ -41,6 +44,7 @@ typedef struct att_args {
     const char *model, *text, *ids, *types, *image, *npy, *hidden, *scores, *logits, *mask, *labels;
     long layer, head;
     int loss, truncate, threads, repeat;
+    int image_h, image_w; /* --image-size; 0: the model's */
 } att_args;
 
 /* "1,2,3" → ids[count] (malloc'd) */
@@ -125,8 +129,19 @@ static int parse_args(int argc, char **argv, att_args *a) {
             a->loss = 1;
         else if (!strcmp(s, "--truncate"))
             a->truncate = 1;
-        else if (!strcmp(s, "--layer") || !strcmp(s, "--head") || !strcmp(s, "--threads") ||
-                 !strcmp(s, "--repeat")) {
+        else if (!strcmp(s, "--image-size")) {
+            /* H or HxW (pixels): transformers' size={"height": H, "width": W} with
+             * interpolate_pos_encoding=True */
+            char *end = NULL;
+            long h = v ? strtol(v, &end, 10) : 0, w = h;
+            if (end && *end == 'x') w = strtol(end + 1, &end, 10);
+            if (!v || !end || *end || h < 1 || w < 1 || h > 16384 || w > 16384)
+                return ats_cli_usage_error("attention", "--image-size needs H or HxW, 1..16384");
+            a->image_h = (int)h;
+            a->image_w = (int)w;
+            i++;
+        } else if (!strcmp(s, "--layer") || !strcmp(s, "--head") || !strcmp(s, "--threads") ||
+                   !strcmp(s, "--repeat")) {
             long x;
             if (!v || !ats_cli_parse_long(v, 0, 1 << 20, &x))
                 return ats_cli_usage_error("attention", "%s needs a non-negative integer", s);
@@ -154,6 +169,8 @@ static int parse_args(int argc, char **argv, att_args *a) {
         return ats_cli_usage_error("attention", "give exactly one of --text, --ids, --image");
     if ((a->layer >= 0) != (a->head >= 0))
         return ats_cli_usage_error("attention", "--layer and --head go together");
+    if (a->image_h && !a->image)
+        return ats_cli_usage_error("attention", "--image-size goes with --image");
     return 0;
 }
 
@@ -309,6 +326,8 @@ int ats_cmd_attention(int argc, char **argv) {
     opt.n_threads = a.threads;
     opt.truncate = a.truncate;
     opt.head_mask = mask;
+    opt.image_height = a.image_h;
+    opt.image_width = a.image_w;
     /* one head and nothing that needs the other layers: the pass stops after its layer */
     if (a.layer >= 0 && !a.hidden && !a.scores && !a.logits && !labels)
         opt.n_layers = (int)a.layer + 1;

@@ -505,9 +505,70 @@ ats_status ats_model_forward_batch(ats_model *m, size_t count, const ats_model_i
     return ATS_OK;
 }
 
-ats_status ats_model_forward_pixels(ats_model *m, const float *pixels,
-                                    const ats_forward_options *opt_in, ats_forward_result *res,
-                                    ats_error *err) {
+/* torch's bicubic taps for output index i of an axis of `in` samples at scale in/out:
+ * index[4] (clamped to the axis) and weight[4] */
+static void cubic_taps(double scale, size_t i, size_t in, size_t index[4], double weight[4]) {
+    const double A = -0.75;
+    double real = scale * ((double)i + 0.5) - 0.5;
+    long base = (long)floor(real);
+    if (base > (long)in - 1) base = (long)in - 1;
+    double t = real - (double)base;
+    t = t < 0 ? 0 : t > 1 ? 1 : t;
+    double x0 = t + 1.0, x1 = t, x2 = 1.0 - t, x3 = 2.0 - t;
+    weight[0] = ((A * x0 - 5.0 * A) * x0 + 8.0 * A) * x0 - 4.0 * A;
+    weight[1] = ((A + 2.0) * x1 - (A + 3.0)) * x1 * x1 + 1.0;
+    weight[2] = ((A + 2.0) * x2 - (A + 3.0)) * x2 * x2 + 1.0;
+    weight[3] = ((A * x3 - 5.0 * A) * x3 + 8.0 * A) * x3 - 4.0 * A;
+    for (int j = 0; j < 4; j++) {
+        long k = base - 1 + j;
+        index[j] = k < 0 ? 0 : k > (long)in - 1 ? in - 1 : (size_t)k;
+    }
+}
+
+/* out[gh·gw][d] ← the g0 × g0 grid of patch position embeddings pos[g0·g0][d] resized to
+ * gh × gw as torch's interpolate(mode="bicubic", align_corners=False), which transformers'
+ * ViT applies with interpolate_pos_encoding: the source of output index i is
+ * (i + ½)·g0/g − ½, cubic convolution with A = −0.75, taps clamped to the grid. */
+static void interp_positions(const float *pos, size_t g0, size_t gh, size_t gw, size_t d,
+                             float *out) {
+    for (size_t oy = 0; oy < gh; oy++) {
+        size_t ty[4];
+        double wy[4];
+        cubic_taps((double)g0 / (double)gh, oy, g0, ty, wy);
+        for (size_t ox = 0; ox < gw; ox++) {
+            size_t tx[4];
+            double wx[4];
+            cubic_taps((double)g0 / (double)gw, ox, g0, tx, wx);
+            float *o = out + (oy * gw + ox) * d;
+            for (size_t c = 0; c < d; c++) {
+                double v = 0.0;
+                for (int i = 0; i < 4; i++) {
+                    double row = 0.0;
+                    for (int j = 0; j < 4; j++) row += wx[j] * pos[(ty[i] * g0 + tx[j]) * d + c];
+                    v += wy[i] * row;
+                }
+                o[c] = (float)v;
+            }
+        }
+    }
+}
+
+/* The patch grid of a height × width image (the convolution floors) must have 1 to 16 times
+ * the model's patches a side, for the interpolated positions. */
+static ats_status grid_check(ats_model *m, size_t height, size_t width, ats_error *err) {
+    size_t P = (size_t)m->info.patch_size, g0 = (size_t)m->info.image_size / P;
+    size_t gh = height / P, gw = width / P;
+    if (gh == 0 || gw == 0 || gh > 16 * g0 || gw > 16 * g0)
+        return ats_model_fail(m, err, ATS_ERR_INVALID,
+                              "%s: an image of %zux%zu pixels gives a %zux%zu patch grid; the "
+                              "model takes 1..%zu patches of %zu pixels a side",
+                              m->dir, width, height, gw, gh, 16 * g0, P);
+    return ATS_OK;
+}
+
+ats_status ats_model_forward_pixels_hw(ats_model *m, const float *pixels, size_t height,
+                                       size_t width, const ats_forward_options *opt_in,
+                                       ats_forward_result *res, ats_error *err) {
     memset(res, 0, sizeof *res);
     res->loss = NAN;
     ats_forward_options defaults;
@@ -519,40 +580,59 @@ ats_status ats_model_forward_pixels(ats_model *m, const float *pixels,
                               m->dir, mi->model_type);
     if (opt->capture & ATS_CAPTURE_LOGITS)
         return ats_model_fail(m, err, ATS_ERR_INVALID, "%s: a ViT model has no LM head", m->dir);
-    set_threads(m, opt);
     size_t S = (size_t)mi->image_size, P = (size_t)mi->patch_size, C = (size_t)mi->n_channels,
-           g = S / P, np = g * g, n = np + 1, d = (size_t)mi->d_model, cpp = C * P * P;
+           g0 = S / P, gh = height / P, gw = width / P, d = (size_t)mi->d_model, cpp = C * P * P;
+    ats_status gst = grid_check(m, height, width, err);
+    if (gst) return gst;
+    size_t np = gh * gw, n = np + 1;
+    set_threads(m, opt);
     work w = {0};
+    float *patches = NULL, *pos = NULL;
     ats_status rc = prepare_result(m, n, opt, 0, res, err);
     if (!rc) rc = prepare_work(m, n, n, opt, &w, err);
     if (rc) goto done;
     /* patches[np][C·P·P] in the conv weight's [C][P][P] order, then x[1 + p] = patch · Wᵀ + b */
     int ok = 1;
-    float *patches = alloc_floats(np, cpp, 1, &ok);
+    patches = alloc_floats(np, cpp, 1, &ok);
+    /* transformers keeps the table only for the model's own square size */
+    int same = np == g0 * g0 && height == width;
+    if (!same) pos = alloc_floats(n, d, 1, &ok);
     if (!ok) {
         rc = ats_model_fail(m, err, ATS_ERR_NOMEM, "%s: out of memory", m->dir);
         goto done;
     }
-    for (size_t py = 0; py < g; py++)
-        for (size_t px = 0; px < g; px++) {
-            float *row = patches + (py * g + px) * cpp;
+    for (size_t py = 0; py < gh; py++)
+        for (size_t px = 0; px < gw; px++) {
+            float *row = patches + (py * gw + px) * cpp;
             for (size_t c = 0; c < C; c++)
                 for (size_t ky = 0; ky < P; ky++)
                     for (size_t kx = 0; kx < P; kx++)
                         row[(c * P + ky) * P + kx] =
-                            pixels[(c * S + py * P + ky) * S + px * P + kx];
+                            pixels[(c * height + py * P + ky) * width + px * P + kx];
         }
     k_linear(w.x + d, patches, m->patch_w, m->patch_b, np, cpp, d, 0);
-    free(patches);
     memcpy(w.x, m->cls_tok, d * sizeof *w.x);
-    k_add(w.x, m->pos_emb, n * d); /* + position embeddings [n][d] */
+    if (!same) { /* [CLS]'s position as it is, the patches' resized */
+        memcpy(pos, m->pos_emb, d * sizeof *pos);
+        interp_positions(m->pos_emb + d, g0, gh, gw, d, pos + d);
+    }
+    k_add(w.x, same ? m->pos_emb : pos, n * d); /* + position embeddings [n][d] */
     size_t off0 = 0;
     stack sk = {1, &off0, res};
     rc = run_layers(m, n, opt, &w, &sk, res->hidden != NULL, err);
 done:
+    free(patches);
+    free(pos);
     work_free(&w);
     if (rc) ats_forward_result_free(res);
     return rc;
+}
+
+ats_status ats_model_forward_pixels(ats_model *m, const float *pixels,
+                                    const ats_forward_options *opt, ats_forward_result *res,
+                                    ats_error *err) {
+    size_t S = (size_t)m->info.image_size;
+    return ats_model_forward_pixels_hw(m, pixels, S, S, opt, res, err);
 }
 
 ats_status ats_model_forward_image(ats_model *m, const char *path, const ats_forward_options *opt,
@@ -567,23 +647,33 @@ ats_status ats_model_forward_image(ats_model *m, const char *path, const ats_for
         return ats_model_fail(m, err, ATS_ERR_INVALID,
                               "%s: the model takes %d channels; image files give RGB (3)", m->dir,
                               mi->n_channels);
+    size_t S = (size_t)mi->image_size;
+    size_t H = opt && opt->image_height > 0 ? (size_t)opt->image_height : S;
+    size_t W = opt && opt->image_width > 0 ? (size_t)opt->image_width : S;
+    if (H > 16384 || W > 16384 || (opt && (opt->image_height < 0 || opt->image_width < 0)))
+        return ats_model_fail(m, err, ATS_ERR_RANGE,
+                              "%s: image size %dx%d; expected 1..16384 pixels a side", path,
+                              opt->image_width, opt->image_height);
+    ats_status rc = grid_check(m, H, W, err); /* before decoding and resizing */
+    if (rc) return rc;
     ats_image img;
     ats_error e;
-    ats_status rc = ats_image_load(path, &img, &e);
+    rc = ats_image_load(path, &img, &e);
     if (rc) return ats_model_fail(m, err, rc, "%s", e.message);
-    ats_image_prep prep = {mi->image_size,
-                           mi->do_resize,
-                           mi->do_rescale,
-                           mi->rescale_factor,
-                           mi->do_normalize,
-                           {0},
-                           {0}};
+    ats_image_prep prep;
+    memset(&prep, 0, sizeof prep);
+    prep.size = mi->image_size;
+    prep.do_resize = mi->do_resize;
+    prep.do_rescale = mi->do_rescale;
+    prep.rescale_factor = mi->rescale_factor;
+    prep.do_normalize = mi->do_normalize;
     for (int c = 0; c < 3; c++) {
         prep.mean[c] = mi->image_mean[c];
         prep.std[c] = mi->image_std[c];
     }
-    size_t S = (size_t)mi->image_size;
-    float *pixels = malloc(3 * S * S * sizeof *pixels);
+    prep.height = (int)H;
+    prep.width = (int)W;
+    float *pixels = malloc(3 * H * W * sizeof *pixels);
     if (!pixels) {
         ats_image_free(&img);
         return ats_model_fail(m, err, ATS_ERR_NOMEM, "%s: out of memory", path);
@@ -594,7 +684,7 @@ ats_status ats_model_forward_image(ats_model *m, const char *path, const ats_for
         free(pixels);
         return ats_model_fail(m, err, rc, "%s", e.message);
     }
-    rc = ats_model_forward_pixels(m, pixels, opt, res, err);
+    rc = ats_model_forward_pixels_hw(m, pixels, H, W, opt, res, err);
     free(pixels);
     return rc;
 }

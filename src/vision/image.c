@@ -193,20 +193,21 @@ ats_status ats_image_resize(const ats_image *in, int width, int height, ats_imag
 
 ats_status ats_image_preprocess(const ats_image *img, const ats_image_prep *prep, float *pixels,
                                 ats_error *err) {
-    int S = prep->size;
+    int H = prep->height > 0 ? prep->height : prep->size;
+    int W = prep->width > 0 ? prep->width : prep->size;
     ats_image resized = {0};
     const ats_image *src = img;
-    if (prep->do_resize && (img->width != S || img->height != S)) {
-        ats_status rc = ats_image_resize(img, S, S, &resized, err);
+    if (prep->do_resize && (img->width != W || img->height != H)) {
+        ats_status rc = ats_image_resize(img, W, H, &resized, err);
         if (rc) return rc;
         src = &resized;
-    } else if (img->width != S || img->height != S) {
+    } else if (img->width != W || img->height != H) {
         return ats_error_set(err, ATS_ERR_INVALID,
                              "image is %dx%d, the model takes %dx%d and resizing is off",
-                             img->width, img->height, S, S);
+                             img->width, img->height, W, H);
     }
     /* as transformers: rescale in float64 then cast to float32; normalise in float32 */
-    size_t plane = (size_t)S * (size_t)S;
+    size_t plane = (size_t)H * (size_t)W;
     for (size_t p = 0; p < plane; p++)
         for (int c = 0; c < 3; c++) {
             uint8_t u = src->rgb[p * 3 + (size_t)c];

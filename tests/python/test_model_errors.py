@@ -161,6 +161,14 @@ def test_bad_text_and_images(tmp_path):
     check_fails(run(vit, "--ids", "1,2", out=out), out, "image")
     check_fails(run(vit, "--text", "a cat", out=out), out, "image")
     check_fails(run(os.path.join(ROOT, "bert"), "--image", str(bad), out=out), out, "text")
+    # image sizes: too small for one patch, too large, malformed, without an image
+    img = os.path.join(vit, "expected", "image0.png")
+    check_fails(run(vit, "--image", img, "--image-size", "4x4", out=out), out, "patch grid")
+    check_fails(run(vit, "--image", img, "--image-size", "9000x9000", out=out), out, "patch grid")
+    for bad_size in ("0", "12x", "x12", "12x-3", "abc", "99999"):
+        check_fails(run(vit, "--image", img, "--image-size", bad_size, out=out), out,
+                    "--image-size")
+    check_fails(run(vit, "--text", "a", "--image-size", "32", out=out), out, "--image-size")
 
 
 def test_loss_needs_a_head(tmp_path):

@@ -16,12 +16,16 @@ MODELS = ["gpt2", "bert", "roberta", "distilbert", "vit", "bert_f16", "gpt2_bf16
 TOL = 1e-5
 
 
+# the ViT at other image sizes, its position embeddings interpolated (interpolate_pos_encoding)
+EXTRA = [("vit", "expected_interp")]
+
+
 def load_cases():
     out = []
-    for m in MODELS:
-        man = json.load(open(os.path.join(ROOT, m, "expected", "manifest.json")))
+    for m, e in [(m, "expected") for m in MODELS] + EXTRA:
+        man = json.load(open(os.path.join(ROOT, m, e, "manifest.json")))
         for c in man["cases"]:
-            out.append(pytest.param(m, c, id=f"{m}-{c['name']}"))
+            out.append(pytest.param(m, dict(c, expected=e), id=f"{m}-{c['name']}"))
     return out
 
 
@@ -37,12 +41,14 @@ def tokenizer_ready():
 @pytest.mark.parametrize("model,case", load_cases())
 def test_matches_transformers(tmp_path, model, case):
     mdir = os.path.join(ROOT, model)
-    exp = os.path.join(mdir, "expected")
+    exp = os.path.join(mdir, case["expected"])
     name = case["name"]
     args = [ATTNSCOPE, "attention", "--model", mdir, "--npy", str(tmp_path / "att.npy"),
             "--hidden", str(tmp_path / "hid.npy"), "--threads", "1"]
     if "image" in case:
         args += ["--image", os.path.join(exp, case["image"])]
+        if "image_size" in case:
+            args += ["--image-size", "%dx%d" % tuple(case["image_size"])]
     elif "text" in case:
         if not tokenizer_ready():
             pytest.skip("tokenizer not built yet")

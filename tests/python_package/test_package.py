@@ -160,6 +160,14 @@ def test_vit_run_equals_cli(tmp_path):
         r = m.run(image=img)
     run_cli("attention", "--model", d, "--image", img, "--npy", str(tmp_path / "a.npy"))
     np.testing.assert_array_equal(r.attentions, np.load(tmp_path / "a.npy"))
+    # at another size, positions interpolated: as the CLI, and as transformers (recorded)
+    with attnscope.Model.load(d) as m:
+        r = m.run(image=img, image_size=(48, 32))
+    run_cli("attention", "--model", d, "--image", img, "--image-size", "48x32", "--npy",
+            str(tmp_path / "b.npy"))
+    np.testing.assert_array_equal(r.attentions, np.load(tmp_path / "b.npy"))
+    want = np.load(os.path.join(d, "expected_interp", "interp0_att.npy"))
+    assert np.abs(r.attentions - want).max() <= 1e-5
 
 
 def test_measures_equal_cli(tmp_path):

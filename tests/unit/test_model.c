@@ -181,7 +181,7 @@ static void test_roberta_limit_and_vit(void) {
     /* preprocessing is bit-exact with ViTImageProcessor (PIL resize) */
     ats_image img;
     CHECK(ats_image_load(FIX "vit/expected/image0.png", &img, &err) == ATS_OK);
-    ats_image_prep prep = {32, 1, 1, mi->rescale_factor, 1, {0}, {0}};
+    ats_image_prep prep = {32, 1, 1, mi->rescale_factor, 1, {0}, {0}, 0, 0};
     for (int c = 0; c < 3; c++) {
         prep.mean[c] = mi->image_mean[c];
         prep.std[c] = mi->image_std[c];
