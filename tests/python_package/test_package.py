@@ -1,4 +1,5 @@
 """The Python package over libattnscope.so: same results as the CLI and the references."""
+import ctypes
 import json
 import math
 import os
@@ -195,3 +196,39 @@ def test_measures_equal_cli(tmp_path):
     np.testing.assert_allclose(sim, ref, atol=1e-12)
     with pytest.raises(attnscope.AttnscopeError, match="row"):
         attnscope.js_matrix(np.full((3, 3), 0.5))
+
+
+# The ctypes mirrors of the public structs, checked against the headers by the C compiler: a
+# field added in C but not here lets the library write past Python's copy of the struct.
+MIRRORS = {"Error": "ats_error", "Diagram": "ats_diagram", "Matching": "ats_matching",
+           "RipsOptions": "ats_rips_options", "Representative": "ats_representative",
+           "RipsResult": "ats_rips_result", "WassersteinOptions": "ats_wasserstein_options",
+           "FigureOptions": "ats_figure_options", "HeatmapOptions": "ats_heatmap_options",
+           "GraphOptions": "ats_graph_options", "ModelInfo": "ats_model_info",
+           "ForwardOptions": "ats_forward_options", "ModelInput": "ats_model_input",
+           "ForwardResult": "ats_forward_result", "Encoding": "ats_encoding", "Attn": "ats_attn",
+           "MeasureOpts": "ats_measure_opts", "Vectors": "ats_vectors",
+           "TokenRoles": "ats_token_roles"}
+
+
+def test_struct_mirrors_match_the_headers(tmp_path):
+    import shutil
+    from attnscope import _lib
+    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if cc is None:
+        pytest.skip("no C compiler")
+    include = os.path.join(os.path.dirname(FIXTURES), "..", "..", "include")
+    headers = ["core", "diagram", "rips", "render", "model", "tokenizer", "measure"]
+    src = "".join(f'#include "attnscope/{h}.h"\n' for h in headers) + "#include <stdio.h>\n"
+    src += "int main(void) {\n" + "".join(
+        f'    printf("{py} %zu %zu\\n", sizeof({c}), _Alignof({c}));\n'
+        for py, c in MIRRORS.items()) + "    return 0;\n}\n"
+    (tmp_path / "sizes.c").write_text(src)
+    exe = tmp_path / "sizes"
+    subprocess.run([cc, "-std=c11", "-I", include, str(tmp_path / "sizes.c"), "-o", str(exe)],
+                   check=True, capture_output=True)
+    for line in subprocess.run([str(exe)], check=True, capture_output=True,
+                               text=True).stdout.splitlines():
+        py, size, align = line.split()
+        cls = getattr(_lib, py)
+        assert (ctypes.sizeof(cls), ctypes.alignment(cls)) == (int(size), int(align)), py
