@@ -26,6 +26,7 @@
 #define ATTNSCOPE_MODEL_H
 
 #include "attnscope/core.h"
+#include "attnscope/vision.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -148,6 +149,10 @@ ats_status ats_model_forward_batch(ats_model *m, size_t count, const ats_model_i
 ats_status ats_model_forward_pixels(ats_model *m, const float *pixels,
                                     const ats_forward_options *opt, ats_forward_result *res,
                                     ats_error *err);
+/* prep ← the model's ViTImageProcessor settings (preprocessor_config.json): size, resize,
+ * rescale, normalisation; height and width 0 (the model's square size). */
+void ats_model_image_prep(const ats_model *m, ats_image_prep *prep);
+
 /* The same on pixels [C][height][width]: a grid of (height / patch) × (width / patch) patches
  * (the remainder dropped, as the patch convolution does), and when it is not the model's
  * square grid the position embeddings interpolated as transformers' interpolate_pos_encoding. */

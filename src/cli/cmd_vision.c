@@ -103,14 +103,7 @@ static ats_status analyse(ats_model *m, const ats_model_info *info, const ats_im
                           size_t h, const char *name, vision_run *out, ats_error *err) {
     memset(out, 0, sizeof *out);
     ats_image_prep prep;
-    memset(&prep, 0, sizeof prep);
-    prep.size = info->image_size;
-    prep.do_resize = info->do_resize;
-    prep.do_rescale = info->do_rescale;
-    prep.rescale_factor = info->rescale_factor;
-    prep.do_normalize = info->do_normalize;
-    memcpy(prep.mean, info->image_mean, sizeof prep.mean);
-    memcpy(prep.std, info->image_std, sizeof prep.std);
+    ats_model_image_prep(m, &prep);
     size_t S = (size_t)info->image_size, C = (size_t)info->n_channels;
     float *pixels = malloc(C * S * S * sizeof *pixels);
     if (!pixels) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");

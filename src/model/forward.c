@@ -635,6 +635,20 @@ ats_status ats_model_forward_pixels(ats_model *m, const float *pixels,
     return ats_model_forward_pixels_hw(m, pixels, S, S, opt, res, err);
 }
 
+void ats_model_image_prep(const ats_model *m, ats_image_prep *prep) {
+    const ats_model_info *mi = &m->info;
+    memset(prep, 0, sizeof *prep);
+    prep->size = mi->image_size;
+    prep->do_resize = mi->do_resize;
+    prep->do_rescale = mi->do_rescale;
+    prep->rescale_factor = mi->rescale_factor;
+    prep->do_normalize = mi->do_normalize;
+    for (int c = 0; c < 3; c++) {
+        prep->mean[c] = mi->image_mean[c];
+        prep->std[c] = mi->image_std[c];
+    }
+}
+
 ats_status ats_model_forward_image(ats_model *m, const char *path, const ats_forward_options *opt,
                                    ats_forward_result *res, ats_error *err) {
     memset(res, 0, sizeof *res);
@@ -661,16 +675,7 @@ ats_status ats_model_forward_image(ats_model *m, const char *path, const ats_for
     rc = ats_image_load(path, &img, &e);
     if (rc) return ats_model_fail(m, err, rc, "%s", e.message);
     ats_image_prep prep;
-    memset(&prep, 0, sizeof prep);
-    prep.size = mi->image_size;
-    prep.do_resize = mi->do_resize;
-    prep.do_rescale = mi->do_rescale;
-    prep.rescale_factor = mi->rescale_factor;
-    prep.do_normalize = mi->do_normalize;
-    for (int c = 0; c < 3; c++) {
-        prep.mean[c] = mi->image_mean[c];
-        prep.std[c] = mi->image_std[c];
-    }
+    ats_model_image_prep(m, &prep);
     prep.height = (int)H;
     prep.width = (int)W;
     float *pixels = malloc(3 * H * W * sizeof *pixels);
