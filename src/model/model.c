@@ -814,14 +814,14 @@ static ats_status pack_layers(ats_model *m, ats_error *err) {
         k_pack_into(&w->p1, dst + nq + no, w->w1, c ? f : d, d, f, c);
         k_pack_into(&w->p2, dst + nq + no + n1, w->w2, c ? d : f, f, d, c);
         if (!ok) break;
-        if (c) w->bqkv = w->bq;
         /* the layer's vectors move out of the mapping too: the kernel maps a file's large
          * folios whole, so reading a bias would bring back megabytes of the released matrices
          * around it (a 128-token GPT-2 pass kept 76 MB of the file resident) */
-        ok = own_copy(m, &w->bqkv, 3 * d) && own_copy(m, &w->bq, c ? 3 * d : d) &&
-             own_copy(m, &w->bk, d) && own_copy(m, &w->bv, d) && own_copy(m, &w->bo, d) &&
-             own_copy(m, &w->b1, f) && own_copy(m, &w->b2, d) && own_copy(m, &w->ln1_w, d) &&
-             own_copy(m, &w->ln1_b, d) && own_copy(m, &w->ln2_w, d) && own_copy(m, &w->ln2_b, d);
+        ok = own_copy(m, &w->bq, c ? 3 * d : d) && own_copy(m, &w->bk, d) &&
+             own_copy(m, &w->bv, d) && own_copy(m, &w->bo, d) && own_copy(m, &w->b1, f) &&
+             own_copy(m, &w->b2, d) && own_copy(m, &w->ln1_w, d) && own_copy(m, &w->ln1_b, d) &&
+             own_copy(m, &w->ln2_w, d) && own_copy(m, &w->ln2_b, d);
+        if (c) w->bqkv = w->bq; /* c_attn's bias is q|k|v already (pack_qkv made the others') */
         if (!ok) break;
         release_matrix(m, &w->wq, c ? 3 * d * d : d * d);
         if (!c) release_matrix(m, &w->wk, d * d), release_matrix(m, &w->wv, d * d);
