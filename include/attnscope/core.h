@@ -90,6 +90,10 @@ ats_status ats_outfile_commit(ats_outfile *out, ats_error *err);
 /* Closes and removes the temporary file (safe to call after commit or on a zeroed outfile). */
 void ats_outfile_abort(ats_outfile *out);
 
+/* Creates the folder `path` and every missing parent, as `mkdir -p`. An existing folder is
+ * fine; an existing file or a parent that is not a folder is an error that names it. */
+ats_status ats_dir_create(const char *path, ats_error *err);
+
 /* ---- text reading helpers shared by the parsers */
 
 /* Reads a whole file into memory (NUL-terminated). *len excludes the terminator. Refuses files

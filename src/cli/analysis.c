@@ -141,8 +141,7 @@ ats_status analysis_json_write(const char *path, const cJSON *doc, ats_error *er
 }
 
 char *analysis_path(const analysis_args *a, const char *name, const char *ext, ats_error *err) {
-    if (mkdir(a->out_dir, 0777) != 0 && errno != EEXIST) {
-        ats_error_set(err, ATS_ERR_IO, "%s: cannot create folder: %s", a->out_dir, strerror(errno));
+    if (ats_dir_create(a->out_dir, err)) {
         return NULL;
     }
     size_t len = strlen(a->out_dir) + strlen(name) + strlen(ext) + 3;

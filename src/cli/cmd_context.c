@@ -445,9 +445,9 @@ int ats_cmd_context(int argc, char **argv) {
         i++;
     }
     if (!n_models || !out) return ats_cli_usage_error("context", "needs --model and --out");
-    if (mkdir(out, 0777) != 0 && errno != EEXIST) {
-        fprintf(stderr, "attnscope: %s: cannot create folder: %s\n", out, strerror(errno));
-        return ATS_EXIT_INPUT;
+    {
+        ats_error derr;
+        if (ats_dir_create(out, &derr)) return ats_cli_fail(&derr);
     }
     if (word) {
         if (n_texts != 2 || phrase || corpus)

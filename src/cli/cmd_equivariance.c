@@ -191,9 +191,9 @@ int ats_cmd_equivariance(int argc, char **argv) {
         return ats_cli_usage_error("equivariance", "needs --model, --text and --out");
     if (strcmp(fmt, "png") && strcmp(fmt, "svg") && strcmp(fmt, "pdf"))
         return ats_cli_usage_error("equivariance", "--format is png, svg or pdf");
-    if (mkdir(out, 0777) != 0 && errno != EEXIST) {
-        fprintf(stderr, "attnscope: %s: cannot create folder: %s\n", out, strerror(errno));
-        return ATS_EXIT_INPUT;
+    {
+        ats_error derr;
+        if (ats_dir_create(out, &derr)) return ats_cli_fail(&derr);
     }
     ats_error err;
     ats_error_clear(&err);

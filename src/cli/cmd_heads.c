@@ -250,16 +250,6 @@ static void progress_show(progress *p, const heads_corpus *c, unsigned long long
 
 /* ---- small output helpers */
 
-static ats_status make_dir(const char *dir, ats_error *err) {
-    if (mkdir(dir, 0777) && errno != EEXIST)
-        return ats_error_set(err, ATS_ERR_IO, "%s: cannot create the output directory: %s", dir,
-                             strerror(errno));
-    struct stat sb;
-    if (stat(dir, &sb) || !S_ISDIR(sb.st_mode))
-        return ats_error_set(err, ATS_ERR_IO, "%s: is not a directory", dir);
-    return ATS_OK;
-}
-
 static char *path_join(const char *dir, const char *name) {
     size_t n = strlen(dir) + strlen(name) + 2;
     char *p = malloc(n);
@@ -1484,7 +1474,7 @@ int ats_cmd_heads(int argc, char **argv) {
      * here (it is process-global) and the passes leave it alone */
     openblas_set_num_threads(1);
     r.fopts.n_threads = 0;
-    if (a.out_dir && mpi.rank == 0 && make_dir(a.out_dir, &err)) {
+    if (a.out_dir && mpi.rank == 0 && ats_dir_create(a.out_dir, &err)) {
         rc = fail(&mpi, &err);
         goto done;
     }

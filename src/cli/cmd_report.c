@@ -218,9 +218,9 @@ int ats_cmd_report(int argc, char **argv) {
         return ats_cli_usage_error("report", "needs --model, two --text and --out (see --help)");
     if ((layer >= 0) != (head >= 0))
         return ats_cli_usage_error("report", "give both --layer and --head, or neither");
-    if (mkdir(out, 0777) != 0 && errno != EEXIST) {
-        fprintf(stderr, "attnscope: %s: cannot create folder: %s\n", out, strerror(errno));
-        return ATS_EXIT_INPUT;
+    {
+        ats_error derr;
+        if (ats_dir_create(out, &derr)) return ats_cli_fail(&derr);
     }
     char *dir_cmp = join(out, "compare"), *dir_topo = join(out, "topo"),
          *dir_att = join(out, "attend"), *dir_div = join(out, "divergence"),

@@ -305,9 +305,9 @@ int ats_cmd_vision(int argc, char **argv) {
         strength = !kind ? 0 : !strcmp(kind, "noise") ? 0.1 : !strcmp(kind, "blur") ? 2 : 0.3;
     if (kind && !strcmp(kind, "occlusion") && strength > 1)
         return ats_cli_usage_error("vision", "--strength of an occlusion is a fraction <= 1");
-    if (mkdir(out, 0777) != 0 && errno != EEXIST) {
-        fprintf(stderr, "attnscope: %s: cannot create folder: %s\n", out, strerror(errno));
-        return ATS_EXIT_INPUT;
+    {
+        ats_error derr;
+        if (ats_dir_create(out, &derr)) return ats_cli_fail(&derr);
     }
     ats_error err;
     ats_error_clear(&err);

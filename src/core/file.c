@@ -75,6 +75,41 @@ void ats_outfile_abort(ats_outfile *out) {
     memset(out, 0, sizeof *out);
 }
 
+/* mkdir that accepts a folder already there (and nothing else already there) */
+static int dir_make_one(const char *path) {
+    struct stat sb;
+    if (mkdir(path, 0777) == 0) return 1;
+    if (errno != EEXIST) return 0;
+    if (stat(path, &sb) != 0) return 0;
+    if (!S_ISDIR(sb.st_mode)) {
+        errno = ENOTDIR;
+        return 0;
+    }
+    return 1;
+}
+
+ats_status ats_dir_create(const char *path, ats_error *err) {
+    if (!path || !*path) return ats_error_set(err, ATS_ERR_INVALID, "no folder name given");
+    size_t len = strlen(path);
+    char *p = malloc(len + 1);
+    if (!p) return ats_error_set(err, ATS_ERR_NOMEM, "%s: out of memory", path);
+    memcpy(p, path, len + 1);
+    ats_status rc = ATS_OK;
+    /* each parent in turn; a doubled or trailing slash only repeats a parent */
+    for (char *s = p + 1; *s && !rc; s++) {
+        if (*s != '/' || s[-1] == '/') continue;
+        *s = '\0';
+        if (!dir_make_one(p))
+            rc = ats_error_set(err, ATS_ERR_IO, "%s: cannot create folder %s: %s", path, p,
+                               strerror(errno));
+        *s = '/';
+    }
+    if (!rc && !dir_make_one(p))
+        rc = ats_error_set(err, ATS_ERR_IO, "%s: cannot create folder: %s", path, strerror(errno));
+    free(p);
+    return rc;
+}
+
 ats_status ats_file_read_all(const char *path, size_t max_bytes, char **out, size_t *len,
                              ats_error *err) {
     *out = NULL;

@@ -221,17 +221,6 @@ static ats_status get_file(const curl_api *api, CURL *c, const char *url, const 
     return rc;
 }
 
-static int mkdirs(char *p) {
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/') continue;
-        *s = '\0';
-        int ok = mkdir(p, 0755) == 0 || errno == EEXIST;
-        *s = '/';
-        if (!ok) return 0;
-    }
-    return mkdir(p, 0755) == 0 || errno == EEXIST;
-}
-
 ats_status ats_model_download(const char *name, const char *revision, char **dir, ats_error *err) {
     *dir = NULL;
     if (!revision || !*revision) revision = "main";
@@ -281,10 +270,7 @@ ats_status ats_model_download(const char *name, const char *revision, char **dir
     base[w] = '\0';
     /* files land in a private folder first, renamed to snapshots/<commit> once complete */
     snprintf(tmpdir, cap, "%s/.download-%ld", base, (long)getpid());
-    if (!mkdirs(tmpdir)) {
-        rc = ats_error_set(err, ATS_ERR_IO, "%s: cannot create: %s", tmpdir, strerror(errno));
-        goto done;
-    }
+    if ((rc = ats_dir_create(tmpdir, err))) goto done;
     api->easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
     api->easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
     api->easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 20L);
@@ -339,10 +325,7 @@ ats_status ats_model_download(const char *name, const char *revision, char **dir
     /* snapshots/<commit or revision>, refs/<revision> */
     const char *snap = commit[0] ? commit : revision;
     snprintf(path, cap, "%s/snapshots", base);
-    if (!mkdirs(path)) {
-        rc = ats_error_set(err, ATS_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-        goto done;
-    }
+    if ((rc = ats_dir_create(path, err))) goto done;
     snprintf(path, cap, "%s/snapshots/%s", base, snap);
     if (is_dir(path)) { /* another download won: replace it */
         DIR *d = opendir(path);
@@ -361,7 +344,8 @@ ats_status ats_model_download(const char *name, const char *revision, char **dir
         goto done;
     }
     snprintf(url, cap, "%s/refs", base);
-    mkdirs(url);
+    ats_error ignored; /* refs/ only names the commit for other tools; the snapshot is in place */
+    ats_dir_create(url, &ignored);
     snprintf(url, cap, "%s/refs/%s", base, revision);
     FILE *rf = fopen(url, "w");
     if (rf) {

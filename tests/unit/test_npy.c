@@ -1,4 +1,4 @@
-/* NPY round trip and rejection of malformed files. */
+/* NPY round trip and rejection of malformed files; output folders. */
 #include "attnscope/core.h"
 #include "check.h"
 
@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static void write_bytes(const char *path, const void *data, size_t len) {
     FILE *fp = fopen(path, "wb");
@@ -62,5 +63,27 @@ int main(void) {
     CHECK(stat("/dev/null", &sb) == 0 && S_ISCHR(sb.st_mode));
     /* A folder is not a file. */
     CHECK(ats_npy_write("/tmp", ATS_F64, 2, shape, vals, &err) == ATS_ERR_IO);
+
+    /* ats_dir_create makes parents, accepts an existing folder, and names a file in the way */
+    char dir[] = "/tmp/attnscope-dirtest-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char deep[128], file[128], under[128];
+    snprintf(deep, sizeof deep, "%s/a//b/c/", dir);
+    CHECK(ats_dir_create(deep, &err) == ATS_OK);
+    CHECK(stat(deep, &sb) == 0 && S_ISDIR(sb.st_mode));
+    CHECK(ats_dir_create(deep, &err) == ATS_OK);
+    snprintf(file, sizeof file, "%s/f", dir);
+    write_bytes(file, "x", 1);
+    CHECK(ats_dir_create(file, &err) == ATS_ERR_IO && strstr(err.message, "Not a directory"));
+    snprintf(under, sizeof under, "%s/f/g", dir);
+    CHECK(ats_dir_create(under, &err) == ATS_ERR_IO && strstr(err.message, file) != NULL);
+    CHECK(ats_dir_create("", &err) != ATS_OK);
+    rmdir(deep);
+    snprintf(deep, sizeof deep, "%s/a/b", dir);
+    rmdir(deep);
+    snprintf(deep, sizeof deep, "%s/a", dir);
+    rmdir(deep);
+    remove(file);
+    CHECK(rmdir(dir) == 0);
     return check_report("test_npy");
 }
