@@ -150,13 +150,14 @@ ats_status ats_render_lines(const char *path, size_t count, const ats_series *se
                             const ats_lines_options *opt, ats_error *err);
 
 /* Vision: the skeleton of patch tokens drawn over the image at one or several scales. The image
- * is rgb [height][width][3]; the grid has grid × grid patches, token k (0-based, patches only,
- * row-major) at the centre of its patch; lower is the metric between the patch tokens
- * ([n(n-1)/2], n = grid²). Patches are coloured by H0 cluster at each scale. */
+ * is rgb [height][width][3] and the grid of grid_rows × grid_cols patches covers it; token k
+ * (0-based, patches only, row-major) sits at the centre of its patch; lower is the metric between
+ * the patch tokens ([n(n-1)/2], n = grid_rows · grid_cols). Patches are coloured by H0 cluster
+ * at each scale. */
 ats_status ats_render_patch_skeleton(const char *path, const uint8_t *rgb, int width, int height,
-                                     int grid, const double *lower, size_t n_scales,
-                                     const double *scales, const ats_figure_options *opt,
-                                     ats_error *err);
+                                     int grid_rows, int grid_cols, const double *lower,
+                                     size_t n_scales, const double *scales,
+                                     const ats_figure_options *opt, ats_error *err);
 
 /* The colour map used for heatmaps: t in [0,1] -> r, g, b in [0,1] (viridis). */
 void ats_colormap_viridis(double t, double *r, double *g, double *b);

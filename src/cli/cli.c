@@ -51,3 +51,13 @@ int ats_cli_parse_long(const char *s, long lo, long hi, long *out) {
     *out = v;
     return 1;
 }
+
+int ats_cli_parse_image_size(const char *s, int *height, int *width) {
+    char *end = NULL;
+    long h = s ? strtol(s, &end, 10) : 0, w = h;
+    if (end && *end == 'x') w = strtol(end + 1, &end, 10);
+    if (!s || !end || *end || h < 1 || w < 1 || h > 16384 || w > 16384) return 0;
+    *height = (int)h;
+    *width = (int)w;
+    return 1;
+}

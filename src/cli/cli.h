@@ -43,5 +43,7 @@ int ats_cli_usage_error(const char *cmd, const char *fmt, ...)
 int ats_cli_parse_double(const char *s, int allow_inf, double *out);
 /* Parses a whole string as a long in [lo, hi]. Returns 1 on success. */
 int ats_cli_parse_long(const char *s, long lo, long hi, long *out);
+/* Parses --image-size: "H" (a square) or "HxW", each 1..16384 pixels. Returns 1 on success. */
+int ats_cli_parse_image_size(const char *s, int *height, int *width);
 
 #endif

@@ -132,13 +132,8 @@ static int parse_args(int argc, char **argv, att_args *a) {
         else if (!strcmp(s, "--image-size")) {
             /* H or HxW (pixels): transformers' size={"height": H, "width": W} with
              * interpolate_pos_encoding=True */
-            char *end = NULL;
-            long h = v ? strtol(v, &end, 10) : 0, w = h;
-            if (end && *end == 'x') w = strtol(end + 1, &end, 10);
-            if (!v || !end || *end || h < 1 || w < 1 || h > 16384 || w > 16384)
+            if (!ats_cli_parse_image_size(v, &a->image_h, &a->image_w))
                 return ats_cli_usage_error("attention", "--image-size needs H or HxW, 1..16384");
-            a->image_h = (int)h;
-            a->image_w = (int)w;
             i++;
         } else if (!strcmp(s, "--layer") || !strcmp(s, "--head") || !strcmp(s, "--threads") ||
                    !strcmp(s, "--repeat")) {

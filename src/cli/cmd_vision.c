@@ -27,7 +27,7 @@
 static const char USAGE[] =
     "usage: attnscope vision --model M --image I [--image I2 ...] --layer L --head H --out DIR\n"
     "                        [--scales S1,S2,...] [--perturb noise|blur|occlusion]\n"
-    "                        [--strength X] [--format png|svg|pdf]\n"
+    "                        [--strength X] [--format png|svg|pdf] [--image-size H[xW]]\n"
     "\n"
     "For every image: the patch tokens' Jensen–Shannon metric (base 2) in head (L, H), its\n"
     "persistence H0/H1 (diagram, barcode) and the Rips skeleton at each scale drawn over the\n"
@@ -36,7 +36,16 @@ static const char USAGE[] =
     "radius X pixels, default 2; occlusion: a grey square over X of the image side, default\n"
     "0.3) and reports the bottleneck and Wasserstein distances between the diagrams. Several\n"
     "images are treated as frames: the distances between consecutive frames. vision.json holds\n"
-    "everything.\n";
+    "everything. --image-size runs the images at H x W pixels instead of the model's size (a\n"
+    "grid of (H / patch) x (W / patch) patches, the position embeddings interpolated as\n"
+    "transformers' interpolate_pos_encoding).\n";
+
+/* The size the images run at: pixels, and the patch grid over them (the remainder of a side
+ * that is not a multiple of the patch is dropped, as the patch convolution drops it). */
+typedef struct vision_size {
+    int height, width;
+    int rows, cols;
+} vision_size;
 
 typedef struct vision_run {
     ats_rips_result res;
@@ -98,14 +107,18 @@ static ats_status perturb(const ats_image *in, const char *kind, double x, ats_i
     return ATS_OK;
 }
 
-/* Forward pass of one image and the persistence of head (l, h) over its patch tokens. */
-static ats_status analyse(ats_model *m, const ats_model_info *info, const ats_image *img, size_t l,
+/* Forward pass of one image at size sz, up to layer l, and the persistence of head (l, h) over
+ * its patch tokens. */
+static ats_status analyse(ats_model *m, const ats_image *img, const vision_size *sz, size_t l,
                           size_t h, const char *name, vision_run *out, ats_error *err) {
     memset(out, 0, sizeof *out);
+    const ats_model_info *info = ats_model_info_get(m);
     ats_image_prep prep;
     ats_model_image_prep(m, &prep);
-    size_t S = (size_t)info->image_size, C = (size_t)info->n_channels;
-    float *pixels = malloc(C * S * S * sizeof *pixels);
+    prep.height = sz->height;
+    prep.width = sz->width;
+    size_t C = (size_t)info->n_channels, H = (size_t)sz->height, W = (size_t)sz->width;
+    float *pixels = malloc(C * H * W * sizeof *pixels);
     if (!pixels) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
     ats_status st = ats_image_preprocess(img, &prep, pixels, err);
     ats_forward_result res;
@@ -113,7 +126,8 @@ static ats_status analyse(ats_model *m, const ats_model_info *info, const ats_im
     ats_forward_options fo;
     ats_forward_options_init(&fo);
     fo.capture = ATS_CAPTURE_ATTENTION;
-    if (!st) st = ats_model_forward_pixels(m, pixels, &fo, &res, err);
+    fo.n_layers = (int)l + 1; /* the layers after l do not change head (l, h) */
+    if (!st) st = ats_model_forward_pixels_hw(m, pixels, H, W, &fo, &res, err);
     free(pixels);
     if (st) return st;
     size_t n = res.n_tokens, p = n - 1;
@@ -170,10 +184,11 @@ static char *path_in(const char *dir, const char *name, const char *ext) {
     return p;
 }
 
-/* Diagram, barcode and the skeleton over the (model-sized) image. */
+/* Diagram, barcode and the skeleton over the image as the model saw it (resized to sz, the
+ * pixels beyond the last whole patch cut off). */
 static ats_status figures(const char *out, const char *fmt, const char *stem, const char *label,
-                          const ats_image *img, int size, int grid, const vision_run *r,
-                          const double *scales, size_t ns, ats_error *err) {
+                          const ats_image *img, const vision_size *sz, int patch,
+                          const vision_run *r, const double *scales, size_t ns, ats_error *err) {
     int dims[2] = {0, 1};
     char name[128], title[256];
     ats_figure_options fo;
@@ -193,10 +208,16 @@ static ats_status figures(const char *out, const char *fmt, const char *stem, co
             st = ats_render_barcode(path, 2, r->res.dims, dims, &fo, err);
         else {
             ats_image small;
-            st = ats_image_resize(img, size, size, &small, err);
+            st = ats_image_resize(img, sz->width, sz->height, &small, err);
+            /* rows of the covered width, in place: the covered part starts each row */
+            int cw = sz->cols * patch, chh = sz->rows * patch;
+            if (!st && cw < small.width)
+                for (int y = 0; y < chh; y++)
+                    memmove(small.rgb + (size_t)y * (size_t)cw * 3,
+                            small.rgb + (size_t)y * (size_t)small.width * 3, (size_t)cw * 3);
             if (!st)
-                st = ats_render_patch_skeleton(path, small.rgb, size, size, grid, r->lower, ns,
-                                               scales, &fo, err);
+                st = ats_render_patch_skeleton(path, small.rgb, cw, chh, sz->rows, sz->cols,
+                                               r->lower, ns, scales, &fo, err);
             ats_image_free(&small);
         }
         if (!st) printf("%s\n", path);
@@ -249,6 +270,7 @@ int ats_cmd_vision(int argc, char **argv) {
     const char *model = NULL, *images[MAX_IMAGES], *out = NULL, *fmt = "png", *kind = NULL;
     size_t n_images = 0, n_scales = 0;
     long layer = -1, head = -1;
+    int img_h = 0, img_w = 0;
     double strength = NAN, scales[16];
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -265,7 +287,10 @@ int ats_cmd_vision(int argc, char **argv) {
             images[n_images++] = v;
         } else if (!strcmp(s, "--out"))
             out = v;
-        else if (!strcmp(s, "--perturb")) {
+        else if (!strcmp(s, "--image-size")) {
+            if (!ats_cli_parse_image_size(v, &img_h, &img_w))
+                return ats_cli_usage_error("vision", "--image-size needs H or HxW, 1..16384");
+        } else if (!strcmp(s, "--perturb")) {
             if (strcmp(v, "noise") && strcmp(v, "blur") && strcmp(v, "occlusion"))
                 return ats_cli_usage_error("vision", "--perturb is noise, blur or occlusion");
             kind = v;
@@ -326,11 +351,26 @@ int ats_cmd_vision(int argc, char **argv) {
         ats_model_free(m);
         return rc;
     }
-    int grid = info->image_size / info->patch_size;
+    int patch = info->patch_size;
+    vision_size sz = {img_h ? img_h : info->image_size, img_w ? img_w : info->image_size, 0, 0};
+    sz.rows = sz.height / patch;
+    sz.cols = sz.width / patch;
+    if (sz.rows < 1 || sz.cols < 1 || (size_t)sz.rows * (size_t)sz.cols > 16384) {
+        int rc = ats_cli_usage_error("vision",
+                                     "--image-size %dx%d gives a %dx%d grid of %d-pixel patches; "
+                                     "it needs 1 to 16384 patches",
+                                     sz.height, sz.width, sz.rows, sz.cols, patch);
+        ats_model_free(m);
+        return rc;
+    }
     cJSON *doc = cJSON_CreateObject(), *imgs = cJSON_AddArrayToObject(doc, "images");
     cJSON_AddNumberToObject(doc, "layer", (double)layer);
     cJSON_AddNumberToObject(doc, "head", (double)head);
-    cJSON_AddNumberToObject(doc, "grid", grid);
+    cJSON_AddNumberToObject(doc, "height", sz.height);
+    cJSON_AddNumberToObject(doc, "width", sz.width);
+    cJSON *gj = cJSON_AddArrayToObject(doc, "grid"); /* [rows, cols] of patches */
+    cJSON_AddItemToArray(gj, cJSON_CreateNumber(sz.rows));
+    cJSON_AddItemToArray(gj, cJSON_CreateNumber(sz.cols));
     vision_run prev;
     memset(&prev, 0, sizeof prev);
     ats_series frames[2];
@@ -345,7 +385,7 @@ int ats_cmd_vision(int argc, char **argv) {
         st = ats_image_load(images[t], &img, &err);
         vision_run run;
         memset(&run, 0, sizeof run);
-        if (!st) st = analyse(m, info, &img, (size_t)layer, (size_t)head, images[t], &run, &err);
+        if (!st) st = analyse(m, &img, &sz, (size_t)layer, (size_t)head, images[t], &run, &err);
         double sc[16];
         size_t ns = n_scales;
         if (!st) {
@@ -369,9 +409,7 @@ int ats_cmd_vision(int argc, char **argv) {
         }
         char stem[32];
         snprintf(stem, sizeof stem, "%zu", t + 1);
-        if (!st)
-            st = figures(out, fmt, stem, images[t], &img, info->image_size, grid, &run, sc, ns,
-                         &err);
+        if (!st) st = figures(out, fmt, stem, images[t], &img, &sz, patch, &run, sc, ns, &err);
         cJSON *ij = cJSON_CreateObject();
         cJSON_AddStringToObject(ij, "image", images[t]);
         if (!st) cJSON_AddItemToObject(ij, "dims", diagrams_json(&run));
@@ -381,11 +419,9 @@ int ats_cmd_vision(int argc, char **argv) {
             memset(&prun, 0, sizeof prun);
             st = perturb(&img, kind, strength, &pimg, &err);
             if (!st)
-                st = analyse(m, info, &pimg, (size_t)layer, (size_t)head, images[t], &prun, &err);
+                st = analyse(m, &pimg, &sz, (size_t)layer, (size_t)head, images[t], &prun, &err);
             snprintf(stem, sizeof stem, "%zu_%s", t + 1, kind);
-            if (!st)
-                st = figures(out, fmt, stem, kind, &pimg, info->image_size, grid, &prun, sc, ns,
-                             &err);
+            if (!st) st = figures(out, fmt, stem, kind, &pimg, &sz, patch, &prun, sc, ns, &err);
             cJSON *pj = NULL;
             if (!st) st = distances(&run, &prun, &pj, NULL, &err);
             if (pj) {

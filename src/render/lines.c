@@ -97,24 +97,28 @@ ats_status ats_render_lines(const char *path, size_t count, const ats_series *se
 }
 
 ats_status ats_render_patch_skeleton(const char *path, const uint8_t *rgb, int width, int height,
-                                     int grid, const double *lower, size_t n_scales,
-                                     const double *scales, const ats_figure_options *opt,
-                                     ats_error *err) {
-    if (width <= 0 || height <= 0 || width > 8192 || height > 8192 || grid <= 0 || grid > 256)
+                                     int grid_rows, int grid_cols, const double *lower,
+                                     size_t n_scales, const double *scales,
+                                     const ats_figure_options *opt, ats_error *err) {
+    if (width <= 0 || height <= 0 || width > 8192 || height > 8192 || grid_rows <= 0 ||
+        grid_rows > 256 || grid_cols <= 0 || grid_cols > 256)
         return ats_error_set(err, ATS_ERR_RANGE,
-                             "%s: image %dx%d with a %d-patch grid is out of range", path, width,
-                             height, grid);
+                             "%s: image %dx%d with a %dx%d patch grid is out of range", path, width,
+                             height, grid_rows, grid_cols);
     if (n_scales == 0 || n_scales > 16)
         return ats_error_set(err, ATS_ERR_INVALID, "%s: between 1 and 16 scales", path);
-    size_t n = (size_t)grid * (size_t)grid;
+    size_t n = (size_t)grid_rows * (size_t)grid_cols;
     ats_status st = ats_metric_check(n, lower, path, err);
     if (st) return st;
     for (size_t s = 0; s < n_scales; s++)
         if (!(scales[s] >= 0) || isinf(scales[s]))
             return ats_error_set(err, ATS_ERR_INVALID, "%s: scale %zu is not a finite number >= 0",
                                  path, s);
+    /* each panel: the image's aspect, its longer side 300 */
     double side = 300, gap = 10, title_h = opt && opt->title ? 28 : 8, sub = 16;
-    double w = (double)n_scales * (side + gap) + gap, h = title_h + sub + side + gap;
+    double pw = width >= height ? side : side * width / height,
+           ph = height >= width ? side : side * height / width;
+    double w = (double)n_scales * (pw + gap) + gap, h = title_h + sub + ph + gap;
     canvas c;
     st = canvas_open(&c, path, w, h, opt, err);
     if (st) return st;
@@ -141,16 +145,16 @@ ats_status ats_render_patch_skeleton(const char *path, const uint8_t *rgb, int w
         }
     }
     cairo_surface_mark_dirty(img);
-    double cell = side / grid;
+    double cw = pw / grid_cols, ch = ph / grid_rows;
     for (size_t s = 0; s < n_scales; s++) {
-        double x0 = gap + (double)s * (side + gap), y0 = title_h + sub;
+        double x0 = gap + (double)s * (pw + gap), y0 = title_h + sub;
         char lab[64];
         snprintf(lab, sizeof lab, "scale %.4g", scales[s]);
         cairo_set_source_rgb(cr, 0.15, 0.15, 0.15);
-        canvas_text(&c, lab, x0 + side / 2, title_h + 1, 9.5, 0.5, 0, 0, 0);
+        canvas_text(&c, lab, x0 + pw / 2, title_h + 1, 9.5, 0.5, 0, 0, 0);
         cairo_save(cr);
         cairo_translate(cr, x0, y0);
-        cairo_scale(cr, side / width, side / height);
+        cairo_scale(cr, pw / width, ph / height);
         cairo_rectangle(cr, 0, 0, width, height);
         cairo_clip(cr);
         cairo_set_source_surface(cr, img, 0, 0);
@@ -163,19 +167,21 @@ ats_status ats_render_patch_skeleton(const char *path, const uint8_t *rgb, int w
         /* the patch grid */
         cairo_set_source_rgba(cr, 1, 1, 1, 0.5);
         cairo_set_line_width(cr, 0.5);
-        for (int k = 0; k <= grid; k++) {
-            cairo_move_to(cr, x0 + k * cell, y0);
-            cairo_line_to(cr, x0 + k * cell, y0 + side);
-            cairo_move_to(cr, x0, y0 + k * cell);
-            cairo_line_to(cr, x0 + side, y0 + k * cell);
+        for (int k = 0; k <= grid_cols; k++) {
+            cairo_move_to(cr, x0 + k * cw, y0);
+            cairo_line_to(cr, x0 + k * cw, y0 + ph);
+        }
+        for (int k = 0; k <= grid_rows; k++) {
+            cairo_move_to(cr, x0, y0 + k * ch);
+            cairo_line_to(cr, x0 + pw, y0 + k * ch);
         }
         cairo_stroke(cr);
         size_t nc;
         ats_rips_clusters(n, lower, scales[s], labels, &nc, NULL);
         memset(sizes, 0, n * sizeof *sizes);
         for (size_t i = 0; i < n; i++) sizes[labels[i]]++;
-#define CX(i) (x0 + ((double)((i) % (size_t)grid) + 0.5) * cell)
-#define CY(i) (y0 + ((double)((i) / (size_t)grid) + 0.5) * cell)
+#define CX(i) (x0 + ((double)((i) % (size_t)grid_cols) + 0.5) * cw)
+#define CY(i) (y0 + ((double)((i) / (size_t)grid_cols) + 0.5) * ch)
         cairo_set_line_width(cr, 0.9);
         for (size_t a = 1; a < n; a++)
             for (size_t b = 0; b < a; b++) {
@@ -191,7 +197,7 @@ ats_status ats_render_patch_skeleton(const char *path, const uint8_t *rgb, int w
             double r = 0.7, g = 0.7, b = 0.7;
             if (sizes[labels[i]] > 1) dim_colour(labels[i] % 7, &r, &g, &b); /* 7 is grey */
             cairo_set_source_rgb(cr, r, g, b);
-            cairo_arc(cr, CX(i), CY(i), fmin(4.0, cell * 0.25), 0, 2 * ATS_PI);
+            cairo_arc(cr, CX(i), CY(i), fmin(4.0, fmin(cw, ch) * 0.25), 0, 2 * ATS_PI);
             cairo_fill(cr);
         }
 #undef CX

@@ -1,6 +1,7 @@
 """attnscope vision on the fixture ViT: the patch metric and diagrams against scipy + GUDHI on
 the attention `attnscope attention --image` reports; perturbations; frames; bad input."""
 import json
+import re
 import math
 import os
 import subprocess
@@ -25,17 +26,24 @@ def need_vit():
         pytest.skip("ViT fixture missing")
 
 
-def test_patch_topology_matches_references(tmp_path):
+# the model's 32 x 32 (4 x 4 patches of 8); taller than wide; a side that is not a whole number
+# of patches (its remainder dropped, as the patch convolution does)
+@pytest.mark.parametrize("size,grid", [(None, [4, 4]), ("48x32", [6, 4]), ("20x44", [2, 5])])
+def test_patch_topology_matches_references(tmp_path, size, grid):
     out = tmp_path / "v"
+    extra = ["--image-size", size] if size else []
     p = run("vision", "--model", VIT, "--image", IMAGES[0], "--layer", "1", "--head", "2",
-            "--out", str(out), "--format", "svg")
+            "--out", str(out), "--format", "svg", *extra)
     assert p.returncode == 0, p.stderr
     doc = json.load(open(out / "vision.json"))
+    assert doc["grid"] == grid
     att = tmp_path / "a.npy"
-    assert run("attention", "--model", VIT, "--image", IMAGES[0], "--npy", str(att)).returncode == 0
+    assert run("attention", "--model", VIT, "--image", IMAGES[0], "--npy", str(att),
+               *extra).returncode == 0
     head = np.load(att)[1, 2].astype(np.float64)
     patches = head[1:]  # rows of the patch tokens, over all keys
     n = len(patches)
+    assert n == grid[0] * grid[1]
     d = np.array([[jensenshannon(patches[i], patches[j], base=2) if i != j else 0.0
                    for j in range(n)] for i in range(n)])
     d = 0.5 * (d + d.T)
@@ -44,6 +52,13 @@ def test_patch_topology_matches_references(tmp_path):
     assert_same_diagrams(ours, gudhi_diagrams(d, 1), 1e-8, range(2), "vision")
     for k in ("diagram_1", "barcode_1", "patches_1"):
         assert "<svg" in (out / f"{k}.svg").read_text()
+    # the skeleton panels keep the image's aspect (longer side 300 points, 3 scales)
+    svg = (out / "patches_1.svg").read_text()
+    w = float(re.search(r'<svg[^>]*width="([0-9.]+)', svg).group(1))
+    h = float(re.search(r'<svg[^>]*height="([0-9.]+)', svg).group(1))
+    rows, cols = grid
+    pw = 300 * min(1, cols / rows)
+    assert abs(w - (3 * (pw + 10) + 10)) < 1, (w, pw)
 
 
 @pytest.mark.parametrize("kind", ["noise", "blur", "occlusion"])
@@ -79,3 +94,9 @@ def test_bad_input(tmp_path):
     bert = os.path.join(ROOT, "tests", "fixtures", "models", "bert")
     p = run("vision", "--model", bert, "--image", IMAGES[0], "--layer", "0", "--head", "0", "--out", str(tmp_path / "o"))
     assert p.returncode == 2 and "not a ViT" in p.stderr
+    for size, words in (("4x40", "0x5 grid"), ("12x", "--image-size"), ("0", "--image-size"),
+                        ("2000x2000", "16384 patches")):
+        p = run("vision", "--model", VIT, "--image", IMAGES[0], "--layer", "0", "--head", "0",
+                "--image-size", size, "--out", str(tmp_path / "o2"))
+        assert p.returncode == 2 and words in p.stderr, (size, p.stderr)
+        assert not (tmp_path / "o2" / "vision.json").exists()
