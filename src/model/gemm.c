@@ -159,39 +159,44 @@ static __mmask16 lanes(size_t from, size_t nc) {
     return k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << k) - 1u);
 }
 
-/* One panel's columns for all n rows. */
+/* One panel's columns for all n rows: ⌈n/MR⌉ tiles of nearly equal height (26 rows run as
+ * 7+7+6+6, not 8+8+8+2, whose last tile would read the whole panel for two rows). Each row's
+ * sums are the same whatever tile it is in. */
 TARGET static void panel_rows(float *out, size_t ldo, const float *in, size_t ldi, size_t n,
                               size_t K, const float *panel, const float *bias, size_t nc) {
     __mmask16 m0 = lanes(0, nc), m1 = lanes(16, nc), m2 = lanes(32, nc);
-    size_t r = 0;
-    for (; r + MR <= n; r += MR)
-        tile(MR, K, in + r * ldi, ldi, panel, out + r * ldo, ldo, bias, m0, m1, m2);
-    const float *a = in + r * ldi;
-    float *c = out + r * ldo;
-    switch (n - r) { /* the last rows, each count its own unrolled tile */
-    case 7:
-        tile(7, K, a, ldi, panel, c, ldo, bias, m0, m1, m2);
-        break;
-    case 6:
-        tile(6, K, a, ldi, panel, c, ldo, bias, m0, m1, m2);
-        break;
-    case 5:
-        tile(5, K, a, ldi, panel, c, ldo, bias, m0, m1, m2);
-        break;
-    case 4:
-        tile(4, K, a, ldi, panel, c, ldo, bias, m0, m1, m2);
-        break;
-    case 3:
-        tile(3, K, a, ldi, panel, c, ldo, bias, m0, m1, m2);
-        break;
-    case 2:
-        tile(2, K, a, ldi, panel, c, ldo, bias, m0, m1, m2);
-        break;
-    case 1:
-        tile(1, K, a, ldi, panel, c, ldo, bias, m0, m1, m2);
-        break;
-    default:
-        break;
+    size_t tiles = (n + MR - 1) / MR, r = 0;
+    for (size_t t = 0; t < tiles; t++) {
+        size_t rows = n / tiles + (t < n % tiles);
+        const float *a = in + r * ldi;
+        float *c = out + r * ldo;
+        switch (rows) { /* each count its own unrolled tile */
+        case 8:
+            tile(8, K, a, ldi, panel, c, ldo, bias, m0, m1, m2);
+            break;
+        case 7:
+            tile(7, K, a, ldi, panel, c, ldo, bias, m0, m1, m2);
+            break;
+        case 6:
+            tile(6, K, a, ldi, panel, c, ldo, bias, m0, m1, m2);
+            break;
+        case 5:
+            tile(5, K, a, ldi, panel, c, ldo, bias, m0, m1, m2);
+            break;
+        case 4:
+            tile(4, K, a, ldi, panel, c, ldo, bias, m0, m1, m2);
+            break;
+        case 3:
+            tile(3, K, a, ldi, panel, c, ldo, bias, m0, m1, m2);
+            break;
+        case 2:
+            tile(2, K, a, ldi, panel, c, ldo, bias, m0, m1, m2);
+            break;
+        default:
+            tile(1, K, a, ldi, panel, c, ldo, bias, m0, m1, m2);
+            break;
+        }
+        r += rows;
     }
 }
 #endif
