@@ -564,15 +564,33 @@ static int run_topo(int argc, char **argv) {
     int rc = prepare(&a, 1, src, &count, &err);
     if (rc) return rc;
     ats_status st = ATS_OK;
+    /* every input's metric first: a scale outside any input's range is an error before
+     * anything is written */
+    double *fulls[ANALYSIS_MAX_INPUTS] = {NULL}, *lowers[ANALYSIS_MAX_INPUTS] = {NULL};
+    for (size_t t = 0; t < count && !st; t++) {
+        st = head_js(&src[t], (size_t)a.layer, (size_t)a.head, seed_compat, 0.0, &fulls[t],
+                     &lowers[t], &err);
+        size_t m = src[t].n * (src[t].n - 1) / 2;
+        double top = 0; /* the filtration ends at the largest distance (or the threshold) */
+        for (size_t q = 0; !st && q < m; q++) top = fmax(top, lowers[t][q]);
+        top = fmin(top, threshold);
+        for (size_t q = 0; !st && q < n_scales; q++)
+            if (scales[q] > top)
+                st = ats_error_set(&err, ATS_ERR_INVALID,
+                                   "%s: scale %g is outside the diagram's range [0, %.6g] (%s)",
+                                   src[t].name, scales[q], top,
+                                   top < threshold ? "the largest distance between its tokens"
+                                                   : "the threshold");
+    }
     for (size_t t = 0; t < count && !st; t++) {
         const attn_source *s = &src[t];
         size_t n = s->n;
-        double *full = NULL, *lower = NULL, *pos = NULL;
+        double *full = fulls[t], *lower = lowers[t], *pos = NULL;
+        fulls[t] = lowers[t] = NULL;
         ats_rips_result res;
         memset(&res, 0, sizeof res);
         char suffix[32], name[96], title[512];
         input_suffix(suffix, sizeof suffix, t);
-        st = head_js(s, (size_t)a.layer, (size_t)a.head, seed_compat, 0.0, &full, &lower, &err);
         if (!st) {
             snprintf(name, sizeof name, "js%s", suffix);
             size_t shape[2] = {n, n};
@@ -686,7 +704,11 @@ static int run_topo(int argc, char **argv) {
         free(lower);
         free(pos);
     }
-    for (size_t t = 0; t < count; t++) attn_source_free(&src[t]);
+    for (size_t t = 0; t < count; t++) {
+        free(fulls[t]);
+        free(lowers[t]);
+        attn_source_free(&src[t]);
+    }
     return st ? fail(&err) : ATS_EXIT_OK;
 }
 

@@ -166,6 +166,20 @@ static ats_status analyse(ats_model *m, const ats_image *img, const vision_size 
     return st;
 }
 
+/* A scale beyond the largest patch distance is past the end of the filtration. */
+static ats_status scales_check(const vision_run *r, const char *name, const double *scales,
+                               size_t ns, ats_error *err) {
+    double top = 0;
+    for (size_t q = 0; q < r->n * (r->n - 1) / 2; q++) top = fmax(top, r->lower[q]);
+    for (size_t q = 0; q < ns; q++)
+        if (scales[q] > top)
+            return ats_error_set(err, ATS_ERR_INVALID,
+                                 "%s: scale %g is outside the diagram's range [0, %.6g] (the "
+                                 "largest distance between its patches)",
+                                 name, scales[q], top);
+    return ATS_OK;
+}
+
 static void run_free(vision_run *r) {
     ats_rips_result_free(&r->res);
     free(r->lower);
@@ -389,9 +403,10 @@ int ats_cmd_vision(int argc, char **argv) {
         double sc[16];
         size_t ns = n_scales;
         if (!st) {
-            if (ns)
+            if (ns) {
                 memcpy(sc, scales, ns * sizeof *sc);
-            else {
+                st = scales_check(&run, images[t], sc, ns, &err);
+            } else {
                 size_t mm = run.n * (run.n - 1) / 2;
                 double *c = malloc((mm ? mm : 1) * sizeof *c);
                 if (!c)

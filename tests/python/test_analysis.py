@@ -135,6 +135,25 @@ def test_bad_input(attention_files, tmp_path):
     assert p.returncode == 2 and "two inputs" in p.stderr
     p = run("compare", "--attention", str(tmp / "a.npy"), "--attention", str(tmp / "a.npy"), "--out", str(tmp / "z"))
     assert p.returncode == 2 and "--all-heads" in p.stderr
+    # a scale past the largest token distance (or the threshold) names the range; the second
+    # input's bad range stops the run before the first input's files are written
+    js = scipy_jsd(np.load(tmp / "a.npy")[1, 2].astype(np.float64))
+    top = js[np.triu_indices(14, 1)].max()
+    for extra, words in ((["--scale", f"0.01,{top * 1.01}"], "largest distance"),
+                         (["--scale", "0.2", "--threshold", "0.1"], "the threshold")):
+        p = run("topo", "--attention", str(tmp / "a.npy"), "--layer", "1", "--head", "2",
+                "--out", str(tmp / "w"), *extra)
+        assert p.returncode == 2 and "outside the diagram's range" in p.stderr and words in p.stderr
+        assert not (tmp / "w").exists()
+    p = run("topo", "--attention", str(tmp / "a.npy"), "--layer", "1", "--head", "2",
+            "--out", str(tmp / "w"), "--scale", f"{top * 0.999}")
+    assert p.returncode == 0, p.stderr
+    b_top = scipy_jsd(np.load(tmp / "b.npy")[1, 2].astype(np.float64))[np.triu_indices(11, 1)].max()
+    assert abs(b_top - top) > 1e-3
+    p = run("topo", "--attention", str(tmp / "a.npy"), "--attention", str(tmp / "b.npy"),
+            "--layer", "1", "--head", "2", "--out", str(tmp / "v"), "--scale", f"{(top + b_top) / 2}")
+    short = "b.npy" if b_top < top else "a.npy"
+    assert p.returncode == 2 and short in p.stderr and not (tmp / "v").exists(), p.stderr
 
 
 @pytest.mark.parametrize("model", ["bert", "gpt2"])

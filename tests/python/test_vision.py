@@ -100,3 +100,7 @@ def test_bad_input(tmp_path):
                 "--image-size", size, "--out", str(tmp_path / "o2"))
         assert p.returncode == 2 and words in p.stderr, (size, p.stderr)
         assert not (tmp_path / "o2" / "vision.json").exists()
+    p = run("vision", "--model", VIT, "--image", IMAGES[0], "--layer", "0", "--head", "0",
+            "--scales", "0.01,1.5", "--out", str(tmp_path / "o3"))
+    assert p.returncode == 2 and "scale 1.5 is outside the diagram's range" in p.stderr
+    assert not (tmp_path / "o3" / "vision.json").exists()
