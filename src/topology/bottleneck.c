@@ -23,118 +23,47 @@
 
 #define BN_INF INT32_MAX
 
-/* ---- 2-d tree over points, nodes are ranges [lo, hi) whose median position is the node */
-
-typedef struct kd_pt {
-    double x, y;
-    int32_t id;
-} kd_pt;
+/* ---- 2-d tree over points with deletion: per node, the points of its range not taken yet */
 
 typedef struct kd_tree {
-    size_t n;
-    kd_pt *pt;           /* [n] tree order */
-    double *box;         /* [n][4] bounding box (xmin, xmax, ymin, ymax) of the node at a mid */
+    dg_kd_tree kd;       /* points, boxes, positions by id */
     int32_t *size;       /* [n] points in the node's range */
     int32_t *alive;      /* [n] points of the range not taken yet */
     unsigned char *dead; /* [n] this position's point was taken */
-    int32_t *pos;        /* [id range] position of an id, -1 when absent */
 } kd_tree;
 
-static inline double key_of(const kd_pt *p, int axis) {
-    return axis ? p->y : p->x;
-}
-
-static inline void pt_swap(kd_pt *a, kd_pt *b) {
-    kd_pt t = *a;
-    *a = *b;
-    *b = t;
-}
-
-/* Puts the k-th smallest (by axis) of a[0..n) at a[k], smaller ones before, larger after. */
-static void kd_select(kd_pt *a, size_t n, size_t k, int axis) {
-    size_t lo = 0, hi = n;
-    while (hi - lo > 1) {
-        double x = key_of(&a[lo], axis), y = key_of(&a[lo + (hi - lo) / 2], axis),
-               z = key_of(&a[hi - 1], axis);
-        double p = x < y ? (y < z ? y : (x < z ? z : x)) : (x < z ? x : (y < z ? z : y));
-        size_t lt = lo, i = lo, gt = hi;
-        while (i < gt) {
-            double v = key_of(&a[i], axis);
-            if (v < p)
-                pt_swap(&a[lt++], &a[i++]);
-            else if (v > p)
-                pt_swap(&a[i], &a[--gt]);
-            else
-                i++;
-        }
-        if (k < lt)
-            hi = lt;
-        else if (k >= gt)
-            lo = gt;
-        else
-            return;
-    }
-}
-
+/* Builds the tree over pt[lo, hi) with every point alive. */
 static void kd_build(kd_tree *t, size_t lo, size_t hi) {
-    while (lo < hi) {
-        double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
-        for (size_t i = lo; i < hi; i++) {
-            const kd_pt *p = &t->pt[i];
-            if (p->x < x0) x0 = p->x;
-            if (p->x > x1) x1 = p->x;
-            if (p->y < y0) y0 = p->y;
-            if (p->y > y1) y1 = p->y;
-        }
-        size_t mid = lo + (hi - lo) / 2;
-        kd_select(t->pt + lo, hi - lo, mid - lo, x1 - x0 >= y1 - y0 ? 0 : 1);
-        double *b = &t->box[4 * mid];
-        b[0] = x0, b[1] = x1, b[2] = y0, b[3] = y1;
-        t->size[mid] = (int32_t)(hi - lo);
-        kd_build(t, lo, mid);
-        lo = mid + 1;
-    }
-}
-
-static void kd_index(kd_tree *t, size_t lo, size_t hi) {
-    for (size_t i = lo; i < hi; i++) {
-        t->pos[t->pt[i].id] = (int32_t)i;
-        t->alive[i] = t->size[i];
-        t->dead[i] = 0;
-    }
+    dg_kd_build(&t->kd, lo, hi, t->size);
+    memcpy(t->alive + lo, t->size + lo, (hi - lo) * sizeof(int32_t));
+    memset(t->dead + lo, 0, hi - lo);
 }
 
 static void kd_reset(kd_tree *t) {
-    if (!t->n) return;
-    memcpy(t->alive, t->size, t->n * sizeof(int32_t));
-    memset(t->dead, 0, t->n);
+    if (!t->kd.n) return;
+    memcpy(t->alive, t->size, t->kd.n * sizeof(int32_t));
+    memset(t->dead, 0, t->kd.n);
 }
 
 static void kd_free(kd_tree *t) {
-    free(t->pt);
-    free(t->box);
+    dg_kd_free(&t->kd);
     free(t->size);
     free(t->alive);
     free(t->dead);
-    free(t->pos);
     memset(t, 0, sizeof *t);
 }
 
-static int kd_alloc(kd_tree *t, size_t n, size_t ids) {
+static int kd_alloc(kd_tree *t, size_t n) {
     memset(t, 0, sizeof *t);
-    t->n = n;
     size_t nn = n ? n : 1;
-    t->pt = malloc(nn * sizeof(kd_pt));
-    t->box = malloc(nn * 4 * sizeof(double));
+    if (!dg_kd_alloc(&t->kd, n)) return 0;
     t->size = malloc(nn * sizeof(int32_t));
     t->alive = malloc(nn * sizeof(int32_t));
     t->dead = malloc(nn);
-    t->pos = malloc((ids ? ids : 1) * sizeof(int32_t));
-    if (!t->pt || !t->box || !t->size || !t->alive || !t->dead || !t->pos) {
+    if (!t->size || !t->alive || !t->dead) {
         kd_free(t);
         return 0;
     }
-    for (size_t i = 0; i < ids; i++) t->pos[i] = -1;
     return 1;
 }
 
@@ -167,7 +96,7 @@ static int32_t kd_take_range(kd_tree *t, size_t lo, size_t hi, int32_t *out, siz
     int32_t taken = 0;
     if (!t->dead[mid]) {
         t->dead[mid] = 1;
-        out[(*nout)++] = t->pt[mid].id;
+        out[(*nout)++] = t->kd.pt[mid].id;
         taken = 1;
     }
     taken += kd_take_range(t, lo, mid, out, nout);
@@ -182,11 +111,11 @@ static int32_t kd_take_all(kd_tree *t, size_t lo, size_t hi, double qx, double q
     if (lo >= hi) return 0;
     size_t mid = lo + (hi - lo) / 2;
     if (t->alive[mid] == 0) return 0;
-    const double *b = &t->box[4 * mid];
+    const double *b = &t->kd.box[4 * mid];
     if (box_far(b, qx, qy, r)) return 0;
     if (box_near(b, qx, qy, r)) return kd_take_range(t, lo, hi, out, nout);
     int32_t taken = 0;
-    const kd_pt *p = &t->pt[mid];
+    const dg_kd_pt *p = &t->kd.pt[mid];
     if (!t->dead[mid] && linf(p->x, p->y, qx, qy) <= r) {
         t->dead[mid] = 1;
         out[(*nout)++] = p->id;
@@ -202,8 +131,8 @@ static int32_t kd_take_all(kd_tree *t, size_t lo, size_t hi, double qx, double q
 static int32_t kd_take_one(kd_tree *t, size_t lo, size_t hi, double qx, double qy, double r) {
     if (lo >= hi) return -1;
     size_t mid = lo + (hi - lo) / 2;
-    if (t->alive[mid] == 0 || box_far(&t->box[4 * mid], qx, qy, r)) return -1;
-    const kd_pt *p = &t->pt[mid];
+    if (t->alive[mid] == 0 || box_far(&t->kd.box[4 * mid], qx, qy, r)) return -1;
+    const dg_kd_pt *p = &t->kd.pt[mid];
     if (!t->dead[mid] && linf(p->x, p->y, qx, qy) <= r) {
         t->dead[mid] = 1;
         t->alive[mid]--;
@@ -278,7 +207,7 @@ static void bn_greedy(bn_ctx *c, double r) {
     int32_t n = c->n, m = c->m;
     kd_reset(&c->all);
     for (int32_t v = 0; v < m; v++)
-        if (c->mate_r[v] >= 0) kd_take_pos(&c->all, 0, (size_t)m, (size_t)c->all.pos[v]);
+        if (c->mate_r[v] >= 0) kd_take_pos(&c->all, 0, (size_t)m, (size_t)c->all.kd.pos[v]);
     int32_t free_pa = 0;
     for (int32_t i = 0; i < n; i++)
         if (c->mate_r[m + i] < 0) c->pa_set[free_pa++] = i;
@@ -351,8 +280,8 @@ static int32_t bn_bfs(bn_ctx *c, double r) {
             }
         } else {
             int32_t j = u - n;
-            if (c->diag_b[j] <= r && !c->all.dead[c->all.pos[j]]) {
-                kd_take_pos(&c->all, 0, (size_t)m, (size_t)c->all.pos[j]);
+            if (c->diag_b[j] <= r && !c->all.dead[c->all.kd.pos[j]]) {
+                kd_take_pos(&c->all, 0, (size_t)m, (size_t)c->all.kd.pos[j]);
                 bn_visit(c, j, k, &found, &tail);
             }
             while (c->pa_n > 0) {
@@ -386,10 +315,10 @@ static void bn_layers(bn_ctx *c, int32_t found) {
     for (int32_t k = 0; k < L; k++) c->lpa_start[k] = s, s += c->lpa_cnt[k];
     /* fill: seg[k] is used as a cursor and restored afterwards */
     for (int32_t v = 0; v < m; v++) {
-        c->lay.pos[v] = -1;
+        c->lay.kd.pos[v] = -1;
         int32_t k = c->rlayer[v];
         if (k < 0) continue;
-        kd_pt *p = &c->lay.pt[c->seg[k]++];
+        dg_kd_pt *p = &c->lay.kd.pt[c->seg[k]++];
         p->x = c->b[2 * v];
         p->y = c->b[2 * v + 1];
         p->id = v;
@@ -398,7 +327,6 @@ static void bn_layers(bn_ctx *c, int32_t found) {
     c->seg[0] = 0;
     for (int32_t k = 0; k < L; k++) {
         kd_build(&c->lay, (size_t)c->seg[k], (size_t)c->seg[k + 1]);
-        kd_index(&c->lay, (size_t)c->seg[k], (size_t)c->seg[k + 1]);
     }
     int32_t *cur = c->buf; /* cursors per layer */
     for (int32_t k = 0; k < L; k++) cur[k] = c->lpa_start[k];
@@ -433,9 +361,9 @@ static int32_t bn_next(bn_ctx *c, int32_t u, int32_t k, double r) {
         return -1;
     }
     int32_t j = u - n;
-    if (c->diag_b[j] <= r && c->rlayer[j] == k && c->lay.pos[j] >= 0 &&
-        !c->lay.dead[c->lay.pos[j]]) {
-        kd_take_pos(&c->lay, (size_t)c->seg[k], (size_t)c->seg[k + 1], (size_t)c->lay.pos[j]);
+    if (c->diag_b[j] <= r && c->rlayer[j] == k && c->lay.kd.pos[j] >= 0 &&
+        !c->lay.dead[c->lay.kd.pos[j]]) {
+        kd_take_pos(&c->lay, (size_t)c->seg[k], (size_t)c->seg[k + 1], (size_t)c->lay.kd.pos[j]);
         return j;
     }
     if (c->lpa_cnt[k] > 0) {
@@ -533,7 +461,7 @@ static int bn_init(bn_ctx *c, const dg_split *A, const dg_split *B) {
     c->a = A->xy;
     c->b = B->xy;
     size_t n = (size_t)c->n, m = (size_t)c->m, N = (size_t)c->N + 2;
-    if (!kd_alloc(&c->all, m, m) || !kd_alloc(&c->lay, m, m)) return 0;
+    if (!kd_alloc(&c->all, m) || !kd_alloc(&c->lay, m)) return 0;
     c->diag_a = malloc((n + 1) * sizeof(double));
     c->diag_b = malloc((m + 1) * sizeof(double));
     c->sx = malloc((m + 1) * 2 * sizeof(double));
@@ -559,13 +487,8 @@ static int bn_init(bn_ctx *c, const dg_split *A, const dg_split *B) {
     qsort(c->sy, m, 2 * sizeof(double), dbl_cmp);
     for (size_t i = 0; i < n; i++) c->diag_a[i] = diag_dist(c->a + 2 * i);
     for (size_t j = 0; j < m; j++) c->diag_b[j] = diag_dist(c->b + 2 * j);
-    for (size_t j = 0; j < m; j++) {
-        c->all.pt[j].x = c->b[2 * j];
-        c->all.pt[j].y = c->b[2 * j + 1];
-        c->all.pt[j].id = (int32_t)j;
-    }
-    kd_build(&c->all, 0, m);
-    kd_index(&c->all, 0, m);
+    dg_kd_build_xy(&c->all.kd, c->b, c->all.size);
+    kd_reset(&c->all);
     for (int32_t u = 0; u < c->N; u++) c->mate_l[u] = c->mate_r[u] = -1;
     return 1;
 }

@@ -1,5 +1,6 @@
 /* Internal to the diagram distances: a diagram split into its finite off-diagonal points, its
- * points on the diagonal and its essential classes; matching output helpers. */
+ * points on the diagonal and its essential classes; matching output helpers; the 2-d tree that
+ * both distances search. */
 #ifndef ATS_DIAGRAM_INTERNAL_H
 #define ATS_DIAGRAM_INTERNAL_H
 
@@ -53,5 +54,31 @@ static inline void dg_matching_push(ats_matching *m, int64_t i, int64_t j) {
 }
 /* Adds the essential pairs (class by class, in sorted order) and the diagonal points of both. */
 void dg_matching_add_ess_diag(ats_matching *m, const dg_split *a, const dg_split *b);
+
+/* A 2-d tree over points with ids 0 .. n-1 (diagram_kdtree.c). A node is a range [lo, hi) of pt
+ * whose median position mid = lo + (hi - lo) / 2 holds the node's point, the median along the
+ * wider side of the range's bounding box; its children are [lo, mid) and [mid + 1, hi). The
+ * bottleneck search (with deletion) and the Wasserstein auction (with weights) keep their own
+ * per-node data beside it and walk it themselves. */
+typedef struct dg_kd_pt {
+    double x, y;
+    int32_t id;
+} dg_kd_pt;
+
+typedef struct dg_kd_tree {
+    size_t n;
+    dg_kd_pt *pt; /* [n] tree order */
+    double *box;  /* [n][4] bounding box (xmin, xmax, ymin, ymax) of the range of the node at mid */
+    int32_t *pos; /* [n] position of an id in pt, -1 when absent */
+} dg_kd_tree;
+
+/* Room for n points, every pos -1. Returns 0 when out of memory (t is then empty). */
+int dg_kd_alloc(dg_kd_tree *t, size_t n);
+void dg_kd_free(dg_kd_tree *t);
+/* Arranges pt[lo, hi) into one tree: its boxes, the pos of its ids and, unless size is NULL,
+ * size[mid] = the number of points in the range of each node. */
+void dg_kd_build(dg_kd_tree *t, size_t lo, size_t hi, int32_t *size);
+/* Fills pt with the n points xy [n][2], id = index, and builds the tree over all of them. */
+void dg_kd_build_xy(dg_kd_tree *t, const double *xy, int32_t *size);
 
 #endif

@@ -265,83 +265,28 @@ static int ws_line(const ws_prob *P, int32_t *assign) {
 
 /* ---- auction */
 
-/* A k-d tree over weighted points: nodes are ranges [lo, hi) of pt whose median position is
- * the node; every node keeps its bounding box and the least weight in its range, so a query
- * for min over points of (cost(q, point) + weight) prunes a node whose box costs more than
- * the best found. Weights are read from w[id]. */
-typedef struct ws_pt {
-    double x, y;
-    int32_t id;
-} ws_pt;
-
+/* A k-d tree over weighted points: every node also keeps the least weight in its range, so a
+ * query for min over points of (cost(q, point) + weight) prunes a node whose box costs more
+ * than the best found. Weights are read from w[id]. */
 typedef struct ws_tree {
-    size_t n;
-    ws_pt *pt;       /* [n] */
-    double *box;     /* [n][4] xmin, xmax, ymin, ymax of the node's range */
+    dg_kd_tree kd;   /* points, boxes, positions by id */
     double *minw;    /* [n] least weight in the node's range */
-    int32_t *pos;    /* [n] position of id */
     const double *w; /* [n] weight by id */
     const ground *g;
 } ws_tree;
 
+/* Leaves t empty: ws_auction_free frees a tree that a failed tree_build already freed. */
 static void tree_free(ws_tree *t) {
-    free(t->pt);
-    free(t->box);
+    dg_kd_free(&t->kd);
     free(t->minw);
-    free(t->pos);
-}
-
-static void tree_select(ws_pt *a, size_t n, size_t k, int axis) {
-    size_t lo = 0, hi = n;
-    while (hi - lo > 1) {
-        double x = axis ? a[lo].y : a[lo].x,
-               y = axis ? a[lo + (hi - lo) / 2].y : a[lo + (hi - lo) / 2].x,
-               z = axis ? a[hi - 1].y : a[hi - 1].x;
-        double piv = x < y ? (y < z ? y : (x < z ? z : x)) : (x < z ? x : (y < z ? z : y));
-        size_t lt = lo, i = lo, gt = hi;
-        while (i < gt) {
-            double v = axis ? a[i].y : a[i].x;
-            ws_pt t;
-            if (v < piv) {
-                t = a[lt], a[lt] = a[i], a[i] = t;
-                lt++, i++;
-            } else if (v > piv) {
-                gt--;
-                t = a[i], a[i] = a[gt], a[gt] = t;
-            } else {
-                i++;
-            }
-        }
-        if (k < lt)
-            hi = lt;
-        else if (k >= gt)
-            lo = gt;
-        else
-            return;
-    }
-}
-
-static void tree_split(ws_tree *t, size_t lo, size_t hi) {
-    while (lo < hi) {
-        double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
-        for (size_t i = lo; i < hi; i++) {
-            x0 = fmin(x0, t->pt[i].x), x1 = fmax(x1, t->pt[i].x);
-            y0 = fmin(y0, t->pt[i].y), y1 = fmax(y1, t->pt[i].y);
-        }
-        size_t mid = lo + (hi - lo) / 2;
-        tree_select(t->pt + lo, hi - lo, mid - lo, x1 - x0 >= y1 - y0 ? 0 : 1);
-        double *b = &t->box[4 * mid];
-        b[0] = x0, b[1] = x1, b[2] = y0, b[3] = y1;
-        tree_split(t, lo, mid);
-        lo = mid + 1;
-    }
+    t->minw = NULL;
 }
 
 /* Recomputes the least weights of the range (after the weights changed). */
 static double tree_reweigh(ws_tree *t, size_t lo, size_t hi) {
     if (lo >= hi) return INFINITY;
     size_t mid = lo + (hi - lo) / 2;
-    double v = t->w[t->pt[mid].id];
+    double v = t->w[t->kd.pt[mid].id];
     v = fmin(v, tree_reweigh(t, lo, mid));
     v = fmin(v, tree_reweigh(t, mid + 1, hi));
     t->minw[mid] = v;
@@ -351,31 +296,22 @@ static double tree_reweigh(ws_tree *t, size_t lo, size_t hi) {
 /* Builds the tree over n points xy [n][2] (id = index) weighted by w. */
 static int tree_build(ws_tree *t, size_t n, const double *xy, const double *w, const ground *g) {
     memset(t, 0, sizeof *t);
-    size_t nn = n ? n : 1;
-    t->n = n, t->w = w, t->g = g;
-    t->pt = malloc(nn * sizeof(ws_pt));
-    t->box = malloc(nn * 4 * sizeof(double));
-    t->minw = malloc(nn * sizeof(double));
-    t->pos = malloc(nn * sizeof(int32_t));
-    if (!t->pt || !t->box || !t->minw || !t->pos) {
+    t->w = w, t->g = g;
+    if (!dg_kd_alloc(&t->kd, n)) return 0;
+    t->minw = malloc((n ? n : 1) * sizeof(double));
+    if (!t->minw) {
         tree_free(t);
         return 0;
     }
-    for (size_t j = 0; j < n; j++) {
-        t->pt[j].x = xy[2 * j];
-        t->pt[j].y = xy[2 * j + 1];
-        t->pt[j].id = (int32_t)j;
-    }
-    tree_split(t, 0, n);
-    for (size_t k = 0; k < n; k++) t->pos[t->pt[k].id] = (int32_t)k;
+    dg_kd_build_xy(&t->kd, xy, NULL);
     tree_reweigh(t, 0, n);
     return 1;
 }
 
 /* Restores the least weights on the path to the point id after its weight rose. */
 static void tree_update(ws_tree *t, int32_t id) {
-    size_t pos = (size_t)t->pos[id];
-    size_t path[64], los[64], his[64], depth = 0, lo = 0, hi = t->n;
+    size_t pos = (size_t)t->kd.pos[id];
+    size_t path[64], los[64], his[64], depth = 0, lo = 0, hi = t->kd.n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         path[depth] = mid, los[depth] = lo, his[depth] = hi;
@@ -388,7 +324,7 @@ static void tree_update(ws_tree *t, int32_t id) {
     }
     for (size_t d = depth; d-- > 0;) {
         size_t mid = path[d], l = los[d], h = his[d];
-        double v = t->w[t->pt[mid].id];
+        double v = t->w[t->kd.pt[mid].id];
         if (l < mid) v = fmin(v, t->minw[l + (mid - l) / 2]);
         if (mid + 1 < h) v = fmin(v, t->minw[mid + 1 + (h - mid - 1) / 2]);
         if (t->minw[mid] == v) break; /* the ancestors are unchanged */
@@ -424,16 +360,16 @@ static void tree_best_rec(const ws_tree *t, size_t lo, size_t hi, double x, doub
     while (lo < hi) {
         if (lb >= (two ? r->v2 : r->v1)) return;
         size_t mid = lo + (hi - lo) / 2;
-        const ws_pt *p = &t->pt[mid];
+        const dg_kd_pt *p = &t->kd.pt[mid];
         top2_add(r, gcost(g, fabs(p->x - x), fabs(p->y - y)) + t->w[p->id], p->id);
         double lbl = INFINITY, lbr = INFINITY;
         if (lo < mid) {
             size_t c = lo + (mid - lo) / 2;
-            lbl = box_lb(g, &t->box[4 * c], x, y) + t->minw[c];
+            lbl = box_lb(g, &t->kd.box[4 * c], x, y) + t->minw[c];
         }
         if (mid + 1 < hi) {
             size_t c = mid + 1 + (hi - mid - 1) / 2;
-            lbr = box_lb(g, &t->box[4 * c], x, y) + t->minw[c];
+            lbr = box_lb(g, &t->kd.box[4 * c], x, y) + t->minw[c];
         }
         if (lbl <= lbr) {
             if (lbl < (two ? r->v2 : r->v1)) tree_best_rec(t, lo, mid, x, y, lbl, two, r);
@@ -446,9 +382,10 @@ static void tree_best_rec(const ws_tree *t, size_t lo, size_t hi, double x, doub
 }
 
 static void tree_best(const ws_tree *t, double x, double y, int two, top2 *r) {
-    if (t->n == 0) return;
-    size_t root = (t->n - 1) / 2;
-    tree_best_rec(t, 0, t->n, x, y, box_lb(t->g, &t->box[4 * root], x, y) + t->minw[root], two, r);
+    if (t->kd.n == 0) return;
+    size_t root = (t->kd.n - 1) / 2;
+    tree_best_rec(t, 0, t->kd.n, x, y, box_lb(t->g, &t->kd.box[4 * root], x, y) + t->minw[root],
+                  two, r);
 }
 
 typedef struct ws_heap {
