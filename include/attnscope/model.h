@@ -104,6 +104,9 @@ typedef struct ats_forward_options {
                                model's image_size; > 0 to image_height × image_width instead, */
         image_width;        /* and the patch position embeddings are resized to the new grid
                                (transformers' interpolate_pos_encoding=True: bicubic) */
+    int no_positions;       /* 1: the position embeddings are left out of the input embeddings
+                               (as if their table were zero), to see what attention does
+                               without them; 0 (default): as the model is */
 } ats_forward_options;
 
 /* Sets opt to the defaults: capture attention only, threads and everything else untouched. */

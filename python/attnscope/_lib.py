@@ -227,6 +227,7 @@ class ForwardOptions(ctypes.Structure):
         ("n_layers", ctypes.c_int),
         ("image_height", ctypes.c_int),
         ("image_width", ctypes.c_int),
+        ("no_positions", ctypes.c_int),
     ]
 
 

@@ -117,14 +117,15 @@ class Model:
             logits: bool = False, labels: Optional[Sequence[int]] = None,
             head_mask: Optional[np.ndarray] = None, n_threads: int = 0,
             truncate: bool = False, n_layers: int = 0,
-            image_size: Optional[Sequence[int]] = None) -> Result:
+            image_size: Optional[Sequence[int]] = None, positions: bool = True) -> Result:
         """Runs the model on a text (tokenized with its tokenizer, special tokens added), on
         explicit ids, or on an image file (ViT). head_mask [L, H]: 0 silences a head (as
         transformers' head_mask); labels give the language-model loss. n_layers > 0 runs only
         the first n_layers layers (attentions [n_layers, H, n, n]; no hidden states or
         logits then), for a study of early heads. image_size (height, width): a ViT sees the
         image at that size, its position embeddings interpolated (transformers'
-        interpolate_pos_encoding=True)."""
+        interpolate_pos_encoding=True). positions=False leaves the position embeddings out (as
+        if they were zero), e.g. to see permutation equivariance."""
         if sum(x is not None for x in (text, image, ids)) != 1:
             raise ValueError("give exactly one of text, image, ids")
         opt = L.ForwardOptions()
@@ -132,6 +133,7 @@ class Model:
         opt.capture = (L.CAPTURE_ATTENTION | (L.CAPTURE_HIDDEN if hidden_states else 0)
                        | (L.CAPTURE_LOGITS if logits else 0))
         opt.n_threads, opt.truncate, opt.n_layers = int(n_threads), int(truncate), int(n_layers)
+        opt.no_positions = int(not positions)
         if image_size is not None:
             opt.image_height, opt.image_width = (int(x) for x in image_size)
         keep = []

@@ -379,8 +379,10 @@ static ats_status check_tokens(ats_model *m, const ats_model_input *in,
     return ATS_OK;
 }
 
-/* x[n][d] ← the embeddings of the first n tokens of in */
-static void embed_tokens(const ats_model *m, const ats_model_input *in, size_t n, float *x) {
+/* x[n][d] ← the embeddings of the first n tokens of in (without positions: the word and type
+ * embeddings alone, what a zeroed position table gives) */
+static void embed_tokens(const ats_model *m, const ats_model_input *in, size_t n, int positions,
+                         float *x) {
     const ats_model_info *mi = &m->info;
     size_t d = (size_t)mi->d_model;
     for (size_t i = 0; i < n; i++) {
@@ -388,7 +390,7 @@ static void embed_tokens(const ats_model *m, const ats_model_input *in, size_t n
         float *xr = x + i * d;
         if (mi->arch == ATS_ARCH_GPT2 || mi->arch == ATS_ARCH_DISTILBERT) { /* word + position */
             const float *pe = m->pos_emb + i * d;
-            for (size_t c = 0; c < d; c++) xr[c] = we[c] + pe[c];
+            for (size_t c = 0; c < d; c++) xr[c] = positions ? we[c] + pe[c] : we[c];
         } else { /* (word + type) + position; RoBERTa positions count from pad_id + 1 */
             size_t pos = i;
             if (mi->arch == ATS_ARCH_ROBERTA) {
@@ -401,7 +403,10 @@ static void embed_tokens(const ats_model *m, const ats_model_input *in, size_t n
                 m->type_emb
                     ? m->type_emb + (size_t)(in->token_type_ids ? in->token_type_ids[i] : 0) * d
                     : NULL;
-            for (size_t c = 0; c < d; c++) xr[c] = (te ? we[c] + te[c] : we[c]) + pe[c];
+            for (size_t c = 0; c < d; c++) {
+                float v = te ? we[c] + te[c] : we[c];
+                xr[c] = positions ? v + pe[c] : v;
+            }
         }
     }
 }
@@ -457,7 +462,8 @@ static ats_status forward_tokens(ats_model *m, size_t count, const ats_model_inp
     if (!rc) rc = prepare_work(m, rows, max_n, opt, &w, err);
     if (rc) goto done;
     size_t d = (size_t)mi->d_model;
-    for (size_t s = 0; s < count; s++) embed_tokens(m, &in[s], res[s].n_tokens, w.x + off[s] * d);
+    for (size_t s = 0; s < count; s++)
+        embed_tokens(m, &in[s], res[s].n_tokens, !opt->no_positions, w.x + off[s] * d);
     if (m->emb_ln_w) k_layernorm(w.x, w.x, m->emb_ln_w, m->emb_ln_b, rows, d, mi->eps);
     stack sk = {count, off, res};
     rc = run_layers(m, rows, opt, &w, &sk, want_logits || res[0].hidden, err);
@@ -616,7 +622,7 @@ ats_status ats_model_forward_pixels_hw(ats_model *m, const float *pixels, size_t
         memcpy(pos, m->pos_emb, d * sizeof *pos);
         interp_positions(m->pos_emb + d, g0, gh, gw, d, pos + d);
     }
-    k_add(w.x, same ? m->pos_emb : pos, n * d); /* + position embeddings [n][d] */
+    if (!opt->no_positions) k_add(w.x, same ? m->pos_emb : pos, n * d); /* + positions [n][d] */
     size_t off0 = 0;
     stack sk = {1, &off0, res};
     rc = run_layers(m, n, opt, &w, &sk, res->hidden != NULL, err);

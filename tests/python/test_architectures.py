@@ -122,3 +122,40 @@ def test_every_command_on_the_model(tmp_path, name):
     for measure in ("bottleneck", "wasserstein"):
         for k in ("0", "1"):
             assert cm[measure][k] == ca[measure][k] and math.isfinite(cm[measure][k])
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_context_and_equivariance_on_the_model(tmp_path, name):
+    d = model_dir(name)
+    # context: the cosine of the word's vectors (mean of its tokens' hidden states) in the two
+    # texts at every layer, against the hidden states `attention --hidden` captures
+    word = "on"
+    run("context", "--model", d, "--text", TEXT_A, "--text", TEXT_B, "--word", word,
+        "--out", tmp_path / "ctx")
+    got = json.load(open(tmp_path / "ctx" / "context.json"))["models"][0]
+    vecs = []
+    for k, text in enumerate((TEXT_A, TEXT_B)):
+        run("attention", "--model", d, "--text", text, "--npy", tmp_path / f"a{k}.npy",
+            "--hidden", tmp_path / f"h{k}.npy")
+        run("tokenize", "--model", d, "--text", text, "--json", tmp_path / f"t{k}.json")
+        enc = json.load(open(tmp_path / f"t{k}.json"))
+        hidden = np.load(tmp_path / f"h{k}.npy").astype(np.float64)
+        s = f" {text.lower()} ".index(f" {word} ")  # the first whole-word occurrence, in bytes
+        e = s + len(word)
+        toks = [t for t, (a, b) in enumerate(enc["offsets"])
+                if not enc["special"][t] and b > s and a < e]
+        assert toks
+        vecs.append(hidden[:, toks, :].mean(axis=1))
+    ref = [float(np.dot(x, y) / (np.linalg.norm(x) * np.linalg.norm(y))) for x, y in zip(*vecs)]
+    assert len(got["cosine_similarity_by_layer"]) == len(ref)
+    assert np.allclose(got["cosine_similarity_by_layer"], ref, atol=1e-5, rtol=0)
+
+    # equivariance: without positions a bidirectional encoder is permutation equivariant to
+    # float rounding; positions (and a causal mask) break it
+    run("equivariance", "--model", d, "--text", TEXT_A, "--out", tmp_path / "eq")
+    doc = json.load(open(tmp_path / "eq" / "equivariance.json"))
+    assert max(doc["max_deviation_with_positions"]) > 1e-3
+    causal = name.startswith("gpt2")
+    assert doc["causal"] == causal
+    if not causal:
+        assert max(doc["max_deviation_without_positions"]) < 1e-5

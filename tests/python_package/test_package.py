@@ -154,6 +154,57 @@ def test_model_run_equals_cli(tmp_path, name):
     assert r.attentions.sum() > 0  # the arrays outlive the model handle
 
 
+def zeroed_positions_copy(src, dst):
+    """dst: the model folder src with its position-embedding tables set to zero in the
+    safetensors file (the other files linked)."""
+    os.makedirs(dst)
+    for f in os.listdir(src):
+        if f != "model.safetensors":
+            os.symlink(os.path.join(src, f), os.path.join(dst, f))
+    raw = bytearray(open(os.path.join(src, "model.safetensors"), "rb").read())
+    hlen = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + hlen])
+    zeroed = 0
+    for name, t in header.items():
+        if name.endswith(("position_embeddings.weight", "position_embeddings", "wpe.weight")):
+            a, b = t["data_offsets"]
+            raw[8 + hlen + a:8 + hlen + b] = bytes(b - a)
+            zeroed += 1
+    assert zeroed == 1
+    open(os.path.join(dst, "model.safetensors"), "wb").write(raw)
+
+
+@pytest.mark.parametrize("name", ["bert", "gpt2", "roberta", "distilbert", "vit"])
+def test_run_without_positions(tmp_path, name):
+    """positions=False is the model with a zeroed position table, bit for bit; a bidirectional
+    encoder is then permutation equivariant: Attn(PX) = P Attn(X) P^T."""
+    d = os.path.join(FIXTURES, name)
+    zeroed_positions_copy(d, tmp_path / "z")
+    with attnscope.Model.load(d) as m, attnscope.Model.load(str(tmp_path / "z")) as mz:
+        if name == "vit":
+            img = os.path.join(d, "expected", "image0.png")
+            got = m.run(image=img, positions=False, hidden_states=True)
+            want = mz.run(image=img, hidden_states=True)
+            np.testing.assert_array_equal(got.attentions, want.attentions)
+            np.testing.assert_array_equal(got.hidden_states, want.hidden_states)
+            assert np.abs(m.run(image=img).attentions - got.attentions).max() > 1e-3
+            return
+        ids = m.tokenize("the cat sat on the mat and the dog lay on the rug")["ids"]
+        got = m.run(ids=ids, positions=False, hidden_states=True)
+        want = mz.run(ids=ids, hidden_states=True)
+        np.testing.assert_array_equal(got.attentions, want.attentions)
+        np.testing.assert_array_equal(got.hidden_states, want.hidden_states)
+        perm = np.random.default_rng(3).permutation(len(ids))
+        pa = m.run(ids=ids[perm], positions=False).attentions
+        a = got.attentions[:, :, perm][:, :, :, perm]
+        if name == "gpt2":  # the causal mask is itself positional
+            assert np.abs(pa - a).max() > 1e-3
+        else:
+            assert np.abs(pa - a).max() < 1e-5
+            assert np.abs(m.run(ids=ids[perm]).attentions
+                          - m.run(ids=ids).attentions[:, :, perm][:, :, :, perm]).max() > 1e-3
+
+
 def test_vit_run_equals_cli(tmp_path):
     d = os.path.join(FIXTURES, "vit")
     img = os.path.join(d, "expected", "image0.png")
