@@ -61,7 +61,14 @@ static int classical_mds(size_t n, const double *lower, int dim, double *pos) {
             norm = sqrt(norm);
             if (norm < 1e-300) break;
             lambda = norm;
-            for (size_t i = 0; i < n; i++) v[i] = w[i] / norm;
+            /* converged: the direction no longer moves (far below what a layout can show) */
+            double moved = 0;
+            for (size_t i = 0; i < n; i++) {
+                double x = w[i] / norm;
+                moved = fmax(moved, fabs(x - v[i]));
+                v[i] = x;
+            }
+            if (moved < 1e-12) break;
         }
         double sc = sqrt(lambda > 0 ? lambda : 0);
         for (size_t i = 0; i < n; i++) pos[i * (size_t)dim + (size_t)k] = v[i] * sc;
@@ -109,23 +116,37 @@ ats_status ats_layout_force(size_t n, const double *lower, double scale, int dim
     double *disp = malloc(n * (size_t)dim * sizeof *disp);
     if (!disp) return ats_error_set(err, ATS_ERR_NOMEM, "layout: out of memory");
     double kk = 2.0 / sqrt((double)n), temp = 0.2;
+    /* pull[i][j] (j > i, row-major upper triangle): the attraction of an edge within scale,
+     * (1 - d/scale + 0.1) / kk, or 0 */
+    size_t m = n * (n - 1) / 2;
+    double *pull = malloc((m ? m : 1) * sizeof *pull);
+    if (!pull) {
+        free(disp);
+        return ats_error_set(err, ATS_ERR_NOMEM, "layout: out of memory");
+    }
+    for (size_t i = 0, p = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++, p++) {
+            double dij = ldist(lower, i, j);
+            pull[p] = dij <= scale && scale > 0 ? (1.0 - dij / scale + 0.1) / kk : 0.0;
+        }
     for (int it = 0; it < iterations; it++) {
         memset(disp, 0, n * (size_t)dim * sizeof *disp);
-        for (size_t i = 0; i < n; i++)
-            for (size_t j = i + 1; j < n; j++) {
-                double delta[3] = {0, 0, 0}, d2 = 1e-9;
+        for (size_t i = 0, p = 0; i < n; i++) {
+            const double *pi = pos + i * (size_t)dim;
+            double *di = disp + i * (size_t)dim;
+            for (size_t j = i + 1; j < n; j++, p++) {
+                const double *pj = pos + j * (size_t)dim;
+                double delta[3] = {pi[0] - pj[0], pi[1] - pj[1], dim == 3 ? pi[2] - pj[2] : 0.0};
+                double d2 = 1e-9 + delta[0] * delta[0] + delta[1] * delta[1] + delta[2] * delta[2];
+                /* repulsion kk²/d, attraction d²·pull, along delta / d */
+                double d = sqrt(d2), g = (kk * kk / d - d2 * pull[p]) / d;
+                double *dj = disp + j * (size_t)dim;
                 for (int k = 0; k < dim; k++) {
-                    delta[k] = pos[i * (size_t)dim + (size_t)k] - pos[j * (size_t)dim + (size_t)k];
-                    d2 += delta[k] * delta[k];
-                }
-                double d = sqrt(d2), f = kk * kk / d; /* repulsion */
-                double dij = ldist(lower, i, j);
-                if (dij <= scale && scale > 0) f -= d2 / kk * (1.0 - dij / scale + 0.1);
-                for (int k = 0; k < dim; k++) {
-                    disp[i * (size_t)dim + (size_t)k] += delta[k] / d * f;
-                    disp[j * (size_t)dim + (size_t)k] -= delta[k] / d * f;
+                    di[k] += delta[k] * g;
+                    dj[k] -= delta[k] * g;
                 }
             }
+        }
         for (size_t i = 0; i < n; i++) {
             double len = 1e-12;
             for (int k = 0; k < dim; k++)
@@ -138,6 +159,7 @@ ats_status ats_layout_force(size_t n, const double *lower, double scale, int dim
         temp *= 0.96;
     }
     free(disp);
+    free(pull);
     normalise(n, dim, pos);
     return ATS_OK;
 }
