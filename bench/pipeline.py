@@ -4,7 +4,13 @@ Python side (the notebook, with the model already loaded, which favours it): tok
 model(output_attentions=True, eager) for both texts, the JS double loop with scipy (softmax of
 the rows, sqrt of scipy's JS distance), GUDHI RipsComplex + persistence (dims 0, 1), GUDHI's
 exact bottleneck per dimension. attnscope side: one `attnscope compare --seed-compat` process,
-model loading included. Ratios are notebook / attnscope (> 1: attnscope faster)."""
+model loading included. Ratios are notebook / attnscope (> 1: attnscope faster).
+
+The notebook's update_plot is a slider callback, so each table ends with what the same slider
+move costs in attnscope's viewer: a POST /api/analyze to `attnscope serve` for a head not asked
+before, with both texts' passes already cached (the head's JS metric, persistence and the
+distances between the texts are computed; base-2 JS distance, not the seed's metric). It is
+shown beside the notebook's one-head time, and is not the `compare` pipeline the goal names."""
 import glob
 import os
 import subprocess
@@ -66,6 +72,35 @@ def notebook(model, tok, layer_heads, texts):
     return out
 
 
+def viewer_moves(d, texts, threads, L, H):
+    """Median latency (s) of /api/analyze for 24 heads not asked before, the texts cached."""
+    import random
+    sys.path.insert(0, os.path.join(ROOT, "tests", "python"))
+    from serve_helper import serving
+    env_threads = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    try:
+        with serving(d, "--threads", str(threads)) as srv:
+            body = {"text": texts[0], "text2": texts[1], "layer": 0, "head": 0}
+            status, doc = srv.json("/api/analyze", body)
+            assert status == 200, doc
+            heads = [(l, h) for l in range(L) for h in range(H) if (l, h) != (0, 0)]
+            random.Random(5).shuffle(heads)
+            times = []
+            for l, h in heads[:24]:
+                body.update(layer=l, head=h)
+                t = time.perf_counter()
+                status, doc = srv.json("/api/analyze", body)
+                times.append(time.perf_counter() - t)
+                assert status == 200 and doc["timing"]["cached"] and not doc["timing"]["head_cached"]
+            return float(np.median(times))
+    finally:
+        if env_threads is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = env_threads
+
+
 def timed(fn, repeat):
     best = []
     for _ in range(repeat):
@@ -105,6 +140,7 @@ def table(threads):
           f"{'process s':>10}")
     import json
     import re
+    one_head = {}
     for texts, label in ((SHORT, "13-token sentences"), (LONG, "~50-token passages")):
         n = [len(tok(t)["input_ids"]) for t in texts]
         for name, heads, args in [
@@ -112,6 +148,8 @@ def table(threads):
             (f"all {L * H} heads", [(l, h) for l in range(L) for h in range(H)], ["--all-heads"]),
         ]:
             tn, ref = timed(lambda: notebook(model, tok, heads, texts), 3 if len(heads) == 1 else 1)
+            if len(heads) == 1:
+                one_head[label] = tn
             cmd = [ATTNSCOPE, "compare", "--model", d, "--text", texts[0], "--text", texts[1],
                    "--seed-compat", "--threads", str(threads), "--json",
                    "/tmp/attnscope-pipeline.json"] + args
@@ -132,6 +170,12 @@ def table(threads):
                 g1 = got["1"] if len(heads) == 1 else got["1"][l][h]
                 worst = max(worst, abs(g0 - b0), abs(g1 - b1))
             print(f"{'':<40} largest bottleneck difference from Hera's exact value: {worst:.2e}")
+    print("viewer slider move (serve /api/analyze, a new head, both passes cached), against the "
+          "notebook's one-head update:")
+    for texts, label in ((SHORT, "13-token sentences"), (LONG, "~50-token passages")):
+        tv = viewer_moves(d, texts, threads, L, H)
+        print(f"{label + ', one head':<40} {one_head[label]:11.3f} {'':>11} {tv:12.4f} "
+              f"{one_head[label] / tv:6.0f}x", flush=True)
 
 
 if __name__ == "__main__":
