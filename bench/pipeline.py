@@ -73,7 +73,9 @@ def notebook(model, tok, layer_heads, texts):
 
 
 def viewer_moves(d, texts, threads, L, H):
-    """Median latency (s) of /api/analyze for 24 heads not asked before, the texts cached."""
+    """Median (s) over 24 heads not asked before, the texts' passes cached, of the server's own
+    time for /api/analyze (its timing.total_ms: parse, analysis, JSON) and of the round trip
+    through Python's urllib on loopback."""
     import random
     sys.path.insert(0, os.path.join(ROOT, "tests", "python"))
     from serve_helper import serving
@@ -86,14 +88,15 @@ def viewer_moves(d, texts, threads, L, H):
             assert status == 200, doc
             heads = [(l, h) for l in range(L) for h in range(H) if (l, h) != (0, 0)]
             random.Random(5).shuffle(heads)
-            times = []
+            server, trip = [], []
             for l, h in heads[:24]:
                 body.update(layer=l, head=h)
                 t = time.perf_counter()
                 status, doc = srv.json("/api/analyze", body)
-                times.append(time.perf_counter() - t)
+                trip.append(time.perf_counter() - t)
                 assert status == 200 and doc["timing"]["cached"] and not doc["timing"]["head_cached"]
-            return float(np.median(times))
+                server.append(doc["timing"]["total_ms"] / 1e3)
+            return float(np.median(server)), float(np.median(trip))
     finally:
         if env_threads is None:
             os.environ.pop("OMP_NUM_THREADS", None)
@@ -170,12 +173,14 @@ def table(threads):
                 g1 = got["1"] if len(heads) == 1 else got["1"][l][h]
                 worst = max(worst, abs(g0 - b0), abs(g1 - b1))
             print(f"{'':<40} largest bottleneck difference from Hera's exact value: {worst:.2e}")
-    print("viewer slider move (serve /api/analyze, a new head, both passes cached), against the "
-          "notebook's one-head update:")
+    print("viewer slider move (serve /api/analyze for a head not asked before, both passes cached;"
+          " the server's own time, then the round trip through urllib), against the notebook's"
+          " one-head update:")
     for texts, label in ((SHORT, "13-token sentences"), (LONG, "~50-token passages")):
-        tv = viewer_moves(d, texts, threads, L, H)
+        tv, trip = viewer_moves(d, texts, threads, L, H)
         print(f"{label + ', one head':<40} {one_head[label]:11.3f} {'':>11} {tv:12.4f} "
-              f"{one_head[label] / tv:6.0f}x", flush=True)
+              f"{one_head[label] / tv:6.0f}x {trip:10.4f} {one_head[label] / trip:4.0f}x",
+              flush=True)
 
 
 if __name__ == "__main__":
