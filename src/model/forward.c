@@ -97,7 +97,7 @@ static void attention(const ats_model *m, int l, const float *q, const float *k,
     if (m->info.arch != ATS_ARCH_GPT2 || m->scale_attn) scale = 1.0f / sqrtf((float)dh);
     if (m->scale_by_layer) scale /= (float)(l + 1);
     long heads = (long)H;
-#pragma omp parallel for schedule(static) if (packed(m) && H * nn * dh > 65536)
+#pragma omp parallel for schedule(static) if (packed(m) && H * nn * dh > 16384)
     for (long hh = 0; hh < heads; hh++) {
         size_t h = (size_t)hh;
         float *p = probs + h * nn;

@@ -45,7 +45,7 @@ VEC_CLONES void k_layernorm(float *out, const float *x, const float *w, const fl
                             size_t d, float eps) {
     long rows = (long)n;
     /* the sums in double, in simd lanes (their order is the only change from a plain loop) */
-#pragma omp parallel for if (n * d > 262144) schedule(static)
+#pragma omp parallel for if (n * d > 32768) schedule(static)
     for (long r = 0; r < rows; r++) {
         const float *xr = x + (size_t)r * d;
         float *yr = out + (size_t)r * d;
@@ -142,7 +142,7 @@ static inline __attribute__((always_inline)) void act_block(float *y, long m, ac
 /* x[count] = act(x), in blocks of 4096 spread over the threads when there are many */
 VEC_CLONES void k_activation(float *x, size_t count, act_kind act) {
     long nb = (long)((count + 4095) / 4096);
-#pragma omp parallel for if (count > 262144) schedule(static)
+#pragma omp parallel for if (count > 32768) schedule(static)
     for (long b = 0; b < nb; b++) {
         long lo = b * 4096, m = (long)count - lo < 4096 ? (long)count - lo : 4096;
         act_block(x + lo, m, act);
@@ -155,7 +155,7 @@ VEC_CLONES void k_activation(float *x, size_t count, act_kind act) {
 VEC_CLONES void k_softmax_rows(float *x, size_t rows, size_t n) {
     size_t per = n >= 1024 ? 1 : 1024 / (n ? n : 1);
     long nb = (long)((rows + per - 1) / per);
-#pragma omp parallel for if (rows * n > 262144) schedule(static)
+#pragma omp parallel for if (rows * n > 32768) schedule(static)
     for (long bi = 0; bi < nb; bi++) {
         size_t r0 = (size_t)bi * per, r1 = r0 + per < rows ? r0 + per : rows;
         float *blk = x + r0 * n;
