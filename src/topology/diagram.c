@@ -222,11 +222,13 @@ static ats_status parse_ripser(const char *text, size_t len, const char *name, i
         p = eol < end ? eol + 1 : end;
         while (q < eol && (*q == ' ' || *q == '\t')) q++;
         if ((size_t)(eol - q) >= hlen && !memcmp(q, RIPSER_HEADER, hlen)) {
-            const char *s = q + hlen;
-            char *e;
-            errno = 0;
-            long k = strtol(s, &e, 10);
-            if (e == s || errno || k < 0 || k > 1000000 || e >= eol || *e != ':') {
+            /* the digits of K within the line (the text need not end in a NUL, so no strtol) */
+            const char *s = q + hlen, *e;
+            while (s < eol && (*s == ' ' || *s == '\t')) s++;
+            long k = 0;
+            for (e = s; e < eol && *e >= '0' && *e <= '9' && k <= 1000000; e++)
+                k = 10 * k + (*e - '0');
+            if (e == s || k > 1000000 || e >= eol || *e != ':') {
                 st = ats_error_set(err, ATS_ERR_FORMAT,
                                    "%s:%zu: malformed header; expected 'persistence intervals "
                                    "in dim K:'",

@@ -119,6 +119,23 @@ static void test_ripser_io(void) {
     CHECK(has(err.message, ":2:"));
     /* forced format without the header */
     CHECK(ats_diagram_parse("0 1\n", 4, "x", ATS_DIAGRAM_RIPSER, -1, &d, &err) == ATS_ERR_FORMAT);
+    /* a header cut off at the end of a buffer that has no NUL after it (found by fuzzing: the
+     * dimension was read past the end); the exact-size copy lets ASan see any overread */
+    const char *cut[3] = {"persistence intervals in dim ", "persistence intervals in dim 12",
+                          " persistence intervals in dim  3"};
+    for (int i = 0; i < 3; i++) {
+        size_t len = strlen(cut[i]);
+        char *buf = malloc(len);
+        memcpy(buf, cut[i], len);
+        CHECK(ats_diagram_parse(buf, len, "cut", ATS_DIAGRAM_RIPSER, -1, &d, &err) ==
+              ATS_ERR_FORMAT);
+        CHECK(has(err.message, "cut:1:"));
+        free(buf);
+    }
+    char ok[] = "persistence intervals in dim  1:\n [0.5,2)";
+    CHECK(ats_diagram_parse(ok, sizeof ok - 1, "ok", ATS_DIAGRAM_RIPSER, 1, &d, &err) == ATS_OK &&
+          d.count == 1);
+    ats_diagram_free(&d);
 }
 
 static void test_json_io(void) {
