@@ -23,14 +23,46 @@
 /* (the warnings stay off for the rest of this file: stb's unused static declarations are
    reported at its end) */
 
-/* Decodes at most this many pixels (a 16k × 16k image); larger files are refused before any
- * pixel is allocated. */
-#define MAX_PIXELS ((size_t)1 << 28)
+/* Decodes at most this many pixels (64 Mpx, 8192 × 8192; a ViT sees a few hundred pixels a
+ * side); larger images are refused before any pixel is allocated. stb_image allocates its whole
+ * planes from the declared size before it reads any data, so without the bound a file of a few
+ * bytes could take gigabytes (fuzz/fuzz_image.c found a 129-byte GIF asking for 2 GB). GIF
+ * decoding keeps three 4-byte planes, hence its lower bound. */
+#define MAX_PIXELS     ((size_t)1 << 26)
+#define MAX_GIF_PIXELS ((size_t)1 << 24)
 
 void ats_image_free(ats_image *img) {
     if (!img) return;
     free(img->rgb);
     memset(img, 0, sizeof *img);
+}
+
+/* Whether every Huffman table of a JPEG stream holds at most 256 codes. Debian's stb_image
+ * (2022-09) builds a table from its 16 code counts without checking their sum, and a larger sum
+ * writes past the table (found by fuzz/fuzz_image.c); so the tables are checked here first.
+ * stb_image skips padding between segments while it looks for markers, so rather than follow
+ * its walk, every FF C4 (DHT) in the file is checked: in entropy-coded data FF is always
+ * followed by 00 or a restart marker, so a valid file is refused only if some metadata segment
+ * happens to hold FF C4 followed by such counts. */
+static int jpeg_tables_ok(const unsigned char *d, size_t len) {
+    /* stb_image takes a file as JPEG when its first marker, after any fill bytes, is SOI */
+    size_t soi = 0;
+    while (soi < len && d[soi] == 0xFF) soi++;
+    if (soi == 0 || soi >= len || d[soi] != 0xD8) return 1;
+    for (size_t p = 0; p + 3 < len; p++) {
+        if (d[p] != 0xFF || d[p + 1] != 0xC4) continue;
+        /* tables of (class|id, 16 counts, the codes' symbols) while the declared length has room
+         * for one more; stb_image reads zeros past the end of the data, so they count 0 */
+        size_t seg = (size_t)d[p + 2] << 8 | d[p + 3];
+        size_t end = p + 2 + seg < len ? p + 2 + seg : len;
+        for (size_t t = p + 4; t < end;) {
+            size_t n = 0;
+            for (size_t i = 1; i <= 16 && t + i < len; i++) n += d[t + i];
+            if (n > 256) return 0;
+            t += 17 + n;
+        }
+    }
+    return 1;
 }
 
 ats_status ats_image_decode(const void *data, size_t len, const char *name, ats_image *out,
@@ -39,14 +71,18 @@ ats_status ats_image_decode(const void *data, size_t len, const char *name, ats_
     if (len == 0) return ats_error_set(err, ATS_ERR_FORMAT, "%s: empty image file", name);
     if (len > (size_t)0x7fffffff)
         return ats_error_set(err, ATS_ERR_RANGE, "%s: image file too large", name);
+    if (!jpeg_tables_ok(data, len))
+        return ats_error_set(err, ATS_ERR_FORMAT,
+                             "%s: corrupt JPEG: a Huffman table has more than 256 codes", name);
     int w, h, comp;
     if (!stbi_info_from_memory(data, (int)len, &w, &h, &comp))
         return ats_error_set(err, ATS_ERR_FORMAT, "%s: not a readable image (%s)", name,
                              stbi_failure_reason());
-    size_t px;
-    if (w <= 0 || h <= 0 || !ats_size_mul((size_t)w, (size_t)h, &px) || px > MAX_PIXELS)
-        return ats_error_set(err, ATS_ERR_RANGE, "%s: image of %d x %d pixels is too large", name,
-                             w, h);
+    size_t px, most = len >= 4 && !memcmp(data, "GIF8", 4) ? MAX_GIF_PIXELS : MAX_PIXELS;
+    if (w <= 0 || h <= 0 || !ats_size_mul((size_t)w, (size_t)h, &px) || px > most)
+        return ats_error_set(err, ATS_ERR_RANGE,
+                             "%s: image of %d x %d pixels is too large (at most %zu pixels)", name,
+                             w, h, most);
     unsigned char *pix = stbi_load_from_memory(data, (int)len, &w, &h, &comp, 3);
     if (!pix)
         return ats_error_set(err, ATS_ERR_FORMAT, "%s: cannot decode the image (%s)", name,

@@ -104,3 +104,23 @@ def test_bad_input(tmp_path):
             "--scales", "0.01,1.5", "--out", str(tmp_path / "o3"))
     assert p.returncode == 2 and "scale 1.5 is outside the diagram's range" in p.stderr
     assert not (tmp_path / "o3" / "vision.json").exists()
+
+
+def test_hostile_images(tmp_path):
+    """Images that Debian's stb_image would mishandle are refused by name: a JPEG Huffman table
+    with more than 256 codes (it wrote past the table), a few-byte GIF declaring a canvas of
+    gigabytes (found by fuzz/fuzz_image.c)."""
+    from PIL import Image
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(tmp_path / "ok.jpg", quality=90)
+    raw = bytearray((tmp_path / "ok.jpg").read_bytes())
+    at = raw.index(b"\xff\xc4")
+    raw[at + 5:at + 21] = bytes([0] * 14 + [200, 200])  # 16 code counts summing to 400
+    (tmp_path / "dht.jpg").write_bytes(bytes(raw))
+    gif = b"GIF87a" + (3084).to_bytes(2, "little") + (65505).to_bytes(2, "little") + b"\x00" * 20
+    (tmp_path / "huge.gif").write_bytes(gif)
+    assert run("attention", "--model", VIT, "--image", str(tmp_path / "ok.jpg"), "--npy",
+               str(tmp_path / "a.npy")).returncode == 0
+    for name, words in (("dht.jpg", "Huffman table"), ("huge.gif", "too large")):
+        p = run("vision", "--model", VIT, "--image", str(tmp_path / name), "--layer", "0",
+                "--head", "0", "--out", str(tmp_path / "o"))
+        assert p.returncode == 2 and name in p.stderr and words in p.stderr, p.stderr
