@@ -396,3 +396,46 @@ ats_status analysis_load(const analysis_args *a, attn_source *src, size_t *count
     analysis_model_close(&am);
     return st;
 }
+
+static int cmp_double(const void *x, const void *y) {
+    double a = *(const double *)x, b = *(const double *)y;
+    return a < b ? -1 : a > b;
+}
+
+size_t analysis_default_scales(size_t n, const double *lower, double *scales) {
+    size_t m = n * (n - 1) / 2;
+    if (m == 0) {
+        scales[0] = 0;
+        return 1;
+    }
+    double *c = malloc(m * sizeof *c);
+    if (!c) return 0;
+    memcpy(c, lower, m * sizeof *c);
+    qsort(c, m, sizeof *c, cmp_double);
+    scales[0] = c[m / 10];
+    scales[1] = c[m / 4];
+    scales[2] = c[m / 2];
+    free(c);
+    return 3;
+}
+
+ats_status analysis_scales_check(size_t n, const double *lower, double threshold,
+                                 const double *scales, size_t ns, const char *name,
+                                 const char *points, ats_error *err) {
+    double top = 0;
+    for (size_t q = 0; q < n * (n - 1) / 2; q++) top = fmax(top, lower[q]);
+    top = fmin(top, threshold);
+    for (size_t q = 0; q < ns; q++)
+        if (scales[q] > top) {
+            if (top < threshold)
+                return ats_error_set(err, ATS_ERR_INVALID,
+                                     "%s: scale %g is outside the diagram's range [0, %.6g] (the "
+                                     "largest distance between its %s)",
+                                     name, scales[q], top, points);
+            return ats_error_set(err, ATS_ERR_INVALID,
+                                 "%s: scale %g is outside the diagram's range [0, %.6g] (the "
+                                 "threshold)",
+                                 name, scales[q], top);
+        }
+    return ATS_OK;
+}

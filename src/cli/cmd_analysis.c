@@ -457,25 +457,6 @@ static int cmp_double(const void *x, const void *y) {
     return a < b ? -1 : a > b;
 }
 
-/* Default scales: the 10 %, 25 % and 50 % quantiles of the token distances, where the
- * skeleton changes most. */
-static size_t default_scales(size_t n, const double *lower, double *scales) {
-    size_t m = n * (n - 1) / 2;
-    if (m == 0) {
-        scales[0] = 0;
-        return 1;
-    }
-    double *c = malloc(m * sizeof *c);
-    if (!c) return 0;
-    memcpy(c, lower, m * sizeof *c);
-    qsort(c, m, sizeof *c, cmp_double);
-    scales[0] = c[m / 10];
-    scales[1] = c[m / 4];
-    scales[2] = c[m / 2];
-    free(c);
-    return 3;
-}
-
 /* "" for the first input, "_2", "_3", ... for the others. */
 static void input_suffix(char *buf, size_t n, size_t t) {
     if (t == 0)
@@ -570,17 +551,9 @@ static int run_topo(int argc, char **argv) {
     for (size_t t = 0; t < count && !st; t++) {
         st = head_js(&src[t], (size_t)a.layer, (size_t)a.head, seed_compat, 0.0, &fulls[t],
                      &lowers[t], &err);
-        size_t m = src[t].n * (src[t].n - 1) / 2;
-        double top = 0; /* the filtration ends at the largest distance (or the threshold) */
-        for (size_t q = 0; !st && q < m; q++) top = fmax(top, lowers[t][q]);
-        top = fmin(top, threshold);
-        for (size_t q = 0; !st && q < n_scales; q++)
-            if (scales[q] > top)
-                st = ats_error_set(&err, ATS_ERR_INVALID,
-                                   "%s: scale %g is outside the diagram's range [0, %.6g] (%s)",
-                                   src[t].name, scales[q], top,
-                                   top < threshold ? "the largest distance between its tokens"
-                                                   : "the threshold");
+        if (!st)
+            st = analysis_scales_check(src[t].n, lowers[t], threshold, scales, n_scales,
+                                       src[t].name, "tokens", &err);
     }
     for (size_t t = 0; t < count && !st; t++) {
         const attn_source *s = &src[t];
@@ -610,7 +583,7 @@ static int run_topo(int argc, char **argv) {
             if (ns)
                 memcpy(sc, scales, ns * sizeof *sc);
             else
-                ns = default_scales(n, lower, sc);
+                ns = analysis_default_scales(n, lower, sc);
             if (!ns) st = ats_error_set(&err, ATS_ERR_NOMEM, "out of memory");
         }
         int dims[4] = {0, 1, 2, 3};

@@ -166,29 +166,10 @@ static ats_status analyse(ats_model *m, const ats_image *img, const vision_size 
     return st;
 }
 
-/* A scale beyond the largest patch distance is past the end of the filtration. */
-static ats_status scales_check(const vision_run *r, const char *name, const double *scales,
-                               size_t ns, ats_error *err) {
-    double top = 0;
-    for (size_t q = 0; q < r->n * (r->n - 1) / 2; q++) top = fmax(top, r->lower[q]);
-    for (size_t q = 0; q < ns; q++)
-        if (scales[q] > top)
-            return ats_error_set(err, ATS_ERR_INVALID,
-                                 "%s: scale %g is outside the diagram's range [0, %.6g] (the "
-                                 "largest distance between its patches)",
-                                 name, scales[q], top);
-    return ATS_OK;
-}
-
 static void run_free(vision_run *r) {
     ats_rips_result_free(&r->res);
     free(r->lower);
     memset(r, 0, sizeof *r);
-}
-
-static int cmp_double(const void *x, const void *y) {
-    double a = *(const double *)x, b = *(const double *)y;
-    return a < b ? -1 : a > b;
 }
 
 static char *path_in(const char *dir, const char *name, const char *ext) {
@@ -405,21 +386,10 @@ int ats_cmd_vision(int argc, char **argv) {
         if (!st) {
             if (ns) {
                 memcpy(sc, scales, ns * sizeof *sc);
-                st = scales_check(&run, images[t], sc, ns, &err);
-            } else {
-                size_t mm = run.n * (run.n - 1) / 2;
-                double *c = malloc((mm ? mm : 1) * sizeof *c);
-                if (!c)
-                    st = ats_error_set(&err, ATS_ERR_NOMEM, "out of memory");
-                else {
-                    memcpy(c, run.lower, mm * sizeof *c);
-                    qsort(c, mm, sizeof *c, cmp_double);
-                    sc[0] = mm ? c[mm / 10] : 0;
-                    sc[1] = mm ? c[mm / 4] : 0;
-                    sc[2] = mm ? c[mm / 2] : 0;
-                    ns = 3;
-                    free(c);
-                }
+                st = analysis_scales_check(run.n, run.lower, INFINITY, sc, ns, images[t], "patches",
+                                           &err);
+            } else if (!(ns = analysis_default_scales(run.n, run.lower, sc))) {
+                st = ats_error_set(&err, ATS_ERR_NOMEM, "out of memory");
             }
         }
         char stem[32];
