@@ -101,6 +101,55 @@ ats_status ats_dir_create(const char *path, ats_error *err);
 ats_status ats_file_read_all(const char *path, size_t max_bytes, char **out, size_t *len,
                              ats_error *err);
 
+/* ---- kernel paths: the instruction set the inner loops (matrix products, element-wise
+ * kernels, divergences) run on. Chosen once per process: the fastest this CPU supports, or the
+ * one the environment variable ATS_KERNEL names (generic|avx2|avx512|neon).
+ *
+ * Determinism contract: on one path a result does not depend on the number of threads, on
+ * batching several texts into one pass, or on stopping the pass after the layers a study needs
+ * (bit for bit). avx2, avx512 and neon compute the forward pass's attention and hidden states
+ * bit for bit alike, on any machine: each product output is one fused multiply-add chain over k
+ * in order, and every sum in the element-wise kernels runs over fixed lanes. generic multiplies
+ * and adds separately: its attention and hidden states agree with the others' within 1e-5
+ * (absolute; tests/unit/test_model.c, measured 2e-6 on MiniLM). Logits and losses multiply by
+ * the vocabulary through OpenBLAS, as does a model that found no memory for its packed
+ * weights: those agree within the same tolerance. Divergences (src/measure) agree between
+ * paths within 1e-12 (relative). */
+
+typedef enum ats_kernel_path {
+    ATS_KERNEL_GENERIC = 0, /* portable C: any CPU */
+    ATS_KERNEL_AVX2 = 1,    /* x86-64 with AVX2 and FMA */
+    ATS_KERNEL_AVX512 = 2,  /* x86-64 with AVX-512 F, DQ and VL (and AVX2, FMA) */
+    ATS_KERNEL_NEON = 3     /* aarch64 Advanced SIMD */
+} ats_kernel_path;
+
+#define ATS_KERNEL_PATH_COUNT 4
+
+/* "generic", "avx2", "avx512", "neon"; NULL for a value outside the enum. */
+const char *ats_kernel_path_name(ats_kernel_path path);
+
+/* 1 when this build and this CPU can run the path. */
+int ats_kernel_path_supported(ats_kernel_path path);
+
+/* The path in use: the last one set, else ATS_KERNEL's when it names a supported path, else the
+ * fastest supported. */
+ats_kernel_path ats_kernel_path_get(void);
+
+/* Makes every later call run on the path (for the whole process: call it before starting
+ * work, not while other threads compute). An unsupported path is ATS_ERR_INVALID with a message
+ * that lists the paths this CPU supports. */
+ats_status ats_kernel_path_set(ats_kernel_path path, ats_error *err);
+
+/* Checks the environment variable ATS_KERNEL: unset or empty is fine; a name that is not a
+ * path, or a path this CPU lacks, is ATS_ERR_INVALID naming the paths it supports. */
+ats_status ats_kernel_path_check_env(ats_error *err);
+
+/* Writes the names of the supported paths, space-separated, fastest last, into buf[size]. */
+void ats_kernel_paths_supported(char *buf, size_t size);
+
+/* The library's version, "MAJOR.MINOR.PATCH". */
+const char *ats_version(void);
+
 #ifdef __cplusplus
 }
 #endif

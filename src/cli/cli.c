@@ -61,3 +61,17 @@ int ats_cli_parse_image_size(const char *s, int *height, int *width) {
     *width = (int)w;
     return 1;
 }
+
+int ats_cli_kernel_check(void) {
+    ats_error err;
+    if (ats_kernel_path_check_env(&err) == ATS_OK) return ATS_EXIT_OK;
+    fprintf(stderr, "attnscope: %s\n", err.message);
+    return ATS_EXIT_INPUT;
+}
+
+void ats_cli_print_version(void) {
+    char have[64];
+    ats_kernel_paths_supported(have, sizeof have);
+    printf("attnscope %s\nkernel: %s (this CPU supports: %s; ATS_KERNEL chooses)\n", ats_version(),
+           ats_kernel_path_name(ats_kernel_path_get()), have);
+}

@@ -38,6 +38,12 @@ int ats_cli_usage_error(const char *cmd, const char *fmt, ...)
 #endif
     ;
 
+/* Checks ATS_KERNEL before any command runs: ATS_EXIT_OK, or ATS_EXIT_INPUT after printing
+ * which paths this CPU supports. */
+int ats_cli_kernel_check(void);
+/* Prints `attnscope --version`: the version, the kernel path in use and the supported ones. */
+void ats_cli_print_version(void);
+
 /* Parses a whole string as a finite or infinite double ("inf" allowed when allow_inf).
    Returns 1 on success. */
 int ats_cli_parse_double(const char *s, int allow_inf, double *out);

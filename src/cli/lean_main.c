@@ -25,19 +25,16 @@ static const command LEAN[] = {
     {"measure", ats_cmd_measure},
 };
 
-/* With AVX-512F the models run on attnscope's own kernel (src/model/gemm.c) and call OpenBLAS on
- * one thread only. OpenBLAS would still start a worker per core as it loads, and a worker spins
- * for its first ~0.1 s, taking a core from OpenMP's threads: a 2-thread `compare` then took
- * 0.12 s instead of 0.04 s. So, unless the user chose, OpenBLAS starts with one thread. */
+/* The models run on attnscope's own kernels (src/model/gemm.c) and call OpenBLAS on one thread
+ * only. OpenBLAS would still start a worker per core as it loads, and a worker spins for its
+ * first ~0.1 s, taking a core from OpenMP's threads: a 2-thread `compare` then took 0.12 s
+ * instead of 0.04 s. So, unless the user chose, OpenBLAS starts with one thread. */
 static void blas_threads_choose(void) {
-#if defined(__x86_64__) && defined(__GNUC__)
-    __builtin_cpu_init();
-    if (!getenv("OPENBLAS_NUM_THREADS") && __builtin_cpu_supports("avx512f"))
-        setenv("OPENBLAS_NUM_THREADS", "1", 0);
-#endif
+    if (!getenv("OPENBLAS_NUM_THREADS")) setenv("OPENBLAS_NUM_THREADS", "1", 0);
 }
 
 int main(int argc, char **argv) {
+    if (ats_cli_kernel_check() != ATS_EXIT_OK) return ATS_EXIT_INPUT;
     if (argc >= 2)
         for (size_t i = 0; i < sizeof LEAN / sizeof LEAN[0]; i++)
             if (!strcmp(argv[1], LEAN[i].name)) return LEAN[i].run(argc - 1, argv + 1);

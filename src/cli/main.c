@@ -48,8 +48,9 @@ int main(int argc, char **argv) {
         print_usage(stdout);
         return ATS_EXIT_OK;
     }
+    if (ats_cli_kernel_check() != ATS_EXIT_OK) return ATS_EXIT_INPUT;
     if (!strcmp(argv[1], "--version")) {
-        printf("attnscope 0.1.0\n");
+        ats_cli_print_version();
         return ATS_EXIT_OK;
     }
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)

@@ -29,7 +29,7 @@ ats_status ats_entropy_compute(const ats_attn *att, const ats_measure_opts *opts
     ats_status st = atsm_attn_check(att, &o, &total, err);
     if (st) return st;
     if (total == 0) return ATS_OK;
-    const atsm_kernels *K = atsm_kernels_best();
+    const atsm_kernels *K = atsm_kernels_in_use();
     size_t n = att->n, stride = ats_kblock_round(n), rows = att->L * att->H * n;
     int nt = atsm_threads(o.n_threads);
     if ((double)rows * (double)n < ATSM_SPLIT_WORK) nt = 1;
@@ -106,7 +106,7 @@ static void js_pair_row(const js_ctx *c, size_t i, const atsm_rowset *rs, double
 /* JS, JS distance (and the seed's versions) of every head. */
 static ats_status js_matrices(const ats_attn *att, ats_divergence kind, const ats_measure_opts *o,
                               double *out, ats_error *err) {
-    js_ctx c = {att, o,      atsm_kernels_best(),      kind,          ATSM_SENS_SQRT,
+    js_ctx c = {att, o,      atsm_kernels_in_use(),    kind,          ATSM_SENS_SQRT,
                 1.0, att->n, ats_kblock_round(att->n), atsm_budget(o)};
     if (o->seed_compat)
         c.sens = kind == ATS_DIV_JS ? ATSM_SENS_SQRT : ATSM_SENS_ROOT4;
@@ -262,7 +262,7 @@ static void kl_rows4(const kl_ctx *c, size_t i0, const kl_buf *b, double *cross,
  * accurate); +inf where p_ik > 0 = p_jk for some k. */
 static ats_status kl_matrices(const ats_attn *att, const ats_measure_opts *o, double *out,
                               ats_error *err) {
-    kl_ctx c = {att, o,      atsm_kernels_best(),      0,
+    kl_ctx c = {att, o,      atsm_kernels_in_use(),    0,
                 1,   att->n, ats_kblock_round(att->n), (att->n + 63) / 64};
     c.eps = o->eps > 0 ? o->eps : (o->seed_compat ? 1e-9 : 0.0);
     c.unit = (o->base == ATS_BASE_2 && !o->seed_compat) ? ATSM_LN2 : 1.0; /* / log(base) */

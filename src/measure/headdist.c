@@ -99,7 +99,7 @@ ats_status ats_headdist_add(ats_headdist *hd, const ats_attn *doc, ats_error *er
         hd->tokens += n;
         return ATS_OK;
     }
-    const atsm_kernels *K = atsm_kernels_best();
+    const atsm_kernels *K = atsm_kernels_in_use();
     size_t stride = ats_kblock_round(n);
     int nt = atsm_threads(hd->opts.n_threads);
     /* Tokens are processed ATSM_TOKEN_BLOCK at a time, each by one thread with its own rows;

@@ -188,7 +188,7 @@ ats_status ats_headstats_add(ats_headstats *hs, const ats_attn *doc, const ats_t
     }
     double w_sep = n_sep ? 1.0 / (double)n_sep : 0, w_punct = n_punct ? 1.0 / (double)n_punct : 0;
     double w_cols = n_cols ? 1.0 / (double)n_cols : 0;
-    const atsm_kernels *K = atsm_kernels_best();
+    const atsm_kernels *K = atsm_kernels_in_use();
     double unit = hs->opts.base == ATS_BASE_2 ? ATSM_LN2 : 1.0;
     const ats_measure_opts *o = &hs->opts;
     size_t w_hist = 2 * hs->cap - 1;

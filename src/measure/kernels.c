@@ -3,6 +3,8 @@
  * choice between them. */
 #include "kernels.h"
 
+#include "attnscope/core.h"
+
 #include <float.h>
 #include <stdint.h>
 #include <string.h>
@@ -97,24 +99,24 @@ const atsm_kernels *atsm_kernels_variant(int variant) {
         return &table_generic;
 #ifdef ATS_HAVE_X86_VARIANTS
     case 1:
-        return (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? &table_avx2
-                                                                                 : NULL;
+        return ats_kernel_path_supported(ATS_KERNEL_AVX2) ? &table_avx2 : NULL;
     case 2:
-        return (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-                __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx2") &&
-                __builtin_cpu_supports("fma"))
-                   ? &table_avx512
-                   : NULL;
+        return ats_kernel_path_supported(ATS_KERNEL_AVX512) ? &table_avx512 : NULL;
 #endif
     default:
         return NULL;
     }
 }
 
-const atsm_kernels *atsm_kernels_best(void) {
-    for (int v = 2; v > 0; v--) {
-        const atsm_kernels *k = atsm_kernels_variant(v);
-        if (k) return k;
+const atsm_kernels *atsm_kernels_in_use(void) {
+    switch (ats_kernel_path_get()) {
+#ifdef ATS_HAVE_X86_VARIANTS
+    case ATS_KERNEL_AVX512:
+        return &table_avx512;
+    case ATS_KERNEL_AVX2:
+        return &table_avx2;
+#endif
+    default: /* generic, and neon: the vector extensions lowered to Advanced SIMD */
+        return &table_generic;
     }
-    return &table_generic;
 }

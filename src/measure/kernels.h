@@ -49,8 +49,9 @@ typedef struct atsm_kernels {
                       size_t j0, size_t j1, double *out, size_t out_stride);
 } atsm_kernels;
 
-/* The fastest table this CPU supports. */
-const atsm_kernels *atsm_kernels_best(void);
+/* The table of the kernel path in use (ats_kernel_path_get: ATS_KERNEL, or the fastest this
+ * CPU supports). */
+const atsm_kernels *atsm_kernels_in_use(void);
 /* Variant 0 generic, 1 AVX2+FMA, 2 AVX-512; NULL if this CPU or build lacks it (for tests). */
 const atsm_kernels *atsm_kernels_variant(int variant);
 

@@ -39,9 +39,10 @@ typedef struct work {
     float *t; /* [n][d] layer-norm output / attention output */
     float *q; /* [n][d] (GPT-2: [n][3d] q|k|v) */
     float *k, *v;
-    float *ctx; /* [n][d] */
-    float *ff;  /* [n][f] */
-    float *att; /* [H][n][n] when attention is not captured */
+    float *ctx;  /* [n][d] */
+    float *ff;   /* [n][f] */
+    float *att;  /* [H][n][n] when attention is not captured */
+    float *pack; /* [H][head_pack_floats(n, dh)] the attention products' packed operands */
 } work;
 
 static void work_free(work *w) {
@@ -53,6 +54,7 @@ static void work_free(work *w) {
     free(w->ctx);
     free(w->ff);
     free(w->att);
+    free(w->pack);
 }
 
 static float *alloc_floats(size_t a, size_t b, size_t c, int *ok) {
@@ -74,7 +76,8 @@ static float *alloc_floats(size_t a, size_t b, size_t c, int *ok) {
             p = NULL;
     }
 #endif
-    if (!p) p = malloc(n ? n : 1);
+    /* 64-byte aligned: the packed kernels load panels with aligned vector loads */
+    if (!p && posix_memalign((void **)&p, 64, n ? n : 1) != 0) p = NULL;
     if (!p) *ok = 0;
     return p;
 }
@@ -84,26 +87,36 @@ static int packed(const ats_model *m) {
     return m->info.n_layers > 0 && m->layers[0].pq.p != NULL;
 }
 
+/* Floats of one head's packed operands for n tokens: Kᵀ [dh][n] and V [n][dh] as panels */
+static size_t head_pack_floats(size_t n, size_t dh) {
+    size_t a = k_pack_count(dh, n), b = k_pack_count(n, dh), sum;
+    return a && b && ats_size_add(a, b, &sum) ? sum : 0;
+}
+
 /* One self-attention block for layer l. q, k, v: [n][ld] with head h at columns h·dh;
  * probs: [H][n][n] receives the probabilities, scores (optional) [H][n][n] the pre-softmax
- * scores; ctx: [n][d] the heads' outputs side by side. The heads run in parallel (OpenMP) when
- * OpenBLAS is on one thread (packed models); otherwise OpenBLAS's threads split each product. */
+ * scores; ctx: [n][d] the heads' outputs side by side; pack: [H][head_pack_floats(n, dh)],
+ * 64-byte aligned, scratch. Both products run on the packed kernels (gemm.c), so they follow
+ * the kernel path's contract whether or not the weights are packed; the heads run in parallel. */
 static void attention(const ats_model *m, int l, const float *q, const float *k, const float *v,
                       size_t ld, size_t n, float *probs, float *scores, float *ctx,
-                      const float *head_mask, int need_ctx) {
+                      const float *head_mask, int need_ctx, float *pack) {
     const ats_model_info *mi = &m->info;
     size_t H = (size_t)mi->n_heads, dh = (size_t)mi->d_head, d = (size_t)mi->d_model, nn = n * n;
+    size_t per_head = head_pack_floats(n, dh), kt_floats = k_pack_count(dh, n);
     float scale = 1.0f;
     if (m->info.arch != ATS_ARCH_GPT2 || m->scale_attn) scale = 1.0f / sqrtf((float)dh);
     if (m->scale_by_layer) scale /= (float)(l + 1);
     long heads = (long)H;
-#pragma omp parallel for schedule(static) if (packed(m) && H * nn * dh > 16384)
+#pragma omp parallel for schedule(static) if (H * nn * dh > 16384)
     for (long hh = 0; hh < heads; hh++) {
         size_t h = (size_t)hh;
         float *p = probs + h * nn;
-        /* S_h[n][n] = scale · Q_h[n][dh] · K_hᵀ[dh][n] */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)n, (int)dh, scale,
-                    q + h * dh, (int)ld, k + h * dh, (int)ld, 0.0f, p, (int)n);
+        packed_w kt, vp;
+        /* S_h[n][n] = scale · (Q_h[n][dh] · K_hᵀ[dh][n]): K_h [n][dh] is a Linear [o][i] */
+        k_pack_into(&kt, pack + h * per_head, k + h * dh, ld, dh, n, 0);
+        k_linear_packed(p, n, q + h * dh, ld, &kt, NULL, n, n);
+        for (size_t e = 0; e < nn; e++) p[e] *= scale;
         if (mi->causal) /* row i sees keys 0..i */
             for (size_t i = 0; i < n; i++)
                 for (size_t j = i + 1; j < n; j++) p[i * n + j] = -INFINITY;
@@ -112,10 +125,11 @@ static void attention(const ats_model *m, int l, const float *q, const float *k,
         float hm = head_mask ? head_mask[(size_t)l * H + h] : 1.0f;
         if (hm != 1.0f)
             for (size_t e = 0; e < nn; e++) p[e] *= hm;
-        /* ctx[:, h·dh ..] = P_h[n][n] · V_h[n][dh] */
-        if (need_ctx)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)dh, (int)n, 1.0f, p,
-                        (int)n, v + h * dh, (int)ld, 0.0f, ctx + h * dh, (int)d);
+        /* ctx[:, h·dh ..] = P_h[n][n] · V_h[n][dh]: V_h is a Conv1D [i][o] */
+        if (need_ctx) {
+            k_pack_into(&vp, pack + h * per_head + kt_floats, v + h * dh, ld, n, dh, 1);
+            k_linear_packed(ctx + h * dh, d, p, n, &vp, NULL, n, dh);
+        }
     }
 }
 
@@ -195,7 +209,7 @@ static ats_status run_layers(ats_model *m, size_t n, const ats_forward_options *
             float *probs = r->attention ? r->attention + l * H * nn : w->att;
             float *scores = r->scores ? r->scores + l * H * nn : NULL;
             attention(m, (int)l, q + o * ld, k + o * ld, v + o * ld, ld, ns, probs, scores,
-                      w->ctx + o * d, opt->head_mask, !attn_only);
+                      w->ctx + o * d, opt->head_mask, !attn_only, w->pack);
         }
         if (attn_only) break;
         /* t[n][d] = ctx · Woᵀ + bo */
@@ -336,6 +350,9 @@ static ats_status prepare_work(ats_model *m, size_t n, size_t max_n, const ats_f
     w->v = alloc_floats(n, d, 1, &ok);
     w->ctx = alloc_floats(n, d, 1, &ok);
     w->ff = alloc_floats(n, f, 1, &ok);
+    size_t per_head = head_pack_floats(max_n, (size_t)mi->d_head);
+    if (!per_head) ok = 0;
+    w->pack = alloc_floats(H, per_head, 1, &ok);
     if (!ok)
         return ats_model_fail(m, err, ATS_ERR_NOMEM, "%s: out of memory for %zu tokens", m->dir, n);
     return ATS_OK;
@@ -616,7 +633,14 @@ ats_status ats_model_forward_pixels_hw(ats_model *m, const float *pixels, size_t
                         row[(c * P + ky) * P + kx] =
                             pixels[(c * height + py * P + ky) * width + px * P + kx];
         }
-    k_linear(w.x + d, patches, m->patch_w, m->patch_b, np, cpp, d, 0);
+    /* through the packed kernels, as every product of the layers (the path's contract) */
+    packed_w pp;
+    if (!k_pack(&pp, m->patch_w, cpp, cpp, d, 0)) {
+        rc = ats_model_fail(m, err, ATS_ERR_NOMEM, "%s: out of memory", m->dir);
+        goto done;
+    }
+    k_linear_packed(w.x + d, d, patches, cpp, &pp, m->patch_b, np, d);
+    k_pack_free(&pp);
     memcpy(w.x, m->cls_tok, d * sizeof *w.x);
     if (!same) { /* [CLS]'s position as it is, the patches' resized */
         memcpy(pos, m->pos_emb, d * sizeof *pos);

@@ -3,15 +3,14 @@
  * OpenBLAS's and OpenMP's threads never run at the same time. */
 #include "model_internal.h"
 
-/* The element-wise loops below are written to vectorize. GCC needs to know that float
- * comparisons may be if-converted (no FP exceptions are observed: -fno-trapping-math changes no
- * result, unlike -ffast-math, which stays off), and gets AVX-512 and AVX2 clones picked at load
- * time. */
+/* The element-wise loops are written to vectorize. GCC needs to know that float comparisons
+ * may be if-converted (no FP exceptions are observed: -fno-trapping-math changes no result,
+ * unlike -ffast-math, which stays off). They are compiled once per kernel path (x86: for
+ * AVX2 + FMA and AVX-512 beside portable C; aarch64: portable C, which GCC vectorizes for
+ * Advanced SIMD, its base architecture) and the path in use picks one. Contraction stays off
+ * (ISO C mode), so the variants differ only in the order of the sums reduced in simd lanes. */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("no-trapping-math", "vect-cost-model=dynamic")
-#define VEC_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
-#else
-#define VEC_CLONES
 #endif
 
 #include <cblas.h>
@@ -40,32 +39,6 @@ void k_linear(float *out, const float *in, const float *w, const float *b, size_
     k_linear_ld(out, o, in, w, conv1d ? o : i, b, n, i, o, conv1d);
 }
 
-/* out[n][d] = (x[n][d] - mean) / sqrt(var + eps) · w[d] + b[d] per row; out may be x */
-VEC_CLONES void k_layernorm(float *out, const float *x, const float *w, const float *b, size_t n,
-                            size_t d, float eps) {
-    long rows = (long)n;
-    /* the sums in double, in simd lanes (their order is the only change from a plain loop) */
-#pragma omp parallel for if (n * d > 32768) schedule(static)
-    for (long r = 0; r < rows; r++) {
-        const float *xr = x + (size_t)r * d;
-        float *yr = out + (size_t)r * d;
-        double mean = 0.0, var = 0.0;
-#pragma omp simd reduction(+ : mean)
-        for (size_t c = 0; c < d; c++) mean += xr[c];
-        mean /= (double)d;
-#pragma omp simd reduction(+ : var)
-        for (size_t c = 0; c < d; c++) {
-            double t = xr[c] - mean;
-            var += t * t;
-        }
-        var /= (double)d;
-        float inv = (float)(1.0 / sqrt(var + (double)eps));
-        float fm = (float)mean;
-#pragma omp simd
-        for (size_t c = 0; c < d; c++) yr[c] = (xr[c] - fm) * inv * w[c] + b[c];
-    }
-}
-
 /* e^x for x ≤ 88, written so that the compiler vectorizes it (no libm call): Cody–Waite
  * range reduction x = k·ln2 + r and a degree-6 polynomial for e^r on |r| ≤ ln2/2 (Cephes'
  * expf coefficients), about 1 ulp; x < -87 (including -inf) gives exactly 0. */
@@ -82,9 +55,9 @@ static inline float exp_v(float x) {
     p = p * r + 5.0000001201e-1f;
     float y = p * r * r + r + 1.0f;
     union {
-        int32_t i;
+        uint32_t i;
         float f;
-    } scale = {((int32_t)k + 127) << 23};
+    } scale = {(uint32_t)((int32_t)k + 127) << 23}; /* 2^k: k + 127 is in 1..215 */
     y *= scale.f;
     return x < -87.0f ? 0.0f : y;
 }
@@ -139,46 +112,104 @@ static inline __attribute__((always_inline)) void act_block(float *y, long m, ac
     }
 }
 
-/* x[count] = act(x), in blocks of 4096 spread over the threads when there are many */
-VEC_CLONES void k_activation(float *x, size_t count, act_kind act) {
-    long nb = (long)((count + 4095) / 4096);
-#pragma omp parallel for if (count > 32768) schedule(static)
-    for (long b = 0; b < nb; b++) {
-        long lo = b * 4096, m = (long)count - lo < 4096 ? (long)count - lo : 4096;
-        act_block(x + lo, m, act);
+/* Sums whose order does not depend on the vector width: fixed lanes (8 doubles, 16 floats), each
+ * summing every 8th (16th) element in order, then combined pairwise. Every variant, portable C
+ * included, computes the same bits, so the element-wise kernels agree across kernel paths and
+ * machines; only the matrix products' fused or separate multiply-adds differ. */
+static inline __attribute__((always_inline)) double sum_lanes_d(const float *x, size_t n,
+                                                                double shift, int squares) {
+    double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t c = 0;
+    for (; c + 8 <= n; c += 8)
+#pragma omp simd
+        for (int j = 0; j < 8; j++) {
+            double t = x[c + (size_t)j] - shift;
+            s[j] += squares ? t * t : t;
+        }
+    for (int j = 0; c + (size_t)j < n; j++) {
+        double t = x[c + (size_t)j] - shift;
+        s[j] += squares ? t * t : t;
     }
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
-/* x[rows][n]: each row = exp(row - max) / Σ exp(row - max); -inf entries become 0. Rows go in
- * blocks of about 1024 entries so that the exponentials of short rows (a 13-token head) run as
- * one long vector loop instead of many masked remainders. */
-VEC_CLONES void k_softmax_rows(float *x, size_t rows, size_t n) {
-    size_t per = n >= 1024 ? 1 : 1024 / (n ? n : 1);
-    long nb = (long)((rows + per - 1) / per);
-#pragma omp parallel for if (rows * n > 32768) schedule(static)
-    for (long bi = 0; bi < nb; bi++) {
-        size_t r0 = (size_t)bi * per, r1 = r0 + per < rows ? r0 + per : rows;
-        float *blk = x + r0 * n;
-        for (size_t r = r0; r < r1; r++) {
-            float *row = x + r * n;
-            float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-            for (size_t j = 0; j < n; j++) mx = row[j] > mx ? row[j] : mx;
+static inline __attribute__((always_inline)) float sum_lanes_f(const float *x, size_t n) {
+    float s[16] = {0};
+    size_t c = 0;
+    for (; c + 16 <= n; c += 16)
 #pragma omp simd
-            for (size_t j = 0; j < n; j++) row[j] -= mx;
-        }
-        size_t cnt = (r1 - r0) * n;
-#pragma omp simd
-        for (size_t k = 0; k < cnt; k++) blk[k] = exp_v(blk[k]);
-        for (size_t r = r0; r < r1; r++) {
-            float *row = x + r * n;
-            float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-            for (size_t j = 0; j < n; j++) sum += row[j];
-            float inv = 1.0f / sum;
-            for (size_t j = 0; j < n; j++) row[j] *= inv;
-        }
+        for (int j = 0; j < 16; j++) s[j] += x[c + (size_t)j];
+    for (int j = 0; c + (size_t)j < n; j++) s[j] += x[c + (size_t)j];
+    for (int w = 8; w >= 1; w /= 2)
+        for (int j = 0; j < w; j++) s[j] += s[j + w];
+    return s[0];
+}
+
+#define KE(name) name##_generic
+#define KE_ATTR  /* none */
+#include "kernels_elementwise.h"
+#undef KE
+#undef KE_ATTR
+
+#if K_HAVE_X86
+#define KE(name) name##_avx2
+#define KE_ATTR  __attribute__((target("avx2,fma")))
+#include "kernels_elementwise.h"
+#undef KE
+#undef KE_ATTR
+
+#define KE(name) name##_avx512
+#define KE_ATTR  __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma")))
+#include "kernels_elementwise.h"
+#undef KE
+#undef KE_ATTR
+#endif
+
+/* The variant of the path in use: 0 portable C (also aarch64's neon path), 1 AVX2, 2 AVX-512 */
+static int elementwise_variant(void) {
+#if K_HAVE_X86
+    switch (ats_kernel_path_get()) {
+    case ATS_KERNEL_AVX512:
+        return 2;
+    case ATS_KERNEL_AVX2:
+        return 1;
+    default:
+        return 0;
     }
+#else
+    return 0;
+#endif
+}
+
+#if K_HAVE_X86
+#define DISPATCH(name, ...)                                                                        \
+    do {                                                                                           \
+        switch (elementwise_variant()) {                                                           \
+        case 2:                                                                                    \
+            name##_avx512(__VA_ARGS__);                                                            \
+            break;                                                                                 \
+        case 1:                                                                                    \
+            name##_avx2(__VA_ARGS__);                                                              \
+            break;                                                                                 \
+        default:                                                                                   \
+            name##_generic(__VA_ARGS__);                                                           \
+        }                                                                                          \
+    } while (0)
+#else
+#define DISPATCH(name, ...) ((void)elementwise_variant(), name##_generic(__VA_ARGS__))
+#endif
+
+void k_layernorm(float *out, const float *x, const float *w, const float *b, size_t n, size_t d,
+                 float eps) {
+    DISPATCH(layernorm, out, x, w, b, n, d, eps);
+}
+
+void k_activation(float *x, size_t count, act_kind act) {
+    DISPATCH(activation, x, count, act);
+}
+
+void k_softmax_rows(float *x, size_t rows, size_t n) {
+    DISPATCH(softmax_rows, x, rows, n);
 }
 
 /* x[count] += y[count] */

@@ -55,10 +55,10 @@ ats_status ats_torchbin_parse(const uint8_t *buf, size_t len, const char *path, 
 
 /* ---- model */
 
-/* A weight matrix stored once in the order src/model/gemm.c's kernel reads it:
+/* A weight matrix stored once in the order src/model/gemm.c's kernels read it:
  * p = [ceil(o/48)][i][48] panels of 48 output columns (zero past o), 64-byte aligned. */
 typedef struct packed_w {
-    float *p; /* NULL: not packed (the CPU lacks AVX-512F); OpenBLAS uses the original */
+    float *p; /* NULL: not packed (no memory for it, or tests); OpenBLAS uses the original */
     size_t i, o;
 } packed_w;
 
@@ -121,9 +121,39 @@ ats_status ats_model_fail(ats_model *m, ats_error *err, ats_status st, const cha
 #endif
     ;
 
-/* ---- the packed matrix product (src/model/gemm.c) */
+/* ---- the packed matrix product (src/model/gemm.c, gemm_x86.c, gemm_neon.c) */
 
-/* 1 when the CPU runs the packed kernel (AVX-512F) and tests have not turned it off */
+#define K_NR 48 /* output columns per panel: three 16-float AVX-512 vectors */
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define K_HAVE_X86 1 /* the avx2 and avx512 kernels are built */
+#else
+#define K_HAVE_X86 0
+#endif
+#if defined(__aarch64__)
+#define K_HAVE_NEON 1 /* the neon kernels are built */
+#else
+#define K_HAVE_NEON 0
+#endif
+
+/* One panel of a product: c[n][nc] (row stride ldc) = bias[nc] (0 when NULL) + a[n][K] (row
+ * stride lda) · panel[K][K_NR], for nc ≤ K_NR columns (panel lanes past nc are zero). */
+typedef void (*k_panel_fn)(float *c, size_t ldc, const float *a, size_t lda, const float *panel,
+                           size_t n, size_t K, size_t nc, const float *bias);
+void k_panel_generic(float *c, size_t ldc, const float *a, size_t lda, const float *panel, size_t n,
+                     size_t K, size_t nc, const float *bias);
+#if K_HAVE_X86
+void k_panel_avx2(float *c, size_t ldc, const float *a, size_t lda, const float *panel, size_t n,
+                  size_t K, size_t nc, const float *bias);
+void k_panel_avx512(float *c, size_t ldc, const float *a, size_t lda, const float *panel, size_t n,
+                    size_t K, size_t nc, const float *bias);
+#endif
+#if K_HAVE_NEON
+void k_panel_neon(float *c, size_t ldc, const float *a, size_t lda, const float *panel, size_t n,
+                  size_t K, size_t nc, const float *bias);
+#endif
+
+/* 1 unless tests turned packing off (k_gemm_force_fallback): every kernel path runs packed */
 int k_gemm_available(void);
 /* tests: 1 makes k_gemm_available() return 0, so models load unpacked and use OpenBLAS */
 void k_gemm_force_fallback(int off);
@@ -137,7 +167,7 @@ void k_pack_into(packed_w *pw, float *p, const float *w, size_t ldw, size_t i, s
 int k_pack(packed_w *pw, const float *w, size_t ldw, size_t i, size_t o, int conv1d);
 void k_pack_free(packed_w *pw);
 /* out[n][o'] (row stride ldo) = in[n][i] (row stride ldi) · W + b[o'] for the first
- * o' ≤ pw->o columns of W; b may be NULL */
+ * o' ≤ pw->o columns of W; b may be NULL. Runs on the kernel path in use. */
 void k_linear_packed(float *out, size_t ldo, const float *in, size_t ldi, const packed_w *pw,
                      const float *b, size_t n, size_t o_used);
 

@@ -1,7 +1,8 @@
-/* The packed matrix product (src/model/gemm.c) against a double-precision product, on shapes
- * that exercise every remainder: rows not a multiple of the 8-row tile, columns not a multiple of
- * the 48-column panel, only the first columns wanted, both weight layouts, with and without
- * bias, row strides wider than the rows. */
+/* The packed matrix product (src/model/gemm.c) on every kernel path this CPU runs, against a
+ * double-precision product, on shapes that exercise every remainder: rows not a multiple of the
+ * tiles (8 or 4 rows), columns not a multiple of the 48-column panel or its 24-column halves,
+ * only the first columns wanted, both weight layouts, with and without bias, row strides wider
+ * than the rows. The FMA paths (avx2, avx512, neon) must give the same bits. */
 #include "check.h"
 #include "model/model_internal.h"
 
@@ -35,6 +36,20 @@ static int check_case(size_t n, size_t K, size_t o, size_t o_used, int conv1d, i
     if (!k_pack(&pw, w, ldw, K, o, conv1d)) return 1;
     if (corrupt) pw.p[(K - 1) * 48] += 0.5f; /* W[K-1][0] off by 0.5 in the packed copy */
     k_linear_packed(out, ldo, in, ldi, &pw, with_bias ? b : NULL, n, o_used);
+    if (!corrupt && ats_kernel_path_get() != ATS_KERNEL_GENERIC) {
+        /* the same case on the other FMA paths: the same bits */
+        ats_kernel_path self = ats_kernel_path_get();
+        float *again = malloc(n * ldo * sizeof *again);
+        for (int p = 1; again && p < ATS_KERNEL_PATH_COUNT; p++) {
+            if (p == (int)self || !ats_kernel_path_supported((ats_kernel_path)p)) continue;
+            for (size_t i = 0; i < n * ldo; i++) again[i] = 12345.0f;
+            ats_kernel_path_set((ats_kernel_path)p, NULL);
+            k_linear_packed(again, ldo, in, ldi, &pw, with_bias ? b : NULL, n, o_used);
+            if (memcmp(again, out, n * ldo * sizeof *out)) bad++;
+        }
+        ats_kernel_path_set(self, NULL);
+        free(again);
+    }
     for (size_t r = 0; r < n; r++) {
         for (size_t c = 0; c < o_used; c++) {
             double s = with_bias ? b[c] : 0.0, mag = fabs(s);
@@ -62,14 +77,10 @@ static int one_case(size_t n, size_t K, size_t o, size_t o_used, int conv1d, int
     return check_case(n, K, o, o_used, conv1d, with_bias, pad, 0);
 }
 
-int main(void) {
-    if (!k_gemm_available()) {
-        fprintf(stderr, "test_gemm: this CPU has no AVX-512F; the models use OpenBLAS (skipped)\n");
-        return check_report("test_gemm");
-    }
-    static const size_t NS[] = {1, 2, 7, 8, 9, 13, 16, 17, 33};
+static void all_cases(void) {
+    static const size_t NS[] = {1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 17, 33};
     static const size_t KS[] = {1, 3, 32, 100};
-    static const size_t OS[] = {1, 16, 17, 47, 48, 49, 96, 130};
+    static const size_t OS[] = {1, 7, 8, 9, 16, 17, 23, 24, 25, 33, 47, 48, 49, 96, 130};
     for (size_t a = 0; a < sizeof NS / sizeof *NS; a++)
         for (size_t k = 0; k < sizeof KS / sizeof *KS; k++)
             for (size_t o = 0; o < sizeof OS / sizeof *OS; o++)
@@ -86,5 +97,15 @@ int main(void) {
     /* the bound is not vacuous: one weight off by 0.5 fails it */
     CHECK(check_case(16, 384, 96, 96, 0, 1, 0, 1) > 0);
     CHECK(check_case(3, 1, 1, 1, 1, 0, 0, 1) > 0);
+}
+
+int main(void) {
+    CHECK(k_gemm_available());
+    for (int p = 0; p < ATS_KERNEL_PATH_COUNT; p++) {
+        if (!ats_kernel_path_supported((ats_kernel_path)p)) continue;
+        CHECK(ats_kernel_path_set((ats_kernel_path)p, NULL) == ATS_OK);
+        fprintf(stderr, "test_gemm: kernel path %s\n", ats_kernel_path_name((ats_kernel_path)p));
+        all_cases();
+    }
     return check_report("test_gemm");
 }

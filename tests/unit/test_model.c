@@ -305,17 +305,81 @@ static void test_stop_early(void) {
     ats_model_free(m);
 }
 
-int main(void) {
-    /* the forward tests on both matrix-product paths: the packed kernel (where the CPU runs it)
-     * and OpenBLAS on the original weights */
-    for (int fallback = 0; fallback < 2; fallback++) {
-        k_gemm_force_fallback(fallback);
-        test_bert_ids1();
-        test_roberta_limit_and_vit();
-        test_concurrent();
-        test_stop_early();
-        test_gpt2_batch();
+/* The kernel paths against each other on every architecture's fixture: the attention and
+ * hidden states of each supported path within the contract's tolerance (1e-5) of the portable
+ * path, and the FMA paths (avx2, avx512, neon) bit for bit the same. */
+static void test_paths_agree(void) {
+    static const char *const MODELS[] = {"bert", "gpt2", "roberta", "distilbert"};
+    int32_t ids[13] = {2, 41, 7, 19, 30, 5, 11, 23, 8, 17, 29, 4, 3};
+    ats_kernel_path before = ats_kernel_path_get();
+    for (size_t mi_ = 0; mi_ < sizeof MODELS / sizeof MODELS[0]; mi_++) {
+        char dir[128];
+        snprintf(dir, sizeof dir, FIX "%s", MODELS[mi_]);
+        ats_model *m = NULL;
+        ats_error err;
+        CHECK(ats_model_load(dir, &m, &err) == ATS_OK);
+        if (!m) continue;
+        ats_model_input in = {ids, NULL, NULL, 13};
+        ats_forward_options opt;
+        ats_forward_options_init(&opt);
+        opt.capture |= ATS_CAPTURE_HIDDEN;
+        ats_forward_result ref, r, fma = {0};
+        CHECK(ats_kernel_path_set(ATS_KERNEL_GENERIC, &err) == ATS_OK);
+        CHECK(ats_model_forward(m, &in, &opt, &ref, &err) == ATS_OK);
+        size_t na = ref.n_layers * ref.n_heads * 13 * 13,
+               nh = (ref.n_layers + 1) * 13 * ref.d_model;
+        for (int p = 1; p < ATS_KERNEL_PATH_COUNT; p++) {
+            if (!ats_kernel_path_supported((ats_kernel_path)p)) continue;
+            CHECK(ats_kernel_path_set((ats_kernel_path)p, &err) == ATS_OK);
+            CHECK(ats_model_forward(m, &in, &opt, &r, &err) == ATS_OK);
+            double da = max_diff(ref.attention, r.attention, na);
+            double dh = max_diff(ref.hidden, r.hidden, nh);
+            fprintf(stderr, "test_model: %s: %s vs generic: attention %.2g, hidden %.2g\n",
+                    MODELS[mi_], ats_kernel_path_name((ats_kernel_path)p), da, dh);
+            CHECK(da <= 1e-5);
+            CHECK(dh <= 1e-5);
+            if (!fma.attention)
+                fma = r; /* the first FMA path: every other one must equal it */
+            else {
+                CHECK(same_result(&fma, &r));
+                ats_forward_result_free(&r);
+            }
+        }
+        ats_forward_result_free(&fma);
+        ats_forward_result_free(&ref);
+        ats_model_free(m);
     }
+    ats_error err;
+    CHECK(ats_kernel_path_set(before, &err) == ATS_OK);
+    /* an unsupported path is refused with the supported ones named */
+    for (int p = 0; p < ATS_KERNEL_PATH_COUNT; p++)
+        if (!ats_kernel_path_supported((ats_kernel_path)p)) {
+            CHECK(ats_kernel_path_set((ats_kernel_path)p, &err) == ATS_ERR_INVALID);
+            CHECK(strstr(err.message, "generic") != NULL);
+            CHECK(ats_kernel_path_get() == before);
+        }
+}
+
+int main(void) {
+    /* the forward tests on every kernel path this CPU runs, and on both matrix-product routes
+     * of each: the packed kernels, and OpenBLAS on the original weights (a model whose packed
+     * copy finds no memory) */
+    for (int p = 0; p < ATS_KERNEL_PATH_COUNT; p++) {
+        ats_error err;
+        if (!ats_kernel_path_supported((ats_kernel_path)p)) continue;
+        CHECK(ats_kernel_path_set((ats_kernel_path)p, &err) == ATS_OK);
+        fprintf(stderr, "test_model: kernel path %s\n", ats_kernel_path_name((ats_kernel_path)p));
+        for (int fallback = 0; fallback < 2; fallback++) {
+            k_gemm_force_fallback(fallback);
+            test_bert_ids1();
+            test_roberta_limit_and_vit();
+            test_concurrent();
+            test_stop_early();
+            test_gpt2_batch();
+        }
+        k_gemm_force_fallback(0);
+    }
+    test_paths_agree();
     test_safetensors();
     test_load_errors();
     return check_report("test_model");
