@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= 2
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build demo test test-asan asan format bench clean
+.PHONY: all deps build demo test test-asan asan format bench clean wheel
 
 all: build
 
@@ -25,6 +25,9 @@ asan:
 
 test-asan: asan
 	@cd build-asan && ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j$(JOBS)
+
+wheel: deps
+	@bash tools/wheel.sh
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')

@@ -16,7 +16,7 @@ from attention_data import attention_js_matrices  # noqa: E402
 from rips_reference import write_lower  # noqa: E402
 
 ATTNSCOPE = os.path.join(ROOT, "build", "attnscope")
-DATA = os.path.join(ROOT, "..", "shared", "data", "ph-benchmarks")
+DATA = os.path.join(ROOT, "tests", "data", "ph-benchmarks")
 
 
 def measure(cmd):

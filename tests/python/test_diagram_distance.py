@@ -22,7 +22,7 @@ import pytest
 from scipy.optimize import linear_sum_assignment
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DATA = os.path.join(REPO, "..", "shared", "data", "diagram-distance-tests")
+DATA = os.path.join(REPO, "tests", "data", "diagram-distance-tests")
 BIN = os.environ.get("ATTNSCOPE", os.path.join(REPO, "build", "attnscope"))
 
 

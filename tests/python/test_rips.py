@@ -14,7 +14,7 @@ from rips_reference import (ATTNSCOPE, assert_same_diagrams, gudhi_diagrams, par
                             run_attnscope, run_ripser, write_full, write_lower, write_points)
 from attention_data import attention_js_matrices
 
-DATA = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "ph-benchmarks")
+DATA = os.path.join(os.path.dirname(__file__), "..", "data", "ph-benchmarks")
 
 
 def dist_from_points(p):
