@@ -6,7 +6,9 @@ output_attentions=True) under torch.inference_mode, eager attention). The machin
 each tool's process runs ROUNDS times, alternating with the other's, and the best median
 counts. Memory: peak resident set of the whole process (GNU time), which loads the model and
 runs the same repetitions (the largest over the rounds).
-Ratios are transformers / attnscope: > 1 means attnscope is faster / smaller."""
+Ratios are transformers / attnscope: > 1 means attnscope is faster / smaller.
+`--kernel avx2|avx512|generic` runs attnscope on that kernel path and limits PyTorch to the same
+instruction set (ATEN_CPU_CAPABILITY, MKL_ENABLE_INSTRUCTIONS, ONEDNN_MAX_CPU_ISA)."""
 import json
 import os
 import subprocess
@@ -49,16 +51,30 @@ def gnu_time(cmd, env=None):
     return p.stdout, int(kb) / 1024.0
 
 
+# --kernel PATH runs attnscope on that kernel path (ATS_KERNEL) and limits PyTorch to the same
+# instruction set, so that an AVX-512 machine also measures what an AVX2-only CPU gets
+TORCH_ISA = {
+    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+             "ONEDNN_MAX_CPU_ISA": "AVX2"},
+    "avx512": {"ATEN_CPU_CAPABILITY": "avx512", "MKL_ENABLE_INSTRUCTIONS": "AVX512",
+               "ONEDNN_MAX_CPU_ISA": "AVX512_CORE"},
+    "generic": {"ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2",
+                "ONEDNN_MAX_CPU_ISA": "SSE41"},
+}
+KERNEL = None
+
+
 def ours(model, ids_path, threads, repeat):
     ids = open(ids_path).read().strip()
+    env = dict(os.environ, ATS_KERNEL=KERNEL) if KERNEL else None
     out, mb = gnu_time([ATTNSCOPE, "attention", "--model", model, "--ids", ids, "--threads",
-                        str(threads), "--repeat", str(repeat + 1)])
+                        str(threads), "--repeat", str(repeat + 1)], env=env)
     ms = float(out.split("forward:")[1].split()[0])  # median of repeat + 1 runs
     return ms, mb
 
 
 def theirs(model, ids_path, threads, repeat):
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), **TORCH_ISA.get(KERNEL, {}))
     out, mb = gnu_time([sys.executable, "-c", TORCH_RUN, model, ids_path, str(threads),
                         str(repeat)], env=env)
     return json.loads(out.strip().splitlines()[-1])["ms"], mb
@@ -77,7 +93,13 @@ def gpt2_random():
 def main():
     # both tools with 1 thread (per-core efficiency, robust on a shared machine), then with all
     # cores; or the thread counts given on the command line
-    thread_counts = [int(a) for a in sys.argv[1:]] or sorted({1, os.cpu_count()})
+    global KERNEL
+    args = sys.argv[1:]
+    if "--kernel" in args:
+        i = args.index("--kernel")
+        KERNEL = args[i + 1]
+        del args[i:i + 2]
+    thread_counts = [int(a) for a in args] or sorted({1, os.cpu_count()})
     os.makedirs(OUT, exist_ok=True)
     sys.path.insert(0, os.path.join(ROOT, "tools"))
     import importlib.util
@@ -98,7 +120,8 @@ def main():
 
 def table(cases, threads, torch_version, transformers_version):
     print(f"attention extraction: attnscope vs transformers {transformers_version} / torch "
-          f"{torch_version} (eager, output_attentions=True), {threads} thread(s) each")
+          f"{torch_version} (eager, output_attentions=True), {threads} thread(s) each, kernel "
+          f"path {KERNEL or 'default'}")
     print("ratio = transformers / attnscope (> 1: attnscope faster / smaller); load average "
           f"at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"{'case':<40} {'ours ms':>9} {'torch ms':>9} {'time':>7} {'ours MB':>8} "
