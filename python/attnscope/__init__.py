@@ -7,6 +7,7 @@ PyTorch model's `outputs.attentions`."""
 from ._lib import AttnscopeError
 from .figures import (plot_attention_graph, plot_barcode, plot_diagram, plot_heatmap,
                       plot_heatmap_grid, plot_skeleton)
+from .kernels import check_kernel_env, kernel_path, kernel_paths, set_kernel_path, version
 from .measures import (context_similarity, entropy, head_distances, head_stats, js_matrix,
                        kl_matrix)
 from .model import Model, Result
@@ -19,5 +20,6 @@ __all__ = [
     "AttnscopeError", "Model", "Result", "entropy", "kl_matrix", "js_matrix", "head_distances",
     "head_stats", "context_similarity", "Persistence", "rips", "rips_batch", "clusters", "lower_triangle",
     "bottleneck", "wasserstein", "layout", "plot_diagram", "plot_barcode", "plot_heatmap",
-    "plot_heatmap_grid", "plot_skeleton", "plot_attention_graph",
+    "plot_heatmap_grid", "plot_skeleton", "plot_attention_graph", "kernel_path", "kernel_paths",
+    "set_kernel_path", "check_kernel_env", "version",
 ]
