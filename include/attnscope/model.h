@@ -18,10 +18,13 @@
  *
  * Threads: a model handle is read-only after loading except for its last-error message, so
  * several threads may run forward passes on one handle if they pass their own ats_error and
- * ignore ats_model_errmsg. OpenBLAS runs the matrix products; the element-wise kernels use
- * OpenMP. opt.n_threads sets both (OpenBLAS's thread count is process-global: it is set with
- * openblas_set_num_threads at the start of each forward pass when n_threads > 0, so concurrent
- * passes should leave n_threads at 0 and set the count once beforehand). */
+ * ignore ats_model_errmsg. attnscope's own kernels (on the kernel path of core.h) run the
+ * layers' matrix products on weights packed at load, and the attention products; OpenBLAS runs
+ * the language-model head's product with the vocabulary, and every product of a model whose
+ * packed copy found no memory. OpenMP runs the rest. opt.n_threads sets both (OpenBLAS's thread
+ * count is process-global: it is set with openblas_set_num_threads at the start of each forward
+ * pass when n_threads > 0, so concurrent passes should leave n_threads at 0 and set the count
+ * once beforehand). */
 #ifndef ATTNSCOPE_MODEL_H
 #define ATTNSCOPE_MODEL_H
 
