@@ -3,6 +3,10 @@
 // SVG for export. No dependencies; works offline.
 "use strict";
 
+// The server takes JSON bodies only with this type (a cross-site form or text/plain request
+// cannot reach it).
+const JSON_HEADERS = { "Content-Type": "application/json" };
+
 const $ = (id) => document.getElementById(id);
 
 // ---- colours
@@ -502,7 +506,7 @@ function exportView(name, format) {
 async function exportServer(name, format) {
   const v = VIEWS[name];
   const body = Object.assign(params(), { which: v.which || 1, stat: $("overview-stat").value });
-  const r = await fetch(`api/figure/${v.server}.${format}`, { method: "POST", body: JSON.stringify(body) });
+  const r = await fetch(`api/figure/${v.server}.${format}`, { method: "POST", headers: JSON_HEADERS, body: JSON.stringify(body) });
   if (!r.ok) return showError((await r.json()).error);
   download(`attnscope-${v.server}-L${body.layer}-H${body.head}.${format}`, await r.blob());
 }
@@ -567,7 +571,7 @@ async function analyze(kind) {
   const t0 = performance.now(), body = params();
   $("status").textContent = "…";
   try {
-    const r = await fetch("api/analyze", { method: "POST", body: JSON.stringify(body) });
+    const r = await fetch("api/analyze", { method: "POST", headers: JSON_HEADERS, body: JSON.stringify(body) });
     const doc = await r.json();
     if (!r.ok) {
       showError(doc.error);
@@ -611,7 +615,7 @@ function setThresholdRange(doc) {
 async function loadOverview(text) {
   state.overviewText = text;
   try {
-    const r = await fetch("api/overview", { method: "POST", body: JSON.stringify({ text }) });
+    const r = await fetch("api/overview", { method: "POST", headers: JSON_HEADERS, body: JSON.stringify({ text }) });
     const doc = await r.json();
     if (r.ok && text === $("text1").value) {
       state.overview = doc;

@@ -63,20 +63,27 @@ extern "C" {
 typedef struct ats_server ats_server;
 
 typedef struct ats_server_options {
-    const char *model;      /* model directory or hub name (model.h); required */
-    const char *host;       /* numeric IPv4 or IPv6 address to bind (default "127.0.0.1") */
-    int port;               /* TCP port; 0 (default) lets the system choose (ats_server_port) */
-    const char *web_dir;    /* folder holding index.html, app.js, style.css; required */
-    int n_threads;          /* 0 (default): forward passes are single-threaded and up to one
-                               per core run at once (requests are concurrent); this sets
-                               OpenBLAS to one thread, process-wide, at start (model.h).
-                               N > 0: one forward pass at a time, with N threads */
-    size_t max_body;        /* largest request body in bytes (default 65536) */
-    size_t max_tokens;      /* longest text in tokens; 0 (default): the model's maximum */
-    unsigned max_conns;     /* simultaneous connections (default 64) */
-    unsigned cache_entries; /* texts whose forward passes are kept (default 16) */
-    size_t cache_bytes;     /* and at most this many bytes of their attention (default 256 MiB;
-                               the text in use is kept whatever its size) */
+    const char *model;       /* model directory or hub name (model.h); required */
+    const char *host;        /* numeric IPv4 or IPv6 address to bind (default "127.0.0.1") */
+    int port;                /* TCP port; 0 (default) lets the system choose (ats_server_port) */
+    const char *web_dir;     /* folder holding index.html, app.js, style.css; required */
+    int n_threads;           /* 0 (default): forward passes are single-threaded and up to one
+                                per core run at once (requests are concurrent); this sets
+                                OpenBLAS to one thread, process-wide, at start (model.h).
+                                N > 0: one forward pass at a time, with N threads */
+    size_t max_body;         /* largest request body in bytes (default 65536) */
+    size_t max_tokens;       /* longest text in tokens; 0 (default): the model's maximum */
+    unsigned max_conns;      /* simultaneous connections (default 512, each a thread that idles
+                                until its request is complete: slow clients cannot starve the
+                                others; lowered to what the open-file limit allows) */
+    unsigned cache_entries;  /* texts whose forward passes are kept (default 16) */
+    size_t cache_bytes;      /* and at most this many bytes of their attention (default 256 MiB;
+                                the text in use is kept whatever its size) */
+    const char *allow_hosts; /* comma-separated host names (or name:port) that requests may
+                                address besides the bound address and localhost, for deliberate
+                                remote use; NULL (default): none. Every other Host, and an Origin
+                                naming another host, gets 403: a web page the user visits
+                                cannot reach the viewer (DNS rebinding, cross-site requests) */
 } ats_server_options;
 
 /* Fills the defaults above (model and web_dir NULL). */

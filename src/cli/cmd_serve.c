@@ -13,7 +13,7 @@
 
 static const char SERVE_USAGE[] =
     "usage: attnscope serve --model M [--port P] [--host ADDR] [--web DIR] [--threads N]\n"
-    "                       [--max-tokens N] [--max-body BYTES]\n\n"
+    "                       [--max-tokens N] [--max-body BYTES] [--allow-host H[,H...]]\n\n"
     "Serves the interactive viewer and its JSON API (see include/attnscope/serve.h) on\n"
     "http://ADDR:P/, holding model M (a directory or a HuggingFace-cache name) in memory.\n"
     "Stops cleanly on SIGINT or SIGTERM (exit 0).\n\n"
@@ -23,7 +23,10 @@ static const char SERVE_USAGE[] =
     "  --threads N       one forward pass at a time with N threads (default: single-threaded\n"
     "                    forward passes, as many at once as there are cores)\n"
     "  --max-tokens N    longest text in tokens (default: the model's maximum)\n"
-    "  --max-body BYTES  largest request body (default 65536)\n";
+    "  --max-body BYTES  largest request body (default 65536)\n"
+    "  --allow-host H    host names (or name:port) requests may address besides the bound\n"
+    "                    address and localhost, for deliberate remote use; any other Host\n"
+    "                    header, or an Origin naming another site, gets 403\n";
 
 static sem_t stop_sem;
 static volatile sig_atomic_t stop_signal;
@@ -69,6 +72,8 @@ int ats_cmd_serve(int argc, char **argv) {
             opt.model = v;
         } else if (!strcmp(s, "--host")) {
             opt.host = v;
+        } else if (!strcmp(s, "--allow-host")) {
+            opt.allow_hosts = v;
         } else if (!strcmp(s, "--web")) {
             opt.web_dir = v;
         } else if (!strcmp(s, "--port")) {

@@ -54,6 +54,8 @@ struct ats_server {
     const ats_model_info *info;
     char *model_name;
     char *web_dir;
+    char *bound_host;  /* the numeric address bound, as given */
+    char *allow_hosts; /* opt.allow_hosts, copied; NULL: none */
     ats_server_options opt;
     size_t max_tokens;
     int port;

@@ -1,25 +1,26 @@
 /* The viewer's HTTP server: libmicrohttpd with one thread per connection, request size limits,
- * routing to the API and a fixed whitelist of static files. */
+ * Host / Origin / Content-Type checks, routing to the API and a fixed whitelist of static
+ * files. */
 #include "serve_internal.h"
 
 #include <arpa/inet.h>
 #include <cblas.h>
+#include <ctype.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-/* Bodies larger than this are not even read: the connection is answered 413 and closed. */
-#define DRAIN_LIMIT ((size_t)16 << 20)
 
 void ats_server_options_init(ats_server_options *opt) {
     memset(opt, 0, sizeof *opt);
     opt->host = "127.0.0.1";
     opt->max_body = 65536;
-    opt->max_conns = 64;
+    opt->max_conns = 512;
     opt->cache_entries = 16;
     opt->cache_bytes = (size_t)256 << 20;
 }
@@ -94,6 +95,131 @@ static void serve_static(ats_server *srv, const char *file, const char *type, sr
     r->content_type = type;
 }
 
+/* 1 when name[len] (a host without its port) is one of: this machine's loopback names, the
+ * bound address, or an allowed host. */
+static int host_name_allowed(const ats_server *srv, const char *name, size_t len) {
+    static const char *const LOOPBACK[] = {"localhost", "127.0.0.1", "::1"};
+    for (size_t i = 0; i < sizeof LOOPBACK / sizeof LOOPBACK[0]; i++)
+        if (strlen(LOOPBACK[i]) == len && !strncasecmp(name, LOOPBACK[i], len)) return 1;
+    return strlen(srv->bound_host) == len && !strncasecmp(name, srv->bound_host, len);
+}
+
+/* 1 when hostport[len] ("name", "name:port", "[v6]" or "[v6]:port", as in a Host header or
+ * after an Origin's scheme) addresses this server. The allowed hosts match as written (with or
+ * without a port); the built-in names need this server's port when a port is given. */
+static int host_allowed(const ats_server *srv, const char *hostport, size_t len) {
+    if (!len) return 0;
+    for (const char *a = srv->allow_hosts; a && *a;) {
+        const char *comma = strchr(a, ',');
+        size_t alen = comma ? (size_t)(comma - a) : strlen(a);
+        if (alen == len && !strncasecmp(a, hostport, len)) return 1;
+        const char *colon = memchr(hostport, ':', len);
+        if (hostport[0] != '[' && colon && alen == (size_t)(colon - hostport) &&
+            !strncasecmp(a, hostport, alen))
+            return 1;
+        a = comma ? comma + 1 : a + alen;
+    }
+    const char *name = hostport, *port = NULL;
+    size_t nlen = len;
+    if (hostport[0] == '[') {
+        const char *close = memchr(hostport, ']', len);
+        if (!close) return 0;
+        name = hostport + 1;
+        nlen = (size_t)(close - name);
+        if ((size_t)(close + 1 - hostport) < len) {
+            if (close[1] != ':') return 0;
+            port = close + 2;
+        }
+    } else {
+        const char *colon = memchr(hostport, ':', len);
+        if (colon) {
+            nlen = (size_t)(colon - hostport);
+            port = colon + 1;
+        }
+    }
+    if (port) {
+        size_t plen = len - (size_t)(port - hostport);
+        char want[8];
+        int wl = snprintf(want, sizeof want, "%d", srv->port);
+        if (wl < 0 || (size_t)wl != plen || memcmp(port, want, plen)) return 0;
+    }
+    return host_name_allowed(srv, name, nlen);
+}
+
+/* The reason a request may not go on (Host, Origin, Content-Type), written into r; 0: fine. */
+static int request_refused(const ats_server *srv, struct MHD_Connection *c, const char *method,
+                           srv_reply *r) {
+    const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    if (!host) {
+        srv_reply_error(r, 400, "the request has no Host header");
+        return 1;
+    }
+    if (!host_allowed(srv, host, strlen(host))) {
+        srv_reply_error(r, 403,
+                        "Host '%.200s' is not this server's address (start it with "
+                        "--allow-host for remote use)",
+                        host);
+        return 1;
+    }
+    const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    if (origin) {
+        const char *rest = !strncasecmp(origin, "http://", 7)    ? origin + 7
+                           : !strncasecmp(origin, "https://", 8) ? origin + 8
+                                                                 : NULL;
+        size_t rlen = rest ? strcspn(rest, "/") : 0;
+        if (!rest || !host_allowed(srv, rest, rlen)) {
+            srv_reply_error(r, 403, "requests from the page at Origin '%.200s' are not allowed",
+                            origin);
+            return 1;
+        }
+    }
+    if (!strcmp(method, "POST")) {
+        const char *type =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+        size_t n = strlen("application/json");
+        if (!type || strncasecmp(type, "application/json", n) ||
+            (type[n] && type[n] != ';' && type[n] != ' ')) {
+            srv_reply_error(r, 415,
+                            "a POST body must be JSON with Content-Type: "
+                            "application/json (got %.100s)",
+                            type ? type : "none");
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* 1 when the JSON text body[len] holds the escape \u0000 in a string: cJSON would end the C
+ * string there and the rest of the text would silently go missing. */
+static int json_has_nul_escape(const char *body, size_t len) {
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (body[i] != '\\') continue;
+        if (body[i + 1] == 'u' && i + 5 < len && !memcmp(body + i + 2, "0000", 4)) return 1;
+        i++; /* the escaped character */
+    }
+    return 0;
+}
+
+/* MHD's URL and argument decoding, except that %00 stays as written: a decoded NUL would end
+ * the C string early, so "/index.html%00.js" would be served as "/index.html". */
+static size_t unescape_keep_nul(void *cls, struct MHD_Connection *c, char *s) {
+    char *out = s;
+    for (const char *in = s; *in;) {
+        if (in[0] == '%' && isxdigit((unsigned char)in[1]) && isxdigit((unsigned char)in[2])) {
+            char hex[3] = {in[1], in[2], 0};
+            long v = strtol(hex, NULL, 16);
+            if (v != 0) {
+                *out++ = (char)v;
+                in += 3;
+                continue;
+            }
+        }
+        *out++ = *in++;
+    }
+    *out = '\0';
+    return (size_t)(out - s);
+}
+
 static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
                                  const char *value) {
     cJSON *obj = cls;
@@ -111,8 +237,8 @@ static cJSON *request_params(struct MHD_Connection *c, int is_post, const conn_s
             srv_reply_error(r, 400, "the request body is empty (expected a JSON object)");
             return NULL;
         }
-        if (memchr(cs->body, '\0', cs->len)) {
-            srv_reply_error(r, 400, "the request body holds a NUL byte");
+        if (memchr(cs->body, '\0', cs->len) || json_has_nul_escape(cs->body, cs->len)) {
+            srv_reply_error(r, 400, "the request body holds a NUL character (or \\u0000)");
             return NULL;
         }
         const char *end = NULL;
@@ -209,16 +335,17 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         cs = calloc(1, sizeof *cs);
         if (!cs) return MHD_NO;
         *con_cls = cs;
+        srv_reply r = {0};
+        /* refused before the body is read: MHD then closes the connection without reading it */
+        if (request_refused(srv, c, method, &r)) return send_reply(c, &r, 0);
         const char *cl =
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
             char *end;
             unsigned long long v = strtoull(cl, &end, 10);
-            if (v > srv->opt.max_body) cs->too_large = 1;
-            if (v > DRAIN_LIMIT) { /* answer at once; MHD closes without reading the body */
-                srv_reply r = {0};
-                srv_reply_error(&r, 413, "the request body is larger than %zu bytes",
-                                srv->opt.max_body);
+            if (v > srv->opt.max_body) {
+                srv_reply_error(&r, 413, "the request body (%llu bytes) is larger than %zu bytes",
+                                v, srv->opt.max_body);
                 return send_reply(c, &r, 0);
             }
         }
@@ -275,6 +402,8 @@ static void server_free(ats_server *srv) {
     ats_model_free(srv->model);
     free(srv->model_name);
     free(srv->web_dir);
+    free(srv->bound_host);
+    free(srv->allow_hosts);
     sem_destroy(&srv->forward_slots);
     pthread_mutex_destroy(&srv->cache_lock);
     pthread_mutex_destroy(&srv->render_lock);
@@ -316,16 +445,26 @@ ats_status ats_server_start(const ats_server_options *opt, ats_server **out, ats
     pthread_mutex_init(&srv->render_lock, NULL);
     srv->opt = *opt;
     if (!srv->opt.max_body) srv->opt.max_body = 65536;
-    if (!srv->opt.max_conns) srv->opt.max_conns = 64;
+    if (!srv->opt.max_conns) srv->opt.max_conns = 512;
+    /* every connection is a socket: leave room under the open-file limit for the model's and
+     * the static files */
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY &&
+        nofile.rlim_cur < (rlim_t)srv->opt.max_conns + 64)
+        srv->opt.max_conns = nofile.rlim_cur > 80 ? (unsigned)(nofile.rlim_cur - 64) : 16;
     if (!srv->opt.cache_entries) srv->opt.cache_entries = 16;
     if (!srv->opt.cache_bytes) srv->opt.cache_bytes = (size_t)256 << 20;
     srv->opt.host = NULL; /* borrowed strings are not kept */
     srv->opt.model = NULL;
     srv->opt.web_dir = NULL;
+    srv->opt.allow_hosts = NULL;
     srv->model_name = strdup(opt->model);
     srv->web_dir = strdup(opt->web_dir);
+    srv->bound_host = strdup(host);
+    srv->allow_hosts = opt->allow_hosts ? strdup(opt->allow_hosts) : NULL;
     srv->cache = calloc(srv->opt.cache_entries, sizeof *srv->cache);
-    if (!srv->model_name || !srv->web_dir || !srv->cache) {
+    if (!srv->model_name || !srv->web_dir || !srv->bound_host || !srv->cache ||
+        (opt->allow_hosts && !srv->allow_hosts)) {
         server_free(srv);
         return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
     }
@@ -353,7 +492,8 @@ ats_status ats_server_start(const ats_server_options *opt, ats_server **out, ats
         flags, (uint16_t)opt->port, NULL, NULL, handle, srv, MHD_OPTION_SOCK_ADDR,
         (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT, srv->opt.max_conns,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)(256 << 10), MHD_OPTION_NOTIFY_COMPLETED, completed, srv, MHD_OPTION_END);
+        (size_t)(256 << 10), MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape_keep_nul, NULL, MHD_OPTION_END);
     if (!d) {
         server_free(srv);
         return ats_error_set(err, ATS_ERR_IO, "serve: cannot listen on %s port %d (in use?)", host,

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -291,8 +292,8 @@ def test_bad_requests(bert):
 
 def test_huge_body_refused_without_reading(bert):
     s = socket.create_connection(("127.0.0.1", bert.port), timeout=30)
-    s.sendall(b"POST /api/analyze HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-              b"Content-Length: 1000000000\r\n\r\n{")
+    s.sendall(b"POST /api/analyze HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+              b"Content-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n{" % bert.port)
     data = b""
     while b"\r\n\r\n" not in data:
         chunk = s.recv(4096)
@@ -302,6 +303,130 @@ def test_huge_body_refused_without_reading(bert):
     s.close()
     assert data.startswith(b"HTTP/1.1 413")
     assert bert.json("/api/info")[0] == 200
+
+
+def raw_exchange(srv, data, timeout=10):
+    """Sends bytes as they are; returns (status line, body) of the answer."""
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=timeout)
+    s.sendall(data)
+    got = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+        head, _, body = got.partition(b"\r\n\r\n")
+        if b"Content-Length:" in head:
+            n = int(head.split(b"Content-Length:")[1].split(b"\r\n")[0])
+            if len(body) >= n:
+                break
+    s.close()
+    head, _, body = got.partition(b"\r\n\r\n")
+    return head.split(b"\r\n")[0].decode(), body
+
+
+def test_host_and_origin_checked(bert):
+    """DNS rebinding and cross-site requests: a Host that is not this server, or an Origin
+    naming another site, gets 403 before anything runs; the server's own names pass."""
+    p = bert.port
+    for host in (b"evil.example.com", b"evil.example.com:%d" % p, b"127.0.0.1:1", b"x",
+                 b"localhost.evil.com:%d" % p, b"[::1]:1"):
+        status, body = raw_exchange(bert, b"GET /api/info HTTP/1.1\r\nHost: %s\r\n\r\n" % host)
+        assert status.startswith("HTTP/1.1 403"), (host, status)
+        assert "Host" in json.loads(body)["error"]
+        assert b"fixtures" not in body  # the model's path is not given away
+    for host in (b"127.0.0.1:%d" % p, b"localhost:%d" % p, b"LOCALHOST", b"[::1]:%d" % p):
+        status, _ = raw_exchange(bert, b"GET /api/info HTTP/1.1\r\nHost: %s\r\n\r\n" % host)
+        assert status.startswith("HTTP/1.1 200"), (host, status)
+    status, _ = raw_exchange(bert, b"GET /api/info HTTP/1.1\r\n\r\n")
+    assert status.startswith("HTTP/1.1 400")
+    for origin in (b"http://evil.example.com", b"null", b"http://127.0.0.1:1",
+                   b"file://", b"http://localhost.evil.com:%d" % p):
+        status, body = raw_exchange(bert, b"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                                          b"Origin: %s\r\n\r\n" % (p, origin))
+        assert status.startswith("HTTP/1.1 403"), (origin, status)
+        assert "Origin" in json.loads(body)["error"]
+    status, _ = raw_exchange(bert, b"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                                   b"Origin: http://127.0.0.1:%d\r\n\r\n" % (p, p))
+    assert status.startswith("HTTP/1.1 200")
+
+
+def test_allow_host():
+    srv = Server(BERT, "--allow-host", "viewer.lab.example,other.example:8000")
+    try:
+        for host, want in ((b"viewer.lab.example", "200"), (b"viewer.lab.example:%d" % srv.port,
+                           "200"), (b"other.example:8000", "200"), (b"other.example:9", "403"),
+                           (b"evil.example", "403")):
+            status, _ = raw_exchange(srv, b"GET /api/info HTTP/1.1\r\nHost: %s\r\n\r\n" % host)
+            assert status.split()[1] == want, (host, status)
+        assert srv.stop()[0] == 0
+    finally:
+        srv.kill()
+
+
+def test_post_needs_json_content_type(bert):
+    body = json.dumps({"text": TEXT, "layer": 0, "head": 0}).encode()
+    for ctype in (b"text/plain", b"application/x-www-form-urlencoded", b"application/jsonx"):
+        status, err = raw_exchange(bert, b"POST /api/analyze HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                                         b"Content-Type: %s\r\nContent-Length: %d\r\n\r\n%s"
+                                   % (bert.port, ctype, len(body), body))
+        assert status.startswith("HTTP/1.1 415"), (ctype, status)
+        assert "application/json" in json.loads(err)["error"]
+    status, _ = raw_exchange(bert, b"POST /api/analyze HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                                   b"Content-Type: application/json; charset=utf-8\r\n"
+                                   b"Content-Length: %d\r\n\r\n%s" % (bert.port, len(body), body))
+    assert status.startswith("HTTP/1.1 200")
+
+
+def test_nul_escape_and_url_refused(bert):
+    # an escaped NUL would have cut the text at "the cat"
+    msg = error_of(bert, "/api/analyze", json.dumps({"text": "the cat\u0000 sat", "layer": 0,
+                                                     "head": 0}).encode(), 400)
+    assert "NUL" in msg
+    # an escaped backslash before "u0000" is text, not a NUL
+    assert bert.json("/api/analyze", {"text": "a\\u0000b", "layer": 0, "head": 0})[0] == 200
+    for path in ("/index.html%00.js", "/%00", "/api/info%00"):
+        status, _ = raw_get(bert, path)
+        assert status == 404, path
+
+
+def test_honest_size_message():
+    srv = Server(BERT, "--max-body", str(32 << 20))
+    try:
+        body = b"{" + b" " * (20 << 20) + b"}"
+        status, err = raw_exchange(srv, b"POST /api/analyze HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                                        b"Content-Type: application/json\r\nContent-Length: %d"
+                                        b"\r\n\r\n" % (srv.port, len(body)) + body, timeout=60)
+        # read and parsed (an empty object: no text), not "too large" (there is no hidden cap)
+        assert status.startswith("HTTP/1.1 400"), status
+        assert "'text' is required" in json.loads(err)["error"]
+        big = (33 << 20)
+        status, err = raw_exchange(srv, b"POST /api/analyze HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                                        b"Content-Type: application/json\r\nContent-Length: %d"
+                                        b"\r\n\r\n{" % (srv.port, big))
+        assert status.startswith("HTTP/1.1 413")
+        assert f"({big} bytes) is larger than {32 << 20} bytes" in json.loads(err)["error"]
+        assert srv.stop()[0] == 0
+    finally:
+        srv.kill()
+
+
+def test_idle_connections_do_not_starve_others(bert):
+    """Slowloris, scaled down: 150 connections that send half a request and then nothing keep
+    their threads, but every normal request is still answered at once."""
+    idle = []
+    try:
+        for _ in range(150):
+            s = socket.create_connection(("127.0.0.1", bert.port), timeout=10)
+            s.sendall(b"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            idle.append(s)
+        t0 = time.monotonic()
+        for _ in range(20):
+            assert bert.json("/api/info")[0] == 200
+        assert time.monotonic() - t0 < 10
+    finally:
+        for s in idle:
+            s.close()
 
 
 def test_concurrent_requests(bert):
