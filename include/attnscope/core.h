@@ -75,6 +75,14 @@ void ats_npy_free(ats_npy *arr);
 ats_status ats_npy_write(const char *path, ats_dtype dtype, int ndim, const size_t *shape,
                          const void *data, ats_error *err);
 
+struct ats_outfile;
+/* Writes the array to a temporary file beside path and leaves it there: *out is then an open
+ * outfile that ats_outfile_commit renames into place or ats_outfile_abort removes. A command
+ * with several outputs stages them all and commits only when every one is complete. On error
+ * nothing is left and *out is zeroed. */
+ats_status ats_npy_stage(const char *path, ats_dtype dtype, int ndim, const size_t *shape,
+                         const void *data, struct ats_outfile *out, ats_error *err);
+
 /* ---- atomic output: write to a temporary file beside `path`, then rename over it, so a crash
  * or an error never leaves a half-written output. */
 
@@ -89,6 +97,11 @@ ats_status ats_outfile_open(ats_outfile *out, const char *path, ats_error *err);
 ats_status ats_outfile_commit(ats_outfile *out, ats_error *err);
 /* Closes and removes the temporary file (safe to call after commit or on a zeroed outfile). */
 void ats_outfile_abort(ats_outfile *out);
+
+/* Removes the temporary file of every outfile of this process that is neither committed nor
+ * aborted. Async-signal-safe: a program's SIGINT / SIGTERM handler calls it, so an interrupted
+ * write leaves no `*.tmp.PID` behind. (The first 256 outfiles open at once are tracked.) */
+void ats_outfile_remove_temporaries(void);
 
 /* Creates the folder `path` and every missing parent, as `mkdir -p`. An existing folder is
  * fine; an existing file or a parent that is not a folder is an error that names it. */

@@ -3,9 +3,11 @@
 
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int ats_cli_fail(const ats_error *err) {
     fprintf(stderr, "attnscope: %s\n",
@@ -74,4 +76,21 @@ void ats_cli_print_version(void) {
     ats_kernel_paths_supported(have, sizeof have);
     printf("attnscope %s\nkernel: %s (this CPU supports: %s; ATS_KERNEL chooses)\n", ats_version(),
            ats_kernel_path_name(ats_kernel_path_get()), have);
+}
+
+static void remove_temporaries_and_die(int sig) {
+    ats_outfile_remove_temporaries();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void ats_cli_remove_temporaries_on_signal(void) {
+    static const int SIGNALS[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof SIGNALS / sizeof SIGNALS[0]; i++) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = remove_temporaries_and_die;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGNALS[i], &sa, NULL);
+    }
 }

@@ -41,6 +41,9 @@ int ats_cli_usage_error(const char *cmd, const char *fmt, ...)
 /* Checks ATS_KERNEL before any command runs: ATS_EXIT_OK, or ATS_EXIT_INPUT after printing
  * which paths this CPU supports. */
 int ats_cli_kernel_check(void);
+/* SIGINT, SIGTERM and SIGHUP remove the temporary files of outputs not yet complete, then end
+ * the process as the signal would have. */
+void ats_cli_remove_temporaries_on_signal(void);
 /* Prints `attnscope --version`: the version, the kernel path in use and the supported ones. */
 void ats_cli_print_version(void);
 

@@ -355,28 +355,39 @@ int ats_cmd_attention(int argc, char **argv) {
         goto done;
     }
     size_t L = res.n_layers, H = res.n_heads, nt = res.n_tokens, d = res.d_model;
+    /* every output staged first and renamed into place only when all are complete: a failure
+     * (a full disk, a bad path for the last one) leaves none of them */
+    ats_outfile staged[4];
+    int n_staged = 0;
+    memset(staged, 0, sizeof staged);
     if (a.npy) {
         if (a.layer >= 0) {
             size_t shape[2] = {nt, nt};
-            st = ats_npy_write(a.npy, ATS_F32, 2, shape,
+            st = ats_npy_stage(a.npy, ATS_F32, 2, shape,
                                res.attention + ((size_t)a.layer * H + (size_t)a.head) * nt * nt,
-                               &err);
+                               &staged[n_staged++], &err);
         } else {
             size_t shape[4] = {L, H, nt, nt};
-            st = ats_npy_write(a.npy, ATS_F32, 4, shape, res.attention, &err);
+            st = ats_npy_stage(a.npy, ATS_F32, 4, shape, res.attention, &staged[n_staged++], &err);
         }
     }
     if (!st && a.scores) {
         size_t shape[4] = {L, H, nt, nt};
-        st = ats_npy_write(a.scores, ATS_F32, 4, shape, res.scores, &err);
+        st = ats_npy_stage(a.scores, ATS_F32, 4, shape, res.scores, &staged[n_staged++], &err);
     }
     if (!st && a.hidden) {
         size_t shape[3] = {L + 1, nt, d};
-        st = ats_npy_write(a.hidden, ATS_F32, 3, shape, res.hidden, &err);
+        st = ats_npy_stage(a.hidden, ATS_F32, 3, shape, res.hidden, &staged[n_staged++], &err);
     }
     if (!st && a.logits) {
         size_t shape[2] = {nt, res.vocab_size};
-        st = ats_npy_write(a.logits, ATS_F32, 2, shape, res.logits, &err);
+        st = ats_npy_stage(a.logits, ATS_F32, 2, shape, res.logits, &staged[n_staged++], &err);
+    }
+    for (int k = 0; k < n_staged; k++) {
+        if (!st)
+            st = ats_outfile_commit(&staged[k], &err);
+        else
+            ats_outfile_abort(&staged[k]);
     }
     if (st) {
         rc = ats_cli_fail(&err);

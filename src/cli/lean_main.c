@@ -35,6 +35,7 @@ static void blas_threads_choose(void) {
 
 int main(int argc, char **argv) {
     if (ats_cli_kernel_check() != ATS_EXIT_OK) return ATS_EXIT_INPUT;
+    ats_cli_remove_temporaries_on_signal();
     if (argc >= 2)
         for (size_t i = 0; i < sizeof LEAN / sizeof LEAN[0]; i++)
             if (!strcmp(argv[1], LEAN[i].name)) return LEAN[i].run(argc - 1, argv + 1);

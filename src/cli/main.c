@@ -49,6 +49,7 @@ int main(int argc, char **argv) {
         return ATS_EXIT_OK;
     }
     if (ats_cli_kernel_check() != ATS_EXIT_OK) return ATS_EXIT_INPUT;
+    ats_cli_remove_temporaries_on_signal();
     if (!strcmp(argv[1], "--version")) {
         ats_cli_print_version();
         return ATS_EXIT_OK;

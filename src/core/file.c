@@ -7,6 +7,36 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* The temporary paths of the live outfiles, for ats_outfile_remove_temporaries. A slot holds
+ * a pointer set and cleared with atomic operations, so a signal handler reads whole values. */
+#define LIVE_MAX 256
+static char *live_tmp[LIVE_MAX];
+
+static void live_add(char *tmp) {
+    for (int i = 0; i < LIVE_MAX; i++) {
+        char *expected = NULL;
+        if (__atomic_compare_exchange_n(&live_tmp[i], &expected, tmp, 0, __ATOMIC_SEQ_CST,
+                                        __ATOMIC_SEQ_CST))
+            return;
+    }
+}
+
+static void live_remove(const char *tmp) {
+    for (int i = 0; tmp && i < LIVE_MAX; i++) {
+        char *expected = (char *)tmp;
+        if (__atomic_compare_exchange_n(&live_tmp[i], &expected, NULL, 0, __ATOMIC_SEQ_CST,
+                                        __ATOMIC_SEQ_CST))
+            return;
+    }
+}
+
+void ats_outfile_remove_temporaries(void) {
+    for (int i = 0; i < LIVE_MAX; i++) {
+        char *tmp = __atomic_exchange_n(&live_tmp[i], NULL, __ATOMIC_SEQ_CST);
+        if (tmp) unlink(tmp); /* async-signal-safe, unlike remove() */
+    }
+}
+
 ats_status ats_outfile_open(ats_outfile *out, const char *path, ats_error *err) {
     memset(out, 0, sizeof *out);
     size_t len = strlen(path);
@@ -34,6 +64,7 @@ ats_status ats_outfile_open(ats_outfile *out, const char *path, ats_error *err) 
     }
     /* The temporary lives beside the target so rename() stays on one file system. */
     snprintf(out->tmp_path, len + 32, "%s.tmp.%ld", path, (long)getpid());
+    live_add(out->tmp_path); /* before the file exists: a signal now removes nothing or it */
     out->fp = fopen(out->tmp_path, "wb");
     if (!out->fp) {
         ats_status st = ats_error_set(err, ATS_ERR_IO, "%s: cannot open for writing: %s", path,
@@ -61,6 +92,7 @@ ats_status ats_outfile_commit(ats_outfile *out, ats_error *err) {
         ats_outfile_abort(out);
         return st;
     }
+    live_remove(out->tmp_path);
     free(out->path);
     free(out->tmp_path);
     memset(out, 0, sizeof *out);
@@ -70,6 +102,7 @@ ats_status ats_outfile_commit(ats_outfile *out, ats_error *err) {
 void ats_outfile_abort(ats_outfile *out) {
     if (out->fp) fclose(out->fp);
     if (out->tmp_path) remove(out->tmp_path);
+    live_remove(out->tmp_path);
     free(out->path);
     free(out->tmp_path);
     memset(out, 0, sizeof *out);

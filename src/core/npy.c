@@ -190,6 +190,14 @@ done:
 
 ats_status ats_npy_write(const char *path, ats_dtype dtype, int ndim, const size_t *shape,
                          const void *data, ats_error *err) {
+    ats_outfile of;
+    ats_status st = ats_npy_stage(path, dtype, ndim, shape, data, &of, err);
+    return st ? st : ats_outfile_commit(&of, err);
+}
+
+ats_status ats_npy_stage(const char *path, ats_dtype dtype, int ndim, const size_t *shape,
+                         const void *data, ats_outfile *of, ats_error *err) {
+    memset(of, 0, sizeof *of);
     if (ndim < 0 || ndim > ATS_NPY_MAX_DIMS)
         return ats_error_set(err, ATS_ERR_INVALID, "%s: cannot write %d dimensions", path, ndim);
     char dict[512];
@@ -221,14 +229,18 @@ ats_status ats_npy_write(const char *path, ats_dtype dtype, int ndim, const size
     size_t bytes;
     if (!ats_size_mul(count, dtype_size(dtype), &bytes))
         return ats_error_set(err, ATS_ERR_RANGE, "%s: data size overflows", path);
-    ats_outfile of;
-    ats_status st = ats_outfile_open(&of, path, err);
+    ats_status st = ats_outfile_open(of, path, err);
     if (st) return st;
-    FILE *fp = of.fp;
+    FILE *fp = of->fp;
     fwrite(pre, 1, 10, fp);
     fwrite(dict, 1, (size_t)len, fp);
     for (size_t i = 0; i < pad; i++) fputc(' ', fp);
     fputc('\n', fp);
     if (bytes) fwrite(data, 1, bytes, fp);
-    return ats_outfile_commit(&of, err);
+    /* flushed now, so that a full disk is found here and not at commit */
+    if (fflush(fp) != 0 || ferror(fp)) {
+        st = ats_error_set(err, ATS_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+        ats_outfile_abort(of);
+    }
+    return st;
 }
