@@ -113,6 +113,10 @@ ats_status ats_dir_create(const char *path, ats_error *err);
  * larger than max_bytes with ATS_ERR_RANGE. */
 ats_status ats_file_read_all(const char *path, size_t max_bytes, char **out, size_t *len,
                              ats_error *err);
+/* The same for files that must be regular files (a model's config and tokenizer files): a
+ * folder, FIFO or device is ATS_ERR_IO at once instead of blocking or reading a stream. */
+ats_status ats_file_read_regular(const char *path, size_t max_bytes, char **out, size_t *len,
+                                 ats_error *err);
 
 /* ---- kernel paths: the instruction set the inner loops (matrix products, element-wise
  * kernels, divergences) run on. Chosen once per process: the fastest this CPU supports, or the

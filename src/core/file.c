@@ -1,6 +1,7 @@
 #include "attnscope/core.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,12 +144,41 @@ ats_status ats_dir_create(const char *path, ats_error *err) {
     return rc;
 }
 
-ats_status ats_file_read_all(const char *path, size_t max_bytes, char **out, size_t *len,
-                             ats_error *err) {
+/* fopen(path, "rb"), or with regular_only, the same refusing anything but a regular file, and
+ * without blocking on a FIFO (whose open waits for a writer). NULL after filling err. */
+static FILE *open_for_reading(const char *path, int regular_only, ats_error *err) {
+    if (!regular_only) {
+        FILE *fp = fopen(path, "rb");
+        if (!fp) ats_error_set(err, ATS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        return fp;
+    }
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
+    if (fd < 0) {
+        ats_error_set(err, ATS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        ats_error_set(err, ATS_ERR_IO, "%s: not a regular file (a folder, FIFO or device)", path);
+        return NULL;
+    }
+    int flags = fcntl(fd, F_GETFL);
+    if (flags >= 0) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    FILE *fp = fdopen(fd, "rb");
+    if (!fp) {
+        ats_error_set(err, ATS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        close(fd);
+    }
+    return fp;
+}
+
+static ats_status read_all(const char *path, size_t max_bytes, int regular_only, char **out,
+                           size_t *len, ats_error *err) {
     *out = NULL;
     *len = 0;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return ats_error_set(err, ATS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *fp = open_for_reading(path, regular_only, err);
+    if (!fp) return ATS_ERR_IO;
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap);
     if (!buf) {
@@ -190,4 +220,14 @@ ats_status ats_file_read_all(const char *path, size_t max_bytes, char **out, siz
     *out = buf;
     *len = n;
     return ATS_OK;
+}
+
+ats_status ats_file_read_all(const char *path, size_t max_bytes, char **out, size_t *len,
+                             ats_error *err) {
+    return read_all(path, max_bytes, 0, out, len, err);
+}
+
+ats_status ats_file_read_regular(const char *path, size_t max_bytes, char **out, size_t *len,
+                                 ats_error *err) {
+    return read_all(path, max_bytes, 1, out, len, err);
 }

@@ -133,7 +133,7 @@ static int file_exists(const char *p) {
 static ats_status read_json(const char *path, cJSON **out, ats_error *err) {
     char *buf;
     size_t len;
-    ats_status rc = ats_file_read_all(path, (size_t)64 << 20, &buf, &len, err);
+    ats_status rc = ats_file_read_regular(path, (size_t)64 << 20, &buf, &len, err);
     if (rc) return rc;
     *out = cJSON_ParseWithLength(buf, len);
     free(buf);

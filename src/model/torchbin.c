@@ -662,7 +662,7 @@ fail:
 
 ats_status ats_torchbin_open(const char *path, ats_safetensors *st, ats_error *err) {
     memset(st, 0, sizeof *st);
-    int fd = open(path, O_RDONLY);
+    int fd = open(path, O_RDONLY | O_NONBLOCK); /* a FIFO would block until a writer came */
     if (fd < 0) return ats_error_set(err, ATS_ERR_IO, "%s: %s", path, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size <= 0) {

@@ -61,7 +61,7 @@ static ats_status read_json(const char *path, cJSON **out, ats_error *err) {
     char *buf;
     size_t len;
     *out = NULL;
-    ats_status st = ats_file_read_all(path, TOK_MAX_FILE, &buf, &len, err);
+    ats_status st = ats_file_read_regular(path, TOK_MAX_FILE, &buf, &len, err);
     if (st) return st;
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
@@ -622,7 +622,7 @@ static ats_status parse_tokenizer_json(ats_tokenizer *t, const char *buf, size_t
 static ats_status load_tokenizer_json(ats_tokenizer *t, const char *path, ats_error *err) {
     char *buf;
     size_t len;
-    ats_status st = ats_file_read_all(path, TOK_MAX_FILE, &buf, &len, err);
+    ats_status st = ats_file_read_regular(path, TOK_MAX_FILE, &buf, &len, err);
     if (st) return st;
     st = parse_tokenizer_json(t, buf, len, path, err);
     free(buf);
@@ -662,7 +662,7 @@ static ats_status load_bpe_files(ats_tokenizer *t, const char *vocab_path, const
     if (st) return st;
     char *buf;
     size_t len;
-    if ((st = ats_file_read_all(merges_path, TOK_MAX_FILE, &buf, &len, err))) return st;
+    if ((st = ats_file_read_regular(merges_path, TOK_MAX_FILE, &buf, &len, err))) return st;
     if (tok_utf8_check(buf, len) != len) {
         size_t line, col;
         line_col(buf, tok_utf8_check(buf, len), &line, &col);
@@ -702,7 +702,7 @@ static ats_status load_bpe_files(ats_tokenizer *t, const char *vocab_path, const
 static ats_status load_vocab_txt(ats_tokenizer *t, const char *path, ats_error *err) {
     char *buf;
     size_t len;
-    ats_status st = ats_file_read_all(path, TOK_MAX_FILE, &buf, &len, err);
+    ats_status st = ats_file_read_regular(path, TOK_MAX_FILE, &buf, &len, err);
     if (st) return st;
     size_t bad = tok_utf8_check(buf, len);
     if (bad != len) {

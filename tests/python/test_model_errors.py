@@ -265,3 +265,18 @@ def test_roberta_aliases(tmp_path):
         p = run(d, "--ids", "0,10,20,2", out=out)
         assert p.returncode == 0, p.stderr
         assert np.array_equal(np.load(out), np.load(want))
+
+
+@pytest.mark.parametrize("name,frag", [("config.json", "not a regular file"),
+                                       ("vocab.txt", "no tokenizer found"),
+                                       ("model.safetensors", "missing")])
+def test_fifo_in_the_model_folder(tmp_path, name, frag):
+    """A FIFO (or any non-regular file) among a model's files is refused at once: reading it
+    would wait for a writer forever (config.json did)."""
+    d = model_copy(tmp_path)
+    os.remove(d / name)
+    os.mkfifo(d / name)
+    out = tmp_path / "a.npy"
+    p = subprocess.run([ATTNSCOPE, "attention", "--model", str(d), "--text", "the cat",
+                        "--npy", str(out)], capture_output=True, timeout=20)
+    check_fails(p, out, name if name != "vocab.txt" else "vocab.txt", frag)
