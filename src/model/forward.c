@@ -310,6 +310,12 @@ static ats_status prepare_result(ats_model *m, size_t n, const ats_forward_optio
         return ats_model_fail(m, err, ATS_ERR_INVALID,
                               "%s: n_layers = %d, outside 0..%d (0: every layer)", m->dir,
                               opt->n_layers, mi->n_layers);
+    if (opt->head_mask) /* a NaN or ∞ would spread through every later layer silently */
+        for (size_t e = 0; e < (size_t)mi->n_layers * H; e++)
+            if (!isfinite(opt->head_mask[e]))
+                return ats_model_fail(m, err, ATS_ERR_INVALID,
+                                      "%s: head mask [%zu][%zu] = %g: not a finite number", m->dir,
+                                      e / H, e % H, (double)opt->head_mask[e]);
     if (opt->n_layers > 0 && opt->n_layers < mi->n_layers) {
         if (want_logits || (opt->capture & ATS_CAPTURE_HIDDEN))
             return ats_model_fail(m, err, ATS_ERR_INVALID,

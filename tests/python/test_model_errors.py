@@ -182,6 +182,14 @@ def test_bad_head_mask(tmp_path):
     np.save(m, np.ones((3, 4), dtype=np.float32))
     check_fails(run(os.path.join(ROOT, "bert"), "--ids", "2,3", "--head-mask", str(m)), None,
                 "head mask", "[2][4]")
+    # NaN and ±inf exited 0 with NaN attention: now refused, naming the entry, writing nothing
+    for bad in (np.nan, np.inf, -np.inf):
+        mask = np.ones((2, 4), dtype=np.float32)
+        mask[1, 2] = bad
+        np.save(m, mask)
+        out = tmp_path / "a.npy"
+        check_fails(run(os.path.join(ROOT, "bert"), "--ids", "2,3", "--head-mask", str(m),
+                        out=out), out, "head mask [1][2]", "not a finite number")
 
 
 @pytest.mark.parametrize("how,frag", [("garbage", "not a zip archive"), ("truncated", "zip"),
