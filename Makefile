@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= 2
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build demo test test-asan asan format bench clean wheel
+.PHONY: all deps build demo test test-asan test-cpus asan format bench clean wheel
 
 all: build
 
@@ -19,6 +19,11 @@ demo: build
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+# the build on emulated CPUs without AVX-512 and without AVX2 (qemu-user): the kernel path each
+# chooses, the model and kernel tests, every fixture against transformers
+test-cpus: build
+	@bash tools/check_cpus.sh $(BUILD)
 
 asan:
 	@$(MAKE) --no-print-directory BUILD=build-asan CMAKE_FLAGS="-DCMAKE_BUILD_TYPE=Debug -DATS_SANITIZE=ON $(CMAKE_FLAGS)" build
