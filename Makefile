@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= 2
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build demo test test-asan test-cpus asan format bench clean wheel
+.PHONY: all deps build demo test test-asan test-cpus test-aarch64 asan format bench clean wheel
 
 all: build
 
@@ -34,8 +34,19 @@ test-asan: asan
 wheel: deps
 	@bash tools/wheel.sh
 
+# Cross-compiled with Debian's aarch64 toolchain; the unit tests and the command-line check
+# (tools/check_aarch64.sh) run under qemu-user. The Python reference tests, which start the
+# command line thousands of times, would take far too long under qemu: they run in `make test`.
+test-aarch64: deps
+	@bash tools/deps_aarch64.sh
+	@cmake -S . -B build-aarch64 -DCMAKE_BUILD_TYPE=Release \
+	  -DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/tools/aarch64-toolchain.cmake $(CMAKE_FLAGS) >/dev/null
+	@cmake --build build-aarch64 -j$(JOBS)
+	@cd build-aarch64 && ctest -R '^unit\.' --no-tests=error --output-on-failure -j$(JOBS)
+	@bash tools/check_aarch64.sh build-aarch64
+
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-aarch64
