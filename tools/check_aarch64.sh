@@ -13,6 +13,20 @@ FULL=(qemu-aarch64 "$BUILD/attnscope-full")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
+# The kernel path: NEON chosen by itself, an x86 path refused with exit status 2.
+version=$("${FULL[@]}" --version)
+case "$version" in
+*"kernel: neon "*) ;;
+*) echo "check-aarch64: expected the neon kernel path, got: $version" >&2; exit 1 ;;
+esac
+status=0
+ATS_KERNEL=avx512 "${FULL[@]}" --version >/dev/null 2>&1 || status=$?
+if [ "$status" -ne 2 ]; then
+  echo "check-aarch64: ATS_KERNEL=avx512 exited $status, not 2" >&2
+  exit 1
+fi
+echo "check-aarch64: ${version//$'\n'/; }"
+
 # Each example: file, format, top dimension.
 RIPS_EXAMPLES=(
   "tests/data/circle24.txt point-cloud 2"
@@ -34,8 +48,8 @@ for example in "${RIPS_EXAMPLES[@]}"; do
   echo "check-aarch64: rips $file --dim $dim: $(wc -l <"$tmp/ours") intervals, as ripser"
 done
 
-# attention: every fixture case, run as tests/python/test_model_fixtures.py runs it and held
-# to its tolerance.
+# attention: every fixture case on each kernel path, run as tests/python/test_model_fixtures.py
+# runs it and held to its tolerance.
 .venv/bin/python - "$tmp" "${FULL[@]}" <<'EOF'
 import json
 import os
@@ -49,7 +63,9 @@ from test_model_fixtures import EXTRA, MODELS, ROOT, TOL  # noqa: E402
 
 tmp, cmd = sys.argv[1], sys.argv[2:]
 worst, failed, runs = 0.0, [], 0
-for model, expected in [(m, "expected") for m in MODELS] + EXTRA:
+for path, model, expected in [(p, m, e) for p in ("neon", "generic")
+                              for m, e in [(m, "expected") for m in MODELS] + EXTRA]:
+    env = dict(os.environ, ATS_KERNEL=path)
     mdir = os.path.join(ROOT, model)
     exp = os.path.join(mdir, expected)
     model_worst = 0.0
@@ -72,9 +88,9 @@ for model, expected in [(m, "expected") for m in MODELS] + EXTRA:
             mask = os.path.join(tmp, "mask.npy")
             np.save(mask, np.array(case["head_mask"], dtype=np.float32))
             args += ["--head-mask", mask]
-        p = subprocess.run(args, capture_output=True, text=True)
+        p = subprocess.run(args, capture_output=True, text=True, env=env)
         runs += 1
-        label = f"{model}/{expected}/{name}"
+        label = f"{path}: {model}/{expected}/{name}"
         if p.returncode != 0:
             failed.append(f"{label}: exit {p.returncode}: {p.stderr.strip()}")
             continue
@@ -96,7 +112,31 @@ for model, expected in [(m, "expected") for m in MODELS] + EXTRA:
         else:
             model_worst = max(model_worst, err)
     worst = max(worst, model_worst)
-    print(f"check-aarch64: attention {model}/{expected}: max abs difference {model_worst:.3g}")
+    print(f"check-aarch64: attention {path}: {model}/{expected}: max abs difference "
+          f"{model_worst:.3g}")
+# The determinism contract on each path: the same bits on one thread and two, and for one head
+# of a pass stopped after its layer.
+before = len(failed)
+for path, model in [(p, m) for p in ("neon", "generic") for m in ("gpt2", "bert")]:
+    env = dict(os.environ, ATS_KERNEL=path)
+    base = cmd + ["attention", "--model", os.path.join(ROOT, model), "--text", "the cat sat."]
+    outs = {}
+    for key, extra in [("t1", ["--threads", "1"]), ("t2", ["--threads", "2"]),
+                       ("one", ["--threads", "2", "--layer", "0", "--head", "1"])]:
+        outs[key] = os.path.join(tmp, key + ".npy")
+        p = subprocess.run(base + extra + ["--npy", outs[key]], capture_output=True, text=True,
+                           env=env)
+        if p.returncode != 0:
+            failed.append(f"{path}: {model} {' '.join(extra)}: exit {p.returncode}: {p.stderr}")
+            break
+    else:
+        t1, t2, one = (np.load(outs[k]) for k in ("t1", "t2", "one"))
+        if not np.array_equal(t1, t2):
+            failed.append(f"{path}: {model}: one thread and two differ")
+        if not np.array_equal(t1[0, 1], one):
+            failed.append(f"{path}: {model}: layer 0 head 1 alone differs from the full pass")
+print("check-aarch64: neon and generic, one thread and two, one head and all: "
+      + ("bit for bit" if len(failed) == before else "FAILED"))
 for f in failed:
     print("check-aarch64: FAIL " + f, file=sys.stderr)
 print(f"check-aarch64: attention, {runs} fixture cases: max abs difference from transformers "
