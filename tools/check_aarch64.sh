@@ -30,6 +30,8 @@ echo "check-aarch64: ${version//$'\n'/; }"
 # Each example: file, format, top dimension.
 RIPS_EXAMPLES=(
   "tests/data/circle24.txt point-cloud 2"
+  "tests/data/ph-benchmarks/projective_plane.lower_distance_matrix lower-distance 2"
+  "tests/data/ph-benchmarks/sphere_3_192.lower_distance_matrix lower-distance 1"
 )
 # The intervals of each dimension as sorted text: both print Ripser's 6 significant digits, and
 # ripser's header lines differ from ours.
