@@ -642,7 +642,7 @@ static int is_int(gguf_vtype t) {
     return t <= GGUF_V_I32 || t == GGUF_V_U64 || t == GGUF_V_I64;
 }
 
-/* An integer value at p of type t; *neg_or_big set when an unsigned 64-bit value exceeds
+/* An integer value at p of type t; *big set when an unsigned 64-bit value exceeds
  * INT64_MAX. */
 static int64_t int_at(const uint8_t *p, gguf_vtype t, int *big) {
     *big = 0;
