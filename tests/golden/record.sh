@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Records the outputs of `attnscope compare` and `attnscope heads` (JSON, NPY, CSV, figures and
+# stdout) on the fixture models and MiniLM into OUT, so that a refactoring can be checked to
+# leave them byte for byte alike:
+#   tests/golden/record.sh build/attnscope /tmp/golden-before
+#   ... change the code, rebuild ...
+#   tests/golden/record.sh build/attnscope /tmp/golden-after
+#   diff -r /tmp/golden-before /tmp/golden-after
+# Timings (seconds, tokens per second) are replaced by "T" in stdout and summary.json: they are
+# the only outputs that differ between two runs of the same build.
+set -euo pipefail
+BIN=$(realpath "$1")
+OUT=$2
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+FIX=$ROOT/tests/fixtures/models
+MINILM=$("$ROOT/.venv/bin/python" "$ROOT/tools/minilm_dir.py")
+rm -rf "$OUT"
+mkdir -p "$OUT"
+cd "$OUT"
+A="The cat sat on the mat."
+B="A dog slept under the old wooden table, quietly."
+
+# run NAME CMD...: stdout, stderr and the exit status of one command
+run() {
+    local name=$1
+    shift
+    local rc=0
+    "$BIN" "$@" >"$name.stdout" 2>"$name.stderr" || rc=$?
+    echo "$rc" >"$name.rc"
+    sed -i -E 's/[0-9.]+ s \([0-9.]+ tokens\/s\)/T s (T tokens\/s)/; s/[0-9]+\.[0-9]+ ms/T ms/' \
+        "$name.stdout" "$name.stderr"
+}
+
+for m in bert gpt2 minilm; do
+    dir=$FIX/$m
+    [ "$m" = minilm ] && dir=$MINILM
+    run "compare_$m" compare --model "$dir" --text "$A" --text "$B" --layer 1 --head 0 \
+        --json "compare_$m.json"
+    run "compare_${m}_seed" compare --model "$dir" --text "$A" --text "$B" --layer 0 --head 1 \
+        --seed-compat --dim 2 --q 2 --json "compare_${m}_seed.json"
+    run "compare_${m}_all" compare --model "$dir" --text "$A" --text "$B" --all-heads \
+        --json "compare_${m}_all.json" --out "compare_${m}_all"
+    run "compare_${m}_out" compare --model "$dir" --text "$A" --text "$B" --layer 1 --head 1 \
+        --out "compare_${m}_out" --threads 1
+    "$BIN" attention --model "$dir" --text "$A" --npy "att_${m}_a.npy" >/dev/null
+    "$BIN" attention --model "$dir" --text "$B" --npy "att_${m}_b.npy" >/dev/null
+    run "compare_${m}_files" compare --attention "att_${m}_a.npy" --attention "att_${m}_b.npy" \
+        --all-heads --json "compare_${m}_files.json"
+done
+run compare_err_one compare --model "$FIX/bert" --text "$A" --layer 0 --head 0 --json x.json
+run compare_err_head compare --model "$FIX/bert" --text "$A" --text "$B" --layer 9 --head 0 \
+    --json x.json
+run compare_err_empty compare --model "$FIX/bert" --text "" --text "$B" --layer 0 --head 0 \
+    --json x.json
+
+# a small corpus with the kinds of lines the reader skips
+CORPUS=corpus.txt
+{
+    head -n 24 "$ROOT/data/corpus/english.txt"
+    echo ""
+    printf 'bad \xff utf-8 line\n'
+    echo "   "
+    echo "Short."
+    head -n 40 "$ROOT/data/corpus/english.txt" | tail -n 6
+} >"$CORPUS"
+printf '{"text": "The cat sat."}\n{"nope": 1}\n{"text": "A dog ran far away."}\n' >corpus.jsonl
+for m in bert gpt2 minilm; do
+    dir=$FIX/$m
+    [ "$m" = minilm ] && dir=$MINILM
+    run "heads_$m" heads --model "$dir" --corpus "$CORPUS" --output "heads_$m.npy" --quiet
+    run "heads_${m}_clark" heads --model "$dir" --corpus "$CORPUS" --output "heads_${m}_clark.npy" \
+        --clark --quiet --threads 1
+    run "heads_${m}_out" heads --model "$dir" --corpus "$CORPUS" --out "heads_${m}_out" --stats \
+        --quiet --max-lines 20 --chunk-lines 7
+    run "heads_${m}_jsonl" heads --model "$dir" --corpus corpus.jsonl --output "heads_${m}_jsonl.npy" \
+        --quiet --max-tokens 6
+done
+run heads_bert_ablation heads --model "$FIX/bert" --corpus "$CORPUS" --out heads_bert_ablation \
+    --ablation --ablation-lines 5 --quiet --max-tokens 12 --skip-long
+run heads_joint heads --model "$FIX/bert" --model "$FIX/gpt2" --corpus "$CORPUS" --out heads_joint \
+    --output heads_joint.npy --quiet
+run heads_err_missing heads --model "$FIX/bert" --corpus missing.txt --output x.npy
+find . -name summary.json -exec sed -i -E \
+    's/"seconds": [0-9.e+-]+/"seconds": T/; s/"tokens_per_second": [0-9.e+-]+/"tokens_per_second": T/' {} +
+echo "recorded $(find . -type f | wc -l) files in $OUT"
