@@ -173,6 +173,14 @@ typedef struct ats_token_roles {
                            a token); the rarest token of the document has the smallest value */
 } ats_token_roles;
 
+/* The roles of n tokens as the vocabulary spells them: [CLS] / <s> / <cls>, [SEP] / </s> /
+ * <sep> / <|endoftext|>, and punctuation (after a word-piece marker ##, GPT-2's Ġ or
+ * SentencePiece's ▁, only ASCII punctuation and the common Unicode marks “ ” ‘ ’ … – — « » ¿ ¡ ·).
+ * special[n] (or NULL) marks the tokens the tokenizer added, never punctuation. positions: size_t
+ * [3n], which roles->cls, sep and punct point into; cols and freq are left NULL. */
+void ats_token_roles_find(size_t n, const char *const *tokens, const uint8_t *special,
+                          size_t *positions, ats_token_roles *roles);
+
 /* The statistics, in the order of the result table. Means over rows run over every query row
  * of every document that has the needed roles, except where stated. */
 typedef enum ats_head_stat {

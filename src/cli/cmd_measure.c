@@ -3,7 +3,6 @@
 #include "attnscope/measure.h"
 #include "cli.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -403,43 +402,6 @@ static int token_file_read(const char *path, token_file *t) {
     return 0;
 }
 
-static int is_cls_token(const char *s) {
-    return !strcmp(s, "[CLS]") || !strcmp(s, "<s>") || !strcmp(s, "<cls>");
-}
-static int is_sep_token(const char *s) {
-    return !strcmp(s, "[SEP]") || !strcmp(s, "</s>") || !strcmp(s, "<sep>") ||
-           !strcmp(s, "<|endoftext|>");
-}
-
-/* Punctuation: after a word-piece marker (##, U+0120 'Ġ', U+2581 '▁'), every character is ASCII
- * punctuation or one of the common Unicode punctuation marks. */
-static int is_punct_token(const char *s) {
-    static const char *const marks[] = {"\xe2\x80\x9c", "\xe2\x80\x9d", "\xe2\x80\x98",
-                                        "\xe2\x80\x99", "\xe2\x80\xa6", "\xe2\x80\x93",
-                                        "\xe2\x80\x94", "\xc2\xab",     "\xc2\xbb",
-                                        "\xc2\xbf",     "\xc2\xa1",     "\xc2\xb7"};
-    if (!strncmp(s, "##", 2) && s[2])
-        s += 2;
-    else if (!strncmp(s, "\xc4\xa0", 2))
-        s += 2;
-    else if (!strncmp(s, "\xe2\x96\x81", 3))
-        s += 3;
-    if (!*s) return 0;
-    while (*s) {
-        if ((unsigned char)*s < 0x80) {
-            if (!ispunct((unsigned char)*s)) return 0;
-            s++;
-            continue;
-        }
-        size_t m = 0;
-        for (size_t k = 0; k < sizeof marks / sizeof marks[0] && !m; k++)
-            if (!strncmp(s, marks[k], strlen(marks[k]))) m = strlen(marks[k]);
-        if (!m) return 0;
-        s += m;
-    }
-    return 1;
-}
-
 /* A tiny string → count table (open addressing) for corpus token frequencies. */
 typedef struct freq_table {
     char **key;
@@ -657,18 +619,11 @@ static int run_stats(margs *a) {
                                    "%s has %zu tokens but %s has attention over %zu tokens",
                                    a->tokens[d], tf[d].n, a->inputs[d], n);
             } else {
-                size_t *cls = buf, *sep = buf + n, *punct = buf + 2 * n;
-                for (size_t i = 0; i < n; i++) {
-                    const char *t = tf[d].tok[i];
-                    int special = is_cls_token(t) || is_sep_token(t);
-                    if (is_cls_token(t)) cls[roles.n_cls++] = i;
-                    if (is_sep_token(t)) sep[roles.n_sep++] = i;
-                    if (!special && is_punct_token(t)) punct[roles.n_punct++] = i;
-                    freq[i] = special ? INFINITY : freq_get(&ft, t);
-                }
-                roles.cls = cls;
-                roles.sep = sep;
-                roles.punct = punct;
+                ats_token_roles_find(n, (const char *const *)tf[d].tok, NULL, buf, &roles);
+                /* the first and end tokens are excluded from the rare-token statistic */
+                for (size_t i = 0; i < n; i++) freq[i] = freq_get(&ft, tf[d].tok[i]);
+                for (size_t i = 0; i < roles.n_cls; i++) freq[roles.cls[i]] = INFINITY;
+                for (size_t i = 0; i < roles.n_sep; i++) freq[roles.sep[i]] = INFINITY;
                 roles.freq = freq;
             }
         } else {
