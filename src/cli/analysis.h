@@ -4,22 +4,13 @@
 #ifndef ATS_CLI_ANALYSIS_H
 #define ATS_CLI_ANALYSIS_H
 
+#include "attnscope/analysis.h"
 #include "attnscope/core.h"
 #include "attnscope/render.h"
 
 #include <stdio.h>
 
 #define ANALYSIS_MAX_INPUTS 16
-
-/* Attention of one input text. */
-typedef struct attn_source {
-    size_t L, H, n;
-    float *att;    /* [L][H][n][n], owned */
-    float *hidden; /* [L+1][n][d] or NULL, owned */
-    size_t d;      /* hidden width */
-    char **labels; /* [n] display labels (the text each token covers), owned */
-    char *name;    /* "text 1", or the file name */
-} attn_source;
 
 typedef struct analysis_args {
     const char *cmd;
@@ -48,24 +39,18 @@ void analysis_args_init(analysis_args *a, const char *cmd);
 /* Checks the shared options once all are parsed (an input, an output folder). */
 int analysis_check(const analysis_args *a, int need_head);
 
-/* A loaded model and its tokenizer, kept across several runs (both NULL without --model). */
-typedef struct analysis_model {
-    struct ats_model *model;
-    struct ats_tokenizer *tok;
-} analysis_model;
+/* Opens --model's session (*s NULL without --model). */
+ats_status analysis_session_open(const analysis_args *a, ats_session **s, ats_error *err);
 
-ats_status analysis_model_open(const analysis_args *a, analysis_model *am, ats_error *err);
-void analysis_model_close(analysis_model *am);
-
-/* Loads every input: runs the model on the texts, or reads the attention files. */
-ats_status analysis_load(const analysis_args *a, attn_source *src, size_t *count, ats_error *err);
-/* The same with a model that is already open. */
-ats_status analysis_load_with(const analysis_args *a, analysis_model *am, attn_source *src,
+/* Loads every input: runs the model on the texts, or reads the attention files, and checks that
+ * --layer and --head name a head of each. */
+ats_status analysis_load(const analysis_args *a, ats_attention *src, size_t *count, ats_error *err);
+/* The same with the session already open. */
+ats_status analysis_load_with(const analysis_args *a, ats_session *s, ats_attention *src,
                               size_t *count, ats_error *err);
-void attn_source_free(attn_source *s);
 
 /* The [n][n] head (l, h) of a source as doubles (malloc'd). */
-double *attn_head(const attn_source *s, size_t l, size_t h);
+double *attn_head(const ats_attention *s, size_t l, size_t h);
 
 /* out_dir/name.ext (malloc'd); creates out_dir if needed. */
 char *analysis_path(const analysis_args *a, const char *name, const char *ext, ats_error *err);

@@ -9,7 +9,6 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +52,7 @@ static cJSON *num_json(double v) {
     return cJSON_CreateRaw(buf);
 }
 
-static cJSON *labels_json(const attn_source *s) {
+static cJSON *labels_json(const ats_attention *s) {
     cJSON *arr = cJSON_CreateArray();
     for (size_t i = 0; i < s->n; i++) cJSON_AddItemToArray(arr, cJSON_CreateString(s->labels[i]));
     return arr;
@@ -83,7 +82,7 @@ static cJSON *pairs_json(const ats_diagram *d) {
     return arr;
 }
 
-static void title_for(char *buf, size_t n, const analysis_args *a, const attn_source *s,
+static void title_for(char *buf, size_t n, const analysis_args *a, const ats_attention *s,
                       const char *what, long l, long h) {
     if (l >= 0)
         snprintf(buf, n, "%s%s%s — %s, layer %ld head %ld", a->title ? a->title : "",
@@ -93,41 +92,8 @@ static void title_for(char *buf, size_t n, const analysis_args *a, const attn_so
                  s->name);
 }
 
-/* A view of one head as measure-module attention. */
-static ats_attn head_view(const attn_source *s, size_t l, size_t h, const char *name) {
-    ats_attn v;
-    memset(&v, 0, sizeof v);
-    v.dtype = ATS_F32;
-    v.data = s->att + (l * s->H + h) * s->n * s->n;
-    v.L = v.H = 1;
-    v.n = s->n;
-    v.source = name;
-    return v;
-}
-
-/* The JS distance matrix of one head and its metric (lower triangle). */
-/* The token metric of one head: the Jensen–Shannon distance (base 2) between the tokens'
- * attention rows; with seed_compat the seed notebook's √(scipy JS distance) of softmaxed rows. */
-static ats_status head_js(const attn_source *s, size_t l, size_t h, int seed_compat,
-                          double max_error, double **full, double **lower, ats_error *err) {
-    size_t n = s->n;
-    *full = malloc(n * n * sizeof **full);
-    *lower = malloc((n * (n - 1) / 2 + 1) * sizeof **lower);
-    if (!*full || !*lower) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
-    ats_attn v = head_view(s, l, h, s->name);
-    ats_measure_opts mo;
-    ats_measure_opts_init(&mo);
-    mo.normalize = !seed_compat; /* rows sum to 1 up to float rounding; scipy normalises too */
-    mo.seed_compat = seed_compat;
-    mo.max_error = max_error;
-    ats_status st = ats_divergence_compute(&v, ATS_DIV_JSD, &mo, *full, err);
-    /* JS(i,j) and JS(j,i) are evaluated separately; their mean is the symmetric metric */
-    if (!st) st = ats_metric_from_full(n, *full, 1, s->name, *lower, err);
-    return st;
-}
-
 /* Checks the shared options and loads the inputs; returns the exit code of a failure, or 0. */
-static int prepare(const analysis_args *a, int need_head, attn_source *src, size_t *count,
+static int prepare(const analysis_args *a, int need_head, ats_attention *src, size_t *count,
                    ats_error *err) {
     int rc = analysis_check(a, need_head);
     if (rc) return rc;
@@ -156,7 +122,7 @@ static int run_attend(int argc, char **argv) {
     }
     if ((a.layer >= 0) != (a.head >= 0))
         return ats_cli_usage_error("attend", "give both --layer and --head, or neither");
-    attn_source src[ANALYSIS_MAX_INPUTS];
+    ats_attention src[ANALYSIS_MAX_INPUTS];
     size_t count;
     ats_error err;
     int rc = prepare(&a, 0, src, &count, &err);
@@ -164,7 +130,7 @@ static int run_attend(int argc, char **argv) {
     cJSON *doc = cJSON_CreateObject(), *inputs = cJSON_AddArrayToObject(doc, "inputs");
     ats_status st = ATS_OK;
     for (size_t t = 0; t < count && !st; t++) {
-        const attn_source *s = &src[t];
+        const ats_attention *s = &src[t];
         char name[64], title[512];
         snprintf(name, sizeof name, "attention_%zu", t + 1);
         size_t shape[4] = {s->L, s->H, s->n, s->n};
@@ -217,7 +183,7 @@ static int run_attend(int argc, char **argv) {
     }
     if (!st) st = write_json(&a, "attend", doc, &err);
     cJSON_Delete(doc);
-    for (size_t t = 0; t < count; t++) attn_source_free(&src[t]);
+    for (size_t t = 0; t < count; t++) ats_attention_free(&src[t]);
     return st ? fail(&err) : ATS_EXIT_OK;
 }
 
@@ -250,7 +216,7 @@ static int run_graph(int argc, char **argv) {
             return ats_cli_usage_error("graph", "unknown option '%s' (see --help)", argv[i]);
         }
     }
-    attn_source src[ANALYSIS_MAX_INPUTS];
+    ats_attention src[ANALYSIS_MAX_INPUTS];
     size_t count;
     ats_error err;
     int rc = prepare(&a, 1, src, &count, &err);
@@ -261,7 +227,7 @@ static int run_graph(int argc, char **argv) {
     cJSON_AddNumberToObject(doc, "head", (double)a.head);
     cJSON_AddNumberToObject(doc, "min_weight", min_weight);
     for (size_t t = 0; t < count && !st; t++) {
-        const attn_source *s = &src[t];
+        const ats_attention *s = &src[t];
         size_t n = s->n;
         double *m = attn_head(s, (size_t)a.layer, (size_t)a.head);
         if (!m) {
@@ -316,7 +282,7 @@ static int run_graph(int argc, char **argv) {
     }
     if (!st) st = write_json(&a, "graph", doc, &err);
     cJSON_Delete(doc);
-    for (size_t t = 0; t < count; t++) attn_source_free(&src[t]);
+    for (size_t t = 0; t < count; t++) ats_attention_free(&src[t]);
     return st ? fail(&err) : ATS_EXIT_OK;
 }
 
@@ -353,7 +319,7 @@ static int run_divergence(int argc, char **argv) {
             return ats_cli_usage_error("divergence", "unknown option '%s' (see --help)", argv[i]);
         }
     }
-    attn_source src[ANALYSIS_MAX_INPUTS];
+    ats_attention src[ANALYSIS_MAX_INPUTS];
     size_t count;
     ats_error err;
     int rc = prepare(&a, 1, src, &count, &err);
@@ -364,12 +330,12 @@ static int run_divergence(int argc, char **argv) {
     cJSON_AddNumberToObject(doc, "head", (double)a.head);
     cJSON_AddStringToObject(doc, "base", base_e ? "e" : "2");
     for (size_t t = 0; t < count && !st; t++) {
-        const attn_source *s = &src[t];
+        const ats_attention *s = &src[t];
         size_t n = s->n;
         double *ent = malloc(n * sizeof *ent), *kl = malloc(n * n * sizeof *kl),
                *js = malloc(n * n * sizeof *js);
         if (!ent || !kl || !js) st = ats_error_set(&err, ATS_ERR_NOMEM, "out of memory");
-        ats_attn v = head_view(s, (size_t)a.layer, (size_t)a.head, s->name);
+        ats_attn v = ats_attention_head(s, (size_t)a.layer, (size_t)a.head);
         ats_measure_opts mo;
         ats_measure_opts_init(&mo);
         mo.base = base_e ? ATS_BASE_E : ATS_BASE_2;
@@ -434,7 +400,7 @@ static int run_divergence(int argc, char **argv) {
     }
     if (!st) st = write_json(&a, "divergence", doc, &err);
     cJSON_Delete(doc);
-    for (size_t t = 0; t < count; t++) attn_source_free(&src[t]);
+    for (size_t t = 0; t < count; t++) ats_attention_free(&src[t]);
     return st ? fail(&err) : ATS_EXIT_OK;
 }
 
@@ -539,7 +505,7 @@ static int run_topo(int argc, char **argv) {
             return ats_cli_usage_error("topo", "unknown option '%s' (see --help)", s);
         }
     }
-    attn_source src[ANALYSIS_MAX_INPUTS];
+    ats_attention src[ANALYSIS_MAX_INPUTS];
     size_t count;
     ats_error err;
     int rc = prepare(&a, 1, src, &count, &err);
@@ -549,14 +515,18 @@ static int run_topo(int argc, char **argv) {
      * anything is written */
     double *fulls[ANALYSIS_MAX_INPUTS] = {NULL}, *lowers[ANALYSIS_MAX_INPUTS] = {NULL};
     for (size_t t = 0; t < count && !st; t++) {
-        st = head_js(&src[t], (size_t)a.layer, (size_t)a.head, seed_compat, 0.0, &fulls[t],
-                     &lowers[t], &err);
+        size_t n = src[t].n;
+        fulls[t] = malloc((n ? n * n : 1) * sizeof *fulls[t]);
+        lowers[t] = malloc((n * (n - 1) / 2 + 1) * sizeof *lowers[t]);
+        st = fulls[t] && lowers[t] ? ats_head_metric(&src[t], (size_t)a.layer, (size_t)a.head,
+                                                     seed_compat, 0.0, fulls[t], lowers[t], &err)
+                                   : ats_error_set(&err, ATS_ERR_NOMEM, "out of memory");
         if (!st)
             st = analysis_scales_check(src[t].n, lowers[t], threshold, scales, n_scales,
                                        src[t].name, "tokens", &err);
     }
     for (size_t t = 0; t < count && !st; t++) {
-        const attn_source *s = &src[t];
+        const ats_attention *s = &src[t];
         size_t n = s->n;
         double *full = fulls[t], *lower = lowers[t], *pos = NULL;
         fulls[t] = lowers[t] = NULL;
@@ -680,7 +650,7 @@ static int run_topo(int argc, char **argv) {
     for (size_t t = 0; t < count; t++) {
         free(fulls[t]);
         free(lowers[t]);
-        attn_source_free(&src[t]);
+        ats_attention_free(&src[t]);
     }
     return st ? fail(&err) : ATS_EXIT_OK;
 }
@@ -718,100 +688,15 @@ static void free_names(char **names, size_t n) {
     free(names);
 }
 
-/* The distances compare computes its diagrams from may be off by this much (ats_measure_opts
- * .max_error): float32 attention carries errors near 1e-7 already, and the exact evaluation of
- * nearly equal rows, which softmaxed attention (--seed-compat) is full of, was half its time. */
-#define COMPARE_MAX_ERROR 1e-9
-
-/* The comparison itself: the JS metric of every chosen head of both inputs, their persistence
- * in one parallel batch, and the distances between the diagrams. bott and wass receive
- * [max_dim+1][L][H] arrays (NaN for heads not compared). */
-static ats_status compare_core(const analysis_args *a, const attn_source *src, int all_heads,
-                               int seed_compat, long max_dim, double q, double **bott_out,
-                               double **wass_out, ats_error *err_out) {
-    ats_status st = ATS_OK;
-    ats_error err;
-    ats_error_clear(&err);
-    size_t L = src[0].L, H = src[0].H;
-    size_t l0 = all_heads ? 0 : (size_t)a->layer, l1 = all_heads ? L : (size_t)a->layer + 1;
-    size_t h0 = all_heads ? 0 : (size_t)a->head, h1 = all_heads ? H : (size_t)a->head + 1;
-    size_t heads = (l1 - l0) * (h1 - h0), nd = (size_t)max_dim + 1;
-    /* every head of both inputs, in one parallel batch */
-    double **lowers = calloc(2 * heads, sizeof *lowers);
-    const double **lp = calloc(2 * heads, sizeof *lp);
-    size_t *ns = calloc(2 * heads, sizeof *ns);
-    ats_rips_result *res = calloc(2 * heads, sizeof *res);
-    ats_error *errs = calloc(2 * heads, sizeof *errs);
-    double *bott = calloc(nd * L * H, sizeof *bott), *wass = calloc(nd * L * H, sizeof *wass);
-    if (!lowers || !lp || !ns || !res || !errs || !bott || !wass)
-        st = ats_error_set(&err, ATS_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; i < nd * L * H && !st; i++) bott[i] = wass[i] = NAN;
-    int threads = a->threads > 0 ? a->threads : omp_get_max_threads();
-    long items = st ? 0 : (long)(2 * heads);
-    /* item k: input k / heads, head k % heads (layer-major from (l0, h0)) */
-#pragma omp parallel for schedule(dynamic) num_threads(threads) if (threads > 1 && items > 1)
-    for (long kk = 0; kk < items; kk++) {
-        size_t k = (size_t)kk, t = k / heads, j = k % heads;
-        size_t l = l0 + j / (h1 - h0), h = h0 + j % (h1 - h0);
-        double *full = NULL;
-        ats_error_clear(&errs[k]);
-        head_js(&src[t], l, h, seed_compat, COMPARE_MAX_ERROR, &full, &lowers[k], &errs[k]);
-        free(full);
-        lp[k] = lowers[k];
-        ns[k] = src[t].n;
-    }
-    for (long k = 0; k < items && !st; k++)
-        if (errs[k].status) err = errs[k], st = err.status;
-    if (!st) {
-        ats_rips_options ro;
-        ats_rips_options_init(&ro);
-        ro.max_dim = (int)max_dim;
-        st = ats_rips_compute_batch(2 * heads, ns, lp, &ro, a->threads, res, errs);
-        for (size_t k = 0; st && k < 2 * heads; k++)
-            if (errs[k].status) {
-                err = errs[k];
-                break;
-            }
-    }
-    ats_wasserstein_options wo;
-    ats_wasserstein_options_init(&wo);
-    wo.q = q;
-    long pairs = st ? 0 : (long)(heads * nd);
-    ats_error *perr = pairs ? calloc((size_t)pairs, sizeof *perr) : NULL;
-    if (pairs && !perr) st = ats_error_set(&err, ATS_ERR_NOMEM, "out of memory"), pairs = 0;
-        /* item k·nd + d: head k, dimension d */
-#pragma omp parallel for schedule(dynamic) num_threads(threads) if (threads > 1 && pairs > 1)
-    for (long kd = 0; kd < pairs; kd++) {
-        size_t k = (size_t)kd / nd, d = (size_t)kd % nd;
-        size_t l = l0 + k / (h1 - h0), h = h0 + k % (h1 - h0);
-        double b = NAN, w = NAN;
-        ats_error *e = &perr[kd];
-        if (!ats_bottleneck_distance(&res[k].dims[d], &res[heads + k].dims[d], &b, NULL, e))
-            ats_wasserstein_distance(&res[k].dims[d], &res[heads + k].dims[d], &wo, &w, NULL, e);
-        bott[(d * L + l) * H + h] = b;
-        wass[(d * L + l) * H + h] = w;
-    }
-    for (long kd = 0; kd < pairs && !st; kd++)
-        if (perr[kd].status) err = perr[kd], st = err.status;
-    free(perr);
-    for (size_t k = 0; res && lowers && k < 2 * heads; k++) {
-        ats_rips_result_free(&res[k]);
-        free(lowers[k]);
-    }
-    free(lowers);
-    free(lp);
-    free(ns);
-    free(res);
-    free(errs);
-    if (st) {
-        free(bott);
-        free(wass);
-        bott = wass = NULL;
-        if (err_out) *err_out = err;
-    }
-    *bott_out = bott;
-    *wass_out = wass;
-    return st;
+/* Both inputs compared: the texts through the session, or the attention files. */
+static ats_status compare_inputs(const analysis_args *a, ats_session *s,
+                                 const ats_compare_options *co, ats_compare_result *r,
+                                 ats_error *err) {
+    if (s) return ats_compare(s, a->texts, co, r, err);
+    ats_attention src[ANALYSIS_MAX_INPUTS];
+    size_t count;
+    ats_status st = analysis_load_with(a, NULL, src, &count, err);
+    return st ? st : ats_compare_attention(&src[0], &src[1], co, r, err);
 }
 
 static int run_compare(int argc, char **argv) {
@@ -874,32 +759,36 @@ static int run_compare(int argc, char **argv) {
                                    "needs exactly two inputs (two --text or two --attention)");
     if (all_heads == (a.layer >= 0) || (a.layer >= 0) != (a.head >= 0))
         return ats_cli_usage_error("compare", "choose --layer L --head H, or --all-heads");
-    a.only_layer = !all_heads; /* one head: the model runs up to its layer only */
-    attn_source src[ANALYSIS_MAX_INPUTS];
-    size_t count;
+    ats_compare_options co;
+    ats_compare_options_init(&co);
+    co.all_heads = all_heads;
+    co.layer = a.layer;
+    co.head = a.head;
+    co.seed_compat = seed_compat;
+    co.max_dim = (int)max_dim;
+    co.q = q;
+    co.n_threads = a.threads;
+    co.truncate = a.truncate;
     ats_error err;
     ats_error_clear(&err);
-    analysis_model am;
-    if (analysis_model_open(&a, &am, &err)) return fail(&err);
+    ats_session *session;
+    if (analysis_session_open(&a, &session, &err)) return fail(&err);
+    ats_compare_result r;
     if (repeat > 0) {
         /* the pipeline as a live session runs it: model in memory, everything else per run */
         double *ms = malloc((size_t)repeat * sizeof *ms);
-        for (long r = 0; ms && r < repeat; r++) {
+        for (long k = 0; ms && k < repeat; k++) {
             struct timespec t0, t1;
             clock_gettime(CLOCK_MONOTONIC, &t0);
-            double *b = NULL, *w = NULL;
-            ats_status rs = analysis_load_with(&a, &am, src, &count, &err);
-            if (!rs) rs = compare_core(&a, src, all_heads, seed_compat, max_dim, q, &b, &w, &err);
+            ats_status rs = compare_inputs(&a, session, &co, &r, &err);
             clock_gettime(CLOCK_MONOTONIC, &t1);
-            free(b);
-            free(w);
-            for (size_t k = 0; k < count; k++) attn_source_free(&src[k]);
+            ats_compare_result_free(&r);
             if (rs) {
                 free(ms);
-                analysis_model_close(&am);
+                ats_session_close(session);
                 return fail(&err);
             }
-            ms[r] = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+            ms[k] = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
         }
         if (ms) {
             qsort(ms, (size_t)repeat, sizeof *ms, cmp_double);
@@ -908,21 +797,13 @@ static int run_compare(int argc, char **argv) {
         }
         free(ms);
     }
-    ats_status lst = analysis_load_with(&a, &am, src, &count, &err);
-    analysis_model_close(&am);
-    if (lst) return fail(&err);
-    ats_status st = ATS_OK;
-    if (src[0].L != src[1].L || src[0].H != src[1].H) {
-        ats_error_set(&err, ATS_ERR_INVALID, "the two inputs have %zu x %zu and %zu x %zu heads",
-                      src[0].L, src[0].H, src[1].L, src[1].H);
-        for (size_t t = 0; t < count; t++) attn_source_free(&src[t]);
-        return fail(&err);
-    }
-    size_t L = src[0].L, H = src[0].H;
+    ats_status st = compare_inputs(&a, session, &co, &r, &err);
+    ats_session_close(session);
+    if (st) return fail(&err);
+    const ats_attention *src = r.inputs;
+    size_t L = r.L, H = r.H, nd = r.n_dims;
     size_t l0 = all_heads ? 0 : (size_t)a.layer, h0 = all_heads ? 0 : (size_t)a.head;
-    size_t nd = (size_t)max_dim + 1;
-    double *bott = NULL, *wass = NULL;
-    st = compare_core(&a, src, all_heads, seed_compat, max_dim, q, &bott, &wass, &err);
+    const double *bott = r.bottleneck, *wass = r.wasserstein;
     cJSON *doc = cJSON_CreateObject();
     if (!st) {
         cJSON_AddItemToObject(doc, "bottleneck", per_dim_json(bott, nd, L, H, all_heads, l0, h0));
@@ -974,9 +855,7 @@ static int run_compare(int argc, char **argv) {
             printf("H%zu bottleneck %.17g wasserstein %.17g\n", d, bott[(d * L + l0) * H + h0],
                    wass[(d * L + l0) * H + h0]);
     cJSON_Delete(doc);
-    free(bott);
-    free(wass);
-    for (size_t t = 0; t < count; t++) attn_source_free(&src[t]);
+    ats_compare_result_free(&r);
     return st ? fail(&err) : ATS_EXIT_OK;
 }
 

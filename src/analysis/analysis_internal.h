@@ -1,0 +1,15 @@
+/* What the files of the analysis module share. */
+#ifndef ATS_ANALYSIS_INTERNAL_H
+#define ATS_ANALYSIS_INTERNAL_H
+
+#include "attnscope/analysis.h"
+
+/* Records a failure e on the session (its errmsg) and in err; returns e's status. */
+ats_status session_failed(ats_session *s, const ats_error *e, ats_error *err);
+/* ATS_ERR_INVALID naming the model when the session has no tokenizer. */
+ats_status session_need_text(const ats_session *s, ats_error *err);
+/* ats_session_run without recording the failure on the session. */
+ats_status session_run(ats_session *s, size_t count, const char *const *texts,
+                       const ats_run_options *o, ats_attention *out, ats_error *err);
+
+#endif
