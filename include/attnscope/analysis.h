@@ -125,6 +125,147 @@ ats_status ats_compare_attention(ats_attention *a, ats_attention *b, const ats_c
                                  ats_compare_result *res, ats_error *err);
 void ats_compare_result_free(ats_compare_result *res);
 
+/* ---- a corpus, streamed one line at a time */
+
+/* What a line of a corpus turned out to be. */
+typedef enum ats_line_kind {
+    ATS_LINE_TEXT = 0,   /* a text to run */
+    ATS_LINE_EMPTY = 1,  /* empty or only white space */
+    ATS_LINE_BADUTF = 2, /* invalid UTF-8 or a NUL byte (offset in bad_offset) */
+    ATS_LINE_LONG = 3,   /* longer than the byte limit */
+    ATS_LINE_BADJSON = 4 /* a JSONL line that is not an object with a string "text" */
+} ats_line_kind;
+
+/* A corpus: one text a line, or JSONL (one object a line with a string field "text"), read from
+ * a file or from memory. Memory use is one line. */
+typedef struct ats_corpus {
+    FILE *fp;
+    const char *path; /* names the corpus in messages */
+    int jsonl;
+    size_t max_bytes; /* longer lines are ATS_LINE_LONG */
+    char *line;       /* getline buffer */
+    size_t cap;
+    char *text;         /* the current line's text (in line, or json_text) */
+    size_t len;         /* its length in bytes */
+    char *json_text;    /* the "text" of a JSONL line */
+    size_t line_no;     /* 1-based number of the current line */
+    size_t bad_offset;  /* byte offset of invalid UTF-8 in the line's text */
+    long long size;     /* bytes in the corpus (-1 when unknown) */
+    long long position; /* bytes read so far */
+} ats_corpus;
+
+/* Where a corpus comes from: a file (path), or size bytes at data (path then only names it). */
+typedef struct ats_corpus_source {
+    const char *path;
+    const char *data;
+    size_t size;
+    int jsonl; /* -1 (ats_corpus_source_init): JSONL when the path ends in .jsonl or .ndjson or
+                  the first non-blank byte is '{'; 0 plain lines; 1 JSONL */
+} ats_corpus_source;
+
+void ats_corpus_source_init(ats_corpus_source *src);
+ats_status ats_corpus_open(ats_corpus *c, const ats_corpus_source *src, size_t max_bytes,
+                           ats_error *err);
+/* Reads the next line: 1 and *kind, 0 at the end, -1 on a read error (err set). */
+int ats_corpus_next(ats_corpus *c, ats_line_kind *kind, ats_error *err);
+void ats_corpus_close(ats_corpus *c);
+
+/* Lines longer than this many bytes are skipped by ats_heads_corpus. */
+#define ATS_CORPUS_MAX_LINE_BYTES ((size_t)1 << 20)
+
+/* ---- distances between heads over a corpus */
+
+/* The counters of a corpus pass (integers, so that processes can add theirs). */
+typedef enum ats_heads_count {
+    ATS_HEADS_LINES,        /* lines read (by this process) */
+    ATS_HEADS_TEXTS,        /* lines run */
+    ATS_HEADS_EMPTY,        /* skipped: empty */
+    ATS_HEADS_BADUTF,       /* skipped: invalid UTF-8 */
+    ATS_HEADS_BADJSON,      /* skipped: bad JSONL */
+    ATS_HEADS_HUGE,         /* skipped: over ATS_CORPUS_MAX_LINE_BYTES */
+    ATS_HEADS_TRUNC_LINES,  /* lines cut to the token limit */
+    ATS_HEADS_TRUNC_TOKENS, /* tokens cut off them */
+    ATS_HEADS_SKIPPED_LONG, /* skipped: over the token limit (skip_long, or two models) */
+    ATS_HEADS_TOKENS,       /* tokens run (both models' for two) */
+    ATS_HEADS_WORDS,        /* two models: words both cover */
+    ATS_HEADS_NOWORDS,      /* two models: lines without such a word */
+    ATS_HEADS_COUNT
+} ats_heads_count;
+
+/* Distributed runs: the corpus is cut into chunks of chunk_lines lines; chunk c belongs to
+ * process c % n_procs, which alone runs it. Process 0 adds the chunks' sums in chunk order,
+ * calling exchange(ctx, chunk, owner, part, N·N) to receive the [N][N] sum of a chunk another
+ * process owns into part; that process calls exchange with its own rank as owner to send it.
+ * The result then equals the single-process one bit for bit. */
+typedef void (*ats_heads_exchange_fn)(void *ctx, size_t chunk, int owner, double *part,
+                                      size_t count);
+/* Progress after every batch of lines and once at the end (final = 1). */
+typedef void (*ats_heads_progress_fn)(void *ctx, const ats_corpus *c, unsigned long long tokens,
+                                      int final);
+
+typedef struct ats_heads_options {
+    int clark;          /* 1: Σ JS of rows smoothed as 0.001/n + 0.999·a (Clark et al. 2019);
+                           0 (default): the seed's Σ √JS (base 2) */
+    size_t max_lines;   /* read at most this many lines; 0 (default): all */
+    size_t max_tokens;  /* longest input; 0 (default) or more than the model's maximum: that */
+    int skip_long;      /* 1: skip longer lines; 0 (default): cut them to max_tokens keeping the
+                           closing special tokens (transformers' truncation=True). Two models
+                           always skip them. */
+    size_t chunk_lines; /* lines per reduction chunk (default 64): D depends on it only in the
+                           last bits */
+    int n_threads;      /* lines run at once, each pass single-threaded; 0: all cores */
+    int stats;          /* 1: head statistics too (ats_heads_result.stats; one model) */
+    int rank, n_procs;  /* this process and the number of processes (default 0 of 1) */
+    ats_heads_exchange_fn exchange;
+    void *exchange_ctx;
+    ats_heads_progress_fn progress;
+    void *progress_ctx;
+} ats_heads_options;
+
+typedef struct ats_heads_result {
+    size_t N;      /* heads: L·H, or N1 + N2 for two models */
+    double *D;     /* [N][N] sums over the corpus, head l·H + h (the second model's after the
+                      first's); only process 0's is complete */
+    double *stats; /* [ATS_STAT_COUNT][L][H] head statistics of this process's lines, or NULL */
+    unsigned long long counts[ATS_HEADS_COUNT]; /* this process's */
+    /* first line of each skipped kind (0: none) */
+    size_t first_empty, first_badutf, first_badjson, first_huge;
+} ats_heads_result;
+
+void ats_heads_options_init(ats_heads_options *o);
+/* Streams the corpus through one session, or two (n_sessions = 2: both models on the same
+ * white-space words, attention pooled to words: sum over a word's key tokens, mean over its
+ * query tokens; D is then over both models' heads), and sums the distance between every two
+ * heads over every token (ats_headdist), never keeping more than a batch of lines' attention.
+ * Lines run in parallel and are added in line order, so D does not depend on n_threads. Errors
+ * name the corpus and line. */
+ats_status ats_heads_corpus(ats_session *const *sessions, size_t n_sessions,
+                            const ats_corpus_source *src, const ats_heads_options *o,
+                            ats_heads_result *res, ats_error *err);
+void ats_heads_result_free(ats_heads_result *res);
+
+/* Importance of the heads by ablation (Michel et al. 2019) on the first `lines` usable lines of
+ * the corpus (lengths as ats_heads_corpus with o): the measure with each head masked, with all
+ * but one head of its layer masked, and along a pruning order. The measure is the LM loss
+ * (causal models; masked-LM models predict every 6th ordinary token masked) or, without an LM
+ * head, the mean relative change of the final hidden states. */
+typedef struct ats_ablation_result {
+    size_t N, lines; /* heads; lines used */
+    int lm;          /* 1: LM loss, 0: hidden-state change */
+    double base;     /* the measure of the full model */
+    double *single;  /* [N] with head a masked */
+    double *keep;    /* [N] with the other heads of a's layer masked */
+    size_t *order;   /* [N] heads by increasing importance (single − base) */
+    size_t steps;    /* points of the pruning curve (about 20, both ends) */
+    size_t *removed; /* [steps] heads removed at each point (the first of order) */
+    double *pruned;  /* [steps] the measure there */
+} ats_ablation_result;
+
+ats_status ats_heads_ablation(ats_session *s, const ats_corpus_source *src,
+                              const ats_heads_options *o, size_t lines, ats_ablation_result *res,
+                              ats_error *err);
+void ats_ablation_result_free(ats_ablation_result *res);
+
 #ifdef __cplusplus
 }
 #endif

@@ -84,6 +84,10 @@ const char *ats_tokenizer_id_to_token(const ats_tokenizer *tok, int32_t id);
  * 0 when unknown. The tokenizer does not truncate: callers check count against it. */
 size_t ats_tokenizer_max_length(const ats_tokenizer *tok);
 
+/* Offset of the first invalid byte of s[0..len), or len when s is valid UTF-8 (no overlongs,
+ * surrogates or code points beyond U+10FFFF). */
+size_t ats_utf8_check(const char *s, size_t len);
+
 /* Encodes len bytes of UTF-8 text (invalid UTF-8 is an error naming the byte offset). With
  * add_special, adds the model's special tokens ([CLS] … [SEP], or none for GPT-2). */
 ats_status ats_tokenizer_encode(const ats_tokenizer *tok, const char *text, size_t len,

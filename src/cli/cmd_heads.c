@@ -1,26 +1,23 @@
-/* attnscope heads: head topology over a corpus. Streams the corpus one line at a time, runs the
- * model, accumulates the distance between every pair of heads (ats_headdist), and analyses the
- * head matrix: persistence of the heads, single-linkage dendrogram, MDS embedding coloured by
- * layer, clusters at a scale; head statistics; importance by ablation; a joint word-level
- * analysis of two models. Under mpirun the corpus is split across ranks in fixed chunks whose
- * partial sums are reduced in chunk order, so the result equals the single-process one. */
+/* attnscope heads: head topology over a corpus. The corpus pass (ats_heads_corpus: the distance
+ * between every pair of heads summed over the corpus, head statistics) and the ablation
+ * (ats_heads_ablation) are the library's; this command adds MPI (the corpus split across ranks
+ * in fixed chunks whose partial sums are reduced in chunk order, so the result equals the
+ * single-process one), the progress line, and the analyses of the head matrix: persistence of
+ * the heads, single-linkage dendrogram, MDS embedding coloured by layer, clusters at a scale, a
+ * joint word-level analysis of two models, and the files and figures of all of it. */
 #include "cli.h"
 #include "heads.h"
+#include "attnscope/analysis.h"
 #include "attnscope/diagram.h"
 #include "attnscope/measure.h"
 #include "attnscope/model.h"
 #include "attnscope/render.h"
 #include "attnscope/rips.h"
-#include "attnscope/tokenizer.h"
 
-#include <ctype.h>
-#include <errno.h>
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -69,10 +66,6 @@ static const char USAGE[] =
     "Empty lines, invalid UTF-8, bad JSONL lines and lines over 1 MiB are skipped and counted in\n"
     "the summary. Exit status: 0 success, 2 bad input or usage, 1 other failures.\n";
 
-#define MAX_LINE_BYTES ((size_t)1 << 20)
-
-void openblas_set_num_threads(int num_threads); /* OpenBLAS (linked by the library) */
-
 typedef struct hargs {
     const char *models[2];
     int n_models;
@@ -81,26 +74,6 @@ typedef struct hargs {
     long max_tokens, max_lines, ablation_lines, chunk_lines, threads;
     double scale;
 } hargs;
-
-enum {
-    C_LINES,
-    C_TEXTS,
-    C_EMPTY,
-    C_BADUTF,
-    C_BADJSON,
-    C_HUGE,
-    C_TRUNC_LINES,
-    C_TRUNC_TOKENS,
-    C_SKIPPED_LONG,
-    C_TOKENS,
-    C_WORDS,
-    C_NOWORDS,
-    C_COUNT
-};
-
-typedef struct firsts { /* first line numbers of skipped kinds, for the summary */
-    size_t badutf, badjson, huge, empty;
-} firsts;
 
 static int parse_args(int argc, char **argv, hargs *a) {
     memset(a, 0, sizeof *a);
@@ -176,28 +149,23 @@ static int parse_args(int argc, char **argv, hargs *a) {
 /* ---- one model with its tokenizer */
 
 typedef struct hmodel {
-    ats_model *m;
-    ats_tokenizer *tok;
+    ats_session *s;
     const ats_model_info *mi;
-    size_t L, H, N, max_n;
+    size_t L, H, N;
     char name[128]; /* short name for labels */
 } hmodel;
 
-static ats_status hmodel_load(hmodel *hm, const char *path, long max_tokens, ats_error *err) {
+static ats_status hmodel_load(hmodel *hm, const char *path, ats_error *err) {
     memset(hm, 0, sizeof *hm);
-    ats_status st = ats_model_load(path, &hm->m, err);
+    ats_status st = ats_session_open(path, &hm->s, err);
     if (st) return st;
-    hm->mi = ats_model_info_get(hm->m);
+    hm->mi = ats_model_info_get(ats_session_model(hm->s));
     if (hm->mi->arch == ATS_ARCH_VIT)
         return ats_error_set(err, ATS_ERR_INVALID,
                              "%s: heads over a text corpus needs a text model, not ViT", path);
-    st = ats_tokenizer_load(hm->mi->dir, &hm->tok, err);
-    if (st) return st;
     hm->L = (size_t)hm->mi->n_layers;
     hm->H = (size_t)hm->mi->n_heads;
     hm->N = hm->L * hm->H;
-    hm->max_n = (size_t)hm->mi->max_positions;
-    if (max_tokens > 0 && (size_t)max_tokens < hm->max_n) hm->max_n = (size_t)max_tokens;
     /* a short label: the last two components of the directory (".../all-MiniLM/model") */
     const char *dir = hm->mi->dir, *end = dir + strlen(dir);
     while (end > dir && end[-1] == '/') end--;
@@ -212,16 +180,14 @@ static ats_status hmodel_load(hmodel *hm, const char *path, long max_tokens, ats
 }
 
 static void hmodel_free(hmodel *hm) {
-    ats_tokenizer_free(hm->tok);
-    ats_model_free(hm->m);
+    ats_session_close(hm->s);
 }
 
 /* ---- progress */
 
 typedef struct progress {
-    int quiet, tty;
+    int quiet, tty, ranks;
     double start, last;
-    long long size;
 } progress;
 
 static double now_s(void) {
@@ -230,16 +196,17 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static void progress_show(progress *p, const heads_corpus *c, unsigned long long tokens, int ranks,
-                          int final) {
+static void progress_show(void *ctx, const ats_corpus *c, unsigned long long tokens, int final) {
+    progress *p = ctx;
+    int ranks = p->ranks;
     if (p->quiet) return;
     double t = now_s();
     if (!final && t - p->last < (p->tty ? 1.0 : 10.0)) return;
     p->last = t;
     double el = t - p->start, rate = el > 0 ? (double)tokens / el : 0;
     char eta[32] = "?";
-    if (p->size > 0 && c->position > 0) {
-        double left = el * ((double)p->size / (double)c->position - 1.0);
+    if (c->size > 0 && c->position > 0) {
+        double left = el * ((double)c->size / (double)c->position - 1.0);
         snprintf(eta, sizeof eta, "%.0f s", left > 0 ? left : 0);
     }
     fprintf(stderr, "%sheads: line %zu, %llu tokens%s, %.0f tokens/s, %.1f s, ETA %s%s",
@@ -282,514 +249,45 @@ static ats_status write_npy_in(const char *dir, const char *name, int ndim, cons
     return st;
 }
 
-/* ---- per-line work */
-
-static int is_punct_token(const char *s) {
-    if (!strncmp(s, "##", 2))
-        s += 2;
-    else if (!strncmp(s, "\xc4\xa0", 2)) /* Ġ: GPT-2's space marker */
-        s += 2;
-    if (!*s) return 0;
-    for (; *s; s++)
-        if (!ispunct((unsigned char)*s)) return 0;
-    return 1;
-}
-
-static int is_cls_token(const char *s) {
-    return !strcmp(s, "[CLS]") || !strcmp(s, "<s>");
-}
-static int is_sep_token(const char *s) {
-    return !strcmp(s, "[SEP]") || !strcmp(s, "</s>") || !strcmp(s, "<|endoftext|>");
-}
+/* ---- the run */
 
 typedef struct hrun {
     const hargs *a;
     heads_mpi *mpi;
     hmodel models[2];
     int n_models;
-    size_t N; /* heads in D */
-    ats_measure_opts mopts;
-    ats_forward_options fopts; /* n_threads 0, OpenBLAS at 1: lines run in parallel instead */
-    int line_threads;          /* lines run at once */
-    double *csum, *ccomp;      /* [N][N] the current chunk's sums (Neumaier) */
-    ats_headstats *hs;
-    double *freq_count; /* [V] token counts over the corpus (stats) */
-    unsigned long long counts[C_COUNT];
-    firsts first;
+    size_t N;    /* heads in D */
+    int threads; /* this process's share of the cores */
+    progress pg;
+    ats_heads_result res;
 } hrun;
 
-/* Prefixes err's message with the corpus file and line number. */
-static void prefix_error(ats_error *err, ats_status st, const char *corpus, size_t line_no) {
-    if (!err) return;
-    char msg[ATS_ERROR_MESSAGE_MAX];
-    memcpy(msg, err->message, sizeof msg);
-    msg[sizeof msg - 1] = '\0';
-    ats_error_set(err, st, "%s:%zu: %s", corpus, line_no, msg);
-}
-
-/* Encodes a line and applies the length rule; *n_use is the number of tokens to run (0: skip),
- * *too_long whether the encoding exceeds the model's length. */
-static ats_status encode_line(const hrun *r, const hmodel *hm, const char *text, size_t len,
-                              size_t line_no, ats_encoding *enc, size_t *n_use, int *too_long,
-                              ats_error *err) {
-    ats_status st = ats_tokenizer_encode(hm->tok, text, len, 1, enc, err);
-    if (st) {
-        prefix_error(err, st, r->a->corpus, line_no);
-        return st;
-    }
-    *n_use = enc->count;
-    *too_long = enc->count > hm->max_n;
-    if (!*too_long) return ATS_OK;
-    if (r->a->skip_long || r->n_models == 2) {
-        *n_use = 0;
-        return ATS_OK;
-    }
-    /* as transformers' truncation=True (and attention --truncate): the text is cut, the closing
-     * special tokens stay; they are swapped into place, so the encoding still owns every token */
-    size_t n = enc->count, lim = hm->max_n, k = 0;
-    while (k < n && k < lim && enc->special[n - 1 - k]) k++;
-    for (size_t j = 0; j < k; j++) {
-        size_t a = lim - k + j, b = n - k + j;
-        int32_t id = enc->ids[a];
-        enc->ids[a] = enc->ids[b];
-        enc->ids[b] = id;
-        char *t = enc->tokens[a];
-        enc->tokens[a] = enc->tokens[b];
-        enc->tokens[b] = t;
-        uint8_t sp = enc->special[a];
-        enc->special[a] = enc->special[b];
-        enc->special[b] = sp;
-        int32_t w = enc->word_ids[a];
-        enc->word_ids[a] = enc->word_ids[b];
-        enc->word_ids[b] = w;
-        for (int e = 0; e < 2; e++) {
-            size_t o = enc->offsets[2 * a + e];
-            enc->offsets[2 * a + e] = enc->offsets[2 * b + e];
-            enc->offsets[2 * b + e] = o;
-        }
-    }
-    *n_use = lim;
-    return ATS_OK;
-}
-
-static ats_status add_stats(hrun *r, const ats_encoding *enc, size_t n, const ats_attn *view,
-                            ats_error *err) {
-    size_t *buf = malloc(3 * n * sizeof *buf);
-    double *freq = malloc(n * sizeof *freq);
-    if (!buf || !freq) {
-        free(buf);
-        free(freq);
-        return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
-    }
-    ats_token_roles roles = {0};
-    size_t *cls = buf, *sep = buf + n, *punct = buf + 2 * n;
-    for (size_t i = 0; i < n; i++) {
-        const char *t = enc->tokens[i];
-        int special = enc->special[i];
-        if (is_cls_token(t)) cls[roles.n_cls++] = i;
-        if (is_sep_token(t)) sep[roles.n_sep++] = i;
-        if (!special && !is_cls_token(t) && !is_sep_token(t) && is_punct_token(t))
-            punct[roles.n_punct++] = i;
-        int32_t id = enc->ids[i];
-        freq[i] = (special || id < 0) ? INFINITY : r->freq_count[id];
-    }
-    roles.cls = cls;
-    roles.sep = sep;
-    roles.punct = punct;
-    roles.freq = freq;
-    ats_status st = ats_headstats_add(r->hs, view, &roles, err);
-    free(buf);
-    free(freq);
-    return st;
-}
-
-/* One line of the corpus: encoded and run in parallel with other lines (job_prepare), then
- * added to the sums in line order (job_consume), so the result does not depend on the number
- * of threads. Every forward pass runs single-threaded: OpenBLAS's results depend on its
- * thread count, the sums must not. */
-typedef struct line_job {
-    char *text;
-    size_t len, line_no;
-    ats_encoding enc[2];
-    size_t n[2];
-    int too_long;
-    ats_forward_result res[2];
-    double *dline; /* [N][N] this line's head distances */
-    size_t words;  /* joint: words both models cover */
-    ats_status st;
-    ats_error err;
-} line_job;
-
-static ats_status pool_joint(const hrun *r, line_job *job, double **doc_out, size_t *w_out,
-                             ats_error *err);
-
-static void job_prepare(const hrun *r, line_job *j) {
-    for (int k = 0; k < r->n_models; k++) {
-        int tl;
-        j->st = encode_line(r, &r->models[k], j->text, j->len, j->line_no, &j->enc[k], &j->n[k],
-                            &tl, &j->err);
-        if (j->st) return;
-        j->too_long |= tl;
-    }
-    for (int k = 0; k < r->n_models; k++)
-        if (j->n[k] == 0) return;
-    for (int k = 0; k < r->n_models; k++) {
-        ats_model_input in = {j->enc[k].ids, NULL, NULL, j->n[k]};
-        j->st = ats_model_forward(r->models[k].m, &in, &r->fopts, &j->res[k], &j->err);
-        if (j->st) {
-            prefix_error(&j->err, j->st, r->a->corpus, j->line_no);
-            return;
-        }
-    }
-    /* this line's head distances, single-threaded (lines run in parallel) */
-    double *doc = NULL;
-    ats_attn view;
-    if (r->n_models == 2) {
-        j->st = pool_joint(r, j, &doc, &j->words, &j->err);
-        if (j->st || j->words == 0) return;
-        view = (ats_attn){ATS_F64, doc, 1, r->N, j->words, r->a->corpus};
-    } else {
-        const hmodel *hm = &r->models[0];
-        view = (ats_attn){ATS_F32, j->res[0].attention, hm->L, hm->H, j->n[0], r->a->corpus};
-    }
-    ats_measure_opts o = r->mopts;
-    o.n_threads = 1;
-    ats_headdist *hd = NULL;
-    j->dline = malloc(r->N * r->N * sizeof *j->dline);
-    if (!j->dline)
-        j->st = ats_error_set(&j->err, ATS_ERR_NOMEM, "out of memory");
+/* ats_heads_options.exchange over MPI: rank 0 receives the chunks the others own. */
+static void mpi_exchange(void *ctx, size_t chunk, int owner, double *part, size_t count) {
+    heads_mpi *mpi = ctx;
+    if (mpi->rank == 0)
+        heads_mpi_recv(mpi, owner, chunk, part, count);
     else
-        j->st =
-            ats_headdist_new(view.L, view.H, r->a->clark ? ATS_HEADDIST_CLARK : ATS_HEADDIST_SEED,
-                             ATS_HEADDIST_ALL, &o, &hd, &j->err);
-    if (!j->st) j->st = ats_headdist_add(hd, &view, &j->err);
-    if (!j->st) j->st = ats_headdist_result(hd, j->dline, &j->err);
-    if (j->st) prefix_error(&j->err, j->st, r->a->corpus, j->line_no);
-    ats_headdist_free(hd);
-    free(doc);
+        heads_mpi_send(mpi, chunk, part, count);
 }
 
-static void job_free(line_job *j) {
-    for (int k = 0; k < 2; k++) {
-        ats_forward_result_free(&j->res[k]);
-        ats_encoding_free(&j->enc[k]);
-    }
-    free(j->text);
-    free(j->dline);
-    memset(j, 0, sizeof *j);
-}
-
-static void neumaier_add(double *sum, double *comp, const double *v, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        double s0 = sum[i], u = s0 + v[i];
-        comp[i] += fabs(s0) >= fabs(v[i]) ? (s0 - u) + v[i] : (v[i] - u) + s0;
-        sum[i] = u;
-    }
-}
-
-static ats_status job_consume(hrun *r, line_job *j, ats_error *err) {
-    if (j->st) {
-        if (err) *err = j->err;
-        return j->st;
-    }
-    if (j->too_long) {
-        if (r->a->skip_long || r->n_models == 2) {
-            r->counts[C_SKIPPED_LONG]++;
-            return ATS_OK;
-        }
-        r->counts[C_TRUNC_LINES]++;
-        r->counts[C_TRUNC_TOKENS] += j->enc[0].count - j->n[0];
-    }
-    if (j->n[0] == 0) return ATS_OK;
-    if (r->n_models == 2 && j->words == 0) {
-        r->counts[C_NOWORDS]++;
-        return ATS_OK;
-    }
-    neumaier_add(r->csum, r->ccomp, j->dline, r->N * r->N);
-    r->counts[C_TEXTS]++;
-    r->counts[C_TOKENS] += j->n[0] + j->n[1];
-    r->counts[C_WORDS] += j->words;
-    ats_status st = ATS_OK;
-    if (r->hs) {
-        hmodel *hm = &r->models[0];
-        ats_attn view = {ATS_F32, j->res[0].attention, hm->L, hm->H, j->n[0], r->a->corpus};
-        st = add_stats(r, &j->enc[0], j->n[0], &view, err);
-        if (st) prefix_error(err, st, r->a->corpus, j->line_no);
-    }
-    return st;
-}
-
-/* White-space words of text: word_of[i] for each token of enc (-1 for special tokens and
- * tokens outside any word). Returns the number of words. */
-static size_t words_of_tokens(const char *text, size_t len, const ats_encoding *enc, size_t n,
-                              int32_t *word_of) {
-    /* word index of each byte: -1 on white space */
-    size_t words = 0;
-    for (size_t i = 0; i < n; i++) word_of[i] = -1;
-    int32_t *byte_word = malloc((len ? len : 1) * sizeof *byte_word);
-    if (!byte_word) return 0;
-    int in_word = 0;
-    for (size_t b = 0; b < len; b++) {
-        int space = isspace((unsigned char)text[b]);
-        if (space) {
-            byte_word[b] = -1;
-            in_word = 0;
-        } else {
-            if (!in_word) words++;
-            in_word = 1;
-            byte_word[b] = (int32_t)(words - 1);
-        }
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (enc->special[i]) continue;
-        size_t s = enc->offsets[2 * i], e = enc->offsets[2 * i + 1];
-        for (size_t b = s; b < e && b < len; b++)
-            if (byte_word[b] >= 0) {
-                word_of[i] = byte_word[b];
-                break;
-            }
-    }
-    free(byte_word);
-    return words;
-}
-
-/* Joint: both models on one line, attention pooled to the words both models cover. */
-static ats_status pool_joint(const hrun *r, line_job *job, double **doc_out, size_t *w_out,
-                             ats_error *err) {
-    double *doc = NULL;
-    *doc_out = NULL;
-    *w_out = 0;
-    const ats_encoding *enc = job->enc;
-    const ats_forward_result *res = job->res;
-    const size_t *n = job->n;
-    const char *text = job->text;
-    size_t len = job->len, line_no = job->line_no;
-    int32_t *word_of[2] = {NULL, NULL};
-    int32_t *wmap = NULL;
-    size_t *wtok = NULL;
-    ats_status st = ATS_OK;
-    size_t words = 0;
-    for (int k = 0; k < 2; k++) {
-        word_of[k] = malloc((n[k] ? n[k] : 1) * sizeof *word_of[k]);
-        if (!word_of[k]) {
-            st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
-            goto done;
-        }
-        words = words_of_tokens(text, len, &enc[k], n[k], word_of[k]);
-    }
-    /* keep the words that have tokens in both models */
-    wmap = malloc((words ? words : 1) * sizeof *wmap);
-    wtok = calloc(2 * (words ? words : 1), sizeof *wtok);
-    if (!wmap || !wtok) {
-        st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    for (int k = 0; k < 2; k++)
-        for (size_t i = 0; i < n[k]; i++)
-            if (word_of[k][i] >= 0) wtok[2 * (size_t)word_of[k][i] + (size_t)k]++;
-    size_t w = 0;
-    for (size_t u = 0; u < words; u++)
-        wmap[u] = (wtok[2 * u] && wtok[2 * u + 1]) ? (int32_t)w++ : -1;
-    if (w == 0) goto done;
-    size_t Ntot = r->N, need;
-    if (!ats_size_mul(Ntot, w, &need) || !ats_size_mul(need, w, &need)) {
-        st = ats_error_set(err, ATS_ERR_RANGE, "%s:%zu: too many words", r->a->corpus, line_no);
-        goto done;
-    }
-    doc = calloc(need ? need : 1, sizeof *doc);
-    if (!doc) {
-        st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory for %zu words", w);
-        goto done;
-    }
-    size_t base = 0;
-    for (int k = 0; k < 2; k++) {
-        const hmodel *hm = &r->models[k];
-        size_t nk = n[k], ww = w * w;
-        /* per word: number of query tokens */
-        for (size_t a = 0; a < hm->N; a++) {
-            const float *A = res[k].attention + a * nk * nk;
-            double *W = doc + (base + a) * ww;
-            for (size_t i = 0; i < nk; i++) {
-                int32_t ui = word_of[k][i] >= 0 ? wmap[word_of[k][i]] : -1;
-                if (ui < 0) continue;
-                double qn = (double)wtok[2 * (size_t)word_of[k][i] + (size_t)k];
-                for (size_t j = 0; j < nk; j++) {
-                    int32_t vj = word_of[k][j] >= 0 ? wmap[word_of[k][j]] : -1;
-                    if (vj < 0) continue;
-                    W[(size_t)ui * w + (size_t)vj] += (double)A[i * nk + j] / qn;
-                }
-            }
-        }
-        base += hm->N;
-    }
-    *doc_out = doc;
-    *w_out = w;
-    doc = NULL;
-done:
-    free(doc);
-    if (st) prefix_error(err, st, r->a->corpus, line_no);
-    for (int k = 0; k < 2; k++) free(word_of[k]);
-    free(wmap);
-    free(wtok);
-    return st;
-}
-
-/* ---- token frequencies for the rare-token statistic (a tokenizer-only pass) */
-
-static ats_status count_frequencies(hrun *r, ats_error *err) {
-    hmodel *hm = &r->models[0];
-    size_t V = ats_tokenizer_vocab_size(hm->tok);
-    if ((size_t)hm->mi->vocab_size > V) V = (size_t)hm->mi->vocab_size;
-    r->freq_count = calloc(V ? V : 1, sizeof *r->freq_count);
-    if (!r->freq_count) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
-    heads_corpus c;
-    ats_status st = heads_corpus_open(&c, r->a->corpus, -1, MAX_LINE_BYTES, err);
-    if (st) return st;
-    heads_line_kind kind;
-    int got;
-    while ((got = heads_corpus_next(&c, &kind, err)) == 1) {
-        if (r->a->max_lines && c.line_no > (size_t)r->a->max_lines) break;
-        if (kind != HEADS_LINE_TEXT) continue;
-        ats_encoding enc = {0};
-        if (ats_tokenizer_encode(hm->tok, c.text, c.len, 1, &enc, NULL) == ATS_OK)
-            for (size_t i = 0; i < enc.count; i++)
-                if (enc.ids[i] >= 0 && (size_t)enc.ids[i] < V) r->freq_count[enc.ids[i]] += 1;
-        ats_encoding_free(&enc);
-    }
-    heads_corpus_close(&c);
-    return got < 0 ? ATS_ERR_IO : ATS_OK;
-}
-
-/* ---- the corpus pass: D summed chunk by chunk in chunk order */
-
-/* Runs the batched lines (forward passes in parallel, one per thread) and adds them in order. */
-static ats_status flush_jobs(hrun *r, line_job *jobs, size_t *nb, ats_error *err) {
-    size_t count = *nb;
-    *nb = 0;
-    int nt = r->line_threads;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
-    for (size_t i = 0; i < count; i++) job_prepare(r, &jobs[i]);
-    ats_status st = ATS_OK;
-    for (size_t i = 0; i < count; i++) {
-        if (!st) st = job_consume(r, &jobs[i], err);
-        job_free(&jobs[i]);
-    }
-    return st;
-}
-
-static ats_status corpus_pass(hrun *r, double *D, ats_error *err) {
+/* The options of the library's corpus pass from the command line. */
+static void heads_options(hrun *r, ats_heads_options *o) {
     const hargs *a = r->a;
-    size_t N = r->N, NN = N * N;
-    double *sum = calloc(NN, sizeof *sum), *comp = calloc(NN, sizeof *comp),
-           *part = calloc(NN, sizeof *part);
-    r->csum = calloc(NN, sizeof *r->csum);
-    r->ccomp = calloc(NN, sizeof *r->ccomp);
-    if (!sum || !comp || !part || !r->csum || !r->ccomp) {
-        free(sum);
-        free(comp);
-        free(part);
-        return ats_error_set(err, ATS_ERR_NOMEM, "out of memory for %zu heads", N);
-    }
-    heads_corpus c;
-    ats_status st = heads_corpus_open(&c, a->corpus, -1, MAX_LINE_BYTES, err);
-    if (st) {
-        free(sum);
-        free(comp);
-        free(part);
-        return st;
-    }
-    progress pg = {a->quiet || r->mpi->rank != 0, isatty(2), now_s(), now_s(), c.size};
-    size_t chunk_lines = (size_t)a->chunk_lines, chunk = 0, in_chunk = 0;
-    int mine = 1; /* this rank owns the current chunk */
-    int open = 0; /* a chunk has started */
-    heads_line_kind kind;
-    int got;
-    size_t nb = 0, batch = (size_t)r->line_threads;
-    line_job *jobs = calloc(batch, sizeof *jobs);
-    if (!jobs) st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
-    while (!st) {
-        got = heads_corpus_next(&c, &kind, err);
-        int at_end = got != 1 || (a->max_lines && c.line_no > (size_t)a->max_lines);
-        if (open && (at_end || in_chunk == chunk_lines)) { /* close the chunk */
-            if (nb) st = flush_jobs(r, jobs, &nb, err);
-            if (st) break;
-            int owner = (int)(chunk % (size_t)r->mpi->size);
-            if (r->mpi->rank == 0) {
-                if (owner == 0)
-                    for (size_t i = 0; i < NN; i++) part[i] = r->csum[i] + r->ccomp[i];
-                else
-                    heads_mpi_recv(r->mpi, owner, chunk, part, NN);
-                if (!st) neumaier_add(sum, comp, part, NN);
-            } else if (owner == r->mpi->rank) {
-                for (size_t i = 0; i < NN; i++) part[i] = r->csum[i] + r->ccomp[i];
-                heads_mpi_send(r->mpi, chunk, part, NN);
-            }
-            open = 0;
-            chunk++;
-            in_chunk = 0;
-            if (st) break;
-        }
-        if (got < 0) {
-            st = ATS_ERR_IO;
-            break;
-        }
-        if (at_end) break;
-        if (!open) {
-            mine = (int)(chunk % (size_t)r->mpi->size) == r->mpi->rank;
-            if (mine) {
-                memset(r->csum, 0, NN * sizeof *r->csum);
-                memset(r->ccomp, 0, NN * sizeof *r->ccomp);
-            }
-            open = 1;
-        }
-        in_chunk++;
-        if (!mine) continue;
-        r->counts[C_LINES]++;
-        switch (kind) {
-        case HEADS_LINE_EMPTY:
-            r->counts[C_EMPTY]++;
-            if (!r->first.empty) r->first.empty = c.line_no;
-            continue;
-        case HEADS_LINE_BADUTF:
-            r->counts[C_BADUTF]++;
-            if (!r->first.badutf) r->first.badutf = c.line_no;
-            continue;
-        case HEADS_LINE_BADJSON:
-            r->counts[C_BADJSON]++;
-            if (!r->first.badjson) r->first.badjson = c.line_no;
-            continue;
-        case HEADS_LINE_LONG:
-            r->counts[C_HUGE]++;
-            if (!r->first.huge) r->first.huge = c.line_no;
-            continue;
-        case HEADS_LINE_TEXT:
-            break;
-        }
-        line_job *j = &jobs[nb];
-        j->text = malloc(c.len + 1);
-        if (!j->text) {
-            st = ats_error_set(err, ATS_ERR_NOMEM, "%s:%zu: out of memory", a->corpus, c.line_no);
-            break;
-        }
-        memcpy(j->text, c.text, c.len + 1);
-        j->len = c.len;
-        j->line_no = c.line_no;
-        if (++nb == batch) {
-            st = flush_jobs(r, jobs, &nb, err);
-            if (st) break;
-            progress_show(&pg, &c, r->counts[C_TOKENS], r->mpi->size, 0);
-        }
-    }
-    for (size_t i = 0; jobs && i < nb; i++) job_free(&jobs[i]);
-    free(jobs);
-    if (!st) progress_show(&pg, &c, r->counts[C_TOKENS], r->mpi->size, 1);
-    heads_corpus_close(&c);
-    if (!st)
-        for (size_t i = 0; i < NN; i++) D[i] = sum[i] + comp[i];
-    free(sum);
-    free(comp);
-    free(part);
-    return st;
+    ats_heads_options_init(o);
+    o->clark = a->clark;
+    o->max_lines = (size_t)a->max_lines;
+    o->max_tokens = (size_t)a->max_tokens;
+    o->skip_long = a->skip_long;
+    o->chunk_lines = (size_t)a->chunk_lines;
+    o->n_threads = r->threads;
+    o->stats = a->stats;
+    o->rank = r->mpi->rank;
+    o->n_procs = r->mpi->size;
+    o->exchange = mpi_exchange;
+    o->exchange_ctx = r->mpi;
+    o->progress = progress_show;
+    o->progress_ctx = &r->pg;
 }
 
 /* ---- analyses of D */
@@ -1039,9 +537,8 @@ static ats_status heatmap_LH(const char *dir, const char *file, const char *titl
 static ats_status write_stats(hrun *r, ats_error *err) {
     hmodel *hm = &r->models[0];
     size_t L = hm->L, H = hm->H, LH = L * H;
-    double *v = malloc(ATS_STAT_COUNT * LH * sizeof *v);
-    if (!v) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
-    ats_status st = ats_headstats_result(r->hs, v, err);
+    const double *v = r->res.stats;
+    ats_status st = ATS_OK;
     stats_ctx sc = {L, H, v};
     if (!st) st = write_text(r->a->out_dir, "stats.csv", write_stats_csv, &sc, err);
     size_t shape[3] = {ATS_STAT_COUNT, L, H};
@@ -1067,17 +564,10 @@ static ats_status write_stats(hrun *r, ats_error *err) {
         st = heatmap_LH(r->a->out_dir, file, figs[i].title, figs[i].unit, L, H,
                         v + (size_t)figs[i].s * LH, err);
     }
-    free(v);
     return st;
 }
 
 /* ---- importance by ablation */
-
-typedef struct abl_line {
-    int32_t *ids, *input, *labels;
-    size_t n;
-    float *hidden; /* [n][d] final hidden states of the full model (no LM head) */
-} abl_line;
 
 typedef struct abl_ctx {
     size_t L, H, N, steps;
@@ -1106,182 +596,21 @@ static void write_pruning_csv(FILE *fp, const void *p) {
                 c->order_k[s] ? c->names[c->order[c->order_k[s] - 1]] : "");
 }
 
-static const double *g_sort_key;
-static int cmp_by_key(const void *x, const void *y) {
-    size_t a = *(const size_t *)x, b = *(const size_t *)y;
-    if (g_sort_key[a] != g_sort_key[b]) return g_sort_key[a] < g_sort_key[b] ? -1 : 1;
-    return a < b ? -1 : a > b;
-}
-
-/* The measure over the ablation lines with a head mask: mean LM loss over all labelled
- * positions, or the mean relative change of the final hidden states. Lines run in parallel
- * (single-threaded forward passes); their sums are added in line order. */
-static ats_status abl_measure(hrun *r, abl_line *lines, size_t count, const float *mask, int lm,
-                              double *out, ats_error *err) {
-    hmodel *hm = &r->models[0];
-    ats_forward_options fo = r->fopts;
-    fo.capture = lm ? 0 : ATS_CAPTURE_HIDDEN;
-    fo.head_mask = mask;
-    double *tot = calloc(count, sizeof *tot);
-    size_t *pos = calloc(count, sizeof *pos);
-    ats_status *sts = calloc(count, sizeof *sts);
-    ats_error *errs = calloc(count, sizeof *errs);
-    if (!tot || !pos || !sts || !errs) {
-        free(tot);
-        free(pos);
-        free(sts);
-        free(errs);
-        return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
-    }
-#pragma omp parallel for schedule(dynamic, 1) num_threads(r->line_threads)
-    for (size_t i = 0; i < count; i++) {
-        ats_model_input in = {lines[i].input, NULL, lm ? lines[i].labels : NULL, lines[i].n};
-        ats_forward_result res = {0};
-        sts[i] = ats_model_forward(hm->m, &in, &fo, &res, &errs[i]);
-        if (sts[i]) continue;
-        if (lm) {
-            if (res.loss_count) {
-                tot[i] = res.loss * (double)res.loss_count;
-                pos[i] = res.loss_count;
-            }
-        } else {
-            size_t n = res.n_tokens, d = res.d_model;
-            const float *h = res.hidden + hm->L * n * d;
-            if (!mask) memcpy(lines[i].hidden, h, n * d * sizeof(float));
-            for (size_t t = 0; t < n; t++) {
-                double diff = 0, norm = 0;
-                for (size_t k = 0; k < d; k++) {
-                    double x = lines[i].hidden[t * d + k], y = h[t * d + k];
-                    diff += (x - y) * (x - y);
-                    norm += x * x;
-                }
-                tot[i] += norm > 0 ? sqrt(diff / norm) : 0;
-            }
-            pos[i] = n;
-        }
-        ats_forward_result_free(&res);
-    }
-    ats_status st = ATS_OK;
-    double total = 0;
-    size_t positions = 0;
-    for (size_t i = 0; i < count; i++) {
-        if (sts[i] && !st) {
-            st = sts[i];
-            if (err) *err = errs[i];
-        }
-        total += tot[i];
-        positions += pos[i];
-    }
-    free(tot);
-    free(pos);
-    free(sts);
-    free(errs);
-    *out = positions ? total / (double)positions : NAN;
-    return st;
-}
-
 static ats_status run_ablation(hrun *r, char **names, ats_error *err) {
     hmodel *hm = &r->models[0];
-    size_t L = hm->L, H = hm->H, N = hm->N, d = (size_t)hm->mi->d_model;
-    int32_t mask_id = ats_tokenizer_token_to_id(hm->tok, "[MASK]");
-    if (mask_id < 0) mask_id = ats_tokenizer_token_to_id(hm->tok, "<mask>");
-    int lm = hm->mi->has_lm_head && (hm->mi->causal || mask_id >= 0);
-    size_t cap = (size_t)r->a->ablation_lines, count = 0;
-    abl_line *lines = calloc(cap, sizeof *lines);
-    float *mask = malloc(N * sizeof *mask);
-    double *single = malloc(N * sizeof *single), *keep = malloc(N * sizeof *keep);
-    size_t *order = malloc(N * sizeof *order);
-    size_t step = (N + 19) / 20, steps_cap = N / step + 2; /* about 20 points, both ends */
-    double *order_loss = malloc(steps_cap * sizeof *order_loss);
-    size_t *order_k = malloc(steps_cap * sizeof *order_k);
-    ats_status st = ATS_OK;
-    if (!lines || !mask || !single || !keep || !order || !order_loss || !order_k) {
-        st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    /* the first ablation_lines usable lines, tokenized once */
-    heads_corpus c;
-    st = heads_corpus_open(&c, r->a->corpus, -1, MAX_LINE_BYTES, err);
-    if (st) goto done;
-    heads_line_kind kind;
-    int got;
-    while (count < cap && (got = heads_corpus_next(&c, &kind, err)) == 1) {
-        if (r->a->max_lines && c.line_no > (size_t)r->a->max_lines) break;
-        if (kind != HEADS_LINE_TEXT) continue;
-        ats_encoding enc = {0};
-        size_t n;
-        int too_long;
-        st = encode_line(r, hm, c.text, c.len, c.line_no, &enc, &n, &too_long, err);
-        if (st) break;
-        if (n > 0) {
-            abl_line *ln = &lines[count];
-            ln->n = n;
-            ln->ids = malloc(n * sizeof *ln->ids);
-            ln->input = malloc(n * sizeof *ln->input);
-            ln->labels = malloc(n * sizeof *ln->labels);
-            ln->hidden = lm ? NULL : malloc(n * d * sizeof *ln->hidden);
-            if (!ln->ids || !ln->input || !ln->labels || (!lm && !ln->hidden)) {
-                ats_encoding_free(&enc);
-                count++;
-                st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
-                break;
-            }
-            memcpy(ln->ids, enc.ids, n * sizeof *ln->ids);
-            memcpy(ln->input, enc.ids, n * sizeof *ln->input);
-            if (hm->mi->causal) {
-                memcpy(ln->labels, enc.ids, n * sizeof *ln->labels);
-            } else { /* masked LM: every 6th ordinary token, offset by the line number */
-                size_t ord = count % 6, picked = 0;
-                for (size_t i = 0; i < n; i++) {
-                    ln->labels[i] = -100;
-                    if (enc.special[i]) continue;
-                    if (ord++ % 6 == 0 && mask_id >= 0) {
-                        ln->labels[i] = enc.ids[i];
-                        ln->input[i] = mask_id;
-                        picked++;
-                    }
-                }
-                (void)picked;
-            }
-            count++;
-        }
-        ats_encoding_free(&enc);
-    }
-    heads_corpus_close(&c);
-    if (st) goto done;
-    if (count == 0) {
-        st = ats_error_set(err, ATS_ERR_INVALID, "%s: no usable line for the ablation",
-                           r->a->corpus);
-        goto done;
-    }
-    double base;
-    st = abl_measure(r, lines, count, NULL, lm, &base, err);
-    for (size_t a = 0; !st && a < N; a++) { /* each head masked */
-        for (size_t b = 0; b < N; b++) mask[b] = b == a ? 0.0f : 1.0f;
-        st = abl_measure(r, lines, count, mask, lm, &single[a], err);
-    }
-    for (size_t a = 0; !st && a < N; a++) { /* all but head a of its layer masked */
-        size_t l = a / H;
-        for (size_t b = 0; b < N; b++) mask[b] = (b / H == l && b != a) ? 0.0f : 1.0f;
-        st = abl_measure(r, lines, count, mask, lm, &keep[a], err);
-    }
-    if (st) goto done;
-    /* pruning: remove heads in order of increasing importance */
-    for (size_t a = 0; a < N; a++) order[a] = a;
-    g_sort_key = single;
-    qsort(order, N, sizeof *order, cmp_by_key);
-    size_t steps = 0;
-    for (size_t k = 0; !st && steps < steps_cap; k += step) {
-        if (k > N) k = N;
-        for (size_t b = 0; b < N; b++) mask[b] = 1.0f;
-        for (size_t j = 0; j < k; j++) mask[order[j]] = 0.0f;
-        order_k[steps] = k;
-        st = abl_measure(r, lines, count, mask, lm, &order_loss[steps], err);
-        steps++;
-        if (k == N) break;
-    }
-    if (st) goto done;
-    abl_ctx ac = {L, H, N, steps, single, keep, order_loss, order_k, base, lm, names, order};
+    size_t L = hm->L, H = hm->H, N = hm->N;
+    ats_corpus_source src;
+    ats_corpus_source_init(&src);
+    src.path = r->a->corpus;
+    ats_heads_options o;
+    heads_options(r, &o);
+    ats_ablation_result ab;
+    ats_status st = ats_heads_ablation(hm->s, &src, &o, (size_t)r->a->ablation_lines, &ab, err);
+    if (st) return st;
+    int lm = ab.lm;
+    size_t steps = ab.steps;
+    abl_ctx ac = {L,         H,          N,       steps, ab.single, ab.keep,
+                  ab.pruned, ab.removed, ab.base, lm,    names,     ab.order};
     st = write_text(r->a->out_dir, "ablation.csv", write_ablation_csv, &ac, err);
     if (!st) st = write_text(r->a->out_dir, "pruning.csv", write_pruning_csv, &ac, err);
     if (!st) {
@@ -1290,7 +619,7 @@ static ats_status run_ablation(hrun *r, char **names, ats_error *err) {
             st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
             goto done;
         }
-        for (size_t a = 0; a < N; a++) imp[a] = single[a] - base;
+        for (size_t a = 0; a < N; a++) imp[a] = ab.single[a] - ab.base;
         char title[160];
         snprintf(title, sizeof title, "%s",
                  lm ? "importance: LM loss with the head masked minus the full model's"
@@ -1305,8 +634,8 @@ static ats_status run_ablation(hrun *r, char **names, ats_error *err) {
             st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
             goto done;
         }
-        for (size_t k = 0; k < steps; k++) xs[k] = (double)order_k[k];
-        ats_series series = {lm ? "LM loss" : "hidden-state change", steps, xs, order_loss};
+        for (size_t k = 0; k < steps; k++) xs[k] = (double)ab.removed[k];
+        ats_series series = {lm ? "LM loss" : "hidden-state change", steps, xs, ab.pruned};
         ats_lines_options lo;
         ats_lines_options_init(&lo);
         lo.fig.title = "pruning: heads removed in order of importance";
@@ -1319,26 +648,15 @@ static ats_status run_ablation(hrun *r, char **names, ats_error *err) {
         free(xs);
     }
     if (!st) {
-        printf("ablation (%zu lines, %s): base %.6f; most important:", count,
-               lm ? "LM loss" : "relative change of the final hidden states", base);
+        const size_t *order = ab.order;
+        printf("ablation (%zu lines, %s): base %.6f; most important:", ab.lines,
+               lm ? "LM loss" : "relative change of the final hidden states", ab.base);
         for (size_t j = 0; j < N && j < 5; j++)
-            printf(" %s (%+.4f)", names[order[N - 1 - j]], single[order[N - 1 - j]] - base);
+            printf(" %s (%+.4f)", names[order[N - 1 - j]], ab.single[order[N - 1 - j]] - ab.base);
         printf("\n");
     }
 done:
-    for (size_t i = 0; lines && i < count; i++) {
-        free(lines[i].ids);
-        free(lines[i].input);
-        free(lines[i].labels);
-        free(lines[i].hidden);
-    }
-    free(lines);
-    free(mask);
-    free(single);
-    free(keep);
-    free(order);
-    free(order_loss);
-    free(order_k);
+    ats_ablation_result_free(&ab);
     return st;
 }
 
@@ -1368,7 +686,7 @@ static void json_str(FILE *fp, const char *s) {
 static void write_summary(FILE *fp, const void *p) {
     const summary_ctx *s = p;
     const hrun *r = s->r;
-    const unsigned long long *c = r->counts;
+    const unsigned long long *c = r->res.counts;
     fprintf(fp, "{\n  \"corpus\": ");
     json_str(fp, r->a->corpus);
     fprintf(fp, ",\n  \"models\": [");
@@ -1385,10 +703,11 @@ static void write_summary(FILE *fp, const void *p) {
             "\"invalid_utf8\": %llu, \"bad_json\": %llu, \"over_1MiB\": %llu, \"too_long\": %llu, "
             "\"no_common_words\": %llu},\n  \"truncated\": {\"lines\": %llu, \"tokens\": "
             "%llu},\n  \"seconds\": %.3f,\n  \"tokens_per_second\": %.1f",
-            r->a->clark ? "clark" : "seed_sqrt_js", r->mpi->size, c[C_LINES], c[C_TEXTS],
-            c[C_TOKENS], c[C_WORDS], c[C_EMPTY], c[C_BADUTF], c[C_BADJSON], c[C_HUGE],
-            c[C_SKIPPED_LONG], c[C_NOWORDS], c[C_TRUNC_LINES], c[C_TRUNC_TOKENS], s->seconds,
-            s->seconds > 0 ? (double)c[C_TOKENS] / s->seconds : 0.0);
+            r->a->clark ? "clark" : "seed_sqrt_js", r->mpi->size, c[ATS_HEADS_LINES],
+            c[ATS_HEADS_TEXTS], c[ATS_HEADS_TOKENS], c[ATS_HEADS_WORDS], c[ATS_HEADS_EMPTY],
+            c[ATS_HEADS_BADUTF], c[ATS_HEADS_BADJSON], c[ATS_HEADS_HUGE], c[ATS_HEADS_SKIPPED_LONG],
+            c[ATS_HEADS_NOWORDS], c[ATS_HEADS_TRUNC_LINES], c[ATS_HEADS_TRUNC_TOKENS], s->seconds,
+            s->seconds > 0 ? (double)c[ATS_HEADS_TOKENS] / s->seconds : 0.0);
     if (s->ao) {
         fprintf(fp, ",\n  \"scale\": %.17g,\n  \"clusters\": %zu,\n  \"h0\": %zu,\n  \"h1\": %zu",
                 s->ao->scale, s->ao->n_clusters, s->ao->dg[0].count, s->ao->dg[1].count);
@@ -1402,19 +721,23 @@ static void write_summary(FILE *fp, const void *p) {
 }
 
 static void print_summary(const hrun *r, double seconds) {
-    const unsigned long long *c = r->counts;
-    printf("heads: %llu lines, %llu texts, %llu tokens in %.2f s (%.0f tokens/s)%s\n", c[C_LINES],
-           c[C_TEXTS], c[C_TOKENS], seconds, seconds > 0 ? (double)c[C_TOKENS] / seconds : 0.0,
+    const unsigned long long *c = r->res.counts;
+    printf("heads: %llu lines, %llu texts, %llu tokens in %.2f s (%.0f tokens/s)%s\n",
+           c[ATS_HEADS_LINES], c[ATS_HEADS_TEXTS], c[ATS_HEADS_TOKENS], seconds,
+           seconds > 0 ? (double)c[ATS_HEADS_TOKENS] / seconds : 0.0,
            r->mpi->size > 1 ? " over MPI ranks" : "");
-    printf("skipped: %llu empty, %llu invalid UTF-8", c[C_EMPTY], c[C_BADUTF]);
-    if (r->mpi->size == 1 && r->first.badutf) printf(" (first: line %zu)", r->first.badutf);
-    printf(", %llu bad JSONL", c[C_BADJSON]);
-    if (r->mpi->size == 1 && r->first.badjson) printf(" (first: line %zu)", r->first.badjson);
-    printf(", %llu over 1 MiB, %llu too long for the model%s\n", c[C_HUGE], c[C_SKIPPED_LONG],
-           r->n_models == 2 ? " (joint runs skip them)" : "");
-    printf("truncated: %llu lines (%llu tokens dropped)\n", c[C_TRUNC_LINES], c[C_TRUNC_TOKENS]);
+    printf("skipped: %llu empty, %llu invalid UTF-8", c[ATS_HEADS_EMPTY], c[ATS_HEADS_BADUTF]);
+    if (r->mpi->size == 1 && r->res.first_badutf) printf(" (first: line %zu)", r->res.first_badutf);
+    printf(", %llu bad JSONL", c[ATS_HEADS_BADJSON]);
+    if (r->mpi->size == 1 && r->res.first_badjson)
+        printf(" (first: line %zu)", r->res.first_badjson);
+    printf(", %llu over 1 MiB, %llu too long for the model%s\n", c[ATS_HEADS_HUGE],
+           c[ATS_HEADS_SKIPPED_LONG], r->n_models == 2 ? " (joint runs skip them)" : "");
+    printf("truncated: %llu lines (%llu tokens dropped)\n", c[ATS_HEADS_TRUNC_LINES],
+           c[ATS_HEADS_TRUNC_TOKENS]);
     if (r->n_models == 2)
-        printf("words: %llu (lines without a common word: %llu)\n", c[C_WORDS], c[C_NOWORDS]);
+        printf("words: %llu (lines without a common word: %llu)\n", c[ATS_HEADS_WORDS],
+               c[ATS_HEADS_NOWORDS]);
 }
 
 /* ---- the command */
@@ -1446,7 +769,7 @@ int ats_cmd_heads(int argc, char **argv) {
     int have_ao = 0;
     double t0 = now_s();
     for (int k = 0; k < a.n_models; k++)
-        if (hmodel_load(&r.models[k], a.models[k], a.max_tokens, &err)) {
+        if (hmodel_load(&r.models[k], a.models[k], &err)) {
             rc = fail(&mpi, &err);
             goto done;
         }
@@ -1458,40 +781,22 @@ int ats_cmd_heads(int argc, char **argv) {
         rc = fail(&mpi, &err);
         goto done;
     }
-    ats_measure_opts_init(&r.mopts);
     int threads = (int)a.threads;
     if (threads == 0 && mpi.size > 1) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         threads = cores > mpi.size ? (int)(cores / mpi.size) : 1;
     }
-    if (threads == 0) threads = omp_get_max_threads();
-    if (threads < 1) threads = 1;
-    r.mopts.n_threads = threads;
-    r.line_threads = threads;
-    if (a.n_models == 2) r.mopts.normalize = 1; /* word rows lose the special tokens' mass */
-    ats_forward_options_init(&r.fopts);
-    /* lines run in parallel, each pass single-threaded: OpenBLAS's thread count is set once
-     * here (it is process-global) and the passes leave it alone */
-    openblas_set_num_threads(1);
-    r.fopts.n_threads = 0;
+    r.threads = threads;
     if (a.out_dir && mpi.rank == 0 && ats_dir_create(a.out_dir, &err)) {
         rc = fail(&mpi, &err);
         goto done;
     }
-    if (a.stats) {
-        if (count_frequencies(&r, &err) ||
-            ats_headstats_new(r.models[0].L, r.models[0].H, &r.mopts, &r.hs, &err)) {
-            rc = fail(&mpi, &err);
-            goto done;
-        }
-    }
-    D = malloc(NN * sizeof *D);
     names = calloc(N, sizeof *names);
     layer = malloc(N * sizeof *layer);
     shapes = malloc(N * sizeof *shapes);
     size_t nlower = N * (N - 1) / 2;
     lower = malloc((nlower ? nlower : 1) * sizeof *lower);
-    if (!D || !names || !layer || !shapes || !lower) {
+    if (!names || !layer || !shapes || !lower) {
         ats_error_set(&err, ATS_ERR_NOMEM, "out of memory for %zu heads", N);
         rc = fail(&mpi, &err);
         goto done;
@@ -1514,11 +819,21 @@ int ats_cmd_heads(int argc, char **argv) {
                     }
                 }
     }
-    if (corpus_pass(&r, D, &err)) {
-        rc = fail(&mpi, &err);
-        goto done;
+    {
+        ats_corpus_source src;
+        ats_corpus_source_init(&src);
+        src.path = a.corpus;
+        ats_heads_options o;
+        heads_options(&r, &o);
+        r.pg = (progress){a.quiet || mpi.rank != 0, isatty(2), mpi.size, now_s(), now_s()};
+        ats_session *sessions[2] = {r.models[0].s, a.n_models == 2 ? r.models[1].s : NULL};
+        if (ats_heads_corpus(sessions, (size_t)a.n_models, &src, &o, &r.res, &err)) {
+            rc = fail(&mpi, &err);
+            goto done;
+        }
+        D = r.res.D;
     }
-    heads_mpi_sum_counts(&mpi, r.counts, C_COUNT);
+    heads_mpi_sum_counts(&mpi, r.res.counts, ATS_HEADS_COUNT);
     double seconds = now_s() - t0;
     if (mpi.rank != 0) goto done;
     if (a.output) {
@@ -1538,7 +853,8 @@ int ats_cmd_heads(int argc, char **argv) {
             goto done;
         }
         /* the analyses use the mean distance per token (or word): √JS ∈ [0, 1] */
-        double units = (double)(a.n_models == 2 ? r.counts[C_WORDS] : r.counts[C_TOKENS]);
+        double units = (double)(a.n_models == 2 ? r.res.counts[ATS_HEADS_WORDS]
+                                                : r.res.counts[ATS_HEADS_TOKENS]);
         if (units <= 0 || N < 2) {
             printf("no tokens or fewer than two heads: no analysis of the head matrix\n");
         } else {
@@ -1623,7 +939,7 @@ int ats_cmd_heads(int argc, char **argv) {
                        between[0], between[1], between[2], between[3]);
             }
         }
-        if (r.hs) {
+        if (r.res.stats) {
             if (write_stats(&r, &err)) {
                 rc = ats_cli_fail(&err);
                 goto done;
@@ -1646,13 +962,8 @@ done:
     free(names);
     free(layer);
     free(shapes);
-    free(D);
+    ats_heads_result_free(&r.res);
     free(lower);
-    free(r.freq_count);
-    free(r.csum);
-    free(r.ccomp);
-
-    ats_headstats_free(r.hs);
     for (int k = 0; k < a.n_models; k++) hmodel_free(&r.models[k]);
     fflush(stdout);
     heads_mpi_stop(&mpi);

@@ -1,49 +1,12 @@
-/* Internal pieces of `attnscope heads`: the corpus reader, the MPI layer and the analyses of
- * the head matrix (persistence, dendrogram, MDS, clusters). Only src/cli uses them. */
+/* Internal pieces of `attnscope heads`: the MPI layer and the analyses of the head matrix
+ * (dendrogram, MDS, names). Only src/cli uses them; the corpus pass is the library's
+ * (ats_heads_corpus, analysis.h). */
 #ifndef ATS_CLI_HEADS_H
 #define ATS_CLI_HEADS_H
 
 #include "attnscope/core.h"
 
 #include <stdio.h>
-
-/* ---- corpus: one text per line, or JSONL objects with a "text" field */
-
-typedef enum heads_line_kind {
-    HEADS_LINE_TEXT = 0,   /* a text to run */
-    HEADS_LINE_EMPTY = 1,  /* empty or only white space */
-    HEADS_LINE_BADUTF = 2, /* invalid UTF-8 (offset in bad_offset) */
-    HEADS_LINE_LONG = 3,   /* longer than the byte limit */
-    HEADS_LINE_BADJSON = 4 /* JSONL line that is not an object with a string "text" */
-} heads_line_kind;
-
-typedef struct heads_corpus {
-    FILE *fp;
-    const char *path;
-    int jsonl;        /* 1: every non-empty line is a JSON object with "text" */
-    size_t max_bytes; /* longer lines are HEADS_LINE_LONG */
-    char *line;       /* getline buffer */
-    size_t cap;
-    char *text; /* the text of the current line (points into line or owned json_text) */
-    size_t len;
-    char *json_text;
-    size_t line_no;     /* 1-based number of the current line */
-    size_t bad_offset;  /* byte offset of invalid UTF-8 in the line's text */
-    long long size;     /* file size in bytes (-1 when unknown) */
-    long long position; /* bytes read so far */
-} heads_corpus;
-
-/* Opens path; jsonl: -1 detect (.jsonl/.ndjson or a first non-empty line starting with '{'),
- * 0 plain lines, 1 JSONL. */
-ats_status heads_corpus_open(heads_corpus *c, const char *path, int jsonl, size_t max_bytes,
-                             ats_error *err);
-/* Reads the next line: returns 1 and sets *kind, 0 at the end of the file, -1 on a read error
- * (err set). */
-int heads_corpus_next(heads_corpus *c, heads_line_kind *kind, ats_error *err);
-void heads_corpus_close(heads_corpus *c);
-
-/* Byte offset of the first invalid UTF-8 sequence in s[0..len), or len when valid. */
-size_t heads_utf8_check(const char *s, size_t len);
 
 /* ---- MPI (heads_mpi.c; without MPI every rank call is the single process) */
 

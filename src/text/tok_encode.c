@@ -511,7 +511,7 @@ ats_status ats_tokenizer_encode(const ats_tokenizer *t, const char *text, size_t
     memset(out, 0, sizeof *out);
     if (!text && len) return ats_error_set(err, ATS_ERR_INVALID, "text: NULL");
     if (!text) text = "";
-    size_t bad = tok_utf8_check(text, len);
+    size_t bad = ats_utf8_check(text, len);
     if (bad != len)
         return ats_error_set(err, ATS_ERR_FORMAT,
                              "text: invalid UTF-8 at byte offset %zu (byte 0x%02X)", bad,

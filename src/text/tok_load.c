@@ -88,7 +88,7 @@ static ats_status vocab_add(ats_tokenizer *t, const char *tok, size_t len, int32
     if (len > TOK_MAX_TOKEN)
         return ats_error_set(err, ATS_ERR_FORMAT, "%s: %s: token %ld is longer than %d bytes", path,
                              what, (long)id, TOK_MAX_TOKEN);
-    if (tok_utf8_check(tok, len) != len)
+    if (ats_utf8_check(tok, len) != len)
         return ats_error_set(err, ATS_ERR_FORMAT, "%s: %s: token %ld is not valid UTF-8", path,
                              what, (long)id);
     if ((size_t)id >= t->n_alloc) {
@@ -663,9 +663,9 @@ static ats_status load_bpe_files(ats_tokenizer *t, const char *vocab_path, const
     char *buf;
     size_t len;
     if ((st = ats_file_read_regular(merges_path, TOK_MAX_FILE, &buf, &len, err))) return st;
-    if (tok_utf8_check(buf, len) != len) {
+    if (ats_utf8_check(buf, len) != len) {
         size_t line, col;
-        line_col(buf, tok_utf8_check(buf, len), &line, &col);
+        line_col(buf, ats_utf8_check(buf, len), &line, &col);
         free(buf);
         return ats_error_set(err, ATS_ERR_FORMAT, "%s:%zu:%zu: invalid UTF-8", merges_path, line,
                              col);
@@ -704,7 +704,7 @@ static ats_status load_vocab_txt(ats_tokenizer *t, const char *path, ats_error *
     size_t len;
     ats_status st = ats_file_read_regular(path, TOK_MAX_FILE, &buf, &len, err);
     if (st) return st;
-    size_t bad = tok_utf8_check(buf, len);
+    size_t bad = ats_utf8_check(buf, len);
     if (bad != len) {
         size_t line, col;
         line_col(buf, bad, &line, &col);

@@ -156,7 +156,7 @@ void tok_pairmap_free(tok_pairmap *m) {
     memset(m, 0, sizeof *m);
 }
 
-size_t tok_utf8_check(const char *str, size_t len) {
+size_t ats_utf8_check(const char *str, size_t len) {
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
     while (i < len) {

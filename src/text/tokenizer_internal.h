@@ -40,9 +40,7 @@ void tok_pairmap_free(tok_pairmap *m);
 
 /* ---- UTF-8 and Unicode */
 
-/* Offset of the first invalid byte of s[0..len), or len when s is valid UTF-8 (no overlongs,
- * surrogates or code points beyond U+10FFFF). */
-size_t tok_utf8_check(const char *s, size_t len);
+/* ats_utf8_check (tokenizer.h) validates. */
 /* Decodes one code point of valid UTF-8 at s; returns its length in bytes. */
 int tok_utf8_decode(const char *s, uint32_t *cp);
 /* Encodes cp into buf (at least 4 bytes); returns the length. */

@@ -1,9 +1,10 @@
-/* Pieces of `attnscope heads`: UTF-8 check and corpus reader (plain and JSONL, bad lines),
- * single-linkage dendrogram, classical MDS, and the scatter figure. */
+/* Pieces of `attnscope heads`: UTF-8 check and corpus reader (plain and JSONL, bad lines, from
+ * a file and from memory), single-linkage dendrogram, classical MDS, and the scatter figure. */
 #include "check.h"
-#include "cli/heads_corpus.c"
 #include "cli/heads_topo.c"
+#include "attnscope/analysis.h"
 #include "attnscope/render.h"
+#include "attnscope/tokenizer.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,13 +12,13 @@
 #include <unistd.h>
 
 static void test_utf8(void) {
-    CHECK(heads_utf8_check("abc", 3) == 3);
-    CHECK(heads_utf8_check("caf\xc3\xa9", 5) == 5);
-    CHECK(heads_utf8_check("caf\xc3", 4) == 3);           /* truncated */
-    CHECK(heads_utf8_check("a\xff", 2) == 1);             /* never valid */
-    CHECK(heads_utf8_check("\xc0\xaf", 2) == 0);          /* overlong */
-    CHECK(heads_utf8_check("\xed\xa0\x80", 3) == 0);      /* surrogate */
-    CHECK(heads_utf8_check("\xf0\x9f\x98\x80!", 5) == 5); /* emoji */
+    CHECK(ats_utf8_check("abc", 3) == 3);
+    CHECK(ats_utf8_check("caf\xc3\xa9", 5) == 5);
+    CHECK(ats_utf8_check("caf\xc3", 4) == 3);           /* truncated */
+    CHECK(ats_utf8_check("a\xff", 2) == 1);             /* never valid */
+    CHECK(ats_utf8_check("\xc0\xaf", 2) == 0);          /* overlong */
+    CHECK(ats_utf8_check("\xed\xa0\x80", 3) == 0);      /* surrogate */
+    CHECK(ats_utf8_check("\xf0\x9f\x98\x80!", 5) == 5); /* emoji */
 }
 
 static void test_corpus(void) {
@@ -27,43 +28,63 @@ static void test_corpus(void) {
     if (!fp) return;
     fputs("first line\r\n\n  \t\nbad \xff byte\nlast line without newline", fp);
     fclose(fp);
-    heads_corpus c;
+    ats_corpus c;
+    ats_corpus_source src;
+    ats_corpus_source_init(&src);
+    src.path = path;
     ats_error err = {0};
-    CHECK(heads_corpus_open(&c, path, -1, 1 << 20, &err) == ATS_OK);
-    heads_line_kind kinds[5];
+    CHECK(ats_corpus_open(&c, &src, 1 << 20, &err) == ATS_OK);
+    ats_line_kind kinds[5];
     int k = 0, got;
-    while ((got = heads_corpus_next(&c, &kinds[k], &err)) == 1 && k < 5) {
+    while ((got = ats_corpus_next(&c, &kinds[k], &err)) == 1 && k < 5) {
         if (k == 0) CHECK(!strcmp(c.text, "first line") && c.len == 10);
         if (k == 4) CHECK(!strcmp(c.text, "last line without newline"));
         k++;
     }
     CHECK(got == 0 && k == 5);
-    CHECK(kinds[0] == HEADS_LINE_TEXT && kinds[1] == HEADS_LINE_EMPTY &&
-          kinds[2] == HEADS_LINE_EMPTY && kinds[3] == HEADS_LINE_BADUTF &&
-          kinds[4] == HEADS_LINE_TEXT);
-    heads_corpus_close(&c);
+    CHECK(kinds[0] == ATS_LINE_TEXT && kinds[1] == ATS_LINE_EMPTY && kinds[2] == ATS_LINE_EMPTY &&
+          kinds[3] == ATS_LINE_BADUTF && kinds[4] == ATS_LINE_TEXT);
+    ats_corpus_close(&c);
     /* JSONL, detected from the first line */
     fp = fopen(path, "wb");
     if (!fp) return;
     fputs("{\"text\": \"caf\\u00e9 ok\"}\n{\"text\": 3}\nnot json\n{\"text\": \"  \"}\n", fp);
     fclose(fp);
-    CHECK(heads_corpus_open(&c, path, -1, 1 << 20, &err) == ATS_OK);
+    CHECK(ats_corpus_open(&c, &src, 1 << 20, &err) == ATS_OK);
     CHECK(c.jsonl == 1);
-    heads_line_kind kind;
-    CHECK(heads_corpus_next(&c, &kind, &err) == 1 && kind == HEADS_LINE_TEXT);
+    ats_line_kind kind;
+    CHECK(ats_corpus_next(&c, &kind, &err) == 1 && kind == ATS_LINE_TEXT);
     CHECK(!strcmp(c.text, "caf\xc3\xa9 ok"));
-    CHECK(heads_corpus_next(&c, &kind, &err) == 1 && kind == HEADS_LINE_BADJSON);
-    CHECK(heads_corpus_next(&c, &kind, &err) == 1 && kind == HEADS_LINE_BADJSON);
-    CHECK(heads_corpus_next(&c, &kind, &err) == 1 && kind == HEADS_LINE_EMPTY);
-    CHECK(heads_corpus_next(&c, &kind, &err) == 0);
-    heads_corpus_close(&c);
+    CHECK(ats_corpus_next(&c, &kind, &err) == 1 && kind == ATS_LINE_BADJSON);
+    CHECK(ats_corpus_next(&c, &kind, &err) == 1 && kind == ATS_LINE_BADJSON);
+    CHECK(ats_corpus_next(&c, &kind, &err) == 1 && kind == ATS_LINE_EMPTY);
+    CHECK(ats_corpus_next(&c, &kind, &err) == 0);
+    ats_corpus_close(&c);
     /* a line over the byte limit */
-    CHECK(heads_corpus_open(&c, path, 0, 8, &err) == ATS_OK);
-    CHECK(heads_corpus_next(&c, &kind, &err) == 1 && kind == HEADS_LINE_LONG);
-    heads_corpus_close(&c);
+    src.jsonl = 0;
+    CHECK(ats_corpus_open(&c, &src, 8, &err) == ATS_OK);
+    CHECK(ats_corpus_next(&c, &kind, &err) == 1 && kind == ATS_LINE_LONG);
+    ats_corpus_close(&c);
     unlink(path);
-    CHECK(heads_corpus_open(&c, "build-test-missing-corpus.txt", -1, 8, &err) == ATS_ERR_IO);
+    src.path = "build-test-missing-corpus.txt";
+    CHECK(ats_corpus_open(&c, &src, 8, &err) == ATS_ERR_IO);
     CHECK(strstr(err.message, "build-test-missing-corpus.txt") != NULL);
+    /* the same bytes from memory read as from a file: JSONL detected, the last line unended */
+    static const char mem[] = "{\"text\": \"a\"}\n\n{\"text\": \"b\"}";
+    ats_corpus_source_init(&src);
+    src.path = "memory";
+    src.data = mem;
+    src.size = sizeof mem - 1;
+    CHECK(ats_corpus_open(&c, &src, 1 << 20, &err) == ATS_OK && c.jsonl == 1);
+    CHECK(ats_corpus_next(&c, &kind, &err) == 1 && kind == ATS_LINE_TEXT && !strcmp(c.text, "a"));
+    CHECK(ats_corpus_next(&c, &kind, &err) == 1 && kind == ATS_LINE_EMPTY);
+    CHECK(ats_corpus_next(&c, &kind, &err) == 1 && kind == ATS_LINE_TEXT && !strcmp(c.text, "b"));
+    CHECK(ats_corpus_next(&c, &kind, &err) == 0 && c.line_no == 3);
+    ats_corpus_close(&c);
+    src.size = 0; /* no bytes: no lines */
+    CHECK(ats_corpus_open(&c, &src, 1 << 20, &err) == ATS_OK);
+    CHECK(ats_corpus_next(&c, &kind, &err) == 0);
+    ats_corpus_close(&c);
 }
 
 static void test_linkage_and_mds(void) {
