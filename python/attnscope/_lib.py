@@ -378,3 +378,76 @@ def view(ptr, shape, ctype, owner):
     buf = (ctype * count).from_address(ctypes.addressof(ptr.contents))
     buf._owner = owner
     return np.frombuffer(buf, dtype=np.dtype(ctype)).reshape(shape)
+
+
+# ---- analysis workflows (analysis.h)
+
+class RunOptions(ctypes.Structure):
+    _fields_ = [("n_threads", ctypes.c_int), ("truncate", ctypes.c_int),
+                ("want_hidden", ctypes.c_int), ("n_layers", ctypes.c_int)]
+
+
+class Attention(ctypes.Structure):
+    _fields_ = [
+        ("L", ctypes.c_size_t), ("H", ctypes.c_size_t), ("n", ctypes.c_size_t),
+        ("att", ctypes.POINTER(ctypes.c_float)), ("hidden", ctypes.POINTER(ctypes.c_float)),
+        ("d", ctypes.c_size_t), ("labels", ctypes.POINTER(ctypes.c_char_p)),
+        ("name", ctypes.c_char_p),
+    ]
+
+
+class CompareOptions(ctypes.Structure):
+    _fields_ = [
+        ("all_heads", ctypes.c_int), ("layer", ctypes.c_long), ("head", ctypes.c_long),
+        ("seed_compat", ctypes.c_int), ("max_dim", ctypes.c_int), ("q", ctypes.c_double),
+        ("max_error", ctypes.c_double), ("n_threads", ctypes.c_int), ("truncate", ctypes.c_int),
+    ]
+
+
+class CompareResult(ctypes.Structure):
+    _fields_ = [
+        ("L", ctypes.c_size_t), ("H", ctypes.c_size_t), ("n_dims", ctypes.c_size_t),
+        ("bottleneck", c_double_p), ("wasserstein", c_double_p), ("inputs", Attention * 2),
+    ]
+
+
+class CorpusSource(ctypes.Structure):
+    _fields_ = [("path", ctypes.c_char_p), ("data", ctypes.c_void_p), ("size", ctypes.c_size_t),
+                ("jsonl", ctypes.c_int)]
+
+
+HEADS_COUNT = 12  # ats_heads_count's ATS_HEADS_COUNT
+
+class HeadsOptions(ctypes.Structure):
+    _fields_ = [
+        ("clark", ctypes.c_int), ("max_lines", ctypes.c_size_t), ("max_tokens", ctypes.c_size_t),
+        ("skip_long", ctypes.c_int), ("chunk_lines", ctypes.c_size_t), ("n_threads", ctypes.c_int),
+        ("stats", ctypes.c_int), ("rank", ctypes.c_int), ("n_procs", ctypes.c_int),
+        ("exchange", ctypes.c_void_p), ("exchange_ctx", ctypes.c_void_p),
+        ("progress", ctypes.c_void_p), ("progress_ctx", ctypes.c_void_p),
+    ]
+
+
+class HeadsResult(ctypes.Structure):
+    _fields_ = [
+        ("N", ctypes.c_size_t), ("D", c_double_p), ("stats", c_double_p),
+        ("counts", ctypes.c_ulonglong * HEADS_COUNT),
+        ("first_empty", ctypes.c_size_t), ("first_badutf", ctypes.c_size_t),
+        ("first_badjson", ctypes.c_size_t), ("first_huge", ctypes.c_size_t),
+    ]
+
+
+ats_session_open = _fn("ats_session_open", ctypes.c_int, ctypes.c_char_p, P(ctypes.c_void_p),
+                       P(Error))
+ats_session_close = _fn("ats_session_close", None, ctypes.c_void_p)
+ats_session_model = _fn("ats_session_model", ctypes.c_void_p, ctypes.c_void_p)
+ats_session_tokenizer = _fn("ats_session_tokenizer", ctypes.c_void_p, ctypes.c_void_p)
+ats_compare_options_init = _fn("ats_compare_options_init", None, P(CompareOptions))
+ats_compare = _fn("ats_compare", ctypes.c_int, ctypes.c_void_p, P(ctypes.c_char_p),
+                  P(CompareOptions), P(CompareResult), P(Error))
+ats_compare_result_free = _fn("ats_compare_result_free", None, P(CompareResult))
+ats_corpus_source_init = _fn("ats_corpus_source_init", None, P(CorpusSource))
+ats_heads_options_init = _fn("ats_heads_options_init", None, P(HeadsOptions))
+ats_heads_corpus = _fn("ats_heads_corpus", ctypes.c_int, P(ctypes.c_void_p), ctypes.c_size_t,
+                       P(CorpusSource), P(HeadsOptions), P(HeadsResult), P(Error))
+ats_heads_result_free = _fn("ats_heads_result_free", None, P(HeadsResult))

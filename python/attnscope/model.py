@@ -44,39 +44,30 @@ def _result(res, tokens, id_arr, offsets, hidden_states, logits):
 class Model:
     """A loaded model and its tokenizer. Use Model.load(path_or_name)."""
 
-    def __init__(self, handle, tok, info):
-        self._handle = handle
-        self._tok = tok
+    def __init__(self, session, info):
+        self._session = session  # ats_session: the model and its tokenizer
+        self._handle = L.ats_session_model(session)
+        self._tok = L.ats_session_tokenizer(session)
         self.info = info
 
     @classmethod
     def load(cls, path_or_name: str) -> "Model":
         """Loads a model directory in HuggingFace layout, or a name from the HuggingFace cache."""
-        h, err = ctypes.c_void_p(), L.Error()
-        L.check(L.ats_model_load(os.fsencode(path_or_name), ctypes.byref(h), ctypes.byref(err)), err)
-        i = L.ats_model_info_get(h).contents
+        s, err = ctypes.c_void_p(), L.Error()
+        L.check(L.ats_session_open(os.fsencode(path_or_name), ctypes.byref(s), ctypes.byref(err)), err)
+        i = L.ats_model_info_get(L.ats_session_model(s)).contents
         info = {
             "model_type": i.model_type.decode(), "dir": i.dir.decode(), "n_layers": i.n_layers,
             "n_heads": i.n_heads, "d_model": i.d_model, "vocab_size": i.vocab_size,
             "max_positions": i.max_positions, "causal": bool(i.causal),
             "has_lm_head": bool(i.has_lm_head), "vision": i.arch == 5,
         }
-        tok = ctypes.c_void_p()
-        if not info["vision"]:
-            terr = L.Error()
-            st = L.ats_tokenizer_load(i.dir, ctypes.byref(tok), ctypes.byref(terr))
-            if st:
-                L.ats_model_free(h)
-                L.check(st, terr)
-        return cls(h, tok, info)
+        return cls(s, info)
 
     def close(self):
-        if self._tok:
-            L.ats_tokenizer_free(self._tok)
-            self._tok = None
-        if self._handle:
-            L.ats_model_free(self._handle)
-            self._handle = None
+        if self._session:
+            L.ats_session_close(self._session)
+            self._session = self._handle = self._tok = None
 
     def __del__(self):
         self.close()

@@ -259,7 +259,15 @@ MIRRORS = {"Error": "ats_error", "Diagram": "ats_diagram", "Matching": "ats_matc
            "ForwardOptions": "ats_forward_options", "ModelInput": "ats_model_input",
            "ForwardResult": "ats_forward_result", "Encoding": "ats_encoding", "Attn": "ats_attn",
            "MeasureOpts": "ats_measure_opts", "Vectors": "ats_vectors",
-           "TokenRoles": "ats_token_roles"}
+           "TokenRoles": "ats_token_roles", "RunOptions": "ats_run_options",
+           "Attention": "ats_attention", "CompareOptions": "ats_compare_options",
+           "CompareResult": "ats_compare_result", "CorpusSource": "ats_corpus_source",
+           "HeadsOptions": "ats_heads_options", "HeadsResult": "ats_heads_result"}
+
+
+# Constants the package repeats from the headers.
+CONSTANTS = {"HEADS_COUNT": "ATS_HEADS_COUNT", "STAT_COUNT": "ATS_STAT_COUNT",
+             "RIPS_MAX_DIM": "ATS_RIPS_MAX_DIM"}
 
 
 def test_struct_mirrors_match_the_headers(tmp_path):
@@ -269,17 +277,23 @@ def test_struct_mirrors_match_the_headers(tmp_path):
     if cc is None:
         pytest.skip("no C compiler")
     include = os.path.join(os.path.dirname(FIXTURES), "..", "..", "include")
-    headers = ["core", "diagram", "rips", "render", "model", "tokenizer", "measure"]
+    headers = ["core", "diagram", "rips", "render", "model", "tokenizer", "measure", "analysis"]
     src = "".join(f'#include "attnscope/{h}.h"\n' for h in headers) + "#include <stdio.h>\n"
     src += "int main(void) {\n" + "".join(
         f'    printf("{py} %zu %zu\\n", sizeof({c}), _Alignof({c}));\n'
-        for py, c in MIRRORS.items()) + "    return 0;\n}\n"
+        for py, c in MIRRORS.items()) + "".join(
+        f'    printf("{py} %d\\n", (int)({c}));\n' for py, c in CONSTANTS.items()) + \
+        "    return 0;\n}\n"
     (tmp_path / "sizes.c").write_text(src)
     exe = tmp_path / "sizes"
     subprocess.run([cc, "-std=c11", "-I", include, str(tmp_path / "sizes.c"), "-o", str(exe)],
                    check=True, capture_output=True)
     for line in subprocess.run([str(exe)], check=True, capture_output=True,
                                text=True).stdout.splitlines():
+        if line.split()[0] in CONSTANTS:
+            py, value = line.split()
+            assert getattr(_lib, py) == int(value), py
+            continue
         py, size, align = line.split()
         cls = getattr(_lib, py)
         assert (ctypes.sizeof(cls), ctypes.alignment(cls)) == (int(size), int(align)), py

@@ -1,0 +1,99 @@
+"""The command-line workflows as functions, over the same library calls as the commands
+(analysis.h), so that the numbers are the commands' by construction: `compare` (two texts head by
+head) and `heads` (distances between heads over a corpus)."""
+import ctypes
+import math
+import os
+from typing import Iterable, Optional, Sequence, Union
+
+import numpy as np
+
+from . import _lib as L
+from .model import Model
+
+
+def _number(v: float):
+    """A JSON number as the commands write it: a float, None for NaN and ±inf."""
+    return v if math.isfinite(v) else None
+
+
+def compare(model: Model, texts: Sequence[str], layer: Optional[int] = None,
+            head: Optional[int] = None, all_heads: bool = False, seed_compat: bool = False,
+            dim: int = 1, q: float = 1.0, n_threads: int = 0, truncate: bool = False) -> dict:
+    """Compares two texts head by head, as `attnscope compare --json`: the persistence diagrams
+    H0..dim of each head's Jensen–Shannon token metric (seed_compat: the seed notebook's
+    √ scipy JS distance of softmaxed rows) and the bottleneck and q-Wasserstein distances between
+    the two texts' diagrams. Returns the same content as the command's JSON:
+    {"bottleneck": {"0": x, "1": y}, "wasserstein": {...}, "q", "layer", "head", "tokens_a",
+    "tokens_b"}, each value a number ("inf" for an infinite one, None for NaN) for one head, or
+    an [L][H] list (None where not finite) with all_heads=True (and no "layer", "head")."""
+    texts = list(texts)
+    if len(texts) != 2:
+        raise ValueError("compare takes exactly two texts")
+    if all_heads == (layer is not None) or (layer is None) != (head is None):
+        raise ValueError("give layer and head, or all_heads=True")
+    o = L.CompareOptions()
+    L.ats_compare_options_init(ctypes.byref(o))
+    o.all_heads, o.seed_compat, o.max_dim, o.q = int(all_heads), int(seed_compat), int(dim), float(q)
+    o.n_threads, o.truncate = int(n_threads), int(truncate)
+    if not all_heads:
+        o.layer, o.head = int(layer), int(head)
+    raw = (ctypes.c_char_p * 2)(*(t.encode("utf-8") for t in texts))
+    res, err = L.CompareResult(), L.Error()
+    L.check(L.ats_compare(model._session, raw, ctypes.byref(o), ctypes.byref(res), ctypes.byref(err)), err)
+    try:
+        Ln, Hn, nd = res.L, res.H, res.n_dims
+        shape = (nd, Ln, Hn)
+        b = np.ctypeslib.as_array(res.bottleneck, shape=shape).copy()
+        w = np.ctypeslib.as_array(res.wasserstein, shape=shape).copy()
+        labels = [[res.inputs[k].labels[i].decode("utf-8", "replace") for i in range(res.inputs[k].n)]
+                  for k in range(2)]
+    finally:
+        L.ats_compare_result_free(ctypes.byref(res))
+
+    def per_dim(v):
+        if all_heads:
+            return {str(d): [[_number(float(x)) for x in row] for row in v[d]] for d in range(nd)}
+        return {str(d): "inf" if math.isinf(v[d, layer, head]) else _number(float(v[d, layer, head]))
+                for d in range(nd)}
+
+    doc = {"bottleneck": per_dim(b), "wasserstein": per_dim(w), "q": float(q)}
+    if not all_heads:
+        doc["layer"], doc["head"] = int(layer), int(head)
+    doc["tokens_a"], doc["tokens_b"] = labels
+    return doc
+
+
+def heads(model: Union[Model, Sequence[Model]], lines: Union[Iterable[str], str, os.PathLike],
+          clark: bool = False, max_lines: int = 0, max_tokens: int = 0, skip_long: bool = False,
+          chunk_lines: int = 64, n_threads: int = 0) -> np.ndarray:
+    """The distance between every two attention heads summed over a corpus, as `attnscope heads
+    --output D.npy`: float64 [L·H, L·H], head l·H + h; D(a, b) = Σ over lines and tokens of
+    √JS(A_a[t], A_b[t]) (base 2), or with clark=True Σ JS of rows smoothed as 0.001/n + 0.999·a.
+    lines: the texts (read as a file holding them, one a line, would be: empty and invalid lines
+    are skipped, JSONL objects with "text" are read when the first line starts with '{'), or the
+    path of a corpus file. Two models (a pair) give D over both models' heads on the words both
+    cover. The other options are the command's (--max-lines, --max-tokens, --skip-long,
+    --chunk-lines, --threads)."""
+    models = list(model) if isinstance(model, (list, tuple)) else [model]
+    src = L.CorpusSource()
+    L.ats_corpus_source_init(ctypes.byref(src))
+    keep = None
+    if isinstance(lines, (str, os.PathLike)):
+        src.path = os.fsencode(lines)
+    else:
+        keep = ctypes.create_string_buffer(b"".join(t.encode("utf-8") + b"\n" for t in lines))
+        src.path, src.data, src.size = b"lines", ctypes.addressof(keep), len(keep) - 1
+    o = L.HeadsOptions()
+    L.ats_heads_options_init(ctypes.byref(o))
+    o.clark, o.max_lines, o.max_tokens, o.skip_long = int(clark), int(max_lines), int(max_tokens), int(skip_long)
+    o.chunk_lines, o.n_threads = int(chunk_lines), int(n_threads)
+    sessions = (ctypes.c_void_p * len(models))(*(m._session for m in models))
+    res, err = L.HeadsResult(), L.Error()
+    L.check(L.ats_heads_corpus(sessions, len(models), ctypes.byref(src), ctypes.byref(o),
+                               ctypes.byref(res), ctypes.byref(err)), err)
+    try:
+        return np.ctypeslib.as_array(res.D, shape=(res.N, res.N)).copy()
+    finally:
+        L.ats_heads_result_free(ctypes.byref(res))
+        del keep
