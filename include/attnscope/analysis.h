@@ -46,7 +46,8 @@ typedef struct ats_attention {
     float *att;     /* [L][H][n][n] attention weights; layers the pass did not run are NaN */
     float *hidden;  /* [L+1][n][d] hidden states, or NULL */
     size_t d;       /* hidden width (0 without hidden states) */
-    char **labels;  /* [n] display labels: the text each token covers (ats_token_labels), or the
+    char **labels;  /* [n] display labels: the text each token covers (ats_token_labels,
+                       tokenizer.h), or the
                        lines of a label file, or "0", "1", ... */
     char *name;     /* "text 1", or the file the attention was read from */
 } ats_attention;
@@ -81,12 +82,6 @@ ats_attn ats_attention_head(const ats_attention *a, size_t l, size_t h);
  * ats_rips_compute takes it. */
 ats_status ats_head_metric(const ats_attention *a, size_t l, size_t h, int seed_compat,
                            double max_error, double *full, double *lower, ats_error *err);
-
-/* The display label of every token of an encoding of text: the text the token covers without
- * surrounding blanks (GPT-2's "Ġthe" reads "the", WordPiece's "##ing" reads "ing"), a special
- * or empty token by its name. labels[enc->count] receive malloc'd strings. */
-ats_status ats_token_labels(const ats_encoding *enc, const char *text, char **labels,
-                            ats_error *err);
 
 /* ---- two texts compared head by head */
 

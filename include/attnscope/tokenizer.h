@@ -94,6 +94,12 @@ ats_status ats_tokenizer_encode(const ats_tokenizer *tok, const char *text, size
                                 int add_special, ats_encoding *out, ats_error *err);
 void ats_encoding_free(ats_encoding *enc);
 
+/* The display label of every token of an encoding of text: the text the token covers without
+ * surrounding blanks (GPT-2's "Ġthe" reads "the", WordPiece's "##ing" reads "ing"), a special
+ * or empty token by its name. labels[enc->count] receive malloc'd strings. */
+ats_status ats_token_labels(const ats_encoding *enc, const char *text, char **labels,
+                            ats_error *err);
+
 /* Offsets in characters (Unicode code points) instead of bytes, as transformers' fast tokenizers
  * report them in offset_mapping: out is [count][2]; text and len are the encoded text. A token
  * that holds only some bytes of a character (byte-level BPE splits an emoji into several tokens)

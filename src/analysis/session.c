@@ -93,27 +93,6 @@ static char *dup_range(const char *s, size_t len) {
     return d;
 }
 
-static int blank(char c) {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-ats_status ats_token_labels(const ats_encoding *enc, const char *text, char **labels,
-                            ats_error *err) {
-    for (size_t i = 0; i < enc->count; i++) {
-        size_t s = enc->offsets[2 * i], e = enc->offsets[2 * i + 1];
-        if (!enc->special[i] && e > s) {
-            while (s < e && blank(text[s])) s++;
-            while (e > s && blank(text[e - 1])) e--;
-        }
-        labels[i] = !enc->special[i] && e > s ? dup_range(text + s, e - s) : strdup(enc->tokens[i]);
-        if (!labels[i]) {
-            for (size_t j = 0; j < i; j++) free(labels[j]);
-            return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
-        }
-    }
-    return ATS_OK;
-}
-
 /* Grows a pass that stopped early to the model's L layers, the ones not run NaN, so that the
  * attention has the model's shape and a read of a layer that was not computed shows. */
 static ats_status pad_layers(ats_forward_result *res, size_t L, ats_error *err) {

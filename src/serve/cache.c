@@ -60,18 +60,6 @@ static char *dup_bytes(const char *s, size_t len) {
     return d;
 }
 
-/* A token's label: the text it covers without surrounding blanks (so GPT-2's "Ġthe" reads
- * "the" and WordPiece's "##ing" reads "ing"); special tokens by their name. */
-static char *token_label(const ats_encoding *enc, size_t i, const char *text) {
-    size_t s = enc->offsets[2 * i], e = enc->offsets[2 * i + 1];
-    if (enc->special[i] || e <= s) return strdup(enc->tokens[i]);
-    while (s < e && (text[s] == ' ' || text[s] == '\t' || text[s] == '\n' || text[s] == '\r')) s++;
-    while (e > s && (text[e - 1] == ' ' || text[e - 1] == '\t' || text[e - 1] == '\n' ||
-                     text[e - 1] == '\r'))
-        e--;
-    return e > s ? dup_bytes(text + s, e - s) : strdup(enc->tokens[i]);
-}
-
 static ats_status text_compute(ats_server *srv, const char *text, size_t len, srv_text **out,
                                double *forward_ms, ats_error *err) {
     ats_encoding enc;
@@ -101,11 +89,8 @@ static ats_status text_compute(ats_server *srv, const char *text, size_t len, sr
     t->labels = calloc(enc.count, sizeof *t->labels);
     t->causal = srv->info->causal;
     if (!t->text || !t->labels) st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; !st && i < enc.count; i++) {
-        t->labels[i] = token_label(&enc, i, text);
-        t->n = i + 1;
-        if (!t->labels[i]) st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
-    }
+    if (!st) st = ats_token_labels(&enc, text, t->labels, err);
+    if (!st) t->n = enc.count;
     if (!st) {
         ats_forward_options fo;
         ats_forward_options_init(&fo);
