@@ -4,8 +4,8 @@
 
 #include "attnscope/analysis.h"
 
-/* Records a failure e on the session (its errmsg) and in err; returns e's status. */
-ats_status session_failed(ats_session *s, const ats_error *e, ats_error *err);
+/* Records the failure st, explained by e, on the session (its errmsg) and in err; returns st. */
+ats_status session_failed(ats_session *s, ats_status st, const ats_error *e, ats_error *err);
 /* ATS_ERR_INVALID naming the model when the session has no tokenizer. */
 ats_status session_need_text(const ats_session *s, ats_error *err);
 /* ats_session_run without recording the failure on the session. */

@@ -179,7 +179,7 @@ ats_status ats_compare_attention(ats_attention *a, ats_attention *b, const ats_c
 
 ats_status ats_compare(ats_session *s, const char *const texts[2], const ats_compare_options *o,
                        ats_compare_result *res, ats_error *err) {
-    ats_error e;
+    ats_error e = {0};
     ats_attention in[2];
     memset(res, 0, sizeof *res);
     ats_status st = check_options(o, &e);
@@ -194,5 +194,5 @@ ats_status ats_compare(ats_session *s, const char *const texts[2], const ats_com
         st = session_run(s, 2, texts, &ro, in, &e);
     }
     if (!st) st = ats_compare_attention(&in[0], &in[1], o, res, &e);
-    return st ? session_failed(s, &e, err) : ATS_OK;
+    return st ? session_failed(s, st, &e, err) : ATS_OK;
 }

@@ -799,7 +799,7 @@ ats_status ats_heads_corpus(ats_session *const *sessions, size_t n_sessions,
                             const ats_corpus_source *src, const ats_heads_options *o,
                             ats_heads_result *res, ats_error *err) {
     hrun r;
-    ats_error e;
+    ats_error e = {0};
     ats_heads_options def;
     if (!o) {
         ats_heads_options_init(&def);
@@ -826,7 +826,7 @@ ats_status ats_heads_corpus(ats_session *const *sessions, size_t n_sessions,
     hrun_free(&r);
     if (st) {
         ats_heads_result_free(res);
-        return session_failed(sessions && n_sessions ? sessions[0] : NULL, &e, err);
+        return session_failed(sessions && n_sessions ? sessions[0] : NULL, st, &e, err);
     }
     return ATS_OK;
 }
@@ -835,7 +835,7 @@ ats_status ats_heads_ablation(ats_session *s, const ats_corpus_source *src,
                               const ats_heads_options *o, size_t lines, ats_ablation_result *res,
                               ats_error *err) {
     hrun r;
-    ats_error e;
+    ats_error e = {0};
     ats_heads_result counts;
     ats_heads_options def;
     if (!o) {
@@ -851,7 +851,7 @@ ats_status ats_heads_ablation(ats_session *s, const ats_corpus_source *src,
     hrun_free(&r);
     if (st) {
         ats_ablation_result_free(res);
-        return session_failed(s, &e, err);
+        return session_failed(s, st, &e, err);
     }
     return ATS_OK;
 }

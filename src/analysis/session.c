@@ -46,10 +46,13 @@ const char *ats_session_errmsg(const ats_session *s) {
     return s->errmsg;
 }
 
-ats_status session_failed(ats_session *s, const ats_error *e, ats_error *err) {
+ats_status session_failed(ats_session *s, ats_status st, const ats_error *e, ats_error *err) {
     if (s) snprintf(s->errmsg, sizeof s->errmsg, "%s", e->message);
-    if (err && err != e) *err = *e;
-    return e->status;
+    if (err && err != e) {
+        *err = *e;
+        err->status = st;
+    }
+    return st;
 }
 
 ats_status session_need_text(const ats_session *s, ats_error *err) {
@@ -193,14 +196,14 @@ ats_status session_run(ats_session *s, size_t count, const char *const *texts,
 
 ats_status ats_session_run(ats_session *s, size_t count, const char *const *texts,
                            const ats_run_options *o, ats_attention *out, ats_error *err) {
-    ats_error e;
+    ats_error e = {0};
     ats_run_options def;
     if (!o) {
         ats_run_options_init(&def);
         o = &def;
     }
     ats_status st = session_run(s, count, texts, o, out, &e);
-    return st ? session_failed(s, &e, err) : ATS_OK;
+    return st ? session_failed(s, st, &e, err) : ATS_OK;
 }
 
 static ats_status read_label_file(const char *path, size_t n, char ***out, ats_error *err) {
