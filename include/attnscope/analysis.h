@@ -19,6 +19,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* libattnscope is built (or will be) with hidden visibility: what this header declares is the
+ * part of the analysis module the shared library exports. */
+#pragma GCC visibility push(default)
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -264,4 +267,5 @@ void ats_ablation_result_free(ats_ablation_result *res);
 #ifdef __cplusplus
 }
 #endif
+#pragma GCC visibility pop
 #endif
