@@ -19,8 +19,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* libattnscope is built (or will be) with hidden visibility: what this header declares is the
- * part of the analysis module the shared library exports. */
+/* The shared library exports what the public headers declare and nothing else (hidden
+ * visibility): this header marks its declarations. */
 #pragma GCC visibility push(default)
 #ifdef __cplusplus
 extern "C" {
