@@ -3,6 +3,7 @@
 #ifndef ATTNSCOPE_H
 #define ATTNSCOPE_H
 
+#include "attnscope/analysis.h"
 #include "attnscope/core.h"
 #include "attnscope/diagram.h"
 #include "attnscope/hub.h"
