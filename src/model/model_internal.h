@@ -327,5 +327,17 @@ void k_activation(float *x, size_t count, act_kind act);
 void k_softmax_rows(float *x, size_t rows, size_t n);
 /* x[count] += y[count] */
 void k_add(float *x, const float *y, size_t count);
+/* out[n][o] (row stride ldo) = in[n][i] (row stride ldi) · Wᵀ + b, W Linear [o][i] (OpenBLAS) */
+void k_linear_strided(float *out, size_t ldo, const float *in, size_t ldi, const float *w,
+                      const float *b, size_t n, size_t i, size_t o);
+/* out[n][d] = x / sqrt(mean(x²) + eps) · w[d] per row (Llama's RMSNorm); out may be x */
+void k_rmsnorm(float *out, const float *x, const float *w, size_t n, size_t d, float eps);
+/* Rotary position embeddings in place on x[n][ld], heads of dh floats at columns h·dh for
+ * h < heads: the first rot of each head's dimensions, as halves (i, i + rot/2), rotate by
+ * angle pos · inv_freq[i] with cos, sin [n][rot/2] (row r at position r) */
+void k_rotary(float *x, size_t ld, size_t n, size_t heads, size_t dh, size_t rot, const float *cos,
+              const float *sin);
+/* gu[n][2f] = gate | up per row: gate ← act(gate) · up (the down projection reads gu[:, :f]) */
+void k_gated(float *gu, size_t n, size_t f, act_kind act);
 
 #endif
