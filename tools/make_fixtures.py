@@ -8,7 +8,11 @@ installed in a development venv that is not .venv, e.g. the benchmark's:
     bench/.venv/bin/python tools/make_fixtures.py
 
 For each tiny random-weight model (GPT-2, BERT, RoBERTa, DistilBERT, ViT, and BERT saved in
-float16 / GPT-2 in bfloat16 / BERT as pytorch_model.bin / BERT in safetensors shards) it writes <name>/ in HuggingFace layout (save_pretrained,
+float16 / GPT-2 in bfloat16 / BERT as pytorch_model.bin / BERT in safetensors shards; the
+decoders Llama (three: GQA and tied embeddings; llama3 rope_scaling with biases; linear
+rope_scaling, one key/value head, head_dim set, bfloat16), Mistral (sliding window), Qwen2
+(q/k/v biases, sliding window on one layer), GPT-NeoX (parallel residual, and sequential)) it
+writes <name>/ in HuggingFace layout (save_pretrained,
 safetensors; tokenizer files where the model takes text) plus <name>/expected/: manifest.json
 listing the cases (ids, token types, labels, head mask, text) and, per case, transformers'
 eager attentions [L][H][n][n], hidden states [L+1][n][d], logits [n][V] (where there is an LM
@@ -293,6 +297,105 @@ def build_distilbert():
     finish(d, "distilbert", cases)
 
 
+def build_decoder(name, cls, cfg, dtype=None):
+    """A decoder with rotary embeddings (Llama family, GPT-NeoX), the GPT-2 fixture's byte-level
+    BPE as its tokenizer: id cases, text cases (one truncated), one input of the maximum
+    length. transformers' Llama family has no head_mask, so there is no head-mask case."""
+    d, exp = fresh(name)
+    vocab = write_bpe_vocab(d, [])
+    tok = GPT2Tokenizer(os.path.join(d, "vocab.json"), os.path.join(d, "merges.txt"))
+    cfg = cfg(vocab)
+    model = cls(cfg).eval()
+    randomize(model)
+    if dtype is not None:
+        # weights stored in dtype, computed in float32; loaded back rather than converted with
+        # .float(), which would keep the rotary frequencies rounded to dtype
+        model.to(dtype).save_pretrained(d, safe_serialization=True)
+        model = cls.from_pretrained(d, dtype=torch.float32,
+                                    attn_implementation="eager").eval()
+    else:
+        model.save_pretrained(d, safe_serialization=True)
+    assert model.config._attn_implementation == "eager"
+    tok.save_pretrained(d)
+    P = cfg.max_position_embeddings
+    with torch.no_grad():
+        cases = id_cases(model, exp, vocab, True, False)
+        cases += text_cases(model, tok, exp, True, False, max_len=P)
+        ids = list(np.random.default_rng(7).integers(0, vocab, size=P))
+        out = model(input_ids=torch.tensor([ids]), output_attentions=True,
+                    output_hidden_states=True)
+        cases.append(save_case(exp, "maxlen", model, out,
+                               {"ids": [int(i) for i in ids], "logits": False}))
+    finish(d, name, cases)
+
+
+def llama_cfg(**kw):
+    from transformers import LlamaConfig
+    base = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                num_key_value_heads=2, intermediate_size=96, max_position_embeddings=48,
+                rms_norm_eps=1e-6, attn_implementation="eager")
+    base.update(kw)
+    return lambda vocab: LlamaConfig(vocab_size=vocab, bos_token_id=vocab - 1,
+                                     eos_token_id=vocab - 1, **base)
+
+
+def build_llama():
+    """GQA (4 query heads, 2 key/value heads), tied embeddings."""
+    from transformers import LlamaForCausalLM
+    build_decoder("llama", LlamaForCausalLM, llama_cfg(tie_word_embeddings=True))
+
+
+def build_llama_scaled():
+    """llama3 rope_scaling (with original_max_position_embeddings 32 the 8 frequencies of a
+    16-wide head fall in all three bands), an lm_head of its own, biases on every linear layer,
+    rope_theta 500000."""
+    from transformers import LlamaForCausalLM
+    build_decoder("llama_scaled", LlamaForCausalLM, llama_cfg(
+        tie_word_embeddings=False, attention_bias=True, mlp_bias=True, rope_theta=500000.0,
+        rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                      "high_freq_factor": 4.0, "original_max_position_embeddings": 32}))
+
+
+def build_llama_linear():
+    """linear rope_scaling, one key/value head for 4 query heads, head_dim 16 with hidden size 48
+    (q is 64 wide), stored in bfloat16."""
+    from transformers import LlamaForCausalLM
+    build_decoder("llama_linear", LlamaForCausalLM, llama_cfg(
+        hidden_size=48, head_dim=16, num_key_value_heads=1, tie_word_embeddings=False,
+        rope_scaling={"type": "linear", "factor": 2.0}), dtype=torch.bfloat16)
+
+
+def build_mistral():
+    """A sliding window of 4 tokens, shorter than the inputs."""
+    from transformers import MistralConfig, MistralForCausalLM
+    build_decoder("mistral", MistralForCausalLM, lambda vocab: MistralConfig(
+        vocab_size=vocab, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, intermediate_size=96, max_position_embeddings=48,
+        sliding_window=4, tie_word_embeddings=False, bos_token_id=vocab - 1,
+        eos_token_id=vocab - 1, attn_implementation="eager"))
+
+
+def build_qwen2():
+    """q/k/v biases; a sliding window of 5 on layer 1 only (max_window_layers 1)."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+    build_decoder("qwen2", Qwen2ForCausalLM, lambda vocab: Qwen2Config(
+        vocab_size=vocab, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, intermediate_size=96, max_position_embeddings=48,
+        use_sliding_window=True, sliding_window=5, max_window_layers=1,
+        tie_word_embeddings=True, bos_token_id=vocab - 1, eos_token_id=vocab - 1,
+        attn_implementation="eager"))
+
+
+def build_gpt_neox(name="gpt_neox", parallel=True, pct=0.25):
+    """Pythia's layout: fused query_key_value, partial rotary, parallel residual."""
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+    build_decoder(name, GPTNeoXForCausalLM, lambda vocab: GPTNeoXConfig(
+        vocab_size=vocab, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=128, max_position_embeddings=48, rotary_pct=pct,
+        rotary_emb_base=10000, use_parallel_residual=parallel, bos_token_id=vocab - 1,
+        eos_token_id=vocab - 1, attn_implementation="eager"))
+
+
 def build_vit():
     from PIL import Image
     d, exp = fresh("vit")
@@ -434,7 +537,11 @@ if __name__ == "__main__":
                 "bert_f16": lambda: build_bert("bert_f16", torch.float16),
                 "bert_bin": lambda: build_bert("bert_bin", safe=False),
                 "bert_sharded": lambda: build_bert("bert_sharded", shard="30KB"),
-                "gpt2_bf16": lambda: build_gpt2("gpt2_bf16", torch.bfloat16)}
+                "gpt2_bf16": lambda: build_gpt2("gpt2_bf16", torch.bfloat16),
+                "llama": build_llama, "llama_scaled": build_llama_scaled,
+                "llama_linear": build_llama_linear, "mistral": build_mistral,
+                "qwen2": build_qwen2, "gpt_neox": build_gpt_neox,
+                "gpt_neox_seq": lambda: build_gpt_neox("gpt_neox_seq", False, 0.5)}
     for name, fn in builders.items():
         if not which or name in which:
             print("building", name, file=sys.stderr)

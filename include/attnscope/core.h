@@ -128,7 +128,8 @@ ats_status ats_file_read_regular(const char *path, size_t max_bytes, char **out,
  * bit for bit alike, on any machine: each product output is one fused multiply-add chain over k
  * in order, and every sum in the element-wise kernels runs over fixed lanes. generic multiplies
  * and adds separately: its attention and hidden states agree with the others' within 1e-5
- * (absolute; tests/unit/test_model.c, measured 2e-6 on MiniLM). Logits and losses multiply by
+ * (absolute; hidden states relative to their largest magnitude when that exceeds 1;
+ * tests/unit/test_model.c, measured 2e-6 on MiniLM). Logits and losses multiply by
  * the vocabulary through OpenBLAS, as does a model that found no memory for its packed
  * weights: those agree within the same tolerance. Divergences (src/measure) agree between
  * paths within 1e-12 (relative). */

@@ -8,13 +8,19 @@
  * else pytorch_model.bin (PyTorch's zip checkpoint: the state dict's pickle is interpreted for
  * the subset state dicts use, the storages memory-mapped).
  * Architectures (config.json "model_type"): gpt2, bert, roberta (also xlm-roberta, camembert),
- * distilbert, vit. Sentence models with the BERT architecture (all-MiniLM-L6-v2) load as bert.
+ * distilbert, vit, and the decoders llama (SmolLM2 among them), mistral, qwen2 and gpt_neox
+ * (Pythia). Sentence models with the BERT architecture (all-MiniLM-L6-v2) load as bert.
+ * Decoders with rotary position embeddings take rope_theta and the rope_scaling types "linear",
+ * "dynamic" and "llama3" (others are refused; "dynamic" only changes the frequencies of inputs
+ * longer than max_position_embeddings, which is the input limit here, so it runs as the
+ * default); grouped-query attention is reported per query head, so H is the number of query
+ * heads whatever the number of key/value heads.
  *
  * The forward pass follows transformers' eager implementation: attention probabilities are
  * softmax(Q Kᵀ / √d_head) computed explicitly and kept, [L][H][n][n], layers and heads 0-based in
  * the order of transformers' outputs.attentions; hidden states [L+1][n][d] are transformers'
- * outputs.hidden_states (the embeddings, then the output of every layer; for GPT-2 the last one
- * is after the final layer norm ln_f, as in transformers).
+ * outputs.hidden_states (the embeddings, then the output of every layer; for GPT-2 and the
+ * decoders the last one is after the final norm, as in transformers).
  *
  * Threads: a model handle is read-only after loading except for its last-error message, so
  * several threads may run forward passes on one handle if they pass their own ats_error and
@@ -42,7 +48,11 @@ typedef enum ats_arch {
     ATS_ARCH_BERT = 2,
     ATS_ARCH_ROBERTA = 3,
     ATS_ARCH_DISTILBERT = 4,
-    ATS_ARCH_VIT = 5
+    ATS_ARCH_VIT = 5,
+    ATS_ARCH_LLAMA = 6,   /* RMSNorm, rotary, SwiGLU, grouped-query attention */
+    ATS_ARCH_MISTRAL = 7, /* llama with a sliding attention window */
+    ATS_ARCH_QWEN2 = 8,   /* llama with q/k/v biases and per-layer sliding windows */
+    ATS_ARCH_GPT_NEOX = 9 /* Pythia: partial rotary, parallel residual, LayerNorm */
 } ats_arch;
 
 /* What a model is; every field read from config.json (and preprocessor_config.json for ViT). */
@@ -51,13 +61,13 @@ typedef struct ats_model_info {
     const char *model_type; /* "gpt2", "bert", ... (lives as long as the model) */
     const char *dir;        /* the resolved model directory */
     int n_layers;           /* L */
-    int n_heads;            /* H */
+    int n_heads;            /* H (query heads) */
     int d_model;            /* d */
-    int d_head;             /* d / H */
+    int d_head;             /* d / H (or config.json's head_dim) */
     int d_ff;               /* width of the feed-forward layer */
     int vocab_size;         /* V (0 for ViT) */
     int max_positions;      /* longest input in tokens (ViT: patches + 1) */
-    int causal;             /* 1 for GPT-2: row i attends to keys 0..i only */
+    int causal;             /* 1 for the decoders: row i attends to keys 0..i only */
     int has_lm_head;        /* the checkpoint can compute a language-model loss */
     float eps;              /* layer norm epsilon */
     /* ViT only: images are resized to image_size × image_size, rescaled by rescale_factor and
@@ -66,6 +76,8 @@ typedef struct ats_model_info {
     int do_resize, do_rescale, do_normalize;
     double rescale_factor;
     float image_mean[3], image_std[3];
+    int n_kv_heads; /* key/value heads: H, or fewer with grouped-query attention (query head h
+                       reads key/value head h / (H / n_kv_heads)) */
 } ats_model_info;
 
 /* Loads a model from a directory in HuggingFace layout, a name in the HuggingFace cache, or a
@@ -108,8 +120,9 @@ typedef struct ats_forward_options {
         image_width;        /* and the patch position embeddings are resized to the new grid
                                (transformers' interpolate_pos_encoding=True: bicubic) */
     int no_positions;       /* 1: the position embeddings are left out of the input embeddings
-                               (as if their table were zero), to see what attention does
-                               without them; 0 (default): as the model is */
+                               (as if their table were zero; rotary models: q and k are not
+                               rotated), to see what attention does without them; 0 (default):
+                               as the model is */
 } ats_forward_options;
 
 /* Sets opt to the defaults: capture attention only, threads and everything else untouched. */
@@ -120,8 +133,9 @@ typedef struct ats_model_input {
     const int32_t *ids;            /* [n] vocabulary ids */
     const int32_t *token_type_ids; /* [n] segment ids (BERT), or NULL for all 0 */
     const int32_t *labels;         /* [n] or NULL: targets of the language-model loss, -100 =
-                                      ignored. GPT-2: labels[i+1] is the target at position i
-                                      (pass the ids themselves for next-token loss); masked-LM
+                                      ignored. Causal models (GPT-2, the decoders): labels[i+1]
+                                      is the target at position i (pass the ids themselves for
+                                      next-token loss); masked-LM
                                       models: labels[i] is the target at position i. */
     size_t n;
 } ats_model_input;

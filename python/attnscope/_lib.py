@@ -215,6 +215,7 @@ class ModelInfo(ctypes.Structure):
         ("rescale_factor", ctypes.c_double),
         ("image_mean", ctypes.c_float * 3),
         ("image_std", ctypes.c_float * 3),
+        ("n_kv_heads", ctypes.c_int),
     ]
 
 

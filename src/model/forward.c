@@ -35,14 +35,15 @@ static size_t max_tokens(const ats_model *m) {
 
 /* Scratch buffers of one forward pass. */
 typedef struct work {
-    float *x; /* [n][d] residual stream */
-    float *t; /* [n][d] layer-norm output / attention output */
-    float *q; /* [n][d] (GPT-2: [n][3d] q|k|v) */
-    float *k, *v;
-    float *ctx;  /* [n][d] */
-    float *ff;   /* [n][f] */
-    float *att;  /* [H][n][n] when attention is not captured */
-    float *pack; /* [H][head_pack_floats(n, dh)] the attention products' packed operands */
+    float *x;         /* [n][d] residual stream */
+    float *t;         /* [n][d] layer-norm output / attention output */
+    float *q;         /* [n][qd + 2·kvd] q|k|v, or q [n][qd] alone (qd = H·dh, kvd = Hkv·dh) */
+    float *k, *v;     /* [n][kvd] each (unpacked weights) */
+    float *ctx;       /* [n][max(qd, d)] */
+    float *ff;        /* [n][f], a gated MLP's gate|up [n][2f] */
+    float *cos, *sin; /* [max_n][rotary_dim / 2] rotary tables of positions 0..max_n-1 */
+    float *att;       /* [H][n][n] when attention is not captured */
+    float *pack;      /* [H][head_pack_floats(n, dh)] the attention products' packed operands */
 } work;
 
 static void work_free(work *w) {
@@ -55,6 +56,8 @@ static void work_free(work *w) {
     free(w->ff);
     free(w->att);
     free(w->pack);
+    free(w->cos);
+    free(w->sin);
 }
 
 static float *alloc_floats(size_t a, size_t b, size_t c, int *ok) {
@@ -93,42 +96,51 @@ static size_t head_pack_floats(size_t n, size_t dh) {
     return a && b && ats_size_add(a, b, &sum) ? sum : 0;
 }
 
-/* One self-attention block for layer l. q, k, v: [n][ld] with head h at columns h·dh;
- * probs: [H][n][n] receives the probabilities, scores (optional) [H][n][n] the pre-softmax
- * scores; ctx: [n][d] the heads' outputs side by side; pack: [H][head_pack_floats(n, dh)],
- * 64-byte aligned, scratch. Both products run on the packed kernels (gemm.c), so they follow
- * the kernel path's contract whether or not the weights are packed; the heads run in parallel. */
-static void attention(const ats_model *m, int l, const float *q, const float *k, const float *v,
-                      size_t ld, size_t n, float *probs, float *scores, float *ctx,
-                      const float *head_mask, int need_ctx, float *pack) {
+/* One self-attention block for layer l. q: [n][ldq] with query head h at columns h·dh; k, v:
+ * [n][ldkv] with key/value head g at columns g·dh, query head h reading g = h / (H / Hkv)
+ * (grouped-query attention; g = h without it); probs: [H][n][n] receives the probabilities,
+ * scores (optional) [H][n][n] the pre-softmax scores; ctx: [n][H·dh] the heads' outputs side
+ * by side; pack: [H][head_pack_floats(n, dh)], 64-byte aligned, scratch. Both products run on
+ * the packed kernels (gemm.c), so they follow the kernel path's contract whether or not the
+ * weights are packed; the heads run in parallel. */
+static void attention(const ats_model *m, int l, const float *q, size_t ldq, const float *k,
+                      const float *v, size_t ldkv, size_t n, float *probs, float *scores,
+                      float *ctx, const float *head_mask, int need_ctx, float *pack) {
     const ats_model_info *mi = &m->info;
-    size_t H = (size_t)mi->n_heads, dh = (size_t)mi->d_head, d = (size_t)mi->d_model, nn = n * n;
+    size_t H = (size_t)mi->n_heads, dh = (size_t)mi->d_head, nn = n * n;
+    size_t group = H / (size_t)mi->n_kv_heads, ldc = H * dh;
     size_t per_head = head_pack_floats(n, dh), kt_floats = k_pack_count(dh, n);
+    size_t window = (size_t)m->layers[l].window;
     float scale = 1.0f;
     if (m->info.arch != ATS_ARCH_GPT2 || m->scale_attn) scale = 1.0f / sqrtf((float)dh);
+    /* the decoders scale by head_dim ** -0.5, rounded once */
+    if (m->rotary_dim) scale = (float)(1.0 / sqrt((double)dh));
     if (m->scale_by_layer) scale /= (float)(l + 1);
     long heads = (long)H;
 #pragma omp parallel for schedule(static) if (H * nn * dh > 16384)
     for (long hh = 0; hh < heads; hh++) {
-        size_t h = (size_t)hh;
+        size_t h = (size_t)hh, g = h / group;
         float *p = probs + h * nn;
         packed_w kt, vp;
-        /* S_h[n][n] = scale · (Q_h[n][dh] · K_hᵀ[dh][n]): K_h [n][dh] is a Linear [o][i] */
-        k_pack_into(&kt, pack + h * per_head, k + h * dh, ld, dh, n, 0);
-        k_linear_packed(p, n, q + h * dh, ld, &kt, NULL, n, n);
+        /* S_h[n][n] = scale · (Q_h[n][dh] · K_gᵀ[dh][n]): K_g [n][dh] is a Linear [o][i] */
+        k_pack_into(&kt, pack + h * per_head, k + g * dh, ldkv, dh, n, 0);
+        k_linear_packed(p, n, q + h * dh, ldq, &kt, NULL, n, n);
         for (size_t e = 0; e < nn; e++) p[e] *= scale;
         if (mi->causal) /* row i sees keys 0..i */
             for (size_t i = 0; i < n; i++)
                 for (size_t j = i + 1; j < n; j++) p[i * n + j] = -INFINITY;
+        if (window) /* and of those only i-window+1..i (transformers' sliding_window_overlay) */
+            for (size_t i = window; i < n; i++)
+                for (size_t j = 0; j + window <= i; j++) p[i * n + j] = -INFINITY;
         if (scores) memcpy(scores + h * nn, p, nn * sizeof *p);
         k_softmax_rows(p, n, n);
         float hm = head_mask ? head_mask[(size_t)l * H + h] : 1.0f;
         if (hm != 1.0f)
             for (size_t e = 0; e < nn; e++) p[e] *= hm;
-        /* ctx[:, h·dh ..] = P_h[n][n] · V_h[n][dh]: V_h is a Conv1D [i][o] */
+        /* ctx[:, h·dh ..] = P_h[n][n] · V_g[n][dh]: V_g is a Conv1D [i][o] */
         if (need_ctx) {
-            k_pack_into(&vp, pack + h * per_head + kt_floats, v + h * dh, ld, n, dh, 1);
-            k_linear_packed(ctx + h * dh, d, p, n, &vp, NULL, n, dh);
+            k_pack_into(&vp, pack + h * per_head + kt_floats, v + g * dh, ldkv, n, dh, 1);
+            k_linear_packed(ctx + h * dh, ldc, p, n, &vp, NULL, n, dh);
         }
     }
 }
@@ -167,54 +179,88 @@ static ats_status run_layers(ats_model *m, size_t n, const ats_forward_options *
     const ats_model_info *mi = &m->info;
     /* L: the layers this pass runs (prepare: all, or opt->n_layers) */
     size_t L = sk->res[0].n_layers, H = (size_t)mi->n_heads, d = (size_t)mi->d_model,
-           f = (size_t)mi->d_ff, nd = n * d;
+           f = (size_t)mi->d_ff, nd = n * d, dh = (size_t)mi->d_head, Hkv = (size_t)mi->n_kv_heads;
+    /* q [H·dh], k and v [Hkv·dh] each: d for every architecture but the decoders */
+    size_t qd = H * dh, kvd = Hkv * dh, wqkv = qd + 2 * kvd;
     float *x = w->x, *t = w->t;
+    int rotary = m->rotary_dim && !opt->no_positions;
     keep_hidden(sk, x, d, 0);
     for (size_t l = 0; l < L; l++) {
         const layer_weights *lw = &m->layers[l];
-        const float *q, *k, *v;
-        size_t ld;
         const float *in = x;
         if (m->pre_ln) { /* t = LN1(x) */
-            k_layernorm(t, x, lw->ln1_w, lw->ln1_b, n, d, mi->eps);
+            if (m->rmsnorm)
+                k_rmsnorm(t, x, lw->ln1_w, n, d, mi->eps);
+            else
+                k_layernorm(t, x, lw->ln1_w, lw->ln1_b, n, d, mi->eps);
             in = t;
         }
         /* the last layer's values, output and feed-forward only feed the final hidden state */
         int attn_only = l + 1 == L && !need_final;
+        float *q, *k, *v;
+        size_t ldq, ldkv;
         if (lw->pq.p || m->conv1d) {
-            /* qkv[n][3d] = in[n][d] · Wqkv[d][3d] + b (q|k only: [n][2d]); packed, or GPT-2's
-             * c_attn through OpenBLAS */
+            /* qkv[n][qd + 2kvd] = in[n][d] · Wqkv + b (q|k only when the values are not
+             * needed); packed, or GPT-2's c_attn through OpenBLAS */
+            size_t cols = attn_only ? qd + kvd : wqkv;
             if (lw->pq.p)
-                k_linear_packed(w->q, 3 * d, in, d, &lw->pq, lw->bqkv, n,
-                                attn_only ? 2 * d : 3 * d);
+                k_linear_packed(w->q, wqkv, in, d, &lw->pq, lw->bqkv, n, cols);
             else
-                k_linear_ld(w->q, 3 * d, in, lw->wq, 3 * d, lw->bq, n, d, attn_only ? 2 * d : 3 * d,
-                            1);
+                k_linear_ld(w->q, 3 * d, in, lw->wq, 3 * d, lw->bq, n, d, cols, 1);
             q = w->q;
-            k = w->q + d;
-            v = w->q + 2 * d;
-            ld = 3 * d;
-        } else { /* q, k, v [n][d] = in · Wᵀ + b */
-            k_linear(w->q, in, lw->wq, lw->bq, n, d, d, 0);
-            k_linear(w->k, in, lw->wk, lw->bk, n, d, d, 0);
-            if (!attn_only) k_linear(w->v, in, lw->wv, lw->bv, n, d, d, 0);
+            k = w->q + qd;
+            v = w->q + qd + kvd;
+            ldq = ldkv = wqkv;
+        } else { /* q [n][qd], k, v [n][kvd] = in · Wᵀ + b */
+            k_linear(w->q, in, lw->wq, lw->bq, n, d, qd, 0);
+            k_linear(w->k, in, lw->wk, lw->bk, n, d, kvd, 0);
+            if (!attn_only) k_linear(w->v, in, lw->wv, lw->bv, n, d, kvd, 0);
             q = w->q;
             k = w->k;
             v = w->v;
-            ld = d;
+            ldq = qd;
+            ldkv = kvd;
+        }
+        for (size_t s = 0; s < sk->count && rotary; s++) { /* positions from 0 in each sequence */
+            size_t ns = sk->res[s].n_tokens, o = sk->off[s], rot = (size_t)m->rotary_dim;
+            k_rotary(q + o * ldq, ldq, ns, H, dh, rot, w->cos, w->sin);
+            k_rotary(k + o * ldkv, ldkv, ns, Hkv, dh, rot, w->cos, w->sin);
         }
         for (size_t s = 0; s < sk->count; s++) {
             ats_forward_result *r = &sk->res[s];
             size_t ns = r->n_tokens, nn = ns * ns, o = sk->off[s];
             float *probs = r->attention ? r->attention + l * H * nn : w->att;
             float *scores = r->scores ? r->scores + l * H * nn : NULL;
-            attention(m, (int)l, q + o * ld, k + o * ld, v + o * ld, ld, ns, probs, scores,
-                      w->ctx + o * d, opt->head_mask, !attn_only, w->pack);
+            attention(m, (int)l, q + o * ldq, ldq, k + o * ldkv, v + o * ldkv, ldkv, ns, probs,
+                      scores, w->ctx + o * qd, opt->head_mask, !attn_only, w->pack);
         }
         if (attn_only) break;
-        /* t[n][d] = ctx · Woᵀ + bo */
-        linear(m, t, w->ctx, lw->wo, &lw->po, lw->bo, n, d, d);
-        if (m->pre_ln) {
+        /* t[n][d] = ctx[n][qd] · Woᵀ + bo */
+        linear(m, t, w->ctx, lw->wo, &lw->po, lw->bo, n, qd, d);
+        if (m->gated_mlp) { /* Llama family: x += attn; x += down(act(gate(t)) · up(t)) */
+            k_add(x, t, nd);
+            k_rmsnorm(t, x, lw->ln2_w, n, d, mi->eps); /* t = RMS2(x) */
+            if (lw->p1.p) {                            /* ff[n][2f] = gate | up */
+                k_linear_packed(w->ff, 2 * f, t, d, &lw->p1, lw->bgu, n, 2 * f);
+            } else {
+                k_linear_ld(w->ff, 2 * f, t, lw->w1, d, lw->b1, n, d, f, 0);
+                k_linear_ld(w->ff + f, 2 * f, t, lw->w3, d, lw->b3, n, d, f, 0);
+            }
+            k_gated(w->ff, n, f, m->act); /* ff[:, :f] = act(gate) · up */
+            if (lw->p2.p)
+                k_linear_packed(t, d, w->ff, 2 * f, &lw->p2, lw->b2, n, d);
+            else
+                k_linear_strided(t, d, w->ff, 2 * f, lw->w2, lw->b2, n, f, d);
+            k_add(x, t, nd);               /* x += mlp */
+        } else if (m->parallel_residual) { /* GPT-NeoX: x = (mlp(LN2(x)) + attn) + x */
+            float *u = w->ctx;             /* [n][d] scratch */
+            k_layernorm(u, x, lw->ln2_w, lw->ln2_b, n, d, mi->eps); /* u = LN2(x) */
+            linear(m, w->ff, u, lw->w1, &lw->p1, lw->b1, n, d, f);
+            k_activation(w->ff, n * f, m->act);
+            linear(m, u, w->ff, lw->w2, &lw->p2, lw->b2, n, f, d); /* u = mlp */
+            k_add(u, t, nd);                                       /* u = mlp + attn */
+            k_add(x, u, nd);                                       /* x += u */
+        } else if (m->pre_ln) {
             k_add(x, t, nd);                                        /* x += attn */
             k_layernorm(t, x, lw->ln2_w, lw->ln2_b, n, d, mi->eps); /* t = LN2(x) */
             linear(m, w->ff, t, lw->w1, &lw->p1, lw->b1, n, d, f);
@@ -232,9 +278,12 @@ static ats_status run_layers(ats_model *m, size_t n, const ats_forward_options *
         }
         keep_hidden(sk, x, d, l + 1);
     }
-    /* GPT-2's last hidden state is after ln_f (transformers reports it so) */
-    if (mi->arch == ATS_ARCH_GPT2 && need_final) {
-        k_layernorm(x, x, m->lnf_w, m->lnf_b, n, d, mi->eps);
+    /* the decoders' last hidden state is after the final norm (transformers reports it so) */
+    if (mi->causal && need_final) {
+        if (m->rmsnorm)
+            k_rmsnorm(x, x, m->lnf_w, n, d, mi->eps);
+        else
+            k_layernorm(x, x, m->lnf_w, m->lnf_b, n, d, mi->eps);
         keep_hidden(sk, x, d, L);
     }
     (void)err;
@@ -347,15 +396,29 @@ static ats_status prepare_work(ats_model *m, size_t n, size_t max_n, const ats_f
                                work *w, ats_error *err) {
     const ats_model_info *mi = &m->info;
     size_t H = (size_t)mi->n_heads, d = (size_t)mi->d_model, f = (size_t)mi->d_ff;
+    size_t qd = H * (size_t)mi->d_head, kvd = (size_t)mi->n_kv_heads * (size_t)mi->d_head;
     int ok = 1;
     if (!(opt->capture & ATS_CAPTURE_ATTENTION)) w->att = alloc_floats(H, max_n, max_n, &ok);
     w->x = alloc_floats(n, d, 1, &ok);
     w->t = alloc_floats(n, d, 1, &ok);
-    w->q = alloc_floats(n, d, 3, &ok);
-    w->k = alloc_floats(n, d, 1, &ok);
-    w->v = alloc_floats(n, d, 1, &ok);
-    w->ctx = alloc_floats(n, d, 1, &ok);
-    w->ff = alloc_floats(n, f, 1, &ok);
+    w->q = alloc_floats(n, qd + 2 * kvd, 1, &ok);
+    w->k = alloc_floats(n, kvd, 1, &ok);
+    w->v = alloc_floats(n, kvd, 1, &ok);
+    w->ctx = alloc_floats(n, qd > d ? qd : d, 1, &ok);
+    w->ff = alloc_floats(n, f, m->gated_mlp ? 2 : 1, &ok);
+    size_t half = (size_t)m->rotary_dim / 2;
+    if (half) {
+        w->cos = alloc_floats(max_n, half, 1, &ok);
+        w->sin = alloc_floats(max_n, half, 1, &ok);
+    }
+    /* cos, sin of position · inv_freq, the angle rounded to float as transformers' float32
+     * product gives it */
+    for (size_t r = 0; ok && r < max_n; r++)
+        for (size_t i = 0; i < half; i++) {
+            float a = (float)r * m->inv_freq[i];
+            w->cos[r * half + i] = cosf(a);
+            w->sin[r * half + i] = sinf(a);
+        }
     size_t per_head = head_pack_floats(max_n, (size_t)mi->d_head);
     if (!per_head) ok = 0;
     w->pack = alloc_floats(H, per_head, 1, &ok);
@@ -411,7 +474,10 @@ static void embed_tokens(const ats_model *m, const ats_model_input *in, size_t n
     for (size_t i = 0; i < n; i++) {
         const float *we = m->tok_emb + (size_t)in->ids[i] * d;
         float *xr = x + i * d;
-        if (mi->arch == ATS_ARCH_GPT2 || mi->arch == ATS_ARCH_DISTILBERT) { /* word + position */
+        if (m->rotary_dim) { /* the word alone: positions rotate q and k in each layer */
+            memcpy(xr, we, d * sizeof *xr);
+        } else if (mi->arch == ATS_ARCH_GPT2 || mi->arch == ATS_ARCH_DISTILBERT) {
+            /* word + position */
             const float *pe = m->pos_emb + i * d;
             for (size_t c = 0; c < d; c++) xr[c] = positions ? we[c] + pe[c] : we[c];
         } else { /* (word + type) + position; RoBERTa positions count from pad_id + 1 */

@@ -34,6 +34,18 @@ void k_linear_ld(float *out, size_t ldo, const float *in, const float *w, size_t
                 (int)i, 1.0f, in, (int)i, w, (int)ldw, 1.0f, out, (int)ldo);
 }
 
+void k_linear_strided(float *out, size_t ldo, const float *in, size_t ldi, const float *w,
+                      const float *b, size_t n, size_t i, size_t o) {
+    for (size_t r = 0; r < n; r++) {
+        if (b)
+            memcpy(out + r * ldo, b, o * sizeof *out);
+        else
+            memset(out + r * ldo, 0, o * sizeof *out);
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)o, (int)i, 1.0f, in, (int)ldi,
+                w, (int)i, 1.0f, out, (int)ldo);
+}
+
 void k_linear(float *out, const float *in, const float *w, const float *b, size_t n, size_t i,
               size_t o, int conv1d) {
     k_linear_ld(out, o, in, w, conv1d ? o : i, b, n, i, o, conv1d);
@@ -210,6 +222,19 @@ void k_activation(float *x, size_t count, act_kind act) {
 
 void k_softmax_rows(float *x, size_t rows, size_t n) {
     DISPATCH(softmax_rows, x, rows, n);
+}
+
+void k_rmsnorm(float *out, const float *x, const float *w, size_t n, size_t d, float eps) {
+    DISPATCH(rmsnorm, out, x, w, n, d, eps);
+}
+
+void k_rotary(float *x, size_t ld, size_t n, size_t heads, size_t dh, size_t rot, const float *cos,
+              const float *sin) {
+    DISPATCH(rotary, x, ld, n, heads, dh, rot, cos, sin);
+}
+
+void k_gated(float *gu, size_t n, size_t f, act_kind act) {
+    DISPATCH(gated, gu, n, f, act);
 }
 
 /* x[count] += y[count] */

@@ -58,3 +58,56 @@ static KE_ATTR void KE(softmax_rows)(float *x, size_t rows, size_t n) {
         }
     }
 }
+
+/* out[n][d] = x[n][d] / sqrt(mean(x²) + eps) · w[d] per row (RMSNorm: no mean, no bias); out
+ * may be x. The product in transformers' order, w · (x · inv). */
+static KE_ATTR void KE(rmsnorm)(float *out, const float *x, const float *w, size_t n, size_t d,
+                                float eps) {
+    long rows = (long)n;
+    /* the sum of squares in double over fixed lanes, as layernorm's: the same bits on every
+     * path */
+#pragma omp parallel for if (n * d > 32768) schedule(static)
+    for (long r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * d;
+        float *yr = out + (size_t)r * d;
+        double ms = sum_lanes_d(xr, d, 0.0, 1) / (double)d;
+        float inv = (float)(1.0 / sqrt(ms + (double)eps));
+#pragma omp simd
+        for (size_t c = 0; c < d; c++) yr[c] = w[c] * (xr[c] * inv);
+    }
+}
+
+/* x[n][ld]: for each row r and head h < heads, the head's floats xh = x[r][h·dh ..] rotate in
+ * pairs (i, i + rot/2), i < rot/2, by cos, sin [n][rot/2] at row r:
+ *   xh[i] = xh[i]·cos − xh[i + rot/2]·sin,  xh[i + rot/2] = xh[i + rot/2]·cos + xh[i]·sin
+ * (transformers' rotate_half); dimensions rot..dh-1 stay as they are. */
+static KE_ATTR void KE(rotary)(float *x, size_t ld, size_t n, size_t heads, size_t dh, size_t rot,
+                               const float *cos, const float *sin) {
+    size_t half = rot / 2;
+    long rows = (long)n;
+#pragma omp parallel for if (n * heads * rot > 32768) schedule(static)
+    for (long r = 0; r < rows; r++) {
+        const float *c = cos + (size_t)r * half, *s = sin + (size_t)r * half;
+        for (size_t h = 0; h < heads; h++) {
+            float *a = x + (size_t)r * ld + h * dh, *b = a + half;
+#pragma omp simd
+            for (size_t i = 0; i < half; i++) {
+                float ai = a[i], bi = b[i];
+                a[i] = ai * c[i] - bi * s[i];
+                b[i] = bi * c[i] + ai * s[i];
+            }
+        }
+    }
+}
+
+/* gu[n][2f], each row gate[f] | up[f]: gate ← act(gate) · up (SwiGLU with silu) */
+static KE_ATTR void KE(gated)(float *gu, size_t n, size_t f, act_kind act) {
+    long rows = (long)n;
+#pragma omp parallel for if (n * f > 32768) schedule(static)
+    for (long r = 0; r < rows; r++) {
+        float *g = gu + (size_t)r * 2 * f, *u = g + f;
+        act_block(g, (long)f, act);
+#pragma omp simd
+        for (size_t c = 0; c < f; c++) g[c] = g[c] * u[c];
+    }
+}

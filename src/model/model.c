@@ -145,6 +145,156 @@ static ats_status read_json(const char *path, cJSON **out, ats_error *err) {
     return ATS_OK;
 }
 
+static int own(ats_model *m, float *p);
+
+/* The rotary frequencies inv_freq[rot/2] of a decoder, as transformers' ROPE_INIT_FUNCTIONS
+ * compute them in float32: base^(-2i/rot), then the config's rope_scaling. "dynamic" changes
+ * the frequencies only for inputs longer than max_position_embeddings, which attnscope does not
+ * run (the input limit), so it is the default here, as it is in transformers for those
+ * inputs. */
+static ats_status parse_rope(ats_model *m, const cJSON *root, const char *path, double base,
+                             ats_error *err) {
+    ats_model_info *I = &m->info;
+    size_t half = (size_t)m->rotary_dim / 2;
+    float *inv = malloc(half * sizeof *inv);
+    if (!inv || !own(m, inv)) {
+        free(inv);
+        return ats_error_set(err, ATS_ERR_NOMEM, "%s: out of memory", path);
+    }
+    m->inv_freq = inv;
+    if (!(base > 0.0))
+        return ats_error_set(err, ATS_ERR_FORMAT, "%s: rope_theta must be > 0 (got %g)", path,
+                             base);
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
+    const char *type = "default";
+    char rpath[600];
+    snprintf(rpath, sizeof rpath, "%s: rope_scaling", path);
+    cfg c = {rs, rpath, err, ATS_OK};
+    if (rs && !cJSON_IsNull(rs)) {
+        if (!cJSON_IsObject(rs))
+            return ats_error_set(err, ATS_ERR_FORMAT,
+                                 "%s: \"rope_scaling\" must be an object or null", path);
+        type = cfg_str(&c, "rope_type", cfg_str(&c, "type", NULL));
+        if (!type)
+            return ats_error_set(err, ATS_ERR_FORMAT,
+                                 "%s: \"rope_scaling\" has no \"rope_type\" (or \"type\")", path);
+    }
+    int dim = m->rotary_dim;
+    if (!strcmp(type, "dynamic")) {
+        /* transformers' dynamic NTK at its initial length, seq_len = max_position_embeddings */
+        double factor = cfg_num(&c, "factor", NAN), len = (double)I->max_positions;
+        if (!c.rc && !(factor >= 1.0))
+            return ats_error_set(err, ATS_ERR_FORMAT, "%s: \"factor\" must be a number >= 1",
+                                 rpath);
+        base = base * pow(factor * len / len - (factor - 1.0), (double)dim / (double)(dim - 2));
+    }
+    for (size_t i = 0; i < half; i++) {
+        float e = (float)(2 * i) / (float)dim;
+        inv[i] = 1.0f / powf((float)base, e);
+    }
+    if (!strcmp(type, "default") || !strcmp(type, "dynamic")) return c.rc;
+    if (!strcmp(type, "linear")) {
+        double factor = cfg_num(&c, "factor", NAN);
+        if (!c.rc && !(factor > 0.0))
+            return ats_error_set(err, ATS_ERR_FORMAT, "%s: \"factor\" must be a number > 0", rpath);
+        for (size_t i = 0; i < half; i++) inv[i] = inv[i] / (float)factor;
+        return c.rc;
+    }
+    if (!strcmp(type, "llama3")) {
+        double factor = cfg_num(&c, "factor", NAN), lo = cfg_num(&c, "low_freq_factor", NAN),
+               hi = cfg_num(&c, "high_freq_factor", NAN),
+               old = cfg_num(&c, "original_max_position_embeddings", NAN);
+        if (c.rc) return c.rc;
+        if (!(factor > 0.0) || !(lo > 0.0) || !(hi > lo) || !(old > 0.0))
+            return ats_error_set(
+                err, ATS_ERR_FORMAT,
+                "%s: llama3 needs \"factor\" > 0, 0 < \"low_freq_factor\" < "
+                "\"high_freq_factor\" and \"original_max_position_embeddings\" > 0",
+                rpath);
+        /* wavelengths above old/lo are divided by factor, below old/hi kept, and blended in
+         * between; float32 as transformers computes it */
+        float lo_wl = (float)(old / lo), hi_wl = (float)(old / hi);
+        for (size_t i = 0; i < half; i++) {
+            float wl = (float)6.283185307179586 / inv[i]; /* 2π */
+            float f = wl > lo_wl ? inv[i] / (float)factor : inv[i];
+            float smooth = ((float)old / wl - (float)lo) / (float)(hi - lo);
+            float blend = (1.0f - smooth) * f / (float)factor + smooth * f;
+            inv[i] = !(wl < hi_wl) && !(wl > lo_wl) ? blend : f;
+        }
+        return ATS_OK;
+    }
+    return ats_error_set(err, ATS_ERR_FORMAT,
+                         "%s: rope_scaling type \"%s\" is not supported (supported: default, "
+                         "linear, dynamic, llama3)",
+                         path, type);
+}
+
+/* The Llama family (llama, mistral, qwen2) and GPT-NeoX: sizes, norms, rotary embeddings. */
+static ats_status parse_decoder(ats_model *m, cfg *c, const char *mt, const char **act) {
+    ats_model_info *I = &m->info;
+    const int BIG = 1 << 24;
+    int neox = !strcmp(mt, "gpt_neox");
+    I->arch = neox                     ? ATS_ARCH_GPT_NEOX
+              : !strcmp(mt, "mistral") ? ATS_ARCH_MISTRAL
+              : !strcmp(mt, "qwen2")   ? ATS_ARCH_QWEN2
+                                       : ATS_ARCH_LLAMA;
+    I->d_model = cfg_int(c, "hidden_size", -2, 1, BIG);
+    I->n_heads = cfg_int(c, "num_attention_heads", -2, 1, 4096);
+    I->n_layers = cfg_int(c, "num_hidden_layers", -2, 0, 4096);
+    I->d_ff = cfg_int(c, "intermediate_size", -2, 1, BIG);
+    I->vocab_size = cfg_int(c, "vocab_size", -2, 1, BIG);
+    I->max_positions = cfg_int(c, "max_position_embeddings", 2048, 1, BIG);
+    I->causal = 1;
+    m->pre_ln = 1;
+    double base, part;
+    m->tie_embeddings = cfg_bool(c, "tie_word_embeddings", 0);
+    if (neox) {
+        m->bias = 4u | (cfg_bool(c, "attention_bias", 1) ? 3u : 0u);
+        I->n_kv_heads = I->n_heads;
+        I->eps = (float)cfg_num(c, "layer_norm_eps", 1e-5);
+        *act = cfg_str(c, "hidden_act", "gelu");
+        m->parallel_residual = cfg_bool(c, "use_parallel_residual", 1);
+        base = cfg_num(c, "rotary_emb_base", 10000.0);
+        part = cfg_num(c, "rotary_pct", 0.25);
+    } else {
+        I->n_kv_heads = cfg_int(c, "num_key_value_heads", I->n_heads, 1, 4096);
+        I->eps = (float)cfg_num(c, "rms_norm_eps", 1e-6);
+        *act = cfg_str(c, "hidden_act", "silu");
+        m->rmsnorm = 1;
+        m->gated_mlp = 1;
+        /* Qwen2: q/k/v always have biases, nothing else; Mistral: none */
+        if (I->arch == ATS_ARCH_QWEN2)
+            m->bias = 1u;
+        else if (I->arch == ATS_ARCH_LLAMA)
+            m->bias = (cfg_bool(c, "attention_bias", 0) ? 3u : 0u) |
+                      (cfg_bool(c, "mlp_bias", 0) ? 4u : 0u);
+        base = cfg_num(c, "rope_theta", 10000.0);
+        part = cfg_num(c, "partial_rotary_factor", 1.0);
+    }
+    int hd = neox ? 0 : cfg_int(c, "head_dim", 0, 0, 1 << 16);
+    if (c->rc) return c->rc;
+    if (!hd && I->d_model % I->n_heads)
+        return ats_error_set(c->err, ATS_ERR_FORMAT,
+                             "%s: hidden_size %d is not a multiple of num_attention_heads %d",
+                             c->path, I->d_model, I->n_heads);
+    I->d_head = hd ? hd : I->d_model / I->n_heads;
+    if (I->n_heads % I->n_kv_heads)
+        return ats_error_set(c->err, ATS_ERR_FORMAT,
+                             "%s: num_attention_heads %d is not a multiple of num_key_value_heads "
+                             "%d",
+                             c->path, I->n_heads, I->n_kv_heads);
+    if (!(part > 0.0 && part <= 1.0))
+        return ats_error_set(c->err, ATS_ERR_FORMAT, "%s: \"%s\" must be in (0, 1] (got %g)",
+                             c->path, neox ? "rotary_pct" : "partial_rotary_factor", part);
+    m->rotary_dim = (int)((double)I->d_head * part);
+    if (m->rotary_dim < 2 || m->rotary_dim % 2)
+        return ats_error_set(c->err, ATS_ERR_FORMAT,
+                             "%s: %d rotary dimensions per head (head size %d x %g); expected an "
+                             "even number >= 2",
+                             c->path, m->rotary_dim, I->d_head, part);
+    return parse_rope(m, c->root, c->path, base, c->err);
+}
+
 static ats_status parse_config(ats_model *m, const cJSON *root, const char *path, ats_error *err) {
     cfg c = {root, path, err, ATS_OK};
     ats_model_info *I = &m->info;
@@ -214,20 +364,28 @@ static ats_status parse_config(ats_model *m, const cJSON *root, const char *path
         I->max_positions = cfg_int(&c, "max_position_embeddings", 512, 1, BIG);
         I->eps = 1e-12f;
         act = cfg_str(&c, "activation", "gelu");
+    } else if (!strcmp(mt, "llama") || !strcmp(mt, "mistral") || !strcmp(mt, "qwen2") ||
+               !strcmp(mt, "gpt_neox")) {
+        ats_status rc = parse_decoder(m, &c, mt, &act);
+        if (rc) return rc;
     } else {
         return ats_error_set(err, ATS_ERR_FORMAT,
                              "%s: unknown model_type \"%s\" (supported: gpt2, bert, roberta, "
-                             "xlm-roberta, camembert, distilbert, vit)",
+                             "xlm-roberta, camembert, distilbert, vit, llama, mistral, qwen2, "
+                             "gpt_neox)",
                              path, mt);
     }
     if (c.rc) return c.rc;
     if (!parse_act(act, &m->act))
         return ats_error_set(err, ATS_ERR_FORMAT, "%s: unknown activation \"%s\"", path, act);
-    if (I->d_model % I->n_heads)
-        return ats_error_set(err, ATS_ERR_FORMAT,
-                             "%s: hidden size %d is not a multiple of the %d heads", path,
-                             I->d_model, I->n_heads);
-    I->d_head = I->d_model / I->n_heads;
+    if (!I->d_head) { /* the decoders set theirs */
+        if (I->d_model % I->n_heads)
+            return ats_error_set(err, ATS_ERR_FORMAT,
+                                 "%s: hidden size %d is not a multiple of the %d heads", path,
+                                 I->d_model, I->n_heads);
+        I->d_head = I->d_model / I->n_heads;
+        I->n_kv_heads = I->n_heads;
+    }
     if (!(I->eps > 0.0f)) return ats_error_set(err, ATS_ERR_FORMAT, "%s: bad epsilon", path);
     if (I->arch == ATS_ARCH_ROBERTA) {
         if (I->max_positions <= m->pad_id + 1)
@@ -630,6 +788,173 @@ static void load_vit(loader *ld) {
     m->lnf_b = T1(ld, "layernorm.bias", d);
 }
 
+/* Each layer's sliding attention window (Mistral: "sliding_window" on every layer, 4096 when
+ * absent as MistralConfig has it, null for none; Qwen2: only with "use_sliding_window", on the
+ * layers "layer_types" names "sliding_attention", else on layers >= "max_window_layers"). */
+static ats_status parse_windows(ats_model *m, const cJSON *root, const char *path, ats_error *err) {
+    ats_model_info *I = &m->info;
+    if (I->arch != ATS_ARCH_MISTRAL && I->arch != ATS_ARCH_QWEN2) return ATS_OK;
+    cfg c = {root, path, err, ATS_OK};
+    int qwen = I->arch == ATS_ARCH_QWEN2;
+    int window = cfg_int(&c, "sliding_window", 4096, 1, 1 << 30);
+    if (cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(root, "sliding_window"))) window = 0;
+    if (qwen && !cfg_bool(&c, "use_sliding_window", 0)) window = 0;
+    int first = qwen ? cfg_int(&c, "max_window_layers", 28, 0, 1 << 30) : 0;
+    if (c.rc) return c.rc;
+    const cJSON *types = qwen ? cJSON_GetObjectItemCaseSensitive(root, "layer_types") : NULL;
+    if (types && !cJSON_IsNull(types) &&
+        (!cJSON_IsArray(types) || cJSON_GetArraySize(types) != I->n_layers))
+        return ats_error_set(err, ATS_ERR_FORMAT,
+                             "%s: \"layer_types\" must be a list of %d strings (one a layer)", path,
+                             I->n_layers);
+    for (int l = 0; l < I->n_layers; l++) {
+        int sliding = l >= first;
+        if (cJSON_IsArray(types)) {
+            const cJSON *t = cJSON_GetArrayItem(types, l);
+            const char *v = cJSON_IsString(t) ? t->valuestring : "";
+            if (strcmp(v, "sliding_attention") && strcmp(v, "full_attention"))
+                return ats_error_set(err, ATS_ERR_FORMAT,
+                                     "%s: \"layer_types\"[%d] must be \"full_attention\" or "
+                                     "\"sliding_attention\"",
+                                     path, l);
+            sliding = !strcmp(v, "sliding_attention");
+        }
+        m->layers[l].window = sliding ? window : 0;
+    }
+    return ATS_OK;
+}
+
+static void release_matrix(ats_model *m, const float **w, size_t count);
+
+/* Llama, Mistral, Qwen2: model.embed_tokens, model.layers.N.{input_layernorm, self_attn.
+ * {q,k,v,o}_proj, post_attention_layernorm, mlp.{gate,up,down}_proj}, model.norm, lm_head */
+static void load_llama(loader *ld) {
+    ats_model *m = ld->m;
+    const ats_model_info *I = &m->info;
+    size_t d = (size_t)I->d_model, f = (size_t)I->d_ff, V = (size_t)I->vocab_size,
+           qd = (size_t)I->n_heads * (size_t)I->d_head,
+           kvd = (size_t)I->n_kv_heads * (size_t)I->d_head;
+    int bqkv = (m->bias & 1u) != 0, bo = (m->bias & 2u) != 0, bmlp = (m->bias & 4u) != 0;
+    char nm[160];
+    m->tok_emb = T2(ld, "embed_tokens.weight", V, d);
+    for (int l = 0; l < I->n_layers; l++) {
+        layer_weights *w = &m->layers[l];
+#define G(field, suffix, ...)                                                                      \
+    snprintf(nm, sizeof nm, "layers.%d.%s", l, suffix);                                            \
+    w->field = __VA_ARGS__
+        G(ln1_w, "input_layernorm.weight", T1(ld, nm, d));
+        G(wq, "self_attn.q_proj.weight", T2(ld, nm, qd, d));
+        G(wk, "self_attn.k_proj.weight", T2(ld, nm, kvd, d));
+        G(wv, "self_attn.v_proj.weight", T2(ld, nm, kvd, d));
+        G(wo, "self_attn.o_proj.weight", T2(ld, nm, d, qd));
+        if (bqkv) {
+            G(bq, "self_attn.q_proj.bias", T1(ld, nm, qd));
+            G(bk, "self_attn.k_proj.bias", T1(ld, nm, kvd));
+            G(bv, "self_attn.v_proj.bias", T1(ld, nm, kvd));
+        }
+        if (bo) {
+            G(bo, "self_attn.o_proj.bias", T1(ld, nm, d));
+        }
+        G(ln2_w, "post_attention_layernorm.weight", T1(ld, nm, d));
+        G(w1, "mlp.gate_proj.weight", T2(ld, nm, f, d));
+        G(w3, "mlp.up_proj.weight", T2(ld, nm, f, d));
+        G(w2, "mlp.down_proj.weight", T2(ld, nm, d, f));
+        if (bmlp) {
+            G(b1, "mlp.gate_proj.bias", T1(ld, nm, f));
+            G(b3, "mlp.up_proj.bias", T1(ld, nm, f));
+            G(b2, "mlp.down_proj.bias", T1(ld, nm, d));
+        }
+#undef G
+    }
+    m->lnf_w = T1(ld, "norm.weight", d);
+    const char *saved = ld->prefix;
+    ld->prefix = "";
+    m->lm_dec = m->tie_embeddings ? m->tok_emb : T2(ld, "lm_head.weight", V, d);
+    ld->prefix = saved;
+}
+
+/* GPT-NeoX's query_key_value [3d][d] holds each head's q, k, v rows together (head h: rows
+ * h·3dh .. h·3dh + 3dh, q then k then v); w->wq, wk, wv [d][d] and their biases ← owned
+ * copies in the usual order, heads side by side. 0: no memory. */
+static int neox_split_qkv(ats_model *m, layer_weights *w, const float *qkv, const float *b,
+                          size_t H, size_t dh) {
+    size_t d = H * dh;
+    float *part[3], *bpart[3] = {NULL, NULL, NULL};
+    for (int j = 0; j < 3; j++) { /* owned as soon as allocated: model_free frees them */
+        part[j] = malloc(d * d * sizeof(float));
+        if (!part[j] || !own(m, part[j])) {
+            free(part[j]);
+            return 0;
+        }
+        if (!b) continue;
+        bpart[j] = malloc(d * sizeof(float));
+        if (!bpart[j] || !own(m, bpart[j])) {
+            free(bpart[j]);
+            return 0;
+        }
+    }
+    for (size_t h = 0; h < H; h++)
+        for (size_t j = 0; j < 3; j++)
+            for (size_t e = 0; e < dh; e++) {
+                size_t src = h * 3 * dh + j * dh + e, dst = h * dh + e;
+                memcpy(part[j] + dst * d, qkv + src * d, d * sizeof(float));
+                if (b) bpart[j][dst] = b[src];
+            }
+    w->wq = part[0], w->wk = part[1], w->wv = part[2];
+    w->bq = bpart[0], w->bk = bpart[1], w->bv = bpart[2];
+    return 1;
+}
+
+/* GPT-NeoX (Pythia): gpt_neox.embed_in, gpt_neox.layers.N.{input_layernorm,
+ * post_attention_layernorm, attention.query_key_value, attention.dense, mlp.dense_h_to_4h,
+ * mlp.dense_4h_to_h}, gpt_neox.final_layer_norm, embed_out */
+static void load_gpt_neox(loader *ld) {
+    ats_model *m = ld->m;
+    const ats_model_info *I = &m->info;
+    size_t d = (size_t)I->d_model, f = (size_t)I->d_ff, V = (size_t)I->vocab_size;
+    int ab = (m->bias & 1u) != 0;
+    char nm[160];
+    m->tok_emb = T2(ld, "embed_in.weight", V, d);
+    for (int l = 0; l < I->n_layers && !ld->rc; l++) {
+        layer_weights *w = &m->layers[l];
+#define G(field, suffix, ...)                                                                      \
+    snprintf(nm, sizeof nm, "layers.%d.%s", l, suffix);                                            \
+    w->field = __VA_ARGS__
+        G(ln1_w, "input_layernorm.weight", T1(ld, nm, d));
+        G(ln1_b, "input_layernorm.bias", T1(ld, nm, d));
+        G(ln2_w, "post_attention_layernorm.weight", T1(ld, nm, d));
+        G(ln2_b, "post_attention_layernorm.bias", T1(ld, nm, d));
+        const float *qkv, *bqkv = NULL;
+        snprintf(nm, sizeof nm, "layers.%d.attention.query_key_value.weight", l);
+        qkv = T2(ld, nm, 3 * d, d);
+        if (ab) {
+            snprintf(nm, sizeof nm, "layers.%d.attention.query_key_value.bias", l);
+            bqkv = T1(ld, nm, 3 * d);
+        }
+        G(wo, "attention.dense.weight", T2(ld, nm, d, d));
+        if (ab) {
+            G(bo, "attention.dense.bias", T1(ld, nm, d));
+        }
+        G(w1, "mlp.dense_h_to_4h.weight", T2(ld, nm, f, d));
+        G(b1, "mlp.dense_h_to_4h.bias", T1(ld, nm, f));
+        G(w2, "mlp.dense_4h_to_h.weight", T2(ld, nm, d, f));
+        G(b2, "mlp.dense_4h_to_h.bias", T1(ld, nm, d));
+#undef G
+        if (ld->rc) break;
+        if (!neox_split_qkv(m, w, qkv, bqkv, (size_t)I->n_heads, (size_t)I->d_head)) {
+            ld->rc = ats_error_set(ld->err, ATS_ERR_NOMEM, "%s: out of memory", m->st.path);
+            break;
+        }
+        release_matrix(m, &qkv, 3 * d * d); /* only the reordered copy is read from now */
+    }
+    m->lnf_w = T1(ld, "final_layer_norm.weight", d);
+    m->lnf_b = T1(ld, "final_layer_norm.bias", d);
+    const char *saved = ld->prefix;
+    ld->prefix = "";
+    m->lm_dec = m->tie_embeddings ? m->tok_emb : T2(ld, "embed_out.weight", V, d);
+    ld->prefix = saved;
+}
+
 /* model.safetensors.index.json: {"weight_map": {tensor: shard file}}. Maps every shard and
  * gathers their tensors into m->st (names copied; data stays in the shards' maps). Each tensor of
  * the map must be in the shard it names; a tensor in two shards is an error. */
@@ -757,38 +1082,48 @@ static int own_copy(ats_model *m, const float **v, size_t count) {
     return 1;
 }
 
-/* w->pq ← the Linear q, k, v [d][d] stacked as one [3d][d] matrix, packed into dst, and
- * w->bqkv their biases side by side (absent ones 0; NULL when all are); 0: no memory */
-static int pack_qkv(ats_model *m, layer_weights *w, size_t d, float *dst) {
-    float *cat = malloc(3 * d * d * sizeof *cat);
+/* pw ← the Linear matrices w[k] [rows[k]][i], k < count, stacked as one [Σ rows][i] matrix and
+ * packed into dst; *bias ← their biases b[k] side by side (absent ones 0; NULL when all are).
+ * 0: no memory. */
+static int pack_stacked(ats_model *m, packed_w *pw, float *dst, size_t i, size_t count,
+                        const float *const *w, const float *const *b, const size_t *rows,
+                        const float **bias) {
+    size_t o = 0;
+    for (size_t k = 0; k < count; k++) o += rows[k];
+    float *cat = malloc(o * i * sizeof *cat);
     if (!cat) return 0;
-    memcpy(cat, w->wq, d * d * sizeof *cat);
-    memcpy(cat + d * d, w->wk, d * d * sizeof *cat);
-    memcpy(cat + 2 * d * d, w->wv, d * d * sizeof *cat);
-    k_pack_into(&w->pq, dst, cat, d, d, 3 * d, 0);
+    for (size_t k = 0, r = 0; k < count; r += rows[k++])
+        memcpy(cat + r * i, w[k], rows[k] * i * sizeof *cat);
+    k_pack_into(pw, dst, cat, i, i, o, 0);
     free(cat);
-    if (!w->bq && !w->bk && !w->bv) return 1;
-    float *b = calloc(3 * d, sizeof *b);
-    if (!b || !own(m, b)) {
-        free(b);
+    int any = 0;
+    for (size_t k = 0; k < count; k++) any |= b[k] != NULL;
+    if (!any) return 1;
+    float *bb = calloc(o, sizeof *bb);
+    if (!bb || !own(m, bb)) {
+        free(bb);
         return 0;
     }
-    if (w->bq) memcpy(b, w->bq, d * sizeof *b);
-    if (w->bk) memcpy(b + d, w->bk, d * sizeof *b);
-    if (w->bv) memcpy(b + 2 * d, w->bv, d * sizeof *b);
-    w->bqkv = b;
+    for (size_t k = 0, r = 0; k < count; r += rows[k++])
+        if (b[k]) memcpy(bb + r, b[k], rows[k] * sizeof *bb);
+    *bias = bb;
     return 1;
 }
 
-/* Packs each layer's six matrices for src/model/gemm.c when the CPU runs its kernel, then
- * releases the mapped originals' pages, so the process holds one copy of the weights. */
+/* Packs each layer's matrices for src/model/gemm.c when the CPU runs its kernel, then
+ * releases the mapped originals' pages, so the process holds one copy of the weights. q, k, v
+ * go side by side as one product (GPT-2's c_attn is that already), and so do a gated MLP's gate
+ * and up projections. */
 static ats_status pack_layers(ats_model *m, ats_error *err) {
     if (!k_gemm_available()) return ATS_OK;
     size_t d = (size_t)m->info.d_model, f = (size_t)m->info.d_ff, L = (size_t)m->info.n_layers;
+    /* q [H·dh] and k, v [Hkv·dh] each: d for every architecture but the decoders */
+    size_t qd = (size_t)m->info.n_heads * (size_t)m->info.d_head,
+           kvd = (size_t)m->info.n_kv_heads * (size_t)m->info.d_head, f1 = m->gated_mlp ? 2 * f : f;
     int c = m->conv1d, ok = 1;
     /* one arena for every layer, on transparent huge pages: a few faults instead of one per
      * 4 kB page while packing, and few TLB misses while the kernel streams the panels */
-    size_t nq = k_pack_count(d, 3 * d), no = k_pack_count(d, d), n1 = k_pack_count(d, f),
+    size_t nq = k_pack_count(d, qd + 2 * kvd), no = k_pack_count(qd, d), n1 = k_pack_count(d, f1),
            n2 = k_pack_count(f, d), per, total, bytes;
     const size_t huge = (size_t)2 << 20;
     if (!nq || !no || !n1 || !n2 || !ats_size_add(nq, no, &per) || !ats_size_add(per, n1, &per) ||
@@ -806,27 +1141,37 @@ static ats_status pack_layers(ats_model *m, ats_error *err) {
     float *dst = m->packed;
     for (size_t l = 0; ok && l < L; l++, dst += per) {
         layer_weights *w = &m->layers[l];
-        if (c) /* Conv1D [in][out] */
+        if (c) { /* Conv1D [in][out] */
             k_pack_into(&w->pq, dst, w->wq, 3 * d, d, 3 * d, 1);
-        else /* Linear [out][in]; q, k, v as one [3d][d] matrix: one product, 3d columns */
-            ok = pack_qkv(m, w, d, dst);
-        k_pack_into(&w->po, dst + nq, w->wo, d, d, d, c);
-        k_pack_into(&w->p1, dst + nq + no, w->w1, c ? f : d, d, f, c);
+        } else { /* Linear [out][in]; q, k, v as one [qd + 2·kvd][d] matrix: one product */
+            const float *W[3] = {w->wq, w->wk, w->wv}, *B[3] = {w->bq, w->bk, w->bv};
+            size_t R[3] = {qd, kvd, kvd};
+            ok = pack_stacked(m, &w->pq, dst, d, 3, W, B, R, &w->bqkv);
+        }
+        k_pack_into(&w->po, dst + nq, w->wo, c ? d : qd, qd, d, c);
+        if (ok && m->gated_mlp) { /* gate | up as one [2f][d] matrix */
+            const float *W[2] = {w->w1, w->w3}, *B[2] = {w->b1, w->b3};
+            size_t R[2] = {f, f};
+            ok = pack_stacked(m, &w->p1, dst + nq + no, d, 2, W, B, R, &w->bgu);
+        } else {
+            k_pack_into(&w->p1, dst + nq + no, w->w1, c ? f : d, d, f, c);
+        }
         k_pack_into(&w->p2, dst + nq + no + n1, w->w2, c ? d : f, f, d, c);
         if (!ok) break;
         /* the layer's vectors move out of the mapping too: the kernel maps a file's large
          * folios whole, so reading a bias would bring back megabytes of the released matrices
          * around it (a 128-token GPT-2 pass kept 76 MB of the file resident) */
-        ok = own_copy(m, &w->bq, c ? 3 * d : d) && own_copy(m, &w->bk, d) &&
-             own_copy(m, &w->bv, d) && own_copy(m, &w->bo, d) && own_copy(m, &w->b1, f) &&
-             own_copy(m, &w->b2, d) && own_copy(m, &w->ln1_w, d) && own_copy(m, &w->ln1_b, d) &&
-             own_copy(m, &w->ln2_w, d) && own_copy(m, &w->ln2_b, d);
-        if (c) w->bqkv = w->bq; /* c_attn's bias is q|k|v already (pack_qkv made the others') */
+        ok = own_copy(m, &w->bq, c ? 3 * d : qd) && own_copy(m, &w->bk, kvd) &&
+             own_copy(m, &w->bv, kvd) && own_copy(m, &w->bo, d) && own_copy(m, &w->b1, f) &&
+             own_copy(m, &w->b3, f) && own_copy(m, &w->b2, d) && own_copy(m, &w->ln1_w, d) &&
+             own_copy(m, &w->ln1_b, d) && own_copy(m, &w->ln2_w, d) && own_copy(m, &w->ln2_b, d);
+        if (c) w->bqkv = w->bq; /* c_attn's bias is q|k|v already (pack_stacked made the others') */
         if (!ok) break;
-        release_matrix(m, &w->wq, c ? 3 * d * d : d * d);
-        if (!c) release_matrix(m, &w->wk, d * d), release_matrix(m, &w->wv, d * d);
-        release_matrix(m, &w->wo, d * d);
+        release_matrix(m, &w->wq, c ? 3 * d * d : qd * d);
+        if (!c) release_matrix(m, &w->wk, kvd * d), release_matrix(m, &w->wv, kvd * d);
+        release_matrix(m, &w->wo, d * qd);
         release_matrix(m, &w->w1, d * f);
+        if (w->w3) release_matrix(m, &w->w3, d * f);
         release_matrix(m, &w->w2, d * f);
     }
     if (!ok)
@@ -854,6 +1199,12 @@ ats_status ats_model_load(const char *name_or_path, ats_model **out, ats_error *
     if ((rc = read_json(cpath, &root, err))) goto fail;
     if ((rc = parse_config(m, root, cpath, err))) goto fail;
     if (m->info.arch == ATS_ARCH_VIT && (rc = parse_preprocessor(m, err))) goto fail;
+    m->layers = calloc((size_t)m->info.n_layers + 1, sizeof *m->layers);
+    if (!m->layers) {
+        rc = ats_error_set(err, ATS_ERR_NOMEM, "model: out of memory");
+        goto fail;
+    }
+    if ((rc = parse_windows(m, root, cpath, err))) goto fail;
     char *index = path_join(m->dir, "model.safetensors.index.json");
     int sharded = index && !file_exists(wpath) && file_exists(index);
     if (sharded) rc = open_shards(m, index, err);
@@ -877,17 +1228,16 @@ ats_status ats_model_load(const char *name_or_path, ats_model **out, ats_error *
         free(bin);
         if (rc) goto fail;
     }
-    m->layers = calloc((size_t)m->info.n_layers + 1, sizeof *m->layers);
-    if (!m->layers) {
-        rc = ats_error_set(err, ATS_ERR_NOMEM, "model: out of memory");
-        goto fail;
-    }
     /* the base model's tensors may sit under a prefix (BertForMaskedLM saves "bert.…") */
-    static const char *const PREFIXES[] = {"",         "transformer.", "bert.",
-                                           "roberta.", "distilbert.",  "vit."};
-    const char *probe = m->info.arch == ATS_ARCH_GPT2  ? "wte.weight"
-                        : m->info.arch == ATS_ARCH_VIT ? "embeddings.cls_token"
-                                                       : "embeddings.word_embeddings.weight";
+    static const char *const PREFIXES[] = {
+        "", "transformer.", "bert.", "roberta.", "distilbert.", "vit.", "model.", "gpt_neox."};
+    ats_arch arch = m->info.arch;
+    int llama = arch == ATS_ARCH_LLAMA || arch == ATS_ARCH_MISTRAL || arch == ATS_ARCH_QWEN2;
+    const char *probe = arch == ATS_ARCH_GPT2       ? "wte.weight"
+                        : arch == ATS_ARCH_VIT      ? "embeddings.cls_token"
+                        : llama                     ? "embed_tokens.weight"
+                        : arch == ATS_ARCH_GPT_NEOX ? "embed_in.weight"
+                                                    : "embeddings.word_embeddings.weight";
     loader ld = {m, "", err, ATS_OK};
     for (size_t i = 0; i < sizeof PREFIXES / sizeof PREFIXES[0]; i++) {
         ld.prefix = PREFIXES[i];
@@ -907,6 +1257,14 @@ ats_status ats_model_load(const char *name_or_path, ats_model **out, ats_error *
         break;
     case ATS_ARCH_VIT:
         load_vit(&ld);
+        break;
+    case ATS_ARCH_LLAMA:
+    case ATS_ARCH_MISTRAL:
+    case ATS_ARCH_QWEN2:
+        load_llama(&ld);
+        break;
+    case ATS_ARCH_GPT_NEOX:
+        load_gpt_neox(&ld);
         break;
     }
     if ((rc = ld.rc)) goto fail;

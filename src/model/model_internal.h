@@ -215,6 +215,13 @@ typedef struct layer_weights {
      * three Linear matrices), with bias bqkv [3d] or NULL; po, p1, p2 = wo, w1, w2 */
     packed_w pq, po, p1, p2;
     const float *bqkv;
+    /* decoders (Llama family, GPT-NeoX): q, k, v are Linear [H·dh][d], [Hkv·dh][d], [Hkv·dh][d]
+     * and pq packs them side by side, [d][(H + 2·Hkv)·dh]; wo is [d][H·dh]. SwiGLU: w1 =
+     * gate_proj [f][d], w3 = up_proj [f][d], w2 = down_proj [d][f]; p1 packs gate|up, [d][2f],
+     * with bias bgu [2f] or NULL. */
+    const float *w3, *b3, *bgu;
+    int window; /* sliding attention window (Mistral, Qwen2): row i sees keys i-window+1..i; 0:
+                   every earlier key */
 } layer_weights;
 
 typedef enum act_kind { ACT_GELU, ACT_GELU_TANH, ACT_RELU, ACT_SILU, ACT_GELU_QUICK } act_kind;
@@ -248,6 +255,14 @@ struct ats_model {
     const float *lm_dec; /* [V][d] output embedding (tied: tok_emb); NULL: no LM head */
     int mlm_transform;   /* the masked-LM head has the dense + act + LayerNorm transform */
     float mlm_eps;
+    /* decoders (Llama family, GPT-NeoX) */
+    int rmsnorm;           /* RMSNorm (weight, no bias) instead of LayerNorm */
+    int gated_mlp;         /* act(gate) · up, then down */
+    int parallel_residual; /* GPT-NeoX: x + attn(LN1(x)) + mlp(LN2(x)) */
+    int rotary_dim;        /* dimensions of each head rotated (0: no rotary embeddings) */
+    unsigned bias;         /* which linear layers have biases: 1 q/k/v, 2 attention output, 4 MLP */
+    int tie_embeddings;    /* the LM head is the input embedding (tie_word_embeddings) */
+    float *inv_freq;       /* [rotary_dim / 2] rotary frequencies, rope_scaling applied */
     float *packed; /* every layer's packed matrices (layer_weights' packed_w point into it) */
     /* float32 copies of F16/BF16 or unaligned tensors */
     float **owned;
@@ -327,5 +342,17 @@ void k_activation(float *x, size_t count, act_kind act);
 void k_softmax_rows(float *x, size_t rows, size_t n);
 /* x[count] += y[count] */
 void k_add(float *x, const float *y, size_t count);
+/* out[n][o] (row stride ldo) = in[n][i] (row stride ldi) · Wᵀ + b, W Linear [o][i] (OpenBLAS) */
+void k_linear_strided(float *out, size_t ldo, const float *in, size_t ldi, const float *w,
+                      const float *b, size_t n, size_t i, size_t o);
+/* out[n][d] = x / sqrt(mean(x²) + eps) · w[d] per row (Llama's RMSNorm); out may be x */
+void k_rmsnorm(float *out, const float *x, const float *w, size_t n, size_t d, float eps);
+/* Rotary position embeddings in place on x[n][ld], heads of dh floats at columns h·dh for
+ * h < heads: the first rot of each head's dimensions, as halves (i, i + rot/2), rotate by
+ * angle pos · inv_freq[i] with cos, sin [n][rot/2] (row r at position r) */
+void k_rotary(float *x, size_t ld, size_t n, size_t heads, size_t dh, size_t rot, const float *cos,
+              const float *sin);
+/* gu[n][2f] = gate | up per row: gate ← act(gate) · up (the down projection reads gu[:, :f]) */
+void k_gated(float *gu, size_t n, size_t f, act_kind act);
 
 #endif

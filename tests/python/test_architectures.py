@@ -22,7 +22,9 @@ TEXT_A = "The cat sat on the mat because it was tired."
 TEXT_B = "A dog lay on the rug."
 
 MODELS = ["bert", "bert_bin", "bert_f16", "bert_sharded", "distilbert", "roberta", "gpt2",
-          "gpt2_bf16", "minilm"]
+          "gpt2_bf16", "minilm", "llama", "llama_scaled", "llama_linear", "mistral", "qwen2",
+          "gpt_neox", "gpt_neox_seq"]
+CAUSAL = ("gpt2", "llama", "mistral", "qwen2", "gpt_neox")
 
 
 def model_dir(name):
@@ -155,7 +157,7 @@ def test_context_and_equivariance_on_the_model(tmp_path, name):
     run("equivariance", "--model", d, "--text", TEXT_A, "--out", tmp_path / "eq")
     doc = json.load(open(tmp_path / "eq" / "equivariance.json"))
     assert max(doc["max_deviation_with_positions"]) > 1e-3
-    causal = name.startswith("gpt2")
+    causal = name.startswith(CAUSAL)
     assert doc["causal"] == causal
     if not causal:
         assert max(doc["max_deviation_without_positions"]) < 1e-5

@@ -120,9 +120,9 @@ def test_garbage_safetensors(tmp_path, raw, frag):
 def test_unknown_model_type(tmp_path):
     d = model_copy(tmp_path)
     cfg = json.load(open(d / "config.json"))
-    cfg["model_type"] = "llama"
+    cfg["model_type"] = "falcon"
     json.dump(cfg, open(d / "config.json", "w"))
-    check_fails(run(d, "--ids", "2,3"), None, "config.json", "unknown model_type", "llama")
+    check_fails(run(d, "--ids", "2,3"), None, "config.json", "unknown model_type", "falcon")
 
 
 def test_missing_files(tmp_path):

@@ -1,5 +1,6 @@
 """`attnscope attention` against transformers' own outputs, recorded by tools/make_fixtures.py on
-tiny random-weight GPT-2, BERT, RoBERTa, DistilBERT and ViT models (eager attention): every
+tiny random-weight GPT-2, BERT, RoBERTa, DistilBERT, ViT, Llama, Mistral, Qwen2 and GPT-NeoX
+models (eager attention): every
 attention probability, hidden state and logit within 1e-5 absolute, the loss within 1e-5
 relative, the head mask as transformers' head_mask."""
 import json
@@ -12,7 +13,8 @@ import pytest
 ATTNSCOPE = os.environ.get("ATTNSCOPE", "build/attnscope")
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "models")
 MODELS = ["gpt2", "bert", "roberta", "distilbert", "vit", "bert_f16", "gpt2_bf16", "bert_bin",
-          "bert_sharded"]
+          "bert_sharded", "llama", "llama_scaled", "llama_linear", "mistral", "qwen2", "gpt_neox",
+          "gpt_neox_seq"]
 TOL = 1e-5
 
 
