@@ -127,10 +127,12 @@ T512 void k_panel_avx512(float *c, size_t ldc, const float *a, size_t lda, const
 
 /* c[R][≤8·NV] = bias + a[R][K] · panel[K][48] (row stride 48: a half-panel of 24 columns is
  * panel + 24) for constant R ≤ 4 and NV ≤ 3 vectors of 8 columns; the last vector keeps its
- * first `last` lanes (mask ml), the others all 8. */
+ * first `last` lanes (mask ml), the others all 8. With `resume` the sums start from c's values
+ * instead of the bias: a product split along k continues each chain exactly where it stopped
+ * (a float stored and loaded again is the same float). */
 static inline __attribute__((always_inline)) T256 void
 tile256(const int R, const int NV, size_t K, const float *a, size_t lda, const float *panel,
-        float *c, size_t ldc, const float *bias, __m256i ml, int last) {
+        float *c, size_t ldc, const float *bias, __m256i ml, int last, int resume) {
     const float *a0 = a, *a1 = a + (R > 1) * lda, *a2 = a + (R > 2) * 2 * lda,
                 *a3 = a + (R > 3) * 3 * lda;
     const __m256i all = _mm256_set1_epi32(-1);
@@ -146,6 +148,17 @@ tile256(const int R, const int NV, size_t K, const float *a, size_t lda, const f
     ACC(2);
     ACC(3);
 #undef ACC
+#define RESUME(r)                                                                                  \
+    if (r < R) {                                                                                   \
+        const float *cr = c + (size_t)r * ldc;                                                     \
+        c##r##0 = _mm256_maskload_ps(cr, NV == 1 ? ml : all);                                      \
+        if (NV > 1) c##r##1 = _mm256_maskload_ps(cr + 8, NV == 2 ? ml : all);                      \
+        if (NV > 2) c##r##2 = _mm256_maskload_ps(cr + 16, ml);                                     \
+    }
+    if (resume) {
+        RESUME(0) RESUME(1) RESUME(2) RESUME(3)
+    }
+#undef RESUME
     for (size_t k = 0; k < K; k++) {
         const float *pk = panel + k * K_NR;
         __m256 w0 = _mm256_load_ps(pk), w1 = w0, w2 = w0;
@@ -183,39 +196,48 @@ tile256(const int R, const int NV, size_t K, const float *a, size_t lda, const f
 #define TILE256_NV(R)                                                                              \
     do {                                                                                           \
         if (nv == 1)                                                                               \
-            tile256(R, 1, K, ar, lda, ph, cr, ldc, bh, ml, last);                                  \
+            tile256(R, 1, kc, ar, lda, pk, cr, ldc, bh, ml, last, k0 > 0);                         \
         else if (nv == 2)                                                                          \
-            tile256(R, 2, K, ar, lda, ph, cr, ldc, bh, ml, last);                                  \
+            tile256(R, 2, kc, ar, lda, pk, cr, ldc, bh, ml, last, k0 > 0);                         \
         else                                                                                       \
-            tile256(R, 3, K, ar, lda, ph, cr, ldc, bh, ml, last);                                  \
+            tile256(R, 3, kc, ar, lda, pk, cr, ldc, bh, ml, last, k0 > 0);                         \
     } while (0)
+
+/* k in blocks of this many: a block of a half-panel (KC · 96 bytes) stays in L1 while every
+ * tile of rows reads it (without blocks, a 768-deep half-panel fell out of L1: 87 instead of
+ * 104 GFLOP/s) */
+#define KC 256
 
 T256 void k_panel_avx2(float *c, size_t ldc, const float *a, size_t lda, const float *panel,
                        size_t n, size_t K, size_t nc, const float *bias) {
-    /* the two halves of the panel, columns 0..23 and 24..47, one after the other: a half-panel
-     * (K·96 bytes) stays in L1 for every tile of rows */
+    /* the two halves of the panel, columns 0..23 and 24..47, one after the other, each in
+     * blocks of KC rows of k */
     for (size_t h0 = 0; h0 < nc; h0 += 24) {
         size_t hc = nc - h0 < 24 ? nc - h0 : 24;
         int nv = (int)((hc + 7) / 8), last = (int)(hc - (size_t)(nv - 1) * 8);
         __m256i ml =
             _mm256_cmpgt_epi32(_mm256_set1_epi32(last), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-        const float *ph = panel + h0, *bh = bias ? bias + h0 : NULL;
-        FOR_TILES(n, 4, rows, r0) {
-            const float *ar = a + r0 * lda;
-            float *cr = c + r0 * ldc + h0;
-            switch (rows) {
-            case 4:
-                TILE256_NV(4);
-                break;
-            case 3:
-                TILE256_NV(3);
-                break;
-            case 2:
-                TILE256_NV(2);
-                break;
-            default:
-                TILE256_NV(1);
-                break;
+        const float *bh = bias ? bias + h0 : NULL;
+        for (size_t k0 = 0; k0 == 0 || k0 < K; k0 += KC) {
+            size_t kc = K - k0 < KC ? K - k0 : KC;
+            const float *pk = panel + k0 * K_NR + h0;
+            FOR_TILES(n, 4, rows, r0) {
+                const float *ar = a + r0 * lda + k0;
+                float *cr = c + r0 * ldc + h0;
+                switch (rows) {
+                case 4:
+                    TILE256_NV(4);
+                    break;
+                case 3:
+                    TILE256_NV(3);
+                    break;
+                case 2:
+                    TILE256_NV(2);
+                    break;
+                default:
+                    TILE256_NV(1);
+                    break;
+                }
             }
         }
     }
