@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Records the outputs of `attnscope compare` and `attnscope heads` (JSON, NPY, CSV, figures and
-# stdout) on the fixture models and MiniLM into OUT, so that a refactoring can be checked to
-# leave them byte for byte alike:
+# stdout) on the fixture models and MiniLM, and of every command that writes JSON (rips, topo,
+# graph, divergence, measure, context, vision, equivariance, tokenize) and the viewer's JSON API
+# on the fixtures, into OUT, so that a refactoring can be checked to leave them byte for byte
+# alike:
 #   tests/golden/record.sh build/attnscope /tmp/golden-before
 #   ... change the code, rebuild ...
 #   tests/golden/record.sh build/attnscope /tmp/golden-after
@@ -80,6 +82,44 @@ run heads_bert_ablation heads --model "$FIX/bert" --corpus "$CORPUS" --out heads
 run heads_joint heads --model "$FIX/bert" --model "$FIX/gpt2" --corpus "$CORPUS" --out heads_joint \
     --output heads_joint.npy --quiet
 run heads_err_missing heads --model "$FIX/bert" --corpus missing.txt --output x.npy
+
+# the other JSON writers
+DATA=$ROOT/tests/data
+run rips_circle rips "$DATA/circle24.txt" --format point-cloud --dim 2 --json rips_circle.json
+run rips_plane rips "$DATA/ph-benchmarks/projective_plane.lower_distance_matrix" \
+    --format lower-distance --dim 2 --modulus 3 --json rips_plane.json --cocycles
+run rips_threshold rips "$DATA/circle24.txt" --format point-cloud --threshold 0.5 \
+    --json rips_threshold.json --cycles
+for m in bert gpt2; do
+    dir=$FIX/$m
+    run "topo_$m" topo --model "$dir" --text "$A" --text "$B" --layer 1 --head 0 --out "topo_$m" \
+        --format svg
+    run "topo_${m}_seed" topo --model "$dir" --text "$A" --layer 0 --head 1 --seed-compat \
+        --threshold 0.3 --scales 0.1,0.2 --out "topo_${m}_seed" --format svg
+    run "graph_$m" graph --model "$dir" --text "$A" --layer 1 --head 1 --out "graph_$m" \
+        --format svg
+    run "divergence_$m" divergence --model "$dir" --text "$A" --layer 0 --head 0 \
+        --out "divergence_$m" --format svg
+    run "equivariance_$m" equivariance --model "$dir" --text "$B" --out "equivariance_$m" \
+        --format svg
+    run "tokenize_$m" tokenize --model "$dir" --text "$B" --json "tokenize_$m.json"
+    run "measure_${m}_json" measure stats --input "att_${m}_a.npy" "att_${m}_b.npy" \
+        --output "measure_${m}.json" --cls 0 --sep -1 --punct -2
+    run "measure_${m}_csv" measure stats --input "att_${m}_a.npy" --output "measure_${m}.csv"
+done
+run rips_npy rips topo_bert/js.npy --format npy --json rips_npy.json --dim 2
+printf 'The cat sat.\nA cat ran home.\nNo pets here.\nMy cat is old.\nThe cat and the dog.\n' \
+    >context.txt
+run context_word context --model "$FIX/bert" --model "$FIX/gpt2" --text "$A" --text \
+    "The cat ran." --word cat --out context_word --format svg
+run context_phrase context --model "$FIX/bert" --phrase cat --corpus context.txt --layer 1 \
+    --out context_phrase --format svg
+VIT=$FIX/vit/expected
+run vision vision --model "$FIX/vit" --image "$VIT/image0.png" --layer 1 --head 2 --out vision \
+    --perturb blur --format svg
+run vision_frames vision --model "$FIX/vit" --image "$VIT/image0.png" --image "$VIT/image1.png" \
+    --layer 0 --head 0 --out vision_frames --format svg
+"$ROOT/.venv/bin/python" "$ROOT/tests/golden/serve_record.py" "$BIN" "$FIX/bert" serve
 find . -name summary.json -exec sed -i -E \
     's/"seconds": [0-9.e+-]+/"seconds": T/; s/"tokens_per_second": [0-9.e+-]+/"tokens_per_second": T/' {} +
 echo "recorded $(find . -type f | wc -l) files in $OUT"
