@@ -118,6 +118,33 @@ ats_status ats_file_read_all(const char *path, size_t max_bytes, char **out, siz
 ats_status ats_file_read_regular(const char *path, size_t max_bytes, char **out, size_t *len,
                                  ats_error *err);
 
+/* ---- numbers in JSON
+ *
+ * JSON has no NaN and no infinity. Every number attnscope writes into JSON (the commands'
+ * files, the viewer's API, persistence diagrams) is written by ats_json_number_format, so one
+ * rule holds for all of them, and a strict JSON reader (Python's json with parse_constant
+ * refusing NaN and Infinity, JavaScript's JSON.parse) reads every output:
+ *   finite       %.17g: reads back as the same double (ATS_JSON_FLOAT: %.9g, the same float)
+ *   NaN          null: an undefined value (a statistic with nothing to average, the
+ *                similarity of a zero vector)
+ *   +inf, -inf   the strings "inf" and "-inf" (ats_diagram_read, Python's float() and
+ *                numpy read them back as infinities; a number field never holds a string
+ *                for any other reason)
+ *   ATS_JSON_DEATH: +inf is null instead, the death of an essential class of a persistence
+ *                diagram (`attnscope rips --json` has always written it so, as Ripser's
+ *                `[b, )`, and its readers expect it).
+ * (Integers — counts, indices — are exact and finite, and may be written by any means.)
+ * Writes the JSON text, NUL-terminated, into buf and returns its length (< ATS_JSON_NUMBER_MAX). */
+
+#define ATS_JSON_NUMBER_MAX 32
+
+typedef enum ats_json_flags {
+    ATS_JSON_FLOAT = 1, /* the value is a float: 9 significant digits round-trip it */
+    ATS_JSON_DEATH = 2  /* the value is a diagram's death: +inf (essential) is null */
+} ats_json_flags;
+
+size_t ats_json_number_format(double v, unsigned flags, char buf[ATS_JSON_NUMBER_MAX]);
+
 /* ---- kernel paths: the instruction set the inner loops (matrix products, element-wise
  * kernels, divergences) run on. Chosen once per process: the fastest this CPU supports, or the
  * one the environment variable ATS_KERNEL names (generic|avx2|avx512|neon).

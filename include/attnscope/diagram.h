@@ -82,8 +82,9 @@ ats_status ats_diagram_parse(const char *text, size_t len, const char *name,
 ats_status ats_diagram_write_pairs(const char *path, const ats_diagram *d, ats_error *err);
 
 /* Writes count diagrams, diagrams[i] being dimension dims[i], as attnscope JSON
- * {"dims":[{"dim":dims[0],"pairs":[[b,d],...]},...]} atomically. A death of +inf is written as
- * null; any other infinite coordinate as the string "inf" or "-inf". */
+ * {"dims":[{"dim":dims[0],"pairs":[[b,d],...]},...]} atomically, numbers as
+ * ats_json_number_format (core.h) writes them: a death of +inf as null, any other infinite
+ * coordinate as the string "inf" or "-inf". */
 ats_status ats_diagram_write_json(const char *path, size_t count, const ats_diagram *diagrams,
                                   const int *dims, ats_error *err);
 

@@ -40,7 +40,8 @@
  *
  * Topology uses the measure symmetrised, (M + Mᵀ)/2; with the default measure "jsd" the
  * numbers are exactly those of `attnscope topo` for the same text and head. Numbers are
- * written with 17 significant digits (9 for float32 attention), so they read back exactly.
+ * written by ats_json_number_format (core.h): 17 significant digits (9 for float32 attention),
+ * so they read back exactly; NaN null, an infinite distance "inf", an essential death null.
  *
  * Errors are JSON {"error": "message"} with status 400 (bad JSON, parameters out of range,
  * invalid UTF-8, too many tokens), 404 (unknown path), 405 (wrong method), 413 (body larger

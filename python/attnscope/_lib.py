@@ -174,6 +174,20 @@ ats_layout_force = _fn("ats_layout_force", ctypes.c_int, ctypes.c_size_t, c_doub
                        ctypes.c_double, ctypes.c_int, ctypes.c_int, c_double_p, P(Error))
 
 
+# core.h: the one writer of numbers into JSON (its rule for NaN and infinities is there)
+JSON_NUMBER_MAX = 32
+ATS_JSON_DEATH = 2
+ats_json_number_format = _fn("ats_json_number_format", ctypes.c_size_t, ctypes.c_double,
+                             ctypes.c_uint, ctypes.c_char_p)
+
+
+def json_number(v, flags=0):
+    """The JSON text the library writes for the double v (bytes)."""
+    buf = ctypes.create_string_buffer(JSON_NUMBER_MAX)
+    n = ats_json_number_format(float(v), flags, buf)
+    return buf.raw[:n]
+
+
 def check(status, err):
     """Raises AttnscopeError carrying the library's message when status is not OK."""
     if status != 0:

@@ -2,6 +2,7 @@
 (analysis.h), so that the numbers are the commands' by construction: `compare` (two texts head by
 head) and `heads` (distances between heads over a corpus)."""
 import ctypes
+import json
 import math
 import os
 from typing import Iterable, Optional, Sequence, Union
@@ -13,8 +14,10 @@ from .model import Model
 
 
 def _number(v: float):
-    """A JSON number as the commands write it: a float, None for NaN and ±inf."""
-    return v if math.isfinite(v) else None
+    """A number as the commands write it into JSON, read back: the float itself when finite,
+    else what the library writes (core.h, ats_json_number_format: None for NaN, "inf" and
+    "-inf" for infinities)."""
+    return v if math.isfinite(v) else json.loads(L.json_number(v))
 
 
 def compare(model: Model, texts: Sequence[str], layer: Optional[int] = None,
@@ -26,7 +29,7 @@ def compare(model: Model, texts: Sequence[str], layer: Optional[int] = None,
     the two texts' diagrams. Returns the same content as the command's JSON:
     {"bottleneck": {"0": x, "1": y}, "wasserstein": {...}, "q", "layer", "head", "tokens_a",
     "tokens_b"}, each value a number ("inf" for an infinite one, None for NaN) for one head, or
-    an [L][H] list (None where not finite) with all_heads=True (and no "layer", "head")."""
+    an [L][H] list of those with all_heads=True (and no "layer", "head")."""
     texts = list(texts)
     if len(texts) != 2:
         raise ValueError("compare takes exactly two texts")
@@ -54,8 +57,7 @@ def compare(model: Model, texts: Sequence[str], layer: Optional[int] = None,
     def per_dim(v):
         if all_heads:
             return {str(d): [[_number(float(x)) for x in row] for row in v[d]] for d in range(nd)}
-        return {str(d): "inf" if math.isinf(v[d, layer, head]) else _number(float(v[d, layer, head]))
-                for d in range(nd)}
+        return {str(d): _number(float(v[d, layer, head])) for d in range(nd)}
 
     doc = {"bottleneck": per_dim(b), "wasserstein": per_dim(w), "q": float(q)}
     if not all_heads:

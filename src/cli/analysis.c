@@ -113,6 +113,23 @@ double *attn_head(const ats_attention *s, size_t l, size_t h) {
     return m;
 }
 
+cJSON *analysis_json_number(double v, unsigned flags) {
+    char buf[ATS_JSON_NUMBER_MAX];
+    ats_json_number_format(v, flags, buf);
+    return cJSON_CreateRaw(buf);
+}
+
+cJSON *analysis_pairs_json(const ats_diagram *d) {
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < d->count; i++) {
+        cJSON *p = cJSON_CreateArray();
+        cJSON_AddItemToArray(p, analysis_json_number(d->pairs[2 * i], 0));
+        cJSON_AddItemToArray(p, analysis_json_number(d->pairs[2 * i + 1], ATS_JSON_DEATH));
+        cJSON_AddItemToArray(arr, p);
+    }
+    return arr;
+}
+
 ats_status analysis_json_write(const char *path, const cJSON *doc, ats_error *err) {
     char *text = cJSON_Print(doc);
     if (!text) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");

@@ -6,6 +6,7 @@
 
 #include "attnscope/analysis.h"
 #include "attnscope/core.h"
+#include "attnscope/diagram.h"
 #include "attnscope/render.h"
 
 #include <stdio.h>
@@ -59,6 +60,14 @@ struct cJSON;
 /* Writes a JSON document atomically to path (pretty-printed, newline-terminated) and prints the
  * path on stdout, as the commands list what they wrote. */
 ats_status analysis_json_write(const char *path, const struct cJSON *doc, ats_error *err);
+
+/* A number as a raw cJSON item written by ats_json_number_format (core.h: NaN null, infinities
+ * "inf"/"-inf", with ATS_JSON_DEATH an essential death null): cJSON's own printing keeps 15
+ * digits when they read back within an epsilon, and has its own rule for NaN and infinities. */
+struct cJSON *analysis_json_number(double v, unsigned flags);
+
+/* A diagram's points as [[birth, death], ...], the death of an essential class null. */
+struct cJSON *analysis_pairs_json(const ats_diagram *d);
 
 /* The default scales of a skeleton: the 10 %, 25 % and 50 % quantiles of the n points'
  * distances lower [n(n-1)/2], where it changes most. Returns how many (3; 1 for a single

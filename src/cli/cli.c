@@ -94,3 +94,8 @@ void ats_cli_remove_temporaries_on_signal(void) {
         sigaction(SIGNALS[i], &sa, NULL);
     }
 }
+
+void ats_cli_json_number(void *fp, double v, unsigned flags) {
+    char buf[ATS_JSON_NUMBER_MAX];
+    fwrite(buf, 1, ats_json_number_format(v, flags, buf), fp);
+}

@@ -55,4 +55,7 @@ int ats_cli_parse_long(const char *s, long lo, long hi, long *out);
 /* Parses --image-size: "H" (a square) or "HxW", each 1..16384 pixels. Returns 1 on success. */
 int ats_cli_parse_image_size(const char *s, int *height, int *width);
 
+/* Writes v into a JSON file as ats_json_number_format does (core.h); fp is a FILE *. */
+void ats_cli_json_number(void *fp, double v, unsigned flags);
+
 #endif

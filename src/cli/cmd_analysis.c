@@ -43,15 +43,6 @@ static char *figure_path(const analysis_args *a, const char *name, ats_error *er
     return analysis_path(a, name, a->format, err);
 }
 
-/* A number printed with all 17 significant digits: cJSON's own printing may drop the last
- * one, and results must survive the round trip exactly. Non-finite values become null. */
-static cJSON *num_json(double v) {
-    if (!isfinite(v)) return cJSON_CreateNull();
-    char buf[40];
-    snprintf(buf, sizeof buf, "%.17g", v);
-    return cJSON_CreateRaw(buf);
-}
-
 static cJSON *labels_json(const ats_attention *s) {
     cJSON *arr = cJSON_CreateArray();
     for (size_t i = 0; i < s->n; i++) cJSON_AddItemToArray(arr, cJSON_CreateString(s->labels[i]));
@@ -64,20 +55,9 @@ static cJSON *matrix_json(const double *m, size_t rows, size_t cols) {
         cJSON *row = cJSON_CreateArray();
         for (size_t j = 0; j < cols; j++) {
             double v = m[i * cols + j];
-            cJSON_AddItemToArray(row, num_json(v));
+            cJSON_AddItemToArray(row, analysis_json_number(v, 0));
         }
         cJSON_AddItemToArray(arr, row);
-    }
-    return arr;
-}
-
-static cJSON *pairs_json(const ats_diagram *d) {
-    cJSON *arr = cJSON_CreateArray();
-    for (size_t i = 0; i < d->count; i++) {
-        cJSON *p = cJSON_CreateArray();
-        cJSON_AddItemToArray(p, num_json(d->pairs[2 * i]));
-        cJSON_AddItemToArray(p, num_json(d->pairs[2 * i + 1]));
-        cJSON_AddItemToArray(arr, p);
     }
     return arr;
 }
@@ -225,7 +205,7 @@ static int run_graph(int argc, char **argv) {
     cJSON *doc = cJSON_CreateObject(), *inputs = cJSON_AddArrayToObject(doc, "inputs");
     cJSON_AddNumberToObject(doc, "layer", (double)a.layer);
     cJSON_AddNumberToObject(doc, "head", (double)a.head);
-    cJSON_AddNumberToObject(doc, "min_weight", min_weight);
+    cJSON_AddItemToObject(doc, "min_weight", analysis_json_number(min_weight, 0));
     for (size_t t = 0; t < count && !st; t++) {
         const ats_attention *s = &src[t];
         size_t n = s->n;
@@ -263,7 +243,7 @@ static int run_graph(int argc, char **argv) {
                     cJSON *e = cJSON_CreateArray();
                     cJSON_AddItemToArray(e, cJSON_CreateNumber((double)i));
                     cJSON_AddItemToArray(e, cJSON_CreateNumber((double)j));
-                    cJSON_AddItemToArray(e, num_json(w));
+                    cJSON_AddItemToArray(e, analysis_json_number(w, 0));
                     cJSON_AddItemToArray(edges, e);
                 }
             cJSON_AddItemToObject(in, "edges", edges);
@@ -435,12 +415,12 @@ static void input_suffix(char *buf, size_t n, size_t t) {
 static cJSON *persistence_json(const ats_rips_result *res, int max_dim) {
     cJSON *d = cJSON_CreateObject();
     cJSON_AddNumberToObject(d, "n_points", (double)res->n_points);
-    cJSON_AddItemToObject(d, "threshold", num_json(res->threshold));
+    cJSON_AddItemToObject(d, "threshold", analysis_json_number(res->threshold, 0));
     cJSON *dims = cJSON_AddArrayToObject(d, "dims");
     for (int k = 0; k <= max_dim; k++) {
         cJSON *e = cJSON_CreateObject();
         cJSON_AddNumberToObject(e, "dim", k);
-        cJSON_AddItemToObject(e, "pairs", pairs_json(&res->dims[k]));
+        cJSON_AddItemToObject(e, "pairs", analysis_pairs_json(&res->dims[k]));
         if (k == 1 && res->cycles) {
             cJSON *cyc = cJSON_AddArrayToObject(e, "cycles");
             for (size_t i = 0; i < res->dims[1].count; i++) {
@@ -622,7 +602,7 @@ static int run_topo(int argc, char **argv) {
                 size_t k;
                 ats_rips_clusters(n, lower, sc[q], labels, &k, NULL);
                 cJSON *c = cJSON_CreateObject();
-                cJSON_AddItemToObject(c, "scale", num_json(sc[q]));
+                cJSON_AddItemToObject(c, "scale", analysis_json_number(sc[q], 0));
                 cJSON *groups = cJSON_AddArrayToObject(c, "groups");
                 for (size_t g = 0; g < k; g++) {
                     cJSON *grp = cJSON_CreateArray();
@@ -668,7 +648,7 @@ static cJSON *per_dim_json(const double *vals, size_t nd, size_t L, size_t H, in
             cJSON_AddItemToObject(o, key, matrix_json(vals + d * L * H, L, H));
         else {
             double v = vals[(d * L + l0) * H + h0];
-            cJSON_AddItemToObject(o, key, isinf(v) ? cJSON_CreateString("inf") : num_json(v));
+            cJSON_AddItemToObject(o, key, analysis_json_number(v, 0));
         }
     }
     return o;
@@ -808,7 +788,7 @@ static int run_compare(int argc, char **argv) {
     if (!st) {
         cJSON_AddItemToObject(doc, "bottleneck", per_dim_json(bott, nd, L, H, all_heads, l0, h0));
         cJSON_AddItemToObject(doc, "wasserstein", per_dim_json(wass, nd, L, H, all_heads, l0, h0));
-        cJSON_AddNumberToObject(doc, "q", q);
+        cJSON_AddItemToObject(doc, "q", analysis_json_number(q, 0));
         if (!all_heads) {
             cJSON_AddNumberToObject(doc, "layer", (double)a.layer);
             cJSON_AddNumberToObject(doc, "head", (double)a.head);

@@ -191,8 +191,7 @@ static int word_mode(const char **models, size_t n_models, const char **texts, c
                 /* x: depth as a fraction, so models of different depth share the axis */
                 xs[m][l] = L1 > 1 ? (double)l / (double)(L1 - 1) : 0;
                 ys[m][l] = cosine(va + l * d, vb + l * d, d);
-                cJSON_AddItemToArray(sim, isnan(ys[m][l]) ? cJSON_CreateNull()
-                                                          : cJSON_CreateNumber(ys[m][l]));
+                cJSON_AddItemToArray(sim, analysis_json_number(ys[m][l], 0));
             }
             cJSON_AddItemToArray(arr, mj);
             snprintf(names[m], sizeof names[m], "%s", lm.info->model_type);
@@ -355,8 +354,8 @@ static int phrase_mode(const char *model, const char *phrase, const char *corpus
         cJSON_AddStringToObject(doc, "phrase", phrase);
         cJSON_AddNumberToObject(doc, "layer", (double)layer);
         cJSON_AddNumberToObject(doc, "contexts", (double)count);
-        cJSON_AddNumberToObject(doc, "mean_cosine_similarity", mean);
-        cJSON_AddNumberToObject(doc, "single_cluster_scale", merge);
+        cJSON_AddItemToObject(doc, "mean_cosine_similarity", analysis_json_number(mean, 0));
+        cJSON_AddItemToObject(doc, "single_cluster_scale", analysis_json_number(merge, 0));
         cJSON *ctx = cJSON_AddArrayToObject(doc, "lines");
         for (size_t i = 0; i < count; i++) {
             cJSON *c = cJSON_CreateObject();
@@ -368,14 +367,7 @@ static int phrase_mode(const char *model, const char *phrase, const char *corpus
         for (int k = 0; k < 2; k++) {
             cJSON *e = cJSON_CreateObject();
             cJSON_AddNumberToObject(e, "dim", k);
-            cJSON *pairs = cJSON_AddArrayToObject(e, "pairs");
-            for (size_t i = 0; i < res.dims[k].count; i++) {
-                cJSON *pr = cJSON_CreateArray();
-                cJSON_AddItemToArray(pr, cJSON_CreateNumber(res.dims[k].pairs[2 * i]));
-                double de = res.dims[k].pairs[2 * i + 1];
-                cJSON_AddItemToArray(pr, isinf(de) ? cJSON_CreateNull() : cJSON_CreateNumber(de));
-                cJSON_AddItemToArray(pairs, pr);
-            }
+            cJSON_AddItemToObject(e, "pairs", analysis_pairs_json(&res.dims[k]));
             cJSON_AddItemToArray(dj, e);
         }
         st = write_doc(out, doc, &err);

@@ -155,8 +155,8 @@ int ats_cmd_equivariance(int argc, char **argv) {
         cJSON *a = cJSON_AddArrayToObject(doc, "max_deviation_with_positions");
         cJSON *b = cJSON_AddArrayToObject(doc, "max_deviation_without_positions");
         for (size_t l = 0; l < L; l++) {
-            cJSON_AddItemToArray(a, cJSON_CreateNumber(dev_pos[l]));
-            cJSON_AddItemToArray(b, cJSON_CreateNumber(dev_nopos[l]));
+            cJSON_AddItemToArray(a, analysis_json_number(dev_pos[l], 0));
+            cJSON_AddItemToArray(b, analysis_json_number(dev_nopos[l], 0));
         }
         char path[4200];
         snprintf(path, sizeof path, "%s/equivariance.json", out);

@@ -709,14 +709,21 @@ static void write_summary(FILE *fp, const void *p) {
             c[ATS_HEADS_NOWORDS], c[ATS_HEADS_TRUNC_LINES], c[ATS_HEADS_TRUNC_TOKENS], s->seconds,
             s->seconds > 0 ? (double)c[ATS_HEADS_TOKENS] / s->seconds : 0.0);
     if (s->ao) {
-        fprintf(fp, ",\n  \"scale\": %.17g,\n  \"clusters\": %zu,\n  \"h0\": %zu,\n  \"h1\": %zu",
-                s->ao->scale, s->ao->n_clusters, s->ao->dg[0].count, s->ao->dg[1].count);
+        fputs(",\n  \"scale\": ", fp);
+        ats_cli_json_number(fp, s->ao->scale, 0);
+        fprintf(fp, ",\n  \"clusters\": %zu,\n  \"h0\": %zu,\n  \"h1\": %zu", s->ao->n_clusters,
+                s->ao->dg[0].count, s->ao->dg[1].count);
     }
-    if (s->joint)
-        fprintf(fp,
-                ",\n  \"between_models\": {\"bottleneck_h0\": %.17g, \"bottleneck_h1\": %.17g, "
-                "\"wasserstein1_h0\": %.17g, \"wasserstein1_h1\": %.17g}",
-                s->joint[0], s->joint[1], s->joint[2], s->joint[3]);
+    if (s->joint) {
+        static const char *const keys[4] = {"bottleneck_h0", "bottleneck_h1", "wasserstein1_h0",
+                                            "wasserstein1_h1"};
+        fputs(",\n  \"between_models\": {", fp);
+        for (int k = 0; k < 4; k++) {
+            fprintf(fp, "%s\"%s\": ", k ? ", " : "", keys[k]);
+            ats_cli_json_number(fp, s->joint[k], 0);
+        }
+        fputc('}', fp);
+    }
     fprintf(fp, "\n}\n");
 }
 

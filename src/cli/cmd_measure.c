@@ -462,13 +462,6 @@ static double freq_get(const freq_table *f, const char *s) {
     return 0;
 }
 
-static void json_number(FILE *fp, double v) {
-    if (isnan(v))
-        fputs("null", fp);
-    else
-        fprintf(fp, "%.17g", v);
-}
-
 static ats_status write_stats(const char *path, const double *tab, size_t L, size_t H, size_t docs,
                               ats_error *err) {
     size_t len = strlen(path), N = L * H;
@@ -491,7 +484,7 @@ static ats_status write_stats(const char *path, const double *tab, size_t L, siz
                 fputs(l ? ", [" : "[", fp);
                 for (size_t h = 0; h < H; h++) {
                     if (h) fputs(", ", fp);
-                    json_number(fp, tab[(size_t)s * N + l * H + h]);
+                    ats_cli_json_number(fp, tab[(size_t)s * N + l * H + h], 0);
                 }
                 fputc(']', fp);
             }

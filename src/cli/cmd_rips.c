@@ -91,25 +91,18 @@ static void print_result(FILE *fp, const ats_rips_result *r, const rips_args *a,
     }
 }
 
-static void json_number(FILE *fp, double v) {
-    if (isinf(v))
-        fputs("null", fp);
-    else
-        fprintf(fp, "%.17g", v);
-}
-
 static void json_result(FILE *fp, const ats_rips_result *r, int cocycles) {
     fprintf(fp, "{\"n_points\":%zu,\"threshold\":", r->n_points);
-    json_number(fp, r->threshold);
+    ats_cli_json_number(fp, r->threshold, 0);
     fputs(",\"dims\":[", fp);
     for (int k = 0; k <= r->max_dim; k++) {
         const ats_diagram *d = &r->dims[k];
         fprintf(fp, "%s{\"dim\":%d,\"pairs\":[", k ? "," : "", k);
         for (size_t i = 0; i < d->count; i++) {
             fputs(i ? ",[" : "[", fp);
-            json_number(fp, d->pairs[2 * i]);
+            ats_cli_json_number(fp, d->pairs[2 * i], 0);
             fputc(',', fp);
-            json_number(fp, d->pairs[2 * i + 1]);
+            ats_cli_json_number(fp, d->pairs[2 * i + 1], ATS_JSON_DEATH);
             fputc(']', fp);
         }
         fputc(']', fp);

@@ -224,23 +224,18 @@ static ats_status figures(const char *out, const char *fmt, const char *stem, co
 static cJSON *diagrams_json(const vision_run *r) {
     cJSON *dims = cJSON_CreateArray();
     for (int k = 0; k < 2; k++) {
-        cJSON *e = cJSON_CreateObject(), *pairs = cJSON_AddArrayToObject(e, "pairs");
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddItemToObject(e, "pairs", analysis_pairs_json(&r->res.dims[k]));
         cJSON_AddNumberToObject(e, "dim", k);
-        for (size_t i = 0; i < r->res.dims[k].count; i++) {
-            cJSON *p = cJSON_CreateArray();
-            double b = r->res.dims[k].pairs[2 * i], d = r->res.dims[k].pairs[2 * i + 1];
-            cJSON_AddItemToArray(p, cJSON_CreateNumber(b));
-            cJSON_AddItemToArray(p, isinf(d) ? cJSON_CreateNull() : cJSON_CreateNumber(d));
-            cJSON_AddItemToArray(pairs, p);
-        }
         cJSON_AddItemToArray(dims, e);
     }
     return dims;
 }
 
-/* {"bottleneck":[H0,H1],"wasserstein":[H0,H1]} between two runs. */
-static ats_status distances(const vision_run *a, const vision_run *b, cJSON **out, double *w1,
-                            ats_error *err) {
+/* {"bottleneck":[H0,H1],"wasserstein":[H0,H1]} between two runs, also into b1 and w1 when
+ * given. */
+static ats_status distances(const vision_run *a, const vision_run *b, cJSON **out, double *b1,
+                            double *w1, ats_error *err) {
     cJSON *o = cJSON_CreateObject(), *bj = cJSON_AddArrayToObject(o, "bottleneck"),
           *wj = cJSON_AddArrayToObject(o, "wasserstein");
     ats_status st = ATS_OK;
@@ -250,10 +245,9 @@ static ats_status distances(const vision_run *a, const vision_run *b, cJSON **ou
         if (!st)
             st = ats_wasserstein_distance(&a->res.dims[k], &b->res.dims[k], NULL, &wd, NULL, err);
         if (!st) {
-            cJSON_AddItemToArray(bj,
-                                 isinf(bd) ? cJSON_CreateString("inf") : cJSON_CreateNumber(bd));
-            cJSON_AddItemToArray(wj,
-                                 isinf(wd) ? cJSON_CreateString("inf") : cJSON_CreateNumber(wd));
+            cJSON_AddItemToArray(bj, analysis_json_number(bd, 0));
+            cJSON_AddItemToArray(wj, analysis_json_number(wd, 0));
+            if (b1) b1[k] = bd;
             if (w1) w1[k] = wd;
         }
     }
@@ -408,18 +402,17 @@ int ats_cmd_vision(int argc, char **argv) {
             snprintf(stem, sizeof stem, "%zu_%s", t + 1, kind);
             if (!st) st = figures(out, fmt, stem, kind, &pimg, &sz, patch, &prun, sc, ns, &err);
             cJSON *pj = NULL;
-            if (!st) st = distances(&run, &prun, &pj, NULL, &err);
+            double bott[2];
+            if (!st) st = distances(&run, &prun, &pj, bott, NULL, &err);
             if (pj) {
                 cJSON_AddStringToObject(pj, "kind", kind);
-                cJSON_AddNumberToObject(pj, "strength", strength);
+                cJSON_AddItemToObject(pj, "strength", analysis_json_number(strength, 0));
                 cJSON_AddItemToObject(pj, "dims", diagrams_json(&prun));
                 cJSON_AddItemToObject(ij, "perturbed", pj);
             }
             if (!st)
                 fprintf(stderr, "%s: %s changes the diagrams by bottleneck %g (H0), %g (H1)\n",
-                        images[t], kind,
-                        cJSON_GetArrayItem(cJSON_GetObjectItem(pj, "bottleneck"), 0)->valuedouble,
-                        cJSON_GetArrayItem(cJSON_GetObjectItem(pj, "bottleneck"), 1)->valuedouble);
+                        images[t], kind, bott[0], bott[1]);
             ats_image_free(&pimg);
             run_free(&prun);
         }
@@ -427,7 +420,7 @@ int ats_cmd_vision(int argc, char **argv) {
         if (!st && t > 0) {
             cJSON *dj = NULL;
             double w[2];
-            st = distances(&prev, &run, &dj, w, &err);
+            st = distances(&prev, &run, &dj, NULL, w, &err);
             if (dj) {
                 cJSON_AddNumberToObject(dj, "from", (double)t - 1);
                 cJSON_AddNumberToObject(dj, "to", (double)t);

@@ -62,7 +62,7 @@ static void reply_json(srv_reply *r, cJSON *doc) {
     r->content_type = "application/json";
 }
 
-/* ---- JSON numbers written directly: %.17g round-trips a double, %.9g a float */
+/* ---- JSON written directly, numbers by ats_json_number_format (core.h) */
 
 typedef struct sbuf {
     char *p;
@@ -88,11 +88,9 @@ static void sb_put(sbuf *b, const char *s, size_t n) {
     b->p[b->len] = '\0';
 }
 
-static void sb_num(sbuf *b, double v, int is_float) {
-    char tmp[40];
-    int k = isfinite(v) ? snprintf(tmp, sizeof tmp, is_float ? "%.9g" : "%.17g", v)
-                        : snprintf(tmp, sizeof tmp, "null");
-    sb_put(b, tmp, (size_t)k);
+static void sb_num(sbuf *b, double v, unsigned flags) {
+    char tmp[ATS_JSON_NUMBER_MAX];
+    sb_put(b, tmp, ats_json_number_format(v, flags, tmp));
 }
 
 /* A raw JSON item holding a [rows][cols] matrix (rows == 0: a flat vector of cols). */
@@ -104,7 +102,7 @@ static cJSON *raw_matrix(const double *d, const float *f, size_t rows, size_t co
         sb_put(&b, i ? ",[" : "[", i ? 2 : 1);
         for (size_t j = 0; j < cols; j++) {
             if (j) sb_put(&b, ",", 1);
-            sb_num(&b, d ? d[i * cols + j] : (double)f[i * cols + j], !d);
+            sb_num(&b, d ? d[i * cols + j] : (double)f[i * cols + j], d ? 0 : ATS_JSON_FLOAT);
         }
         sb_put(&b, "]", 1);
     }
@@ -114,12 +112,11 @@ static cJSON *raw_matrix(const double *d, const float *f, size_t rows, size_t co
     return item;
 }
 
-/* A double written exactly (%.17g; null when not finite): cJSON's own printing settles for 15
- * digits when they read back within an epsilon. */
-static cJSON *exact_number(double v) {
-    char tmp[40];
-    if (!isfinite(v)) return cJSON_CreateNull();
-    snprintf(tmp, sizeof tmp, "%.17g", v);
+/* cJSON's own printing settles for 15 digits when they read back within an epsilon, and has
+ * its own rule for NaN and infinities. */
+static cJSON *exact_number(double v, unsigned flags) {
+    char tmp[ATS_JSON_NUMBER_MAX];
+    ats_json_number_format(v, flags, tmp);
     return cJSON_CreateRaw(tmp);
 }
 
@@ -375,7 +372,7 @@ static double lower_at(const double *lower, size_t i, size_t j) {
 static cJSON *diagrams_json(const ats_rips_result *res) {
     cJSON *doc = cJSON_CreateObject();
     cJSON_AddNumberToObject(doc, "n_points", (double)res->n_points);
-    cJSON_AddItemToObject(doc, "threshold", exact_number(res->threshold));
+    cJSON_AddItemToObject(doc, "threshold", exact_number(res->threshold, 0));
     cJSON *dims = cJSON_AddArrayToObject(doc, "dims");
     for (int k = 0; k <= res->max_dim; k++) {
         cJSON *e = cJSON_CreateObject();
@@ -387,7 +384,7 @@ static cJSON *diagrams_json(const ats_rips_result *res) {
             sb_put(&b, i ? ",[" : "[", i ? 2 : 1);
             sb_num(&b, d->pairs[2 * i], 0);
             sb_put(&b, ",", 1);
-            sb_num(&b, d->pairs[2 * i + 1], 0); /* +inf (essential) is written null */
+            sb_num(&b, d->pairs[2 * i + 1], ATS_JSON_DEATH);
             sb_put(&b, "]", 1);
         }
         sb_put(&b, "]", 1);
@@ -423,7 +420,7 @@ static ats_status text_json(const srv_text *t, const srv_head *r, const params *
     cJSON_AddItemToObject(o, "matrix", raw_matrix(r->matrix, NULL, n, n));
     double range[3] = {r->dmin, r->dmax, r->median};
     cJSON_AddItemToObject(o, "distance_range", raw_matrix(range, NULL, 0, 2));
-    cJSON_AddItemToObject(o, "distance_median", exact_number(r->median));
+    cJSON_AddItemToObject(o, "distance_median", exact_number(r->median, 0));
     cJSON_AddItemToObject(o, "diagrams", diagrams_json(&r->rips));
     /* H1 classes as the tokens around their loops */
     cJSON *cycles = cJSON_AddArrayToObject(o, "cycles");
@@ -431,9 +428,9 @@ static ats_status text_json(const srv_text *t, const srv_head *r, const params *
         for (size_t i = 0; i < r->rips.dims[1].count; i++) {
             const ats_representative *rep = &r->rips.cycles[i];
             cJSON *c = cJSON_CreateObject();
-            cJSON_AddItemToObject(c, "birth", exact_number(r->rips.dims[1].pairs[2 * i]));
+            cJSON_AddItemToObject(c, "birth", exact_number(r->rips.dims[1].pairs[2 * i], 0));
             double death = r->rips.dims[1].pairs[2 * i + 1];
-            cJSON_AddItemToObject(c, "death", exact_number(death));
+            cJSON_AddItemToObject(c, "death", exact_number(death, ATS_JSON_DEATH));
             cJSON *edges = cJSON_AddArrayToObject(c, "edges");
             unsigned char *on = calloc(n, 1);
             for (size_t q = 0; q < rep->count; q++) {
@@ -588,7 +585,7 @@ void srv_api_analyze(ats_server *srv, const cJSON *req, srv_reply *reply) {
     cJSON_AddNumberToObject(doc, "layer", (double)p.layer);
     cJSON_AddNumberToObject(doc, "head", (double)p.head);
     cJSON_AddStringToObject(doc, "measure", MEASURE_NAMES[p.measure]);
-    cJSON_AddItemToObject(doc, "threshold", exact_number(threshold));
+    cJSON_AddItemToObject(doc, "threshold", exact_number(threshold, 0));
     cJSON *texts = cJSON_AddArrayToObject(doc, "texts");
     for (size_t i = 0; i < count && !st; i++) {
         cJSON *o = NULL;
@@ -609,16 +606,8 @@ void srv_api_analyze(ats_server *srv, const cJSON *req, srv_reply *reply) {
                                               NULL, &err);
             cJSON *e = cJSON_CreateObject();
             cJSON_AddNumberToObject(e, "dim", d);
-            double bw[2] = {b, w};
-            sbuf sb = {0};
-            sb_num(&sb, bw[0], 0);
-            cJSON_AddItemToObject(e, "bottleneck",
-                                  sb.oom ? cJSON_CreateNull() : cJSON_CreateRaw(sb.p));
-            sb.len = 0;
-            sb_num(&sb, bw[1], 0);
-            cJSON_AddItemToObject(e, "wasserstein",
-                                  sb.oom ? cJSON_CreateNull() : cJSON_CreateRaw(sb.p));
-            free(sb.p);
+            cJSON_AddItemToObject(e, "bottleneck", exact_number(b, 0));
+            cJSON_AddItemToObject(e, "wasserstein", exact_number(w, 0));
             cJSON_AddItemToArray(dims, e);
         }
     }

@@ -554,14 +554,8 @@ ats_status ats_diagram_write_pairs(const char *path, const ats_diagram *d, ats_e
 }
 
 static void put_json_coord(FILE *fp, double v, int is_death) {
-    if (isinf(v)) {
-        if (is_death && v > 0)
-            fputs("null", fp);
-        else
-            fputs(v > 0 ? "\"inf\"" : "\"-inf\"", fp);
-    } else {
-        fprintf(fp, "%.17g", v);
-    }
+    char buf[ATS_JSON_NUMBER_MAX];
+    fwrite(buf, 1, ats_json_number_format(v, is_death ? ATS_JSON_DEATH : 0, buf), fp);
 }
 
 ats_status ats_diagram_write_json(const char *path, size_t count, const ats_diagram *diagrams,

@@ -72,6 +72,56 @@ def test_diagram_distances_against_gudhi():
     assert attnscope.bottleneck(np.array([[0, np.inf]]), np.zeros((0, 2))) == math.inf
 
 
+def _strict_json(text):
+    """json.loads refusing NaN and Infinity, which are not JSON (Python accepts them)."""
+    def refuse(name):
+        raise ValueError(f"{name} is not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_numbers_follow_one_rule(tmp_path):
+    # core.h: finite -> a number that reads back as the same double (float with ATS_JSON_FLOAT),
+    # NaN -> null, +-inf -> "inf"/"-inf", and +inf -> null for a death (ATS_JSON_DEATH)
+    from attnscope import _lib
+    values = [0.0, -0.0, 1.0, 0.1, 1 / 3, -2.5e-7, 5e-324, 2.2250738585072014e-308,
+              -1.7976931348623157e308, 123456789.0, math.nan, math.inf, -math.inf]
+    for flags in (0, 1, _lib.ATS_JSON_DEATH):
+        for v in values:
+            got = _strict_json(_lib.json_number(v, flags))
+            if math.isnan(v):
+                assert got is None
+            elif math.isinf(v):
+                assert got == (None if v > 0 and flags == _lib.ATS_JSON_DEATH else
+                               ("inf" if v > 0 else "-inf"))
+            elif flags == 1:
+                assert np.float32(got) == np.float32(v)
+            else:
+                assert got == v
+    # a diagram file holds infinities in both coordinates and reads back the same
+    lib = _lib.lib
+    lib.ats_diagram_write_json.argtypes = [ctypes.c_char_p, ctypes.c_size_t,
+                                           _lib.P(_lib.Diagram), _lib.c_int32_p, _lib.P(_lib.Error)]
+    lib.ats_diagram_read.argtypes = [ctypes.c_char_p, ctypes.c_int, _lib.P(_lib.Diagram),
+                                     _lib.P(_lib.Error)]
+    lib.ats_diagram_free.argtypes = [_lib.P(_lib.Diagram)]
+    pairs = np.array([[0.1, math.inf], [-math.inf, 0.5], [0.25, 1 / 3], [1.0, -math.inf]])
+    d = _lib.Diagram(len(pairs), _lib.as_double_ptr(pairs))
+    dims = np.array([1], np.int32)
+    path = str(tmp_path / "d.json").encode()
+    err = _lib.Error()
+    _lib.check(lib.ats_diagram_write_json(path, 1, ctypes.byref(d), dims.ctypes.data_as(_lib.c_int32_p),
+                                          ctypes.byref(err)), err)
+    doc = _strict_json(open(path).read())
+    assert doc["dims"][0]["pairs"] == [[0.1, None], ["-inf", 0.5], [0.25, 1 / 3], [1.0, "-inf"]]
+    back = _lib.Diagram()
+    _lib.check(lib.ats_diagram_read(path, 1, ctypes.byref(back), ctypes.byref(err)), err)
+    try:
+        got = np.ctypeslib.as_array(back.pairs, shape=(back.count, 2)).copy()
+    finally:
+        lib.ats_diagram_free(ctypes.byref(back))
+    assert np.array_equal(got, pairs)
+
+
 def test_clusters_and_layout():
     d = np.array([[0, 0.1, 5, 5], [0.1, 0, 5, 5], [5, 5, 0, 0.2], [5, 5, 0.2, 0]], float)
     assert attnscope.clusters(d, 0.5).tolist() == [0, 0, 1, 1]
@@ -267,7 +317,8 @@ MIRRORS = {"Error": "ats_error", "Diagram": "ats_diagram", "Matching": "ats_matc
 
 # Constants the package repeats from the headers.
 CONSTANTS = {"HEADS_COUNT": "ATS_HEADS_COUNT", "STAT_COUNT": "ATS_STAT_COUNT",
-             "RIPS_MAX_DIM": "ATS_RIPS_MAX_DIM"}
+             "RIPS_MAX_DIM": "ATS_RIPS_MAX_DIM", "JSON_NUMBER_MAX": "ATS_JSON_NUMBER_MAX",
+             "ATS_JSON_DEATH": "ATS_JSON_DEATH"}
 
 
 def test_struct_mirrors_match_the_headers(tmp_path):
