@@ -7,7 +7,9 @@
  *
  * A metric is given as its strict lower triangle, row by row:
  *   lower[i*(i-1)/2 + j] = d(i, j) for 0 <= j < i < n          (double [n*(n-1)/2])
- * which is Ripser's "lower-distance" layout. Helpers build it from full matrices and points. */
+ * which is Ripser's "lower-distance" layout (its compressed_lower_distance_matrix). Helpers build
+ * it from full matrices and points; ats_lower_index and ats_lower_at (below) read and write it,
+ * so that no caller writes the index arithmetic again. */
 #ifndef ATTNSCOPE_RIPS_H
 #define ATTNSCOPE_RIPS_H
 
@@ -83,6 +85,21 @@ void ats_simplex_vertices(int64_t index, int k, size_t n, int32_t *vertices);
  * (single-linkage clusters), numbered 0.. in order of their smallest point. */
 ats_status ats_rips_clusters(size_t n, const double *lower, double scale, int32_t *labels,
                              size_t *n_clusters, ats_error *err);
+
+/* ---- the lower triangle */
+
+/* n points and their strict lower triangle d ([n*(n-1)/2], as above): what the calls below take
+ * as (n, lower), named together for reading a metric. ats_metric_from_full builds d. */
+typedef struct ats_lower {
+    size_t n;
+    const double *d;
+} ats_lower;
+
+/* The position of d(i, j) in a lower triangle, i != j, in either order of i and j. */
+size_t ats_lower_index(size_t i, size_t j);
+
+/* d(i, j) of m: 0 on the diagonal. */
+double ats_lower_at(const ats_lower *m, size_t i, size_t j);
 
 /* ---- building metrics */
 

@@ -914,7 +914,7 @@ int ats_cmd_heads(int argc, char **argv) {
                     }
                     for (size_t i = 1; i < Nk; i++)
                         for (size_t j = 0; j < i; j++)
-                            lk[i * (i - 1) / 2 + j] = D[(off + i) * N + off + j];
+                            lk[ats_lower_index(i, j)] = D[(off + i) * N + off + j];
                     char prefix[16], title[128];
                     snprintf(prefix, sizeof prefix, "model%d_", k + 1);
                     snprintf(title, sizeof title, "model %d (%s), word level", k + 1, snames[k]);

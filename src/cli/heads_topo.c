@@ -1,5 +1,6 @@
 /* Analyses of a head matrix for `attnscope heads`: names, single-linkage dendrogram, MDS. */
 #include "heads.h"
+#include "attnscope/rips.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -8,16 +9,6 @@
 
 void heads_name(char *buf, size_t n, const char *prefix, size_t l, size_t h) {
     snprintf(buf, n, "%sL%zuH%zu", prefix ? prefix : "", l, h);
-}
-
-static double lower_at(const double *lower, size_t i, size_t j) {
-    if (i == j) return 0.0;
-    if (i < j) {
-        size_t t = i;
-        i = j;
-        j = t;
-    }
-    return lower[i * (i - 1) / 2 + j];
 }
 
 typedef struct edge {
@@ -41,6 +32,7 @@ static size_t uf_find(size_t *parent, size_t x) {
 }
 
 ats_status heads_single_linkage(size_t N, const double *lower, double *merges, ats_error *err) {
+    const ats_lower metric = {N, lower};
     if (N < 2) return ATS_OK;
     /* Prim's minimum spanning tree (O(N²)), then its edges in order of weight. */
     edge *mst = malloc((N - 1) * sizeof *mst);
@@ -68,7 +60,7 @@ ats_status heads_single_linkage(size_t N, const double *lower, double *merges, a
         size_t next = N;
         for (size_t i = 0; i < N; i++) {
             if (in[i]) continue;
-            double d = lower_at(lower, cur, i);
+            double d = ats_lower_at(&metric, cur, i);
             if (d < best[i]) {
                 best[i] = d;
                 from[i] = cur;
@@ -109,6 +101,7 @@ ats_status heads_single_linkage(size_t N, const double *lower, double *merges, a
 }
 
 ats_status heads_mds(size_t N, const double *lower, int dim, double *xy, ats_error *err) {
+    const ats_lower metric = {N, lower};
     size_t NN;
     if (!ats_size_mul(N, N, &NN))
         return ats_error_set(err, ATS_ERR_RANGE, "MDS: %zu points is too many", N);
@@ -127,7 +120,7 @@ ats_status heads_mds(size_t N, const double *lower, int dim, double *xy, ats_err
     for (size_t i = 0; i < N; i++) {
         double r = 0;
         for (size_t j = 0; j < N; j++) {
-            double d = lower_at(lower, i, j);
+            double d = ats_lower_at(&metric, i, j);
             B[i * N + j] = d * d;
             r += d * d;
         }

@@ -14,19 +14,10 @@ void ats_graph_options_init(ats_graph_options *opt) {
     opt->show_labels = 1;
 }
 
-static double ldist(const double *lower, size_t i, size_t j) {
-    if (i == j) return 0.0;
-    if (i < j) {
-        size_t t = i;
-        i = j;
-        j = t;
-    }
-    return lower[i * (i - 1) / 2 + j];
-}
-
 /* Top `dim` eigenvectors of the double-centred squared distances (classical MDS), by power
  * iteration with deflation; pos [n][dim]. Deterministic. */
 static int classical_mds(size_t n, const double *lower, int dim, double *pos) {
+    const ats_lower metric = {n, lower};
     double *b = malloc(n * n * sizeof *b), *v = malloc(n * sizeof *v), *w = malloc(n * sizeof *w);
     double *row = calloc(n, sizeof *row);
     if (!b || !v || !w || !row) {
@@ -39,7 +30,7 @@ static int classical_mds(size_t n, const double *lower, int dim, double *pos) {
     double all = 0;
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < n; j++) {
-            double d = ldist(lower, i, j);
+            double d = ats_lower_at(&metric, i, j);
             b[i * n + j] = d * d;
             row[i] += d * d / (double)n;
         }
@@ -101,6 +92,7 @@ static void normalise(size_t n, int dim, double *pos) {
 
 ats_status ats_layout_force(size_t n, const double *lower, double scale, int dim, int iterations,
                             double *pos, ats_error *err) {
+    const ats_lower metric = {n, lower};
     if (dim != 2 && dim != 3)
         return ats_error_set(err, ATS_ERR_INVALID, "layout: dimension must be 2 or 3");
     if (n > 8192) return ats_error_set(err, ATS_ERR_RANGE, "layout: %zu points is too many", n);
@@ -126,7 +118,7 @@ ats_status ats_layout_force(size_t n, const double *lower, double scale, int dim
     }
     for (size_t i = 0, p = 0; i < n; i++)
         for (size_t j = i + 1; j < n; j++, p++) {
-            double dij = ldist(lower, i, j);
+            double dij = ats_lower_at(&metric, i, j);
             pull[p] = dij <= scale && scale > 0 ? (1.0 - dij / scale + 0.1) / kk : 0.0;
         }
     for (int it = 0; it < iterations; it++) {
@@ -185,6 +177,7 @@ static void cluster_colour(int32_t c, size_t size, double *r, double *g, double 
 /* Draws the skeleton into the square (x, y, side). */
 static int draw_skeleton(canvas *c, size_t n, const double *lower, double scale, const double *pos,
                          const ats_graph_options *opt, double x, double y, double side) {
+    const ats_lower metric = {n, lower};
     cairo_t *cr = c->cr;
     int32_t *labels = malloc((n ? n : 1) * sizeof *labels);
     size_t *sizes = calloc(n ? n : 1, sizeof *sizes);
@@ -204,9 +197,10 @@ static int draw_skeleton(canvas *c, size_t n, const double *lower, double scale,
         cairo_set_source_rgba(cr, 0.25, 0.45, 0.85, 0.07);
         for (size_t a = 2; a < n; a++)
             for (size_t b = 1; b < a; b++) {
-                if (ldist(lower, a, b) > scale) continue;
+                if (ats_lower_at(&metric, a, b) > scale) continue;
                 for (size_t d = 0; d < b; d++)
-                    if (ldist(lower, a, d) <= scale && ldist(lower, b, d) <= scale) {
+                    if (ats_lower_at(&metric, a, d) <= scale &&
+                        ats_lower_at(&metric, b, d) <= scale) {
                         cairo_move_to(cr, X(a), Y(a));
                         cairo_line_to(cr, X(b), Y(b));
                         cairo_line_to(cr, X(d), Y(d));
@@ -218,7 +212,7 @@ static int draw_skeleton(canvas *c, size_t n, const double *lower, double scale,
     cairo_set_line_width(cr, n > 200 ? 0.4 : 0.8);
     for (size_t a = 1; a < n; a++)
         for (size_t b = 0; b < a; b++) {
-            double d = ldist(lower, a, b);
+            double d = ats_lower_at(&metric, a, b);
             if (d > scale) continue;
             double t = scale > 0 ? 1 - d / scale : 1;
             cairo_set_source_rgba(cr, 0.2, 0.2, 0.3, 0.25 + 0.6 * t);

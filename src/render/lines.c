@@ -185,7 +185,7 @@ ats_status ats_render_patch_skeleton(const char *path, const uint8_t *rgb, int w
         cairo_set_line_width(cr, 0.9);
         for (size_t a = 1; a < n; a++)
             for (size_t b = 0; b < a; b++) {
-                double d = lower[a * (a - 1) / 2 + b];
+                double d = lower[ats_lower_index(a, b)];
                 if (d > scales[s]) continue;
                 double t = scales[s] > 0 ? 1 - d / scales[s] : 1;
                 cairo_set_source_rgba(cr, 1.0, 0.95, 0.3, 0.25 + 0.6 * t);

@@ -357,15 +357,6 @@ static ats_status head_get(ats_server *srv, srv_text *t, const params *p, srv_he
     return ATS_OK;
 }
 
-static double lower_at(const double *lower, size_t i, size_t j) {
-    if (i < j) {
-        size_t t = i;
-        i = j;
-        j = t;
-    }
-    return lower[i * (i - 1) / 2 + j];
-}
-
 /* The format of `attnscope rips --json`: n_points, threshold, and per dimension the pairs
  * (death null when essential) and, for H1, each class's cycle as [vertex, vertex, coefficient]
  * edges. */
@@ -411,6 +402,7 @@ static cJSON *diagrams_json(const ats_rips_result *res) {
 /* Everything the viewer draws for one text at the threshold. */
 static ats_status text_json(const srv_text *t, const srv_head *r, const params *p, double threshold,
                             cJSON **out, ats_error *err) {
+    const ats_lower metric = {r->n, r->lower};
     size_t n = r->n;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddItemToObject(o, "tokens", strings_json(t->labels, n));
@@ -475,13 +467,13 @@ static ats_status text_json(const srv_text *t, const srv_head *r, const params *
     char tmp[64];
     for (size_t i = 0; i < n; i++)
         for (size_t j = i + 1; j < n; j++) {
-            if (!(lower_at(r->lower, i, j) <= threshold)) continue;
+            if (!(ats_lower_at(&metric, i, j) <= threshold)) continue;
             int k = snprintf(tmp, sizeof tmp, "%s[%zu,%zu]", n_edges ? "," : "", i, j);
             sb_put(&eb, tmp, (size_t)k);
             n_edges++;
             for (size_t q = j + 1; q < n; q++) {
-                if (!(lower_at(r->lower, i, q) <= threshold) ||
-                    !(lower_at(r->lower, j, q) <= threshold))
+                if (!(ats_lower_at(&metric, i, q) <= threshold) ||
+                    !(ats_lower_at(&metric, j, q) <= threshold))
                     continue;
                 if (n_tri == MAX_TRIANGLES) {
                     truncated = 1;

@@ -1,6 +1,7 @@
 /* Reading and building finite metrics: Ripser's text formats, NumPy arrays, point clouds.
  * Every value is checked and every error names the file, the row and the column. */
 #include "attnscope/rips.h"
+#include "lower.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -10,6 +11,14 @@
 #include <string.h>
 
 #define METRIC_MAX_POINTS ((size_t)1 << 20)
+
+size_t ats_lower_index(size_t i, size_t j) {
+    return lower_index(i, j);
+}
+
+double ats_lower_at(const ats_lower *m, size_t i, size_t j) {
+    return i == j ? 0.0 : m->d[lower_index(i, j)];
+}
 
 static int is_sep(char c) {
     return c == ',' || c == ' ' || c == '\t' || c == ';' || c == '\r';
@@ -170,7 +179,7 @@ ats_status ats_metric_from_full(size_t n, const double *full, int symmetrize, co
                                      "%s: row %zu, column %zu: matrix is not symmetric (%.17g vs "
                                      "%.17g at row %zu, column %zu); use --symmetrize",
                                      name, i + 1, j + 1, a, b, j + 1, i + 1);
-            lower[i * (i - 1) / 2 + j] = symmetrize ? 0.5 * (a + b) : a;
+            lower[lower_index(i, j)] = symmetrize ? 0.5 * (a + b) : a;
         }
     }
     return ATS_OK;
@@ -190,7 +199,7 @@ ats_status ats_metric_from_points(size_t n, size_t dim, const double *points, do
                 double t = points[i * dim + k] - points[j * dim + k];
                 s += t * t;
             }
-            lower[i * (i - 1) / 2 + j] = sqrt(s);
+            lower[lower_index(i, j)] = sqrt(s);
         }
     return ATS_OK;
 }

@@ -10,6 +10,7 @@
  * Entries pack the coefficient in the top bits of the simplex index so that a heap entry is
  * 16 bytes: (diameter, index | coef << index_bits). */
 #include "attnscope/rips.h"
+#include "lower.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -95,13 +96,7 @@ static inline int64_t binom(const rips *r, int64_t v, int k) {
 }
 
 static inline double dist(const rips *r, int64_t i, int64_t j) {
-    if (i == j) return 0.0;
-    if (i < j) {
-        int64_t t = i;
-        i = j;
-        j = t;
-    }
-    return r->lower[(size_t)(i * (i - 1) / 2 + j)];
+    return i == j ? 0.0 : r->lower[lower_index((size_t)i, (size_t)j)];
 }
 
 static inline int64_t e_index(const rips *r, entry e) {
@@ -649,16 +644,15 @@ static int compute_dim0(rips *r, entry_vec *edges, entry_vec *columns) {
             for (size_t t = r->nb_start[i]; t < r->nb_start[i + 1]; t++) {
                 size_t j = (size_t)r->nb[t].v;
                 if (j >= i) continue;
-                if (!vec_push(r, edges,
-                              make_entry(r, r->nb[t].d, (int64_t)(i * (i - 1) / 2 + j), 1)))
+                if (!vec_push(r, edges, make_entry(r, r->nb[t].d, (int64_t)lower_index(i, j), 1)))
                     return 0;
             }
     } else {
         for (size_t i = 1; i < n; i++)
             for (size_t j = 0; j < i; j++) {
-                double d = r->lower[i * (i - 1) / 2 + j];
-                if (d <= r->threshold &&
-                    !vec_push(r, edges, make_entry(r, d, (int64_t)(i * (i - 1) / 2 + j), 1)))
+                size_t e = lower_index(i, j);
+                double d = r->lower[e];
+                if (d <= r->threshold && !vec_push(r, edges, make_entry(r, d, (int64_t)e, 1)))
                     return 0;
             }
     }
@@ -916,7 +910,7 @@ static void push_boundary(rips *r, heap *h, const int32_t *v, uint32_t factor) {
     static const int drop[3] = {0, 1, 2};
     for (int t = 0; t < 3; t++) {
         int32_t x = drop[t] == 0 ? v[1] : v[0], y = drop[t] == 2 ? v[1] : v[2];
-        int64_t idx = (int64_t)x * (x - 1) / 2 + y;
+        int64_t idx = (int64_t)lower_index((size_t)x, (size_t)y);
         uint32_t c = (t == 1) ? mod_mul(r->modulus - 1, factor, r->modulus) : factor;
         heap_push(r, h, reversed(r, make_entry(r, dist(r, x, y), idx, c)));
     }
@@ -944,8 +938,7 @@ static void essential_cycle(rips *r, entry e, ats_representative *rep) {
         for (size_t w = 0; w < n; w++) {
             if (prev[w] >= 0 || (int32_t)w == u) continue;
             double d = dist(r, u, (int64_t)w);
-            int64_t idx = u > (int32_t)w ? (int64_t)u * (u - 1) / 2 + (int64_t)w
-                                         : (int64_t)w * ((int64_t)w - 1) / 2 + u;
+            int64_t idx = (int64_t)lower_index((size_t)u, w);
             entry f = make_entry(r, d, idx, 1);
             if (d > r->threshold || !filt_before(r, f, e)) continue;
             prev[w] = u;
@@ -1077,7 +1070,7 @@ ats_status ats_metric_check(size_t n, const double *lower, const char *name, ats
     if (!name) name = "distance matrix";
     for (size_t i = 1; i < n; i++)
         for (size_t j = 0; j < i; j++) {
-            double d = lower[i * (i - 1) / 2 + j];
+            double d = lower[lower_index(i, j)];
             if (!(d >= 0.0) || isinf(d))
                 return ats_error_set(err, ATS_ERR_INVALID,
                                      "%s: row %zu, column %zu: distance %g is not a finite "
@@ -1374,7 +1367,7 @@ ats_status ats_rips_clusters(size_t n, const double *lower, double scale, int32_
     for (size_t i = 0; i < n; i++) parent[i] = (int64_t)i;
     for (size_t i = 1; i < n; i++)
         for (size_t j = 0; j < i; j++)
-            if (lower[i * (i - 1) / 2 + j] <= scale) {
+            if (lower[lower_index(i, j)] <= scale) {
                 int64_t a = uf_find(parent, (int64_t)i), b = uf_find(parent, (int64_t)j);
                 if (a != b) parent[a > b ? a : b] = a < b ? a : b;
             }

@@ -92,7 +92,7 @@ static void test_linkage_and_mds(void) {
     double x[4] = {0, 1, 3, 7};
     double lower[6];
     for (size_t i = 1; i < 4; i++)
-        for (size_t j = 0; j < i; j++) lower[i * (i - 1) / 2 + j] = fabs(x[i] - x[j]);
+        for (size_t j = 0; j < i; j++) lower[ats_lower_index(i, j)] = fabs(x[i] - x[j]);
     double merges[12];
     CHECK(heads_single_linkage(4, lower, merges, NULL) == ATS_OK);
     CHECK(merges[0] == 0 && merges[1] == 1 && merges[2] == 1 && merges[3] == 2);

@@ -24,12 +24,7 @@ static double *circle_metric(size_t n) {
 }
 
 static double dist_of(const double *lower, int a, int b) {
-    if (a < b) {
-        int t = a;
-        a = b;
-        b = t;
-    }
-    return lower[(size_t)a * (size_t)(a - 1) / 2 + (size_t)b];
+    return lower[ats_lower_index((size_t)a, (size_t)b)];
 }
 
 /* The cocycle z of an H1 pair [b, d) must vanish on the coboundary of every triangle of diameter
@@ -156,7 +151,28 @@ static void test_errors(void) {
     CHECK(ats_metric_from_full(2, full, 1, "m", l1, &err) == ATS_OK && l1[0] == 1.5);
 }
 
+/* The lower triangle is Ripser's layout, row by row, read in either order of the points. */
+static void test_lower(void) {
+    enum { N = 5 };
+    double full[N * N], lower[N * (N - 1) / 2];
+    for (size_t i = 0; i < N; i++)
+        for (size_t j = 0; j < N; j++)
+            full[i * N + j] = i == j ? 0 : (double)(i + j) + 0.1 * (i * j);
+    ats_error err;
+    CHECK(ats_metric_from_full(N, full, 0, "m", lower, &err) == ATS_OK);
+    size_t k = 0;
+    for (size_t i = 1; i < N; i++)
+        for (size_t j = 0; j < i; j++, k++) {
+            CHECK(ats_lower_index(i, j) == k && ats_lower_index(j, i) == k);
+            CHECK(lower[k] == full[i * N + j]);
+        }
+    const ats_lower m = {N, lower};
+    for (size_t i = 0; i < N; i++)
+        for (size_t j = 0; j < N; j++) CHECK(ats_lower_at(&m, i, j) == full[i * N + j]);
+}
+
 int main(void) {
+    test_lower();
     test_circle(2);
     test_circle(3);
     test_circle(5);
