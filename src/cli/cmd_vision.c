@@ -131,27 +131,23 @@ static ats_status analyse(ats_model *m, const ats_image *img, const vision_size 
     free(pixels);
     if (st) return st;
     size_t n = res.n_tokens, p = n - 1;
-    double *js = malloc(n * n * sizeof *js), *full = malloc(p * p * sizeof *full);
+    double *all = malloc((n * (n - 1) / 2 + 1) * sizeof *all);
     out->lower = malloc((p * (p - 1) / 2 + 1) * sizeof *out->lower);
-    if (!js || !full || !out->lower) st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    if (!all || !out->lower) st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
     if (!st) {
-        ats_attn v;
-        memset(&v, 0, sizeof v);
-        v.dtype = ATS_F32;
-        v.data = res.attention + (l * res.n_heads + h) * n * n;
-        v.L = v.H = 1;
-        v.n = n;
-        v.source = name;
-        ats_measure_opts mo;
-        ats_measure_opts_init(&mo);
-        mo.normalize = 1;
-        st = ats_divergence_compute(&v, ATS_DIV_JSD, &mo, js, err);
+        /* the token metric every command uses; a borrowed view, never freed through a */
+        ats_attention a = {.L = res.n_layers,
+                           .H = res.n_heads,
+                           .n = n,
+                           .att = res.attention,
+                           .name = (char *)name};
+        st = ats_head_metric(&a, l, h, 0, 0.0, NULL, all, err);
     }
     if (!st) {
         /* the patches only: drop [CLS], token 0 */
-        for (size_t i = 0; i < p; i++)
-            for (size_t j = 0; j < p; j++) full[i * p + j] = js[(i + 1) * n + (j + 1)];
-        st = ats_metric_from_full(p, full, 1, name, out->lower, err);
+        for (size_t i = 1; i < p; i++)
+            for (size_t j = 0; j < i; j++)
+                out->lower[ats_lower_index(i, j)] = all[ats_lower_index(i + 1, j + 1)];
     }
     if (!st) {
         ats_rips_options ro;
@@ -160,8 +156,7 @@ static ats_status analyse(ats_model *m, const ats_image *img, const vision_size 
         st = ats_rips_compute(p, out->lower, &ro, &out->res, err);
     }
     out->n = p;
-    free(js);
-    free(full);
+    free(all);
     ats_forward_result_free(&res);
     return st;
 }

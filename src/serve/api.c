@@ -1,5 +1,6 @@
 /* The viewer's JSON API: analyze, overview, figure, info. */
 #include "serve_internal.h"
+#include "attnscope/analysis.h"
 #include "attnscope/diagram.h"
 #include "attnscope/measure.h"
 #include "attnscope/render.h"
@@ -245,15 +246,18 @@ static int parse_params(ats_server *srv, const cJSON *req, int need_head, params
 
 /* ---- one head of one text */
 
-static ats_attn head_view(const srv_text *t, size_t l, size_t h) {
-    ats_attn v;
-    memset(&v, 0, sizeof v);
-    v.dtype = ATS_F32;
-    v.data = t->att + (l * t->H + h) * t->n * t->n;
-    v.L = v.H = 1;
-    v.n = t->n;
-    v.source = "attention";
-    return v;
+/* t's attention as the analysis layer takes it, borrowing t's arrays (never freed through it),
+ * so that a head's metric is computed by the library's call, as for `attnscope topo`. */
+static ats_attention text_attention(const srv_text *t) {
+    ats_attention a;
+    memset(&a, 0, sizeof a);
+    a.L = t->L;
+    a.H = t->H;
+    a.n = t->n;
+    a.att = t->att;
+    a.labels = t->labels;
+    a.name = (char *)"attention";
+    return a;
 }
 
 static int cmp_double(const void *x, const void *y) {
@@ -263,7 +267,8 @@ static int cmp_double(const void *x, const void *y) {
 
 static ats_status measure_matrix(const srv_text *t, size_t l, size_t h, int measure, double *out,
                                  ats_error *err) {
-    ats_attn v = head_view(t, l, h);
+    ats_attention a = text_attention(t);
+    ats_attn v = ats_attention_head(&a, l, h);
     ats_measure_opts mo;
     ats_measure_opts_init(&mo);
     mo.normalize = 1;                         /* attention rows sum to 1 up to float rounding */
@@ -287,9 +292,15 @@ static ats_status head_compute(const srv_text *t, const params *p, srv_head *r, 
     if (!r->matrix || !r->lower || !r->layout)
         return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
     r->n = n;
-    ats_status st =
-        measure_matrix(t, (size_t)p->layer, (size_t)p->head, p->measure, r->matrix, err);
-    if (!st) st = ats_metric_from_full(n, r->matrix, 1, "measure", r->lower, err);
+    size_t l = (size_t)p->layer, h = (size_t)p->head;
+    ats_status st;
+    if (p->measure == MEASURE_JSD) {
+        ats_attention a = text_attention(t);
+        st = ats_head_metric(&a, l, h, 0, 0.0, r->matrix, r->lower, err);
+    } else {
+        st = measure_matrix(t, l, h, p->measure, r->matrix, err);
+        if (!st) st = ats_metric_from_full(n, r->matrix, 1, "measure", r->lower, err);
+    }
     if (st) return st;
     double *c = malloc((m ? m : 1) * sizeof *c);
     if (!c) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
@@ -649,6 +660,7 @@ static ats_status overview_compute(ats_server *srv, srv_text *t, ats_error *err)
     all.H = H;
     all.n = n;
     all.source = "attention";
+    ats_attention a = text_attention(t);
     ats_measure_opts mo;
     ats_measure_opts_init(&mo);
     mo.normalize = 1;
@@ -659,9 +671,7 @@ static ats_status overview_compute(ats_server *srv, srv_text *t, ats_error *err)
         for (size_t i = 0; i < n; i++) s += ent[k * n + i];
         ov_e[k] = s / (double)n;
         if (!want_h1) continue;
-        ats_attn v = head_view(t, k / H, k % H);
-        st = ats_divergence_compute(&v, ATS_DIV_JSD, &mo, full, err);
-        if (!st) st = ats_metric_from_full(n, full, 1, "attention", lowers + k * m, err);
+        st = ats_head_metric(&a, k / H, k % H, 0, 0.0, full, lowers + k * m, err);
         lp[k] = lowers + k * m;
         ns[k] = n;
     }
