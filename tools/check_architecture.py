@@ -4,6 +4,7 @@
     check_architecture.py MAP includes          every #include in src/ and include/attnscope/
     check_architecture.py MAP symbols           every function a compiled module or command uses
     check_architecture.py MAP exports LIBRARY   what the shared library exports (nm -D)
+    check_architecture.py MAP docs              docs/architecture.md against the map and the tree
 
 MAP is written by CMake (build/architecture.map) from the ats_module() calls in CMakeLists.txt:
 for each module the public headers it owns and the modules it may use, plus the object files
@@ -280,8 +281,49 @@ def check_exports(m, library):
     return errors
 
 
+def check_docs(m):
+    """docs/architecture.md's table of modules says what the map says, and every file path the
+    page names exists, so the page cannot drift from the build unnoticed."""
+    errors, rows = [], {}
+    doc = os.path.join("docs", "architecture.md")
+    with open(os.path.join(m.root, doc), encoding="utf-8") as f:
+        text = f.read()
+    for no, line in enumerate(text.splitlines(), 1):
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if not line.startswith("| ") or len(cells) < 5 or cells[1] != f"`src/{cells[0]}`":
+            continue
+        headers = set(re.findall(r"`([^`]+)`", cells[2]))
+        uses = set() if cells[3] in ("—", "-", "") else {u.strip() for u in cells[3].split(",")}
+        rows[cells[0]] = (no, headers, uses)
+    for mod in sorted(set(m.uses) | set(rows)):
+        if mod not in rows:
+            errors.append(f"{doc}: the table of modules has no row for {mod}")
+            continue
+        no, headers, uses = rows[mod]
+        if mod not in m.uses:
+            errors.append(f"{doc}:{no}: {mod} is no module in CMakeLists.txt")
+            continue
+        owned = {h for h, o in m.headers.items() if o == mod}
+        if headers != owned:
+            errors.append(f"{doc}:{no}: {mod} owns {', '.join(sorted(owned))}, the page says "
+                          f"{', '.join(sorted(headers))}")
+        if uses != m.uses[mod]:
+            errors.append(f"{doc}:{no}: {mod} may use {', '.join(sorted(m.uses[mod])) or '—'}, "
+                          f"the page says {', '.join(sorted(uses)) or '—'}")
+    planned = False  # a "Planned" section names what does not exist yet
+    for no, line in enumerate(text.splitlines(), 1):
+        if line.startswith("#"):
+            planned = "planned" in line.lower()
+        if planned:
+            continue
+        for path in re.findall(r"`([A-Za-z0-9_-][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_.-]+)+/?)`", line):
+            if not os.path.exists(os.path.join(m.root, path)):
+                errors.append(f"{doc}:{no}: names {path}, which does not exist")
+    return errors
+
+
 def main():
-    if len(sys.argv) < 3 or sys.argv[2] not in ("includes", "symbols", "exports"):
+    if len(sys.argv) < 3 or sys.argv[2] not in ("includes", "symbols", "exports", "docs"):
         raise SystemExit(__doc__)
     m = Map(sys.argv[1])
     what = sys.argv[2]
@@ -289,6 +331,8 @@ def main():
         errors = check_includes(m)
     elif what == "symbols":
         errors = check_symbols(m)
+    elif what == "docs":
+        errors = check_docs(m)
     else:
         if len(sys.argv) != 4:
             raise SystemExit(__doc__)
