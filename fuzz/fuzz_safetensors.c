@@ -1,7 +1,7 @@
 /* libFuzzer target: the safetensors header parser on arbitrary bytes (the whole file image).
  * Build: cmake -DATS_FUZZ=ON with clang (tools/fuzz.sh). Every input must either parse or fail
  * with a message; a parsed header must describe tensors inside the buffer. */
-#include "model/model_internal.h"
+#include "model_internal.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* libFuzzer target: pytorch_model.bin parsing (zip directory, pickle state dict, storages) on
  * arbitrary bytes. Any error is fine; a crash, leak, sanitizer report or hang is a bug. */
-#include "model/model_internal.h"
+#include "model_internal.h"
 
 #include <stdlib.h>
 

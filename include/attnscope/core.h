@@ -11,6 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* libattnscope is compiled with hidden visibility, so that the shared library exports what
+ * the public headers declare and nothing else: each of them marks its declarations. */
+#pragma GCC visibility push(default)
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -198,4 +201,5 @@ const char *ats_version(void);
 #ifdef __cplusplus
 }
 #endif
+#pragma GCC visibility pop
 #endif

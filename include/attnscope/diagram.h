@@ -15,6 +15,8 @@
 
 #include "attnscope/core.h"
 
+/* exported from the shared library (see core.h) */
+#pragma GCC visibility push(default)
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -146,4 +148,5 @@ ats_status ats_wasserstein_distance(const ats_diagram *a, const ats_diagram *b,
 #ifdef __cplusplus
 }
 #endif
+#pragma GCC visibility pop
 #endif

@@ -10,6 +10,8 @@
 
 #include "attnscope/core.h"
 
+/* exported from the shared library (see core.h) */
+#pragma GCC visibility push(default)
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -35,4 +37,5 @@ ats_status ats_model_locate(const char *name_or_path, char **dir, ats_error *err
 #ifdef __cplusplus
 }
 #endif
+#pragma GCC visibility pop
 #endif

@@ -35,6 +35,8 @@
 
 #include "attnscope/core.h"
 
+/* exported from the shared library (see core.h) */
+#pragma GCC visibility push(default)
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -250,4 +252,5 @@ ats_status ats_context_compute(const ats_vectors *x, const ats_vectors *y, ats_v
 #ifdef __cplusplus
 }
 #endif
+#pragma GCC visibility pop
 #endif

@@ -37,6 +37,8 @@
 #include "attnscope/core.h"
 #include "attnscope/vision.h"
 
+/* exported from the shared library (see core.h) */
+#pragma GCC visibility push(default)
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -191,4 +193,5 @@ void ats_forward_result_free(ats_forward_result *res);
 #ifdef __cplusplus
 }
 #endif
+#pragma GCC visibility pop
 #endif

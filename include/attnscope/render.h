@@ -10,6 +10,8 @@
 #include "attnscope/core.h"
 #include "attnscope/diagram.h"
 
+/* exported from the shared library (see core.h) */
+#pragma GCC visibility push(default)
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -165,4 +167,5 @@ void ats_colormap_viridis(double t, double *r, double *g, double *b);
 #ifdef __cplusplus
 }
 #endif
+#pragma GCC visibility pop
 #endif

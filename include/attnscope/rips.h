@@ -16,6 +16,8 @@
 #include "attnscope/core.h"
 #include "attnscope/diagram.h"
 
+/* exported from the shared library (see core.h) */
+#pragma GCC visibility push(default)
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -133,4 +135,5 @@ ats_status ats_metric_read(const char *path, ats_metric_format format, int symme
 #ifdef __cplusplus
 }
 #endif
+#pragma GCC visibility pop
 #endif

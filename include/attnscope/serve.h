@@ -57,6 +57,8 @@
 
 #include "attnscope/core.h"
 
+/* exported from the shared library (see core.h) */
+#pragma GCC visibility push(default)
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -106,4 +108,5 @@ void ats_server_stop(ats_server *srv);
 #ifdef __cplusplus
 }
 #endif
+#pragma GCC visibility pop
 #endif

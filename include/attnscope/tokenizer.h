@@ -21,6 +21,8 @@
 
 #include "attnscope/core.h"
 
+/* exported from the shared library (see core.h) */
+#pragma GCC visibility push(default)
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -110,4 +112,5 @@ ats_status ats_encoding_char_offsets(const ats_encoding *enc, const char *text, 
 #ifdef __cplusplus
 }
 #endif
+#pragma GCC visibility pop
 #endif

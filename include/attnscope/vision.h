@@ -13,6 +13,8 @@
 
 #include "attnscope/core.h"
 
+/* exported from the shared library (see core.h) */
+#pragma GCC visibility push(default)
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -52,4 +54,5 @@ ats_status ats_image_preprocess(const ats_image *img, const ats_image_prep *prep
 #ifdef __cplusplus
 }
 #endif
+#pragma GCC visibility pop
 #endif

@@ -4,7 +4,7 @@
  * only the first columns wanted, both weight layouts, with and without bias, row strides wider
  * than the rows. The FMA paths (avx2, avx512, neon) must give the same bits. */
 #include "check.h"
-#include "model/model_internal.h"
+#include "model_internal.h"
 
 #include <math.h>
 #include <stdint.h>

@@ -1,7 +1,7 @@
 /* Pieces of `attnscope heads`: UTF-8 check and corpus reader (plain and JSONL, bad lines, from
  * a file and from memory), single-linkage dendrogram, classical MDS, and the scatter figure. */
 #include "check.h"
-#include "cli/heads_topo.c"
+#include "heads_topo.c"
 #include "attnscope/analysis.h"
 #include "attnscope/render.h"
 #include "attnscope/tokenizer.h"

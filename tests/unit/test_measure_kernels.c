@@ -2,7 +2,7 @@
  * the log within 1 ulp of logl; the JS cross term, the accurate JS form and the dot products
  * against long double sums. */
 #include "check.h"
-#include "measure/kernels.h"
+#include "kernels.h"
 
 #include <float.h>
 #include <stdint.h>

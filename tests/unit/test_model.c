@@ -1,7 +1,7 @@
 /* Model runtime C API: loading, forward against transformers' recorded outputs, batch,
  * truncation, head mask, last-error messages, and the safetensors header checks. */
 #include "check.h"
-#include "model/model_internal.h"
+#include "model_internal.h"
 #include "attnscope/vision.h"
 
 #include <math.h>
