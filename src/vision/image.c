@@ -65,8 +65,55 @@ static int jpeg_tables_ok(const unsigned char *d, size_t len) {
     return 1;
 }
 
-ats_status ats_image_decode(const void *data, size_t len, const char *name, ats_image *out,
+static ats_status decode(const void *data, size_t len, const char *name, ats_image *out,
+                         ats_error *err);
+
+/* A copy of the PNG data[len] without its empty IDAT chunks, or NULL when it has none (or is
+ * not a PNG). Debian's stb_image adds an empty first IDAT's length to its data pointer while
+ * that is still NULL (undefined behaviour, found by fuzz/fuzz_image.c); an empty IDAT carries
+ * no pixels, so leaving it out changes no image. *copy_len receives the copy's length. */
+static unsigned char *png_without_empty_idat(const unsigned char *d, size_t len, size_t *copy_len) {
+    static const unsigned char SIG[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+    if (len < 8 || memcmp(d, SIG, 8)) return NULL;
+    int any = 0;
+    for (size_t p = 8; p + 12 <= len;) {
+        size_t n = (size_t)d[p] << 24 | (size_t)d[p + 1] << 16 | (size_t)d[p + 2] << 8 | d[p + 3];
+        if (n == 0 && !memcmp(d + p + 4, "IDAT", 4)) any = 1;
+        if (n > len - p - 12) break;
+        p += 12 + n;
+    }
+    if (!any) return NULL;
+    unsigned char *c = malloc(len);
+    if (!c) return NULL;
+    memcpy(c, d, 8);
+    size_t p = 8, q = 8;
+    while (p + 12 <= len) {
+        size_t n = (size_t)d[p] << 24 | (size_t)d[p + 1] << 16 | (size_t)d[p + 2] << 8 | d[p + 3];
+        size_t whole = n > len - p - 12 ? len - p : 12 + n;
+        if (!(n == 0 && !memcmp(d + p + 4, "IDAT", 4))) {
+            memcpy(c + q, d + p, whole);
+            q += whole;
+        }
+        p += whole;
+    }
+    memcpy(c + q, d + p, len - p); /* a trailing piece shorter than a chunk header */
+    *copy_len = q + (len - p);
+    return c;
+}
+
+ats_status ats_image_decode(const void *data_in, size_t len, const char *name, ats_image *out,
                             ats_error *err) {
+    size_t fixed_len = 0;
+    unsigned char *fixed = png_without_empty_idat(data_in, len, &fixed_len);
+    const void *data = fixed ? fixed : data_in;
+    if (fixed) len = fixed_len;
+    ats_status st = decode(data, len, name, out, err);
+    free(fixed);
+    return st;
+}
+
+static ats_status decode(const void *data, size_t len, const char *name, ats_image *out,
+                         ats_error *err) {
     memset(out, 0, sizeof *out);
     if (len == 0) return ats_error_set(err, ATS_ERR_FORMAT, "%s: empty image file", name);
     if (len > (size_t)0x7fffffff)
