@@ -8,12 +8,15 @@
  * integrations/ggml.py), which reads the same keys: {arch}.block_count, embedding_length,
  * feed_forward_length, attention.head_count, attention.head_count_kv,
  * attention.layer_norm_rms_epsilon, rope.freq_base, rope.dimension_count, context_length. */
+#define _DEFAULT_SOURCE /* madvise(MADV_DONTNEED), sysconf */
 #include "model_internal.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 typedef struct gctx {
     ats_model *m;
@@ -93,6 +96,19 @@ static void unpermute(float *w, float *tmp, size_t heads, size_t dh, size_t d) {
     }
 }
 
+/* Gives the file's pages of a converted tensor back: each tensor is read once and the private
+ * mapping is never written, so the load holds the float32 copies without the file as well (a
+ * later read would fault the bytes in again). */
+static void release_pages(const ats_gguf *g, const ats_gguf_tensor *t) {
+    if (!g->map) return;
+    size_t page = 4096;
+    long ps = sysconf(_SC_PAGESIZE);
+    if (ps > 0) page = (size_t)ps;
+    uintptr_t lo = (uintptr_t)t->data, hi = lo + t->nbytes;
+    uintptr_t a = (lo + page - 1) / page * page, b = hi / page * page;
+    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
 static float *add_tensor(gctx *c, const char *gguf_name, const char *hf_name, size_t rows,
                          size_t cols, size_t heads) {
     if (c->rc) return NULL;
@@ -139,6 +155,7 @@ static float *add_tensor(gctx *c, const char *gguf_name, const char *hf_name, si
         return NULL;
     }
     c->rc = ats_gguf_tensor_to_f32(c->g, t, p, t->count, c->err);
+    release_pages(c->g, t);
     if (!c->rc && heads) unpermute(p, tmp, heads, rows / heads, cols);
     free(tmp);
     if (c->rc) {
