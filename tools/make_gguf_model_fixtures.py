@@ -14,6 +14,8 @@ several types (F32, F16, Q8_0, Q4_0, Q5_1, Q4_1) and q / k with llama.cpp's row 
 tests pass ids. transformers loads the file itself (AutoModelForCausalLM.from_pretrained(dir,
 gguf_file=...), eager attention, float32) and records, for a few id sequences, the attentions
 [L][H][n][n] and the loss (labels = ids) into expected.npz / expected.json.
+
+Also llama_linear.gguf: the llama_linear fixture converted (see build_linear).
 """
 import json
 import os
@@ -108,5 +110,53 @@ def main():
         json.dump({"file": NAME, "cases": cases}, fp, indent=1)
 
 
+def build_linear():
+    """llama_linear/ (HuggingFace layout: linear rope_scaling factor 2, one key/value head,
+    head_dim 16 with hidden size 48, bfloat16) as llama_linear.gguf, float32 tensors and the
+    scaling as llama.cpp's converter writes it ({arch}.rope.scaling.type / .factor,
+    attention.key_length). transformers' GGUF loader ignores those keys, so the reference is
+    llama_linear/expected/, transformers on the safetensors checkpoint."""
+    from safetensors.torch import load_file
+    src = os.path.join(OUT, "..", "llama_linear")
+    cfg = json.load(open(os.path.join(src, "config.json")))
+    sd = {k: v.float().numpy() for k, v in load_file(os.path.join(src, "model.safetensors")).items()}
+    H, Hkv, L = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["num_hidden_layers"]
+    w = gguf.GGUFWriter(os.path.join(OUT, "llama_linear.gguf"), "llama")
+    w.add_name("llama_linear")
+    w.add_block_count(L)
+    w.add_context_length(cfg["max_position_embeddings"])
+    w.add_embedding_length(cfg["hidden_size"])
+    w.add_feed_forward_length(cfg["intermediate_size"])
+    w.add_head_count(H)
+    w.add_head_count_kv(Hkv)
+    w.add_key_length(cfg["head_dim"])
+    w.add_value_length(cfg["head_dim"])
+    w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+    w.add_rope_freq_base(cfg["rope_theta"])
+    w.add_rope_dimension_count(cfg["head_dim"])
+    w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+    w.add_rope_scaling_factor(cfg["rope_scaling"]["factor"])
+    w.add_vocab_size(cfg["vocab_size"])
+    w.add_tensor("token_embd.weight", sd["model.embed_tokens.weight"])
+    for l in range(L):
+        p = f"model.layers.{l}."
+        w.add_tensor(f"blk.{l}.attn_norm.weight", sd[p + "input_layernorm.weight"])
+        w.add_tensor(f"blk.{l}.attn_q.weight", permute(sd[p + "self_attn.q_proj.weight"], H))
+        w.add_tensor(f"blk.{l}.attn_k.weight", permute(sd[p + "self_attn.k_proj.weight"], Hkv))
+        w.add_tensor(f"blk.{l}.attn_v.weight", sd[p + "self_attn.v_proj.weight"])
+        w.add_tensor(f"blk.{l}.attn_output.weight", sd[p + "self_attn.o_proj.weight"])
+        w.add_tensor(f"blk.{l}.ffn_norm.weight", sd[p + "post_attention_layernorm.weight"])
+        w.add_tensor(f"blk.{l}.ffn_gate.weight", sd[p + "mlp.gate_proj.weight"])
+        w.add_tensor(f"blk.{l}.ffn_up.weight", sd[p + "mlp.up_proj.weight"])
+        w.add_tensor(f"blk.{l}.ffn_down.weight", sd[p + "mlp.down_proj.weight"])
+    w.add_tensor("output_norm.weight", sd["model.norm.weight"])
+    w.add_tensor("output.weight", sd["lm_head.weight"])
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
 if __name__ == "__main__":
     main()
+    build_linear()

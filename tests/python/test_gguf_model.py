@@ -39,6 +39,25 @@ def test_tiny_gguf_llama_matches_transformers(tmp_path, k):
         assert abs(float(loss.split()[1]) - c["loss"]) <= 1e-5
 
 
+LINEAR = os.path.join(HERE, "..", "fixtures", "models", "llama_linear", "expected")
+LINEAR_CASES = json.load(open(os.path.join(LINEAR, "manifest.json")))["cases"]
+
+
+@pytest.mark.parametrize("c", LINEAR_CASES, ids=[c["name"] for c in LINEAR_CASES])
+def test_gguf_linear_rope_scaling_matches_the_checkpoint(tmp_path, c):
+    """llama_linear converted to GGUF (rope.scaling.type linear, factor 2; key_length 16 with
+    hidden size 48; one key/value head) runs as transformers runs the safetensors checkpoint"""
+    out = tmp_path / "att.npy"
+    p = run("attention", "--model", os.path.join(TINY, "llama_linear.gguf"), "--ids",
+            ",".join(map(str, c["ids"])), "--npy", str(out), "--loss")
+    assert p.returncode == 0, p.stderr
+    want = np.load(os.path.join(LINEAR, c["name"] + "_att.npy"))
+    assert np.abs(np.load(out) - want).max() <= 1e-5
+    if c.get("labels") == c["ids"] and c["loss"] is not None and c["loss"] == c["loss"]:
+        loss = [ln for ln in p.stdout.splitlines() if ln.startswith("loss: ")][0]
+        assert abs(float(loss.split()[1]) - c["loss"]) <= 1e-5
+
+
 # ---- bad input: GGUF files written here, in the format's own layout (v3)
 
 def gguf_bytes(kv, tensors):
@@ -68,7 +87,7 @@ def gguf_bytes(kv, tensors):
     return out + b"\0" * off
 
 
-def tiny_llama(drop_key=None, drop_tensor=None, arch="llama", tok_model="gpt2"):
+def tiny_llama(drop_key=None, drop_tensor=None, arch="llama", tok_model="gpt2", extra=()):
     d, f, L, V = 8, 16, 1, 4
     kv = [("general.architecture", "str", arch), (f"{arch}.block_count", "u32", L),
           (f"{arch}.embedding_length", "u32", d), (f"{arch}.feed_forward_length", "u32", f),
@@ -76,7 +95,7 @@ def tiny_llama(drop_key=None, drop_tensor=None, arch="llama", tok_model="gpt2"):
           (f"{arch}.attention.layer_norm_rms_epsilon", "f32", 1e-5),
           ("tokenizer.ggml.model", "str", tok_model),
           ("tokenizer.ggml.tokens", "strs", ["a", "b", "c", "d"])]
-    kv = [e for e in kv if e[0] != drop_key]
+    kv = [e for e in kv if e[0] != drop_key] + list(extra)
     ts = [("token_embd.weight", (V, d)), ("blk.0.attn_norm.weight", (d,)),
           ("blk.0.attn_q.weight", (d, d)), ("blk.0.attn_k.weight", (d, d)),
           ("blk.0.attn_v.weight", (d, d)), ("blk.0.attn_output.weight", (d, d)),
@@ -94,6 +113,14 @@ def tiny_llama(drop_key=None, drop_tensor=None, arch="llama", tok_model="gpt2"):
      "'llama.attention.layer_norm_rms_epsilon' is missing"),
     (dict(drop_tensor="blk.0.attn_k.weight"), "'blk.0.attn_k.weight' is missing"),
     (dict(drop_tensor="output_norm.weight"), "'output_norm.weight' is missing"),
+    (dict(drop_tensor="blk.0.ffn_up.weight"), "'blk.0.ffn_up.weight' is missing"),
+    (dict(extra=[("llama.rope.scaling.type", "str", "yarn")]),
+     "'llama.rope.scaling.type' = \"yarn\" is not supported"),
+    (dict(extra=[("llama.rope.scaling.type", "str", "linear")]),
+     "'llama.rope.scaling.factor' is missing"),
+    (dict(extra=[("llama.attention.head_count_kv", "u32", 3)]),
+     "head_count 2 is not a multiple of llama.attention.head_count_kv 3"),
+    (dict(extra=[("llama.attention.key_length", "u32", 8)]), "'blk.0.attn_q.weight' has shape"),
 ])
 def test_gguf_model_errors(tmp_path, case, needle):
     path = tmp_path / "bad.gguf"
