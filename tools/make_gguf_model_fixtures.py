@@ -15,7 +15,8 @@ tests pass ids. transformers loads the file itself (AutoModelForCausalLM.from_pr
 gguf_file=...), eager attention, float32) and records, for a few id sequences, the attentions
 [L][H][n][n] and the loss (labels = ids) into expected.npz / expected.json.
 
-Also llama_linear.gguf: the llama_linear fixture converted (see build_linear).
+Also llama_linear.gguf: the llama_linear fixture converted (see build_linear); llama3.gguf:
+llama3 rope scaling as a rope_freqs.weight tensor (see build_llama3).
 """
 import json
 import os
@@ -157,6 +158,88 @@ def build_linear():
     w.close()
 
 
+def build_llama3():
+    """A tiny Llama with llama3 rope_scaling as llama3.gguf, the scaling as llama.cpp's
+    converter stores it: a rope_freqs.weight tensor of per-frequency divisors (1 for short
+    wavelengths, the factor for long ones, blended between). transformers' GGUF loader ignores
+    that tensor, so the reference (llama3.npz: attentions of IDS, losses in expected.json) is
+    transformers on the HuggingFace model itself."""
+    import math
+    torch.manual_seed(0)
+    rs = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+          "original_max_position_embeddings": 16}
+    cfg = LlamaConfig(vocab_size=256, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                      rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=True,
+                      rope_scaling=rs, attn_implementation="eager")
+    model = LlamaForCausalLM(cfg)
+    g = torch.Generator().manual_seed(99)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.25 if p.ndim >= 2 else
+                    1.0 + 0.2 * torch.randn(p.shape, generator=g))
+    model.eval()
+    sd = {k: v.numpy().astype(np.float32) for k, v in model.state_dict().items()}
+    w = gguf.GGUFWriter(os.path.join(OUT, "llama3.gguf"), "llama")
+    w.add_name("tiny llama3")
+    w.add_block_count(2)
+    w.add_context_length(64)
+    w.add_embedding_length(64)
+    w.add_feed_forward_length(96)
+    w.add_head_count(4)
+    w.add_head_count_kv(2)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_rope_freq_base(10000.0)
+    w.add_rope_dimension_count(16)
+    w.add_vocab_size(256)
+    # convert_hf_to_gguf.py's LlamaModel.generate_extra_tensors for rope_type llama3
+    dim, base = 16, 10000.0
+    freqs = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim))
+    lo_wl, hi_wl = 16 / 1.0, 16 / 4.0
+    factors = []
+    for f in freqs.tolist():
+        wl = 2 * math.pi / f
+        if wl < hi_wl:
+            factors.append(1.0)
+        elif wl > lo_wl:
+            factors.append(8.0)
+        else:
+            smooth = (16 / wl - 1.0) / (4.0 - 1.0)
+            factors.append(1 / ((1 - smooth) / 8.0 + smooth))
+    w.add_tensor("rope_freqs.weight", np.array(factors, dtype=np.float32))
+    w.add_tensor("token_embd.weight", sd["model.embed_tokens.weight"])
+    for l in range(2):
+        p = f"model.layers.{l}."
+        w.add_tensor(f"blk.{l}.attn_norm.weight", sd[p + "input_layernorm.weight"])
+        w.add_tensor(f"blk.{l}.attn_q.weight", permute(sd[p + "self_attn.q_proj.weight"], 4))
+        w.add_tensor(f"blk.{l}.attn_k.weight", permute(sd[p + "self_attn.k_proj.weight"], 2))
+        w.add_tensor(f"blk.{l}.attn_v.weight", sd[p + "self_attn.v_proj.weight"])
+        w.add_tensor(f"blk.{l}.attn_output.weight", sd[p + "self_attn.o_proj.weight"])
+        w.add_tensor(f"blk.{l}.ffn_norm.weight", sd[p + "post_attention_layernorm.weight"])
+        w.add_tensor(f"blk.{l}.ffn_gate.weight", sd[p + "mlp.gate_proj.weight"])
+        w.add_tensor(f"blk.{l}.ffn_up.weight", sd[p + "mlp.up_proj.weight"])
+        w.add_tensor(f"blk.{l}.ffn_down.weight", sd[p + "mlp.down_proj.weight"])
+    w.add_tensor("output_norm.weight", sd["model.norm.weight"])
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    arrays, losses = {}, []
+    ids_long = [(7 * i + 3) % 256 for i in range(40)]  # past original_max_position_embeddings
+    for k, ids in enumerate(IDS + [ids_long]):
+        x = torch.tensor([ids])
+        with torch.no_grad():
+            o = model(x, labels=x, output_attentions=True)
+        arrays[f"att{k}"] = torch.stack(o.attentions, 0)[:, 0].numpy().astype(np.float32)
+        losses.append({"ids": ids, "loss": float(o.loss) if len(ids) > 1 else None})
+    np.savez_compressed(os.path.join(OUT, "llama3.npz"), **arrays)
+    ref = json.load(open(os.path.join(OUT, "expected.json")))
+    ref["llama3"] = {"file": "llama3.gguf", "cases": losses}
+    with open(os.path.join(OUT, "expected.json"), "w") as fp:
+        json.dump(ref, fp, indent=1)
+
+
 if __name__ == "__main__":
     main()
     build_linear()
+    build_llama3()

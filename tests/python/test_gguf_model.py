@@ -1,6 +1,8 @@
 """GGUF files as models: a tiny random Llama written by tools/make_gguf_model_fixtures.py with
 the gguf package (mixed tensor types, llama.cpp's q / k row order, a separate output matrix)
-against transformers' own loading of that file (attentions within 1e-5, loss); and bad files:
+against transformers' own loading of that file (attentions within 1e-5, loss); linear rope
+scaling and llama.cpp's rope_freqs.weight (llama3) against transformers on the HuggingFace
+models; and bad files:
 another architecture, a missing key, a missing tensor, a tokenizer that is missing or
 SentencePiece (exit 2, the message naming it). The real SmolLM2 file: test_smollm2.py."""
 import json
@@ -54,6 +56,27 @@ def test_gguf_linear_rope_scaling_matches_the_checkpoint(tmp_path, c):
     want = np.load(os.path.join(LINEAR, c["name"] + "_att.npy"))
     assert np.abs(np.load(out) - want).max() <= 1e-5
     if c.get("labels") == c["ids"] and c["loss"] is not None and c["loss"] == c["loss"]:
+        loss = [ln for ln in p.stdout.splitlines() if ln.startswith("loss: ")][0]
+        assert abs(float(loss.split()[1]) - c["loss"]) <= 1e-5
+
+
+L3 = TINY_REF["llama3"]
+L3_ATT = np.load(os.path.join(TINY, "llama3.npz"))
+
+
+@pytest.mark.parametrize("k", range(len(L3["cases"])))
+def test_gguf_rope_freqs_as_llama3_scaling(tmp_path, k):
+    """rope_freqs.weight (llama.cpp's form of llama3 rope_scaling) divides the frequencies: the
+    same attentions as transformers' llama3 scaling on the HuggingFace model, also past
+    original_max_position_embeddings"""
+    c = L3["cases"][k]
+    out = tmp_path / "att.npy"
+    p = run("attention", "--model", os.path.join(TINY, L3["file"]), "--ids",
+            ",".join(map(str, c["ids"])), "--npy", str(out),
+            *(["--loss"] if c["loss"] is not None else []))
+    assert p.returncode == 0, p.stderr
+    assert np.abs(np.load(out) - L3_ATT[f"att{k}"]).max() <= 1e-5
+    if c["loss"] is not None:
         loss = [ln for ln in p.stdout.splitlines() if ln.startswith("loss: ")][0]
         assert abs(float(loss.split()[1]) - c["loss"]) <= 1e-5
 
