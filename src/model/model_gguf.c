@@ -259,24 +259,27 @@ static void config_llama(gctx *c) {
     I->eps = meta_pos_f32(c, "attention.layer_norm_rms_epsilon", NAN);
     float base = meta_pos_f32(c, "rope.freq_base", 10000.0f);
     if (c->rc) return;
-    if (I->d_model % I->n_heads) {
+    /* llama.cpp's head size is attention.key_length (= value_length), by default d / H */
+    char kl[128];
+    snprintf(kl, sizeof kl, "%s.attention.key_length", c->arch);
+    if (!ats_gguf_find_kv(c->g, kl) && I->d_model % I->n_heads) {
         c->rc = ats_error_set(c->err, ATS_ERR_FORMAT,
                               "%s: %s.embedding_length %d is not a multiple of "
-                              "%s.attention.head_count %d",
-                              c->g->path, c->arch, I->d_model, c->arch, I->n_heads);
+                              "%s.attention.head_count %d (and no %s)",
+                              c->g->path, c->arch, I->d_model, c->arch, I->n_heads, kl);
         return;
     }
-    /* llama.cpp's head size is attention.key_length (= value_length), by default d / H; the
-     * rotary embeddings turn rope.dimension_count of its dimensions, by default all */
     int dh = meta_int(c, "attention.key_length", I->d_model / I->n_heads, 2, 1 << 16);
     int dv = meta_int(c, "attention.value_length", dh, 2, 1 << 16);
     int rot = meta_int(c, "rope.dimension_count", dh, 2, 1 << 16);
     if (c->rc) return;
-    if (dv != dh || dh % 2 || rot % 2 || rot > dh) {
+    /* fewer rotary dimensions than the head size: ggml rotates the first pairs of the file's
+     * interleaved order, which is no HuggingFace layout (transformers takes rope.dimension_count
+     * as the head size), so only whole heads are supported */
+    if (dv != dh || dh % 2 || rot != dh) {
         c->rc = ats_error_set(c->err, ATS_ERR_FORMAT,
                               "%s: head size %d (key) / %d (value) with %d rotary dimensions is "
-                              "not supported (equal even sizes, rotary dimensions even and at "
-                              "most the head size)",
+                              "not supported (equal even sizes, every dimension rotated)",
                               c->g->path, dh, dv, rot);
         return;
     }

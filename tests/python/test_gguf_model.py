@@ -144,6 +144,8 @@ def tiny_llama(drop_key=None, drop_tensor=None, arch="llama", tok_model="gpt2", 
     (dict(extra=[("llama.attention.head_count_kv", "u32", 3)]),
      "head_count 2 is not a multiple of llama.attention.head_count_kv 3"),
     (dict(extra=[("llama.attention.key_length", "u32", 8)]), "'blk.0.attn_q.weight' has shape"),
+    (dict(extra=[("llama.rope.dimension_count", "u32", 2)]),
+     "head size 4 (key) / 4 (value) with 2 rotary dimensions is not supported"),
 ])
 def test_gguf_model_errors(tmp_path, case, needle):
     path = tmp_path / "bad.gguf"
