@@ -52,6 +52,17 @@ def test_smollm2_tokenize_text(tmp_path):
     assert json.load(open(out, encoding="utf-8"))["ids"] == s["ids"]
 
 
+def test_smollm2_no_special_drops_the_bos(tmp_path):
+    """transformers puts <|im_start|> (tokenizer.ggml.bos_token_id) first although the file's
+    tokenizer.ggml.add_bos_token is false; --no-special gives llama.cpp's ids, without it"""
+    s = SENTENCES[0]
+    out = tmp_path / "t.json"
+    p = run("tokenize", "--model", MODEL, "--text", s["text"], "--no-special", "--json", str(out))
+    assert p.returncode == 0, p.stderr
+    assert s["ids"][0] == 1
+    assert json.load(open(out, encoding="utf-8"))["ids"] == s["ids"][1:]
+
+
 @pytest.mark.parametrize("k", range(len(SENTENCES)))
 def test_smollm2_attention_and_loss(tmp_path, k):
     s = SENTENCES[k]
