@@ -17,7 +17,8 @@ extern "C" {
 #endif
 
 /* Resolves name_or_path to a model directory. *dir is malloc'd (free with free()). A path that
- * exists as a directory is returned as is. Fails with ATS_ERR_IO and a message listing where it
+ * exists as a directory is returned as is, and so is a regular file (a GGUF model: the loaders
+ * read the file itself). Fails with ATS_ERR_IO and a message listing where it
  * looked when nothing is found. */
 ats_status ats_model_resolve(const char *name_or_path, char **dir, ats_error *err);
 

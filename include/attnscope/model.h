@@ -82,9 +82,10 @@ typedef struct ats_model_info {
                        reads key/value head h / (H / n_kv_heads)) */
 } ats_model_info;
 
-/* Loads a model from a directory in HuggingFace layout, a name in the HuggingFace cache, or a
- * name downloaded from the hub (ats_model_locate, hub.h). On failure *out is NULL and err says
- * which file and tensor were wrong. */
+/* Loads a model from a directory in HuggingFace layout, a name in the HuggingFace cache, a
+ * name downloaded from the hub (ats_model_locate, hub.h), or a GGUF file (llama.cpp's format;
+ * architecture "llama", any type ats_gguf_tensor_to_f32 converts, dequantized to float32). On
+ * failure *out is NULL and err says which file and tensor were wrong. */
 ats_status ats_model_load(const char *name_or_path, ats_model **out, ats_error *err);
 void ats_model_free(ats_model *m);
 

@@ -11,8 +11,8 @@
 
 const char ANALYSIS_COMMON_USAGE[] =
     "input (one of):\n"
-    "  --model M --text T     run model M (a directory or a HuggingFace-cache name) on text T;\n"
-    "                         repeat --text for several texts\n"
+    "  --model M --text T     run model M (a directory, a HuggingFace-cache name or a GGUF\n"
+    "                         file) on text T; repeat --text for several texts\n"
     "  --attention A.npy      attention computed elsewhere, [L][H][n][n] or [n][n]; repeatable;\n"
     "  [--tokens F]           one token label per line for each --attention\n"
     "head and output:\n"

@@ -41,7 +41,9 @@ static char *cache_root(void) {
 ats_status ats_model_resolve(const char *name, char **dir, ats_error *err) {
     *dir = NULL;
     if (!name || !*name) return ats_error_set(err, ATS_ERR_INVALID, "model: empty model name");
-    if (is_dir(name)) {
+    struct stat sb;
+    /* a file: a GGUF model (ats_model_load and ats_tokenizer_load read it as one) */
+    if (is_dir(name) || (stat(name, &sb) == 0 && S_ISREG(sb.st_mode))) {
         *dir = strdup(name);
         return *dir ? ATS_OK : ats_error_set(err, ATS_ERR_NOMEM, "model: out of memory");
     }

@@ -501,6 +501,10 @@ static float half_to_float(uint16_t h) {
     return f;
 }
 
+int ats_model_own(ats_model *m, float *p) {
+    return own(m, p);
+}
+
 static int own(ats_model *m, float *p) {
     if (m->n_owned == m->cap_owned) {
         size_t cap = m->cap_owned ? m->cap_owned * 2 : 64;
@@ -1190,6 +1194,15 @@ ats_status ats_model_load(const char *name_or_path, ats_model **out, ats_error *
     cJSON *root = NULL;
     if (rc) goto fail;
     m->info.dir = m->dir;
+    if (file_exists(m->dir)) { /* a file, not a directory: a GGUF file (model_gguf.c) */
+        if ((rc = ats_model_gguf_read(m, m->dir, err))) goto fail;
+        loader gl = {m, "model.", err, ATS_OK};
+        load_llama(&gl);
+        if ((rc = gl.rc) || (rc = pack_layers(m, err))) goto fail;
+        m->info.has_lm_head = m->lm_dec != NULL;
+        *out = m;
+        return ATS_OK;
+    }
     cpath = path_join(m->dir, "config.json");
     wpath = path_join(m->dir, "model.safetensors");
     if (!cpath || !wpath) {

@@ -269,6 +269,18 @@ struct ats_model {
     size_t n_owned, cap_owned;
 };
 
+/* Adds p to the model's owned float32 copies (freed with the model, or by pack_layers once
+ * packed); 0: no memory (p is not owned then). */
+int ats_model_own(ats_model *m, float *p);
+
+/* A GGUF file (src/model/model_gguf.c): m->info and the model's flags from its metadata, and
+ * m->st ← every tensor the Llama loader reads, dequantized to owned float32 copies under their
+ * HuggingFace names (model.layers.N.self_attn.q_proj.weight, ...), q and k rows back in
+ * HuggingFace's order; m->layers allocated. The file is closed before it returns. Errors name
+ * the file and the key or tensor: an architecture other than llama, a missing key or tensor, a
+ * shape that disagrees with the metadata, a type that does not convert. */
+ats_status ats_model_gguf_read(ats_model *m, const char *path, ats_error *err);
+
 /* Records the message in err and in the model's last error; returns status. */
 ats_status ats_model_fail(ats_model *m, ats_error *err, ats_status st, const char *fmt, ...)
 #if defined(__GNUC__)

@@ -301,12 +301,19 @@ static int bpe_word(const ats_tokenizer *t, builder *b, const unsigned char *wor
     }
     /* initial symbols: one per byte; bytes without a token are dropped (or unk) */
     size_t ns = 0;
+    int prev_unk = 0; /* the last symbol stands for bytes without a token */
     for (size_t i = 0; i < n; i++) {
         int32_t id = plain ? t->byte_ids[word[i]]
                            : symbol_id(t, t->byte_chars[word[i]], strlen(t->byte_chars[word[i]]),
                                        i == 0, i == n - 1);
-        if (id < 0) id = t->unk_id;
+        int unk = id < 0;
+        if (unk) id = t->unk_id;
         if (id < 0) continue;
+        if (unk && prev_unk && t->fuse_unk) { /* tokenizers' fuse_unk: one unknown for the run */
+            w->syms[ns - 1].be = i + 1;
+            continue;
+        }
+        prev_unk = unk;
         w->syms[ns] = (sym){id, (int32_t)ns - 1, (int32_t)ns + 1, i, i + 1, 1};
         ns++;
     }

@@ -3,6 +3,7 @@
  * tokenizer_config.json / config.json. */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "tokenizer_internal.h"
+#include "model/model_internal.h" /* the GGUF reader */
 #include "tok_unicode_tables.h"
 
 #include <cjson/cJSON.h>
@@ -531,6 +532,7 @@ static ats_status parse_model(ats_tokenizer *t, const cJSON *m, const char *path
     if (suf && *suf && !(t->end_of_word_suffix = strdup(suf)))
         return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
     t->ignore_merges = json_bool(m, "ignore_merges", 0);
+    t->fuse_unk = json_bool(m, "fuse_unk", 0);
     if (!cJSON_IsArray(merges))
         return ats_error_set(err, ATS_ERR_FORMAT, "%s: model.merges must be a list", path);
     const cJSON *e;
@@ -873,6 +875,168 @@ static ats_status load_dir(ats_tokenizer *t, const char *dir, tok_config *c, ats
     return ATS_OK;
 }
 
+/* ---- GGUF files */
+
+/* 1 when the GGUF string s[len] (no NUL) is want */
+static int gguf_str_is(const char *s, size_t len, const char *want) {
+    return len == strlen(want) && !memcmp(s, want, len);
+}
+
+/* The id stored under key, which must name a token of the n. */
+static ats_status gguf_token_id(const ats_gguf *g, const char *key, size_t n, int32_t *id,
+                                ats_error *err) {
+    int64_t v;
+    ats_status st = ats_gguf_get_int(g, key, &v, err);
+    if (st) return st;
+    if (v < 0 || (uint64_t)v >= n)
+        return ats_error_set(err, ATS_ERR_FORMAT,
+                             "%s: metadata key '%s' = %lld is not a token id (the vocabulary has "
+                             "%zu tokens)",
+                             g->path, key, (long long)v, n);
+    *id = (int32_t)v;
+    return ATS_OK;
+}
+
+/* The tokenizer inside a GGUF file, as transformers builds it (integrations/ggml.py,
+ * GGUFLlamaConverter, for general.architecture "llama" with tokenizer.ggml.model "gpt2", and
+ * LlamaTokenizerFast around it): byte-level BPE over tokenizer.ggml.tokens (the id is the
+ * index) and tokenizer.ggml.merges ("a b", in rank order); GPT-2's regex whatever
+ * tokenizer.ggml.pre names (transformers ignores that key); no normaliser; the tokens whose
+ * tokenizer.ggml.token_type is 3 (control) as special added tokens (without token types: the
+ * unknown and BOS tokens); and the BOS token, tokens[tokenizer.ggml.bos_token_id], before the
+ * text. transformers adds that BOS token whatever tokenizer.ggml.add_bos_token says (SmolLM2's
+ * file says false, and llama.cpp adds none): attnscope follows transformers, the reference;
+ * add_special = 0 (tokenize --no-special) gives llama.cpp's ids. */
+static ats_status load_gguf(ats_tokenizer *t, const char *path, ats_error *err) {
+    ats_gguf *g;
+    ats_status st = ats_gguf_open(path, &g, err);
+    if (st) return st;
+    const char *arch = "", *model = "";
+    size_t alen = 0, mlen = 0, n = 0, nm = 0;
+    int32_t bos = -1, unk = -1;
+    if ((st = ats_gguf_get_str(g, "general.architecture", &arch, &alen, err)) ||
+        (st = ats_gguf_get_str(g, "tokenizer.ggml.model", &model, &mlen, err)))
+        goto done;
+    if (gguf_str_is(model, mlen, "llama")) {
+        st = ats_error_set(err, ATS_ERR_FORMAT,
+                           "%s: tokenizer.ggml.model \"llama\" (a SentencePiece tokenizer) is not "
+                           "supported yet (\"gpt2\", byte-level BPE, is)",
+                           path);
+        goto done;
+    }
+    if (!gguf_str_is(model, mlen, "gpt2")) {
+        st = ats_error_set(err, ATS_ERR_FORMAT,
+                           "%s: tokenizer.ggml.model \"%.*s\" is not supported (\"gpt2\", "
+                           "byte-level BPE, is)",
+                           path, (int)(mlen > 40 ? 40 : mlen), model);
+        goto done;
+    }
+    /* transformers picks the converter by architecture: other ones build other tokenizers
+     * (Qwen2's regex, GPT-2's post-processor) */
+    if (!gguf_str_is(arch, alen, "llama")) {
+        st = ats_error_set(err, ATS_ERR_FORMAT,
+                           "%s: the tokenizer of a general.architecture \"%.*s\" file is not "
+                           "supported (a \"llama\" file's is)",
+                           path, (int)(alen > 40 ? 40 : alen), arch);
+        goto done;
+    }
+    t->kind = ATS_TOKENIZER_BPE;
+    if ((st = ats_gguf_get_arr_len(g, "tokenizer.ggml.tokens", GGUF_V_STR, &n, err))) goto done;
+    if (n == 0 || n >= (size_t)TOK_MAX_ID) {
+        st = ats_error_set(err, ATS_ERR_FORMAT,
+                           "%s: tokenizer.ggml.tokens has %zu tokens (1 to %ld are supported)",
+                           path, n, (long)TOK_MAX_ID - 1);
+        goto done;
+    }
+    for (size_t i = 0; i < n && !st; i++) {
+        const char *s;
+        size_t len;
+        st = ats_gguf_get_arr_str(g, "tokenizer.ggml.tokens", i, &s, &len, err);
+        if (!st && memchr(s, 0, len))
+            st = ats_error_set(err, ATS_ERR_FORMAT, "%s: tokenizer.ggml.tokens[%zu] holds a NUL",
+                               path, i);
+        if (!st) st = vocab_add(t, s, len, (int32_t)i, path, "tokenizer.ggml.tokens", err);
+    }
+    if (st) goto done;
+    if ((st = gguf_token_id(g, "tokenizer.ggml.bos_token_id", n, &bos, err))) goto done;
+    if (ats_gguf_find_kv(g, "tokenizer.ggml.unknown_token_id") &&
+        (st = gguf_token_id(g, "tokenizer.ggml.unknown_token_id", n, &unk, err)))
+        goto done;
+    /* transformers passes tokens, not ids: a duplicated token string means its last id */
+    t->unk_id = unk < 0 ? -1 : tok_strmap_get(&t->map, t->vocab[unk], strlen(t->vocab[unk]));
+    int32_t bos_id = tok_strmap_get(&t->map, t->vocab[bos], strlen(t->vocab[bos]));
+    if (ats_gguf_find_kv(g, "tokenizer.ggml.token_type")) {
+        size_t nt;
+        if ((st = ats_gguf_get_arr_len(g, "tokenizer.ggml.token_type", GGUF_V_ARR, &nt, err)))
+            goto done;
+        if (nt != n) {
+            st = ats_error_set(err, ATS_ERR_FORMAT,
+                               "%s: tokenizer.ggml.token_type has %zu entries for %zu tokens", path,
+                               nt, n);
+            goto done;
+        }
+        for (size_t i = 0; i < n && !st; i++) {
+            int64_t ty;
+            st = ats_gguf_get_arr_int(g, "tokenizer.ggml.token_type", i, &ty, err);
+            if (!st && ty == 3) st = added_add(t, t->vocab[i], (int32_t)i, 0, 0, 0, 1, path, err);
+        }
+    } else {
+        if (unk >= 0) st = added_add(t, t->vocab[unk], unk, 0, 0, 0, 1, path, err);
+        if (!st) st = added_add(t, t->vocab[bos], bos, 0, 0, 0, 1, path, err);
+    }
+    if (st) goto done;
+    if ((st = ats_gguf_get_arr_len(g, "tokenizer.ggml.merges", GGUF_V_STR, &nm, err))) goto done;
+    if (nm >= (size_t)INT32_MAX) {
+        st = ats_error_set(err, ATS_ERR_FORMAT, "%s: tokenizer.ggml.merges: too many merges", path);
+        goto done;
+    }
+    for (size_t i = 0; i < nm && !st; i++) {
+        const char *s, *sp;
+        size_t len;
+        if ((st = ats_gguf_get_arr_str(g, "tokenizer.ggml.merges", i, &s, &len, err))) break;
+        sp = memchr(s, ' ', len);
+        if (!sp || memchr(sp + 1, ' ', len - (size_t)(sp + 1 - s)))
+            st = ats_error_set(err, ATS_ERR_FORMAT,
+                               "%s: tokenizer.ggml.merges[%zu]: \"%.*s\" is not two tokens "
+                               "separated by one space",
+                               path, i, (int)(len > 60 ? 60 : len), s);
+        else
+            st = merge_add(t, s, (size_t)(sp - s), sp + 1, len - (size_t)(sp + 1 - s), (int32_t)i,
+                           path, i, err);
+    }
+    if (st) goto done;
+    if ((st = template_add(t, 0, &bos_id, 1, err)) || (st = template_add(t, 1, NULL, 0, err)))
+        goto done;
+    t->pre_bytelevel = 1;
+    t->byte_regex = 1;
+    const gguf_kv *ctx = ats_gguf_find_kv(g, "llama.context_length");
+    int64_t cl;
+    if (ctx && !ats_gguf_get_int(g, "llama.context_length", &cl, NULL) && cl > 0 && cl < 1000000000)
+        t->max_length = (size_t)cl;
+    if ((st = finish(t, path, err))) goto done;
+    /* transformers' BPE has byte_fallback and fuse_unk: a byte-level character missing from
+     * the vocabulary (SmolLM2's lacks those of 21 bytes, control characters and bytes that
+     * UTF-8 never uses) becomes the <0xXX> tokens of its UTF-8 bytes when the vocabulary has
+     * them, else the unknown token, one for a run of such bytes. attnscope has the second
+     * only, so it refuses a vocabulary that has <0xXX> tokens and lacks some byte */
+    t->fuse_unk = 1;
+    int missing = -1, fallback = 0;
+    for (int b = 0; b < 256; b++) {
+        char hex[8];
+        snprintf(hex, sizeof hex, "<0x%02X>", b);
+        if (t->byte_ids[b] < 0 && missing < 0) missing = b;
+        if (tok_strmap_get(&t->map, hex, strlen(hex)) >= 0) fallback = 1;
+    }
+    if (missing >= 0 && fallback)
+        st = ats_error_set(err, ATS_ERR_FORMAT,
+                           "%s: tokenizer.ggml.tokens lacks the byte-level token '%s' of byte "
+                           "0x%02X and has <0xXX> byte tokens (byte fallback is not supported)",
+                           path, t->byte_chars[missing], missing);
+done:
+    ats_gguf_close(g);
+    return st;
+}
+
 ats_status ats_tokenizer_load(const char *model_dir, ats_tokenizer **out, ats_error *err) {
     *out = NULL;
     if (!model_dir) return ats_error_set(err, ATS_ERR_INVALID, "tokenizer: no model directory");
@@ -880,7 +1044,9 @@ ats_status ats_tokenizer_load(const char *model_dir, ats_tokenizer **out, ats_er
     if (!t) return ats_error_set(err, ATS_ERR_NOMEM, "tokenizer: out of memory");
     t->unk_id = -1;
     tok_config c = {0};
-    ats_status st = load_dir(t, model_dir, &c, err);
+    /* a file, not a directory: a GGUF model with its tokenizer inside */
+    ats_status st =
+        file_exists(model_dir) ? load_gguf(t, model_dir, err) : load_dir(t, model_dir, &c, err);
     cJSON_Delete(c.config);
     cJSON_Delete(c.tok_config);
     cJSON_Delete(c.special_map);

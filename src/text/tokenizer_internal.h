@@ -113,6 +113,7 @@ struct ats_tokenizer {
     tok_pairmap merges;
     char *end_of_word_suffix;
     int ignore_merges;
+    int fuse_unk; /* consecutive bytes without a token become one unknown token */
 
     /* added tokens, matched on the raw text before anything else */
     tok_added *added;

@@ -1,0 +1,245 @@
+#!/usr/bin/env python3
+"""Writes tests/fixtures/models/llama_gguf/: a tiny random Llama as a GGUF file, written with
+the `gguf` package as llama.cpp's converter lays it out, and transformers' attentions of it.
+
+For developers, not CI (the fixture is committed): needs torch, transformers, gguf and
+accelerate (bench/setup_venv.sh):
+
+    bench/.venv/bin/python tools/make_gguf_model_fixtures.py
+
+The model: 2 layers, d = 64, 4 query heads and 2 key/value heads of 16, SwiGLU width 96, a
+separate output matrix (output.weight, not tied), rope_theta 10000. Tensors are stored in
+several types (F32, F16, Q8_0, Q4_0, Q5_1, Q4_1) and q / k with llama.cpp's row permutation
+(convert_hf_to_gguf.py's LlamaModel.permute), which the loader must undo. No tokenizer: the
+tests pass ids. transformers loads the file itself (AutoModelForCausalLM.from_pretrained(dir,
+gguf_file=...), eager attention, float32) and records, for a few id sequences, the attentions
+[L][H][n][n] and the loss (labels = ids) into expected.npz / expected.json.
+
+Also llama_linear.gguf: the llama_linear fixture converted (see build_linear); llama3.gguf:
+llama3 rope scaling as a rope_freqs.weight tensor (see build_llama3).
+"""
+import json
+import os
+
+import numpy as np
+import torch
+from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
+import gguf
+from gguf import GGMLQuantizationType as T
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "..", "tests", "fixtures", "models", "llama_gguf")
+NAME = "tiny-llama.gguf"
+IDS = [[1, 17, 42, 99, 7, 250, 3, 61], [5], [200, 201, 202, 13, 13, 13, 88, 0, 71, 150, 9, 33]]
+
+
+def permute(w, n_head):
+    """llama.cpp's row order for q / k: each head's [2][dh/2] rows as [dh/2][2]"""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2) \
+            .reshape(w.shape)
+
+
+def main():
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=256, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                      rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False)
+    model = LlamaForCausalLM(cfg)
+    g = torch.Generator().manual_seed(1234)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.ndim >= 2:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.25)
+            else:
+                p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=g))
+    sd = {k: v.numpy().astype(np.float32) for k, v in model.state_dict().items()}
+    os.makedirs(OUT, exist_ok=True)
+    path = os.path.join(OUT, NAME)
+    w = gguf.GGUFWriter(path, "llama")
+    w.add_name("tiny llama")
+    w.add_block_count(2)
+    w.add_context_length(64)
+    w.add_embedding_length(64)
+    w.add_feed_forward_length(96)
+    w.add_head_count(4)
+    w.add_head_count_kv(2)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_rope_freq_base(10000.0)
+    w.add_rope_dimension_count(16)
+    w.add_vocab_size(256)
+
+    def put(name, arr, qtype):
+        if qtype == T.F32:
+            w.add_tensor(name, arr.astype(np.float32))
+        elif qtype == T.F16:
+            w.add_tensor(name, arr.astype(np.float16))
+        else:
+            w.add_tensor(name, gguf.quants.quantize(arr, qtype), raw_dtype=qtype)
+
+    put("token_embd.weight", sd["model.embed_tokens.weight"], T.Q8_0)
+    for l in range(2):
+        p = f"model.layers.{l}."
+        put(f"blk.{l}.attn_norm.weight", sd[p + "input_layernorm.weight"], T.F32)
+        put(f"blk.{l}.attn_q.weight", permute(sd[p + "self_attn.q_proj.weight"], 4), T.Q8_0)
+        put(f"blk.{l}.attn_k.weight", permute(sd[p + "self_attn.k_proj.weight"], 2), T.F16)
+        put(f"blk.{l}.attn_v.weight", sd[p + "self_attn.v_proj.weight"], T.Q4_0)
+        put(f"blk.{l}.attn_output.weight", sd[p + "self_attn.o_proj.weight"], T.Q5_1)
+        put(f"blk.{l}.ffn_norm.weight", sd[p + "post_attention_layernorm.weight"], T.F32)
+        put(f"blk.{l}.ffn_gate.weight", sd[p + "mlp.gate_proj.weight"], T.Q4_1)
+        put(f"blk.{l}.ffn_up.weight", sd[p + "mlp.up_proj.weight"], T.Q8_0)
+        put(f"blk.{l}.ffn_down.weight", sd[p + "mlp.down_proj.weight"], T.F16)
+    put("output_norm.weight", sd["model.norm.weight"], T.F32)
+    put("output.weight", sd["lm_head.weight"], T.Q8_0)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+    ref = AutoModelForCausalLM.from_pretrained(OUT, gguf_file=NAME, attn_implementation="eager",
+                                               dtype=torch.float32)
+    ref.eval()
+    arrays, cases = {}, []
+    for k, ids in enumerate(IDS):
+        x = torch.tensor([ids])
+        with torch.no_grad():
+            o = ref(x, labels=x, output_attentions=True)
+        arrays[f"att{k}"] = torch.stack(o.attentions, 0)[:, 0].numpy().astype(np.float32)
+        cases.append({"ids": ids, "loss": float(o.loss) if len(ids) > 1 else None})
+    np.savez_compressed(os.path.join(OUT, "expected.npz"), **arrays)
+    with open(os.path.join(OUT, "expected.json"), "w") as fp:
+        json.dump({"file": NAME, "cases": cases}, fp, indent=1)
+
+
+def build_linear():
+    """llama_linear/ (HuggingFace layout: linear rope_scaling factor 2, one key/value head,
+    head_dim 16 with hidden size 48, bfloat16) as llama_linear.gguf, float32 tensors and the
+    scaling as llama.cpp's converter writes it ({arch}.rope.scaling.type / .factor,
+    attention.key_length). transformers' GGUF loader ignores those keys, so the reference is
+    llama_linear/expected/, transformers on the safetensors checkpoint."""
+    from safetensors.torch import load_file
+    src = os.path.join(OUT, "..", "llama_linear")
+    cfg = json.load(open(os.path.join(src, "config.json")))
+    sd = {k: v.float().numpy() for k, v in load_file(os.path.join(src, "model.safetensors")).items()}
+    H, Hkv, L = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["num_hidden_layers"]
+    w = gguf.GGUFWriter(os.path.join(OUT, "llama_linear.gguf"), "llama")
+    w.add_name("llama_linear")
+    w.add_block_count(L)
+    w.add_context_length(cfg["max_position_embeddings"])
+    w.add_embedding_length(cfg["hidden_size"])
+    w.add_feed_forward_length(cfg["intermediate_size"])
+    w.add_head_count(H)
+    w.add_head_count_kv(Hkv)
+    w.add_key_length(cfg["head_dim"])
+    w.add_value_length(cfg["head_dim"])
+    w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+    w.add_rope_freq_base(cfg["rope_theta"])
+    w.add_rope_dimension_count(cfg["head_dim"])
+    w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+    w.add_rope_scaling_factor(cfg["rope_scaling"]["factor"])
+    w.add_vocab_size(cfg["vocab_size"])
+    w.add_tensor("token_embd.weight", sd["model.embed_tokens.weight"])
+    for l in range(L):
+        p = f"model.layers.{l}."
+        w.add_tensor(f"blk.{l}.attn_norm.weight", sd[p + "input_layernorm.weight"])
+        w.add_tensor(f"blk.{l}.attn_q.weight", permute(sd[p + "self_attn.q_proj.weight"], H))
+        w.add_tensor(f"blk.{l}.attn_k.weight", permute(sd[p + "self_attn.k_proj.weight"], Hkv))
+        w.add_tensor(f"blk.{l}.attn_v.weight", sd[p + "self_attn.v_proj.weight"])
+        w.add_tensor(f"blk.{l}.attn_output.weight", sd[p + "self_attn.o_proj.weight"])
+        w.add_tensor(f"blk.{l}.ffn_norm.weight", sd[p + "post_attention_layernorm.weight"])
+        w.add_tensor(f"blk.{l}.ffn_gate.weight", sd[p + "mlp.gate_proj.weight"])
+        w.add_tensor(f"blk.{l}.ffn_up.weight", sd[p + "mlp.up_proj.weight"])
+        w.add_tensor(f"blk.{l}.ffn_down.weight", sd[p + "mlp.down_proj.weight"])
+    w.add_tensor("output_norm.weight", sd["model.norm.weight"])
+    w.add_tensor("output.weight", sd["lm_head.weight"])
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def build_llama3():
+    """A tiny Llama with llama3 rope_scaling as llama3.gguf, the scaling as llama.cpp's
+    converter stores it: a rope_freqs.weight tensor of per-frequency divisors (1 for short
+    wavelengths, the factor for long ones, blended between). transformers' GGUF loader ignores
+    that tensor, so the reference (llama3.npz: attentions of IDS, losses in expected.json) is
+    transformers on the HuggingFace model itself."""
+    import math
+    torch.manual_seed(0)
+    rs = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+          "original_max_position_embeddings": 16}
+    cfg = LlamaConfig(vocab_size=256, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                      rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=True,
+                      rope_scaling=rs, attn_implementation="eager")
+    model = LlamaForCausalLM(cfg)
+    g = torch.Generator().manual_seed(99)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.25 if p.ndim >= 2 else
+                    1.0 + 0.2 * torch.randn(p.shape, generator=g))
+    model.eval()
+    sd = {k: v.numpy().astype(np.float32) for k, v in model.state_dict().items()}
+    w = gguf.GGUFWriter(os.path.join(OUT, "llama3.gguf"), "llama")
+    w.add_name("tiny llama3")
+    w.add_block_count(2)
+    w.add_context_length(64)
+    w.add_embedding_length(64)
+    w.add_feed_forward_length(96)
+    w.add_head_count(4)
+    w.add_head_count_kv(2)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_rope_freq_base(10000.0)
+    w.add_rope_dimension_count(16)
+    w.add_vocab_size(256)
+    # convert_hf_to_gguf.py's LlamaModel.generate_extra_tensors for rope_type llama3
+    dim, base = 16, 10000.0
+    freqs = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim))
+    lo_wl, hi_wl = 16 / 1.0, 16 / 4.0
+    factors = []
+    for f in freqs.tolist():
+        wl = 2 * math.pi / f
+        if wl < hi_wl:
+            factors.append(1.0)
+        elif wl > lo_wl:
+            factors.append(8.0)
+        else:
+            smooth = (16 / wl - 1.0) / (4.0 - 1.0)
+            factors.append(1 / ((1 - smooth) / 8.0 + smooth))
+    w.add_tensor("rope_freqs.weight", np.array(factors, dtype=np.float32))
+    w.add_tensor("token_embd.weight", sd["model.embed_tokens.weight"])
+    for l in range(2):
+        p = f"model.layers.{l}."
+        w.add_tensor(f"blk.{l}.attn_norm.weight", sd[p + "input_layernorm.weight"])
+        w.add_tensor(f"blk.{l}.attn_q.weight", permute(sd[p + "self_attn.q_proj.weight"], 4))
+        w.add_tensor(f"blk.{l}.attn_k.weight", permute(sd[p + "self_attn.k_proj.weight"], 2))
+        w.add_tensor(f"blk.{l}.attn_v.weight", sd[p + "self_attn.v_proj.weight"])
+        w.add_tensor(f"blk.{l}.attn_output.weight", sd[p + "self_attn.o_proj.weight"])
+        w.add_tensor(f"blk.{l}.ffn_norm.weight", sd[p + "post_attention_layernorm.weight"])
+        w.add_tensor(f"blk.{l}.ffn_gate.weight", sd[p + "mlp.gate_proj.weight"])
+        w.add_tensor(f"blk.{l}.ffn_up.weight", sd[p + "mlp.up_proj.weight"])
+        w.add_tensor(f"blk.{l}.ffn_down.weight", sd[p + "mlp.down_proj.weight"])
+    w.add_tensor("output_norm.weight", sd["model.norm.weight"])
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    arrays, losses = {}, []
+    ids_long = [(7 * i + 3) % 256 for i in range(40)]  # past original_max_position_embeddings
+    for k, ids in enumerate(IDS + [ids_long]):
+        x = torch.tensor([ids])
+        with torch.no_grad():
+            o = model(x, labels=x, output_attentions=True)
+        arrays[f"att{k}"] = torch.stack(o.attentions, 0)[:, 0].numpy().astype(np.float32)
+        losses.append({"ids": ids, "loss": float(o.loss) if len(ids) > 1 else None})
+    np.savez_compressed(os.path.join(OUT, "llama3.npz"), **arrays)
+    ref = json.load(open(os.path.join(OUT, "expected.json")))
+    ref["llama3"] = {"file": "llama3.gguf", "cases": losses}
+    with open(os.path.join(OUT, "expected.json"), "w") as fp:
+        json.dump(ref, fp, indent=1)
+
+
+if __name__ == "__main__":
+    main()
+    build_linear()
+    build_llama3()
