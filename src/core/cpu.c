@@ -111,7 +111,7 @@ ats_status ats_kernel_path_check_env(ats_error *err) {
     int e = env_path();
     if (e == -1) return ATS_OK;
     if (e == -2) {
-        char what[80];
+        char what[128];
         const char *v = getenv("ATS_KERNEL");
         snprintf(what, sizeof what, "'%.60s' (ATS_KERNEL) is not a path name", v ? v : "");
         return unsupported(err, what);
