@@ -2,7 +2,7 @@
  * tensor infos, then every getter on every key and the conversion of every tensor the reader
  * accepted. Any error is fine if it has a message; a crash, leak, sanitizer report, hang, or a
  * tensor outside the buffer is a bug. */
-#include "model_internal.h"
+#include "attnscope/gguf.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -6,6 +6,7 @@
 #include "attnscope/analysis.h"
 #include "attnscope/core.h"
 #include "attnscope/diagram.h"
+#include "attnscope/gguf.h"
 #include "attnscope/hub.h"
 #include "attnscope/measure.h"
 #include "attnscope/model.h"

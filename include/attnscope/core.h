@@ -116,6 +116,12 @@ ats_status ats_dir_create(const char *path, ats_error *err);
  * larger than max_bytes with ATS_ERR_RANGE. */
 ats_status ats_file_read_all(const char *path, size_t max_bytes, char **out, size_t *len,
                              ats_error *err);
+/* Maps the regular file path read-only, whole: *map and *len (NULL and 0 for an empty file).
+ * A folder, FIFO or device is ATS_ERR_IO at once (a FIFO is never waited on). Release with
+ * ats_file_unmap. */
+ats_status ats_file_map(const char *path, void **map, size_t *len, ats_error *err);
+void ats_file_unmap(void *map, size_t len);
+
 /* The same for files that must be regular files (a model's config and tokenizer files): a
  * folder, FIFO or device is ATS_ERR_IO at once instead of blocking or reading a stream. */
 ats_status ats_file_read_regular(const char *path, size_t max_bytes, char **out, size_t *len,

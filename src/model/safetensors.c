@@ -198,27 +198,14 @@ done:
 
 ats_status ats_safetensors_open(const char *path, ats_safetensors *st, ats_error *err) {
     memset(st, 0, sizeof *st);
-    int fd = open(path, O_RDONLY | O_NONBLOCK); /* a FIFO would block until a writer came */
-    if (fd < 0) return ats_error_set(err, ATS_ERR_IO, "%s: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return ats_error_set(err, ATS_ERR_IO, "%s: not a regular file", path);
-    }
-    size_t len = (size_t)sb.st_size;
-    void *map = NULL;
-    if (len > 0) {
-        map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (map == MAP_FAILED) {
-            close(fd);
-            return ats_error_set(err, ATS_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
-        }
-    }
-    close(fd);
+    void *map;
+    size_t len;
+    ats_status ms = ats_file_map(path, &map, &len, err);
+    if (ms) return ms;
     static const uint8_t empty[1];
     ats_status rc = ats_safetensors_parse(map ? map : empty, len, path, st, err);
     if (rc) {
-        if (map) munmap(map, len);
+        ats_file_unmap(map, len);
         return rc;
     }
     st->map = map;

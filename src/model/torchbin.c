@@ -662,21 +662,14 @@ fail:
 
 ats_status ats_torchbin_open(const char *path, ats_safetensors *st, ats_error *err) {
     memset(st, 0, sizeof *st);
-    int fd = open(path, O_RDONLY | O_NONBLOCK); /* a FIFO would block until a writer came */
-    if (fd < 0) return ats_error_set(err, ATS_ERR_IO, "%s: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size <= 0) {
-        close(fd);
-        return ats_error_set(err, ATS_ERR_IO, "%s: not a regular, non-empty file", path);
-    }
-    size_t len = (size_t)sb.st_size;
-    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED)
-        return ats_error_set(err, ATS_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
+    void *map;
+    size_t len;
+    ats_status ms = ats_file_map(path, &map, &len, err);
+    if (ms) return ms;
+    if (!len) return ats_error_set(err, ATS_ERR_IO, "%s: not a regular, non-empty file", path);
     ats_status rc = ats_torchbin_parse(map, len, path, st, err);
     if (rc) {
-        munmap(map, len);
+        ats_file_unmap(map, len);
         return rc;
     }
     st->map = map;

@@ -3,7 +3,7 @@
  * tokenizer_config.json / config.json. */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "tokenizer_internal.h"
-#include "model/model_internal.h" /* the GGUF reader */
+#include "attnscope/gguf.h"
 #include "tok_unicode_tables.h"
 
 #include <cjson/cJSON.h>

@@ -3,7 +3,7 @@
  * SmolLM2-135M-Instruct file (every tensor's CRC-32 and a few rows against gguf.quants); then
  * bad input: every truncation and a damaged byte at every header position of a real file, and
  * hand-built images with each kind of wrong field. */
-#include "model_internal.h"
+#include "attnscope/gguf.h"
 #include "check.h"
 
 #include <glob.h>

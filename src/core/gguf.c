@@ -13,7 +13,7 @@
  * sizes with ats_size_mul / ats_size_add. The dequantization follows ggml's dequantize_row_* in
  * float32 and in the same order of operations, so results are bit for bit ggml's (and the gguf
  * Python package's). */
-#include "model_internal.h"
+#include "attnscope/gguf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -569,28 +569,15 @@ fail:
 
 ats_status ats_gguf_open(const char *path, ats_gguf **out, ats_error *err) {
     *out = NULL;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return ats_error_set(err, ATS_ERR_IO, "%s: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return ats_error_set(err, ATS_ERR_IO, "%s: not a regular file", path);
-    }
-    size_t len = (size_t)sb.st_size;
-    void *map = NULL;
-    if (len > 0) {
-        map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (map == MAP_FAILED) {
-            close(fd);
-            return ats_error_set(err, ATS_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
-        }
-    }
-    close(fd);
+    void *map;
+    size_t len;
+    ats_status st = ats_file_map(path, &map, &len, err);
+    if (st) return st;
     static const uint8_t empty[1];
     ats_gguf *g = NULL;
     ats_status rc = ats_gguf_parse(map ? map : empty, len, path, &g, err);
     if (rc) {
-        if (map) munmap(map, len);
+        ats_file_unmap(map, len);
         return rc;
     }
     g->map = map;
