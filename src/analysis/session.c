@@ -87,15 +87,6 @@ ats_attn ats_attention_head(const ats_attention *a, size_t l, size_t h) {
     return v;
 }
 
-static char *dup_range(const char *s, size_t len) {
-    char *d = malloc(len + 1);
-    if (d) {
-        memcpy(d, s, len);
-        d[len] = '\0';
-    }
-    return d;
-}
-
 /* Grows a pass that stopped early to the model's L layers, the ones not run NaN, so that the
  * attention has the model's shape and a read of a layer that was not computed shows. */
 static ats_status pad_layers(ats_forward_result *res, size_t L, ats_error *err) {
@@ -218,7 +209,7 @@ static ats_status read_label_file(const char *path, size_t n, char ***out, ats_e
         char *e = strchr(p, '\n');
         size_t w = e ? (size_t)(e - p) : strlen(p);
         if (w && p[w - 1] == '\r') w--;
-        l[k++] = dup_range(p, w);
+        l[k++] = strndup(p, w);
         if (!e) break;
         p = e + 1;
     }

@@ -5,15 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char *dup_range(const char *s, size_t len) {
-    char *d = malloc(len + 1);
-    if (d) {
-        memcpy(d, s, len);
-        d[len] = '\0';
-    }
-    return d;
-}
-
 static int blank(char c) {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
@@ -26,7 +17,7 @@ ats_status ats_token_labels(const ats_encoding *enc, const char *text, char **la
             while (s < e && blank(text[s])) s++;
             while (e > s && blank(text[e - 1])) e--;
         }
-        labels[i] = !enc->special[i] && e > s ? dup_range(text + s, e - s) : strdup(enc->tokens[i]);
+        labels[i] = !enc->special[i] && e > s ? strndup(text + s, e - s) : strdup(enc->tokens[i]);
         if (!labels[i]) {
             for (size_t j = 0; j < i; j++) free(labels[j]);
             return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
