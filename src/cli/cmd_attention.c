@@ -232,7 +232,7 @@ int ats_cmd_attention(int argc, char **argv) {
     char **names = NULL;
     ats_forward_result res = {0};
     int rc = ATS_EXIT_OK;
-    if (ats_model_load(a.model, &m, &err)) {
+    if (ats_model_load_adapted(a.model, ats_cli_adapter(), &m, &err)) {
         rc = ats_cli_fail(&err);
         goto done;
     }

@@ -98,7 +98,7 @@ int ats_cmd_equivariance(int argc, char **argv) {
     ats_error err;
     ats_error_clear(&err);
     ats_model *m;
-    if (ats_model_load(model, &m, &err)) return ats_cli_fail(&err);
+    if (ats_model_load_adapted(model, ats_cli_adapter(), &m, &err)) return ats_cli_fail(&err);
     const ats_model_info *info = ats_model_info_get(m);
     int causal = info->causal;
     size_t L = (size_t)info->n_layers;

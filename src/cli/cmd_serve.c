@@ -99,6 +99,7 @@ int ats_cmd_serve(int argc, char **argv) {
         i++;
     }
     if (!opt.model) return ats_cli_usage_error("serve", "--model M is required");
+    opt.adapter = ats_cli_adapter();
     if (!opt.web_dir) {
         if (!find_web_dir(web, sizeof web))
             return ats_cli_usage_error("serve", "cannot find the viewer's files; give --web DIR");
