@@ -258,10 +258,11 @@ static ats_status factor_f32(const st_tensor *t, const char *path, float **out, 
     ats_model_tensor_f32(t, p);
     for (size_t i = 0; i < t->count; i++)
         if (!isfinite(p[i])) {
+            const char *what = isnan(p[i]) ? "NaN" : "inf";
             free(p);
             return ats_error_set(err, ATS_ERR_FORMAT,
                                  "%s: tensor '%s' has a non-finite value (%s) at element %zu", path,
-                                 t->name, isnan(p[i]) ? "NaN" : "inf", i);
+                                 t->name, what, i);
         }
     *out = p;
     return ATS_OK;
