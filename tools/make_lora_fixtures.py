@@ -8,7 +8,9 @@ transformers < 5 and peft):
 
 For each case it loads a model of tests/fixtures/models/ with transformers (eager attention),
 wraps it with peft.get_peft_model(LoraConfig(...)), draws every lora_A and lora_B at random
-(PEFT starts B at zero, which would leave the model unchanged and the test unable to fail),
+with standard deviation 0.15 (PEFT starts B at zero, which would leave the model unchanged and
+the test unable to fail; with 0.15 the attentions move by 0.6 to 0.95 at their largest, while
+the merged and unmerged products still agree to a few 1e-6),
 saves the adapter with save_pretrained into tests/fixtures/lora/<case>/ (adapter_config.json,
 adapter_model.safetensors) and writes PEFT's attentions [L][H][n][n] on a few texts, computed
 by the unmerged PEFT model (base layer plus the LoRA branch), as float32 .npy under
@@ -18,7 +20,8 @@ tests/python/test_lora.py compares `attnscope attention --adapter` with them.
 The cases cover what the merge must get right: GPT-2's Conv1D layers (fan_in_fan_out), rsLoRA
 scaling, target_modules as a regular expression, rank_pattern / alpha_pattern, and
 layers_to_transform, on GPT-2, BERT, Llama (grouped-query attention) and GPT-NeoX (whose fused
-query_key_value is split per head after the merge).
+query_key_value is split per head after the merge); the llama_linear adapter also goes with
+llama_linear.gguf, the same weights as a GGUF file.
 """
 import json
 import os
@@ -54,6 +57,10 @@ CASES = [
          config=dict(r=4, lora_alpha=4, use_rslora=True, layers_to_transform=[1],
                      target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
                                      "up_proj", "down_proj"])),
+    # Llama with linear rope scaling, one key/value head: q and k, whose rows a GGUF file
+    # stores permuted (the test also loads llama_linear.gguf, the same weights, with it)
+    dict(name="llama_linear", model="llama_linear", causal=True,
+         config=dict(r=2, lora_alpha=4, target_modules=r"model\.layers\.\d+\.self_attn\.[qk]_proj")),
     # GPT-NeoX: the fused query_key_value and the attention output
     dict(name="gpt_neox", model="gpt_neox", causal=True,
          config=dict(r=4, lora_alpha=8, target_modules=["query_key_value", "attention.dense"])),
@@ -71,7 +78,7 @@ def build(case, g):
     with torch.no_grad():
         for name, p in pm.named_parameters():
             if "lora_A" in name or "lora_B" in name:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+                p.copy_(torch.randn(p.shape, generator=g) * 0.15)
                 n += 1
     assert n > 0, case["name"]
     pm.eval()
@@ -82,6 +89,8 @@ def build(case, g):
     cpath = os.path.join(adir, "adapter_config.json")
     cfg = json.load(open(cpath))
     cfg["base_model_name_or_path"] = "tests/fixtures/models/" + case["model"]
+    if isinstance(cfg["target_modules"], list):  # PEFT keeps a set: a stable order for git
+        cfg["target_modules"] = sorted(cfg["target_modules"])
     json.dump(cfg, open(cpath, "w"), indent=2, sort_keys=True)
     if os.path.exists(os.path.join(adir, "README.md")):
         os.remove(os.path.join(adir, "README.md"))

@@ -5,8 +5,8 @@ adapters for the fixture models with peft.get_peft_model and save_pretrained, an
 unmerged PEFT model's eager attentions on two texts (tests/fixtures/lora/). attnscope merges the
 adapter into the weights at load; its attentions must equal PEFT's within 1e-5 absolute, on
 GPT-2 (Conv1D, fan_in_fan_out; a target_modules regular expression with rsLoRA), BERT
-(rank_pattern, alpha_pattern), Llama (rsLoRA, layers_to_transform, grouped-query attention)
-and GPT-NeoX (the fused query_key_value). Without the adapter the same runs must differ from
+(rank_pattern, alpha_pattern), Llama (rsLoRA, layers_to_transform, grouped-query attention;
+linear rope scaling, also from a GGUF file) and GPT-NeoX (the fused query_key_value). Without the adapter the same runs must differ from
 PEFT's by far more, so the comparison can fail. Bad adapters exit 2, name what was wrong and
 leave no output."""
 import json
@@ -47,6 +47,22 @@ def test_matches_peft(tmp_path, case):
     assert err < TOL, f"{case['name']}: max |attnscope - PEFT| = {err:.3g}"
     base = attention(tmp_path, case["model"], case["text"])
     assert np.abs(base.astype(np.float64) - want).max() > 1e-2, "the adapter changes nothing"
+
+
+@pytest.mark.parametrize("case", [c for c in MANIFEST["cases"] if c["model"] == "llama_linear"],
+                         ids=lambda c: c["name"])
+def test_gguf_matches_peft(tmp_path, case):
+    """llama_linear.gguf holds llama_linear's weights with q and k rows in llama.cpp's order;
+    the adapter merges after the loader has put them back."""
+    want = np.load(os.path.join(LORA, "expected", case["attention"]))
+    out = tmp_path / "att.npy"
+    p = subprocess.run([ATTNSCOPE, "attention", "--model",
+                        os.path.join(MODELS, "llama_gguf", "llama_linear.gguf"), "--ids",
+                        ",".join(map(str, case["ids"])), "--adapter",
+                        os.path.join(LORA, case["adapter"]), "--npy", str(out)],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert np.abs(np.load(out).astype(np.float64) - want).max() < TOL
 
 
 def test_python_package_matches_peft():
