@@ -308,16 +308,27 @@ static ats_status merge_one(ats_model *m, const lora_cfg *c, const char *apath, 
     float *a, *b = NULL, *merged = NULL;
     ats_status rc = factor_f32(ta, apath, &a, err);
     if (!rc) rc = factor_f32(tb, apath, &b, err);
-    if (!rc) {
+    /* a tensor the model owns already (a GGUF file's dequantized copy) is merged in place; one
+     * in the mapped file gets a copy, and the file's pages go back to the kernel */
+    const void *orig = w->data;
+    int in_place = w->dtype == ST_F32 && ats_model_owns(m, (const float *)orig);
+    if (!rc && in_place) {
+        merged = (float *)(uintptr_t)orig;
+    } else if (!rc) {
         merged = malloc((count ? count : 1) * sizeof *merged);
-        if (!merged || !ats_model_own(m, merged))
+        if (!merged || !ats_model_own(m, merged)) {
+            free(merged);
             rc = ats_error_set(err, ATS_ERR_NOMEM, "%s: out of memory merging '%s'", apath, module);
+        }
     }
     if (rc) {
-        free(a), free(b), free(merged);
+        free(a), free(b);
         return rc;
     }
-    ats_model_tensor_f32(w, merged);
+    if (!in_place) {
+        ats_model_tensor_f32(w, merged);
+        ats_model_release_mapped(m, orig, w->end - w->begin);
+    }
     float s = (float)(c->rslora ? alpha / sqrt(rank) : alpha / rank);
     int R = (int)r;
     if (conv) /* W [in][out] += s · Aᵀ [in][r] · Bᵀ [r][out] */

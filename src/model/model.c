@@ -509,6 +509,12 @@ int ats_model_own(ats_model *m, float *p) {
     return own(m, p);
 }
 
+int ats_model_owns(const ats_model *m, const float *p) {
+    for (size_t k = 0; k < m->n_owned; k++)
+        if (m->owned[k] == p) return 1;
+    return 0;
+}
+
 static int own(ats_model *m, float *p) {
     if (m->n_owned == m->cap_owned) {
         size_t cap = m->cap_owned ? m->cap_owned * 2 : 64;
@@ -1049,9 +1055,9 @@ done:
     return rc;
 }
 
-/* 1 when w[count] lies in one of the model's mapped files */
-static int in_mapping(const ats_model *m, const float *w, size_t count) {
-    uintptr_t lo = (uintptr_t)w, hi = lo + count * sizeof *w;
+/* 1 when w[bytes] lies in one of the model's mapped files */
+static int in_mapping(const ats_model *m, const void *w, size_t bytes) {
+    uintptr_t lo = (uintptr_t)w, hi = lo + bytes;
     size_t nmaps = m->n_shards ? m->n_shards : 1;
     for (size_t k = 0; k < nmaps; k++) {
         const ats_safetensors *st = m->n_shards ? &m->shards[k] : &m->st;
@@ -1066,24 +1072,28 @@ static int in_mapping(const ats_model *m, const float *w, size_t count) {
  * kernel: the mapping is private and never written, so a later read would fault the file's
  * bytes in again. */
 static void release_matrix(ats_model *m, const float **w, size_t count) {
-    for (size_t k = 0; k < m->n_owned; k++)
+    for (size_t k = 0; k < m->n_owned; k++) /* not ats_model_owns: it frees the one it finds */
         if (m->owned[k] == *w) {
             free(m->owned[k]);
             m->owned[k] = m->owned[--m->n_owned];
             *w = NULL;
             return;
         }
+    ats_model_release_mapped(m, *w, count * sizeof **w);
+}
+
+void ats_model_release_mapped(const ats_model *m, const void *p, size_t bytes) {
     size_t page = 4096;
     long ps = sysconf(_SC_PAGESIZE);
     if (ps > 0) page = (size_t)ps;
-    uintptr_t lo = (uintptr_t)*w, hi = lo + count * sizeof **w;
+    uintptr_t lo = (uintptr_t)p, hi = lo + bytes;
     uintptr_t a = (lo + page - 1) / page * page, b = hi / page * page;
-    if (b > a && in_mapping(m, *w, count)) madvise((void *)a, b - a, MADV_DONTNEED);
+    if (b > a && in_mapping(m, p, bytes)) madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
 /* *v[count] ← an owned copy of it, when it is in the mapped file; 0: no memory */
 static int own_copy(ats_model *m, const float **v, size_t count) {
-    if (!*v || !in_mapping(m, *v, count)) return 1;
+    if (!*v || !in_mapping(m, *v, count * sizeof **v)) return 1;
     float *p = malloc(count * sizeof *p);
     if (!p || !own(m, p)) {
         free(p);

@@ -158,6 +158,12 @@ void ats_model_tensor_f32(const st_tensor *t, float *out);
  * NULL-terminated. */
 extern const char *const ATS_MODEL_PREFIXES[];
 
+/* Gives the whole pages of p[bytes] back to the kernel when they lie in one of the model's
+ * mapped files (read-only private mappings: a later read faults the file's bytes in again). */
+void ats_model_release_mapped(const ats_model *m, const void *p, size_t bytes);
+/* 1 when p is one of the model's owned float32 copies */
+int ats_model_owns(const ats_model *m, const float *p);
+
 /* Merges the PEFT LoRA adapter in directory dir (src/model/adapter.c) into m->st before the
  * loaders read it: each adapted tensor of m->st is replaced by an owned float32 copy of W + s·BA.
  * Errors name the adapter's file, module or tensor. */

@@ -87,6 +87,7 @@ def test_equivariance_with_adapter(tmp_path):
                         "--out", str(tmp_path)], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     doc = json.load(open(tmp_path / "equivariance.json"))
+    assert doc["adapter"] == os.path.join(LORA, "bert")
     assert np.max(doc["max_deviation_without_positions"]) < 1e-5
     assert np.max(doc["max_deviation_with_positions"]) > 1e-3
 
