@@ -189,3 +189,26 @@ def test_command_without_a_model(tmp_path):
     p = subprocess.run([ATTNSCOPE, "attention", "--model", os.path.join(MODELS, "gpt2"),
                         "--text", "hi", "--adapter"], capture_output=True, text=True)
     assert p.returncode == 2 and "--adapter needs a directory" in p.stderr, p.stderr
+
+
+def test_session_commands_take_the_adapter(tmp_path):
+    """compare (a session through src/cli/analysis.c) and heads (its own session) load the
+    adapter too: their numbers move with it, and --adapter repeated is refused."""
+    model = os.path.join(MODELS, "gpt2")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the cat sat on the mat.\na b c d e f g, then the end!\nhello world\n")
+    outs = {}
+    for tag, extra in (("base", []), ("lora", ["--adapter", os.path.join(LORA, "gpt2")])):
+        cj, hd = tmp_path / f"{tag}.json", tmp_path / f"{tag}.npy"
+        for args in (["compare", "--model", model, "--text", "the cat sat on the mat.", "--text",
+                      "a b c d e f g, then the end!", "--all-heads", "--json", str(cj)],
+                     ["heads", "--model", model, "--corpus", str(corpus), "--output", str(hd)]):
+            p = subprocess.run([ATTNSCOPE, *args, *extra], capture_output=True, text=True)
+            assert p.returncode == 0, p.stderr
+        outs[tag] = (json.load(open(cj))["bottleneck"]["0"], np.load(hd))
+    assert outs["base"][0] != outs["lora"][0]
+    assert np.abs(outs["base"][1] - outs["lora"][1]).max() > 1e-3
+    p = subprocess.run([ATTNSCOPE, "heads", "--model", model, "--corpus", str(corpus), "--adapter",
+                        os.path.join(LORA, "gpt2"), "--adapter", os.path.join(LORA, "gpt2")],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and "given twice" in p.stderr, p.stderr
