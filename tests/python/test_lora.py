@@ -212,3 +212,18 @@ def test_session_commands_take_the_adapter(tmp_path):
                         os.path.join(LORA, "gpt2"), "--adapter", os.path.join(LORA, "gpt2")],
                        capture_output=True, text=True)
     assert p.returncode == 2 and "given twice" in p.stderr, p.stderr
+
+
+def test_viewer_takes_the_adapter():
+    """attnscope serve --adapter: the viewer's head attention is PEFT's."""
+    from serve_helper import Server
+    case = next(c for c in MANIFEST["cases"] if c["adapter"] == "gpt2")
+    want = np.load(os.path.join(LORA, "expected", case["attention"]))
+    srv = Server(os.path.join(MODELS, "gpt2"), "--adapter", os.path.join(LORA, "gpt2"))
+    try:
+        status, doc = srv.json("/api/analyze", {"text": case["text"], "layer": 1, "head": 2})
+    finally:
+        srv.stop()
+    assert status == 200, doc
+    got = np.array(doc["texts"][0]["attention"], dtype=np.float64)
+    assert np.abs(got - want[1, 2]).max() < TOL
