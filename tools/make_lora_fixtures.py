@@ -12,7 +12,7 @@ with standard deviation 0.15 (PEFT starts B at zero, which would leave the model
 the test unable to fail; with 0.15 the attentions move by 0.6 to 0.95 at their largest, while
 the merged and unmerged products still agree to a few 1e-6),
 saves the adapter with save_pretrained into tests/fixtures/lora/<case>/ (adapter_config.json,
-adapter_model.safetensors) and writes PEFT's attentions [L][H][n][n] on a few texts, computed
+adapter_model.safetensors; the BERT one also as adapter_model.bin in bert_bin/) and writes PEFT's attentions [L][H][n][n] on a few texts, computed
 by the unmerged PEFT model (base layer plus the LoRA branch), as float32 .npy under
 tests/fixtures/lora/expected/, listed in tests/fixtures/lora/manifest.json.
 tests/python/test_lora.py compares `attnscope attention --adapter` with them.
@@ -48,8 +48,9 @@ CASES = [
     dict(name="gpt2_regex_rslora", model="gpt2", causal=True,
          config=dict(r=8, lora_alpha=6, target_modules=r".*\.h\.1\.(attn\.c_attn|mlp\.c_fc)",
                      fan_in_fan_out=True, use_rslora=True)),
-    # BERT: query, value and every dense layer (the masked-LM head's too); rank and alpha patterns
-    dict(name="bert", model="bert", causal=False,
+    # BERT: query, value and every dense layer (the masked-LM head's too); rank and alpha
+    # patterns; also saved as adapter_model.bin (bert_bin/)
+    dict(name="bert", model="bert", causal=False, bin=True,
          config=dict(r=4, lora_alpha=8, target_modules=["query", "value", "dense"],
                      rank_pattern={"query": 2}, alpha_pattern={"value": 3.0})),
     # Llama: every linear layer of layer 1 only, rsLoRA
@@ -85,15 +86,21 @@ def build(case, g):
     adir = os.path.join(OUT, case["name"])
     shutil.rmtree(adir, ignore_errors=True)
     pm.save_pretrained(adir)
-    # keep the fixture free of machine paths and of PEFT's model-card template
-    cpath = os.path.join(adir, "adapter_config.json")
-    cfg = json.load(open(cpath))
-    cfg["base_model_name_or_path"] = "tests/fixtures/models/" + case["model"]
-    if isinstance(cfg["target_modules"], list):  # PEFT keeps a set: a stable order for git
-        cfg["target_modules"] = sorted(cfg["target_modules"])
-    json.dump(cfg, open(cpath, "w"), indent=2, sort_keys=True)
-    if os.path.exists(os.path.join(adir, "README.md")):
-        os.remove(os.path.join(adir, "README.md"))
+    dirs = [adir]
+    if case.get("bin"):  # the same adapter as PyTorch's pickle: adapter_model.bin
+        dirs.append(adir + "_bin")
+        shutil.rmtree(dirs[1], ignore_errors=True)
+        pm.save_pretrained(dirs[1], safe_serialization=False)
+    for d in dirs:
+        # keep the fixture free of machine paths and of PEFT's model-card template
+        cpath = os.path.join(d, "adapter_config.json")
+        cfg = json.load(open(cpath))
+        cfg["base_model_name_or_path"] = "tests/fixtures/models/" + case["model"]
+        if isinstance(cfg["target_modules"], list):  # PEFT keeps a set: a stable order for git
+            cfg["target_modules"] = sorted(cfg["target_modules"])
+        json.dump(cfg, open(cpath, "w"), indent=2, sort_keys=True)
+        if os.path.exists(os.path.join(d, "README.md")):
+            os.remove(os.path.join(d, "README.md"))
     out = []
     for k, text in enumerate(TEXTS):
         enc = tok(text, return_tensors="pt")

@@ -65,6 +65,15 @@ def test_gguf_matches_peft(tmp_path, case):
     assert np.abs(np.load(out).astype(np.float64) - want).max() < TOL
 
 
+def test_adapter_model_bin(tmp_path):
+    """The BERT adapter saved by PEFT with safe_serialization=False (adapter_model.bin, read by
+    the pytorch_model.bin reader) gives PEFT's attentions too."""
+    for case in [c for c in MANIFEST["cases"] if c["adapter"] == "bert"]:
+        want = np.load(os.path.join(LORA, "expected", case["attention"]))
+        got = attention(tmp_path, "bert", case["text"], "--adapter", os.path.join(LORA, "bert_bin"))
+        assert np.abs(got.astype(np.float64) - want).max() < TOL
+
+
 def test_python_package_matches_peft():
     sys.path.insert(0, os.path.join(ROOT, "python"))
     try:
