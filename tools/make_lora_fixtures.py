@@ -10,11 +10,12 @@ For each case it loads a model of tests/fixtures/models/ with transformers (eage
 wraps it with peft.get_peft_model(LoraConfig(...)), draws every lora_A and lora_B at random
 with standard deviation 0.15 (PEFT starts B at zero, which would leave the model unchanged and
 the test unable to fail; with 0.15 the attentions move by 0.6 to 0.95 at their largest, while
-the merged and unmerged products still agree to a few 1e-6),
-saves the adapter with save_pretrained into tests/fixtures/lora/<case>/ (adapter_config.json,
-adapter_model.safetensors; the BERT one also as adapter_model.bin in bert_bin/) and writes PEFT's attentions [L][H][n][n] on a few texts, computed
-by the unmerged PEFT model (base layer plus the LoRA branch), as float32 .npy under
-tests/fixtures/lora/expected/, listed in tests/fixtures/lora/manifest.json.
+the merged and unmerged products still agree to a few 1e-6), saves the adapter with
+save_pretrained into tests/fixtures/lora/<case>/ (adapter_config.json,
+adapter_model.safetensors; the BERT one also as adapter_model.bin in bert_bin/) and writes
+PEFT's attentions [L][H][n][n] on a few texts, computed by the unmerged PEFT model (base layer
+plus the LoRA branch), as float32 .npy under tests/fixtures/lora/expected/, listed in
+tests/fixtures/lora/manifest.json.
 tests/python/test_lora.py compares `attnscope attention --adapter` with them.
 
 The cases cover what the merge must get right: GPT-2's Conv1D layers (fan_in_fan_out), rsLoRA
