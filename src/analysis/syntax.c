@@ -123,21 +123,21 @@ static ats_status end_sentence(sx_treebank *tb, const char *path, size_t first, 
 }
 
 /* One word line: 10 tab-separated fields, ID FORM LEMMA UPOS XPOS FEATS HEAD DEPREL DEPS MISC. */
-static ats_status parse_word_line(sx_treebank *tb, const char *path, size_t line_no,
-                                  const char *s, size_t len, size_t first, ats_error *err) {
+static ats_status parse_word_line(sx_treebank *tb, const char *path, size_t line_no, const char *s,
+                                  size_t len, size_t first, ats_error *err) {
     const char *f[10];
     size_t fl[10], k = 0;
     const char *p = s, *end = s + len;
-    while (k < 10) {
+    int more = 1; /* a tab follows the last field read */
+    while (k < 10 && more) {
         const char *t = memchr(p, '\t', (size_t)(end - p));
-        const char *e = t ? t : end;
         f[k] = p;
-        fl[k] = (size_t)(e - p);
+        fl[k] = (size_t)((t ? t : end) - p);
         k++;
-        if (!t) break;
-        p = t + 1;
+        more = t != NULL;
+        if (t) p = t + 1;
     }
-    if (k != 10 || memchr(p, '\t', (size_t)(end - p)))
+    if (k != 10 || more)
         return ats_error_set(err, ATS_ERR_FORMAT,
                              "%s:%zu: a word line has 10 tab-separated fields (ID FORM LEMMA UPOS "
                              "XPOS FEATS HEAD DEPREL DEPS MISC)",
@@ -164,13 +164,13 @@ static ats_status parse_word_line(sx_treebank *tb, const char *path, size_t line
                              "root)",
                              path, line_no, (int)(fl[6] > 40 ? 40 : fl[6]), f[6], id);
     if (head == id)
-        return ats_error_set(err, ATS_ERR_FORMAT, "%s:%zu: word %ld is its own HEAD", path,
-                             line_no, id);
+        return ats_error_set(err, ATS_ERR_FORMAT, "%s:%zu: word %ld is its own HEAD", path, line_no,
+                             id);
     size_t rl = 0;
     while (rl < fl[7] && f[7][rl] != ':') rl++;
     if (rl == 0 || (fl[7] == 1 && f[7][0] == '_'))
-        return ats_error_set(err, ATS_ERR_FORMAT, "%s:%zu: word %ld has no DEPREL", path,
-                             line_no, id);
+        return ats_error_set(err, ATS_ERR_FORMAT, "%s:%zu: word %ld has no DEPREL", path, line_no,
+                             id);
     int32_t rel;
     if (rel_index(tb, f[7], rl, &rel) ||
         !grow((void **)&tb->words, &tb->cap_words, tb->n_words + 1, sizeof *tb->words))
@@ -203,8 +203,8 @@ static ats_status treebank_read(sx_treebank *tb, const char *path, size_t max_se
         if (len == 0) {
             if (in_block && tb->n_words == first)
                 return ats_error_set(err, ATS_ERR_FORMAT,
-                                     "%s:%zu: the sentence that ends here has no word lines",
-                                     path, line_no);
+                                     "%s:%zu: the sentence that ends here has no word lines", path,
+                                     line_no);
             st = end_sentence(tb, path, first, sent_line, err);
             first = tb->n_words;
             in_block = 0;

@@ -21,7 +21,8 @@ static const char USAGE[] =
     "the dependent's most-attended word is its gold head (word-level attention as Clark et al.\n"
     "2019: to a word the sum over its tokens, from a word the mean), the best head, and the best\n"
     "fixed-offset baseline. Prints the table and writes OUT:\n"
-    "  {\"sentences\": S, \"skipped\": K, \"relations\": {\"nsubj\": {\"count\": c, \"best_head\":\n"
+    "  {\"sentences\": S, \"skipped\": K, \"relations\": {\"nsubj\": {\"count\": c, "
+    "\"best_head\":\n"
     "   [l, h], \"accuracy\": a, \"baseline_offset\": k, \"baseline_accuracy\": b, ...}, ...}}\n"
     "(S sentences analysed, K skipped as longer than the model's maximum; per relation also\n"
     "\"head_correct\" [L][H], arcs each head gets right).\n"
@@ -64,10 +65,10 @@ static cJSON *result_json(const ats_syntax_result *r) {
 }
 
 static void print_table(const ats_syntax_result *r) {
-    printf("%zu sentences (%zu skipped as too long), %zu arcs (%zu without tokens)\n",
-           r->sentences, r->skipped, r->arcs, r->unmapped);
-    printf("%-12s %7s  %-9s %8s  %8s %8s\n", "relation", "count", "best head", "accuracy",
-           "offset", "baseline");
+    printf("%zu sentences (%zu skipped as too long), %zu arcs (%zu without tokens)\n", r->sentences,
+           r->skipped, r->arcs, r->unmapped);
+    printf("%-12s %7s  %-9s %8s  %8s %8s\n", "relation", "count", "best head", "accuracy", "offset",
+           "baseline");
     for (size_t q = 0; q < r->R; q++) {
         char head[48];
         snprintf(head, sizeof head, "%zu-%zu", r->best_head[q] / r->H, r->best_head[q] % r->H);
@@ -88,7 +89,8 @@ static ats_status write_figures(const ats_syntax_result *r, size_t k, const char
     char **col = calloc(N, sizeof *col), **row = calloc(k, sizeof *row);
     size_t plen = strlen(dir) + 32;
     char *path = malloc(plen);
-    if (!acc || !bars || !col || !row || !path) st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    if (!acc || !bars || !col || !row || !path)
+        st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
     for (size_t a = 0; !st && a < N; a++) {
         char lab[48];
         snprintf(lab, sizeof lab, "%zu-%zu", a / r->H, a % r->H);

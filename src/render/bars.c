@@ -91,8 +91,8 @@ ats_status ats_render_bars(const char *path, size_t n_categories, size_t n_serie
                 char lab[32];
                 snprintf(lab, sizeof lab, "%.2f", v);
                 cairo_set_source_rgb(cr, 0.25, 0.25, 0.25);
-                canvas_text(&c, lab, x1 + 2, y0 + ((double)s + 0.45) * bar, fmin(7, bar * 1.1),
-                            0, 0.5, 0, 0);
+                canvas_text(&c, lab, x1 + 2, y0 + ((double)s + 0.45) * bar, fmin(7, bar * 1.1), 0,
+                            0.5, 0, 0);
             }
         }
     }
