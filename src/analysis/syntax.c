@@ -495,9 +495,11 @@ static ats_status syntax_run(ats_session *s, const char *path, const ats_syntax_
     }
     ats_forward_options_init(&r.fopts);
     /* sentences run in parallel, each pass single-threaded: OpenBLAS's thread count is
-     * process-global, so it is set once here and the passes leave it alone */
+     * process-global, so it is set once here; OpenMP's is per thread, and a pass inside a team
+     * of one thread would otherwise start a team of its own (its spinning workers then compete
+     * with the other passes) */
     openblas_set_num_threads(1);
-    r.fopts.n_threads = 0;
+    r.fopts.n_threads = 1;
     int threads = o->n_threads > 0 ? o->n_threads : omp_get_max_threads();
     if (threads < 1) threads = 1;
     sx_sums total;

@@ -86,10 +86,11 @@ static ats_status write_figures(const ats_syntax_result *r, size_t k, const char
     ats_status st = ats_dir_create(dir, err);
     if (st) return st;
     double *acc = malloc(k * N * sizeof *acc), *bars = malloc(2 * k * sizeof *bars);
-    char **col = calloc(N, sizeof *col), **row = calloc(k, sizeof *row);
+    char **col = calloc(N, sizeof *col), **row = calloc(k, sizeof *row),
+         **bar_row = calloc(k, sizeof *bar_row);
     size_t plen = strlen(dir) + 32;
     char *path = malloc(plen);
-    if (!acc || !bars || !col || !row || !path)
+    if (!acc || !bars || !col || !row || !bar_row || !path)
         st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
     for (size_t a = 0; !st && a < N; a++) {
         char lab[48];
@@ -100,6 +101,9 @@ static ats_status write_figures(const ats_syntax_result *r, size_t k, const char
         char lab[160];
         snprintf(lab, sizeof lab, "%s (%zu)", r->names[q], r->count[q]);
         if (!(row[q] = strdup(lab))) st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+        snprintf(lab, sizeof lab, "%s (%zu): %zu-%zu / %+ld", r->names[q], r->count[q],
+                 r->best_head[q] / r->H, r->best_head[q] % r->H, r->baseline_offset[q]);
+        if (!(bar_row[q] = strdup(lab))) st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
         for (size_t a = 0; a < N; a++)
             acc[q * N + a] = (double)r->correct[q * N + a] / (double)r->count[q];
         bars[q] = r->accuracy[q];
@@ -126,7 +130,7 @@ static ats_status write_figures(const ats_syntax_result *r, size_t k, const char
     if (!st) {
         ats_bars_options bo;
         ats_bars_options_init(&bo);
-        static const char *const names[2] = {"best head", "best fixed offset"};
+        static const char *const names[2] = {"best head (layer-head)", "best fixed offset (k)"};
         snprintf(title, sizeof title, "%s: best head vs fixed-offset baseline", model);
         bo.fig.title = title;
         bo.series_names = names;
@@ -135,13 +139,17 @@ static ats_status write_figures(const ats_syntax_result *r, size_t k, const char
         bo.v_max = 1;
         bo.show_values = 1;
         snprintf(path, plen, "%s/syntax_baseline.%s", dir, fmt);
-        st = ats_render_bars(path, k, 2, bars, (const char *const *)row, &bo, err);
+        st = ats_render_bars(path, k, 2, bars, (const char *const *)bar_row, &bo, err);
         if (!st) printf("%s\n", path);
     }
     for (size_t a = 0; col && a < N; a++) free(col[a]);
-    for (size_t q = 0; row && q < k; q++) free(row[q]);
+    for (size_t q = 0; row && bar_row && q < k; q++) {
+        free(row[q]);
+        free(bar_row[q]);
+    }
     free(col);
     free(row);
+    free(bar_row);
     free(acc);
     free(bars);
     free(path);

