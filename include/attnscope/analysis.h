@@ -1,6 +1,7 @@
 /* attnscope analysis: the workflows that combine the modules — a model with its tokenizer, the
  * attention of texts with their token labels, the topology of two texts compared head by head,
- * and the distances between heads over a streamed corpus — as library calls, so that the
+ * the distances between heads over a streamed corpus and the syntactic heads measured against
+ * gold dependency trees — as library calls, so that the
  * command-line tool, the viewer and Python compute the same numbers by construction.
  *
  * Conventions (as everywhere in attnscope): every call returns ats_status and explains a failure
@@ -267,6 +268,55 @@ ats_status ats_heads_ablation(ats_session *s, const ats_corpus_source *src,
                               const ats_heads_options *o, size_t lines, ats_ablation_result *res,
                               ats_error *err);
 void ats_ablation_result_free(ats_ablation_result *res);
+
+/* ---- syntactic heads against gold dependencies (Clark et al. 2019, "What Does BERT Look At?",
+ * section 4)
+ *
+ * Definitions (so that two implementations agree; tests/python/test_syntax.py holds one):
+ * - words: the CoNLL-U lines with an integer ID (ranges "3-4" and empty nodes "5.1" are
+ *   skipped); the sentence's text is the FORMs joined by single spaces; a word's pieces are the
+ *   tokens whose byte range, without leading and trailing spaces, lies inside the word's FORM;
+ *   special tokens belong to no word. A sentence longer than the model's maximum is skipped and
+ *   counted.
+ * - word-level attention, per head: to word j the sum of its pieces' columns, from word i the
+ *   mean of its pieces' rows (in double); the special tokens' columns are dropped and nothing is
+ *   renormalised.
+ * - relation: the DEPREL before any ':'; arcs to the root (HEAD 0) are left out, and so is an
+ *   arc whose dependent or head has no pieces (counted in unmapped).
+ * - prediction of a head for a dependent i: the word j != i with the largest attention from i
+ *   (ties: the lowest j); a head's accuracy for a relation: predictions equal to the gold head
+ *   over the relation's arcs. The best head has the highest accuracy (ties: the lowest l·H + h).
+ * - baseline of a relation: the fixed offset k != 0 (predict word i + k) with the best accuracy
+ *   (ties: the smaller |k|, then the negative one). */
+
+typedef struct ats_syntax_options {
+    size_t max_sentences; /* read the first max_sentences sentences (skipped ones included);
+                             0 (default): all */
+    int n_threads;        /* sentences run at once, each pass single-threaded; 0: all cores */
+} ats_syntax_options;
+
+typedef struct ats_syntax_result {
+    size_t L, H;               /* the model's layers and heads */
+    size_t sentences, skipped; /* sentences analysed; skipped as longer than the model's maximum */
+    size_t arcs, unmapped;     /* non-root arcs counted; left out for a word without pieces */
+    size_t R;                  /* relations, by decreasing count (ties: by name) */
+    char **names;              /* [R] relation names */
+    size_t *count;             /* [R] arcs of each relation */
+    size_t *correct;           /* [R][L][H] arcs a head predicts right */
+    size_t *best_head;         /* [R] l·H + h of the best head */
+    double *accuracy;          /* [R] its accuracy */
+    long *baseline_offset;     /* [R] the baseline's offset k */
+    double *baseline_accuracy; /* [R] its accuracy */
+} ats_syntax_result;
+
+void ats_syntax_options_init(ats_syntax_options *o);
+/* Reads the dependency trees of a CoNLL-U file (UTF-8; an invalid byte, a line without 10
+ * tab-separated fields, a bad ID, HEAD or empty DEPREL is ATS_ERR_FORMAT naming the file and
+ * line), runs its sentences through the session's model (in parallel, the result does not
+ * depend on n_threads) and measures every head against the gold arcs as defined above. */
+ats_status ats_syntax_run(ats_session *s, const char *conllu_path, const ats_syntax_options *o,
+                          ats_syntax_result *res, ats_error *err);
+void ats_syntax_result_free(ats_syntax_result *res);
 
 #ifdef __cplusplus
 }

@@ -161,6 +161,27 @@ ats_status ats_render_patch_skeleton(const char *path, const uint8_t *rgb, int w
                                      size_t n_scales, const double *scales,
                                      const ats_figure_options *opt, ats_error *err);
 
+/* ---- bar charts */
+
+typedef struct ats_bars_options {
+    ats_figure_options fig;
+    const char *const *series_names; /* [n_series] legend entries or NULL */
+    const char *value_title;         /* the value axis, e.g. "accuracy"; NULL for none */
+    double v_min, v_max;             /* value range; v_min == v_max (default) = 0 .. the data's
+                                        maximum */
+    int show_values;                 /* 1: each bar's value printed at its end */
+} ats_bars_options;
+
+void ats_bars_options_init(ats_bars_options *opt);
+
+/* Horizontal grouped bars: one group a category, top to bottom, one bar a series in the group
+ * (qualitative colours, a legend), values [n_series][n_categories] finite (NaN: no bar).
+ * category_labels [n_categories]. E.g. per dependency relation the best head's accuracy next to
+ * the best fixed-offset baseline. */
+ats_status ats_render_bars(const char *path, size_t n_categories, size_t n_series,
+                           const double *values, const char *const *category_labels,
+                           const ats_bars_options *opt, ats_error *err);
+
 /* The colour map used for heatmaps: t in [0,1] -> r, g, b in [0,1] (viridis). */
 void ats_colormap_viridis(double t, double *r, double *g, double *b);
 

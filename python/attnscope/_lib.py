@@ -452,6 +452,21 @@ class HeadsResult(ctypes.Structure):
     ]
 
 
+class SyntaxOptions(ctypes.Structure):
+    _fields_ = [("max_sentences", ctypes.c_size_t), ("n_threads", ctypes.c_int)]
+
+
+class SyntaxResult(ctypes.Structure):
+    _fields_ = [
+        ("L", ctypes.c_size_t), ("H", ctypes.c_size_t), ("sentences", ctypes.c_size_t),
+        ("skipped", ctypes.c_size_t), ("arcs", ctypes.c_size_t), ("unmapped", ctypes.c_size_t),
+        ("R", ctypes.c_size_t), ("names", ctypes.POINTER(ctypes.c_char_p)),
+        ("count", ctypes.POINTER(ctypes.c_size_t)), ("correct", ctypes.POINTER(ctypes.c_size_t)),
+        ("best_head", ctypes.POINTER(ctypes.c_size_t)), ("accuracy", c_double_p),
+        ("baseline_offset", ctypes.POINTER(ctypes.c_long)), ("baseline_accuracy", c_double_p),
+    ]
+
+
 ats_session_open = _fn("ats_session_open", ctypes.c_int, ctypes.c_char_p, P(ctypes.c_void_p),
                        P(Error))
 ats_session_open_adapted = _fn("ats_session_open_adapted", ctypes.c_int, ctypes.c_char_p,
@@ -468,3 +483,7 @@ ats_heads_options_init = _fn("ats_heads_options_init", None, P(HeadsOptions))
 ats_heads_corpus = _fn("ats_heads_corpus", ctypes.c_int, P(ctypes.c_void_p), ctypes.c_size_t,
                        P(CorpusSource), P(HeadsOptions), P(HeadsResult), P(Error))
 ats_heads_result_free = _fn("ats_heads_result_free", None, P(HeadsResult))
+ats_syntax_options_init = _fn("ats_syntax_options_init", None, P(SyntaxOptions))
+ats_syntax_run = _fn("ats_syntax_run", ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p,
+                     P(SyntaxOptions), P(SyntaxResult), P(Error))
+ats_syntax_result_free = _fn("ats_syntax_result_free", None, P(SyntaxResult))

@@ -1,6 +1,7 @@
 """The command-line workflows as functions, over the same library calls as the commands
 (analysis.h), so that the numbers are the commands' by construction: `compare` (two texts head by
-head) and `heads` (distances between heads over a corpus)."""
+head), `heads` (distances between heads over a corpus) and `syntax` (syntactic heads against
+gold dependency trees)."""
 import ctypes
 import json
 import math
@@ -99,3 +100,35 @@ def heads(model: Union[Model, Sequence[Model]], lines: Union[Iterable[str], str,
     finally:
         L.ats_heads_result_free(ctypes.byref(res))
         del keep
+
+
+def syntax(model: Model, conllu: Union[str, os.PathLike], max_sentences: int = 0,
+           n_threads: int = 0) -> dict:
+    """Which heads attend from a dependent word to its gold syntactic head (Clark et al. 2019,
+    section 4), as `attnscope syntax --json`, over the trees of a CoNLL-U file (the first
+    max_sentences sentences, skipped ones included; 0: all). Returns the command's JSON content:
+    {"sentences", "skipped", "arcs", "unmapped_arcs", "layers", "heads", "relations": {name:
+    {"count", "best_head": [l, h], "accuracy", "baseline_offset", "baseline_accuracy",
+    "head_correct": [L][H]}}}, the relations by decreasing count. The definitions (words,
+    word-level attention, ties, baseline) are those of analysis.h."""
+    o = L.SyntaxOptions()
+    L.ats_syntax_options_init(ctypes.byref(o))
+    o.max_sentences, o.n_threads = int(max_sentences), int(n_threads)
+    res, err = L.SyntaxResult(), L.Error()
+    L.check(L.ats_syntax_run(model._session, os.fsencode(conllu), ctypes.byref(o),
+                             ctypes.byref(res), ctypes.byref(err)), err)
+    try:
+        Ln, Hn, R = res.L, res.H, res.R
+        correct = np.ctypeslib.as_array(res.correct, shape=(max(R, 1), Ln, Hn))
+        rels = {}
+        for q in range(R):
+            b = res.best_head[q]
+            rels[res.names[q].decode("utf-8")] = {
+                "count": int(res.count[q]), "best_head": [b // Hn, b % Hn],
+                "accuracy": float(res.accuracy[q]), "baseline_offset": int(res.baseline_offset[q]),
+                "baseline_accuracy": float(res.baseline_accuracy[q]),
+                "head_correct": correct[q].tolist()}
+        return {"sentences": res.sentences, "skipped": res.skipped, "arcs": res.arcs,
+                "unmapped_arcs": res.unmapped, "layers": Ln, "heads": Hn, "relations": rels}
+    finally:
+        L.ats_syntax_result_free(ctypes.byref(res))

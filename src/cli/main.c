@@ -27,6 +27,7 @@ static const command COMMANDS[] = {
     {"vision", ats_cmd_vision, "Token topology of a ViT's image patches; perturbations; frames"},
     {"equivariance", ats_cmd_equivariance,
      "Permutation equivariance of attention, and how positions break it"},
+    {"syntax", ats_cmd_syntax, "Syntactic heads: attention against gold dependency trees"},
     {"heads", ats_cmd_heads, "Head topology over a corpus: head distances, persistence, MDS"},
     {"tokenize", ats_cmd_tokenize, "A model's tokens of a text, with ids and offsets"},
     {"serve", ats_cmd_serve, "The interactive viewer in a browser (HTTP, 127.0.0.1)"},

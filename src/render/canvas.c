@@ -28,6 +28,19 @@ ats_status ats_figure_format_from_path(const char *path, ats_figure_format *form
     return ATS_OK;
 }
 
+void canvas_probe_open(canvas *c, const ats_figure_options *opt) {
+    memset(c, 0, sizeof *c);
+    c->surface = cairo_image_surface_create(CAIRO_FORMAT_A8, 1, 1);
+    c->cr = cairo_create(c->surface);
+    c->font = opt && opt->font ? opt->font : "DejaVu Sans";
+}
+
+void canvas_probe_close(canvas *c) {
+    cairo_destroy(c->cr);
+    cairo_surface_destroy(c->surface);
+    memset(c, 0, sizeof *c);
+}
+
 static cairo_status_t write_stream(void *closure, const unsigned char *data, unsigned int len) {
     return fwrite(data, 1, len, (FILE *)closure) == len ? CAIRO_STATUS_SUCCESS
                                                         : CAIRO_STATUS_WRITE_ERROR;

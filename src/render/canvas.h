@@ -26,6 +26,10 @@ ats_status canvas_close(canvas *c, ats_error *err);
 /* Drops the figure and its temporary file. */
 void canvas_abort(canvas *c);
 
+/* A scratch canvas that only measures text (canvas_text_extent), drawing nothing. */
+void canvas_probe_open(canvas *c, const ats_figure_options *opt);
+void canvas_probe_close(canvas *c);
+
 /* Draws text with its anchor point at (x, y): ax = 0 left, 0.5 centre, 1 right; ay likewise for
  * top..bottom. angle in radians, counter-clockwise (text is rotated about the anchor). */
 void canvas_text(canvas *c, const char *text, double x, double y, double size, double ax, double ay,

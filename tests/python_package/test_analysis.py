@@ -102,3 +102,14 @@ def test_heads_two_models_and_options(tmp_path):
     assert attnscope.heads(bert, []).sum() == 0
     with pytest.raises(attnscope.AttnscopeError, match="cannot open the corpus"):
         attnscope.heads(bert, str(tmp_path / "missing.txt"))
+
+
+def test_syntax_equals_cli(tmp_path, model):
+    path, m = model
+    conllu = os.path.join(ROOT, "data", "ud-english-ewt", "en_ewt-ud-dev.conllu")
+    cli("syntax", "--model", path, "--conllu", conllu, "--json", str(tmp_path / "s.json"),
+        "--max-sentences", "40")
+    assert attnscope.syntax(m, conllu, max_sentences=40, n_threads=2) == json.load(
+        open(tmp_path / "s.json"))
+    with pytest.raises(attnscope.AttnscopeError, match="missing.conllu"):
+        attnscope.syntax(m, str(tmp_path / "missing.conllu"))

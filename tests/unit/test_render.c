@@ -97,6 +97,18 @@ static ats_status draw_graph(const char *path) {
     return ats_render_attention_graph(path, 6, att6, 0.05, 0, NULL, NULL);
 }
 
+static ats_status draw_bars(const char *path) {
+    static const char *series[2] = {"best head", "baseline"};
+    double v[8] = {0.8, 0.5, NAN, 0.1, 0.6, 0.55, 0.2, 0.0};
+    ats_bars_options opt;
+    ats_bars_options_init(&opt);
+    opt.fig.title = "bars";
+    opt.series_names = series;
+    opt.value_title = "accuracy";
+    opt.show_values = 1;
+    return ats_render_bars(path, 4, 2, v, labels, &opt, NULL);
+}
+
 int main(void) {
     for (int i = 0; i < 6; i++)
         for (int j = 0; j <= i; j++) att6[i * 6 + j] = 1.0 / (i + 1);
@@ -112,6 +124,7 @@ int main(void) {
     check_formats("grid", draw_grid);
     check_formats("skeleton", draw_skeleton);
     check_formats("graph", draw_graph);
+    check_formats("bars", draw_bars);
 
     /* layouts are deterministic and normalised */
     double q1[12], q2[12];
@@ -153,6 +166,21 @@ int main(void) {
     double neg_scale = -1;
     CHECK(ats_render_skeleton("build-test-s.png", 6, lower6, neg_scale, NULL, &err) ==
           ATS_ERR_INVALID);
+
+    /* bars: an infinite value, no series or no room are refused, and leave no file */
+    double inf_bars[2] = {0.5, INFINITY};
+    CHECK(ats_render_bars("build-test-bars.png", 2, 1, inf_bars, labels, NULL, &err) ==
+          ATS_ERR_INVALID);
+    CHECK(strstr(err.message, "infinite") != NULL);
+    CHECK(file_size("build-test-bars.png") < 0);
+    CHECK(ats_render_bars("build-test-bars.png", 2, 0, inf_bars, labels, NULL, &err) ==
+          ATS_ERR_INVALID);
+    ats_bars_options tiny;
+    ats_bars_options_init(&tiny);
+    tiny.fig.width = 60;
+    CHECK(ats_render_bars("build-test-bars.png", 2, 1, values, labels, &tiny, &err) ==
+          ATS_ERR_INVALID);
+    CHECK(file_size("build-test-bars.png") < 0);
 
     double r, g, b;
     ats_colormap_viridis(0, &r, &g, &b);
