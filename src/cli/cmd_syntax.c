@@ -199,7 +199,7 @@ int ats_cmd_syntax(int argc, char **argv) {
     ats_error err;
     ats_error_clear(&err);
     ats_session *s;
-    if (ats_session_open(model, &s, &err)) return ats_cli_fail(&err);
+    if (ats_session_open_adapted(model, ats_cli_adapter(), &s, &err)) return ats_cli_fail(&err);
     ats_syntax_options o;
     ats_syntax_options_init(&o);
     o.max_sentences = (size_t)max_sentences;

@@ -36,9 +36,9 @@ static const command COMMANDS[] = {
 /* The commands that load a model: they take --adapter DIR (ats_cli_adapter), the others refuse
  * it. A new command that loads models joins the list once it passes ats_cli_adapter() to its
  * ats_model_load_adapted / ats_session_open_adapted. */
-static const char *const MODEL_COMMANDS[] = {"attention", "attend",       "graph",  "divergence",
-                                             "topo",      "compare",      "report", "context",
-                                             "vision",    "equivariance", "heads",  "serve"};
+static const char *const MODEL_COMMANDS[] = {
+    "attention", "attend", "graph",        "divergence", "topo",  "compare", "report",
+    "context",   "vision", "equivariance", "heads",      "serve", "syntax"};
 
 static int loads_models(const char *cmd) {
     for (size_t i = 0; i < sizeof MODEL_COMMANDS / sizeof MODEL_COMMANDS[0]; i++)
