@@ -297,6 +297,11 @@ ats_model_forward_batch = _fn("ats_model_forward_batch", ctypes.c_int, ctypes.c_
 ats_model_forward_image = _fn("ats_model_forward_image", ctypes.c_int, ctypes.c_void_p,
                               ctypes.c_char_p, P(ForwardOptions), P(ForwardResult), P(Error))
 ats_forward_result_free = _fn("ats_forward_result_free", None, P(ForwardResult))
+ats_backward_open = _fn("ats_backward_open", ctypes.c_int, ctypes.c_void_p, P(ctypes.c_void_p),
+                        P(Error))
+ats_backward_close = _fn("ats_backward_close", None, ctypes.c_void_p)
+ats_backward_run = _fn("ats_backward_run", ctypes.c_int, ctypes.c_void_p, P(ModelInput), ctypes.c_int,
+                       P(ctypes.c_float), P(ctypes.c_double), P(Error))
 ats_tokenizer_load = _fn("ats_tokenizer_load", ctypes.c_int, ctypes.c_char_p, P(ctypes.c_void_p),
                          P(Error))
 ats_tokenizer_free = _fn("ats_tokenizer_free", None, ctypes.c_void_p)
