@@ -264,6 +264,38 @@ ats_status ats_heads_ablation(ats_session *s, const ats_corpus_source *src,
                               ats_error *err);
 void ats_ablation_result_free(ats_ablation_result *res);
 
+/* ---- head importance from gradients */
+
+/* Michel et al. (2019): I_h = mean over the corpus's texts of |∂L(x)/∂ξ_h|, L the mean
+ * next-token cross-entropy of text x and ξ_h a gate multiplying head h's output (at 1), by one
+ * forward and one backward pass a text (ats_backward_run, model.h; causal LMs: GPT-2, Llama,
+ * Mistral, Qwen2). Texts are the corpus's lines, encoded with special tokens, cut to
+ * max_tokens; empty, invalid and one-token lines are skipped. */
+typedef struct ats_importance_options {
+    size_t max_lines;  /* read at most this many lines; 0 (default): all */
+    size_t max_tokens; /* cut longer texts to this; 0 (default) or more than the model's
+                          maximum: that */
+    int normalize;     /* 1: each layer's importances divided by their L2 norm (Michel et al.);
+                          0 (default): as they are */
+    int n_threads;     /* texts run at once, each pass single-threaded; 0: all cores */
+} ats_importance_options;
+
+typedef struct ats_importance_result {
+    size_t L, H;        /* layers, heads */
+    size_t texts;       /* texts run */
+    size_t skipped;     /* lines skipped (empty, invalid, fewer than 2 tokens) */
+    size_t truncated;   /* texts cut to max_tokens */
+    double loss;        /* mean over the texts of L */
+    double *importance; /* [L][H] */
+} ats_importance_result;
+
+void ats_importance_options_init(ats_importance_options *o);
+/* Errors: a model the backward pass does not cover, no text of 2 tokens, the corpus's. */
+ats_status ats_head_importance(ats_session *s, const ats_corpus_source *src,
+                               const ats_importance_options *o, ats_importance_result *res,
+                               ats_error *err);
+void ats_importance_result_free(ats_importance_result *res);
+
 #ifdef __cplusplus
 }
 #endif

@@ -28,6 +28,7 @@ static const command COMMANDS[] = {
     {"equivariance", ats_cmd_equivariance,
      "Permutation equivariance of attention, and how positions break it"},
     {"heads", ats_cmd_heads, "Head topology over a corpus: head distances, persistence, MDS"},
+    {"importance", ats_cmd_importance, "Head importance from gradients (one backward pass a text)"},
     {"tokenize", ats_cmd_tokenize, "A model's tokens of a text, with ids and offsets"},
     {"serve", ats_cmd_serve, "The interactive viewer in a browser (HTTP, 127.0.0.1)"},
 };
