@@ -13,18 +13,23 @@ the decoders' o_proj) through a forward pre-hook; L is the mean next-token cross
 sequence (as transformers' loss with labels = ids), and autograd gives ∂L/∂ξ_h [L][H]. Computed in
 float64 (the model converted after loading), so the reference's own rounding is far below the
 tests' tolerance. Writes tests/fixtures/grad/<model>.json: {"model", "cases": [{"ids", "loss",
-"grad": [[...]]}]}.
+"grad": [[...]]}], "corpus": {"texts", "loss",
+"importance"}} and the corpus tests/fixtures/grad/corpus.txt.
 """
 import json
 import os
 
 import numpy as np
 import torch
-from transformers import AutoModelForCausalLM
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures")
 MODELS = ["gpt2", "llama", "llama_scaled", "mistral", "qwen2"]
 LENGTHS = [2, 9, 23]
+# the corpus of the `attnscope importance` test (tests/fixtures/grad/corpus.txt): lines of one
+# token and empty lines are skipped, as the command skips them
+CORPUS = ["the cat sat on the mat.", "hello world", "", "a b c d e f g, then the end!", "x",
+          "attention heads are not all equally important; some can be pruned."]
 
 
 def gate_grads(model, ids):
@@ -53,6 +58,8 @@ def gate_grads(model, ids):
 
 def main():
     torch.manual_seed(0)
+    with open(os.path.join(ROOT, "grad", "corpus.txt"), "w") as f:
+        f.write("\n".join(CORPUS) + "\n")
     for name in MODELS:
         d = os.path.join(ROOT, "models", name)
         model = AutoModelForCausalLM.from_pretrained(d, attn_implementation="eager").double().eval()
@@ -63,10 +70,24 @@ def main():
             ids = [int(i) for i in rng.integers(0, V, size=n)]
             loss, g = gate_grads(model, ids)
             cases.append({"ids": ids, "loss": loss, "grad": g.tolist()})
+        # the corpus: transformers' tokenizer of the fixture, texts cut to the model's maximum,
+        # mean |grad| and mean loss over the lines of at least 2 tokens
+        tok = AutoTokenizer.from_pretrained(d)
+        imp, losses = 0, []
+        for text in CORPUS:
+            ids = tok(text)["input_ids"] if text.strip() else []
+            ids = ids[:model.config.max_position_embeddings]  # as the command cuts long texts
+            if len(ids) < 2:
+                continue
+            loss, g = gate_grads(model, ids)
+            imp = imp + np.abs(g)
+            losses.append(loss)
+        corpus = {"texts": len(losses), "loss": float(np.mean(losses)),
+                  "importance": (imp / len(losses)).tolist()}
         path = os.path.join(ROOT, "grad", name + ".json")
         with open(path, "w") as f:
             json.dump({"model": name, "generator": "tools/make_grad_fixtures.py",
-                       "cases": cases}, f, indent=1)
+                       "cases": cases, "corpus": corpus}, f, indent=1)
         print(path, [c["loss"] for c in cases])
 
 
