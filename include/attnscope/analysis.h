@@ -257,6 +257,13 @@ typedef struct ats_ablation_result {
     size_t steps;    /* points of the pruning curve (about 20, both ends) */
     size_t *removed; /* [steps] heads removed at each point (the first of order) */
     double *pruned;  /* [steps] the measure there */
+    /* causal LMs the backward pass covers (ats_backward_open), else NULL: the gradient
+     * importance of the same lines (mean over lines of |∂L/∂ξ_h|, as ats_head_importance), the
+     * heads by increasing gradient importance, and the measure with the first removed[k] of
+     * them masked: the pruning curve by gradient beside the one by ablation */
+    double *grad;        /* [N] */
+    size_t *grad_order;  /* [N] */
+    double *grad_pruned; /* [steps] */
 } ats_ablation_result;
 
 ats_status ats_heads_ablation(ats_session *s, const ats_corpus_source *src,

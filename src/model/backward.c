@@ -106,8 +106,8 @@ ats_status ats_backward_open(ats_model *m, ats_backward **out, ats_error *err) {
     }
     if (!ok) {
         ats_backward_close(b);
-        return ats_model_fail(m, err, ATS_ERR_NOMEM,
-                              "%s: out of memory for the transposed weights", m->dir);
+        return ats_model_fail(m, err, ATS_ERR_NOMEM, "%s: out of memory for the transposed weights",
+                              m->dir);
     }
     *out = b;
     return ATS_OK;
@@ -163,7 +163,8 @@ static void norm_forward(const ats_model *m, float *y, const float *x, const flo
 static double act_slope(act_kind act, double u) {
     switch (act) {
     case ACT_GELU:
-        return 0.5 * (1.0 + erf(u * 0.7071067811865476)) + u * exp(-0.5 * u * u) * 0.3989422804014327;
+        return 0.5 * (1.0 + erf(u * 0.7071067811865476)) +
+               u * exp(-0.5 * u * u) * 0.3989422804014327;
     case ACT_GELU_TANH: {
         double c = 0.7978845608028654, a = 0.044715, t = tanh(c * (u + a * u * u * u));
         return 0.5 * (1.0 + t) + 0.5 * u * (1.0 - t * t) * c * (1.0 + 3.0 * a * u * u);
@@ -355,13 +356,13 @@ static int bwork_alloc(const ats_model *m, size_t n, bwork *w) {
     const ats_model_info *mi = &m->info;
     size_t d = (size_t)mi->d_model, f = (size_t)mi->d_ff, dh = (size_t)mi->d_head,
            H = (size_t)mi->n_heads, Hkv = (size_t)mi->n_kv_heads, qd = H * dh,
-           wqkv = qd + 2 * Hkv * dh, f1 = m->gated_mlp ? 2 * f : f, half = (size_t)m->rotary_dim / 2;
-    size_t pk = k_pack_count(dh, n) > k_pack_count(n, dh) ? k_pack_count(dh, n)
-                                                          : k_pack_count(n, dh);
+           wqkv = qd + 2 * Hkv * dh, f1 = m->gated_mlp ? 2 * f : f,
+           half = (size_t)m->rotary_dim / 2;
+    size_t pk =
+        k_pack_count(dh, n) > k_pack_count(n, dh) ? k_pack_count(dh, n) : k_pack_count(n, dh);
     /* sizes of every array in floats, each rounded up to 16 (64-byte alignment) */
-    size_t sizes[] = {n * d,    n * wqkv, n * qd,   n * d,   n * f1, n * f,
-                      n * d,    n * d,    n * f1,   n * qd,  n * wqkv, n * half,
-                      n * half, n * half, n * n,    n * n,   pk,       n * dh};
+    size_t sizes[] = {n * d,  n * wqkv, n * qd,   n * d,    n * f1,   n * f, n * d, n * d, n * f1,
+                      n * qd, n * wqkv, n * half, n * half, n * half, n * n, n * n, pk,    n * dh};
     size_t nfix = 14, per_group = 0, total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
         size_t s = (sizes[i] + 15) / 16 * 16;
@@ -378,8 +379,8 @@ static int bwork_alloc(const ats_model *m, size_t n, bwork *w) {
     w->gs = calloc(Hkv, sizeof *w->gs);
     if (!w->arena || !w->gs) return 0;
     float *p = w->arena;
-    float **fix[] = {&w->t,  &w->qkv,  &w->ctx, &w->x2,   &w->ff,   &w->pre, &w->dx,
-                     &w->dt, &w->dff,  &w->dctx, &w->dqkv, &w->cos, &w->sin, &w->nsin};
+    float **fix[] = {&w->t,  &w->qkv, &w->ctx,  &w->x2,   &w->ff,  &w->pre, &w->dx,
+                     &w->dt, &w->dff, &w->dctx, &w->dqkv, &w->cos, &w->sin, &w->nsin};
     for (size_t i = 0; i < nfix; i++) {
         *fix[i] = p;
         p += (sizes[i] + 15) / 16 * 16;
@@ -480,8 +481,8 @@ static void layer_backward(const ats_model *m, const ats_backward *b, size_t l, 
     norm_backward(m, w->dx, w->dt, x, lw->ln1_w, n, d);
 }
 
-ats_status ats_backward_run(ats_backward *b, const ats_model_input *in, int n_threads,
-                            float *grad, double *loss, ats_error *err) {
+ats_status ats_backward_run(ats_backward *b, const ats_model_input *in, int n_threads, float *grad,
+                            double *loss, ats_error *err) {
     ats_model *m = b->m;
     const ats_model_info *mi = &m->info;
     size_t L = (size_t)mi->n_layers, H = (size_t)mi->n_heads, d = (size_t)mi->d_model;
@@ -504,8 +505,9 @@ ats_status ats_backward_run(ats_backward *b, const ats_model_input *in, int n_th
     double *gate = malloc(H * sizeof *gate);
     float *x3 = malloc(n * d * sizeof *x3);
     if (!gate || !x3 || !bwork_alloc(m, n, &w)) {
-        st = ats_model_fail(m, err, ATS_ERR_NOMEM, "%s: out of memory for the backward pass of "
-                                                   "%zu tokens",
+        st = ats_model_fail(m, err, ATS_ERR_NOMEM,
+                            "%s: out of memory for the backward pass of "
+                            "%zu tokens",
                             m->dir, n);
         goto done;
     }

@@ -109,3 +109,27 @@ def test_errors(tmp_path):
             "--json", str(out), "--max-lines", "0")
     assert p.returncode == 2 and "--max-lines" in p.stderr
     assert not out.exists()
+
+
+def test_heads_ablation_has_the_gradient_curve(tmp_path):
+    """`heads --ablation` on a causal LM: ablation.csv's gradient_importance equals `importance`
+    on the same lines (one library function), and the pruning curve by gradient starts and ends
+    where the ablation's does (nothing removed, everything removed) and removes the heads in
+    increasing gradient importance."""
+    model = os.path.join(FIXTURES, "models", "gpt2")
+    out = tmp_path / "o"
+    p = run("heads", "--model", model, "--corpus", CORPUS, "--out", str(out), "--ablation",
+            "--quiet")
+    assert p.returncode == 0, p.stderr
+    rows = [r.split(",") for r in (out / "ablation.csv").read_text().splitlines()]
+    assert rows[0][-1] == "gradient_importance"
+    grad = np.array([float(r[-1]) for r in rows[1:]]).reshape(2, 4)
+    ref = importance("gpt2", tmp_path / "imp.json")
+    assert np.allclose(grad, ref["importance"], rtol=1e-12, atol=0)
+    pruning = [r.split(",") for r in (out / "pruning.csv").read_text().splitlines()]
+    assert pruning[0][3:] == ["loss_by_gradient", "last_removed_by_gradient"]
+    assert pruning[1][1] == pruning[1][3] and pruning[-1][1] == pruning[-1][3]
+    names = [r[0] for r in rows[1:]]
+    removed = [names.index(r[4]) for r in pruning[2:]]
+    assert list(np.argsort(grad.ravel(), kind="stable")[:len(removed)]) == removed
+    assert (out / "importance_gradient.png").stat().st_size > 0
