@@ -183,13 +183,21 @@ static double act_slope(act_kind act, double u) {
     return 0.0;
 }
 
-static double act_value(act_kind act, double u) {
+/* act(u) itself, for SwiGLU's up branch with another activation than silu */
+static double act_gate(act_kind act, double u) {
     switch (act) {
+    case ACT_GELU:
+        return 0.5 * u * (1.0 + erf(u * 0.7071067811865476));
+    case ACT_GELU_TANH:
+        return 0.5 * u * (1.0 + tanh(0.7978845608028654 * (u + 0.044715 * u * u * u)));
+    case ACT_RELU:
+        return u > 0.0 ? u : 0.0;
     case ACT_SILU:
         return u / (1.0 + exp(-u));
-    default: /* only SwiGLU's gate asks for the value; the others keep act(u) from the forward */
-        return 0.0;
+    case ACT_GELU_QUICK:
+        return u / (1.0 + exp(-1.702 * u));
     }
+    return 0.0;
 }
 
 /* dff[n][f] (row stride ld) ← dff · act'(u), u[n][f] (row stride ldu) the pre-activation */
@@ -213,9 +221,15 @@ static void gated_backward(float *dgu, const float *gate, const float *gu, size_
         float *dg = dgu + (size_t)r * 2 * f, *du = dg + f;
         const float *g = gate + (size_t)r * f, *up = gu + (size_t)r * 2 * f + f;
         for (size_t c = 0; c < f; c++) {
-            double dh = dg[c];
-            dg[c] = (float)(dh * up[c] * act_slope(act, g[c]));
-            du[c] = (float)(dh * act_value(act, g[c]));
+            double dh = dg[c], u = g[c];
+            if (act == ACT_SILU) { /* one exponential for act and act' */
+                double sg = 1.0 / (1.0 + exp(-u));
+                dg[c] = (float)(dh * up[c] * sg * (1.0 + u * (1.0 - sg)));
+                du[c] = (float)(dh * u * sg);
+            } else {
+                dg[c] = (float)(dh * up[c] * act_slope(act, u));
+                du[c] = (float)(dh * act_gate(act, u));
+            }
         }
     }
 }
@@ -240,8 +254,13 @@ static void loss_backward(const ats_model *m, float *logits, const int32_t *ids,
         }
         double mx = -INFINITY, s = 0.0;
         for (size_t c = 0; c < V; c++) mx = row[c] > mx ? row[c] : mx;
-        for (size_t c = 0; c < V; c++) s += exp((double)row[c] - mx);
-        for (size_t c = 0; c < V; c++) row[c] = (float)(exp((double)row[c] - mx) / s * inv);
+        for (size_t c = 0; c < V; c++) { /* one exponential an entry: V is large */
+            double e = exp((double)row[c] - mx);
+            row[c] = (float)e;
+            s += e;
+        }
+        float scale = (float)(inv / s);
+        for (size_t c = 0; c < V; c++) row[c] *= scale;
         row[ids[r + 1]] -= (float)inv;
     }
     k_linear_ld(dh, d, logits, m->lm_dec, d, NULL, n, V, d, 1);
