@@ -471,3 +471,20 @@ ats_heads_options_init = _fn("ats_heads_options_init", None, P(HeadsOptions))
 ats_heads_corpus = _fn("ats_heads_corpus", ctypes.c_int, P(ctypes.c_void_p), ctypes.c_size_t,
                        P(CorpusSource), P(HeadsOptions), P(HeadsResult), P(Error))
 ats_heads_result_free = _fn("ats_heads_result_free", None, P(HeadsResult))
+
+
+class ImportanceOptions(ctypes.Structure):
+    _fields_ = [("max_lines", ctypes.c_size_t), ("max_tokens", ctypes.c_size_t),
+                ("normalize", ctypes.c_int), ("n_threads", ctypes.c_int)]
+
+
+class ImportanceResult(ctypes.Structure):
+    _fields_ = [("L", ctypes.c_size_t), ("H", ctypes.c_size_t), ("texts", ctypes.c_size_t),
+                ("skipped", ctypes.c_size_t), ("truncated", ctypes.c_size_t),
+                ("loss", ctypes.c_double), ("importance", c_double_p)]
+
+
+ats_importance_options_init = _fn("ats_importance_options_init", None, P(ImportanceOptions))
+ats_head_importance = _fn("ats_head_importance", ctypes.c_int, ctypes.c_void_p, P(CorpusSource),
+                          P(ImportanceOptions), P(ImportanceResult), P(Error))
+ats_importance_result_free = _fn("ats_importance_result_free", None, P(ImportanceResult))

@@ -133,3 +133,14 @@ def test_heads_ablation_has_the_gradient_curve(tmp_path):
     removed = [names.index(r[4]) for r in pruning[2:]]
     assert list(np.argsort(grad.ravel(), kind="stable")[:len(removed)]) == removed
     assert (out / "importance_gradient.png").stat().st_size > 0
+
+
+def test_python_head_importance_equals_the_command(package, tmp_path):
+    ref = importance("qwen2", tmp_path / "imp.json", "--normalize")
+    with package.Model.load(os.path.join(FIXTURES, "models", "qwen2")) as m:
+        got = package.head_importance(m, CORPUS, normalize=True)
+        texts = [t for t in open(CORPUS).read().splitlines()]
+        from_list = package.head_importance(m, texts, normalize=True)
+    assert got["texts"] == ref["texts"] and got["loss"] == ref["loss"]
+    assert np.array_equal(got["importance"], np.array(ref["importance"]))
+    assert np.array_equal(from_list["importance"], got["importance"])
