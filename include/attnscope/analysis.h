@@ -262,6 +262,13 @@ typedef struct ats_ablation_result {
     size_t steps;    /* points of the pruning curve (about 20, both ends) */
     size_t *removed; /* [steps] heads removed at each point (the first of order) */
     double *pruned;  /* [steps] the measure there */
+    /* causal LMs the backward pass covers (ats_backward_open), else NULL: the gradient
+     * importance of the same lines (mean over lines of |∂L/∂ξ_h|, as ats_head_importance), the
+     * heads by increasing gradient importance, and the measure with the first removed[k] of
+     * them masked: the pruning curve by gradient beside the one by ablation */
+    double *grad;        /* [N] */
+    size_t *grad_order;  /* [N] */
+    double *grad_pruned; /* [steps] */
 } ats_ablation_result;
 
 ats_status ats_heads_ablation(ats_session *s, const ats_corpus_source *src,
@@ -317,6 +324,37 @@ void ats_syntax_options_init(ats_syntax_options *o);
 ats_status ats_syntax_run(ats_session *s, const char *conllu_path, const ats_syntax_options *o,
                           ats_syntax_result *res, ats_error *err);
 void ats_syntax_result_free(ats_syntax_result *res);
+/* ---- head importance from gradients */
+
+/* Michel et al. (2019): I_h = mean over the corpus's texts of |∂L(x)/∂ξ_h|, L the mean
+ * next-token cross-entropy of text x and ξ_h a gate multiplying head h's output (at 1), by one
+ * forward and one backward pass a text (ats_backward_run, model.h; causal LMs: GPT-2, Llama,
+ * Mistral, Qwen2). Texts are the corpus's lines, encoded with special tokens, cut to
+ * max_tokens; empty, invalid and one-token lines are skipped. */
+typedef struct ats_importance_options {
+    size_t max_lines;  /* read at most this many lines; 0 (default): all */
+    size_t max_tokens; /* cut longer texts to this; 0 (default) or more than the model's
+                          maximum: that */
+    int normalize;     /* 1: each layer's importances divided by their L2 norm (Michel et al.);
+                          0 (default): as they are */
+    int n_threads;     /* texts run at once, each pass single-threaded; 0: all cores */
+} ats_importance_options;
+
+typedef struct ats_importance_result {
+    size_t L, H;        /* layers, heads */
+    size_t texts;       /* texts run */
+    size_t skipped;     /* lines skipped (empty, invalid, fewer than 2 tokens) */
+    size_t truncated;   /* texts cut to max_tokens */
+    double loss;        /* mean over the texts of L */
+    double *importance; /* [L][H] */
+} ats_importance_result;
+
+void ats_importance_options_init(ats_importance_options *o);
+/* Errors: a model the backward pass does not cover, no text of 2 tokens, the corpus's. */
+ats_status ats_head_importance(ats_session *s, const ats_corpus_source *src,
+                               const ats_importance_options *o, ats_importance_result *res,
+                               ats_error *err);
+void ats_importance_result_free(ats_importance_result *res);
 
 #ifdef __cplusplus
 }

@@ -185,6 +185,26 @@ ats_status ats_model_forward_batch(ats_model *m, size_t count, const ats_model_i
                                    const ats_forward_options *opt, ats_forward_result *res,
                                    ats_error *err);
 
+/* ---- backward pass: gradient head importance (src/model/backward.c) */
+
+/* The backward pass of a causal language model (GPT-2, Llama, Mistral, Qwen2): the gradient of
+ * the mean next-token cross-entropy L of a text with respect to gates ξ_h, one per head, that
+ * multiply each head's output before the output projection (equivalently its attention
+ * probabilities, as head_mask), at ξ = 1. |∂L/∂ξ_h| averaged over texts is Michel et al.'s
+ * (2019) head importance. The context holds the transposed weights packed for the backward's
+ * products (as much memory again as the layers' weights); it is read-only after opening, so
+ * threads may run passes on one context at once. */
+typedef struct ats_backward ats_backward;
+
+/* Errors: another architecture, no LM head, no memory. */
+ats_status ats_backward_open(ats_model *m, ats_backward **out, ats_error *err);
+void ats_backward_close(ats_backward *b);
+/* One forward and one backward pass on in->ids (labels and token types are ignored: the
+ * targets are the next tokens; at least 2 tokens, at most max_positions): grad[L][H] ←
+ * ∂L/∂ξ_h (signed), *loss ← L (may be NULL). n_threads as ats_forward_options. */
+ats_status ats_backward_run(ats_backward *b, const ats_model_input *in, int n_threads, float *grad,
+                            double *loss, ats_error *err);
+
 /* ViT: runs one preprocessed image, pixels [C][S][S] with S = image_size (see vision.h,
  * ats_image_preprocess). n = (S / patch)² + 1 tokens, [CLS] first. */
 ats_status ats_model_forward_pixels(ats_model *m, const float *pixels,

@@ -297,6 +297,11 @@ ats_model_forward_batch = _fn("ats_model_forward_batch", ctypes.c_int, ctypes.c_
 ats_model_forward_image = _fn("ats_model_forward_image", ctypes.c_int, ctypes.c_void_p,
                               ctypes.c_char_p, P(ForwardOptions), P(ForwardResult), P(Error))
 ats_forward_result_free = _fn("ats_forward_result_free", None, P(ForwardResult))
+ats_backward_open = _fn("ats_backward_open", ctypes.c_int, ctypes.c_void_p, P(ctypes.c_void_p),
+                        P(Error))
+ats_backward_close = _fn("ats_backward_close", None, ctypes.c_void_p)
+ats_backward_run = _fn("ats_backward_run", ctypes.c_int, ctypes.c_void_p, P(ModelInput), ctypes.c_int,
+                       P(ctypes.c_float), P(ctypes.c_double), P(Error))
 ats_tokenizer_load = _fn("ats_tokenizer_load", ctypes.c_int, ctypes.c_char_p, P(ctypes.c_void_p),
                          P(Error))
 ats_tokenizer_free = _fn("ats_tokenizer_free", None, ctypes.c_void_p)
@@ -487,3 +492,20 @@ ats_syntax_options_init = _fn("ats_syntax_options_init", None, P(SyntaxOptions))
 ats_syntax_run = _fn("ats_syntax_run", ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p,
                      P(SyntaxOptions), P(SyntaxResult), P(Error))
 ats_syntax_result_free = _fn("ats_syntax_result_free", None, P(SyntaxResult))
+
+
+class ImportanceOptions(ctypes.Structure):
+    _fields_ = [("max_lines", ctypes.c_size_t), ("max_tokens", ctypes.c_size_t),
+                ("normalize", ctypes.c_int), ("n_threads", ctypes.c_int)]
+
+
+class ImportanceResult(ctypes.Structure):
+    _fields_ = [("L", ctypes.c_size_t), ("H", ctypes.c_size_t), ("texts", ctypes.c_size_t),
+                ("skipped", ctypes.c_size_t), ("truncated", ctypes.c_size_t),
+                ("loss", ctypes.c_double), ("importance", c_double_p)]
+
+
+ats_importance_options_init = _fn("ats_importance_options_init", None, P(ImportanceOptions))
+ats_head_importance = _fn("ats_head_importance", ctypes.c_int, ctypes.c_void_p, P(CorpusSource),
+                          P(ImportanceOptions), P(ImportanceResult), P(Error))
+ats_importance_result_free = _fn("ats_importance_result_free", None, P(ImportanceResult))

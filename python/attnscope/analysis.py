@@ -67,6 +67,43 @@ def compare(model: Model, texts: Sequence[str], layer: Optional[int] = None,
     return doc
 
 
+def _corpus_source(lines):
+    """(ats_corpus_source, the buffer it points into): a corpus file's path, or texts in memory."""
+    src = L.CorpusSource()
+    L.ats_corpus_source_init(ctypes.byref(src))
+    keep = None
+    if isinstance(lines, (str, os.PathLike)):
+        src.path = os.fsencode(lines)
+    else:
+        keep = ctypes.create_string_buffer(b"".join(t.encode("utf-8") + b"\n" for t in lines))
+        src.path, src.data, src.size = b"lines", ctypes.addressof(keep), len(keep) - 1
+    return src, keep
+
+
+def head_importance(model: Model, lines: Union[Iterable[str], str, os.PathLike],
+                    normalize: bool = False, max_lines: int = 0, max_tokens: int = 0,
+                    n_threads: int = 0) -> dict:
+    """Head importance from gradients, as `attnscope importance`: {"texts", "loss", "importance"
+    [L, H]}, importance = mean over the texts of |dL/dxi_h| (Michel et al. 2019; L the mean
+    next-token cross-entropy of a text, xi_h a gate on head h's output), one forward and one
+    backward pass a text (causal LMs: GPT-2, Llama, Mistral, Qwen2). lines as heads();
+    normalize=True divides each layer's importances by their L2 norm."""
+    src, keep = _corpus_source(lines)
+    o = L.ImportanceOptions()
+    L.ats_importance_options_init(ctypes.byref(o))
+    o.max_lines, o.max_tokens = int(max_lines), int(max_tokens)
+    o.normalize, o.n_threads = int(normalize), int(n_threads)
+    res, err = L.ImportanceResult(), L.Error()
+    L.check(L.ats_head_importance(model._session, ctypes.byref(src), ctypes.byref(o),
+                                  ctypes.byref(res), ctypes.byref(err)), err)
+    try:
+        imp = np.ctypeslib.as_array(res.importance, shape=(res.L, res.H)).copy()
+        return {"texts": int(res.texts), "loss": float(res.loss), "importance": imp}
+    finally:
+        L.ats_importance_result_free(ctypes.byref(res))
+        del keep
+
+
 def heads(model: Union[Model, Sequence[Model]], lines: Union[Iterable[str], str, os.PathLike],
           clark: bool = False, max_lines: int = 0, max_tokens: int = 0, skip_long: bool = False,
           chunk_lines: int = 64, n_threads: int = 0) -> np.ndarray:
@@ -79,14 +116,7 @@ def heads(model: Union[Model, Sequence[Model]], lines: Union[Iterable[str], str,
     cover. The other options are the command's (--max-lines, --max-tokens, --skip-long,
     --chunk-lines, --threads)."""
     models = list(model) if isinstance(model, (list, tuple)) else [model]
-    src = L.CorpusSource()
-    L.ats_corpus_source_init(ctypes.byref(src))
-    keep = None
-    if isinstance(lines, (str, os.PathLike)):
-        src.path = os.fsencode(lines)
-    else:
-        keep = ctypes.create_string_buffer(b"".join(t.encode("utf-8") + b"\n" for t in lines))
-        src.path, src.data, src.size = b"lines", ctypes.addressof(keep), len(keep) - 1
+    src, keep = _corpus_source(lines)
     o = L.HeadsOptions()
     L.ats_heads_options_init(ctypes.byref(o))
     o.clark, o.max_lines, o.max_tokens, o.skip_long = int(clark), int(max_lines), int(max_tokens), int(skip_long)

@@ -29,6 +29,7 @@ int ats_cmd_context(int argc, char **argv);
 int ats_cmd_vision(int argc, char **argv);
 int ats_cmd_equivariance(int argc, char **argv);
 int ats_cmd_syntax(int argc, char **argv);
+int ats_cmd_importance(int argc, char **argv);
 
 /* Prints "attnscope: <message>" to stderr and returns the exit code for the status. */
 int ats_cli_fail(const ats_error *err);

@@ -58,6 +58,8 @@ static const char USAGE[] =
     "                      with all but one head of a layer, and the pruning curve; masked-LM\n"
     "                      models predict every 6th token masked; without an LM head the\n"
     "                      measure is the relative change of the final hidden states\n"
+    "                      (causal LMs: also the gradient importance mean |dL/dxi| of the same\n"
+    "                      lines and the pruning curve in its order, beside the ablation's)\n"
     "  --chunk-lines K     lines per reduction chunk (default 64); D depends on it only in the\n"
     "                      last bits\n"
     "  --threads N         threads (default: all cores, divided among MPI ranks)\n"
@@ -577,23 +579,34 @@ typedef struct abl_ctx {
     int lm;
     char **names;
     const size_t *order;
+    const double *grad, *grad_loss; /* gradient importance [N], its pruning curve [steps] */
+    const size_t *grad_order;
 } abl_ctx;
 
 static void write_ablation_csv(FILE *fp, const void *p) {
     const abl_ctx *c = p;
-    fprintf(fp, "head,layer,index,%s_masked,importance,%s_only_head_of_layer\n",
-            c->lm ? "loss" : "hidden_change", c->lm ? "loss" : "hidden_change");
-    for (size_t a = 0; a < c->N; a++)
-        fprintf(fp, "%s,%zu,%zu,%.17g,%.17g,%.17g\n", c->names[a], a / c->H, a % c->H, c->single[a],
+    fprintf(fp, "head,layer,index,%s_masked,importance,%s_only_head_of_layer%s\n",
+            c->lm ? "loss" : "hidden_change", c->lm ? "loss" : "hidden_change",
+            c->grad ? ",gradient_importance" : "");
+    for (size_t a = 0; a < c->N; a++) {
+        fprintf(fp, "%s,%zu,%zu,%.17g,%.17g,%.17g", c->names[a], a / c->H, a % c->H, c->single[a],
                 c->single[a] - c->base, c->keep[a]);
+        if (c->grad) fprintf(fp, ",%.17g", c->grad[a]);
+        fputc('\n', fp);
+    }
 }
 
 static void write_pruning_csv(FILE *fp, const void *p) {
     const abl_ctx *c = p;
-    fprintf(fp, "heads_removed,%s,last_removed\n", c->lm ? "loss" : "hidden_change");
-    for (size_t s = 0; s < c->steps; s++)
-        fprintf(fp, "%zu,%.17g,%s\n", c->order_k[s], c->order_loss[s],
-                c->order_k[s] ? c->names[c->order[c->order_k[s] - 1]] : "");
+    fprintf(fp, "heads_removed,%s,last_removed%s\n", c->lm ? "loss" : "hidden_change",
+            c->grad ? ",loss_by_gradient,last_removed_by_gradient" : "");
+    for (size_t s = 0; s < c->steps; s++) {
+        size_t k = c->order_k[s];
+        fprintf(fp, "%zu,%.17g,%s", k, c->order_loss[s], k ? c->names[c->order[k - 1]] : "");
+        if (c->grad)
+            fprintf(fp, ",%.17g,%s", c->grad_loss[s], k ? c->names[c->grad_order[k - 1]] : "");
+        fputc('\n', fp);
+    }
 }
 
 static ats_status run_ablation(hrun *r, char **names, ats_error *err) {
@@ -609,8 +622,8 @@ static ats_status run_ablation(hrun *r, char **names, ats_error *err) {
     if (st) return st;
     int lm = ab.lm;
     size_t steps = ab.steps;
-    abl_ctx ac = {L,         H,          N,       steps, ab.single, ab.keep,
-                  ab.pruned, ab.removed, ab.base, lm,    names,     ab.order};
+    abl_ctx ac = {L,       H,  N,     steps,    ab.single, ab.keep,        ab.pruned,    ab.removed,
+                  ab.base, lm, names, ab.order, ab.grad,   ab.grad_pruned, ab.grad_order};
     st = write_text(r->a->out_dir, "ablation.csv", write_ablation_csv, &ac, err);
     if (!st) st = write_text(r->a->out_dir, "pruning.csv", write_pruning_csv, &ac, err);
     if (!st) {
@@ -626,6 +639,10 @@ static ats_status run_ablation(hrun *r, char **names, ats_error *err) {
                     : "importance: change of the final hidden states with the head masked");
         st = heatmap_LH(r->a->out_dir, "importance.png", title, lm ? "Δ loss" : "Δ hidden", L, H,
                         imp, err);
+        if (!st && ab.grad)
+            st = heatmap_LH(r->a->out_dir, "importance_gradient.png",
+                            "importance: mean |dL/dξ| of a gate on the head's output", "|dL/dξ|", L,
+                            H, ab.grad, err);
         free(imp);
     }
     if (!st) {
@@ -635,14 +652,18 @@ static ats_status run_ablation(hrun *r, char **names, ats_error *err) {
             goto done;
         }
         for (size_t k = 0; k < steps; k++) xs[k] = (double)ab.removed[k];
-        ats_series series = {lm ? "LM loss" : "hidden-state change", steps, xs, ab.pruned};
+        ats_series series[2] = {{ab.grad ? "by ablation"
+                                 : lm    ? "LM loss"
+                                         : "hidden-state change",
+                                 steps, xs, ab.pruned},
+                                {"by gradient", steps, xs, ab.grad_pruned}};
         ats_lines_options lo;
         ats_lines_options_init(&lo);
         lo.fig.title = "pruning: heads removed in order of importance";
         lo.x_title = "heads removed";
         lo.y_title = lm ? "LM loss" : "hidden-state change";
         char *path = path_join(r->a->out_dir, "pruning.png");
-        st = path ? ats_render_lines(path, 1, &series, &lo, err)
+        st = path ? ats_render_lines(path, ab.grad ? 2 : 1, series, &lo, err)
                   : ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
         free(path);
         free(xs);
@@ -654,6 +675,13 @@ static ats_status run_ablation(hrun *r, char **names, ats_error *err) {
         for (size_t j = 0; j < N && j < 5; j++)
             printf(" %s (%+.4f)", names[order[N - 1 - j]], ab.single[order[N - 1 - j]] - ab.base);
         printf("\n");
+        if (ab.grad) {
+            printf("gradient importance (mean |dL/dxi|): most important:");
+            for (size_t j = 0; j < N && j < 5; j++)
+                printf(" %s (%.4f)", names[ab.grad_order[N - 1 - j]],
+                       ab.grad[ab.grad_order[N - 1 - j]]);
+            printf("\n");
+        }
     }
 done:
     ats_ablation_result_free(&ab);

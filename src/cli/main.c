@@ -29,6 +29,7 @@ static const command COMMANDS[] = {
      "Permutation equivariance of attention, and how positions break it"},
     {"syntax", ats_cmd_syntax, "Syntactic heads: attention against gold dependency trees"},
     {"heads", ats_cmd_heads, "Head topology over a corpus: head distances, persistence, MDS"},
+    {"importance", ats_cmd_importance, "Head importance from gradients (one backward pass a text)"},
     {"tokenize", ats_cmd_tokenize, "A model's tokens of a text, with ids and offsets"},
     {"serve", ats_cmd_serve, "The interactive viewer in a browser (HTTP, 127.0.0.1)"},
 };
@@ -38,7 +39,7 @@ static const command COMMANDS[] = {
  * ats_model_load_adapted / ats_session_open_adapted. */
 static const char *const MODEL_COMMANDS[] = {
     "attention", "attend", "graph",        "divergence", "topo",  "compare", "report",
-    "context",   "vision", "equivariance", "heads",      "serve", "syntax"};
+    "context",   "vision", "equivariance", "heads",      "serve", "syntax",  "importance"};
 
 static int loads_models(const char *cmd) {
     for (size_t i = 0; i < sizeof MODEL_COMMANDS / sizeof MODEL_COMMANDS[0]; i++)
