@@ -426,6 +426,28 @@ class CompareResult(ctypes.Structure):
     ]
 
 
+TOPO_MAX_SCALES = 16  # ATS_TOPO_MAX_SCALES
+
+
+class TopoOptions(ctypes.Structure):
+    _fields_ = [
+        ("layer", ctypes.c_long), ("head", ctypes.c_long), ("distance", ctypes.c_int),
+        ("max_dim", ctypes.c_int), ("threshold", ctypes.c_double), ("n_scales", ctypes.c_size_t),
+        ("scales", ctypes.c_double * TOPO_MAX_SCALES), ("layout_iters", ctypes.c_int),
+        ("points", ctypes.c_char_p), ("n_threads", ctypes.c_int),
+    ]
+
+
+class TopoResult(ctypes.Structure):
+    _fields_ = [
+        ("n", ctypes.c_size_t), ("full", c_double_p), ("lower", c_double_p),
+        ("dmin", ctypes.c_double), ("dmax", ctypes.c_double), ("median", ctypes.c_double),
+        ("rips", RipsResult), ("n_scales", ctypes.c_size_t),
+        ("scales", ctypes.c_double * TOPO_MAX_SCALES), ("clusters", c_int32_p),
+        ("n_clusters", ctypes.c_size_t * TOPO_MAX_SCALES), ("layout", c_double_p),
+    ]
+
+
 class CorpusSource(ctypes.Structure):
     _fields_ = [("path", ctypes.c_char_p), ("data", ctypes.c_void_p), ("size", ctypes.c_size_t),
                 ("jsonl", ctypes.c_int)]
@@ -461,6 +483,13 @@ ats_compare_options_init = _fn("ats_compare_options_init", None, P(CompareOption
 ats_compare = _fn("ats_compare", ctypes.c_int, ctypes.c_void_p, P(ctypes.c_char_p),
                   P(CompareOptions), P(CompareResult), P(Error))
 ats_compare_result_free = _fn("ats_compare_result_free", None, P(CompareResult))
+ats_run_options_init = _fn("ats_run_options_init", None, P(RunOptions))
+ats_session_run = _fn("ats_session_run", ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t,
+                      P(ctypes.c_char_p), P(RunOptions), P(Attention), P(Error))
+ats_attention_free = _fn("ats_attention_free", None, P(Attention))
+ats_topo_options_init = _fn("ats_topo_options_init", None, P(TopoOptions))
+ats_topo = _fn("ats_topo", ctypes.c_int, P(Attention), P(TopoOptions), P(TopoResult), P(Error))
+ats_topo_result_free = _fn("ats_topo_result_free", None, P(TopoResult))
 ats_corpus_source_init = _fn("ats_corpus_source_init", None, P(CorpusSource))
 ats_heads_options_init = _fn("ats_heads_options_init", None, P(HeadsOptions))
 ats_heads_corpus = _fn("ats_heads_corpus", ctypes.c_int, P(ctypes.c_void_p), ctypes.c_size_t,

@@ -69,17 +69,6 @@ struct cJSON *analysis_json_number(double v, unsigned flags);
 /* A diagram's points as [[birth, death], ...], the death of an essential class null. */
 struct cJSON *analysis_pairs_json(const ats_diagram *d);
 
-/* The default scales of a skeleton: the 10 %, 25 % and 50 % quantiles of the n points'
- * distances lower [n(n-1)/2], where it changes most. Returns how many (3; 1 for a single
- * point), 0 when out of memory. */
-size_t analysis_default_scales(size_t n, const double *lower, double *scales);
-
-/* An error naming `name` when a scale lies past the end of the filtration: the largest of the
- * distances, or `threshold` when that is smaller. `points` names what the points are. */
-ats_status analysis_scales_check(size_t n, const double *lower, double threshold,
-                                 const double *scales, size_t ns, const char *name,
-                                 const char *points, ats_error *err);
-
 /* The usage text of the shared options. */
 extern const char ANALYSIS_COMMON_USAGE[];
 

@@ -441,6 +441,90 @@ static cJSON *persistence_json(const ats_rips_result *res, int max_dim) {
     return d;
 }
 
+/* The outputs of topo for input t: js.npy, the figures, result.json; a line on stderr. */
+static ats_status topo_write(const analysis_args *a, const ats_attention *s,
+                             const ats_topo_result *res, size_t t, int max_dim, int seed_compat,
+                             ats_error *err) {
+    size_t n = s->n;
+    char suffix[32], name[96], title[512];
+    input_suffix(suffix, sizeof suffix, t);
+    snprintf(name, sizeof name, "js%s", suffix);
+    size_t shape[2] = {n, n};
+    ats_status st = write_npy(a, name, ATS_F64, 2, shape, res->full, err);
+    int dims[4] = {0, 1, 2, 3};
+    ats_figure_options fo;
+    ats_figure_options_init(&fo);
+    fo.title = title;
+    const char *kinds[3] = {"diagram", "barcode", "skeleton"};
+    const char *what[3] = {"persistence diagram", "barcode", "Rips 1-skeleton"};
+    for (int k = 0; k < 3 && !st; k++) {
+        snprintf(name, sizeof name, "%s%s", kinds[k], suffix);
+        title_for(title, sizeof title, a, s, what[k], a->layer, a->head);
+        char *path = figure_path(a, name, err);
+        if (!path) return err->status;
+        if (k == 0)
+            st = ats_render_diagram(path, (size_t)max_dim + 1, res->rips.dims, dims, &fo, err);
+        else if (k == 1)
+            st = ats_render_barcode(path, (size_t)max_dim + 1, res->rips.dims, dims, &fo, err);
+        else {
+            ats_graph_options go;
+            ats_graph_options_init(&go);
+            go.fig.title = title;
+            go.labels = (const char *const *)s->labels;
+            st =
+                ats_render_skeleton_grid(path, n, res->lower, res->n_scales, res->scales, &go, err);
+        }
+        if (!st) printf("%s\n", path);
+        free(path);
+    }
+    if (st) return st;
+    cJSON *doc = cJSON_CreateObject();
+    cJSON_AddItemToObject(doc, "tokens", labels_json(s));
+    cJSON_AddStringToObject(doc, "input", s->name);
+    cJSON_AddNumberToObject(doc, "layer", (double)a->layer);
+    cJSON_AddNumberToObject(doc, "head", (double)a->head);
+    cJSON_AddStringToObject(doc, "metric",
+                            seed_compat ? "seed notebook: sqrt of scipy JS distance (base e) "
+                                          "of softmaxed rows"
+                                        : "Jensen-Shannon distance, base 2");
+    cJSON_AddItemToObject(doc, "diagrams", persistence_json(&res->rips, max_dim));
+    cJSON *ct = cJSON_AddArrayToObject(doc, "cycle_tokens");
+    for (size_t i = 0; res->rips.cycles && i < res->rips.dims[1].count; i++) {
+        /* the distinct tokens on the cycle, in token order */
+        cJSON *toks = cJSON_CreateArray();
+        unsigned char *on = calloc(n, 1);
+        const ats_representative *rep = &res->rips.cycles[i];
+        for (size_t q = 0; on && q < 2 * rep->count; q++) on[rep->vertices[q]] = 1;
+        for (size_t v = 0; on && v < n; v++)
+            if (on[v]) cJSON_AddItemToArray(toks, cJSON_CreateString(s->labels[v]));
+        free(on);
+        cJSON_AddItemToArray(ct, toks);
+    }
+    cJSON *cl = cJSON_AddArrayToObject(doc, "clusters");
+    for (size_t q = 0; q < res->n_scales; q++) {
+        const int32_t *labels = res->clusters + q * n;
+        cJSON *c = cJSON_CreateObject();
+        cJSON_AddItemToObject(c, "scale", analysis_json_number(res->scales[q], 0));
+        cJSON *groups = cJSON_AddArrayToObject(c, "groups");
+        for (size_t g = 0; g < res->n_clusters[q]; g++) {
+            cJSON *grp = cJSON_CreateArray();
+            for (size_t v = 0; v < n; v++)
+                if ((size_t)labels[v] == g)
+                    cJSON_AddItemToArray(grp, cJSON_CreateString(s->labels[v]));
+            cJSON_AddItemToArray(groups, grp);
+        }
+        cJSON_AddItemToArray(cl, c);
+    }
+    cJSON_AddItemToObject(doc, "layout3d", matrix_json(res->layout, n, 3));
+    snprintf(name, sizeof name, "result%s", suffix);
+    st = write_json(a, name, doc, err);
+    cJSON_Delete(doc);
+    fprintf(stderr, "%s: %zu tokens;", s->name, n);
+    for (int k = 0; k <= max_dim; k++) fprintf(stderr, " H%d: %zu", k, res->rips.dims[k].count);
+    fputc('\n', stderr);
+    return st;
+}
+
 static int run_topo(int argc, char **argv) {
     analysis_args a;
     analysis_args_init(&a, "topo");
@@ -490,146 +574,25 @@ static int run_topo(int argc, char **argv) {
     ats_error err;
     int rc = prepare(&a, 1, src, &count, &err);
     if (rc) return rc;
-    ats_status st = ATS_OK;
-    /* every input's metric first: a scale outside any input's range is an error before
+    ats_topo_options to;
+    ats_topo_options_init(&to);
+    to.layer = a.layer;
+    to.head = a.head;
+    to.distance = seed_compat ? ATS_HEAD_SEED : ATS_HEAD_JSD;
+    to.max_dim = (int)max_dim;
+    to.threshold = threshold;
+    to.n_scales = n_scales;
+    memcpy(to.scales, scales, n_scales * sizeof *scales);
+    /* every input's topology first: a scale outside any input's range is an error before
      * anything is written */
-    double *fulls[ANALYSIS_MAX_INPUTS] = {NULL}, *lowers[ANALYSIS_MAX_INPUTS] = {NULL};
-    for (size_t t = 0; t < count && !st; t++) {
-        size_t n = src[t].n;
-        fulls[t] = malloc((n ? n * n : 1) * sizeof *fulls[t]);
-        lowers[t] = malloc((n * (n - 1) / 2 + 1) * sizeof *lowers[t]);
-        st = fulls[t] && lowers[t] ? ats_head_metric(&src[t], (size_t)a.layer, (size_t)a.head,
-                                                     seed_compat, 0.0, fulls[t], lowers[t], &err)
-                                   : ats_error_set(&err, ATS_ERR_NOMEM, "out of memory");
-        if (!st)
-            st = analysis_scales_check(src[t].n, lowers[t], threshold, scales, n_scales,
-                                       src[t].name, "tokens", &err);
-    }
-    for (size_t t = 0; t < count && !st; t++) {
-        const ats_attention *s = &src[t];
-        size_t n = s->n;
-        double *full = fulls[t], *lower = lowers[t], *pos = NULL;
-        fulls[t] = lowers[t] = NULL;
-        ats_rips_result res;
-        memset(&res, 0, sizeof res);
-        char suffix[32], name[96], title[512];
-        input_suffix(suffix, sizeof suffix, t);
-        if (!st) {
-            snprintf(name, sizeof name, "js%s", suffix);
-            size_t shape[2] = {n, n};
-            st = write_npy(&a, name, ATS_F64, 2, shape, full, &err);
-        }
-        if (!st) {
-            ats_rips_options ro;
-            ats_rips_options_init(&ro);
-            ro.max_dim = (int)max_dim;
-            ro.threshold = threshold;
-            ro.want_cycles = max_dim >= 1;
-            st = ats_rips_compute(n, lower, &ro, &res, &err);
-        }
-        double sc[16];
-        size_t ns = n_scales;
-        if (!st) {
-            if (ns)
-                memcpy(sc, scales, ns * sizeof *sc);
-            else
-                ns = analysis_default_scales(n, lower, sc);
-            if (!ns) st = ats_error_set(&err, ATS_ERR_NOMEM, "out of memory");
-        }
-        int dims[4] = {0, 1, 2, 3};
-        ats_figure_options fo;
-        ats_figure_options_init(&fo);
-        fo.title = title;
-        const char *kinds[3] = {"diagram", "barcode", "skeleton"};
-        const char *what[3] = {"persistence diagram", "barcode", "Rips 1-skeleton"};
-        for (int k = 0; k < 3 && !st; k++) {
-            snprintf(name, sizeof name, "%s%s", kinds[k], suffix);
-            title_for(title, sizeof title, &a, s, what[k], a.layer, a.head);
-            char *path = figure_path(&a, name, &err);
-            if (!path) {
-                st = err.status;
-                break;
-            }
-            if (k == 0)
-                st = ats_render_diagram(path, (size_t)max_dim + 1, res.dims, dims, &fo, &err);
-            else if (k == 1)
-                st = ats_render_barcode(path, (size_t)max_dim + 1, res.dims, dims, &fo, &err);
-            else {
-                ats_graph_options go;
-                ats_graph_options_init(&go);
-                go.fig.title = title;
-                go.labels = (const char *const *)s->labels;
-                st = ats_render_skeleton_grid(path, n, lower, ns, sc, &go, &err);
-            }
-            if (!st) printf("%s\n", path);
-            free(path);
-        }
-        /* the 3-D layout at the largest scale, for the viewer */
-        if (!st) {
-            double big = 0;
-            for (size_t q = 0; q < ns; q++) big = fmax(big, sc[q]);
-            pos = malloc((n ? n : 1) * 3 * sizeof *pos);
-            st = pos ? ats_layout_force(n, lower, big, 3, 150, pos, &err)
-                     : ats_error_set(&err, ATS_ERR_NOMEM, "out of memory");
-        }
-        if (!st) {
-            cJSON *doc = cJSON_CreateObject();
-            cJSON_AddItemToObject(doc, "tokens", labels_json(s));
-            cJSON_AddStringToObject(doc, "input", s->name);
-            cJSON_AddNumberToObject(doc, "layer", (double)a.layer);
-            cJSON_AddNumberToObject(doc, "head", (double)a.head);
-            cJSON_AddStringToObject(doc, "metric",
-                                    seed_compat
-                                        ? "seed notebook: sqrt of scipy JS distance (base e) "
-                                          "of softmaxed rows"
-                                        : "Jensen-Shannon distance, base 2");
-            cJSON_AddItemToObject(doc, "diagrams", persistence_json(&res, (int)max_dim));
-            cJSON *ct = cJSON_AddArrayToObject(doc, "cycle_tokens");
-            for (size_t i = 0; res.cycles && i < res.dims[1].count; i++) {
-                /* the distinct tokens on the cycle, in token order */
-                cJSON *toks = cJSON_CreateArray();
-                unsigned char *on = calloc(n, 1);
-                const ats_representative *rep = &res.cycles[i];
-                for (size_t q = 0; on && q < 2 * rep->count; q++) on[rep->vertices[q]] = 1;
-                for (size_t v = 0; on && v < n; v++)
-                    if (on[v]) cJSON_AddItemToArray(toks, cJSON_CreateString(s->labels[v]));
-                free(on);
-                cJSON_AddItemToArray(ct, toks);
-            }
-            cJSON *cl = cJSON_AddArrayToObject(doc, "clusters");
-            int32_t *labels = malloc((n ? n : 1) * sizeof *labels);
-            for (size_t q = 0; labels && q < ns; q++) {
-                size_t k;
-                ats_rips_clusters(n, lower, sc[q], labels, &k, NULL);
-                cJSON *c = cJSON_CreateObject();
-                cJSON_AddItemToObject(c, "scale", analysis_json_number(sc[q], 0));
-                cJSON *groups = cJSON_AddArrayToObject(c, "groups");
-                for (size_t g = 0; g < k; g++) {
-                    cJSON *grp = cJSON_CreateArray();
-                    for (size_t v = 0; v < n; v++)
-                        if ((size_t)labels[v] == g)
-                            cJSON_AddItemToArray(grp, cJSON_CreateString(s->labels[v]));
-                    cJSON_AddItemToArray(groups, grp);
-                }
-                cJSON_AddItemToArray(cl, c);
-            }
-            free(labels);
-            cJSON_AddItemToObject(doc, "layout3d", matrix_json(pos, n, 3));
-            snprintf(name, sizeof name, "result%s", suffix);
-            st = write_json(&a, name, doc, &err);
-            cJSON_Delete(doc);
-            fprintf(stderr, "%s: %zu tokens;", s->name, n);
-            for (int k = 0; k <= max_dim; k++) fprintf(stderr, " H%d: %zu", k, res.dims[k].count);
-            fputc('\n', stderr);
-        }
-        ats_rips_result_free(&res);
-        free(full);
-        free(lower);
-        free(pos);
-    }
+    ats_topo_result res[ANALYSIS_MAX_INPUTS];
+    memset(res, 0, sizeof res);
+    ats_status st = ATS_OK;
+    for (size_t t = 0; t < count && !st; t++) st = ats_topo(&src[t], &to, &res[t], &err);
+    for (size_t t = 0; t < count && !st; t++)
+        st = topo_write(&a, &src[t], &res[t], t, (int)max_dim, seed_compat, &err);
     for (size_t t = 0; t < count; t++) {
-        free(fulls[t]);
-        free(lowers[t]);
+        ats_topo_result_free(&res[t]);
         ats_attention_free(&src[t]);
     }
     return st ? fail(&err) : ATS_EXIT_OK;
