@@ -69,6 +69,23 @@ struct cJSON *analysis_json_number(double v, unsigned flags);
 /* A diagram's points as [[birth, death], ...], the death of an essential class null. */
 struct cJSON *analysis_pairs_json(const ats_diagram *d);
 
+/* What the analysis commands write, given their inputs' attention (cmd_analysis.c); report
+ * calls them on one forward pass. Each prints the paths it writes. */
+ats_status analysis_attend_write(const analysis_args *a, const ats_attention *src, size_t count,
+                                 ats_error *err);
+ats_status analysis_graph_write(const analysis_args *a, const ats_attention *src, size_t count,
+                                double min_weight, int directed, ats_error *err);
+ats_status analysis_divergence_write(const analysis_args *a, const ats_attention *src, size_t count,
+                                     double eps, int base_e, ats_error *err);
+/* topo's outputs for input t (its _2, _3 ... suffix) of the topology res of input s */
+ats_status analysis_topo_write(const analysis_args *a, const ats_attention *s,
+                               const ats_topo_result *res, size_t t, int max_dim, int seed_compat,
+                               ats_error *err);
+ats_status analysis_compare_write(const analysis_args *a, const ats_compare_result *r,
+                                  const char *json_out, int all_heads, double q, ats_error *err);
+/* The distinct vertices on H1 cycle i of res, in increasing order, into on[n] (1 = on it). */
+void analysis_cycle_vertices(const ats_rips_result *res, size_t i, size_t n, unsigned char *on);
+
 /* The usage text of the shared options. */
 extern const char ANALYSIS_COMMON_USAGE[];
 

@@ -83,6 +83,67 @@ static int prepare(const analysis_args *a, int need_head, ats_attention *src, si
 
 /* ---- attend */
 
+ats_status analysis_attend_write(const analysis_args *a, const ats_attention *src, size_t count,
+                                 ats_error *err) {
+    cJSON *doc = cJSON_CreateObject(), *inputs = cJSON_AddArrayToObject(doc, "inputs");
+    ats_status st = ATS_OK;
+    for (size_t t = 0; t < count && !st; t++) {
+        const ats_attention *s = &src[t];
+        char name[64], title[512];
+        snprintf(name, sizeof name, "attention_%zu", t + 1);
+        size_t shape[4] = {s->L, s->H, s->n, s->n};
+        st = write_npy(a, name, ATS_F32, 4, shape, s->att, err);
+        if (st) break;
+        cJSON *in = cJSON_CreateObject();
+        cJSON_AddStringToObject(in, "name", s->name);
+        cJSON_AddItemToObject(in, "tokens", labels_json(s));
+        cJSON_AddItemToArray(inputs, in);
+        char *path = figure_path(
+            a,
+            a->layer >= 0
+                ? (snprintf(name, sizeof name, "heatmap_%zu_L%ld_H%ld", t + 1, a->layer, a->head),
+                   name)
+                : (snprintf(name, sizeof name, "heads_%zu", t + 1), name),
+            err);
+        if (!path) {
+            st = err->status;
+            break;
+        }
+        ats_heatmap_options ho;
+        ats_heatmap_options_init(&ho);
+        ho.value_title = "attention";
+        if (a->layer >= 0) {
+            title_for(title, sizeof title, a, s, "attention", a->layer, a->head);
+            ho.fig.title = title;
+            ho.row_labels = (const char *const *)s->labels;
+            ho.col_labels = (const char *const *)s->labels;
+            ho.row_title = "query";
+            ho.col_title = "key";
+            double *m = attn_head(s, (size_t)a->layer, (size_t)a->head);
+            st = m ? ats_render_heatmap(path, s->n, s->n, m, &ho, err)
+                   : ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+            free(m);
+        } else {
+            title_for(title, sizeof title, a, s, "attention of every head", -1, -1);
+            ho.fig.title = title;
+            size_t total = s->L * s->H * s->n * s->n;
+            double *m = malloc(total * sizeof *m);
+            if (!m)
+                st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+            else {
+                for (size_t i = 0; i < total; i++) m[i] = s->att[i];
+                st = ats_render_heatmap_grid(path, s->L, s->H, s->n, s->n, m, NULL, &ho, err);
+            }
+            free(m);
+        }
+        if (!st) printf("%s\n", path);
+        free(path);
+    }
+    if (!st) st = write_json(a, "attend", doc, err);
+    cJSON_Delete(doc);
+    return st;
+}
+
 static int run_attend(int argc, char **argv) {
     analysis_args a;
     analysis_args_init(&a, "attend");
@@ -107,67 +168,78 @@ static int run_attend(int argc, char **argv) {
     ats_error err;
     int rc = prepare(&a, 0, src, &count, &err);
     if (rc) return rc;
-    cJSON *doc = cJSON_CreateObject(), *inputs = cJSON_AddArrayToObject(doc, "inputs");
-    ats_status st = ATS_OK;
-    for (size_t t = 0; t < count && !st; t++) {
-        const ats_attention *s = &src[t];
-        char name[64], title[512];
-        snprintf(name, sizeof name, "attention_%zu", t + 1);
-        size_t shape[4] = {s->L, s->H, s->n, s->n};
-        st = write_npy(&a, name, ATS_F32, 4, shape, s->att, &err);
-        if (st) break;
-        cJSON *in = cJSON_CreateObject();
-        cJSON_AddStringToObject(in, "name", s->name);
-        cJSON_AddItemToObject(in, "tokens", labels_json(s));
-        cJSON_AddItemToArray(inputs, in);
-        char *path = figure_path(
-            &a,
-            a.layer >= 0
-                ? (snprintf(name, sizeof name, "heatmap_%zu_L%ld_H%ld", t + 1, a.layer, a.head),
-                   name)
-                : (snprintf(name, sizeof name, "heads_%zu", t + 1), name),
-            &err);
-        if (!path) {
-            st = err.status;
-            break;
-        }
-        ats_heatmap_options ho;
-        ats_heatmap_options_init(&ho);
-        ho.value_title = "attention";
-        if (a.layer >= 0) {
-            title_for(title, sizeof title, &a, s, "attention", a.layer, a.head);
-            ho.fig.title = title;
-            ho.row_labels = (const char *const *)s->labels;
-            ho.col_labels = (const char *const *)s->labels;
-            ho.row_title = "query";
-            ho.col_title = "key";
-            double *m = attn_head(s, (size_t)a.layer, (size_t)a.head);
-            st = m ? ats_render_heatmap(path, s->n, s->n, m, &ho, &err)
-                   : ats_error_set(&err, ATS_ERR_NOMEM, "out of memory");
-            free(m);
-        } else {
-            title_for(title, sizeof title, &a, s, "attention of every head", -1, -1);
-            ho.fig.title = title;
-            size_t total = s->L * s->H * s->n * s->n;
-            double *m = malloc(total * sizeof *m);
-            if (!m)
-                st = ats_error_set(&err, ATS_ERR_NOMEM, "out of memory");
-            else {
-                for (size_t i = 0; i < total; i++) m[i] = s->att[i];
-                st = ats_render_heatmap_grid(path, s->L, s->H, s->n, s->n, m, NULL, &ho, &err);
-            }
-            free(m);
-        }
-        if (!st) printf("%s\n", path);
-        free(path);
-    }
-    if (!st) st = write_json(&a, "attend", doc, &err);
-    cJSON_Delete(doc);
+    ats_status st = analysis_attend_write(&a, src, count, &err);
     for (size_t t = 0; t < count; t++) ats_attention_free(&src[t]);
     return st ? fail(&err) : ATS_EXIT_OK;
 }
 
 /* ---- graph */
+
+ats_status analysis_graph_write(const analysis_args *a, const ats_attention *src, size_t count,
+                                double min_weight, int directed, ats_error *err) {
+    ats_status st = ATS_OK;
+    cJSON *doc = cJSON_CreateObject(), *inputs = cJSON_AddArrayToObject(doc, "inputs");
+    cJSON_AddNumberToObject(doc, "layer", (double)a->layer);
+    cJSON_AddNumberToObject(doc, "head", (double)a->head);
+    cJSON_AddItemToObject(doc, "min_weight", analysis_json_number(min_weight, 0));
+    for (size_t t = 0; t < count && !st; t++) {
+        const ats_attention *s = &src[t];
+        size_t n = s->n;
+        double *m = attn_head(s, (size_t)a->layer, (size_t)a->head);
+        if (!m) {
+            st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+            break;
+        }
+        int causal = 1;
+        for (size_t i = 0; i < n && causal; i++)
+            for (size_t j = i + 1; j < n; j++)
+                if (m[i * n + j] != 0) {
+                    causal = 0;
+                    break;
+                }
+        int sym = causal && !directed;
+        /* what is drawn: m [n][n] itself, or (A + Aᵀ)/2, whose graph is undirected */
+        if (sym)
+            for (size_t i = 0; i < n; i++)
+                for (size_t j = 0; j < i; j++)
+                    m[i * n + j] = m[j * n + i] = 0.5 * (m[i * n + j] + m[j * n + i]);
+        char name[64], title[512];
+        snprintf(name, sizeof name, "graph_%zu_L%ld_H%ld", t + 1, a->layer, a->head);
+        size_t shape[2] = {n, n};
+        st = write_npy(a, name, ATS_F64, 2, shape, m, err);
+        if (!st) { /* the edges the figure has, as the renderer chooses them */
+            cJSON *in = cJSON_CreateObject(), *edges = cJSON_CreateArray();
+            cJSON_AddStringToObject(in, "name", s->name);
+            cJSON_AddItemToObject(in, "tokens", labels_json(s));
+            cJSON_AddBoolToObject(in, "symmetrized", sym);
+            for (size_t i = 0; i < n; i++)
+                for (size_t j = 0; j < n; j++) {
+                    double w = m[i * n + j];
+                    if (i == j || (sym && j > i) || !(w >= min_weight && w > 0)) continue;
+                    cJSON *e = cJSON_CreateArray();
+                    cJSON_AddItemToArray(e, cJSON_CreateNumber((double)i));
+                    cJSON_AddItemToArray(e, cJSON_CreateNumber((double)j));
+                    cJSON_AddItemToArray(e, analysis_json_number(w, 0));
+                    cJSON_AddItemToArray(edges, e);
+                }
+            cJSON_AddItemToObject(in, "edges", edges);
+            cJSON_AddItemToArray(inputs, in);
+        }
+        title_for(title, sizeof title, a, s, "attention graph", a->layer, a->head);
+        char *path = st ? NULL : figure_path(a, name, err);
+        ats_graph_options go;
+        ats_graph_options_init(&go);
+        go.fig.title = title;
+        go.labels = (const char *const *)s->labels;
+        st = path ? ats_render_attention_graph(path, n, m, min_weight, sym, &go, err) : err->status;
+        if (!st) printf("%s\n", path);
+        free(path);
+        free(m);
+    }
+    if (!st) st = write_json(a, "graph", doc, err);
+    cJSON_Delete(doc);
+    return st;
+}
 
 static int run_graph(int argc, char **argv) {
     analysis_args a;
@@ -201,72 +273,93 @@ static int run_graph(int argc, char **argv) {
     ats_error err;
     int rc = prepare(&a, 1, src, &count, &err);
     if (rc) return rc;
-    ats_status st = ATS_OK;
-    cJSON *doc = cJSON_CreateObject(), *inputs = cJSON_AddArrayToObject(doc, "inputs");
-    cJSON_AddNumberToObject(doc, "layer", (double)a.layer);
-    cJSON_AddNumberToObject(doc, "head", (double)a.head);
-    cJSON_AddItemToObject(doc, "min_weight", analysis_json_number(min_weight, 0));
-    for (size_t t = 0; t < count && !st; t++) {
-        const ats_attention *s = &src[t];
-        size_t n = s->n;
-        double *m = attn_head(s, (size_t)a.layer, (size_t)a.head);
-        if (!m) {
-            st = ats_error_set(&err, ATS_ERR_NOMEM, "out of memory");
-            break;
-        }
-        int causal = 1;
-        for (size_t i = 0; i < n && causal; i++)
-            for (size_t j = i + 1; j < n; j++)
-                if (m[i * n + j] != 0) {
-                    causal = 0;
-                    break;
-                }
-        int sym = causal && !directed;
-        /* what is drawn: m [n][n] itself, or (A + Aᵀ)/2, whose graph is undirected */
-        if (sym)
-            for (size_t i = 0; i < n; i++)
-                for (size_t j = 0; j < i; j++)
-                    m[i * n + j] = m[j * n + i] = 0.5 * (m[i * n + j] + m[j * n + i]);
-        char name[64], title[512];
-        snprintf(name, sizeof name, "graph_%zu_L%ld_H%ld", t + 1, a.layer, a.head);
-        size_t shape[2] = {n, n};
-        st = write_npy(&a, name, ATS_F64, 2, shape, m, &err);
-        if (!st) { /* the edges the figure has, as the renderer chooses them */
-            cJSON *in = cJSON_CreateObject(), *edges = cJSON_CreateArray();
-            cJSON_AddStringToObject(in, "name", s->name);
-            cJSON_AddItemToObject(in, "tokens", labels_json(s));
-            cJSON_AddBoolToObject(in, "symmetrized", sym);
-            for (size_t i = 0; i < n; i++)
-                for (size_t j = 0; j < n; j++) {
-                    double w = m[i * n + j];
-                    if (i == j || (sym && j > i) || !(w >= min_weight && w > 0)) continue;
-                    cJSON *e = cJSON_CreateArray();
-                    cJSON_AddItemToArray(e, cJSON_CreateNumber((double)i));
-                    cJSON_AddItemToArray(e, cJSON_CreateNumber((double)j));
-                    cJSON_AddItemToArray(e, analysis_json_number(w, 0));
-                    cJSON_AddItemToArray(edges, e);
-                }
-            cJSON_AddItemToObject(in, "edges", edges);
-            cJSON_AddItemToArray(inputs, in);
-        }
-        title_for(title, sizeof title, &a, s, "attention graph", a.layer, a.head);
-        char *path = st ? NULL : figure_path(&a, name, &err);
-        ats_graph_options go;
-        ats_graph_options_init(&go);
-        go.fig.title = title;
-        go.labels = (const char *const *)s->labels;
-        st = path ? ats_render_attention_graph(path, n, m, min_weight, sym, &go, &err) : err.status;
-        if (!st) printf("%s\n", path);
-        free(path);
-        free(m);
-    }
-    if (!st) st = write_json(&a, "graph", doc, &err);
-    cJSON_Delete(doc);
+    ats_status st = analysis_graph_write(&a, src, count, min_weight, directed, &err);
     for (size_t t = 0; t < count; t++) ats_attention_free(&src[t]);
     return st ? fail(&err) : ATS_EXIT_OK;
 }
 
 /* ---- divergence */
+
+ats_status analysis_divergence_write(const analysis_args *a, const ats_attention *src, size_t count,
+                                     double eps, int base_e, ats_error *err) {
+    ats_status st = ATS_OK;
+    cJSON *doc = cJSON_CreateObject(), *inputs = cJSON_AddArrayToObject(doc, "inputs");
+    cJSON_AddNumberToObject(doc, "layer", (double)a->layer);
+    cJSON_AddNumberToObject(doc, "head", (double)a->head);
+    cJSON_AddStringToObject(doc, "base", base_e ? "e" : "2");
+    for (size_t t = 0; t < count && !st; t++) {
+        const ats_attention *s = &src[t];
+        size_t n = s->n;
+        double *ent = malloc(n * sizeof *ent), *kl = malloc(n * n * sizeof *kl),
+               *js = malloc(n * n * sizeof *js);
+        if (!ent || !kl || !js) st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+        ats_attn v = ats_attention_head(s, (size_t)a->layer, (size_t)a->head);
+        ats_measure_opts mo;
+        ats_measure_opts_init(&mo);
+        mo.base = base_e ? ATS_BASE_E : ATS_BASE_2;
+        mo.normalize = 1;
+        if (!st) st = ats_entropy_compute(&v, &mo, ent, err);
+        if (!st) st = ats_divergence_compute(&v, ATS_DIV_JS, &mo, js, err);
+        mo.eps = eps;
+        if (!st) st = ats_divergence_compute(&v, ATS_DIV_KL, &mo, kl, err);
+        const char *names[3] = {"entropy", "kl", "js"};
+        for (int k = 0; k < 3 && !st; k++) {
+            char name[64], title[512];
+            snprintf(name, sizeof name, "%s_%zu_L%ld_H%ld", names[k], t + 1, a->layer, a->head);
+            size_t shape[2] = {n, n};
+            st = write_npy(a, name, ATS_F64, k == 0 ? 1 : 2, shape,
+                           k == 0   ? ent
+                           : k == 1 ? kl
+                                    : js,
+                           err);
+            if (st || k == 0) continue;
+            title_for(title, sizeof title, a, s,
+                      k == 1 ? "KL divergence" : "Jensen–Shannon divergence", a->layer, a->head);
+            ats_heatmap_options ho;
+            ats_heatmap_options_init(&ho);
+            ho.fig.title = title;
+            ho.row_labels = ho.col_labels = (const char *const *)s->labels;
+            ho.row_title = "token i";
+            ho.col_title = "token j";
+            ho.value_title = base_e ? "nats" : "bits";
+            char *path = figure_path(a, name, err);
+            st = path ? ats_render_heatmap(path, n, n, k == 1 ? kl : js, &ho, err) : err->status;
+            if (!st) printf("%s\n", path);
+            free(path);
+        }
+        if (!st) {
+            /* entropy as a one-row heatmap over the tokens */
+            char name[64], title[512];
+            snprintf(name, sizeof name, "entropy_%zu_L%ld_H%ld", t + 1, a->layer, a->head);
+            title_for(title, sizeof title, a, s, "entropy of each token's attention", a->layer,
+                      a->head);
+            ats_heatmap_options ho;
+            ats_heatmap_options_init(&ho);
+            ho.fig.title = title;
+            ho.col_labels = (const char *const *)s->labels;
+            ho.value_title = base_e ? "nats" : "bits";
+            char *path = figure_path(a, name, err);
+            st = path ? ats_render_heatmap(path, 1, n, ent, &ho, err) : err->status;
+            if (!st) printf("%s\n", path);
+            free(path);
+        }
+        if (!st) {
+            cJSON *in = cJSON_CreateObject();
+            cJSON_AddStringToObject(in, "name", s->name);
+            cJSON_AddItemToObject(in, "tokens", labels_json(s));
+            cJSON_AddItemToObject(in, "entropy", matrix_json(ent, 1, n));
+            cJSON_AddItemToObject(in, "kl", matrix_json(kl, n, n));
+            cJSON_AddItemToObject(in, "js", matrix_json(js, n, n));
+            cJSON_AddItemToArray(inputs, in);
+        }
+        free(ent);
+        free(kl);
+        free(js);
+    }
+    if (!st) st = write_json(a, "divergence", doc, err);
+    cJSON_Delete(doc);
+    return st;
+}
 
 static int run_divergence(int argc, char **argv) {
     analysis_args a;
@@ -304,82 +397,7 @@ static int run_divergence(int argc, char **argv) {
     ats_error err;
     int rc = prepare(&a, 1, src, &count, &err);
     if (rc) return rc;
-    ats_status st = ATS_OK;
-    cJSON *doc = cJSON_CreateObject(), *inputs = cJSON_AddArrayToObject(doc, "inputs");
-    cJSON_AddNumberToObject(doc, "layer", (double)a.layer);
-    cJSON_AddNumberToObject(doc, "head", (double)a.head);
-    cJSON_AddStringToObject(doc, "base", base_e ? "e" : "2");
-    for (size_t t = 0; t < count && !st; t++) {
-        const ats_attention *s = &src[t];
-        size_t n = s->n;
-        double *ent = malloc(n * sizeof *ent), *kl = malloc(n * n * sizeof *kl),
-               *js = malloc(n * n * sizeof *js);
-        if (!ent || !kl || !js) st = ats_error_set(&err, ATS_ERR_NOMEM, "out of memory");
-        ats_attn v = ats_attention_head(s, (size_t)a.layer, (size_t)a.head);
-        ats_measure_opts mo;
-        ats_measure_opts_init(&mo);
-        mo.base = base_e ? ATS_BASE_E : ATS_BASE_2;
-        mo.normalize = 1;
-        if (!st) st = ats_entropy_compute(&v, &mo, ent, &err);
-        if (!st) st = ats_divergence_compute(&v, ATS_DIV_JS, &mo, js, &err);
-        mo.eps = eps;
-        if (!st) st = ats_divergence_compute(&v, ATS_DIV_KL, &mo, kl, &err);
-        const char *names[3] = {"entropy", "kl", "js"};
-        for (int k = 0; k < 3 && !st; k++) {
-            char name[64], title[512];
-            snprintf(name, sizeof name, "%s_%zu_L%ld_H%ld", names[k], t + 1, a.layer, a.head);
-            size_t shape[2] = {n, n};
-            st = write_npy(&a, name, ATS_F64, k == 0 ? 1 : 2, shape,
-                           k == 0   ? ent
-                           : k == 1 ? kl
-                                    : js,
-                           &err);
-            if (st || k == 0) continue;
-            title_for(title, sizeof title, &a, s,
-                      k == 1 ? "KL divergence" : "Jensen–Shannon divergence", a.layer, a.head);
-            ats_heatmap_options ho;
-            ats_heatmap_options_init(&ho);
-            ho.fig.title = title;
-            ho.row_labels = ho.col_labels = (const char *const *)s->labels;
-            ho.row_title = "token i";
-            ho.col_title = "token j";
-            ho.value_title = base_e ? "nats" : "bits";
-            char *path = figure_path(&a, name, &err);
-            st = path ? ats_render_heatmap(path, n, n, k == 1 ? kl : js, &ho, &err) : err.status;
-            if (!st) printf("%s\n", path);
-            free(path);
-        }
-        if (!st) {
-            /* entropy as a one-row heatmap over the tokens */
-            char name[64], title[512];
-            snprintf(name, sizeof name, "entropy_%zu_L%ld_H%ld", t + 1, a.layer, a.head);
-            title_for(title, sizeof title, &a, s, "entropy of each token's attention", a.layer,
-                      a.head);
-            ats_heatmap_options ho;
-            ats_heatmap_options_init(&ho);
-            ho.fig.title = title;
-            ho.col_labels = (const char *const *)s->labels;
-            ho.value_title = base_e ? "nats" : "bits";
-            char *path = figure_path(&a, name, &err);
-            st = path ? ats_render_heatmap(path, 1, n, ent, &ho, &err) : err.status;
-            if (!st) printf("%s\n", path);
-            free(path);
-        }
-        if (!st) {
-            cJSON *in = cJSON_CreateObject();
-            cJSON_AddStringToObject(in, "name", s->name);
-            cJSON_AddItemToObject(in, "tokens", labels_json(s));
-            cJSON_AddItemToObject(in, "entropy", matrix_json(ent, 1, n));
-            cJSON_AddItemToObject(in, "kl", matrix_json(kl, n, n));
-            cJSON_AddItemToObject(in, "js", matrix_json(js, n, n));
-            cJSON_AddItemToArray(inputs, in);
-        }
-        free(ent);
-        free(kl);
-        free(js);
-    }
-    if (!st) st = write_json(&a, "divergence", doc, &err);
-    cJSON_Delete(doc);
+    ats_status st = analysis_divergence_write(&a, src, count, eps, base_e, &err);
     for (size_t t = 0; t < count; t++) ats_attention_free(&src[t]);
     return st ? fail(&err) : ATS_EXIT_OK;
 }
@@ -441,10 +459,16 @@ static cJSON *persistence_json(const ats_rips_result *res, int max_dim) {
     return d;
 }
 
+void analysis_cycle_vertices(const ats_rips_result *res, size_t i, size_t n, unsigned char *on) {
+    const ats_representative *rep = &res->cycles[i];
+    memset(on, 0, n);
+    for (size_t q = 0; q < 2 * rep->count; q++) on[rep->vertices[q]] = 1;
+}
+
 /* The outputs of topo for input t: js.npy, the figures, result.json; a line on stderr. */
-static ats_status topo_write(const analysis_args *a, const ats_attention *s,
-                             const ats_topo_result *res, size_t t, int max_dim, int seed_compat,
-                             ats_error *err) {
+ats_status analysis_topo_write(const analysis_args *a, const ats_attention *s,
+                               const ats_topo_result *res, size_t t, int max_dim, int seed_compat,
+                               ats_error *err) {
     size_t n = s->n;
     char suffix[32], name[96], title[512];
     input_suffix(suffix, sizeof suffix, t);
@@ -493,8 +517,7 @@ static ats_status topo_write(const analysis_args *a, const ats_attention *s,
         /* the distinct tokens on the cycle, in token order */
         cJSON *toks = cJSON_CreateArray();
         unsigned char *on = calloc(n, 1);
-        const ats_representative *rep = &res->rips.cycles[i];
-        for (size_t q = 0; on && q < 2 * rep->count; q++) on[rep->vertices[q]] = 1;
+        if (on) analysis_cycle_vertices(&res->rips, i, n, on);
         for (size_t v = 0; on && v < n; v++)
             if (on[v]) cJSON_AddItemToArray(toks, cJSON_CreateString(s->labels[v]));
         free(on);
@@ -590,7 +613,7 @@ static int run_topo(int argc, char **argv) {
     ats_status st = ATS_OK;
     for (size_t t = 0; t < count && !st; t++) st = ats_topo(&src[t], &to, &res[t], &err);
     for (size_t t = 0; t < count && !st; t++)
-        st = topo_write(&a, &src[t], &res[t], t, (int)max_dim, seed_compat, &err);
+        st = analysis_topo_write(&a, &src[t], &res[t], t, (int)max_dim, seed_compat, &err);
     for (size_t t = 0; t < count; t++) {
         ats_topo_result_free(&res[t]);
         ats_attention_free(&src[t]);
@@ -640,6 +663,65 @@ static ats_status compare_inputs(const analysis_args *a, ats_session *s,
     size_t count;
     ats_status st = analysis_load_with(a, NULL, src, &count, err);
     return st ? st : ats_compare_attention(&src[0], &src[1], co, r, err);
+}
+
+/* compare's outputs: --json OUT, and with --out DIR bottleneck.npy, wasserstein.npy,
+ * compare.json and, for all heads, the heatmaps; one head's distances on stdout. */
+ats_status analysis_compare_write(const analysis_args *a, const ats_compare_result *r,
+                                  const char *json_out, int all_heads, double q, ats_error *err) {
+    const ats_attention *src = r->inputs;
+    size_t L = r->L, H = r->H, nd = r->n_dims;
+    size_t l0 = all_heads ? 0 : (size_t)a->layer, h0 = all_heads ? 0 : (size_t)a->head;
+    const double *bott = r->bottleneck, *wass = r->wasserstein;
+    ats_status st = ATS_OK;
+    cJSON *doc = cJSON_CreateObject();
+    cJSON_AddItemToObject(doc, "bottleneck", per_dim_json(bott, nd, L, H, all_heads, l0, h0));
+    cJSON_AddItemToObject(doc, "wasserstein", per_dim_json(wass, nd, L, H, all_heads, l0, h0));
+    cJSON_AddItemToObject(doc, "q", analysis_json_number(q, 0));
+    if (!all_heads) {
+        cJSON_AddNumberToObject(doc, "layer", (double)a->layer);
+        cJSON_AddNumberToObject(doc, "head", (double)a->head);
+    }
+    cJSON_AddItemToObject(doc, "tokens_a", labels_json(&src[0]));
+    cJSON_AddItemToObject(doc, "tokens_b", labels_json(&src[1]));
+    if (json_out) st = analysis_json_write(json_out, doc, err);
+    if (!st && a->out_dir) {
+        size_t shape[3] = {nd, L, H};
+        st = write_npy(a, "bottleneck", ATS_F64, 3, shape, bott, err);
+        if (!st) st = write_npy(a, "wasserstein", ATS_F64, 3, shape, wass, err);
+        if (!st) st = write_json(a, "compare", doc, err);
+        char **layer_names = index_names(L), **head_names = index_names(H);
+        for (size_t d = 0; d < nd && !st && all_heads; d++)
+            for (int which = 0; which < 2 && !st; which++) {
+                char name[64], title[512];
+                snprintf(name, sizeof name, "%s_H%zu", which ? "wasserstein" : "bottleneck", d);
+                snprintf(title, sizeof title, "%s%s%s distance of H%zu diagrams, %s vs %s",
+                         a->title ? a->title : "", a->title ? ": " : "",
+                         which ? "Wasserstein" : "bottleneck", d, src[0].name, src[1].name);
+                ats_heatmap_options ho;
+                ats_heatmap_options_init(&ho);
+                ho.fig.title = title;
+                ho.row_title = "layer";
+                ho.col_title = "head";
+                ho.row_labels = (const char *const *)layer_names;
+                ho.col_labels = (const char *const *)head_names;
+                ho.value_title = which ? "W" : "d_B";
+                char *path = figure_path(a, name, err);
+                st = path ? ats_render_heatmap(path, L, H, (which ? wass : bott) + d * L * H, &ho,
+                                               err)
+                          : err->status;
+                if (!st) printf("%s\n", path);
+                free(path);
+            }
+        free_names(layer_names, L);
+        free_names(head_names, H);
+    }
+    if (!st && !all_heads)
+        for (size_t d = 0; d < nd; d++)
+            printf("H%zu bottleneck %.17g wasserstein %.17g\n", d, bott[(d * L + l0) * H + h0],
+                   wass[(d * L + l0) * H + h0]);
+    cJSON_Delete(doc);
+    return st;
 }
 
 static int run_compare(int argc, char **argv) {
@@ -743,61 +825,7 @@ static int run_compare(int argc, char **argv) {
     ats_status st = compare_inputs(&a, session, &co, &r, &err);
     ats_session_close(session);
     if (st) return fail(&err);
-    const ats_attention *src = r.inputs;
-    size_t L = r.L, H = r.H, nd = r.n_dims;
-    size_t l0 = all_heads ? 0 : (size_t)a.layer, h0 = all_heads ? 0 : (size_t)a.head;
-    const double *bott = r.bottleneck, *wass = r.wasserstein;
-    cJSON *doc = cJSON_CreateObject();
-    if (!st) {
-        cJSON_AddItemToObject(doc, "bottleneck", per_dim_json(bott, nd, L, H, all_heads, l0, h0));
-        cJSON_AddItemToObject(doc, "wasserstein", per_dim_json(wass, nd, L, H, all_heads, l0, h0));
-        cJSON_AddItemToObject(doc, "q", analysis_json_number(q, 0));
-        if (!all_heads) {
-            cJSON_AddNumberToObject(doc, "layer", (double)a.layer);
-            cJSON_AddNumberToObject(doc, "head", (double)a.head);
-        }
-        cJSON_AddItemToObject(doc, "tokens_a", labels_json(&src[0]));
-        cJSON_AddItemToObject(doc, "tokens_b", labels_json(&src[1]));
-        if (json_out) {
-            st = analysis_json_write(json_out, doc, &err);
-        }
-    }
-    if (!st && a.out_dir) {
-        size_t shape[3] = {nd, L, H};
-        st = write_npy(&a, "bottleneck", ATS_F64, 3, shape, bott, &err);
-        if (!st) st = write_npy(&a, "wasserstein", ATS_F64, 3, shape, wass, &err);
-        if (!st) st = write_json(&a, "compare", doc, &err);
-        char **layer_names = index_names(L), **head_names = index_names(H);
-        for (size_t d = 0; d < nd && !st && all_heads; d++)
-            for (int which = 0; which < 2 && !st; which++) {
-                char name[64], title[512];
-                snprintf(name, sizeof name, "%s_H%zu", which ? "wasserstein" : "bottleneck", d);
-                snprintf(title, sizeof title, "%s%s%s distance of H%zu diagrams, %s vs %s",
-                         a.title ? a.title : "", a.title ? ": " : "",
-                         which ? "Wasserstein" : "bottleneck", d, src[0].name, src[1].name);
-                ats_heatmap_options ho;
-                ats_heatmap_options_init(&ho);
-                ho.fig.title = title;
-                ho.row_title = "layer";
-                ho.col_title = "head";
-                ho.row_labels = (const char *const *)layer_names;
-                ho.col_labels = (const char *const *)head_names;
-                ho.value_title = which ? "W" : "d_B";
-                char *path = figure_path(&a, name, &err);
-                st = path ? ats_render_heatmap(path, L, H, (which ? wass : bott) + d * L * H, &ho,
-                                               &err)
-                          : err.status;
-                if (!st) printf("%s\n", path);
-                free(path);
-            }
-        free_names(layer_names, L);
-        free_names(head_names, H);
-    }
-    if (!st && !all_heads)
-        for (size_t d = 0; d < nd; d++)
-            printf("H%zu bottleneck %.17g wasserstein %.17g\n", d, bott[(d * L + l0) * H + h0],
-                   wass[(d * L + l0) * H + h0]);
-    cJSON_Delete(doc);
+    st = analysis_compare_write(&a, &r, json_out, all_heads, q, &err);
     ats_compare_result_free(&r);
     return st ? fail(&err) : ATS_EXIT_OK;
 }
