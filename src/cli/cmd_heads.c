@@ -402,7 +402,10 @@ static ats_status analyse_heads(const analysis_in *in, analysis_out *out, ats_er
     }
     if (st) goto done;
     /* dendrogram and clusters */
-    if (N >= 2) st = heads_single_linkage(N, in->lower, merges, err);
+    if (N >= 2) {
+        const ats_lower metric = {N, in->lower};
+        st = ats_metric_single_linkage(&metric, merges, err);
+    }
     if (st) goto done;
     names_ctx nc = {N, in->names, out->labels, 0, 0, merges, xy};
     snprintf(name, sizeof name, "%sdendrogram.csv", in->prefix);
@@ -424,9 +427,10 @@ static ats_status analyse_heads(const analysis_in *in, analysis_out *out, ats_er
     st = write_text(in->dir, name, write_clusters, &nc, err);
     if (st) goto done;
     /* MDS coloured by layer */
-    if (N >= 2)
-        st = heads_mds(N, in->lower, 2, xy, err);
-    else
+    if (N >= 2) {
+        const ats_lower metric = {N, in->lower};
+        st = ats_metric_mds(&metric, 2, xy, err);
+    } else
         xy[0] = xy[1] = 0;
     if (st) goto done;
     snprintf(name, sizeof name, "%smds.csv", in->prefix);

@@ -35,12 +35,4 @@ int heads_mpi_available(void);
 /* Head names "L3H7" for N = L·H heads (prefix e.g. "gpt2:" for joint runs). */
 void heads_name(char *buf, size_t n, const char *prefix, size_t l, size_t h);
 
-/* Single-linkage dendrogram of the metric lower [N(N-1)/2]: merges [N-1][4] = (cluster a,
- * cluster b, height, size) in SciPy's linkage convention (new cluster N+k for merge k). */
-ats_status heads_single_linkage(size_t N, const double *lower, double *merges, ats_error *err);
-
-/* Classical MDS of lower [N(N-1)/2] into dim coordinates, xy [N][dim] (deterministic: power
- * iteration from a fixed start, signs fixed so the largest |coordinate| is positive). */
-ats_status heads_mds(size_t N, const double *lower, int dim, double *xy, ats_error *err);
-
 #endif
