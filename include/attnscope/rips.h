@@ -114,8 +114,10 @@ ats_status ats_metric_single_linkage(const ats_lower *m, double *merges, ats_err
 /* Classical (Torgerson) MDS of m into dim coordinates, xy [n][dim]: the top dim eigenvectors
  * of -1/2 J D² J scaled by the square roots of their eigenvalues (0 for a negative one), by
  * shifted power iteration with deflation from a fixed start, each vector's sign chosen so its
- * largest |coordinate| is positive. Deterministic. */
-ats_status ats_metric_mds(const ats_lower *m, int dim, double *xy, ats_error *err);
+ * largest |coordinate| is positive. Deterministic. Each vector iterates until its direction
+ * moves less than 1e-12, or max_iter times (0: 3000; a layout's starting point needs far
+ * fewer). */
+ats_status ats_metric_mds(const ats_lower *m, int dim, int max_iter, double *xy, ats_error *err);
 
 /* ---- building metrics */
 

@@ -429,7 +429,7 @@ static ats_status analyse_heads(const analysis_in *in, analysis_out *out, ats_er
     /* MDS coloured by layer */
     if (N >= 2) {
         const ats_lower metric = {N, in->lower};
-        st = ats_metric_mds(&metric, 2, xy, err);
+        st = ats_metric_mds(&metric, 2, 0, xy, err);
     } else
         xy[0] = xy[1] = 0;
     if (st) goto done;

@@ -95,10 +95,14 @@ ats_status ats_metric_single_linkage(const ats_lower *metric, double *merges, at
     return ATS_OK;
 }
 
-ats_status ats_metric_mds(const ats_lower *metric, int dim, double *xy, ats_error *err) {
+ats_status ats_metric_mds(const ats_lower *metric, int dim, int max_iter, double *xy,
+                          ats_error *err) {
     size_t N = metric->n;
     if (dim < 1)
         return ats_error_set(err, ATS_ERR_INVALID, "MDS: dimension %d; it must be >= 1", dim);
+    if (max_iter < 0)
+        return ats_error_set(err, ATS_ERR_INVALID, "MDS: max_iter %d; it must be >= 0", max_iter);
+    int iters = max_iter ? max_iter : 3000;
     size_t NN;
     if (!ats_size_mul(N, N, &NN))
         return ats_error_set(err, ATS_ERR_RANGE, "MDS: %zu points is too many", N);
@@ -131,7 +135,7 @@ ats_status ats_metric_mds(const ats_lower *metric, int dim, double *xy, ats_erro
         double *e = vecs + (size_t)k * N;
         for (size_t i = 0; i < N; i++) v[i] = 1.0 + 0.5 * sin(1.0 + 0.7 * (double)i * (k + 1));
         double lam = 0;
-        for (int it = 0; it < 3000; it++) {
+        for (int it = 0; it < iters; it++) {
             for (int p = 0; p < k; p++) { /* deflate: keep v orthogonal to earlier vectors */
                 const double *u = vecs + (size_t)p * N;
                 double dot = 0;

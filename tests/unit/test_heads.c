@@ -101,7 +101,7 @@ static void test_linkage_and_mds(void) {
     CHECK(merges[8] == 3 && merges[9] == 5 && merges[10] == 4 && merges[11] == 4);
     /* MDS of collinear points recovers the line (first axis) up to a shift */
     double xy[8];
-    CHECK(ats_metric_mds(&metric, 2, xy, NULL) == ATS_OK);
+    CHECK(ats_metric_mds(&metric, 2, 0, xy, NULL) == ATS_OK);
     for (size_t i = 1; i < 4; i++) CHECK_NEAR(fabs(xy[2 * i] - xy[0]), x[i], 1e-9);
     for (size_t i = 0; i < 4; i++) CHECK_NEAR(xy[2 * i + 1], 0, 1e-6);
     char name[32];
