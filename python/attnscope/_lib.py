@@ -70,6 +70,11 @@ class WassersteinOptions(ctypes.Structure):
     ]
 
 
+class FigureMemory(ctypes.Structure):
+    _fields_ = [("format", ctypes.c_int), ("data", ctypes.POINTER(ctypes.c_ubyte)),
+                ("size", ctypes.c_size_t)]
+
+
 class FigureOptions(ctypes.Structure):
     _fields_ = [
         ("title", ctypes.c_char_p),
@@ -77,6 +82,7 @@ class FigureOptions(ctypes.Structure):
         ("height", ctypes.c_double),
         ("png_scale", ctypes.c_double),
         ("font", ctypes.c_char_p),
+        ("memory", ctypes.POINTER(FigureMemory)),
     ]
 
 
@@ -153,6 +159,8 @@ ats_wasserstein_distance = _fn("ats_wasserstein_distance", ctypes.c_int, P(Diagr
                                P(WassersteinOptions), c_double_p, P(Matching), P(Error))
 ats_matching_free = _fn("ats_matching_free", None, P(Matching))
 ats_figure_options_init = _fn("ats_figure_options_init", None, P(FigureOptions))
+ats_figure_memory_free = _fn("ats_figure_memory_free", None, P(FigureMemory))
+FIGURE_FORMATS = {"png": 0, "svg": 1, "pdf": 2}  # ats_figure_format
 ats_heatmap_options_init = _fn("ats_heatmap_options_init", None, P(HeatmapOptions))
 ats_graph_options_init = _fn("ats_graph_options_init", None, P(GraphOptions))
 ats_render_diagram = _fn("ats_render_diagram", ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t,

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define MAX_TRIANGLES 20000
 
@@ -728,7 +727,7 @@ static const char *const FIGURE_KINDS[] = {"heatmap",  "measure", "diagram", "ba
                                            "skeleton", "graph",   "overview"};
 
 static ats_status figure_draw(ats_server *srv, const char *kind, const char *path, const params *p,
-                              srv_text *t, ats_error *err) {
+                              srv_text *t, ats_figure_memory *mem, ats_error *err) {
     char title[256];
     if (!strcmp(kind, "overview")) {
         ats_status st = overview_compute(srv, t, err);
@@ -746,6 +745,7 @@ static ats_status figure_draw(ats_server *srv, const char *kind, const char *pat
             if ((cols[i] = malloc(24))) snprintf(cols[i], 24, "%zu", i);
         ats_heatmap_options ho;
         ats_heatmap_options_init(&ho);
+        ho.fig.memory = mem;
         snprintf(title, sizeof title, "%s of every head",
                  h1 ? "total H1 persistence" : "mean token entropy");
         ho.fig.title = title;
@@ -776,6 +776,7 @@ static ats_status figure_draw(ats_server *srv, const char *kind, const char *pat
         if (!strcmp(kind, "heatmap")) {
             ats_heatmap_options ho;
             ats_heatmap_options_init(&ho);
+            ho.fig.memory = mem;
             snprintf(title, sizeof title, "attention, layer %ld head %ld", p->layer, p->head);
             ho.fig.title = title;
             ho.row_labels = ho.col_labels = labels;
@@ -786,6 +787,7 @@ static ats_status figure_draw(ats_server *srv, const char *kind, const char *pat
         } else {
             ats_graph_options go;
             ats_graph_options_init(&go);
+            go.fig.memory = mem;
             snprintf(title, sizeof title, "attention graph, layer %ld head %ld", p->layer, p->head);
             go.fig.title = title;
             go.labels = labels;
@@ -802,10 +804,12 @@ static ats_status figure_draw(ats_server *srv, const char *kind, const char *pat
         int dims[3] = {0, 1, 2};
         ats_figure_options fo;
         ats_figure_options_init(&fo);
+        fo.memory = mem;
         fo.title = title;
         if (!strcmp(kind, "measure")) {
             ats_heatmap_options ho;
             ats_heatmap_options_init(&ho);
+            ho.fig.memory = mem;
             snprintf(title, sizeof title, "%s, layer %ld head %ld",
                      p->measure == MEASURE_KL   ? "KL divergence"
                      : p->measure == MEASURE_JS ? "Jensen–Shannon divergence"
@@ -827,6 +831,7 @@ static ats_status figure_draw(ats_server *srv, const char *kind, const char *pat
         } else {
             ats_graph_options go;
             ats_graph_options_init(&go);
+            go.fig.memory = mem;
             snprintf(title, sizeof title, "Rips complex at %.4g, layer %ld head %ld", threshold,
                      p->layer, p->head);
             go.fig.title = title;
@@ -869,27 +874,21 @@ void srv_api_figure(ats_server *srv, const char *kind, const char *format, const
     if (!texts_get(srv, &p, t, &count, &cached, &fwd, reply)) return;
     ats_error err;
     ats_error_clear(&err);
-    char dir[] = "/tmp/attnscope-figure-XXXXXX";
-    if (!mkdtemp(dir)) {
-        texts_release(srv, t, count);
-        srv_reply_error(reply, 500, "cannot create a temporary folder: %s", strerror(errno));
-        return;
-    }
-    char path[sizeof dir + 32];
-    snprintf(path, sizeof path, "%s/figure.%s", dir, format);
+    /* drawn into memory: no temporary file */
+    ats_figure_memory mem = {!strcmp(format, "png") ? ATS_FIGURE_PNG : ATS_FIGURE_SVG, NULL, 0};
+    char path[32];
+    snprintf(path, sizeof path, "figure.%s", format);
     pthread_mutex_lock(&srv->render_lock);
-    ats_status st = figure_draw(srv, kind, path, &p, t[0], &err);
+    ats_status st = figure_draw(srv, kind, path, &p, t[0], &mem, &err);
     pthread_mutex_unlock(&srv->render_lock);
     texts_release(srv, t, count);
-    char *data = NULL;
-    size_t len = 0;
-    if (!st) st = ats_file_read_all(path, (size_t)1 << 28, &data, &len, &err);
-    unlink(path);
-    rmdir(dir);
     if (st) {
+        ats_figure_memory_free(&mem);
         reply_fail(reply, &err);
         return;
     }
+    char *data = (char *)mem.data;
+    size_t len = mem.size;
     free(reply->body);
     reply->body = data;
     reply->len = len;
