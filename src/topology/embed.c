@@ -35,15 +35,10 @@ ats_status ats_metric_single_linkage(const ats_lower *metric, double *merges, at
     size_t *from = malloc(N * sizeof *from), *parent = malloc(N * sizeof *parent),
            *label = malloc(N * sizeof *label), *size = malloc(N * sizeof *size);
     unsigned char *in = calloc(N, 1);
+    ats_status st = ATS_OK;
     if (!mst || !best || !from || !parent || !label || !size || !in) {
-        free(mst);
-        free(best);
-        free(from);
-        free(parent);
-        free(label);
-        free(size);
-        free(in);
-        return ats_error_set(err, ATS_ERR_NOMEM, "dendrogram: out of memory for %zu heads", N);
+        st = ats_error_set(err, ATS_ERR_NOMEM, "dendrogram: out of memory for %zu points", N);
+        goto done;
     }
     for (size_t i = 0; i < N; i++) {
         best[i] = INFINITY;
@@ -85,6 +80,7 @@ ats_status ats_metric_single_linkage(const ats_lower *metric, double *merges, at
         size[ra] += size[rb];
         label[ra] = N + k;
     }
+done:
     free(mst);
     free(best);
     free(from);
@@ -92,7 +88,7 @@ ats_status ats_metric_single_linkage(const ats_lower *metric, double *merges, at
     free(label);
     free(size);
     free(in);
-    return ATS_OK;
+    return st;
 }
 
 ats_status ats_metric_mds(const ats_lower *metric, int dim, int max_iter, double *xy,
