@@ -320,6 +320,16 @@ ats_status ats_heads_ablation(ats_session *s, const ats_corpus_source *src,
                               ats_error *err);
 void ats_ablation_result_free(ats_ablation_result *res);
 
+/* ---- the library's constants, for bindings */
+
+/* The value of the constant `name`: an enum value or bound as spelled in these headers
+ * ("ATS_RIPS_MAX_DIM", "ATS_DIV_JS", ...) or the size of a public structure
+ * ("sizeof(ats_topo_options)"). 1 and *value when known, 0 when not. Python reads its copies
+ * from here. */
+int ats_constant(const char *name, long long *value);
+/* The i-th known name, NULL past the last: to list them. */
+const char *ats_constant_name(size_t i);
+
 #ifdef __cplusplus
 }
 #endif

@@ -22,7 +22,7 @@ def _number(v: float):
     return v if math.isfinite(v) else json.loads(L.json_number(v))
 
 
-_DISTANCES = {"jsd": 0, "seed": 1, "js": 2, "kl": 3}  # ats_head_distance
+_DISTANCES = {k: L._constant("ATS_HEAD_" + k.upper()) for k in ("jsd", "seed", "js", "kl")}
 
 
 class Topology:
