@@ -232,3 +232,67 @@ ats_status analysis_load(const analysis_args *a, ats_attention *src, size_t *cou
     ats_session_close(s);
     return st;
 }
+
+/* ---- what the analysis commands share (cmd_analysis.c, cmd_topo.c, cmd_compare.c) */
+
+/* Writes a cJSON document atomically to DIR/name.json. */
+ats_status analysis_write_json(const analysis_args *a, const char *name, cJSON *doc,
+                               ats_error *err) {
+    char *path = analysis_path(a, name, "json", err);
+    if (!path) return err->status;
+    ats_status st = analysis_json_write(path, doc, err);
+    free(path);
+    return st;
+}
+
+ats_status analysis_write_npy(const analysis_args *a, const char *name, ats_dtype dtype, int ndim,
+                              const size_t *shape, const void *data, ats_error *err) {
+    char *path = analysis_path(a, name, "npy", err);
+    if (!path) return err->status;
+    ats_status st = ats_npy_write(path, dtype, ndim, shape, data, err);
+    if (!st) printf("%s\n", path);
+    free(path);
+    return st;
+}
+
+char *analysis_figure_path(const analysis_args *a, const char *name, ats_error *err) {
+    return analysis_path(a, name, a->format, err);
+}
+
+cJSON *analysis_labels_json(const ats_attention *s) {
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < s->n; i++) cJSON_AddItemToArray(arr, cJSON_CreateString(s->labels[i]));
+    return arr;
+}
+
+cJSON *analysis_matrix_json(const double *m, size_t rows, size_t cols) {
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < rows; i++) {
+        cJSON *row = cJSON_CreateArray();
+        for (size_t j = 0; j < cols; j++) {
+            double v = m[i * cols + j];
+            cJSON_AddItemToArray(row, analysis_json_number(v, 0));
+        }
+        cJSON_AddItemToArray(arr, row);
+    }
+    return arr;
+}
+
+void analysis_title(char *buf, size_t n, const analysis_args *a, const ats_attention *s,
+                    const char *what, long l, long h) {
+    if (l >= 0)
+        snprintf(buf, n, "%s%s%s — %s, layer %ld head %ld", a->title ? a->title : "",
+                 a->title ? ": " : "", what, s->name, l, h);
+    else
+        snprintf(buf, n, "%s%s%s — %s", a->title ? a->title : "", a->title ? ": " : "", what,
+                 s->name);
+}
+
+/* Checks the shared options and loads the inputs; returns the exit code of a failure, or 0. */
+int analysis_prepare(const analysis_args *a, int need_head, ats_attention *src, size_t *count,
+                     ats_error *err) {
+    int rc = analysis_check(a, need_head);
+    if (rc) return rc;
+    ats_error_clear(err);
+    return analysis_load(a, src, count, err) ? ats_cli_fail(err) : 0;
+}

@@ -69,6 +69,21 @@ struct cJSON *analysis_json_number(double v, unsigned flags);
 /* A diagram's points as [[birth, death], ...], the death of an essential class null. */
 struct cJSON *analysis_pairs_json(const ats_diagram *d);
 
+/* What the analysis commands share (analysis.c): DIR/name.json written atomically; DIR/name.npy;
+ * DIR/name.<format>; labels and matrices as JSON; a figure title from --title, what it shows,
+ * the input and the head (l < 0: none); the shared checks and loading (returns an exit code). */
+ats_status analysis_write_json(const analysis_args *a, const char *name, struct cJSON *doc,
+                               ats_error *err);
+ats_status analysis_write_npy(const analysis_args *a, const char *name, ats_dtype dtype, int ndim,
+                              const size_t *shape, const void *data, ats_error *err);
+char *analysis_figure_path(const analysis_args *a, const char *name, ats_error *err);
+struct cJSON *analysis_labels_json(const ats_attention *s);
+struct cJSON *analysis_matrix_json(const double *m, size_t rows, size_t cols);
+void analysis_title(char *buf, size_t n, const analysis_args *a, const ats_attention *s,
+                    const char *what, long l, long h);
+int analysis_prepare(const analysis_args *a, int need_head, ats_attention *src, size_t *count,
+                     ats_error *err);
+
 /* What the analysis commands write, given their inputs' attention (cmd_analysis.c); report
  * calls them on one forward pass. Each prints the paths it writes. */
 ats_status analysis_attend_write(const analysis_args *a, const ats_attention *src, size_t count,
