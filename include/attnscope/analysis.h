@@ -15,6 +15,7 @@
 #include "attnscope/core.h"
 #include "attnscope/measure.h"
 #include "attnscope/model.h"
+#include "attnscope/rips.h"
 #include "attnscope/tokenizer.h"
 
 #include <stdint.h>
@@ -90,6 +91,61 @@ ats_attn ats_attention_head(const ats_attention *a, size_t l, size_t h);
  * ats_rips_compute takes it. */
 ats_status ats_head_metric(const ats_attention *a, size_t l, size_t h, int seed_compat,
                            double max_error, double *full, double *lower, ats_error *err);
+
+/* ---- the token topology of one head */
+
+/* How a head's tokens become a metric space. */
+typedef enum ats_head_distance {
+    ATS_HEAD_JSD = 0,  /* the Jensen–Shannon distance (base 2) between the tokens' rows */
+    ATS_HEAD_SEED = 1, /* the seed notebook's √(scipy JS distance, base e) of softmaxed rows */
+    ATS_HEAD_JS = 2,   /* the JS divergence (bits) between rows, symmetrised; not a metric */
+    ATS_HEAD_KL = 3    /* the KL divergence (bits, eps 1e-9) symmetrised as (KL(i,j)+KL(j,i))/2 */
+} ats_head_distance;
+
+#define ATS_TOPO_MAX_SCALES 16
+
+typedef struct ats_topo_options {
+    long layer, head; /* the head (required) */
+    int distance;     /* ats_head_distance (default ATS_HEAD_JSD) */
+    int max_dim;      /* diagrams H0..max_dim, 0..3 (default 2); H1 cycles when >= 1 */
+    double threshold; /* largest Rips diameter (default +inf: the enclosing radius) */
+    size_t n_scales;  /* scales for the clusters; 0 (default): the 10 %, 25 % and 50 %
+                         quantiles of the distances */
+    double scales[ATS_TOPO_MAX_SCALES];
+    int layout_iters;   /* steps of the 3-D force layout at the largest scale (default 150);
+                           0: no layout */
+    const char *points; /* what the points are, for messages (default "tokens") */
+    int n_threads;      /* threads of the distances (ATS_HEAD_JS/KL); 0: all cores */
+} ats_topo_options;
+
+typedef struct ats_topo_result {
+    size_t n;                  /* tokens */
+    double *full;              /* [n][n] the distance (or divergence) matrix */
+    double *lower;             /* [n(n-1)/2] the metric's lower triangle (ats_lower) */
+    double dmin, dmax, median; /* of the n(n-1)/2 distances (0 for n < 2) */
+    ats_rips_result rips;      /* persistence H0..max_dim, H1 cycles */
+    size_t n_scales;           /* scales (given or default) */
+    double scales[ATS_TOPO_MAX_SCALES];
+    int32_t *clusters; /* [n_scales][n] single-linkage cluster of each token */
+    size_t n_clusters[ATS_TOPO_MAX_SCALES];
+    double *layout; /* [n][3] force layout, or NULL without one */
+} ats_topo_result;
+
+/* The scales at which to cut a metric into clusters: the n_given given ones (at most
+ * ATS_TOPO_MAX_SCALES), each checked to lie in the diagram's range [0, min(largest distance,
+ * threshold)] (the error names the input `name` and what its `points` are), or without any the
+ * 10 %, 25 % and 50 % quantiles of the distances, where the clusters change most (one scale, 0,
+ * for fewer than two points). scales has room for ATS_TOPO_MAX_SCALES. */
+ats_status ats_topo_scales(const ats_lower *metric, double threshold, const double *given,
+                           size_t n_given, const char *name, const char *points, double *scales,
+                           size_t *n_scales, ats_error *err);
+void ats_topo_options_init(ats_topo_options *o);
+/* The token topology of head (layer, head) of a: the metric, its Vietoris–Rips persistence, the
+ * clusters at the scales and a 3-D layout — what `attnscope topo` writes and the viewer shows.
+ * A scale above the largest distance (or the threshold) is an error naming the input. */
+ats_status ats_topo(const ats_attention *a, const ats_topo_options *o, ats_topo_result *res,
+                    ats_error *err);
+void ats_topo_result_free(ats_topo_result *res);
 
 /* ---- two texts compared head by head */
 
@@ -355,6 +411,16 @@ ats_status ats_head_importance(ats_session *s, const ats_corpus_source *src,
                                const ats_importance_options *o, ats_importance_result *res,
                                ats_error *err);
 void ats_importance_result_free(ats_importance_result *res);
+
+/* ---- the library's constants, for bindings */
+
+/* The value of the constant `name`: an enum value or bound as spelled in these headers
+ * ("ATS_RIPS_MAX_DIM", "ATS_DIV_JS", ...) or the size of a public structure
+ * ("sizeof(ats_topo_options)"). 1 and *value when known, 0 when not. Python reads its copies
+ * from here. */
+int ats_constant(const char *name, long long *value);
+/* The i-th known name, NULL past the last: to list them. */
+const char *ats_constant_name(size_t i);
 
 #ifdef __cplusplus
 }

@@ -25,11 +25,25 @@ typedef enum ats_figure_format {
 /* The format implied by a file name's extension; ATS_ERR_INVALID for anything else. */
 ats_status ats_figure_format_from_path(const char *path, ats_figure_format *format, ats_error *err);
 
+/* A figure drawn into memory instead of a file (ats_figure_options.memory), so that a server
+ * or a notebook needs no temporary file. */
+typedef struct ats_figure_memory {
+    ats_figure_format format; /* in: the format to draw */
+    unsigned char *data;      /* out: the encoded figure, malloc'd (ats_figure_memory_free) */
+    size_t size;              /* out: its bytes */
+} ats_figure_memory;
+
+/* Frees data (safe on a zeroed or freed buffer); keeps format. */
+void ats_figure_memory_free(ats_figure_memory *m);
+
 typedef struct ats_figure_options {
-    const char *title;    /* drawn above the plot; NULL for none */
-    double width, height; /* in points (1/72 in); 0 = the figure's natural size */
-    double png_scale;     /* PNG pixels per point (default 2: crisp on screens and in print) */
-    const char *font;     /* pango font family (default "DejaVu Sans") */
+    const char *title;         /* drawn above the plot; NULL for none */
+    double width, height;      /* in points (1/72 in); 0 = the figure's natural size */
+    double png_scale;          /* PNG pixels per point (default 2: crisp on screens and in print) */
+    const char *font;          /* pango font family (default "DejaVu Sans") */
+    ats_figure_memory *memory; /* NULL (default): write the file at path; else draw into memory
+                                  in memory->format, and path only names the figure in
+                                  messages (its extension is not looked at) */
 } ats_figure_options;
 
 void ats_figure_options_init(ats_figure_options *opt);

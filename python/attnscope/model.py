@@ -64,7 +64,7 @@ class Model:
             "model_type": i.model_type.decode(), "dir": i.dir.decode(), "n_layers": i.n_layers,
             "n_heads": i.n_heads, "d_model": i.d_model, "vocab_size": i.vocab_size,
             "max_positions": i.max_positions, "causal": bool(i.causal),
-            "has_lm_head": bool(i.has_lm_head), "vision": i.arch == 5,
+            "has_lm_head": bool(i.has_lm_head), "vision": i.arch == L._constant("ATS_ARCH_VIT"),
         }
         return cls(s, info)
 

@@ -6,6 +6,7 @@
 #include "attnscope/render.h"
 
 #include <cairo.h>
+#include <stdio.h>
 
 #define ATS_PI 3.14159265358979323846
 
@@ -14,11 +15,16 @@ typedef struct canvas {
     cairo_surface_t *surface;
     cairo_t *cr;
     ats_outfile out;
+    ats_figure_memory *memory; /* drawing into memory: the stream below fills it */
+    FILE *mem_fp;
+    char *mem_data;
+    size_t mem_size;
     double width, height; /* points */
     const char *font;
 } canvas;
 
-/* Opens a figure of w × h points writing to path (atomically, on canvas_close). */
+/* Opens a figure of w × h points writing to path (atomically, on canvas_close), or into
+ * opt->memory when set. */
 ats_status canvas_open(canvas *c, const char *path, double w, double h,
                        const ats_figure_options *opt, ats_error *err);
 /* Finishes drawing and commits the file. */

@@ -126,6 +126,40 @@ int main(void) {
     check_formats("graph", draw_graph);
     check_formats("bars", draw_bars);
 
+    /* into memory: the same PNG bytes as the file, each format's magic, no file written */
+    {
+        ats_figure_options opt;
+        ats_figure_options_init(&opt);
+        opt.title = "diagram";
+        CHECK(ats_render_diagram("build-test-mem.png", 3, dgms, dims, &opt, NULL) == ATS_OK);
+        char *file = NULL;
+        size_t file_len = 0;
+        CHECK(ats_file_read_all("build-test-mem.png", 1 << 24, &file, &file_len, NULL) == ATS_OK);
+        remove("build-test-mem.png");
+        const char *magic[3] = {"\x89PNG", "<?xml", "%PDF"};
+        for (int f = 0; f < 3; f++) {
+            ats_figure_memory mem = {(ats_figure_format)f, NULL, 0};
+            opt.memory = &mem;
+            CHECK(ats_render_diagram("build-test-mem.png", 3, dgms, dims, &opt, NULL) == ATS_OK);
+            CHECK(file_size("build-test-mem.png") < 0);
+            CHECK(mem.size > 1000 && memcmp(mem.data, magic[f], 4) == 0);
+            if (f == 0) CHECK(file && mem.size == file_len && !memcmp(mem.data, file, file_len));
+            ats_figure_memory_free(&mem);
+            CHECK(mem.data == NULL && mem.size == 0);
+        }
+        /* a failure leaves nothing allocated */
+        ats_figure_memory mem = {ATS_FIGURE_SVG, NULL, 0};
+        opt.memory = &mem;
+        double nan_pair[2] = {NAN, 1};
+        ats_diagram bad_d = {1, nan_pair};
+        int d0 = 0;
+        CHECK(ats_render_diagram("x", 1, &bad_d, &d0, &opt, NULL) == ATS_ERR_INVALID);
+        CHECK(mem.data == NULL);
+        mem.format = (ats_figure_format)7;
+        CHECK(ats_render_diagram("x", 3, dgms, dims, &opt, NULL) == ATS_ERR_INVALID);
+        free(file);
+    }
+
     /* layouts are deterministic and normalised */
     double q1[12], q2[12];
     CHECK(ats_layout_force(6, lower6, 0.5, 2, 100, q1, NULL) == ATS_OK);
