@@ -127,6 +127,26 @@ void ats_file_unmap(void *map, size_t len);
 ats_status ats_file_read_regular(const char *path, size_t max_bytes, char **out, size_t *len,
                                  ats_error *err);
 
+/* ---- finite numbers and memory: checks every command makes before it trusts or allocates */
+
+/* The index of the first NaN or infinity in x[n], or n when all are finite. One pass that the
+ * compiler vectorises (blocks are OR-reduced; only a block holding a bad value is searched). */
+size_t ats_f32_find_nonfinite(const float *x, size_t n);
+size_t ats_f64_find_nonfinite(const double *x, size_t n);
+
+/* The memory large work may take: the limit set by ats_memory_limit_set, else the system's
+ * available memory (MemAvailable in /proc/meminfo; SIZE_MAX when unknown). */
+size_t ats_memory_available(void);
+/* Sets the limit for this process (a command's --max-memory); 0 returns to the available
+ * memory. */
+void ats_memory_limit_set(size_t bytes);
+/* ATS_OK when an estimated peak of `bytes` fits ats_memory_available(); else ATS_ERR_RANGE
+ * with a message naming `what`, the estimate and the limit (and --max-memory). */
+ats_status ats_memory_check(size_t bytes, const char *what, ats_error *err);
+/* Parses a size such as "512M", "8G", "1.5T" or "1000000" (bytes; K/M/G/T are powers of
+ * 1024). 0 when it is not one. */
+size_t ats_memory_parse(const char *s);
+
 /* ---- numbers in JSON
  *
  * JSON has no NaN and no infinity. Every number attnscope writes into JSON (the commands'

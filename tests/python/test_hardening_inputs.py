@@ -1,0 +1,109 @@
+"""Input hardening of the model-loading commands (issue 16): weights holding NaN or infinity,
+config numbers that become infinite in float32 (layer_norm_eps: 1e300), and a pytorch_model.bin
+whose state dict hides a call (os.system) are refused with exit 2, a message naming the tensor or
+entry, and no output. Before, they ran: NaN or uniform attention, exit 0."""
+import json
+import os
+import shutil
+import struct
+import subprocess
+import zipfile
+
+import numpy as np
+import pytest
+
+ATTNSCOPE = os.environ.get("ATTNSCOPE", "build/attnscope")
+MODELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "models")
+
+
+def model_copy(tmp_path, name):
+    d = tmp_path / name
+    shutil.copytree(os.path.join(MODELS, name), d, ignore=shutil.ignore_patterns("expected"))
+    return d
+
+
+def check_fails(tmp_path, model, *fragments, cmd=("attention", "--ids", "2,3")):
+    out = tmp_path / "out.npy"
+    p = subprocess.run([ATTNSCOPE, cmd[0], "--model", str(model), *cmd[1:], "--npy", str(out)],
+                       capture_output=True)
+    err = p.stderr.decode("utf-8", "replace")
+    assert p.returncode == 2, err
+    assert p.stdout == b""
+    assert not out.exists()
+    assert not [f for f in os.listdir(tmp_path) if ".tmp" in f]
+    for f in fragments:
+        assert f in err, (f, err)
+
+
+def poke_safetensors(path, name, value):
+    """Sets element 3 of tensor `name` (F32, F16 or BF16) to value, in place."""
+    raw = bytearray(open(path, "rb").read())
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    t = header[name]
+    start = 8 + n + t["data_offsets"][0]
+    if t["dtype"] == "F32":
+        raw[start + 12:start + 16] = np.float32(value).tobytes()
+    elif t["dtype"] == "F16":
+        raw[start + 6:start + 8] = np.float16(value).tobytes()
+    else:
+        raw[start + 6:start + 8] = np.float32(value).tobytes()[2:]
+    open(path, "wb").write(bytes(raw))
+
+
+@pytest.mark.parametrize("name,value", [("bert", np.nan), ("bert", np.inf), ("bert_f16", -np.inf),
+                                        ("gpt2_bf16", np.nan)])
+def test_nonfinite_weights_refused(tmp_path, name, value):
+    d = model_copy(tmp_path, name)
+    st = d / "model.safetensors"
+    raw = open(st, "rb").read()
+    header = json.loads(raw[8:8 + struct.unpack("<Q", raw[:8])[0]])
+    tensor = sorted(k for k in header if k.endswith("weight") and "embed" not in k and "wte" not in k)[0]
+    poke_safetensors(st, tensor, value)
+    check_fails(tmp_path, d, tensor, "non-finite", "element 3")
+
+
+def test_nonfinite_weights_refused_by_other_commands(tmp_path):
+    d = model_copy(tmp_path, "bert")
+    poke_safetensors(d / "model.safetensors", "bert.encoder.layer.1.attention.self.key.weight",
+                     np.nan)
+    for args in (["topo", "--text", "the cat", "--layer", "0", "--head", "0", "--out",
+                  str(tmp_path / "topo")],
+                 ["tokenize", "--text", "the cat"]):
+        p = subprocess.run([ATTNSCOPE, args[0], "--model", str(d), *args[1:]], capture_output=True)
+        if args[0] == "tokenize" and p.returncode == 0:
+            continue  # the tokenizer alone does not load weights
+        assert p.returncode == 2, p.stderr
+        assert b"layer.1.attention.self.key.weight" in p.stderr
+    assert not (tmp_path / "topo").exists()
+
+
+@pytest.mark.parametrize("name,key,value", [("bert", "layer_norm_eps", 1e300),
+                                            ("bert", "layer_norm_eps", -1e-12),
+                                            ("gpt2", "layer_norm_epsilon", 1e300),
+                                            ("llama", "rms_norm_eps", 10.0),
+                                            ("llama", "rope_theta", 1e300)])
+def test_config_numbers_must_stay_finite(tmp_path, name, key, value):
+    d = model_copy(tmp_path, name)
+    cfg = json.load(open(d / "config.json"))
+    cfg[key] = value
+    json.dump(cfg, open(d / "config.json", "w"))
+    check_fails(tmp_path, d, "config.json", key)
+
+
+def test_pytorch_bin_with_a_call_refused(tmp_path):
+    d = model_copy(tmp_path, "bert_bin")
+    b = d / "pytorch_model.bin"
+    src = zipfile.ZipFile(b)
+    entries = [(i, src.read(i.filename)) for i in src.infolist()]
+    src.close()
+    evil = (b"X\x04\x00\x00\x00evil" + b"cposix\nsystem\n" +
+            b"X\x1a\x00\x00\x00touch attnscope_was_pwned\x85R")
+    with zipfile.ZipFile(b, "w", zipfile.ZIP_STORED) as z:
+        for info, data in entries:
+            if info.filename.endswith("data.pkl"):
+                assert data[5:6] == b"("  # PROTO, EMPTY_DICT, BINPUT, then MARK
+                data = data[:6] + evil + data[6:]
+            z.writestr(info.filename, data)
+    check_fails(tmp_path, d, "posix.system", "refused")
+    assert not os.path.exists("attnscope_was_pwned")
