@@ -70,9 +70,14 @@ typedef struct ats_npy {
 } ats_npy;
 
 /* Reads a .npy file: dtype <f4, <f8, <i4 or <i8, C order. Shapes, header and the file size are
- * checked against each other before anything is allocated. Free with ats_npy_free. */
+ * checked against each other, and the size against ats_memory_available() (ATS_ERR_RANGE with
+ * the estimate; --max-memory), before anything is allocated. Free with ats_npy_free. */
 ats_status ats_npy_read(const char *path, ats_npy *out, ats_error *err);
 void ats_npy_free(ats_npy *arr);
+/* ATS_OK when a float array holds no NaN or infinity (integer arrays always); else
+ * ATS_ERR_INVALID naming path and the element ("[3][1] is nan"). For inputs where such a value
+ * has no meaning (vectors, frequencies); distances and diagrams may hold inf by design. */
+ats_status ats_npy_check_finite(const ats_npy *arr, const char *path, ats_error *err);
 
 /* Writes data of the given dtype and shape to path atomically (temporary file + rename). */
 ats_status ats_npy_write(const char *path, ats_dtype dtype, int ndim, const size_t *shape,

@@ -590,6 +590,7 @@ static int run_stats(margs *a) {
     }
     if (a->freq) {
         if ((st = ats_npy_read(a->freq, &freq_arr, &err))) goto done;
+        if ((st = ats_npy_check_finite(&freq_arr, a->freq, &err))) goto done;
         if (freq_arr.ndim != 1 || (freq_arr.dtype != ATS_F64 && freq_arr.dtype != ATS_F32 &&
                                    freq_arr.dtype != ATS_I64 && freq_arr.dtype != ATS_I32)) {
             st = ats_error_set(&err, ATS_ERR_FORMAT, "%s: --freq must be a 1-D array [n]", a->freq);
@@ -699,6 +700,10 @@ done:
 static int load_vectors(const char *path, ats_npy *arr, ats_vectors *v) {
     ats_error err;
     if (ats_npy_read(path, arr, &err) != ATS_OK) return ats_cli_fail(&err);
+    if (ats_npy_check_finite(arr, path, &err)) {
+        ats_npy_free(arr);
+        return ats_cli_fail(&err);
+    }
     if ((arr->dtype != ATS_F32 && arr->dtype != ATS_F64) || (arr->ndim != 2 && arr->ndim != 3)) {
         ats_error_set(&err, ATS_ERR_FORMAT,
                       "%s: hidden states must be float32 or float64 of shape [m][d] or "

@@ -69,15 +69,29 @@ size_t ats_memory_available(void) {
     return avail;
 }
 
+/* "1.50 GiB", "12.0 MiB": sizes in messages */
+static void size_text(size_t bytes, char buf[32]) {
+    double v = (double)bytes;
+    if (v >= (double)(1ull << 30))
+        snprintf(buf, 32, "%.2f GiB", v / (double)(1ull << 30));
+    else
+        snprintf(buf, 32, "%.1f MiB", v / (double)(1ull << 20));
+}
+
 ats_status ats_memory_check(size_t bytes, const char *what, ats_error *err) {
     size_t avail = ats_memory_available();
     if (bytes <= avail) return ATS_OK;
-    int set = atomic_load(&memory_limit) != 0;
+    char need[32], have[32];
+    size_text(bytes, need);
+    size_text(avail, have);
+    if (atomic_load(&memory_limit))
+        return ats_error_set(err, ATS_ERR_RANGE,
+                             "%s needs about %s of memory, more than --max-memory allows (%s)",
+                             what, need, have);
     return ats_error_set(err, ATS_ERR_RANGE,
-                         "%s needs about %.2f GiB of memory, more than the %.2f GiB %s "
-                         "(--max-memory SIZE allows more)",
-                         what, (double)bytes / (1 << 30), (double)avail / (1 << 30),
-                         set ? "allowed by --max-memory" : "available");
+                         "%s needs about %s of memory, more than the %s available "
+                         "(--max-memory SIZE allows it anyway)",
+                         what, need, have);
 }
 
 size_t ats_memory_parse(const char *s) {

@@ -1,6 +1,7 @@
 /* The viewer's HTTP server: libmicrohttpd with one thread per connection (fed by the gate,
  * gate.c), request size limits, Host / Origin / Content-Type / token checks, the bounded queue
  * of heavy work, routing to the API and a fixed whitelist of static files. */
+#define _DEFAULT_SOURCE /* syscall(SYS_gettid) */
 #include "serve_internal.h"
 
 #include <arpa/inet.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -103,6 +105,10 @@ ats_status srv_work_begin(ats_server *srv, ats_error *err) {
         if (!why) {
             srv->work_running++;
             rq->holds_slot = 1;
+            /* heavy work yields the cores to cheap requests (cached analyses, the page): the
+             * thread belongs to this one connection and ends with it, so the lowered priority
+             * never outlives the work */
+            setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
         }
     }
     pthread_mutex_unlock(&srv->work_lock);

@@ -107,3 +107,64 @@ def test_pytorch_bin_with_a_call_refused(tmp_path):
             z.writestr(info.filename, data)
     check_fails(tmp_path, d, "posix.system", "refused")
     assert not os.path.exists("attnscope_was_pwned")
+
+
+def run_cli(*args):
+    return subprocess.run([ATTNSCOPE, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_dense_read_estimated_before_allocating(tmp_path):
+    """A consistent 262144² float32 .npy (256 GiB, a sparse file) is refused at once with the
+    estimate instead of being read (before: read whole, 8.7 GB in 8 s for 50 000²)."""
+    big = tmp_path / "big.npy"
+    with open(big, "wb") as f:
+        np.lib.format.write_array_header_1_0(
+            f, {"descr": "<f4", "fortran_order": False, "shape": (262144, 262144)})
+        off = f.tell()
+    os.truncate(big, off + 262144 * 262144 * 4)
+    out = tmp_path / "out.npy"
+    p = run_cli("measure", "entropy", "--input", str(big), "--output", str(out))
+    assert p.returncode == 2, p.stderr
+    assert "256.00 GiB" in p.stderr and "--max-memory" in p.stderr
+    assert not out.exists()
+
+
+def test_max_memory_option(tmp_path):
+    a = tmp_path / "a.npy"
+    np.save(a, np.full((1, 1, 600, 600), 1 / 600, np.float32))  # 1.4 MiB
+    out = tmp_path / "out.npy"
+    p = run_cli("measure", "entropy", "--max-memory", "1M", "--input", str(a), "--output",
+                str(out))
+    assert p.returncode == 2 and "more than --max-memory allows (1.0 MiB)" in p.stderr, p.stderr
+    assert not out.exists()
+    p = run_cli("measure", "entropy", "--input", str(a), "--output", str(out),
+                "--max-memory=100M")
+    assert p.returncode == 0, p.stderr
+    ent = np.load(out)
+    assert np.allclose(ent, np.log2(600), rtol=1e-12)
+    for bad in ("lots", "0", "-5G", "1e30T"):
+        p = run_cli("measure", "entropy", "--max-memory", bad, "--input", str(a), "--output",
+                    str(out))
+        assert p.returncode == 2 and "--max-memory" in p.stderr, (bad, p.stderr)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nonfinite_npy_inputs(tmp_path, bad):
+    h = np.ones((3, 4), np.float32)
+    h[1, 2] = bad
+    np.save(tmp_path / "h.npy", h)
+    out = tmp_path / "d.npy"
+    p = run_cli("measure", "context", "--input", str(tmp_path / "h.npy"), "--output", str(out))
+    assert p.returncode == 2, p.stderr
+    assert "element [1][2]" in p.stderr and "finite" in p.stderr
+    assert not out.exists()
+    att = np.full((1, 1, 4, 4), 0.25, np.float32)
+    np.save(tmp_path / "a.npy", att)
+    f = np.ones(4)
+    f[3] = bad
+    np.save(tmp_path / "f.npy", f)
+    p = run_cli("measure", "stats", "--input", str(tmp_path / "a.npy"), "--freq",
+                str(tmp_path / "f.npy"), "--output", str(tmp_path / "s.json"))
+    assert p.returncode == 2, p.stderr
+    assert "element [3]" in p.stderr
+    assert not (tmp_path / "s.json").exists()
