@@ -111,6 +111,18 @@ void ats_outfile_abort(ats_outfile *out);
  * write leaves no `*.tmp.PID` behind. (The first 256 outfiles open at once are tracked.) */
 void ats_outfile_remove_temporaries(void);
 
+/* A folder of outputs written all-or-nothing: the files go into the temporary folder `tmp`
+ * ("PATH.tmp.PID", beside PATH), which ats_outdir_commit moves into place: renamed to PATH when
+ * PATH does not exist, else each file renamed into PATH. ats_outdir_abort (and
+ * ats_outfile_remove_temporaries, from a signal handler) removes the temporary folder with the
+ * files in it. Only flat folders (no subfolders) are staged. */
+typedef struct ats_outdir {
+    char *path, *tmp;
+} ats_outdir;
+ats_status ats_outdir_open(ats_outdir *dir, const char *path, ats_error *err);
+ats_status ats_outdir_commit(ats_outdir *dir, ats_error *err);
+void ats_outdir_abort(ats_outdir *dir);
+
 /* Creates the folder `path` and every missing parent, as `mkdir -p`. An existing folder is
  * fine; an existing file or a parent that is not a folder is an error that names it. */
 ats_status ats_dir_create(const char *path, ats_error *err);

@@ -168,3 +168,36 @@ def test_nonfinite_npy_inputs(tmp_path, bad):
     assert p.returncode == 2, p.stderr
     assert "element [3]" in p.stderr
     assert not (tmp_path / "s.json").exists()
+
+
+def test_heads_out_folder_all_or_nothing(tmp_path):
+    """`heads --out D` writes into D.tmp.PID and renames it into place at the end: a run
+    stopped midway (SIGTERM) leaves neither D nor the temporary folder (before: D existed from
+    the start, half written); a complete run leaves D with its files and no temporary."""
+    import signal
+    import time
+    model = os.path.join(MODELS, "bert")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the cat sat on the mat and looked at the dog\n" * 20000)
+    out = tmp_path / "D"
+    p = subprocess.Popen([ATTNSCOPE, "heads", "--model", model, "--corpus", str(corpus),
+                          "--out", str(out), "--quiet"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    time.sleep(1.0)
+    assert p.poll() is None, "the run ended before the signal: make the corpus longer"
+    p.send_signal(signal.SIGTERM)
+    p.communicate(timeout=60)
+    assert sorted(os.listdir(tmp_path)) == ["corpus.txt"], os.listdir(tmp_path)
+    corpus.write_text("the cat sat on the mat\na dog ran in the park\n")
+    r = subprocess.run([ATTNSCOPE, "heads", "--model", model, "--corpus", str(corpus), "--out",
+                        str(out), "--quiet"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert {"D.npy", "summary.json"} <= set(os.listdir(out))
+    assert sorted(os.listdir(tmp_path)) == ["D", "corpus.txt"]
+    # into an existing folder: the files are moved in, other files stay
+    (out / "mine.txt").write_text("keep")
+    r = subprocess.run([ATTNSCOPE, "heads", "--model", model, "--corpus", str(corpus), "--out",
+                        str(out) + "/", "--quiet"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert (out / "mine.txt").read_text() == "keep" and (out / "D.npy").exists()
+    assert sorted(os.listdir(tmp_path)) == ["D", "corpus.txt"]
