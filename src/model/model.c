@@ -349,7 +349,8 @@ static ats_status parse_config(ats_model *m, const cJSON *root, const char *path
             I->patch_size = cfg_int(&c, "patch_size", 16, 1, 1 << 16);
             I->n_channels = cfg_int(&c, "num_channels", 3, 1, 3);
             m->pre_ln = 1;
-            if (!c.rc && I->image_size % I->patch_size)
+            if (c.rc) return c.rc; /* patch_size may be 0 then: no division below */
+            if (I->image_size % I->patch_size)
                 return ats_error_set(err, ATS_ERR_FORMAT,
                                      "%s: image_size %d is not a multiple of patch_size %d", path,
                                      I->image_size, I->patch_size);

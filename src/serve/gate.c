@@ -121,11 +121,18 @@ static int gate_inspect(gate_conn *c, char *buf, size_t cap) {
     }
     if (got < 0) return GATE_WAIT;
     size_t n = (size_t)got;
+    if (n == c->seen) {
+        /* poll woke with nothing new (SO_RCVLOWAT): the client shut its side, and the request
+         * can never be completed */
+        gate_refuse(c->fd, 400, "Bad Request", "the request ended before it was complete");
+        return GATE_DONE;
+    }
     long line = request_line_check(buf, n);
     if (line < 0) {
         gate_refuse(c->fd, 400, "Bad Request", "malformed request line");
         return GATE_DONE;
     }
+    size_t want = n; /* wake when more than this has arrived */
     const char *end = NULL;
     if (line > 0)
         for (size_t i = (size_t)line - 1; i + 1 < n && !end; i++) {
@@ -145,10 +152,10 @@ static int gate_inspect(gate_conn *c, char *buf, size_t cap) {
         /* no body, or one too large to wait for here: MHD reads it (and refuses it when over
          * max_body before reading it) */
         if (body == ~0ull || head + body > cap || head + body <= n) return GATE_PASS;
-        n = head + (size_t)body - 1; /* wake when all of it is there */
+        want = head + (size_t)body - 1; /* wake when all of it is there */
     }
     c->seen = n;
-    int low = (int)(n + 1);
+    int low = (int)(want + 1);
     setsockopt(c->fd, SOL_SOCKET, SO_RCVLOWAT, &low, sizeof low);
     return GATE_WAIT;
 }

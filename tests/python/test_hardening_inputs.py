@@ -201,3 +201,19 @@ def test_heads_out_folder_all_or_nothing(tmp_path):
     assert r.returncode == 0, r.stderr
     assert (out / "mine.txt").read_text() == "keep" and (out / "D.npy").exists()
     assert sorted(os.listdir(tmp_path)) == ["D", "corpus.txt"]
+
+
+def test_vit_patch_size_zero(tmp_path):
+    """Found by fuzz_model_config: "patch_size": 0 divided by zero (SIGFPE) after the error."""
+    d = model_copy(tmp_path, "vit")
+    cfg = json.load(open(d / "config.json"))
+    cfg["patch_size"] = 0
+    json.dump(cfg, open(d / "config.json", "w"))
+    img = tmp_path / "img.ppm"
+    img.write_bytes(b"P6 2 2 255\n" + bytes(12))
+    out = tmp_path / "out.npy"
+    p = subprocess.run([ATTNSCOPE, "attention", "--model", str(d), "--image", str(img), "--npy",
+                        str(out)], capture_output=True, text=True)
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    assert "patch_size" in p.stderr
+    assert not out.exists()
