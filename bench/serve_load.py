@@ -21,14 +21,14 @@ import socket
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "python"))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
 from serve_helper import Server  # noqa: E402
 from minilm_dir import minilm_dir  # noqa: E402
+import serve  # noqa: E402  (bench/serve.py: post, pct, rss_mb)
 
 WORDS = ("attention heads follow syntax while others track position and some simply look at the "
          "separator token when nothing better is available in the sentence river mountain music "
@@ -38,35 +38,16 @@ CACHED = [{"text": "the cat sat on the mat while the dog slept", "layer": l, "he
 
 
 def post(url, body, timeout=60):
-    data = json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    t0 = time.perf_counter()
+    """(status, seconds) of a request; a refused, reset or timed-out connection is an error
+    too (its exception's name as the status)."""
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            r.read()
-            status = r.status
-    except urllib.error.HTTPError as e:
-        e.read()
-        status = e.code
-    except OSError as e:  # refused, reset, timed out: an error too
-        status = type(e).__name__
-    return status, time.perf_counter() - t0
+        status, ms = serve.post(url, body, timeout=timeout)
+    except OSError as e:
+        return type(e).__name__, 0.0
+    return status, ms / 1e3
 
 
-def pct(a, q):
-    s = sorted(a)
-    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))] if s else float("nan")
-
-
-def rss_mb(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+pct, rss_mb = serve.pct, serve.rss_mb
 
 
 def slowloris(srv, seconds, n_slow=200, n_clients=20):
@@ -169,7 +150,8 @@ def heavy(srv, seconds, n_clients=50, n_tokens=300):
             "refused_503": codes.get(503, 0),
             "heavy_median_ms": pct(heavy_ms, 0.5) if heavy_ms else None,
             "peak_rss_mb": max(rss), "start_rss_mb": rss[0], "probes": len(probe_lat),
-            "probe_p50_ms": pct(probe_lat, 0.5) * 1e3, "probe_max_ms": max(probe_lat) * 1e3}
+            "probe_p50_ms": pct(probe_lat, 0.5) * 1e3,
+            "probe_p90_ms": pct(probe_lat, 0.9) * 1e3, "probe_max_ms": max(probe_lat) * 1e3}
 
 
 def sigterm(model):

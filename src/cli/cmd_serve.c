@@ -20,7 +20,7 @@ static const char SERVE_USAGE[] =
     "http://ADDR:P/, holding model M (a directory, a HuggingFace-cache name or a GGUF file)\n"
     "in memory.\n"
     "Stops on SIGINT or SIGTERM (exit 0) within a second: queued work is dropped, and work\n"
-    "still running after 0.5 s is abandoned.\n\n"
+    "still running after 0.25 s is abandoned.\n\n"
     "  --port P          TCP port (default 8765; 0 lets the system choose; the URL is printed)\n"
     "  --host ADDR       numeric address to bind (default 127.0.0.1: this machine only)\n"
     "  --web DIR         the viewer's files (default: web/ beside the executable's folder)\n"
@@ -156,9 +156,9 @@ int ats_cmd_serve(int argc, char **argv) {
     }
     const char *name = stop_signal == SIGINT ? "SIGINT" : "SIGTERM";
     /* a forward pass or a persistence computation is not interrupted midway: what is still
-     * running after half a second is abandoned with the process (its answer would be thrown
+     * running after a quarter of a second is abandoned with the process (its answer would be thrown
      * away), so a stop takes under a second */
-    if (!ats_server_stop_within(srv, 500)) {
+    if (!ats_server_stop_within(srv, 250)) {
         fprintf(stderr, "attnscope serve: stopped (%s; work in progress abandoned)\n", name);
         fflush(NULL);
         _exit(ATS_EXIT_OK);

@@ -39,28 +39,56 @@ static void live_remove(const char *tmp) {
 #define LIVE_DIRS 8
 static char *live_dirs[LIVE_DIRS];
 
-/* Removes the files of the flat folder dir, then the folder: async-signal-safe (open,
- * getdents64, unlinkat, rmdir; no opendir, which allocates). */
+/* Calls fn(dirfd, name, ctx) for every entry of the open folder fd but . and .., until fn
+ * returns nonzero (returned). Async-signal-safe (getdents64; no opendir, which allocates). */
+static int dir_each(int fd, int (*fn)(int, const char *, void *), void *ctx) {
+    char buf[4096] __attribute__((aligned(8)));
+    long n;
+    while ((n = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0)
+        for (long off = 0; off < n;) {
+            struct {
+                uint64_t ino;
+                int64_t off;
+                unsigned short reclen;
+                unsigned char type;
+                char name[];
+            } *e = (void *)(buf + off);
+            off += e->reclen;
+            if (strcmp(e->name, ".") && strcmp(e->name, "..")) {
+                int r = fn(fd, e->name, ctx);
+                if (r) return r;
+            }
+        }
+    return 0;
+}
+
+static int entry_unlink(int fd, const char *name, void *ctx) {
+    (void)ctx;
+    unlinkat(fd, name, 0);
+    return 0;
+}
+
+/* Removes the files of the flat folder dir, then the folder: async-signal-safe. */
 static void dir_remove_flat(const char *dir) {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd >= 0) {
-        char buf[4096] __attribute__((aligned(8)));
-        long n;
-        while ((n = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0)
-            for (long off = 0; off < n;) {
-                struct {
-                    uint64_t ino;
-                    int64_t off;
-                    unsigned short reclen;
-                    unsigned char type;
-                    char name[];
-                } *e = (void *)(buf + off);
-                if (strcmp(e->name, ".") && strcmp(e->name, "..")) unlinkat(fd, e->name, 0);
-                off += e->reclen;
-            }
+        dir_each(fd, entry_unlink, NULL);
         close(fd);
     }
     rmdir(dir);
+}
+
+typedef struct move_ctx {
+    int to;
+    const ats_outdir *dir;
+    ats_error *err;
+} move_ctx;
+
+static int entry_move(int fd, const char *name, void *ctx) {
+    move_ctx *m = ctx;
+    if (renameat(fd, name, m->to, name) == 0) return 0;
+    return (int)ats_error_set(m->err, ATS_ERR_IO, "%s/%s: cannot move into place: %s", m->dir->path,
+                              name, strerror(errno));
 }
 
 ats_status ats_outdir_open(ats_outdir *dir, const char *path, ats_error *err) {
@@ -115,23 +143,8 @@ ats_status ats_outdir_commit(ats_outdir *dir, ats_error *err) {
         if (fd < 0 || to < 0)
             st = ats_error_set(err, ATS_ERR_IO, "%s: cannot open: %s",
                                fd < 0 ? dir->tmp : dir->path, strerror(errno));
-        char buf[4096] __attribute__((aligned(8)));
-        long n;
-        while (!st && (n = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0)
-            for (long off = 0; off < n && !st;) {
-                struct {
-                    uint64_t ino;
-                    int64_t off;
-                    unsigned short reclen;
-                    unsigned char type;
-                    char name[];
-                } *e = (void *)(buf + off);
-                if (strcmp(e->name, ".") && strcmp(e->name, "..") &&
-                    renameat(fd, e->name, to, e->name) != 0)
-                    st = ats_error_set(err, ATS_ERR_IO, "%s/%s: cannot move into place: %s",
-                                       dir->path, e->name, strerror(errno));
-                off += e->reclen;
-            }
+        move_ctx mc = {to, dir, err};
+        if (!st) st = (ats_status)dir_each(fd, entry_move, &mc);
         if (fd >= 0) close(fd);
         if (to >= 0) close(to);
     }
