@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
-from serve_helper import ROOT, Server, serving  # noqa: E402
+from serve_helper import ATTNSCOPE, ROOT, Server, serving  # noqa: E402
 from minilm_dir import minilm_dir  # noqa: E402
 
 BERT = os.path.join(ROOT, "tests", "fixtures", "models", "bert")
@@ -131,23 +131,25 @@ def test_token_required_when_given():
             status, _, _, _ = read_answer(s, 5)
             s.close()
             assert status.startswith("HTTP/1.1 200"), (hdr, status)
-    p = Server.__new__(Server)  # a bad token is refused at start
-    import subprocess
-    from serve_helper import ATTNSCOPE
+    import subprocess  # a bad token is refused at start
     r = subprocess.run([ATTNSCOPE, "serve", "--model", BERT, "--port", "0", "--token", "a b"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "token" in r.stderr
-    del p
 
 
 MINILM = minilm_dir()
 needs_minilm = pytest.mark.skipif(MINILM is None, reason="all-MiniLM-L6-v2 missing (tools/deps.sh)")
 
 
-def heavy(srv, salt, timeout=120):
-    """A request that takes seconds: ~300 tokens, persistence up to H2."""
-    return srv.request("/api/analyze", {"text": long_text(300, salt), "layer": 0, "head": 0,
-                                        "max_dim": 2}, timeout=timeout)
+# under AddressSanitizer at -O0 (make test-asan) persistence is ~30 times slower
+SANITIZED = b"__asan_init" in open(ATTNSCOPE, "rb").read()
+
+
+def heavy(srv, salt, timeout=600):
+    """A request that takes seconds: ~300 tokens (150 under the sanitizers), persistence up to
+    H2."""
+    return srv.request("/api/analyze", {"text": long_text(150 if SANITIZED else 300, salt),
+                                        "layer": 0, "head": 0, "max_dim": 2}, timeout=timeout)
 
 
 def post_raw(srv, body):
