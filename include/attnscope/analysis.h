@@ -34,6 +34,10 @@ typedef struct ats_session ats_session;
  * for a text model, its tokenizer. A vision model opens without a tokenizer: the calls that take
  * texts then fail with ATS_ERR_INVALID. */
 ats_status ats_session_open(const char *name_or_path, ats_session **out, ats_error *err);
+/* The same with a PEFT LoRA adapter merged into the model at load (adapter_dir NULL: none; see
+ * ats_model_load_adapted in model.h). */
+ats_status ats_session_open_adapted(const char *name_or_path, const char *adapter_dir,
+                                    ats_session **out, ats_error *err);
 void ats_session_close(ats_session *s);
 /* The session's model and tokenizer (NULL for a vision model); they live as long as it. */
 ats_model *ats_session_model(const ats_session *s);

@@ -90,6 +90,8 @@ typedef struct ats_server_options {
                                 remote use; NULL (default): none. Every other Host, and an Origin
                                 naming another host, gets 403: a web page the user visits
                                 cannot reach the viewer (DNS rebinding, cross-site requests) */
+    const char *adapter;     /* a PEFT LoRA adapter directory merged into the model at load
+                                (ats_model_load_adapted, model.h); NULL (default): none */
     unsigned max_conns_per_client; /* connections one client address may hold while sending
                                       its request (default 64; more get 429) */
     unsigned request_timeout;      /* seconds a client has to send its whole request line,

@@ -454,6 +454,8 @@ class HeadsResult(ctypes.Structure):
 
 ats_session_open = _fn("ats_session_open", ctypes.c_int, ctypes.c_char_p, P(ctypes.c_void_p),
                        P(Error))
+ats_session_open_adapted = _fn("ats_session_open_adapted", ctypes.c_int, ctypes.c_char_p,
+                               ctypes.c_char_p, P(ctypes.c_void_p), P(Error))
 ats_session_close = _fn("ats_session_close", None, ctypes.c_void_p)
 ats_session_model = _fn("ats_session_model", ctypes.c_void_p, ctypes.c_void_p)
 ats_session_tokenizer = _fn("ats_session_tokenizer", ctypes.c_void_p, ctypes.c_void_p)

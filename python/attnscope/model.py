@@ -51,10 +51,14 @@ class Model:
         self.info = info
 
     @classmethod
-    def load(cls, path_or_name: str) -> "Model":
-        """Loads a model directory in HuggingFace layout, or a name from the HuggingFace cache."""
+    def load(cls, path_or_name: str, adapter: Optional[str] = None) -> "Model":
+        """Loads a model directory in HuggingFace layout, or a name from the HuggingFace cache.
+        adapter: a PEFT LoRA adapter directory (adapter_config.json, adapter_model.safetensors)
+        merged into the weights at load, as ats_model_load_adapted (model.h) describes."""
         s, err = ctypes.c_void_p(), L.Error()
-        L.check(L.ats_session_open(os.fsencode(path_or_name), ctypes.byref(s), ctypes.byref(err)), err)
+        ad = None if adapter is None else os.fsencode(adapter)
+        L.check(L.ats_session_open_adapted(os.fsencode(path_or_name), ad, ctypes.byref(s),
+                                           ctypes.byref(err)), err)
         i = L.ats_model_info_get(L.ats_session_model(s)).contents
         info = {
             "model_type": i.model_type.decode(), "dir": i.dir.decode(), "n_layers": i.n_layers,

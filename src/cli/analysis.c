@@ -162,7 +162,7 @@ char *analysis_path(const analysis_args *a, const char *name, const char *ext, a
 ats_status analysis_session_open(const analysis_args *a, ats_session **s, ats_error *err) {
     *s = NULL;
     if (!a->model) return ATS_OK;
-    ats_status st = ats_session_open(a->model, s, err);
+    ats_status st = ats_session_open_adapted(a->model, ats_cli_adapter(), s, err);
     if (!st && !ats_session_tokenizer(*s)) {
         ats_session_close(*s);
         *s = NULL;

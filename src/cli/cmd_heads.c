@@ -157,7 +157,7 @@ typedef struct hmodel {
 
 static ats_status hmodel_load(hmodel *hm, const char *path, ats_error *err) {
     memset(hm, 0, sizeof *hm);
-    ats_status st = ats_session_open(path, &hm->s, err);
+    ats_status st = ats_session_open_adapted(path, ats_cli_adapter(), &hm->s, err);
     if (st) return st;
     hm->mi = ats_model_info_get(ats_session_model(hm->s));
     if (hm->mi->arch == ATS_ARCH_VIT)

@@ -321,7 +321,7 @@ int ats_cmd_vision(int argc, char **argv) {
     ats_error err;
     ats_error_clear(&err);
     ats_model *m = NULL;
-    if (ats_model_load(model, &m, &err)) return ats_cli_fail(&err);
+    if (ats_model_load_adapted(model, ats_cli_adapter(), &m, &err)) return ats_cli_fail(&err);
     const ats_model_info *info = ats_model_info_get(m);
     if (info->arch != ATS_ARCH_VIT) {
         int rc =

@@ -32,13 +32,27 @@ static const command COMMANDS[] = {
     {"serve", ats_cmd_serve, "The interactive viewer in a browser (HTTP, 127.0.0.1)"},
 };
 
+/* The commands that load a model: they take --adapter DIR (ats_cli_adapter), the others refuse
+ * it. A new command that loads models joins the list once it passes ats_cli_adapter() to its
+ * ats_model_load_adapted / ats_session_open_adapted. */
+static const char *const MODEL_COMMANDS[] = {"attention", "attend",       "graph",  "divergence",
+                                             "topo",      "compare",      "report", "context",
+                                             "vision",    "equivariance", "heads",  "serve"};
+
+static int loads_models(const char *cmd) {
+    for (size_t i = 0; i < sizeof MODEL_COMMANDS / sizeof MODEL_COMMANDS[0]; i++)
+        if (!strcmp(cmd, MODEL_COMMANDS[i])) return 1;
+    return 0;
+}
+
 static void print_usage(FILE *fp) {
     fprintf(fp, "usage: attnscope <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
         fprintf(fp, "  %-13s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
-    fprintf(fp, "\nEvery command takes --max-memory SIZE (8G, 512M): large reads and work whose\n"
+    fprintf(fp, "\n`attnscope <command> --help` describes a command. Every command that loads a "
+                "model\ntakes --adapter DIR: a PEFT LoRA adapter merged into the model at load.\n");
+    fprintf(fp, "Every command takes --max-memory SIZE (8G, 512M): large reads and work whose\n"
                 "estimated memory exceeds the available memory are refused unless SIZE allows.\n");
-    fprintf(fp, "\n`attnscope <command> --help` describes a command.\n");
 }
 
 int main(int argc, char **argv) {
@@ -62,7 +76,12 @@ int main(int argc, char **argv) {
         return ATS_EXIT_OK;
     }
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
-        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].run(argc - 1, argv + 1);
+        if (!strcmp(argv[1], COMMANDS[i].name)) {
+            int n = argc - 1;
+            if (ats_cli_adapter_take(argv[1], loads_models(argv[1]), &n, argv + 1))
+                return ATS_EXIT_INPUT;
+            return COMMANDS[i].run(n, argv + 1);
+        }
     fprintf(stderr, "attnscope: unknown command '%s'\n\n", argv[1]);
     print_usage(stderr);
     return ATS_EXIT_INPUT;

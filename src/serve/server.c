@@ -641,7 +641,8 @@ ats_status ats_server_start(const ats_server_options *opt, ats_server **out, ats
         }
         for (size_t i = 0; i < sizeof rnd; i++) snprintf(srv->token + 2 * i, 3, "%02x", rnd[i]);
     }
-    ats_status st = ats_model_load(opt->model, &srv->model, err);
+    srv->opt.adapter = NULL; /* read only here */
+    ats_status st = ats_model_load_adapted(opt->model, opt->adapter, &srv->model, err);
     if (!st) {
         srv->info = ats_model_info_get(srv->model);
         if (srv->info->arch == ATS_ARCH_VIT)
