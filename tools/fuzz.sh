@@ -9,6 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${FUZZ_SECONDS:-30}
 BUILD=${FUZZ_BUILD:-build-fuzz}
+# absolute paths: a target may change its working folder (fuzz_cli runs in a scratch folder)
+case $BUILD in /*) ;; *) BUILD="$PWD/$BUILD" ;; esac
 command -v clang >/dev/null || { echo "fuzz: clang is missing (tools/deps.sh installs it)" >&2; exit 1; }
 
 targets=()
@@ -30,9 +32,9 @@ for t in "${targets[@]}"; do
   crashes="$BUILD/crashes/$t"
   mkdir -p "$corpus" "$crashes"
   seeds=()
-  [ -d "fuzz/seeds/$t" ] && seeds+=("fuzz/seeds/$t")
+  [ -d "fuzz/seeds/$t" ] && seeds+=("$PWD/fuzz/seeds/$t")
   echo "fuzz: $t for ${SECS}s" >&2
-  if ! ASAN_OPTIONS=detect_leaks=1 "$BUILD/$t" -max_total_time="$SECS" -timeout=10 \
+  if ! ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions="$PWD/tests/lsan.supp" "$BUILD/$t" -max_total_time="$SECS" -timeout=10 \
       -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
       -artifact_prefix="$crashes/" "$corpus" "${seeds[@]}" >"$BUILD/$t.log" 2>&1; then
     echo "fuzz: $t FAILED (see $BUILD/$t.log, inputs in $crashes/)" >&2

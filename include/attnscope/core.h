@@ -70,9 +70,14 @@ typedef struct ats_npy {
 } ats_npy;
 
 /* Reads a .npy file: dtype <f4, <f8, <i4 or <i8, C order. Shapes, header and the file size are
- * checked against each other before anything is allocated. Free with ats_npy_free. */
+ * checked against each other, and the size against ats_memory_available() (ATS_ERR_RANGE with
+ * the estimate; --max-memory), before anything is allocated. Free with ats_npy_free. */
 ats_status ats_npy_read(const char *path, ats_npy *out, ats_error *err);
 void ats_npy_free(ats_npy *arr);
+/* ATS_OK when a float array holds no NaN or infinity (integer arrays always); else
+ * ATS_ERR_INVALID naming path and the element ("[3][1] is nan"). For inputs where such a value
+ * has no meaning (vectors, frequencies); distances and diagrams may hold inf by design. */
+ats_status ats_npy_check_finite(const ats_npy *arr, const char *path, ats_error *err);
 
 /* Writes data of the given dtype and shape to path atomically (temporary file + rename). */
 ats_status ats_npy_write(const char *path, ats_dtype dtype, int ndim, const size_t *shape,
@@ -106,6 +111,18 @@ void ats_outfile_abort(ats_outfile *out);
  * write leaves no `*.tmp.PID` behind. (The first 256 outfiles open at once are tracked.) */
 void ats_outfile_remove_temporaries(void);
 
+/* A folder of outputs written all-or-nothing: the files go into the temporary folder `tmp`
+ * ("PATH.tmp.PID", beside PATH), which ats_outdir_commit moves into place: renamed to PATH when
+ * PATH does not exist, else each file renamed into PATH. ats_outdir_abort (and
+ * ats_outfile_remove_temporaries, from a signal handler) removes the temporary folder with the
+ * files in it. Only flat folders (no subfolders) are staged. */
+typedef struct ats_outdir {
+    char *path, *tmp;
+} ats_outdir;
+ats_status ats_outdir_open(ats_outdir *dir, const char *path, ats_error *err);
+ats_status ats_outdir_commit(ats_outdir *dir, ats_error *err);
+void ats_outdir_abort(ats_outdir *dir);
+
 /* Creates the folder `path` and every missing parent, as `mkdir -p`. An existing folder is
  * fine; an existing file or a parent that is not a folder is an error that names it. */
 ats_status ats_dir_create(const char *path, ats_error *err);
@@ -126,6 +143,26 @@ void ats_file_unmap(void *map, size_t len);
  * folder, FIFO or device is ATS_ERR_IO at once instead of blocking or reading a stream. */
 ats_status ats_file_read_regular(const char *path, size_t max_bytes, char **out, size_t *len,
                                  ats_error *err);
+
+/* ---- finite numbers and memory: checks every command makes before it trusts or allocates */
+
+/* The index of the first NaN or infinity in x[n], or n when all are finite. One pass that the
+ * compiler vectorises (blocks are OR-reduced; only a block holding a bad value is searched). */
+size_t ats_f32_find_nonfinite(const float *x, size_t n);
+size_t ats_f64_find_nonfinite(const double *x, size_t n);
+
+/* The memory large work may take: the limit set by ats_memory_limit_set, else the system's
+ * available memory (MemAvailable in /proc/meminfo; SIZE_MAX when unknown). */
+size_t ats_memory_available(void);
+/* Sets the limit for this process (a command's --max-memory); 0 returns to the available
+ * memory. */
+void ats_memory_limit_set(size_t bytes);
+/* ATS_OK when an estimated peak of `bytes` fits ats_memory_available(); else ATS_ERR_RANGE
+ * with a message naming `what`, the estimate and the limit (and --max-memory). */
+ats_status ats_memory_check(size_t bytes, const char *what, ats_error *err);
+/* Parses a size such as "512M", "8G", "1.5T" or "1000000" (bytes; K/M/G/T are powers of
+ * 1024). 0 when it is not one. */
+size_t ats_memory_parse(const char *s);
 
 /* ---- numbers in JSON
  *

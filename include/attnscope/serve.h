@@ -44,8 +44,11 @@
  * so they read back exactly; NaN null, an infinite distance "inf", an essential death null.
  *
  * Errors are JSON {"error": "message"} with status 400 (bad JSON, parameters out of range,
- * invalid UTF-8, too many tokens), 404 (unknown path), 405 (wrong method), 413 (body larger
- * than the limit) or 500. Forward passes of the most recent texts are cached (keyed by text),
+ * invalid UTF-8, too many tokens, a malformed request line), 403 (a foreign Host or Origin, a
+ * missing token), 404 (unknown path), 405 (wrong method), 408 (the request did not arrive
+ * within request_timeout), 413 (body larger than the limit), 429 (too many connections from
+ * one address), 503 with Retry-After (the queue of heavy work is full, or the server is
+ * stopping) or 500. Forward passes of the most recent texts are cached (keyed by text),
  * so moving the layer, head or threshold does not run the model again, and so are each text's
  * most recent head analyses, so moving the threshold redoes only the complex. Requests are served
  * concurrently, one thread per connection; see n_threads for the forward passes.
@@ -89,6 +92,20 @@ typedef struct ats_server_options {
                                 cannot reach the viewer (DNS rebinding, cross-site requests) */
     const char *adapter;     /* a PEFT LoRA adapter directory merged into the model at load
                                 (ats_model_load_adapted, model.h); NULL (default): none */
+    unsigned max_conns_per_client; /* connections one client address may hold while sending
+                                      its request (default 64; more get 429) */
+    unsigned request_timeout;      /* seconds a client has to send its whole request line,
+                                      headers and body (default 10; then 408 and closed), so
+                                      slow clients (slowloris) cannot hold connections */
+    unsigned queue;                /* heavy requests (a forward pass or an analysis not in the
+                                      cache) that may wait while the work slots (see
+                                      n_threads) are busy (default 8); more get 503 with
+                                      Retry-After. Queued work whose client has gone is dropped,
+                                      running work stops at its next step */
+    const char *token;             /* a secret every request must carry (?token=T in the URL, a
+                                      cookie the page then gets, or "Authorization: token T");
+                                      NULL (default): a random one when host is not a loopback
+                                      address, none on loopback (ats_server_token). "" : none */
 } ats_server_options;
 
 /* Fills the defaults above (model and web_dir NULL). */
@@ -103,9 +120,18 @@ ats_status ats_server_start(const ats_server_options *opt, ats_server **out, ats
 /* The port the server listens on (useful after port 0). */
 int ats_server_port(const ats_server *srv);
 
-/* Stops listening, waits for the requests in progress to finish, and frees everything.
- * NULL is a no-op. */
+/* The token requests need ("" when none), to print in the URL as ?token=... */
+const char *ats_server_token(const ats_server *srv);
+
+/* Stops listening, drops queued work, tells running work to stop at its next step, waits for
+ * the requests in progress to finish, and frees everything. NULL is a no-op. */
 void ats_server_stop(ats_server *srv);
+
+/* As ats_server_stop, but waits at most timeout_ms for the requests in progress (a forward
+ * pass or a persistence computation is not interrupted midway). Returns 1 when everything
+ * stopped and srv was freed; 0 when some request still runs: srv is then left as it is, for a
+ * process that is about to exit anyway (`attnscope serve` on SIGTERM). */
+int ats_server_stop_within(ats_server *srv, unsigned timeout_ms);
 
 #ifdef __cplusplus
 }

@@ -95,6 +95,35 @@ void ats_cli_remove_temporaries_on_signal(void) {
     }
 }
 
+int ats_cli_take_max_memory(int *argc, char **argv) {
+    for (int i = 1; i < *argc; i++) {
+        const char *v = NULL;
+        int used = 0;
+        if (!strcmp(argv[i], "--max-memory")) {
+            v = i + 1 < *argc ? argv[i + 1] : NULL;
+            used = 2;
+        } else if (!strncmp(argv[i], "--max-memory=", 13)) {
+            v = argv[i] + 13;
+            used = 1;
+        } else {
+            continue;
+        }
+        size_t bytes = ats_memory_parse(v);
+        if (!bytes) {
+            fprintf(stderr,
+                    "attnscope: --max-memory needs a size such as 8G, 512M or a number "
+                    "of bytes (got '%s')\n",
+                    v ? v : "nothing");
+            return ATS_EXIT_INPUT;
+        }
+        ats_memory_limit_set(bytes);
+        for (int k = i; k + used <= *argc; k++) argv[k] = argv[k + used]; /* argv[argc] is NULL */
+        *argc -= used;
+        i--;
+    }
+    return ATS_EXIT_OK;
+}
+
 void ats_cli_json_number(void *fp, double v, unsigned flags) {
     char buf[ATS_JSON_NUMBER_MAX];
     fwrite(buf, 1, ats_json_number_format(v, flags, buf), fp);

@@ -46,6 +46,11 @@ int ats_cli_kernel_check(void);
 /* SIGINT, SIGTERM and SIGHUP remove the temporary files of outputs not yet complete, then end
  * the process as the signal would have. */
 void ats_cli_remove_temporaries_on_signal(void);
+/* Takes `--max-memory SIZE` (or --max-memory=SIZE; "8G", "512M", bytes) out of argv[1..]
+ * wherever it is, for every command, and sets the limit large work and dense reads are checked
+ * against (ats_memory_check; default: the available memory). ATS_EXIT_OK, or ATS_EXIT_INPUT
+ * after printing what was wrong with SIZE. */
+int ats_cli_take_max_memory(int *argc, char **argv);
 /* Prints `attnscope --version`: the version, the kernel path in use and the supported ones. */
 void ats_cli_print_version(void);
 

@@ -339,6 +339,7 @@ int ats_cmd_heads(int argc, char **argv) {
     int *layer = NULL, *shapes = NULL;
     analysis_out ao;
     memset(&ao, 0, sizeof ao);
+    ats_outdir outdir = {0};
     int have_ao = 0;
     double t0 = now_s();
     for (int k = 0; k < a.n_models; k++)
@@ -360,9 +361,14 @@ int ats_cmd_heads(int argc, char **argv) {
         threads = cores > mpi.size ? (int)(cores / mpi.size) : 1;
     }
     r.threads = threads;
-    if (a.out_dir && mpi.rank == 0 && ats_dir_create(a.out_dir, &err)) {
-        rc = fail(&mpi, &err);
-        goto done;
+    /* every file of --out DIR goes into DIR.tmp.PID, moved into place only when all are
+     * written: a failed run leaves no half-written folder */
+    if (a.out_dir && mpi.rank == 0) {
+        if (ats_outdir_open(&outdir, a.out_dir, &err)) {
+            rc = fail(&mpi, &err);
+            goto done;
+        }
+        a.out_dir = outdir.tmp;
     }
     names = calloc(N, sizeof *names);
     layer = malloc(N * sizeof *layer);
@@ -407,6 +413,18 @@ int ats_cmd_heads(int argc, char **argv) {
         D = r.res.D;
     }
     heads_mpi_sum_counts(&mpi, r.res.counts, ATS_HEADS_COUNT);
+    if (r.res.counts[ATS_HEADS_TEXTS] == 0) { /* an all-zero D would look like a result */
+        const unsigned long long *c = r.res.counts;
+        ats_error_set(&err, ATS_ERR_INVALID,
+                      "%s: no usable line (%llu read: %llu empty, %llu invalid UTF-8, %llu bad "
+                      "JSONL, %llu too long, %llu over the token limit, %llu without a shared "
+                      "word)",
+                      a.corpus, c[ATS_HEADS_LINES], c[ATS_HEADS_EMPTY], c[ATS_HEADS_BADUTF],
+                      c[ATS_HEADS_BADJSON], c[ATS_HEADS_HUGE], c[ATS_HEADS_SKIPPED_LONG],
+                      c[ATS_HEADS_NOWORDS]);
+        rc = ats_cli_fail(&err);
+        goto done;
+    }
     double seconds = now_s() - t0;
     if (mpi.rank != 0) goto done;
     if (a.output) {
@@ -528,8 +546,13 @@ int ats_cmd_heads(int argc, char **argv) {
             rc = ats_cli_fail(&err);
             goto done;
         }
+        if (ats_outdir_commit(&outdir, &err)) {
+            rc = ats_cli_fail(&err);
+            goto done;
+        }
     }
 done:
+    ats_outdir_abort(&outdir); /* nothing left after a commit */
     if (have_ao) heads_analysis_out_free(&ao);
     for (size_t i = 0; names && i < r.N; i++) free(names[i]);
     free(names);

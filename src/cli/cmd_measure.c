@@ -328,6 +328,10 @@ static int run_headdist(margs *a) {
 static int load_vectors(const char *path, ats_npy *arr, ats_vectors *v) {
     ats_error err;
     if (ats_npy_read(path, arr, &err) != ATS_OK) return ats_cli_fail(&err);
+    if (ats_npy_check_finite(arr, path, &err)) {
+        ats_npy_free(arr);
+        return ats_cli_fail(&err);
+    }
     if ((arr->dtype != ATS_F32 && arr->dtype != ATS_F64) || (arr->ndim != 2 && arr->ndim != 3)) {
         ats_error_set(&err, ATS_ERR_FORMAT,
                       "%s: hidden states must be float32 or float64 of shape [m][d] or "

@@ -265,6 +265,7 @@ int measure_run_stats(margs *a) {
     }
     if (a->freq) {
         if ((st = ats_npy_read(a->freq, &freq_arr, &err))) goto done;
+        if ((st = ats_npy_check_finite(&freq_arr, a->freq, &err))) goto done;
         if (freq_arr.ndim != 1 || (freq_arr.dtype != ATS_F64 && freq_arr.dtype != ATS_F32 &&
                                    freq_arr.dtype != ATS_I64 && freq_arr.dtype != ATS_I32)) {
             st = ats_error_set(&err, ATS_ERR_FORMAT, "%s: --freq must be a 1-D array [n]", a->freq);

@@ -13,11 +13,14 @@
 
 static const char SERVE_USAGE[] =
     "usage: attnscope serve --model M [--port P] [--host ADDR] [--web DIR] [--threads N]\n"
-    "                       [--max-tokens N] [--max-body BYTES] [--allow-host H[,H...]]\n\n"
+    "                       [--max-tokens N] [--max-body BYTES] [--allow-host H[,H...]]\n"
+    "                       [--queue N] [--request-timeout S] [--max-client-conns N]\n"
+    "                       [--token T]\n\n"
     "Serves the interactive viewer and its JSON API (see include/attnscope/serve.h) on\n"
     "http://ADDR:P/, holding model M (a directory, a HuggingFace-cache name or a GGUF file)\n"
     "in memory.\n"
-    "Stops cleanly on SIGINT or SIGTERM (exit 0).\n\n"
+    "Stops on SIGINT or SIGTERM (exit 0) within a second: queued work is dropped, and work\n"
+    "still running after 0.25 s is abandoned.\n\n"
     "  --port P          TCP port (default 8765; 0 lets the system choose; the URL is printed)\n"
     "  --host ADDR       numeric address to bind (default 127.0.0.1: this machine only)\n"
     "  --web DIR         the viewer's files (default: web/ beside the executable's folder)\n"
@@ -28,7 +31,14 @@ static const char SERVE_USAGE[] =
     "  --adapter DIR     a PEFT LoRA adapter merged into the model at load\n"
     "  --allow-host H    host names (or name:port) requests may address besides the bound\n"
     "                    address and localhost, for deliberate remote use; any other Host\n"
-    "                    header, or an Origin naming another site, gets 403\n";
+    "                    header, or an Origin naming another site, gets 403\n"
+    "  --queue N         heavy requests (forward pass or analysis) that may wait for a free\n"
+    "                    slot (default 8); more get 503 with Retry-After\n"
+    "  --request-timeout S  seconds a client has to send its request (default 10; then 408)\n"
+    "  --max-client-conns N connections one address may hold while sending (default 64)\n"
+    "  --token T         a secret every request must carry (?token=T, then a cookie); by\n"
+    "                    default a random one when ADDR is not loopback, none on loopback;\n"
+    "                    the printed URL includes it\n";
 
 static sem_t stop_sem;
 static volatile sig_atomic_t stop_signal;
@@ -94,6 +104,20 @@ int ats_cmd_serve(int argc, char **argv) {
             if (!ats_cli_parse_long(v, 1024, 1L << 30, &x))
                 return ats_cli_usage_error("serve", "--max-body needs 1024..2^30 bytes");
             opt.max_body = (size_t)x;
+        } else if (!strcmp(s, "--queue")) {
+            if (!ats_cli_parse_long(v, 0, 100000, &x))
+                return ats_cli_usage_error("serve", "--queue needs 0..100000");
+            opt.queue = (unsigned)x;
+        } else if (!strcmp(s, "--request-timeout")) {
+            if (!ats_cli_parse_long(v, 1, 3600, &x))
+                return ats_cli_usage_error("serve", "--request-timeout needs 1..3600 seconds");
+            opt.request_timeout = (unsigned)x;
+        } else if (!strcmp(s, "--max-client-conns")) {
+            if (!ats_cli_parse_long(v, 1, 100000, &x))
+                return ats_cli_usage_error("serve", "--max-client-conns needs 1..100000");
+            opt.max_conns_per_client = (unsigned)x;
+        } else if (!strcmp(s, "--token")) {
+            opt.token = v;
         } else {
             return ats_cli_usage_error("serve", "unknown option '%s' (see --help)", s);
         }
@@ -126,14 +150,22 @@ int ats_cmd_serve(int argc, char **argv) {
     if (ats_server_start(&opt, &srv, &err)) return ats_cli_fail(&err);
     const char *host = opt.host ? opt.host : "127.0.0.1";
     int v6 = strchr(host, ':') != NULL;
-    printf("attnscope serve: %s on http://%s%s%s:%d/\n", opt.model, v6 ? "[" : "", host,
-           v6 ? "]" : "", ats_server_port(srv));
+    const char *token = ats_server_token(srv);
+    printf("attnscope serve: %s on http://%s%s%s:%d/%s%s\n", opt.model, v6 ? "[" : "", host,
+           v6 ? "]" : "", ats_server_port(srv), token[0] ? "?token=" : "", token);
     fflush(stdout);
     while (sem_wait(&stop_sem) != 0 && errno == EINTR) {
     }
-    ats_server_stop(srv);
+    const char *name = stop_signal == SIGINT ? "SIGINT" : "SIGTERM";
+    /* a forward pass or a persistence computation is not interrupted midway: what is still
+     * running after a quarter of a second is abandoned with the process (its answer would be thrown
+     * away), so a stop takes under a second */
+    if (!ats_server_stop_within(srv, 250)) {
+        fprintf(stderr, "attnscope serve: stopped (%s; work in progress abandoned)\n", name);
+        fflush(NULL);
+        _exit(ATS_EXIT_OK);
+    }
     sem_destroy(&stop_sem);
-    fprintf(stderr, "attnscope serve: stopped (%s)\n",
-            stop_signal == SIGINT ? "SIGINT" : "SIGTERM");
+    fprintf(stderr, "attnscope serve: stopped (%s)\n", name);
     return ATS_EXIT_OK;
 }

@@ -38,7 +38,10 @@ int main(int argc, char **argv) {
     ats_cli_remove_temporaries_on_signal();
     if (argc >= 2)
         for (size_t i = 0; i < sizeof LEAN / sizeof LEAN[0]; i++)
-            if (!strcmp(argv[1], LEAN[i].name)) return LEAN[i].run(argc - 1, argv + 1);
+            if (!strcmp(argv[1], LEAN[i].name)) {
+                if (ats_cli_take_max_memory(&argc, argv) != ATS_EXIT_OK) return ATS_EXIT_INPUT;
+                return LEAN[i].run(argc - 1, argv + 1);
+            }
     char self[PATH_MAX], full[PATH_MAX + 32];
     ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
     if (len <= 0) {

@@ -53,6 +53,8 @@ static void print_usage(FILE *fp) {
         fprintf(fp, "  %-13s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
     fprintf(fp, "\n`attnscope <command> --help` describes a command. Every command that loads a "
                 "model\ntakes --adapter DIR: a PEFT LoRA adapter merged into the model at load.\n");
+    fprintf(fp, "Every command takes --max-memory SIZE (8G, 512M): large reads and work whose\n"
+                "estimated memory exceeds the available memory are refused unless SIZE allows.\n");
 }
 
 int main(int argc, char **argv) {
@@ -66,6 +68,11 @@ int main(int argc, char **argv) {
     }
     if (ats_cli_kernel_check() != ATS_EXIT_OK) return ATS_EXIT_INPUT;
     ats_cli_remove_temporaries_on_signal();
+    if (ats_cli_take_max_memory(&argc, argv) != ATS_EXIT_OK) return ATS_EXIT_INPUT;
+    if (argc < 2) {
+        print_usage(stderr);
+        return ATS_EXIT_INPUT;
+    }
     if (!strcmp(argv[1], "--version")) {
         ats_cli_print_version();
         return ATS_EXIT_OK;

@@ -1,12 +1,15 @@
+#define _DEFAULT_SOURCE /* syscall(SYS_getdents64) */
 #include "attnscope/core.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 /* The temporary paths of the live outfiles, for ats_outfile_remove_temporaries. A slot holds
@@ -32,7 +35,146 @@ static void live_remove(const char *tmp) {
     }
 }
 
+/* The temporary folders of live outdirs, as live_tmp. */
+#define LIVE_DIRS 8
+static char *live_dirs[LIVE_DIRS];
+
+/* Calls fn(dirfd, name, ctx) for every entry of the open folder fd but . and .., until fn
+ * returns nonzero (returned). Async-signal-safe (getdents64; no opendir, which allocates). */
+static int dir_each(int fd, int (*fn)(int, const char *, void *), void *ctx) {
+    char buf[4096] __attribute__((aligned(8)));
+    long n;
+    while ((n = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0)
+        for (long off = 0; off < n;) {
+            struct {
+                uint64_t ino;
+                int64_t off;
+                unsigned short reclen;
+                unsigned char type;
+                char name[];
+            } *e = (void *)(buf + off);
+            off += e->reclen;
+            if (strcmp(e->name, ".") && strcmp(e->name, "..")) {
+                int r = fn(fd, e->name, ctx);
+                if (r) return r;
+            }
+        }
+    return 0;
+}
+
+static int entry_unlink(int fd, const char *name, void *ctx) {
+    (void)ctx;
+    unlinkat(fd, name, 0);
+    return 0;
+}
+
+/* Removes the files of the flat folder dir, then the folder: async-signal-safe. */
+static void dir_remove_flat(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        dir_each(fd, entry_unlink, NULL);
+        close(fd);
+    }
+    rmdir(dir);
+}
+
+typedef struct move_ctx {
+    int to;
+    const ats_outdir *dir;
+    ats_error *err;
+} move_ctx;
+
+static int entry_move(int fd, const char *name, void *ctx) {
+    move_ctx *m = ctx;
+    if (renameat(fd, name, m->to, name) == 0) return 0;
+    return (int)ats_error_set(m->err, ATS_ERR_IO, "%s/%s: cannot move into place: %s", m->dir->path,
+                              name, strerror(errno));
+}
+
+ats_status ats_outdir_open(ats_outdir *dir, const char *path, ats_error *err) {
+    memset(dir, 0, sizeof *dir);
+    size_t len = strlen(path);
+    while (len > 1 && path[len - 1] == '/') len--; /* "D/" stages as "D.tmp.PID" */
+    dir->path = malloc(len + 1);
+    dir->tmp = malloc(len + 32);
+    if (!dir->path || !dir->tmp) {
+        ats_outdir_abort(dir);
+        return ats_error_set(err, ATS_ERR_NOMEM, "%s: out of memory", path);
+    }
+    memcpy(dir->path, path, len);
+    dir->path[len] = '\0';
+    snprintf(dir->tmp, len + 32, "%s.tmp.%ld", dir->path, (long)getpid());
+    struct stat sb;
+    if (stat(dir->path, &sb) == 0 && !S_ISDIR(sb.st_mode)) {
+        ats_status st = ats_error_set(err, ATS_ERR_IO, "%s: exists and is not a folder", path);
+        ats_outdir_abort(dir);
+        return st;
+    }
+    dir_remove_flat(dir->tmp); /* left by an earlier process with this pid */
+    ats_status st = ats_dir_create(dir->tmp, err);
+    if (st) {
+        ats_outdir_abort(dir);
+        return st;
+    }
+    for (int i = 0; i < LIVE_DIRS; i++) {
+        char *expected = NULL;
+        if (__atomic_compare_exchange_n(&live_dirs[i], &expected, dir->tmp, 0, __ATOMIC_SEQ_CST,
+                                        __ATOMIC_SEQ_CST))
+            break;
+    }
+    return ATS_OK;
+}
+
+static void live_dir_remove(const char *tmp) {
+    for (int i = 0; tmp && i < LIVE_DIRS; i++) {
+        char *expected = (char *)tmp;
+        if (__atomic_compare_exchange_n(&live_dirs[i], &expected, NULL, 0, __ATOMIC_SEQ_CST,
+                                        __ATOMIC_SEQ_CST))
+            return;
+    }
+}
+
+ats_status ats_outdir_commit(ats_outdir *dir, ats_error *err) {
+    ats_status st = ATS_OK;
+    if (rename(dir->tmp, dir->path) != 0) {
+        /* PATH exists (a folder, checked at open): move the files in one by one */
+        int fd = open(dir->tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int to = open(dir->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0 || to < 0)
+            st = ats_error_set(err, ATS_ERR_IO, "%s: cannot open: %s",
+                               fd < 0 ? dir->tmp : dir->path, strerror(errno));
+        move_ctx mc = {to, dir, err};
+        if (!st) st = (ats_status)dir_each(fd, entry_move, &mc);
+        if (fd >= 0) close(fd);
+        if (to >= 0) close(to);
+    }
+    if (st) {
+        ats_outdir_abort(dir);
+        return st;
+    }
+    live_dir_remove(dir->tmp);
+    rmdir(dir->tmp); /* emptied, when the files were moved one by one */
+    free(dir->path);
+    free(dir->tmp);
+    memset(dir, 0, sizeof *dir);
+    return ATS_OK;
+}
+
+void ats_outdir_abort(ats_outdir *dir) {
+    if (dir->tmp) {
+        live_dir_remove(dir->tmp);
+        dir_remove_flat(dir->tmp);
+    }
+    free(dir->path);
+    free(dir->tmp);
+    memset(dir, 0, sizeof *dir);
+}
+
 void ats_outfile_remove_temporaries(void) {
+    for (int i = 0; i < LIVE_DIRS; i++) {
+        char *tmp = __atomic_exchange_n(&live_dirs[i], NULL, __ATOMIC_SEQ_CST);
+        if (tmp) dir_remove_flat(tmp);
+    }
     for (int i = 0; i < LIVE_MAX; i++) {
         char *tmp = __atomic_exchange_n(&live_tmp[i], NULL, __ATOMIC_SEQ_CST);
         if (tmp) unlink(tmp); /* async-signal-safe, unlike remove() */

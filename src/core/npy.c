@@ -172,6 +172,7 @@ ats_status ats_npy_read(const char *path, ats_npy *out, ats_error *err) {
         st = ats_error_set(err, ATS_ERR_IO, "%s: cannot seek", path);
         goto done;
     }
+    if ((st = ats_memory_check(bytes, path, err))) goto done;
     out->data = malloc(bytes ? bytes : 1);
     if (!out->data) {
         st = ats_error_set(err, ATS_ERR_NOMEM, "%s: out of memory for %zu bytes", path, bytes);
@@ -186,6 +187,29 @@ done:
     fclose(fp);
     if (st != ATS_OK) ats_npy_free(out);
     return st;
+}
+
+ats_status ats_npy_check_finite(const ats_npy *arr, const char *path, ats_error *err) {
+    size_t bad = arr->count;
+    double v = 0;
+    if (arr->dtype == ATS_F32) {
+        bad = ats_f32_find_nonfinite(arr->data, arr->count);
+        if (bad < arr->count) v = ((const float *)arr->data)[bad];
+    } else if (arr->dtype == ATS_F64) {
+        bad = ats_f64_find_nonfinite(arr->data, arr->count);
+        if (bad < arr->count) v = ((const double *)arr->data)[bad];
+    }
+    if (bad == arr->count) return ATS_OK;
+    char at[ATS_NPY_MAX_DIMS * 24 + 1] = "";
+    size_t len = 0, rest = bad, idx[ATS_NPY_MAX_DIMS];
+    for (int d = arr->ndim - 1; d >= 0; d--) {
+        idx[d] = arr->shape[d] ? rest % arr->shape[d] : 0;
+        rest = arr->shape[d] ? rest / arr->shape[d] : 0;
+    }
+    for (int d = 0; d < arr->ndim; d++)
+        len += (size_t)snprintf(at + len, sizeof at - len, "[%zu]", idx[d]);
+    return ats_error_set(err, ATS_ERR_INVALID, "%s: element %s is %g; the values must be finite",
+                         path, at, v);
 }
 
 ats_status ats_npy_write(const char *path, ats_dtype dtype, int ndim, const size_t *shape,

@@ -6,6 +6,7 @@
 #include "attnscope/hub.h"
 
 #include <cjson/cJSON.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -76,11 +77,23 @@ static double cfg_num(cfg *c, const char *key, double def) {
     if (c->rc) return def;
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(c->root, key);
     if (!v || cJSON_IsNull(v)) return def;
-    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) {
-        c->rc = ats_error_set(c->err, ATS_ERR_FORMAT, "%s: \"%s\" must be a number", c->path, key);
+    /* the model computes in float32: a number beyond FLT_MAX would become infinite there */
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || fabs(v->valuedouble) > FLT_MAX) {
+        c->rc = ats_error_set(c->err, ATS_ERR_FORMAT, "%s: \"%s\" must be a finite number", c->path,
+                              key);
         return def;
     }
     return v->valuedouble;
+}
+
+/* A layer-norm epsilon: 0 < eps <= 1 (1e300 would make every normalised value 0, a uniform
+ * attention that looks like a result). */
+static float cfg_eps(cfg *c, const char *key, double def) {
+    double v = cfg_num(c, key, def);
+    if (!c->rc && !(v > 0 && v <= 1))
+        c->rc = ats_error_set(c->err, ATS_ERR_FORMAT, "%s: \"%s\" = %g must be in (0, 1]", c->path,
+                              key, v);
+    return (float)v;
 }
 
 static int cfg_bool(cfg *c, const char *key, int def) {
@@ -251,14 +264,14 @@ static ats_status parse_decoder(ats_model *m, cfg *c, const char *mt, const char
     if (neox) {
         m->bias = 4u | (cfg_bool(c, "attention_bias", 1) ? 3u : 0u);
         I->n_kv_heads = I->n_heads;
-        I->eps = (float)cfg_num(c, "layer_norm_eps", 1e-5);
+        I->eps = cfg_eps(c, "layer_norm_eps", 1e-5);
         *act = cfg_str(c, "hidden_act", "gelu");
         m->parallel_residual = cfg_bool(c, "use_parallel_residual", 1);
         base = cfg_num(c, "rotary_emb_base", 10000.0);
         part = cfg_num(c, "rotary_pct", 0.25);
     } else {
         I->n_kv_heads = cfg_int(c, "num_key_value_heads", I->n_heads, 1, 4096);
-        I->eps = (float)cfg_num(c, "rms_norm_eps", 1e-6);
+        I->eps = cfg_eps(c, "rms_norm_eps", 1e-6);
         *act = cfg_str(c, "hidden_act", "silu");
         m->rmsnorm = 1;
         m->gated_mlp = 1;
@@ -313,7 +326,7 @@ static ats_status parse_config(ats_model *m, const cJSON *root, const char *path
         I->d_ff = cfg_int(&c, "n_inner", 0, 0, BIG);
         if (!I->d_ff) I->d_ff = 4 * I->d_model;
         I->vocab_size = cfg_int(&c, "vocab_size", -2, 1, BIG);
-        I->eps = (float)cfg_num(&c, "layer_norm_epsilon", 1e-5);
+        I->eps = cfg_eps(&c, "layer_norm_epsilon", 1e-5);
         act = cfg_str(&c, "activation_function", "gelu_new");
         I->causal = 1;
         m->conv1d = 1;
@@ -329,14 +342,15 @@ static ats_status parse_config(ats_model *m, const cJSON *root, const char *path
         I->n_heads = cfg_int(&c, "num_attention_heads", 12, 1, 4096);
         I->n_layers = cfg_int(&c, "num_hidden_layers", 12, 0, 4096);
         I->d_ff = cfg_int(&c, "intermediate_size", 3072, 1, BIG);
-        I->eps = (float)cfg_num(&c, "layer_norm_eps", 1e-12);
+        I->eps = cfg_eps(&c, "layer_norm_eps", 1e-12);
         act = cfg_str(&c, "hidden_act", "gelu");
         if (vit) {
             I->image_size = cfg_int(&c, "image_size", 224, 1, 1 << 16);
             I->patch_size = cfg_int(&c, "patch_size", 16, 1, 1 << 16);
             I->n_channels = cfg_int(&c, "num_channels", 3, 1, 3);
             m->pre_ln = 1;
-            if (!c.rc && I->image_size % I->patch_size)
+            if (c.rc) return c.rc; /* patch_size may be 0 then: no division below */
+            if (I->image_size % I->patch_size)
                 return ats_error_set(err, ATS_ERR_FORMAT,
                                      "%s: image_size %d is not a multiple of patch_size %d", path,
                                      I->image_size, I->patch_size);
@@ -545,6 +559,17 @@ static const st_tensor *find_alias(const ats_safetensors *st, const char *name) 
 
 /* The float32 data of tensor prefix+name, whose shape must be dims[0..ndim); NULL and an error
  * (unless optional) when it is missing or wrong. */
+/* w[count], or NULL with an error naming the tensor when it holds NaN or infinity (a model
+ * would then give NaN or uniform attention without a word). */
+static const float *tensor_finite(loader *ld, const char *name, const float *w, size_t count) {
+    size_t bad = ats_f32_find_nonfinite(w, count);
+    if (bad == count) return w;
+    ld->rc = ats_error_set(ld->err, ATS_ERR_FORMAT,
+                           "%s: tensor '%s' holds a non-finite value (%g at element %zu)",
+                           ld->m->st.path, name, (double)w[bad], bad);
+    return NULL;
+}
+
 static const float *tensor_get(loader *ld, int optional, const char *name, int ndim,
                                const size_t *dims) {
     if (ld->rc) return NULL;
@@ -580,7 +605,7 @@ static const float *tensor_get(loader *ld, int optional, const char *name, int n
         return NULL;
     }
     if (t->dtype == ST_F32 && ((uintptr_t)t->data % sizeof(float)) == 0)
-        return (const float *)(const void *)t->data;
+        return tensor_finite(ld, full, (const float *)(const void *)t->data, t->count);
     float *p = malloc((t->count ? t->count : 1) * sizeof *p);
     if (!p || !own(m, p)) {
         free(p);
@@ -589,7 +614,7 @@ static const float *tensor_get(loader *ld, int optional, const char *name, int n
         return NULL;
     }
     ats_model_tensor_f32(t, p);
-    return p;
+    return tensor_finite(ld, full, p, t->count);
 }
 
 void ats_model_tensor_f32(const st_tensor *t, float *out) {

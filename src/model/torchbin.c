@@ -172,6 +172,7 @@ typedef struct vm {
     size_t nm, capm;
     size_t *memo; /* SIZE_MAX = unset */
     size_t nmemo;
+    char refused[128]; /* the first callable outside what state dicts use; "" none */
 } vm;
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem) {
@@ -280,6 +281,11 @@ static size_t call(vm *v, size_t fn, size_t args) {
             return new_obj(v, O_DICT);
         }
     }
+    /* a call of anything else (posix.system, builtins.eval...) is never made, but a state dict
+     * never holds one either: the file is refused rather than half-trusted */
+    if (!v->refused[0])
+        snprintf(v->refused, sizeof v->refused, "%s",
+                 f->t == O_GLOBAL ? f->s : "a callable that is not a global");
     return new_obj(v, O_OTHER);
 }
 
@@ -578,6 +584,12 @@ ats_status ats_torchbin_parse(const uint8_t *buf, size_t len, const char *path, 
     size_t top = 0;
     rc = run_pickle(&v, buf + pkl->offset, pkl->size, path, &top, err);
     if (rc) goto fail;
+    if (v.refused[0]) {
+        rc = ats_error_set(err, ATS_ERR_FORMAT,
+                           "%s: data.pkl calls %s, which no state dict does (refused)", path,
+                           v.refused);
+        goto fail;
+    }
     const obj *dict = &v.o[top];
     if (dict->t != O_DICT) {
         rc = ats_error_set(err, ATS_ERR_FORMAT, "%s: data.pkl is not a state dict", path);

@@ -34,6 +34,7 @@ void srv_reply_error(srv_reply *r, unsigned status, const char *fmt, ...) {
 }
 
 unsigned srv_status_http(ats_status st) {
+    if (srv_request_refused()) return 503;
     switch (st) {
     case ATS_ERR_FORMAT:
     case ATS_ERR_INVALID:
@@ -315,9 +316,11 @@ static ats_status head_get(ats_server *srv, srv_text *t, const params *p, srv_he
         }
     }
     pthread_mutex_unlock(&srv->cache_lock);
+    ats_status st = srv_work_begin(srv, err);
+    if (st) return st;
     srv_head *h = calloc(1, sizeof *h);
     if (!h) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
-    ats_status st = head_compute(t, p, h, err);
+    st = head_compute(t, p, h, err);
     if (st) {
         srv_head_free(h);
         return st;
@@ -622,8 +625,8 @@ static ats_status overview_compute(ats_server *srv, srv_text *t, ats_error *err)
     const double **lp = malloc(nh * sizeof *lp);
     size_t *ns = malloc(nh * sizeof *ns);
     ats_rips_result *res = calloc(nh, sizeof *res);
-    ats_status st = ATS_OK;
-    if (!ent || !ov_e || !ov_h || !full || !lowers || !lp || !ns || !res)
+    ats_status st = srv_work_begin(srv, err);
+    if (!st && (!ent || !ov_e || !ov_h || !full || !lowers || !lp || !ns || !res))
         st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
     ats_attn all;
     memset(&all, 0, sizeof all);
@@ -644,7 +647,8 @@ static ats_status overview_compute(ats_server *srv, srv_text *t, ats_error *err)
         for (size_t i = 0; i < n; i++) s += ent[k * n + i];
         ov_e[k] = s / (double)n;
         if (!want_h1) continue;
-        st = ats_head_metric(&a, k / H, k % H, 0, 0.0, full, lowers + k * m, err);
+        if (k % H == 0) st = srv_work_begin(srv, err); /* still wanted? */
+        if (!st) st = ats_head_metric(&a, k / H, k % H, 0, 0.0, full, lowers + k * m, err);
         lp[k] = lowers + k * m;
         ns[k] = n;
     }

@@ -102,10 +102,8 @@ static ats_status text_compute(ats_server *srv, const char *text, size_t len, sr
         ats_forward_result res;
         memset(&res, 0, sizeof res);
         double t0 = srv_now_ms();
-        while (sem_wait(&srv->forward_slots) != 0) {
-        }
-        st = ats_model_forward(srv->model, &in, &fo, &res, err);
-        sem_post(&srv->forward_slots);
+        st = srv_work_begin(srv, err); /* a slot, kept until the request ends */
+        if (!st) st = ats_model_forward(srv->model, &in, &fo, &res, err);
         *forward_ms = srv_now_ms() - t0;
         if (!st) {
             t->L = res.n_layers;

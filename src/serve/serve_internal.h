@@ -9,7 +9,7 @@
 
 #include <cjson/cJSON.h>
 #include <pthread.h>
-#include <semaphore.h>
+#include <sys/socket.h>
 
 #include "attnscope/rips.h"
 
@@ -59,7 +59,19 @@ struct ats_server {
     ats_server_options opt;
     size_t max_tokens;
     int port;
-    sem_t forward_slots;         /* forward passes that may run at once */
+    /* the gate (gate.c): the listening socket, its thread, and a pipe that wakes it to stop */
+    int listen_fd;
+    int gate_wake[2];
+    pthread_t gate_thread;
+    int gate_running;
+    char token[65]; /* required on every request when not empty (opt.token or random) */
+    /* heavy work (forward passes, analyses): at most work_slots run at once and opt.queue
+     * wait; the rest are refused with 503 (srv_work_begin) */
+    pthread_mutex_t work_lock;
+    pthread_cond_t work_cond;
+    unsigned work_slots, work_running, work_waiting;
+    unsigned in_handler;         /* requests being answered (under work_lock) */
+    int stopping;                /* ats_server_stop has begun (under work_lock) */
     pthread_mutex_t cache_lock;  /* the cache and reference counts */
     pthread_mutex_t render_lock; /* cairo/pango figures one at a time */
     srv_text **cache;            /* [opt.cache_entries] */
@@ -80,6 +92,25 @@ void srv_head_free(srv_head *h);
 /* Empties the cache (at shutdown, when no request is running). */
 void srv_cache_clear(ats_server *srv);
 
+/* The gate (gate.c): binds addr, then accepts connections on its own thread and hands each to
+ * MHD (srv->daemon) once its request has arrived. */
+ats_status srv_gate_start(ats_server *srv, const struct sockaddr *addr, socklen_t alen,
+                          ats_error *err);
+/* Stops the gate's thread and closes the listening socket (connections not handed over are
+ * closed). */
+void srv_gate_stop(ats_server *srv);
+
+/* Heavy work (server.c). A request's thread calls srv_work_begin before each heavy step (a
+ * forward pass, a head's analysis, a layer of the overview): the first call claims one of the
+ * work slots, kept until the request ends, waiting in the bounded queue when all are taken;
+ * every call checks that the work is still wanted. Errors (the request is then answered 503
+ * with Retry-After, see srv_status_http): the queue is full, the server is stopping, or the
+ * client has closed its connection (ATS_ERR_RANGE, naming which). Outside a request (no
+ * connection on this thread) it does nothing. */
+ats_status srv_work_begin(ats_server *srv, ats_error *err);
+/* 1 when srv_work_begin refused the request this thread is answering. */
+int srv_request_refused(void);
+
 /* Milliseconds of a monotonic clock. */
 double srv_now_ms(void);
 
@@ -89,6 +120,7 @@ typedef struct srv_reply {
     char *body;
     size_t len;
     const char *content_type;
+    char cookie[192]; /* a Set-Cookie value, when not empty */
 } srv_reply;
 
 /* Fills reply with {"error": message} and the status. */
@@ -97,7 +129,8 @@ void srv_reply_error(srv_reply *r, unsigned status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
-/* The HTTP status for a failed library call: 400 for bad input, 500 otherwise. */
+/* The HTTP status for a failed library call: 503 when srv_work_begin refused this thread's
+ * request, else 400 for bad input, 500 otherwise. */
 unsigned srv_status_http(ats_status st);
 
 /* The API. req is a JSON object of parameters (from the body, or built from the query string

@@ -1,11 +1,14 @@
-/* The viewer's HTTP server: libmicrohttpd with one thread per connection, request size limits,
- * Host / Origin / Content-Type checks, routing to the API and a fixed whitelist of static
- * files. */
+/* The viewer's HTTP server: libmicrohttpd with one thread per connection (fed by the gate,
+ * gate.c), request size limits, Host / Origin / Content-Type / token checks, the bounded queue
+ * of heavy work, routing to the API and a fixed whitelist of static files. */
+#define _DEFAULT_SOURCE /* syscall(SYS_gettid) */
 #include "serve_internal.h"
 
 #include <arpa/inet.h>
 #include <cblas.h>
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -13,7 +16,10 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/random.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 void ats_server_options_init(ats_server_options *opt) {
@@ -23,6 +29,9 @@ void ats_server_options_init(ats_server_options *opt) {
     opt->max_conns = 512;
     opt->cache_entries = 16;
     opt->cache_bytes = (size_t)256 << 20;
+    opt->max_conns_per_client = 64;
+    opt->request_timeout = 10;
+    opt->queue = 8;
 }
 
 /* The only files the server ever opens, besides the model. */
@@ -39,7 +48,86 @@ typedef struct conn_state {
     char *body;
     size_t len;
     int too_large;
+    int token_in_url; /* the page came with ?token=: give it the cookie */
 } conn_state;
+
+/* ---- heavy work: a bounded queue in front of work_slots slots */
+
+/* The request this thread is answering (one thread per connection): srv_work_begin needs its
+ * socket to notice a client that has gone, and srv_status_http whether it was refused, without
+ * every API and cache function passing it along. */
+typedef struct srv_request {
+    struct MHD_Connection *conn;
+    int fd;
+    int holds_slot;
+    int refused; /* srv_work_begin said no: answer 503 */
+} srv_request;
+static __thread srv_request *current_request;
+
+/* 1 when the client has closed its side (or its connection failed): its answer would be
+ * thrown away. */
+static int client_gone(const srv_request *rq) {
+    if (rq->fd < 0) return 0;
+    char c;
+    ssize_t k = recv(rq->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return k == 0 || (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+ats_status srv_work_begin(ats_server *srv, ats_error *err) {
+    srv_request *rq = current_request;
+    if (!rq) return ATS_OK;
+    const char *why = NULL;
+    pthread_mutex_lock(&srv->work_lock);
+    if (srv->stopping)
+        why = "the server is stopping";
+    else if (client_gone(rq))
+        why = "the client has gone";
+    else if (!rq->holds_slot && srv->work_running == srv->work_slots &&
+             srv->work_waiting >= srv->opt.queue)
+        why = "the server is busy: every work slot is taken and the queue is full";
+    if (!why && !rq->holds_slot) {
+        srv->work_waiting++;
+        while (!why && srv->work_running == srv->work_slots) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 100 * 1000000L; /* look at the client again every 0.1 s */
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&srv->work_cond, &srv->work_lock, &ts);
+            if (srv->stopping)
+                why = "the server is stopping";
+            else if (client_gone(rq))
+                why = "the client has gone";
+        }
+        srv->work_waiting--;
+        if (!why) {
+            srv->work_running++;
+            rq->holds_slot = 1;
+            /* heavy work yields the cores to cheap requests (cached analyses, the page): the
+             * thread belongs to this one connection and ends with it, so the lowered priority
+             * never outlives the work */
+            setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
+        }
+    }
+    pthread_mutex_unlock(&srv->work_lock);
+    if (!why) return ATS_OK;
+    rq->refused = 1;
+    return ats_error_set(err, ATS_ERR_RANGE, "%s; try again later", why);
+}
+
+static void work_end(ats_server *srv, srv_request *rq) {
+    pthread_mutex_lock(&srv->work_lock);
+    if (rq->holds_slot) srv->work_running--;
+    rq->holds_slot = 0;
+    pthread_cond_broadcast(&srv->work_cond);
+    pthread_mutex_unlock(&srv->work_lock);
+}
+
+int srv_request_refused(void) {
+    return current_request && current_request->refused;
+}
 
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
                       enum MHD_RequestTerminationCode toe) {
@@ -64,7 +152,11 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, srv_reply *r, int he
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    /* every request passes the gate (gate.c), so none follows on a kept-alive connection */
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     if (r->status == 405) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, POST");
+    if (r->status == 503) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (r->cookie[0]) MHD_add_response_header(resp, MHD_HTTP_HEADER_SET_COOKIE, r->cookie);
     (void)head_only; /* MHD omits the body of a HEAD response itself */
     enum MHD_Result ret = MHD_queue_response(c, r->status, resp);
     MHD_destroy_response(resp);
@@ -146,9 +238,33 @@ static int host_allowed(const ats_server *srv, const char *hostport, size_t len)
     return host_name_allowed(srv, name, nlen);
 }
 
-/* The reason a request may not go on (Host, Origin, Content-Type), written into r; 0: fine. */
+/* 1 when a[alen] equals the token, in time independent of where they differ. */
+static int token_equal(const char *token, const char *a, size_t alen) {
+    size_t n = strlen(token);
+    unsigned diff = alen != n;
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)token[i] ^ (unsigned char)a[i % (alen ? alen : 1)];
+    return alen && !diff;
+}
+
+/* Whether the request carries the server's token: ?token=, the cookie, or Authorization. */
+static int token_given(const ats_server *srv, struct MHD_Connection *c, int *in_url) {
+    *in_url = 0;
+    const char *q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "token");
+    if (q && token_equal(srv->token, q, strlen(q))) {
+        *in_url = 1;
+        return 1;
+    }
+    const char *k = MHD_lookup_connection_value(c, MHD_COOKIE_KIND, "attnscope_token");
+    if (k && token_equal(srv->token, k, strlen(k))) return 1;
+    const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    return a && !strncasecmp(a, "token ", 6) && token_equal(srv->token, a + 6, strlen(a + 6));
+}
+
+/* The reason a request may not go on (Host, Origin, Content-Type, token), written into r; 0:
+ * fine. */
 static int request_refused(const ats_server *srv, struct MHD_Connection *c, const char *method,
-                           srv_reply *r) {
+                           conn_state *cs, srv_reply *r) {
     const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
     if (!host) {
         srv_reply_error(r, 400, "the request has no Host header");
@@ -159,6 +275,12 @@ static int request_refused(const ats_server *srv, struct MHD_Connection *c, cons
                         "Host '%.200s' is not this server's address (start it with "
                         "--allow-host for remote use)",
                         host);
+        return 1;
+    }
+    if (srv->token[0] && !token_given(srv, c, &cs->token_in_url)) {
+        srv_reply_error(r, 403,
+                        "this server needs its token: open the URL it printed at start "
+                        "(/?token=...)");
         return 1;
     }
     const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
@@ -337,7 +459,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         *con_cls = cs;
         srv_reply r = {0};
         /* refused before the body is read: MHD then closes the connection without reading it */
-        if (request_refused(srv, c, method, &r)) return send_reply(c, &r, 0);
+        if (request_refused(srv, c, method, cs, &r)) return send_reply(c, &r, 0);
         const char *cl =
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
@@ -371,8 +493,32 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return MHD_YES;
     }
     srv_reply r = {0};
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    srv_request rq = {c, ci ? ci->connect_fd : -1, 0, 0};
+    pthread_mutex_lock(&srv->work_lock);
+    srv->in_handler++;
+    pthread_mutex_unlock(&srv->work_lock);
+    current_request = &rq;
     route(srv, c, url, method, cs, &r);
-    return send_reply(c, &r, !strcmp(method, "HEAD"));
+    current_request = NULL;
+    work_end(srv, &rq);
+    if (cs->token_in_url && r.status == 200)
+        snprintf(r.cookie, sizeof r.cookie, "attnscope_token=%s; Path=/; HttpOnly; SameSite=Strict",
+                 srv->token);
+    enum MHD_Result ret = send_reply(c, &r, !strcmp(method, "HEAD"));
+    pthread_mutex_lock(&srv->work_lock);
+    srv->in_handler--;
+    pthread_cond_broadcast(&srv->work_cond);
+    pthread_mutex_unlock(&srv->work_lock);
+    return ret;
+}
+
+/* 1 for 127.0.0.0/8 and ::1: only this machine can connect. */
+static int host_is_loopback(const struct sockaddr_storage *ss) {
+    if (ss->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+    return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
 }
 
 static int parse_host(const char *host, int port, struct sockaddr_storage *ss, int *ipv6) {
@@ -404,7 +550,8 @@ static void server_free(ats_server *srv) {
     free(srv->web_dir);
     free(srv->bound_host);
     free(srv->allow_hosts);
-    sem_destroy(&srv->forward_slots);
+    pthread_mutex_destroy(&srv->work_lock);
+    pthread_cond_destroy(&srv->work_cond);
     pthread_mutex_destroy(&srv->cache_lock);
     pthread_mutex_destroy(&srv->render_lock);
     free(srv);
@@ -439,8 +586,10 @@ ats_status ats_server_start(const ats_server_options *opt, ats_server **out, ats
      * cores otherwise); with n_threads > 0, one at a time with that many threads. */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     if (opt->n_threads <= 0) openblas_set_num_threads(1); /* once, before any pass (model.h) */
-    sem_init(&srv->forward_slots, 0,
-             opt->n_threads > 0 ? 1u : (unsigned)(cores > 0 && cores < 256 ? cores : 1));
+    srv->work_slots = opt->n_threads > 0 ? 1u : (unsigned)(cores > 0 && cores < 256 ? cores : 1);
+    pthread_mutex_init(&srv->work_lock, NULL);
+    pthread_cond_init(&srv->work_cond, NULL);
+    srv->listen_fd = srv->gate_wake[0] = srv->gate_wake[1] = -1;
     pthread_mutex_init(&srv->cache_lock, NULL);
     pthread_mutex_init(&srv->render_lock, NULL);
     srv->opt = *opt;
@@ -453,6 +602,9 @@ ats_status ats_server_start(const ats_server_options *opt, ats_server **out, ats
         nofile.rlim_cur < (rlim_t)srv->opt.max_conns + 64)
         srv->opt.max_conns = nofile.rlim_cur > 80 ? (unsigned)(nofile.rlim_cur - 64) : 16;
     if (!srv->opt.cache_entries) srv->opt.cache_entries = 16;
+    if (!srv->opt.max_conns_per_client) srv->opt.max_conns_per_client = 64;
+    if (!srv->opt.request_timeout) srv->opt.request_timeout = 10;
+    srv->opt.token = NULL;
     if (!srv->opt.cache_bytes) srv->opt.cache_bytes = (size_t)256 << 20;
     srv->opt.host = NULL; /* borrowed strings are not kept */
     srv->opt.model = NULL;
@@ -467,6 +619,27 @@ ats_status ats_server_start(const ats_server_options *opt, ats_server **out, ats
         (opt->allow_hosts && !srv->allow_hosts)) {
         server_free(srv);
         return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    }
+    if (opt->token) {
+        size_t tl = strlen(opt->token);
+        int ok = tl < sizeof srv->token;
+        for (size_t i = 0; i < tl && ok; i++)
+            ok = isalnum((unsigned char)opt->token[i]) || opt->token[i] == '-' ||
+                 opt->token[i] == '_';
+        if (!ok) {
+            server_free(srv);
+            return ats_error_set(err, ATS_ERR_INVALID,
+                                 "serve: the token must be at most 64 letters, digits, - or _");
+        }
+        memcpy(srv->token, opt->token, tl + 1);
+    } else if (!host_is_loopback(&addr)) {
+        /* reachable from other machines: a secret in the URL, as Jupyter does */
+        unsigned char rnd[24];
+        if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+            server_free(srv);
+            return ats_error_set(err, ATS_ERR_IO, "serve: no random bytes for the token");
+        }
+        for (size_t i = 0; i < sizeof rnd; i++) snprintf(srv->token + 2 * i, 3, "%02x", rnd[i]);
     }
     srv->opt.adapter = NULL; /* read only here */
     ats_status st = ats_model_load_adapted(opt->model, opt->adapter, &srv->model, err);
@@ -487,32 +660,72 @@ ats_status ats_server_start(const ats_server_options *opt, ats_server **out, ats
     if (opt->max_tokens && opt->max_tokens < max) max = opt->max_tokens;
     srv->max_tokens = max;
 
+    /* MHD does not listen: the gate accepts and hands over complete requests (gate.c) */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                     MHD_USE_POLL | (ipv6 ? MHD_USE_IPv6 : 0);
+                     MHD_USE_POLL | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC |
+                     (ipv6 ? MHD_USE_IPv6 : 0);
     struct MHD_Daemon *d = MHD_start_daemon(
-        flags, (uint16_t)opt->port, NULL, NULL, handle, srv, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT, srv->opt.max_conns,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        flags, 0, NULL, NULL, handle, srv, MHD_OPTION_CONNECTION_LIMIT, srv->opt.max_conns,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, srv->opt.max_conns_per_client,
+        MHD_OPTION_CONNECTION_TIMEOUT, srv->opt.request_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)(256 << 10), MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
         MHD_OPTION_UNESCAPE_CALLBACK, unescape_keep_nul, NULL, MHD_OPTION_END);
     if (!d) {
         server_free(srv);
-        return ats_error_set(err, ATS_ERR_IO, "serve: cannot listen on %s port %d (in use?)", host,
-                             opt->port);
+        return ats_error_set(err, ATS_ERR_IO, "serve: cannot start the HTTP server");
     }
     srv->daemon = d;
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-    srv->port = info ? (int)info->port : opt->port;
+    srv->port = opt->port;
+    st = srv_gate_start(srv, (struct sockaddr *)&addr,
+                        ipv6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in), err);
+    if (st) {
+        srv_gate_stop(srv);
+        MHD_stop_daemon(d);
+        srv->daemon = NULL;
+        server_free(srv);
+        if (err)
+            ats_error_set(err, ATS_ERR_IO, "serve: cannot listen on %s port %d (in use?)", host,
+                          opt->port);
+        return ATS_ERR_IO;
+    }
     *out = srv;
     return ATS_OK;
+}
+
+const char *ats_server_token(const ats_server *srv) {
+    return srv ? srv->token : "";
 }
 
 int ats_server_port(const ats_server *srv) {
     return srv ? srv->port : 0;
 }
 
-void ats_server_stop(ats_server *srv) {
-    if (!srv) return;
+int ats_server_stop_within(ats_server *srv, unsigned timeout_ms) {
+    if (!srv) return 1;
+    srv_gate_stop(srv); /* no new connections */
+    pthread_mutex_lock(&srv->work_lock);
+    srv->stopping = 1; /* queued work gives up, running work at its next step */
+    pthread_cond_broadcast(&srv->work_cond);
+    double end = srv_now_ms() + timeout_ms;
+    while (srv->in_handler && srv_now_ms() < end) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 20 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&srv->work_cond, &srv->work_lock, &ts);
+    }
+    unsigned busy = srv->in_handler;
+    pthread_mutex_unlock(&srv->work_lock);
+    if (busy) return 0;
     if (srv->daemon) MHD_stop_daemon(srv->daemon);
+    srv->daemon = NULL;
     server_free(srv);
+    return 1;
+}
+
+void ats_server_stop(ats_server *srv) {
+    ats_server_stop_within(srv, ~0u);
 }

@@ -32,7 +32,8 @@ class Server:
         if "http://" not in line:
             self.kill()
             raise RuntimeError("server did not start: " + line + self.proc.stderr.read())
-        self.url = line.strip().split(" on ", 1)[1].rstrip("/")
+        url, _, self.token = line.strip().split(" on ", 1)[1].partition("?token=")
+        self.url = url.rstrip("/")
         self.port = int(self.url.rsplit(":", 1)[1])
 
     def stop(self, sig=signal.SIGTERM, timeout=30):

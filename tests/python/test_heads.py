@@ -246,9 +246,10 @@ def test_bad_input(tmp_path):
     (tmp_path / "empty.txt").write_text("\n\n")
     p = run("heads", "--model", model, "--corpus", str(tmp_path / "empty.txt"), "--output",
             str(tmp_path / "D.npy"), "--out", str(tmp_path / "o"), "--quiet")
-    assert p.returncode == 0, p.stderr
-    assert np.array_equal(np.load(tmp_path / "D.npy"), np.zeros((8, 8)))
-    assert "2 empty" in p.stdout
+    # nothing usable: exit 2 naming why, no all-zero D.npy, no folder (issue 16)
+    assert p.returncode == 2, p.stderr
+    assert "no usable line" in p.stderr and "2 empty" in p.stderr
+    assert not (tmp_path / "D.npy").exists() and not (tmp_path / "o").exists()
 
 
 def mpirun():

@@ -412,12 +412,14 @@ def test_honest_size_message():
 
 
 def test_idle_connections_do_not_starve_others(bert):
-    """Slowloris, scaled down: 150 connections that send half a request and then nothing keep
-    their threads, but every normal request is still answered at once."""
+    """Slowloris, scaled down: 150 connections (from three loopback addresses, 50 each: under
+    the per-address cap) that send half a request and then nothing wait in the gate, but every
+    normal request is still answered at once."""
     idle = []
     try:
-        for _ in range(150):
-            s = socket.create_connection(("127.0.0.1", bert.port), timeout=10)
+        for k in range(150):
+            s = socket.create_connection(("127.0.0.1", bert.port), timeout=10,
+                                         source_address=("127.0.0.%d" % (2 + k % 3), 0))
             s.sendall(b"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
             idle.append(s)
         t0 = time.monotonic()

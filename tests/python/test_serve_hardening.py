@@ -1,0 +1,230 @@
+"""attnscope serve against hostile and heavy clients (issue 16): malformed request lines, slow
+clients (slowloris), too many connections from one address, the URL token, the bounded queue of
+heavy work (503 + Retry-After), work of clients that have gone, and SIGTERM with heavy work in
+flight. Loopback only; every server is stopped by the test; every wait is bounded."""
+import concurrent.futures
+import json
+import os
+import signal
+import socket
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
+from serve_helper import ATTNSCOPE, ROOT, Server, serving  # noqa: E402
+from minilm_dir import minilm_dir  # noqa: E402
+
+BERT = os.path.join(ROOT, "tests", "fixtures", "models", "bert")
+WORDS = ("attention heads follow syntax while others track position and some simply look at the "
+         "separator token when nothing better is available").split()
+
+
+def long_text(n_words, salt):
+    """A text of about n_words tokens, different for each salt."""
+    return " ".join(WORDS[(i * 7 + salt) % len(WORDS)] for i in range(n_words)) + " %d" % salt
+
+
+def read_answer(s, timeout):
+    """(status line, headers, body, seconds) of what s receives until the server closes."""
+    s.settimeout(timeout)
+    t0 = time.monotonic()
+    got = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+    except (socket.timeout, ConnectionResetError):
+        pass
+    head, _, body = got.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    return lines[0], lines[1:], body, time.monotonic() - t0
+
+
+def send(srv, data, source="127.0.0.1"):
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=10, source_address=(source, 0))
+    s.sendall(data)
+    return s
+
+
+@pytest.fixture(scope="module")
+def bert():
+    srv = Server(BERT, "--request-timeout", "2", "--max-client-conns", "5")
+    try:
+        yield srv
+        code, err = srv.stop()
+        assert code == 0, err
+    finally:
+        srv.kill()
+
+
+@pytest.mark.parametrize("line", [b"GARBAGE\r\n\r\n", b"GET\r\n\r\n", b"\x00\x01\x02\r\n\r\n",
+                                  b"\x16\x03\x01\x02\x00\x01\x00", b"get / HTTP/1.1\r\n\r\n",
+                                  b"GET / HTTP/2.0\r\n\r\n", b"GET /a b HTTP/1.1\r\n\r\n"])
+def test_malformed_request_line_answered_400_at_once(bert, line):
+    """Before: MHD closed some without an answer and held others (control bytes, a TLS
+    hello) until its 60 s timeout."""
+    s = send(bert, line)
+    status, _, body, secs = read_answer(s, 5)
+    s.close()
+    assert status.startswith("HTTP/1.1 400"), (line, status)
+    assert "request line" in json.loads(body)["error"]
+    assert secs < 1, secs
+
+
+def test_slow_request_gets_408(bert):
+    """Slowloris: a client sending a header line every 0.5 s is cut off at the request
+    deadline (2 s here) however active it keeps the connection; before, only idle time
+    counted."""
+    s = send(bert, b"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    t0 = time.monotonic()
+    closed = False
+    for i in range(12):
+        time.sleep(0.5)
+        try:
+            s.sendall(b"X-Slow-%d: 1\r\n" % i)
+        except (BrokenPipeError, ConnectionResetError):
+            closed = True
+            break
+    status, _, _, _ = read_answer(s, 1) if not closed else ("closed", None, None, 0)
+    s.close()
+    assert closed or status.startswith("HTTP/1.1 408"), status
+    assert time.monotonic() - t0 < 5
+    assert bert.json("/api/info")[0] == 200
+
+
+def test_connections_per_address_capped(bert):
+    """One address may hold at most --max-client-conns (5 here) unfinished requests; the next
+    gets 429, and other addresses are served meanwhile."""
+    held = [send(bert, b"GET /api/info HTTP/1.1\r\n", "127.0.0.2") for _ in range(5)]
+    try:
+        time.sleep(0.2)
+        s = send(bert, b"GET /api/info HTTP/1.1\r\n", "127.0.0.2")
+        status, _, body, _ = read_answer(s, 5)
+        s.close()
+        assert status.startswith("HTTP/1.1 429"), status
+        assert bert.json("/api/info")[0] == 200
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_token_required_when_given():
+    with serving(BERT, "--token", "s3cret-Token_1") as srv:
+        assert srv.token == "s3cret-Token_1"
+        status, _, body = srv.request("/api/info")
+        assert status == 403 and "token" in json.loads(body)["error"]
+        assert srv.request("/?token=wrong")[0] == 403
+        assert srv.request("/api/info?token=s3cret-Token_") [0] == 403
+        status, headers, _ = srv.request("/?token=s3cret-Token_1")
+        assert status == 200
+        cookie = headers["Set-Cookie"]
+        assert cookie.startswith("attnscope_token=s3cret-Token_1;") and "HttpOnly" in cookie
+        for hdr in (b"Cookie: attnscope_token=s3cret-Token_1",
+                    b"Authorization: token s3cret-Token_1"):
+            s = send(srv, b"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%s\r\n\r\n"
+                     % (srv.port, hdr))
+            status, _, _, _ = read_answer(s, 5)
+            s.close()
+            assert status.startswith("HTTP/1.1 200"), (hdr, status)
+    import subprocess  # a bad token is refused at start
+    r = subprocess.run([ATTNSCOPE, "serve", "--model", BERT, "--port", "0", "--token", "a b"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "token" in r.stderr
+
+
+MINILM = minilm_dir()
+needs_minilm = pytest.mark.skipif(MINILM is None, reason="all-MiniLM-L6-v2 missing (tools/deps.sh)")
+
+
+# under AddressSanitizer at -O0 (make test-asan) persistence is ~30 times slower
+SANITIZED = b"__asan_init" in open(ATTNSCOPE, "rb").read()
+
+
+def heavy(srv, salt, timeout=600):
+    """A request that takes seconds: ~300 tokens (150 under the sanitizers), persistence up to
+    H2."""
+    return srv.request("/api/analyze", {"text": long_text(150 if SANITIZED else 300, salt),
+                                        "layer": 0, "head": 0, "max_dim": 2}, timeout=timeout)
+
+
+def post_raw(srv, body):
+    data = json.dumps(body).encode()
+    return send(srv, b"POST /api/analyze HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                % (srv.port, len(data), data))
+
+
+@needs_minilm
+def test_queue_full_gets_503_and_cached_stays_fast():
+    """One work slot and a queue of one: of four heavy requests at once, one runs, one waits and
+    two get 503 with Retry-After at once; a cached analysis is answered in under 100 ms all the
+    while (90% of them; all under 0.5 s on a loaded machine) (before: every request ran at once, however many)."""
+    with serving(MINILM, "--threads", "1", "--queue", "1") as srv:
+        small = {"text": "the cat sat on the mat", "layer": 1, "head": 2}
+        assert srv.request("/api/analyze", small)[0] == 200
+        with concurrent.futures.ThreadPoolExecutor(4) as ex:
+            futures = []
+            for k in range(4):
+                futures.append(ex.submit(heavy, srv, k))
+                time.sleep(0.3)
+            cached = []
+            while not all(f.done() for f in futures):
+                t0 = time.monotonic()
+                assert srv.request("/api/analyze", small)[0] == 200
+                cached.append(time.monotonic() - t0)
+                time.sleep(0.1)
+            answers = [f.result() for f in futures]
+        codes = sorted(a[0] for a in answers)
+        assert codes == [200, 200, 503, 503], codes
+        for status, headers, body in answers:
+            if status == 503:
+                assert headers["Retry-After"] == "1"
+                assert "busy" in json.loads(body)["error"]
+        # < 100 ms; on a shared, loaded machine the scheduler alone can stall a request, so
+        # the strict maximum is bench/serve_load's figure and here 90% and a bound on the rest
+        cached.sort()
+        assert cached[int(0.9 * (len(cached) - 1))] < 0.1 and cached[-1] < 0.5, cached
+
+
+@needs_minilm
+def test_work_of_a_gone_client_is_dropped():
+    """A heavy request whose client closes while it waits in the queue never runs: its text's
+    forward pass is not in the cache afterwards (before: it ran to the end)."""
+    with serving(MINILM, "--threads", "1") as srv:
+        running = post_raw(srv, {"text": long_text(300, 1), "layer": 0, "head": 0, "max_dim": 2})
+        time.sleep(0.5)
+        gone_text = long_text(60, 2)
+        gone = post_raw(srv, {"text": gone_text, "layer": 0, "head": 0})
+        time.sleep(0.3)
+        gone.close()
+        status, _, _, _ = read_answer(running, 120)
+        running.close()
+        assert status.startswith("HTTP/1.1 200"), status
+        time.sleep(0.5)
+        status, _, body = srv.request("/api/analyze", {"text": gone_text, "layer": 0, "head": 0})
+        assert status == 200
+        assert json.loads(body)["timing"]["cached"] is False
+
+
+@needs_minilm
+def test_sigterm_with_heavy_work_exits_within_a_second():
+    srv = Server(MINILM)
+    try:
+        socks = [post_raw(srv, {"text": long_text(400, k), "layer": 0, "head": 0, "max_dim": 2})
+                 for k in range(3)]
+        time.sleep(1.0)  # forward passes done, persistence running
+        t0 = time.monotonic()
+        code, err = srv.stop(signal.SIGTERM, timeout=30)
+        secs = time.monotonic() - t0
+        for s in socks:
+            s.close()
+        assert code == 0, err
+        assert "stopped" in err
+        assert secs < 1.0, secs
+    finally:
+        srv.kill()
