@@ -39,7 +39,7 @@ static double rate(const shape *s, int runs) {
     for (size_t i = 0; i < s->K * s->o; i++) w[i] = (float)(i % 5) * 0.25f - 0.5f;
     k_pack_into(&pw, pw.p, w, s->o, s->K, s->o, 1);
     double flops = 2.0 * (double)s->n * (double)s->K * (double)s->o, best = 0.0;
-    long reps = (long)(2e8 / flops) + 1; /* about 0.2 GFLOP a timing */
+    long reps = (long)(5e7 / flops) + 1; /* about 0.05 GFLOP a timing */
     for (int r = 0; r < runs; r++) {
         double t0 = fma_peak_seconds();
         for (long i = 0; i < reps; i++) k_linear_packed(out, s->o, in, s->K, &pw, b, s->n, s->o);
@@ -80,7 +80,7 @@ int main(int argc, char **argv) {
         double sum = 0.0;
         size_t count = sizeof SHAPES / sizeof *SHAPES;
         for (size_t i = 0; i < count; i++) {
-            double g = rate(&SHAPES[i], 5);
+            double g = rate(&SHAPES[i], 9);
             sum += g / peak;
             printf("  %-22s %9.1f %6.0f%%\n", SHAPES[i].name, g, 100.0 * g / peak);
         }

@@ -63,10 +63,15 @@ void k_pack_into(packed_w *pw, float *p, const float *w, size_t ldw, size_t i, s
                 memset(dst + k * K_NR + nc, 0, (K_NR - nc) * sizeof *dst);
             }
         } else {
-            for (size_t k = 0; k < i; k++) {
-                for (size_t j = 0; j < nc; j++) dst[k * K_NR + j] = w[(c0 + j) * ldw + k];
-                for (size_t j = nc; j < K_NR; j++) dst[k * K_NR + j] = 0.0f;
+            /* a transpose: each row of W read once, in order (column by column, the reads
+             * strode ldw floats, a cache line each: the attention's Kᵀ of every head, every
+             * layer), written down one lane of the panel, which stays in cache */
+            for (size_t j = 0; j < nc; j++) {
+                const float *src = w + (c0 + j) * ldw;
+                for (size_t k = 0; k < i; k++) dst[k * K_NR + j] = src[k];
             }
+            for (size_t k = 0; nc < K_NR && k < i; k++)
+                memset(dst + k * K_NR + nc, 0, (K_NR - nc) * sizeof *dst);
         }
     }
     pw->p = p;
