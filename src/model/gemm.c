@@ -167,3 +167,36 @@ void k_linear_packed(float *out, size_t ldo, const float *in, size_t ldi, const 
         kernel(out + c0, ldo, in, ldi, pw->p + (size_t)pn * K * K_NR, n, K, nc, b ? b + c0 : NULL);
     }
 }
+
+/* The causal attention's products, where a row r sees only columns j ≤ r (one thread each: the
+ * heads run in parallel). Every element that is computed is the same FMA chain as in
+ * k_linear_packed, so the results are its results.
+ *
+ * s[n][n] (row stride lds) = q[n][K] · Kᵀ packed [K][n], at least where j ≤ r: panel p of Kᵀ
+ * (columns 48p ..) only for rows 48p .. n-1; entries above are left as they were. */
+void k_linear_packed_lower(float *s, size_t lds, const float *q, size_t ldq, const packed_w *kt,
+                           size_t n) {
+    k_panel_fn kernel = panel_kernel();
+    size_t K = kt->i;
+    for (size_t c0 = 0; c0 < n; c0 += K_NR) {
+        size_t nc = n - c0 < K_NR ? n - c0 : K_NR;
+        kernel(s + c0 * lds + c0, lds, q + c0 * ldq, ldq, kt->p + c0 / K_NR * K * K_NR, n - c0, K,
+               nc, NULL);
+    }
+}
+
+/* out[n][o] (row stride ldo) = p[n][n] · V packed [n][o], for p lower triangular (p[r][j] = 0
+ * for j > r): rows in blocks of 48, each block's sums stopping after k = its last row. The terms
+ * left out are products with exact zeros, which leave a finite sum as it is. */
+void k_linear_packed_tril(float *out, size_t ldo, const float *p, size_t ldp, const packed_w *v,
+                          size_t n, size_t o) {
+    k_panel_fn kernel = panel_kernel();
+    for (size_t r0 = 0; r0 < n; r0 += K_NR) {
+        size_t rows = n - r0 < K_NR ? n - r0 : K_NR;
+        for (size_t c0 = 0; c0 < o; c0 += K_NR) {
+            size_t nc = o - c0 < K_NR ? o - c0 : K_NR;
+            kernel(out + r0 * ldo + c0, ldo, p + r0 * ldp, ldp, v->p + c0 / K_NR * v->i * K_NR,
+                   rows, r0 + rows, nc, NULL);
+        }
+    }
+}
