@@ -10,7 +10,7 @@
  *
  * One panel layout for every kernel path, so a model packed once runs on any of them:
  *   generic  portable C, 4-row tiles, multiply then add (two roundings);
- *   avx2     4 rows × 24 columns of AVX2 + FMA (gemm_x86.c);
+ *   avx2     4 rows × 24 columns, or 6 × 16 for narrow products, of AVX2 + FMA (gemm_x86.c);
  *   avx512   8 rows × 48 columns of AVX-512F (gemm_x86.c);
  *   neon     4 rows × 24 columns of aarch64 Advanced SIMD (gemm_neon.c).
  * In avx2, avx512 and neon each output element is one fused multiply-add chain over k in
