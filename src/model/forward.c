@@ -124,14 +124,20 @@ static void attention(const ats_model *m, int l, const float *q, size_t ldq, con
         packed_w kt, vp;
         /* S_h[n][n] = scale · (Q_h[n][dh] · K_gᵀ[dh][n]): K_g [n][dh] is a Linear [o][i] */
         k_pack_into(&kt, pack + h * per_head, k + g * dh, ldkv, dh, n, 0);
-        k_linear_packed(p, n, q + h * dh, ldq, &kt, NULL, n, n);
-        for (size_t e = 0; e < nn; e++) p[e] *= scale;
-        if (mi->causal) /* row i sees keys 0..i */
-            for (size_t i = 0; i < n; i++)
-                for (size_t j = i + 1; j < n; j++) p[i * n + j] = -INFINITY;
-        if (window) /* and of those only i-window+1..i (transformers' sliding_window_overlay) */
-            for (size_t i = window; i < n; i++)
-                for (size_t j = 0; j + window <= i; j++) p[i * n + j] = -INFINITY;
+        if (mi->causal) { /* row i sees keys 0..i: the products above the diagonal are skipped */
+            k_linear_packed_lower(p, n, q + h * dh, ldq, &kt, n);
+            for (size_t i = 0; i < n; i++) {
+                float *row = p + i * n;
+                /* and of those only i-window+1..i (transformers' sliding_window_overlay) */
+                size_t j0 = window && i >= window ? i - window + 1 : 0;
+                for (size_t j = 0; j < j0; j++) row[j] = -INFINITY;
+                for (size_t j = j0; j <= i; j++) row[j] *= scale;
+                for (size_t j = i + 1; j < n; j++) row[j] = -INFINITY;
+            }
+        } else {
+            k_linear_packed(p, n, q + h * dh, ldq, &kt, NULL, n, n);
+            for (size_t e = 0; e < nn; e++) p[e] *= scale;
+        }
         if (scores) memcpy(scores + h * nn, p, nn * sizeof *p);
         k_softmax_rows(p, n, n);
         float hm = head_mask ? head_mask[(size_t)l * H + h] : 1.0f;
@@ -140,7 +146,10 @@ static void attention(const ats_model *m, int l, const float *q, size_t ldq, con
         /* ctx[:, h·dh ..] = P_h[n][n] · V_g[n][dh]: V_g is a Conv1D [i][o] */
         if (need_ctx) {
             k_pack_into(&vp, pack + h * per_head + kt_floats, v + g * dh, ldkv, n, dh, 1);
-            k_linear_packed(ctx + h * dh, ldc, p, n, &vp, NULL, n, dh);
+            if (mi->causal) /* P is 0 above the diagonal */
+                k_linear_packed_tril(ctx + h * dh, ldc, p, n, &vp, n, dh);
+            else
+                k_linear_packed(ctx + h * dh, ldc, p, n, &vp, NULL, n, dh);
         }
     }
 }

@@ -10,7 +10,7 @@
  *
  * One panel layout for every kernel path, so a model packed once runs on any of them:
  *   generic  portable C, 4-row tiles, multiply then add (two roundings);
- *   avx2     4 rows × 24 columns of AVX2 + FMA (gemm_x86.c);
+ *   avx2     4 rows × 24 columns, or 6 × 16 for narrow products, of AVX2 + FMA (gemm_x86.c);
  *   avx512   8 rows × 48 columns of AVX-512F (gemm_x86.c);
  *   neon     4 rows × 24 columns of aarch64 Advanced SIMD (gemm_neon.c).
  * In avx2, avx512 and neon each output element is one fused multiply-add chain over k in
@@ -63,10 +63,15 @@ void k_pack_into(packed_w *pw, float *p, const float *w, size_t ldw, size_t i, s
                 memset(dst + k * K_NR + nc, 0, (K_NR - nc) * sizeof *dst);
             }
         } else {
-            for (size_t k = 0; k < i; k++) {
-                for (size_t j = 0; j < nc; j++) dst[k * K_NR + j] = w[(c0 + j) * ldw + k];
-                for (size_t j = nc; j < K_NR; j++) dst[k * K_NR + j] = 0.0f;
+            /* a transpose: each row of W read once, in order (column by column, the reads
+             * strode ldw floats, a cache line each: the attention's Kᵀ of every head, every
+             * layer), written down one lane of the panel, which stays in cache */
+            for (size_t j = 0; j < nc; j++) {
+                const float *src = w + (c0 + j) * ldw;
+                for (size_t k = 0; k < i; k++) dst[k * K_NR + j] = src[k];
             }
+            for (size_t k = 0; nc < K_NR && k < i; k++)
+                memset(dst + k * K_NR + nc, 0, (K_NR - nc) * sizeof *dst);
         }
     }
     pw->p = p;
@@ -160,5 +165,38 @@ void k_linear_packed(float *out, size_t ldo, const float *in, size_t ldi, const 
     for (long pn = 0; pn < np; pn++) {
         size_t c0 = (size_t)pn * K_NR, nc = o_used - c0 < K_NR ? o_used - c0 : K_NR;
         kernel(out + c0, ldo, in, ldi, pw->p + (size_t)pn * K * K_NR, n, K, nc, b ? b + c0 : NULL);
+    }
+}
+
+/* The causal attention's products, where a row r sees only columns j ≤ r (one thread each: the
+ * heads run in parallel). Every element that is computed is the same FMA chain as in
+ * k_linear_packed, so the results are its results.
+ *
+ * s[n][n] (row stride lds) = q[n][K] · Kᵀ packed [K][n], at least where j ≤ r: panel p of Kᵀ
+ * (columns 48p ..) only for rows 48p .. n-1; entries above are left as they were. */
+void k_linear_packed_lower(float *s, size_t lds, const float *q, size_t ldq, const packed_w *kt,
+                           size_t n) {
+    k_panel_fn kernel = panel_kernel();
+    size_t K = kt->i;
+    for (size_t c0 = 0; c0 < n; c0 += K_NR) {
+        size_t nc = n - c0 < K_NR ? n - c0 : K_NR;
+        kernel(s + c0 * lds + c0, lds, q + c0 * ldq, ldq, kt->p + c0 / K_NR * K * K_NR, n - c0, K,
+               nc, NULL);
+    }
+}
+
+/* out[n][o] (row stride ldo) = p[n][n] · V packed [n][o], for p lower triangular (p[r][j] = 0
+ * for j > r): rows in blocks of 48, each block's sums stopping after k = its last row. The terms
+ * left out are products with exact zeros, which leave a finite sum as it is. */
+void k_linear_packed_tril(float *out, size_t ldo, const float *p, size_t ldp, const packed_w *v,
+                          size_t n, size_t o) {
+    k_panel_fn kernel = panel_kernel();
+    for (size_t r0 = 0; r0 < n; r0 += K_NR) {
+        size_t rows = n - r0 < K_NR ? n - r0 : K_NR;
+        for (size_t c0 = 0; c0 < o; c0 += K_NR) {
+            size_t nc = o - c0 < K_NR ? o - c0 : K_NR;
+            kernel(out + r0 * ldo + c0, ldo, p + r0 * ldp, ldp, v->p + c0 / K_NR * v->i * K_NR,
+                   rows, r0 + rows, nc, NULL);
+        }
     }
 }

@@ -225,6 +225,13 @@ void k_pack_free(packed_w *pw);
  * o' ≤ pw->o columns of W; b may be NULL. Runs on the kernel path in use. */
 void k_linear_packed(float *out, size_t ldo, const float *in, size_t ldi, const packed_w *pw,
                      const float *b, size_t n, size_t o_used);
+/* Causal attention (one thread): s[n][n] (row stride lds) = q[n][K] · Kᵀ (kt packed [K][n])
+ * where j ≤ r, entries above the diagonal partly left unset; out[n][o] = p[n][n] · V (v packed
+ * [n][o]) for p zero above the diagonal. The same bits as k_linear_packed where computed. */
+void k_linear_packed_lower(float *s, size_t lds, const float *q, size_t ldq, const packed_w *kt,
+                           size_t n);
+void k_linear_packed_tril(float *out, size_t ldo, const float *p, size_t ldp, const packed_w *v,
+                          size_t n, size_t o);
 
 /* ---- kernels (src/model/kernels.c) */
 
