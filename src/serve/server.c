@@ -666,10 +666,13 @@ ats_status ats_server_start(const ats_server_options *opt, ats_server **out, ats
                      (ipv6 ? MHD_USE_IPv6 : 0);
     struct MHD_Daemon *d = MHD_start_daemon(
         flags, 0, NULL, NULL, handle, srv, MHD_OPTION_CONNECTION_LIMIT, srv->opt.max_conns,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, srv->opt.max_conns_per_client,
-        MHD_OPTION_CONNECTION_TIMEOUT, srv->opt.request_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)(256 << 10), MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
-        MHD_OPTION_UNESCAPE_CALLBACK, unescape_keep_nul, NULL, MHD_OPTION_END);
+        /* the gate caps each address's waiting connections; MHD's own per-address count also
+         * holds connections it has answered and not yet reaped, which refused normal clients of
+         * a busy address (a reset) under load */
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, srv->opt.max_conns, MHD_OPTION_CONNECTION_TIMEOUT,
+        srv->opt.request_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 << 10),
+        MHD_OPTION_NOTIFY_COMPLETED, completed, srv, MHD_OPTION_UNESCAPE_CALLBACK,
+        unescape_keep_nul, NULL, MHD_OPTION_END);
     if (!d) {
         server_free(srv);
         return ats_error_set(err, ATS_ERR_IO, "serve: cannot start the HTTP server");
