@@ -34,6 +34,8 @@ typedef struct ats_rips_options {
                                --ratio); essential classes are always reported */
     int want_cocycles;      /* 1: representative cocycles for every reported pair, dims >= 1 */
     int want_cycles;        /* 1: representative cycles for the reported H1 pairs */
+    int n_threads;          /* threads for this one problem, 0 = all cores (default 1); the
+                               result is the same, byte for byte, whatever the count */
 } ats_rips_options;
 
 /* Fills the defaults above. */
@@ -71,7 +73,8 @@ ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_option
                             ats_rips_result *out, ats_error *err);
 
 /* Computes `count` independent problems, metric i on ns[i] points, in parallel with n_threads
- * OpenMP threads (0: all cores). outs[i] and errs[i] (errs may be NULL) receive each result;
+ * OpenMP threads (0: all cores); a single problem gets all n_threads (opt->n_threads is
+ * ignored). outs[i] and errs[i] (errs may be NULL) receive each result;
  * returns the first non-OK status in index order, or ATS_OK. */
 ats_status ats_rips_compute_batch(size_t count, const size_t *ns, const double *const *lowers,
                                   const ats_rips_options *opt, int n_threads, ats_rips_result *outs,

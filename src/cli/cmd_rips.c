@@ -28,7 +28,9 @@ static const char USAGE[] =
     "  --cycles            print a representative cycle (its edges) of every H1 class (and\n"
     "                      include them in --json)\n"
     "  --precision N       significant digits printed (default 6, as Ripser)\n"
-    "  --threads N         threads for a batch of matrices (default: all cores)\n"
+    "  --threads N         threads (default: all cores): one matrix is computed on all\n"
+    "                      of them, a batch one matrix a thread; the output is the same\n"
+    "                      whatever N\n"
     "  --quiet             print only the intervals\n";
 
 typedef struct rips_args {

@@ -85,11 +85,20 @@ typedef struct rips {
     entry_vec negative_triangles; /* every triangle paired with an edge, when want_cycles */
     ats_representative *cycles;   /* [out[1].len] */
     const ats_rips_options *opt;
+    int threads; /* OpenMP threads for one problem (>= 1) */
     pair_vec out[ATS_RIPS_MAX_DIM + 1];
     int oom;
 } rips;
 
 /* ---- small helpers */
+
+/* Out of memory: threads of one problem may say so at the same time. */
+static void set_oom(rips *r) {
+    __atomic_store_n(&r->oom, 1, __ATOMIC_RELAXED);
+}
+static int oom_seen(rips *r) {
+    return __atomic_load_n(&r->oom, __ATOMIC_RELAXED);
+}
 
 static inline int64_t binom(const rips *r, int64_t v, int k) {
     return (k > r->k_max || v < 0) ? 0 : r->binom[(size_t)k * (r->n + 1) + (size_t)v];
@@ -151,16 +160,6 @@ static void simplex_vertices(const rips *r, int64_t idx, int dim, int32_t *v) {
     }
 }
 
-static double vertices_diameter(const rips *r, const int32_t *v, int nv) {
-    double d = 0.0;
-    for (int i = 0; i < nv; i++)
-        for (int j = i + 1; j < nv; j++) {
-            double x = dist(r, v[i], v[j]);
-            if (x > d) d = x;
-        }
-    return d;
-}
-
 static uint32_t mod_mul(uint32_t a, uint32_t b, uint32_t p) {
     return (uint32_t)(((uint64_t)a * b) % p);
 }
@@ -172,7 +171,7 @@ static int heap_push(rips *r, heap *h, entry e) {
         size_t nc = h->cap ? h->cap * 2 : 64;
         entry *na = realloc(h->a, nc * sizeof *na);
         if (!na) {
-            r->oom = 1;
+            set_oom(r);
             return 0;
         }
         h->a = na;
@@ -260,7 +259,7 @@ static int pivot_map_insert(rips *r, pivot_map *m, int64_t key, int64_t column, 
         size_t cap = (m->mask + 1) * 2;
         pivot_slot *ns = malloc(cap * sizeof *ns);
         if (!ns) {
-            r->oom = 1;
+            set_oom(r);
             return 0;
         }
         for (size_t i = 0; i < cap; i++) ns[i].key = -1;
@@ -289,7 +288,7 @@ static int vec_push(rips *r, entry_vec *v, entry e) {
         size_t nc = v->cap ? v->cap * 2 : 256;
         entry *na = realloc(v->a, nc * sizeof *na);
         if (!na) {
-            r->oom = 1;
+            set_oom(r);
             return 0;
         }
         v->a = na;
@@ -315,7 +314,7 @@ static int pair_push(rips *r, int dim, double birth, double death, int64_t bs, i
             if (nr) p->reps = nr;
         }
         if (!np || !nb || !nd || (r->want_cocycles && dim >= 1 && !nr)) {
-            r->oom = 1;
+            set_oom(r);
             return 0;
         }
         p->cap = nc;
@@ -453,7 +452,7 @@ typedef struct cob_enum {
     int k;
     int dim;
     double diam;
-    uint32_t coef;
+    uint32_t coef, neg_coef;                 /* the simplex's coefficient and its negative mod p */
     int32_t vert[ATS_RIPS_MAX_DIM + 2];      /* descending */
     const double *row[ATS_RIPS_MAX_DIM + 2]; /* dense: distance rows of the vertices */
     /* sparse: one cursor per vertex into its neighbour list (descending vertex order) */
@@ -471,6 +470,7 @@ static void cob_init(cob_enum *c, const rips *r, entry s, int dim, const int32_t
     c->dim = dim;
     c->diam = s.diam;
     c->coef = e_coef(r, s);
+    c->neg_coef = (r->modulus - c->coef) % r->modulus;
     if (vert)
         memcpy(c->vert, vert, (size_t)(dim + 1) * sizeof *vert);
     else
@@ -508,7 +508,7 @@ static int cob_next(cob_enum *c, int all, entry *out) {
             }
             if (d > r->threshold) continue;
             int64_t index = c->idx_above + binom(r, v, c->k + 1) + c->idx_below;
-            uint32_t coef = (c->k & 1) ? mod_mul(r->modulus - 1, c->coef, r->modulus) : c->coef;
+            uint32_t coef = (c->k & 1) ? c->neg_coef : c->coef;
             *out = make_entry(r, d, index, coef);
             c->last_v = (int32_t)v;
             return 1;
@@ -542,7 +542,7 @@ static int cob_next(cob_enum *c, int all, entry *out) {
             c->k--;
         }
         int64_t index = c->idx_above + binom(r, w, c->k + 1) + c->idx_below;
-        uint32_t coef = (c->k & 1) ? mod_mul(r->modulus - 1, c->coef, r->modulus) : c->coef;
+        uint32_t coef = (c->k & 1) ? c->neg_coef : c->coef;
         *out = make_entry(r, d, index, coef);
         c->last_v = w;
         return 1;
@@ -560,16 +560,88 @@ static void cob_cofacet_vertices(const cob_enum *c, int32_t *out) {
 /* ---- apparent pairs (zero persistence): sigma's oldest cofacet tau has the same diameter and
  * sigma is tau's youngest facet. */
 
+/* Pairwise distances of a simplex's vertices (descending), pd[i * PD + j] for i < j: the
+ * apparent-pair tests look at every facet's diameter, and the distances are at hand where the
+ * simplex was enumerated, so they are passed along rather than looked up again (the lookups are
+ * cache misses on large matrices). */
+#define PD (ATS_RIPS_MAX_DIM + 3)
+
+static void pairwise(const rips *r, const int32_t *v, int nv, double *pd) {
+    for (int i = 0; i < nv; i++) {
+        const double *row = r->full ? r->full + (size_t)v[i] * r->n : NULL;
+        for (int j = i + 1; j < nv; j++) pd[i * PD + j] = row ? row[v[j]] : dist(r, v[i], v[j]);
+    }
+}
+
+/* pd of the nv+1 vertices obtained by inserting w at position p into the nv vertices whose
+ * pd is given; dw[i] = d(w, v[i]). */
+static void pairwise_insert(const double *pd, int nv, int p, const double *dw, double *out) {
+    for (int a = 0; a <= nv; a++)
+        for (int b = a + 1; b <= nv; b++) {
+            int sa = a < p ? a : a - 1, sb = b < p ? b : b - 1;
+            out[a * PD + b] = a == p ? dw[sb] : b == p ? dw[sa] : pd[sa * PD + sb];
+        }
+}
+
 /* The cofacet of s with the same diameter that comes first in the filtration, or ic ==
- * UINT64_MAX. vert: s's vertices or NULL; out_vert (if not NULL) receives the cofacet's. */
+ * UINT64_MAX. vert: s's vertices or NULL; pd: their pairwise distances or NULL; out_vert and
+ * out_pd (each may be NULL) receive the cofacet's. */
 static entry zero_pivot_cofacet(const rips *r, entry s, int dim, const int32_t *vert,
-                                int32_t *out_vert) {
+                                const double *pd, int32_t *out_vert, double *out_pd) {
+    int32_t v[ATS_RIPS_MAX_DIM + 2];
+    int nv = dim + 1;
+    if (vert)
+        memcpy(v, vert, (size_t)nv * sizeof *v);
+    else
+        simplex_vertices(r, e_index(r, s), dim, v);
+    if (!r->sparse) {
+        /* Dense: the first cofacet in enumeration order (new vertex w descending) whose
+           diameter equals s's is the largest w, not a vertex of s, within s.diam of every
+           vertex. A plain scan of the distance rows; the vertices of s pass the test (their
+           distances are <= s.diam), so they are ruled out only when a row says yes. */
+        const double *row[ATS_RIPS_MAX_DIM + 2];
+        for (int i = 0; i < nv; i++) row[i] = r->full + (size_t)v[i] * r->n;
+        double dm = s.diam;
+        for (int64_t w = (int64_t)r->n - 1; w >= 0; w--) {
+            double x = row[0][w];
+            for (int i = 1; i < nv; i++)
+                if (row[i][w] > x) x = row[i][w];
+            if (x > dm) continue;
+            int p = 0; /* vertices of s above w */
+            while (p < nv && v[p] > w) p++;
+            if (p < nv && v[p] == w) continue;
+            /* cofacet vertices, descending: v[0..p-1], w, v[p..dim] */
+            int32_t u[ATS_RIPS_MAX_DIM + 3];
+            memcpy(u, v, (size_t)p * sizeof *u);
+            u[p] = (int32_t)w;
+            memcpy(u + p + 1, v + p, (size_t)(nv - p) * sizeof *u);
+            int64_t idx = 0;
+            for (int i = 0; i <= nv; i++) idx += binom(r, u[i], nv + 1 - i);
+            uint32_t c = e_coef(r, s);
+            if ((nv - p) & 1) c = (r->modulus - c) % r->modulus; /* (-1)^(vertices below w) */
+            if (out_vert) memcpy(out_vert, u, (size_t)(nv + 1) * sizeof *u);
+            if (out_pd) {
+                double own[PD * PD], dw[ATS_RIPS_MAX_DIM + 2];
+                if (!pd) {
+                    pairwise(r, v, nv, own);
+                    pd = own;
+                }
+                for (int i = 0; i < nv; i++) dw[i] = row[i][w];
+                pairwise_insert(pd, nv, p, dw, out_pd);
+            }
+            return make_entry(r, dm, idx, c);
+        }
+        return (entry){0, UINT64_MAX};
+    }
     cob_enum c;
-    cob_init(&c, r, s, dim, vert);
+    cob_init(&c, r, s, dim, v);
     entry e;
     while (cob_next(&c, 1, &e))
         if (e.diam == s.diam) {
-            if (out_vert) cob_cofacet_vertices(&c, out_vert);
+            int32_t u[ATS_RIPS_MAX_DIM + 3];
+            cob_cofacet_vertices(&c, u);
+            if (out_vert) memcpy(out_vert, u, (size_t)(nv + 1) * sizeof *u);
+            if (out_pd) pairwise(r, u, nv + 1, out_pd);
             return e;
         }
     return (entry){0, UINT64_MAX};
@@ -577,20 +649,31 @@ static entry zero_pivot_cofacet(const rips *r, entry s, int dim, const int32_t *
 
 /* The facet of t (a dim-simplex) with the same diameter that comes last in the filtration
  * (smallest index), or ic == UINT64_MAX. Its coefficient is the incidence [t : facet].
- * vert: t's vertices or NULL; out_vert (if not NULL) receives the facet's. */
+ * vert: t's vertices or NULL; pd: their pairwise distances or NULL; out_vert (if not NULL)
+ * receives the facet's. */
 static entry zero_pivot_facet(const rips *r, entry t, int dim, const int32_t *vert,
-                              int32_t *out_vert) {
-    int32_t v[ATS_RIPS_MAX_DIM + 2], f[ATS_RIPS_MAX_DIM + 2];
+                              const double *pd, int32_t *out_vert) {
+    int32_t v[ATS_RIPS_MAX_DIM + 3], f[ATS_RIPS_MAX_DIM + 2];
     if (vert)
         memcpy(v, vert, (size_t)(dim + 1) * sizeof *v);
     else
         simplex_vertices(r, e_index(r, t), dim, v);
-    /* Removing the top vertex first gives facets in increasing index order. */
+    double own[PD * PD];
+    if (!pd) {
+        pairwise(r, v, dim + 1, own);
+        pd = own;
+    }
+    /* Removing the top vertex first gives facets in increasing index order; a facet's
+       diameter is the largest distance among the pairs that avoid the removed vertex. */
     for (int rm = 0; rm <= dim; rm++) {
         int m = 0;
-        for (int i = 0; i <= dim; i++)
-            if (i != rm) f[m++] = v[i];
-        double d = vertices_diameter(r, f, dim);
+        double d = 0.0;
+        for (int i = 0; i <= dim; i++) {
+            if (i == rm) continue;
+            f[m++] = v[i];
+            for (int j = i + 1; j <= dim; j++)
+                if (j != rm && pd[i * PD + j] > d) d = pd[i * PD + j];
+        }
         if (d != t.diam) continue;
         int64_t idx = 0;
         for (int i = 0; i < dim; i++) idx += binom(r, f[i], dim - i);
@@ -607,20 +690,24 @@ static int is_none(entry e) {
     return e.ic == UINT64_MAX;
 }
 
-static entry zero_apparent_cofacet(const rips *r, entry s, int dim, const int32_t *vert) {
+static entry zero_apparent_cofacet(const rips *r, entry s, int dim, const int32_t *vert,
+                                   const double *pd) {
     int32_t tv[ATS_RIPS_MAX_DIM + 3];
-    entry t = zero_pivot_cofacet(r, s, dim, vert, tv);
+    double tpd[PD * PD];
+    entry t = zero_pivot_cofacet(r, s, dim, vert, pd, tv, tpd);
     if (is_none(t)) return t;
-    entry f = zero_pivot_facet(r, t, dim + 1, tv, NULL);
+    entry f = zero_pivot_facet(r, t, dim + 1, tv, tpd, NULL);
     if (!is_none(f) && e_index(r, f) == e_index(r, s)) return t;
     return (entry){0, UINT64_MAX};
 }
 
-static entry zero_apparent_facet(const rips *r, entry t, int dim, const int32_t *vert) {
+static entry zero_apparent_facet(const rips *r, entry t, int dim, const int32_t *vert,
+                                 const double *pd) {
     int32_t fv[ATS_RIPS_MAX_DIM + 2];
-    entry f = zero_pivot_facet(r, t, dim, vert, fv);
+    entry f = zero_pivot_facet(r, t, dim, vert, pd, fv);
     if (is_none(f)) return f;
-    entry c = zero_pivot_cofacet(r, make_entry(r, f.diam, e_index(r, f), 1), dim - 1, fv, NULL);
+    entry c = zero_pivot_cofacet(r, make_entry(r, f.diam, e_index(r, f), 1), dim - 1, fv, NULL,
+                                 NULL, NULL);
     if (!is_none(c) && e_index(r, c) == e_index(r, t)) return f;
     return (entry){0, UINT64_MAX};
 }
@@ -664,15 +751,29 @@ static int compute_dim0(rips *r, entry_vec *edges, entry_vec *columns) {
         free(parent);
         free(rank);
         free(birth_vertex);
-        r->oom = 1;
+        set_oom(r);
+        return 0;
+    }
+    /* kind[t]: 0 = closes a cycle, 1 = joins two components, 2 = in an apparent pair */
+    size_t ne = edges->len;
+    uint8_t *kind = malloc(ne ? ne : 1);
+    entry *tris = r->want_cycles ? malloc((ne ? ne : 1) * sizeof *tris) : NULL;
+    if (!kind || (r->want_cycles && !tris)) {
+        free(parent);
+        free(rank);
+        free(birth_vertex);
+        free(kind);
+        free(tris);
+        set_oom(r);
         return 0;
     }
     for (size_t i = 0; i < n; i++) parent[i] = birth_vertex[i] = (int64_t)i;
-    for (size_t t = edges->len; t-- > 0;) {
+    for (size_t t = ne; t-- > 0;) {
         entry e = edges->a[t];
         int32_t v[2];
         simplex_vertices(r, e_index(r, e), 1, v);
         int64_t a = uf_find(parent, v[0]), b = uf_find(parent, v[1]);
+        kind[t] = a != b;
         if (a != b) {
             /* The younger component dies; all births are 0 so the choice only affects
                which vertex is named as the birth. */
@@ -688,14 +789,31 @@ static int compute_dim0(rips *r, entry_vec *edges, entry_vec *columns) {
             parent[b] = a;
             if (rank[a] == rank[b]) rank[a]++;
             if (birth_vertex[b] < birth_vertex[a]) birth_vertex[a] = birth_vertex[b];
-        } else if (r->dim_max >= 1) {
-            entry tri = zero_apparent_cofacet(r, e, 1, v);
-            if (is_none(tri))
-                vec_push(r, columns, e);
-            else if (r->want_cycles)
-                vec_push(r, &r->negative_triangles, tri);
         }
     }
+    if (r->dim_max >= 1) {
+        /* The apparent-pair test of each cycle edge reads only the metric: in parallel, then
+           the columns are taken in order. */
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1024) num_threads(r->threads) if (r->threads > 1)
+#endif
+        for (size_t t = 0; t < ne; t++) {
+            if (kind[t]) continue;
+            entry tri = zero_apparent_cofacet(r, edges->a[t], 1, NULL, NULL);
+            if (!is_none(tri)) {
+                kind[t] = 2;
+                if (tris) tris[t] = tri;
+            }
+        }
+        for (size_t t = ne; t-- > 0;) {
+            if (kind[t] == 0)
+                vec_push(r, columns, edges->a[t]);
+            else if (kind[t] == 2 && tris)
+                vec_push(r, &r->negative_triangles, tris[t]);
+        }
+    }
+    free(kind);
+    free(tris);
     for (size_t i = 0; i < n; i++)
         if (uf_find(parent, (int64_t)i) == (int64_t)i)
             pair_push(r, 0, 0.0, INFINITY, birth_vertex[i], -1);
@@ -754,7 +872,7 @@ static int init_coboundary(rips *r, entry s, int dim, const pivot_map *pivots, h
             int32_t ev[ATS_RIPS_MAX_DIM + 3];
             cob_cofacet_vertices(&c, ev);
             if (!pivot_map_find(pivots, e_index(r, e)) &&
-                is_none(zero_apparent_facet(r, e, dim + 1, ev))) {
+                is_none(zero_apparent_facet(r, e, dim + 1, ev, NULL))) {
                 *pivot = e;
                 return 1;
             }
@@ -777,7 +895,7 @@ static ats_representative make_rep(rips *r, entry s, heap *red_copy, int dim) {
         free(rep.coefs);
         rep.vertices = NULL;
         rep.coefs = NULL;
-        r->oom = 1;
+        set_oom(r);
         return rep;
     }
     heap_push(r, red_copy, make_entry(r, s.diam, e_index(r, s), 1));
@@ -796,7 +914,7 @@ static int compute_pairs(rips *r, const entry_vec *columns, pivot_map *pivots, i
     heap red = {NULL, 0, 0}, cob = {NULL, 0, 0}, tmp = {NULL, 0, 0};
     entry_vec scratch = {NULL, 0, 0};
     if (!R.start) {
-        r->oom = 1;
+        set_oom(r);
         return 0;
     }
     R.start[0] = 0;
@@ -825,7 +943,7 @@ static int compute_pairs(rips *r, const entry_vec *columns, pivot_map *pivots, i
                 has = heap_get_pivot(r, &cob, &pivot);
                 continue;
             }
-            entry f = zero_apparent_facet(r, pivot, dim + 1, NULL);
+            entry f = zero_apparent_facet(r, pivot, dim + 1, NULL, NULL);
             if (!is_none(f)) {
                 /* The pivot belongs to a skipped apparent pair (f, pivot): add f's coboundary,
                    scaled so that the pivot cancels: -c / [pivot : f]. */
@@ -862,29 +980,100 @@ static int compute_pairs(rips *r, const entry_vec *columns, pivot_map *pivots, i
     return !r->oom;
 }
 
+/* The pairwise distances of the cofacet just produced, from the simplex's (pd). */
+static void cob_cofacet_pd(const cob_enum *c, const double *pd, double *out) {
+    const rips *r = c->r;
+    int nv = c->dim + 1, p = 0;
+    double dw[ATS_RIPS_MAX_DIM + 2];
+    while (p < nv && c->vert[p] > c->last_v) p++;
+    for (int i = 0; i < nv; i++)
+        dw[i] = r->full ? c->row[i][c->last_v] : dist(r, c->vert[i], c->last_v);
+    pairwise_insert(pd, nv, p, dw, out);
+}
+
+/* The (dim+1)-simplices from simplices [from, to) (see assemble_columns) into next (when
+ * keep_next) and the columns among them into columns. Reads only r and pivots. */
+static void assemble_range(rips *r, const entry_vec *simplices, size_t from, size_t to,
+                           const pivot_map *pivots, int dim, int keep_next, entry_vec *next,
+                           entry_vec *columns) {
+    for (size_t i = from; i < to && !oom_seen(r); i++) {
+        cob_enum c;
+        cob_init(&c, r, make_entry(r, simplices->a[i].diam, e_index(r, simplices->a[i]), 1), dim,
+                 NULL);
+        double spd[PD * PD], epd[PD * PD];
+        pairwise(r, c.vert, dim + 1, spd);
+        entry e;
+        int32_t ev[ATS_RIPS_MAX_DIM + 3];
+        while (cob_next(&c, 0, &e)) {
+            if (keep_next) vec_push(r, next, e);
+            if (pivot_map_find(pivots, e_index(r, e))) continue;
+            cob_cofacet_vertices(&c, ev);
+            cob_cofacet_pd(&c, spd, epd);
+            /* the facet test is a few comparisons, the cofacet test a scan: facet first */
+            if (!is_none(zero_apparent_facet(r, e, dim + 1, ev, epd)) ||
+                !is_none(zero_apparent_cofacet(r, e, dim + 1, ev, epd)))
+                continue;
+            vec_push(r, columns, e);
+        }
+    }
+}
+
+static int vec_append(rips *r, entry_vec *dst, const entry_vec *src) {
+    if (src->len == 0) return 1;
+    if (dst->len + src->len > dst->cap) {
+        size_t nc = dst->len + src->len;
+        entry *na = realloc(dst->a, nc * sizeof *na);
+        if (!na) {
+            set_oom(r);
+            return 0;
+        }
+        dst->a = na;
+        dst->cap = nc;
+    }
+    memcpy(dst->a + dst->len, src->a, src->len * sizeof *src->a);
+    dst->len += src->len;
+    return 1;
+}
+
 /* Columns of dimension dim+1 from the dim-simplices: every (dim+1)-simplex within threshold
  * once; those paired as pivots in dimension dim (clearing) or in apparent pairs are dropped.
- * `simplices` becomes the (dim+1)-simplices when they are needed for the next dimension. */
+ * `simplices` becomes the (dim+1)-simplices when they are needed for the next dimension.
+ * With several threads each takes contiguous blocks of simplices and the blocks' outputs are
+ * joined in block order, so the result does not depend on the thread count. */
 static int assemble_columns(rips *r, entry_vec *simplices, entry_vec *columns,
                             const pivot_map *pivots, int dim) {
     entry_vec next = {NULL, 0, 0};
     int keep_next = dim + 1 < r->dim_max;
     columns->len = 0;
-    for (size_t i = 0; i < simplices->len && !r->oom; i++) {
-        cob_enum c;
-        cob_init(&c, r, make_entry(r, simplices->a[i].diam, e_index(r, simplices->a[i]), 1), dim,
-                 NULL);
-        entry e;
-        int32_t ev[ATS_RIPS_MAX_DIM + 3];
-        while (cob_next(&c, 0, &e)) {
-            if (keep_next) vec_push(r, &next, e);
-            if (pivot_map_find(pivots, e_index(r, e))) continue;
-            cob_cofacet_vertices(&c, ev);
-            if (!is_none(zero_apparent_cofacet(r, e, dim + 1, ev)) ||
-                !is_none(zero_apparent_facet(r, e, dim + 1, ev)))
-                continue;
-            vec_push(r, columns, e);
+    size_t count = simplices->len;
+    int threads = r->threads;
+    if (threads <= 1 || count < 1024) {
+        assemble_range(r, simplices, 0, count, pivots, dim, keep_next, &next, columns);
+    } else {
+        size_t nblocks = (size_t)threads * 16, per = (count + nblocks - 1) / nblocks;
+        entry_vec *bn = calloc(nblocks, sizeof *bn), *bc = calloc(nblocks, sizeof *bc);
+        if (!bn || !bc) {
+            set_oom(r);
+        } else {
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+#endif
+            for (size_t b = 0; b < nblocks; b++) {
+                size_t from = b * per, to = from + per < count ? from + per : count;
+                if (from < to)
+                    assemble_range(r, simplices, from, to, pivots, dim, keep_next, &bn[b], &bc[b]);
+            }
+            for (size_t b = 0; b < nblocks && !r->oom; b++) {
+                if (keep_next) vec_append(r, &next, &bn[b]);
+                vec_append(r, columns, &bc[b]);
+            }
         }
+        for (size_t b = 0; bn && bc && b < nblocks; b++) {
+            free(bn[b].a);
+            free(bc[b].a);
+        }
+        free(bn);
+        free(bc);
     }
     free(simplices->a);
     *simplices = next;
@@ -926,7 +1115,7 @@ static void essential_cycle(rips *r, entry e, ats_representative *rep) {
     if (!prev || !queue) {
         free(prev);
         free(queue);
-        r->oom = 1;
+        set_oom(r);
         return;
     }
     for (size_t i = 0; i < n; i++) prev[i] = -1;
@@ -951,7 +1140,7 @@ static void essential_cycle(rips *r, entry e, ats_representative *rep) {
     rep->vertices = malloc(2 * len * sizeof *rep->vertices);
     rep->coefs = malloc(len * sizeof *rep->coefs);
     if (!rep->vertices || !rep->coefs) {
-        r->oom = 1;
+        set_oom(r);
     } else {
         rep->vertices[0] = ev[0];
         rep->vertices[1] = ev[1];
@@ -975,20 +1164,20 @@ static void compute_cycles(rips *r) {
     pair_vec *h1 = &r->out[1];
     r->cycles = calloc(h1->len ? h1->len : 1, sizeof *r->cycles);
     if (!r->cycles) {
-        r->oom = 1;
+        set_oom(r);
         return;
     }
     /* filtration order = the reverse of the column order */
     sort_columns(r, neg->a, neg->len);
     pivot_map by_edge, by_triangle;
     if (!pivot_map_init(&by_edge, neg->len) || !pivot_map_init(&by_triangle, neg->len)) {
-        r->oom = 1;
+        set_oom(r);
         return;
     }
     size_t *start = malloc((neg->len + 1) * sizeof *start);
     entry_vec pool = {NULL, 0, 0};
     heap work = {NULL, 0, 0};
-    if (!start) r->oom = 1;
+    if (!start) set_oom(r);
     size_t ncols = 0;
     for (size_t t = neg->len; t-- > 0 && !r->oom;) {
         entry tri = neg->a[t];
@@ -1032,7 +1221,7 @@ static void compute_cycles(rips *r) {
         rep->vertices = malloc((b - a ? b - a : 1) * 2 * sizeof *rep->vertices);
         rep->coefs = malloc((b - a ? b - a : 1) * sizeof *rep->coefs);
         if (!rep->vertices || !rep->coefs) {
-            r->oom = 1;
+            set_oom(r);
             break;
         }
         for (size_t q = a; q < b; q++) {
@@ -1064,6 +1253,7 @@ void ats_rips_options_init(ats_rips_options *opt) {
     opt->modulus = 2;
     opt->min_persistence = 0.0;
     opt->ratio = 1.0;
+    opt->n_threads = 1;
 }
 
 ats_status ats_metric_check(size_t n, const double *lower, const char *name, ats_error *err) {
@@ -1193,6 +1383,10 @@ ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_option
     r.opt = opt;
     r.modulus = opt->modulus;
     r.want_cocycles = opt->want_cocycles;
+    r.threads = opt->n_threads > 0 ? opt->n_threads : 1;
+#ifdef _OPENMP
+    if (opt->n_threads == 0) r.threads = omp_get_num_procs();
+#endif
     r.want_cycles = opt->want_cycles && opt->max_dim >= 1;
     /* Homology above dimension n-2 vanishes (Ripser computes up to min(dim, n-2) too). */
     r.dim_max = opt->max_dim;
@@ -1336,13 +1530,21 @@ ats_status ats_rips_compute_batch(size_t count, const size_t *ns, const double *
                                   ats_error *errs) {
     ats_status first = ATS_OK;
     size_t first_at = count;
+    /* one problem: all threads on it; several: one thread each */
+    ats_rips_options one;
+    if (opt)
+        one = *opt;
+    else
+        ats_rips_options_init(&one);
+    one.n_threads = count == 1 ? n_threads : 1;
 #ifdef _OPENMP
     int threads = n_threads > 0 ? n_threads : omp_get_num_procs();
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
 #endif
     for (size_t i = 0; i < count; i++) {
         ats_error local;
-        ats_status st = ats_rips_compute(ns[i], lowers[i], opt, &outs[i], errs ? &errs[i] : &local);
+        ats_status st =
+            ats_rips_compute(ns[i], lowers[i], &one, &outs[i], errs ? &errs[i] : &local);
         if (st) {
 #ifdef _OPENMP
 #pragma omp critical(ats_rips_batch)
