@@ -49,6 +49,19 @@ typedef struct ats_representative {
     uint32_t *coefs;   /* [count] */
 } ats_representative;
 
+/* Phases of ats_rips_compute. Serial: SETUP, EDGES, REDUCE_COMMIT, SORT; the others run on
+ * opt->n_threads threads. */
+enum {
+    ATS_RIPS_PHASE_SETUP,         /* checks, enclosing radius, distance rows or neighbour lists */
+    ATS_RIPS_PHASE_EDGES,         /* edge list, its sort, union-find (H0) */
+    ATS_RIPS_PHASE_EDGE_APPARENT, /* apparent-pair tests of the edges */
+    ATS_RIPS_PHASE_REDUCE_AHEAD,  /* column reduction against the pivots of earlier chunks */
+    ATS_RIPS_PHASE_REDUCE_COMMIT, /* finishing each column and recording its pivot, in order */
+    ATS_RIPS_PHASE_ASSEMBLE,      /* enumerating the next dimension's columns */
+    ATS_RIPS_PHASE_SORT,          /* sorting them */
+    ATS_RIPS_PHASES
+};
+
 typedef struct ats_rips_result {
     int max_dim;
     size_t n_points;
@@ -64,6 +77,9 @@ typedef struct ats_rips_result {
     /* Filled when want_cycles: cycles[i] is a cycle of edges (coefficient ±1 mod p) representing
        dims[1].pairs[i]; for essential classes it is a cycle born at the birth edge. */
     ats_representative *cycles;
+    /* CPU seconds of the process (all threads) by phase, ATS_RIPS_PHASE_*: where the time goes
+       and which part of it runs on one thread only. */
+    double phase_cpu_seconds[ATS_RIPS_PHASES];
 } ats_rips_result;
 
 /* Computes persistence of the metric `lower` on n points. The metric is validated first: NaN,

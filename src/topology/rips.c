@@ -15,6 +15,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -85,7 +86,8 @@ typedef struct rips {
     entry_vec negative_triangles; /* every triangle paired with an edge, when want_cycles */
     ats_representative *cycles;   /* [out[1].len] */
     const ats_rips_options *opt;
-    int threads; /* OpenMP threads for one problem (>= 1) */
+    int threads;                       /* OpenMP threads for one problem (>= 1) */
+    double phase_cpu[ATS_RIPS_PHASES]; /* CPU seconds, see rips.h */
     pair_vec out[ATS_RIPS_MAX_DIM + 1];
     int oom;
 } rips;
@@ -98,6 +100,20 @@ static void set_oom(rips *r) {
 }
 static int oom_seen(rips *r) {
     return __atomic_load_n(&r->oom, __ATOMIC_RELAXED);
+}
+
+/* Process CPU seconds (all threads): per-phase costs independent of the machine's load. */
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Charges the CPU time since *t to phase k and restarts the clock. */
+static void phase_mark(rips *r, int k, double *t) {
+    double x = cpu_now();
+    r->phase_cpu[k] += x - *t;
+    *t = x;
 }
 
 static inline int64_t binom(const rips *r, int64_t v, int k) {
@@ -743,6 +759,7 @@ static int compute_dim0(rips *r, entry_vec *edges, entry_vec *columns) {
                     return 0;
             }
     }
+    double t_phase = cpu_now();
     sort_columns(r, edges->a, edges->len); /* reverse filtration order */
     int64_t *parent = malloc(n * sizeof *parent);
     int32_t *rank = calloc(n, sizeof *rank);
@@ -791,6 +808,7 @@ static int compute_dim0(rips *r, entry_vec *edges, entry_vec *columns) {
             if (birth_vertex[b] < birth_vertex[a]) birth_vertex[a] = birth_vertex[b];
         }
     }
+    phase_mark(r, ATS_RIPS_PHASE_EDGES, &t_phase);
     if (r->dim_max >= 1) {
         /* The apparent-pair test of each cycle edge reads only the metric: in parallel, then
            the columns are taken in order. */
@@ -814,6 +832,7 @@ static int compute_dim0(rips *r, entry_vec *edges, entry_vec *columns) {
     }
     free(kind);
     free(tris);
+    phase_mark(r, ATS_RIPS_PHASE_EDGE_APPARENT, &t_phase);
     for (size_t i = 0; i < n; i++)
         if (uf_find(parent, (int64_t)i) == (int64_t)i)
             pair_push(r, 0, 0.0, INFINITY, birth_vertex[i], -1);
@@ -858,12 +877,13 @@ static void add_column(rips *r, const entry_vec *columns, const reduction *R, in
 }
 
 /* Builds sigma's coboundary in cob and returns its pivot; short-circuits an emergent pair,
- * whose pivot is its first cofacet of equal diameter, leaving cob empty. Returns 0 if zero. */
+ * whose pivot is its first cofacet of equal diameter, leaving cob empty and *emergent set
+ * (with check_emergent). Returns 0 if zero. */
 static int init_coboundary(rips *r, entry s, int dim, const pivot_map *pivots, heap *cob,
-                           entry_vec *scratch, entry *pivot) {
+                           entry_vec *scratch, entry *pivot, int check_emergent, int *emergent) {
     cob->len = 0;
     scratch->len = 0;
-    int check_emergent = 1;
+    *emergent = 0;
     cob_enum c;
     cob_init(&c, r, s, dim, NULL);
     entry e;
@@ -874,6 +894,7 @@ static int init_coboundary(rips *r, entry s, int dim, const pivot_map *pivots, h
             if (!pivot_map_find(pivots, e_index(r, e)) &&
                 is_none(zero_apparent_facet(r, e, dim + 1, ev, NULL))) {
                 *pivot = e;
+                *emergent = 1;
                 return 1;
             }
             check_emergent = 0;
@@ -907,77 +928,153 @@ static ats_representative make_rep(rips *r, entry s, heap *red_copy, int dim) {
     return rep;
 }
 
+/* The reduction of one column, as far as it can go while only reading the pivots of
+ * earlier chunks. */
+typedef struct col_state {
+    heap red, cob;
+    entry pivot;
+    int has;      /* 0: the column reduced to zero */
+    int emergent; /* the pivot is the emergent shortcut's, taken against the earlier chunks */
+} col_state;
+
+/* Reduces column j against the pivots in `pivots` (read only) and the apparent pairs, up to a
+ * pivot that is in neither. In the serial engine the same steps happen in the same order: a
+ * pivot found here belongs to an earlier chunk, so it is in the serial map too. */
+static void reduce_ahead(rips *r, const entry_vec *columns, const reduction *R,
+                         const pivot_map *pivots, int dim, size_t j, col_state *st,
+                         entry_vec *scratch) {
+    uint32_t p = r->modulus;
+    entry s = make_entry(r, columns->a[j].diam, e_index(r, columns->a[j]), 1);
+    st->red.len = 0;
+    st->has = init_coboundary(r, s, dim, pivots, &st->cob, scratch, &st->pivot, 1, &st->emergent);
+    if (st->emergent) return;
+    while (st->has && !oom_seen(r)) {
+        const pivot_slot *slot = pivot_map_find(pivots, e_index(r, st->pivot));
+        if (slot) {
+            uint32_t factor = p - mod_mul(e_coef(r, st->pivot), r->inverse[slot_coef(slot)], p);
+            add_column(r, columns, R, slot_column(slot), factor % p, dim, &st->red, &st->cob);
+        } else {
+            entry f = zero_apparent_facet(r, st->pivot, dim + 1, NULL, NULL);
+            if (is_none(f)) return;
+            /* The pivot belongs to a skipped apparent pair (f, pivot): add f's coboundary,
+               scaled so that the pivot cancels: -c / [pivot : f]. */
+            uint32_t factor = p - mod_mul(e_coef(r, st->pivot), r->inverse[e_coef(r, f)], p);
+            add_simplex_coboundary(r, make_entry(r, f.diam, e_index(r, f), factor % p), dim,
+                                   &st->red, &st->cob);
+        }
+        st->has = heap_get_pivot(r, &st->cob, &st->pivot);
+    }
+}
+
+/* Columns are reduced in chunks: first every column of the chunk in parallel against the
+ * pivots of the earlier chunks (reduce_ahead), then, in column order, each is finished against
+ * the pivots of the chunk's earlier columns and its pivot recorded. The additions are those of
+ * the serial engine, in the same order, so the pairs and representatives do not depend on
+ * the thread count; one thread is the serial engine (chunks of one column). */
 static int compute_pairs(rips *r, const entry_vec *columns, pivot_map *pivots, int dim) {
     reduction R;
     R.start = malloc((columns->len + 1) * sizeof *R.start);
     R.entries = (entry_vec){NULL, 0, 0};
-    heap red = {NULL, 0, 0}, cob = {NULL, 0, 0}, tmp = {NULL, 0, 0};
-    entry_vec scratch = {NULL, 0, 0};
-    if (!R.start) {
+    heap tmp = {NULL, 0, 0};
+    int threads = r->threads > 1 ? r->threads : 1;
+    size_t chunk = threads > 1 ? (size_t)threads * 32 : 1;
+    col_state *states = calloc(chunk, sizeof *states);
+    entry_vec *scratch = calloc((size_t)threads, sizeof *scratch);
+    if (!R.start || !states || !scratch) {
+        free(R.start);
+        free(states);
+        free(scratch);
         set_oom(r);
         return 0;
     }
     R.start[0] = 0;
     uint32_t p = r->modulus;
-    for (size_t j = 0; j < columns->len && !r->oom; j++) {
-        entry s = make_entry(r, columns->a[j].diam, e_index(r, columns->a[j]), 1);
-        double birth = s.diam;
-        red.len = 0;
-        entry pivot;
-        int has = init_coboundary(r, s, dim, pivots, &cob, &scratch, &pivot);
-        for (;;) {
-            if (!has) {
-                /* essential class */
-                if (pair_push(r, dim, birth, INFINITY, e_index(r, s), -1) && r->want_cocycles) {
-                    tmp.len = 0;
-                    for (size_t t = 0; t < red.len; t++) heap_push(r, &tmp, red.a[t]);
-                    r->out[dim].reps[r->out[dim].len - 1] = make_rep(r, s, &tmp, dim);
+    entry_vec *scratch0 = &scratch[0];
+    for (size_t j0 = 0; j0 < columns->len && !oom_seen(r); j0 += chunk) {
+        size_t cn = columns->len - j0 < chunk ? columns->len - j0 : chunk;
+        double t0 = cpu_now();
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (cn > 1)
+#endif
+        for (size_t q = 0; q < cn; q++) {
+            int tid = 0;
+#ifdef _OPENMP
+            tid = omp_get_thread_num();
+#endif
+            reduce_ahead(r, columns, &R, pivots, dim, j0 + q, &states[q], &scratch[tid]);
+        }
+        phase_mark(r, ATS_RIPS_PHASE_REDUCE_AHEAD, &t0);
+        for (size_t q = 0; q < cn && !oom_seen(r); q++) {
+            size_t j = j0 + q;
+            col_state *st = &states[q];
+            entry s = make_entry(r, columns->a[j].diam, e_index(r, columns->a[j]), 1);
+            double birth = s.diam;
+            if (st->emergent && pivot_map_find(pivots, e_index(r, st->pivot))) {
+                /* an earlier column of this chunk took the pivot: no shortcut after all */
+                int unused;
+                st->has =
+                    init_coboundary(r, s, dim, pivots, &st->cob, scratch0, &st->pivot, 0, &unused);
+            }
+            heap *red = &st->red, *cob = &st->cob;
+            entry pivot = st->pivot;
+            int has = st->has;
+            for (;;) {
+                if (!has) {
+                    /* essential class */
+                    if (pair_push(r, dim, birth, INFINITY, e_index(r, s), -1) && r->want_cocycles) {
+                        tmp.len = 0;
+                        for (size_t t = 0; t < red->len; t++) heap_push(r, &tmp, red->a[t]);
+                        r->out[dim].reps[r->out[dim].len - 1] = make_rep(r, s, &tmp, dim);
+                    }
+                    break;
                 }
+                const pivot_slot *slot = pivot_map_find(pivots, e_index(r, pivot));
+                if (slot) {
+                    uint32_t factor =
+                        p - mod_mul(e_coef(r, pivot), r->inverse[slot_coef(slot)], p); /* cancels */
+                    add_column(r, columns, &R, slot_column(slot), factor % p, dim, red, cob);
+                    has = heap_get_pivot(r, cob, &pivot);
+                    continue;
+                }
+                entry f = zero_apparent_facet(r, pivot, dim + 1, NULL, NULL);
+                if (!is_none(f)) {
+                    uint32_t factor = p - mod_mul(e_coef(r, pivot), r->inverse[e_coef(r, f)], p);
+                    add_simplex_coboundary(r, make_entry(r, f.diam, e_index(r, f), factor % p), dim,
+                                           red, cob);
+                    has = heap_get_pivot(r, cob, &pivot);
+                    continue;
+                }
+                double death = pivot.diam;
+                if (keep_pair(r, birth, death)) {
+                    if (pair_push(r, dim, birth, death, e_index(r, s), e_index(r, pivot)) &&
+                        r->want_cocycles) {
+                        tmp.len = 0;
+                        for (size_t t = 0; t < red->len; t++) heap_push(r, &tmp, red->a[t]);
+                        r->out[dim].reps[r->out[dim].len - 1] = make_rep(r, s, &tmp, dim);
+                    }
+                }
+                pivot_map_insert(r, pivots, e_index(r, pivot), (int64_t)j, e_coef(r, pivot));
+                if (dim == 1 && r->want_cycles) vec_push(r, &r->negative_triangles, pivot);
+                /* keep the reduction column, combined, for later additions */
+                entry x;
+                while (heap_pop_pivot(r, red, &x)) vec_push(r, &R.entries, x);
                 break;
             }
-            const pivot_slot *slot = pivot_map_find(pivots, e_index(r, pivot));
-            if (slot) {
-                uint32_t factor =
-                    p - mod_mul(e_coef(r, pivot), r->inverse[slot_coef(slot)], p); /* cancels */
-                add_column(r, columns, &R, slot_column(slot), factor % p, dim, &red, &cob);
-                has = heap_get_pivot(r, &cob, &pivot);
-                continue;
-            }
-            entry f = zero_apparent_facet(r, pivot, dim + 1, NULL, NULL);
-            if (!is_none(f)) {
-                /* The pivot belongs to a skipped apparent pair (f, pivot): add f's coboundary,
-                   scaled so that the pivot cancels: -c / [pivot : f]. */
-                uint32_t factor = p - mod_mul(e_coef(r, pivot), r->inverse[e_coef(r, f)], p);
-                add_simplex_coboundary(r, make_entry(r, f.diam, e_index(r, f), factor % p), dim,
-                                       &red, &cob);
-                has = heap_get_pivot(r, &cob, &pivot);
-                continue;
-            }
-            double death = pivot.diam;
-            if (keep_pair(r, birth, death)) {
-                if (pair_push(r, dim, birth, death, e_index(r, s), e_index(r, pivot)) &&
-                    r->want_cocycles) {
-                    tmp.len = 0;
-                    for (size_t t = 0; t < red.len; t++) heap_push(r, &tmp, red.a[t]);
-                    r->out[dim].reps[r->out[dim].len - 1] = make_rep(r, s, &tmp, dim);
-                }
-            }
-            pivot_map_insert(r, pivots, e_index(r, pivot), (int64_t)j, e_coef(r, pivot));
-            if (dim == 1 && r->want_cycles) vec_push(r, &r->negative_triangles, pivot);
-            /* keep the reduction column, combined, for later additions */
-            entry x;
-            while (heap_pop_pivot(r, &red, &x)) vec_push(r, &R.entries, x);
-            break;
+            R.start[j + 1] = R.entries.len;
         }
-        R.start[j + 1] = R.entries.len;
+        phase_mark(r, ATS_RIPS_PHASE_REDUCE_COMMIT, &t0);
     }
+    for (size_t q = 0; q < chunk; q++) {
+        free(states[q].red.a);
+        free(states[q].cob.a);
+    }
+    for (int t = 0; t < threads; t++) free(scratch[t].a);
+    free(states);
+    free(scratch);
     free(R.start);
     free(R.entries.a);
-    free(red.a);
-    free(cob.a);
     free(tmp.a);
-    free(scratch.a);
-    return !r->oom;
+    return !oom_seen(r);
 }
 
 /* The pairwise distances of the cofacet just produced, from the simplex's (pd). */
@@ -1046,6 +1143,7 @@ static int assemble_columns(rips *r, entry_vec *simplices, entry_vec *columns,
     int keep_next = dim + 1 < r->dim_max;
     columns->len = 0;
     size_t count = simplices->len;
+    double t_phase = cpu_now();
     int threads = r->threads;
     if (threads <= 1 || count < 1024) {
         assemble_range(r, simplices, 0, count, pivots, dim, keep_next, &next, columns);
@@ -1077,7 +1175,9 @@ static int assemble_columns(rips *r, entry_vec *simplices, entry_vec *columns,
     }
     free(simplices->a);
     *simplices = next;
+    phase_mark(r, ATS_RIPS_PHASE_ASSEMBLE, &t_phase);
     sort_columns(r, columns->a, columns->len);
+    phase_mark(r, ATS_RIPS_PHASE_SORT, &t_phase);
     return !r->oom;
 }
 
@@ -1373,6 +1473,7 @@ ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_option
     if (isnan(opt->ratio) || isnan(opt->min_persistence))
         return ats_error_set(err, ATS_ERR_INVALID,
                              "rips: ratio and min-persistence must be numbers");
+    double t_start = cpu_now();
     ats_status st = ats_metric_check(n, lower, NULL, err);
     if (st) return st;
 
@@ -1486,6 +1587,7 @@ ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_option
     }
 
     entry_vec simplices = {NULL, 0, 0}, columns = {NULL, 0, 0};
+    r.phase_cpu[ATS_RIPS_PHASE_SETUP] = cpu_now() - t_start;
     compute_dim0(&r, &simplices, &columns);
     if (r.dim_max < 2) { /* the edges are only needed to enumerate triangles */
         free(simplices.a);
@@ -1508,6 +1610,7 @@ ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_option
         rips_free(&r);
         return ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory");
     }
+    memcpy(out->phase_cpu_seconds, r.phase_cpu, sizeof r.phase_cpu);
     for (int k = 0; k <= opt->max_dim; k++) {
         pair_vec *p = &r.out[k];
         out->dims[k].count = p->len;
