@@ -36,6 +36,9 @@ typedef struct ats_rips_options {
     int want_cycles;        /* 1: representative cycles for the reported H1 pairs */
     int n_threads;          /* threads for this one problem, 0 = all cores (default 1); the
                                result is the same, byte for byte, whatever the count */
+    double memory_limit_gb; /* refuse (ATS_ERR_RANGE, with the estimate) a problem estimated to
+                               need more; 0 (default) = the machine's physical memory,
+                               INFINITY = never refuse */
 } ats_rips_options;
 
 /* Fills the defaults above. */

@@ -32,6 +32,8 @@ static const char USAGE[] =
     "                      of them, a batch one matrix a thread; the output is the same\n"
     "                      whatever N\n"
     "  --quiet             print only the intervals\n"
+    "  --memory-limit GB   refuse a problem estimated to need more memory (default: the\n"
+    "                      machine's physical memory; inf: never refuse)\n"
     "  --timings           print the CPU seconds spent in each phase to stderr\n";
 
 typedef struct rips_args {
@@ -207,6 +209,12 @@ static int parse_args(int argc, char **argv, rips_args *a) {
             a->opt.want_cycles = 1;
         } else if (!strcmp(s, "--quiet")) {
             a->quiet = 1;
+        } else if (!strcmp(s, "--memory-limit")) {
+            if (!ats_cli_parse_double(v, 1, &d) || !(d > 0))
+                return ats_cli_usage_error("rips",
+                                           "--memory-limit needs a number of GB > 0 or inf");
+            a->opt.memory_limit_gb = d;
+            i++;
         } else if (!strcmp(s, "--timings")) {
             a->timings = 1;
         } else if (s[0] == '-' && s[1] == '-') {

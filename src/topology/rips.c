@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -88,6 +89,13 @@ typedef struct rips {
     const ats_rips_options *opt;
     int threads;                       /* OpenMP threads for one problem (>= 1) */
     double phase_cpu[ATS_RIPS_PHASES]; /* CPU seconds, see rips.h */
+    double memory_limit;               /* bytes; INFINITY = none */
+    double memory_base;                /* bytes held whatever the data (rips_memory_estimate) */
+    size_t assembled;                  /* columns of the dimension being assembled, so far */
+    size_t assembled_from;             /* simplices enumerated so far */
+    int over_limit;                    /* the assembly stopped at the memory limit */
+    int over_dim;                      /* ... in this dimension */
+    double over_projected;             /* bytes it would have needed, projected */
     pair_vec out[ATS_RIPS_MAX_DIM + 1];
     int oom;
 } rips;
@@ -1093,6 +1101,7 @@ static void cob_cofacet_pd(const cob_enum *c, const double *pd, double *out) {
 static void assemble_range(rips *r, const entry_vec *simplices, size_t from, size_t to,
                            const pivot_map *pivots, int dim, int keep_next, entry_vec *next,
                            entry_vec *columns) {
+    size_t added = 0;
     for (size_t i = from; i < to && !oom_seen(r); i++) {
         cob_enum c;
         cob_init(&c, r, make_entry(r, simplices->a[i].diam, e_index(r, simplices->a[i]), 1), dim,
@@ -1111,6 +1120,15 @@ static void assemble_range(rips *r, const entry_vec *simplices, size_t from, siz
                 !is_none(zero_apparent_cofacet(r, e, dim + 1, ev, epd)))
                 continue;
             vec_push(r, columns, e);
+            added++;
+        }
+        /* the columns (16 bytes), their pivot slots (32) and the next dimension's simplices */
+        size_t total = __atomic_add_fetch(&r->assembled, added, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&r->assembled_from, 1, __ATOMIC_RELAXED);
+        added = 0;
+        if (r->memory_base + (double)total * (keep_next ? 64.0 : 48.0) > r->memory_limit) {
+            __atomic_store_n(&r->over_limit, 1, __ATOMIC_RELAXED);
+            set_oom(r);
         }
     }
 }
@@ -1142,6 +1160,7 @@ static int assemble_columns(rips *r, entry_vec *simplices, entry_vec *columns,
     entry_vec next = {NULL, 0, 0};
     int keep_next = dim + 1 < r->dim_max;
     columns->len = 0;
+    r->assembled = r->assembled_from = 0;
     size_t count = simplices->len;
     double t_phase = cpu_now();
     int threads = r->threads;
@@ -1172,6 +1191,12 @@ static int assemble_columns(rips *r, entry_vec *simplices, entry_vec *columns,
         }
         free(bn);
         free(bc);
+    }
+    if (r->over_limit) {
+        double done = (double)r->assembled_from / (double)(count ? count : 1);
+        r->over_dim = dim + 1;
+        r->over_projected = r->memory_base + (double)r->assembled * (keep_next ? 64.0 : 48.0) /
+                                                 (done > 0 ? done : 1);
     }
     free(simplices->a);
     *simplices = next;
@@ -1346,6 +1371,24 @@ static int is_prime(uint32_t p) {
     return 1;
 }
 
+/* Bytes the engine will hold whatever the data: the distance rows (dense) or neighbour lists
+ * (sparse), the input triangle, the edges with their H0 bookkeeping, and the dimension-1 columns
+ * with their pivot slots (at most one per edge). The columns of dimensions >= 2 depend on how
+ * many simplices are cleared or in apparent pairs, known only while they are enumerated: the
+ * assembly counts them against the limit as it goes (assemble_range). */
+static double rips_memory_estimate(size_t n, size_t m, size_t num_edges, int sparse, int dim_max) {
+    double nn = (double)n, e = (double)num_edges;
+    double bytes = sparse ? 2.0 * e * sizeof(neighbor) : nn * nn * sizeof(double);
+    bytes += (double)m * sizeof(double) + e * (sizeof(entry) + 1) + nn * 24;
+    if (dim_max >= 1) bytes += e * (sizeof(entry) + 2 * sizeof(pivot_slot));
+    return bytes;
+}
+
+static double physical_memory(void) {
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    return pages > 0 && size > 0 ? (double)pages * (double)size : INFINITY;
+}
+
 void ats_rips_options_init(ats_rips_options *opt) {
     memset(opt, 0, sizeof *opt);
     opt->max_dim = 1;
@@ -1514,6 +1557,18 @@ ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_option
     for (size_t t = 0; t < m; t++) num_edges += lower[t] <= r.threshold;
     /* Neighbour lists pay off when most pairs are beyond the threshold. */
     r.sparse = num_edges < m / 4;
+    r.memory_limit = opt->memory_limit_gb > 0 ? opt->memory_limit_gb * 1e9 : physical_memory();
+    {
+        double est = rips_memory_estimate(n, m, num_edges, r.sparse, r.dim_max);
+        double limit = r.memory_limit;
+        r.memory_base = est;
+        if (est > limit)
+            return ats_error_set(err, ATS_ERR_RANGE,
+                                 "rips: %zu points to dimension %d with threshold %g (%zu of %zu "
+                                 "edges) need about %.3g GB, more than the %.3g GB allowed; lower "
+                                 "--threshold or --dim, or raise --memory-limit",
+                                 n, r.dim_max, r.threshold, num_edges, m, est / 1e9, limit / 1e9);
+    }
 
     out->max_dim = opt->max_dim;
     out->n_points = n;
@@ -1606,6 +1661,16 @@ ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_option
     free(simplices.a);
     free(columns.a);
     if (r.want_cycles && r.dim_max >= 1 && !r.oom) compute_cycles(&r);
+    if (r.over_limit) {
+        rips_free(&r);
+        return ats_error_set(err, ATS_ERR_RANGE,
+                             "rips: %zu points to dimension %d with threshold %g: the columns of "
+                             "dimension %d alone would need about %.3g GB (projected from the "
+                             "part enumerated), more than the %.3g GB allowed; lower --threshold "
+                             "or --dim, or raise --memory-limit",
+                             n, opt->max_dim, r.threshold, r.over_dim, r.over_projected / 1e9,
+                             r.memory_limit / 1e9);
+    }
     if (r.oom) {
         rips_free(&r);
         return ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory");
