@@ -1664,10 +1664,10 @@ ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_option
     if (r.over_limit) {
         rips_free(&r);
         return ats_error_set(err, ATS_ERR_RANGE,
-                             "rips: %zu points to dimension %d with threshold %g: the columns of "
-                             "dimension %d alone would need about %.3g GB (projected from the "
-                             "part enumerated), more than the %.3g GB allowed; lower --threshold "
-                             "or --dim, or raise --memory-limit",
+                             "rips: %zu points to dimension %d with threshold %g: with the "
+                             "columns of dimension %d it would need about %.3g GB (projected from "
+                             "the part enumerated), more than the %.3g GB allowed; lower "
+                             "--threshold or --dim, or raise --memory-limit",
                              n, opt->max_dim, r.threshold, r.over_dim, r.over_projected / 1e9,
                              r.memory_limit / 1e9);
     }
