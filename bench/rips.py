@@ -66,8 +66,8 @@ ripser_parallel(d, metric="precomputed", maxdim=int(sys.argv[2]), n_threads=int(
 
 
 def gph_cmd(path, dim, threads, threshold=None):
-    py = os.path.join(ROOT, "bench", ".venv", "bin", "python")
-    return [py, "-c", GPH, path, str(dim), str(threads)] + ([repr(threshold)] if threshold else [])
+    """giotto-ph in a child of this Python (bench/.venv, where setup_venv.sh installs it)."""
+    return [sys.executable, "-c", GPH, path, str(dim), str(threads)] + ([repr(threshold)] if threshold else [])
 
 
 def threads_table(quick, cap):
@@ -104,8 +104,7 @@ def threads_table(quick, cap):
 
 
 def gph_version():
-    py = os.path.join(ROOT, "bench", ".venv", "bin", "python")
-    p = subprocess.run([py, "-c", "import importlib.metadata as m; print(m.version('giotto-ph'))"],
+    p = subprocess.run([sys.executable, "-c", "import importlib.metadata as m; print(m.version('giotto-ph'))"],
                        capture_output=True, text=True)
     return p.stdout.strip() or "(missing: run bench/setup_venv.sh)"
 

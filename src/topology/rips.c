@@ -190,17 +190,23 @@ static uint32_t mod_mul(uint32_t a, uint32_t b, uint32_t p) {
 
 /* ---- heap of entries, top = first in filtration order */
 
-static int heap_push(rips *r, heap *h, entry e) {
-    if (h->len == h->cap) {
-        size_t nc = h->cap ? h->cap * 2 : 64;
-        entry *na = realloc(h->a, nc * sizeof *na);
-        if (!na) {
-            set_oom(r);
-            return 0;
-        }
-        h->a = na;
-        h->cap = nc;
+/* Grows an array of entries (*a, capacity *cap) to hold `need`, doubling from `first`. */
+static int entries_reserve(rips *r, entry **a, size_t *cap, size_t need, size_t first) {
+    if (need <= *cap) return 1;
+    size_t nc = *cap ? *cap : first;
+    while (nc < need) nc *= 2;
+    entry *na = realloc(*a, nc * sizeof *na);
+    if (!na) {
+        set_oom(r);
+        return 0;
     }
+    *a = na;
+    *cap = nc;
+    return 1;
+}
+
+static int heap_push(rips *r, heap *h, entry e) {
+    if (!entries_reserve(r, &h->a, &h->cap, h->len + 1, 64)) return 0;
     size_t i = h->len++;
     while (i > 0) {
         size_t p = (i - 1) / 2;
@@ -308,16 +314,7 @@ static int pivot_map_insert(rips *r, pivot_map *m, int64_t key, int64_t column, 
 /* ---- growable vectors */
 
 static int vec_push(rips *r, entry_vec *v, entry e) {
-    if (v->len == v->cap) {
-        size_t nc = v->cap ? v->cap * 2 : 256;
-        entry *na = realloc(v->a, nc * sizeof *na);
-        if (!na) {
-            set_oom(r);
-            return 0;
-        }
-        v->a = na;
-        v->cap = nc;
-    }
+    if (!entries_reserve(r, &v->a, &v->cap, v->len + 1, 256)) return 0;
     v->a[v->len++] = e;
     return 1;
 }
@@ -1135,16 +1132,7 @@ static void assemble_range(rips *r, const entry_vec *simplices, size_t from, siz
 
 static int vec_append(rips *r, entry_vec *dst, const entry_vec *src) {
     if (src->len == 0) return 1;
-    if (dst->len + src->len > dst->cap) {
-        size_t nc = dst->len + src->len;
-        entry *na = realloc(dst->a, nc * sizeof *na);
-        if (!na) {
-            set_oom(r);
-            return 0;
-        }
-        dst->a = na;
-        dst->cap = nc;
-    }
+    if (!entries_reserve(r, &dst->a, &dst->cap, dst->len + src->len, 256)) return 0;
     memcpy(dst->a + dst->len, src->a, src->len * sizeof *src->a);
     dst->len += src->len;
     return 1;
