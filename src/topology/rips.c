@@ -360,27 +360,31 @@ static inline int col_before(const rips *r, entry a, entry b) {
     return filt_before(r, b, a);
 }
 
+/* Hoare partition around the median of three (n > 24): a[0, left) before a[left, n). */
+static size_t partition_columns(const rips *r, entry *a, size_t n) {
+    entry x = a[0], y = a[n / 2], z = a[n - 1], pv;
+    if (col_before(r, x, y))
+        pv = col_before(r, y, z) ? y : (col_before(r, x, z) ? z : x);
+    else
+        pv = col_before(r, x, z) ? x : (col_before(r, y, z) ? z : y);
+    size_t i = 0, j = n - 1;
+    for (;;) {
+        while (col_before(r, a[i], pv)) i++;
+        while (col_before(r, pv, a[j])) j--;
+        if (i >= j) break;
+        entry t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+        i++;
+        j--;
+    }
+    return j + 1;
+}
+
 static void quicksort_columns(const rips *r, entry *a, size_t n) {
     while (n > 24) {
-        /* median of three pivot */
-        entry x = a[0], y = a[n / 2], z = a[n - 1], pv;
-        if (col_before(r, x, y))
-            pv = col_before(r, y, z) ? y : (col_before(r, x, z) ? z : x);
-        else
-            pv = col_before(r, x, z) ? x : (col_before(r, y, z) ? z : y);
-        size_t i = 0, j = n - 1;
-        for (;;) {
-            while (col_before(r, a[i], pv)) i++;
-            while (col_before(r, pv, a[j])) j--;
-            if (i >= j) break;
-            entry t = a[i];
-            a[i] = a[j];
-            a[j] = t;
-            i++;
-            j--;
-        }
         /* recurse into the smaller part, loop on the larger */
-        size_t left = j + 1;
+        size_t left = partition_columns(r, a, n);
         if (left < n - left) {
             quicksort_columns(r, a, left);
             a += left;
@@ -412,9 +416,35 @@ static inline uint64_t diam_key(double d) {
     return ~b;
 }
 
+/* The two parts of each partition sorted as OpenMP tasks down to 64 Ki entries. Keys are
+ * distinct (simplex indices), so the order is the same whatever the thread count. */
+static void quicksort_tasks(const rips *r, entry *a, size_t n) {
+    if (n <= 65536) {
+        quicksort_columns(r, a, n);
+        return;
+    }
+    size_t left = partition_columns(r, a, n);
+#ifdef _OPENMP
+#pragma omp task
+#endif
+    quicksort_tasks(r, a, left);
+    quicksort_tasks(r, a + left, n - left);
+#ifdef _OPENMP
+#pragma omp taskwait
+#endif
+}
+
 static void sort_columns(const rips *r, entry *a, size_t n) {
     /* Radix needs a second buffer as large as the input: above 64 Ki entries (1 MiB) the
        comparison sort keeps the peak memory down. */
+    if (n > 65536 && r->threads > 1) {
+#ifdef _OPENMP
+#pragma omp parallel num_threads(r->threads)
+#pragma omp single
+#endif
+        quicksort_tasks(r, a, n);
+        return;
+    }
     if (n < 512 || n > 65536) {
         quicksort_columns(r, a, n);
         return;
@@ -1528,11 +1558,19 @@ ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_option
        beyond it the complex is a cone, so nothing changes. */
     size_t m = n * (n - 1) / 2, num_edges = 0;
     double lo = INFINITY, hi = 0.0, enclosing = INFINITY;
+    int nt = r.threads;
+    (void)nt; /* without OpenMP */
+#ifdef _OPENMP
+#pragma omp parallel for reduction(min : lo) reduction(max : hi) num_threads(nt) if (nt > 1)
+#endif
     for (size_t t = 0; t < m; t++) {
         if (lower[t] < lo) lo = lower[t];
         if (lower[t] > hi) hi = lower[t];
     }
     if (m == 0) lo = 0.0;
+#ifdef _OPENMP
+#pragma omp parallel for reduction(min : enclosing) num_threads(nt) if (nt > 1)
+#endif
     for (size_t i = 0; i < n; i++) {
         double ri = 0.0;
         for (size_t j = 0; j < n; j++) {
@@ -1542,7 +1580,11 @@ ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_option
         if (ri < enclosing) enclosing = ri;
     }
     r.threshold = isinf(opt->threshold) ? enclosing : opt->threshold;
-    for (size_t t = 0; t < m; t++) num_edges += lower[t] <= r.threshold;
+    double thr = r.threshold;
+#ifdef _OPENMP
+#pragma omp parallel for reduction(+ : num_edges) num_threads(nt) if (nt > 1)
+#endif
+    for (size_t t = 0; t < m; t++) num_edges += lower[t] <= thr;
     /* Neighbour lists pay off when most pairs are beyond the threshold. */
     r.sparse = num_edges < m / 4;
     r.memory_limit = opt->memory_limit_gb > 0 ? opt->memory_limit_gb * 1e9 : physical_memory();
@@ -1606,6 +1648,9 @@ ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_option
             rips_free(&r);
             return ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory for %zu points", n);
         }
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) if (nt > 1)
+#endif
         for (size_t i = 0; i < n; i++)
             for (size_t j = 0; j < n; j++) r.full[i * n + j] = dist(&r, (int64_t)i, (int64_t)j);
     }
