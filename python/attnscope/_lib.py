@@ -9,6 +9,7 @@ import os
 
 import numpy as np
 
+RIPS_PHASES = 7  # ATS_RIPS_PHASES
 RIPS_MAX_DIM = 8
 
 c_double_p = ctypes.POINTER(ctypes.c_double)
@@ -38,6 +39,8 @@ class RipsOptions(ctypes.Structure):
         ("ratio", ctypes.c_double),
         ("want_cocycles", ctypes.c_int),
         ("want_cycles", ctypes.c_int),
+        ("n_threads", ctypes.c_int),
+        ("memory_limit_gb", ctypes.c_double),
     ]
 
 
@@ -57,6 +60,7 @@ class RipsResult(ctypes.Structure):
         ("death_simplex", c_int64_p * (RIPS_MAX_DIM + 1)),
         ("cocycles", ctypes.POINTER(Representative) * (RIPS_MAX_DIM + 1)),
         ("cycles", ctypes.POINTER(Representative)),
+        ("phase_cpu_seconds", ctypes.c_double * RIPS_PHASES),
     ]
 
 
