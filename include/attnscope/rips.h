@@ -54,7 +54,7 @@ typedef struct ats_representative {
 
 /* Phases of ats_rips_compute. Serial: SETUP, EDGES, REDUCE_COMMIT, SORT; the others run on
  * opt->n_threads threads. */
-enum {
+typedef enum ats_rips_phase {
     ATS_RIPS_PHASE_SETUP,         /* checks, enclosing radius, distance rows or neighbour lists */
     ATS_RIPS_PHASE_EDGES,         /* edge list, its sort, union-find (H0) */
     ATS_RIPS_PHASE_EDGE_APPARENT, /* apparent-pair tests of the edges */
@@ -63,7 +63,7 @@ enum {
     ATS_RIPS_PHASE_ASSEMBLE,      /* enumerating the next dimension's columns */
     ATS_RIPS_PHASE_SORT,          /* sorting them */
     ATS_RIPS_PHASES
-};
+} ats_rips_phase;
 
 typedef struct ats_rips_result {
     int max_dim;
