@@ -13,6 +13,7 @@ DEBIAN_PACKAGES=(
   ripser python3-venv fonts-dejavu-core fonts-wqy-microhei poppler-utils clang libomp-dev
   chromium
   libopenmpi-dev openmpi-bin
+  strace
 )
 
 missing=()

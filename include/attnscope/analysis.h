@@ -1,6 +1,7 @@
 /* attnscope analysis: the workflows that combine the modules — a model with its tokenizer, the
  * attention of texts with their token labels, the topology of two texts compared head by head,
- * and the distances between heads over a streamed corpus — as library calls, so that the
+ * the distances between heads over a streamed corpus and the syntactic heads measured against
+ * gold dependency trees — as library calls, so that the
  * command-line tool, the viewer and Python compute the same numbers by construction.
  *
  * Conventions (as everywhere in attnscope): every call returns ats_status and explains a failure
@@ -14,6 +15,7 @@
 #include "attnscope/core.h"
 #include "attnscope/measure.h"
 #include "attnscope/model.h"
+#include "attnscope/rips.h"
 #include "attnscope/tokenizer.h"
 
 #include <stdint.h>
@@ -34,6 +36,10 @@ typedef struct ats_session ats_session;
  * for a text model, its tokenizer. A vision model opens without a tokenizer: the calls that take
  * texts then fail with ATS_ERR_INVALID. */
 ats_status ats_session_open(const char *name_or_path, ats_session **out, ats_error *err);
+/* The same with a PEFT LoRA adapter merged into the model at load (adapter_dir NULL: none; see
+ * ats_model_load_adapted in model.h). */
+ats_status ats_session_open_adapted(const char *name_or_path, const char *adapter_dir,
+                                    ats_session **out, ats_error *err);
 void ats_session_close(ats_session *s);
 /* The session's model and tokenizer (NULL for a vision model); they live as long as it. */
 ats_model *ats_session_model(const ats_session *s);
@@ -85,6 +91,61 @@ ats_attn ats_attention_head(const ats_attention *a, size_t l, size_t h);
  * ats_rips_compute takes it. */
 ats_status ats_head_metric(const ats_attention *a, size_t l, size_t h, int seed_compat,
                            double max_error, double *full, double *lower, ats_error *err);
+
+/* ---- the token topology of one head */
+
+/* How a head's tokens become a metric space. */
+typedef enum ats_head_distance {
+    ATS_HEAD_JSD = 0,  /* the Jensen–Shannon distance (base 2) between the tokens' rows */
+    ATS_HEAD_SEED = 1, /* the seed notebook's √(scipy JS distance, base e) of softmaxed rows */
+    ATS_HEAD_JS = 2,   /* the JS divergence (bits) between rows, symmetrised; not a metric */
+    ATS_HEAD_KL = 3    /* the KL divergence (bits, eps 1e-9) symmetrised as (KL(i,j)+KL(j,i))/2 */
+} ats_head_distance;
+
+#define ATS_TOPO_MAX_SCALES 16
+
+typedef struct ats_topo_options {
+    long layer, head; /* the head (required) */
+    int distance;     /* ats_head_distance (default ATS_HEAD_JSD) */
+    int max_dim;      /* diagrams H0..max_dim, 0..3 (default 2); H1 cycles when >= 1 */
+    double threshold; /* largest Rips diameter (default +inf: the enclosing radius) */
+    size_t n_scales;  /* scales for the clusters; 0 (default): the 10 %, 25 % and 50 %
+                         quantiles of the distances */
+    double scales[ATS_TOPO_MAX_SCALES];
+    int layout_iters;   /* steps of the 3-D force layout at the largest scale (default 150);
+                           0: no layout */
+    const char *points; /* what the points are, for messages (default "tokens") */
+    int n_threads;      /* threads of the distances (ATS_HEAD_JS/KL); 0: all cores */
+} ats_topo_options;
+
+typedef struct ats_topo_result {
+    size_t n;                  /* tokens */
+    double *full;              /* [n][n] the distance (or divergence) matrix */
+    double *lower;             /* [n(n-1)/2] the metric's lower triangle (ats_lower) */
+    double dmin, dmax, median; /* of the n(n-1)/2 distances (0 for n < 2) */
+    ats_rips_result rips;      /* persistence H0..max_dim, H1 cycles */
+    size_t n_scales;           /* scales (given or default) */
+    double scales[ATS_TOPO_MAX_SCALES];
+    int32_t *clusters; /* [n_scales][n] single-linkage cluster of each token */
+    size_t n_clusters[ATS_TOPO_MAX_SCALES];
+    double *layout; /* [n][3] force layout, or NULL without one */
+} ats_topo_result;
+
+/* The scales at which to cut a metric into clusters: the n_given given ones (at most
+ * ATS_TOPO_MAX_SCALES), each checked to lie in the diagram's range [0, min(largest distance,
+ * threshold)] (the error names the input `name` and what its `points` are), or without any the
+ * 10 %, 25 % and 50 % quantiles of the distances, where the clusters change most (one scale, 0,
+ * for fewer than two points). scales has room for ATS_TOPO_MAX_SCALES. */
+ats_status ats_topo_scales(const ats_lower *metric, double threshold, const double *given,
+                           size_t n_given, const char *name, const char *points, double *scales,
+                           size_t *n_scales, ats_error *err);
+void ats_topo_options_init(ats_topo_options *o);
+/* The token topology of head (layer, head) of a: the metric, its Vietoris–Rips persistence, the
+ * clusters at the scales and a 3-D layout — what `attnscope topo` writes and the viewer shows.
+ * A scale above the largest distance (or the threshold) is an error naming the input. */
+ats_status ats_topo(const ats_attention *a, const ats_topo_options *o, ats_topo_result *res,
+                    ats_error *err);
+void ats_topo_result_free(ats_topo_result *res);
 
 /* ---- two texts compared head by head */
 
@@ -257,12 +318,109 @@ typedef struct ats_ablation_result {
     size_t steps;    /* points of the pruning curve (about 20, both ends) */
     size_t *removed; /* [steps] heads removed at each point (the first of order) */
     double *pruned;  /* [steps] the measure there */
+    /* causal LMs the backward pass covers (ats_backward_open), else NULL: the gradient
+     * importance of the same lines (mean over lines of |∂L/∂ξ_h|, as ats_head_importance), the
+     * heads by increasing gradient importance, and the measure with the first removed[k] of
+     * them masked: the pruning curve by gradient beside the one by ablation */
+    double *grad;        /* [N] */
+    size_t *grad_order;  /* [N] */
+    double *grad_pruned; /* [steps] */
 } ats_ablation_result;
 
 ats_status ats_heads_ablation(ats_session *s, const ats_corpus_source *src,
                               const ats_heads_options *o, size_t lines, ats_ablation_result *res,
                               ats_error *err);
 void ats_ablation_result_free(ats_ablation_result *res);
+
+/* ---- syntactic heads against gold dependencies (Clark et al. 2019, "What Does BERT Look At?",
+ * section 4)
+ *
+ * Definitions (so that two implementations agree; tests/python/test_syntax.py holds one):
+ * - words: the CoNLL-U lines with an integer ID (ranges "3-4" and empty nodes "5.1" are
+ *   skipped); the sentence's text is the FORMs joined by single spaces; a word's pieces are the
+ *   tokens whose byte range, without leading and trailing spaces, lies inside the word's FORM;
+ *   special tokens belong to no word. A sentence longer than the model's maximum is skipped and
+ *   counted.
+ * - word-level attention, per head: to word j the sum of its pieces' columns, from word i the
+ *   mean of its pieces' rows (in double); the special tokens' columns are dropped and nothing is
+ *   renormalised.
+ * - relation: the DEPREL before any ':'; arcs to the root (HEAD 0) are left out, and so is an
+ *   arc whose dependent or head has no pieces (counted in unmapped).
+ * - prediction of a head for a dependent i: the word j != i with the largest attention from i
+ *   (ties: the lowest j); a head's accuracy for a relation: predictions equal to the gold head
+ *   over the relation's arcs. The best head has the highest accuracy (ties: the lowest l·H + h).
+ * - baseline of a relation: the fixed offset k != 0 (predict word i + k) with the best accuracy
+ *   (ties: the smaller |k|, then the negative one). */
+
+typedef struct ats_syntax_options {
+    size_t max_sentences; /* read the first max_sentences sentences (skipped ones included);
+                             0 (default): all */
+    int n_threads;        /* sentences run at once, each pass single-threaded; 0: all cores */
+} ats_syntax_options;
+
+typedef struct ats_syntax_result {
+    size_t L, H;               /* the model's layers and heads */
+    size_t sentences, skipped; /* sentences analysed; skipped as longer than the model's maximum */
+    size_t arcs, unmapped;     /* non-root arcs counted; left out for a word without pieces */
+    size_t R;                  /* relations, by decreasing count (ties: by name) */
+    char **names;              /* [R] relation names */
+    size_t *count;             /* [R] arcs of each relation */
+    size_t *correct;           /* [R][L][H] arcs a head predicts right */
+    size_t *best_head;         /* [R] l·H + h of the best head */
+    double *accuracy;          /* [R] its accuracy */
+    long *baseline_offset;     /* [R] the baseline's offset k */
+    double *baseline_accuracy; /* [R] its accuracy */
+} ats_syntax_result;
+
+void ats_syntax_options_init(ats_syntax_options *o);
+/* Reads the dependency trees of a CoNLL-U file (UTF-8; an invalid byte, a line without 10
+ * tab-separated fields, a bad ID, HEAD or empty DEPREL is ATS_ERR_FORMAT naming the file and
+ * line), runs its sentences through the session's model (in parallel, the result does not
+ * depend on n_threads) and measures every head against the gold arcs as defined above. */
+ats_status ats_syntax_run(ats_session *s, const char *conllu_path, const ats_syntax_options *o,
+                          ats_syntax_result *res, ats_error *err);
+void ats_syntax_result_free(ats_syntax_result *res);
+/* ---- head importance from gradients */
+
+/* Michel et al. (2019): I_h = mean over the corpus's texts of |∂L(x)/∂ξ_h|, L the mean
+ * next-token cross-entropy of text x and ξ_h a gate multiplying head h's output (at 1), by one
+ * forward and one backward pass a text (ats_backward_run, model.h; causal LMs: GPT-2, Llama,
+ * Mistral, Qwen2). Texts are the corpus's lines, encoded with special tokens, cut to
+ * max_tokens; empty, invalid and one-token lines are skipped. */
+typedef struct ats_importance_options {
+    size_t max_lines;  /* read at most this many lines; 0 (default): all */
+    size_t max_tokens; /* cut longer texts to this; 0 (default) or more than the model's
+                          maximum: that */
+    int normalize;     /* 1: each layer's importances divided by their L2 norm (Michel et al.);
+                          0 (default): as they are */
+    int n_threads;     /* texts run at once, each pass single-threaded; 0: all cores */
+} ats_importance_options;
+
+typedef struct ats_importance_result {
+    size_t L, H;        /* layers, heads */
+    size_t texts;       /* texts run */
+    size_t skipped;     /* lines skipped (empty, invalid, fewer than 2 tokens) */
+    size_t truncated;   /* texts cut to max_tokens */
+    double loss;        /* mean over the texts of L */
+    double *importance; /* [L][H] */
+} ats_importance_result;
+
+void ats_importance_options_init(ats_importance_options *o);
+/* Errors: a model the backward pass does not cover, no text of 2 tokens, the corpus's. */
+ats_status ats_head_importance(ats_session *s, const ats_corpus_source *src,
+                               const ats_importance_options *o, ats_importance_result *res,
+                               ats_error *err);
+void ats_importance_result_free(ats_importance_result *res);
+
+/* ---- the library's constants, for bindings */
+
+/* The value of the constant `name`: an enum value or bound as spelled in these headers
+ * ("ATS_RIPS_MAX_DIM", "ATS_DIV_JS", ...) or the size of a public structure
+ * ("sizeof(ats_topo_options)"). 1 and *value when known, 0 when not. Python reads its copies
+ * from here. */
+int ats_constant(const char *name, long long *value);
+/* The i-th known name, NULL past the last: to list them. */
+const char *ats_constant_name(size_t i);
 
 #ifdef __cplusplus
 }

@@ -87,6 +87,24 @@ typedef struct ats_model_info {
  * architecture "llama", any type ats_gguf_tensor_to_f32 converts, dequantized to float32). On
  * failure *out is NULL and err says which file and tensor were wrong. */
 ats_status ats_model_load(const char *name_or_path, ats_model **out, ats_error *err);
+/* The same with a PEFT LoRA adapter merged into the weights at load (adapter_dir NULL: none).
+ * adapter_dir holds adapter_config.json (peft_type "LORA": r, lora_alpha, use_rslora,
+ * target_modules as a list of names or a regular expression, rank_pattern, alpha_pattern) and
+ * adapter_model.safetensors (or adapter_model.bin) with base_model.model.<module>.lora_A.weight
+ * [r][in] and .lora_B.weight [out][r] (an optional ".default" before ".weight"). Each named
+ * module's weight W becomes W + s·B·A, s = lora_alpha / r (use_rslora: lora_alpha / √r), in
+ * float32 before the weights are packed, so the forward pass is the merged model's. GPT-2's
+ * Conv1D weights are [in][out] and take (B·A)ᵀ: that is fan_in_fan_out, which PEFT sets for them
+ * whatever the config says; it does so here too. A module's name is matched to the checkpoint's
+ * tensors with or without the base model's prefix ("transformer.", "model.", "bert.", ...), so
+ * an adapter made on GPT2LMHeadModel fits a checkpoint saved from GPT2Model and back. Refused,
+ * each with an error naming it: a missing file, a peft_type other than LORA, DoRA (use_dora),
+ * trained biases (bias other than "none", lora_bias), modules_to_save, LoRA on embeddings or
+ * convolutions, a target_modules entry or pattern that matches none of the adapter's modules, a
+ * module that target_modules does not name or whose weight the model lacks, shapes that do not
+ * fit the weight or the rank, and non-finite adapter values. */
+ats_status ats_model_load_adapted(const char *name_or_path, const char *adapter_dir,
+                                  ats_model **out, ats_error *err);
 void ats_model_free(ats_model *m);
 
 /* The model's description; lives as long as the model. */
@@ -166,6 +184,26 @@ ats_status ats_model_forward(ats_model *m, const ats_model_input *in,
 ats_status ats_model_forward_batch(ats_model *m, size_t count, const ats_model_input *in,
                                    const ats_forward_options *opt, ats_forward_result *res,
                                    ats_error *err);
+
+/* ---- backward pass: gradient head importance (src/model/backward.c) */
+
+/* The backward pass of a causal language model (GPT-2, Llama, Mistral, Qwen2): the gradient of
+ * the mean next-token cross-entropy L of a text with respect to gates ξ_h, one per head, that
+ * multiply each head's output before the output projection (equivalently its attention
+ * probabilities, as head_mask), at ξ = 1. |∂L/∂ξ_h| averaged over texts is Michel et al.'s
+ * (2019) head importance. The context holds the transposed weights packed for the backward's
+ * products (as much memory again as the layers' weights); it is read-only after opening, so
+ * threads may run passes on one context at once. */
+typedef struct ats_backward ats_backward;
+
+/* Errors: another architecture, no LM head, no memory. */
+ats_status ats_backward_open(ats_model *m, ats_backward **out, ats_error *err);
+void ats_backward_close(ats_backward *b);
+/* One forward and one backward pass on in->ids (labels and token types are ignored: the
+ * targets are the next tokens; at least 2 tokens, at most max_positions): grad[L][H] ←
+ * ∂L/∂ξ_h (signed), *loss ← L (may be NULL). n_threads as ats_forward_options. */
+ats_status ats_backward_run(ats_backward *b, const ats_model_input *in, int n_threads, float *grad,
+                            double *loss, ats_error *err);
 
 /* ViT: runs one preprocessed image, pixels [C][S][S] with S = image_size (see vision.h,
  * ats_image_preprocess). n = (S / patch)² + 1 tokens, [CLS] first. */

@@ -25,11 +25,25 @@ typedef enum ats_figure_format {
 /* The format implied by a file name's extension; ATS_ERR_INVALID for anything else. */
 ats_status ats_figure_format_from_path(const char *path, ats_figure_format *format, ats_error *err);
 
+/* A figure drawn into memory instead of a file (ats_figure_options.memory), so that a server
+ * or a notebook needs no temporary file. */
+typedef struct ats_figure_memory {
+    ats_figure_format format; /* in: the format to draw */
+    unsigned char *data;      /* out: the encoded figure, malloc'd (ats_figure_memory_free) */
+    size_t size;              /* out: its bytes */
+} ats_figure_memory;
+
+/* Frees data (safe on a zeroed or freed buffer); keeps format. */
+void ats_figure_memory_free(ats_figure_memory *m);
+
 typedef struct ats_figure_options {
-    const char *title;    /* drawn above the plot; NULL for none */
-    double width, height; /* in points (1/72 in); 0 = the figure's natural size */
-    double png_scale;     /* PNG pixels per point (default 2: crisp on screens and in print) */
-    const char *font;     /* pango font family (default "DejaVu Sans") */
+    const char *title;         /* drawn above the plot; NULL for none */
+    double width, height;      /* in points (1/72 in); 0 = the figure's natural size */
+    double png_scale;          /* PNG pixels per point (default 2: crisp on screens and in print) */
+    const char *font;          /* pango font family (default "DejaVu Sans") */
+    ats_figure_memory *memory; /* NULL (default): write the file at path; else draw into memory
+                                  in memory->format, and path only names the figure in
+                                  messages (its extension is not looked at) */
 } ats_figure_options;
 
 void ats_figure_options_init(ats_figure_options *opt);
@@ -160,6 +174,27 @@ ats_status ats_render_patch_skeleton(const char *path, const uint8_t *rgb, int w
                                      int grid_rows, int grid_cols, const double *lower,
                                      size_t n_scales, const double *scales,
                                      const ats_figure_options *opt, ats_error *err);
+
+/* ---- bar charts */
+
+typedef struct ats_bars_options {
+    ats_figure_options fig;
+    const char *const *series_names; /* [n_series] legend entries or NULL */
+    const char *value_title;         /* the value axis, e.g. "accuracy"; NULL for none */
+    double v_min, v_max;             /* value range; v_min == v_max (default) = 0 .. the data's
+                                        maximum */
+    int show_values;                 /* 1: each bar's value printed at its end */
+} ats_bars_options;
+
+void ats_bars_options_init(ats_bars_options *opt);
+
+/* Horizontal grouped bars: one group a category, top to bottom, one bar a series in the group
+ * (qualitative colours, a legend), values [n_series][n_categories] finite (NaN: no bar).
+ * category_labels [n_categories]. E.g. per dependency relation the best head's accuracy next to
+ * the best fixed-offset baseline. */
+ats_status ats_render_bars(const char *path, size_t n_categories, size_t n_series,
+                           const double *values, const char *const *category_labels,
+                           const ats_bars_options *opt, ats_error *err);
 
 /* The colour map used for heatmaps: t in [0,1] -> r, g, b in [0,1] (viridis). */
 void ats_colormap_viridis(double t, double *r, double *g, double *b);

@@ -125,6 +125,22 @@ size_t ats_lower_index(size_t i, size_t j);
 /* d(i, j) of m: 0 on the diagonal. */
 double ats_lower_at(const ats_lower *m, size_t i, size_t j);
 
+/* ---- embeddings of a metric */
+
+/* The single-linkage dendrogram of m: merges [n-1][4] = (cluster a, cluster b, height, size)
+ * in SciPy's linkage convention (a < b; merge k makes cluster n+k; equal heights in order of
+ * the minimum spanning tree's edges (height, then smaller, then larger point)). Nothing for
+ * n < 2. ats_rips_clusters cuts the same tree at one scale. */
+ats_status ats_metric_single_linkage(const ats_lower *m, double *merges, ats_error *err);
+
+/* Classical (Torgerson) MDS of m into dim coordinates, xy [n][dim]: the top dim eigenvectors
+ * of -1/2 J D² J scaled by the square roots of their eigenvalues (0 for a negative one), by
+ * shifted power iteration with deflation from a fixed start, each vector's sign chosen so its
+ * largest |coordinate| is positive. Deterministic. Each vector iterates until its direction
+ * moves less than 1e-12, or max_iter times (0: 3000; a layout's starting point needs far
+ * fewer). */
+ats_status ats_metric_mds(const ats_lower *m, int dim, int max_iter, double *xy, ats_error *err);
+
 /* ---- building metrics */
 
 /* Full symmetric matrix [n][n] -> lower triangle. The diagonal must be 0 and the matrix

@@ -87,6 +87,8 @@ typedef struct ats_server_options {
                                 remote use; NULL (default): none. Every other Host, and an Origin
                                 naming another host, gets 403: a web page the user visits
                                 cannot reach the viewer (DNS rebinding, cross-site requests) */
+    const char *adapter;     /* a PEFT LoRA adapter directory merged into the model at load
+                                (ats_model_load_adapted, model.h); NULL (default): none */
 } ats_server_options;
 
 /* Fills the defaults above (model and web_dir NULL). */

@@ -1,16 +1,51 @@
 """ctypes bindings over the public C headers (include/attnscope/*.h).
 
-Structures mirror the headers field by field; the layouts are checked against the C library at
-import time where the library can tell (sizes of the structures it exports are not available,
-so the tests exercise every field instead). ctypes releases the GIL for the duration of every
+Structures mirror the headers field by field; their sizes are checked against the C library's at
+import (ats_constant), and enum values and bounds are read from it. ctypes releases the GIL for the duration of every
 foreign call, so C work runs in parallel with other Python threads."""
 import ctypes
 import os
 
 import numpy as np
 
-RIPS_PHASES = 7  # ATS_RIPS_PHASES
-RIPS_MAX_DIM = 8
+
+class AttnscopeError(RuntimeError):
+    """An error reported by the attnscope C library; the message names what was wrong."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+
+
+def _find_library():
+    env = os.environ.get("ATTNSCOPE_LIB")
+    if env:
+        return env
+    here = os.path.dirname(os.path.abspath(__file__))
+    for cand in (os.path.join(here, "libattnscope.so"),
+                 os.path.join(here, "..", "..", "build", "libattnscope.so")):
+        if os.path.exists(cand):
+            return cand
+    raise ImportError("libattnscope.so not found: install with `pip install ./python`, "
+                      "or set ATTNSCOPE_LIB to a built library")
+
+
+lib = ctypes.CDLL(_find_library())
+
+
+def _constant(name: str) -> int:
+    """A constant of the library (analysis.h, ats_constant): enum values, bounds and the sizes of
+    the structures mirrored below come from the C library, not from copies here."""
+    v = ctypes.c_longlong()
+    if not lib.ats_constant(name.encode(), ctypes.byref(v)):
+        raise ImportError(f"libattnscope has no constant {name}: the library and the package differ")
+    return v.value
+
+
+lib.ats_constant.restype = ctypes.c_int
+lib.ats_constant.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_longlong)]
+RIPS_MAX_DIM = _constant("ATS_RIPS_MAX_DIM")
+RIPS_PHASES = _constant("ATS_RIPS_PHASES")
 
 c_double_p = ctypes.POINTER(ctypes.c_double)
 c_int32_p = ctypes.POINTER(ctypes.c_int32)
@@ -74,6 +109,11 @@ class WassersteinOptions(ctypes.Structure):
     ]
 
 
+class FigureMemory(ctypes.Structure):
+    _fields_ = [("format", ctypes.c_int), ("data", ctypes.POINTER(ctypes.c_ubyte)),
+                ("size", ctypes.c_size_t)]
+
+
 class FigureOptions(ctypes.Structure):
     _fields_ = [
         ("title", ctypes.c_char_p),
@@ -81,6 +121,7 @@ class FigureOptions(ctypes.Structure):
         ("height", ctypes.c_double),
         ("png_scale", ctypes.c_double),
         ("font", ctypes.c_char_p),
+        ("memory", ctypes.POINTER(FigureMemory)),
     ]
 
 
@@ -105,28 +146,6 @@ class GraphOptions(ctypes.Structure):
     ]
 
 
-class AttnscopeError(RuntimeError):
-    """An error reported by the attnscope C library; the message names what was wrong."""
-
-    def __init__(self, status, message):
-        super().__init__(message)
-        self.status = status
-
-
-def _find_library():
-    env = os.environ.get("ATTNSCOPE_LIB")
-    if env:
-        return env
-    here = os.path.dirname(os.path.abspath(__file__))
-    for cand in (os.path.join(here, "libattnscope.so"),
-                 os.path.join(here, "..", "..", "build", "libattnscope.so")):
-        if os.path.exists(cand):
-            return cand
-    raise ImportError("libattnscope.so not found: install with `pip install ./python`, "
-                      "or set ATTNSCOPE_LIB to a built library")
-
-
-lib = ctypes.CDLL(_find_library())
 
 
 def _fn(name, restype, *argtypes):
@@ -157,6 +176,8 @@ ats_wasserstein_distance = _fn("ats_wasserstein_distance", ctypes.c_int, P(Diagr
                                P(WassersteinOptions), c_double_p, P(Matching), P(Error))
 ats_matching_free = _fn("ats_matching_free", None, P(Matching))
 ats_figure_options_init = _fn("ats_figure_options_init", None, P(FigureOptions))
+ats_figure_memory_free = _fn("ats_figure_memory_free", None, P(FigureMemory))
+FIGURE_FORMATS = {f: _constant("ATS_FIGURE_" + f.upper()) for f in ("png", "svg", "pdf")}
 ats_heatmap_options_init = _fn("ats_heatmap_options_init", None, P(HeatmapOptions))
 ats_graph_options_init = _fn("ats_graph_options_init", None, P(GraphOptions))
 ats_render_diagram = _fn("ats_render_diagram", ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t,
@@ -179,8 +200,8 @@ ats_layout_force = _fn("ats_layout_force", ctypes.c_int, ctypes.c_size_t, c_doub
 
 
 # core.h: the one writer of numbers into JSON (its rule for NaN and infinities is there)
-JSON_NUMBER_MAX = 32
-ATS_JSON_DEATH = 2
+JSON_NUMBER_MAX = _constant("ATS_JSON_NUMBER_MAX")
+ATS_JSON_DEATH = _constant("ATS_JSON_DEATH")
 ats_json_number_format = _fn("ats_json_number_format", ctypes.c_size_t, ctypes.c_double,
                              ctypes.c_uint, ctypes.c_char_p)
 
@@ -287,7 +308,8 @@ class Encoding(ctypes.Structure):
     ]
 
 
-CAPTURE_ATTENTION, CAPTURE_SCORES, CAPTURE_HIDDEN, CAPTURE_LOGITS = 1, 2, 4, 8
+CAPTURE_ATTENTION, CAPTURE_SCORES, CAPTURE_HIDDEN, CAPTURE_LOGITS = (
+    _constant("ATS_CAPTURE_" + k) for k in ("ATTENTION", "SCORES", "HIDDEN", "LOGITS"))
 
 ats_model_load = _fn("ats_model_load", ctypes.c_int, ctypes.c_char_p, P(ctypes.c_void_p), P(Error))
 ats_model_free = _fn("ats_model_free", None, ctypes.c_void_p)
@@ -301,6 +323,11 @@ ats_model_forward_batch = _fn("ats_model_forward_batch", ctypes.c_int, ctypes.c_
 ats_model_forward_image = _fn("ats_model_forward_image", ctypes.c_int, ctypes.c_void_p,
                               ctypes.c_char_p, P(ForwardOptions), P(ForwardResult), P(Error))
 ats_forward_result_free = _fn("ats_forward_result_free", None, P(ForwardResult))
+ats_backward_open = _fn("ats_backward_open", ctypes.c_int, ctypes.c_void_p, P(ctypes.c_void_p),
+                        P(Error))
+ats_backward_close = _fn("ats_backward_close", None, ctypes.c_void_p)
+ats_backward_run = _fn("ats_backward_run", ctypes.c_int, ctypes.c_void_p, P(ModelInput), ctypes.c_int,
+                       P(ctypes.c_float), P(ctypes.c_double), P(Error))
 ats_tokenizer_load = _fn("ats_tokenizer_load", ctypes.c_int, ctypes.c_char_p, P(ctypes.c_void_p),
                          P(Error))
 ats_tokenizer_free = _fn("ats_tokenizer_free", None, ctypes.c_void_p)
@@ -355,8 +382,8 @@ class TokenRoles(ctypes.Structure):
     ]
 
 
-DTYPE_F32, DTYPE_F64 = 0, 1
-STAT_COUNT = 19
+DTYPE_F32, DTYPE_F64 = _constant("ATS_F32"), _constant("ATS_F64")
+STAT_COUNT = _constant("ATS_STAT_COUNT")
 
 ats_measure_opts_init = _fn("ats_measure_opts_init", None, P(MeasureOpts))
 ats_entropy_compute = _fn("ats_entropy_compute", ctypes.c_int, P(Attn), P(MeasureOpts), c_double_p,
@@ -430,12 +457,34 @@ class CompareResult(ctypes.Structure):
     ]
 
 
+TOPO_MAX_SCALES = _constant("ATS_TOPO_MAX_SCALES")
+
+
+class TopoOptions(ctypes.Structure):
+    _fields_ = [
+        ("layer", ctypes.c_long), ("head", ctypes.c_long), ("distance", ctypes.c_int),
+        ("max_dim", ctypes.c_int), ("threshold", ctypes.c_double), ("n_scales", ctypes.c_size_t),
+        ("scales", ctypes.c_double * TOPO_MAX_SCALES), ("layout_iters", ctypes.c_int),
+        ("points", ctypes.c_char_p), ("n_threads", ctypes.c_int),
+    ]
+
+
+class TopoResult(ctypes.Structure):
+    _fields_ = [
+        ("n", ctypes.c_size_t), ("full", c_double_p), ("lower", c_double_p),
+        ("dmin", ctypes.c_double), ("dmax", ctypes.c_double), ("median", ctypes.c_double),
+        ("rips", RipsResult), ("n_scales", ctypes.c_size_t),
+        ("scales", ctypes.c_double * TOPO_MAX_SCALES), ("clusters", c_int32_p),
+        ("n_clusters", ctypes.c_size_t * TOPO_MAX_SCALES), ("layout", c_double_p),
+    ]
+
+
 class CorpusSource(ctypes.Structure):
     _fields_ = [("path", ctypes.c_char_p), ("data", ctypes.c_void_p), ("size", ctypes.c_size_t),
                 ("jsonl", ctypes.c_int)]
 
 
-HEADS_COUNT = 12  # ats_heads_count's ATS_HEADS_COUNT
+HEADS_COUNT = _constant("ATS_HEADS_COUNT")
 
 class HeadsOptions(ctypes.Structure):
     _fields_ = [
@@ -456,8 +505,25 @@ class HeadsResult(ctypes.Structure):
     ]
 
 
+class SyntaxOptions(ctypes.Structure):
+    _fields_ = [("max_sentences", ctypes.c_size_t), ("n_threads", ctypes.c_int)]
+
+
+class SyntaxResult(ctypes.Structure):
+    _fields_ = [
+        ("L", ctypes.c_size_t), ("H", ctypes.c_size_t), ("sentences", ctypes.c_size_t),
+        ("skipped", ctypes.c_size_t), ("arcs", ctypes.c_size_t), ("unmapped", ctypes.c_size_t),
+        ("R", ctypes.c_size_t), ("names", ctypes.POINTER(ctypes.c_char_p)),
+        ("count", ctypes.POINTER(ctypes.c_size_t)), ("correct", ctypes.POINTER(ctypes.c_size_t)),
+        ("best_head", ctypes.POINTER(ctypes.c_size_t)), ("accuracy", c_double_p),
+        ("baseline_offset", ctypes.POINTER(ctypes.c_long)), ("baseline_accuracy", c_double_p),
+    ]
+
+
 ats_session_open = _fn("ats_session_open", ctypes.c_int, ctypes.c_char_p, P(ctypes.c_void_p),
                        P(Error))
+ats_session_open_adapted = _fn("ats_session_open_adapted", ctypes.c_int, ctypes.c_char_p,
+                               ctypes.c_char_p, P(ctypes.c_void_p), P(Error))
 ats_session_close = _fn("ats_session_close", None, ctypes.c_void_p)
 ats_session_model = _fn("ats_session_model", ctypes.c_void_p, ctypes.c_void_p)
 ats_session_tokenizer = _fn("ats_session_tokenizer", ctypes.c_void_p, ctypes.c_void_p)
@@ -465,8 +531,60 @@ ats_compare_options_init = _fn("ats_compare_options_init", None, P(CompareOption
 ats_compare = _fn("ats_compare", ctypes.c_int, ctypes.c_void_p, P(ctypes.c_char_p),
                   P(CompareOptions), P(CompareResult), P(Error))
 ats_compare_result_free = _fn("ats_compare_result_free", None, P(CompareResult))
+ats_run_options_init = _fn("ats_run_options_init", None, P(RunOptions))
+ats_session_run = _fn("ats_session_run", ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t,
+                      P(ctypes.c_char_p), P(RunOptions), P(Attention), P(Error))
+ats_attention_free = _fn("ats_attention_free", None, P(Attention))
+ats_topo_options_init = _fn("ats_topo_options_init", None, P(TopoOptions))
+ats_topo = _fn("ats_topo", ctypes.c_int, P(Attention), P(TopoOptions), P(TopoResult), P(Error))
+ats_topo_result_free = _fn("ats_topo_result_free", None, P(TopoResult))
 ats_corpus_source_init = _fn("ats_corpus_source_init", None, P(CorpusSource))
 ats_heads_options_init = _fn("ats_heads_options_init", None, P(HeadsOptions))
 ats_heads_corpus = _fn("ats_heads_corpus", ctypes.c_int, P(ctypes.c_void_p), ctypes.c_size_t,
                        P(CorpusSource), P(HeadsOptions), P(HeadsResult), P(Error))
 ats_heads_result_free = _fn("ats_heads_result_free", None, P(HeadsResult))
+ats_syntax_options_init = _fn("ats_syntax_options_init", None, P(SyntaxOptions))
+ats_syntax_run = _fn("ats_syntax_run", ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p,
+                     P(SyntaxOptions), P(SyntaxResult), P(Error))
+ats_syntax_result_free = _fn("ats_syntax_result_free", None, P(SyntaxResult))
+
+
+class ImportanceOptions(ctypes.Structure):
+    _fields_ = [("max_lines", ctypes.c_size_t), ("max_tokens", ctypes.c_size_t),
+                ("normalize", ctypes.c_int), ("n_threads", ctypes.c_int)]
+
+
+class ImportanceResult(ctypes.Structure):
+    _fields_ = [("L", ctypes.c_size_t), ("H", ctypes.c_size_t), ("texts", ctypes.c_size_t),
+                ("skipped", ctypes.c_size_t), ("truncated", ctypes.c_size_t),
+                ("loss", ctypes.c_double), ("importance", c_double_p)]
+
+
+ats_importance_options_init = _fn("ats_importance_options_init", None, P(ImportanceOptions))
+ats_head_importance = _fn("ats_head_importance", ctypes.c_int, ctypes.c_void_p, P(CorpusSource),
+                          P(ImportanceOptions), P(ImportanceResult), P(Error))
+ats_importance_result_free = _fn("ats_importance_result_free", None, P(ImportanceResult))
+
+
+# The structures above mirror the headers field by field: their sizes must be the library's.
+_MIRRORS = {
+    Error: "ats_error", Diagram: "ats_diagram", Matching: "ats_matching",
+    RipsOptions: "ats_rips_options", Representative: "ats_representative",
+    RipsResult: "ats_rips_result", WassersteinOptions: "ats_wasserstein_options",
+    FigureMemory: "ats_figure_memory", FigureOptions: "ats_figure_options",
+    HeatmapOptions: "ats_heatmap_options", GraphOptions: "ats_graph_options",
+    ModelInfo: "ats_model_info", ForwardOptions: "ats_forward_options",
+    ModelInput: "ats_model_input", ForwardResult: "ats_forward_result", Encoding: "ats_encoding",
+    Attn: "ats_attn", MeasureOpts: "ats_measure_opts", Vectors: "ats_vectors",
+    TokenRoles: "ats_token_roles", RunOptions: "ats_run_options", Attention: "ats_attention",
+    CompareOptions: "ats_compare_options", CompareResult: "ats_compare_result",
+    TopoOptions: "ats_topo_options", TopoResult: "ats_topo_result",
+    CorpusSource: "ats_corpus_source", HeadsOptions: "ats_heads_options",
+    HeadsResult: "ats_heads_result", SyntaxOptions: "ats_syntax_options",
+    SyntaxResult: "ats_syntax_result", ImportanceOptions: "ats_importance_options",
+    ImportanceResult: "ats_importance_result",
+}
+for _cls, _name in _MIRRORS.items():
+    if ctypes.sizeof(_cls) != _constant(f"sizeof({_name})"):
+        raise ImportError(f"{_cls.__name__} has {ctypes.sizeof(_cls)} bytes but {_name} has "
+                          f"{_constant(f'sizeof({_name})')}: the package and the library differ")

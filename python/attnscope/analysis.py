@@ -1,16 +1,19 @@
 """The command-line workflows as functions, over the same library calls as the commands
-(analysis.h), so that the numbers are the commands' by construction: `compare` (two texts head by
-head) and `heads` (distances between heads over a corpus)."""
+(analysis.h), so that the numbers are the commands' by construction: `topo` (one head's token
+topology), `compare` (two texts head by head), `heads` (distances between heads over a corpus),
+`syntax` (syntactic heads against gold dependency trees) and `head_importance` (gradient head
+importance)."""
 import ctypes
 import json
 import math
 import os
-from typing import Iterable, Optional, Sequence, Union
+from typing import Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 
 from . import _lib as L
 from .model import Model
+from .topology import Persistence, _collect
 
 
 def _number(v: float):
@@ -18,6 +21,117 @@ def _number(v: float):
     else what the library writes (core.h, ats_json_number_format: None for NaN, "inf" and
     "-inf" for infinities)."""
     return v if math.isfinite(v) else json.loads(L.json_number(v))
+
+
+_DISTANCES = {k: L._constant("ATS_HEAD_" + k.upper()) for k in ("jsd", "seed", "js", "kl")}
+
+
+class Topology:
+    """One head's token topology, as `attnscope topo` writes it into result.json and js.npy:
+    `tokens` (labels), `distances` [n][n] (the head's token metric), `persistence` (diagrams
+    H0..dim with H1 cycles), `cycle_tokens` (the distinct tokens on each H1 cycle, in token
+    order), `scales` [k], `clusters` [k][n] (single-linkage cluster of each token at each
+    scale), `layout` [n][3] (force layout at the largest scale, or None)."""
+
+    def __init__(self, tokens, distances, persistence, scales, clusters, layout):
+        self.tokens: List[str] = tokens
+        self.distances: np.ndarray = distances
+        self.persistence: Persistence = persistence
+        self.scales: np.ndarray = scales
+        self.clusters: np.ndarray = clusters
+        self.layout: Optional[np.ndarray] = layout
+        cyc = persistence.cycles or []
+        self.cycle_tokens: List[List[str]] = [
+            [tokens[v] for v in sorted({int(x) for x in np.asarray(c).ravel()})] for c in cyc]
+
+    def __repr__(self):
+        counts = ", ".join(f"H{k}: {len(d)}" for k, d in enumerate(self.persistence.dims))
+        return f"Topology({len(self.tokens)} tokens; {counts})"
+
+
+def _attention_struct(att: np.ndarray, tokens: Optional[Sequence[str]], keep: list) -> "L.Attention":
+    a = np.ascontiguousarray(att, dtype=np.float32)
+    if a.ndim == 2:
+        a = a[None, None]
+    if a.ndim != 4 or a.shape[2] != a.shape[3]:
+        raise ValueError(f"attention must be [L][H][n][n] or [n][n], not {list(att.shape)}")
+    n = a.shape[2]
+    labels = [str(i) for i in range(n)] if tokens is None else [str(t) for t in tokens]
+    if len(labels) != n:
+        raise ValueError(f"{len(labels)} token labels for {n} tokens")
+    raw = (ctypes.c_char_p * max(n, 1))(*(t.encode("utf-8") for t in labels))
+    keep += [a, raw]
+    s = L.Attention()
+    s.L, s.H, s.n = a.shape[0], a.shape[1], n
+    s.att = a.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+    s.labels = ctypes.cast(raw, ctypes.POINTER(ctypes.c_char_p))
+    s.name = b"attention"
+    return s
+
+
+def topo(source: Union[Model, np.ndarray], text: Optional[str] = None, layer: int = 0,
+         head: int = 0, seed_compat: bool = False, distance: str = "jsd", dim: int = 2,
+         threshold: Optional[float] = None, scales: Optional[Sequence[float]] = None,
+         layout: bool = True, tokens: Optional[Sequence[str]] = None, truncate: bool = False,
+         n_threads: int = 0) -> Topology:
+    """The token topology of one head (the library's ats_topo, as `attnscope topo`): the head's
+    tokens as a metric space — the Jensen–Shannon distance (base 2) between their attention rows
+    (distance="jsd"), the seed notebook's √ scipy JS distance of softmaxed rows
+    (seed_compat=True or distance="seed"), or the symmetrised JS or KL divergence ("js", "kl") —
+    its Vietoris–Rips persistence H0..dim (threshold: largest diameter), clusters at the scales
+    (default: the 10 %, 25 % and 50 % quantiles of the distances) and a 3-D layout.
+    source is a Model (then give text) or attention [L][H][n][n] or [n][n] computed anywhere
+    (then tokens may label it)."""
+    if seed_compat:
+        distance = "seed"
+    if distance not in _DISTANCES:
+        raise ValueError(f"distance must be one of {sorted(_DISTANCES)}, not {distance!r}")
+    if scales is not None and not 0 < len(scales) <= L.TOPO_MAX_SCALES:
+        raise ValueError(f"give 1 to {L.TOPO_MAX_SCALES} scales")
+    o = L.TopoOptions()
+    L.ats_topo_options_init(ctypes.byref(o))
+    o.layer, o.head, o.distance, o.max_dim = int(layer), int(head), _DISTANCES[distance], int(dim)
+    if threshold is not None:
+        o.threshold = float(threshold)
+    if scales is not None:
+        o.n_scales = len(scales)
+        for i, v in enumerate(scales):
+            o.scales[i] = float(v)
+    if not layout:
+        o.layout_iters = 0
+    o.n_threads = int(n_threads)
+    err, att, keep = L.Error(), L.Attention(), []
+    own = isinstance(source, Model)
+    if own:
+        if text is None:
+            raise ValueError("topo(model, text, ...): give the text")
+        if tokens is not None:
+            raise ValueError("tokens label attention arrays; a model's tokens come from its tokenizer")
+        ro = L.RunOptions()
+        L.ats_run_options_init(ctypes.byref(ro))
+        ro.n_threads, ro.truncate = int(n_threads), int(truncate)
+        texts = (ctypes.c_char_p * 1)(text.encode("utf-8"))
+        L.check(L.ats_session_run(source._session, 1, texts, ctypes.byref(ro), ctypes.byref(att),
+                                  ctypes.byref(err)), err)
+    else:
+        att = _attention_struct(np.asarray(source), tokens, keep)
+    res = L.TopoResult()
+    try:
+        L.check(L.ats_topo(ctypes.byref(att), ctypes.byref(o), ctypes.byref(res), ctypes.byref(err)), err)
+        n = res.n
+        labels = [att.labels[i].decode("utf-8", "replace") for i in range(n)]
+        dist = np.ctypeslib.as_array(res.full, shape=(n, n)).copy() if n else np.zeros((0, 0))
+        pers = _collect(res.rips, n, int(dim), True, False)
+        k = res.n_scales
+        sc = np.array([res.scales[i] for i in range(k)])
+        cl = (np.ctypeslib.as_array(res.clusters, shape=(k, n)).copy() if n
+              else np.zeros((k, 0), np.int32))
+        lay = np.ctypeslib.as_array(res.layout, shape=(n, 3)).copy() if res.layout and n else None
+        return Topology(labels, dist, pers, sc, cl, lay)
+    finally:
+        L.ats_topo_result_free(ctypes.byref(res))
+        if own:
+            L.ats_attention_free(ctypes.byref(att))
 
 
 def compare(model: Model, texts: Sequence[str], layer: Optional[int] = None,
@@ -66,6 +180,43 @@ def compare(model: Model, texts: Sequence[str], layer: Optional[int] = None,
     return doc
 
 
+def _corpus_source(lines):
+    """(ats_corpus_source, the buffer it points into): a corpus file's path, or texts in memory."""
+    src = L.CorpusSource()
+    L.ats_corpus_source_init(ctypes.byref(src))
+    keep = None
+    if isinstance(lines, (str, os.PathLike)):
+        src.path = os.fsencode(lines)
+    else:
+        keep = ctypes.create_string_buffer(b"".join(t.encode("utf-8") + b"\n" for t in lines))
+        src.path, src.data, src.size = b"lines", ctypes.addressof(keep), len(keep) - 1
+    return src, keep
+
+
+def head_importance(model: Model, lines: Union[Iterable[str], str, os.PathLike],
+                    normalize: bool = False, max_lines: int = 0, max_tokens: int = 0,
+                    n_threads: int = 0) -> dict:
+    """Head importance from gradients, as `attnscope importance`: {"texts", "loss", "importance"
+    [L, H]}, importance = mean over the texts of |dL/dxi_h| (Michel et al. 2019; L the mean
+    next-token cross-entropy of a text, xi_h a gate on head h's output), one forward and one
+    backward pass a text (causal LMs: GPT-2, Llama, Mistral, Qwen2). lines as heads();
+    normalize=True divides each layer's importances by their L2 norm."""
+    src, keep = _corpus_source(lines)
+    o = L.ImportanceOptions()
+    L.ats_importance_options_init(ctypes.byref(o))
+    o.max_lines, o.max_tokens = int(max_lines), int(max_tokens)
+    o.normalize, o.n_threads = int(normalize), int(n_threads)
+    res, err = L.ImportanceResult(), L.Error()
+    L.check(L.ats_head_importance(model._session, ctypes.byref(src), ctypes.byref(o),
+                                  ctypes.byref(res), ctypes.byref(err)), err)
+    try:
+        imp = np.ctypeslib.as_array(res.importance, shape=(res.L, res.H)).copy()
+        return {"texts": int(res.texts), "loss": float(res.loss), "importance": imp}
+    finally:
+        L.ats_importance_result_free(ctypes.byref(res))
+        del keep
+
+
 def heads(model: Union[Model, Sequence[Model]], lines: Union[Iterable[str], str, os.PathLike],
           clark: bool = False, max_lines: int = 0, max_tokens: int = 0, skip_long: bool = False,
           chunk_lines: int = 64, n_threads: int = 0) -> np.ndarray:
@@ -78,14 +229,7 @@ def heads(model: Union[Model, Sequence[Model]], lines: Union[Iterable[str], str,
     cover. The other options are the command's (--max-lines, --max-tokens, --skip-long,
     --chunk-lines, --threads)."""
     models = list(model) if isinstance(model, (list, tuple)) else [model]
-    src = L.CorpusSource()
-    L.ats_corpus_source_init(ctypes.byref(src))
-    keep = None
-    if isinstance(lines, (str, os.PathLike)):
-        src.path = os.fsencode(lines)
-    else:
-        keep = ctypes.create_string_buffer(b"".join(t.encode("utf-8") + b"\n" for t in lines))
-        src.path, src.data, src.size = b"lines", ctypes.addressof(keep), len(keep) - 1
+    src, keep = _corpus_source(lines)
     o = L.HeadsOptions()
     L.ats_heads_options_init(ctypes.byref(o))
     o.clark, o.max_lines, o.max_tokens, o.skip_long = int(clark), int(max_lines), int(max_tokens), int(skip_long)
@@ -99,3 +243,35 @@ def heads(model: Union[Model, Sequence[Model]], lines: Union[Iterable[str], str,
     finally:
         L.ats_heads_result_free(ctypes.byref(res))
         del keep
+
+
+def syntax(model: Model, conllu: Union[str, os.PathLike], max_sentences: int = 0,
+           n_threads: int = 0) -> dict:
+    """Which heads attend from a dependent word to its gold syntactic head (Clark et al. 2019,
+    section 4), as `attnscope syntax --json`, over the trees of a CoNLL-U file (the first
+    max_sentences sentences, skipped ones included; 0: all). Returns the command's JSON content:
+    {"sentences", "skipped", "arcs", "unmapped_arcs", "layers", "heads", "relations": {name:
+    {"count", "best_head": [l, h], "accuracy", "baseline_offset", "baseline_accuracy",
+    "head_correct": [L][H]}}}, the relations by decreasing count. The definitions (words,
+    word-level attention, ties, baseline) are those of analysis.h."""
+    o = L.SyntaxOptions()
+    L.ats_syntax_options_init(ctypes.byref(o))
+    o.max_sentences, o.n_threads = int(max_sentences), int(n_threads)
+    res, err = L.SyntaxResult(), L.Error()
+    L.check(L.ats_syntax_run(model._session, os.fsencode(conllu), ctypes.byref(o),
+                             ctypes.byref(res), ctypes.byref(err)), err)
+    try:
+        Ln, Hn, R = res.L, res.H, res.R
+        correct = np.ctypeslib.as_array(res.correct, shape=(max(R, 1), Ln, Hn))
+        rels = {}
+        for q in range(R):
+            b = res.best_head[q]
+            rels[res.names[q].decode("utf-8")] = {
+                "count": int(res.count[q]), "best_head": [b // Hn, b % Hn],
+                "accuracy": float(res.accuracy[q]), "baseline_offset": int(res.baseline_offset[q]),
+                "baseline_accuracy": float(res.baseline_accuracy[q]),
+                "head_correct": correct[q].tolist()}
+        return {"sentences": res.sentences, "skipped": res.skipped, "arcs": res.arcs,
+                "unmapped_arcs": res.unmapped, "layers": Ln, "heads": Hn, "relations": rels}
+    finally:
+        L.ats_syntax_result_free(ctypes.byref(res))

@@ -3,8 +3,6 @@
 Each function returns a `Figure`, a bytes object that Jupyter shows inline; write it to a file
 with `open(path, "wb").write(fig)`."""
 import ctypes
-import os
-import tempfile
 from typing import Optional, Sequence
 
 import numpy as np
@@ -25,17 +23,23 @@ class Figure(bytes):
         return bytes(self).decode("utf-8") if self.fmt == "svg" else None
 
 
-def _render(fmt: str, draw) -> Figure:
-    if fmt not in ("png", "svg", "pdf"):
+def _render(fmt: str, fig: "L.FigureOptions", draw) -> Figure:
+    """Draws into memory (ats_figure_options.memory): no temporary file. fig is the figure
+    options inside the options draw passes."""
+    if fmt not in L.FIGURE_FORMATS:
         raise ValueError("fmt must be 'png', 'svg' or 'pdf'")
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "figure." + fmt).encode()
-        err = L.Error()
-        L.check(draw(path, ctypes.byref(err)), err)
-        with open(path, "rb") as f:
-            fig = Figure(f.read())
-    fig.fmt = fmt
-    return fig
+    mem = L.FigureMemory()
+    mem.format = L.FIGURE_FORMATS[fmt]
+    fig.memory = ctypes.pointer(mem)
+    err = L.Error()
+    try:
+        L.check(draw(b"figure." + fmt.encode(), ctypes.byref(err)), err)
+        out = Figure(ctypes.string_at(mem.data, mem.size))
+    finally:
+        fig.memory = None
+        L.ats_figure_memory_free(ctypes.byref(mem))
+    out.fmt = fmt
+    return out
 
 
 def _fig_options(title: Optional[str], width: float = 0, height: float = 0,
@@ -76,7 +80,7 @@ def plot_diagram(diagrams, dims: Optional[Sequence[int]] = None, title: Optional
     """Persistence diagram of a Persistence (all dimensions) or a list of [m][2] arrays."""
     s, d, keep = _diagrams(diagrams, dims)
     opt = _fig_options(title)
-    return _render(fmt, lambda p, e: L.ats_render_diagram(p, len(keep), s, d, ctypes.byref(opt), e))
+    return _render(fmt, opt, lambda p, e: L.ats_render_diagram(p, len(keep), s, d, ctypes.byref(opt), e))
 
 
 def plot_barcode(diagrams, dims: Optional[Sequence[int]] = None, title: Optional[str] = None,
@@ -84,7 +88,7 @@ def plot_barcode(diagrams, dims: Optional[Sequence[int]] = None, title: Optional
     """Barcode of a Persistence or a list of [m][2] arrays."""
     s, d, keep = _diagrams(diagrams, dims)
     opt = _fig_options(title)
-    return _render(fmt, lambda p, e: L.ats_render_barcode(p, len(keep), s, d, ctypes.byref(opt), e))
+    return _render(fmt, opt, lambda p, e: L.ats_render_barcode(p, len(keep), s, d, ctypes.byref(opt), e))
 
 
 def _heat_options(title, row_labels, col_labels, vmin, vmax, value_title, rows, cols, row_title, col_title):
@@ -113,7 +117,7 @@ def plot_heatmap(matrix: np.ndarray, row_labels: Optional[Sequence[str]] = None,
         raise L.AttnscopeError(3, f"heatmap needs a matrix [rows][cols], got shape {m.shape}")
     opt, keep = _heat_options(title, row_labels, col_labels, vmin, vmax, value_title,
                               m.shape[0], m.shape[1], row_title, col_title)
-    return _render(fmt, lambda p, e: L.ats_render_heatmap(p, m.shape[0], m.shape[1],
+    return _render(fmt, opt.fig, lambda p, e: L.ats_render_heatmap(p, m.shape[0], m.shape[1],
                                                            L.as_double_ptr(m), ctypes.byref(opt), e))
 
 
@@ -125,7 +129,7 @@ def plot_heatmap_grid(tensor: np.ndarray, title: Optional[str] = None,
     if t.ndim != 4:
         raise L.AttnscopeError(3, f"heatmap grid needs [L][H][n][m], got shape {t.shape}")
     opt, keep = _heat_options(title, None, None, vmin, vmax, value_title, 0, 0, None, None)
-    return _render(fmt, lambda p, e: L.ats_render_heatmap_grid(
+    return _render(fmt, opt.fig, lambda p, e: L.ats_render_heatmap_grid(
         p, t.shape[0], t.shape[1], t.shape[2], t.shape[3], L.as_double_ptr(t), None,
         ctypes.byref(opt), e))
 
@@ -148,7 +152,7 @@ def plot_skeleton(distances: np.ndarray, scales, labels: Optional[Sequence[str]]
     lower = lower_triangle(d)
     sc = np.ascontiguousarray(np.atleast_1d(np.asarray(scales, dtype=np.float64)))
     opt, keep = _graph_options(title, labels, n)
-    return _render(fmt, lambda p, e: L.ats_render_skeleton_grid(
+    return _render(fmt, opt.fig, lambda p, e: L.ats_render_skeleton_grid(
         p, n, L.as_double_ptr(lower), sc.shape[0], L.as_double_ptr(sc), ctypes.byref(opt), e))
 
 
@@ -160,5 +164,5 @@ def plot_attention_graph(attention: np.ndarray, labels: Optional[Sequence[str]] 
     if a.ndim != 2 or a.shape[0] != a.shape[1]:
         raise L.AttnscopeError(3, f"attention must be [n][n], got shape {a.shape}")
     opt, keep = _graph_options(title, labels, a.shape[0])
-    return _render(fmt, lambda p, e: L.ats_render_attention_graph(
+    return _render(fmt, opt.fig, lambda p, e: L.ats_render_attention_graph(
         p, a.shape[0], L.as_double_ptr(a), float(min_weight), int(symmetrize), ctypes.byref(opt), e))

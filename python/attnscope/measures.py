@@ -8,7 +8,7 @@ import numpy as np
 
 from . import _lib as L
 
-_KL, _JS, _JSD = 0, 1, 2
+_KL, _JS, _JSD = (L._constant("ATS_DIV_" + k) for k in ("KL", "JS", "JSD"))
 
 
 def _attn(a, name=b"attention"):
@@ -33,7 +33,7 @@ def _opts(base, eps, normalize, seed_compat, n_threads):
     L.ats_measure_opts_init(ctypes.byref(o))
     if base not in (2, "2", "e"):
         raise ValueError("base is 2 or 'e'")
-    o.base = 1 if base == "e" else 0
+    o.base = L._constant("ATS_BASE_E") if base == "e" else L._constant("ATS_BASE_2")
     o.eps, o.normalize, o.seed_compat, o.n_threads = float(eps), int(normalize), int(seed_compat), int(n_threads)
     return o
 
@@ -139,7 +139,9 @@ def head_stats(documents: Iterable[np.ndarray], roles: Optional[Iterable[dict]] 
 def context_similarity(x: np.ndarray, y: Optional[np.ndarray] = None, metric="cosine", n_threads=0) -> np.ndarray:
     """Between hidden-state vectors x [m, d] (and y [k, d], default x): metric "cosine"
     (similarity), "cosine_distance" or "euclidean"; result [m, k]."""
-    kinds = {"cosine": 0, "cosine_distance": 1, "euclidean": 2}
+    kinds = {"cosine": L._constant("ATS_COSINE_SIMILARITY"),
+             "cosine_distance": L._constant("ATS_COSINE_DISTANCE"),
+             "euclidean": L._constant("ATS_EUCLIDEAN")}
     xs = np.ascontiguousarray(x, dtype=np.float64)
     ys = np.ascontiguousarray(y, dtype=np.float64) if y is not None else None
     if xs.ndim != 2 or (ys is not None and (ys.ndim != 2 or ys.shape[1] != xs.shape[1])):

@@ -51,20 +51,27 @@ class Model:
         self.info = info
 
     @classmethod
-    def load(cls, path_or_name: str) -> "Model":
-        """Loads a model directory in HuggingFace layout, or a name from the HuggingFace cache."""
+    def load(cls, path_or_name: str, adapter: Optional[str] = None) -> "Model":
+        """Loads a model directory in HuggingFace layout, or a name from the HuggingFace cache.
+        adapter: a PEFT LoRA adapter directory (adapter_config.json, adapter_model.safetensors)
+        merged into the weights at load, as ats_model_load_adapted (model.h) describes."""
         s, err = ctypes.c_void_p(), L.Error()
-        L.check(L.ats_session_open(os.fsencode(path_or_name), ctypes.byref(s), ctypes.byref(err)), err)
+        ad = None if adapter is None else os.fsencode(adapter)
+        L.check(L.ats_session_open_adapted(os.fsencode(path_or_name), ad, ctypes.byref(s),
+                                           ctypes.byref(err)), err)
         i = L.ats_model_info_get(L.ats_session_model(s)).contents
         info = {
             "model_type": i.model_type.decode(), "dir": i.dir.decode(), "n_layers": i.n_layers,
             "n_heads": i.n_heads, "d_model": i.d_model, "vocab_size": i.vocab_size,
             "max_positions": i.max_positions, "causal": bool(i.causal),
-            "has_lm_head": bool(i.has_lm_head), "vision": i.arch == 5,
+            "has_lm_head": bool(i.has_lm_head), "vision": i.arch == L._constant("ATS_ARCH_VIT"),
         }
         return cls(s, info)
 
     def close(self):
+        if getattr(self, "_backward", None):
+            L.ats_backward_close(self._backward)
+            self._backward = None
         if self._session:
             L.ats_session_close(self._session)
             self._session = self._handle = self._tok = None
@@ -156,6 +163,31 @@ class Model:
             L.check(L.ats_model_forward(self._handle, ctypes.byref(inp), ctypes.byref(opt),
                                         ctypes.byref(res), ctypes.byref(err)), err)
         return _result(res, tokens, id_arr, offsets, hidden_states, logits)
+
+    def head_gradients(self, text: Optional[str] = None, ids: Optional[Sequence[int]] = None,
+                       n_threads: int = 0):
+        """(loss, grad [L, H]): the mean next-token cross-entropy of a text (or of explicit ids)
+        and its gradient with respect to a gate multiplying each head's output, at 1, from one
+        forward and one backward pass (causal LMs: GPT-2, Llama, Mistral, Qwen2). |grad|
+        averaged over texts is Michel et al.'s head importance (see head_importance)."""
+        if (text is None) == (ids is None):
+            raise ValueError("give exactly one of text, ids")
+        id_arr = (self.tokenize(text)["ids"] if text is not None
+                  else np.ascontiguousarray(ids, dtype=np.int32))
+        id_arr = np.ascontiguousarray(id_arr, dtype=np.int32)
+        if not getattr(self, "_backward", None):
+            b, err = ctypes.c_void_p(), L.Error()
+            L.check(L.ats_backward_open(self._handle, ctypes.byref(b), ctypes.byref(err)), err)
+            self._backward = b
+        inp = L.ModelInput()
+        inp.ids = id_arr.ctypes.data_as(L.c_int32_p)
+        inp.n = id_arr.shape[0]
+        grad = np.zeros((self.info["n_layers"], self.info["n_heads"]), np.float32)
+        loss, err = ctypes.c_double(), L.Error()
+        L.check(L.ats_backward_run(self._backward, ctypes.byref(inp), int(n_threads),
+                                   grad.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
+                                   ctypes.byref(loss), ctypes.byref(err)), err)
+        return loss.value, grad
 
     def run_batch(self, texts: Sequence[str], hidden_states: bool = False, n_threads: int = 0,
                   truncate: bool = False, n_layers: int = 0) -> List[Result]:

@@ -11,5 +11,9 @@ ats_status session_need_text(const ats_session *s, ats_error *err);
 /* ats_session_run without recording the failure on the session. */
 ats_status session_run(ats_session *s, size_t count, const char *const *texts,
                        const ats_run_options *o, ats_attention *out, ats_error *err);
+/* Adds |∂L/∂ξ| of count token sequences ids[i][n[i]] to imp[N] and their losses to *loss, in
+ * sequence order; the sequences run on `threads` threads (src/analysis/importance.c). */
+ats_status grad_importance(ats_backward *b, size_t N, size_t count, const int32_t *const *ids,
+                           const size_t *n, int threads, double *imp, double *loss, ats_error *err);
 
 #endif

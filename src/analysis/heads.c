@@ -589,6 +589,63 @@ static ats_status abl_measure(hrun *r, abl_line *lines, size_t count, const floa
     return st;
 }
 
+/* The pruning curve by gradient importance: *grad[N] ← mean |∂L/∂ξ| over the lines (causal
+ * LMs, as ats_head_importance), *order[N] the heads by increasing gradient importance, *loss[steps]
+ * the measure with the first removed[k] of them masked. A model the backward pass does not
+ * cover leaves the three NULL. */
+static ats_status grad_pruning(hrun *r, abl_line *lines, size_t count, const size_t *removed,
+                               size_t steps, double **grad, size_t **order, double **loss,
+                               ats_error *err) {
+    hmodel *hm = &r->models[0];
+    size_t N = hm->N;
+    ats_backward *b = NULL;
+    ats_error e;
+    if (ats_backward_open(hm->m, &b, &e)) return e.status == ATS_ERR_INVALID ? ATS_OK : e.status;
+    double *g = calloc(N, sizeof *g), *gl = malloc(steps * sizeof *gl), mean_loss = 0.0;
+    size_t *go = malloc(N * sizeof *go), *n = malloc(count * sizeof *n);
+    const int32_t **ids = malloc(count * sizeof *ids);
+    float *mask = malloc(N * sizeof *mask);
+    keyed *by_key = malloc(N * sizeof *by_key);
+    ats_status st = ATS_OK;
+    if (!g || !gl || !go || !n || !ids || !mask || !by_key) {
+        st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    size_t used = 0;
+    for (size_t i = 0; i < count; i++)
+        if (lines[i].n >= 2) { /* a one-token line has no next token: no gradient */
+            ids[used] = lines[i].input;
+            n[used++] = lines[i].n;
+        }
+    st = grad_importance(b, N, used, ids, n, r->line_threads, g, &mean_loss, err);
+    if (st) goto done;
+    for (size_t a = 0; a < N; a++) by_key[a] = (keyed){g[a] / (double)(used ? used : 1), a};
+    for (size_t a = 0; a < N; a++) g[a] = by_key[a].key;
+    qsort(by_key, N, sizeof *by_key, cmp_keyed);
+    for (size_t a = 0; a < N; a++) go[a] = by_key[a].head;
+    for (size_t s = 0; !st && s < steps; s++) {
+        for (size_t a = 0; a < N; a++) mask[a] = 1.0f;
+        for (size_t j = 0; j < removed[s]; j++) mask[go[j]] = 0.0f;
+        st = abl_measure(r, lines, count, mask, 1, &gl[s], err);
+    }
+    if (st) goto done;
+    *grad = g;
+    *order = go;
+    *loss = gl;
+    g = gl = NULL;
+    go = NULL;
+done:
+    ats_backward_close(b);
+    free(g);
+    free(gl);
+    free(go);
+    free(n);
+    free(ids);
+    free(mask);
+    free(by_key);
+    return st;
+}
+
 static ats_status run_ablation(hrun *r, size_t cap, ats_ablation_result *res, ats_error *err) {
     hmodel *hm = &r->models[0];
     size_t H = hm->H, N = hm->N, d = (size_t)hm->mi->d_model;
@@ -604,6 +661,8 @@ static ats_status run_ablation(hrun *r, size_t cap, ats_ablation_result *res, at
     double *order_loss = malloc(steps_cap * sizeof *order_loss);
     size_t *order_k = malloc(steps_cap * sizeof *order_k);
     keyed *by_key = malloc(N * sizeof *by_key);
+    double *grad = NULL, *grad_loss = NULL;
+    size_t *grad_order = NULL;
     ats_status st = ATS_OK;
     if (!lines || !mask || !single || !keep || !order || !order_loss || !order_k || !by_key) {
         st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
@@ -690,10 +749,13 @@ static ats_status run_ablation(hrun *r, size_t cap, ats_ablation_result *res, at
         if (k == N) break;
     }
     if (st) goto done;
-    *res =
-        (ats_ablation_result){N, count, lm, base, single, keep, order, steps, order_k, order_loss};
-    single = keep = order_loss = NULL;
-    order = order_k = NULL;
+    if (lm && hm->mi->causal)
+        st = grad_pruning(r, lines, count, order_k, steps, &grad, &grad_order, &grad_loss, err);
+    if (st) goto done;
+    *res = (ats_ablation_result){N,     count,   lm,         base, single,     keep,     order,
+                                 steps, order_k, order_loss, grad, grad_order, grad_loss};
+    single = keep = order_loss = grad = grad_loss = NULL;
+    order = order_k = grad_order = NULL;
 done:
     for (size_t i = 0; lines && i < count; i++) {
         free(lines[i].ids);
@@ -709,6 +771,9 @@ done:
     free(order_loss);
     free(order_k);
     free(by_key);
+    free(grad);
+    free(grad_order);
+    free(grad_loss);
     return st;
 }
 
@@ -732,6 +797,9 @@ void ats_ablation_result_free(ats_ablation_result *res) {
     free(res->order);
     free(res->removed);
     free(res->pruned);
+    free(res->grad);
+    free(res->grad_order);
+    free(res->grad_pruned);
     memset(res, 0, sizeof *res);
 }
 

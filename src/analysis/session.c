@@ -13,10 +13,15 @@ struct ats_session {
 };
 
 ats_status ats_session_open(const char *name_or_path, ats_session **out, ats_error *err) {
+    return ats_session_open_adapted(name_or_path, NULL, out, err);
+}
+
+ats_status ats_session_open_adapted(const char *name_or_path, const char *adapter_dir,
+                                    ats_session **out, ats_error *err) {
     *out = NULL;
     ats_session *s = calloc(1, sizeof *s);
     if (!s) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
-    ats_status st = ats_model_load(name_or_path, &s->model, err);
+    ats_status st = ats_model_load_adapted(name_or_path, adapter_dir, &s->model, err);
     const ats_model_info *info = st ? NULL : ats_model_info_get(s->model);
     if (!st && info->arch != ATS_ARCH_VIT) st = ats_tokenizer_load(info->dir, &s->tok, err);
     if (st) {

@@ -162,7 +162,7 @@ char *analysis_path(const analysis_args *a, const char *name, const char *ext, a
 ats_status analysis_session_open(const analysis_args *a, ats_session **s, ats_error *err) {
     *s = NULL;
     if (!a->model) return ATS_OK;
-    ats_status st = ats_session_open(a->model, s, err);
+    ats_status st = ats_session_open_adapted(a->model, ats_cli_adapter(), s, err);
     if (!st && !ats_session_tokenizer(*s)) {
         ats_session_close(*s);
         *s = NULL;
@@ -233,45 +233,66 @@ ats_status analysis_load(const analysis_args *a, ats_attention *src, size_t *cou
     return st;
 }
 
-static int cmp_double(const void *x, const void *y) {
-    double a = *(const double *)x, b = *(const double *)y;
-    return a < b ? -1 : a > b;
+/* ---- what the analysis commands share (cmd_analysis.c, cmd_topo.c, cmd_compare.c) */
+
+/* Writes a cJSON document atomically to DIR/name.json. */
+ats_status analysis_write_json(const analysis_args *a, const char *name, cJSON *doc,
+                               ats_error *err) {
+    char *path = analysis_path(a, name, "json", err);
+    if (!path) return err->status;
+    ats_status st = analysis_json_write(path, doc, err);
+    free(path);
+    return st;
 }
 
-size_t analysis_default_scales(size_t n, const double *lower, double *scales) {
-    size_t m = n * (n - 1) / 2;
-    if (m == 0) {
-        scales[0] = 0;
-        return 1;
-    }
-    double *c = malloc(m * sizeof *c);
-    if (!c) return 0;
-    memcpy(c, lower, m * sizeof *c);
-    qsort(c, m, sizeof *c, cmp_double);
-    scales[0] = c[m / 10];
-    scales[1] = c[m / 4];
-    scales[2] = c[m / 2];
-    free(c);
-    return 3;
+ats_status analysis_write_npy(const analysis_args *a, const char *name, ats_dtype dtype, int ndim,
+                              const size_t *shape, const void *data, ats_error *err) {
+    char *path = analysis_path(a, name, "npy", err);
+    if (!path) return err->status;
+    ats_status st = ats_npy_write(path, dtype, ndim, shape, data, err);
+    if (!st) printf("%s\n", path);
+    free(path);
+    return st;
 }
 
-ats_status analysis_scales_check(size_t n, const double *lower, double threshold,
-                                 const double *scales, size_t ns, const char *name,
-                                 const char *points, ats_error *err) {
-    double top = 0;
-    for (size_t q = 0; q < n * (n - 1) / 2; q++) top = fmax(top, lower[q]);
-    top = fmin(top, threshold);
-    for (size_t q = 0; q < ns; q++)
-        if (scales[q] > top) {
-            if (top < threshold)
-                return ats_error_set(err, ATS_ERR_INVALID,
-                                     "%s: scale %g is outside the diagram's range [0, %.6g] (the "
-                                     "largest distance between its %s)",
-                                     name, scales[q], top, points);
-            return ats_error_set(err, ATS_ERR_INVALID,
-                                 "%s: scale %g is outside the diagram's range [0, %.6g] (the "
-                                 "threshold)",
-                                 name, scales[q], top);
+char *analysis_figure_path(const analysis_args *a, const char *name, ats_error *err) {
+    return analysis_path(a, name, a->format, err);
+}
+
+cJSON *analysis_labels_json(const ats_attention *s) {
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < s->n; i++) cJSON_AddItemToArray(arr, cJSON_CreateString(s->labels[i]));
+    return arr;
+}
+
+cJSON *analysis_matrix_json(const double *m, size_t rows, size_t cols) {
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < rows; i++) {
+        cJSON *row = cJSON_CreateArray();
+        for (size_t j = 0; j < cols; j++) {
+            double v = m[i * cols + j];
+            cJSON_AddItemToArray(row, analysis_json_number(v, 0));
         }
-    return ATS_OK;
+        cJSON_AddItemToArray(arr, row);
+    }
+    return arr;
+}
+
+void analysis_title(char *buf, size_t n, const analysis_args *a, const ats_attention *s,
+                    const char *what, long l, long h) {
+    if (l >= 0)
+        snprintf(buf, n, "%s%s%s — %s, layer %ld head %ld", a->title ? a->title : "",
+                 a->title ? ": " : "", what, s->name, l, h);
+    else
+        snprintf(buf, n, "%s%s%s — %s", a->title ? a->title : "", a->title ? ": " : "", what,
+                 s->name);
+}
+
+/* Checks the shared options and loads the inputs; returns the exit code of a failure, or 0. */
+int analysis_prepare(const analysis_args *a, int need_head, ats_attention *src, size_t *count,
+                     ats_error *err) {
+    int rc = analysis_check(a, need_head);
+    if (rc) return rc;
+    ats_error_clear(err);
+    return analysis_load(a, src, count, err) ? ats_cli_fail(err) : 0;
 }

@@ -69,16 +69,37 @@ struct cJSON *analysis_json_number(double v, unsigned flags);
 /* A diagram's points as [[birth, death], ...], the death of an essential class null. */
 struct cJSON *analysis_pairs_json(const ats_diagram *d);
 
-/* The default scales of a skeleton: the 10 %, 25 % and 50 % quantiles of the n points'
- * distances lower [n(n-1)/2], where it changes most. Returns how many (3; 1 for a single
- * point), 0 when out of memory. */
-size_t analysis_default_scales(size_t n, const double *lower, double *scales);
+/* What the analysis commands share (analysis.c): DIR/name.json written atomically; DIR/name.npy;
+ * DIR/name.<format>; labels and matrices as JSON; a figure title from --title, what it shows,
+ * the input and the head (l < 0: none); the shared checks and loading (returns an exit code). */
+ats_status analysis_write_json(const analysis_args *a, const char *name, struct cJSON *doc,
+                               ats_error *err);
+ats_status analysis_write_npy(const analysis_args *a, const char *name, ats_dtype dtype, int ndim,
+                              const size_t *shape, const void *data, ats_error *err);
+char *analysis_figure_path(const analysis_args *a, const char *name, ats_error *err);
+struct cJSON *analysis_labels_json(const ats_attention *s);
+struct cJSON *analysis_matrix_json(const double *m, size_t rows, size_t cols);
+void analysis_title(char *buf, size_t n, const analysis_args *a, const ats_attention *s,
+                    const char *what, long l, long h);
+int analysis_prepare(const analysis_args *a, int need_head, ats_attention *src, size_t *count,
+                     ats_error *err);
 
-/* An error naming `name` when a scale lies past the end of the filtration: the largest of the
- * distances, or `threshold` when that is smaller. `points` names what the points are. */
-ats_status analysis_scales_check(size_t n, const double *lower, double threshold,
-                                 const double *scales, size_t ns, const char *name,
-                                 const char *points, ats_error *err);
+/* What the analysis commands write, given their inputs' attention (cmd_analysis.c); report
+ * calls them on one forward pass. Each prints the paths it writes. */
+ats_status analysis_attend_write(const analysis_args *a, const ats_attention *src, size_t count,
+                                 ats_error *err);
+ats_status analysis_graph_write(const analysis_args *a, const ats_attention *src, size_t count,
+                                double min_weight, int directed, ats_error *err);
+ats_status analysis_divergence_write(const analysis_args *a, const ats_attention *src, size_t count,
+                                     double eps, int base_e, ats_error *err);
+/* topo's outputs for input t (its _2, _3 ... suffix) of the topology res of input s */
+ats_status analysis_topo_write(const analysis_args *a, const ats_attention *s,
+                               const ats_topo_result *res, size_t t, int max_dim, int seed_compat,
+                               ats_error *err);
+ats_status analysis_compare_write(const analysis_args *a, const ats_compare_result *r,
+                                  const char *json_out, int all_heads, double q, ats_error *err);
+/* The distinct vertices on H1 cycle i of res, in increasing order, into on[n] (1 = on it). */
+void analysis_cycle_vertices(const ats_rips_result *res, size_t i, size_t n, unsigned char *on);
 
 /* The usage text of the shared options. */
 extern const char ANALYSIS_COMMON_USAGE[];

@@ -99,3 +99,33 @@ void ats_cli_json_number(void *fp, double v, unsigned flags) {
     char buf[ATS_JSON_NUMBER_MAX];
     fwrite(buf, 1, ats_json_number_format(v, flags, buf), fp);
 }
+
+static const char *cli_adapter;
+
+const char *ats_cli_adapter(void) {
+    return cli_adapter;
+}
+
+int ats_cli_adapter_take(const char *cmd, int loads_models, int *argc, char **argv) {
+    int out = 1;
+    for (int i = 1; i < *argc; i++) {
+        const char *s = argv[i], *v = NULL;
+        if (!strcmp(s, "--adapter")) {
+            if (i + 1 >= *argc) return ats_cli_usage_error(cmd, "--adapter needs a directory");
+            v = argv[++i];
+        } else if (!strncmp(s, "--adapter=", 10)) {
+            v = s + 10;
+        } else {
+            argv[out++] = argv[i];
+            continue;
+        }
+        if (!loads_models)
+            return ats_cli_usage_error(cmd, "--adapter: this command loads no model");
+        if (cli_adapter) return ats_cli_usage_error(cmd, "--adapter given twice");
+        if (!*v) return ats_cli_usage_error(cmd, "--adapter needs a directory");
+        cli_adapter = v;
+    }
+    for (int i = out; i < *argc; i++) argv[i] = NULL;
+    *argc = out;
+    return ATS_EXIT_OK;
+}

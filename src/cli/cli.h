@@ -28,6 +28,8 @@ int ats_cmd_report(int argc, char **argv);
 int ats_cmd_context(int argc, char **argv);
 int ats_cmd_vision(int argc, char **argv);
 int ats_cmd_equivariance(int argc, char **argv);
+int ats_cmd_syntax(int argc, char **argv);
+int ats_cmd_importance(int argc, char **argv);
 
 /* Prints "attnscope: <message>" to stderr and returns the exit code for the status. */
 int ats_cli_fail(const ats_error *err);
@@ -54,6 +56,15 @@ int ats_cli_parse_double(const char *s, int allow_inf, double *out);
 int ats_cli_parse_long(const char *s, long lo, long hi, long *out);
 /* Parses --image-size: "H" (a square) or "HxW", each 1..16384 pixels. Returns 1 on success. */
 int ats_cli_parse_image_size(const char *s, int *height, int *width);
+
+/* --adapter DIR, an option of every command that loads a model (main.c takes it out of argv
+ * before the command parses its own options): the PEFT LoRA adapter directory to merge into
+ * every model the command loads (ats_model_load_adapted), or NULL. */
+const char *ats_cli_adapter(void);
+/* Takes "--adapter DIR" (or "--adapter=DIR") out of argv[1..argc) for command cmd, which loads
+ * models when loads_models is 1 (else the option is refused). Returns ATS_EXIT_OK or, after
+ * printing why, ATS_EXIT_INPUT (no value, given twice, a command that loads no model). */
+int ats_cli_adapter_take(const char *cmd, int loads_models, int *argc, char **argv);
 
 /* Writes v into a JSON file as ats_json_number_format does (core.h); fp is a FILE *. */
 void ats_cli_json_number(void *fp, double v, unsigned flags);

@@ -38,6 +38,8 @@ static const char USAGE[] =
     "  --labels I,J,..     loss targets per position, -100 = ignored\n"
     "  --truncate          keep the first max-positions tokens of a longer input (text: as\n"
     "                      transformers' truncation=True, the closing special tokens stay)\n"
+    "  --adapter DIR       merge a PEFT LoRA adapter (adapter_config.json,\n"
+    "                      adapter_model.safetensors) into the model at load\n"
     "  --threads N         threads (default: as OpenBLAS/OpenMP are configured)\n"
     "  --repeat R          run the forward pass R times and print its median wall time\n";
 
@@ -232,7 +234,7 @@ int ats_cmd_attention(int argc, char **argv) {
     char **names = NULL;
     ats_forward_result res = {0};
     int rc = ATS_EXIT_OK;
-    if (ats_model_load(a.model, &m, &err)) {
+    if (ats_model_load_adapted(a.model, ats_cli_adapter(), &m, &err)) {
         rc = ats_cli_fail(&err);
         goto done;
     }

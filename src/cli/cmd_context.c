@@ -64,7 +64,7 @@ typedef struct loaded {
 
 static ats_status load(const char *name, loaded *out, ats_error *err) {
     memset(out, 0, sizeof *out);
-    ats_status st = ats_model_load(name, &out->model, err);
+    ats_status st = ats_model_load_adapted(name, ats_cli_adapter(), &out->model, err);
     if (st) return st;
     out->info = ats_model_info_get(out->model);
     if (out->info->arch == ATS_ARCH_VIT) {

@@ -24,7 +24,8 @@ static const char USAGE[] =
     "its position embeddings and without them, and reports for every layer\n"
     "max |Attn(PX) - P Attn(X) P^T| over heads and tokens (equivariance.json, a chart).\n"
     "Without positions a bidirectional encoder is equivariant up to float rounding; a causal\n"
-    "model is not, because its mask is itself positional.\n";
+    "model is not, because its mask is itself positional. With --adapter DIR (a PEFT LoRA\n"
+    "adapter merged at load) the same argument runs on the fine-tuned model.\n";
 
 /* max over heads and token pairs of |B[p(i)][p(j)] − A[i][j]| per layer, where B ran on the
  * permuted sequence (B's token k is A's token perm[k]; so A[i][j] ↔ B[inv[i]][inv[j]]). */
@@ -98,7 +99,7 @@ int ats_cmd_equivariance(int argc, char **argv) {
     ats_error err;
     ats_error_clear(&err);
     ats_model *m;
-    if (ats_model_load(model, &m, &err)) return ats_cli_fail(&err);
+    if (ats_model_load_adapted(model, ats_cli_adapter(), &m, &err)) return ats_cli_fail(&err);
     const ats_model_info *info = ats_model_info_get(m);
     int causal = info->causal;
     size_t L = (size_t)info->n_layers;
@@ -147,6 +148,7 @@ int ats_cmd_equivariance(int argc, char **argv) {
     if (!st) {
         cJSON *doc = cJSON_CreateObject();
         cJSON_AddStringToObject(doc, "model_type", info->model_type);
+        if (ats_cli_adapter()) cJSON_AddStringToObject(doc, "adapter", ats_cli_adapter());
         cJSON_AddBoolToObject(doc, "causal", causal);
         cJSON_AddNumberToObject(doc, "tokens", (double)n);
         cJSON *pj = cJSON_AddArrayToObject(doc, "permutation");

@@ -5,7 +5,6 @@
 #include "cli.h"
 #include "attnscope/core.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -21,18 +20,6 @@ static const char REPORT_USAGE[] =
     "(default: the head whose H1 diagrams differ most between the texts, by bottleneck\n"
     "distance) and writes DIR/index.html: one page that works offline, with every figure and\n"
     "table. The intermediate results (JSON, NPY, SVG) stay in DIR's subfolders.\n";
-
-/* Runs a subcommand in-process with its output folder; stdout (the file list) is kept. */
-static int run_sub(int (*cmd)(int, char **), const char *const *args) {
-    char *argv[64];
-    int argc = 0;
-    while (args[argc] && argc < 63) {
-        argv[argc] = (char *)args[argc];
-        argc++;
-    }
-    argv[argc] = NULL;
-    return cmd(argc, argv);
-}
 
 static void html_escape(FILE *fp, const char *s) {
     for (; *s; s++) {
@@ -81,15 +68,6 @@ static void embed_figure(FILE *fp, const char *path, const char *alt) {
     free(buf);
 }
 
-static cJSON *read_json(const char *path) {
-    char *buf;
-    size_t len;
-    if (ats_file_read_all(path, (size_t)1 << 28, &buf, &len, NULL)) return NULL;
-    cJSON *doc = cJSON_Parse(buf);
-    free(buf);
-    return doc;
-}
-
 static char *join(const char *dir, const char *name) {
     size_t n = strlen(dir) + strlen(name) + 2;
     char *p = malloc(n);
@@ -97,89 +75,132 @@ static char *join(const char *dir, const char *name) {
     return p;
 }
 
-/* Index of the largest finite value of [L][H] H1 bottleneck distances. */
-static int pick_head(const char *compare_dir, long *layer, long *head, ats_error *err) {
-    char *path = join(compare_dir, "bottleneck.npy");
-    ats_npy arr;
-    ats_status st = path ? ats_npy_read(path, &arr, err) : ATS_ERR_NOMEM;
-    free(path);
-    if (st) return 0;
+/* The head with the largest finite H1 bottleneck distance ([n_dims][L][H], n_dims >= 2). */
+static int pick_head(const ats_compare_result *r, long *layer, long *head, ats_error *err) {
+    const double *h1 = r->bottleneck + r->L * r->H;
+    double best = -1;
     int ok = 0;
-    if (arr.ndim == 3 && arr.dtype == ATS_F64 && arr.shape[0] >= 2) {
-        size_t L = arr.shape[1], H = arr.shape[2];
-        const double *h1 = (const double *)arr.data + L * H;
-        double best = -1;
-        for (size_t i = 0; i < L * H; i++)
-            if (isfinite(h1[i]) && h1[i] > best) {
-                best = h1[i];
-                *layer = (long)(i / H);
-                *head = (long)(i % H);
-                ok = 1;
-            }
-    }
-    ats_npy_free(&arr);
+    for (size_t i = 0; r->n_dims >= 2 && i < r->L * r->H; i++)
+        if (isfinite(h1[i]) && h1[i] > best) {
+            best = h1[i];
+            *layer = (long)(i / r->H);
+            *head = (long)(i % r->H);
+            ok = 1;
+        }
     if (!ok) ats_error_set(err, ATS_ERR_INVALID, "report: no finite H1 bottleneck distance");
     return ok;
 }
 
-static void cycles_table(FILE *fp, const cJSON *result) {
-    const cJSON *pairs = NULL,
-                *dims = cJSON_GetObjectItem(cJSON_GetObjectItem(result, "diagrams"), "dims");
-    const cJSON *e;
-    cJSON_ArrayForEach(e, dims) {
-        if (cJSON_GetObjectItem(e, "dim")->valueint == 1) pairs = cJSON_GetObjectItem(e, "pairs");
-    }
-    const cJSON *toks = cJSON_GetObjectItem(result, "cycle_tokens");
+static void cycles_table(FILE *fp, const ats_attention *s, const ats_topo_result *res) {
     fputs("<table><tr><th>H1 birth</th><th>death</th><th>persistence</th><th>tokens on the "
           "cycle</th></tr>\n",
           fp);
-    int i = 0;
-    const cJSON *p;
-    cJSON_ArrayForEach(p, pairs) {
-        double b = cJSON_GetArrayItem(p, 0)->valuedouble;
-        const cJSON *dj = cJSON_GetArrayItem(p, 1);
-        const cJSON *t = cJSON_GetArrayItem(toks, i++);
+    const ats_diagram *d = &res->rips.dims[1];
+    size_t count = res->rips.max_dim >= 1 ? d->count : 0;
+    unsigned char *on = malloc(s->n ? s->n : 1);
+    for (size_t i = 0; i < count; i++) {
+        double b = d->pairs[2 * i], x = d->pairs[2 * i + 1];
         fprintf(fp, "<tr><td>%.4f</td>", b);
-        if (cJSON_IsNumber(dj))
-            fprintf(fp, "<td>%.4f</td><td>%.4f</td>", dj->valuedouble, dj->valuedouble - b);
+        if (isfinite(x))
+            fprintf(fp, "<td>%.4f</td><td>%.4f</td>", x, x - b);
         else
             fputs("<td>∞</td><td>∞</td>", fp);
         fputs("<td>", fp);
-        const cJSON *tok;
+        if (on && res->rips.cycles) analysis_cycle_vertices(&res->rips, i, s->n, on);
         int first = 1;
-        cJSON_ArrayForEach(tok, t) {
-            if (!first) fputs(" · ", fp);
-            html_escape(fp, tok->valuestring ? tok->valuestring : "");
-            first = 0;
-        }
+        for (size_t v = 0; on && res->rips.cycles && v < s->n; v++)
+            if (on[v]) {
+                if (!first) fputs(" · ", fp);
+                html_escape(fp, s->labels[v]);
+                first = 0;
+            }
         fputs("</td></tr>\n", fp);
     }
-    if (i == 0) fputs("<tr><td colspan=\"4\">no H1 class</td></tr>\n", fp);
+    free(on);
+    if (count == 0) fputs("<tr><td colspan=\"4\">no H1 class</td></tr>\n", fp);
     fputs("</table>\n", fp);
 }
 
-static void clusters_table(FILE *fp, const cJSON *result) {
+static void clusters_table(FILE *fp, const ats_attention *s, const ats_topo_result *res) {
     fputs("<table><tr><th>scale</th><th>H0 clusters (single linkage)</th></tr>\n", fp);
-    const cJSON *c;
-    cJSON_ArrayForEach(c, cJSON_GetObjectItem(result, "clusters")) {
-        fprintf(fp, "<tr><td>%.4f</td><td>", cJSON_GetObjectItem(c, "scale")->valuedouble);
-        const cJSON *g;
-        int first = 1;
-        cJSON_ArrayForEach(g, cJSON_GetObjectItem(c, "groups")) {
-            fputs(first ? "{" : " {", fp);
-            first = 0;
-            const cJSON *tok;
-            int f2 = 1;
-            cJSON_ArrayForEach(tok, g) {
-                if (!f2) fputs(", ", fp);
-                html_escape(fp, tok->valuestring ? tok->valuestring : "");
-                f2 = 0;
-            }
+    for (size_t q = 0; q < res->n_scales; q++) {
+        fprintf(fp, "<tr><td>%.4f</td><td>", res->scales[q]);
+        const int32_t *labels = res->clusters + q * s->n;
+        for (size_t g = 0; g < res->n_clusters[q]; g++) {
+            fputs(g ? " {" : "{", fp);
+            int first = 1;
+            for (size_t v = 0; v < s->n; v++)
+                if ((size_t)labels[v] == g) {
+                    if (!first) fputs(", ", fp);
+                    html_escape(fp, s->labels[v]);
+                    first = 0;
+                }
             fputs("}", fp);
         }
         fputs("</td></tr>\n", fp);
     }
     fputs("</table>\n", fp);
+}
+
+/* The model once: both texts' attention, then compare over every head, and topo, attend,
+ * divergence and graph on the chosen head, each writing into its folder as the command would. */
+static ats_status report_run(const char *model, const char *const texts[2], int truncate,
+                             char *const dirs[5], const char *cmp_json, long *layer, long *head,
+                             ats_compare_result *r, ats_topo_result tres[2], ats_error *err) {
+    analysis_args a;
+    analysis_args_init(&a, "report");
+    a.model = model;
+    a.texts[0] = texts[0];
+    a.texts[1] = texts[1];
+    a.n_texts = 2;
+    a.format = "svg";
+    a.truncate = truncate;
+    ats_session *s;
+    ats_status st = analysis_session_open(&a, &s, err);
+    if (st) return st;
+    ats_run_options ro;
+    ats_run_options_init(&ro);
+    ro.truncate = truncate;
+    ats_attention in[2];
+    st = ats_session_run(s, 2, texts, &ro, in, err);
+    ats_session_close(s);
+    if (st) return st;
+    ats_compare_options co;
+    ats_compare_options_init(&co);
+    co.all_heads = 1;
+    co.truncate = truncate;
+    st = ats_compare_attention(&in[0], &in[1], &co, r, err);
+    a.out_dir = dirs[0];
+    if (!st) st = analysis_compare_write(&a, r, cmp_json, 1, co.q, err);
+    if (!st && *layer < 0 && !pick_head(r, layer, head, err)) st = err->status;
+    if (st) return st;
+    const ats_attention *src = r->inputs;
+    a.layer = *layer;
+    a.head = *head;
+    for (int t = 0; t < 2; t++)
+        if ((size_t)*layer >= src[t].L || (size_t)*head >= src[t].H)
+            return ats_error_set(err, ATS_ERR_INVALID,
+                                 "%s: layer %ld, head %ld is outside its %zu x %zu heads",
+                                 src[t].name, *layer, *head, src[t].L, src[t].H);
+    ats_topo_options to;
+    ats_topo_options_init(&to);
+    to.layer = *layer;
+    to.head = *head;
+    for (int t = 0; t < 2 && !st; t++) st = ats_topo(&src[t], &to, &tres[t], err);
+    a.out_dir = dirs[1];
+    for (int t = 0; t < 2 && !st; t++)
+        st = analysis_topo_write(&a, &src[t], &tres[t], (size_t)t, to.max_dim, 0, err);
+    a.out_dir = dirs[2];
+    if (!st) st = analysis_attend_write(&a, src, 2, err);
+    a.out_dir = dirs[3];
+    if (!st) st = analysis_divergence_write(&a, src, 2, 1e-9, 0, err);
+    a.out_dir = dirs[4];
+    if (!st) st = analysis_graph_write(&a, src, 2, 0.05, 0, err);
+    /* then every head's maps */
+    a.out_dir = dirs[2];
+    a.layer = a.head = -1;
+    if (!st) st = analysis_attend_write(&a, src, 2, err);
+    return st;
 }
 
 int ats_cmd_report(int argc, char **argv) {
@@ -222,58 +243,23 @@ int ats_cmd_report(int argc, char **argv) {
         ats_error derr;
         if (ats_dir_create(out, &derr)) return ats_cli_fail(&derr);
     }
-    char *dir_cmp = join(out, "compare"), *dir_topo = join(out, "topo"),
-         *dir_att = join(out, "attend"), *dir_div = join(out, "divergence"),
-         *dir_graph = join(out, "graph"), *cmp_json = join(out, "compare.json");
-    const char *trunc = truncate ? "--truncate" : NULL;
+    char *dirs[5] = {join(out, "compare"), join(out, "topo"), join(out, "attend"),
+                     join(out, "divergence"), join(out, "graph")};
+    char *cmp_json = join(out, "compare.json");
+    char *dir_cmp = dirs[0], *dir_topo = dirs[1], *dir_att = dirs[2], *dir_div = dirs[3],
+         *dir_graph = dirs[4];
     ats_error err;
     ats_error_clear(&err);
     int rc = ATS_EXIT_OK;
-    {
-        const char *args[] = {"compare", "--model",     model,   "--text", texts[0],   "--text",
-                              texts[1],  "--all-heads", "--out", dir_cmp,  "--format", "svg",
-                              "--json",  cmp_json,      trunc,   NULL};
-        rc = run_sub(ats_cmd_compare, args);
-    }
-    if (!rc && layer < 0 && !pick_head(dir_cmp, &layer, &head, &err)) rc = ats_cli_fail(&err);
-    char ls[32], hs[32];
-    snprintf(ls, sizeof ls, "%ld", layer);
-    snprintf(hs, sizeof hs, "%ld", head);
-    /* the chosen head through topo, attend, divergence and graph; then every head's maps */
-    static const struct {
-        int (*cmd)(int, char **);
-        const char *name;
-        int dir; /* index into dirs */
-    } steps[] = {{ats_cmd_topo, "topo", 0},
-                 {ats_cmd_attend, "attend", 1},
-                 {ats_cmd_divergence, "divergence", 2},
-                 {ats_cmd_graph, "graph", 3}};
-    const char *dirs[4] = {dir_topo, dir_att, dir_div, dir_graph};
-    for (size_t k = 0; k < sizeof steps / sizeof steps[0] && !rc; k++) {
-        const char *args[] = {steps[k].name,      "--model",  model, "--text", texts[0], "--text",
-                              texts[1],           "--layer",  ls,    "--head", hs,       "--out",
-                              dirs[steps[k].dir], "--format", "svg", trunc,    NULL};
-        rc = run_sub(steps[k].cmd, args);
-    }
-    if (!rc) {
-        const char *args[] = {"attend", "--model", model,   "--text", texts[0],
-                              "--text", texts[1],  "--out", dir_att,  "--format",
-                              "svg",    trunc,     NULL};
-        rc = run_sub(ats_cmd_attend, args);
-    }
-    cJSON *cmp = NULL, *res[2] = {NULL, NULL};
-    if (!rc) {
-        cmp = read_json(cmp_json);
-        char *r1 = join(dir_topo, "result.json"), *r2 = join(dir_topo, "result_2.json");
-        res[0] = read_json(r1);
-        res[1] = read_json(r2);
-        free(r1);
-        free(r2);
-        if (!cmp || !res[0] || !res[1]) {
-            ats_error_set(&err, ATS_ERR_IO, "%s: intermediate results missing", out);
-            rc = ats_cli_fail(&err);
-        }
-    }
+    ats_compare_result cmp;
+    ats_topo_result res[2];
+    memset(&cmp, 0, sizeof cmp);
+    memset(res, 0, sizeof res);
+    int ok = cmp_json != NULL;
+    for (int k = 0; k < 5; k++) ok = ok && dirs[k];
+    if (!ok) ats_error_set(&err, ATS_ERR_NOMEM, "out of memory");
+    if (!ok || report_run(model, texts, truncate, dirs, cmp_json, &layer, &head, &cmp, res, &err))
+        rc = ats_cli_fail(&err);
     if (!rc) {
         char *index = join(out, "index.html");
         ats_outfile of;
@@ -316,15 +302,13 @@ int ats_cmd_report(int argc, char **argv) {
                   fp);
             const char *measures[2] = {"bottleneck", "wasserstein"};
             for (int m = 0; m < 2; m++) {
-                const cJSON *o = cJSON_GetObjectItem(cmp, measures[m]);
+                const double *o = m ? cmp.wasserstein : cmp.bottleneck;
                 fprintf(fp, "<tr><th>%s at layer %ld head %ld</th>", measures[m], layer, head);
-                for (int d = 0; d < 2; d++) {
-                    char key[8];
-                    snprintf(key, sizeof key, "%d", d);
-                    const cJSON *row = cJSON_GetArrayItem(cJSON_GetObjectItem(o, key), (int)layer);
-                    const cJSON *v = cJSON_GetArrayItem(row, (int)head);
-                    if (cJSON_IsNumber(v))
-                        fprintf(fp, "<td>%.6f</td>", v->valuedouble);
+                for (size_t d = 0; d < 2; d++) {
+                    /* what compare.json holds: a number when finite, else null or "inf" */
+                    double v = o[(d * cmp.L + (size_t)layer) * cmp.H + (size_t)head];
+                    if (isfinite(v))
+                        fprintf(fp, "<td>%.6f</td>", v);
                     else
                         fputs("<td>∞</td>", fp);
                 }
@@ -354,8 +338,8 @@ int ats_cmd_report(int argc, char **argv) {
                     free(p);
                 }
                 fputs("</div>\n", fp);
-                cycles_table(fp, res[t]);
-                clusters_table(fp, res[t]);
+                cycles_table(fp, &cmp.inputs[t], &res[t]);
+                clusters_table(fp, &cmp.inputs[t], &res[t]);
                 fprintf(fp, "<h2>Text %c: attention and divergences</h2>\n<div class=\"grid\">\n",
                         'A' + t);
                 char name[96], *p;
@@ -395,14 +379,10 @@ int ats_cmd_report(int argc, char **argv) {
         }
         free(index);
     }
-    cJSON_Delete(cmp);
-    cJSON_Delete(res[0]);
-    cJSON_Delete(res[1]);
-    free(dir_cmp);
-    free(dir_topo);
-    free(dir_att);
-    free(dir_div);
-    free(dir_graph);
+    ats_compare_result_free(&cmp);
+    ats_topo_result_free(&res[0]);
+    ats_topo_result_free(&res[1]);
+    for (int k = 0; k < 5; k++) free(dirs[k]);
     free(cmp_json);
     return rc;
 }

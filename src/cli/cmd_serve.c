@@ -25,6 +25,7 @@ static const char SERVE_USAGE[] =
     "                    forward passes, as many at once as there are cores)\n"
     "  --max-tokens N    longest text in tokens (default: the model's maximum)\n"
     "  --max-body BYTES  largest request body (default 65536)\n"
+    "  --adapter DIR     a PEFT LoRA adapter merged into the model at load\n"
     "  --allow-host H    host names (or name:port) requests may address besides the bound\n"
     "                    address and localhost, for deliberate remote use; any other Host\n"
     "                    header, or an Origin naming another site, gets 403\n";
@@ -99,6 +100,7 @@ int ats_cmd_serve(int argc, char **argv) {
         i++;
     }
     if (!opt.model) return ats_cli_usage_error("serve", "--model M is required");
+    opt.adapter = ats_cli_adapter();
     if (!opt.web_dir) {
         if (!find_web_dir(web, sizeof web))
             return ats_cli_usage_error("serve", "cannot find the viewer's files; give --web DIR");

@@ -321,7 +321,7 @@ int ats_cmd_vision(int argc, char **argv) {
     ats_error err;
     ats_error_clear(&err);
     ats_model *m = NULL;
-    if (ats_model_load(model, &m, &err)) return ats_cli_fail(&err);
+    if (ats_model_load_adapted(model, ats_cli_adapter(), &m, &err)) return ats_cli_fail(&err);
     const ats_model_info *info = ats_model_info_get(m);
     if (info->arch != ATS_ARCH_VIT) {
         int rc =
@@ -370,16 +370,12 @@ int ats_cmd_vision(int argc, char **argv) {
         vision_run run;
         memset(&run, 0, sizeof run);
         if (!st) st = analyse(m, &img, &sz, (size_t)layer, (size_t)head, images[t], &run, &err);
-        double sc[16];
-        size_t ns = n_scales;
+        double sc[ATS_TOPO_MAX_SCALES];
+        size_t ns = 0;
         if (!st) {
-            if (ns) {
-                memcpy(sc, scales, ns * sizeof *sc);
-                st = analysis_scales_check(run.n, run.lower, INFINITY, sc, ns, images[t], "patches",
-                                           &err);
-            } else if (!(ns = analysis_default_scales(run.n, run.lower, sc))) {
-                st = ats_error_set(&err, ATS_ERR_NOMEM, "out of memory");
-            }
+            const ats_lower metric = {run.n, run.lower};
+            st = ats_topo_scales(&metric, INFINITY, scales, n_scales, images[t], "patches", sc, &ns,
+                                 &err);
         }
         char stem[32];
         snprintf(stem, sizeof stem, "%zu", t + 1);

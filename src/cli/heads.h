@@ -4,7 +4,9 @@
 #ifndef ATS_CLI_HEADS_H
 #define ATS_CLI_HEADS_H
 
+#include "attnscope/analysis.h"
 #include "attnscope/core.h"
+#include "attnscope/diagram.h"
 
 #include <stdio.h>
 
@@ -35,12 +37,82 @@ int heads_mpi_available(void);
 /* Head names "L3H7" for N = L·H heads (prefix e.g. "gpt2:" for joint runs). */
 void heads_name(char *buf, size_t n, const char *prefix, size_t l, size_t h);
 
-/* Single-linkage dendrogram of the metric lower [N(N-1)/2]: merges [N-1][4] = (cluster a,
- * cluster b, height, size) in SciPy's linkage convention (new cluster N+k for merge k). */
-ats_status heads_single_linkage(size_t N, const double *lower, double *merges, ats_error *err);
+/* ---- the command's state, shared by cmd_heads.c and heads_output.c */
 
-/* Classical MDS of lower [N(N-1)/2] into dim coordinates, xy [N][dim] (deterministic: power
- * iteration from a fixed start, signs fixed so the largest |coordinate| is positive). */
-ats_status heads_mds(size_t N, const double *lower, int dim, double *xy, ats_error *err);
+typedef void (*writer_fn)(FILE *fp, const void *ctx);
+
+typedef struct hargs {
+    const char *models[2];
+    int n_models;
+    const char *corpus, *output, *out_dir;
+    int clark, stats, ablation, skip_long, quiet, scale_given;
+    long max_tokens, max_lines, ablation_lines, chunk_lines, threads;
+    double scale;
+} hargs;
+
+typedef struct hmodel {
+    ats_session *s;
+    const ats_model_info *mi;
+    size_t L, H, N;
+    char name[128]; /* short name for labels */
+} hmodel;
+
+typedef struct progress {
+    int quiet, tty, ranks;
+    double start, last;
+} progress;
+
+typedef struct hrun {
+    const hargs *a;
+    heads_mpi *mpi;
+    hmodel models[2];
+    int n_models;
+    size_t N;    /* heads in D */
+    int threads; /* this process's share of the cores */
+    progress pg;
+    ats_heads_result res;
+} hrun;
+
+/* Persistence, dendrogram, MDS and clusters of the N heads whose distances are lower
+ * (mean per token). prefix names the files ("" or "joint_"). dg receives H0 and H1 (owned by the
+ * caller) when not NULL. */
+typedef struct analysis_in {
+    const char *dir, *prefix, *title;
+    size_t N;
+    const double *lower;
+    char **names;
+    const int *layer;  /* [N] */
+    size_t n_layers;   /* colour groups */
+    const int *shapes; /* [N] or NULL */
+    const char *const *shape_names;
+    size_t n_shapes;
+    int scale_given;
+    double scale;
+} analysis_in;
+
+typedef struct analysis_out {
+    ats_diagram dg[2];
+    double scale;
+    size_t n_clusters;
+    int32_t *labels;
+} analysis_out;
+
+/* The library's options of the run (cmd_heads.c) */
+void heads_options(hrun *r, ats_heads_options *o);
+/* dir/name (malloc'd) */
+char *heads_path_join(const char *dir, const char *name);
+/* dir/name written atomically by fn */
+ats_status heads_write_text(const char *dir, const char *name, writer_fn fn, const void *ctx,
+                            ats_error *err);
+/* dir/name as a float64 .npy */
+ats_status heads_write_npy(const char *dir, const char *name, int ndim, const size_t *shape,
+                           const double *data, ats_error *err);
+/* Persistence, dendrogram, MDS and clusters of the heads in `in`, with their files */
+ats_status heads_analyse(const analysis_in *in, analysis_out *out, ats_error *err);
+void heads_analysis_out_free(analysis_out *o);
+/* stats.csv and the statistics' heatmaps */
+ats_status heads_write_stats(hrun *r, ats_error *err);
+/* the ablation (ats_heads_ablation) and its files and figures */
+ats_status heads_run_ablation(hrun *r, char **names, ats_error *err);
 
 #endif

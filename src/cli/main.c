@@ -27,16 +27,32 @@ static const command COMMANDS[] = {
     {"vision", ats_cmd_vision, "Token topology of a ViT's image patches; perturbations; frames"},
     {"equivariance", ats_cmd_equivariance,
      "Permutation equivariance of attention, and how positions break it"},
+    {"syntax", ats_cmd_syntax, "Syntactic heads: attention against gold dependency trees"},
     {"heads", ats_cmd_heads, "Head topology over a corpus: head distances, persistence, MDS"},
+    {"importance", ats_cmd_importance, "Head importance from gradients (one backward pass a text)"},
     {"tokenize", ats_cmd_tokenize, "A model's tokens of a text, with ids and offsets"},
     {"serve", ats_cmd_serve, "The interactive viewer in a browser (HTTP, 127.0.0.1)"},
 };
+
+/* The commands that load a model: they take --adapter DIR (ats_cli_adapter), the others refuse
+ * it. A new command that loads models joins the list once it passes ats_cli_adapter() to its
+ * ats_model_load_adapted / ats_session_open_adapted. */
+static const char *const MODEL_COMMANDS[] = {
+    "attention", "attend", "graph",        "divergence", "topo",  "compare", "report",
+    "context",   "vision", "equivariance", "heads",      "serve", "syntax",  "importance"};
+
+static int loads_models(const char *cmd) {
+    for (size_t i = 0; i < sizeof MODEL_COMMANDS / sizeof MODEL_COMMANDS[0]; i++)
+        if (!strcmp(cmd, MODEL_COMMANDS[i])) return 1;
+    return 0;
+}
 
 static void print_usage(FILE *fp) {
     fprintf(fp, "usage: attnscope <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
         fprintf(fp, "  %-13s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
-    fprintf(fp, "\n`attnscope <command> --help` describes a command.\n");
+    fprintf(fp, "\n`attnscope <command> --help` describes a command. Every command that loads a "
+                "model\ntakes --adapter DIR: a PEFT LoRA adapter merged into the model at load.\n");
 }
 
 int main(int argc, char **argv) {
@@ -55,7 +71,12 @@ int main(int argc, char **argv) {
         return ATS_EXIT_OK;
     }
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
-        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].run(argc - 1, argv + 1);
+        if (!strcmp(argv[1], COMMANDS[i].name)) {
+            int n = argc - 1;
+            if (ats_cli_adapter_take(argv[1], loads_models(argv[1]), &n, argv + 1))
+                return ATS_EXIT_INPUT;
+            return COMMANDS[i].run(n, argv + 1);
+        }
     fprintf(stderr, "attnscope: unknown command '%s'\n\n", argv[1]);
     print_usage(stderr);
     return ATS_EXIT_INPUT;

@@ -750,22 +750,34 @@ ats_status ats_gguf_get_arr_len(const ats_gguf *g, const char *key, gguf_vtype e
     return ATS_OK;
 }
 
-static ats_status arr_index(const ats_gguf *g, const char *key, const gguf_kv *kv, size_t i,
-                            ats_error *err) {
-    if (i >= kv->n)
+static int is_str(gguf_vtype t) {
+    return t == GGUF_V_STR;
+}
+
+static int is_float(gguf_vtype t) {
+    return t == GGUF_V_F32 || t == GGUF_V_F64;
+}
+
+/* Element i of the array at key, whose elements must pass elem_ok; `what` names the array
+ * type expected in messages. */
+static ats_status arr_elem(const ats_gguf *g, const char *key, const char *what,
+                           int (*elem_ok)(gguf_vtype), size_t i, const gguf_kv **kv,
+                           ats_error *err) {
+    ats_status rc = find_arr(g, key, what, kv, err);
+    if (rc) return rc;
+    if (!elem_ok((*kv)->elem_type)) return wrong_type(g, key, *kv, what, err);
+    if (i >= (*kv)->n)
         return ats_error_set(err, ATS_ERR_RANGE,
                              "%s: metadata key '%s': index %zu is past the array's %zu elements",
-                             gname(g), key, i, kv->n);
+                             gname(g), key, i, (*kv)->n);
     return ATS_OK;
 }
 
 ats_status ats_gguf_get_arr_str(const ats_gguf *g, const char *key, size_t i, const char **s,
                                 size_t *len, ats_error *err) {
     const gguf_kv *kv;
-    ats_status rc = find_arr(g, key, "an array of string", &kv, err);
+    ats_status rc = arr_elem(g, key, "an array of string", is_str, i, &kv, err);
     if (rc) return rc;
-    if (kv->elem_type != GGUF_V_STR) return wrong_type(g, key, kv, "an array of string", err);
-    if ((rc = arr_index(g, key, kv, i, err))) return rc;
     *s = kv->strs[i].p;
     *len = kv->strs[i].len;
     return ATS_OK;
@@ -774,10 +786,8 @@ ats_status ats_gguf_get_arr_str(const ats_gguf *g, const char *key, size_t i, co
 ats_status ats_gguf_get_arr_int(const ats_gguf *g, const char *key, size_t i, int64_t *out,
                                 ats_error *err) {
     const gguf_kv *kv;
-    ats_status rc = find_arr(g, key, "an array of integers", &kv, err);
+    ats_status rc = arr_elem(g, key, "an array of integers", is_int, i, &kv, err);
     if (rc) return rc;
-    if (!is_int(kv->elem_type)) return wrong_type(g, key, kv, "an array of integers", err);
-    if ((rc = arr_index(g, key, kv, i, err))) return rc;
     int big;
     const uint8_t *p = kv->val + i * VTYPES[kv->elem_type].size;
     *out = int_at(p, kv->elem_type, &big);
@@ -791,11 +801,8 @@ ats_status ats_gguf_get_arr_int(const ats_gguf *g, const char *key, size_t i, in
 ats_status ats_gguf_get_arr_f32(const ats_gguf *g, const char *key, size_t i, float *out,
                                 ats_error *err) {
     const gguf_kv *kv;
-    ats_status rc = find_arr(g, key, "an array of float32", &kv, err);
+    ats_status rc = arr_elem(g, key, "an array of float32", is_float, i, &kv, err);
     if (rc) return rc;
-    if (kv->elem_type != GGUF_V_F32 && kv->elem_type != GGUF_V_F64)
-        return wrong_type(g, key, kv, "an array of float32", err);
-    if ((rc = arr_index(g, key, kv, i, err))) return rc;
     *out = f32_at(kv->val + i * VTYPES[kv->elem_type].size, kv->elem_type);
     return ATS_OK;
 }

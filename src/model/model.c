@@ -114,7 +114,7 @@ static int parse_act(const char *s, act_kind *out) {
     return 0;
 }
 
-static char *path_join(const char *dir, const char *file) {
+char *ats_model_path_join(const char *dir, const char *file) {
     size_t a = strlen(dir), b = strlen(file);
     char *p = malloc(a + b + 2);
     if (p) {
@@ -125,12 +125,12 @@ static char *path_join(const char *dir, const char *file) {
     return p;
 }
 
-static int file_exists(const char *p) {
+int ats_model_file_exists(const char *p) {
     struct stat sb;
     return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
-static ats_status read_json(const char *path, cJSON **out, ats_error *err) {
+ats_status ats_model_read_json(const char *path, cJSON **out, ats_error *err) {
     char *buf;
     size_t len;
     ats_status rc = ats_file_read_regular(path, (size_t)64 << 20, &buf, &len, err);
@@ -402,14 +402,14 @@ static ats_status parse_preprocessor(ats_model *m, ats_error *err) {
     I->do_resize = I->do_rescale = I->do_normalize = 1;
     I->rescale_factor = 1.0 / 255.0;
     for (int k = 0; k < 3; k++) I->image_mean[k] = I->image_std[k] = 0.5f;
-    char *path = path_join(m->dir, "preprocessor_config.json");
+    char *path = ats_model_path_join(m->dir, "preprocessor_config.json");
     if (!path) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
-    if (!file_exists(path)) {
+    if (!ats_model_file_exists(path)) {
         free(path);
         return ATS_OK;
     }
     cJSON *root;
-    ats_status rc = read_json(path, &root, err);
+    ats_status rc = ats_model_read_json(path, &root, err);
     if (rc) {
         free(path);
         return rc;
@@ -471,6 +471,10 @@ static ats_status parse_preprocessor(ats_model *m, ats_error *err) {
 
 /* ---- weights */
 
+/* the base model's tensors may sit under a prefix (BertForMaskedLM saves "bert.…") */
+const char *const ATS_MODEL_PREFIXES[] = {
+    "", "transformer.", "bert.", "roberta.", "distilbert.", "vit.", "model.", "gpt_neox.", NULL};
+
 typedef struct loader {
     ats_model *m;
     const char *prefix;
@@ -503,6 +507,12 @@ static float half_to_float(uint16_t h) {
 
 int ats_model_own(ats_model *m, float *p) {
     return own(m, p);
+}
+
+int ats_model_owns(const ats_model *m, const float *p) {
+    for (size_t k = 0; k < m->n_owned; k++)
+        if (m->owned[k] == p) return 1;
+    return 0;
 }
 
 static int own(ats_model *m, float *p) {
@@ -578,20 +588,24 @@ static const float *tensor_get(loader *ld, int optional, const char *name, int n
                                m->st.path, full);
         return NULL;
     }
+    ats_model_tensor_f32(t, p);
+    return p;
+}
+
+void ats_model_tensor_f32(const st_tensor *t, float *out) {
     for (size_t i = 0; i < t->count; i++) {
         if (t->dtype == ST_F32) {
-            memcpy(&p[i], t->data + 4 * i, 4);
+            memcpy(&out[i], t->data + 4 * i, 4);
         } else {
             uint16_t h = (uint16_t)(t->data[2 * i] | (t->data[2 * i + 1] << 8));
             if (t->dtype == ST_F16) {
-                p[i] = half_to_float(h);
+                out[i] = half_to_float(h);
             } else {
                 uint32_t bits = (uint32_t)h << 16;
-                memcpy(&p[i], &bits, 4);
+                memcpy(&out[i], &bits, 4);
             }
         }
     }
-    return p;
 }
 
 static const float *T1(loader *ld, const char *name, size_t a) {
@@ -964,7 +978,7 @@ static void load_gpt_neox(loader *ld) {
  * the map must be in the shard it names; a tensor in two shards is an error. */
 static ats_status open_shards(ats_model *m, const char *index, ats_error *err) {
     cJSON *root;
-    ats_status rc = read_json(index, &root, err);
+    ats_status rc = ats_model_read_json(index, &root, err);
     if (rc) return rc;
     const cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
     const cJSON *e;
@@ -993,7 +1007,7 @@ static ats_status open_shards(ats_model *m, const char *index, ats_error *err) {
         size_t k = 0;
         while (k < m->n_shards && strcmp(files[k], e->valuestring)) k++;
         if (k < m->n_shards) continue;
-        char *p = path_join(m->dir, e->valuestring);
+        char *p = ats_model_path_join(m->dir, e->valuestring);
         if (!p) {
             rc = ats_error_set(err, ATS_ERR_NOMEM, "%s: out of memory", index);
             break;
@@ -1041,9 +1055,9 @@ done:
     return rc;
 }
 
-/* 1 when w[count] lies in one of the model's mapped files */
-static int in_mapping(const ats_model *m, const float *w, size_t count) {
-    uintptr_t lo = (uintptr_t)w, hi = lo + count * sizeof *w;
+/* 1 when w[bytes] lies in one of the model's mapped files */
+static int in_mapping(const ats_model *m, const void *w, size_t bytes) {
+    uintptr_t lo = (uintptr_t)w, hi = lo + bytes;
     size_t nmaps = m->n_shards ? m->n_shards : 1;
     for (size_t k = 0; k < nmaps; k++) {
         const ats_safetensors *st = m->n_shards ? &m->shards[k] : &m->st;
@@ -1058,24 +1072,28 @@ static int in_mapping(const ats_model *m, const float *w, size_t count) {
  * kernel: the mapping is private and never written, so a later read would fault the file's
  * bytes in again. */
 static void release_matrix(ats_model *m, const float **w, size_t count) {
-    for (size_t k = 0; k < m->n_owned; k++)
+    for (size_t k = 0; k < m->n_owned; k++) /* not ats_model_owns: it frees the one it finds */
         if (m->owned[k] == *w) {
             free(m->owned[k]);
             m->owned[k] = m->owned[--m->n_owned];
             *w = NULL;
             return;
         }
+    ats_model_release_mapped(m, *w, count * sizeof **w);
+}
+
+void ats_model_release_mapped(const ats_model *m, const void *p, size_t bytes) {
     size_t page = 4096;
     long ps = sysconf(_SC_PAGESIZE);
     if (ps > 0) page = (size_t)ps;
-    uintptr_t lo = (uintptr_t)*w, hi = lo + count * sizeof **w;
+    uintptr_t lo = (uintptr_t)p, hi = lo + bytes;
     uintptr_t a = (lo + page - 1) / page * page, b = hi / page * page;
-    if (b > a && in_mapping(m, *w, count)) madvise((void *)a, b - a, MADV_DONTNEED);
+    if (b > a && in_mapping(m, p, bytes)) madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
 /* *v[count] ← an owned copy of it, when it is in the mapped file; 0: no memory */
 static int own_copy(ats_model *m, const float **v, size_t count) {
-    if (!*v || !in_mapping(m, *v, count)) return 1;
+    if (!*v || !in_mapping(m, *v, count * sizeof **v)) return 1;
     float *p = malloc(count * sizeof *p);
     if (!p || !own(m, p)) {
         free(p);
@@ -1186,6 +1204,11 @@ static ats_status pack_layers(ats_model *m, ats_error *err) {
 }
 
 ats_status ats_model_load(const char *name_or_path, ats_model **out, ats_error *err) {
+    return ats_model_load_adapted(name_or_path, NULL, out, err);
+}
+
+ats_status ats_model_load_adapted(const char *name_or_path, const char *adapter_dir,
+                                  ats_model **out, ats_error *err) {
     *out = NULL;
     ats_model *m = calloc(1, sizeof *m);
     if (!m) return ats_error_set(err, ATS_ERR_NOMEM, "model: out of memory");
@@ -1194,8 +1217,9 @@ ats_status ats_model_load(const char *name_or_path, ats_model **out, ats_error *
     cJSON *root = NULL;
     if (rc) goto fail;
     m->info.dir = m->dir;
-    if (file_exists(m->dir)) { /* a file, not a directory: a GGUF file (model_gguf.c) */
+    if (ats_model_file_exists(m->dir)) { /* a file, not a directory: a GGUF file (model_gguf.c) */
         if ((rc = ats_model_gguf_read(m, m->dir, err))) goto fail;
+        if (adapter_dir && (rc = ats_model_adapter_merge(m, adapter_dir, err))) goto fail;
         loader gl = {m, "model.", err, ATS_OK};
         load_llama(&gl);
         if ((rc = gl.rc) || (rc = pack_layers(m, err))) goto fail;
@@ -1203,13 +1227,13 @@ ats_status ats_model_load(const char *name_or_path, ats_model **out, ats_error *
         *out = m;
         return ATS_OK;
     }
-    cpath = path_join(m->dir, "config.json");
-    wpath = path_join(m->dir, "model.safetensors");
+    cpath = ats_model_path_join(m->dir, "config.json");
+    wpath = ats_model_path_join(m->dir, "model.safetensors");
     if (!cpath || !wpath) {
         rc = ats_error_set(err, ATS_ERR_NOMEM, "model: out of memory");
         goto fail;
     }
-    if ((rc = read_json(cpath, &root, err))) goto fail;
+    if ((rc = ats_model_read_json(cpath, &root, err))) goto fail;
     if ((rc = parse_config(m, root, cpath, err))) goto fail;
     if (m->info.arch == ATS_ARCH_VIT && (rc = parse_preprocessor(m, err))) goto fail;
     m->layers = calloc((size_t)m->info.n_layers + 1, sizeof *m->layers);
@@ -1218,18 +1242,18 @@ ats_status ats_model_load(const char *name_or_path, ats_model **out, ats_error *
         goto fail;
     }
     if ((rc = parse_windows(m, root, cpath, err))) goto fail;
-    char *index = path_join(m->dir, "model.safetensors.index.json");
-    int sharded = index && !file_exists(wpath) && file_exists(index);
+    char *index = ats_model_path_join(m->dir, "model.safetensors.index.json");
+    int sharded = index && !ats_model_file_exists(wpath) && ats_model_file_exists(index);
     if (sharded) rc = open_shards(m, index, err);
     free(index);
     if (rc) goto fail;
     if (sharded) {
         /* m->st holds the shards' tensors */
-    } else if (file_exists(wpath)) {
+    } else if (ats_model_file_exists(wpath)) {
         if ((rc = ats_safetensors_open(wpath, &m->st, err))) goto fail;
     } else {
-        char *bin = path_join(m->dir, "pytorch_model.bin");
-        if (!bin || !file_exists(bin)) {
+        char *bin = ats_model_path_join(m->dir, "pytorch_model.bin");
+        if (!bin || !ats_model_file_exists(bin)) {
             free(bin);
             rc = ats_error_set(err, ATS_ERR_IO,
                                "%s: missing, and no pytorch_model.bin either (no weights in the "
@@ -1241,9 +1265,8 @@ ats_status ats_model_load(const char *name_or_path, ats_model **out, ats_error *
         free(bin);
         if (rc) goto fail;
     }
-    /* the base model's tensors may sit under a prefix (BertForMaskedLM saves "bert.…") */
-    static const char *const PREFIXES[] = {
-        "", "transformer.", "bert.", "roberta.", "distilbert.", "vit.", "model.", "gpt_neox."};
+    /* the adapter changes the checkpoint's tensors before any loader reads them */
+    if (adapter_dir && (rc = ats_model_adapter_merge(m, adapter_dir, err))) goto fail;
     ats_arch arch = m->info.arch;
     int llama = arch == ATS_ARCH_LLAMA || arch == ATS_ARCH_MISTRAL || arch == ATS_ARCH_QWEN2;
     const char *probe = arch == ATS_ARCH_GPT2       ? "wte.weight"
@@ -1252,8 +1275,8 @@ ats_status ats_model_load(const char *name_or_path, ats_model **out, ats_error *
                         : arch == ATS_ARCH_GPT_NEOX ? "embed_in.weight"
                                                     : "embeddings.word_embeddings.weight";
     loader ld = {m, "", err, ATS_OK};
-    for (size_t i = 0; i < sizeof PREFIXES / sizeof PREFIXES[0]; i++) {
-        ld.prefix = PREFIXES[i];
+    for (size_t i = 0; ATS_MODEL_PREFIXES[i]; i++) {
+        ld.prefix = ATS_MODEL_PREFIXES[i];
         if (has(&ld, probe)) break;
         ld.prefix = "";
     }

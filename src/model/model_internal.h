@@ -143,6 +143,32 @@ int ats_model_own(ats_model *m, float *p);
  * shape that disagrees with the metadata, a type that does not convert. */
 ats_status ats_model_gguf_read(ats_model *m, const char *path, ats_error *err);
 
+/* ---- model.c's helpers, shared with adapter.c */
+
+struct cJSON;
+/* *out ← the JSON object in the file (delete with cJSON_Delete); errors name the file. */
+ats_status ats_model_read_json(const char *path, struct cJSON **out, ats_error *err);
+/* 1 when p is a regular file */
+int ats_model_file_exists(const char *p);
+/* dir/file in new memory (free it); NULL: no memory. */
+char *ats_model_path_join(const char *dir, const char *file);
+/* out[t->count] ← the tensor's F32, F16 or BF16 values as float32 (t->dtype is not ST_OTHER). */
+void ats_model_tensor_f32(const st_tensor *t, float *out);
+/* The prefixes a base model's tensor names may carry ("", "transformer.", "bert.", ...),
+ * NULL-terminated. */
+extern const char *const ATS_MODEL_PREFIXES[];
+
+/* Gives the whole pages of p[bytes] back to the kernel when they lie in one of the model's
+ * mapped files (read-only private mappings: a later read faults the file's bytes in again). */
+void ats_model_release_mapped(const ats_model *m, const void *p, size_t bytes);
+/* 1 when p is one of the model's owned float32 copies */
+int ats_model_owns(const ats_model *m, const float *p);
+
+/* Merges the PEFT LoRA adapter in directory dir (src/model/adapter.c) into m->st before the
+ * loaders read it: each adapted tensor of m->st is replaced by an owned float32 copy of W + s·BA.
+ * Errors name the adapter's file, module or tensor. */
+ats_status ats_model_adapter_merge(ats_model *m, const char *dir, ats_error *err);
+
 /* Records the message in err and in the model's last error; returns status. */
 ats_status ats_model_fail(ats_model *m, ats_error *err, ats_status st, const char *fmt, ...)
 #if defined(__GNUC__)

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <pango/pangocairo.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void ats_figure_options_init(ats_figure_options *opt) {
@@ -28,6 +29,19 @@ ats_status ats_figure_format_from_path(const char *path, ats_figure_format *form
     return ATS_OK;
 }
 
+void canvas_probe_open(canvas *c, const ats_figure_options *opt) {
+    memset(c, 0, sizeof *c);
+    c->surface = cairo_image_surface_create(CAIRO_FORMAT_A8, 1, 1);
+    c->cr = cairo_create(c->surface);
+    c->font = opt && opt->font ? opt->font : "DejaVu Sans";
+}
+
+void canvas_probe_close(canvas *c) {
+    cairo_destroy(c->cr);
+    cairo_surface_destroy(c->surface);
+    memset(c, 0, sizeof *c);
+}
+
 static cairo_status_t write_stream(void *closure, const unsigned char *data, unsigned int len) {
     return fwrite(data, 1, len, (FILE *)closure) == len ? CAIRO_STATUS_SUCCESS
                                                         : CAIRO_STATUS_WRITE_ERROR;
@@ -36,8 +50,18 @@ static cairo_status_t write_stream(void *closure, const unsigned char *data, uns
 ats_status canvas_open(canvas *c, const char *path, double w, double h,
                        const ats_figure_options *opt, ats_error *err) {
     memset(c, 0, sizeof *c);
-    ats_status st = ats_figure_format_from_path(path, &c->format, err);
-    if (st) return st;
+    ats_status st = ATS_OK;
+    c->memory = opt ? opt->memory : NULL;
+    if (c->memory) {
+        c->format = c->memory->format;
+        if (c->format != ATS_FIGURE_PNG && c->format != ATS_FIGURE_SVG &&
+            c->format != ATS_FIGURE_PDF)
+            return ats_error_set(err, ATS_ERR_INVALID, "%s: unknown figure format %d", path,
+                                 (int)c->format);
+    } else {
+        st = ats_figure_format_from_path(path, &c->format, err);
+        if (st) return st;
+    }
     if (!(w > 0 && h > 0 && w < 1e5 && h < 1e5))
         return ats_error_set(err, ATS_ERR_RANGE, "%s: figure size %gx%g is out of range", path, w,
                              h);
@@ -46,8 +70,14 @@ ats_status canvas_open(canvas *c, const char *path, double w, double h,
         return ats_error_set(err, ATS_ERR_RANGE,
                              "%s: a %gx%g point PNG at scale %g is too large; use .svg or .pdf",
                              path, w, h, scale);
-    st = ats_outfile_open(&c->out, path, err);
-    if (st) return st;
+    if (c->memory) {
+        c->mem_fp = open_memstream(&c->mem_data, &c->mem_size);
+        if (!c->mem_fp) return ats_error_set(err, ATS_ERR_NOMEM, "%s: out of memory", path);
+    } else {
+        st = ats_outfile_open(&c->out, path, err);
+        if (st) return st;
+    }
+    FILE *fp = c->memory ? c->mem_fp : c->out.fp;
     c->width = w;
     c->height = h;
     c->font = opt && opt->font ? opt->font : "DejaVu Sans";
@@ -57,10 +87,10 @@ ats_status canvas_open(canvas *c, const char *path, double w, double h,
                                                 (int)ceil(h * scale));
         break;
     case ATS_FIGURE_SVG:
-        c->surface = cairo_svg_surface_create_for_stream(write_stream, c->out.fp, w, h);
+        c->surface = cairo_svg_surface_create_for_stream(write_stream, fp, w, h);
         break;
     case ATS_FIGURE_PDF:
-        c->surface = cairo_pdf_surface_create_for_stream(write_stream, c->out.fp, w, h);
+        c->surface = cairo_pdf_surface_create_for_stream(write_stream, fp, w, h);
         break;
     }
     if (cairo_surface_status(c->surface) != CAIRO_STATUS_SUCCESS) {
@@ -79,8 +109,9 @@ ats_status canvas_close(canvas *c, ats_error *err) {
     cairo_status_t cs = cairo_status(c->cr);
     cairo_destroy(c->cr);
     c->cr = NULL;
+    FILE *fp = c->memory ? c->mem_fp : c->out.fp;
     if (cs == CAIRO_STATUS_SUCCESS && c->format == ATS_FIGURE_PNG)
-        cs = cairo_surface_write_to_png_stream(c->surface, write_stream, c->out.fp);
+        cs = cairo_surface_write_to_png_stream(c->surface, write_stream, fp);
     cairo_surface_finish(c->surface);
     if (cs == CAIRO_STATUS_SUCCESS) cs = cairo_surface_status(c->surface);
     cairo_surface_destroy(c->surface);
@@ -88,11 +119,29 @@ ats_status canvas_close(canvas *c, ats_error *err) {
     if (cs != CAIRO_STATUS_SUCCESS) {
         char path[512];
         snprintf(path, sizeof path, "%s", c->out.path ? c->out.path : "figure");
-        ats_outfile_abort(&c->out);
+        canvas_abort(c);
         return ats_error_set(err, ATS_ERR_IO, "%s: drawing failed: %s", path,
                              cairo_status_to_string(cs));
     }
-    return ats_outfile_commit(&c->out, err);
+    if (!c->memory) return ats_outfile_commit(&c->out, err);
+    int bad = fclose(c->mem_fp) != 0;
+    c->mem_fp = NULL;
+    if (bad) {
+        canvas_abort(c);
+        return ats_error_set(err, ATS_ERR_NOMEM, "figure: out of memory");
+    }
+    free(c->memory->data);
+    c->memory->data = (unsigned char *)c->mem_data;
+    c->memory->size = c->mem_size;
+    c->mem_data = NULL;
+    return ATS_OK;
+}
+
+void ats_figure_memory_free(ats_figure_memory *m) {
+    if (!m) return;
+    free(m->data);
+    m->data = NULL;
+    m->size = 0;
 }
 
 void canvas_abort(canvas *c) {
@@ -103,7 +152,11 @@ void canvas_abort(canvas *c) {
     }
     c->cr = NULL;
     c->surface = NULL;
-    ats_outfile_abort(&c->out);
+    if (c->mem_fp) fclose(c->mem_fp);
+    c->mem_fp = NULL;
+    free(c->mem_data);
+    c->mem_data = NULL;
+    if (!c->memory) ats_outfile_abort(&c->out);
 }
 
 static PangoLayout *make_layout(canvas *c, const char *text, double size, int bold) {

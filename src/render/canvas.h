@@ -6,6 +6,7 @@
 #include "attnscope/render.h"
 
 #include <cairo.h>
+#include <stdio.h>
 
 #define ATS_PI 3.14159265358979323846
 
@@ -14,17 +15,26 @@ typedef struct canvas {
     cairo_surface_t *surface;
     cairo_t *cr;
     ats_outfile out;
+    ats_figure_memory *memory; /* drawing into memory: the stream below fills it */
+    FILE *mem_fp;
+    char *mem_data;
+    size_t mem_size;
     double width, height; /* points */
     const char *font;
 } canvas;
 
-/* Opens a figure of w × h points writing to path (atomically, on canvas_close). */
+/* Opens a figure of w × h points writing to path (atomically, on canvas_close), or into
+ * opt->memory when set. */
 ats_status canvas_open(canvas *c, const char *path, double w, double h,
                        const ats_figure_options *opt, ats_error *err);
 /* Finishes drawing and commits the file. */
 ats_status canvas_close(canvas *c, ats_error *err);
 /* Drops the figure and its temporary file. */
 void canvas_abort(canvas *c);
+
+/* A scratch canvas that only measures text (canvas_text_extent), drawing nothing. */
+void canvas_probe_open(canvas *c, const ats_figure_options *opt);
+void canvas_probe_close(canvas *c);
 
 /* Draws text with its anchor point at (x, y): ax = 0 left, 0.5 centre, 1 right; ay likewise for
  * top..bottom. angle in radians, counter-clockwise (text is rotated about the anchor). */

@@ -14,66 +14,6 @@ void ats_graph_options_init(ats_graph_options *opt) {
     opt->show_labels = 1;
 }
 
-/* Top `dim` eigenvectors of the double-centred squared distances (classical MDS), by power
- * iteration with deflation; pos [n][dim]. Deterministic. */
-static int classical_mds(size_t n, const double *lower, int dim, double *pos) {
-    const ats_lower metric = {n, lower};
-    double *b = malloc(n * n * sizeof *b), *v = malloc(n * sizeof *v), *w = malloc(n * sizeof *w);
-    double *row = calloc(n, sizeof *row);
-    if (!b || !v || !w || !row) {
-        free(b);
-        free(v);
-        free(w);
-        free(row);
-        return 0;
-    }
-    double all = 0;
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < n; j++) {
-            double d = ats_lower_at(&metric, i, j);
-            b[i * n + j] = d * d;
-            row[i] += d * d / (double)n;
-        }
-    for (size_t i = 0; i < n; i++) all += row[i] / (double)n;
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < n; j++) b[i * n + j] = -0.5 * (b[i * n + j] - row[i] - row[j] + all);
-    for (int k = 0; k < dim; k++) {
-        for (size_t i = 0; i < n; i++)
-            v[i] = 1.0 + 0.01 * (double)((i * 7919 + (size_t)k * 104729) % 101);
-        double lambda = 0;
-        for (int it = 0; it < 200; it++) {
-            for (size_t i = 0; i < n; i++) {
-                double s = 0;
-                for (size_t j = 0; j < n; j++) s += b[i * n + j] * v[j];
-                w[i] = s;
-            }
-            double norm = 0;
-            for (size_t i = 0; i < n; i++) norm += w[i] * w[i];
-            norm = sqrt(norm);
-            if (norm < 1e-300) break;
-            lambda = norm;
-            /* converged: the direction no longer moves (far below what a layout can show) */
-            double moved = 0;
-            for (size_t i = 0; i < n; i++) {
-                double x = w[i] / norm;
-                moved = fmax(moved, fabs(x - v[i]));
-                v[i] = x;
-            }
-            if (moved < 1e-12) break;
-        }
-        double sc = sqrt(lambda > 0 ? lambda : 0);
-        for (size_t i = 0; i < n; i++) pos[i * (size_t)dim + (size_t)k] = v[i] * sc;
-        /* deflate */
-        for (size_t i = 0; i < n; i++)
-            for (size_t j = 0; j < n; j++) b[i * n + j] -= lambda * v[i] * v[j];
-    }
-    free(b);
-    free(v);
-    free(w);
-    free(row);
-    return 1;
-}
-
 static void normalise(size_t n, int dim, double *pos) {
     for (int k = 0; k < dim; k++) {
         double lo = INFINITY, hi = -INFINITY;
@@ -97,8 +37,9 @@ ats_status ats_layout_force(size_t n, const double *lower, double scale, int dim
         return ats_error_set(err, ATS_ERR_INVALID, "layout: dimension must be 2 or 3");
     if (n > 8192) return ats_error_set(err, ATS_ERR_RANGE, "layout: %zu points is too many", n);
     if (n == 0) return ATS_OK;
-    if (!classical_mds(n, lower, dim, pos))
-        return ats_error_set(err, ATS_ERR_NOMEM, "layout: out of memory");
+    /* start from the classical MDS of the metric; a starting point, so 200 steps at most */
+    ats_status st = ats_metric_mds(&metric, dim, 200, pos, err);
+    if (st) return st;
     normalise(n, dim, pos);
     /* break exact coincidences deterministically */
     for (size_t i = 0; i < n; i++)

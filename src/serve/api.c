@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define MAX_TRIANGLES 20000
 
@@ -260,66 +259,40 @@ static ats_attention text_attention(const srv_text *t) {
     return a;
 }
 
-static int cmp_double(const void *x, const void *y) {
-    double a = *(const double *)x, b = *(const double *)y;
-    return a < b ? -1 : a > b;
-}
-
-static ats_status measure_matrix(const srv_text *t, size_t l, size_t h, int measure, double *out,
-                                 ats_error *err) {
-    ats_attention a = text_attention(t);
-    ats_attn v = ats_attention_head(&a, l, h);
-    ats_measure_opts mo;
-    ats_measure_opts_init(&mo);
-    mo.normalize = 1;                         /* attention rows sum to 1 up to float rounding */
-    mo.n_threads = 1;                         /* requests run in parallel already */
-    if (measure == MEASURE_KL) mo.eps = 1e-9; /* as `attnscope divergence` */
-    ats_divergence kind = measure == MEASURE_KL   ? ATS_DIV_KL
-                          : measure == MEASURE_JS ? ATS_DIV_JS
-                                                  : ATS_DIV_JSD;
-    return ats_divergence_compute(&v, kind, &mo, out, err);
-}
-
 static ats_status head_compute(const srv_text *t, const params *p, srv_head *r, ats_error *err) {
     r->layer = p->layer;
     r->head = p->head;
     r->measure = p->measure;
     r->max_dim = p->max_dim;
-    size_t n = t->n, m = n * (n - 1) / 2;
-    r->matrix = malloc(n * n * sizeof *r->matrix);
-    r->lower = malloc((m ? m : 1) * sizeof *r->lower);
-    r->layout = malloc(n * 3 * sizeof *r->layout);
-    if (!r->matrix || !r->lower || !r->layout)
-        return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
-    r->n = n;
-    size_t l = (size_t)p->layer, h = (size_t)p->head;
-    ats_status st;
-    if (p->measure == MEASURE_JSD) {
-        ats_attention a = text_attention(t);
-        st = ats_head_metric(&a, l, h, 0, 0.0, r->matrix, r->lower, err);
-    } else {
-        st = measure_matrix(t, l, h, p->measure, r->matrix, err);
-        if (!st) st = ats_metric_from_full(n, r->matrix, 1, "measure", r->lower, err);
-    }
+    ats_attention a = text_attention(t);
+    ats_topo_options o;
+    ats_topo_options_init(&o);
+    o.layer = p->layer;
+    o.head = p->head;
+    o.distance = p->measure == MEASURE_KL   ? ATS_HEAD_KL
+                 : p->measure == MEASURE_JS ? ATS_HEAD_JS
+                                            : ATS_HEAD_JSD;
+    o.max_dim = p->max_dim;
+    o.n_threads = 1; /* requests run in parallel already */
+    /* a 3-D layout at the median distance (the largest default scale) that does not depend on
+     * the threshold, so the view stays put; the step shrinks by 0.96 an iteration from 0.2, so
+     * after 120 it is below 0.002 of the layout's width, under a pixel of the view */
+    o.layout_iters = t->n > 300 ? 80 : 120;
+    ats_topo_result res;
+    ats_status st = ats_topo(&a, &o, &res, err);
     if (st) return st;
-    double *c = malloc((m ? m : 1) * sizeof *c);
-    if (!c) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
-    memcpy(c, r->lower, m * sizeof *c);
-    qsort(c, m, sizeof *c, cmp_double);
-    r->dmin = m ? c[0] : 0;
-    r->dmax = m ? c[m - 1] : 0;
-    r->median = m ? c[m / 2] : 0;
-    free(c);
-    ats_rips_options ro;
-    ats_rips_options_init(&ro);
-    ro.max_dim = p->max_dim;
-    ro.want_cycles = p->max_dim >= 1;
-    st = ats_rips_compute(n, r->lower, &ro, &r->rips, err);
-    /* a 3-D layout that does not depend on the threshold, so the view stays put; the step
-     * shrinks by 0.96 an iteration from 0.2, so after 120 it is below 0.002 of the layout's
-     * width, under a pixel of the view */
-    if (!st) st = ats_layout_force(n, r->lower, r->median, 3, n > 300 ? 80 : 120, r->layout, err);
-    return st;
+    r->n = res.n;
+    r->matrix = res.full;
+    r->lower = res.lower;
+    r->layout = res.layout;
+    r->dmin = res.dmin;
+    r->dmax = res.dmax;
+    r->median = res.median;
+    r->rips = res.rips;
+    res.full = res.lower = res.layout = NULL;
+    memset(&res.rips, 0, sizeof res.rips);
+    ats_topo_result_free(&res);
+    return ATS_OK;
 }
 
 /* The analysis of the request's head of text t: from t's recent heads, or computed now.
@@ -754,7 +727,7 @@ static const char *const FIGURE_KINDS[] = {"heatmap",  "measure", "diagram", "ba
                                            "skeleton", "graph",   "overview"};
 
 static ats_status figure_draw(ats_server *srv, const char *kind, const char *path, const params *p,
-                              srv_text *t, ats_error *err) {
+                              srv_text *t, ats_figure_memory *mem, ats_error *err) {
     char title[256];
     if (!strcmp(kind, "overview")) {
         ats_status st = overview_compute(srv, t, err);
@@ -772,6 +745,7 @@ static ats_status figure_draw(ats_server *srv, const char *kind, const char *pat
             if ((cols[i] = malloc(24))) snprintf(cols[i], 24, "%zu", i);
         ats_heatmap_options ho;
         ats_heatmap_options_init(&ho);
+        ho.fig.memory = mem;
         snprintf(title, sizeof title, "%s of every head",
                  h1 ? "total H1 persistence" : "mean token entropy");
         ho.fig.title = title;
@@ -802,6 +776,7 @@ static ats_status figure_draw(ats_server *srv, const char *kind, const char *pat
         if (!strcmp(kind, "heatmap")) {
             ats_heatmap_options ho;
             ats_heatmap_options_init(&ho);
+            ho.fig.memory = mem;
             snprintf(title, sizeof title, "attention, layer %ld head %ld", p->layer, p->head);
             ho.fig.title = title;
             ho.row_labels = ho.col_labels = labels;
@@ -812,6 +787,7 @@ static ats_status figure_draw(ats_server *srv, const char *kind, const char *pat
         } else {
             ats_graph_options go;
             ats_graph_options_init(&go);
+            go.fig.memory = mem;
             snprintf(title, sizeof title, "attention graph, layer %ld head %ld", p->layer, p->head);
             go.fig.title = title;
             go.labels = labels;
@@ -828,10 +804,12 @@ static ats_status figure_draw(ats_server *srv, const char *kind, const char *pat
         int dims[3] = {0, 1, 2};
         ats_figure_options fo;
         ats_figure_options_init(&fo);
+        fo.memory = mem;
         fo.title = title;
         if (!strcmp(kind, "measure")) {
             ats_heatmap_options ho;
             ats_heatmap_options_init(&ho);
+            ho.fig.memory = mem;
             snprintf(title, sizeof title, "%s, layer %ld head %ld",
                      p->measure == MEASURE_KL   ? "KL divergence"
                      : p->measure == MEASURE_JS ? "Jensen–Shannon divergence"
@@ -853,6 +831,7 @@ static ats_status figure_draw(ats_server *srv, const char *kind, const char *pat
         } else {
             ats_graph_options go;
             ats_graph_options_init(&go);
+            go.fig.memory = mem;
             snprintf(title, sizeof title, "Rips complex at %.4g, layer %ld head %ld", threshold,
                      p->layer, p->head);
             go.fig.title = title;
@@ -895,27 +874,21 @@ void srv_api_figure(ats_server *srv, const char *kind, const char *format, const
     if (!texts_get(srv, &p, t, &count, &cached, &fwd, reply)) return;
     ats_error err;
     ats_error_clear(&err);
-    char dir[] = "/tmp/attnscope-figure-XXXXXX";
-    if (!mkdtemp(dir)) {
-        texts_release(srv, t, count);
-        srv_reply_error(reply, 500, "cannot create a temporary folder: %s", strerror(errno));
-        return;
-    }
-    char path[sizeof dir + 32];
-    snprintf(path, sizeof path, "%s/figure.%s", dir, format);
+    /* drawn into memory: no temporary file */
+    ats_figure_memory mem = {!strcmp(format, "png") ? ATS_FIGURE_PNG : ATS_FIGURE_SVG, NULL, 0};
+    char path[32];
+    snprintf(path, sizeof path, "figure.%s", format);
     pthread_mutex_lock(&srv->render_lock);
-    ats_status st = figure_draw(srv, kind, path, &p, t[0], &err);
+    ats_status st = figure_draw(srv, kind, path, &p, t[0], &mem, &err);
     pthread_mutex_unlock(&srv->render_lock);
     texts_release(srv, t, count);
-    char *data = NULL;
-    size_t len = 0;
-    if (!st) st = ats_file_read_all(path, (size_t)1 << 28, &data, &len, &err);
-    unlink(path);
-    rmdir(dir);
     if (st) {
+        ats_figure_memory_free(&mem);
         reply_fail(reply, &err);
         return;
     }
+    char *data = (char *)mem.data;
+    size_t len = mem.size;
     free(reply->body);
     reply->body = data;
     reply->len = len;

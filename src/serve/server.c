@@ -468,7 +468,8 @@ ats_status ats_server_start(const ats_server_options *opt, ats_server **out, ats
         server_free(srv);
         return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
     }
-    ats_status st = ats_model_load(opt->model, &srv->model, err);
+    srv->opt.adapter = NULL; /* read only here */
+    ats_status st = ats_model_load_adapted(opt->model, opt->adapter, &srv->model, err);
     if (!st) {
         srv->info = ats_model_info_get(srv->model);
         if (srv->info->arch == ATS_ARCH_VIT)

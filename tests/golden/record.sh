@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Records the outputs of `attnscope compare` and `attnscope heads` (JSON, NPY, CSV, figures and
 # stdout) on the fixture models and MiniLM, and of every command that writes JSON (rips, topo,
-# graph, divergence, measure, context, vision, equivariance, tokenize) and the viewer's JSON API
+# graph, divergence, measure, context, vision, equivariance, tokenize), `report` and the viewer's JSON API
 # on the fixtures, into OUT, so that a refactoring can be checked to leave them byte for byte
 # alike:
 #   tests/golden/record.sh build/attnscope /tmp/golden-before
@@ -119,6 +119,11 @@ run vision vision --model "$FIX/vit" --image "$VIT/image0.png" --layer 1 --head 
     --perturb blur --format svg
 run vision_frames vision --model "$FIX/vit" --image "$VIT/image0.png" --image "$VIT/image1.png" \
     --layer 0 --head 0 --out vision_frames --format svg
+for m in bert gpt2; do
+    run "report_$m" report --model "$FIX/$m" --text "$A" --text "$B" --out "report_$m"
+done
+run report_head report --model "$FIX/bert" --text "$A" --text "$B" --layer 0 --head 1 \
+    --out report_head --title "a <title>"
 "$ROOT/.venv/bin/python" "$ROOT/tests/golden/serve_record.py" "$BIN" "$FIX/bert" serve
 find . -name summary.json -exec sed -i -E \
     's/"seconds": [0-9.e+-]+/"seconds": T/; s/"tokens_per_second": [0-9.e+-]+/"tokens_per_second": T/' {} +

@@ -1,6 +1,7 @@
 """attnscope report: one self-contained page (no network references) with every figure."""
 import os
 import re
+import shutil
 import subprocess
 
 import pytest
@@ -39,3 +40,27 @@ def test_report_bad_input(tmp_path):
     p = subprocess.run([ATTNSCOPE, "report", "--text", "a", "--out", str(tmp_path / "o")],
                        capture_output=True, text=True)
     assert p.returncode == 2
+
+
+@pytest.mark.parametrize("model", ["bert", "gpt2"])
+def test_report_reads_the_weights_once(tmp_path, model):
+    """report runs the model once: one open of the weights (under strace), and none of the JSON
+    or NPY it wrote itself is read back."""
+    if not shutil.which("strace"):
+        pytest.skip("strace missing (tools/deps.sh installs it)")
+    d = os.path.join(FIXTURES, model)
+    out, log = tmp_path / "rep", tmp_path / "strace.txt"
+    p = subprocess.run(["strace", "-f", "-qq", "-e", "trace=open,openat", "-o", str(log), ATTNSCOPE,
+                        "report", "--model", d, "--text", "the cat sat on the mat", "--text",
+                        "a dog lay on the rug and slept", "--out", str(out)],
+                       capture_output=True, text=True)
+    if p.returncode != 0 and "ptrace" in p.stderr:
+        pytest.skip("strace cannot trace here: " + p.stderr.strip())
+    assert p.returncode == 0, p.stderr
+    opens = [l for l in log.read_text().splitlines() if "open" in l and "= -1" not in l]
+    weights = [l for l in opens if "model.safetensors" in l]
+    assert len(weights) == 1, weights
+    assert sum("config.json" in l for l in opens) >= 1  # the trace did see the model's files
+    own = [l for l in opens if str(out) in l and re.search(r'\.(json|npy)"', l)
+           and "O_RDONLY" in l]
+    assert not own, own

@@ -1,5 +1,7 @@
-"""attnscope.compare and attnscope.heads equal the commands they mirror (compare --json, heads
---output) on the fixture models and MiniLM: the same library calls, so equal bit for bit."""
+"""attnscope.topo, attnscope.compare and attnscope.heads equal the commands they mirror (topo's
+js.npy and result.json, compare --json, heads --output) on the fixture models and MiniLM: the same
+library calls, so equal bit for bit. attnscope.topo on an array is also checked against scipy's
+Jensen–Shannon distance and GUDHI's Rips persistence."""
 import json
 import os
 import subprocess
@@ -65,6 +67,67 @@ def test_compare_errors(model):
         attnscope.compare(m, [A], layer=0, head=0)
 
 
+@pytest.mark.parametrize("kind", ["head", "seed"])
+def test_topo_equals_cli(tmp_path, model, kind):
+    path, m = model
+    if kind == "seed":
+        args, kw = ["--layer", "0", "--head", "1", "--seed-compat", "--threshold", "0.9",
+                    "--scales", "0.1,0.2", "--dim", "1"], \
+            dict(layer=0, head=1, seed_compat=True, threshold=0.9, scales=[0.1, 0.2], dim=1)
+    else:
+        args, kw = ["--layer", "1", "--head", "0"], dict(layer=1, head=0)
+    cli("topo", "--model", path, "--text", B, *args, "--out", str(tmp_path), "--format", "svg")
+    doc = json.load(open(tmp_path / "result.json"))
+    t = attnscope.topo(m, B, **kw)
+    assert t.tokens == doc["tokens"]
+    np.testing.assert_array_equal(t.distances, np.load(tmp_path / "js.npy"))
+    for e in doc["diagrams"]["dims"]:
+        pairs = [[b, float("inf") if d is None else d] for b, d in e["pairs"]]
+        np.testing.assert_array_equal(t.persistence[e["dim"]], np.array(pairs).reshape(-1, 2))
+        if e["dim"] == 1:
+            assert [np.asarray(c).tolist() for c in t.persistence.cycles] == \
+                [[x[:2] for x in c] for c in e["cycles"]]
+    assert t.cycle_tokens == doc["cycle_tokens"]
+    assert t.scales.tolist() == [c["scale"] for c in doc["clusters"]]
+    for q, c in enumerate(doc["clusters"]):
+        groups = [[t.tokens[v] for v in range(len(t.tokens)) if t.clusters[q, v] == g]
+                  for g in range(len(c["groups"]))]
+        assert groups == c["groups"] and t.clusters[q].max() + 1 == len(c["groups"])
+    np.testing.assert_array_equal(t.layout, np.array(doc["layout3d"]))
+
+
+def test_topo_array_matches_scipy_and_gudhi():
+    gudhi = pytest.importorskip("gudhi")
+    from scipy.spatial.distance import jensenshannon
+    rng = np.random.default_rng(3)
+    x = rng.exponential(size=(2, 3, 12, 12))
+    att = (x / x.sum(-1, keepdims=True)).astype(np.float32)
+    t = attnscope.topo(att, layer=1, head=2, dim=1, tokens=[f"t{i}" for i in range(12)])
+    a = att[1, 2].astype(np.float64)
+    ref = np.array([[jensenshannon(a[i], a[j], base=2) if i != j else 0 for j in range(12)]
+                    for i in range(12)])
+    ref = 0.5 * (ref + ref.T)
+    np.testing.assert_allclose(t.distances, ref, atol=1e-9)
+    rc = gudhi.RipsComplex(distance_matrix=ref)
+    st = rc.create_simplex_tree(max_dimension=2)
+    st.compute_persistence(homology_coeff_field=2, min_persistence=0.0)
+    for k in (0, 1):
+        g = np.array([p for p in st.persistence_intervals_in_dimension(k) if p[1] - p[0] > 1e-12])
+        g = g.reshape(-1, 2)
+        ours = t.persistence[k]
+        assert len(ours) == len(g)
+        fo, fg = ours[np.isfinite(ours[:, 1])], g[np.isfinite(g[:, 1])]
+        assert gudhi.bottleneck_distance(fo, fg) <= 1e-8
+    assert t.tokens[0] == "t0" and t.layout.shape == (12, 3) and t.clusters.shape == (3, 12)
+    # the KL and JS divergences, symmetrised, as the viewer's "measure"
+    kl = attnscope.topo(att, layer=0, head=0, distance="kl", layout=False)
+    assert kl.layout is None and np.all(np.diag(kl.distances) == 0)
+    with pytest.raises(attnscope.AttnscopeError, match="layer 2, head 0 is outside"):
+        attnscope.topo(att, layer=2, head=0)
+    with pytest.raises(attnscope.AttnscopeError, match="scale 9 is outside"):
+        attnscope.topo(att, layer=0, head=0, scales=[9.0])
+
+
 def corpus_lines():
     with open(os.path.join(ROOT, "data", "corpus", "english.txt"), encoding="utf-8") as f:
         lines = [next(f).rstrip("\n") for _ in range(20)]
@@ -102,3 +165,14 @@ def test_heads_two_models_and_options(tmp_path):
     assert attnscope.heads(bert, []).sum() == 0
     with pytest.raises(attnscope.AttnscopeError, match="cannot open the corpus"):
         attnscope.heads(bert, str(tmp_path / "missing.txt"))
+
+
+def test_syntax_equals_cli(tmp_path, model):
+    path, m = model
+    conllu = os.path.join(ROOT, "data", "ud-english-ewt", "en_ewt-ud-dev.conllu")
+    cli("syntax", "--model", path, "--conllu", conllu, "--json", str(tmp_path / "s.json"),
+        "--max-sentences", "40")
+    assert attnscope.syntax(m, conllu, max_sentences=40, n_threads=2) == json.load(
+        open(tmp_path / "s.json"))
+    with pytest.raises(attnscope.AttnscopeError, match="missing.conllu"):
+        attnscope.syntax(m, str(tmp_path / "missing.conllu"))

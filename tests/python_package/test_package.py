@@ -312,7 +312,8 @@ MIRRORS = {"Error": "ats_error", "Diagram": "ats_diagram", "Matching": "ats_matc
            "TokenRoles": "ats_token_roles", "RunOptions": "ats_run_options",
            "Attention": "ats_attention", "CompareOptions": "ats_compare_options",
            "CompareResult": "ats_compare_result", "CorpusSource": "ats_corpus_source",
-           "HeadsOptions": "ats_heads_options", "HeadsResult": "ats_heads_result"}
+           "HeadsOptions": "ats_heads_options", "HeadsResult": "ats_heads_result",
+           "SyntaxOptions": "ats_syntax_options", "SyntaxResult": "ats_syntax_result"}
 
 
 # Constants the package repeats from the headers.

@@ -94,13 +94,14 @@ static void test_linkage_and_mds(void) {
     for (size_t i = 1; i < 4; i++)
         for (size_t j = 0; j < i; j++) lower[ats_lower_index(i, j)] = fabs(x[i] - x[j]);
     double merges[12];
-    CHECK(heads_single_linkage(4, lower, merges, NULL) == ATS_OK);
+    const ats_lower metric = {4, lower};
+    CHECK(ats_metric_single_linkage(&metric, merges, NULL) == ATS_OK);
     CHECK(merges[0] == 0 && merges[1] == 1 && merges[2] == 1 && merges[3] == 2);
     CHECK(merges[4] == 2 && merges[5] == 4 && merges[6] == 2 && merges[7] == 3);
     CHECK(merges[8] == 3 && merges[9] == 5 && merges[10] == 4 && merges[11] == 4);
     /* MDS of collinear points recovers the line (first axis) up to a shift */
     double xy[8];
-    CHECK(heads_mds(4, lower, 2, xy, NULL) == ATS_OK);
+    CHECK(ats_metric_mds(&metric, 2, 0, xy, NULL) == ATS_OK);
     for (size_t i = 1; i < 4; i++) CHECK_NEAR(fabs(xy[2 * i] - xy[0]), x[i], 1e-9);
     for (size_t i = 0; i < 4; i++) CHECK_NEAR(xy[2 * i + 1], 0, 1e-6);
     char name[32];

@@ -97,6 +97,18 @@ static ats_status draw_graph(const char *path) {
     return ats_render_attention_graph(path, 6, att6, 0.05, 0, NULL, NULL);
 }
 
+static ats_status draw_bars(const char *path) {
+    static const char *series[2] = {"best head", "baseline"};
+    double v[8] = {0.8, 0.5, NAN, 0.1, 0.6, 0.55, 0.2, 0.0};
+    ats_bars_options opt;
+    ats_bars_options_init(&opt);
+    opt.fig.title = "bars";
+    opt.series_names = series;
+    opt.value_title = "accuracy";
+    opt.show_values = 1;
+    return ats_render_bars(path, 4, 2, v, labels, &opt, NULL);
+}
+
 int main(void) {
     for (int i = 0; i < 6; i++)
         for (int j = 0; j <= i; j++) att6[i * 6 + j] = 1.0 / (i + 1);
@@ -112,6 +124,41 @@ int main(void) {
     check_formats("grid", draw_grid);
     check_formats("skeleton", draw_skeleton);
     check_formats("graph", draw_graph);
+    check_formats("bars", draw_bars);
+
+    /* into memory: the same PNG bytes as the file, each format's magic, no file written */
+    {
+        ats_figure_options opt;
+        ats_figure_options_init(&opt);
+        opt.title = "diagram";
+        CHECK(ats_render_diagram("build-test-mem.png", 3, dgms, dims, &opt, NULL) == ATS_OK);
+        char *file = NULL;
+        size_t file_len = 0;
+        CHECK(ats_file_read_all("build-test-mem.png", 1 << 24, &file, &file_len, NULL) == ATS_OK);
+        remove("build-test-mem.png");
+        const char *magic[3] = {"\x89PNG", "<?xml", "%PDF"};
+        for (int f = 0; f < 3; f++) {
+            ats_figure_memory mem = {(ats_figure_format)f, NULL, 0};
+            opt.memory = &mem;
+            CHECK(ats_render_diagram("build-test-mem.png", 3, dgms, dims, &opt, NULL) == ATS_OK);
+            CHECK(file_size("build-test-mem.png") < 0);
+            CHECK(mem.size > 1000 && memcmp(mem.data, magic[f], 4) == 0);
+            if (f == 0) CHECK(file && mem.size == file_len && !memcmp(mem.data, file, file_len));
+            ats_figure_memory_free(&mem);
+            CHECK(mem.data == NULL && mem.size == 0);
+        }
+        /* a failure leaves nothing allocated */
+        ats_figure_memory mem = {ATS_FIGURE_SVG, NULL, 0};
+        opt.memory = &mem;
+        double nan_pair[2] = {NAN, 1};
+        ats_diagram bad_d = {1, nan_pair};
+        int d0 = 0;
+        CHECK(ats_render_diagram("x", 1, &bad_d, &d0, &opt, NULL) == ATS_ERR_INVALID);
+        CHECK(mem.data == NULL);
+        mem.format = (ats_figure_format)7;
+        CHECK(ats_render_diagram("x", 3, dgms, dims, &opt, NULL) == ATS_ERR_INVALID);
+        free(file);
+    }
 
     /* layouts are deterministic and normalised */
     double q1[12], q2[12];
@@ -153,6 +200,21 @@ int main(void) {
     double neg_scale = -1;
     CHECK(ats_render_skeleton("build-test-s.png", 6, lower6, neg_scale, NULL, &err) ==
           ATS_ERR_INVALID);
+
+    /* bars: an infinite value, no series or no room are refused, and leave no file */
+    double inf_bars[2] = {0.5, INFINITY};
+    CHECK(ats_render_bars("build-test-bars.png", 2, 1, inf_bars, labels, NULL, &err) ==
+          ATS_ERR_INVALID);
+    CHECK(strstr(err.message, "infinite") != NULL);
+    CHECK(file_size("build-test-bars.png") < 0);
+    CHECK(ats_render_bars("build-test-bars.png", 2, 0, inf_bars, labels, NULL, &err) ==
+          ATS_ERR_INVALID);
+    ats_bars_options tiny;
+    ats_bars_options_init(&tiny);
+    tiny.fig.width = 60;
+    CHECK(ats_render_bars("build-test-bars.png", 2, 1, values, labels, &tiny, &err) ==
+          ATS_ERR_INVALID);
+    CHECK(file_size("build-test-bars.png") < 0);
 
     double r, g, b;
     ats_colormap_viridis(0, &r, &g, &b);
