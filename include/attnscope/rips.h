@@ -34,6 +34,11 @@ typedef struct ats_rips_options {
                                --ratio); essential classes are always reported */
     int want_cocycles;      /* 1: representative cocycles for every reported pair, dims >= 1 */
     int want_cycles;        /* 1: representative cycles for the reported H1 pairs */
+    int n_threads;          /* threads for this one problem, 0 = all cores (default 1); the
+                               result is the same, byte for byte, whatever the count */
+    double memory_limit_gb; /* refuse (ATS_ERR_RANGE, with the estimate) a problem estimated to
+                               need more; 0 (default) = the machine's physical memory,
+                               INFINITY = never refuse */
 } ats_rips_options;
 
 /* Fills the defaults above. */
@@ -46,6 +51,19 @@ typedef struct ats_representative {
     int32_t *vertices; /* [count][k+1] */
     uint32_t *coefs;   /* [count] */
 } ats_representative;
+
+/* Phases of ats_rips_compute. Serial: SETUP, EDGES, REDUCE_COMMIT, SORT; the others run on
+ * opt->n_threads threads. */
+typedef enum ats_rips_phase {
+    ATS_RIPS_PHASE_SETUP,         /* checks, enclosing radius, distance rows or neighbour lists */
+    ATS_RIPS_PHASE_EDGES,         /* edge list, its sort, union-find (H0) */
+    ATS_RIPS_PHASE_EDGE_APPARENT, /* apparent-pair tests of the edges */
+    ATS_RIPS_PHASE_REDUCE_AHEAD,  /* column reduction against the pivots of earlier chunks */
+    ATS_RIPS_PHASE_REDUCE_COMMIT, /* finishing each column and recording its pivot, in order */
+    ATS_RIPS_PHASE_ASSEMBLE,      /* enumerating the next dimension's columns */
+    ATS_RIPS_PHASE_SORT,          /* sorting them */
+    ATS_RIPS_PHASES
+} ats_rips_phase;
 
 typedef struct ats_rips_result {
     int max_dim;
@@ -62,6 +80,9 @@ typedef struct ats_rips_result {
     /* Filled when want_cycles: cycles[i] is a cycle of edges (coefficient ±1 mod p) representing
        dims[1].pairs[i]; for essential classes it is a cycle born at the birth edge. */
     ats_representative *cycles;
+    /* CPU seconds of the process (all threads) by phase, ATS_RIPS_PHASE_*: where the time goes
+       and which part of it runs on one thread only. */
+    double phase_cpu_seconds[ATS_RIPS_PHASES];
 } ats_rips_result;
 
 /* Computes persistence of the metric `lower` on n points. The metric is validated first: NaN,
@@ -71,7 +92,8 @@ ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_option
                             ats_rips_result *out, ats_error *err);
 
 /* Computes `count` independent problems, metric i on ns[i] points, in parallel with n_threads
- * OpenMP threads (0: all cores). outs[i] and errs[i] (errs may be NULL) receive each result;
+ * OpenMP threads (0: all cores); a single problem gets all n_threads (opt->n_threads is
+ * ignored). outs[i] and errs[i] (errs may be NULL) receive each result;
  * returns the first non-OK status in index order, or ATS_OK. */
 ats_status ats_rips_compute_batch(size_t count, const size_t *ns, const double *const *lowers,
                                   const ats_rips_options *opt, int n_threads, ats_rips_result *outs,

@@ -45,6 +45,7 @@ def _constant(name: str) -> int:
 lib.ats_constant.restype = ctypes.c_int
 lib.ats_constant.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_longlong)]
 RIPS_MAX_DIM = _constant("ATS_RIPS_MAX_DIM")
+RIPS_PHASES = _constant("ATS_RIPS_PHASES")
 
 c_double_p = ctypes.POINTER(ctypes.c_double)
 c_int32_p = ctypes.POINTER(ctypes.c_int32)
@@ -73,6 +74,8 @@ class RipsOptions(ctypes.Structure):
         ("ratio", ctypes.c_double),
         ("want_cocycles", ctypes.c_int),
         ("want_cycles", ctypes.c_int),
+        ("n_threads", ctypes.c_int),
+        ("memory_limit_gb", ctypes.c_double),
     ]
 
 
@@ -92,6 +95,7 @@ class RipsResult(ctypes.Structure):
         ("death_simplex", c_int64_p * (RIPS_MAX_DIM + 1)),
         ("cocycles", ctypes.POINTER(Representative) * (RIPS_MAX_DIM + 1)),
         ("cycles", ctypes.POINTER(Representative)),
+        ("phase_cpu_seconds", ctypes.c_double * RIPS_PHASES),
     ]
 
 

@@ -24,6 +24,7 @@ typedef struct constant {
 static const constant CONSTANTS[] = {
     /* bounds */
     C(ATS_RIPS_MAX_DIM),
+    C(ATS_RIPS_PHASES),
     C(ATS_JSON_NUMBER_MAX),
     C(ATS_TOPO_MAX_SCALES),
     C(ATS_HEADS_COUNT),

@@ -28,13 +28,18 @@ static const char USAGE[] =
     "  --cycles            print a representative cycle (its edges) of every H1 class (and\n"
     "                      include them in --json)\n"
     "  --precision N       significant digits printed (default 6, as Ripser)\n"
-    "  --threads N         threads for a batch of matrices (default: all cores)\n"
-    "  --quiet             print only the intervals\n";
+    "  --threads N         threads (default: all cores): one matrix is computed on all\n"
+    "                      of them, a batch one matrix a thread; the output is the same\n"
+    "                      whatever N\n"
+    "  --quiet             print only the intervals\n"
+    "  --memory-limit GB   refuse a problem estimated to need more memory (default: the\n"
+    "                      machine's physical memory; inf: never refuse)\n"
+    "  --timings           print the CPU seconds spent in each phase to stderr\n";
 
 typedef struct rips_args {
     const char *file, *json;
     ats_metric_format format;
-    int format_given, symmetrize, cocycles, cycles, precision, threads, quiet;
+    int format_given, symmetrize, cocycles, cycles, precision, threads, quiet, timings;
     ats_rips_options opt;
 } rips_args;
 
@@ -204,6 +209,14 @@ static int parse_args(int argc, char **argv, rips_args *a) {
             a->opt.want_cycles = 1;
         } else if (!strcmp(s, "--quiet")) {
             a->quiet = 1;
+        } else if (!strcmp(s, "--memory-limit")) {
+            if (!ats_cli_parse_double(v, 1, &d) || !(d > 0))
+                return ats_cli_usage_error("rips",
+                                           "--memory-limit needs a number of GB > 0 or inf");
+            a->opt.memory_limit_gb = d;
+            i++;
+        } else if (!strcmp(s, "--timings")) {
+            a->timings = 1;
         } else if (s[0] == '-' && s[1] == '-') {
             return ats_cli_usage_error("rips", "unknown option '%s' (see --help)", s);
         } else if (!a->file) {
@@ -299,6 +312,15 @@ int ats_cmd_rips(int argc, char **argv) {
                 printf("distance matrix with %zu points, using threshold %g\n", n, r->threshold);
         }
         print_result(stdout, r, &a, eff);
+        if (a.timings) {
+            static const char *names[ATS_RIPS_PHASES] = {
+                "setup",         "edges+H0", "edge apparent", "reduce ahead",
+                "reduce commit", "assemble", "sort"};
+            fputs("rips CPU seconds:", stderr);
+            for (int k = 0; k < ATS_RIPS_PHASES; k++)
+                fprintf(stderr, " %s %.3f%s", names[k], r->phase_cpu_seconds[k],
+                        k + 1 < ATS_RIPS_PHASES ? "," : "\n");
+        }
     }
     rc = ATS_EXIT_OK;
 done:

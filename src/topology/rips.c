@@ -15,6 +15,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -85,11 +87,42 @@ typedef struct rips {
     entry_vec negative_triangles; /* every triangle paired with an edge, when want_cycles */
     ats_representative *cycles;   /* [out[1].len] */
     const ats_rips_options *opt;
+    int threads;                       /* OpenMP threads for one problem (>= 1) */
+    double phase_cpu[ATS_RIPS_PHASES]; /* CPU seconds, see rips.h */
+    double memory_limit;               /* bytes; INFINITY = none */
+    double memory_base;                /* bytes held whatever the data (rips_memory_estimate) */
+    size_t assembled;                  /* columns of the dimension being assembled, so far */
+    size_t assembled_from;             /* simplices enumerated so far */
+    int over_limit;                    /* the assembly stopped at the memory limit */
+    int over_dim;                      /* ... in this dimension */
+    double over_projected;             /* bytes it would have needed, projected */
     pair_vec out[ATS_RIPS_MAX_DIM + 1];
     int oom;
 } rips;
 
 /* ---- small helpers */
+
+/* Out of memory: threads of one problem may say so at the same time. */
+static void set_oom(rips *r) {
+    __atomic_store_n(&r->oom, 1, __ATOMIC_RELAXED);
+}
+static int oom_seen(rips *r) {
+    return __atomic_load_n(&r->oom, __ATOMIC_RELAXED);
+}
+
+/* Process CPU seconds (all threads): per-phase costs independent of the machine's load. */
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Charges the CPU time since *t to phase k and restarts the clock. */
+static void phase_mark(rips *r, int k, double *t) {
+    double x = cpu_now();
+    r->phase_cpu[k] += x - *t;
+    *t = x;
+}
 
 static inline int64_t binom(const rips *r, int64_t v, int k) {
     return (k > r->k_max || v < 0) ? 0 : r->binom[(size_t)k * (r->n + 1) + (size_t)v];
@@ -151,33 +184,29 @@ static void simplex_vertices(const rips *r, int64_t idx, int dim, int32_t *v) {
     }
 }
 
-static double vertices_diameter(const rips *r, const int32_t *v, int nv) {
-    double d = 0.0;
-    for (int i = 0; i < nv; i++)
-        for (int j = i + 1; j < nv; j++) {
-            double x = dist(r, v[i], v[j]);
-            if (x > d) d = x;
-        }
-    return d;
-}
-
 static uint32_t mod_mul(uint32_t a, uint32_t b, uint32_t p) {
     return (uint32_t)(((uint64_t)a * b) % p);
 }
 
 /* ---- heap of entries, top = first in filtration order */
 
-static int heap_push(rips *r, heap *h, entry e) {
-    if (h->len == h->cap) {
-        size_t nc = h->cap ? h->cap * 2 : 64;
-        entry *na = realloc(h->a, nc * sizeof *na);
-        if (!na) {
-            r->oom = 1;
-            return 0;
-        }
-        h->a = na;
-        h->cap = nc;
+/* Grows an array of entries (*a, capacity *cap) to hold `need`, doubling from `first`. */
+static int entries_reserve(rips *r, entry **a, size_t *cap, size_t need, size_t first) {
+    if (need <= *cap) return 1;
+    size_t nc = *cap ? *cap : first;
+    while (nc < need) nc *= 2;
+    entry *na = realloc(*a, nc * sizeof *na);
+    if (!na) {
+        set_oom(r);
+        return 0;
     }
+    *a = na;
+    *cap = nc;
+    return 1;
+}
+
+static int heap_push(rips *r, heap *h, entry e) {
+    if (!entries_reserve(r, &h->a, &h->cap, h->len + 1, 64)) return 0;
     size_t i = h->len++;
     while (i > 0) {
         size_t p = (i - 1) / 2;
@@ -260,7 +289,7 @@ static int pivot_map_insert(rips *r, pivot_map *m, int64_t key, int64_t column, 
         size_t cap = (m->mask + 1) * 2;
         pivot_slot *ns = malloc(cap * sizeof *ns);
         if (!ns) {
-            r->oom = 1;
+            set_oom(r);
             return 0;
         }
         for (size_t i = 0; i < cap; i++) ns[i].key = -1;
@@ -285,16 +314,7 @@ static int pivot_map_insert(rips *r, pivot_map *m, int64_t key, int64_t column, 
 /* ---- growable vectors */
 
 static int vec_push(rips *r, entry_vec *v, entry e) {
-    if (v->len == v->cap) {
-        size_t nc = v->cap ? v->cap * 2 : 256;
-        entry *na = realloc(v->a, nc * sizeof *na);
-        if (!na) {
-            r->oom = 1;
-            return 0;
-        }
-        v->a = na;
-        v->cap = nc;
-    }
+    if (!entries_reserve(r, &v->a, &v->cap, v->len + 1, 256)) return 0;
     v->a[v->len++] = e;
     return 1;
 }
@@ -315,7 +335,7 @@ static int pair_push(rips *r, int dim, double birth, double death, int64_t bs, i
             if (nr) p->reps = nr;
         }
         if (!np || !nb || !nd || (r->want_cocycles && dim >= 1 && !nr)) {
-            r->oom = 1;
+            set_oom(r);
             return 0;
         }
         p->cap = nc;
@@ -340,27 +360,31 @@ static inline int col_before(const rips *r, entry a, entry b) {
     return filt_before(r, b, a);
 }
 
+/* Hoare partition around the median of three (n > 24): a[0, left) before a[left, n). */
+static size_t partition_columns(const rips *r, entry *a, size_t n) {
+    entry x = a[0], y = a[n / 2], z = a[n - 1], pv;
+    if (col_before(r, x, y))
+        pv = col_before(r, y, z) ? y : (col_before(r, x, z) ? z : x);
+    else
+        pv = col_before(r, x, z) ? x : (col_before(r, y, z) ? z : y);
+    size_t i = 0, j = n - 1;
+    for (;;) {
+        while (col_before(r, a[i], pv)) i++;
+        while (col_before(r, pv, a[j])) j--;
+        if (i >= j) break;
+        entry t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+        i++;
+        j--;
+    }
+    return j + 1;
+}
+
 static void quicksort_columns(const rips *r, entry *a, size_t n) {
     while (n > 24) {
-        /* median of three pivot */
-        entry x = a[0], y = a[n / 2], z = a[n - 1], pv;
-        if (col_before(r, x, y))
-            pv = col_before(r, y, z) ? y : (col_before(r, x, z) ? z : x);
-        else
-            pv = col_before(r, x, z) ? x : (col_before(r, y, z) ? z : y);
-        size_t i = 0, j = n - 1;
-        for (;;) {
-            while (col_before(r, a[i], pv)) i++;
-            while (col_before(r, pv, a[j])) j--;
-            if (i >= j) break;
-            entry t = a[i];
-            a[i] = a[j];
-            a[j] = t;
-            i++;
-            j--;
-        }
         /* recurse into the smaller part, loop on the larger */
-        size_t left = j + 1;
+        size_t left = partition_columns(r, a, n);
         if (left < n - left) {
             quicksort_columns(r, a, left);
             a += left;
@@ -392,9 +416,35 @@ static inline uint64_t diam_key(double d) {
     return ~b;
 }
 
+/* The two parts of each partition sorted as OpenMP tasks down to 64 Ki entries. Keys are
+ * distinct (simplex indices), so the order is the same whatever the thread count. */
+static void quicksort_tasks(const rips *r, entry *a, size_t n) {
+    if (n <= 65536) {
+        quicksort_columns(r, a, n);
+        return;
+    }
+    size_t left = partition_columns(r, a, n);
+#ifdef _OPENMP
+#pragma omp task
+#endif
+    quicksort_tasks(r, a, left);
+    quicksort_tasks(r, a + left, n - left);
+#ifdef _OPENMP
+#pragma omp taskwait
+#endif
+}
+
 static void sort_columns(const rips *r, entry *a, size_t n) {
     /* Radix needs a second buffer as large as the input: above 64 Ki entries (1 MiB) the
        comparison sort keeps the peak memory down. */
+    if (n > 65536 && r->threads > 1) {
+#ifdef _OPENMP
+#pragma omp parallel num_threads(r->threads)
+#pragma omp single
+#endif
+        quicksort_tasks(r, a, n);
+        return;
+    }
     if (n < 512 || n > 65536) {
         quicksort_columns(r, a, n);
         return;
@@ -453,7 +503,7 @@ typedef struct cob_enum {
     int k;
     int dim;
     double diam;
-    uint32_t coef;
+    uint32_t coef, neg_coef;                 /* the simplex's coefficient and its negative mod p */
     int32_t vert[ATS_RIPS_MAX_DIM + 2];      /* descending */
     const double *row[ATS_RIPS_MAX_DIM + 2]; /* dense: distance rows of the vertices */
     /* sparse: one cursor per vertex into its neighbour list (descending vertex order) */
@@ -471,6 +521,7 @@ static void cob_init(cob_enum *c, const rips *r, entry s, int dim, const int32_t
     c->dim = dim;
     c->diam = s.diam;
     c->coef = e_coef(r, s);
+    c->neg_coef = (r->modulus - c->coef) % r->modulus;
     if (vert)
         memcpy(c->vert, vert, (size_t)(dim + 1) * sizeof *vert);
     else
@@ -508,7 +559,7 @@ static int cob_next(cob_enum *c, int all, entry *out) {
             }
             if (d > r->threshold) continue;
             int64_t index = c->idx_above + binom(r, v, c->k + 1) + c->idx_below;
-            uint32_t coef = (c->k & 1) ? mod_mul(r->modulus - 1, c->coef, r->modulus) : c->coef;
+            uint32_t coef = (c->k & 1) ? c->neg_coef : c->coef;
             *out = make_entry(r, d, index, coef);
             c->last_v = (int32_t)v;
             return 1;
@@ -542,7 +593,7 @@ static int cob_next(cob_enum *c, int all, entry *out) {
             c->k--;
         }
         int64_t index = c->idx_above + binom(r, w, c->k + 1) + c->idx_below;
-        uint32_t coef = (c->k & 1) ? mod_mul(r->modulus - 1, c->coef, r->modulus) : c->coef;
+        uint32_t coef = (c->k & 1) ? c->neg_coef : c->coef;
         *out = make_entry(r, d, index, coef);
         c->last_v = w;
         return 1;
@@ -560,16 +611,88 @@ static void cob_cofacet_vertices(const cob_enum *c, int32_t *out) {
 /* ---- apparent pairs (zero persistence): sigma's oldest cofacet tau has the same diameter and
  * sigma is tau's youngest facet. */
 
+/* Pairwise distances of a simplex's vertices (descending), pd[i * PD + j] for i < j: the
+ * apparent-pair tests look at every facet's diameter, and the distances are at hand where the
+ * simplex was enumerated, so they are passed along rather than looked up again (the lookups are
+ * cache misses on large matrices). */
+#define PD (ATS_RIPS_MAX_DIM + 3)
+
+static void pairwise(const rips *r, const int32_t *v, int nv, double *pd) {
+    for (int i = 0; i < nv; i++) {
+        const double *row = r->full ? r->full + (size_t)v[i] * r->n : NULL;
+        for (int j = i + 1; j < nv; j++) pd[i * PD + j] = row ? row[v[j]] : dist(r, v[i], v[j]);
+    }
+}
+
+/* pd of the nv+1 vertices obtained by inserting w at position p into the nv vertices whose
+ * pd is given; dw[i] = d(w, v[i]). */
+static void pairwise_insert(const double *pd, int nv, int p, const double *dw, double *out) {
+    for (int a = 0; a <= nv; a++)
+        for (int b = a + 1; b <= nv; b++) {
+            int sa = a < p ? a : a - 1, sb = b < p ? b : b - 1;
+            out[a * PD + b] = a == p ? dw[sb] : b == p ? dw[sa] : pd[sa * PD + sb];
+        }
+}
+
 /* The cofacet of s with the same diameter that comes first in the filtration, or ic ==
- * UINT64_MAX. vert: s's vertices or NULL; out_vert (if not NULL) receives the cofacet's. */
+ * UINT64_MAX. vert: s's vertices or NULL; pd: their pairwise distances or NULL; out_vert and
+ * out_pd (each may be NULL) receive the cofacet's. */
 static entry zero_pivot_cofacet(const rips *r, entry s, int dim, const int32_t *vert,
-                                int32_t *out_vert) {
+                                const double *pd, int32_t *out_vert, double *out_pd) {
+    int32_t v[ATS_RIPS_MAX_DIM + 2];
+    int nv = dim + 1;
+    if (vert)
+        memcpy(v, vert, (size_t)nv * sizeof *v);
+    else
+        simplex_vertices(r, e_index(r, s), dim, v);
+    if (!r->sparse) {
+        /* Dense: the first cofacet in enumeration order (new vertex w descending) whose
+           diameter equals s's is the largest w, not a vertex of s, within s.diam of every
+           vertex. A plain scan of the distance rows; the vertices of s pass the test (their
+           distances are <= s.diam), so they are ruled out only when a row says yes. */
+        const double *row[ATS_RIPS_MAX_DIM + 2];
+        for (int i = 0; i < nv; i++) row[i] = r->full + (size_t)v[i] * r->n;
+        double dm = s.diam;
+        for (int64_t w = (int64_t)r->n - 1; w >= 0; w--) {
+            double x = row[0][w];
+            for (int i = 1; i < nv; i++)
+                if (row[i][w] > x) x = row[i][w];
+            if (x > dm) continue;
+            int p = 0; /* vertices of s above w */
+            while (p < nv && v[p] > w) p++;
+            if (p < nv && v[p] == w) continue;
+            /* cofacet vertices, descending: v[0..p-1], w, v[p..dim] */
+            int32_t u[ATS_RIPS_MAX_DIM + 3];
+            memcpy(u, v, (size_t)p * sizeof *u);
+            u[p] = (int32_t)w;
+            memcpy(u + p + 1, v + p, (size_t)(nv - p) * sizeof *u);
+            int64_t idx = 0;
+            for (int i = 0; i <= nv; i++) idx += binom(r, u[i], nv + 1 - i);
+            uint32_t c = e_coef(r, s);
+            if ((nv - p) & 1) c = (r->modulus - c) % r->modulus; /* (-1)^(vertices below w) */
+            if (out_vert) memcpy(out_vert, u, (size_t)(nv + 1) * sizeof *u);
+            if (out_pd) {
+                double own[PD * PD], dw[ATS_RIPS_MAX_DIM + 2];
+                if (!pd) {
+                    pairwise(r, v, nv, own);
+                    pd = own;
+                }
+                for (int i = 0; i < nv; i++) dw[i] = row[i][w];
+                pairwise_insert(pd, nv, p, dw, out_pd);
+            }
+            return make_entry(r, dm, idx, c);
+        }
+        return (entry){0, UINT64_MAX};
+    }
     cob_enum c;
-    cob_init(&c, r, s, dim, vert);
+    cob_init(&c, r, s, dim, v);
     entry e;
     while (cob_next(&c, 1, &e))
         if (e.diam == s.diam) {
-            if (out_vert) cob_cofacet_vertices(&c, out_vert);
+            int32_t u[ATS_RIPS_MAX_DIM + 3];
+            cob_cofacet_vertices(&c, u);
+            if (out_vert) memcpy(out_vert, u, (size_t)(nv + 1) * sizeof *u);
+            if (out_pd) pairwise(r, u, nv + 1, out_pd);
             return e;
         }
     return (entry){0, UINT64_MAX};
@@ -577,20 +700,31 @@ static entry zero_pivot_cofacet(const rips *r, entry s, int dim, const int32_t *
 
 /* The facet of t (a dim-simplex) with the same diameter that comes last in the filtration
  * (smallest index), or ic == UINT64_MAX. Its coefficient is the incidence [t : facet].
- * vert: t's vertices or NULL; out_vert (if not NULL) receives the facet's. */
+ * vert: t's vertices or NULL; pd: their pairwise distances or NULL; out_vert (if not NULL)
+ * receives the facet's. */
 static entry zero_pivot_facet(const rips *r, entry t, int dim, const int32_t *vert,
-                              int32_t *out_vert) {
-    int32_t v[ATS_RIPS_MAX_DIM + 2], f[ATS_RIPS_MAX_DIM + 2];
+                              const double *pd, int32_t *out_vert) {
+    int32_t v[ATS_RIPS_MAX_DIM + 3], f[ATS_RIPS_MAX_DIM + 2];
     if (vert)
         memcpy(v, vert, (size_t)(dim + 1) * sizeof *v);
     else
         simplex_vertices(r, e_index(r, t), dim, v);
-    /* Removing the top vertex first gives facets in increasing index order. */
+    double own[PD * PD];
+    if (!pd) {
+        pairwise(r, v, dim + 1, own);
+        pd = own;
+    }
+    /* Removing the top vertex first gives facets in increasing index order; a facet's
+       diameter is the largest distance among the pairs that avoid the removed vertex. */
     for (int rm = 0; rm <= dim; rm++) {
         int m = 0;
-        for (int i = 0; i <= dim; i++)
-            if (i != rm) f[m++] = v[i];
-        double d = vertices_diameter(r, f, dim);
+        double d = 0.0;
+        for (int i = 0; i <= dim; i++) {
+            if (i == rm) continue;
+            f[m++] = v[i];
+            for (int j = i + 1; j <= dim; j++)
+                if (j != rm && pd[i * PD + j] > d) d = pd[i * PD + j];
+        }
         if (d != t.diam) continue;
         int64_t idx = 0;
         for (int i = 0; i < dim; i++) idx += binom(r, f[i], dim - i);
@@ -607,20 +741,24 @@ static int is_none(entry e) {
     return e.ic == UINT64_MAX;
 }
 
-static entry zero_apparent_cofacet(const rips *r, entry s, int dim, const int32_t *vert) {
+static entry zero_apparent_cofacet(const rips *r, entry s, int dim, const int32_t *vert,
+                                   const double *pd) {
     int32_t tv[ATS_RIPS_MAX_DIM + 3];
-    entry t = zero_pivot_cofacet(r, s, dim, vert, tv);
+    double tpd[PD * PD];
+    entry t = zero_pivot_cofacet(r, s, dim, vert, pd, tv, tpd);
     if (is_none(t)) return t;
-    entry f = zero_pivot_facet(r, t, dim + 1, tv, NULL);
+    entry f = zero_pivot_facet(r, t, dim + 1, tv, tpd, NULL);
     if (!is_none(f) && e_index(r, f) == e_index(r, s)) return t;
     return (entry){0, UINT64_MAX};
 }
 
-static entry zero_apparent_facet(const rips *r, entry t, int dim, const int32_t *vert) {
+static entry zero_apparent_facet(const rips *r, entry t, int dim, const int32_t *vert,
+                                 const double *pd) {
     int32_t fv[ATS_RIPS_MAX_DIM + 2];
-    entry f = zero_pivot_facet(r, t, dim, vert, fv);
+    entry f = zero_pivot_facet(r, t, dim, vert, pd, fv);
     if (is_none(f)) return f;
-    entry c = zero_pivot_cofacet(r, make_entry(r, f.diam, e_index(r, f), 1), dim - 1, fv, NULL);
+    entry c = zero_pivot_cofacet(r, make_entry(r, f.diam, e_index(r, f), 1), dim - 1, fv, NULL,
+                                 NULL, NULL);
     if (!is_none(c) && e_index(r, c) == e_index(r, t)) return f;
     return (entry){0, UINT64_MAX};
 }
@@ -656,6 +794,7 @@ static int compute_dim0(rips *r, entry_vec *edges, entry_vec *columns) {
                     return 0;
             }
     }
+    double t_phase = cpu_now();
     sort_columns(r, edges->a, edges->len); /* reverse filtration order */
     int64_t *parent = malloc(n * sizeof *parent);
     int32_t *rank = calloc(n, sizeof *rank);
@@ -664,15 +803,29 @@ static int compute_dim0(rips *r, entry_vec *edges, entry_vec *columns) {
         free(parent);
         free(rank);
         free(birth_vertex);
-        r->oom = 1;
+        set_oom(r);
+        return 0;
+    }
+    /* kind[t]: 0 = closes a cycle, 1 = joins two components, 2 = in an apparent pair */
+    size_t ne = edges->len;
+    uint8_t *kind = malloc(ne ? ne : 1);
+    entry *tris = r->want_cycles ? malloc((ne ? ne : 1) * sizeof *tris) : NULL;
+    if (!kind || (r->want_cycles && !tris)) {
+        free(parent);
+        free(rank);
+        free(birth_vertex);
+        free(kind);
+        free(tris);
+        set_oom(r);
         return 0;
     }
     for (size_t i = 0; i < n; i++) parent[i] = birth_vertex[i] = (int64_t)i;
-    for (size_t t = edges->len; t-- > 0;) {
+    for (size_t t = ne; t-- > 0;) {
         entry e = edges->a[t];
         int32_t v[2];
         simplex_vertices(r, e_index(r, e), 1, v);
         int64_t a = uf_find(parent, v[0]), b = uf_find(parent, v[1]);
+        kind[t] = a != b;
         if (a != b) {
             /* The younger component dies; all births are 0 so the choice only affects
                which vertex is named as the birth. */
@@ -688,14 +841,33 @@ static int compute_dim0(rips *r, entry_vec *edges, entry_vec *columns) {
             parent[b] = a;
             if (rank[a] == rank[b]) rank[a]++;
             if (birth_vertex[b] < birth_vertex[a]) birth_vertex[a] = birth_vertex[b];
-        } else if (r->dim_max >= 1) {
-            entry tri = zero_apparent_cofacet(r, e, 1, v);
-            if (is_none(tri))
-                vec_push(r, columns, e);
-            else if (r->want_cycles)
-                vec_push(r, &r->negative_triangles, tri);
         }
     }
+    phase_mark(r, ATS_RIPS_PHASE_EDGES, &t_phase);
+    if (r->dim_max >= 1) {
+        /* The apparent-pair test of each cycle edge reads only the metric: in parallel, then
+           the columns are taken in order. */
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1024) num_threads(r->threads) if (r->threads > 1)
+#endif
+        for (size_t t = 0; t < ne; t++) {
+            if (kind[t]) continue;
+            entry tri = zero_apparent_cofacet(r, edges->a[t], 1, NULL, NULL);
+            if (!is_none(tri)) {
+                kind[t] = 2;
+                if (tris) tris[t] = tri;
+            }
+        }
+        for (size_t t = ne; t-- > 0;) {
+            if (kind[t] == 0)
+                vec_push(r, columns, edges->a[t]);
+            else if (kind[t] == 2 && tris)
+                vec_push(r, &r->negative_triangles, tris[t]);
+        }
+    }
+    free(kind);
+    free(tris);
+    phase_mark(r, ATS_RIPS_PHASE_EDGE_APPARENT, &t_phase);
     for (size_t i = 0; i < n; i++)
         if (uf_find(parent, (int64_t)i) == (int64_t)i)
             pair_push(r, 0, 0.0, INFINITY, birth_vertex[i], -1);
@@ -740,12 +912,13 @@ static void add_column(rips *r, const entry_vec *columns, const reduction *R, in
 }
 
 /* Builds sigma's coboundary in cob and returns its pivot; short-circuits an emergent pair,
- * whose pivot is its first cofacet of equal diameter, leaving cob empty. Returns 0 if zero. */
+ * whose pivot is its first cofacet of equal diameter, leaving cob empty and *emergent set
+ * (with check_emergent). Returns 0 if zero. */
 static int init_coboundary(rips *r, entry s, int dim, const pivot_map *pivots, heap *cob,
-                           entry_vec *scratch, entry *pivot) {
+                           entry_vec *scratch, entry *pivot, int check_emergent, int *emergent) {
     cob->len = 0;
     scratch->len = 0;
-    int check_emergent = 1;
+    *emergent = 0;
     cob_enum c;
     cob_init(&c, r, s, dim, NULL);
     entry e;
@@ -754,8 +927,9 @@ static int init_coboundary(rips *r, entry s, int dim, const pivot_map *pivots, h
             int32_t ev[ATS_RIPS_MAX_DIM + 3];
             cob_cofacet_vertices(&c, ev);
             if (!pivot_map_find(pivots, e_index(r, e)) &&
-                is_none(zero_apparent_facet(r, e, dim + 1, ev))) {
+                is_none(zero_apparent_facet(r, e, dim + 1, ev, NULL))) {
                 *pivot = e;
+                *emergent = 1;
                 return 1;
             }
             check_emergent = 0;
@@ -777,7 +951,7 @@ static ats_representative make_rep(rips *r, entry s, heap *red_copy, int dim) {
         free(rep.coefs);
         rep.vertices = NULL;
         rep.coefs = NULL;
-        r->oom = 1;
+        set_oom(r);
         return rep;
     }
     heap_push(r, red_copy, make_entry(r, s.diam, e_index(r, s), 1));
@@ -789,106 +963,264 @@ static ats_representative make_rep(rips *r, entry s, heap *red_copy, int dim) {
     return rep;
 }
 
+/* The reduction of one column, as far as it can go while only reading the pivots of
+ * earlier chunks. */
+typedef struct col_state {
+    heap red, cob;
+    entry pivot;
+    int has;      /* 0: the column reduced to zero */
+    int emergent; /* the pivot is the emergent shortcut's, taken against the earlier chunks */
+} col_state;
+
+/* Reduces column j against the pivots in `pivots` (read only) and the apparent pairs, up to a
+ * pivot that is in neither. In the serial engine the same steps happen in the same order: a
+ * pivot found here belongs to an earlier chunk, so it is in the serial map too. */
+static void reduce_ahead(rips *r, const entry_vec *columns, const reduction *R,
+                         const pivot_map *pivots, int dim, size_t j, col_state *st,
+                         entry_vec *scratch) {
+    uint32_t p = r->modulus;
+    entry s = make_entry(r, columns->a[j].diam, e_index(r, columns->a[j]), 1);
+    st->red.len = 0;
+    st->has = init_coboundary(r, s, dim, pivots, &st->cob, scratch, &st->pivot, 1, &st->emergent);
+    if (st->emergent) return;
+    while (st->has && !oom_seen(r)) {
+        const pivot_slot *slot = pivot_map_find(pivots, e_index(r, st->pivot));
+        if (slot) {
+            uint32_t factor = p - mod_mul(e_coef(r, st->pivot), r->inverse[slot_coef(slot)], p);
+            add_column(r, columns, R, slot_column(slot), factor % p, dim, &st->red, &st->cob);
+        } else {
+            entry f = zero_apparent_facet(r, st->pivot, dim + 1, NULL, NULL);
+            if (is_none(f)) return;
+            /* The pivot belongs to a skipped apparent pair (f, pivot): add f's coboundary,
+               scaled so that the pivot cancels: -c / [pivot : f]. */
+            uint32_t factor = p - mod_mul(e_coef(r, st->pivot), r->inverse[e_coef(r, f)], p);
+            add_simplex_coboundary(r, make_entry(r, f.diam, e_index(r, f), factor % p), dim,
+                                   &st->red, &st->cob);
+        }
+        st->has = heap_get_pivot(r, &st->cob, &st->pivot);
+    }
+}
+
+/* Columns are reduced in chunks: first every column of the chunk in parallel against the
+ * pivots of the earlier chunks (reduce_ahead), then, in column order, each is finished against
+ * the pivots of the chunk's earlier columns and its pivot recorded. The additions are those of
+ * the serial engine, in the same order, so the pairs and representatives do not depend on
+ * the thread count; one thread is the serial engine (chunks of one column). */
 static int compute_pairs(rips *r, const entry_vec *columns, pivot_map *pivots, int dim) {
     reduction R;
     R.start = malloc((columns->len + 1) * sizeof *R.start);
     R.entries = (entry_vec){NULL, 0, 0};
-    heap red = {NULL, 0, 0}, cob = {NULL, 0, 0}, tmp = {NULL, 0, 0};
-    entry_vec scratch = {NULL, 0, 0};
-    if (!R.start) {
-        r->oom = 1;
+    heap tmp = {NULL, 0, 0};
+    int threads = r->threads > 1 ? r->threads : 1;
+    size_t chunk = threads > 1 ? (size_t)threads * 32 : 1;
+    col_state *states = calloc(chunk, sizeof *states);
+    entry_vec *scratch = calloc((size_t)threads, sizeof *scratch);
+    if (!R.start || !states || !scratch) {
+        free(R.start);
+        free(states);
+        free(scratch);
+        set_oom(r);
         return 0;
     }
     R.start[0] = 0;
     uint32_t p = r->modulus;
-    for (size_t j = 0; j < columns->len && !r->oom; j++) {
-        entry s = make_entry(r, columns->a[j].diam, e_index(r, columns->a[j]), 1);
-        double birth = s.diam;
-        red.len = 0;
-        entry pivot;
-        int has = init_coboundary(r, s, dim, pivots, &cob, &scratch, &pivot);
-        for (;;) {
-            if (!has) {
-                /* essential class */
-                if (pair_push(r, dim, birth, INFINITY, e_index(r, s), -1) && r->want_cocycles) {
-                    tmp.len = 0;
-                    for (size_t t = 0; t < red.len; t++) heap_push(r, &tmp, red.a[t]);
-                    r->out[dim].reps[r->out[dim].len - 1] = make_rep(r, s, &tmp, dim);
+    entry_vec *scratch0 = &scratch[0];
+    for (size_t j0 = 0; j0 < columns->len && !oom_seen(r); j0 += chunk) {
+        size_t cn = columns->len - j0 < chunk ? columns->len - j0 : chunk;
+        double t0 = cpu_now();
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (cn > 1)
+#endif
+        for (size_t q = 0; q < cn; q++) {
+            int tid = 0;
+#ifdef _OPENMP
+            tid = omp_get_thread_num();
+#endif
+            reduce_ahead(r, columns, &R, pivots, dim, j0 + q, &states[q], &scratch[tid]);
+        }
+        phase_mark(r, ATS_RIPS_PHASE_REDUCE_AHEAD, &t0);
+        for (size_t q = 0; q < cn && !oom_seen(r); q++) {
+            size_t j = j0 + q;
+            col_state *st = &states[q];
+            entry s = make_entry(r, columns->a[j].diam, e_index(r, columns->a[j]), 1);
+            double birth = s.diam;
+            if (st->emergent && pivot_map_find(pivots, e_index(r, st->pivot))) {
+                /* an earlier column of this chunk took the pivot: no shortcut after all */
+                int unused;
+                st->has =
+                    init_coboundary(r, s, dim, pivots, &st->cob, scratch0, &st->pivot, 0, &unused);
+            }
+            heap *red = &st->red, *cob = &st->cob;
+            entry pivot = st->pivot;
+            int has = st->has;
+            for (;;) {
+                if (!has) {
+                    /* essential class */
+                    if (pair_push(r, dim, birth, INFINITY, e_index(r, s), -1) && r->want_cocycles) {
+                        tmp.len = 0;
+                        for (size_t t = 0; t < red->len; t++) heap_push(r, &tmp, red->a[t]);
+                        r->out[dim].reps[r->out[dim].len - 1] = make_rep(r, s, &tmp, dim);
+                    }
+                    break;
                 }
+                const pivot_slot *slot = pivot_map_find(pivots, e_index(r, pivot));
+                if (slot) {
+                    uint32_t factor =
+                        p - mod_mul(e_coef(r, pivot), r->inverse[slot_coef(slot)], p); /* cancels */
+                    add_column(r, columns, &R, slot_column(slot), factor % p, dim, red, cob);
+                    has = heap_get_pivot(r, cob, &pivot);
+                    continue;
+                }
+                entry f = zero_apparent_facet(r, pivot, dim + 1, NULL, NULL);
+                if (!is_none(f)) {
+                    uint32_t factor = p - mod_mul(e_coef(r, pivot), r->inverse[e_coef(r, f)], p);
+                    add_simplex_coboundary(r, make_entry(r, f.diam, e_index(r, f), factor % p), dim,
+                                           red, cob);
+                    has = heap_get_pivot(r, cob, &pivot);
+                    continue;
+                }
+                double death = pivot.diam;
+                if (keep_pair(r, birth, death)) {
+                    if (pair_push(r, dim, birth, death, e_index(r, s), e_index(r, pivot)) &&
+                        r->want_cocycles) {
+                        tmp.len = 0;
+                        for (size_t t = 0; t < red->len; t++) heap_push(r, &tmp, red->a[t]);
+                        r->out[dim].reps[r->out[dim].len - 1] = make_rep(r, s, &tmp, dim);
+                    }
+                }
+                pivot_map_insert(r, pivots, e_index(r, pivot), (int64_t)j, e_coef(r, pivot));
+                if (dim == 1 && r->want_cycles) vec_push(r, &r->negative_triangles, pivot);
+                /* keep the reduction column, combined, for later additions */
+                entry x;
+                while (heap_pop_pivot(r, red, &x)) vec_push(r, &R.entries, x);
                 break;
             }
-            const pivot_slot *slot = pivot_map_find(pivots, e_index(r, pivot));
-            if (slot) {
-                uint32_t factor =
-                    p - mod_mul(e_coef(r, pivot), r->inverse[slot_coef(slot)], p); /* cancels */
-                add_column(r, columns, &R, slot_column(slot), factor % p, dim, &red, &cob);
-                has = heap_get_pivot(r, &cob, &pivot);
-                continue;
-            }
-            entry f = zero_apparent_facet(r, pivot, dim + 1, NULL);
-            if (!is_none(f)) {
-                /* The pivot belongs to a skipped apparent pair (f, pivot): add f's coboundary,
-                   scaled so that the pivot cancels: -c / [pivot : f]. */
-                uint32_t factor = p - mod_mul(e_coef(r, pivot), r->inverse[e_coef(r, f)], p);
-                add_simplex_coboundary(r, make_entry(r, f.diam, e_index(r, f), factor % p), dim,
-                                       &red, &cob);
-                has = heap_get_pivot(r, &cob, &pivot);
-                continue;
-            }
-            double death = pivot.diam;
-            if (keep_pair(r, birth, death)) {
-                if (pair_push(r, dim, birth, death, e_index(r, s), e_index(r, pivot)) &&
-                    r->want_cocycles) {
-                    tmp.len = 0;
-                    for (size_t t = 0; t < red.len; t++) heap_push(r, &tmp, red.a[t]);
-                    r->out[dim].reps[r->out[dim].len - 1] = make_rep(r, s, &tmp, dim);
-                }
-            }
-            pivot_map_insert(r, pivots, e_index(r, pivot), (int64_t)j, e_coef(r, pivot));
-            if (dim == 1 && r->want_cycles) vec_push(r, &r->negative_triangles, pivot);
-            /* keep the reduction column, combined, for later additions */
-            entry x;
-            while (heap_pop_pivot(r, &red, &x)) vec_push(r, &R.entries, x);
-            break;
+            R.start[j + 1] = R.entries.len;
         }
-        R.start[j + 1] = R.entries.len;
+        phase_mark(r, ATS_RIPS_PHASE_REDUCE_COMMIT, &t0);
     }
+    for (size_t q = 0; q < chunk; q++) {
+        free(states[q].red.a);
+        free(states[q].cob.a);
+    }
+    for (int t = 0; t < threads; t++) free(scratch[t].a);
+    free(states);
+    free(scratch);
     free(R.start);
     free(R.entries.a);
-    free(red.a);
-    free(cob.a);
     free(tmp.a);
-    free(scratch.a);
-    return !r->oom;
+    return !oom_seen(r);
+}
+
+/* The pairwise distances of the cofacet just produced, from the simplex's (pd). */
+static void cob_cofacet_pd(const cob_enum *c, const double *pd, double *out) {
+    const rips *r = c->r;
+    int nv = c->dim + 1, p = 0;
+    double dw[ATS_RIPS_MAX_DIM + 2];
+    while (p < nv && c->vert[p] > c->last_v) p++;
+    for (int i = 0; i < nv; i++)
+        dw[i] = r->full ? c->row[i][c->last_v] : dist(r, c->vert[i], c->last_v);
+    pairwise_insert(pd, nv, p, dw, out);
+}
+
+/* The (dim+1)-simplices from simplices [from, to) (see assemble_columns) into next (when
+ * keep_next) and the columns among them into columns. Reads only r and pivots. */
+static void assemble_range(rips *r, const entry_vec *simplices, size_t from, size_t to,
+                           const pivot_map *pivots, int dim, int keep_next, entry_vec *next,
+                           entry_vec *columns) {
+    size_t added = 0;
+    for (size_t i = from; i < to && !oom_seen(r); i++) {
+        cob_enum c;
+        cob_init(&c, r, make_entry(r, simplices->a[i].diam, e_index(r, simplices->a[i]), 1), dim,
+                 NULL);
+        double spd[PD * PD], epd[PD * PD];
+        pairwise(r, c.vert, dim + 1, spd);
+        entry e;
+        int32_t ev[ATS_RIPS_MAX_DIM + 3];
+        while (cob_next(&c, 0, &e)) {
+            if (keep_next) vec_push(r, next, e);
+            if (pivot_map_find(pivots, e_index(r, e))) continue;
+            cob_cofacet_vertices(&c, ev);
+            cob_cofacet_pd(&c, spd, epd);
+            /* the facet test is a few comparisons, the cofacet test a scan: facet first */
+            if (!is_none(zero_apparent_facet(r, e, dim + 1, ev, epd)) ||
+                !is_none(zero_apparent_cofacet(r, e, dim + 1, ev, epd)))
+                continue;
+            vec_push(r, columns, e);
+            added++;
+        }
+        /* the columns (16 bytes), their pivot slots (32) and the next dimension's simplices */
+        size_t total = __atomic_add_fetch(&r->assembled, added, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&r->assembled_from, 1, __ATOMIC_RELAXED);
+        added = 0;
+        if (r->memory_base + (double)total * (keep_next ? 64.0 : 48.0) > r->memory_limit) {
+            __atomic_store_n(&r->over_limit, 1, __ATOMIC_RELAXED);
+            set_oom(r);
+        }
+    }
+}
+
+static int vec_append(rips *r, entry_vec *dst, const entry_vec *src) {
+    if (src->len == 0) return 1;
+    if (!entries_reserve(r, &dst->a, &dst->cap, dst->len + src->len, 256)) return 0;
+    memcpy(dst->a + dst->len, src->a, src->len * sizeof *src->a);
+    dst->len += src->len;
+    return 1;
 }
 
 /* Columns of dimension dim+1 from the dim-simplices: every (dim+1)-simplex within threshold
  * once; those paired as pivots in dimension dim (clearing) or in apparent pairs are dropped.
- * `simplices` becomes the (dim+1)-simplices when they are needed for the next dimension. */
+ * `simplices` becomes the (dim+1)-simplices when they are needed for the next dimension.
+ * With several threads each takes contiguous blocks of simplices and the blocks' outputs are
+ * joined in block order, so the result does not depend on the thread count. */
 static int assemble_columns(rips *r, entry_vec *simplices, entry_vec *columns,
                             const pivot_map *pivots, int dim) {
     entry_vec next = {NULL, 0, 0};
     int keep_next = dim + 1 < r->dim_max;
     columns->len = 0;
-    for (size_t i = 0; i < simplices->len && !r->oom; i++) {
-        cob_enum c;
-        cob_init(&c, r, make_entry(r, simplices->a[i].diam, e_index(r, simplices->a[i]), 1), dim,
-                 NULL);
-        entry e;
-        int32_t ev[ATS_RIPS_MAX_DIM + 3];
-        while (cob_next(&c, 0, &e)) {
-            if (keep_next) vec_push(r, &next, e);
-            if (pivot_map_find(pivots, e_index(r, e))) continue;
-            cob_cofacet_vertices(&c, ev);
-            if (!is_none(zero_apparent_cofacet(r, e, dim + 1, ev)) ||
-                !is_none(zero_apparent_facet(r, e, dim + 1, ev)))
-                continue;
-            vec_push(r, columns, e);
+    r->assembled = r->assembled_from = 0;
+    size_t count = simplices->len;
+    double t_phase = cpu_now();
+    int threads = r->threads;
+    if (threads <= 1 || count < 1024) {
+        assemble_range(r, simplices, 0, count, pivots, dim, keep_next, &next, columns);
+    } else {
+        size_t nblocks = (size_t)threads * 16, per = (count + nblocks - 1) / nblocks;
+        entry_vec *bn = calloc(nblocks, sizeof *bn), *bc = calloc(nblocks, sizeof *bc);
+        if (!bn || !bc) {
+            set_oom(r);
+        } else {
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+#endif
+            for (size_t b = 0; b < nblocks; b++) {
+                size_t from = b * per, to = from + per < count ? from + per : count;
+                if (from < to)
+                    assemble_range(r, simplices, from, to, pivots, dim, keep_next, &bn[b], &bc[b]);
+            }
+            for (size_t b = 0; b < nblocks && !r->oom; b++) {
+                if (keep_next) vec_append(r, &next, &bn[b]);
+                vec_append(r, columns, &bc[b]);
+            }
         }
+        for (size_t b = 0; bn && bc && b < nblocks; b++) {
+            free(bn[b].a);
+            free(bc[b].a);
+        }
+        free(bn);
+        free(bc);
+    }
+    if (r->over_limit) {
+        double done = (double)r->assembled_from / (double)(count ? count : 1);
+        r->over_dim = dim + 1;
+        r->over_projected = r->memory_base + (double)r->assembled * (keep_next ? 64.0 : 48.0) /
+                                                 (done > 0 ? done : 1);
     }
     free(simplices->a);
     *simplices = next;
+    phase_mark(r, ATS_RIPS_PHASE_ASSEMBLE, &t_phase);
     sort_columns(r, columns->a, columns->len);
+    phase_mark(r, ATS_RIPS_PHASE_SORT, &t_phase);
     return !r->oom;
 }
 
@@ -926,7 +1258,7 @@ static void essential_cycle(rips *r, entry e, ats_representative *rep) {
     if (!prev || !queue) {
         free(prev);
         free(queue);
-        r->oom = 1;
+        set_oom(r);
         return;
     }
     for (size_t i = 0; i < n; i++) prev[i] = -1;
@@ -951,7 +1283,7 @@ static void essential_cycle(rips *r, entry e, ats_representative *rep) {
     rep->vertices = malloc(2 * len * sizeof *rep->vertices);
     rep->coefs = malloc(len * sizeof *rep->coefs);
     if (!rep->vertices || !rep->coefs) {
-        r->oom = 1;
+        set_oom(r);
     } else {
         rep->vertices[0] = ev[0];
         rep->vertices[1] = ev[1];
@@ -975,20 +1307,20 @@ static void compute_cycles(rips *r) {
     pair_vec *h1 = &r->out[1];
     r->cycles = calloc(h1->len ? h1->len : 1, sizeof *r->cycles);
     if (!r->cycles) {
-        r->oom = 1;
+        set_oom(r);
         return;
     }
     /* filtration order = the reverse of the column order */
     sort_columns(r, neg->a, neg->len);
     pivot_map by_edge, by_triangle;
     if (!pivot_map_init(&by_edge, neg->len) || !pivot_map_init(&by_triangle, neg->len)) {
-        r->oom = 1;
+        set_oom(r);
         return;
     }
     size_t *start = malloc((neg->len + 1) * sizeof *start);
     entry_vec pool = {NULL, 0, 0};
     heap work = {NULL, 0, 0};
-    if (!start) r->oom = 1;
+    if (!start) set_oom(r);
     size_t ncols = 0;
     for (size_t t = neg->len; t-- > 0 && !r->oom;) {
         entry tri = neg->a[t];
@@ -1032,7 +1364,7 @@ static void compute_cycles(rips *r) {
         rep->vertices = malloc((b - a ? b - a : 1) * 2 * sizeof *rep->vertices);
         rep->coefs = malloc((b - a ? b - a : 1) * sizeof *rep->coefs);
         if (!rep->vertices || !rep->coefs) {
-            r->oom = 1;
+            set_oom(r);
             break;
         }
         for (size_t q = a; q < b; q++) {
@@ -1057,6 +1389,24 @@ static int is_prime(uint32_t p) {
     return 1;
 }
 
+/* Bytes the engine will hold whatever the data: the distance rows (dense) or neighbour lists
+ * (sparse), the input triangle, the edges with their H0 bookkeeping, and the dimension-1 columns
+ * with their pivot slots (at most one per edge). The columns of dimensions >= 2 depend on how
+ * many simplices are cleared or in apparent pairs, known only while they are enumerated: the
+ * assembly counts them against the limit as it goes (assemble_range). */
+static double rips_memory_estimate(size_t n, size_t m, size_t num_edges, int sparse, int dim_max) {
+    double nn = (double)n, e = (double)num_edges;
+    double bytes = sparse ? 2.0 * e * sizeof(neighbor) : nn * nn * sizeof(double);
+    bytes += (double)m * sizeof(double) + e * (sizeof(entry) + 1) + nn * 24;
+    if (dim_max >= 1) bytes += e * (sizeof(entry) + 2 * sizeof(pivot_slot));
+    return bytes;
+}
+
+static double physical_memory(void) {
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    return pages > 0 && size > 0 ? (double)pages * (double)size : INFINITY;
+}
+
 void ats_rips_options_init(ats_rips_options *opt) {
     memset(opt, 0, sizeof *opt);
     opt->max_dim = 1;
@@ -1064,6 +1414,7 @@ void ats_rips_options_init(ats_rips_options *opt) {
     opt->modulus = 2;
     opt->min_persistence = 0.0;
     opt->ratio = 1.0;
+    opt->n_threads = 1;
 }
 
 ats_status ats_metric_check(size_t n, const double *lower, const char *name, ats_error *err) {
@@ -1183,6 +1534,7 @@ ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_option
     if (isnan(opt->ratio) || isnan(opt->min_persistence))
         return ats_error_set(err, ATS_ERR_INVALID,
                              "rips: ratio and min-persistence must be numbers");
+    double t_start = cpu_now();
     ats_status st = ats_metric_check(n, lower, NULL, err);
     if (st) return st;
 
@@ -1193,6 +1545,10 @@ ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_option
     r.opt = opt;
     r.modulus = opt->modulus;
     r.want_cocycles = opt->want_cocycles;
+    r.threads = opt->n_threads > 0 ? opt->n_threads : 1;
+#ifdef _OPENMP
+    if (opt->n_threads == 0) r.threads = omp_get_num_procs();
+#endif
     r.want_cycles = opt->want_cycles && opt->max_dim >= 1;
     /* Homology above dimension n-2 vanishes (Ripser computes up to min(dim, n-2) too). */
     r.dim_max = opt->max_dim;
@@ -1202,11 +1558,19 @@ ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_option
        beyond it the complex is a cone, so nothing changes. */
     size_t m = n * (n - 1) / 2, num_edges = 0;
     double lo = INFINITY, hi = 0.0, enclosing = INFINITY;
+    int nt = r.threads;
+    (void)nt; /* without OpenMP */
+#ifdef _OPENMP
+#pragma omp parallel for reduction(min : lo) reduction(max : hi) num_threads(nt) if (nt > 1)
+#endif
     for (size_t t = 0; t < m; t++) {
         if (lower[t] < lo) lo = lower[t];
         if (lower[t] > hi) hi = lower[t];
     }
     if (m == 0) lo = 0.0;
+#ifdef _OPENMP
+#pragma omp parallel for reduction(min : enclosing) num_threads(nt) if (nt > 1)
+#endif
     for (size_t i = 0; i < n; i++) {
         double ri = 0.0;
         for (size_t j = 0; j < n; j++) {
@@ -1216,9 +1580,25 @@ ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_option
         if (ri < enclosing) enclosing = ri;
     }
     r.threshold = isinf(opt->threshold) ? enclosing : opt->threshold;
-    for (size_t t = 0; t < m; t++) num_edges += lower[t] <= r.threshold;
+    double thr = r.threshold;
+#ifdef _OPENMP
+#pragma omp parallel for reduction(+ : num_edges) num_threads(nt) if (nt > 1)
+#endif
+    for (size_t t = 0; t < m; t++) num_edges += lower[t] <= thr;
     /* Neighbour lists pay off when most pairs are beyond the threshold. */
     r.sparse = num_edges < m / 4;
+    r.memory_limit = opt->memory_limit_gb > 0 ? opt->memory_limit_gb * 1e9 : physical_memory();
+    {
+        double est = rips_memory_estimate(n, m, num_edges, r.sparse, r.dim_max);
+        double limit = r.memory_limit;
+        r.memory_base = est;
+        if (est > limit)
+            return ats_error_set(err, ATS_ERR_RANGE,
+                                 "rips: %zu points to dimension %d with threshold %g (%zu of %zu "
+                                 "edges) need about %.3g GB, more than the %.3g GB allowed; lower "
+                                 "--threshold or --dim, or raise --memory-limit",
+                                 n, r.dim_max, r.threshold, num_edges, m, est / 1e9, limit / 1e9);
+    }
 
     out->max_dim = opt->max_dim;
     out->n_points = n;
@@ -1268,6 +1648,9 @@ ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_option
             rips_free(&r);
             return ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory for %zu points", n);
         }
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) if (nt > 1)
+#endif
         for (size_t i = 0; i < n; i++)
             for (size_t j = 0; j < n; j++) r.full[i * n + j] = dist(&r, (int64_t)i, (int64_t)j);
     }
@@ -1292,6 +1675,7 @@ ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_option
     }
 
     entry_vec simplices = {NULL, 0, 0}, columns = {NULL, 0, 0};
+    r.phase_cpu[ATS_RIPS_PHASE_SETUP] = cpu_now() - t_start;
     compute_dim0(&r, &simplices, &columns);
     if (r.dim_max < 2) { /* the edges are only needed to enumerate triangles */
         free(simplices.a);
@@ -1310,10 +1694,21 @@ ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_option
     free(simplices.a);
     free(columns.a);
     if (r.want_cycles && r.dim_max >= 1 && !r.oom) compute_cycles(&r);
+    if (r.over_limit) {
+        rips_free(&r);
+        return ats_error_set(err, ATS_ERR_RANGE,
+                             "rips: %zu points to dimension %d with threshold %g: with the "
+                             "columns of dimension %d it would need about %.3g GB (projected from "
+                             "the part enumerated), more than the %.3g GB allowed; lower "
+                             "--threshold or --dim, or raise --memory-limit",
+                             n, opt->max_dim, r.threshold, r.over_dim, r.over_projected / 1e9,
+                             r.memory_limit / 1e9);
+    }
     if (r.oom) {
         rips_free(&r);
         return ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory");
     }
+    memcpy(out->phase_cpu_seconds, r.phase_cpu, sizeof r.phase_cpu);
     for (int k = 0; k <= opt->max_dim; k++) {
         pair_vec *p = &r.out[k];
         out->dims[k].count = p->len;
@@ -1336,13 +1731,21 @@ ats_status ats_rips_compute_batch(size_t count, const size_t *ns, const double *
                                   ats_error *errs) {
     ats_status first = ATS_OK;
     size_t first_at = count;
+    /* one problem: all threads on it; several: one thread each */
+    ats_rips_options one;
+    if (opt)
+        one = *opt;
+    else
+        ats_rips_options_init(&one);
+    one.n_threads = count == 1 ? n_threads : 1;
 #ifdef _OPENMP
     int threads = n_threads > 0 ? n_threads : omp_get_num_procs();
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
 #endif
     for (size_t i = 0; i < count; i++) {
         ats_error local;
-        ats_status st = ats_rips_compute(ns[i], lowers[i], opt, &outs[i], errs ? &errs[i] : &local);
+        ats_status st =
+            ats_rips_compute(ns[i], lowers[i], &one, &outs[i], errs ? &errs[i] : &local);
         if (st) {
 #ifdef _OPENMP
 #pragma omp critical(ats_rips_batch)

@@ -123,3 +123,49 @@ def test_unwritable_json_leaves_no_output(tmp_path):
     proc = subprocess.run([ATTNSCOPE, "rips", str(path), "--json", str(tmp_path / "no" / "x.json")],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stdout == "" and "x.json" in proc.stderr
+
+
+def random_metric_npy(tmp_path, n, seed=1):
+    rng = np.random.default_rng(seed)
+    a = rng.uniform(0.1, 1.0, size=(n, n))
+    d = np.tril(a, -1)
+    path = tmp_path / "m.npy"
+    np.save(path, d + d.T)
+    return str(path)
+
+
+def run_limit(tmp_path, path, dim, limit):
+    out = tmp_path / "out.json"
+    proc = subprocess.run([ATTNSCOPE, "rips", path, "--dim", str(dim), "--json", str(out),
+                           "--memory-limit", limit], capture_output=True, text=True)
+    return proc, out
+
+
+def test_memory_limit_refuses_before_allocating(tmp_path):
+    """The distance rows and edges alone pass the limit: refused with the estimate and hints."""
+    path = random_metric_npy(tmp_path, 100)
+    proc, out = run_limit(tmp_path, path, 1, "1e-5")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == "" and not out.exists()
+    for frag in ["100 points", "need about", "GB", "--threshold", "--memory-limit"]:
+        assert frag in proc.stderr, (frag, proc.stderr)
+
+
+def test_memory_limit_stops_the_assembly(tmp_path):
+    """The base fits but the triangles of a random metric (few apparent pairs) do not: the
+    assembly of dimension 2 stops and says what it projected; without a limit the same input
+    computes."""
+    path = random_metric_npy(tmp_path, 100)
+    proc, out = run_limit(tmp_path, path, 2, "0.00045")  # the base is 0.00042 GB
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == "" and not out.exists()
+    assert "columns of dimension 2" in proc.stderr and "projected" in proc.stderr, proc.stderr
+    ok, out = run_limit(tmp_path, path, 2, "inf")
+    assert ok.returncode == 0, ok.stderr
+    assert "persistence intervals in dim 2" in ok.stdout
+
+
+def test_memory_limit_bad_value(tmp_path):
+    path = random_metric_npy(tmp_path, 10)
+    proc, _ = run_limit(tmp_path, path, 1, "-3")
+    assert proc.returncode == 2 and "--memory-limit" in proc.stderr

@@ -1,0 +1,82 @@
+"""attnscope rips --threads N: one problem on N threads gives the output of --threads 1, byte for
+byte (diagrams, cocycles, cycles, in text and JSON), and those diagrams are ripser's and GUDHI's.
+
+Inputs: Ripser's example files in tests/data/ph-benchmarks, synthetic attention JS matrices
+(dense enumeration, and sparse neighbour lists under an explicit threshold), Z/3 coefficients.
+Thread counts 1, 2, 3 and 8 (more threads than cores, and chunks of columns that do not divide
+the column count). Tolerances against the references as in test_rips.py: ripser 1e-5 relative
+to the largest distance (it computes in float), GUDHI 1e-9."""
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+from rips_reference import (ATTNSCOPE, assert_same_diagrams, gudhi_diagrams, run_attnscope, run_ripser,
+                            write_lower)
+from attention_data import attention_js_matrices  # noqa: E402 (rips_reference sets the path)
+
+DATA = os.path.join(os.path.dirname(__file__), "..", "data", "ph-benchmarks")
+THREADS = (1, 2, 3, 8)
+
+
+def run_threads(path, args, tmp_path):
+    """stdout and JSON of every thread count; asserts they are all the same bytes."""
+    outs = []
+    for t in THREADS:
+        js = str(tmp_path / f"out{t}.json")
+        proc = subprocess.run([ATTNSCOPE, "rips", path, "--threads", str(t), "--json", js] + args,
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        with open(js) as f:
+            outs.append((proc.stdout, f.read()))
+    for t, o in zip(THREADS[1:], outs[1:]):
+        assert o[0] == outs[0][0], f"--threads {t} prints other text than --threads 1"
+        assert o[1] == outs[0][1], f"--threads {t} writes other JSON than --threads 1"
+    return outs[0]
+
+
+def js_file(tmp_path, n, seed, causal=False):
+    d = attention_js_matrices(n, 1, seed=seed, causal=causal)[0]
+    path = str(tmp_path / f"js{n}_{seed}.txt")
+    write_lower(path, d)
+    return path, d
+
+
+@pytest.mark.parametrize("name,args", [
+    ("sphere_3_192.lower_distance_matrix", ["--dim", "2", "--cocycles"]),
+    ("projective_plane.lower_distance_matrix", ["--dim", "2", "--modulus", "3", "--cocycles"]),
+    ("projective_plane.lower_distance_matrix", ["--dim", "2", "--cycles"]),
+    ("o3_1024.txt", ["--format", "point-cloud", "--dim", "1", "--threshold", "1.4"]),
+])
+def test_ripser_files(tmp_path, name, args):
+    path = os.path.join(DATA, name)
+    text, _ = run_threads(path, args, tmp_path)
+    fmt = args[args.index("--format") + 1] if "--format" in args else "lower-distance"
+    thr = float(args[args.index("--threshold") + 1]) if "--threshold" in args else None
+    if "--modulus" in args:
+        return  # Debian's ripser is built for Z/2 only; GUDHI checks Z/3 in test_rips.py
+    dim = int(args[args.index("--dim") + 1])
+    ours, _ = run_attnscope(path, fmt, dim, thr, extra=["--threads", "8"])
+    ref = run_ripser(path, fmt, dim, thr)
+    assert_same_diagrams(ours, ref, 1e-5 * 2, range(dim + 1), name)
+
+
+@pytest.mark.parametrize("n,seed,dim,causal,threshold", [
+    (64, 1, 2, False, None),
+    (150, 5, 2, False, None),
+    (300, 2, 1, False, None),
+    (100, 3, 2, True, None),
+    (200, 4, 2, False, 0.45),  # sparse neighbour lists
+])
+def test_attention_js(tmp_path, n, seed, dim, causal, threshold):
+    path, d = js_file(tmp_path, n, seed, causal)
+    args = ["--dim", str(dim), "--cocycles"] + (["--cycles"] if dim >= 1 else [])
+    if threshold is not None:
+        args += ["--threshold", repr(threshold)]
+    run_threads(path, args, tmp_path)
+    ours, _ = run_attnscope(path, "lower-distance", dim, threshold, extra=["--threads", "3"])
+    assert_same_diagrams(ours, run_ripser(path, "lower-distance", dim, threshold), 1e-5, range(dim + 1),
+                         "ripser")
+    if n <= 64:  # GUDHI builds every simplex up to dimension 3: small inputs only
+        assert_same_diagrams(ours, gudhi_diagrams(d, dim, threshold), 1e-9, range(dim + 1), "gudhi")
