@@ -1743,9 +1743,9 @@ ats_status ats_rips_compute_batch(size_t count, const size_t *ns, const double *
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
 #endif
     for (size_t i = 0; i < count; i++) {
-        ats_error local;
-        ats_status st =
-            ats_rips_compute(ns[i], lowers[i], &one, &outs[i], errs ? &errs[i] : &local);
+        ats_error local, *e = errs ? &errs[i] : &local;
+        ats_error_clear(e); /* a problem that succeeds reports ATS_OK */
+        ats_status st = ats_rips_compute(ns[i], lowers[i], &one, &outs[i], e);
         if (st) {
 #ifdef _OPENMP
 #pragma omp critical(ats_rips_batch)
