@@ -21,7 +21,6 @@ static int cmp_double(const void *x, const void *y) {
     return a < b ? -1 : a > b;
 }
 
-
 /* {"0": v, "1": v, ...} with each v a number (one head) or an [L][H] array. */
 static cJSON *per_dim_json(const double *vals, size_t nd, size_t L, size_t H, int all_heads,
                            size_t l0, size_t h0) {
