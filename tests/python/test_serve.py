@@ -34,7 +34,10 @@ def cli(*args):
 
 @pytest.fixture(scope="module")
 def bert():
-    srv = Server(BERT)
+    # a queue longer than test_concurrent_requests' 12 clients: the module checks concurrent
+    # answers, not refusals (test_serve_hardening checks the queue's 503s), and a slow build
+    # (-O0 under the sanitizers) would otherwise fill the default queue of 8
+    srv = Server(BERT, "--queue", "64")
     try:
         yield srv
         # after every test of the module (bad requests, concurrency): a clean exit, and under
