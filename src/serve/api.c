@@ -648,7 +648,7 @@ static ats_status overview_compute(ats_server *srv, srv_text *t, ats_error *err)
         ov_e[k] = s / (double)n;
         if (!want_h1) continue;
         if (k % H == 0) st = srv_work_begin(srv, err); /* still wanted? */
-        if (!st) st = ats_head_metric(&a, k / H, k % H, 0, 0.0, full, lowers + k * m, err);
+        if (!st) st = ats_head_metric(&a, k / H, k % H, 0, 0.0, 1, full, lowers + k * m, err);
         lp[k] = lowers + k * m;
         ns[k] = n;
     }
