@@ -156,12 +156,18 @@ typedef struct ats_lines_options {
     ats_figure_options fig;
     const char *x_title, *y_title;
     double y_min, y_max; /* y_min == y_max (default) = the data's range */
+    int x_integer;       /* 1: x is a count (layers, frames): ticks only at integers, and half a
+                            unit of room at both ends */
+    int y_log;           /* 1: a logarithmic y axis with ticks at powers of ten, from the decade
+                            below the smallest positive value (or y_min when > 0); values <= 0
+                            sit on its lower edge */
 } ats_lines_options;
 
 void ats_lines_options_init(ats_lines_options *opt);
 
-/* Line chart of several series with markers, axes, grid and a legend (e.g. the cosine
- * similarity of a word's context vectors by layer, one line per model). */
+/* Line chart of several series with markers, axes, grid and a legend to the right, as wide as
+ * its longest label (e.g. the cosine similarity of a word's context vectors by layer, one line
+ * per model). */
 ats_status ats_render_lines(const char *path, size_t count, const ats_series *series,
                             const ats_lines_options *opt, ats_error *err);
 

@@ -89,6 +89,8 @@ static ats_status chart(ats_equivariance_result *res, const ats_equivariance_opt
     lo.x_title = "layer";
     lo.y_title = "largest deviation";
     lo.fig.width = 720;
+    lo.x_integer = 1;
+    lo.y_log = 1; /* the float-rounding level (1e-7) next to the O(1) deviations */
     res->figure.format = o->format;
     lo.fig.memory = &res->figure;
     ats_status st = ats_render_lines("equivariance", 2, series, &lo, err);

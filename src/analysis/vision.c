@@ -238,17 +238,47 @@ static ats_status vision_sphere(const ats_vision_result *r, const ats_vision_opt
     return ATS_OK;
 }
 
+static int cmp_double(const void *x, const void *y) {
+    double a = *(const double *)x, b = *(const double *)y;
+    return a < b ? -1 : a > b;
+}
+
+/* The skeleton's default scales: the distances at which it has n/2, n and 2n edges (mean
+ * degree 1, 2 and 4), or the 10 %, 25 % and 50 % quantiles of the distances (as topo's
+ * defaults) when those give fewer. The quantiles alone saturate a grid of a few hundred
+ * patches (at 192 patches the 10 % quantile is already 19 edges a patch); a bound on the mean
+ * degree keeps the skeleton readable at any grid size. */
+static ats_status default_scales(const ats_vision_run *r, ats_vision_image *im, ats_error *err) {
+    size_t n = r->n, m = n * (n - 1) / 2;
+    im->n_scales = 1;
+    im->scales[0] = 0;
+    if (m == 0) return ATS_OK;
+    double *c = malloc(m * sizeof *c);
+    if (!c) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    memcpy(c, r->lower, m * sizeof *c);
+    qsort(c, m, sizeof *c, cmp_double);
+    const size_t quantile[3] = {m / 10, m / 4, m / 2}, edges[3] = {n / 2, n, 2 * n};
+    for (int k = 0; k < 3; k++) {
+        size_t i = edges[k] ? edges[k] - 1 : 0; /* the k-th shortest: k edges */
+        im->scales[k] = c[quantile[k] < i ? quantile[k] : i];
+    }
+    im->n_scales = 3;
+    free(c);
+    return ATS_OK;
+}
+
 /* One image: its run, scales, figures, perturbed copy and sphere graph. */
 static ats_status vision_image(const vision_ctx *v, const ats_image *img, ats_vision_image *im,
                                ats_error *err) {
     const ats_vision_options *o = v->o;
     double *att = NULL;
     ats_status st = analyse(v, img, im->name, &im->run, o->sphere ? &att : NULL, err);
-    if (!st) {
+    if (!st && o->n_scales) {
         const ats_lower metric = {im->run.n, im->run.lower};
         st = ats_topo_scales(&metric, INFINITY, o->scales, o->n_scales, im->name, "patches",
                              im->scales, &im->n_scales, err);
-    }
+    } else if (!st)
+        st = default_scales(&im->run, im, err);
     ats_image seen, pimg, pseen;
     memset(&seen, 0, sizeof seen);
     memset(&pimg, 0, sizeof pimg);
@@ -338,6 +368,7 @@ static ats_status frames_figure(ats_vision_result *res, const ats_vision_options
         lo.fig.title = "Wasserstein distance to the previous frame";
         lo.x_title = "frame";
         lo.y_title = "W1 between diagrams";
+        lo.x_integer = 1;
         res->frames_figure.format = o->format;
         lo.fig.memory = &res->frames_figure;
         st = ats_render_lines("frames", 2, frames, &lo, err);

@@ -105,6 +105,9 @@ static cJSON *vision_json(const ats_vision_result *r, long layer, long head, con
         cJSON *ij = cJSON_CreateObject();
         cJSON_AddStringToObject(ij, "image", im->name);
         cJSON_AddItemToObject(ij, "dims", diagrams_json(&im->run));
+        cJSON *sj = cJSON_AddArrayToObject(ij, "scales"); /* of the skeleton figures */
+        for (size_t q = 0; q < im->n_scales; q++)
+            cJSON_AddItemToArray(sj, analysis_json_number(im->scales[q], 0));
         if (im->perturbed) {
             cJSON *pj = distances_json(im->bottleneck, im->wasserstein);
             cJSON_AddStringToObject(pj, "kind", kind);
