@@ -223,19 +223,89 @@ static ats_status distances(const ats_vision_run *a, const ats_vision_run *b, do
     return st;
 }
 
+typedef struct sphere_edge {
+    double w;
+    size_t i, j;
+} sphere_edge;
+
+/* by decreasing weight; ties: lower i, then lower j */
+static int by_weight(const void *x, const void *y) {
+    const sphere_edge *a = x, *b = y;
+    if (a->w != b->w) return a->w > b->w ? -1 : 1;
+    if (a->i != b->i) return a->i < b->i ? -1 : 1;
+    return a->j < b->j ? -1 : a->j > b->j;
+}
+
 /* The patches on a Fibonacci sphere and the strongest edges of the attention graph between them
  * (att: [n][n] between patches), drawn when figures are asked for (seen: the image the model
  * saw, for the patches' colours). */
 static ats_status vision_sphere(const ats_vision_result *r, const ats_vision_options *o,
                                 const double *att, const ats_image *seen, ats_vision_image *im,
                                 ats_error *err) {
-    (void)r;
-    (void)o;
-    (void)att;
-    (void)seen;
-    (void)im;
-    (void)err;
-    return ATS_OK;
+    size_t n = im->run.n, m = n * (n - 1) / 2;
+    size_t keep = o->sphere_edges ? o->sphere_edges : 2 * n;
+    if (keep > m) keep = m;
+    im->sphere = malloc((n ? n : 1) * 3 * sizeof *im->sphere);
+    im->edges = malloc((keep ? keep : 1) * 2 * sizeof *im->edges);
+    im->edge_weights = malloc((keep ? keep : 1) * sizeof *im->edge_weights);
+    sphere_edge *all = malloc((m ? m : 1) * sizeof *all);
+    uint8_t *rgb = o->figures ? calloc(n ? n * 3 : 1, 1) : NULL;
+    ats_status st = ATS_OK;
+    if (!im->sphere || !im->edges || !im->edge_weights || !all || (o->figures && !rgb))
+        st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    /* the golden-angle spiral from the top pole: patch k at height 1 - 2(k + 1/2)/n */
+    for (size_t k = 0; !st && k < n; k++) {
+        double y = 1 - 2 * ((double)k + 0.5) / (double)n, rho = sqrt(fmax(0, 1 - y * y));
+        double phi = (double)k * 3.14159265358979323846 * (3 - sqrt(5.0));
+        im->sphere[3 * k] = cos(phi) * rho;
+        im->sphere[3 * k + 1] = y;
+        im->sphere[3 * k + 2] = sin(phi) * rho;
+    }
+    size_t q = 0;
+    for (size_t i = 1; !st && i < n; i++)
+        for (size_t j = 0; j < i; j++)
+            all[q++] = (sphere_edge){(att[i * n + j] + att[j * n + i]) / 2, i, j};
+    if (!st) {
+        qsort(all, m, sizeof *all, by_weight);
+        for (size_t e = 0; e < keep; e++) {
+            im->edges[2 * e] = all[e].i;
+            im->edges[2 * e + 1] = all[e].j;
+            im->edge_weights[e] = all[e].w;
+        }
+        im->n_edges = keep;
+    }
+    if (!st && o->figures) {
+        /* each patch in its mean colour in the image the model saw */
+        int P = r->patch;
+        for (size_t k = 0; k < n; k++) {
+            size_t row = k / (size_t)r->cols, col = k % (size_t)r->cols;
+            for (int c = 0; c < 3; c++) {
+                double sum = 0;
+                for (int y = 0; y < P; y++)
+                    for (int x = 0; x < P; x++)
+                        sum +=
+                            seen->rgb[(((size_t)row * (size_t)P + (size_t)y) * (size_t)seen->width +
+                                       col * (size_t)P + (size_t)x) *
+                                          3 +
+                                      (size_t)c];
+                rgb[3 * k + (size_t)c] = (uint8_t)lround(sum / (P * P));
+            }
+        }
+        char title[512];
+        snprintf(title, sizeof title, "%s: attention graph of the patches on a sphere",
+                 o->title ? o->title : im->name);
+        ats_graph3d_options go;
+        ats_graph3d_options_init(&go);
+        go.fig.title = title;
+        go.node_rgb = rgb;
+        im->sphere_figure.format = o->format;
+        go.fig.memory = &im->sphere_figure;
+        st = ats_render_graph3d(im->name, n, im->sphere, im->n_edges, im->edges, im->edge_weights,
+                                &go, err);
+    }
+    free(all);
+    free(rgb);
+    return st;
 }
 
 static int cmp_double(const void *x, const void *y) {

@@ -17,17 +17,24 @@ static const char USAGE[] =
     "usage: attnscope vision --model M --image I [--image I2 ...] --layer L --head H --out DIR\n"
     "                        [--scales S1,S2,...] [--perturb noise|blur|occlusion]\n"
     "                        [--strength X] [--format png|svg|pdf] [--image-size H[xW]]\n"
+    "                        [--sphere] [--sphere-edges K]\n"
     "\n"
     "For every image: the patch tokens' Jensen–Shannon metric (base 2) in head (L, H), its\n"
     "persistence H0/H1 (diagram, barcode) and the Rips skeleton at each scale drawn over the\n"
-    "image (default scales: the 10%, 25% and 50% quantiles of the distances). --perturb also\n"
+    "image (default scales: where the skeleton has n/2, n and 2n edges for n patches, or the\n"
+    "10%, 25% and 50% quantiles of the distances when those give fewer). --perturb also\n"
     "runs a perturbed copy (noise: Gaussian, sigma = X x 255, default 0.1; blur: box blur of\n"
     "radius X pixels, default 2; occlusion: a grey square over X of the image side, default\n"
     "0.3) and reports the bottleneck and Wasserstein distances between the diagrams. Several\n"
     "images are treated as frames: the distances between consecutive frames. vision.json holds\n"
     "everything. --image-size runs the images at H x W pixels instead of the model's size (a\n"
     "grid of (H / patch) x (W / patch) patches, the position embeddings interpolated as\n"
-    "transformers' interpolate_pos_encoding).\n";
+    "transformers' interpolate_pos_encoding).\n"
+    "--sphere: the head's attention graph between the patches on a Fibonacci sphere (patch k\n"
+    "at point k of the golden-angle spiral from the top pole, in raster order), its K strongest\n"
+    "edges (default 2n) by weight (A[i][j] + A[j][i]) / 2, drawn in a projected 3-D view with\n"
+    "each patch in its mean colour (sphere_<k>.<format>); vision.json then holds each image's\n"
+    "\"sphere\": {\"points\": [[x, y, z], ...], \"edges\": [[i, j, weight], ...]}.\n";
 
 /* What the command writes, in the order it lists them. */
 typedef struct vision_files {
@@ -115,6 +122,25 @@ static cJSON *vision_json(const ats_vision_result *r, long layer, long head, con
             cJSON_AddItemToObject(pj, "dims", diagrams_json(&im->perturbation));
             cJSON_AddItemToObject(ij, "perturbed", pj);
         }
+        if (im->sphere) {
+            cJSON *sp = cJSON_AddObjectToObject(ij, "sphere"),
+                  *pts = cJSON_AddArrayToObject(sp, "points"),
+                  *ej = cJSON_AddArrayToObject(sp, "edges");
+            for (size_t k = 0; k < im->run.n; k++) {
+                cJSON *pt = cJSON_CreateArray();
+                for (int c = 0; c < 3; c++)
+                    cJSON_AddItemToArray(pt,
+                                         analysis_json_number(im->sphere[3 * k + (size_t)c], 0));
+                cJSON_AddItemToArray(pts, pt);
+            }
+            for (size_t e = 0; e < im->n_edges; e++) {
+                cJSON *ed = cJSON_CreateArray();
+                cJSON_AddItemToArray(ed, cJSON_CreateNumber((double)im->edges[2 * e]));
+                cJSON_AddItemToArray(ed, cJSON_CreateNumber((double)im->edges[2 * e + 1]));
+                cJSON_AddItemToArray(ed, analysis_json_number(im->edge_weights[e], 0));
+                cJSON_AddItemToArray(ej, ed);
+            }
+        }
         cJSON_AddItemToArray(imgs, ij);
     }
     if (r->count > 1) {
@@ -142,6 +168,11 @@ static ats_status vision_write(vision_files *f, const ats_vision_result *r, long
             snprintf(stem, sizeof stem, "%zu_%s", t + 1, kind);
             st = run_files(f, &im->perturbation, stem, err);
         }
+        if (!st && im->sphere_figure.data) {
+            snprintf(stem, sizeof stem, "sphere_%zu", t + 1);
+            st = file_add(f, stem, f->fmt, im->sphere_figure.data, im->sphere_figure.size, NULL,
+                          err);
+        }
     }
     if (!st && r->frames_figure.data)
         st = file_add(f, "frames", f->fmt, r->frames_figure.data, r->frames_figure.size, NULL, err);
@@ -162,6 +193,10 @@ int ats_cmd_vision(int argc, char **argv) {
         if (!strcmp(s, "--help")) {
             fputs(USAGE, stdout);
             return ATS_EXIT_OK;
+        }
+        if (!strcmp(s, "--sphere")) { /* a flag */
+            o.sphere = 1;
+            continue;
         }
         if (!v) return ats_cli_usage_error("vision", "%s needs a value (see --help)", s);
         if (!strcmp(s, "--model"))
@@ -185,6 +220,12 @@ int ats_cmd_vision(int argc, char **argv) {
             else
                 return ats_cli_usage_error("vision", "--perturb is noise, blur or occlusion");
             kind = v;
+        } else if (!strcmp(s, "--sphere-edges")) {
+            long x;
+            if (!ats_cli_parse_long(v, 1, 1L << 30, &x))
+                return ats_cli_usage_error("vision", "--sphere-edges needs an integer >= 1");
+            o.sphere = 1;
+            o.sphere_edges = (size_t)x;
         } else if (!strcmp(s, "--strength")) {
             if (!ats_cli_parse_double(v, 0, &o.strength) || o.strength < 0)
                 return ats_cli_usage_error("vision", "--strength needs a number >= 0");

@@ -209,3 +209,31 @@ def test_default_scales_keep_the_skeleton_readable(package, size):
     for s, e, q in zip(im.scales, (n // 2, n, 2 * n), (len(c) // 10, len(c) // 4, len(c) // 2)):
         assert s == c[min(e - 1, q)]
         assert (d <= s).sum() <= min(e, q + 1) or (d == s).sum() > 1  # ties add edges
+
+
+def test_sphere(tmp_path, package):
+    """--sphere: patch k at point k of the golden-angle spiral, and the K strongest edges of
+    (A + A^T) / 2 over the patches of the attention `attnscope attention` reports (NumPy)."""
+    out = tmp_path / "s"
+    p = run("vision", "--model", VIT, "--image", IMAGES[1], "--layer", "0", "--head", "3",
+            "--out", str(out), "--sphere-edges", "20", "--format", "svg")
+    assert p.returncode == 0, p.stderr
+    sp = json.load(open(out / "vision.json"))["images"][0]["sphere"]
+    assert "<svg" in (out / "sphere_1.svg").read_text()
+    att = tmp_path / "a.npy"
+    assert run("attention", "--model", VIT, "--image", IMAGES[1], "--npy", str(att)).returncode == 0
+    A = np.load(att)[0, 3, 1:, 1:].astype(np.float64)
+    n = len(A)
+    k = np.arange(n)
+    y = 1 - 2 * (k + 0.5) / n
+    phi = k * np.pi * (3 - np.sqrt(5))
+    ref = np.stack([np.cos(phi) * np.sqrt(1 - y * y), y, np.sin(phi) * np.sqrt(1 - y * y)], 1)
+    assert np.abs(np.array(sp["points"]) - ref).max() < 1e-12
+    W = (A + A.T) / 2
+    pairs = sorted(((-W[i, j], i, j) for i in range(1, n) for j in range(i)))[:20]
+    assert [[i, j] for _, i, j in pairs] == [e[:2] for e in sp["edges"]]
+    assert np.abs(np.array([-w for w, _, _ in pairs]) - [e[2] for e in sp["edges"]]).max() < 1e-7
+    with package.Model.load(VIT) as m:
+        im = package.vision(m, IMAGES[1], 0, 3, sphere=True, sphere_edges=20).images[0]
+    assert np.array_equal(im.sphere, np.array(sp["points"]))
+    assert im.edges.tolist() == [e[:2] for e in sp["edges"]]
