@@ -34,17 +34,6 @@ def test_equivariance(tmp_path, model, causal):
     assert (tmp_path / "equivariance.png").stat().st_size > 1000
 
 
-@pytest.fixture(scope="module")
-def package():
-    import sys
-    sys.path.insert(0, os.path.join(ROOT, "python"))
-    try:
-        import attnscope
-    except Exception as e:  # the shared library is not built in this configuration
-        pytest.skip(f"the Python package does not load: {e}")
-    return attnscope
-
-
 @pytest.mark.parametrize("model", ["bert", "gpt2"])
 def test_python_equals_the_command_and_numpy(tmp_path, model, package):
     """attnscope.equivariance returns what the command writes (the same call); the deviations

@@ -126,17 +126,6 @@ def test_hostile_images(tmp_path):
         assert p.returncode == 2 and name in p.stderr and words in p.stderr, p.stderr
 
 
-@pytest.fixture(scope="module")
-def package():
-    import sys
-    sys.path.insert(0, os.path.join(ROOT, "python"))
-    try:
-        import attnscope
-    except Exception as e:  # the shared library is not built in this configuration
-        pytest.skip(f"the Python package does not load: {e}")
-    return attnscope
-
-
 def same_svg(a, b):
     """cairo numbers its SVG surfaces per process ("surface6" for a process's sixth figure)"""
     norm = lambda s: re.sub(rb"surface[0-9]+", b"surface", bytes(s))
