@@ -121,6 +121,24 @@ ats_status ats_render_attention_graph(const char *path, size_t n, const double *
                                       double min_weight, int symmetrize,
                                       const ats_graph_options *opt, ats_error *err);
 
+typedef struct ats_graph3d_options {
+    ats_figure_options fig;
+    const uint8_t *node_rgb;   /* [n][3] node colours (e.g. each image patch's mean colour), or
+                                  NULL for one colour */
+    double azimuth, elevation; /* the view in degrees: a turn about the vertical (y) axis, then a
+                                  tilt towards the viewer (default -60, 25) */
+} ats_graph3d_options;
+
+void ats_graph3d_options_init(ats_graph3d_options *opt);
+
+/* A weighted graph on points in 3-D (xyz [n][3], e.g. image patches on a Fibonacci sphere) in
+ * an orthographic view: edges [n_edges][2] with weights [n_edges] >= 0 (width and opacity by
+ * weight / the largest), edges and nodes painted back to front, the far ones paler and
+ * smaller, and the circle of the points' largest radius. */
+ats_status ats_render_graph3d(const char *path, size_t n, const double *xyz, size_t n_edges,
+                              const size_t *edges, const double *weights,
+                              const ats_graph3d_options *opt, ats_error *err);
+
 /* ---- scatter plots */
 
 typedef struct ats_scatter_options {
@@ -158,12 +176,18 @@ typedef struct ats_lines_options {
     ats_figure_options fig;
     const char *x_title, *y_title;
     double y_min, y_max; /* y_min == y_max (default) = the data's range */
+    int x_integer;       /* 1: x is a count (layers, frames): ticks only at integers, and half a
+                            unit of room at both ends */
+    int y_log;           /* 1: a logarithmic y axis with ticks at powers of ten, from the decade
+                            below the smallest positive value (or y_min when > 0); values <= 0
+                            sit on its lower edge */
 } ats_lines_options;
 
 void ats_lines_options_init(ats_lines_options *opt);
 
-/* Line chart of several series with markers, axes, grid and a legend (e.g. the cosine
- * similarity of a word's context vectors by layer, one line per model). */
+/* Line chart of several series with markers, axes, grid and a legend to the right, as wide as
+ * its longest label (e.g. the cosine similarity of a word's context vectors by layer, one line
+ * per model). */
 ats_status ats_render_lines(const char *path, size_t count, const ats_series *series,
                             const ats_lines_options *opt, ats_error *err);
 
