@@ -54,8 +54,10 @@ void ats_figure_options_init(ats_figure_options *opt);
 ats_status ats_render_diagram(const char *path, size_t count, const ats_diagram *dgms,
                               const int *dims, const ats_figure_options *opt, ats_error *err);
 
-/* Barcode: one bar per interval, grouped by dimension and sorted by birth; essential bars run
- * to the right edge and end in an arrow. */
+/* Barcode: one bar per interval, grouped by dimension (a header with its count) and sorted by
+ * birth, longest first; essential bars run to the right edge and end in an arrow. Bars thin
+ * out with their count so that hundreds stay a page; every k-th bar (k = 1, 2, 5, 10, ... as
+ * room allows) has its rank at the left. */
 ats_status ats_render_barcode(const char *path, size_t count, const ats_diagram *dgms,
                               const int *dims, const ats_figure_options *opt, ats_error *err);
 
@@ -74,7 +76,8 @@ typedef struct ats_heatmap_options {
 void ats_heatmap_options_init(ats_heatmap_options *opt);
 
 /* Heatmap of values [rows][cols] (viridis colour map, NaN drawn grey) with labels and a colour
- * bar. Cells stay square; labels are drawn whenever a cell is large enough to read them. */
+ * bar: beside the cells, or under them for a strip (a row or a few, e.g. entropy per token).
+ * Cells stay square; labels are drawn whenever a cell is large enough to read them. */
 ats_status ats_render_heatmap(const char *path, size_t rows, size_t cols, const double *values,
                               const ats_heatmap_options *opt, ats_error *err);
 
@@ -109,7 +112,8 @@ void ats_graph_options_init(ats_graph_options *opt);
 ats_status ats_render_skeleton(const char *path, size_t n, const double *lower, double scale,
                                const ats_graph_options *opt, ats_error *err);
 
-/* The skeleton at several scales side by side, with one shared layout. */
+/* The skeleton at several scales side by side, with one shared layout scaled so that every
+ * node and its label fit inside each panel. */
 ats_status ats_render_skeleton_grid(const char *path, size_t n, const double *lower,
                                     size_t n_scales, const double *scales,
                                     const ats_graph_options *opt, ats_error *err);
@@ -143,7 +147,9 @@ ats_status ats_render_graph3d(const char *path, size_t n, const double *xyz, siz
 
 typedef struct ats_scatter_options {
     ats_figure_options fig;
-    const char *const *labels; /* [n] point labels (e.g. "L3H7") or NULL */
+    const char *const *labels; /* [n] point labels (e.g. "L3H7") or NULL; each is drawn where
+                                  it overlaps no other label or point, or left out (the figure
+                                  says how many were) */
     const int *groups;         /* [n] colour group 0..n_groups-1 (ordinal, viridis) or NULL */
     size_t n_groups;
     const char *const *group_names; /* [n_groups] legend entries or NULL for the numbers */

@@ -189,6 +189,10 @@ static int get_text(const cJSON *req, const char *key, int required, const char 
         srv_reply_error(reply, 400, "'%s' must be a string", key);
         return 0;
     }
+    if (!it->valuestring[0]) { /* as the command line: an empty text is no input */
+        srv_reply_error(reply, 400, "'%s' is empty: give some text to analyse", key);
+        return 0;
+    }
     *out = it->valuestring;
     return 1;
 }
