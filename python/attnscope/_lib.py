@@ -294,6 +294,7 @@ class ForwardResult(ctypes.Structure):
         ("logits", ctypes.POINTER(ctypes.c_float)),
         ("loss", ctypes.c_double),
         ("loss_count", ctypes.c_size_t),
+        ("context", ctypes.POINTER(ctypes.c_float)),
     ]
 
 
@@ -308,8 +309,8 @@ class Encoding(ctypes.Structure):
     ]
 
 
-CAPTURE_ATTENTION, CAPTURE_SCORES, CAPTURE_HIDDEN, CAPTURE_LOGITS = (
-    _constant("ATS_CAPTURE_" + k) for k in ("ATTENTION", "SCORES", "HIDDEN", "LOGITS"))
+CAPTURE_ATTENTION, CAPTURE_SCORES, CAPTURE_HIDDEN, CAPTURE_LOGITS, CAPTURE_CONTEXT = (
+    _constant("ATS_CAPTURE_" + k) for k in ("ATTENTION", "SCORES", "HIDDEN", "LOGITS", "CONTEXT"))
 
 ats_model_load = _fn("ats_model_load", ctypes.c_int, ctypes.c_char_p, P(ctypes.c_void_p), P(Error))
 ats_model_free = _fn("ats_model_free", None, ctypes.c_void_p)

@@ -59,6 +59,8 @@ static const constant CONSTANTS[] = {
     C(ATS_CAPTURE_SCORES),
     C(ATS_CAPTURE_HIDDEN),
     C(ATS_CAPTURE_LOGITS),
+    C(ATS_CAPTURE_CONTEXT),
+    C(ATS_CONTEXT_EMBEDDINGS),
     /* the structures the Python bindings mirror */
     SIZE(ats_error),
     SIZE(ats_diagram),
@@ -93,6 +95,9 @@ static const constant CONSTANTS[] = {
     SIZE(ats_syntax_result),
     SIZE(ats_importance_options),
     SIZE(ats_importance_result),
+    SIZE(ats_context_options),
+    SIZE(ats_context_similarity_result),
+    SIZE(ats_context_result),
 };
 
 int ats_constant(const char *name, long long *value) {
