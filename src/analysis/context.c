@@ -153,6 +153,18 @@ static ats_status check_options(const ats_model_info *mi, const ats_context_opti
     return ATS_OK;
 }
 
+/* What both calls start with: res zeroed, the defaults for NULL options, a text model. */
+static ats_status begin(ats_session *s, void *res, size_t size, const ats_context_options **o,
+                        ats_context_options *dflt, ats_error *e) {
+    ats_error_clear(e);
+    memset(res, 0, size);
+    if (!*o) {
+        ats_context_options_init(dflt);
+        *o = dflt;
+    }
+    return session_need_text(s, e);
+}
+
 void ats_context_similarity_result_free(ats_context_similarity_result *res) {
     if (!res) return;
     free(res->hidden);
@@ -164,11 +176,8 @@ ats_status ats_context_similarity(ats_session *s, const char *const texts[2], co
                                   const ats_context_options *o, ats_context_similarity_result *res,
                                   ats_error *err) {
     ats_error e;
-    ats_error_clear(&e);
-    memset(res, 0, sizeof *res);
     ats_context_options dflt;
-    if (!o) ats_context_options_init(&dflt), o = &dflt;
-    ats_status st = session_need_text(s, &e);
+    ats_status st = begin(s, res, sizeof *res, &o, &dflt, &e);
     const ats_model_info *mi = ats_model_info_get(ats_session_model(s));
     size_t L = (size_t)mi->n_layers, H = (size_t)mi->n_heads, d = (size_t)mi->d_model,
            dh = (size_t)mi->d_head;
@@ -435,11 +444,8 @@ static ats_status chosen_unit(const ats_context_options *o, const char *name, at
 ats_status ats_context_run(ats_session *s, const ats_corpus_source *src, const char *phrase,
                            const ats_context_options *o, ats_context_result *res, ats_error *err) {
     ats_error e;
-    ats_error_clear(&e);
-    memset(res, 0, sizeof *res);
     ats_context_options dflt;
-    if (!o) ats_context_options_init(&dflt), o = &dflt;
-    ats_status st = session_need_text(s, &e);
+    ats_status st = begin(s, res, sizeof *res, &o, &dflt, &e);
     const ats_model_info *mi = ats_model_info_get(ats_session_model(s));
     if (!st) st = check_options(mi, o, &e);
     if (!st && (!phrase || phrase_words(phrase, NULL) == 0))

@@ -296,3 +296,39 @@ int analysis_prepare(const analysis_args *a, int need_head, ats_attention *src, 
     ats_error_clear(err);
     return analysis_load(a, src, count, err) ? ats_cli_fail(err) : 0;
 }
+
+/* "0", "1", ... (n of them, malloc'd; NULL when out of memory) */
+static char **index_names(size_t n) {
+    char **names = calloc(n ? n : 1, sizeof *names);
+    for (size_t i = 0; names && i < n; i++) {
+        names[i] = malloc(24);
+        if (names[i]) snprintf(names[i], 24, "%zu", i);
+    }
+    return names;
+}
+
+static void free_names(char **names, size_t n) {
+    for (size_t i = 0; names && i < n; i++) free(names[i]);
+    free(names);
+}
+
+ats_status analysis_heads_heatmap(const analysis_args *a, const char *name, const char *title,
+                                  const char *value_title, size_t L, size_t H, const double *v,
+                                  ats_error *err) {
+    char **layer_names = index_names(L), **head_names = index_names(H);
+    ats_heatmap_options ho;
+    ats_heatmap_options_init(&ho);
+    ho.fig.title = title;
+    ho.row_title = "layer";
+    ho.col_title = "head";
+    ho.row_labels = (const char *const *)layer_names;
+    ho.col_labels = (const char *const *)head_names;
+    ho.value_title = value_title;
+    char *path = analysis_figure_path(a, name, err);
+    ats_status st = path ? ats_render_heatmap(path, L, H, v, &ho, err) : err->status;
+    if (!st) printf("%s\n", path);
+    free(path);
+    free_names(layer_names, L);
+    free_names(head_names, H);
+    return st;
+}

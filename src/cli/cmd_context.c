@@ -240,45 +240,6 @@ static cJSON *phrase_json(const char *phrase, const ats_context_options *o,
     return doc;
 }
 
-/* heads.<format>: the mean similarity across contexts of every head */
-static ats_status heads_figure(const analysis_args *a, const char *phrase,
-                               const ats_context_result *r, ats_error *err) {
-    char **rows = calloc(r->L ? r->L : 1, sizeof *rows),
-         **cols = calloc(r->H ? r->H : 1, sizeof *cols);
-    ats_status st = rows && cols ? ATS_OK : ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; !st && i < r->L + r->H; i++) {
-        char **slot = i < r->L ? &rows[i] : &cols[i - r->L];
-        *slot = malloc(24);
-        if (!*slot)
-            st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
-        else
-            snprintf(*slot, 24, "%zu", i < r->L ? i : i - r->L);
-    }
-    char *path = st ? NULL : analysis_figure_path(a, "heads", err);
-    if (!st && !path) st = err->status;
-    if (!st) {
-        char title[512];
-        snprintf(title, sizeof title, "%s%s\"%s\" across %zu contexts: mean cosine similarity",
-                 a->title ? a->title : "", a->title ? ": " : "", phrase, r->contexts);
-        ats_heatmap_options ho;
-        ats_heatmap_options_init(&ho);
-        ho.fig.title = title;
-        ho.row_title = "layer";
-        ho.col_title = "head";
-        ho.row_labels = (const char *const *)rows;
-        ho.col_labels = (const char *const *)cols;
-        ho.value_title = "cos";
-        st = ats_render_heatmap(path, r->L, r->H, r->head_similarity, &ho, err);
-        if (!st) printf("%s\n", path);
-    }
-    free(path);
-    for (size_t i = 0; rows && i < r->L; i++) free(rows[i]);
-    for (size_t i = 0; cols && i < r->H; i++) free(cols[i]);
-    free(rows);
-    free(cols);
-    return st;
-}
-
 static int phrase_mode(const analysis_args *a, const char *phrase, const char *corpus,
                        const ats_context_options *o) {
     ats_error err;
@@ -314,7 +275,12 @@ static int phrase_mode(const analysis_args *a, const char *phrase, const char *c
         if (!st) printf("%s\n", fp);
         free(fp);
     }
-    if (!st) st = heads_figure(a, phrase, &r, &err);
+    if (!st) {
+        char title[512];
+        snprintf(title, sizeof title, "%s%s\"%s\" across %zu contexts: mean cosine similarity",
+                 a->title ? a->title : "", a->title ? ": " : "", phrase, C);
+        st = analysis_heads_heatmap(a, "heads", title, "cos", r.L, r.H, r.head_similarity, &err);
+    }
     if (!st) {
         cJSON *doc = phrase_json(phrase, o, &r);
         st = analysis_write_json(a, "context", doc, &err);
