@@ -546,6 +546,103 @@ ats_status ats_head_importance(ats_session *s, const ats_corpus_source *src,
                                ats_error *err);
 void ats_importance_result_free(ats_importance_result *res);
 
+/* ---- context vectors: a word in two texts, a phrase across the lines of a corpus
+ *
+ * Definitions (tests/python/test_context.py recomputes them from transformers' outputs):
+ * - occurrence: the first whole-word, case-insensitive (ASCII) match of the word or phrase in a
+ *   text, whole-word meaning that the bytes before and after it are not ASCII letters or digits;
+ * - the phrase's words: its runs of bytes other than ASCII white space; each word's span is its
+ *   part of the occurrence;
+ * - the tokens of a span: the non-special tokens whose byte range overlaps it; the vector of a
+ *   span: the mean (float32, in token order) of its tokens' vectors;
+ * - units, where vectors are taken:
+ *   hidden state k (d values; k = 0 the embeddings, k = l + 1 the output of transformer layer l,
+ *   transformers' hidden_states[k]); the context vector of head (l, h) (d_head values): row t of
+ *   softmax(Q_h K_hᵀ/√d_head) · V_h, the head's slice of the attention output before the output
+ *   projection (transformers' context layer; ATS_CAPTURE_CONTEXT in model.h). The seed
+ *   (study_of_attention) compares these per layer and per head.
+ * - distances: the cosine distance 1 − cos(x, y), clamped at 0, 0 on the diagonal. */
+
+/* options.layer for the embeddings (hidden state 0) */
+#define ATS_CONTEXT_EMBEDDINGS (-1)
+
+typedef struct ats_context_options {
+    long layer;          /* transformer layer 0..L-1: its output (hidden state layer + 1), or with
+                            head >= 0 that layer's head; ATS_CONTEXT_EMBEDDINGS: the embeddings.
+                            Default 0 */
+    long head;           /* -1 (default): the hidden state; 0..H-1: that head's context vectors */
+    size_t max_contexts; /* phrase: use the first max_contexts lines that contain it (default
+                            200) */
+    int max_dim;         /* phrase: persistence H0..max_dim, 0..2 (default 1) */
+    size_t n_scales;     /* phrase: scales of the H0 clusters; 0 (default): the 10 %, 25 % and
+                            50 % quantiles of the distances (as ats_topo_scales) */
+    double scales[ATS_TOPO_MAX_SCALES];
+    int truncate;  /* 1: cut texts longer than the model's maximum (default: an error) */
+    int n_threads; /* threads of the model and distances; 0: all cores */
+} ats_context_options;
+
+void ats_context_options_init(ats_context_options *o);
+
+typedef struct ats_context_similarity_result {
+    size_t L, H;    /* the model's layers and heads */
+    double *hidden; /* [L+1] cosine similarity of the word's vectors in text A and text B at
+                       every hidden state (0: embeddings) */
+    double *heads;  /* [L][H] the same with each head's context vectors */
+} ats_context_similarity_result;
+
+/* The word's vectors in texts[0] and texts[1] compared at every unit (the seed's "cat"
+ * example). Errors: the word not in a text (naming it), no token covering it, the model's. */
+ats_status ats_context_similarity(ats_session *s, const char *const texts[2], const char *word,
+                                  const ats_context_options *o, ats_context_similarity_result *res,
+                                  ats_error *err);
+void ats_context_similarity_result_free(ats_context_similarity_result *res);
+
+typedef struct ats_context_result {
+    size_t L, H, d, d_head; /* the model's layers, heads, hidden width, head width */
+    size_t contexts;        /* C: the corpus lines that contain the phrase (at most
+                               max_contexts, at least 2) */
+    size_t words;           /* k: the phrase's words */
+    size_t *line_no;        /* [C] 1-based line number of each context */
+    char **lines;           /* [C] its text */
+    /* the vectors at every unit */
+    float *hidden_vectors;      /* [L+1][C][d] the phrase's vector at each hidden state */
+    float *head_vectors;        /* [L][H][C][d_head] at each head */
+    float *hidden_word_vectors; /* [L+1][C][k][d] each word's vector */
+    float *head_word_vectors;   /* [L][H][C][k][d_head] */
+    /* a summary of every unit, over the contexts */
+    double *hidden_similarity;    /* [L+1] mean cosine similarity of the C(C-1)/2 pairs */
+    double *hidden_merge;         /* [L+1] scale from which the contexts are one H0 cluster
+                                     (the largest finite H0 death) */
+    double *hidden_word_distance; /* [L+1] mean over contexts and word pairs of the distance
+                                     between the phrase's words; NaN for one word */
+    double *head_similarity;      /* [L][H] */
+    double *head_merge;           /* [L][H] */
+    double *head_word_distance;   /* [L][H] */
+    /* the chosen unit (options layer, head) */
+    size_t dim;                  /* D: d or d_head */
+    const float *vectors;        /* [C][D] the phrase's vectors there (points into the arrays
+                                    above) */
+    double *distances;           /* [C][C] between the contexts */
+    double *word_distances;      /* [C][k][k] between the phrase's words in each context */
+    double mean_similarity;      /* mean cosine similarity of the C(C-1)/2 pairs */
+    double single_cluster_scale; /* the largest finite H0 death */
+    ats_rips_result rips;        /* persistence of distances, H0..max_dim */
+    size_t n_scales;
+    double scales[ATS_TOPO_MAX_SCALES];
+    int32_t *clusters; /* [n_scales][C] the H0 (single-linkage) cluster of each context */
+    size_t n_clusters[ATS_TOPO_MAX_SCALES];
+} ats_context_result;
+
+/* The phrase's context vectors in every line of the corpus that contains it (lines that are
+ * empty, invalid or too long are skipped; none contains it), at every unit, and at the chosen
+ * unit their distances, persistence and clusters: how stable a collocation is across contexts
+ * (one tight cluster, or several senses) and how close its words stay. Errors: fewer than 2
+ * contexts, a layer or head outside the model, a scale outside [0, largest distance], an error
+ * of line k names the corpus and k. */
+ats_status ats_context_run(ats_session *s, const ats_corpus_source *src, const char *phrase,
+                           const ats_context_options *o, ats_context_result *res, ats_error *err);
+void ats_context_result_free(ats_context_result *res);
+
 /* ---- the library's constants, for bindings */
 
 /* The value of the constant `name`: an enum value or bound as spelled in these headers

@@ -295,6 +295,7 @@ class ForwardResult(ctypes.Structure):
         ("logits", ctypes.POINTER(ctypes.c_float)),
         ("loss", ctypes.c_double),
         ("loss_count", ctypes.c_size_t),
+        ("context", ctypes.POINTER(ctypes.c_float)),
     ]
 
 
@@ -309,8 +310,8 @@ class Encoding(ctypes.Structure):
     ]
 
 
-CAPTURE_ATTENTION, CAPTURE_SCORES, CAPTURE_HIDDEN, CAPTURE_LOGITS = (
-    _constant("ATS_CAPTURE_" + k) for k in ("ATTENTION", "SCORES", "HIDDEN", "LOGITS"))
+CAPTURE_ATTENTION, CAPTURE_SCORES, CAPTURE_HIDDEN, CAPTURE_LOGITS, CAPTURE_CONTEXT = (
+    _constant("ATS_CAPTURE_" + k) for k in ("ATTENTION", "SCORES", "HIDDEN", "LOGITS", "CONTEXT"))
 
 ats_model_load = _fn("ats_model_load", ctypes.c_int, ctypes.c_char_p, P(ctypes.c_void_p), P(Error))
 ats_model_free = _fn("ats_model_free", None, ctypes.c_void_p)
@@ -640,6 +641,52 @@ ats_equivariance_options_init = _fn("ats_equivariance_options_init", None, P(Equ
 ats_equivariance = _fn("ats_equivariance", ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p,
                        P(EquivarianceOptions), P(EquivarianceResult), P(Error))
 ats_equivariance_result_free = _fn("ats_equivariance_result_free", None, P(EquivarianceResult))
+# ---- context vectors (analysis.h)
+
+CONTEXT_EMBEDDINGS = _constant("ATS_CONTEXT_EMBEDDINGS")
+
+
+class ContextOptions(ctypes.Structure):
+    _fields_ = [("layer", ctypes.c_long), ("head", ctypes.c_long), ("max_contexts", ctypes.c_size_t),
+                ("max_dim", ctypes.c_int), ("n_scales", ctypes.c_size_t),
+                ("scales", ctypes.c_double * TOPO_MAX_SCALES), ("truncate", ctypes.c_int),
+                ("n_threads", ctypes.c_int)]
+
+
+class ContextSimilarityResult(ctypes.Structure):
+    _fields_ = [("L", ctypes.c_size_t), ("H", ctypes.c_size_t), ("hidden", c_double_p),
+                ("heads", c_double_p)]
+
+
+_f = ctypes.POINTER(ctypes.c_float)
+
+
+class ContextResult(ctypes.Structure):
+    _fields_ = [
+        ("L", ctypes.c_size_t), ("H", ctypes.c_size_t), ("d", ctypes.c_size_t),
+        ("d_head", ctypes.c_size_t), ("contexts", ctypes.c_size_t), ("words", ctypes.c_size_t),
+        ("line_no", ctypes.POINTER(ctypes.c_size_t)), ("lines", ctypes.POINTER(ctypes.c_char_p)),
+        ("hidden_vectors", _f), ("head_vectors", _f), ("hidden_word_vectors", _f),
+        ("head_word_vectors", _f), ("hidden_similarity", c_double_p), ("hidden_merge", c_double_p),
+        ("hidden_word_distance", c_double_p), ("head_similarity", c_double_p),
+        ("head_merge", c_double_p), ("head_word_distance", c_double_p),
+        ("dim", ctypes.c_size_t), ("vectors", _f), ("distances", c_double_p),
+        ("word_distances", c_double_p), ("mean_similarity", ctypes.c_double),
+        ("single_cluster_scale", ctypes.c_double), ("rips", RipsResult),
+        ("n_scales", ctypes.c_size_t), ("scales", ctypes.c_double * TOPO_MAX_SCALES),
+        ("clusters", c_int32_p), ("n_clusters", ctypes.c_size_t * TOPO_MAX_SCALES),
+    ]
+
+
+ats_context_options_init = _fn("ats_context_options_init", None, P(ContextOptions))
+ats_context_similarity = _fn("ats_context_similarity", ctypes.c_int, ctypes.c_void_p,
+                             P(ctypes.c_char_p), ctypes.c_char_p, P(ContextOptions),
+                             P(ContextSimilarityResult), P(Error))
+ats_context_similarity_result_free = _fn("ats_context_similarity_result_free", None,
+                                         P(ContextSimilarityResult))
+ats_context_run = _fn("ats_context_run", ctypes.c_int, ctypes.c_void_p, P(CorpusSource),
+                      ctypes.c_char_p, P(ContextOptions), P(ContextResult), P(Error))
+ats_context_result_free = _fn("ats_context_result_free", None, P(ContextResult))
 
 
 # The structures above mirror the headers field by field: their sizes must be the library's.
@@ -663,6 +710,8 @@ _MIRRORS = {
     VisionRun: "ats_vision_run", VisionImage: "ats_vision_image",
     VisionResult: "ats_vision_result", EquivarianceOptions: "ats_equivariance_options",
     EquivarianceResult: "ats_equivariance_result",
+    ImportanceResult: "ats_importance_result", ContextOptions: "ats_context_options",
+    ContextSimilarityResult: "ats_context_similarity_result", ContextResult: "ats_context_result",
 }
 for _cls, _name in _MIRRORS.items():
     if ctypes.sizeof(_cls) != _constant(f"sizeof({_name})"):

@@ -67,6 +67,8 @@ static const constant CONSTANTS[] = {
     C(ATS_VISION_DIAGRAM),
     C(ATS_VISION_BARCODE),
     C(ATS_VISION_SKELETON),
+    C(ATS_CAPTURE_CONTEXT),
+    C(ATS_CONTEXT_EMBEDDINGS),
     /* the structures the Python bindings mirror */
     SIZE(ats_error),
     SIZE(ats_diagram),
@@ -109,6 +111,9 @@ static const constant CONSTANTS[] = {
     SIZE(ats_vision_result),
     SIZE(ats_equivariance_options),
     SIZE(ats_equivariance_result),
+    SIZE(ats_context_options),
+    SIZE(ats_context_similarity_result),
+    SIZE(ats_context_result),
 };
 
 int ats_constant(const char *name, long long *value) {

@@ -334,3 +334,20 @@ int analysis_prepare(const analysis_args *a, int need_head, ats_attention *src, 
     ats_error_clear(err);
     return analysis_load(a, src, count, err) ? ats_cli_fail(err) : 0;
 }
+
+ats_status analysis_heads_heatmap(const analysis_args *a, const char *name, const char *title,
+                                  const char *value_title, size_t L, size_t H, const double *v,
+                                  ats_error *err) {
+    ats_heatmap_options ho;
+    ats_heatmap_options_init(&ho);
+    ho.fig.title = title;
+    ho.row_title = "layer";
+    ho.col_title = "head";
+    ho.index_labels = 1;
+    ho.value_title = value_title;
+    char *path = analysis_figure_path(a, name, err);
+    ats_status st = path ? ats_render_heatmap(path, L, H, v, &ho, err) : err->status;
+    if (!st) printf("%s\n", path);
+    free(path);
+    return st;
+}

@@ -109,6 +109,12 @@ ats_status analysis_compare_write(const analysis_args *a, const ats_compare_resu
 /* The distinct vertices on H1 cycle i of res, in increasing order, into on[n] (1 = on it). */
 void analysis_cycle_vertices(const ats_rips_result *res, size_t i, size_t n, unsigned char *on);
 
+/* DIR/name.<format>: an L x H heatmap of v [L][H] with the layers and heads numbered from 0;
+ * prints its path. */
+ats_status analysis_heads_heatmap(const analysis_args *a, const char *name, const char *title,
+                                  const char *value_title, size_t L, size_t H, const double *v,
+                                  ats_error *err);
+
 /* The usage text of the shared options. */
 extern const char ANALYSIS_COMMON_USAGE[];
 

@@ -81,19 +81,8 @@ ats_status analysis_compare_write(const analysis_args *a, const ats_compare_resu
                 snprintf(title, sizeof title, "%s%s%s distance of H%zu diagrams, %s vs %s",
                          a->title ? a->title : "", a->title ? ": " : "",
                          which ? "Wasserstein" : "bottleneck", d, src[0].name, src[1].name);
-                ats_heatmap_options ho;
-                ats_heatmap_options_init(&ho);
-                ho.fig.title = title;
-                ho.row_title = "layer";
-                ho.col_title = "head";
-                ho.index_labels = 1;
-                ho.value_title = which ? "W" : "d_B";
-                char *path = analysis_figure_path(a, name, err);
-                st = path ? ats_render_heatmap(path, L, H, (which ? wass : bott) + d * L * H, &ho,
-                                               err)
-                          : err->status;
-                if (!st) printf("%s\n", path);
-                free(path);
+                st = analysis_heads_heatmap(a, name, title, which ? "W" : "d_B", L, H,
+                                            (which ? wass : bott) + d * L * H, err);
             }
     }
     if (!st && !all_heads)

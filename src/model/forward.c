@@ -24,6 +24,7 @@ void ats_forward_result_free(ats_forward_result *res) {
     free(res->scores);
     free(res->hidden);
     free(res->logits);
+    free(res->context);
     memset(res, 0, sizeof *res);
     res->loss = NAN;
 }
@@ -205,7 +206,7 @@ static ats_status run_layers(ats_model *m, size_t n, const ats_forward_options *
             in = t;
         }
         /* the last layer's values, output and feed-forward only feed the final hidden state */
-        int attn_only = l + 1 == L && !need_final;
+        int attn_only = l + 1 == L && !need_final && !sk->res[0].context;
         float *q, *k, *v;
         size_t ldq, ldkv;
         if (lw->pq.p || m->conv1d) {
@@ -242,6 +243,8 @@ static ats_status run_layers(ats_model *m, size_t n, const ats_forward_options *
             float *scores = r->scores ? r->scores + l * H * nn : NULL;
             attention(m, (int)l, q + o * ldq, ldq, k + o * ldkv, v + o * ldkv, ldkv, ns, probs,
                       scores, w->ctx + o * qd, opt->head_mask, !attn_only, w->pack);
+            if (r->context)
+                memcpy(r->context + l * ns * qd, w->ctx + o * qd, ns * qd * sizeof *w->ctx);
         }
         if (attn_only) break;
         /* t[n][d] = ctx[n][qd] · Woᵀ + bo */
@@ -391,6 +394,8 @@ static ats_status prepare_result(ats_model *m, size_t n, const ats_forward_optio
     if (opt->capture & ATS_CAPTURE_ATTENTION) res->attention = alloc_floats(L * H, n, n, &ok);
     if (opt->capture & ATS_CAPTURE_SCORES) res->scores = alloc_floats(L * H, n, n, &ok);
     if (opt->capture & ATS_CAPTURE_HIDDEN) res->hidden = alloc_floats(L + 1, n, d, &ok);
+    if (opt->capture & ATS_CAPTURE_CONTEXT)
+        res->context = alloc_floats(L, n, H * (size_t)mi->d_head, &ok);
     if (want_logits) res->logits = alloc_floats(n, V, 1, &ok);
     if (!ok)
         return ats_model_fail(m, err, ATS_ERR_NOMEM,
