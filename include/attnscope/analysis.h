@@ -76,7 +76,8 @@ void ats_run_options_init(ats_run_options *o);
 ats_status ats_session_run(ats_session *s, size_t count, const char *const *texts,
                            const ats_run_options *o, ats_attention *out, ats_error *err);
 /* Reads attention computed elsewhere: an .npy of float32 or float64, [L][H][n][n] or [n][n]
- * (narrowed to float), and labels_path (one label a line, exactly n lines) or NULL for "0",
+ * (narrowed to float), and labels_path (one label a line, exactly n lines, each shown as
+ * ats_token_label shows a token: "Ġthe" reads "the") or NULL for "0",
  * "1", ... . The input is named after the file. */
 ats_status ats_attention_read(const char *npy_path, const char *labels_path, ats_attention *out,
                               ats_error *err);

@@ -280,12 +280,13 @@ cJSON *analysis_matrix_json(const double *m, size_t rows, size_t cols) {
 
 void analysis_title(char *buf, size_t n, const analysis_args *a, const ats_attention *s,
                     const char *what, long l, long h) {
+    /* an input read from a file is named by its path; a figure's title shows the file's name */
+    const char *name = strrchr(s->name, '/') ? strrchr(s->name, '/') + 1 : s->name;
     if (l >= 0)
         snprintf(buf, n, "%s%s%s — %s, layer %ld head %ld", a->title ? a->title : "",
-                 a->title ? ": " : "", what, s->name, l, h);
+                 a->title ? ": " : "", what, name, l, h);
     else
-        snprintf(buf, n, "%s%s%s — %s", a->title ? a->title : "", a->title ? ": " : "", what,
-                 s->name);
+        snprintf(buf, n, "%s%s%s — %s", a->title ? a->title : "", a->title ? ": " : "", what, name);
 }
 
 /* Checks the shared options and loads the inputs; returns the exit code of a failure, or 0. */
