@@ -1,6 +1,7 @@
 """The command-line workflows as functions, over the same library calls as the commands
 (analysis.h), so that the numbers are the commands' by construction: `topo` (one head's token
-topology), `compare` (two texts head by head), `heads` (distances between heads over a corpus),
+topology), `graph` (one head as a graph), `divergence` (entropy, KL and JS between one head's
+tokens), `compare` (two texts head by head), `heads` (distances between heads over a corpus),
 `syntax` (syntactic heads against gold dependency trees) and `head_importance` (gradient head
 importance)."""
 import ctypes
@@ -56,7 +57,8 @@ def _attention_struct(att: np.ndarray, tokens: Optional[Sequence[str]], keep: li
     if a.ndim != 4 or a.shape[2] != a.shape[3]:
         raise ValueError(f"attention must be [L][H][n][n] or [n][n], not {list(att.shape)}")
     n = a.shape[2]
-    labels = [str(i) for i in range(n)] if tokens is None else [str(t) for t in tokens]
+    # the labels a label file (--tokens) would give: "\u0120the" reads "the"
+    labels = [str(i) for i in range(n)] if tokens is None else [L.token_label(str(t)) for t in tokens]
     if len(labels) != n:
         raise ValueError(f"{len(labels)} token labels for {n} tokens")
     raw = (ctypes.c_char_p * max(n, 1))(*(t.encode("utf-8") for t in labels))
@@ -67,6 +69,29 @@ def _attention_struct(att: np.ndarray, tokens: Optional[Sequence[str]], keep: li
     s.labels = ctypes.cast(raw, ctypes.POINTER(ctypes.c_char_p))
     s.name = b"attention"
     return s
+
+
+def _source_attention(fn: str, source, text, tokens, truncate, n_threads, keep):
+    """(ats_attention, owned): a model run on text (owned: free it with ats_attention_free), or
+    attention [L][H][n][n] / [n][n] from anywhere labelled by tokens (borrowing keep's arrays)."""
+    if isinstance(source, Model):
+        if text is None:
+            raise ValueError(f"{fn}(model, text, ...): give the text")
+        if tokens is not None:
+            raise ValueError("tokens label attention arrays; a model's tokens come from its tokenizer")
+        ro = L.RunOptions()
+        L.ats_run_options_init(ctypes.byref(ro))
+        ro.n_threads, ro.truncate = int(n_threads), int(truncate)
+        texts = (ctypes.c_char_p * 1)(text.encode("utf-8"))
+        att, err = L.Attention(), L.Error()
+        L.check(L.ats_session_run(source._session, 1, texts, ctypes.byref(ro), ctypes.byref(att),
+                                  ctypes.byref(err)), err)
+        return att, True
+    return _attention_struct(np.asarray(source), tokens, keep), False
+
+
+def _labels_of(att) -> List[str]:
+    return [att.labels[i].decode("utf-8", "replace") for i in range(att.n)]
 
 
 def topo(source: Union[Model, np.ndarray], text: Optional[str] = None, layer: int = 0,
@@ -100,26 +125,13 @@ def topo(source: Union[Model, np.ndarray], text: Optional[str] = None, layer: in
     if not layout:
         o.layout_iters = 0
     o.n_threads = int(n_threads)
-    err, att, keep = L.Error(), L.Attention(), []
-    own = isinstance(source, Model)
-    if own:
-        if text is None:
-            raise ValueError("topo(model, text, ...): give the text")
-        if tokens is not None:
-            raise ValueError("tokens label attention arrays; a model's tokens come from its tokenizer")
-        ro = L.RunOptions()
-        L.ats_run_options_init(ctypes.byref(ro))
-        ro.n_threads, ro.truncate = int(n_threads), int(truncate)
-        texts = (ctypes.c_char_p * 1)(text.encode("utf-8"))
-        L.check(L.ats_session_run(source._session, 1, texts, ctypes.byref(ro), ctypes.byref(att),
-                                  ctypes.byref(err)), err)
-    else:
-        att = _attention_struct(np.asarray(source), tokens, keep)
+    err, keep = L.Error(), []
+    att, own = _source_attention("topo", source, text, tokens, truncate, n_threads, keep)
     res = L.TopoResult()
     try:
         L.check(L.ats_topo(ctypes.byref(att), ctypes.byref(o), ctypes.byref(res), ctypes.byref(err)), err)
         n = res.n
-        labels = [att.labels[i].decode("utf-8", "replace") for i in range(n)]
+        labels = _labels_of(att)
         dist = np.ctypeslib.as_array(res.full, shape=(n, n)).copy() if n else np.zeros((0, 0))
         pers = _collect(res.rips, n, int(dim), True, False)
         k = res.n_scales
@@ -130,6 +142,146 @@ def topo(source: Union[Model, np.ndarray], text: Optional[str] = None, layer: in
         return Topology(labels, dist, pers, sc, cl, lay)
     finally:
         L.ats_topo_result_free(ctypes.byref(res))
+        if own:
+            L.ats_attention_free(ctypes.byref(att))
+
+
+class Graph:
+    """One head as a weighted graph, as `attnscope graph` writes it: `tokens` (labels),
+    `weights` [n][n] (the weights drawn: the head, or a causal head made symmetric),
+    `symmetrized` (the graph is undirected), `edges` [m][3] (i, j, weight) of the edges drawn,
+    `figure` (a Figure, when one was asked for)."""
+
+    def __init__(self, tokens, weights, symmetrized, edges, figure):
+        self.tokens: List[str] = tokens
+        self.weights: np.ndarray = weights
+        self.symmetrized: bool = symmetrized
+        self.edges: List[tuple] = edges
+        self.figure = figure
+
+    def __repr__(self):
+        kind = "undirected" if self.symmetrized else "directed"
+        return f"Graph({len(self.tokens)} tokens, {len(self.edges)} {kind} edges)"
+
+
+class Divergences:
+    """Entropy, KL and JS between the tokens of one head, as `attnscope divergence` writes them:
+    `tokens`, `entropy` [n], `kl` [n][n], `js` [n][n], `units` ({"kl", "js", "entropy"}: "bits"
+    or "nats"), `figures` ({"kl", "js", "entropy"}: Figure, when asked for)."""
+
+    def __init__(self, tokens, entropy, kl, js, units, figures):
+        self.tokens: List[str] = tokens
+        self.entropy: np.ndarray = entropy
+        self.kl: np.ndarray = kl
+        self.js: np.ndarray = js
+        self.units: dict = units
+        self.figures: dict = figures
+
+    def __repr__(self):
+        return f"Divergences({len(self.tokens)} tokens)"
+
+
+def _figure_request(fmt: Optional[str], fig: "L.FigureOptions", title: Optional[str], keep: list):
+    """Points fig at a new FigureMemory in format fmt (None: no figure); returns it or None."""
+    if fmt is None:
+        return None
+    if fmt not in L.FIGURE_FORMATS:
+        raise ValueError("figure must be 'png', 'svg' or 'pdf'")
+    mem = L.FigureMemory()
+    mem.format = L.FIGURE_FORMATS[fmt]
+    fig.memory = ctypes.pointer(mem)
+    if title:
+        t = title.encode("utf-8")
+        keep.append(t)
+        fig.title = t
+    keep.append(mem)
+    return mem
+
+
+def _figure_bytes(mem, fmt):
+    from .figures import Figure
+    out = Figure(ctypes.string_at(mem.data, mem.size))
+    out.fmt = fmt
+    L.ats_figure_memory_free(ctypes.byref(mem))
+    return out
+
+
+def graph(source: Union[Model, np.ndarray], text: Optional[str] = None, layer: int = 0,
+          head: int = 0, min_weight: float = 0.05, directed: bool = False,
+          seed_compat: bool = False, tokens: Optional[Sequence[str]] = None,
+          figure: Optional[str] = None, title: Optional[str] = None, truncate: bool = False,
+          n_threads: int = 0) -> Graph:
+    """One head's attention as a weighted graph (the library's ats_head_graph, as `attnscope
+    graph`): edges of weight >= min_weight; a causal head is made symmetric and undirected, as
+    (A + A^T)/2 or with seed_compat=True as the seed notebook does (its lower triangle copied
+    up), unless directed=True. figure="png"|"svg"|"pdf" also draws it (Graph.figure).
+    source is a Model (then give text) or attention [L][H][n][n] or [n][n] (then tokens may
+    label it)."""
+    o = L.HeadGraphOptions()
+    L.ats_head_graph_options_init(ctypes.byref(o))
+    o.layer, o.head, o.min_weight = int(layer), int(head), float(min_weight)
+    o.directed, o.seed_compat = int(directed), int(seed_compat)
+    keep = []
+    mem = _figure_request(figure, o.fig, title, keep)
+    if mem is not None:
+        o.figure = b"graph." + figure.encode()
+    att, own = _source_attention("graph", source, text, tokens, truncate, n_threads, keep)
+    res, err = L.HeadGraphResult(), L.Error()
+    try:
+        L.check(L.ats_head_graph(ctypes.byref(att), ctypes.byref(o), ctypes.byref(res),
+                                 ctypes.byref(err)), err)
+        n = res.n
+        w = np.ctypeslib.as_array(res.weights, shape=(n, n)).copy() if n else np.zeros((0, 0))
+        edges = [(int(res.edges[2 * k]), int(res.edges[2 * k + 1])) for k in range(res.n_edges)]
+        edges = [(i, j, float(w[i, j])) for i, j in edges]
+        fig = _figure_bytes(mem, figure) if mem is not None else None
+        return Graph(_labels_of(att), w, bool(res.symmetrized), edges, fig)
+    finally:
+        L.ats_head_graph_result_free(ctypes.byref(res))
+        if own:
+            L.ats_attention_free(ctypes.byref(att))
+
+
+_DIVFIGS = {k: L._constant("ATS_DIVFIG_" + k.upper()) for k in ("kl", "js", "entropy")}
+
+
+def divergence(source: Union[Model, np.ndarray], text: Optional[str] = None, layer: int = 0,
+               head: int = 0, base=2, eps: float = 1e-9, seed_compat: bool = False,
+               tokens: Optional[Sequence[str]] = None, figures: Optional[str] = None,
+               title: Optional[str] = None, truncate: bool = False,
+               n_threads: int = 0) -> Divergences:
+    """Entropy of each token's attention row and the KL (smoothed by eps) and JS matrices
+    between the tokens of one head (the library's ats_head_divergences, as `attnscope
+    divergence`), base 2 or "e"; seed_compat=True: the seed notebook's (softmaxed rows; entropy
+    and JS in nats, JS being scipy's JS distance; KL sum p (log2(p + 1e-9) - log2(q + 1e-9))).
+    figures="png"|"svg"|"pdf" also draws the three heatmaps (Divergences.figures). source as
+    graph()."""
+    if base not in (2, "2", "e"):
+        raise ValueError("base is 2 or 'e'")
+    o = L.HeadDivergencesOptions()
+    L.ats_head_divergences_options_init(ctypes.byref(o))
+    o.layer, o.head, o.eps, o.seed_compat = int(layer), int(head), float(eps), int(seed_compat)
+    o.base = L._constant("ATS_BASE_E") if base == "e" else L._constant("ATS_BASE_2")
+    o.n_threads = int(n_threads)
+    keep, mems = [], {}
+    for k, i in _DIVFIGS.items():
+        mems[k] = _figure_request(figures, o.fig[i], title, keep)
+        if mems[k] is not None:
+            o.figures[i] = f"{k}.{figures}".encode()
+    att, own = _source_attention("divergence", source, text, tokens, truncate, n_threads, keep)
+    res, err = L.HeadDivergencesResult(), L.Error()
+    try:
+        L.check(L.ats_head_divergences(ctypes.byref(att), ctypes.byref(o), ctypes.byref(res),
+                                       ctypes.byref(err)), err)
+        n = res.n
+        ent = np.ctypeslib.as_array(res.entropy, shape=(n,)).copy() if n else np.zeros(0)
+        kl = np.ctypeslib.as_array(res.kl, shape=(n, n)).copy() if n else np.zeros((0, 0))
+        js = np.ctypeslib.as_array(res.js, shape=(n, n)).copy() if n else np.zeros((0, 0))
+        units = {k: res.units[i].decode() for k, i in _DIVFIGS.items()}
+        figs = {k: _figure_bytes(m, figures) for k, m in mems.items() if m is not None}
+        return Divergences(_labels_of(att), ent, kl, js, units, figs)
+    finally:
+        L.ats_head_divergences_result_free(ctypes.byref(res))
         if own:
             L.ats_attention_free(ctypes.byref(att))
 

@@ -89,9 +89,9 @@ int analysis_prepare(const analysis_args *a, int need_head, ats_attention *src, 
 ats_status analysis_attend_write(const analysis_args *a, const ats_attention *src, size_t count,
                                  ats_error *err);
 ats_status analysis_graph_write(const analysis_args *a, const ats_attention *src, size_t count,
-                                double min_weight, int directed, ats_error *err);
+                                double min_weight, int directed, int seed_compat, ats_error *err);
 ats_status analysis_divergence_write(const analysis_args *a, const ats_attention *src, size_t count,
-                                     double eps, int base_e, ats_error *err);
+                                     double eps, int base_e, int seed_compat, ats_error *err);
 /* topo's outputs for input t (its _2, _3 ... suffix) of the topology res of input s */
 ats_status analysis_topo_write(const analysis_args *a, const ats_attention *s,
                                const ats_topo_result *res, size_t t, int max_dim, int seed_compat,
