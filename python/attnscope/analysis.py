@@ -24,7 +24,10 @@ def _number(v: float):
     return v if math.isfinite(v) else json.loads(L.json_number(v))
 
 
-_DISTANCES = {k: L._constant("ATS_HEAD_" + k.upper()) for k in ("jsd", "seed", "js", "kl")}
+_DISTANCES = {k: L._constant("ATS_HEAD_" + k.upper()) for k in ("jsd", "seed", "seed_jsd", "js", "kl")}
+# the seed notebook's two distance cells (analysis.h, ats_seed_distance), by their CLI names
+_SEED = {False: L._constant("ATS_SEED_OFF"), True: L._constant("ATS_SEED_SQRT_JSD"),
+         "sqrt-jsd": L._constant("ATS_SEED_SQRT_JSD"), "jsd": L._constant("ATS_SEED_JSD")}
 
 
 class Topology:
@@ -102,13 +105,17 @@ def topo(source: Union[Model, np.ndarray], text: Optional[str] = None, layer: in
     """The token topology of one head (the library's ats_topo, as `attnscope topo`): the head's
     tokens as a metric space — the Jensen–Shannon distance (base 2) between their attention rows
     (distance="jsd"), the seed notebook's √ scipy JS distance of softmaxed rows
-    (seed_compat=True or distance="seed"), or the symmetrised JS or KL divergence ("js", "kl") —
+    (seed_compat=True or distance="seed"; the notebook's first distance cell, scipy's JS distance
+    itself: seed_compat="jsd" or distance="seed_jsd"), or the symmetrised JS or KL divergence
+    ("js", "kl") —
     its Vietoris–Rips persistence H0..dim (threshold: largest diameter), clusters at the scales
     (default: the 10 %, 25 % and 50 % quantiles of the distances) and a 3-D layout.
     source is a Model (then give text) or attention [L][H][n][n] or [n][n] computed anywhere
     (then tokens may label it)."""
     if seed_compat:
-        distance = "seed"
+        if seed_compat not in _SEED:
+            raise ValueError("seed_compat is True, 'sqrt-jsd' or 'jsd'")
+        distance = "seed_jsd" if seed_compat == "jsd" else "seed"
     if distance not in _DISTANCES:
         raise ValueError(f"distance must be one of {sorted(_DISTANCES)}, not {distance!r}")
     if scales is not None and not 0 < len(scales) <= L.TOPO_MAX_SCALES:
@@ -292,7 +299,8 @@ def compare(model: Model, texts: Sequence[str], layer: Optional[int] = None,
     """Compares two texts head by head, as `attnscope compare --json`: the persistence diagrams
     H0..dim of each head's Jensen–Shannon token metric (seed_compat: the seed notebook's
     √ scipy JS distance of softmaxed rows) and the bottleneck and q-Wasserstein distances between
-    the two texts' diagrams. Returns the same content as the command's JSON:
+    the two texts' diagrams (seed_compat="jsd": the notebook's first distance cell, scipy's JS
+    distance itself, as --seed-distance jsd). Returns the same content as the command's JSON:
     {"bottleneck": {"0": x, "1": y}, "wasserstein": {...}, "q", "layer", "head", "tokens_a",
     "tokens_b"}, each value a number ("inf" for an infinite one, None for NaN) for one head, or
     an [L][H] list of those with all_heads=True (and no "layer", "head")."""
@@ -303,7 +311,9 @@ def compare(model: Model, texts: Sequence[str], layer: Optional[int] = None,
         raise ValueError("give layer and head, or all_heads=True")
     o = L.CompareOptions()
     L.ats_compare_options_init(ctypes.byref(o))
-    o.all_heads, o.seed_compat, o.max_dim, o.q = int(all_heads), int(seed_compat), int(dim), float(q)
+    if seed_compat not in _SEED:
+        raise ValueError("seed_compat is False, True, 'sqrt-jsd' or 'jsd'")
+    o.all_heads, o.seed_compat, o.max_dim, o.q = int(all_heads), _SEED[seed_compat], int(dim), float(q)
     o.n_threads, o.truncate = int(n_threads), int(truncate)
     if not all_heads:
         o.layer, o.head = int(layer), int(head)

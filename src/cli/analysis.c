@@ -23,6 +23,33 @@ const char ANALYSIS_COMMON_USAGE[] =
     "  --threads N            threads for the model (default: all cores)\n"
     "  --truncate             cut texts longer than the model's maximum instead of failing\n";
 
+const char ANALYSIS_SEED_USAGE[] =
+    "seed notebook:\n"
+    "  --seed-compat          the seed notebook's token distance: sqrt of scipy's JS distance\n"
+    "                         (base e) of softmaxed attention rows (its later distance cell)\n"
+    "  --seed-distance D      which of the notebook's two distance cells --seed-compat uses\n"
+    "                         (implies it): sqrt-jsd (default; the later cell) or jsd (the\n"
+    "                         first: scipy's JS distance itself)\n";
+
+int analysis_parse_seed(const char *cmd, int argc, char **argv, int *i, int *seed) {
+    if (!strcmp(argv[*i], "--seed-compat")) {
+        if (*seed == ATS_SEED_OFF) *seed = ATS_SEED_SQRT_JSD;
+        return 1;
+    }
+    if (strcmp(argv[*i], "--seed-distance")) return 0;
+    const char *v = *i + 1 < argc ? argv[*i + 1] : "";
+    if (!strcmp(v, "sqrt-jsd"))
+        *seed = ATS_SEED_SQRT_JSD;
+    else if (!strcmp(v, "jsd"))
+        *seed = ATS_SEED_JSD;
+    else {
+        ats_cli_usage_error(cmd, "--seed-distance is sqrt-jsd or jsd");
+        return -1;
+    }
+    (*i)++;
+    return 1;
+}
+
 void analysis_args_init(analysis_args *a, const char *cmd) {
     memset(a, 0, sizeof *a);
     a->cmd = cmd;

@@ -104,4 +104,10 @@ void analysis_cycle_vertices(const ats_rips_result *res, size_t i, size_t n, uns
 /* The usage text of the shared options. */
 extern const char ANALYSIS_COMMON_USAGE[];
 
+/* --seed-compat and --seed-distance D (topo, compare): 1 if argv[*i] was one (advancing *i past
+ * its value), 0 if not, -1 (after printing) on a bad value; *seed receives the ats_seed_distance.
+ */
+int analysis_parse_seed(const char *cmd, int argc, char **argv, int *i, int *seed);
+extern const char ANALYSIS_SEED_USAGE[];
+
 #endif
