@@ -85,6 +85,8 @@ ats_status ats_attention_read(const char *npy_path, const char *labels_path, ats
 void ats_attention_free(ats_attention *a);
 /* The head (l, h) as a measure-module view [1][1][n][n] borrowing a->att. */
 ats_attn ats_attention_head(const ats_attention *a, size_t l, size_t h);
+/* The head (l, h) as doubles, as the renderers take it: out [n][n]. */
+void ats_attention_head_values(const ats_attention *a, size_t l, size_t h, double *out);
 
 /* The seed notebook's token distance: its distance cell has two versions. */
 typedef enum ats_seed_distance {

@@ -93,6 +93,11 @@ def _source_attention(fn: str, source, text, tokens, truncate, n_threads, keep):
     return _attention_struct(np.asarray(source), tokens, keep), False
 
 
+def _copy(ptr, shape) -> np.ndarray:
+    """A copy of the library's double array ptr[shape] (an empty array when it has no entries)."""
+    return np.ctypeslib.as_array(ptr, shape=shape).copy() if all(shape) else np.zeros(shape)
+
+
 def _labels_of(att) -> List[str]:
     return [att.labels[i].decode("utf-8", "replace") for i in range(att.n)]
 
@@ -237,8 +242,7 @@ def graph(source: Union[Model, np.ndarray], text: Optional[str] = None, layer: i
     try:
         L.check(L.ats_head_graph(ctypes.byref(att), ctypes.byref(o), ctypes.byref(res),
                                  ctypes.byref(err)), err)
-        n = res.n
-        w = np.ctypeslib.as_array(res.weights, shape=(n, n)).copy() if n else np.zeros((0, 0))
+        w = _copy(res.weights, (res.n, res.n))
         edges = [(int(res.edges[2 * k]), int(res.edges[2 * k + 1])) for k in range(res.n_edges)]
         edges = [(i, j, float(w[i, j])) for i, j in edges]
         fig = _figure_bytes(mem, figure) if mem is not None else None
@@ -281,9 +285,7 @@ def divergence(source: Union[Model, np.ndarray], text: Optional[str] = None, lay
         L.check(L.ats_head_divergences(ctypes.byref(att), ctypes.byref(o), ctypes.byref(res),
                                        ctypes.byref(err)), err)
         n = res.n
-        ent = np.ctypeslib.as_array(res.entropy, shape=(n,)).copy() if n else np.zeros(0)
-        kl = np.ctypeslib.as_array(res.kl, shape=(n, n)).copy() if n else np.zeros((0, 0))
-        js = np.ctypeslib.as_array(res.js, shape=(n, n)).copy() if n else np.zeros((0, 0))
+        ent, kl, js = _copy(res.entropy, (n,)), _copy(res.kl, (n, n)), _copy(res.js, (n, n))
         units = {k: res.units[i].decode() for k, i in _DIVFIGS.items()}
         figs = {k: _figure_bytes(m, figures) for k, m in mems.items() if m is not None}
         return Divergences(_labels_of(att), ent, kl, js, units, figs)

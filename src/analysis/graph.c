@@ -16,16 +16,6 @@ static ats_status check_head(const ats_attention *a, long l, long h, ats_error *
     return ATS_OK;
 }
 
-/* The [n][n] head (l, h) of a as doubles (malloc'd; NULL when out of memory). */
-static double *head_doubles(const ats_attention *a, size_t l, size_t h) {
-    size_t nn = a->n * a->n;
-    double *m = malloc((nn ? nn : 1) * sizeof *m);
-    if (!m) return NULL;
-    const float *p = a->att + (l * a->H + h) * nn;
-    for (size_t i = 0; i < nn; i++) m[i] = p[i];
-    return m;
-}
-
 /* ---- graph */
 
 void ats_head_graph_options_init(ats_head_graph_options *o) {
@@ -54,8 +44,9 @@ ats_status ats_head_graph(const ats_attention *a, const ats_head_graph_options *
         return ats_error_set(err, ATS_ERR_INVALID,
                              "the seed's symmetrisation and a directed graph exclude each other");
     size_t n = a->n;
-    double *m = head_doubles(a, (size_t)o->layer, (size_t)o->head);
+    double *m = malloc((n ? n * n : 1) * sizeof *m);
     if (!m) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    ats_attention_head_values(a, (size_t)o->layer, (size_t)o->head, m);
     res->n = n;
     res->weights = m;
     int causal = 1;

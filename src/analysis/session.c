@@ -81,6 +81,12 @@ void ats_attention_free(ats_attention *a) {
     memset(a, 0, sizeof *a);
 }
 
+void ats_attention_head_values(const ats_attention *a, size_t l, size_t h, double *out) {
+    size_t nn = a->n * a->n;
+    const float *p = a->att + (l * a->H + h) * nn;
+    for (size_t i = 0; i < nn; i++) out[i] = p[i];
+}
+
 ats_attn ats_attention_head(const ats_attention *a, size_t l, size_t h) {
     ats_attn v;
     memset(&v, 0, sizeof v);

@@ -131,15 +131,6 @@ int analysis_check(const analysis_args *a, int need_head) {
     return 0;
 }
 
-double *attn_head(const ats_attention *s, size_t l, size_t h) {
-    size_t nn = s->n * s->n;
-    double *m = malloc((nn ? nn : 1) * sizeof *m);
-    if (!m) return NULL;
-    const float *p = s->att + (l * s->H + h) * nn;
-    for (size_t i = 0; i < nn; i++) m[i] = p[i];
-    return m;
-}
-
 cJSON *analysis_json_number(double v, unsigned flags) {
     char buf[ATS_JSON_NUMBER_MAX];
     ats_json_number_format(v, flags, buf);

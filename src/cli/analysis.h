@@ -50,9 +50,6 @@ ats_status analysis_load(const analysis_args *a, ats_attention *src, size_t *cou
 ats_status analysis_load_with(const analysis_args *a, ats_session *s, ats_attention *src,
                               size_t *count, ats_error *err);
 
-/* The [n][n] head (l, h) of a source as doubles (malloc'd). */
-double *attn_head(const ats_attention *s, size_t l, size_t h);
-
 /* out_dir/name.ext (malloc'd); creates out_dir if needed. */
 char *analysis_path(const analysis_args *a, const char *name, const char *ext, ats_error *err);
 

@@ -51,7 +51,8 @@ ats_status analysis_attend_write(const analysis_args *a, const ats_attention *sr
             ho.col_labels = (const char *const *)s->labels;
             ho.row_title = "query";
             ho.col_title = "key";
-            double *m = attn_head(s, (size_t)a->layer, (size_t)a->head);
+            double *m = malloc((s->n ? s->n * s->n : 1) * sizeof *m);
+            if (m) ats_attention_head_values(s, (size_t)a->layer, (size_t)a->head, m);
             st = m ? ats_render_heatmap(path, s->n, s->n, m, &ho, err)
                    : ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
             free(m);
