@@ -98,10 +98,13 @@ typedef enum ats_seed_distance {
 /* The token metric of head (l, h): the Jensen–Shannon distance (base 2) between the tokens'
  * attention rows, or the seed notebook's (seed_compat an ats_seed_distance; 1 is its later
  * cell, √ of scipy's JS distance of softmaxed rows); max_error as ats_measure_opts.max_error
- * (0: exact). full: double [n][n] or NULL when not wanted; lower: double [n(n-1)/2], the
- * symmetric metric's lower triangle as ats_rips_compute takes it. */
+ * (0: exact); n_threads as ats_measure_opts.n_threads (0: all cores; 1 inside a caller's own
+ * parallel loop). full: double [n][n] or NULL when not wanted; lower: double [n(n-1)/2], the
+ * symmetric metric's lower triangle as ats_rips_compute takes it. The result does not depend on
+ * n_threads. */
 ats_status ats_head_metric(const ats_attention *a, size_t l, size_t h, int seed_compat,
-                           double max_error, double *full, double *lower, ats_error *err);
+                           double max_error, int n_threads, double *full, double *lower,
+                           ats_error *err);
 
 /* ---- the token topology of one head */
 

@@ -67,6 +67,8 @@ typedef struct ats_heatmap_options {
     const char *col_title;
     const char *value_title; /* colour bar title, e.g. "attention" */
     double vmin, vmax;       /* colour range; vmin == vmax (default 0, 0) = data range */
+    int index_labels; /* 1: rows and columns without labels are labelled 0, 1, 2, ... (a layer
+                         by head grid: row_title "layer", col_title "head") */
 } ats_heatmap_options;
 
 void ats_heatmap_options_init(ats_heatmap_options *opt);

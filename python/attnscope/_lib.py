@@ -135,6 +135,7 @@ class HeatmapOptions(ctypes.Structure):
         ("value_title", ctypes.c_char_p),
         ("vmin", ctypes.c_double),
         ("vmax", ctypes.c_double),
+        ("index_labels", ctypes.c_int),
     ]
 
 

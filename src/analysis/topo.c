@@ -45,7 +45,7 @@ static ats_status head_matrix(const ats_attention *a, const ats_topo_options *o,
                                o->distance == ATS_HEAD_SEED       ? ATS_SEED_SQRT_JSD
                                : o->distance == ATS_HEAD_SEED_JSD ? ATS_SEED_JSD
                                                                   : ATS_SEED_OFF,
-                               0.0, full, lower, err);
+                               0.0, o->n_threads, full, lower, err);
     ats_attn v = ats_attention_head(a, l, h);
     ats_measure_opts mo;
     ats_measure_opts_init(&mo);

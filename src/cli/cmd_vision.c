@@ -141,7 +141,7 @@ static ats_status analyse(ats_model *m, const ats_image *img, const vision_size 
                            .n = n,
                            .att = res.attention,
                            .name = (char *)name};
-        st = ats_head_metric(&a, l, h, 0, 0.0, NULL, all, err);
+        st = ats_head_metric(&a, l, h, 0, 0.0, 0, NULL, all, err);
     }
     if (!st) {
         /* the patches only: drop [CLS], token 0 */

@@ -117,8 +117,34 @@ static ats_status check_values(const char *path, size_t count, const double *v, 
     return ATS_OK;
 }
 
+/* The same heatmap with rows and columns labelled by their indices where no labels were
+ * given: one block holds the pointers and the digits. */
+static ats_status render_index_labelled(const char *path, size_t rows, size_t cols,
+                                        const double *values, const ats_heatmap_options *opt,
+                                        ats_error *err) {
+    enum { DIGITS = 8 }; /* "16383" and its NUL */
+    size_t count = rows + cols;
+    char **names = malloc(count * (sizeof *names + DIGITS));
+    if (!names) return ats_error_set(err, ATS_ERR_NOMEM, "%s: out of memory", path);
+    char *digits = (char *)(names + count);
+    for (size_t i = 0; i < count; i++) {
+        names[i] = digits + i * DIGITS;
+        snprintf(names[i], DIGITS, "%zu", i < rows ? i : i - rows);
+    }
+    ats_heatmap_options own = *opt;
+    own.index_labels = 0;
+    if (!own.row_labels) own.row_labels = (const char *const *)names;
+    if (!own.col_labels) own.col_labels = (const char *const *)(names + rows);
+    ats_status st = ats_render_heatmap(path, rows, cols, values, &own, err);
+    free(names);
+    return st;
+}
+
 ats_status ats_render_heatmap(const char *path, size_t rows, size_t cols, const double *values,
                               const ats_heatmap_options *opt, ats_error *err) {
+    if (opt && opt->index_labels && rows <= 16384 && cols <= 16384 &&
+        (!opt->row_labels || !opt->col_labels))
+        return render_index_labelled(path, rows, cols, values, opt, err);
     if (rows == 0 || cols == 0 || rows > 16384 || cols > 16384)
         return ats_error_set(err, ATS_ERR_RANGE, "%s: a %zux%zu heatmap is out of range", path,
                              rows, cols);
