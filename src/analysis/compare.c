@@ -12,6 +12,8 @@
 ats_status ats_head_metric(const ats_attention *a, size_t l, size_t h, int seed_compat,
                            double max_error, int n_threads, double *full, double *lower,
                            ats_error *err) {
+    if (seed_compat < ATS_SEED_OFF || seed_compat > ATS_SEED_JSD)
+        return ats_error_set(err, ATS_ERR_INVALID, "unknown seed distance %d", seed_compat);
     size_t n = a->n;
     double *own = full ? NULL : malloc((n ? n * n : 1) * sizeof *own);
     if (!full && !own) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
@@ -20,10 +22,13 @@ ats_status ats_head_metric(const ats_attention *a, size_t l, size_t h, int seed_
     ats_measure_opts mo;
     ats_measure_opts_init(&mo);
     mo.normalize = !seed_compat; /* rows sum to 1 up to float rounding; scipy normalises too */
-    mo.seed_compat = seed_compat;
+    mo.seed_compat = seed_compat != ATS_SEED_OFF;
     mo.max_error = max_error;
     mo.n_threads = n_threads;
-    ats_status st = ats_divergence_compute(&v, ATS_DIV_JSD, &mo, m, err);
+    /* with seed_compat, ATS_DIV_JS is scipy's JS distance (the notebook's first distance cell)
+     * and ATS_DIV_JSD its square root (the later one) */
+    ats_status st = ats_divergence_compute(
+        &v, seed_compat == ATS_SEED_JSD ? ATS_DIV_JS : ATS_DIV_JSD, &mo, m, err);
     /* JS(i,j) and JS(j,i) are evaluated separately; their mean is the symmetric metric */
     if (!st) st = ats_metric_from_full(n, m, 1, a->name, lower, err);
     free(own);

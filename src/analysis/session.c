@@ -81,6 +81,12 @@ void ats_attention_free(ats_attention *a) {
     memset(a, 0, sizeof *a);
 }
 
+void ats_attention_head_values(const ats_attention *a, size_t l, size_t h, double *out) {
+    size_t nn = a->n * a->n;
+    const float *p = a->att + (l * a->H + h) * nn;
+    for (size_t i = 0; i < nn; i++) out[i] = p[i];
+}
+
 ats_attn ats_attention_head(const ats_attention *a, size_t l, size_t h) {
     ats_attn v;
     memset(&v, 0, sizeof v);
@@ -214,7 +220,17 @@ static ats_status read_label_file(const char *path, size_t n, char ***out, ats_e
         char *e = strchr(p, '\n');
         size_t w = e ? (size_t)(e - p) : strlen(p);
         if (w && p[w - 1] == '\r') w--;
-        l[k++] = strndup(p, w);
+        /* lines written from a tokenizer's vocabulary ("Ġthe", "▁the") read as the text */
+        char *line = strndup(p, w);
+        l[k] = line ? ats_token_label(line) : NULL;
+        free(line);
+        if (!l[k]) {
+            for (size_t i = 0; i < k; i++) free(l[i]);
+            free(l);
+            free(buf);
+            return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+        }
+        k++;
         if (!e) break;
         p = e + 1;
     }

@@ -23,6 +23,33 @@ const char ANALYSIS_COMMON_USAGE[] =
     "  --threads N            threads for the model (default: all cores)\n"
     "  --truncate             cut texts longer than the model's maximum instead of failing\n";
 
+const char ANALYSIS_SEED_USAGE[] =
+    "seed notebook:\n"
+    "  --seed-compat          the seed notebook's token distance: sqrt of scipy's JS distance\n"
+    "                         (base e) of softmaxed attention rows (its later distance cell)\n"
+    "  --seed-distance D      which of the notebook's two distance cells --seed-compat uses\n"
+    "                         (implies it): sqrt-jsd (default; the later cell) or jsd (the\n"
+    "                         first: scipy's JS distance itself)\n";
+
+int analysis_parse_seed(const char *cmd, int argc, char **argv, int *i, int *seed) {
+    if (!strcmp(argv[*i], "--seed-compat")) {
+        if (*seed == ATS_SEED_OFF) *seed = ATS_SEED_SQRT_JSD;
+        return 1;
+    }
+    if (strcmp(argv[*i], "--seed-distance")) return 0;
+    const char *v = *i + 1 < argc ? argv[*i + 1] : "";
+    if (!strcmp(v, "sqrt-jsd"))
+        *seed = ATS_SEED_SQRT_JSD;
+    else if (!strcmp(v, "jsd"))
+        *seed = ATS_SEED_JSD;
+    else {
+        ats_cli_usage_error(cmd, "--seed-distance is sqrt-jsd or jsd");
+        return -1;
+    }
+    (*i)++;
+    return 1;
+}
+
 void analysis_args_init(analysis_args *a, const char *cmd) {
     memset(a, 0, sizeof *a);
     a->cmd = cmd;
@@ -102,15 +129,6 @@ int analysis_check(const analysis_args *a, int need_head) {
     if (need_head && (a->layer < 0 || a->head < 0))
         return ats_cli_usage_error(a->cmd, "choose a head with --layer L --head H");
     return 0;
-}
-
-double *attn_head(const ats_attention *s, size_t l, size_t h) {
-    size_t nn = s->n * s->n;
-    double *m = malloc((nn ? nn : 1) * sizeof *m);
-    if (!m) return NULL;
-    const float *p = s->att + (l * s->H + h) * nn;
-    for (size_t i = 0; i < nn; i++) m[i] = p[i];
-    return m;
 }
 
 cJSON *analysis_json_number(double v, unsigned flags) {
@@ -318,12 +336,13 @@ cJSON *analysis_matrix_json(const double *m, size_t rows, size_t cols) {
 
 void analysis_title(char *buf, size_t n, const analysis_args *a, const ats_attention *s,
                     const char *what, long l, long h) {
+    /* an input read from a file is named by its path; a figure's title shows the file's name */
+    const char *name = strrchr(s->name, '/') ? strrchr(s->name, '/') + 1 : s->name;
     if (l >= 0)
         snprintf(buf, n, "%s%s%s — %s, layer %ld head %ld", a->title ? a->title : "",
-                 a->title ? ": " : "", what, s->name, l, h);
+                 a->title ? ": " : "", what, name, l, h);
     else
-        snprintf(buf, n, "%s%s%s — %s", a->title ? a->title : "", a->title ? ": " : "", what,
-                 s->name);
+        snprintf(buf, n, "%s%s%s — %s", a->title ? a->title : "", a->title ? ": " : "", what, name);
 }
 
 /* Checks the shared options and loads the inputs; returns the exit code of a failure, or 0. */

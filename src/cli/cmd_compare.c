@@ -105,6 +105,9 @@ static int run_compare(int argc, char **argv) {
         int r = analysis_parse_common(&a, argc, argv, &i);
         if (r < 0) return ATS_EXIT_INPUT;
         if (r) continue;
+        if ((r = analysis_parse_seed("compare", argc, argv, &i, &seed_compat)) < 0)
+            return ATS_EXIT_INPUT;
+        if (r) continue;
         const char *s = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(s, "--dim") && v) {
             if (!ats_cli_parse_long(v, 0, 2, &max_dim))
@@ -123,11 +126,10 @@ static int run_compare(int argc, char **argv) {
             i++;
         } else if (!strcmp(s, "--all-heads")) {
             all_heads = 1;
-        } else if (!strcmp(s, "--seed-compat")) {
-            seed_compat = 1;
         } else if (!strcmp(s, "--help")) {
             printf("usage: attnscope compare (two inputs) (--layer L --head H | --all-heads)\n"
-                   "       [--json OUT] [--out DIR] [--dim K] [--q Q] [--seed-compat]\n\n"
+                   "       [--json OUT] [--out DIR] [--dim K] [--q Q] [--seed-compat]\n"
+                   "       [--seed-distance sqrt-jsd|jsd]\n\n"
                    "Bottleneck and q-Wasserstein (internal L-inf, default q = 1) distances "
                    "between the\npersistence diagrams H0..HK (default K = 1) of the two texts' "
                    "Jensen–Shannon token\nmetrics. --json OUT writes {\"bottleneck\":{\"0\":x,"
@@ -135,8 +137,8 @@ static int run_compare(int argc, char **argv) {
                    "--out DIR also writes bottleneck.npy / wasserstein.npy\n([K+1][L][H]) and, "
                    "for all heads, an L x H heatmap per measure and dimension.\n--repeat N times "
                    "N runs of the whole pipeline (tokens, model, metric, persistence,\n"
-                   "distances) with the model loaded once, and prints the median.\n\n%s",
-                   ANALYSIS_COMMON_USAGE);
+                   "distances) with the model loaded once, and prints the median.\n\n%s%s",
+                   ANALYSIS_SEED_USAGE, ANALYSIS_COMMON_USAGE);
             return ATS_EXIT_OK;
         } else {
             return ats_cli_usage_error("compare", "unknown option '%s' (see --help)", s);

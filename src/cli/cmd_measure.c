@@ -53,9 +53,11 @@ static const char USAGE[] =
     "  --normalize      divide every row by its sum instead of rejecting rows that do not\n"
     "                   sum to 1\n"
     "  --sum-tol T      allowed |row sum - 1| without --normalize (default 1e-4)\n"
-    "  --seed-compat    reproduce the seed notebook exactly: softmax over the rows first,\n"
-    "                   natural log, KL with eps 1e-9, js = scipy's JS distance, jsd = its\n"
-    "                   square root (head-distance: sum of that square root)\n"
+    "  --seed-compat    reproduce the seed notebook exactly: softmax over the rows first;\n"
+    "                   entropy in nats; kl = sum p (log2(p + 1e-9) - log2(q + 1e-9)) in\n"
+    "                   bits, as the notebook; js = scipy's JS distance (nats: the\n"
+    "                   notebook's first distance cell), jsd = its square root (its later\n"
+    "                   cell); head-distance: sum of that square root\n"
     "  --threads N      threads (default: OpenMP's default, e.g. OMP_NUM_THREADS)\n"
     "\n"
     "Exit status: 0 success, 2 bad input or usage (nothing is written), 1 other failures.\n";
@@ -220,8 +222,14 @@ static int run_matrix(margs *a) {
     int rc = measure_check_allowed(a, " --base --eps --normalize --sum-tol --seed-compat ");
     if (rc) return rc;
     if (a->n_inputs != 1) return usage_error("'%s' takes exactly one --input file", a->what);
-    if (a->opts.seed_compat && (a->base_given || a->eps_given))
-        return usage_error("--seed-compat fixes the base (e) and eps; drop --base/--eps");
+    if (a->opts.seed_compat && a->eps_given)
+        return usage_error("--seed-compat fixes eps (the notebook's 1e-9); drop --eps");
+    /* the notebook's KL takes log2, its entropy and JS scipy's natural log: the base that
+     * matches is accepted, the other refused */
+    int seed_bits = !strcmp(a->what, "kl");
+    if (a->opts.seed_compat && a->base_given && (a->opts.base == ATS_BASE_2) != seed_bits)
+        return usage_error("--seed-compat %s is in %s, as the notebook's; drop --base", a->what,
+                           seed_bits ? "bits (--base 2)" : "nats (--base e)");
     ats_npy arr;
     ats_attn att;
     if ((rc = measure_load_attention(a->inputs[0], &arr, &att))) return rc;

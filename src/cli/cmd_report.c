@@ -193,9 +193,9 @@ static ats_status report_run(const char *model, const char *const texts[2], int 
     a.out_dir = dirs[2];
     if (!st) st = analysis_attend_write(&a, src, 2, err);
     a.out_dir = dirs[3];
-    if (!st) st = analysis_divergence_write(&a, src, 2, 1e-9, 0, err);
+    if (!st) st = analysis_divergence_write(&a, src, 2, 1e-9, 0, 0, err);
     a.out_dir = dirs[4];
-    if (!st) st = analysis_graph_write(&a, src, 2, 0.05, 0, err);
+    if (!st) st = analysis_graph_write(&a, src, 2, 0.05, 0, 0, err);
     /* then every head's maps */
     a.out_dir = dirs[2];
     a.layer = a.head = -1;

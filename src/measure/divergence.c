@@ -201,15 +201,30 @@ typedef struct kl_ctx {
 static int kl_prep_row(const kl_ctx *c, size_t hd, size_t i, kl_buf *b) {
     size_t n = c->n, stride = c->stride, words = c->words;
     double *p = b->P + i * stride, *lg = b->Lg + i * stride;
-    size_t sup = atsm_row_prepare(c->att, hd, i, c->o, c->eps, 0, p, stride, c->K);
+    int seed = c->o->seed_compat;
+    /* the seed notebook smooths inside the logarithms only, Σ p·(log(p + ε) − log(q + ε)): its
+     * rows stay unsmoothed and every log is of a positive number, so no KL is infinite */
+    size_t sup = atsm_row_prepare(c->att, hd, i, c->o, seed ? 0.0 : c->eps, 0, p, stride, c->K);
     b->lim[i] = ats_kblock_round(sup);
-    for (size_t k = 0; k < stride; k++) lg[k] = p[k] > DBL_MIN ? p[k] : DBL_MIN;
+    for (size_t k = 0; k < stride; k++)
+        lg[k] = seed ? p[k] + c->eps : p[k] > DBL_MIN ? p[k] : DBL_MIN;
     c->K->log_block(lg, lg, stride);
     uint64_t *nz = b->nzbits + i * words, *z = b->zbits + i * words;
     memset(nz, 0, words * sizeof(uint64_t));
     memset(z, 0, words * sizeof(uint64_t));
     int any_zero = 0;
     double s = 0, cc = 0;
+    if (seed) {
+        for (size_t k = 0; k < n; k++) {
+            if (p[k] + c->eps < DBL_MIN) lg[k] = log(p[k] + c->eps); /* subnormal */
+            double t = p[k] * lg[k], u = s + t;
+            cc += fabs(s) >= fabs(t) ? (s - u) + t : (t - u) + s;
+            s = u;
+        }
+        for (size_t k = n; k < stride; k++) lg[k] = 0.0;
+        b->A[i] = s + cc;
+        return 0;
+    }
     for (size_t k = 0; k < n; k++) {
         if (p[k] == 0.0) {
             lg[k] = 0.0; /* 0·log 0 = 0; p_ik > 0 = p_jk is caught by the bits */
@@ -265,7 +280,8 @@ static ats_status kl_matrices(const ats_attn *att, const ats_measure_opts *o, do
     kl_ctx c = {att, o,      atsm_kernels_in_use(),    0,
                 1,   att->n, ats_kblock_round(att->n), (att->n + 63) / 64};
     c.eps = o->eps > 0 ? o->eps : (o->seed_compat ? 1e-9 : 0.0);
-    c.unit = (o->base == ATS_BASE_2 && !o->seed_compat) ? ATSM_LN2 : 1.0; /* / log(base) */
+    /* / log(base); the seed notebook's KL takes log2 */
+    c.unit = (o->base == ATS_BASE_2 || o->seed_compat) ? ATSM_LN2 : 1.0;
     size_t n = c.n, heads = att->L * att->H;
     int nt = atsm_threads(o->n_threads);
     int split = split_heads(heads, (double)n * (double)n * (double)n, &nt);
