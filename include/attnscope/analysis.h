@@ -258,9 +258,6 @@ typedef enum ats_heads_count {
  * The result then equals the single-process one bit for bit. */
 typedef void (*ats_heads_exchange_fn)(void *ctx, size_t chunk, int owner, double *part,
                                       size_t count);
-/* Progress after every batch of lines and once at the end (final = 1). */
-typedef void (*ats_heads_progress_fn)(void *ctx, const ats_corpus *c, unsigned long long tokens,
-                                      int final);
 
 typedef struct ats_heads_options {
     int clark;          /* 1: Σ JS of rows smoothed as 0.001/n + 0.999·a (Clark et al. 2019);
@@ -277,7 +274,10 @@ typedef struct ats_heads_options {
     int rank, n_procs;  /* this process and the number of processes (default 0 of 1) */
     ats_heads_exchange_fn exchange;
     void *exchange_ctx;
-    ats_heads_progress_fn progress;
+    /* progress (core.h): the corpus pass reports phase "corpus" in "lines" read (of max_lines
+       when given) or, without max_lines, in "bytes" of a corpus of known size; the ablation
+       phase "ablation" in "passes" of the model over its lines */
+    ats_progress_fn progress;
     void *progress_ctx;
 } ats_heads_options;
 

@@ -7,6 +7,7 @@
 #include "attnscope/analysis.h"
 #include "attnscope/core.h"
 #include "attnscope/diagram.h"
+#include "progress.h"
 
 #include <stdio.h>
 
@@ -45,7 +46,7 @@ typedef struct hargs {
     const char *models[2];
     int n_models;
     const char *corpus, *output, *out_dir;
-    int clark, stats, ablation, skip_long, quiet, scale_given;
+    int clark, stats, ablation, skip_long, quiet, progress, scale_given;
     long max_tokens, max_lines, ablation_lines, chunk_lines, threads;
     double scale;
 } hargs;
@@ -57,11 +58,6 @@ typedef struct hmodel {
     char name[128]; /* short name for labels */
 } hmodel;
 
-typedef struct progress {
-    int quiet, tty, ranks;
-    double start, last;
-} progress;
-
 typedef struct hrun {
     const hargs *a;
     heads_mpi *mpi;
@@ -69,7 +65,7 @@ typedef struct hrun {
     int n_models;
     size_t N;    /* heads in D */
     int threads; /* this process's share of the cores */
-    progress pg;
+    cli_progress pg;
     ats_heads_result res;
 } hrun;
 
