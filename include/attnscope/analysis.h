@@ -160,6 +160,10 @@ typedef struct ats_compare_options {
                          default 1e-9: float32 attention carries errors near 1e-7 already) */
     int n_threads;    /* threads (model, distances, persistence); 0: all cores */
     int truncate;     /* as ats_run_options.truncate */
+    /* progress (core.h): phase "persistence" in "heads" (both inputs' heads), then "diagram
+       distances" in "heads" */
+    ats_progress_fn progress;
+    void *progress_ctx;
 } ats_compare_options;
 
 typedef struct ats_compare_result {
@@ -183,6 +187,47 @@ ats_status ats_compare(ats_session *s, const char *const texts[2], const ats_com
 ats_status ats_compare_attention(ats_attention *a, ats_attention *b, const ats_compare_options *o,
                                  ats_compare_result *res, ats_error *err);
 void ats_compare_result_free(ats_compare_result *res);
+
+/* ---- the report: two texts analysed in one offline HTML page */
+
+typedef struct ats_report_options {
+    long layer, head;       /* the head shown in detail; -1, -1 (default): the head whose H1
+                               diagrams differ most between the texts (bottleneck distance) */
+    const char *title;      /* the page's title, and a prefix of every figure's (default NULL:
+                               "attnscope report", no prefix) */
+    const char *model_name; /* the model as the page names it (default: its directory) */
+    int format;             /* ats_figure_format (render.h) of the figures: ATS_FIGURE_SVG
+                               (default) or ATS_FIGURE_PNG; PDF cannot be embedded in a page */
+    size_t svg_max_bytes;   /* an SVG figure larger than this (a skeleton of hundreds of
+                               tokens) is drawn as PNG instead, and the page says so (default
+                               512 KiB; 0: no limit) */
+    int truncate;           /* as ats_run_options.truncate: texts longer than the model's
+                               maximum are cut, and the page says how many tokens each lost */
+    int n_threads;          /* 0: all cores */
+    /* progress (core.h): "forward pass", then compare's phases (ats_compare_options),
+       "topology" in "texts" and "figures" in "figures" */
+    ats_progress_fn progress;
+    void *progress_ctx;
+} ats_report_options;
+
+typedef struct ats_report_result {
+    long layer, head;    /* the head shown */
+    size_t tokens[2];    /* tokens of each text analysed (after truncation) */
+    size_t cut[2];       /* tokens cut off each text */
+    size_t figures;      /* figures on the page */
+    size_t png_fallback; /* SVG figures over svg_max_bytes drawn as PNG */
+    size_t bytes;        /* size of the page */
+} ats_report_result;
+
+void ats_report_options_init(ats_report_options *o);
+/* Runs both texts through the session's model in one pass, compares them head by head
+ * (ats_compare_attention), takes the chosen head's topology (ats_topo) and writes one
+ * self-contained HTML page at html_path (atomically; figures embedded as data URIs, no network
+ * reference): the comparison of every head, each text's persistence diagram, barcode, Rips
+ * skeleton, H1 cycles by token and clusters, its attention, attention graph, JS divergence and
+ * entropy at the head, and every head's attention. res may be NULL. */
+ats_status ats_report_run(ats_session *s, const char *const texts[2], const char *html_path,
+                          const ats_report_options *o, ats_report_result *res, ats_error *err);
 
 /* ---- a corpus, streamed one line at a time */
 

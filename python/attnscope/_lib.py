@@ -447,6 +447,7 @@ class CompareOptions(ctypes.Structure):
         ("all_heads", ctypes.c_int), ("layer", ctypes.c_long), ("head", ctypes.c_long),
         ("seed_compat", ctypes.c_int), ("max_dim", ctypes.c_int), ("q", ctypes.c_double),
         ("max_error", ctypes.c_double), ("n_threads", ctypes.c_int), ("truncate", ctypes.c_int),
+        ("progress", ctypes.c_void_p), ("progress_ctx", ctypes.c_void_p),
     ]
 
 
