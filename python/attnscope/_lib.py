@@ -506,6 +506,23 @@ class HeadsResult(ctypes.Structure):
     ]
 
 
+class ReportOptions(ctypes.Structure):
+    _fields_ = [
+        ("layer", ctypes.c_long), ("head", ctypes.c_long), ("title", ctypes.c_char_p),
+        ("model_name", ctypes.c_char_p), ("format", ctypes.c_int),
+        ("svg_max_bytes", ctypes.c_size_t), ("truncate", ctypes.c_int), ("n_threads", ctypes.c_int),
+        ("progress", ctypes.c_void_p), ("progress_ctx", ctypes.c_void_p),
+    ]
+
+
+class ReportResult(ctypes.Structure):
+    _fields_ = [
+        ("layer", ctypes.c_long), ("head", ctypes.c_long), ("tokens", ctypes.c_size_t * 2),
+        ("cut", ctypes.c_size_t * 2), ("figures", ctypes.c_size_t),
+        ("png_fallback", ctypes.c_size_t), ("bytes", ctypes.c_size_t),
+    ]
+
+
 class SyntaxOptions(ctypes.Structure):
     _fields_ = [("max_sentences", ctypes.c_size_t), ("n_threads", ctypes.c_int)]
 
@@ -532,6 +549,9 @@ ats_compare_options_init = _fn("ats_compare_options_init", None, P(CompareOption
 ats_compare = _fn("ats_compare", ctypes.c_int, ctypes.c_void_p, P(ctypes.c_char_p),
                   P(CompareOptions), P(CompareResult), P(Error))
 ats_compare_result_free = _fn("ats_compare_result_free", None, P(CompareResult))
+ats_report_options_init = _fn("ats_report_options_init", None, P(ReportOptions))
+ats_report_run = _fn("ats_report_run", ctypes.c_int, ctypes.c_void_p, P(ctypes.c_char_p),
+                     ctypes.c_char_p, P(ReportOptions), P(ReportResult), P(Error))
 ats_run_options_init = _fn("ats_run_options_init", None, P(RunOptions))
 ats_session_run = _fn("ats_session_run", ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t,
                       P(ctypes.c_char_p), P(RunOptions), P(Attention), P(Error))
@@ -579,6 +599,7 @@ _MIRRORS = {
     Attn: "ats_attn", MeasureOpts: "ats_measure_opts", Vectors: "ats_vectors",
     TokenRoles: "ats_token_roles", RunOptions: "ats_run_options", Attention: "ats_attention",
     CompareOptions: "ats_compare_options", CompareResult: "ats_compare_result",
+    ReportOptions: "ats_report_options", ReportResult: "ats_report_result",
     TopoOptions: "ats_topo_options", TopoResult: "ats_topo_result",
     CorpusSource: "ats_corpus_source", HeadsOptions: "ats_heads_options",
     HeadsResult: "ats_heads_result", SyntaxOptions: "ats_syntax_options",

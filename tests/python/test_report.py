@@ -1,8 +1,10 @@
 """attnscope report: one self-contained page (no network references) with every figure."""
 import os
+import random
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -64,3 +66,34 @@ def test_report_reads_the_weights_once(tmp_path, model):
     own = [l for l in opens if str(out) in l and re.search(r'\.(json|npy)"', l)
            and "O_RDONLY" in l]
     assert not own, own
+
+
+def test_report_on_long_texts_stays_small_and_says_what_was_cut(tmp_path):
+    """Issue 17: two ~500-token texts (the first over MiniLM's 512 positions, cut with
+    --truncate) give a page of at most 10 MB, with the progress shown and the cut said."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    from minilm_dir import minilm_dir
+    d = minilm_dir()
+    if not d:
+        pytest.skip("MiniLM missing (tools/deps.sh installs it)")
+    rng = random.Random(1)
+    words = ("the cat sat on a mat while dogs ran across green fields under the old wooden "
+             "bridge near river banks and children laughed loudly").split()
+    a = " ".join(rng.choice(words) for _ in range(600))
+    b = " ".join(rng.choice(words) for _ in range(490))
+    out = tmp_path / "rep"
+    p = subprocess.run([ATTNSCOPE, "report", "--model", d, "--text", a, "--text", b, "--out",
+                        str(out), "--truncate", "--progress"], capture_output=True, text=True,
+                       timeout=1200)
+    assert p.returncode == 0, p.stderr
+    page = out / "index.html"
+    assert page.stat().st_size <= 10_000_000, page.stat().st_size
+    html = page.read_text()
+    assert "Text A was cut to its first 512 tokens" in html and "Text B was cut" not in html
+    assert "report: text A cut to 512 tokens (90 left out)" in p.stderr
+    for phase in ("forward pass: 2/2 texts", "persistence: 144/144 heads", "topology: 2/2 texts",
+                  "figures: 20/20 figures"):
+        assert f"report {phase} (100%)" in p.stderr, p.stderr
+    # the dense figures are PNG, and the page says so
+    assert html.count("is embedded as PNG") == len(re.findall(r'src="data:image/png', html)) >= 4
+    assert len(re.findall(r'src="data:image/(png|svg\+xml);base64,', html)) == 20
