@@ -1,0 +1,46 @@
+"""Issue 17: `attnscope COMMAND --help`, `-h` and `attnscope help COMMAND` exit 0 and print that
+command's usage, for every command the general usage lists."""
+import os
+import re
+import subprocess
+
+import pytest
+
+from rips_reference import ATTNSCOPE, ROOT
+
+
+def run(*args):
+    return subprocess.run([ATTNSCOPE, *args], capture_output=True, text=True, timeout=60)
+
+
+def commands():
+    p = run("--help")
+    assert p.returncode == 0
+    block = p.stdout.split("commands:\n", 1)[1].split("\n\n", 1)[0]
+    return [l.split()[0] for l in block.splitlines() if l.strip()]
+
+
+def test_every_command_is_listed():
+    assert {"topo", "report", "heads", "rips", "measure", "serve"} <= set(commands())
+
+
+@pytest.mark.parametrize("cmd", commands())
+def test_help_of_each_command(cmd):
+    outs = []
+    for args in ((cmd, "--help"), (cmd, "-h"), ("help", cmd)):
+        p = run(*args)
+        assert p.returncode == 0, (args, p.stderr)
+        assert re.search(rf"usage: attnscope {cmd}\b", p.stdout), (args, p.stdout[:200])
+        outs.append(p.stdout)
+    assert outs[0] == outs[1] == outs[2]
+
+
+def test_help_of_an_unknown_command():
+    p = run("help", "nope")
+    assert p.returncode == 2 and "unknown command 'nope'" in p.stderr
+
+
+def test_h_as_an_options_value_stays_a_value():
+    bert = os.path.join(ROOT, "tests", "fixtures", "models", "bert")
+    p = run("tokenize", "--model", bert, "--text", "-h")
+    assert p.returncode == 0 and "[CLS]" in p.stdout and "usage" not in p.stdout
