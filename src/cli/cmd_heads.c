@@ -39,10 +39,13 @@ static const char USAGE[] =
     "                      [N1+N2][N1+N2] over both models' heads\n"
     "  --corpus FILE       the corpus (.jsonl/.ndjson or a first line starting with '{' is JSONL)\n"
     "  --output D.npy      the head matrix\n"
-    "  --out DIR           analyses: D.npy, persistence (persistence.json, barcode.png,\n"
-    "                      diagram.png), dendrogram.csv (single linkage), mds.csv + mds.png,\n"
-    "                      clusters.txt at --scale, summary.json; with --stats, --ablation and a\n"
+    "  --out DIR           analyses: D.npy, persistence (persistence.json, barcode and\n"
+    "                      diagram figures), dendrogram.csv (single linkage), mds.csv and its\n"
+    "                      figure, clusters.txt at --scale, summary.json; with --stats, --ablation "
+    "and a\n"
     "                      second model also their tables and figures\n"
+    "  --format F          figures as png (default), svg or pdf\n"
+    "  --title T           a prefix of every figure's title\n"
     "  --clark             Clark et al.'s smoothed JS instead of sqrt(JS)\n"
     "  --scale S           clusters: heads joined when their mean distance per token is <= S\n"
     "                      (default: the median H0 death)\n"
@@ -90,8 +93,17 @@ static int parse_args(int argc, char **argv, hargs *a) {
             a->quiet = 1;
         else if (!strcmp(s, "--progress"))
             a->progress = 1;
-        else if (!strcmp(s, "--model") || !strcmp(s, "--corpus") || !strcmp(s, "--output") ||
-                 !strcmp(s, "--out")) {
+        else if (!strcmp(s, "--format") || !strcmp(s, "--title")) {
+            if (!v) return ats_cli_usage_error("heads", "%s needs a value", s);
+            if (!strcmp(s, "--title"))
+                a->title = v;
+            else if (!strcmp(v, "png") || !strcmp(v, "svg") || !strcmp(v, "pdf"))
+                a->format = v;
+            else
+                return ats_cli_usage_error("heads", "--format is png, svg or pdf");
+            i++;
+        } else if (!strcmp(s, "--model") || !strcmp(s, "--corpus") || !strcmp(s, "--output") ||
+                   !strcmp(s, "--out")) {
             if (!v) return ats_cli_usage_error("heads", "%s needs a value", s);
             if (!strcmp(s, "--model")) {
                 if (a->n_models == 2)
@@ -301,6 +313,7 @@ int ats_cmd_heads(int argc, char **argv) {
     hargs a;
     int prc = parse_args(argc, argv, &a);
     if (prc) return prc < 0 ? ATS_EXIT_OK : prc;
+    heads_figure_style(a.format, a.title);
     heads_mpi mpi;
     heads_mpi_start(&mpi, &argc, &argv);
     ats_error err = {0};

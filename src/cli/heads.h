@@ -46,6 +46,7 @@ typedef struct hargs {
     const char *models[2];
     int n_models;
     const char *corpus, *output, *out_dir;
+    const char *format, *title; /* --format (NULL: png), --title (NULL: none) */
     int clark, stats, ablation, skip_long, quiet, progress, scale_given;
     long max_tokens, max_lines, ablation_lines, chunk_lines, threads;
     double scale;
@@ -95,6 +96,8 @@ typedef struct analysis_out {
 
 /* The library's options of the run (cmd_heads.c) */
 void heads_options(hrun *r, ats_heads_options *o);
+/* The figures' extension (--format; NULL: png) and a prefix of their titles (--title). */
+void heads_figure_style(const char *ext, const char *title);
 /* dir/name (malloc'd) */
 char *heads_path_join(const char *dir, const char *name);
 /* dir/name written atomically by fn */

@@ -44,3 +44,23 @@ def test_h_as_an_options_value_stays_a_value():
     bert = os.path.join(ROOT, "tests", "fixtures", "models", "bert")
     p = run("tokenize", "--model", bert, "--text", "-h")
     assert p.returncode == 0 and "[CLS]" in p.stdout and "usage" not in p.stdout
+
+
+@pytest.mark.parametrize("fmt", ["svg", "pdf"])
+def test_heads_format_and_title(tmp_path, fmt):
+    """heads takes --format and --title as the other figure commands do."""
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("".join(f"line {i}: the cat sat on the mat\n" for i in range(12)))
+    gpt2 = os.path.join(ROOT, "tests", "fixtures", "models", "gpt2")
+    p = run("heads", "--model", gpt2, "--corpus", str(corpus), "--out", str(tmp_path / "o"),
+            "--format", fmt, "--title", "My corpus", "--stats", "--quiet")
+    assert p.returncode == 0, p.stderr
+    names = sorted(os.listdir(tmp_path / "o"))
+    figures = [n for n in names if n.endswith(("png", "svg", "pdf"))]
+    assert {"barcode." + fmt, "diagram." + fmt, "mds." + fmt, "stats_entropy." + fmt} <= set(names)
+    assert all(n.endswith(fmt) for n in figures), figures
+    if fmt == "svg":  # cairo draws the title as glyphs: its text is not in the file
+        assert (tmp_path / "o" / "mds.svg").read_bytes().startswith(b"<?xml")
+    p = run("heads", "--model", gpt2, "--corpus", str(corpus), "--out", str(tmp_path / "x"),
+            "--format", "gif")
+    assert p.returncode == 2 and "--format is png, svg or pdf" in p.stderr
