@@ -401,6 +401,9 @@ typedef struct ats_syntax_options {
     size_t max_sentences; /* read the first max_sentences sentences (skipped ones included);
                              0 (default): all */
     int n_threads;        /* sentences run at once, each pass single-threaded; 0: all cores */
+    /* progress (core.h): phase "sentences" in "sentences" */
+    ats_progress_fn progress;
+    void *progress_ctx;
 } ats_syntax_options;
 
 typedef struct ats_syntax_result {
@@ -439,6 +442,9 @@ typedef struct ats_importance_options {
     int normalize;     /* 1: each layer's importances divided by their L2 norm (Michel et al.);
                           0 (default): as they are */
     int n_threads;     /* texts run at once, each pass single-threaded; 0: all cores */
+    /* progress (core.h): phase "corpus" as ats_heads_options reports it */
+    ats_progress_fn progress;
+    void *progress_ctx;
 } ats_importance_options;
 
 typedef struct ats_importance_result {

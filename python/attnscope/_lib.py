@@ -524,7 +524,8 @@ class ReportResult(ctypes.Structure):
 
 
 class SyntaxOptions(ctypes.Structure):
-    _fields_ = [("max_sentences", ctypes.c_size_t), ("n_threads", ctypes.c_int)]
+    _fields_ = [("max_sentences", ctypes.c_size_t), ("n_threads", ctypes.c_int),
+                ("progress", ctypes.c_void_p), ("progress_ctx", ctypes.c_void_p)]
 
 
 class SyntaxResult(ctypes.Structure):
@@ -572,7 +573,8 @@ ats_syntax_result_free = _fn("ats_syntax_result_free", None, P(SyntaxResult))
 
 class ImportanceOptions(ctypes.Structure):
     _fields_ = [("max_lines", ctypes.c_size_t), ("max_tokens", ctypes.c_size_t),
-                ("normalize", ctypes.c_int), ("n_threads", ctypes.c_int)]
+                ("normalize", ctypes.c_int), ("n_threads", ctypes.c_int),
+                ("progress", ctypes.c_void_p), ("progress_ctx", ctypes.c_void_p)]
 
 
 class ImportanceResult(ctypes.Structure):

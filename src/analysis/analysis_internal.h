@@ -32,4 +32,10 @@ void progress_add(progress_phase *p, uint64_t k);
 /* The phase ended: done == total (the total becomes what was done when it stopped early). */
 void progress_end(progress_phase *p);
 
+/* A corpus pass's progress: lines of max_lines when given, else bytes of a corpus of known
+ * size, else lines of an unknown total. corpus_progress reports where c is now. */
+void corpus_progress_begin(progress_phase *p, const ats_corpus *c, size_t max_lines,
+                           ats_progress_fn fn, void *ctx);
+void corpus_progress(progress_phase *p, const ats_corpus *c, size_t max_lines);
+
 #endif

@@ -416,11 +416,8 @@ static ats_status corpus_pass(hrun *r, double *D, ats_error *err) {
     ats_line_kind kind;
     int got;
     size_t nb = 0, batch = (size_t)r->line_threads;
-    /* lines of max_lines, else bytes of a corpus of known size */
-    int by_bytes = !o->max_lines && c.size > 0;
     progress_phase pg;
-    progress_begin(&pg, o->progress, o->progress_ctx, "corpus", by_bytes ? "bytes" : "lines",
-                   by_bytes ? (uint64_t)c.size : o->max_lines);
+    corpus_progress_begin(&pg, &c, o->max_lines, o->progress, o->progress_ctx);
     line_job *jobs = calloc(batch, sizeof *jobs);
     if (!jobs) st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
     while (!st) {
@@ -493,16 +490,13 @@ static ats_status corpus_pass(hrun *r, double *D, ats_error *err) {
         if (++nb == batch) {
             st = flush_jobs(r, jobs, &nb, err);
             if (st) break;
-            progress_add(&pg, (by_bytes ? (uint64_t)c.position : c.line_no) - pg.done);
+            corpus_progress(&pg, &c, o->max_lines);
         }
     }
     for (size_t i = 0; jobs && i < nb; i++) job_free(&jobs[i]);
     free(jobs);
     if (!st) {
-        progress_add(&pg, (by_bytes ? (uint64_t)c.position
-                                    : (o->max_lines && c.line_no > o->max_lines ? o->max_lines
-                                                                                : c.line_no)) -
-                              pg.done);
+        corpus_progress(&pg, &c, o->max_lines);
         progress_end(&pg);
     }
     ats_corpus_close(&c);

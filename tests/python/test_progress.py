@@ -69,3 +69,31 @@ def test_ablation_counts_its_passes(tmp_path):
     total = 1 + 2 * N + curve + 1 + curve
     assert {m.group(3) for m in abl} == {str(total)}, p.stderr
     assert abl[-1].group(2) == str(total) and abl[-1].group(4) == "passes"
+
+
+def test_importance_progress_knows_max_lines(tmp_path):
+    p = subprocess.run([ATTNSCOPE, "importance", "--model", GPT2, "--corpus",
+                        str(corpus(tmp_path)), "--json", str(tmp_path / "i.json"), "--max-lines",
+                        "25", "--progress"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    lines = [l for l in p.stderr.splitlines() if l.startswith("importance corpus: ")]
+    assert lines and all("/25 lines" in l for l in lines), p.stderr
+    assert lines[-1].startswith("importance corpus: 25/25 lines (100%)")
+
+
+def test_syntax_progress_counts_sentences(tmp_path):
+    conllu = os.path.join(ROOT, "data", "ud-english-ewt", "en_ewt-ud-dev.conllu")
+    if not os.path.exists(conllu):
+        pytest.skip("UD English EWT missing")
+    p = subprocess.run([ATTNSCOPE, "syntax", "--model", os.path.join(FIXTURES, "bert"),
+                        "--conllu", conllu, "--json", str(tmp_path / "s.json"),
+                        "--max-sentences", "40", "--progress"], capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 0, p.stderr
+    lines = [l for l in p.stderr.splitlines() if l.startswith("syntax sentences: ")]
+    assert lines and lines[-1].startswith("syntax sentences: 40/40 sentences (100%)"), p.stderr
+    # without --progress and without a terminal: nothing
+    q = subprocess.run([ATTNSCOPE, "syntax", "--model", os.path.join(FIXTURES, "bert"),
+                        "--conllu", conllu, "--json", str(tmp_path / "s.json"),
+                        "--max-sentences", "5"], capture_output=True, text=True, timeout=300)
+    assert q.returncode == 0 and "ETA" not in q.stderr
