@@ -29,7 +29,7 @@
 static const char USAGE[] =
     "usage: attnscope context --model M [--model M2 ...] --text A --text B --word W --out DIR\n"
     "       attnscope context --model M --phrase P --corpus FILE --layer L --out DIR\n"
-    "                         [--max-contexts N] [--format png|svg|pdf]\n"
+    "                         [--max-contexts N] [--format png|svg|pdf] [--title T]\n"
     "\n"
     "Word mode: the cosine similarity of W's context vector (hidden state; the mean over its\n"
     "sub-word tokens) in text A and in text B at every layer, one line per model\n"
@@ -150,7 +150,7 @@ static ats_status write_doc(const char *dir, cJSON *doc, ats_error *err) {
 }
 
 static int word_mode(const char **models, size_t n_models, const char **texts, const char *word,
-                     const char *out, const char *fmt, int truncate) {
+                     const char *out, const char *fmt, const char *prefix, int truncate) {
     ats_error err;
     ats_error_clear(&err);
     size_t s0, e0, s1, e1;
@@ -211,11 +211,11 @@ static int word_mode(const char **models, size_t n_models, const char **texts, c
     if (!st) st = write_doc(out, doc, &err);
     if (!st) {
         char *path = path_in(out, "similarity", fmt);
-        char title[256];
-        snprintf(title, sizeof title, "cosine similarity of \"%s\" across the two texts", word);
+        char what[256], title[512];
+        snprintf(what, sizeof what, "cosine similarity of \"%s\" across the two texts", word);
         ats_lines_options lo;
         ats_lines_options_init(&lo);
-        lo.fig.title = title;
+        lo.fig.title = ats_cli_title(title, sizeof title, prefix, what);
         lo.x_title = "depth (embeddings = 0, last layer = 1)";
         lo.y_title = "cosine similarity";
         st = path ? ats_render_lines(path, n_models, series, &lo, &err)
@@ -232,7 +232,8 @@ static int word_mode(const char **models, size_t n_models, const char **texts, c
 }
 
 static int phrase_mode(const char *model, const char *phrase, const char *corpus, long layer,
-                       long max_contexts, const char *out, const char *fmt, int truncate) {
+                       long max_contexts, const char *out, const char *fmt, const char *prefix,
+                       int truncate) {
     ats_error err;
     ats_error_clear(&err);
     char *text;
@@ -328,12 +329,11 @@ static int phrase_mode(const char *model, const char *phrase, const char *corpus
     int dims[2] = {0, 1};
     for (int k = 0; k < 2 && !st; k++) {
         char *fp = path_in(out, k ? "barcode" : "diagram", fmt);
-        char title[256];
-        snprintf(title, sizeof title, "\"%s\" across %zu contexts, layer %ld", phrase, count,
-                 layer);
+        char what[256], title[512];
+        snprintf(what, sizeof what, "\"%s\" across %zu contexts, layer %ld", phrase, count, layer);
         ats_figure_options fo;
         ats_figure_options_init(&fo);
-        fo.title = title;
+        fo.title = ats_cli_title(title, sizeof title, prefix, what);
         st = !fp ? ats_error_set(&err, ATS_ERR_NOMEM, "out of memory")
              : k ? ats_render_barcode(fp, 2, res.dims, dims, &fo, &err)
                  : ats_render_diagram(fp, 2, res.dims, dims, &fo, &err);
@@ -391,7 +391,7 @@ static int phrase_mode(const char *model, const char *phrase, const char *corpus
 
 int ats_cmd_context(int argc, char **argv) {
     const char *models[MAX_MODELS], *texts[2] = {NULL, NULL}, *word = NULL, *phrase = NULL,
-                                    *corpus = NULL, *out = NULL, *fmt = "png";
+                                    *corpus = NULL, *out = NULL, *fmt = "png", *title = NULL;
     size_t n_models = 0, n_texts = 0;
     long layer = -1, max_contexts = 200;
     int truncate = 0;
@@ -421,6 +421,8 @@ int ats_cmd_context(int argc, char **argv) {
             corpus = v;
         else if (!strcmp(s, "--out"))
             out = v;
+        else if (!strcmp(s, "--title"))
+            title = v;
         else if (!strcmp(s, "--format")) {
             if (strcmp(v, "png") && strcmp(v, "svg") && strcmp(v, "pdf"))
                 return ats_cli_usage_error("context", "--format is png, svg or pdf");
@@ -444,13 +446,14 @@ int ats_cmd_context(int argc, char **argv) {
     if (word) {
         if (n_texts != 2 || phrase || corpus)
             return ats_cli_usage_error("context", "--word needs two --text (and no --phrase)");
-        return word_mode(models, n_models, texts, word, out, fmt, truncate);
+        return word_mode(models, n_models, texts, word, out, fmt, title, truncate);
     }
     if (phrase) {
         if (!corpus || layer < 0 || n_models != 1 || n_texts)
             return ats_cli_usage_error("context",
                                        "--phrase needs one --model, --corpus and --layer");
-        return phrase_mode(models[0], phrase, corpus, layer, max_contexts, out, fmt, truncate);
+        return phrase_mode(models[0], phrase, corpus, layer, max_contexts, out, fmt, title,
+                           truncate);
     }
     return ats_cli_usage_error("context", "give --word W (two texts) or --phrase P --corpus F");
 }

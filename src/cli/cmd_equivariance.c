@@ -19,6 +19,7 @@
 
 static const char USAGE[] =
     "usage: attnscope equivariance --model M --text T --out DIR [--seed S] [--format png|svg|pdf]\n"
+    "                              [--title T]\n"
     "\n"
     "Runs the model on the tokens of T and on a random permutation P of them (seed S), with\n"
     "its position embeddings and without them, and reports for every layer\n"
@@ -64,7 +65,7 @@ static ats_status run_pair(ats_model *m, const int32_t *ids, const int32_t *pids
 }
 
 int ats_cmd_equivariance(int argc, char **argv) {
-    const char *model = NULL, *text = NULL, *out = NULL, *fmt = "png";
+    const char *model = NULL, *text = NULL, *out = NULL, *fmt = "png", *title = NULL;
     long seed = 1;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -81,6 +82,8 @@ int ats_cmd_equivariance(int argc, char **argv) {
             out = v;
         else if (!strcmp(s, "--format"))
             fmt = v;
+        else if (!strcmp(s, "--title"))
+            title = v;
         else if (!strcmp(s, "--seed")) {
             if (!ats_cli_parse_long(v, 0, 1L << 30, &seed))
                 return ats_cli_usage_error("equivariance", "--seed needs an integer >= 0");
@@ -170,7 +173,9 @@ int ats_cmd_equivariance(int argc, char **argv) {
                                 {"without position embeddings", L, x, dev_nopos}};
         ats_lines_options lo;
         ats_lines_options_init(&lo);
-        lo.fig.title = "max |Attn(PX) - P Attn(X) P^T| by layer";
+        char tbuf[512];
+        lo.fig.title =
+            ats_cli_title(tbuf, sizeof tbuf, title, "max |Attn(PX) - P Attn(X) P^T| by layer");
         lo.x_title = "layer";
         lo.y_title = "largest deviation";
         lo.fig.width = 720;

@@ -28,6 +28,7 @@ static const char USAGE[] =
     "usage: attnscope vision --model M --image I [--image I2 ...] --layer L --head H --out DIR\n"
     "                        [--scales S1,S2,...] [--perturb noise|blur|occlusion]\n"
     "                        [--strength X] [--format png|svg|pdf] [--image-size H[xW]]\n"
+    "                        [--title T]\n"
     "\n"
     "For every image: the patch tokens' Jensen–Shannon metric (base 2) in head (L, H), its\n"
     "persistence H0/H1 (diagram, barcode) and the Rips skeleton at each scale drawn over the\n"
@@ -176,20 +177,23 @@ static char *path_in(const char *dir, const char *name, const char *ext) {
 
 /* Diagram, barcode and the skeleton over the image as the model saw it (resized to sz, the
  * pixels beyond the last whole patch cut off). */
+/* --title: a prefix of every figure's title (NULL: none) */
+static const char *title_prefix;
+
 static ats_status figures(const char *out, const char *fmt, const char *stem, const char *label,
                           const ats_image *img, const vision_size *sz, int patch,
                           const vision_run *r, const double *scales, size_t ns, ats_error *err) {
     int dims[2] = {0, 1};
-    char name[128], title[256];
+    char name[128], what[256], title[512];
     ats_figure_options fo;
     ats_figure_options_init(&fo);
-    fo.title = title;
     ats_status st = ATS_OK;
     for (int k = 0; k < 3 && !st; k++) {
         static const char *kinds[3] = {"diagram", "barcode", "patches"};
         snprintf(name, sizeof name, "%s_%s", kinds[k], stem);
-        snprintf(title, sizeof title, "%s: %s", label,
+        snprintf(what, sizeof what, "%s: %s", label,
                  k == 2 ? "Rips skeleton of the patches" : kinds[k]);
+        fo.title = ats_cli_title(title, sizeof title, title_prefix, what);
         char *path = path_in(out, name, fmt);
         if (!path) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
         if (k == 0)
@@ -285,6 +289,8 @@ int ats_cmd_vision(int argc, char **argv) {
             if (strcmp(v, "png") && strcmp(v, "svg") && strcmp(v, "pdf"))
                 return ats_cli_usage_error("vision", "--format is png, svg or pdf");
             fmt = v;
+        } else if (!strcmp(s, "--title")) {
+            title_prefix = v;
         } else if (!strcmp(s, "--layer") || !strcmp(s, "--head")) {
             long x;
             if (!ats_cli_parse_long(v, 0, 1 << 16, &x))
@@ -432,7 +438,9 @@ int ats_cmd_vision(int argc, char **argv) {
         frames[1] = (ats_series){"H1", n_images, fx, fy[1]};
         ats_lines_options lo;
         ats_lines_options_init(&lo);
-        lo.fig.title = "Wasserstein distance to the previous frame";
+        char title[512];
+        lo.fig.title = ats_cli_title(title, sizeof title, title_prefix,
+                                     "Wasserstein distance to the previous frame");
         lo.x_title = "frame";
         lo.y_title = "W1 between diagrams";
         char *path = path_in(out, "frames", fmt);

@@ -71,11 +71,8 @@ void heads_figure_style(const char *ext, const char *title) {
     fig_title = title;
 }
 
-/* "T: what" with --title T, else what */
 static const char *titled(char *buf, size_t n, const char *what) {
-    if (!fig_title) return what;
-    snprintf(buf, n, "%s: %s", fig_title, what);
-    return buf;
+    return ats_cli_title(buf, n, fig_title, what);
 }
 
 static void write_clusters(FILE *fp, const void *p) {

@@ -64,3 +64,24 @@ def test_heads_format_and_title(tmp_path, fmt):
     p = run("heads", "--model", gpt2, "--corpus", str(corpus), "--out", str(tmp_path / "x"),
             "--format", "gif")
     assert p.returncode == 2 and "--format is png, svg or pdf" in p.stderr
+
+
+def test_title_on_every_command_that_draws_titled_figures(tmp_path):
+    """--title is accepted wherever a command draws titled figures (its text is drawn as glyphs,
+    so the figures are looked at, not read back, here)."""
+    models = os.path.join(ROOT, "tests", "fixtures", "models")
+    bert, vit = os.path.join(models, "bert"), os.path.join(models, "vit")
+    image = os.path.join(vit, "expected", "image0.png")
+    runs = {
+        "equivariance": ["--model", bert, "--text", "the cat sat on the mat"],
+        "context": ["--model", bert, "--text", "the cat sat", "--text", "a cat ran", "--word",
+                    "cat"],
+        "vision": ["--model", vit, "--image", image, "--layer", "0", "--head", "0"],
+        "topo": ["--model", bert, "--text", "the cat sat on the mat", "--layer", "0", "--head",
+                 "0"],
+    }
+    for cmd, args in runs.items():
+        out = tmp_path / cmd
+        p = run(cmd, *args, "--out", str(out), "--title", "Fig. 1", "--format", "svg")
+        assert p.returncode == 0, (cmd, p.stderr)
+        assert any(n.endswith(".svg") for n in os.listdir(out)), cmd
