@@ -74,9 +74,7 @@ int ats_cmd_importance(int argc, char **argv) {
     ats_corpus_source_init(&src);
     src.path = corpus;
     cli_progress pg;
-    cli_progress_init(&pg, "importance", progress, 0);
-    o.progress = cli_progress_report;
-    o.progress_ctx = &pg;
+    cli_progress_attach(&pg, "importance", progress, &o.progress, &o.progress_ctx);
     ats_importance_result res;
     ats_status st = ats_head_importance(s, &src, &o, &res, &err);
     cli_progress_finish(&pg);

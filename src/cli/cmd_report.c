@@ -88,9 +88,7 @@ int ats_cmd_report(int argc, char **argv) {
     if (analysis_session_open(&a, &s, &err)) return ats_cli_fail(&err);
     o.model_name = model;
     cli_progress pg;
-    cli_progress_init(&pg, "report", progress, 0);
-    o.progress = cli_progress_report;
-    o.progress_ctx = &pg;
+    cli_progress_attach(&pg, "report", progress, &o.progress, &o.progress_ctx);
     ats_report_result res;
     a.out_dir = out;
     char *index = analysis_path(&a, "index", "html", &err);

@@ -213,9 +213,7 @@ int ats_cmd_syntax(int argc, char **argv) {
     o.max_sentences = (size_t)max_sentences;
     o.n_threads = (int)threads;
     cli_progress pg;
-    cli_progress_init(&pg, "syntax", progress, 0);
-    o.progress = cli_progress_report;
-    o.progress_ctx = &pg;
+    cli_progress_attach(&pg, "syntax", progress, &o.progress, &o.progress_ctx);
     ats_syntax_result r;
     ats_status st = ats_syntax_run(s, conllu, &o, &r, &err);
     cli_progress_finish(&pg);

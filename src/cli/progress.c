@@ -19,6 +19,13 @@ void cli_progress_init(cli_progress *p, const char *cmd, int forced, int quiet) 
     p->on = !quiet && (forced || p->tty);
 }
 
+void cli_progress_attach(cli_progress *p, const char *cmd, int forced, ats_progress_fn *fn,
+                         void **ctx) {
+    cli_progress_init(p, cmd, forced, 0);
+    *fn = cli_progress_report;
+    *ctx = p;
+}
+
 /* "12.3 s", "4 min 5 s", "2 h 3 min" */
 static void duration(char *buf, size_t n, double s) {
     if (s < 60)

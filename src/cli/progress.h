@@ -21,6 +21,9 @@ typedef struct cli_progress {
 
 /* forced: --progress was given; quiet: --quiet (wins). */
 void cli_progress_init(cli_progress *p, const char *cmd, int forced, int quiet);
+/* cli_progress_init, and points an options struct's progress callback (*fn, *ctx) at p. */
+void cli_progress_attach(cli_progress *p, const char *cmd, int forced, ats_progress_fn *fn,
+                         void **ctx);
 /* An ats_progress_fn; ctx is a cli_progress. */
 void cli_progress_report(void *ctx, const char *phase, const char *unit, uint64_t done,
                          uint64_t total);
