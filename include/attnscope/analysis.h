@@ -15,8 +15,10 @@
 #include "attnscope/core.h"
 #include "attnscope/measure.h"
 #include "attnscope/model.h"
+#include "attnscope/render.h"
 #include "attnscope/rips.h"
 #include "attnscope/tokenizer.h"
+#include "attnscope/vision.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -86,11 +88,13 @@ ats_attn ats_attention_head(const ats_attention *a, size_t l, size_t h);
 
 /* The token metric of head (l, h): the Jensen–Shannon distance (base 2) between the tokens'
  * attention rows, or with seed_compat the seed notebook's √(scipy JS distance, base e) of
- * softmaxed rows; max_error as ats_measure_opts.max_error (0: exact). full: double [n][n] or NULL
- * when not wanted; lower: double [n(n-1)/2], the symmetric metric's lower triangle as
- * ats_rips_compute takes it. */
+ * softmaxed rows; max_error as ats_measure_opts.max_error (0: exact); n_threads as
+ * ats_measure_opts.n_threads (0: all cores; 1 inside a caller's own parallel loop). full: double
+ * [n][n] or NULL when not wanted; lower: double [n(n-1)/2], the symmetric metric's lower triangle
+ * as ats_rips_compute takes it. The result does not depend on n_threads. */
 ats_status ats_head_metric(const ats_attention *a, size_t l, size_t h, int seed_compat,
-                           double max_error, double *full, double *lower, ats_error *err);
+                           double max_error, int n_threads, double *full, double *lower,
+                           ats_error *err);
 
 /* ---- the token topology of one head */
 
@@ -228,6 +232,136 @@ void ats_report_options_init(ats_report_options *o);
  * entropy at the head, and every head's attention. res may be NULL. */
 ats_status ats_report_run(ats_session *s, const char *const texts[2], const char *html_path,
                           const ats_report_options *o, ats_report_result *res, ats_error *err);
+
+/* ---- the token topology of a ViT's image patches */
+
+/* What is done to a copy of each image before it runs again (ats_vision_options.perturb). */
+typedef enum ats_perturbation {
+    ATS_PERTURB_NONE = 0,
+    ATS_PERTURB_NOISE = 1,    /* Gaussian noise, sigma = strength x 255 (default 0.1), the same
+                                 pseudo-random numbers every run */
+    ATS_PERTURB_BLUR = 2,     /* box blur of radius round(strength) pixels (default 2) */
+    ATS_PERTURB_OCCLUSION = 3 /* a grey (128) centred square, side strength x the shorter side
+                                 (default 0.3, at most 1) */
+} ats_perturbation;
+
+/* One image: a file decoded when its turn comes (so frames are not all held at once), or an
+ * image in memory. */
+typedef struct ats_vision_input {
+    const char *path;       /* an image file, or NULL and image: */
+    const ats_image *image; /* rgb [height][width][3] in memory (borrowed) */
+    const char *name;       /* names it in messages, titles and the result; NULL: path, or
+                               "image k" (1-based) */
+} ats_vision_input;
+
+typedef struct ats_vision_options {
+    long layer, head;  /* the head (required) */
+    int height, width; /* pixels the images run at; 0 (default): the model's image_size (a grid
+                          of (height / patch) x (width / patch) patches, the remainder of a side
+                          dropped; other sizes interpolate the position embeddings) */
+    size_t n_scales;   /* scales of the skeleton figures; 0 (default): per image, the distances
+                          at which the skeleton has n/2, n and 2n edges for n patches (mean
+                          degree 1, 2, 4), or the 10 %, 25 % and 50 % quantiles of the distances
+                          when those give fewer edges (small grids) */
+    double scales[ATS_TOPO_MAX_SCALES];
+    int perturb;              /* ats_perturbation (default none) */
+    double strength;          /* of the perturbation; NaN (default): the kind's default */
+    int sphere;               /* 1: the attention graph of the patches on a Fibonacci sphere */
+    size_t sphere_edges;      /* the sphere graph's strongest edges kept; 0 (default): 2n */
+    int figures;              /* 1: draw the figures into memory, in format */
+    ats_figure_format format; /* default ATS_FIGURE_PNG */
+    const char *title;        /* NULL (default): each figure is titled by its image's name */
+} ats_vision_options;
+
+/* The patch topology of one image (or of its perturbed copy). */
+typedef struct ats_vision_run {
+    size_t n;                     /* patch tokens ([CLS] is left out) */
+    double *lower;                /* [n(n-1)/2] the JS distance (base 2) between patch rows over
+                                     all keys (ats_head_metric), patch k at grid row k / cols,
+                                     column k % cols */
+    ats_rips_result rips;         /* Vietoris–Rips persistence, H0 and H1 (dims[0], dims[1]) */
+    ats_figure_memory figures[3]; /* with figures: the diagram, the barcode and the skeleton at
+                                     the image's scales over the image (data NULL without) */
+} ats_vision_run;
+
+/* Ranks of ats_vision_run.figures. */
+typedef enum ats_vision_figure {
+    ATS_VISION_DIAGRAM = 0,
+    ATS_VISION_BARCODE = 1,
+    ATS_VISION_SKELETON = 2
+} ats_vision_figure;
+
+typedef struct ats_vision_image {
+    char *name;
+    ats_vision_run run;
+    size_t n_scales; /* the scales of the skeletons (the perturbed copy's too) */
+    double scales[ATS_TOPO_MAX_SCALES];
+    int perturbed; /* 1: perturbation holds the perturbed copy's run */
+    ats_vision_run perturbation;
+    double bottleneck[2];  /* H0, H1 bottleneck distances between the run and the copy */
+    double wasserstein[2]; /* H0, H1 1-Wasserstein distances, the same way */
+    /* with sphere: patch k at point k of a Fibonacci sphere (unit radius, y the polar axis,
+     * raster order from the top pole) and the strongest edges of the attention graph between
+     * patches, weight (A[i][j] + A[j][i]) / 2 of the head's attention A, by decreasing weight
+     * (ties: lower i, then lower j), i > j */
+    double *sphere; /* [n][3] or NULL */
+    size_t n_edges;
+    size_t *edges;                   /* [n_edges][2] */
+    double *edge_weights;            /* [n_edges] */
+    ats_figure_memory sphere_figure; /* with figures and sphere: the graph in a projected 3-D
+                                        view, each patch drawn in its mean colour */
+} ats_vision_image;
+
+typedef struct ats_vision_result {
+    int height, width;         /* pixels the images ran at */
+    int rows, cols, patch;     /* the patch grid and the patch side in pixels */
+    double strength;           /* the perturbation's strength (its default when none was given) */
+    size_t count;              /* images */
+    ats_vision_image *images;  /* [count] */
+    double *frame_bottleneck;  /* [count-1][2] H0, H1 distances between images t and t+1 (the
+                                  frames of a video), NULL for one image */
+    double *frame_wasserstein; /* [count-1][2] */
+    ats_figure_memory frames_figure; /* with figures and count > 2: the Wasserstein distance to
+                                        the previous frame, by frame */
+} ats_vision_result;
+
+void ats_vision_options_init(ats_vision_options *o);
+/* Runs each image through the session's ViT (up to the chosen layer only), turns head (layer,
+ * head) into the JS metric between the patch tokens and computes its persistence, the
+ * skeleton's scales, the perturbed copy and its distances, the sphere graph and the figures as
+ * asked. Errors: a text model, a head outside the model, an image size giving no patch or over
+ * 16384, a bad image (named), a scale outside the diagram's range. */
+ats_status ats_vision(ats_session *s, size_t count, const ats_vision_input *inputs,
+                      const ats_vision_options *o, ats_vision_result *res, ats_error *err);
+void ats_vision_result_free(ats_vision_result *res);
+
+/* ---- permutation equivariance of self-attention */
+
+typedef struct ats_equivariance_options {
+    long seed;   /* chooses the permutation (default 1): the same seed, the same permutation */
+    int figures; /* 1: draw the chart into memory, in format */
+    ats_figure_format format; /* default ATS_FIGURE_PNG */
+} ats_equivariance_options;
+
+typedef struct ats_equivariance_result {
+    size_t L, n;               /* layers; tokens (with the special tokens) */
+    int causal;                /* 1: a causal model (its mask is positional) */
+    size_t *permutation;       /* [n] the permuted sequence's token k is token permutation[k] */
+    double *with_positions;    /* [L] max over heads and tokens |Attn(PX) - P Attn(X) P^T| */
+    double *without_positions; /* [L] the same without the position embeddings
+                                  (ats_forward_options.no_positions) */
+    ats_figure_memory figure;  /* with figures: both by layer, on a log scale */
+} ats_equivariance_result;
+
+void ats_equivariance_options_init(ats_equivariance_options *o);
+/* Self-attention without positions is permutation equivariant, Attn(PX) = P Attn(X) P^T:
+ * runs the text (with its special tokens) and a random permutation of its tokens (Fisher–Yates
+ * over a 64-bit LCG seeded by seed), with and without position embeddings, and measures the
+ * deviation layer by layer. Errors: a vision model, fewer than 2 tokens, a text longer than the
+ * model's maximum. */
+ats_status ats_equivariance(ats_session *s, const char *text, const ats_equivariance_options *o,
+                            ats_equivariance_result *res, ats_error *err);
+void ats_equivariance_result_free(ats_equivariance_result *res);
 
 /* ---- a corpus, streamed one line at a time */
 

@@ -130,7 +130,8 @@ cJSON *analysis_pairs_json(const ats_diagram *d) {
     return arr;
 }
 
-ats_status analysis_json_write(const char *path, const cJSON *doc, ats_error *err) {
+/* path written atomically: the document as cJSON prints it, and a newline */
+static ats_status json_file(const char *path, const cJSON *doc, ats_error *err) {
     char *text = cJSON_Print(doc);
     if (!text) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
     ats_outfile of;
@@ -140,8 +141,45 @@ ats_status analysis_json_write(const char *path, const cJSON *doc, ats_error *er
         fputc('\n', of.fp);
         st = ats_outfile_commit(&of, err);
     }
-    if (!st) printf("%s\n", path);
     free(text);
+    return st;
+}
+
+ats_status analysis_json_write(const char *path, const cJSON *doc, ats_error *err) {
+    ats_status st = json_file(path, doc, err);
+    if (!st) printf("%s\n", path);
+    return st;
+}
+
+/* dir/file (malloc'd) */
+static char *dir_file(const char *dir, const char *file, ats_error *err) {
+    size_t len = strlen(dir) + strlen(file) + 2;
+    char *p = malloc(len);
+    if (!p) ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    if (p) snprintf(p, len, "%s/%s", dir, file);
+    return p;
+}
+
+ats_status analysis_json_stage(const char *dir, const char *file, const cJSON *doc,
+                               ats_error *err) {
+    char *path = dir_file(dir, file, err);
+    ats_status st = path ? json_file(path, doc, err) : err->status;
+    free(path);
+    return st;
+}
+
+ats_status analysis_bytes_stage(const char *dir, const char *file, const void *data, size_t size,
+                                ats_error *err) {
+    char *path = dir_file(dir, file, err);
+    if (!path) return err->status;
+    ats_outfile of;
+    ats_status st = ats_outfile_open(&of, path, err);
+    if (!st && size && fwrite(data, 1, size, of.fp) != size) {
+        ats_outfile_abort(&of);
+        st = ats_error_set(err, ATS_ERR_IO, "%s: cannot write", path);
+    } else if (!st)
+        st = ats_outfile_commit(&of, err);
+    free(path);
     return st;
 }
 

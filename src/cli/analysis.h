@@ -61,6 +61,14 @@ struct cJSON;
  * path on stdout, as the commands list what they wrote. */
 ats_status analysis_json_write(const char *path, const struct cJSON *doc, ats_error *err);
 
+/* Files of a command that stages its outputs in a folder (ats_outdir) and lists them once the
+ * folder is committed: dir/file written atomically, without printing its path — a JSON
+ * document as analysis_json_write writes it, or size bytes (a figure drawn in memory). */
+ats_status analysis_json_stage(const char *dir, const char *file, const struct cJSON *doc,
+                               ats_error *err);
+ats_status analysis_bytes_stage(const char *dir, const char *file, const void *data, size_t size,
+                                ats_error *err);
+
 /* A number as a raw cJSON item written by ats_json_number_format (core.h: NaN null, infinities
  * "inf"/"-inf", with ATS_JSON_DEATH an essential death null): cJSON's own printing keeps 15
  * digits when they read back within an epsilon, and has its own rule for NaN and infinities. */

@@ -51,25 +51,10 @@ static void print_usage(FILE *fp) {
     fprintf(fp, "usage: attnscope <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
         fprintf(fp, "  %-13s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
-    fprintf(fp, "\n`attnscope <command> --help` (or -h, or `attnscope help <command>`) describes\n"
-                "a command. Every command that loads a model takes --adapter DIR: a PEFT LoRA\n"
-                "adapter merged into the model at load.\n");
+    fprintf(fp, "\n`attnscope <command> --help` describes a command. Every command that loads a "
+                "model\ntakes --adapter DIR: a PEFT LoRA adapter merged into the model at load.\n");
     fprintf(fp, "Every command takes --max-memory SIZE (8G, 512M): large reads and work whose\n"
                 "estimated memory exceeds the available memory are refused unless SIZE allows.\n");
-}
-
-static const command *find_command(const char *name) {
-    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
-        if (!strcmp(name, COMMANDS[i].name)) return &COMMANDS[i];
-    return NULL;
-}
-
-/* -h is --help for every command: as the first option, or after anything that is not an
- * option (an option's value: `--text -h` keeps "-h" as the text). */
-static void help_alias(int argc, char **argv) {
-    static char help[] = "--help";
-    for (int i = 2; i < argc; i++)
-        if (!strcmp(argv[i], "-h") && (i == 2 || argv[i - 1][0] != '-')) argv[i] = help;
 }
 
 int main(int argc, char **argv) {
@@ -77,21 +62,19 @@ int main(int argc, char **argv) {
         print_usage(stderr);
         return ATS_EXIT_INPUT;
     }
-    if (!strcmp(argv[1], "help") && argc >= 3) { /* attnscope help CMD: CMD's usage */
-        const command *c = find_command(argv[2]);
-        if (!c) {
-            fprintf(stderr, "attnscope: unknown command '%s'\n\n", argv[2]);
-            print_usage(stderr);
-            return ATS_EXIT_INPUT;
-        }
-        char *args[3] = {argv[2], (char[]){"--help"}, NULL};
-        return c->run(2, args);
+    /* `attnscope help CMD` is `attnscope CMD --help`; `-h` right after a command is its --help
+     * (only there: elsewhere "-h" may be an option's value, a text or a file name). */
+    static char help_option[] = "--help";
+    if (!strcmp(argv[1], "help") && argc >= 3) {
+        argv[1] = argv[2];
+        argv[2] = help_option;
+        argc = 3;
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         print_usage(stdout);
         return ATS_EXIT_OK;
     }
-    help_alias(argc, argv);
+    if (argc >= 3 && !strcmp(argv[2], "-h")) argv[2] = help_option;
     if (ats_cli_kernel_check() != ATS_EXIT_OK) return ATS_EXIT_INPUT;
     ats_cli_remove_temporaries_on_signal();
     if (ats_cli_take_max_memory(&argc, argv) != ATS_EXIT_OK) return ATS_EXIT_INPUT;
