@@ -246,6 +246,10 @@ typedef struct ats_compare_options {
                          default 1e-9: float32 attention carries errors near 1e-7 already) */
     int n_threads;    /* threads (model, distances, persistence); 0: all cores */
     int truncate;     /* as ats_run_options.truncate */
+    /* progress (core.h): phase "persistence" in "heads" (both inputs' heads), then "diagram
+       distances" in "heads" */
+    ats_progress_fn progress;
+    void *progress_ctx;
 } ats_compare_options;
 
 typedef struct ats_compare_result {
@@ -269,6 +273,47 @@ ats_status ats_compare(ats_session *s, const char *const texts[2], const ats_com
 ats_status ats_compare_attention(ats_attention *a, ats_attention *b, const ats_compare_options *o,
                                  ats_compare_result *res, ats_error *err);
 void ats_compare_result_free(ats_compare_result *res);
+
+/* ---- the report: two texts analysed in one offline HTML page */
+
+typedef struct ats_report_options {
+    long layer, head;       /* the head shown in detail; -1, -1 (default): the head whose H1
+                               diagrams differ most between the texts (bottleneck distance) */
+    const char *title;      /* the page's title, and a prefix of every figure's (default NULL:
+                               "attnscope report", no prefix) */
+    const char *model_name; /* the model as the page names it (default: its directory) */
+    int format;             /* ats_figure_format (render.h) of the figures: ATS_FIGURE_SVG
+                               (default) or ATS_FIGURE_PNG; PDF cannot be embedded in a page */
+    size_t svg_max_bytes;   /* an SVG figure larger than this (a skeleton of hundreds of
+                               tokens) is drawn as PNG instead, and the page says so (default
+                               512 KiB; 0: no limit) */
+    int truncate;           /* as ats_run_options.truncate: texts longer than the model's
+                               maximum are cut, and the page says how many tokens each lost */
+    int n_threads;          /* 0: all cores */
+    /* progress (core.h): "forward pass", then compare's phases (ats_compare_options),
+       "topology" in "texts" and "figures" in "figures" */
+    ats_progress_fn progress;
+    void *progress_ctx;
+} ats_report_options;
+
+typedef struct ats_report_result {
+    long layer, head;    /* the head shown */
+    size_t tokens[2];    /* tokens of each text analysed (after truncation) */
+    size_t cut[2];       /* tokens cut off each text */
+    size_t figures;      /* figures on the page */
+    size_t png_fallback; /* SVG figures over svg_max_bytes drawn as PNG */
+    size_t bytes;        /* size of the page */
+} ats_report_result;
+
+void ats_report_options_init(ats_report_options *o);
+/* Runs both texts through the session's model in one pass, compares them head by head
+ * (ats_compare_attention), takes the chosen head's topology (ats_topo) and writes one
+ * self-contained HTML page at html_path (atomically; figures embedded as data URIs, no network
+ * reference): the comparison of every head, each text's persistence diagram, barcode, Rips
+ * skeleton, H1 cycles by token and clusters, its attention, attention graph, JS divergence and
+ * entropy at the head, and every head's attention. res may be NULL. */
+ats_status ats_report_run(ats_session *s, const char *const texts[2], const char *html_path,
+                          const ats_report_options *o, ats_report_result *res, ats_error *err);
 
 /* ---- the token topology of a ViT's image patches */
 
@@ -474,9 +519,6 @@ typedef enum ats_heads_count {
  * The result then equals the single-process one bit for bit. */
 typedef void (*ats_heads_exchange_fn)(void *ctx, size_t chunk, int owner, double *part,
                                       size_t count);
-/* Progress after every batch of lines and once at the end (final = 1). */
-typedef void (*ats_heads_progress_fn)(void *ctx, const ats_corpus *c, unsigned long long tokens,
-                                      int final);
 
 typedef struct ats_heads_options {
     int clark;          /* 1: Σ JS of rows smoothed as 0.001/n + 0.999·a (Clark et al. 2019);
@@ -493,7 +535,10 @@ typedef struct ats_heads_options {
     int rank, n_procs;  /* this process and the number of processes (default 0 of 1) */
     ats_heads_exchange_fn exchange;
     void *exchange_ctx;
-    ats_heads_progress_fn progress;
+    /* progress (core.h): the corpus pass reports phase "corpus" in "lines" read (of max_lines
+       when given) or, without max_lines, in "bytes" of a corpus of known size; the ablation
+       phase "ablation" in "passes" of the model over its lines */
+    ats_progress_fn progress;
     void *progress_ctx;
 } ats_heads_options;
 
@@ -572,6 +617,9 @@ typedef struct ats_syntax_options {
     size_t max_sentences; /* read the first max_sentences sentences (skipped ones included);
                              0 (default): all */
     int n_threads;        /* sentences run at once, each pass single-threaded; 0: all cores */
+    /* progress (core.h): phase "sentences" in "sentences" */
+    ats_progress_fn progress;
+    void *progress_ctx;
 } ats_syntax_options;
 
 typedef struct ats_syntax_result {
@@ -610,6 +658,9 @@ typedef struct ats_importance_options {
     int normalize;     /* 1: each layer's importances divided by their L2 norm (Michel et al.);
                           0 (default): as they are */
     int n_threads;     /* texts run at once, each pass single-threaded; 0: all cores */
+    /* progress (core.h): phase "corpus" as ats_heads_options reports it */
+    ats_progress_fn progress;
+    void *progress_ctx;
 } ats_importance_options;
 
 typedef struct ats_importance_result {

@@ -127,6 +127,18 @@ void ats_outdir_abort(ats_outdir *dir);
  * fine; an existing file or a parent that is not a folder is an error that names it. */
 ats_status ats_dir_create(const char *path, ats_error *err);
 
+/* ---- progress of long work
+ *
+ * The library never prints: a call that can take more than about a second takes an
+ * ats_progress_fn in its options (with a ctx handed back unchanged) and reports through it.
+ * phase names the work ("corpus", "ablation", "persistence", ...), unit what done and total
+ * count ("lines", "passes", "heads"); total is the real number the phase will reach (it knows
+ * limits such as max_lines), 0 when unknown. Called on the calling thread, between units of
+ * work (rarely: a caller that draws may throttle further), and once more with done == total
+ * when the phase ends. NULL: no progress. */
+typedef void (*ats_progress_fn)(void *ctx, const char *phase, const char *unit, uint64_t done,
+                                uint64_t total);
+
 /* ---- text reading helpers shared by the parsers */
 
 /* Reads a whole file into memory (NUL-terminated). *len excludes the terminator. Refuses files

@@ -466,6 +466,7 @@ class CompareOptions(ctypes.Structure):
         ("all_heads", ctypes.c_int), ("layer", ctypes.c_long), ("head", ctypes.c_long),
         ("seed_compat", ctypes.c_int), ("max_dim", ctypes.c_int), ("q", ctypes.c_double),
         ("max_error", ctypes.c_double), ("n_threads", ctypes.c_int), ("truncate", ctypes.c_int),
+        ("progress", ctypes.c_void_p), ("progress_ctx", ctypes.c_void_p),
     ]
 
 
@@ -524,8 +525,26 @@ class HeadsResult(ctypes.Structure):
     ]
 
 
+class ReportOptions(ctypes.Structure):
+    _fields_ = [
+        ("layer", ctypes.c_long), ("head", ctypes.c_long), ("title", ctypes.c_char_p),
+        ("model_name", ctypes.c_char_p), ("format", ctypes.c_int),
+        ("svg_max_bytes", ctypes.c_size_t), ("truncate", ctypes.c_int), ("n_threads", ctypes.c_int),
+        ("progress", ctypes.c_void_p), ("progress_ctx", ctypes.c_void_p),
+    ]
+
+
+class ReportResult(ctypes.Structure):
+    _fields_ = [
+        ("layer", ctypes.c_long), ("head", ctypes.c_long), ("tokens", ctypes.c_size_t * 2),
+        ("cut", ctypes.c_size_t * 2), ("figures", ctypes.c_size_t),
+        ("png_fallback", ctypes.c_size_t), ("bytes", ctypes.c_size_t),
+    ]
+
+
 class SyntaxOptions(ctypes.Structure):
-    _fields_ = [("max_sentences", ctypes.c_size_t), ("n_threads", ctypes.c_int)]
+    _fields_ = [("max_sentences", ctypes.c_size_t), ("n_threads", ctypes.c_int),
+                ("progress", ctypes.c_void_p), ("progress_ctx", ctypes.c_void_p)]
 
 
 class SyntaxResult(ctypes.Structure):
@@ -550,6 +569,9 @@ ats_compare_options_init = _fn("ats_compare_options_init", None, P(CompareOption
 ats_compare = _fn("ats_compare", ctypes.c_int, ctypes.c_void_p, P(ctypes.c_char_p),
                   P(CompareOptions), P(CompareResult), P(Error))
 ats_compare_result_free = _fn("ats_compare_result_free", None, P(CompareResult))
+ats_report_options_init = _fn("ats_report_options_init", None, P(ReportOptions))
+ats_report_run = _fn("ats_report_run", ctypes.c_int, ctypes.c_void_p, P(ctypes.c_char_p),
+                     ctypes.c_char_p, P(ReportOptions), P(ReportResult), P(Error))
 ats_run_options_init = _fn("ats_run_options_init", None, P(RunOptions))
 ats_session_run = _fn("ats_session_run", ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t,
                       P(ctypes.c_char_p), P(RunOptions), P(Attention), P(Error))
@@ -609,7 +631,8 @@ ats_syntax_result_free = _fn("ats_syntax_result_free", None, P(SyntaxResult))
 
 class ImportanceOptions(ctypes.Structure):
     _fields_ = [("max_lines", ctypes.c_size_t), ("max_tokens", ctypes.c_size_t),
-                ("normalize", ctypes.c_int), ("n_threads", ctypes.c_int)]
+                ("normalize", ctypes.c_int), ("n_threads", ctypes.c_int),
+                ("progress", ctypes.c_void_p), ("progress_ctx", ctypes.c_void_p)]
 
 
 class ImportanceResult(ctypes.Structure):
@@ -757,6 +780,7 @@ _MIRRORS = {
     Attn: "ats_attn", MeasureOpts: "ats_measure_opts", Vectors: "ats_vectors",
     TokenRoles: "ats_token_roles", RunOptions: "ats_run_options", Attention: "ats_attention",
     CompareOptions: "ats_compare_options", CompareResult: "ats_compare_result",
+    ReportOptions: "ats_report_options", ReportResult: "ats_report_result",
     TopoOptions: "ats_topo_options", TopoResult: "ats_topo_result",
     HeadGraphOptions: "ats_head_graph_options", HeadGraphResult: "ats_head_graph_result",
     HeadDivergencesOptions: "ats_head_divergences_options",

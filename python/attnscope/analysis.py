@@ -345,6 +345,42 @@ def compare(model: Model, texts: Sequence[str], layer: Optional[int] = None,
     return doc
 
 
+def report(model: Model, texts: Sequence[str], out_dir: Union[str, os.PathLike],
+           layer: Optional[int] = None, head: Optional[int] = None, title: Optional[str] = None,
+           format: str = "svg", truncate: bool = False, n_threads: int = 0) -> dict:
+    """Writes `attnscope report`'s page for two texts into out_dir/index.html (the folder is
+    made when missing): one offline HTML page with every head compared and the chosen head
+    (default: the one whose H1 diagrams differ most) in detail. format is "svg" or "png" (an SVG
+    figure too large for the page is embedded as PNG either way). Returns {"path", "layer",
+    "head", "tokens": [a, b], "cut": [a, b] (tokens cut off with truncate=True), "figures",
+    "png_fallback", "bytes"}."""
+    texts = list(texts)
+    if len(texts) != 2:
+        raise ValueError("report takes exactly two texts")
+    if (layer is None) != (head is None):
+        raise ValueError("give both layer and head, or neither")
+    formats = {f: L.FIGURE_FORMATS[f] for f in ("svg", "png")}
+    if format not in formats:
+        raise ValueError(f"format is 'svg' or 'png', not {format!r}")
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(os.fspath(out_dir), "index.html")
+    o = L.ReportOptions()
+    L.ats_report_options_init(ctypes.byref(o))
+    if layer is not None:
+        o.layer, o.head = int(layer), int(head)
+    keep = [title.encode("utf-8")] if title is not None else []
+    if keep:
+        o.title = keep[0]
+    o.format, o.truncate, o.n_threads = formats[format], int(truncate), int(n_threads)
+    raw = (ctypes.c_char_p * 2)(*(t.encode("utf-8") for t in texts))
+    res, err = L.ReportResult(), L.Error()
+    L.check(L.ats_report_run(model._session, raw, os.fsencode(path), ctypes.byref(o),
+                             ctypes.byref(res), ctypes.byref(err)), err)
+    return {"path": path, "layer": res.layer, "head": res.head, "tokens": list(res.tokens),
+            "cut": list(res.cut), "figures": res.figures, "png_fallback": res.png_fallback,
+            "bytes": res.bytes}
+
+
 def _corpus_source(lines):
     """(ats_corpus_source, the buffer it points into): a corpus file's path, or texts in memory."""
     src = L.CorpusSource()

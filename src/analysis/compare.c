@@ -120,17 +120,29 @@ static ats_status compare_core(const ats_compare_options *o, ats_compare_result 
         ats_rips_options ro;
         ats_rips_options_init(&ro);
         ro.max_dim = o->max_dim;
-        st = ats_rips_compute_batch(2 * heads, ns, lp, &ro, o->n_threads, rr, errs);
-        for (size_t k = 0; st && k < 2 * heads; k++)
-            if (errs[k].status) {
-                err = errs[k];
-                break;
-            }
+        /* in slices of a few problems a thread, so that progress can be told between them */
+        progress_phase pg;
+        progress_begin(&pg, o->progress, o->progress_ctx, "persistence", "heads", 2 * heads);
+        size_t slice = o->progress ? 4 * (size_t)threads : 2 * heads;
+        for (size_t k0 = 0; k0 < 2 * heads && !st; k0 += slice) {
+            size_t m = 2 * heads - k0 < slice ? 2 * heads - k0 : slice;
+            st = ats_rips_compute_batch(m, ns + k0, lp + k0, &ro, o->n_threads, rr + k0, errs + k0);
+            for (size_t k = k0; st && k < k0 + m; k++)
+                if (errs[k].status) {
+                    err = errs[k];
+                    break;
+                }
+            progress_add(&pg, m);
+        }
+        if (!st) progress_end(&pg);
     }
     ats_wasserstein_options wo;
     ats_wasserstein_options_init(&wo);
     wo.q = o->q;
     long pairs = st ? 0 : (long)(heads * nd);
+    progress_phase pd;
+    if (pairs)
+        progress_begin(&pd, o->progress, o->progress_ctx, "diagram distances", "heads", heads);
     ats_error *perr = pairs ? calloc((size_t)pairs, sizeof *perr) : NULL;
     if (pairs && !perr) st = ats_error_set(&err, ATS_ERR_NOMEM, "out of memory"), pairs = 0;
         /* item k·nd + d: head k, dimension d */
@@ -147,6 +159,7 @@ static ats_status compare_core(const ats_compare_options *o, ats_compare_result 
     }
     for (long kd = 0; kd < pairs && !st; kd++)
         if (perr[kd].status) err = perr[kd], st = err.status;
+    if (pairs && !st) progress_add(&pd, heads);
     free(perr);
     for (size_t k = 0; rr && lowers && k < 2 * heads; k++) {
         ats_rips_result_free(&rr[k]);
