@@ -301,7 +301,7 @@ SPM_TEXTS = [
 
 def build_spm():
     """llama_spm/: llama-spm.gguf, a tiny random Llama (2 layers, d = 32, 4 query heads and 2
-    key/value heads of 8, tied embeddings) with the SentencePiece vocabulary of
+    key/value heads of 8, tied embeddings, 1024 positions: long inputs) with the SentencePiece vocabulary of
     spm_vocabulary() and no merges (transformers builds them from the scores), and
     tokenizer-only variants: spm-noprefix.gguf (add_space_prefix false; add_bos_token false and
     add_eos_token true, which transformers ignores), spm-notypes.gguf (no token types: only the
@@ -319,7 +319,7 @@ def build_spm():
     os.makedirs(SPM_OUT, exist_ok=True)
     torch.manual_seed(0)
     cfg = LlamaConfig(vocab_size=V, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
                       rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=True)
     model = LlamaForCausalLM(cfg)
     g = torch.Generator().manual_seed(77)
@@ -330,7 +330,7 @@ def build_spm():
     sd = {k: v.numpy().astype(np.float32) for k, v in model.state_dict().items()}
     w = spm_writer(os.path.join(SPM_OUT, "llama-spm.gguf"), toks, scores, types)
     w.add_block_count(2)
-    w.add_context_length(128)
+    w.add_context_length(1024)
     w.add_embedding_length(32)
     w.add_feed_forward_length(48)
     w.add_head_count(4)

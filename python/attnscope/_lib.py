@@ -268,6 +268,8 @@ class ForwardOptions(ctypes.Structure):
         ("image_height", ctypes.c_int),
         ("image_width", ctypes.c_int),
         ("no_positions", ctypes.c_int),
+        ("capture_layer", ctypes.c_int),
+        ("capture_head", ctypes.c_int),
     ]
 
 

@@ -96,6 +96,8 @@ ats_attn ats_attention_head(const ats_attention *a, size_t l, size_t h) {
  * attention has the model's shape and a read of a layer that was not computed shows. */
 static ats_status pad_layers(ats_forward_result *res, size_t L, ats_error *err) {
     size_t per = res->n_heads * res->n_tokens * res->n_tokens, have = res->n_layers * per;
+    ats_status st = ats_memory_check(L * per * sizeof(float), "the attention of every layer", err);
+    if (st) return st;
     float *p = realloc(res->attention, L * per * sizeof *p);
     if (!p) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
     for (size_t i = have; i < L * per; i++) p[i] = NAN;
