@@ -432,7 +432,8 @@ def view(ptr, shape, ctype, owner):
 
 class RunOptions(ctypes.Structure):
     _fields_ = [("n_threads", ctypes.c_int), ("truncate", ctypes.c_int),
-                ("want_hidden", ctypes.c_int), ("n_layers", ctypes.c_int)]
+                ("want_hidden", ctypes.c_int), ("n_layers", ctypes.c_int),
+                ("capture_layer", ctypes.c_int), ("capture_head", ctypes.c_int)]
 
 
 class Attention(ctypes.Structure):

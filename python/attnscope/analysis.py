@@ -110,6 +110,10 @@ def topo(source: Union[Model, np.ndarray], text: Optional[str] = None, layer: in
         ro = L.RunOptions()
         L.ats_run_options_init(ctypes.byref(ro))
         ro.n_threads, ro.truncate = int(n_threads), int(truncate)
+        if 0 <= o.layer and 0 <= o.head:  # the pass keeps that head alone: [1][1][n][n]
+            ro.n_layers = ro.capture_layer = o.layer + 1
+            ro.capture_head = o.head + 1
+            o.layer = o.head = 0
         texts = (ctypes.c_char_p * 1)(text.encode("utf-8"))
         L.check(L.ats_session_run(source._session, 1, texts, ctypes.byref(ro), ctypes.byref(att),
                                   ctypes.byref(err)), err)

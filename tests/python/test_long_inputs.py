@@ -4,6 +4,7 @@ and gives the same bits as the slice of the whole pass, on every decoder archite
 that would not fit in memory is refused before it runs, with an estimate (--max-memory), while
 the one-head pass of the same text fits. The long text runs on the llama_spm GGUF fixture
 (1024 positions)."""
+import json
 import os
 import re
 import subprocess
@@ -99,3 +100,38 @@ def test_one_head_of_a_long_input_holds_one_head():
     full = max_rss_kb(*common)
     one = max_rss_kb(*common, "--layer", "1", "--head", "2")
     assert one < full - 20 * 1024, (one, full)
+
+
+MEDIUM = " ".join(["The quick brown fox jumps over the lazy dog."] * 9)  # 226 tokens
+
+
+def test_topo_of_one_head_holds_that_head(tmp_path):
+    """topo keeps the head it studies alone: under a limit that the whole pass (attend, which
+    writes every head) exceeds, topo runs, and its result is the one from the whole attention"""
+    p = run("attend", "--model", SPM, "--text", MEDIUM, "--layer", "1", "--head", "2", "--out",
+            str(tmp_path / "attend"), "--max-memory", "1M")
+    assert p.returncode == 2 and "[2][4][226][226]" in p.stderr and "needs about" in p.stderr, \
+        p.stderr
+    p = run("topo", "--model", SPM, "--text", MEDIUM, "--layer", "1", "--head", "2", "--dim", "1",
+            "--out", str(tmp_path / "one"), "--max-memory", "1M")
+    assert p.returncode == 0, p.stderr
+    p = run("attention", "--model", SPM, "--text", MEDIUM, "--npy", str(tmp_path / "all.npy"))
+    assert p.returncode == 0, p.stderr
+    p = run("topo", "--attention", str(tmp_path / "all.npy"), "--layer", "1", "--head", "2",
+            "--dim", "1", "--out", str(tmp_path / "all"))
+    assert p.returncode == 0, p.stderr
+    a = np.load(tmp_path / "one" / "js.npy")
+    b = np.load(tmp_path / "all" / "js.npy")
+    assert np.array_equal(a, b)
+    ra = json.load(open(tmp_path / "one" / "result.json"))
+    rb = json.load(open(tmp_path / "all" / "result.json"))
+    assert ra["layer"] == rb["layer"] == 1 and ra["head"] == rb["head"] == 2
+    assert ra["diagrams"]["dims"] == rb["diagrams"]["dims"]  # (the token labels differ)
+    assert [[len(g) for g in c["groups"]] for c in ra["clusters"]] == \
+        [[len(g) for g in c["groups"]] for c in rb["clusters"]]
+
+
+def test_topo_head_outside_the_model(tmp_path):
+    p = run("topo", "--model", SPM, "--text", "a b c", "--layer", "2", "--head", "0", "--out",
+            str(tmp_path / "o"))
+    assert p.returncode == 2 and "layer 2, head 0 is outside its 2 x 4 heads" in p.stderr, p.stderr
