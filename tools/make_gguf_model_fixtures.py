@@ -43,6 +43,17 @@ def permute(w, n_head):
             .reshape(w.shape)
 
 
+def randomize(model, seed, std):
+    """Random weights (matrices N(0, std²), vectors 1 + N(0, 0.04)) from seed; the float32
+    state dict"""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for _, p in model.named_parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * std if p.ndim >= 2 else
+                    1.0 + 0.2 * torch.randn(p.shape, generator=g))
+    return {k: v.numpy().astype(np.float32) for k, v in model.state_dict().items()}
+
+
 def add_llama_tensors(w, sd, L, H, Hkv, embed):
     """A float32 HuggingFace Llama state dict's tensors as llama.cpp names and lays them out
     (q / k permuted), the token embeddings given as embed; no output.weight (tied)"""
@@ -67,14 +78,7 @@ def main():
                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
                       rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False)
     model = LlamaForCausalLM(cfg)
-    g = torch.Generator().manual_seed(1234)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.ndim >= 2:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.25)
-            else:
-                p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=g))
-    sd = {k: v.numpy().astype(np.float32) for k, v in model.state_dict().items()}
+    sd = randomize(model, 1234, 0.25)
     os.makedirs(OUT, exist_ok=True)
     path = os.path.join(OUT, NAME)
     w = gguf.GGUFWriter(path, "llama")
@@ -182,13 +186,8 @@ def build_llama3():
                       rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=True,
                       rope_scaling=rs, attn_implementation="eager")
     model = LlamaForCausalLM(cfg)
-    g = torch.Generator().manual_seed(99)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.25 if p.ndim >= 2 else
-                    1.0 + 0.2 * torch.randn(p.shape, generator=g))
+    sd = randomize(model, 99, 0.25)
     model.eval()
-    sd = {k: v.numpy().astype(np.float32) for k, v in model.state_dict().items()}
     w = gguf.GGUFWriter(os.path.join(OUT, "llama3.gguf"), "llama")
     w.add_name("tiny llama3")
     w.add_block_count(2)
@@ -316,12 +315,7 @@ def build_spm():
                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
                       rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=True)
     model = LlamaForCausalLM(cfg)
-    g = torch.Generator().manual_seed(77)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.3 if p.ndim >= 2 else
-                    1.0 + 0.2 * torch.randn(p.shape, generator=g))
-    sd = {k: v.numpy().astype(np.float32) for k, v in model.state_dict().items()}
+    sd = randomize(model, 77, 0.3)
     w = spm_writer(os.path.join(SPM_OUT, "llama-spm.gguf"), toks, scores, types)
     w.add_block_count(2)
     w.add_context_length(1024)
