@@ -284,6 +284,32 @@ def spm_writer(path, toks, scores, types, prefix=None, add_bos=True, add_eos=Fal
     return w
 
 
+def bytelevel_fallback(path):
+    """A byte-level BPE vocabulary (tokenizer.ggml.model "gpt2") that lacks the byte-level
+    characters of the bytes 0x0A, 0xC3, 0xE3, 0xF0 and 0x81 but has <0xXX> tokens: transformers'
+    BPE (byte_fallback) then takes the <0xXX> tokens of the missing character's own UTF-8 (e.g.
+    'Ã' = C3 83), which attnscope must do too. A few merges, <|bos|> as BOS and control token."""
+    from make_fixtures import bytes_to_unicode
+    b2u = bytes_to_unicode()
+    missing = {0x0A, 0xC3, 0xE3, 0xF0, 0x81}
+    toks = ["<|bos|>", "<unk>"] + [b2u[b] for b in range(256) if b not in missing]
+    toks += [f"<0x{b:02X}>" for b in range(256)]
+    merges = ["Ġ t", "h e", "Ġt he", "i n", "Ġ a", "e r", "o n", "Ġ s"]
+    toks += [m.replace(" ", "") for m in merges]
+    w = gguf.GGUFWriter(path, "llama")
+    w.add_tokenizer_model("gpt2")
+    w.add_token_list(toks)
+    w.add_token_types([3, 2] + [1] * (len(toks) - 2))
+    w.add_token_merges(merges)
+    w.add_bos_token_id(0)
+    w.add_eos_token_id(0)
+    w.add_unk_token_id(1)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
 SPM_TEXTS = [
     "The cat sat on the mat.",
     "Crème brûlée, s'il vous plaît — 東京は日本の首都です。",
@@ -300,7 +326,8 @@ def build_spm():
     add_eos_token true, which transformers ignores), spm-notypes.gguf (no token types: only the
     unknown and BOS tokens are special), spm-ties.gguf (scores rounded to multiples of 16, so
     that many merges tie; token 600 a copy of token 400; the byte tokens of 0xE3, 0x81 and 0x9F
-    renamed, so that some characters become the unknown token). transformers' tokenizer of each
+    renamed, so that some characters become the unknown token), bpe-fallback.gguf (a byte-level
+    vocabulary that needs byte fallback: bytelevel_fallback). transformers' tokenizer of each
     file (AutoTokenizer.from_pretrained(dir, gguf_file=name)) gives the reference ids of the
     lines of tests/fixtures/tokenizer (sentences.txt, 200 lines of gpt2_corpus.txt, and for
     llama-spm.gguf the 2780 single-character lines of unicode_lines.txt) in tokens.json; its
@@ -348,13 +375,15 @@ def build_spm():
     for b in (0xE3, 0x81, 0x9F):
         tt[3 + b] = f"<0x{b:02x}>"
     tokenizer_only("spm-ties.gguf", tt, [16.0 * round(x / 16.0) for x in scores], types)
+    bytelevel_fallback(os.path.join(SPM_OUT, "bpe-fallback.gguf"))
 
     fix = os.path.join(HERE, "..", "tests", "fixtures", "tokenizer")
     lines = lines_of(os.path.join(fix, "sentences.txt"))
     lines += lines_of(os.path.join(fix, "gpt2_corpus.txt"))[::5][:200] + SPM_TEXTS
     uni = lines_of(os.path.join(fix, "unicode_lines.txt"))
     ids = {}
-    for name in ["llama-spm.gguf", "spm-noprefix.gguf", "spm-notypes.gguf", "spm-ties.gguf"]:
+    for name in ["llama-spm.gguf", "spm-noprefix.gguf", "spm-notypes.gguf", "spm-ties.gguf",
+                 "bpe-fallback.gguf"]:
         tok = AutoTokenizer.from_pretrained(SPM_OUT, gguf_file=name)
         group = lines + uni if name == "llama-spm.gguf" else lines
         ids[name] = [tok(t).input_ids for t in group]

@@ -3,7 +3,8 @@ GGUF tokenizer, as recorded by tools/make_gguf_model_fixtures.py (build_spm) in
 tests/fixtures/models/llama_spm/: a tiny Llama with a 700-piece SentencePiece BPE vocabulary
 (byte fallback, no merges in the file: transformers builds them from the scores) and
 tokenizer-only variants (no space prefix, no token types, tied scores with a duplicated token
-and missing byte tokens). Token ids equal transformers' input_ids on 231 lines (many scripts,
+and missing byte tokens; and a byte-level BPE vocabulary, tokenizer.ggml.model "gpt2", that
+needs byte fallback). Token ids equal transformers' input_ids on 231 lines (many scripts,
 whitespace, digits, emoji, <s> / </s> / <unk> in the text) for every file and on 2780
 single-character lines for the model; the model's attentions of texts tokenized by attnscope
 within 1e-5 of transformers' and the LM loss within 1e-5. Bad files: test_gguf_model.py."""
