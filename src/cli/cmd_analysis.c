@@ -116,8 +116,9 @@ ats_status analysis_graph_write(const analysis_args *a, const ats_attention *src
     cJSON_AddItemToObject(doc, "min_weight", analysis_json_number(min_weight, 0));
     for (size_t t = 0; t < count && !st; t++) {
         const ats_attention *s = &src[t];
-        size_t n = s->n;
-        double *m = attn_head(s, (size_t)a->layer, (size_t)a->head);
+        size_t n = s->n, hl, hh;
+        analysis_held(a, &hl, &hh);
+        double *m = attn_head(s, hl, hh);
         if (!m) {
             st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
             break;
@@ -176,6 +177,7 @@ ats_status analysis_graph_write(const analysis_args *a, const ats_attention *src
 static int run_graph(int argc, char **argv) {
     analysis_args a;
     analysis_args_init(&a, "graph");
+    a.one_head = 1; /* one head: a long input holds that head alone */
     double min_weight = 0.05;
     int directed = 0;
     for (int i = 1; i < argc; i++) {
@@ -225,7 +227,9 @@ ats_status analysis_divergence_write(const analysis_args *a, const ats_attention
         double *ent = malloc(n * sizeof *ent), *kl = malloc(n * n * sizeof *kl),
                *js = malloc(n * n * sizeof *js);
         if (!ent || !kl || !js) st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
-        ats_attn v = ats_attention_head(s, (size_t)a->layer, (size_t)a->head);
+        size_t hl, hh;
+        analysis_held(a, &hl, &hh);
+        ats_attn v = ats_attention_head(s, hl, hh);
         ats_measure_opts mo;
         ats_measure_opts_init(&mo);
         mo.base = base_e ? ATS_BASE_E : ATS_BASE_2;
@@ -297,6 +301,7 @@ ats_status analysis_divergence_write(const analysis_args *a, const ats_attention
 static int run_divergence(int argc, char **argv) {
     analysis_args a;
     analysis_args_init(&a, "divergence");
+    a.one_head = 1; /* one head: a long input holds that head alone */
     double eps = 1e-9;
     int base_e = 0;
     for (int i = 1; i < argc; i++) {

@@ -135,3 +135,13 @@ def test_topo_head_outside_the_model(tmp_path):
     p = run("topo", "--model", SPM, "--text", "a b c", "--layer", "2", "--head", "0", "--out",
             str(tmp_path / "o"))
     assert p.returncode == 2 and "layer 2, head 0 is outside its 2 x 4 heads" in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("cmd", ["graph", "divergence"])
+def test_one_head_commands_fit_where_the_whole_pass_does_not(tmp_path, cmd):
+    """graph and divergence read one head too: the limit that refuses attend's whole pass
+    (test_topo_of_one_head_holds_that_head) lets them run"""
+    p = run(cmd, "--model", SPM, "--text", MEDIUM, "--layer", "1", "--head", "2", "--out",
+            str(tmp_path / cmd), "--max-memory", "1M")
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / cmd / f"{cmd}.json").exists()
