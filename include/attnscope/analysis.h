@@ -15,8 +15,10 @@
 #include "attnscope/core.h"
 #include "attnscope/measure.h"
 #include "attnscope/model.h"
+#include "attnscope/render.h"
 #include "attnscope/rips.h"
 #include "attnscope/tokenizer.h"
+#include "attnscope/vision.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -90,11 +92,13 @@ ats_attn ats_attention_head(const ats_attention *a, size_t l, size_t h);
 
 /* The token metric of head (l, h): the Jensen–Shannon distance (base 2) between the tokens'
  * attention rows, or with seed_compat the seed notebook's √(scipy JS distance, base e) of
- * softmaxed rows; max_error as ats_measure_opts.max_error (0: exact). full: double [n][n] or NULL
- * when not wanted; lower: double [n(n-1)/2], the symmetric metric's lower triangle as
- * ats_rips_compute takes it. */
+ * softmaxed rows; max_error as ats_measure_opts.max_error (0: exact); n_threads as
+ * ats_measure_opts.n_threads (0: all cores; 1 inside a caller's own parallel loop). full: double
+ * [n][n] or NULL when not wanted; lower: double [n(n-1)/2], the symmetric metric's lower triangle
+ * as ats_rips_compute takes it. The result does not depend on n_threads. */
 ats_status ats_head_metric(const ats_attention *a, size_t l, size_t h, int seed_compat,
-                           double max_error, double *full, double *lower, ats_error *err);
+                           double max_error, int n_threads, double *full, double *lower,
+                           ats_error *err);
 
 /* ---- the token topology of one head */
 
@@ -187,6 +191,136 @@ ats_status ats_compare(ats_session *s, const char *const texts[2], const ats_com
 ats_status ats_compare_attention(ats_attention *a, ats_attention *b, const ats_compare_options *o,
                                  ats_compare_result *res, ats_error *err);
 void ats_compare_result_free(ats_compare_result *res);
+
+/* ---- the token topology of a ViT's image patches */
+
+/* What is done to a copy of each image before it runs again (ats_vision_options.perturb). */
+typedef enum ats_perturbation {
+    ATS_PERTURB_NONE = 0,
+    ATS_PERTURB_NOISE = 1,    /* Gaussian noise, sigma = strength x 255 (default 0.1), the same
+                                 pseudo-random numbers every run */
+    ATS_PERTURB_BLUR = 2,     /* box blur of radius round(strength) pixels (default 2) */
+    ATS_PERTURB_OCCLUSION = 3 /* a grey (128) centred square, side strength x the shorter side
+                                 (default 0.3, at most 1) */
+} ats_perturbation;
+
+/* One image: a file decoded when its turn comes (so frames are not all held at once), or an
+ * image in memory. */
+typedef struct ats_vision_input {
+    const char *path;       /* an image file, or NULL and image: */
+    const ats_image *image; /* rgb [height][width][3] in memory (borrowed) */
+    const char *name;       /* names it in messages, titles and the result; NULL: path, or
+                               "image k" (1-based) */
+} ats_vision_input;
+
+typedef struct ats_vision_options {
+    long layer, head;  /* the head (required) */
+    int height, width; /* pixels the images run at; 0 (default): the model's image_size (a grid
+                          of (height / patch) x (width / patch) patches, the remainder of a side
+                          dropped; other sizes interpolate the position embeddings) */
+    size_t n_scales;   /* scales of the skeleton figures; 0 (default): per image, the distances
+                          at which the skeleton has n/2, n and 2n edges for n patches (mean
+                          degree 1, 2, 4), or the 10 %, 25 % and 50 % quantiles of the distances
+                          when those give fewer edges (small grids) */
+    double scales[ATS_TOPO_MAX_SCALES];
+    int perturb;              /* ats_perturbation (default none) */
+    double strength;          /* of the perturbation; NaN (default): the kind's default */
+    int sphere;               /* 1: the attention graph of the patches on a Fibonacci sphere */
+    size_t sphere_edges;      /* the sphere graph's strongest edges kept; 0 (default): 2n */
+    int figures;              /* 1: draw the figures into memory, in format */
+    ats_figure_format format; /* default ATS_FIGURE_PNG */
+    const char *title;        /* NULL (default): each figure is titled by its image's name */
+} ats_vision_options;
+
+/* The patch topology of one image (or of its perturbed copy). */
+typedef struct ats_vision_run {
+    size_t n;                     /* patch tokens ([CLS] is left out) */
+    double *lower;                /* [n(n-1)/2] the JS distance (base 2) between patch rows over
+                                     all keys (ats_head_metric), patch k at grid row k / cols,
+                                     column k % cols */
+    ats_rips_result rips;         /* Vietoris–Rips persistence, H0 and H1 (dims[0], dims[1]) */
+    ats_figure_memory figures[3]; /* with figures: the diagram, the barcode and the skeleton at
+                                     the image's scales over the image (data NULL without) */
+} ats_vision_run;
+
+/* Ranks of ats_vision_run.figures. */
+typedef enum ats_vision_figure {
+    ATS_VISION_DIAGRAM = 0,
+    ATS_VISION_BARCODE = 1,
+    ATS_VISION_SKELETON = 2
+} ats_vision_figure;
+
+typedef struct ats_vision_image {
+    char *name;
+    ats_vision_run run;
+    size_t n_scales; /* the scales of the skeletons (the perturbed copy's too) */
+    double scales[ATS_TOPO_MAX_SCALES];
+    int perturbed; /* 1: perturbation holds the perturbed copy's run */
+    ats_vision_run perturbation;
+    double bottleneck[2];  /* H0, H1 bottleneck distances between the run and the copy */
+    double wasserstein[2]; /* H0, H1 1-Wasserstein distances, the same way */
+    /* with sphere: patch k at point k of a Fibonacci sphere (unit radius, y the polar axis,
+     * raster order from the top pole) and the strongest edges of the attention graph between
+     * patches, weight (A[i][j] + A[j][i]) / 2 of the head's attention A, by decreasing weight
+     * (ties: lower i, then lower j), i > j */
+    double *sphere; /* [n][3] or NULL */
+    size_t n_edges;
+    size_t *edges;                   /* [n_edges][2] */
+    double *edge_weights;            /* [n_edges] */
+    ats_figure_memory sphere_figure; /* with figures and sphere: the graph in a projected 3-D
+                                        view, each patch drawn in its mean colour */
+} ats_vision_image;
+
+typedef struct ats_vision_result {
+    int height, width;         /* pixels the images ran at */
+    int rows, cols, patch;     /* the patch grid and the patch side in pixels */
+    double strength;           /* the perturbation's strength (its default when none was given) */
+    size_t count;              /* images */
+    ats_vision_image *images;  /* [count] */
+    double *frame_bottleneck;  /* [count-1][2] H0, H1 distances between images t and t+1 (the
+                                  frames of a video), NULL for one image */
+    double *frame_wasserstein; /* [count-1][2] */
+    ats_figure_memory frames_figure; /* with figures and count > 2: the Wasserstein distance to
+                                        the previous frame, by frame */
+} ats_vision_result;
+
+void ats_vision_options_init(ats_vision_options *o);
+/* Runs each image through the session's ViT (up to the chosen layer only), turns head (layer,
+ * head) into the JS metric between the patch tokens and computes its persistence, the
+ * skeleton's scales, the perturbed copy and its distances, the sphere graph and the figures as
+ * asked. Errors: a text model, a head outside the model, an image size giving no patch or over
+ * 16384, a bad image (named), a scale outside the diagram's range. */
+ats_status ats_vision(ats_session *s, size_t count, const ats_vision_input *inputs,
+                      const ats_vision_options *o, ats_vision_result *res, ats_error *err);
+void ats_vision_result_free(ats_vision_result *res);
+
+/* ---- permutation equivariance of self-attention */
+
+typedef struct ats_equivariance_options {
+    long seed;   /* chooses the permutation (default 1): the same seed, the same permutation */
+    int figures; /* 1: draw the chart into memory, in format */
+    ats_figure_format format; /* default ATS_FIGURE_PNG */
+} ats_equivariance_options;
+
+typedef struct ats_equivariance_result {
+    size_t L, n;               /* layers; tokens (with the special tokens) */
+    int causal;                /* 1: a causal model (its mask is positional) */
+    size_t *permutation;       /* [n] the permuted sequence's token k is token permutation[k] */
+    double *with_positions;    /* [L] max over heads and tokens |Attn(PX) - P Attn(X) P^T| */
+    double *without_positions; /* [L] the same without the position embeddings
+                                  (ats_forward_options.no_positions) */
+    ats_figure_memory figure;  /* with figures: both by layer, on a log scale */
+} ats_equivariance_result;
+
+void ats_equivariance_options_init(ats_equivariance_options *o);
+/* Self-attention without positions is permutation equivariant, Attn(PX) = P Attn(X) P^T:
+ * runs the text (with its special tokens) and a random permutation of its tokens (Fisher–Yates
+ * over a 64-bit LCG seeded by seed), with and without position embeddings, and measures the
+ * deviation layer by layer. Errors: a vision model, fewer than 2 tokens, a text longer than the
+ * model's maximum. */
+ats_status ats_equivariance(ats_session *s, const char *text, const ats_equivariance_options *o,
+                            ats_equivariance_result *res, ats_error *err);
+void ats_equivariance_result_free(ats_equivariance_result *res);
 
 /* ---- a corpus, streamed one line at a time */
 
@@ -415,6 +549,103 @@ ats_status ats_head_importance(ats_session *s, const ats_corpus_source *src,
                                const ats_importance_options *o, ats_importance_result *res,
                                ats_error *err);
 void ats_importance_result_free(ats_importance_result *res);
+
+/* ---- context vectors: a word in two texts, a phrase across the lines of a corpus
+ *
+ * Definitions (tests/python/test_context.py recomputes them from transformers' outputs):
+ * - occurrence: the first whole-word, case-insensitive (ASCII) match of the word or phrase in a
+ *   text, whole-word meaning that the bytes before and after it are not ASCII letters or digits;
+ * - the phrase's words: its runs of bytes other than ASCII white space; each word's span is its
+ *   part of the occurrence;
+ * - the tokens of a span: the non-special tokens whose byte range overlaps it; the vector of a
+ *   span: the mean (float32, in token order) of its tokens' vectors;
+ * - units, where vectors are taken:
+ *   hidden state k (d values; k = 0 the embeddings, k = l + 1 the output of transformer layer l,
+ *   transformers' hidden_states[k]); the context vector of head (l, h) (d_head values): row t of
+ *   softmax(Q_h K_hᵀ/√d_head) · V_h, the head's slice of the attention output before the output
+ *   projection (transformers' context layer; ATS_CAPTURE_CONTEXT in model.h). The seed
+ *   (study_of_attention) compares these per layer and per head.
+ * - distances: the cosine distance 1 − cos(x, y), clamped at 0, 0 on the diagonal. */
+
+/* options.layer for the embeddings (hidden state 0) */
+#define ATS_CONTEXT_EMBEDDINGS (-1)
+
+typedef struct ats_context_options {
+    long layer;          /* transformer layer 0..L-1: its output (hidden state layer + 1), or with
+                            head >= 0 that layer's head; ATS_CONTEXT_EMBEDDINGS: the embeddings.
+                            Default 0 */
+    long head;           /* -1 (default): the hidden state; 0..H-1: that head's context vectors */
+    size_t max_contexts; /* phrase: use the first max_contexts lines that contain it (default
+                            200) */
+    int max_dim;         /* phrase: persistence H0..max_dim, 0..2 (default 1) */
+    size_t n_scales;     /* phrase: scales of the H0 clusters; 0 (default): the 10 %, 25 % and
+                            50 % quantiles of the distances (as ats_topo_scales) */
+    double scales[ATS_TOPO_MAX_SCALES];
+    int truncate;  /* 1: cut texts longer than the model's maximum (default: an error) */
+    int n_threads; /* threads of the model and distances; 0: all cores */
+} ats_context_options;
+
+void ats_context_options_init(ats_context_options *o);
+
+typedef struct ats_context_similarity_result {
+    size_t L, H;    /* the model's layers and heads */
+    double *hidden; /* [L+1] cosine similarity of the word's vectors in text A and text B at
+                       every hidden state (0: embeddings) */
+    double *heads;  /* [L][H] the same with each head's context vectors */
+} ats_context_similarity_result;
+
+/* The word's vectors in texts[0] and texts[1] compared at every unit (the seed's "cat"
+ * example). Errors: the word not in a text (naming it), no token covering it, the model's. */
+ats_status ats_context_similarity(ats_session *s, const char *const texts[2], const char *word,
+                                  const ats_context_options *o, ats_context_similarity_result *res,
+                                  ats_error *err);
+void ats_context_similarity_result_free(ats_context_similarity_result *res);
+
+typedef struct ats_context_result {
+    size_t L, H, d, d_head; /* the model's layers, heads, hidden width, head width */
+    size_t contexts;        /* C: the corpus lines that contain the phrase (at most
+                               max_contexts, at least 2) */
+    size_t words;           /* k: the phrase's words */
+    size_t *line_no;        /* [C] 1-based line number of each context */
+    char **lines;           /* [C] its text */
+    /* the vectors at every unit */
+    float *hidden_vectors;      /* [L+1][C][d] the phrase's vector at each hidden state */
+    float *head_vectors;        /* [L][H][C][d_head] at each head */
+    float *hidden_word_vectors; /* [L+1][C][k][d] each word's vector */
+    float *head_word_vectors;   /* [L][H][C][k][d_head] */
+    /* a summary of every unit, over the contexts */
+    double *hidden_similarity;    /* [L+1] mean cosine similarity of the C(C-1)/2 pairs */
+    double *hidden_merge;         /* [L+1] scale from which the contexts are one H0 cluster
+                                     (the largest finite H0 death) */
+    double *hidden_word_distance; /* [L+1] mean over contexts and word pairs of the distance
+                                     between the phrase's words; NaN for one word */
+    double *head_similarity;      /* [L][H] */
+    double *head_merge;           /* [L][H] */
+    double *head_word_distance;   /* [L][H] */
+    /* the chosen unit (options layer, head) */
+    size_t dim;                  /* D: d or d_head */
+    const float *vectors;        /* [C][D] the phrase's vectors there (points into the arrays
+                                    above) */
+    double *distances;           /* [C][C] between the contexts */
+    double *word_distances;      /* [C][k][k] between the phrase's words in each context */
+    double mean_similarity;      /* mean cosine similarity of the C(C-1)/2 pairs */
+    double single_cluster_scale; /* the largest finite H0 death */
+    ats_rips_result rips;        /* persistence of distances, H0..max_dim */
+    size_t n_scales;
+    double scales[ATS_TOPO_MAX_SCALES];
+    int32_t *clusters; /* [n_scales][C] the H0 (single-linkage) cluster of each context */
+    size_t n_clusters[ATS_TOPO_MAX_SCALES];
+} ats_context_result;
+
+/* The phrase's context vectors in every line of the corpus that contains it (lines that are
+ * empty, invalid or too long are skipped; none contains it), at every unit, and at the chosen
+ * unit their distances, persistence and clusters: how stable a collocation is across contexts
+ * (one tight cluster, or several senses) and how close its words stay. Errors: fewer than 2
+ * contexts, a layer or head outside the model, a scale outside [0, largest distance], an error
+ * of line k names the corpus and k. */
+ats_status ats_context_run(ats_session *s, const ats_corpus_source *src, const char *phrase,
+                           const ats_context_options *o, ats_context_result *res, ats_error *err);
+void ats_context_result_free(ats_context_result *res);
 
 /* ---- the library's constants, for bindings */
 

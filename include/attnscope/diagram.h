@@ -47,7 +47,9 @@ ats_status ats_diagram_from_pairs(size_t count, const double *pairs, ats_diagram
  *    then one interval a line, ` [b,d)` or ` [b, )` for an essential class; other lines
  *    (headers, `value range: ...`) are ignored.
  *  - JSON: attnscope's `{"dims":[{"dim":0,"pairs":[[b,d],...]},...]}`, death `null` for an
- *    essential class (the strings "inf", "-inf" are also accepted for either coordinate).
+ *    essential class (the strings "inf", "-inf" are also accepted for either coordinate); the
+ *    same object under a "diagrams" key is read too (topo's result.json, the viewer's
+ *    /api/analyze).
  *  - DIPHA: DIPHA's binary persistence diagram: little-endian int64 magic 8067171840, int64
  *    type 2, int64 count, then count times (int64 dim, double birth, double death); a negative
  *    dim d marks an essential class of dimension -d-1 (its stored death is ignored).

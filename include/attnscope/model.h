@@ -122,6 +122,10 @@ const char *ats_model_errmsg(const ats_model *m);
                                  causal model masks) */
 #define ATS_CAPTURE_HIDDEN 4u /* hidden states [L+1][n][d] */
 #define ATS_CAPTURE_LOGITS 8u /* language-model logits [n][V] (needs an LM head) */
+/* the heads' outputs before the output projection [L][n][H·d_head]: head h's context vector of
+ * token t is softmax(Q_h K_hᵀ/√d_head)[t] · V_h at columns h·d_head .. (what transformers'
+ * self-attention returns as its context layer, after the head mask) */
+#define ATS_CAPTURE_CONTEXT 16u
 
 typedef struct ats_forward_options {
     unsigned capture;       /* ATS_CAPTURE_* bits */
@@ -177,6 +181,7 @@ typedef struct ats_forward_result {
     float *logits;                                           /* [n][V] or NULL */
     double loss;       /* mean cross-entropy over the labelled positions; NaN without labels */
     size_t loss_count; /* positions that entered the loss */
+    float *context;    /* [L][n][H·d_head] (ATS_CAPTURE_CONTEXT) or NULL */
 } ats_forward_result;
 
 /* Runs one token sequence. *res is overwritten (free it with ats_forward_result_free). Errors:

@@ -54,8 +54,10 @@ void ats_figure_options_init(ats_figure_options *opt);
 ats_status ats_render_diagram(const char *path, size_t count, const ats_diagram *dgms,
                               const int *dims, const ats_figure_options *opt, ats_error *err);
 
-/* Barcode: one bar per interval, grouped by dimension and sorted by birth; essential bars run
- * to the right edge and end in an arrow. */
+/* Barcode: one bar per interval, grouped by dimension (a header with its count) and sorted by
+ * birth, longest first; essential bars run to the right edge and end in an arrow. Bars thin
+ * out with their count so that hundreds stay a page; every k-th bar (k = 1, 2, 5, 10, ... as
+ * room allows) has its rank at the left. */
 ats_status ats_render_barcode(const char *path, size_t count, const ats_diagram *dgms,
                               const int *dims, const ats_figure_options *opt, ats_error *err);
 
@@ -67,12 +69,15 @@ typedef struct ats_heatmap_options {
     const char *col_title;
     const char *value_title; /* colour bar title, e.g. "attention" */
     double vmin, vmax;       /* colour range; vmin == vmax (default 0, 0) = data range */
+    int index_labels; /* 1: rows and columns without labels are labelled 0, 1, 2, ... (a layer
+                         by head grid: row_title "layer", col_title "head") */
 } ats_heatmap_options;
 
 void ats_heatmap_options_init(ats_heatmap_options *opt);
 
 /* Heatmap of values [rows][cols] (viridis colour map, NaN drawn grey) with labels and a colour
- * bar. Cells stay square; labels are drawn whenever a cell is large enough to read them. */
+ * bar: beside the cells, or under them for a strip (a row or a few, e.g. entropy per token).
+ * Cells stay square; labels are drawn whenever a cell is large enough to read them. */
 ats_status ats_render_heatmap(const char *path, size_t rows, size_t cols, const double *values,
                               const ats_heatmap_options *opt, ats_error *err);
 
@@ -107,7 +112,8 @@ void ats_graph_options_init(ats_graph_options *opt);
 ats_status ats_render_skeleton(const char *path, size_t n, const double *lower, double scale,
                                const ats_graph_options *opt, ats_error *err);
 
-/* The skeleton at several scales side by side, with one shared layout. */
+/* The skeleton at several scales side by side, with one shared layout scaled so that every
+ * node and its label fit inside each panel. */
 ats_status ats_render_skeleton_grid(const char *path, size_t n, const double *lower,
                                     size_t n_scales, const double *scales,
                                     const ats_graph_options *opt, ats_error *err);
@@ -119,11 +125,31 @@ ats_status ats_render_attention_graph(const char *path, size_t n, const double *
                                       double min_weight, int symmetrize,
                                       const ats_graph_options *opt, ats_error *err);
 
+typedef struct ats_graph3d_options {
+    ats_figure_options fig;
+    const uint8_t *node_rgb;   /* [n][3] node colours (e.g. each image patch's mean colour), or
+                                  NULL for one colour */
+    double azimuth, elevation; /* the view in degrees: a turn about the vertical (y) axis, then a
+                                  tilt towards the viewer (default -60, 25) */
+} ats_graph3d_options;
+
+void ats_graph3d_options_init(ats_graph3d_options *opt);
+
+/* A weighted graph on points in 3-D (xyz [n][3], e.g. image patches on a Fibonacci sphere) in
+ * an orthographic view: edges [n_edges][2] with weights [n_edges] >= 0 (width and opacity by
+ * weight / the largest), edges and nodes painted back to front, the far ones paler and
+ * smaller, and the circle of the points' largest radius. */
+ats_status ats_render_graph3d(const char *path, size_t n, const double *xyz, size_t n_edges,
+                              const size_t *edges, const double *weights,
+                              const ats_graph3d_options *opt, ats_error *err);
+
 /* ---- scatter plots */
 
 typedef struct ats_scatter_options {
     ats_figure_options fig;
-    const char *const *labels; /* [n] point labels (e.g. "L3H7") or NULL */
+    const char *const *labels; /* [n] point labels (e.g. "L3H7") or NULL; each is drawn where
+                                  it overlaps no other label or point, or left out (the figure
+                                  says how many were) */
     const int *groups;         /* [n] colour group 0..n_groups-1 (ordinal, viridis) or NULL */
     size_t n_groups;
     const char *const *group_names; /* [n_groups] legend entries or NULL for the numbers */
@@ -156,12 +182,18 @@ typedef struct ats_lines_options {
     ats_figure_options fig;
     const char *x_title, *y_title;
     double y_min, y_max; /* y_min == y_max (default) = the data's range */
+    int x_integer;       /* 1: x is a count (layers, frames): ticks only at integers, and half a
+                            unit of room at both ends */
+    int y_log;           /* 1: a logarithmic y axis with ticks at powers of ten, from the decade
+                            below the smallest positive value (or y_min when > 0); values <= 0
+                            sit on its lower edge */
 } ats_lines_options;
 
 void ats_lines_options_init(ats_lines_options *opt);
 
-/* Line chart of several series with markers, axes, grid and a legend (e.g. the cosine
- * similarity of a word's context vectors by layer, one line per model). */
+/* Line chart of several series with markers, axes, grid and a legend to the right, as wide as
+ * its longest label (e.g. the cosine similarity of a word's context vectors by layer, one line
+ * per model). */
 ats_status ats_render_lines(const char *path, size_t count, const ats_series *series,
                             const ats_lines_options *opt, ats_error *err);
 

@@ -135,6 +135,7 @@ class HeatmapOptions(ctypes.Structure):
         ("value_title", ctypes.c_char_p),
         ("vmin", ctypes.c_double),
         ("vmax", ctypes.c_double),
+        ("index_labels", ctypes.c_int),
     ]
 
 
@@ -296,6 +297,7 @@ class ForwardResult(ctypes.Structure):
         ("logits", ctypes.POINTER(ctypes.c_float)),
         ("loss", ctypes.c_double),
         ("loss_count", ctypes.c_size_t),
+        ("context", ctypes.POINTER(ctypes.c_float)),
     ]
 
 
@@ -310,8 +312,8 @@ class Encoding(ctypes.Structure):
     ]
 
 
-CAPTURE_ATTENTION, CAPTURE_SCORES, CAPTURE_HIDDEN, CAPTURE_LOGITS = (
-    _constant("ATS_CAPTURE_" + k) for k in ("ATTENTION", "SCORES", "HIDDEN", "LOGITS"))
+CAPTURE_ATTENTION, CAPTURE_SCORES, CAPTURE_HIDDEN, CAPTURE_LOGITS, CAPTURE_CONTEXT = (
+    _constant("ATS_CAPTURE_" + k) for k in ("ATTENTION", "SCORES", "HIDDEN", "LOGITS", "CONTEXT"))
 
 ats_model_load = _fn("ats_model_load", ctypes.c_int, ctypes.c_char_p, P(ctypes.c_void_p), P(Error))
 ats_model_free = _fn("ats_model_free", None, ctypes.c_void_p)
@@ -569,6 +571,127 @@ ats_head_importance = _fn("ats_head_importance", ctypes.c_int, ctypes.c_void_p, 
 ats_importance_result_free = _fn("ats_importance_result_free", None, P(ImportanceResult))
 
 
+class Image(ctypes.Structure):
+    _fields_ = [("width", ctypes.c_int), ("height", ctypes.c_int),
+                ("rgb", ctypes.POINTER(ctypes.c_uint8))]
+
+
+class VisionInput(ctypes.Structure):
+    _fields_ = [("path", ctypes.c_char_p), ("image", ctypes.POINTER(Image)),
+                ("name", ctypes.c_char_p)]
+
+
+class VisionOptions(ctypes.Structure):
+    _fields_ = [
+        ("layer", ctypes.c_long), ("head", ctypes.c_long), ("height", ctypes.c_int),
+        ("width", ctypes.c_int), ("n_scales", ctypes.c_size_t),
+        ("scales", ctypes.c_double * TOPO_MAX_SCALES), ("perturb", ctypes.c_int),
+        ("strength", ctypes.c_double), ("sphere", ctypes.c_int),
+        ("sphere_edges", ctypes.c_size_t), ("figures", ctypes.c_int), ("format", ctypes.c_int),
+        ("title", ctypes.c_char_p),
+    ]
+
+
+class VisionRun(ctypes.Structure):
+    _fields_ = [("n", ctypes.c_size_t), ("lower", c_double_p), ("rips", RipsResult),
+                ("figures", FigureMemory * 3)]
+
+
+class VisionImage(ctypes.Structure):
+    _fields_ = [
+        ("name", ctypes.c_char_p), ("run", VisionRun), ("n_scales", ctypes.c_size_t),
+        ("scales", ctypes.c_double * TOPO_MAX_SCALES), ("perturbed", ctypes.c_int),
+        ("perturbation", VisionRun), ("bottleneck", ctypes.c_double * 2),
+        ("wasserstein", ctypes.c_double * 2), ("sphere", c_double_p),
+        ("n_edges", ctypes.c_size_t), ("edges", ctypes.POINTER(ctypes.c_size_t)),
+        ("edge_weights", c_double_p), ("sphere_figure", FigureMemory),
+    ]
+
+
+class VisionResult(ctypes.Structure):
+    _fields_ = [
+        ("height", ctypes.c_int), ("width", ctypes.c_int), ("rows", ctypes.c_int),
+        ("cols", ctypes.c_int), ("patch", ctypes.c_int), ("strength", ctypes.c_double),
+        ("count", ctypes.c_size_t), ("images", ctypes.POINTER(VisionImage)),
+        ("frame_bottleneck", c_double_p), ("frame_wasserstein", c_double_p),
+        ("frames_figure", FigureMemory),
+    ]
+
+
+PERTURBATIONS = {k: _constant("ATS_PERTURB_" + k.upper())
+                 for k in ("none", "noise", "blur", "occlusion")}
+VISION_FIGURES = {k: _constant("ATS_VISION_" + k.upper())
+                  for k in ("diagram", "barcode", "skeleton")}
+
+
+class EquivarianceOptions(ctypes.Structure):
+    _fields_ = [("seed", ctypes.c_long), ("figures", ctypes.c_int), ("format", ctypes.c_int)]
+
+
+class EquivarianceResult(ctypes.Structure):
+    _fields_ = [
+        ("L", ctypes.c_size_t), ("n", ctypes.c_size_t), ("causal", ctypes.c_int),
+        ("permutation", ctypes.POINTER(ctypes.c_size_t)), ("with_positions", c_double_p),
+        ("without_positions", c_double_p), ("figure", FigureMemory),
+    ]
+
+
+ats_vision_options_init = _fn("ats_vision_options_init", None, P(VisionOptions))
+ats_vision = _fn("ats_vision", ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, P(VisionInput),
+                 P(VisionOptions), P(VisionResult), P(Error))
+ats_vision_result_free = _fn("ats_vision_result_free", None, P(VisionResult))
+ats_equivariance_options_init = _fn("ats_equivariance_options_init", None, P(EquivarianceOptions))
+ats_equivariance = _fn("ats_equivariance", ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p,
+                       P(EquivarianceOptions), P(EquivarianceResult), P(Error))
+ats_equivariance_result_free = _fn("ats_equivariance_result_free", None, P(EquivarianceResult))
+# ---- context vectors (analysis.h)
+
+CONTEXT_EMBEDDINGS = _constant("ATS_CONTEXT_EMBEDDINGS")
+
+
+class ContextOptions(ctypes.Structure):
+    _fields_ = [("layer", ctypes.c_long), ("head", ctypes.c_long), ("max_contexts", ctypes.c_size_t),
+                ("max_dim", ctypes.c_int), ("n_scales", ctypes.c_size_t),
+                ("scales", ctypes.c_double * TOPO_MAX_SCALES), ("truncate", ctypes.c_int),
+                ("n_threads", ctypes.c_int)]
+
+
+class ContextSimilarityResult(ctypes.Structure):
+    _fields_ = [("L", ctypes.c_size_t), ("H", ctypes.c_size_t), ("hidden", c_double_p),
+                ("heads", c_double_p)]
+
+
+_f = ctypes.POINTER(ctypes.c_float)
+
+
+class ContextResult(ctypes.Structure):
+    _fields_ = [
+        ("L", ctypes.c_size_t), ("H", ctypes.c_size_t), ("d", ctypes.c_size_t),
+        ("d_head", ctypes.c_size_t), ("contexts", ctypes.c_size_t), ("words", ctypes.c_size_t),
+        ("line_no", ctypes.POINTER(ctypes.c_size_t)), ("lines", ctypes.POINTER(ctypes.c_char_p)),
+        ("hidden_vectors", _f), ("head_vectors", _f), ("hidden_word_vectors", _f),
+        ("head_word_vectors", _f), ("hidden_similarity", c_double_p), ("hidden_merge", c_double_p),
+        ("hidden_word_distance", c_double_p), ("head_similarity", c_double_p),
+        ("head_merge", c_double_p), ("head_word_distance", c_double_p),
+        ("dim", ctypes.c_size_t), ("vectors", _f), ("distances", c_double_p),
+        ("word_distances", c_double_p), ("mean_similarity", ctypes.c_double),
+        ("single_cluster_scale", ctypes.c_double), ("rips", RipsResult),
+        ("n_scales", ctypes.c_size_t), ("scales", ctypes.c_double * TOPO_MAX_SCALES),
+        ("clusters", c_int32_p), ("n_clusters", ctypes.c_size_t * TOPO_MAX_SCALES),
+    ]
+
+
+ats_context_options_init = _fn("ats_context_options_init", None, P(ContextOptions))
+ats_context_similarity = _fn("ats_context_similarity", ctypes.c_int, ctypes.c_void_p,
+                             P(ctypes.c_char_p), ctypes.c_char_p, P(ContextOptions),
+                             P(ContextSimilarityResult), P(Error))
+ats_context_similarity_result_free = _fn("ats_context_similarity_result_free", None,
+                                         P(ContextSimilarityResult))
+ats_context_run = _fn("ats_context_run", ctypes.c_int, ctypes.c_void_p, P(CorpusSource),
+                      ctypes.c_char_p, P(ContextOptions), P(ContextResult), P(Error))
+ats_context_result_free = _fn("ats_context_result_free", None, P(ContextResult))
+
+
 # The structures above mirror the headers field by field: their sizes must be the library's.
 _MIRRORS = {
     Error: "ats_error", Diagram: "ats_diagram", Matching: "ats_matching",
@@ -585,7 +708,13 @@ _MIRRORS = {
     CorpusSource: "ats_corpus_source", HeadsOptions: "ats_heads_options",
     HeadsResult: "ats_heads_result", SyntaxOptions: "ats_syntax_options",
     SyntaxResult: "ats_syntax_result", ImportanceOptions: "ats_importance_options",
-    ImportanceResult: "ats_importance_result",
+    ImportanceResult: "ats_importance_result", Image: "ats_image",
+    VisionInput: "ats_vision_input", VisionOptions: "ats_vision_options",
+    VisionRun: "ats_vision_run", VisionImage: "ats_vision_image",
+    VisionResult: "ats_vision_result", EquivarianceOptions: "ats_equivariance_options",
+    EquivarianceResult: "ats_equivariance_result",
+    ImportanceResult: "ats_importance_result", ContextOptions: "ats_context_options",
+    ContextSimilarityResult: "ats_context_similarity_result", ContextResult: "ats_context_result",
 }
 for _cls, _name in _MIRRORS.items():
     if ctypes.sizeof(_cls) != _constant(f"sizeof({_name})"):

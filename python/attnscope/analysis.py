@@ -1,8 +1,9 @@
 """The command-line workflows as functions, over the same library calls as the commands
 (analysis.h), so that the numbers are the commands' by construction: `topo` (one head's token
 topology), `compare` (two texts head by head), `heads` (distances between heads over a corpus),
-`syntax` (syntactic heads against gold dependency trees) and `head_importance` (gradient head
-importance)."""
+`syntax` (syntactic heads against gold dependency trees), `head_importance` (gradient head
+importance) and `context` (context vectors of a word in two texts, or of a phrase across a
+corpus: collocations)."""
 import ctypes
 import json
 import math
@@ -279,3 +280,110 @@ def syntax(model: Model, conllu: Union[str, os.PathLike], max_sentences: int = 0
                 "unmapped_arcs": res.unmapped, "layers": Ln, "heads": Hn, "relations": rels}
     finally:
         L.ats_syntax_result_free(ctypes.byref(res))
+
+
+class Context:
+    """A phrase's context vectors across the lines of a corpus (`attnscope context --phrase`;
+    definitions in analysis.h): `lines` and `line_numbers` (1-based) of the C contexts, `words`
+    (k), at the chosen unit `vectors` [C][D], `distances` [C][C] (cosine), `word_distances`
+    [C][k][k], `persistence`, `scales` and `clusters` [n_scales][C] (H0 cluster of each
+    context), `mean_similarity`, `single_cluster_scale`; at every unit `hidden_vectors`
+    [L+1][C][d] (0: embeddings), `head_vectors` [L][H][C][d_head], `hidden_word_vectors`
+    [L+1][C][k][d], `head_word_vectors` [L][H][C][k][d_head] and the summaries `by_hidden_state`
+    and `by_head` (dicts of "mean_cosine_similarity", "single_cluster_scale", "word_distance",
+    [L+1] and [L][H])."""
+
+    def __repr__(self):
+        return f"Context({len(self.lines)} contexts, {self.words} words; {self.persistence!r})"
+
+
+def _context_options(layer, head, max_contexts, dim, scales, truncate, n_threads):
+    o = L.ContextOptions()
+    L.ats_context_options_init(ctypes.byref(o))
+    o.layer = L.CONTEXT_EMBEDDINGS if layer == "embeddings" else int(layer)
+    o.head = -1 if head is None else int(head)
+    o.max_contexts, o.max_dim = int(max_contexts), int(dim)
+    if scales is not None:
+        if not 0 < len(scales) <= L.TOPO_MAX_SCALES:
+            raise ValueError(f"give 1 to {L.TOPO_MAX_SCALES} scales")
+        o.n_scales = len(scales)
+        for i, v in enumerate(scales):
+            o.scales[i] = float(v)
+    o.truncate, o.n_threads = int(truncate), int(n_threads)
+    return o
+
+
+def context(model: Model, lines: Union[Iterable[str], str, os.PathLike, None] = None,
+            phrase: Optional[str] = None, layer: Union[int, str] = 0, head: Optional[int] = None,
+            texts: Optional[Sequence[str]] = None, word: Optional[str] = None,
+            max_contexts: int = 200, dim: int = 1, scales: Optional[Sequence[float]] = None,
+            truncate: bool = False, n_threads: int = 0):
+    """Context vectors, as `attnscope context` (the library's ats_context_run and
+    ats_context_similarity; the definitions are in analysis.h).
+
+    Phrase mode, context(model, lines, phrase, layer, head=None): the phrase's vectors in every
+    line that contains it (lines: the texts, or a corpus file's path) at transformer layer
+    `layer` (0..L-1, its output; "embeddings" for the embeddings) or at head `head` of that
+    layer (the head's context vector softmax(Q Kᵀ/√d_head) V); returns a Context.
+
+    Word mode, context(model, texts=[a, b], word=w): the cosine similarity of the word's vectors
+    in the two texts, {"hidden": [L+1] (embeddings first), "heads": [L][H]} as NumPy arrays —
+    the numbers of context.json's cosine_similarity_by_layer / _by_head."""
+    o = _context_options(layer, head, max_contexts, dim, scales, truncate, n_threads)
+    err = L.Error()
+    if word is not None:
+        if phrase is not None or lines is not None or texts is None or len(texts) != 2:
+            raise ValueError("word mode is context(model, texts=[a, b], word=w)")
+        tx = (ctypes.c_char_p * 2)(*(t.encode("utf-8") for t in texts))
+        res = L.ContextSimilarityResult()
+        L.check(L.ats_context_similarity(model._session, tx, word.encode("utf-8"), ctypes.byref(o),
+                                         ctypes.byref(res), ctypes.byref(err)), err)
+        try:
+            return {"hidden": np.ctypeslib.as_array(res.hidden, shape=(res.L + 1,)).copy(),
+                    "heads": (np.ctypeslib.as_array(res.heads, shape=(res.L, res.H)).copy()
+                              if res.L else np.zeros((0, res.H)))}
+        finally:
+            L.ats_context_similarity_result_free(ctypes.byref(res))
+    if phrase is None or lines is None or texts is not None:
+        raise ValueError("phrase mode is context(model, lines, phrase, layer, head=None)")
+    src, keep = _corpus_source(lines)
+    res = L.ContextResult()
+    L.check(L.ats_context_run(model._session, ctypes.byref(src), phrase.encode("utf-8"),
+                              ctypes.byref(o), ctypes.byref(res), ctypes.byref(err)), err)
+    try:
+        Ln, Hn, C, k, d, dh, D = res.L, res.H, res.contexts, res.words, res.d, res.d_head, res.dim
+
+        def arr(ptr, shape, ctype=ctypes.c_double):
+            n = int(np.prod(shape))
+            return (np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctype)), shape=(n,))
+                    .reshape(shape).copy() if n else np.zeros(shape))
+
+        f = ctypes.c_float
+        c = Context()
+        c.lines = [res.lines[i].decode("utf-8") for i in range(C)]
+        c.line_numbers = [int(res.line_no[i]) for i in range(C)]
+        c.words = k
+        c.vectors = arr(res.vectors, (C, D), f)
+        c.distances = arr(res.distances, (C, C))
+        c.word_distances = arr(res.word_distances, (C, k, k))
+        c.mean_similarity = res.mean_similarity
+        c.single_cluster_scale = res.single_cluster_scale
+        c.persistence = _collect(res.rips, C, res.rips.max_dim, False, False)
+        c.scales = np.array(res.scales[:res.n_scales])
+        c.clusters = arr(res.clusters, (res.n_scales, C), ctypes.c_int32)
+        c.hidden_vectors = arr(res.hidden_vectors, (Ln + 1, C, d), f)
+        c.head_vectors = arr(res.head_vectors, (Ln, Hn, C, dh), f)
+        c.hidden_word_vectors = arr(res.hidden_word_vectors, (Ln + 1, C, k, d), f)
+        c.head_word_vectors = arr(res.head_word_vectors, (Ln, Hn, C, k, dh), f)
+        c.by_hidden_state = {
+            "mean_cosine_similarity": arr(res.hidden_similarity, (Ln + 1,)),
+            "single_cluster_scale": arr(res.hidden_merge, (Ln + 1,)),
+            "word_distance": arr(res.hidden_word_distance, (Ln + 1,))}
+        c.by_head = {
+            "mean_cosine_similarity": arr(res.head_similarity, (Ln, Hn)),
+            "single_cluster_scale": arr(res.head_merge, (Ln, Hn)),
+            "word_distance": arr(res.head_word_distance, (Ln, Hn))}
+        return c
+    finally:
+        L.ats_context_result_free(ctypes.byref(res))
+        del keep

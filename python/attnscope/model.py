@@ -11,10 +11,13 @@ from . import _lib as L
 class Result:
     """One forward pass. attentions: float32 [L, H, n, n] (layers and heads 0-based, as
     transformers' outputs.attentions); hidden_states: float32 [L+1, n, d] or None; tokens: the
-    token strings; ids; offsets [n, 2] (byte ranges in the text); loss (NaN without labels).
+    token strings; ids; offsets [n, 2] (byte ranges in the text); loss (NaN without labels);
+    context_vectors: float32 [L, H, n, d_head] or None, head h's output before the output
+    projection (softmax(Q_h K_hᵀ/√d_head) V_h, transformers' context layer split by head).
     The arrays are views of the C library's memory, freed when the last of them goes."""
 
-    def __init__(self, tokens, ids, offsets, attentions, hidden_states, logits, loss):
+    def __init__(self, tokens, ids, offsets, attentions, hidden_states, logits, loss,
+                 context_vectors=None):
         self.tokens: List[str] = tokens
         self.ids: np.ndarray = ids
         self.offsets: Optional[np.ndarray] = offsets
@@ -22,13 +25,14 @@ class Result:
         self.hidden_states: Optional[np.ndarray] = hidden_states
         self.logits: Optional[np.ndarray] = logits
         self.loss: float = loss
+        self.context_vectors: Optional[np.ndarray] = context_vectors
 
     def __repr__(self):
         L_, H_, n, _ = self.attentions.shape
         return f"Result({n} tokens, attentions [{L_}, {H_}, {n}, {n}])"
 
 
-def _result(res, tokens, id_arr, offsets, hidden_states, logits):
+def _result(res, tokens, id_arr, offsets, hidden_states, logits, d_head=0):
     """A Result viewing the C arrays of res, which are freed when the last view goes."""
     owner = L._Owner(L.ats_forward_result_free, ctypes.byref(res))
     owner.res = res
@@ -36,9 +40,12 @@ def _result(res, tokens, id_arr, offsets, hidden_states, logits):
     att = L.view(res.attention, (Ln, Hn, n, n), ctypes.c_float, owner)
     hid = L.view(res.hidden, (Ln + 1, n, d), ctypes.c_float, owner) if hidden_states else None
     lg = L.view(res.logits, (n, res.vocab_size), ctypes.c_float, owner) if logits else None
+    ctx = None
+    if res.context:  # [L][n][H·dh] → [L, H, n, dh]
+        ctx = L.view(res.context, (Ln, n, Hn, d_head), ctypes.c_float, owner).transpose(0, 2, 1, 3)
     if tokens is not None and n < len(tokens):
         tokens, id_arr, offsets = tokens[:n], id_arr[:n], offsets[:n]
-    return Result(tokens, id_arr, offsets, att, hid, lg, res.loss)
+    return Result(tokens, id_arr, offsets, att, hid, lg, res.loss, ctx)
 
 
 class Model:
@@ -62,7 +69,7 @@ class Model:
         i = L.ats_model_info_get(L.ats_session_model(s)).contents
         info = {
             "model_type": i.model_type.decode(), "dir": i.dir.decode(), "n_layers": i.n_layers,
-            "n_heads": i.n_heads, "d_model": i.d_model, "vocab_size": i.vocab_size,
+            "n_heads": i.n_heads, "d_model": i.d_model, "d_head": i.d_head, "vocab_size": i.vocab_size,
             "max_positions": i.max_positions, "causal": bool(i.causal),
             "has_lm_head": bool(i.has_lm_head), "vision": i.arch == L._constant("ATS_ARCH_VIT"),
         }
@@ -115,7 +122,8 @@ class Model:
             logits: bool = False, labels: Optional[Sequence[int]] = None,
             head_mask: Optional[np.ndarray] = None, n_threads: int = 0,
             truncate: bool = False, n_layers: int = 0,
-            image_size: Optional[Sequence[int]] = None, positions: bool = True) -> Result:
+            image_size: Optional[Sequence[int]] = None, positions: bool = True,
+            context_vectors: bool = False) -> Result:
         """Runs the model on a text (tokenized with its tokenizer, special tokens added), on
         explicit ids, or on an image file (ViT). head_mask [L, H]: 0 silences a head (as
         transformers' head_mask); labels give the language-model loss. n_layers > 0 runs only
@@ -123,13 +131,15 @@ class Model:
         logits then), for a study of early heads. image_size (height, width): a ViT sees the
         image at that size, its position embeddings interpolated (transformers'
         interpolate_pos_encoding=True). positions=False leaves the position embeddings out (as
-        if they were zero), e.g. to see permutation equivariance."""
+        if they were zero), e.g. to see permutation equivariance. context_vectors=True keeps
+        each head's output before the output projection (Result.context_vectors)."""
         if sum(x is not None for x in (text, image, ids)) != 1:
             raise ValueError("give exactly one of text, image, ids")
         opt = L.ForwardOptions()
         L.ats_forward_options_init(ctypes.byref(opt))
         opt.capture = (L.CAPTURE_ATTENTION | (L.CAPTURE_HIDDEN if hidden_states else 0)
-                       | (L.CAPTURE_LOGITS if logits else 0))
+                       | (L.CAPTURE_LOGITS if logits else 0)
+                       | (L.CAPTURE_CONTEXT if context_vectors else 0))
         opt.n_threads, opt.truncate, opt.n_layers = int(n_threads), int(truncate), int(n_layers)
         opt.no_positions = int(not positions)
         if image_size is not None:
@@ -162,7 +172,7 @@ class Model:
                 inp.labels = lab.ctypes.data_as(L.c_int32_p)
             L.check(L.ats_model_forward(self._handle, ctypes.byref(inp), ctypes.byref(opt),
                                         ctypes.byref(res), ctypes.byref(err)), err)
-        return _result(res, tokens, id_arr, offsets, hidden_states, logits)
+        return _result(res, tokens, id_arr, offsets, hidden_states, logits, self.info["d_head"])
 
     def head_gradients(self, text: Optional[str] = None, ids: Optional[Sequence[int]] = None,
                        n_threads: int = 0):

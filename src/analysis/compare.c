@@ -10,7 +10,8 @@
 #include <string.h>
 
 ats_status ats_head_metric(const ats_attention *a, size_t l, size_t h, int seed_compat,
-                           double max_error, double *full, double *lower, ats_error *err) {
+                           double max_error, int n_threads, double *full, double *lower,
+                           ats_error *err) {
     size_t n = a->n;
     double *own = full ? NULL : malloc((n ? n * n : 1) * sizeof *own);
     if (!full && !own) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
@@ -21,6 +22,7 @@ ats_status ats_head_metric(const ats_attention *a, size_t l, size_t h, int seed_
     mo.normalize = !seed_compat; /* rows sum to 1 up to float rounding; scipy normalises too */
     mo.seed_compat = seed_compat;
     mo.max_error = max_error;
+    mo.n_threads = n_threads;
     ats_status st = ats_divergence_compute(&v, ATS_DIV_JSD, &mo, m, err);
     /* JS(i,j) and JS(j,i) are evaluated separately; their mean is the symmetric metric */
     if (!st) st = ats_metric_from_full(n, m, 1, a->name, lower, err);
@@ -102,7 +104,8 @@ static ats_status compare_core(const ats_compare_options *o, ats_compare_result 
         if (!lowers[k])
             ats_error_set(&errs[k], ATS_ERR_NOMEM, "out of memory");
         else
-            ats_head_metric(&src[t], l, h, o->seed_compat, o->max_error, NULL, lowers[k], &errs[k]);
+            ats_head_metric(&src[t], l, h, o->seed_compat, o->max_error, 1, NULL, lowers[k],
+                            &errs[k]);
         lp[k] = lowers[k];
         ns[k] = n;
     }

@@ -8,6 +8,7 @@
 #include "attnscope/render.h"
 #include "attnscope/rips.h"
 #include "attnscope/tokenizer.h"
+#include "attnscope/vision.h"
 
 #include <string.h>
 
@@ -59,6 +60,15 @@ static const constant CONSTANTS[] = {
     C(ATS_CAPTURE_SCORES),
     C(ATS_CAPTURE_HIDDEN),
     C(ATS_CAPTURE_LOGITS),
+    C(ATS_PERTURB_NONE),
+    C(ATS_PERTURB_NOISE),
+    C(ATS_PERTURB_BLUR),
+    C(ATS_PERTURB_OCCLUSION),
+    C(ATS_VISION_DIAGRAM),
+    C(ATS_VISION_BARCODE),
+    C(ATS_VISION_SKELETON),
+    C(ATS_CAPTURE_CONTEXT),
+    C(ATS_CONTEXT_EMBEDDINGS),
     /* the structures the Python bindings mirror */
     SIZE(ats_error),
     SIZE(ats_diagram),
@@ -93,6 +103,17 @@ static const constant CONSTANTS[] = {
     SIZE(ats_syntax_result),
     SIZE(ats_importance_options),
     SIZE(ats_importance_result),
+    SIZE(ats_image),
+    SIZE(ats_vision_input),
+    SIZE(ats_vision_options),
+    SIZE(ats_vision_run),
+    SIZE(ats_vision_image),
+    SIZE(ats_vision_result),
+    SIZE(ats_equivariance_options),
+    SIZE(ats_equivariance_result),
+    SIZE(ats_context_options),
+    SIZE(ats_context_similarity_result),
+    SIZE(ats_context_result),
 };
 
 int ats_constant(const char *name, long long *value) {

@@ -40,7 +40,8 @@ static ats_status head_matrix(const ats_attention *a, const ats_topo_options *o,
                               double *lower, ats_error *err) {
     size_t l = (size_t)o->layer, h = (size_t)o->head;
     if (o->distance == ATS_HEAD_JSD || o->distance == ATS_HEAD_SEED)
-        return ats_head_metric(a, l, h, o->distance == ATS_HEAD_SEED, 0.0, full, lower, err);
+        return ats_head_metric(a, l, h, o->distance == ATS_HEAD_SEED, 0.0, o->n_threads, full,
+                               lower, err);
     ats_attn v = ats_attention_head(a, l, h);
     ats_measure_opts mo;
     ats_measure_opts_init(&mo);

@@ -130,7 +130,8 @@ cJSON *analysis_pairs_json(const ats_diagram *d) {
     return arr;
 }
 
-ats_status analysis_json_write(const char *path, const cJSON *doc, ats_error *err) {
+/* path written atomically: the document as cJSON prints it, and a newline */
+static ats_status json_file(const char *path, const cJSON *doc, ats_error *err) {
     char *text = cJSON_Print(doc);
     if (!text) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
     ats_outfile of;
@@ -140,8 +141,45 @@ ats_status analysis_json_write(const char *path, const cJSON *doc, ats_error *er
         fputc('\n', of.fp);
         st = ats_outfile_commit(&of, err);
     }
-    if (!st) printf("%s\n", path);
     free(text);
+    return st;
+}
+
+ats_status analysis_json_write(const char *path, const cJSON *doc, ats_error *err) {
+    ats_status st = json_file(path, doc, err);
+    if (!st) printf("%s\n", path);
+    return st;
+}
+
+/* dir/file (malloc'd) */
+static char *dir_file(const char *dir, const char *file, ats_error *err) {
+    size_t len = strlen(dir) + strlen(file) + 2;
+    char *p = malloc(len);
+    if (!p) ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    if (p) snprintf(p, len, "%s/%s", dir, file);
+    return p;
+}
+
+ats_status analysis_json_stage(const char *dir, const char *file, const cJSON *doc,
+                               ats_error *err) {
+    char *path = dir_file(dir, file, err);
+    ats_status st = path ? json_file(path, doc, err) : err->status;
+    free(path);
+    return st;
+}
+
+ats_status analysis_bytes_stage(const char *dir, const char *file, const void *data, size_t size,
+                                ats_error *err) {
+    char *path = dir_file(dir, file, err);
+    if (!path) return err->status;
+    ats_outfile of;
+    ats_status st = ats_outfile_open(&of, path, err);
+    if (!st && size && fwrite(data, 1, size, of.fp) != size) {
+        ats_outfile_abort(&of);
+        st = ats_error_set(err, ATS_ERR_IO, "%s: cannot write", path);
+    } else if (!st)
+        st = ats_outfile_commit(&of, err);
+    free(path);
     return st;
 }
 
@@ -317,4 +355,21 @@ int analysis_prepare(const analysis_args *a, int need_head, ats_attention *src, 
     if (rc) return rc;
     ats_error_clear(err);
     return analysis_load(a, src, count, err) ? ats_cli_fail(err) : 0;
+}
+
+ats_status analysis_heads_heatmap(const analysis_args *a, const char *name, const char *title,
+                                  const char *value_title, size_t L, size_t H, const double *v,
+                                  ats_error *err) {
+    ats_heatmap_options ho;
+    ats_heatmap_options_init(&ho);
+    ho.fig.title = title;
+    ho.row_title = "layer";
+    ho.col_title = "head";
+    ho.index_labels = 1;
+    ho.value_title = value_title;
+    char *path = analysis_figure_path(a, name, err);
+    ats_status st = path ? ats_render_heatmap(path, L, H, v, &ho, err) : err->status;
+    if (!st) printf("%s\n", path);
+    free(path);
+    return st;
 }

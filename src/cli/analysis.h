@@ -67,6 +67,14 @@ struct cJSON;
  * path on stdout, as the commands list what they wrote. */
 ats_status analysis_json_write(const char *path, const struct cJSON *doc, ats_error *err);
 
+/* Files of a command that stages its outputs in a folder (ats_outdir) and lists them once the
+ * folder is committed: dir/file written atomically, without printing its path — a JSON
+ * document as analysis_json_write writes it, or size bytes (a figure drawn in memory). */
+ats_status analysis_json_stage(const char *dir, const char *file, const struct cJSON *doc,
+                               ats_error *err);
+ats_status analysis_bytes_stage(const char *dir, const char *file, const void *data, size_t size,
+                                ats_error *err);
+
 /* A number as a raw cJSON item written by ats_json_number_format (core.h: NaN null, infinities
  * "inf"/"-inf", with ATS_JSON_DEATH an essential death null): cJSON's own printing keeps 15
  * digits when they read back within an epsilon, and has its own rule for NaN and infinities. */
@@ -106,6 +114,12 @@ ats_status analysis_compare_write(const analysis_args *a, const ats_compare_resu
                                   const char *json_out, int all_heads, double q, ats_error *err);
 /* The distinct vertices on H1 cycle i of res, in increasing order, into on[n] (1 = on it). */
 void analysis_cycle_vertices(const ats_rips_result *res, size_t i, size_t n, unsigned char *on);
+
+/* DIR/name.<format>: an L x H heatmap of v [L][H] with the layers and heads numbered from 0;
+ * prints its path. */
+ats_status analysis_heads_heatmap(const analysis_args *a, const char *name, const char *title,
+                                  const char *value_title, size_t L, size_t H, const double *v,
+                                  ats_error *err);
 
 /* The usage text of the shared options. */
 extern const char ANALYSIS_COMMON_USAGE[];

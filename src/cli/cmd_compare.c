@@ -38,20 +38,6 @@ static cJSON *per_dim_json(const double *vals, size_t nd, size_t L, size_t H, in
     return o;
 }
 
-static char **index_names(size_t n) {
-    char **names = calloc(n ? n : 1, sizeof *names);
-    for (size_t i = 0; names && i < n; i++) {
-        names[i] = malloc(24);
-        if (names[i]) snprintf(names[i], 24, "%zu", i);
-    }
-    return names;
-}
-
-static void free_names(char **names, size_t n) {
-    for (size_t i = 0; names && i < n; i++) free(names[i]);
-    free(names);
-}
-
 /* Both inputs compared: the texts through the session, or the attention files. */
 static ats_status compare_inputs(const analysis_args *a, ats_session *s,
                                  const ats_compare_options *co, ats_compare_result *r,
@@ -88,7 +74,6 @@ ats_status analysis_compare_write(const analysis_args *a, const ats_compare_resu
         st = analysis_write_npy(a, "bottleneck", ATS_F64, 3, shape, bott, err);
         if (!st) st = analysis_write_npy(a, "wasserstein", ATS_F64, 3, shape, wass, err);
         if (!st) st = analysis_write_json(a, "compare", doc, err);
-        char **layer_names = index_names(L), **head_names = index_names(H);
         for (size_t d = 0; d < nd && !st && all_heads; d++)
             for (int which = 0; which < 2 && !st; which++) {
                 char name[64], title[512];
@@ -96,23 +81,9 @@ ats_status analysis_compare_write(const analysis_args *a, const ats_compare_resu
                 snprintf(title, sizeof title, "%s%s%s distance of H%zu diagrams, %s vs %s",
                          a->title ? a->title : "", a->title ? ": " : "",
                          which ? "Wasserstein" : "bottleneck", d, src[0].name, src[1].name);
-                ats_heatmap_options ho;
-                ats_heatmap_options_init(&ho);
-                ho.fig.title = title;
-                ho.row_title = "layer";
-                ho.col_title = "head";
-                ho.row_labels = (const char *const *)layer_names;
-                ho.col_labels = (const char *const *)head_names;
-                ho.value_title = which ? "W" : "d_B";
-                char *path = analysis_figure_path(a, name, err);
-                st = path ? ats_render_heatmap(path, L, H, (which ? wass : bott) + d * L * H, &ho,
-                                               err)
-                          : err->status;
-                if (!st) printf("%s\n", path);
-                free(path);
+                st = analysis_heads_heatmap(a, name, title, which ? "W" : "d_B", L, H,
+                                            (which ? wass : bott) + d * L * H, err);
             }
-        free_names(layer_names, L);
-        free_names(head_names, H);
     }
     if (!st && !all_heads)
         for (size_t d = 0; d < nd; d++)

@@ -62,10 +62,19 @@ int main(int argc, char **argv) {
         print_usage(stderr);
         return ATS_EXIT_INPUT;
     }
+    /* `attnscope help CMD` is `attnscope CMD --help`; `-h` right after a command is its --help
+     * (only there: elsewhere "-h" may be an option's value, a text or a file name). */
+    static char help_option[] = "--help";
+    if (!strcmp(argv[1], "help") && argc >= 3) {
+        argv[1] = argv[2];
+        argv[2] = help_option;
+        argc = 3;
+    }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         print_usage(stdout);
         return ATS_EXIT_OK;
     }
+    if (argc >= 3 && !strcmp(argv[2], "-h")) argv[2] = help_option;
     if (ats_cli_kernel_check() != ATS_EXIT_OK) return ATS_EXIT_INPUT;
     ats_cli_remove_temporaries_on_signal();
     if (ats_cli_take_max_memory(&argc, argv) != ATS_EXIT_OK) return ATS_EXIT_INPUT;

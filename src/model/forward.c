@@ -25,6 +25,7 @@ void ats_forward_result_free(ats_forward_result *res) {
     free(res->scores);
     free(res->hidden);
     free(res->logits);
+    free(res->context);
     memset(res, 0, sizeof *res);
     res->loss = NAN;
 }
@@ -263,7 +264,7 @@ static ats_status run_layers(ats_model *m, size_t n, const ats_forward_options *
             in = t;
         }
         /* the last layer's values, output and feed-forward only feed the final hidden state */
-        int attn_only = l + 1 == L && !need_final;
+        int attn_only = l + 1 == L && !need_final && !sk->res[0].context;
         float *q, *k, *v;
         size_t ldq, ldkv;
         if (lw->pq.p || m->conv1d) {
@@ -299,6 +300,8 @@ static ats_status run_layers(ats_model *m, size_t n, const ats_forward_options *
             head_targets(m, opt, r, l, w);
             attention(m, (int)l, q + o * ldq, ldq, k + o * ldkv, v + o * ldkv, ldkv, ns, w->probs,
                       w->scores, w->ctx + o * qd, opt->head_mask, !attn_only, w->pack, w->rows);
+            if (r->context)
+                memcpy(r->context + l * ns * qd, w->ctx + o * qd, ns * qd * sizeof *w->ctx);
         }
         if (attn_only) break;
         /* t[n][d] = ctx[n][qd] · Woᵀ + bo */
@@ -439,6 +442,7 @@ static size_t forward_bytes(const ats_model *m, size_t count, const size_t *n, s
         if (opt->capture & ATS_CAPTURE_ATTENTION) att += (double)(Lk * Hk) * nn;
         if (opt->capture & ATS_CAPTURE_SCORES) fl += (double)(Lk * Hk) * nn;
         if (opt->capture & ATS_CAPTURE_HIDDEN) fl += (double)(L + 1) * (double)n[s] * (double)d;
+        if (opt->capture & ATS_CAPTURE_CONTEXT) fl += (double)L * (double)n[s] * (double)qd;
         if (want_logits) fl += (double)n[s] * (double)V;
     }
     double r = (double)rows, mn = (double)max_n;
@@ -499,6 +503,8 @@ static ats_status prepare_result(ats_model *m, size_t n, const ats_forward_optio
     if (opt->capture & ATS_CAPTURE_ATTENTION) res->attention = alloc_floats(kept, n, n, &ok);
     if (opt->capture & ATS_CAPTURE_SCORES) res->scores = alloc_floats(kept, n, n, &ok);
     if (opt->capture & ATS_CAPTURE_HIDDEN) res->hidden = alloc_floats(L + 1, n, d, &ok);
+    if (opt->capture & ATS_CAPTURE_CONTEXT)
+        res->context = alloc_floats(L, n, H * (size_t)mi->d_head, &ok);
     if (want_logits) res->logits = alloc_floats(n, V, 1, &ok);
     if (!ok)
         return ats_model_fail(m, err, ATS_ERR_NOMEM,

@@ -275,3 +275,62 @@ void ats_colormap_viridis(double t, double *r, double *g, double *b) {
     *g = v[i][1] + f * (v[i + 1][1] - v[i][1]);
     *b = v[i][2] + f * (v[i + 1][2] - v[i][2]);
 }
+
+static int boxes_overlap(const label_box *a, const label_box *b) {
+    return a->x < b->x + b->w && b->x < a->x + a->w && a->y < b->y + b->h && b->y < a->y + a->h;
+}
+
+typedef struct crowd {
+    size_t i, neighbours;
+} crowd;
+
+static int crowd_cmp(const void *a, const void *b) {
+    const crowd *x = a, *y = b;
+    if (x->neighbours != y->neighbours) return x->neighbours < y->neighbours ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+size_t labels_place(size_t n, const double *px, const double *py, const double *w, const double *h,
+                    double r, double x0, double y0, double x1, double y1, label_box *box,
+                    unsigned char *placed) {
+    /* the order: fewest points within three label heights first (index order without memory) */
+    crowd *order = malloc((n ? n : 1) * sizeof *order);
+    double near = 0;
+    for (size_t i = 0; i < n; i++) near = fmax(near, 3 * h[i]);
+    for (size_t i = 0; order && i < n; i++) {
+        order[i] = (crowd){i, 0};
+        for (size_t j = 0; j < n; j++)
+            if (j != i && fabs(px[j] - px[i]) < near && fabs(py[j] - py[i]) < near)
+                order[i].neighbours++;
+    }
+    if (order) qsort(order, n, sizeof *order, crowd_cmp);
+    memset(placed, 0, n);
+    size_t count = 0;
+    const double g = 1.5, d = r * 0.75;
+    for (size_t k = 0; k < n; k++) {
+        size_t i = order ? order[k].i : k;
+        if (w[i] < 0) continue;
+        double x = px[i], y = py[i], bw = w[i], bh = h[i];
+        const double cand[8][2] = {{x + r + g, y - bh / 2},  {x - r - g - bw, y - bh / 2},
+                                   {x + d, y - d - bh},      {x + d, y + d},
+                                   {x - d - bw, y - d - bh}, {x - d - bw, y + d},
+                                   {x - bw / 2, y - r - bh}, {x - bw / 2, y + r}};
+        for (int c = 0; c < 8 && !placed[i]; c++) {
+            label_box b = {cand[c][0], cand[c][1], bw, bh};
+            if (b.x < x0 || b.y < y0 || b.x + b.w > x1 || b.y + b.h > y1) continue;
+            int free_spot = 1;
+            for (size_t j = 0; j < n && free_spot; j++) {
+                if (j != i && placed[j] && boxes_overlap(&b, &box[j])) free_spot = 0;
+                label_box mk = {px[j] - r, py[j] - r, 2 * r, 2 * r};
+                if (j != i && boxes_overlap(&b, &mk)) free_spot = 0;
+            }
+            if (free_spot) {
+                box[i] = b;
+                placed[i] = 1;
+                count++;
+            }
+        }
+    }
+    free(order);
+    return count;
+}

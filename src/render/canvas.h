@@ -55,6 +55,22 @@ void canvas_axis(canvas *c, int vertical, double tick_lo, double tick_hi, int ta
 /* A tick label with as many decimals as the step needs. */
 void format_tick(double v, double step, char *buf, size_t n);
 
+/* A label's box: top-left corner (x, y) and size (w, h). */
+typedef struct label_box {
+    double x, y, w, h;
+} label_box;
+
+/* Places the labels of n points at (px[i], py[i]), drawn as markers of radius r, without
+ * overlaps. Label i (w[i] × h[i]; w[i] < 0: no label) tries eight positions around its point:
+ * right, left, the four diagonals, above, below; it takes the first one inside the rectangle
+ * (x0, y0)–(x1, y1) that overlaps no label placed before and no other point's marker, or
+ * none. Points with the fewest neighbours go first, so the isolated ones, which a reader looks
+ * for, always get theirs; a crowd keeps as many as fit. Sets box[i] and placed[i] (1 or 0);
+ * returns the count placed. */
+size_t labels_place(size_t n, const double *px, const double *py, const double *w, const double *h,
+                    double r, double x0, double y0, double x1, double y1, label_box *box,
+                    unsigned char *placed);
+
 /* The colours of homology dimensions 0.. (a qualitative palette). */
 void dim_colour(int dim, double *r, double *g, double *b);
 

@@ -130,9 +130,30 @@ static int draw_skeleton(canvas *c, size_t n, const double *lower, double scale,
     size_t nc;
     ats_rips_clusters(n, lower, scale, labels, &nc, NULL);
     for (size_t i = 0; i < n; i++) sizes[labels[i]]++;
-    double pad = side * 0.08, inner = side - 2 * pad;
-#define X(i) (x + pad + (pos[2 * (i)] + 1) * 0.5 * inner)
-#define Y(i) (y + pad + (1 - (pos[2 * (i) + 1] + 1) * 0.5) * inner)
+    double rad = n > 200 ? 2.0 : 3.6, fs = n > 200 ? 4.5 : n > 80 ? 6.5 : 8.5;
+    /* The layout is scaled into the panel so that every node and its label (drawn right of
+     * it) stay inside: a fixed padding let a long label near the right edge, or the node
+     * itself in a crowded grid, spill into the neighbouring panel. */
+    double m = side * 0.04, ox = m + rad, iw = side - 2 * ox, half_h = rad;
+    char idx[32];
+    for (size_t i = 0; opt->show_labels && i < n; i++) {
+        const char *lab = opt->labels ? opt->labels[i] : NULL;
+        if (!lab) {
+            snprintf(idx, sizeof idx, "%zu", i);
+            lab = idx;
+        }
+        double tw, th, u = (pos[2 * i] + 1) * 0.5;
+        canvas_text_extent(c, lab, fs, 0, &tw, &th);
+        half_h = fmax(half_h, th / 2);
+        if (u > 1e-9) iw = fmin(iw, (side - m - rad - 1.5 - tw - ox) / u);
+    }
+    iw = fmax(iw, side * 0.3); /* absurdly long labels: the clip below keeps them in */
+    double oy = m + half_h, ih = side - 2 * oy;
+    cairo_save(cr);
+    cairo_rectangle(cr, x, y, side, side);
+    cairo_clip(cr);
+#define X(i) (x + ox + (pos[2 * (i)] + 1) * 0.5 * iw)
+#define Y(i) (y + oy + (1 - (pos[2 * (i) + 1] + 1) * 0.5) * ih)
     /* triangles, when few enough to be worth seeing */
     if (n <= 160) {
         cairo_set_source_rgba(cr, 0.25, 0.45, 0.85, 0.07);
@@ -161,7 +182,6 @@ static int draw_skeleton(canvas *c, size_t n, const double *lower, double scale,
             cairo_line_to(cr, X(b), Y(b));
             cairo_stroke(cr);
         }
-    double rad = n > 200 ? 2.0 : 3.6;
     for (size_t i = 0; i < n; i++) {
         double r, g, b;
         cluster_colour(labels[i], sizes[labels[i]], &r, &g, &b);
@@ -170,10 +190,8 @@ static int draw_skeleton(canvas *c, size_t n, const double *lower, double scale,
         cairo_fill(cr);
     }
     if (opt->show_labels) {
-        double fs = n > 200 ? 4.5 : n > 80 ? 6.5 : 8.5;
         cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
         for (size_t i = 0; i < n; i++) {
-            char idx[32];
             const char *lab = opt->labels ? opt->labels[i] : NULL;
             if (!lab) {
                 snprintf(idx, sizeof idx, "%zu", i);
@@ -182,6 +200,7 @@ static int draw_skeleton(canvas *c, size_t n, const double *lower, double scale,
             canvas_text(c, lab, X(i) + rad + 1.5, Y(i), fs, 0, 0.5, 0, 0);
         }
     }
+    cairo_restore(cr);
 #undef X
 #undef Y
     free(labels);
@@ -229,7 +248,10 @@ ats_status ats_render_skeleton_grid(const char *path, size_t n, const double *lo
     size_t rows = (n_scales + cols - 1) / cols;
     double side = n_scales == 1 ? (n > 200 ? 900 : 560) : (n > 200 ? 520 : 360);
     double title_h = opt->fig.title ? 26 : 6, sub = n_scales > 1 ? 16 : 14;
-    double w = (double)cols * side + 10, h = title_h + (double)rows * (side + sub) + 6;
+    /* panels are separated by a gutter where nothing is drawn */
+    double gutter = 12;
+    double w = (double)cols * (side + gutter) - gutter + 10,
+           h = title_h + (double)rows * (side + sub) + 6;
     canvas c;
     st = canvas_open(&c, path, w, h, &opt->fig, err);
     if (st) {
@@ -238,7 +260,8 @@ ats_status ats_render_skeleton_grid(const char *path, size_t n, const double *lo
     }
     if (opt->fig.title) canvas_text(&c, opt->fig.title, w / 2, 13, 12, 0.5, 0.5, 0, 1);
     for (size_t s = 0; s < n_scales; s++) {
-        double x = 5 + (double)(s % cols) * side, y = title_h + (double)(s / cols) * (side + sub);
+        double x = 5 + (double)(s % cols) * (side + gutter),
+               y = title_h + (double)(s / cols) * (side + sub);
         char lab[64];
         snprintf(lab, sizeof lab, "scale %.4g", scales[s]);
         cairo_set_source_rgb(c.cr, 0.15, 0.15, 0.15);

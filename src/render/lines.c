@@ -7,6 +7,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The decades lo..hi (exponents) of a logarithmic y axis, labelled 10⁻⁷ etc., at most 8. */
+static void log_axis(canvas *c, double lo, double hi, double p0, double p1, double g0, double g1,
+                     double label) {
+    static const char *const sup[10] = {"⁰", "¹", "²", "³", "⁴", "⁵", "⁶", "⁷", "⁸", "⁹"};
+    int step = (int)ceil((hi - lo) / 8);
+    cairo_set_line_width(c->cr, 0.5);
+    for (double e = lo; e <= hi + 1e-9; e += step) {
+        double pos = p0 + (e - lo) / (hi - lo) * (p1 - p0);
+        cairo_set_source_rgb(c->cr, 0.9, 0.9, 0.9);
+        cairo_move_to(c->cr, g0, pos);
+        cairo_line_to(c->cr, g1, pos);
+        cairo_stroke(c->cr);
+        char lab[160] = "10", digits[24];
+        long k = lround(e);
+        if (k < 0) strcat(lab, "⁻");
+        snprintf(digits, sizeof digits, "%ld", labs(k));
+        for (const char *d = digits; *d; d++) strcat(lab, sup[*d - '0']);
+        cairo_set_source_rgb(c->cr, 0.2, 0.2, 0.2);
+        canvas_text(c, lab, label, pos, 8.5, 1, 0.5, 0, 0);
+    }
+}
+
 void ats_lines_options_init(ats_lines_options *opt) {
     memset(opt, 0, sizeof *opt);
     ats_figure_options_init(&opt->fig);
@@ -19,7 +41,7 @@ ats_status ats_render_lines(const char *path, size_t count, const ats_series *se
         ats_lines_options_init(&defaults);
         opt = &defaults;
     }
-    double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
+    double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY, ypos = INFINITY;
     for (size_t s = 0; s < count; s++)
         for (size_t i = 0; i < series[s].count; i++) {
             double x = series[s].x[i], y = series[s].y[i];
@@ -31,28 +53,67 @@ ats_status ats_render_lines(const char *path, size_t count, const ats_series *se
             xhi = fmax(xhi, x);
             ylo = fmin(ylo, y);
             yhi = fmax(yhi, y);
+            if (y > 0) ypos = fmin(ypos, y);
         }
     if (!isfinite(xlo)) xlo = 0, xhi = 1, ylo = 0, yhi = 1;
     if (opt->y_max > opt->y_min) ylo = opt->y_min, yhi = opt->y_max;
     if (xhi <= xlo) xhi = xlo + 1;
     if (yhi <= ylo) yhi = ylo + 1;
-    double ypad = 0.05 * (yhi - ylo);
-    ylo -= ypad;
-    yhi += ypad;
-    double ml = 62, mr = 150, mt = opt->fig.title ? 34 : 14, mb = 46, pw = 440, ph = 280;
+    int log_y = opt->y_log;
+    if (log_y) {
+        /* whole decades: from the one below the smallest positive value to the one above the
+         * largest */
+        double lo = opt->y_min > 0 ? opt->y_min : isfinite(ypos) ? ypos : 1e-9;
+        double hi = yhi > lo ? yhi : lo * 10;
+        ylo = floor(log10(lo) - 0.05); /* a value on a decade gets room too */
+        yhi = ceil(log10(hi) + 0.05);
+        if (yhi <= ylo) yhi = ylo + 1;
+    } else {
+        double ypad = 0.05 * (yhi - ylo);
+        ylo -= ypad;
+        yhi += ypad;
+    }
+    /* an integer axis has room for the markers at its ends */
+    double xtlo = xlo, xthi = xhi, xpad = opt->x_integer ? 0.5 : 0;
+    xlo -= xpad;
+    xhi += xpad;
+    /* the legend as wide as its longest label */
+    double legend_w = 0;
+    {
+        canvas probe;
+        canvas_probe_open(&probe, &opt->fig);
+        for (size_t s = 0; s < count; s++) {
+            double tw, th;
+            canvas_text_extent(&probe, series[s].label ? series[s].label : "", 9, 0, &tw, &th);
+            legend_w = fmax(legend_w, tw);
+        }
+        canvas_probe_close(&probe);
+    }
+    double ml = 62, mr = fmax(150, 35 + legend_w + 12), mt = opt->fig.title ? 34 : 14, mb = 46,
+           pw = 440, ph = 280;
     double w = opt->fig.width > 0 ? opt->fig.width : ml + pw + mr;
     double h = opt->fig.height > 0 ? opt->fig.height : mt + ph + mb;
     pw = w - ml - mr;
     ph = h - mt - mb;
+    if (pw < 40 || ph < 40)
+        return ats_error_set(err, ATS_ERR_INVALID,
+                             "%s: a %gx%g figure leaves no room for the plot beside its legend",
+                             path, w, h);
     canvas c;
     ats_status st = canvas_open(&c, path, w, h, &opt->fig, err);
     if (st) return st;
     cairo_t *cr = c.cr;
 #define PX(v) (ml + ((v)-xlo) / (xhi - xlo) * pw)
-#define PY(v) (mt + ph - ((v)-ylo) / (yhi - ylo) * ph)
+#define YV(v) (log_y ? ((v) > 0 ? fmax(log10(v), ylo) : ylo) : (v))
+#define PY(v) (mt + ph - (YV(v) - ylo) / (yhi - ylo) * ph)
     if (opt->fig.title) canvas_text(&c, opt->fig.title, w / 2, mt / 2, 12, 0.5, 0.5, 0, 1);
-    canvas_axis(&c, 1, ylo, yhi, 6, ylo, yhi, mt + ph, mt, ml, ml + pw, ml - 5);
-    canvas_axis(&c, 0, xlo, xhi, 8, xlo, xhi, ml, ml + pw, mt, mt + ph, mt + ph + 4);
+    if (log_y)
+        log_axis(&c, ylo, yhi, mt + ph, mt, ml, ml + pw, ml - 5);
+    else
+        canvas_axis(&c, 1, ylo, yhi, 6, ylo, yhi, mt + ph, mt, ml, ml + pw, ml - 5);
+    /* integer ticks: a target of at most one tick a unit keeps the step >= 1 */
+    int xt = opt->x_integer ? (int)fmin(8, fmax(1, xthi - xtlo)) : 8;
+    canvas_axis(&c, 0, xtlo, xthi, xt, xlo, xhi, ml, ml + pw, mt, mt + ph, mt + ph + 4);
     cairo_set_line_width(cr, 0.8);
     cairo_rectangle(cr, ml, mt, pw, ph);
     cairo_stroke(cr);
@@ -92,6 +153,7 @@ ats_status ats_render_lines(const char *path, size_t count, const ats_series *se
         canvas_text(&c, series[s].label ? series[s].label : "", ml + pw + 35, ly, 9, 0, 0.5, 0, 0);
     }
 #undef PX
+#undef YV
 #undef PY
     return canvas_close(&c, err);
 }

@@ -155,10 +155,14 @@ ats_status ats_render_barcode(const char *path, size_t count, const ats_diagram 
             bars[m++] =
                 (bar){dims ? dims[k] : (int)k, dgms[k].pairs[2 * i], dgms[k].pairs[2 * i + 1]};
     qsort(bars, m, sizeof *bars, bar_cmp);
-    /* bar thickness shrinks with the count so that any barcode fits a page */
-    double pitch = m ? fmax(0.6, fmin(7.0, 700.0 / (double)m)) : 7.0;
+    /* Bars thin out with the count, so that L·H heads or hundreds of tokens stay a page: a
+     * wall of thick bars (72 at 7 pt) read as one block. Each dimension gets a header with
+     * its count, and every k-th bar its rank at the left, k as small as the labels allow. */
+    size_t groups = 0;
+    for (size_t i = 0; i < m; i++) groups += i == 0 || bars[i].dim != bars[i - 1].dim;
+    double pitch = m ? fmax(0.5, fmin(7.0, 360.0 / (double)m)) : 7.0, head_h = 16;
     double ml = 46, mr = 24, mt = (opt && opt->title) ? 34 : 14, mb = 40;
-    double pw = 440, ph = fmax(60.0, pitch * (double)m + 8.0 * (double)count);
+    double pw = 440, ph = fmax(60.0, pitch * (double)m + head_h * (double)groups + 6);
     double w = opt && opt->width > 0 ? opt->width : ml + pw + mr;
     double h = opt && opt->height > 0 ? opt->height : mt + ph + mb;
     pw = w - ml - mr;
@@ -181,24 +185,44 @@ ats_status ats_render_barcode(const char *path, size_t count, const ats_diagram 
     draw_title(&c, opt, mt / 2);
     canvas_axis(&c, 0, lo, hi, 7, vlo, vhi, ml, ml + pw, mt, mt + ph, mt + ph + 4);
     canvas_text(&c, "filtration value", ml + pw / 2, mt + ph + 20, 10, 0.5, 0, 0, 0);
-    double y = mt + 4;
-    double scale = (ph - 8.0 * (double)count) / (m ? (double)m : 1.0);
+    double y = mt + 2;
+    double scale = (ph - head_h * (double)groups - 6) / (m ? (double)m : 1.0);
     if (scale > pitch) scale = pitch;
+    size_t every = 1, mag = 1; /* rank labels at least 9 pt apart: 1, 2, 5, 10, 20, 50, ... */
+    for (int k = 0; (double)every * scale < 9.0 && every < ((size_t)1 << 40); k++) {
+        if (k % 3 == 2) mag *= 10;
+        every = (size_t)(k % 3 == 0 ? 2 : k % 3 == 1 ? 5 : 1) * mag;
+    }
+    size_t rank = 0;
     for (size_t i = 0; i < m; i++) {
         if (i == 0 || bars[i].dim != bars[i - 1].dim) {
-            if (i) y += 8;
-            char lab[16];
-            snprintf(lab, sizeof lab, "H%d", bars[i].dim);
+            size_t in_dim = 0;
+            while (i + in_dim < m && bars[i + in_dim].dim == bars[i].dim) in_dim++;
+            char lab[64];
+            snprintf(lab, sizeof lab, "H%d  \u00b7  %zu bar%s", bars[i].dim, in_dim,
+                     in_dim == 1 ? "" : "s");
             cairo_set_source_rgb(cr, 0.15, 0.15, 0.15);
-            canvas_text(&c, lab, ml - 8, y + 2, 10, 1, 0, 0, 1);
+            canvas_text(&c, lab, ml, y + head_h - 3, 9.5, 0, 1, 0, 1);
+            y += head_h;
+            rank = 0;
         }
         double r, g, b;
         dim_colour(bars[i].dim, &r, &g, &b);
+        double th = fmax(0.4, scale * (scale >= 4 ? 0.7 : 0.6));
+        if (++rank % every == 0 || (rank == 1 && every >= 5)) {
+            char lab[32];
+            snprintf(lab, sizeof lab, "%zu", rank);
+            cairo_set_source_rgb(cr, 0.45, 0.45, 0.45);
+            canvas_text(&c, lab, ml - 5, y + th / 2, 7, 1, 0.5, 0, 0);
+            cairo_set_line_width(cr, 0.5);
+            cairo_move_to(cr, ml - 3, y + th / 2);
+            cairo_line_to(cr, ml, y + th / 2);
+            cairo_stroke(cr);
+        }
         cairo_set_source_rgb(cr, r, g, b);
         double x1 = PX(bars[i].birth);
         int ess = isinf(bars[i].death);
         double x2 = ess ? ml + pw - 2 : PX(bars[i].death);
-        double th = fmax(0.4, scale * 0.7);
         cairo_rectangle(cr, x1, y, fmax(x2 - x1, 0.6), th);
         cairo_fill(cr);
         if (ess) {

@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void ats_scatter_options_init(ats_scatter_options *opt) {
@@ -61,7 +62,7 @@ ats_status ats_render_scatter(const char *path, size_t n, const double *xy,
     xhi = cx + 0.62 * sx; /* room for the labels right of the points */
     ylo = cy - 0.55 * sy;
     yhi = cy + 0.55 * sy;
-    double ml = 50, mt = opt->fig.title ? 34 : 14, mb = 44;
+    double ml = 50, mt = opt->fig.title ? 34 : 14, mb = opt->labels ? 54 : 44; /* room for a note */
     double legend_w = (opt->groups || (opt->shapes && opt->shape_names)) ? 120 : 24;
     double pw = 460, ph = 460; /* plot area */
     double w = opt->fig.width > 0 ? opt->fig.width : ml + pw + legend_w;
@@ -100,12 +101,44 @@ ats_status ats_render_scatter(const char *path, size_t n, const double *xy,
         cairo_stroke(cr);
     }
     if (opt->labels) {
-        cairo_set_source_rgb(cr, 0.15, 0.15, 0.15);
+        /* labels where they overlap nothing; the rest are left out, and the figure says so */
         double fs = n > 100 ? 5.0 : 6.5;
+        double *lx = malloc(4 * n * sizeof *lx);
+        label_box *box = malloc(n * sizeof *box);
+        unsigned char *placed = malloc(n);
+        if (!lx || !box || !placed) {
+            free(lx);
+            free(box);
+            free(placed);
+            canvas_abort(&c);
+            return ats_error_set(err, ATS_ERR_NOMEM, "%s: out of memory", path);
+        }
+        double *ly = lx + n, *lw = lx + 2 * n, *lh = lx + 3 * n;
+        size_t wanted = 0;
+        for (size_t i = 0; i < n; i++) {
+            lx[i] = PX(xy[2 * i]);
+            ly[i] = PY(xy[2 * i + 1]);
+            lw[i] = lh[i] = -1;
+            if (opt->labels[i]) {
+                canvas_text_extent(&c, opt->labels[i], fs, 0, &lw[i], &lh[i]);
+                wanted++;
+            }
+        }
+        size_t shown = labels_place(n, lx, ly, lw, lh, s + 0.5, x0 + 1, y0 - ph + 1, x0 + pw - 1,
+                                    y0 - 1, box, placed);
+        cairo_set_source_rgb(cr, 0.15, 0.15, 0.15);
         for (size_t i = 0; i < n; i++)
-            if (opt->labels[i])
-                canvas_text(&c, opt->labels[i], PX(xy[2 * i]) + s + 1, PY(xy[2 * i + 1]), fs, 0,
-                            0.5, 0, 0);
+            if (placed[i]) canvas_text(&c, opt->labels[i], box[i].x, box[i].y, fs, 0, 0, 0, 0);
+        if (shown < wanted) {
+            char note[128];
+            snprintf(note, sizeof note, "%zu of %zu labels shown (the others would overlap)", shown,
+                     wanted);
+            cairo_set_source_rgb(cr, 0.4, 0.4, 0.4);
+            canvas_text(&c, note, x0 + pw, y0 + 36, 7.5, 1, 0, 0, 0);
+        }
+        free(lx);
+        free(box);
+        free(placed);
     }
     /* legend: groups, then shapes */
     double lx = x0 + pw + 14, ly = mt + 8;

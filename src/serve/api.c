@@ -189,6 +189,10 @@ static int get_text(const cJSON *req, const char *key, int required, const char 
         srv_reply_error(reply, 400, "'%s' must be a string", key);
         return 0;
     }
+    if (!it->valuestring[0]) { /* as the command line: an empty text is no input */
+        srv_reply_error(reply, 400, "'%s' is empty: give some text to analyse", key);
+        return 0;
+    }
     *out = it->valuestring;
     return 1;
 }
@@ -648,7 +652,7 @@ static ats_status overview_compute(ats_server *srv, srv_text *t, ats_error *err)
         ov_e[k] = s / (double)n;
         if (!want_h1) continue;
         if (k % H == 0) st = srv_work_begin(srv, err); /* still wanted? */
-        if (!st) st = ats_head_metric(&a, k / H, k % H, 0, 0.0, full, lowers + k * m, err);
+        if (!st) st = ats_head_metric(&a, k / H, k % H, 0, 0.0, 1, full, lowers + k * m, err);
         lp[k] = lowers + k * m;
         ns[k] = n;
     }
@@ -742,11 +746,6 @@ static ats_status figure_draw(ats_server *srv, const char *kind, const char *pat
                                  "total H1 persistence of every head is computed for texts of "
                                  "at most %d tokens",
                                  OVERVIEW_H1_MAX_TOKENS);
-        char **rows = calloc(t->L, sizeof *rows), **cols = calloc(t->H, sizeof *cols);
-        for (size_t i = 0; rows && i < t->L; i++)
-            if ((rows[i] = malloc(24))) snprintf(rows[i], 24, "%zu", i);
-        for (size_t i = 0; cols && i < t->H; i++)
-            if ((cols[i] = malloc(24))) snprintf(cols[i], 24, "%zu", i);
         ats_heatmap_options ho;
         ats_heatmap_options_init(&ho);
         ho.fig.memory = mem;
@@ -755,19 +754,9 @@ static ats_status figure_draw(ats_server *srv, const char *kind, const char *pat
         ho.fig.title = title;
         ho.row_title = "layer";
         ho.col_title = "head";
-        ho.row_labels = (const char *const *)rows;
-        ho.col_labels = (const char *const *)cols;
+        ho.index_labels = 1;
         ho.value_title = h1 ? "JS distance" : "bits";
-        int ok = rows && cols;
-        for (size_t i = 0; ok && i < t->L; i++) ok = rows[i] != NULL;
-        for (size_t i = 0; ok && i < t->H; i++) ok = cols[i] != NULL;
-        st = ok ? ats_render_heatmap(path, t->L, t->H, h1 ? t->ov_h1 : t->ov_entropy, &ho, err)
-                : ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
-        for (size_t i = 0; rows && i < t->L; i++) free(rows[i]);
-        for (size_t i = 0; cols && i < t->H; i++) free(cols[i]);
-        free(rows);
-        free(cols);
-        return st;
+        return ats_render_heatmap(path, t->L, t->H, h1 ? t->ov_h1 : t->ov_entropy, &ho, err);
     }
     size_t n = t->n;
     const char *const *labels = (const char *const *)t->labels;

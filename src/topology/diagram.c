@@ -355,9 +355,14 @@ static ats_status parse_json(const char *text, size_t len, const char *name, int
         st = json_pairs(root, name, "pairs", &l, err);
     } else {
         const cJSON *dims = cJSON_GetObjectItemCaseSensitive(root, "dims");
+        /* topo's result.json and the viewer's analysis hold the same object as "diagrams" */
+        const cJSON *nested = cJSON_GetObjectItemCaseSensitive(root, "diagrams");
+        if (!dims && cJSON_IsObject(nested))
+            dims = cJSON_GetObjectItemCaseSensitive(nested, "dims");
         if (!cJSON_IsObject(root) || !cJSON_IsArray(dims)) {
             st = ats_error_set(err, ATS_ERR_FORMAT,
-                               "%s: expected {\"dims\":[{\"dim\":K,\"pairs\":[[b,d],...]},...]}",
+                               "%s: expected {\"dims\":[{\"dim\":K,\"pairs\":[[b,d],...]},...]} "
+                               "(or topo's result.json, which holds it as \"diagrams\")",
                                name);
         } else {
             size_t i = 0;

@@ -112,7 +112,7 @@ printf 'The cat sat.\nA cat ran home.\nNo pets here.\nMy cat is old.\nThe cat an
     >context.txt
 run context_word context --model "$FIX/bert" --model "$FIX/gpt2" --text "$A" --text \
     "The cat ran." --word cat --out context_word --format svg
-run context_phrase context --model "$FIX/bert" --phrase cat --corpus context.txt --layer 1 \
+run context_phrase context --model "$FIX/bert" --phrase cat --corpus context.txt --layer 0 \
     --out context_phrase --format svg
 VIT=$FIX/vit/expected
 run vision vision --model "$FIX/vit" --image "$VIT/image0.png" --layer 1 --head 2 --out vision \

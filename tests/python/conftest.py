@@ -24,3 +24,17 @@ def pytest_collection_modifyitems(config, items):
         skip = pytest.mark.skip(reason=f"ATS_KERNEL={os.environ['ATS_KERNEL']}: {why}")
         for item in items:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="module")
+def package():
+    """The Python package (python/attnscope over the built libattnscope.so), or a skip when the
+    shared library is not built in this configuration."""
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), "python"))
+    try:
+        import attnscope
+    except Exception as e:
+        pytest.skip(f"the Python package does not load: {e}")
+    return attnscope

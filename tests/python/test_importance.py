@@ -68,16 +68,6 @@ def test_threads_do_not_change_the_result(tmp_path):
     assert a == b
 
 
-@pytest.fixture(scope="module")
-def package():
-    sys.path.insert(0, os.path.join(ROOT, "python"))
-    try:
-        import attnscope
-    except Exception as e:  # the shared library is not built in this configuration
-        pytest.skip(f"the Python package does not load: {e}")
-    return attnscope
-
-
 @pytest.mark.parametrize("model", MODELS)
 def test_gradients_per_sequence(model, package):
     ref = reference(model)

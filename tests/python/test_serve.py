@@ -293,6 +293,21 @@ def test_bad_requests(bert):
     analyze(bert)
 
 
+def test_empty_text_refused_as_by_the_cli(bert, tmp_path):
+    # the command line refuses an empty text; the viewer did analyse it as [CLS] [SEP]
+    p = subprocess.run([ATTNSCOPE, "topo", "--model", BERT, "--text", "", "--layer", "0", "--head",
+                        "0", "--out", str(tmp_path / "o")], capture_output=True, text=True)
+    assert p.returncode == 2 and "empty" in p.stderr, p.stderr
+    base = {"text": "", "layer": 0, "head": 0, "threshold": 0.3}
+    for path in ("/api/analyze", "/api/overview", "/api/figure/heatmap.png"):
+        msg = error_of(bert, path, base, 400)
+        assert "'text' is empty" in msg, (path, msg)
+    for q in ("/api/overview?text=", "/api/figure/heatmap.png?text=&layer=0&head=0"):
+        assert "'text' is empty" in error_of(bert, q, None, 400), q
+    # an empty second text is no second text (as before), not an error
+    assert len(analyze(bert, text2="")["texts"]) == 1
+
+
 def test_huge_body_refused_without_reading(bert):
     s = socket.create_connection(("127.0.0.1", bert.port), timeout=30)
     s.sendall(b"POST /api/analyze HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"

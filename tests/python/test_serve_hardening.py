@@ -137,6 +137,23 @@ def test_token_required_when_given():
     assert r.returncode == 2 and "token" in r.stderr
 
 
+def test_token_random_beyond_loopback():
+    """Bound beyond loopback without --token, the server makes a random token (48 hex digits,
+    a new one each start) and prints it in its URL; requests without it get 403."""
+    tokens = []
+    for _ in range(2):
+        with serving(BERT, "--host", "0.0.0.0") as srv:
+            assert len(srv.token) == 48 and all(c in "0123456789abcdef" for c in srv.token), srv.token
+            status, _, body = srv.request("/api/info")
+            assert status == 403 and "token" in json.loads(body)["error"]
+            assert srv.request("/api/info?token=" + srv.token[:-1])[0] == 403
+            assert srv.request("/api/info?token=" + srv.token)[0] == 200
+            tokens.append(srv.token)
+    assert tokens[0] != tokens[1]
+    with serving(BERT) as srv:  # loopback: no token needed, none printed
+        assert srv.token == "" and srv.request("/api/info")[0] == 200
+
+
 MINILM = minilm_dir()
 needs_minilm = pytest.mark.skipif(MINILM is None, reason="all-MiniLM-L6-v2 missing (tools/deps.sh)")
 

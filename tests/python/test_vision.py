@@ -124,3 +124,105 @@ def test_hostile_images(tmp_path):
         p = run("vision", "--model", VIT, "--image", str(tmp_path / name), "--layer", "0",
                 "--head", "0", "--out", str(tmp_path / "o"))
         assert p.returncode == 2 and name in p.stderr and words in p.stderr, p.stderr
+
+
+def same_svg(a, b):
+    """cairo numbers its SVG surfaces per process ("surface6" for a process's sixth figure)"""
+    norm = lambda s: re.sub(rb"surface[0-9]+", b"surface", bytes(s))
+    return norm(a) == norm(b)
+
+
+def test_python_equals_the_command(tmp_path, package):
+    """attnscope.vision calls what the command calls: the same diagrams, distances and figure
+    bytes; its patch metric is scipy's JS distance on the attention the command reports."""
+    out = tmp_path / "v"
+    args = ["vision", "--model", VIT, "--layer", "1", "--head", "2", "--out", str(out),
+            "--perturb", "blur", "--format", "svg"]
+    for im in IMAGES:
+        args += ["--image", im]
+    p = run(*args)
+    assert p.returncode == 0, p.stderr
+    doc = json.load(open(out / "vision.json"))
+    with package.Model.load(VIT) as m:
+        r = package.vision(m, IMAGES, 1, 2, perturb="blur", figures="svg")
+        from PIL import Image
+        pixels = np.asarray(Image.open(IMAGES[0]).convert("RGB"))
+        r_arr = package.vision(m, pixels, 1, 2)
+    assert r.grid == tuple(doc["grid"]) and (r.height, r.width) == (doc["height"], doc["width"])
+    for t, (im, ij) in enumerate(zip(r.images, doc["images"])):
+        assert im.name == ij["image"]
+        for k in range(2):
+            ours = [[b, None if math.isinf(x) else x] for b, x in im.persistence.dims[k].tolist()]
+            assert ours == ij["dims"][k]["pairs"]
+        assert im.bottleneck.tolist() == ij["perturbed"]["bottleneck"]
+        assert im.wasserstein.tolist() == ij["perturbed"]["wasserstein"]
+        for kind, stem in (("diagram", "diagram"), ("barcode", "barcode"), ("skeleton", "patches")):
+            assert same_svg(im.figures[kind], (out / f"{stem}_{t + 1}.svg").read_bytes())
+            assert same_svg(im.perturbed.figures[kind],
+                            (out / f"{stem}_{t + 1}_blur.svg").read_bytes())
+    for t, f in enumerate(doc["consecutive_frames"]):
+        assert r.frame_bottleneck[t].tolist() == f["bottleneck"]
+        assert r.frame_wasserstein[t].tolist() == f["wasserstein"]
+    assert same_svg(r.frames_figure, (out / "frames.svg").read_bytes())
+    # pixels in memory run as the file does
+    assert np.array_equal(r_arr.images[0].distances, r.images[0].distances)
+    # the metric against scipy on the attention `attnscope attention` reports
+    att = tmp_path / "a.npy"
+    assert run("attention", "--model", VIT, "--image", IMAGES[0], "--npy", str(att)).returncode == 0
+    patches = np.load(att)[1, 2, 1:, :].astype(np.float64)
+    n = len(patches)
+    ref = np.array([[jensenshannon(patches[i], patches[j], base=2) if i != j else 0.0
+                     for j in range(n)] for i in range(n)])
+    assert np.abs(r.images[0].distances - 0.5 * (ref + ref.T)).max() < 1e-9
+
+
+def test_python_bad_input(package):
+    with package.Model.load(VIT) as m:
+        with pytest.raises(package.AttnscopeError, match="layer 5, head 0 is outside"):
+            package.vision(m, IMAGES[0], 5, 0)
+        with pytest.raises(ValueError, match="uint8"):
+            package.vision(m, np.zeros((8, 8), np.float32), 0, 0)
+        with pytest.raises(package.AttnscopeError, match="nope.png"):
+            package.vision(m, "nope.png", 0, 0)
+
+
+@pytest.mark.parametrize("size", [None, "96x128"])
+def test_default_scales_keep_the_skeleton_readable(package, size):
+    """The default scales give at most n/2, n and 2n edges (mean degree 1, 2, 4) for n patches,
+    and no more than the 10/25/50 % quantiles: at 192 patches the quantiles alone drew ~19
+    edges a patch."""
+    with package.Model.load(VIT) as m:
+        im = package.vision(m, IMAGES[0], 1, 2, image_size=size and (96, 128)).images[0]
+    d = im.distances[np.tril_indices(len(im.distances), -1)]
+    n, c = len(im.distances), np.sort(d)
+    for s, e, q in zip(im.scales, (n // 2, n, 2 * n), (len(c) // 10, len(c) // 4, len(c) // 2)):
+        assert s == c[min(e - 1, q)]
+        assert (d <= s).sum() <= min(e, q + 1) or (d == s).sum() > 1  # ties add edges
+
+
+def test_sphere(tmp_path, package):
+    """--sphere: patch k at point k of the golden-angle spiral, and the K strongest edges of
+    (A + A^T) / 2 over the patches of the attention `attnscope attention` reports (NumPy)."""
+    out = tmp_path / "s"
+    p = run("vision", "--model", VIT, "--image", IMAGES[1], "--layer", "0", "--head", "3",
+            "--out", str(out), "--sphere-edges", "20", "--format", "svg")
+    assert p.returncode == 0, p.stderr
+    sp = json.load(open(out / "vision.json"))["images"][0]["sphere"]
+    assert "<svg" in (out / "sphere_1.svg").read_text()
+    att = tmp_path / "a.npy"
+    assert run("attention", "--model", VIT, "--image", IMAGES[1], "--npy", str(att)).returncode == 0
+    A = np.load(att)[0, 3, 1:, 1:].astype(np.float64)
+    n = len(A)
+    k = np.arange(n)
+    y = 1 - 2 * (k + 0.5) / n
+    phi = k * np.pi * (3 - np.sqrt(5))
+    ref = np.stack([np.cos(phi) * np.sqrt(1 - y * y), y, np.sin(phi) * np.sqrt(1 - y * y)], 1)
+    assert np.abs(np.array(sp["points"]) - ref).max() < 1e-12
+    W = (A + A.T) / 2
+    pairs = sorted(((-W[i, j], i, j) for i in range(1, n) for j in range(i)))[:20]
+    assert [[i, j] for _, i, j in pairs] == [e[:2] for e in sp["edges"]]
+    assert np.abs(np.array([-w for w, _, _ in pairs]) - [e[2] for e in sp["edges"]]).max() < 1e-7
+    with package.Model.load(VIT) as m:
+        im = package.vision(m, IMAGES[1], 0, 3, sphere=True, sphere_edges=20).images[0]
+    assert np.array_equal(im.sphere, np.array(sp["points"]))
+    assert im.edges.tolist() == [e[:2] for e in sp["edges"]]

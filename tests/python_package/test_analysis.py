@@ -176,3 +176,50 @@ def test_syntax_equals_cli(tmp_path, model):
         open(tmp_path / "s.json"))
     with pytest.raises(attnscope.AttnscopeError, match="missing.conllu"):
         attnscope.syntax(m, str(tmp_path / "missing.conllu"))
+
+
+CONTEXT_LINES = ["he kicked the bucket yesterday", "nothing here", "The bucket is full",
+                 "she will kick the bucket soon", "the old man kicked the bucket"]
+
+
+@pytest.mark.parametrize("layer,head", [(0, None), ("embeddings", None), (1, 2)])
+def test_context_equals_cli(tmp_path, model, layer, head):
+    path, m = model
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n".join(CONTEXT_LINES) + "\n")
+    out = tmp_path / "o"
+    args = ["context", "--model", path, "--phrase", "the bucket", "--corpus", str(corpus),
+            "--layer", str(layer), "--out", str(out), "--format", "svg"]
+    cli(*args, *(["--head", str(head)] if head is not None else []))
+    doc = json.load(open(out / "context.json"))
+    for lines in (CONTEXT_LINES, str(corpus)):  # texts in memory, and the file
+        c = attnscope.context(m, lines, "the bucket", layer=layer, head=head)
+        assert c.line_numbers == [x["line"] for x in doc["lines"]] == [1, 3, 4, 5]
+        assert np.array_equal(c.distances, np.load(out / "distances.npy"))
+        assert np.array_equal(c.word_distances, np.load(out / "word_distances.npy"))
+        assert c.mean_similarity == doc["mean_cosine_similarity"]
+        assert c.single_cluster_scale == doc["single_cluster_scale"]
+        assert c.scales.tolist() == [x["scale"] for x in doc["clusters"]]
+        for key in ("mean_cosine_similarity", "single_cluster_scale"):
+            assert c.by_head[key].tolist() == doc["by_head"][key]
+            assert c.by_hidden_state[key].tolist() == doc["by_hidden_state"][key]
+        for k, e in enumerate(doc["dims"]):
+            ours = [[b, None if np.isinf(d) else d] for b, d in c.persistence.dims[k].tolist()]
+            assert ours == e["pairs"]
+        # the vectors of the chosen unit are those of the per-unit arrays
+        u = c.hidden_vectors[0 if layer == "embeddings" else layer + 1] if head is None \
+            else c.head_vectors[layer, head]
+        assert np.array_equal(c.vectors, u)
+
+
+def test_context_word_equals_cli(tmp_path, model):
+    path, m = model
+    out = tmp_path / "w"
+    cli("context", "--model", path, "--text", A, "--text", "The cat ran.", "--word", "cat",
+        "--out", str(out), "--format", "svg")
+    doc = json.load(open(out / "context.json"))["models"][0]
+    r = attnscope.context(m, texts=[A, "The cat ran."], word="cat")
+    assert r["hidden"].tolist() == doc["cosine_similarity_by_layer"]
+    assert r["heads"].tolist() == doc["cosine_similarity_by_head"]
+    with pytest.raises(attnscope.AttnscopeError, match="zebra"):
+        attnscope.context(m, texts=[A, B], word="zebra")

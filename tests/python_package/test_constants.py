@@ -21,7 +21,7 @@ def header_values():
     for name in os.listdir(inc):
         text = open(os.path.join(inc, name), encoding="utf-8").read()
         text = re.sub(r"/\*.*?\*/", "", text, flags=re.S).replace("\\\n", " ")
-        for m in re.finditer(r"#define\s+(ATS_[A-Z0-9_]+)\s+\(?(\d+)u?\)?\s*$", text, flags=re.M):
+        for m in re.finditer(r"#define\s+(ATS_[A-Z0-9_]+)\s+\(?(-?\d+)u?\)?\s*$", text, flags=re.M):
             values[m.group(1)] = int(m.group(2))
         for body in re.findall(r"typedef enum \w*\s*\{(.*?)\}", text, flags=re.S):
             nxt = 0

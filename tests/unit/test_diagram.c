@@ -164,6 +164,16 @@ static void test_json_io(void) {
     CHECK(read_text("{\"dims\":[{\"dim\":0,\"pairs\":[[null,1]]}]}", 0, &d, &err) ==
           ATS_ERR_FORMAT);
     CHECK(read_text("{\"pairs\":[]}", 0, &d, &err) == ATS_ERR_FORMAT);
+    /* topo's result.json: the same object under "diagrams", beside the tokens and the rest */
+    const char *topo = "{\"tokens\":[\"a\",\"b\"],\"layer\":3,\"diagrams\":{\"n_points\":2,"
+                       "\"dims\":[{\"dim\":0,\"pairs\":[[0,0.5],[0,null]]},{\"dim\":1,"
+                       "\"pairs\":[]}]},\"h1_cycles\":[]}";
+    CHECK(read_text(topo, 0, &d, &err) == ATS_OK && d.count == 2);
+    if (d.count == 2) CHECK(d.pairs[1] == 0.5 && isinf(d.pairs[3]));
+    ats_diagram_free(&d);
+    CHECK(read_text(topo, 1, &d, &err) == ATS_OK && d.count == 0);
+    CHECK(read_text("{\"diagrams\":{\"pairs\":[]}}", 0, &d, &err) == ATS_ERR_FORMAT);
+    CHECK(has(err.message, "topo's result.json"));
 
     /* writer: null for an essential death, strings for other infinities */
     double p0[] = {0, 1, 0, INFINITY}, p1[] = {0.1, 0.7, -INFINITY, 3};

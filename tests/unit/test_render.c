@@ -2,6 +2,7 @@
  * refused without leaving a file. What the figures look like is checked by eye (the PNGs are
  * opened during development); here we check what a program can. */
 #include "attnscope/render.h"
+#include "canvas.h" /* white-box: labels_place */
 #include "check.h"
 
 #include <math.h>
@@ -109,7 +110,63 @@ static ats_status draw_bars(const char *path) {
     return ats_render_bars(path, 4, 2, v, labels, &opt, NULL);
 }
 
+/* The height in pixels of a PNG in memory (its IHDR chunk). */
+static unsigned png_height(const ats_figure_memory *m) {
+    const unsigned char *p = m->data + 20;
+    return m->size > 24 ? (unsigned)p[0] << 24 | (unsigned)p[1] << 16 | (unsigned)p[2] << 8 | p[3]
+                        : 0;
+}
+
+/* Labels placed by labels_place overlap neither each other nor another point's marker, stay
+ * inside the box, and go to the isolated points first; in a crowd some are left out. */
+static void test_label_placement(void) {
+    enum { N = 80 };
+    double px[N], py[N], w[N], h[N], r = 4;
+    label_box box[N];
+    unsigned char placed[N];
+    unsigned s = 12345;
+    for (int i = 0; i < N; i++) { /* 76 points in a tight crowd, 4 far apart */
+        s = s * 1103515245u + 12345u;
+        double u = (double)(s >> 8 & 0xffff) / 65536.0;
+        s = s * 1103515245u + 12345u;
+        double v = (double)(s >> 8 & 0xffff) / 65536.0;
+        px[i] = i < 76 ? 150 + 80 * u : 40 + 100.0 * (i - 76);
+        py[i] = i < 76 ? 150 + 80 * v : 380;
+        w[i] = i == 5 ? -1 : 24; /* point 5 has no label */
+        h[i] = 8;
+    }
+    size_t n = labels_place(N, px, py, w, h, r, 0, 0, 400, 400, box, placed);
+    size_t count = 0;
+    for (int i = 0; i < N; i++) count += placed[i];
+    CHECK(n == count && n > 20 && n < N - 1);
+    CHECK(!placed[5]);
+    for (int i = 76; i < N; i++) CHECK(placed[i]);
+    int bad = 0;
+    for (int i = 0; i < N; i++) {
+        if (!placed[i]) continue;
+        const label_box *a = &box[i];
+        if (a->x < 0 || a->y < 0 || a->x + a->w > 400 || a->y + a->h > 400) bad++;
+        if (a->w != w[i] || a->h != h[i]) bad++;
+        /* next to its own point: within r + 2 of the box */
+        double dx = fmax(fmax(a->x - px[i], px[i] - a->x - a->w), 0);
+        double dy = fmax(fmax(a->y - py[i], py[i] - a->y - a->h), 0);
+        if (hypot(dx, dy) > r + 2) bad++;
+        for (int j = 0; j < N; j++) {
+            if (j == i) continue;
+            const label_box *b = &box[j];
+            if (placed[j] && a->x < b->x + b->w && b->x < a->x + a->w && a->y < b->y + b->h &&
+                b->y < a->y + a->h)
+                bad++;
+            if (px[j] + r > a->x && px[j] - r < a->x + a->w && py[j] + r > a->y &&
+                py[j] - r < a->y + a->h)
+                bad++;
+        }
+    }
+    CHECK(bad == 0);
+}
+
 int main(void) {
+    test_label_placement();
     for (int i = 0; i < 6; i++)
         for (int j = 0; j <= i; j++) att6[i * 6 + j] = 1.0 / (i + 1);
     double p0[6] = {0, 0.5, 0, 1.0, 0, INFINITY}, p1[4] = {0.6, 0.9, 0.7, 0.75},
@@ -158,6 +215,30 @@ int main(void) {
         mem.format = (ats_figure_format)7;
         CHECK(ats_render_diagram("x", 3, dgms, dims, &opt, NULL) == ATS_ERR_INVALID);
         free(file);
+    }
+
+    /* a barcode of many bars (the L·H heads of a corpus, the tokens of a long text) stays a
+     * page: the bars thin out instead of the figure growing with them */
+    {
+        enum { M = 500 };
+        static double many[2 * M];
+        for (int i = 0; i < M; i++) many[2 * i] = 0, many[2 * i + 1] = 0.1 + 0.001 * i;
+        ats_figure_options opt;
+        ats_figure_options_init(&opt);
+        unsigned heights[3];
+        size_t counts[3] = {10, 89, M};
+        for (int k = 0; k < 3; k++) {
+            ats_figure_memory mem = {ATS_FIGURE_PNG, NULL, 0};
+            opt.memory = &mem;
+            ats_diagram d = {counts[k], many};
+            int d0 = 0;
+            CHECK(ats_render_barcode("mem.png", 1, &d, &d0, &opt, NULL) == ATS_OK);
+            heights[k] = png_height(&mem);
+            ats_figure_memory_free(&mem);
+        }
+        /* 2 px per point: 14 + 360 pt of bars + header + axis at most */
+        CHECK(heights[0] > 100 && heights[0] < heights[1]);
+        CHECK(heights[1] <= 2 * (14 + 360 + 16 + 6 + 40) && heights[2] <= heights[1]);
     }
 
     /* layouts are deterministic and normalised */
