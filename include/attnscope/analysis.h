@@ -64,10 +64,14 @@ typedef struct ats_attention {
 } ats_attention;
 
 typedef struct ats_run_options {
-    int n_threads;   /* threads of the forward pass; 0: all cores */
-    int truncate;    /* 1: cut texts longer than the model's maximum (default: an error) */
-    int want_hidden; /* 1: keep the hidden states too */
-    int n_layers;    /* > 0: stop after this many layers (the others are NaN); default 0: all */
+    int n_threads;     /* threads of the forward pass; 0: all cores */
+    int truncate;      /* 1: cut texts longer than the model's maximum (default: an error) */
+    int want_hidden;   /* 1: keep the hidden states too */
+    int n_layers;      /* > 0: stop after this many layers (the others are NaN); default 0: all */
+    int capture_layer, /* 0 (default): keep every layer's attention; l + 1: layer l alone, */
+        capture_head;  /* 0 (default): every head's; h + 1: head h alone. The attention is then
+                          [1 or L][1 or H][n][n] (L, H of ats_attention say which): a long
+                          input's other heads are never held (ats_forward_options) */
 } ats_run_options;
 
 void ats_run_options_init(ats_run_options *o);

@@ -286,6 +286,8 @@ class ForwardOptions(ctypes.Structure):
         ("image_height", ctypes.c_int),
         ("image_width", ctypes.c_int),
         ("no_positions", ctypes.c_int),
+        ("capture_layer", ctypes.c_int),
+        ("capture_head", ctypes.c_int),
     ]
 
 
@@ -449,7 +451,8 @@ def view(ptr, shape, ctype, owner):
 
 class RunOptions(ctypes.Structure):
     _fields_ = [("n_threads", ctypes.c_int), ("truncate", ctypes.c_int),
-                ("want_hidden", ctypes.c_int), ("n_layers", ctypes.c_int)]
+                ("want_hidden", ctypes.c_int), ("n_layers", ctypes.c_int),
+                ("capture_layer", ctypes.c_int), ("capture_head", ctypes.c_int)]
 
 
 class Attention(ctypes.Structure):

@@ -75,9 +75,10 @@ def _attention_struct(att: np.ndarray, tokens: Optional[Sequence[str]], keep: li
     return s
 
 
-def _source_attention(fn: str, source, text, tokens, truncate, n_threads, keep):
+def _source_attention(fn: str, source, text, tokens, truncate, n_threads, keep, held=None):
     """(ats_attention, owned): a model run on text (owned: free it with ats_attention_free), or
-    attention [L][H][n][n] / [n][n] from anywhere labelled by tokens (borrowing keep's arrays)."""
+    attention [L][H][n][n] / [n][n] from anywhere labelled by tokens (borrowing keep's arrays).
+    held=(layer, head): the model's pass keeps that head alone, [1][1][n][n] (long texts fit)."""
     if isinstance(source, Model):
         if text is None:
             raise ValueError(f"{fn}(model, text, ...): give the text")
@@ -86,6 +87,9 @@ def _source_attention(fn: str, source, text, tokens, truncate, n_threads, keep):
         ro = L.RunOptions()
         L.ats_run_options_init(ctypes.byref(ro))
         ro.n_threads, ro.truncate = int(n_threads), int(truncate)
+        if held:
+            ro.n_layers = ro.capture_layer = held[0] + 1
+            ro.capture_head = held[1] + 1
         texts = (ctypes.c_char_p * 1)(text.encode("utf-8"))
         att, err = L.Attention(), L.Error()
         L.check(L.ats_session_run(source._session, 1, texts, ctypes.byref(ro), ctypes.byref(att),
@@ -139,7 +143,10 @@ def topo(source: Union[Model, np.ndarray], text: Optional[str] = None, layer: in
         o.layout_iters = 0
     o.n_threads = int(n_threads)
     err, keep = L.Error(), []
-    att, own = _source_attention("topo", source, text, tokens, truncate, n_threads, keep)
+    held = (o.layer, o.head) if isinstance(source, Model) and o.layer >= 0 and o.head >= 0 else None
+    att, own = _source_attention("topo", source, text, tokens, truncate, n_threads, keep, held)
+    if held:  # the pass kept that head alone: [1][1][n][n]
+        o.layer = o.head = 0
     res = L.TopoResult()
     try:
         L.check(L.ats_topo(ctypes.byref(att), ctypes.byref(o), ctypes.byref(res), ctypes.byref(err)), err)

@@ -229,6 +229,17 @@ ats_status analysis_session_open(const analysis_args *a, ats_session **s, ats_er
     return st;
 }
 
+/* 1 when a model's pass keeps head (--layer, --head) alone */
+static int one_head_run(const analysis_args *a) {
+    return a->model && a->one_head && !a->want_hidden && a->layer >= 0 && a->head >= 0;
+}
+
+void analysis_held(const analysis_args *a, size_t *layer, size_t *head) {
+    int held = one_head_run(a);
+    *layer = held ? 0 : (size_t)a->layer;
+    *head = held ? 0 : (size_t)a->head;
+}
+
 static ats_status load_from_model(const analysis_args *a, ats_session *s, ats_attention *src,
                                   size_t *count, ats_error *err) {
     ats_run_options ro;
@@ -236,9 +247,19 @@ static ats_status load_from_model(const analysis_args *a, ats_session *s, ats_at
     ro.want_hidden = a->want_hidden;
     ro.n_threads = a->threads;
     ro.truncate = a->truncate;
-    int model_layers = ats_model_info_get(ats_session_model(s))->n_layers;
+    const ats_model_info *mi = ats_model_info_get(ats_session_model(s));
+    int model_layers = mi->n_layers;
     if (a->only_layer && !a->want_hidden && a->layer >= 0 && a->layer < model_layers)
         ro.n_layers = (int)a->layer + 1;
+    if (one_head_run(a)) {
+        if (a->layer >= model_layers || a->head >= mi->n_heads)
+            return ats_error_set(err, ATS_ERR_INVALID,
+                                 "%s: layer %ld, head %ld is outside its %d x %d heads", a->model,
+                                 a->layer, a->head, model_layers, mi->n_heads);
+        ro.n_layers = (int)a->layer + 1; /* the layers after it do not change it */
+        ro.capture_layer = (int)a->layer + 1;
+        ro.capture_head = (int)a->head + 1;
+    }
     ats_status st = ats_session_run(s, a->n_texts, a->texts, &ro, src, err);
     *count = st ? 0 : a->n_texts;
     return st;
@@ -266,6 +287,7 @@ ats_status analysis_load_with(const analysis_args *a, ats_session *s, ats_attent
         return st;
     }
     for (size_t t = 0; t < *count; t++) {
+        if (one_head_run(a)) continue; /* checked against the model before it ran */
         if ((a->layer >= 0 && (size_t)a->layer >= src[t].L) ||
             (a->head >= 0 && (size_t)a->head >= src[t].H)) {
             ats_error_set(err, ATS_ERR_INVALID,

@@ -29,10 +29,16 @@ typedef struct analysis_args {
     int want_hidden;
     int only_layer; /* 1: the command reads --layer only; the model then stops after it, and
                        the layers after it are NaN in the source */
+    int one_head;   /* 1: the command reads head (--layer, --head) only: a model's pass keeps
+                       that head alone (a long input's other heads are never held), and the
+                       source is then [1][1][n][n]: index it with analysis_held() */
     int threads;
     int truncate;
 } analysis_args;
 
+/* The indices of head (--layer, --head) in a source that analysis_load filled: (0, 0) when
+ * a model's pass kept it alone (one_head), else --layer and --head. */
+void analysis_held(const analysis_args *a, size_t *layer, size_t *head);
 /* Parses the shared options; returns 1 if argv[i] (and maybe argv[i+1]) was one of them,
  * advancing *i; 0 if not ours; -1 (after printing) on a bad value. */
 int analysis_parse_common(analysis_args *a, int argc, char **argv, int *i);

@@ -123,8 +123,10 @@ ats_status analysis_graph_write(const analysis_args *a, const ats_attention *src
         analysis_title(title, sizeof title, a, s, "attention graph", a->layer, a->head);
         ats_head_graph_options go;
         ats_head_graph_options_init(&go);
-        go.layer = a->layer;
-        go.head = a->head;
+        size_t hl, hh; /* the head's place in s: (0, 0) when the pass kept it alone */
+        analysis_held(a, &hl, &hh);
+        go.layer = (long)hl;
+        go.head = (long)hh;
         go.min_weight = min_weight;
         go.directed = directed;
         go.seed_compat = seed_compat;
@@ -163,6 +165,7 @@ ats_status analysis_graph_write(const analysis_args *a, const ats_attention *src
 static int run_graph(int argc, char **argv) {
     analysis_args a;
     analysis_args_init(&a, "graph");
+    a.one_head = 1; /* one head: a long input holds that head alone */
     double min_weight = 0.05;
     int directed = 0, seed_compat = 0;
     for (int i = 1; i < argc; i++) {
@@ -222,8 +225,10 @@ ats_status analysis_divergence_write(const analysis_args *a, const ats_attention
         const ats_attention *s = &src[t];
         ats_head_divergences_options o;
         ats_head_divergences_options_init(&o);
-        o.layer = a->layer;
-        o.head = a->head;
+        size_t hl, hh; /* the head's place in s: (0, 0) when the pass kept it alone */
+        analysis_held(a, &hl, &hh);
+        o.layer = (long)hl;
+        o.head = (long)hh;
         o.base = base_e ? ATS_BASE_E : ATS_BASE_2;
         o.eps = eps;
         o.seed_compat = seed_compat;
@@ -271,6 +276,7 @@ ats_status analysis_divergence_write(const analysis_args *a, const ats_attention
 static int run_divergence(int argc, char **argv) {
     analysis_args a;
     analysis_args_init(&a, "divergence");
+    a.one_head = 1; /* one head: a long input holds that head alone */
     double eps = 1e-9;
     int base_e = 0, base_given = 0, eps_given = 0, seed_compat = 0;
     for (int i = 1; i < argc; i++) {

@@ -159,6 +159,7 @@ ats_status analysis_topo_write(const analysis_args *a, const ats_attention *s,
 static int run_topo(int argc, char **argv) {
     analysis_args a;
     analysis_args_init(&a, "topo");
+    a.one_head = 1; /* one head: a long input holds that head alone */
     double scales[16], threshold = INFINITY;
     size_t n_scales = 0;
     long max_dim = 2;
@@ -208,8 +209,10 @@ static int run_topo(int argc, char **argv) {
     if (rc) return rc;
     ats_topo_options to;
     ats_topo_options_init(&to);
-    to.layer = a.layer;
-    to.head = a.head;
+    size_t hl, hh;
+    analysis_held(&a, &hl, &hh);
+    to.layer = (long)hl;
+    to.head = (long)hh;
     to.distance = seed_compat == ATS_SEED_SQRT_JSD ? ATS_HEAD_SEED
                   : seed_compat == ATS_SEED_JSD    ? ATS_HEAD_SEED_JSD
                                                    : ATS_HEAD_JSD;
