@@ -1529,7 +1529,15 @@ static void rips_free(rips *r) {
     for (int k = 0; k <= ATS_RIPS_MAX_DIM; k++) pairs_free(&r->out[k]);
 }
 
-static ats_status rips_check_options(size_t n, const ats_rips_options *opt, ats_error *err) {
+/* Clears out, takes the defaults for a NULL *opt (kept in *defaults) and checks the options. */
+static ats_status rips_begin(size_t n, const ats_rips_options **optp, ats_rips_options *defaults,
+                             ats_rips_result *out, ats_error *err) {
+    memset(out, 0, sizeof *out);
+    if (!*optp) {
+        ats_rips_options_init(defaults);
+        *optp = defaults;
+    }
+    const ats_rips_options *opt = *optp;
     if (n == 0) return ats_error_set(err, ATS_ERR_INVALID, "rips: the metric has no points");
     if (n > (size_t)INT32_MAX)
         return ats_error_set(err, ATS_ERR_RANGE, "rips: %zu points is more than supported", n);
@@ -1676,14 +1684,9 @@ static ats_status rips_reduce(rips *r, ats_rips_result *out, ats_error *err) {
 
 ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_options *opt_in,
                             ats_rips_result *out, ats_error *err) {
-    memset(out, 0, sizeof *out);
     ats_rips_options defaults;
-    if (!opt_in) {
-        ats_rips_options_init(&defaults);
-        opt_in = &defaults;
-    }
     const ats_rips_options *opt = opt_in;
-    ats_status st = rips_check_options(n, opt, err);
+    ats_status st = rips_begin(n, &opt, &defaults, out, err);
     if (st) return st;
     double t_start = cpu_now();
     if ((st = ats_metric_check(n, lower, NULL, err))) return st;
@@ -1864,14 +1867,9 @@ static ats_status rows_dense(row_reader *rr, const ats_rips_options *opt, ats_ri
 ats_status ats_rips_compute_rows(size_t n, ats_metric_row_fn row, void *ctx, const char *name,
                                  const ats_rips_options *opt_in, ats_rips_result *out,
                                  ats_error *err) {
-    memset(out, 0, sizeof *out);
     ats_rips_options defaults;
-    if (!opt_in) {
-        ats_rips_options_init(&defaults);
-        opt_in = &defaults;
-    }
     const ats_rips_options *opt = opt_in;
-    ats_status st = rips_check_options(n, opt, err);
+    ats_status st = rips_begin(n, &opt, &defaults, out, err);
     if (st) return st;
     double t_start = cpu_now();
     row_reader rr = {n, row, ctx, name ? name : "distance matrix", malloc(n * sizeof(double))};
