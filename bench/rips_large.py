@@ -40,7 +40,53 @@ def softmax_attention_blocked(n, seed, path):
     del out, logits
 
 
-def js_matrix(n, seed, cache):
+def window_js_matrix(n, w, seed, path):
+    """JS distances (base 2) between the rows of a causal sliding-window head (each token
+    attends to itself and the w-1 before it, as Mistral's heads do): a softmax over random
+    logits with the diagonal boost of softmax_attention. Rows whose windows do not meet are at
+    distance 1 exactly, so only the band |i - j| < w is computed (O(n w²), where the JS of a
+    dense head is O(n³)). Written as float64 [n][n]."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(n, w))
+    logits[:, -1] += rng.normal(1.0, 0.5, size=n)  # the diagonal (the newest key)
+    for i in range(min(n, w - 1)):  # keys before token 0 do not exist
+        logits[i, :w - 1 - i] = -np.inf
+    logits -= logits.max(axis=1, keepdims=True)
+    att = np.exp(logits)
+    att /= att.sum(axis=1, keepdims=True)  # att[i, t]: weight of key i - w + 1 + t
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float64, shape=(n, n))
+    band = np.zeros((w, n))  # band[k, i] = d(i, i + k)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for k in range(1, w):
+            p = np.concatenate([att[:n - k], np.zeros((n - k, k))], axis=1)
+            q = np.concatenate([np.zeros((n - k, k)), att[k:]], axis=1)
+            m = 0.5 * (p + q)
+            kp = np.where(p > 0, p * np.log2(p / m), 0.0).sum(1)
+            kq = np.where(q > 0, q * np.log2(q / m), 0.0).sum(1)
+            band[k, :n - k] = np.sqrt(np.clip(0.5 * (kp + kq), 0.0, 1.0))
+    for s in range(0, n, 1024):
+        block = np.ones((min(1024, n - s), n))
+        for i in range(s, s + block.shape[0]):
+            block[i - s, i] = 0.0
+            hi = min(n, i + w)
+            block[i - s, i + 1:hi] = band[1:hi - i, i]
+            lo = max(0, i - w + 1)
+            js = np.arange(lo, i)
+            block[i - s, lo:i] = band[i - js, js]
+        out[s:s + block.shape[0]] = block
+    out.flush()
+    del out
+
+
+def js_matrix(n, seed, cache, window=0):
+    if window:
+        d_path = os.path.join(cache, f"jswin{window}_{n}_seed{seed}.npy")
+        if not os.path.exists(d_path):
+            t = time.time()
+            window_js_matrix(n, window, seed, d_path + ".tmp.npy")
+            os.replace(d_path + ".tmp.npy", d_path)
+            print(f"  sliding-window JS n={n} w={window}: {time.time() - t:.1f} s", flush=True)
+        return d_path
     d_path = os.path.join(cache, f"js{n}_seed{seed}.npy")
     if os.path.exists(d_path):
         return d_path
@@ -92,13 +138,15 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--dir", default="/tmp/attnscope_rips_large")
     ap.add_argument("--before", default=None, help="an older attnscope to run on the same rows")
+    ap.add_argument("--window", type=int, default=0,
+                    help="a causal sliding-window head of this width instead of a dense one")
     args = ap.parse_args()
     os.makedirs(args.dir, exist_ok=True)
     keep = [float(x) for x in args.keep.split(",")]
     print(f"{'case':<34} {'thr':>8} {'edges':>6} {'thr#':>4} {'wall s':>8} {'cpu s':>8} "
           f"{'peak MiB':>9} {'load1':>6}  tool", flush=True)
     for n in (int(x) for x in args.n.split(",")):
-        d_path = js_matrix(n, n, args.dir)
+        d_path = js_matrix(n, n, args.dir, args.window)
         for k, thr in zip(keep, quantiles(d_path, keep)):
             for dim in (int(x) for x in args.dim.split(",")):
                 for t in (int(x) for x in args.threads.split(",")):
@@ -109,7 +157,8 @@ def main():
                                                          "--threshold", repr(thr), "--threads",
                                                          str(t), "--quiet"])
                         status = "" if rc == 0 else f" exit {rc}: {err.strip()[:160]}"
-                        print(f"{f'JS n={n} --dim {dim}':<34} {thr:8.4f} {k:6.3f} {t:>4} {wall:8.1f} "
+                        kind = f"window {args.window} " if args.window else ""
+                        print(f"{f'JS {kind}n={n} --dim {dim}':<34} {thr:8.4f} {k:6.3f} {t:>4} {wall:8.1f} "
                               f"{cpu:8.1f} {rss:9.1f} {load:6.2f}  {tool}{status}", flush=True)
 
 
