@@ -119,8 +119,8 @@ def timed(cmd):
                            stderr=subprocess.PIPE, text=True)
         info = {}
         for line in tf.read().splitlines():
-            if ":" in line:
-                k, v = line.rsplit(":", 1)
+            if ": " in line:
+                k, v = line.split(": ", 1)
                 info[k.strip()] = v.strip()
     wall = info.get("Elapsed (wall clock) time (h:mm:ss or m:ss)", "0:0")
     parts = [float(x) for x in wall.split(":")]
