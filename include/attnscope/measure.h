@@ -126,6 +126,15 @@ typedef enum ats_divergence {
 ats_status ats_divergence_compute(const ats_attn *att, ats_divergence kind,
                                   const ats_measure_opts *opts, double *out, ats_error *err);
 
+/* Bytes of the working buffers ats_entropy_compute and ats_divergence_compute allocate on att
+ * with these options (besides `out`, which the caller provides: [L][H][n] and [L][H][n][n]
+ * doubles); SIZE_MAX when the count overflows. The calls check this against the memory limit
+ * (ats_memory_check, --max-memory) before allocating, and refuse with ATS_ERR_RANGE naming the
+ * estimate; a caller adds the size of `out` to check the whole before allocating that. */
+size_t ats_entropy_work_bytes(const ats_attn *att, const ats_measure_opts *opts);
+size_t ats_divergence_work_bytes(const ats_attn *att, ats_divergence kind,
+                                 const ats_measure_opts *opts);
+
 /* ---- distances between heads over a corpus (streamed) */
 
 typedef enum ats_headdist_metric {

@@ -208,7 +208,8 @@ int measure_check_output(const char *path) {
 
 int measure_load_attention(const char *path, ats_npy *arr, ats_attn *att) {
     ats_error err;
-    if (ats_npy_read(path, arr, &err) != ATS_OK) return ats_cli_fail(&err);
+    /* mapped: a file larger than the memory is used a head at a time */
+    if (ats_npy_map(path, arr, &err) != ATS_OK) return ats_cli_fail(&err);
     if (ats_attn_from_npy(arr, path, att, &err) != ATS_OK) {
         ats_npy_free(arr);
         return ats_cli_fail(&err);
@@ -234,27 +235,40 @@ static int run_matrix(margs *a) {
     ats_attn att;
     if ((rc = measure_load_attention(a->inputs[0], &arr, &att))) return rc;
     int is_entropy = !strcmp(a->what, "entropy");
-    size_t count = att.L * att.H * att.n * (is_entropy ? 1 : att.n), bytes;
+    ats_divergence kind = !strcmp(a->what, "kl")   ? ATS_DIV_KL
+                          : !strcmp(a->what, "js") ? ATS_DIV_JS
+                                                   : ATS_DIV_JSD;
+    size_t per_head = att.n * (is_entropy ? 1 : att.n), heads = att.L * att.H, bytes, total;
     ats_error err;
-    if (!ats_size_mul(count, sizeof(double), &bytes)) {
-        ats_npy_free(&arr);
-        ats_error_set(&err, ATS_ERR_RANGE, "%s: output too large", a->inputs[0]);
-        return ats_cli_fail(&err);
+    /* One head at a time (the results of a head depend on it alone): the mapped pages of a
+       head are dropped once it is done, so a file larger than the memory is measured in the
+       memory of one head. The output and the working buffers are estimated first. */
+    ats_attn one = att;
+    one.L = one.H = 1;
+    size_t work = is_entropy ? ats_entropy_work_bytes(&one, &a->opts)
+                             : ats_divergence_work_bytes(&one, kind, &a->opts);
+    if (!ats_size_mul(per_head * heads, sizeof(double), &bytes) ||
+        !ats_size_add(bytes, work, &total))
+        total = SIZE_MAX;
+    char what[600];
+    snprintf(what, sizeof what, "measure %s of %s (%zu heads of %zu tokens)", a->what, a->inputs[0],
+             heads, att.n);
+    ats_status st = ats_memory_check(total, what, &err);
+    double *out = st ? NULL : malloc(bytes ? bytes : 1);
+    if (!st && !out)
+        st = ats_error_set(&err, ATS_ERR_NOMEM, "out of memory for %zu bytes of output", bytes);
+    size_t esize = att.dtype == ATS_F32 ? sizeof(float) : sizeof(double);
+    for (size_t hd = 0; hd < heads && !st; hd++) {
+        one.data = (const char *)att.data + hd * att.n * att.n * esize;
+        st = is_entropy ? ats_entropy_compute(&one, &a->opts, out + hd * per_head, &err)
+                        : ats_divergence_compute(&one, kind, &a->opts, out + hd * per_head, &err);
+        ats_npy_release(&arr, hd * att.n * att.n, att.n * att.n);
     }
-    double *out = malloc(bytes ? bytes : 1);
-    if (!out) {
-        ats_npy_free(&arr);
-        ats_error_set(&err, ATS_ERR_NOMEM, "out of memory for %zu bytes of output", bytes);
-        return ats_cli_fail(&err);
-    }
-    ats_status st;
-    if (is_entropy)
-        st = ats_entropy_compute(&att, &a->opts, out, &err);
-    else {
-        ats_divergence kind = !strcmp(a->what, "kl")   ? ATS_DIV_KL
-                              : !strcmp(a->what, "js") ? ATS_DIV_JS
-                                                       : ATS_DIV_JSD;
-        st = ats_divergence_compute(&att, kind, &a->opts, out, &err);
+    if (st && st != ATS_ERR_NOMEM && st != ATS_ERR_RANGE && heads > 1) {
+        /* the message names the whole array's layer and head: ask the whole array again
+           (it stops where the head did) */
+        st = is_entropy ? ats_entropy_compute(&att, &a->opts, out, &err)
+                        : ats_divergence_compute(&att, kind, &a->opts, out, &err);
     }
     if (st == ATS_OK) {
         size_t shape[4];
