@@ -141,6 +141,8 @@ void ats_outdir_abort(ats_outdir *dir);
 /* Creates the folder `path` and every missing parent, as `mkdir -p`. An existing folder is
  * fine; an existing file or a parent that is not a folder is an error that names it. */
 ats_status ats_dir_create(const char *path, ats_error *err);
+/* "dir/name", malloc'd (free it); NULL when out of memory. */
+char *ats_path_join(const char *dir, const char *name);
 
 /* ---- progress of long work
  *

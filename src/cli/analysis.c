@@ -171,10 +171,8 @@ ats_status analysis_json_write(const char *path, const cJSON *doc, ats_error *er
 
 /* dir/file (malloc'd) */
 static char *dir_file(const char *dir, const char *file, ats_error *err) {
-    size_t len = strlen(dir) + strlen(file) + 2;
-    char *p = malloc(len);
+    char *p = ats_path_join(dir, file);
     if (!p) ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
-    if (p) snprintf(p, len, "%s/%s", dir, file);
     return p;
 }
 

@@ -98,8 +98,6 @@ typedef struct analysis_out {
 void heads_options(hrun *r, ats_heads_options *o);
 /* The figures' extension (--format; NULL: png) and a prefix of their titles (--title). */
 void heads_figure_style(const char *ext, const char *title);
-/* dir/name (malloc'd) */
-char *heads_path_join(const char *dir, const char *name);
 /* dir/name written atomically by fn */
 ats_status heads_write_text(const char *dir, const char *name, writer_fn fn, const void *ctx,
                             ats_error *err);

@@ -19,17 +19,10 @@
 
 /* ---- small output helpers */
 
-char *heads_path_join(const char *dir, const char *name) {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p) snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
 /* Writes text made by fn into dir/name atomically. */
 ats_status heads_write_text(const char *dir, const char *name, writer_fn fn, const void *ctx,
                             ats_error *err) {
-    char *path = heads_path_join(dir, name);
+    char *path = ats_path_join(dir, name);
     if (!path) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
     ats_outfile of;
     ats_status st = ats_outfile_open(&of, path, err);
@@ -43,7 +36,7 @@ ats_status heads_write_text(const char *dir, const char *name, writer_fn fn, con
 
 ats_status heads_write_npy(const char *dir, const char *name, int ndim, const size_t *shape,
                            const double *data, ats_error *err) {
-    char *path = heads_path_join(dir, name);
+    char *path = ats_path_join(dir, name);
     if (!path) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
     ats_status st = ats_npy_write(path, ATS_F64, ndim, shape, data, err);
     free(path);
@@ -266,7 +259,7 @@ static ats_status heatmap_LH(const char *dir, const char *file, const char *titl
         else
             snprintf(cl[h], 32, "H%zu", h);
     }
-    char *path = st ? NULL : heads_path_join(dir, file);
+    char *path = st ? NULL : ats_path_join(dir, file);
     if (!st && !path) st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
     if (!st) {
         ats_heatmap_options ho;
@@ -419,7 +412,7 @@ ats_status heads_run_ablation(hrun *r, char **names, ats_error *err) {
         lo.y_title = lm ? "LM loss" : "hidden-state change";
         char file[64];
         snprintf(file, sizeof file, "pruning.%s", fig_ext);
-        char *path = heads_path_join(r->a->out_dir, file);
+        char *path = ats_path_join(r->a->out_dir, file);
         st = path ? ats_render_lines(path, ab.grad ? 2 : 1, series, &lo, err)
                   : ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
         free(path);

@@ -265,6 +265,16 @@ static int dir_make_one(const char *path) {
     return 1;
 }
 
+char *ats_path_join(const char *dir, const char *name) {
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = malloc(a + b + 2);
+    if (!p) return NULL;
+    memcpy(p, dir, a);
+    p[a] = '/';
+    memcpy(p + a + 1, name, b + 1);
+    return p;
+}
+
 ats_status ats_dir_create(const char *path, ats_error *err) {
     if (!path || !*path) return ats_error_set(err, ATS_ERR_INVALID, "no folder name given");
     size_t len = strlen(path);
