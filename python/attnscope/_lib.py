@@ -483,6 +483,19 @@ class CompareResult(ctypes.Structure):
 TOPO_MAX_SCALES = _constant("ATS_TOPO_MAX_SCALES")
 
 
+def set_scales(o, scales) -> None:
+    """o.scales and o.n_scales (topo, vision and context options) from a sequence, or nothing when
+    scales is None (the library's default scales)."""
+    if scales is None:
+        return
+    if not 0 < len(scales) <= TOPO_MAX_SCALES:
+        raise ValueError(f"give 1 to {TOPO_MAX_SCALES} scales")
+    o.n_scales = len(scales)
+    for i, v in enumerate(scales):
+        o.scales[i] = float(v)
+
+
+
 class TopoOptions(ctypes.Structure):
     _fields_ = [
         ("layer", ctypes.c_long), ("head", ctypes.c_long), ("distance", ctypes.c_int),

@@ -128,17 +128,12 @@ def topo(source: Union[Model, np.ndarray], text: Optional[str] = None, layer: in
         distance = "seed_jsd" if seed_compat == "jsd" else "seed"
     if distance not in _DISTANCES:
         raise ValueError(f"distance must be one of {sorted(_DISTANCES)}, not {distance!r}")
-    if scales is not None and not 0 < len(scales) <= L.TOPO_MAX_SCALES:
-        raise ValueError(f"give 1 to {L.TOPO_MAX_SCALES} scales")
     o = L.TopoOptions()
     L.ats_topo_options_init(ctypes.byref(o))
     o.layer, o.head, o.distance, o.max_dim = int(layer), int(head), _DISTANCES[distance], int(dim)
     if threshold is not None:
         o.threshold = float(threshold)
-    if scales is not None:
-        o.n_scales = len(scales)
-        for i, v in enumerate(scales):
-            o.scales[i] = float(v)
+    L.set_scales(o, scales)
     if not layout:
         o.layout_iters = 0
     o.n_threads = int(n_threads)
@@ -506,12 +501,7 @@ def _context_options(layer, head, max_contexts, dim, scales, truncate, n_threads
     o.layer = L.CONTEXT_EMBEDDINGS if layer == "embeddings" else int(layer)
     o.head = -1 if head is None else int(head)
     o.max_contexts, o.max_dim = int(max_contexts), int(dim)
-    if scales is not None:
-        if not 0 < len(scales) <= L.TOPO_MAX_SCALES:
-            raise ValueError(f"give 1 to {L.TOPO_MAX_SCALES} scales")
-        o.n_scales = len(scales)
-        for i, v in enumerate(scales):
-            o.scales[i] = float(v)
+    L.set_scales(o, scales)
     o.truncate, o.n_threads = int(truncate), int(n_threads)
     return o
 

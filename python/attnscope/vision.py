@@ -124,12 +124,7 @@ def vision(model: Model, images, layer: int, head: int, image_size=None,
     if image_size is not None:
         h, w = (image_size, image_size) if np.isscalar(image_size) else image_size
         o.height, o.width = int(h), int(w)
-    if scales is not None:
-        if not 0 < len(scales) <= L.TOPO_MAX_SCALES:
-            raise ValueError(f"give 1 to {L.TOPO_MAX_SCALES} scales")
-        o.n_scales = len(scales)
-        for i, v in enumerate(scales):
-            o.scales[i] = float(v)
+    L.set_scales(o, scales)
     if perturb is not None:
         if perturb not in L.PERTURBATIONS or perturb == "none":
             raise ValueError("perturb is 'noise', 'blur' or 'occlusion'")

@@ -15,26 +15,16 @@ static int is_dir(const char *p) {
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-static char *join(const char *a, const char *b) {
-    size_t la = strlen(a), lb = strlen(b);
-    char *s = malloc(la + lb + 2);
-    if (!s) return NULL;
-    memcpy(s, a, la);
-    s[la] = '/';
-    memcpy(s + la + 1, b, lb + 1);
-    return s;
-}
-
 /* The hub cache root, following huggingface_hub's environment variables. */
 static char *cache_root(void) {
     const char *v = getenv("HF_HUB_CACHE");
     if (v && *v) return strdup(v);
     v = getenv("HF_HOME");
-    if (v && *v) return join(v, "hub");
+    if (v && *v) return ats_path_join(v, "hub");
     v = getenv("XDG_CACHE_HOME");
-    if (v && *v) return join(v, "huggingface/hub");
+    if (v && *v) return ats_path_join(v, "huggingface/hub");
     v = getenv("HOME");
-    if (v && *v) return join(v, ".cache/huggingface/hub");
+    if (v && *v) return ats_path_join(v, ".cache/huggingface/hub");
     return NULL;
 }
 
@@ -73,17 +63,17 @@ ats_status ats_model_resolve(const char *name, char **dir, ats_error *err) {
         }
     }
     *w = '\0';
-    char *base = join(root, repo);
-    char *snapshots = base ? join(base, "snapshots") : NULL;
+    char *base = ats_path_join(root, repo);
+    char *snapshots = base ? ats_path_join(base, "snapshots") : NULL;
     char *found = NULL;
     if (snapshots) {
         /* refs/main names the revision; otherwise take the newest snapshot */
-        char *ref_path = join(base, "refs/main");
+        char *ref_path = ats_path_join(base, "refs/main");
         FILE *fp = ref_path ? fopen(ref_path, "r") : NULL;
         char rev[128];
         if (fp && fgets(rev, sizeof rev, fp)) {
             rev[strcspn(rev, "\r\n")] = '\0';
-            char *cand = join(snapshots, rev);
+            char *cand = ats_path_join(snapshots, rev);
             if (cand && is_dir(cand))
                 found = cand;
             else
@@ -97,7 +87,7 @@ ats_status ats_model_resolve(const char *name, char **dir, ats_error *err) {
             struct dirent *de;
             while (d && (de = readdir(d))) {
                 if (de->d_name[0] == '.') continue;
-                char *cand = join(snapshots, de->d_name);
+                char *cand = ats_path_join(snapshots, de->d_name);
                 struct stat st;
                 if (cand && stat(cand, &st) == 0 && S_ISDIR(st.st_mode) &&
                     (!found || st.st_mtime > best)) {
@@ -334,7 +324,7 @@ ats_status ats_model_download(const char *name, const char *revision, char **dir
         struct dirent *de;
         while (d && (de = readdir(d))) {
             if (de->d_name[0] == '.') continue;
-            char *fp = join(path, de->d_name);
+            char *fp = ats_path_join(path, de->d_name);
             if (fp) remove(fp);
             free(fp);
         }
@@ -363,7 +353,7 @@ done:
         struct dirent *de;
         while (d && (de = readdir(d))) {
             if (de->d_name[0] == '.') continue;
-            char *fp = join(tmpdir, de->d_name);
+            char *fp = ats_path_join(tmpdir, de->d_name);
             if (fp) remove(fp);
             free(fp);
         }

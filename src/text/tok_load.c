@@ -35,16 +35,6 @@ static int file_exists(const char *p) {
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-static char *path_join(const char *dir, const char *name) {
-    size_t a = strlen(dir), b = strlen(name);
-    char *s = malloc(a + b + 2);
-    if (!s) return NULL;
-    memcpy(s, dir, a);
-    s[a] = '/';
-    memcpy(s + a + 1, name, b + 1);
-    return s;
-}
-
 /* line and column (1-based) of byte offset off in buf */
 static void line_col(const char *buf, size_t off, size_t *line, size_t *col) {
     *line = 1;
@@ -775,7 +765,7 @@ static ats_status load_dir(ats_tokenizer *t, const char *dir, tok_config *c, ats
     cJSON **slots[] = {&c->config, &c->tok_config, &c->special_map};
     ats_status st = ATS_OK;
     for (int i = 0; i < 3; i++) {
-        char *p = path_join(dir, names[i]);
+        char *p = ats_path_join(dir, names[i]);
         if (!p) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
         if (file_exists(p)) st = read_json(p, slots[i], err);
         free(p);
@@ -785,10 +775,10 @@ static ats_status load_dir(ats_tokenizer *t, const char *dir, tok_config *c, ats
     if (cJSON_IsNumber(ml) && ml->valuedouble > 0 && ml->valuedouble < 1e9)
         t->max_length = (size_t)ml->valuedouble;
 
-    char *tj = path_join(dir, "tokenizer.json");
-    char *vj = path_join(dir, "vocab.json"), *mt = path_join(dir, "merges.txt");
-    char *ej = path_join(dir, "encoder.json"), *vb = path_join(dir, "vocab.bpe");
-    char *vt = path_join(dir, "vocab.txt");
+    char *tj = ats_path_join(dir, "tokenizer.json");
+    char *vj = ats_path_join(dir, "vocab.json"), *mt = ats_path_join(dir, "merges.txt");
+    char *ej = ats_path_join(dir, "encoder.json"), *vb = ats_path_join(dir, "vocab.bpe");
+    char *vt = ats_path_join(dir, "vocab.txt");
     if (!tj || !vj || !mt || !ej || !vb || !vt) {
         st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
     } else if (file_exists(tj)) {
