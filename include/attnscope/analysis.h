@@ -427,6 +427,8 @@ typedef struct ats_equivariance_options {
     long seed;   /* chooses the permutation (default 1): the same seed, the same permutation */
     int figures; /* 1: draw the chart into memory, in format */
     ats_figure_format format; /* default ATS_FIGURE_PNG */
+    const char *title;        /* the chart's title; NULL: "max |Attn(PX) - P Attn(X) P^T| by
+                                 layer" */
 } ats_equivariance_options;
 
 typedef struct ats_equivariance_result {

@@ -717,7 +717,8 @@ VISION_FIGURES = {k: _constant("ATS_VISION_" + k.upper())
 
 
 class EquivarianceOptions(ctypes.Structure):
-    _fields_ = [("seed", ctypes.c_long), ("figures", ctypes.c_int), ("format", ctypes.c_int)]
+    _fields_ = [("seed", ctypes.c_long), ("figures", ctypes.c_int), ("format", ctypes.c_int),
+                ("title", ctypes.c_char_p)]
 
 
 class EquivarianceResult(ctypes.Structure):

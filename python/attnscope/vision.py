@@ -159,17 +159,20 @@ def vision(model: Model, images, layer: int, head: int, image_size=None,
         del keep
 
 
-def equivariance(model: Model, text: str, seed: int = 1, figures: Optional[str] = None) -> dict:
+def equivariance(model: Model, text: str, seed: int = 1, figures: Optional[str] = None,
+                 title: Optional[str] = None) -> dict:
     """Permutation equivariance of self-attention, as `attnscope equivariance`: the model runs
     on the text (with its special tokens) and on a random permutation P of its tokens (seed),
     with and without position embeddings. Returns equivariance.json's content: {"model_type",
     "causal", "tokens", "permutation", "max_deviation_with_positions" [L],
     "max_deviation_without_positions" [L]} (max over heads and tokens of
     |Attn(PX) - P Attn(X) P^T| per layer, NumPy arrays), and with figures="png"/"svg"/"pdf"
-    "figure": the chart's Figure bytes."""
+    "figure": the chart's Figure bytes (titled title, as --title)."""
     o = L.EquivarianceOptions()
     L.ats_equivariance_options_init(ctypes.byref(o))
     o.seed = int(seed)
+    title_bytes = None if title is None else str(title).encode("utf-8")
+    o.title = title_bytes
     if figures is not None:
         if figures not in L.FIGURE_FORMATS:
             raise ValueError("figures is 'png', 'svg' or 'pdf'")

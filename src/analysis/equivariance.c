@@ -85,7 +85,7 @@ static ats_status chart(ats_equivariance_result *res, const ats_equivariance_opt
                             {"without position embeddings", L, x, res->without_positions}};
     ats_lines_options lo;
     ats_lines_options_init(&lo);
-    lo.fig.title = "max |Attn(PX) - P Attn(X) P^T| by layer";
+    lo.fig.title = o->title ? o->title : "max |Attn(PX) - P Attn(X) P^T| by layer";
     lo.x_title = "layer";
     lo.y_title = "largest deviation";
     lo.fig.width = 720;

@@ -13,6 +13,7 @@
 
 static const char USAGE[] =
     "usage: attnscope equivariance --model M --text T --out DIR [--seed S] [--format png|svg|pdf]\n"
+    "                              [--title T]\n"
     "\n"
     "Runs the model on the tokens of T and on a random permutation P of them (seed S), with\n"
     "its position embeddings and without them, and reports for every layer\n"
@@ -22,7 +23,7 @@ static const char USAGE[] =
     "adapter merged at load) the same argument runs on the fine-tuned model.\n";
 
 int ats_cmd_equivariance(int argc, char **argv) {
-    const char *model = NULL, *text = NULL, *out = NULL, *fmt = "png";
+    const char *model = NULL, *text = NULL, *out = NULL, *fmt = "png", *title = NULL;
     long seed = 1;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -39,6 +40,8 @@ int ats_cmd_equivariance(int argc, char **argv) {
             out = v;
         else if (!strcmp(s, "--format"))
             fmt = v;
+        else if (!strcmp(s, "--title"))
+            title = v;
         else if (!strcmp(s, "--seed")) {
             if (!ats_cli_parse_long(v, 0, 1L << 30, &seed))
                 return ats_cli_usage_error("equivariance", "--seed needs an integer >= 0");
@@ -54,6 +57,10 @@ int ats_cmd_equivariance(int argc, char **argv) {
     ats_equivariance_options_init(&o);
     o.seed = seed;
     o.figures = 1;
+    char title_buf[512];
+    if (title)
+        o.title = ats_cli_title(title_buf, sizeof title_buf, title,
+                                "max |Attn(PX) - P Attn(X) P^T| by layer");
     o.format = !strcmp(fmt, "png")   ? ATS_FIGURE_PNG
                : !strcmp(fmt, "svg") ? ATS_FIGURE_SVG
                                      : ATS_FIGURE_PDF;

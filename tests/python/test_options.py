@@ -50,9 +50,24 @@ def test_title_on_every_command_that_draws_titled_figures(tmp_path):
         "vision": ["--model", vit, "--image", image, "--layer", "0", "--head", "0"],
         "topo": ["--model", bert, "--text", "the cat sat on the mat", "--layer", "0", "--head",
                  "0"],
+        "equivariance": ["--model", bert, "--text", "the cat sat on the mat"],
     }
     for cmd, args in runs.items():
         out = tmp_path / cmd
         p = run(cmd, *args, "--out", str(out), "--title", "Fig. 1", "--format", "svg")
         assert p.returncode == 0, (cmd, p.stderr)
         assert any(n.endswith(".svg") for n in os.listdir(out)), cmd
+
+
+def test_equivariance_title_is_drawn(tmp_path):
+    """equivariance's --title changes its chart (the title is drawn; the numbers are not)."""
+    bert = os.path.join(ROOT, "tests", "fixtures", "models", "bert")
+    outs = []
+    for extra in ([], ["--title", "Fig. 2"]):
+        out = tmp_path / ("t" if extra else "plain")
+        p = run("equivariance", "--model", bert, "--text", "the cat sat on the mat", "--out",
+                str(out), *extra)
+        assert p.returncode == 0, p.stderr
+        outs.append(out)
+    assert (outs[0] / "equivariance.json").read_bytes() == (outs[1] / "equivariance.json").read_bytes()
+    assert (outs[0] / "equivariance.png").read_bytes() != (outs[1] / "equivariance.png").read_bytes()
