@@ -103,6 +103,12 @@ static ats_status perturb(const ats_image *in, int kind, double x, ats_image *ou
     return ATS_OK;
 }
 
+/* A figure names an image by its file name: a title is no place for the folders above it. */
+static const char *file_name(const char *path) {
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
 /* What one image run needs besides the image. */
 typedef struct vision_ctx {
     ats_model *m;
@@ -293,7 +299,7 @@ static ats_status vision_sphere(const ats_vision_result *r, const ats_vision_opt
         }
         char title[512];
         snprintf(title, sizeof title, "%s: attention graph of the patches on a sphere",
-                 o->title ? o->title : im->name);
+                 o->title ? o->title : file_name(im->name));
         ats_graph3d_options go;
         ats_graph3d_options_init(&go);
         go.fig.title = title;
@@ -355,7 +361,7 @@ static ats_status vision_image(const vision_ctx *v, const ats_image *img, ats_vi
     memset(&pseen, 0, sizeof pseen);
     if (!st && o->figures) st = covered_image(v->res, img, &seen, err);
     if (!st && o->figures)
-        st = run_figures(v, o->title ? o->title : im->name, &seen, im, &im->run, err);
+        st = run_figures(v, o->title ? o->title : file_name(im->name), &seen, im, &im->run, err);
     if (!st && o->perturb != ATS_PERTURB_NONE) {
         st = perturb(img, o->perturb, v->res->strength, &pimg, err);
         if (!st) st = analyse(v, &pimg, im->name, &im->perturbation, NULL, err);
