@@ -94,6 +94,7 @@ static const constant CONSTANTS[] = {
     SIZE(ats_attention),
     SIZE(ats_compare_options),
     SIZE(ats_compare_result),
+    SIZE(ats_compare_models_result),
     SIZE(ats_topo_options),
     SIZE(ats_topo_result),
     SIZE(ats_corpus_source),
