@@ -459,6 +459,13 @@ class CompareResult(ctypes.Structure):
     ]
 
 
+class CompareModelsResult(ctypes.Structure):
+    _fields_ = [
+        ("L", ctypes.c_size_t * 2), ("H", ctypes.c_size_t * 2), ("n_dims", ctypes.c_size_t),
+        ("bottleneck", c_double_p), ("wasserstein", c_double_p), ("inputs", Attention * 2),
+    ]
+
+
 TOPO_MAX_SCALES = _constant("ATS_TOPO_MAX_SCALES")
 
 
@@ -533,6 +540,10 @@ ats_compare_options_init = _fn("ats_compare_options_init", None, P(CompareOption
 ats_compare = _fn("ats_compare", ctypes.c_int, ctypes.c_void_p, P(ctypes.c_char_p),
                   P(CompareOptions), P(CompareResult), P(Error))
 ats_compare_result_free = _fn("ats_compare_result_free", None, P(CompareResult))
+ats_compare_models = _fn("ats_compare_models", ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
+                         P(ctypes.c_char_p), P(CompareOptions), P(CompareModelsResult), P(Error))
+ats_compare_models_result_free = _fn("ats_compare_models_result_free", None,
+                                     P(CompareModelsResult))
 ats_run_options_init = _fn("ats_run_options_init", None, P(RunOptions))
 ats_session_run = _fn("ats_session_run", ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t,
                       P(ctypes.c_char_p), P(RunOptions), P(Attention), P(Error))
@@ -701,6 +712,7 @@ _MIRRORS = {
     Attn: "ats_attn", MeasureOpts: "ats_measure_opts", Vectors: "ats_vectors",
     TokenRoles: "ats_token_roles", RunOptions: "ats_run_options", Attention: "ats_attention",
     CompareOptions: "ats_compare_options", CompareResult: "ats_compare_result",
+    CompareModelsResult: "ats_compare_models_result",
     TopoOptions: "ats_topo_options", TopoResult: "ats_topo_result",
     CorpusSource: "ats_corpus_source", HeadsOptions: "ats_heads_options",
     HeadsResult: "ats_heads_result", SyntaxOptions: "ats_syntax_options",

@@ -181,6 +181,60 @@ def compare(model: Model, texts: Sequence[str], layer: Optional[int] = None,
     return doc
 
 
+
+def compare_models(model_a: Model, model_b: Model, text: Union[str, Sequence[str]],
+                   layer: Optional[int] = None, head: Optional[int] = None,
+                   seed_compat: bool = False, dim: int = 1, q: float = 1.0, n_threads: int = 0,
+                   truncate: bool = False) -> dict:
+    """Compares a text across two models, as `attnscope compare --model A --model B --json`:
+    every head of model_a against every head of model_b (the models may differ in layers, heads
+    and tokenizer), by the bottleneck and q-Wasserstein distances between the persistence
+    diagrams H0..dim of the heads' Jensen–Shannon token metrics. text: one text for both models,
+    or a pair (model_a's, model_b's). layer and head: that one head of each model only.
+    Returns the command's JSON content: {"models": [{"model", "layers", "heads"}, ...],
+    "bottleneck": {"0": M, ...}, "wasserstein": {...}, "q", ("layer", "head"), "tokens_a",
+    "tokens_b"}, each M an [L_A*H_A][L_B*H_B] list (row l*H_A + h is head (l, h) of model_a;
+    "inf" for an infinite distance), or one number with layer and head."""
+    texts = [text, text] if isinstance(text, str) else list(text)
+    if len(texts) != 2 or not all(isinstance(t, str) for t in texts):
+        raise ValueError("compare_models takes one text or a pair of texts")
+    if (layer is None) != (head is None):
+        raise ValueError("give both layer and head, or neither")
+    o = L.CompareOptions()
+    L.ats_compare_options_init(ctypes.byref(o))
+    o.all_heads, o.seed_compat, o.max_dim, o.q = int(layer is None), int(seed_compat), int(dim), float(q)
+    o.n_threads, o.truncate = int(n_threads), int(truncate)
+    if layer is not None:
+        o.layer, o.head = int(layer), int(head)
+    raw = (ctypes.c_char_p * 2)(*(t.encode("utf-8") for t in texts))
+    res, err = L.CompareModelsResult(), L.Error()
+    L.check(L.ats_compare_models(model_a._session, model_b._session, raw, ctypes.byref(o),
+                                 ctypes.byref(res), ctypes.byref(err)), err)
+    try:
+        LH = [(res.L[t], res.H[t]) for t in range(2)]
+        shape = (res.n_dims, LH[0][0] * LH[0][1], LH[1][0] * LH[1][1])
+        b = np.ctypeslib.as_array(res.bottleneck, shape=shape).copy()
+        w = np.ctypeslib.as_array(res.wasserstein, shape=shape).copy()
+        labels = [[res.inputs[k].labels[i].decode("utf-8", "replace") for i in range(res.inputs[k].n)]
+                  for k in range(2)]
+    finally:
+        L.ats_compare_models_result_free(ctypes.byref(res))
+
+    def per_dim(v):
+        if layer is None:
+            return {str(d): [[_number(float(x)) for x in row] for row in v[d]] for d in range(shape[0])}
+        i, j = layer * LH[0][1] + head, layer * LH[1][1] + head
+        return {str(d): _number(float(v[d, i, j])) for d in range(shape[0])}
+
+    doc = {"models": [{"model": m.info["dir"], "layers": LH[t][0],
+                       "heads": LH[t][1]} for t, m in enumerate((model_a, model_b))],
+           "bottleneck": per_dim(b), "wasserstein": per_dim(w), "q": float(q)}
+    if layer is not None:
+        doc["layer"], doc["head"] = int(layer), int(head)
+    doc["tokens_a"], doc["tokens_b"] = labels
+    return doc
+
+
 def _corpus_source(lines):
     """(ats_corpus_source, the buffer it points into): a corpus file's path, or texts in memory."""
     src = L.CorpusSource()

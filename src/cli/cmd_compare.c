@@ -168,6 +168,7 @@ static const char *model_short(const char *m) {
  * wasserstein.npy ([K+1][L_A·H_A][L_B·H_B]), compare.json and, for all heads, a heatmap per
  * measure and dimension; one head's distances on stdout. */
 static ats_status compare_models_write(const analysis_args *a, const char *const models[2],
+                                       const char *const dirs[2],
                                        const ats_compare_models_result *r, const char *json_out,
                                        int all_heads, double q, ats_error *err) {
     size_t rows = r->L[0] * r->H[0], cols = r->L[1] * r->H[1], nd = r->n_dims;
@@ -179,7 +180,7 @@ static ats_status compare_models_write(const analysis_args *a, const char *const
     cJSON *doc = cJSON_CreateObject(), *ms = cJSON_AddArrayToObject(doc, "models");
     for (int t = 0; t < 2; t++) {
         cJSON *m = cJSON_CreateObject();
-        cJSON_AddStringToObject(m, "model", models[t]);
+        cJSON_AddStringToObject(m, "model", dirs[t]);
         cJSON_AddNumberToObject(m, "layers", (double)r->L[t]);
         cJSON_AddNumberToObject(m, "heads", (double)r->H[t]);
         cJSON_AddItemToArray(ms, m);
@@ -256,11 +257,12 @@ static int run_compare_models(const analysis_args *a, const char *const *models,
     const char *texts[2] = {a->texts[0], a->texts[a->n_texts - 1]};
     ats_compare_models_result r;
     ats_status st = ats_compare_models(s[0], s[1], texts, co, &r, &err);
+    const char *dirs[2] = {ats_model_info_get(ats_session_model(s[0]))->dir,
+                           ats_model_info_get(ats_session_model(s[1]))->dir};
+    if (!st) st = compare_models_write(a, models, dirs, &r, json_out, co->all_heads, co->q, &err);
+    ats_compare_models_result_free(&r);
     ats_session_close(s[0]);
     ats_session_close(s[1]);
-    if (st) return ats_cli_fail(&err);
-    st = compare_models_write(a, models, &r, json_out, co->all_heads, co->q, &err);
-    ats_compare_models_result_free(&r);
     return st ? ats_cli_fail(&err) : ATS_EXIT_OK;
 }
 
