@@ -122,7 +122,7 @@ def test_two_texts_and_one_head(pair, tmp_path):
     full = np.load(out / "bottleneck.npy")
     i, j = 1 * att_a.shape[1] + 2, 1 * 4 + 2
     assert one["bottleneck"]["0"] == full[0, i, j] and one["layer"] == 1
-    line = p.stdout.splitlines()[0].split()
+    line = next(x for x in p.stdout.splitlines() if x.startswith("H0 ")).split()
     assert line[:2] == ["H0", "bottleneck"] and float(line[2]) == full[0, i, j]
 
 
