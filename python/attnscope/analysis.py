@@ -135,6 +135,15 @@ def topo(source: Union[Model, np.ndarray], text: Optional[str] = None, layer: in
             L.ats_attention_free(ctypes.byref(att))
 
 
+def _compare_arrays(res, shape):
+    """Copies of a compare result's bottleneck and wasserstein arrays and its inputs' labels."""
+    b = np.ctypeslib.as_array(res.bottleneck, shape=shape).copy()
+    w = np.ctypeslib.as_array(res.wasserstein, shape=shape).copy()
+    labels = [[res.inputs[k].labels[i].decode("utf-8", "replace") for i in range(res.inputs[k].n)]
+              for k in range(2)]
+    return b, w, labels
+
+
 def compare(model: Model, texts: Sequence[str], layer: Optional[int] = None,
             head: Optional[int] = None, all_heads: bool = False, seed_compat: bool = False,
             dim: int = 1, q: float = 1.0, n_threads: int = 0, truncate: bool = False) -> dict:
@@ -161,11 +170,7 @@ def compare(model: Model, texts: Sequence[str], layer: Optional[int] = None,
     L.check(L.ats_compare(model._session, raw, ctypes.byref(o), ctypes.byref(res), ctypes.byref(err)), err)
     try:
         Ln, Hn, nd = res.L, res.H, res.n_dims
-        shape = (nd, Ln, Hn)
-        b = np.ctypeslib.as_array(res.bottleneck, shape=shape).copy()
-        w = np.ctypeslib.as_array(res.wasserstein, shape=shape).copy()
-        labels = [[res.inputs[k].labels[i].decode("utf-8", "replace") for i in range(res.inputs[k].n)]
-                  for k in range(2)]
+        b, w, labels = _compare_arrays(res, (nd, Ln, Hn))
     finally:
         L.ats_compare_result_free(ctypes.byref(res))
 
@@ -213,10 +218,7 @@ def compare_models(model_a: Model, model_b: Model, text: Union[str, Sequence[str
     try:
         LH = [(res.L[t], res.H[t]) for t in range(2)]
         shape = (res.n_dims, LH[0][0] * LH[0][1], LH[1][0] * LH[1][1])
-        b = np.ctypeslib.as_array(res.bottleneck, shape=shape).copy()
-        w = np.ctypeslib.as_array(res.wasserstein, shape=shape).copy()
-        labels = [[res.inputs[k].labels[i].decode("utf-8", "replace") for i in range(res.inputs[k].n)]
-                  for k in range(2)]
+        b, w, labels = _compare_arrays(res, shape)
     finally:
         L.ats_compare_models_result_free(ctypes.byref(res))
 

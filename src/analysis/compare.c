@@ -38,12 +38,17 @@ void ats_compare_options_init(ats_compare_options *o) {
     o->max_error = 1e-9;
 }
 
+/* What both compare results own. */
+static void free_parts(double *bott, double *wass, ats_attention inputs[2]) {
+    free(bott);
+    free(wass);
+    ats_attention_free(&inputs[0]);
+    ats_attention_free(&inputs[1]);
+}
+
 void ats_compare_result_free(ats_compare_result *res) {
     if (!res) return;
-    free(res->bottleneck);
-    free(res->wasserstein);
-    ats_attention_free(&res->inputs[0]);
-    ats_attention_free(&res->inputs[1]);
+    free_parts(res->bottleneck, res->wasserstein, res->inputs);
     memset(res, 0, sizeof *res);
 }
 
@@ -266,10 +271,7 @@ ats_status ats_compare(ats_session *s, const char *const texts[2], const ats_com
 
 void ats_compare_models_result_free(ats_compare_models_result *res) {
     if (!res) return;
-    free(res->bottleneck);
-    free(res->wasserstein);
-    ats_attention_free(&res->inputs[0]);
-    ats_attention_free(&res->inputs[1]);
+    free_parts(res->bottleneck, res->wasserstein, res->inputs);
     memset(res, 0, sizeof *res);
 }
 

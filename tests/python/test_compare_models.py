@@ -14,9 +14,9 @@ import subprocess
 
 import numpy as np
 import pytest
-from scipy.spatial.distance import jensenshannon
 
 from rips_reference import ATTNSCOPE, ROOT, assignment_exact, gudhi_diagrams
+from test_analysis import scipy_jsd  # scipy's JS distance, base 2, symmetrised
 
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "models")
 BERT, GPT2 = os.path.join(FIXTURES, "bert"), os.path.join(FIXTURES, "gpt2")
@@ -35,21 +35,10 @@ def attention(model, text, tmp_path, name):
     return np.load(out)
 
 
-def js_metric(head):
-    n = head.shape[0]
-    d = np.zeros((n, n))
-    for i in range(n):
-        for j in range(n):
-            if i != j:
-                d[i, j] = jensenshannon(head[i].astype(np.float64), head[j].astype(np.float64),
-                                        base=2)
-    return 0.5 * (d + d.T)
-
-
 def reference(att_a, att_b, dims=(0, 1)):
     """[dims][L_A*H_A][L_B*H_B] bottleneck and 1-Wasserstein from the independent pipeline."""
     gudhi = pytest.importorskip("gudhi")
-    dg = [[gudhi_diagrams(js_metric(att[l, h]), max(dims)) for l in range(att.shape[0])
+    dg = [[gudhi_diagrams(scipy_jsd(att[l, h]), max(dims)) for l in range(att.shape[0])
            for h in range(att.shape[1])] for att in (att_a, att_b)]
     rows, cols = len(dg[0]), len(dg[1])
     b = np.zeros((len(dims), rows, cols))
