@@ -9,7 +9,14 @@ machine's waits for a core do not inflate. Memory: peak resident set of the whol
 time), which loads the model and runs the same repetitions (the largest over the rounds).
 Ratios are transformers / attnscope: > 1 means attnscope is faster / smaller.
 `--kernel avx2|avx512|generic` runs attnscope on that kernel path and limits PyTorch to the same
-instruction set (ATEN_CPU_CAPABILITY, MKL_ENABLE_INSTRUCTIONS, ONEDNN_MAX_CPU_ISA)."""
+instruction set (ATEN_CPU_CAPABILITY, MKL_ENABLE_INSTRUCTIONS, ONEDNN_MAX_CPU_ISA).
+`--only TEXT` runs the cases whose name contains TEXT (e.g. `--only SmolLM2`).
+
+Cases: all-MiniLM-L6-v2 at n = 16, 128, 512; a GPT-2-size random model at n = 128; and the
+real SmolLM2-135M-Instruct GGUF file (Q4_1, tools/deps.sh) at n = 16, 128, 512, which both
+tools load from the same file (transformers: AutoModel.from_pretrained(dir, gguf_file=name,
+dtype=float32), which dequantizes every tensor to float32 as it loads; attnscope: the file
+memory-mapped, the weights dequantized once into its packed layout)."""
 import json
 import os
 import subprocess
@@ -26,10 +33,15 @@ ROUNDS = 2
 TORCH_RUN = r'''
 import sys, time, json, torch
 from transformers import AutoModel
+import os
 model_dir, ids_path, threads, repeat = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 torch.set_num_threads(threads)
 torch.set_num_interop_threads(1)
-model = AutoModel.from_pretrained(model_dir, attn_implementation="eager").eval()
+if model_dir.endswith(".gguf"):  # transformers reads the GGUF file itself
+    model = AutoModel.from_pretrained(os.path.dirname(model_dir), gguf_file=os.path.basename(model_dir),
+                                      attn_implementation="eager", dtype=torch.float32).eval()
+else:
+    model = AutoModel.from_pretrained(model_dir, attn_implementation="eager").eval()
 ids = torch.tensor([[int(x) for x in open(ids_path).read().split(",")]])
 times, cpu = [], []
 with torch.inference_mode():
@@ -99,9 +111,14 @@ def main():
     # cores; or the thread counts given on the command line
     global KERNEL
     args = sys.argv[1:]
+    only = None
     if "--kernel" in args:
         i = args.index("--kernel")
         KERNEL = args[i + 1]
+        del args[i:i + 2]
+    if "--only" in args:
+        i = args.index("--only")
+        only = args[i + 1]
         del args[i:i + 2]
     thread_counts = [int(a) for a in args] or sorted({1, os.cpu_count()})
     os.makedirs(OUT, exist_ok=True)
@@ -114,8 +131,17 @@ def main():
     for n, rep in ((16, 20), (128, 10), (512, 5)):
         ids = [101] + rng.integers(1000, 29000, size=n - 2).tolist() + [102]
         cases.append((f"all-MiniLM-L6-v2 n={n}", minilm, ids, rep))
-    cases.append(("GPT-2 size (12 x 768, 12 heads) n=128", gpt2_random(),
-                  rng.integers(0, 50257, size=128).tolist(), 5))
+    if not only or "GPT-2" in only:
+        cases.append(("GPT-2 size (12 x 768, 12 heads) n=128", gpt2_random(),
+                      rng.integers(0, 50257, size=128).tolist(), 5))
+    from smollm2_path import smollm2_path
+    smol = smollm2_path()
+    if smol is None:
+        print("SmolLM2 GGUF not installed (tools/deps.sh): its rows are left out", file=sys.stderr)
+    for n, rep in ((16, 20), (128, 10), (512, 5)) if smol else ():
+        ids = [1] + rng.integers(2, 49152, size=n - 1).tolist()
+        cases.append((f"SmolLM2-135M Q4_1 GGUF n={n}", smol, ids, rep))
+    cases = [c for c in cases if not only or only in c[0]]
     import torch
     import transformers
     for threads in thread_counts:

@@ -3,6 +3,8 @@
 #ifndef ATS_FUZZ_FILES_H
 #define ATS_FUZZ_FILES_H
 
+#include "attnscope/tokenizer.h"
+
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +57,21 @@ static inline const char *fuzz_field(const char *data, size_t size, int k, size_
     const char *nul = memchr(p, 0, (size_t)(end - p));
     *len = nul ? (size_t)(nul - p) : (size_t)(end - p);
     return p;
+}
+
+/* Encodes text[len] with tok, with and without the special tokens, and aborts on an encoding
+ * whose offsets leave the text or whose ids have no token (a failed encoding is fine). */
+static inline void fuzz_encode_check(const ats_tokenizer *tok, const char *text, size_t len) {
+    for (int special = 0; special < 2; special++) {
+        ats_encoding enc;
+        ats_error err;
+        if (ats_tokenizer_encode(tok, text, len, special, &enc, &err) != ATS_OK) continue;
+        for (size_t i = 0; i < enc.count; i++)
+            if (enc.offsets[2 * i] > enc.offsets[2 * i + 1] || enc.offsets[2 * i + 1] > len ||
+                ats_tokenizer_id_to_token(tok, enc.ids[i]) == NULL)
+                abort();
+        ats_encoding_free(&enc);
+    }
 }
 
 #endif

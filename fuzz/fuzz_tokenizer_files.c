@@ -35,16 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     ats_tokenizer *tok = NULL;
     ats_error err;
     if (ats_tokenizer_load(dir, &tok, &err) != ATS_OK) return 0;
-    for (int special = 0; special < 2; special++) {
-        ats_encoding enc;
-        if (ats_tokenizer_encode(tok, text, tlen, special, &enc, &err) == ATS_OK) {
-            for (size_t i = 0; i < enc.count; i++)
-                if (enc.offsets[2 * i] > enc.offsets[2 * i + 1] || enc.offsets[2 * i + 1] > tlen ||
-                    ats_tokenizer_id_to_token(tok, enc.ids[i]) == NULL)
-                    abort();
-            ats_encoding_free(&enc);
-        }
-    }
+    fuzz_encode_check(tok, text, tlen);
     ats_tokenizer_free(tok);
     return 0;
 }

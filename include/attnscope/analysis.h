@@ -65,10 +65,14 @@ typedef struct ats_attention {
 } ats_attention;
 
 typedef struct ats_run_options {
-    int n_threads;   /* threads of the forward pass; 0: all cores */
-    int truncate;    /* 1: cut texts longer than the model's maximum (default: an error) */
-    int want_hidden; /* 1: keep the hidden states too */
-    int n_layers;    /* > 0: stop after this many layers (the others are NaN); default 0: all */
+    int n_threads;     /* threads of the forward pass; 0: all cores */
+    int truncate;      /* 1: cut texts longer than the model's maximum (default: an error) */
+    int want_hidden;   /* 1: keep the hidden states too */
+    int n_layers;      /* > 0: stop after this many layers (the others are NaN); default 0: all */
+    int capture_layer, /* 0 (default): keep every layer's attention; l + 1: layer l alone, */
+        capture_head;  /* 0 (default): every head's; h + 1: head h alone. The attention is then
+                          [1 or L][1 or H][n][n] (L, H of ats_attention say which): a long
+                          input's other heads are never held (ats_forward_options) */
 } ats_run_options;
 
 void ats_run_options_init(ats_run_options *o);
@@ -79,20 +83,31 @@ void ats_run_options_init(ats_run_options *o);
 ats_status ats_session_run(ats_session *s, size_t count, const char *const *texts,
                            const ats_run_options *o, ats_attention *out, ats_error *err);
 /* Reads attention computed elsewhere: an .npy of float32 or float64, [L][H][n][n] or [n][n]
- * (narrowed to float), and labels_path (one label a line, exactly n lines) or NULL for "0",
+ * (narrowed to float), and labels_path (one label a line, exactly n lines, each shown as
+ * ats_token_label shows a token: "Ġthe" reads "the") or NULL for "0",
  * "1", ... . The input is named after the file. */
 ats_status ats_attention_read(const char *npy_path, const char *labels_path, ats_attention *out,
                               ats_error *err);
 void ats_attention_free(ats_attention *a);
 /* The head (l, h) as a measure-module view [1][1][n][n] borrowing a->att. */
 ats_attn ats_attention_head(const ats_attention *a, size_t l, size_t h);
+/* The head (l, h) as doubles, as the renderers take it: out [n][n]. */
+void ats_attention_head_values(const ats_attention *a, size_t l, size_t h, double *out);
+
+/* The seed notebook's token distance: its distance cell has two versions. */
+typedef enum ats_seed_distance {
+    ATS_SEED_OFF = 0,      /* not the seed's: the Jensen–Shannon distance, base 2 */
+    ATS_SEED_SQRT_JSD = 1, /* its later cell: √(scipy JS distance, base e) of softmaxed rows */
+    ATS_SEED_JSD = 2       /* its first cell: scipy's JS distance (base e) of softmaxed rows */
+} ats_seed_distance;
 
 /* The token metric of head (l, h): the Jensen–Shannon distance (base 2) between the tokens'
- * attention rows, or with seed_compat the seed notebook's √(scipy JS distance, base e) of
- * softmaxed rows; max_error as ats_measure_opts.max_error (0: exact); n_threads as
- * ats_measure_opts.n_threads (0: all cores; 1 inside a caller's own parallel loop). full: double
- * [n][n] or NULL when not wanted; lower: double [n(n-1)/2], the symmetric metric's lower triangle
- * as ats_rips_compute takes it. The result does not depend on n_threads. */
+ * attention rows, or the seed notebook's (seed_compat an ats_seed_distance; 1 is its later
+ * cell, √ of scipy's JS distance of softmaxed rows); max_error as ats_measure_opts.max_error
+ * (0: exact); n_threads as ats_measure_opts.n_threads (0: all cores; 1 inside a caller's own
+ * parallel loop). full: double [n][n] or NULL when not wanted; lower: double [n(n-1)/2], the
+ * symmetric metric's lower triangle as ats_rips_compute takes it. The result does not depend on
+ * n_threads. */
 ats_status ats_head_metric(const ats_attention *a, size_t l, size_t h, int seed_compat,
                            double max_error, int n_threads, double *full, double *lower,
                            ats_error *err);
@@ -104,7 +119,9 @@ typedef enum ats_head_distance {
     ATS_HEAD_JSD = 0,  /* the Jensen–Shannon distance (base 2) between the tokens' rows */
     ATS_HEAD_SEED = 1, /* the seed notebook's √(scipy JS distance, base e) of softmaxed rows */
     ATS_HEAD_JS = 2,   /* the JS divergence (bits) between rows, symmetrised; not a metric */
-    ATS_HEAD_KL = 3    /* the KL divergence (bits, eps 1e-9) symmetrised as (KL(i,j)+KL(j,i))/2 */
+    ATS_HEAD_KL = 3,   /* the KL divergence (bits, eps 1e-9) symmetrised as (KL(i,j)+KL(j,i))/2 */
+    ATS_HEAD_SEED_JSD = 4 /* the seed notebook's first distance cell: scipy's JS distance (base
+                             e) of softmaxed rows (ATS_HEAD_SEED is its later cell, the √) */
 } ats_head_distance;
 
 #define ATS_TOPO_MAX_SCALES 16
@@ -152,19 +169,92 @@ ats_status ats_topo(const ats_attention *a, const ats_topo_options *o, ats_topo_
                     ats_error *err);
 void ats_topo_result_free(ats_topo_result *res);
 
+/* ---- one head as a graph, and its token divergences (`attnscope graph`, `divergence`)
+ *
+ * Each call takes the attention of one input and, besides its arrays, draws its figures when
+ * asked: figure paths given (the format by the extension; the file is written atomically), or
+ * with fig.memory set drawn into memory (the path then only names the figure in messages).
+ * The figures' labels are the input's token labels. */
+
+typedef struct ats_head_graph_options {
+    long layer, head;       /* the head (required) */
+    double min_weight;      /* the edges: weights >= min_weight and > 0 (default 0.05) */
+    int directed;           /* 1: the weights as they are, directed, even for a causal head */
+    int seed_compat;        /* a causal head is made symmetric and drawn undirected: 0 (default) as
+                               (A + Aᵀ)/2; 1 as the seed notebook does, its lower triangle copied
+                               up (W[j][i] = W[i][j] = A[i][j] for i > j). Not with directed. */
+    const char *figure;     /* NULL (default): no figure; else the graph on a circle */
+    ats_figure_options fig; /* its title (NULL: none), size, memory */
+} ats_head_graph_options;
+
+typedef struct ats_head_graph_result {
+    size_t n;        /* tokens */
+    int symmetrized; /* 1: the head is causal and was made symmetric; the graph is undirected */
+    double *weights; /* [n][n] the weights drawn */
+    size_t n_edges;
+    size_t *edges; /* [n_edges][2] (i, j) of each edge drawn, row by row (undirected: i > j) */
+} ats_head_graph_result;
+
+void ats_head_graph_options_init(ats_head_graph_options *o);
+/* The attention of head (layer, head) of a as a weighted graph: a head is causal when its
+ * weights above the diagonal are all 0. */
+ats_status ats_head_graph(const ats_attention *a, const ats_head_graph_options *o,
+                          ats_head_graph_result *res, ats_error *err);
+void ats_head_graph_result_free(ats_head_graph_result *res);
+
+/* The figures of ats_head_divergences. */
+typedef enum ats_divergence_figure {
+    ATS_DIVFIG_KL = 0,      /* the KL matrix as a heatmap */
+    ATS_DIVFIG_JS = 1,      /* the JS matrix as a heatmap */
+    ATS_DIVFIG_ENTROPY = 2, /* the entropy of each token's row as a one-row heatmap */
+    ATS_DIVFIG_COUNT = 3
+} ats_divergence_figure;
+
+typedef struct ats_head_divergences_options {
+    long layer, head;                      /* the head (required) */
+    int base;                              /* an ats_log_base (default ATS_BASE_2) */
+    double eps;                            /* KL smoothing (default 1e-9, the seed's) */
+    int seed_compat;                       /* 1: the seed notebook's measures of softmaxed rows, as
+                                              ats_measure_opts.seed_compat (entropy in nats, KL in bits, JS = scipy's
+                                              JS distance in nats); base and eps are then not used */
+    int n_threads;                         /* 0: all cores */
+    const char *figures[ATS_DIVFIG_COUNT]; /* per ats_divergence_figure: NULL (default) for none */
+    ats_figure_options fig[ATS_DIVFIG_COUNT];
+} ats_head_divergences_options;
+
+typedef struct ats_head_divergences_result {
+    size_t n;        /* tokens */
+    double *entropy; /* [n] entropy of each token's attention row */
+    double *kl;      /* [n][n] KL(row i ‖ row j) */
+    double *js;      /* [n][n] JS divergence (seed_compat: scipy's JS distance) */
+    const char *units[ATS_DIVFIG_COUNT]; /* "bits" or "nats" of kl, js and entropy (static) */
+} ats_head_divergences_result;
+
+void ats_head_divergences_options_init(ats_head_divergences_options *o);
+/* Entropy, KL and JS between the tokens of head (layer, head) of a (rows normalised first:
+ * float attention sums to 1 only up to rounding; not with seed_compat, as the notebook). */
+ats_status ats_head_divergences(const ats_attention *a, const ats_head_divergences_options *o,
+                                ats_head_divergences_result *res, ats_error *err);
+void ats_head_divergences_result_free(ats_head_divergences_result *res);
+
 /* ---- two texts compared head by head */
 
 typedef struct ats_compare_options {
     int all_heads;    /* 1: every head; 0 (default): the head (layer, head) */
     long layer, head; /* the head compared without all_heads */
-    int seed_compat;  /* 1: the seed notebook's distance, √(scipy JS distance) of softmaxed rows;
-                         0 (default): the Jensen–Shannon distance, base 2 */
+    int seed_compat;  /* an ats_seed_distance: 1 the seed notebook's later distance cell,
+                         √(scipy JS distance) of softmaxed rows; 2 its first, scipy's JS
+                         distance; 0 (default): the Jensen–Shannon distance, base 2 */
     int max_dim;      /* diagrams H0..max_dim (0..2, default 1) */
     double q;         /* Wasserstein order q >= 1 (internal L∞; default 1) */
     double max_error; /* error allowed in the token distances (ats_measure_opts.max_error;
                          default 1e-9: float32 attention carries errors near 1e-7 already) */
     int n_threads;    /* threads (model, distances, persistence); 0: all cores */
     int truncate;     /* as ats_run_options.truncate */
+    /* progress (core.h): phase "persistence" in "heads" (both inputs' heads), then "diagram
+       distances" in "heads" */
+    ats_progress_fn progress;
+    void *progress_ctx;
 } ats_compare_options;
 
 typedef struct ats_compare_result {
@@ -217,6 +307,47 @@ ats_status ats_compare_models(ats_session *a, ats_session *b, const char *const 
                               const ats_compare_options *o, ats_compare_models_result *res,
                               ats_error *err);
 void ats_compare_models_result_free(ats_compare_models_result *res);
+
+/* ---- the report: two texts analysed in one offline HTML page */
+
+typedef struct ats_report_options {
+    long layer, head;       /* the head shown in detail; -1, -1 (default): the head whose H1
+                               diagrams differ most between the texts (bottleneck distance) */
+    const char *title;      /* the page's title, and a prefix of every figure's (default NULL:
+                               "attnscope report", no prefix) */
+    const char *model_name; /* the model as the page names it (default: its directory) */
+    int format;             /* ats_figure_format (render.h) of the figures: ATS_FIGURE_SVG
+                               (default) or ATS_FIGURE_PNG; PDF cannot be embedded in a page */
+    size_t svg_max_bytes;   /* an SVG figure larger than this (a skeleton of hundreds of
+                               tokens) is drawn as PNG instead, and the page says so (default
+                               512 KiB; 0: no limit) */
+    int truncate;           /* as ats_run_options.truncate: texts longer than the model's
+                               maximum are cut, and the page says how many tokens each lost */
+    int n_threads;          /* 0: all cores */
+    /* progress (core.h): "forward pass", then compare's phases (ats_compare_options),
+       "topology" in "texts" and "figures" in "figures" */
+    ats_progress_fn progress;
+    void *progress_ctx;
+} ats_report_options;
+
+typedef struct ats_report_result {
+    long layer, head;    /* the head shown */
+    size_t tokens[2];    /* tokens of each text analysed (after truncation) */
+    size_t cut[2];       /* tokens cut off each text */
+    size_t figures;      /* figures on the page */
+    size_t png_fallback; /* SVG figures over svg_max_bytes drawn as PNG */
+    size_t bytes;        /* size of the page */
+} ats_report_result;
+
+void ats_report_options_init(ats_report_options *o);
+/* Runs both texts through the session's model in one pass, compares them head by head
+ * (ats_compare_attention), takes the chosen head's topology (ats_topo) and writes one
+ * self-contained HTML page at html_path (atomically; figures embedded as data URIs, no network
+ * reference): the comparison of every head, each text's persistence diagram, barcode, Rips
+ * skeleton, H1 cycles by token and clusters, its attention, attention graph, JS divergence and
+ * entropy at the head, and every head's attention. res may be NULL. */
+ats_status ats_report_run(ats_session *s, const char *const texts[2], const char *html_path,
+                          const ats_report_options *o, ats_report_result *res, ats_error *err);
 
 /* ---- the token topology of a ViT's image patches */
 
@@ -422,9 +553,6 @@ typedef enum ats_heads_count {
  * The result then equals the single-process one bit for bit. */
 typedef void (*ats_heads_exchange_fn)(void *ctx, size_t chunk, int owner, double *part,
                                       size_t count);
-/* Progress after every batch of lines and once at the end (final = 1). */
-typedef void (*ats_heads_progress_fn)(void *ctx, const ats_corpus *c, unsigned long long tokens,
-                                      int final);
 
 typedef struct ats_heads_options {
     int clark;          /* 1: Σ JS of rows smoothed as 0.001/n + 0.999·a (Clark et al. 2019);
@@ -441,7 +569,10 @@ typedef struct ats_heads_options {
     int rank, n_procs;  /* this process and the number of processes (default 0 of 1) */
     ats_heads_exchange_fn exchange;
     void *exchange_ctx;
-    ats_heads_progress_fn progress;
+    /* progress (core.h): the corpus pass reports phase "corpus" in "lines" read (of max_lines
+       when given) or, without max_lines, in "bytes" of a corpus of known size; the ablation
+       phase "ablation" in "passes" of the model over its lines */
+    ats_progress_fn progress;
     void *progress_ctx;
 } ats_heads_options;
 
@@ -520,6 +651,9 @@ typedef struct ats_syntax_options {
     size_t max_sentences; /* read the first max_sentences sentences (skipped ones included);
                              0 (default): all */
     int n_threads;        /* sentences run at once, each pass single-threaded; 0: all cores */
+    /* progress (core.h): phase "sentences" in "sentences" */
+    ats_progress_fn progress;
+    void *progress_ctx;
 } ats_syntax_options;
 
 typedef struct ats_syntax_result {
@@ -558,6 +692,9 @@ typedef struct ats_importance_options {
     int normalize;     /* 1: each layer's importances divided by their L2 norm (Michel et al.);
                           0 (default): as they are */
     int n_threads;     /* texts run at once, each pass single-threaded; 0: all cores */
+    /* progress (core.h): phase "corpus" as ats_heads_options reports it */
+    ats_progress_fn progress;
+    void *progress_ctx;
 } ats_importance_options;
 
 typedef struct ats_importance_result {

@@ -67,6 +67,8 @@ typedef struct ats_npy {
     size_t shape[ATS_NPY_MAX_DIMS];
     size_t count; /* product of shape */
     void *data;   /* [shape[0]]...[shape[ndim-1]] of dtype, owned by the ats_npy */
+    void *map;    /* the file mapping data points into (ats_npy_map), else NULL */
+    size_t map_len;
 } ats_npy;
 
 /* Reads a .npy file: dtype <f4, <f8, <i4 or <i8, C order. Shapes, header and the file size are
@@ -74,6 +76,19 @@ typedef struct ats_npy {
  * the estimate; --max-memory), before anything is allocated. Free with ats_npy_free. */
 ats_status ats_npy_read(const char *path, ats_npy *out, ats_error *err);
 void ats_npy_free(ats_npy *arr);
+/* The same array mapped read-only instead of read, for float32 and float64 (the formats of
+ * attention and distance matrices): the header is checked as ats_npy_read checks it, and data
+ * points into the mapping (do not write to it), so a file larger than the memory can be used a
+ * part at a time, and no memory estimate applies to it. Integer arrays, files that are not
+ * regular, and data not aligned for its type are read with ats_npy_read (memory-checked);
+ * ATS_NPY_MMAP=0 in the environment reads every array (to compare the two paths). A file
+ * truncated by another process while it is mapped ends the process with SIGBUS, as any
+ * mapping does. Free with ats_npy_free. */
+ats_status ats_npy_map(const char *path, ats_npy *out, ats_error *err);
+/* Drops the mapped pages that lie wholly inside elements [first, first+count) of a mapped
+ * array from this process's memory (they are read again from the file if used again), so that
+ * a pass over a large file keeps only the part in use resident. No effect on a read array. */
+void ats_npy_release(const ats_npy *arr, size_t first, size_t count);
 /* ATS_OK when a float array holds no NaN or infinity (integer arrays always); else
  * ATS_ERR_INVALID naming path and the element ("[3][1] is nan"). For inputs where such a value
  * has no meaning (vectors, frequencies); distances and diagrams may hold inf by design. */
@@ -126,6 +141,18 @@ void ats_outdir_abort(ats_outdir *dir);
 /* Creates the folder `path` and every missing parent, as `mkdir -p`. An existing folder is
  * fine; an existing file or a parent that is not a folder is an error that names it. */
 ats_status ats_dir_create(const char *path, ats_error *err);
+
+/* ---- progress of long work
+ *
+ * The library never prints: a call that can take more than about a second takes an
+ * ats_progress_fn in its options (with a ctx handed back unchanged) and reports through it.
+ * phase names the work ("corpus", "ablation", "persistence", ...), unit what done and total
+ * count ("lines", "passes", "heads"); total is the real number the phase will reach (it knows
+ * limits such as max_lines), 0 when unknown. Called on the calling thread, between units of
+ * work (rarely: a caller that draws may throttle further), and once more with done == total
+ * when the phase ends. NULL: no progress. */
+typedef void (*ats_progress_fn)(void *ctx, const char *phase, const char *unit, uint64_t done,
+                                uint64_t total);
 
 /* ---- text reading helpers shared by the parsers */
 

@@ -64,7 +64,8 @@ typedef enum ats_log_base {
 } ats_log_base;
 
 typedef struct ats_measure_opts {
-    ats_log_base base; /* default ATS_BASE_2 (forced to ATS_BASE_E by seed_compat) */
+    ats_log_base base; /* default ATS_BASE_2 (seed_compat fixes it: e for entropy and JS, 2
+                          for KL, as the notebook's scipy calls and its log2) */
     double eps;        /* smoothing ε >= 0 added to each of the n weights of a row before
                           measuring (default 0; the seed notebook's KL uses 1e-9) */
     int normalize;     /* 0 (default): a row whose sum is not within sum_tol of 1 is an error;
@@ -86,12 +87,15 @@ void ats_measure_opts_init(ats_measure_opts *opts);
  *   1. normalize: r ← r / Σr;
  *   2. seed_compat: r ← softmax(r) = exp(r − max r) / Σ exp(r − max r), as the notebook does to
  *      attention that is already a probability;
- *   3. eps: r ← r + ε on each of the n entries (seed_compat: ε = 1e-9 for KL unless eps > 0);
+ *   3. eps: r ← r + ε on each of the n entries (seed_compat's KL: see below);
  *   4. entropy and JS normalise their argument again, p = r / Σr, exactly as scipy.stats.entropy
  *      and jensenshannon do; KL uses r as it is, exactly as Σ scipy.special.rel_entr(p, q) does.
  *
- * seed_compat also fixes the base to e and makes ATS_DIV_JS return scipy's JS *distance*
- * √JS_e (what the notebook calls the divergence) and ATS_DIV_JSD its square root JS_e^(1/4). */
+ * seed_compat reproduces the notebook's functions on the softmaxed rows p, q: entropy and JS in
+ * nats (scipy's default base); ATS_DIV_JS returns scipy's JS *distance* √JS_e (the notebook's
+ * first distance cell, which it calls the divergence) and ATS_DIV_JSD its square root JS_e^(1/4)
+ * (its later cell); KL is the notebook's Σ_k p_k·(log2(p_k + ε) − log2(q_k + ε)) in bits, ε =
+ * 1e-9 unless eps > 0, smoothed inside the logarithms only (so always finite). */
 
 /* ---- token measures, one head at a time */
 
@@ -121,6 +125,15 @@ typedef enum ats_divergence {
  * within 2e-13 for any pair, JS is exactly 0 only for identical rows, and JS ∈ [0, 1] in base 2. */
 ats_status ats_divergence_compute(const ats_attn *att, ats_divergence kind,
                                   const ats_measure_opts *opts, double *out, ats_error *err);
+
+/* Bytes of the working buffers ats_entropy_compute and ats_divergence_compute allocate on att
+ * with these options (besides `out`, which the caller provides: [L][H][n] and [L][H][n][n]
+ * doubles); SIZE_MAX when the count overflows. The calls check this against the memory limit
+ * (ats_memory_check, --max-memory) before allocating, and refuse with ATS_ERR_RANGE naming the
+ * estimate; a caller adds the size of `out` to check the whole before allocating that. */
+size_t ats_entropy_work_bytes(const ats_attn *att, const ats_measure_opts *opts);
+size_t ats_divergence_work_bytes(const ats_attn *att, ats_divergence kind,
+                                 const ats_measure_opts *opts);
 
 /* ---- distances between heads over a corpus (streamed) */
 

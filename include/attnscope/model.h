@@ -148,6 +148,13 @@ typedef struct ats_forward_options {
                                (as if their table were zero; rotary models: q and k are not
                                rotated), to see what attention does without them; 0 (default):
                                as the model is */
+    int capture_layer,      /* 0 (default): the attention and scores of every layer are kept;
+                               l + 1: of layer l alone, */
+        capture_head;       /* and 0 (default): of every head; h + 1: of head h alone. The
+                               result's attention / scores are then [1 or L][1 or H][n][n]
+                               (n_layers and n_heads still say the model's). A causal model's
+                               heads that are not kept run a block of rows at a time (the same
+                               bits), so a long input never holds their [n][n]. */
 } ats_forward_options;
 
 /* Sets opt to the defaults: capture attention only, threads and everything else untouched. */
@@ -179,7 +186,9 @@ typedef struct ats_forward_result {
 
 /* Runs one token sequence. *res is overwritten (free it with ats_forward_result_free). Errors:
  * ids out of the vocabulary, token types out of range, too long without truncate, labels on a
- * model without an LM head, an image model. */
+ * model without an LM head, an image model; ATS_ERR_RANGE before anything is allocated when the
+ * pass's estimated memory (what it keeps and its scratch, the weights aside) does not fit
+ * ats_memory_available() (the message gives the estimate). */
 ats_status ats_model_forward(ats_model *m, const ats_model_input *in,
                              const ats_forward_options *opt, ats_forward_result *res,
                              ats_error *err);

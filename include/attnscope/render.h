@@ -119,8 +119,9 @@ ats_status ats_render_skeleton_grid(const char *path, size_t n, const double *lo
                                     const ats_graph_options *opt, ats_error *err);
 
 /* Attention as a weighted directed graph on a circle: edge i -> j for att[i][j] >= min_weight
- * (width and opacity by weight). With symmetrize, the graph of (A + A^T)/2 is drawn undirected,
- * as the seed does for causal attention. att is [n][n]. */
+ * (width and opacity by weight). With symmetrize, the graph of (A + A^T)/2 is drawn undirected
+ * (of a symmetric att, att itself: ats_head_graph in analysis.h makes a causal head symmetric
+ * either way). att is [n][n]. */
 ats_status ats_render_attention_graph(const char *path, size_t n, const double *att,
                                       double min_weight, int symmetrize,
                                       const ats_graph_options *opt, ats_error *err);

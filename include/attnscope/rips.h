@@ -91,6 +91,27 @@ typedef struct ats_rips_result {
 ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_options *opt,
                             ats_rips_result *out, ats_error *err);
 
+/* A distance matrix given a row at a time: writes d(i, 0), ..., d(i, n-1) of the full
+ * symmetric matrix into row (double [n]). A call may return an error, which ends the
+ * computation with it. */
+typedef ats_status (*ats_metric_row_fn)(void *ctx, size_t i, double *row, ats_error *err);
+
+/* The same as ats_rips_compute on the metric whose rows `row` gives (n rows of n), in memory
+ * that grows with the edges within the threshold instead of with n²: the rows are read in
+ * order, a few times over (each entry checked as ats_metric_from_full checks it; the range and
+ * enclosing radius; the edges within the threshold into neighbour lists; the upper half
+ * compared with the lower for every pair within the threshold — a pair beyond it is not used,
+ * and not compared), and no n×n or triangular array is allocated. Only the strict lower
+ * triangle (row i, columns j < i) enters the computation, so the result is the one
+ * ats_rips_compute gives on ats_metric_from_full's triangle, byte for byte. When the
+ * threshold (or the enclosing radius, opt->threshold INFINITY) keeps a quarter of the edges or
+ * more, neighbour lists would be as large as the dense rows: the rows are read into the
+ * triangle and ats_rips_compute runs on it. The memory estimate is made after the edges are
+ * counted and before anything of their size is allocated (ATS_ERR_RANGE with the estimate,
+ * opt->memory_limit_gb). name labels messages (a file name; NULL: "distance matrix"). */
+ats_status ats_rips_compute_rows(size_t n, ats_metric_row_fn row, void *ctx, const char *name,
+                                 const ats_rips_options *opt, ats_rips_result *out, ats_error *err);
+
 /* Computes `count` independent problems, metric i on ns[i] points, in parallel with n_threads
  * OpenMP threads (0: all cores); a single problem gets all n_threads (opt->n_threads is
  * ignored). outs[i] and errs[i] (errs may be NULL) receive each result;

@@ -98,9 +98,18 @@ void ats_encoding_free(ats_encoding *enc);
 
 /* The display label of every token of an encoding of text: the text the token covers without
  * surrounding blanks (GPT-2's "Ġthe" reads "the", WordPiece's "##ing" reads "ing"), a special
- * or empty token by its name. labels[enc->count] receive malloc'd strings. */
+ * token by its name, a token that covers only blanks as those blanks made visible ("␣" a
+ * space, "↵" a line break, "⇥" a tab), a token that covers nothing as ats_token_label of its
+ * name. labels[enc->count] receive malloc'd strings. */
 ats_status ats_token_labels(const ats_encoding *enc, const char *text, char **labels,
                             ats_error *err);
+
+/* The display label of a token known only by its spelling (a line of a label file, a token
+ * without text of its own), by the rule of ats_token_labels: the blanks that byte-level BPE
+ * ("Ġ" space, "Ċ" line break, "ĉ" tab) and SentencePiece ("▁" space) write as letters read as
+ * blanks, surrounding blanks are dropped, and a token of blanks only shows them visible
+ * ("Ġ" reads "␣", "▁the" reads "the"). Returns a malloc'd string, NULL when out of memory. */
+char *ats_token_label(const char *token);
 
 /* Offsets in characters (Unicode code points) instead of bytes, as transformers' fast tokenizers
  * report them in offset_mapping: out is [count][2]; text and len are the encoded text. A token

@@ -207,6 +207,23 @@ ats_json_number_format = _fn("ats_json_number_format", ctypes.c_size_t, ctypes.c
                              ctypes.c_uint, ctypes.c_char_p)
 
 
+_libc = ctypes.CDLL(None)
+_libc.free.argtypes = [ctypes.c_void_p]
+ats_token_label = _fn("ats_token_label", ctypes.c_void_p, ctypes.c_char_p)
+
+
+def token_label(token: str) -> str:
+    """A token known only by its spelling shown as the library shows every token label
+    (tokenizer.h, ats_token_label): "\u0120the" reads "the"."""
+    p = ats_token_label(token.encode("utf-8"))
+    if not p:
+        raise MemoryError("ats_token_label")
+    try:
+        return ctypes.string_at(p).decode("utf-8", "replace")
+    finally:
+        _libc.free(p)
+
+
 def json_number(v, flags=0):
     """The JSON text the library writes for the double v (bytes)."""
     buf = ctypes.create_string_buffer(JSON_NUMBER_MAX)
@@ -269,6 +286,8 @@ class ForwardOptions(ctypes.Structure):
         ("image_height", ctypes.c_int),
         ("image_width", ctypes.c_int),
         ("no_positions", ctypes.c_int),
+        ("capture_layer", ctypes.c_int),
+        ("capture_head", ctypes.c_int),
     ]
 
 
@@ -432,7 +451,8 @@ def view(ptr, shape, ctype, owner):
 
 class RunOptions(ctypes.Structure):
     _fields_ = [("n_threads", ctypes.c_int), ("truncate", ctypes.c_int),
-                ("want_hidden", ctypes.c_int), ("n_layers", ctypes.c_int)]
+                ("want_hidden", ctypes.c_int), ("n_layers", ctypes.c_int),
+                ("capture_layer", ctypes.c_int), ("capture_head", ctypes.c_int)]
 
 
 class Attention(ctypes.Structure):
@@ -449,6 +469,7 @@ class CompareOptions(ctypes.Structure):
         ("all_heads", ctypes.c_int), ("layer", ctypes.c_long), ("head", ctypes.c_long),
         ("seed_compat", ctypes.c_int), ("max_dim", ctypes.c_int), ("q", ctypes.c_double),
         ("max_error", ctypes.c_double), ("n_threads", ctypes.c_int), ("truncate", ctypes.c_int),
+        ("progress", ctypes.c_void_p), ("progress_ctx", ctypes.c_void_p),
     ]
 
 
@@ -514,8 +535,26 @@ class HeadsResult(ctypes.Structure):
     ]
 
 
+class ReportOptions(ctypes.Structure):
+    _fields_ = [
+        ("layer", ctypes.c_long), ("head", ctypes.c_long), ("title", ctypes.c_char_p),
+        ("model_name", ctypes.c_char_p), ("format", ctypes.c_int),
+        ("svg_max_bytes", ctypes.c_size_t), ("truncate", ctypes.c_int), ("n_threads", ctypes.c_int),
+        ("progress", ctypes.c_void_p), ("progress_ctx", ctypes.c_void_p),
+    ]
+
+
+class ReportResult(ctypes.Structure):
+    _fields_ = [
+        ("layer", ctypes.c_long), ("head", ctypes.c_long), ("tokens", ctypes.c_size_t * 2),
+        ("cut", ctypes.c_size_t * 2), ("figures", ctypes.c_size_t),
+        ("png_fallback", ctypes.c_size_t), ("bytes", ctypes.c_size_t),
+    ]
+
+
 class SyntaxOptions(ctypes.Structure):
-    _fields_ = [("max_sentences", ctypes.c_size_t), ("n_threads", ctypes.c_int)]
+    _fields_ = [("max_sentences", ctypes.c_size_t), ("n_threads", ctypes.c_int),
+                ("progress", ctypes.c_void_p), ("progress_ctx", ctypes.c_void_p)]
 
 
 class SyntaxResult(ctypes.Structure):
@@ -544,6 +583,9 @@ ats_compare_models = _fn("ats_compare_models", ctypes.c_int, ctypes.c_void_p, ct
                          P(ctypes.c_char_p), P(CompareOptions), P(CompareModelsResult), P(Error))
 ats_compare_models_result_free = _fn("ats_compare_models_result_free", None,
                                      P(CompareModelsResult))
+ats_report_options_init = _fn("ats_report_options_init", None, P(ReportOptions))
+ats_report_run = _fn("ats_report_run", ctypes.c_int, ctypes.c_void_p, P(ctypes.c_char_p),
+                     ctypes.c_char_p, P(ReportOptions), P(ReportResult), P(Error))
 ats_run_options_init = _fn("ats_run_options_init", None, P(RunOptions))
 ats_session_run = _fn("ats_session_run", ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t,
                       P(ctypes.c_char_p), P(RunOptions), P(Attention), P(Error))
@@ -551,6 +593,45 @@ ats_attention_free = _fn("ats_attention_free", None, P(Attention))
 ats_topo_options_init = _fn("ats_topo_options_init", None, P(TopoOptions))
 ats_topo = _fn("ats_topo", ctypes.c_int, P(Attention), P(TopoOptions), P(TopoResult), P(Error))
 ats_topo_result_free = _fn("ats_topo_result_free", None, P(TopoResult))
+DIVFIG_COUNT = _constant("ATS_DIVFIG_COUNT")
+
+
+class HeadGraphOptions(ctypes.Structure):
+    _fields_ = [
+        ("layer", ctypes.c_long), ("head", ctypes.c_long), ("min_weight", ctypes.c_double),
+        ("directed", ctypes.c_int), ("seed_compat", ctypes.c_int), ("figure", ctypes.c_char_p),
+        ("fig", FigureOptions),
+    ]
+
+
+class HeadGraphResult(ctypes.Structure):
+    _fields_ = [("n", ctypes.c_size_t), ("symmetrized", ctypes.c_int), ("weights", c_double_p),
+                ("n_edges", ctypes.c_size_t), ("edges", ctypes.POINTER(ctypes.c_size_t))]
+
+
+class HeadDivergencesOptions(ctypes.Structure):
+    _fields_ = [
+        ("layer", ctypes.c_long), ("head", ctypes.c_long), ("base", ctypes.c_int),
+        ("eps", ctypes.c_double), ("seed_compat", ctypes.c_int), ("n_threads", ctypes.c_int),
+        ("figures", ctypes.c_char_p * DIVFIG_COUNT), ("fig", FigureOptions * DIVFIG_COUNT),
+    ]
+
+
+class HeadDivergencesResult(ctypes.Structure):
+    _fields_ = [("n", ctypes.c_size_t), ("entropy", c_double_p), ("kl", c_double_p),
+                ("js", c_double_p), ("units", ctypes.c_char_p * DIVFIG_COUNT)]
+
+
+ats_head_graph_options_init = _fn("ats_head_graph_options_init", None, P(HeadGraphOptions))
+ats_head_graph = _fn("ats_head_graph", ctypes.c_int, P(Attention), P(HeadGraphOptions),
+                     P(HeadGraphResult), P(Error))
+ats_head_graph_result_free = _fn("ats_head_graph_result_free", None, P(HeadGraphResult))
+ats_head_divergences_options_init = _fn("ats_head_divergences_options_init", None,
+                                        P(HeadDivergencesOptions))
+ats_head_divergences = _fn("ats_head_divergences", ctypes.c_int, P(Attention),
+                           P(HeadDivergencesOptions), P(HeadDivergencesResult), P(Error))
+ats_head_divergences_result_free = _fn("ats_head_divergences_result_free", None,
+                                       P(HeadDivergencesResult))
 ats_corpus_source_init = _fn("ats_corpus_source_init", None, P(CorpusSource))
 ats_heads_options_init = _fn("ats_heads_options_init", None, P(HeadsOptions))
 ats_heads_corpus = _fn("ats_heads_corpus", ctypes.c_int, P(ctypes.c_void_p), ctypes.c_size_t,
@@ -564,7 +645,8 @@ ats_syntax_result_free = _fn("ats_syntax_result_free", None, P(SyntaxResult))
 
 class ImportanceOptions(ctypes.Structure):
     _fields_ = [("max_lines", ctypes.c_size_t), ("max_tokens", ctypes.c_size_t),
-                ("normalize", ctypes.c_int), ("n_threads", ctypes.c_int)]
+                ("normalize", ctypes.c_int), ("n_threads", ctypes.c_int),
+                ("progress", ctypes.c_void_p), ("progress_ctx", ctypes.c_void_p)]
 
 
 class ImportanceResult(ctypes.Structure):
@@ -713,7 +795,11 @@ _MIRRORS = {
     TokenRoles: "ats_token_roles", RunOptions: "ats_run_options", Attention: "ats_attention",
     CompareOptions: "ats_compare_options", CompareResult: "ats_compare_result",
     CompareModelsResult: "ats_compare_models_result",
+    ReportOptions: "ats_report_options", ReportResult: "ats_report_result",
     TopoOptions: "ats_topo_options", TopoResult: "ats_topo_result",
+    HeadGraphOptions: "ats_head_graph_options", HeadGraphResult: "ats_head_graph_result",
+    HeadDivergencesOptions: "ats_head_divergences_options",
+    HeadDivergencesResult: "ats_head_divergences_result",
     CorpusSource: "ats_corpus_source", HeadsOptions: "ats_heads_options",
     HeadsResult: "ats_heads_result", SyntaxOptions: "ats_syntax_options",
     SyntaxResult: "ats_syntax_result", ImportanceOptions: "ats_importance_options",

@@ -1,6 +1,7 @@
 """The command-line workflows as functions, over the same library calls as the commands
 (analysis.h), so that the numbers are the commands' by construction: `topo` (one head's token
-topology), `compare` (two texts head by head), `heads` (distances between heads over a corpus),
+topology), `graph` (one head as a graph), `divergence` (entropy, KL and JS between one head's
+tokens), `compare` (two texts head by head), `heads` (distances between heads over a corpus),
 `syntax` (syntactic heads against gold dependency trees), `head_importance` (gradient head
 importance) and `context` (context vectors of a word in two texts, or of a phrase across a
 corpus: collocations)."""
@@ -24,7 +25,10 @@ def _number(v: float):
     return v if math.isfinite(v) else json.loads(L.json_number(v))
 
 
-_DISTANCES = {k: L._constant("ATS_HEAD_" + k.upper()) for k in ("jsd", "seed", "js", "kl")}
+_DISTANCES = {k: L._constant("ATS_HEAD_" + k.upper()) for k in ("jsd", "seed", "seed_jsd", "js", "kl")}
+# the seed notebook's two distance cells (analysis.h, ats_seed_distance), by their CLI names
+_SEED = {False: L._constant("ATS_SEED_OFF"), True: L._constant("ATS_SEED_SQRT_JSD"),
+         "sqrt-jsd": L._constant("ATS_SEED_SQRT_JSD"), "jsd": L._constant("ATS_SEED_JSD")}
 
 
 class Topology:
@@ -57,7 +61,8 @@ def _attention_struct(att: np.ndarray, tokens: Optional[Sequence[str]], keep: li
     if a.ndim != 4 or a.shape[2] != a.shape[3]:
         raise ValueError(f"attention must be [L][H][n][n] or [n][n], not {list(att.shape)}")
     n = a.shape[2]
-    labels = [str(i) for i in range(n)] if tokens is None else [str(t) for t in tokens]
+    # the labels a label file (--tokens) would give: "\u0120the" reads "the"
+    labels = [str(i) for i in range(n)] if tokens is None else [L.token_label(str(t)) for t in tokens]
     if len(labels) != n:
         raise ValueError(f"{len(labels)} token labels for {n} tokens")
     raw = (ctypes.c_char_p * max(n, 1))(*(t.encode("utf-8") for t in labels))
@@ -70,6 +75,38 @@ def _attention_struct(att: np.ndarray, tokens: Optional[Sequence[str]], keep: li
     return s
 
 
+def _source_attention(fn: str, source, text, tokens, truncate, n_threads, keep, held=None):
+    """(ats_attention, owned): a model run on text (owned: free it with ats_attention_free), or
+    attention [L][H][n][n] / [n][n] from anywhere labelled by tokens (borrowing keep's arrays).
+    held=(layer, head): the model's pass keeps that head alone, [1][1][n][n] (long texts fit)."""
+    if isinstance(source, Model):
+        if text is None:
+            raise ValueError(f"{fn}(model, text, ...): give the text")
+        if tokens is not None:
+            raise ValueError("tokens label attention arrays; a model's tokens come from its tokenizer")
+        ro = L.RunOptions()
+        L.ats_run_options_init(ctypes.byref(ro))
+        ro.n_threads, ro.truncate = int(n_threads), int(truncate)
+        if held:
+            ro.n_layers = ro.capture_layer = held[0] + 1
+            ro.capture_head = held[1] + 1
+        texts = (ctypes.c_char_p * 1)(text.encode("utf-8"))
+        att, err = L.Attention(), L.Error()
+        L.check(L.ats_session_run(source._session, 1, texts, ctypes.byref(ro), ctypes.byref(att),
+                                  ctypes.byref(err)), err)
+        return att, True
+    return _attention_struct(np.asarray(source), tokens, keep), False
+
+
+def _copy(ptr, shape) -> np.ndarray:
+    """A copy of the library's double array ptr[shape] (an empty array when it has no entries)."""
+    return np.ctypeslib.as_array(ptr, shape=shape).copy() if all(shape) else np.zeros(shape)
+
+
+def _labels_of(att) -> List[str]:
+    return [att.labels[i].decode("utf-8", "replace") for i in range(att.n)]
+
+
 def topo(source: Union[Model, np.ndarray], text: Optional[str] = None, layer: int = 0,
          head: int = 0, seed_compat: bool = False, distance: str = "jsd", dim: int = 2,
          threshold: Optional[float] = None, scales: Optional[Sequence[float]] = None,
@@ -78,13 +115,17 @@ def topo(source: Union[Model, np.ndarray], text: Optional[str] = None, layer: in
     """The token topology of one head (the library's ats_topo, as `attnscope topo`): the head's
     tokens as a metric space — the Jensen–Shannon distance (base 2) between their attention rows
     (distance="jsd"), the seed notebook's √ scipy JS distance of softmaxed rows
-    (seed_compat=True or distance="seed"), or the symmetrised JS or KL divergence ("js", "kl") —
+    (seed_compat=True or distance="seed"; the notebook's first distance cell, scipy's JS distance
+    itself: seed_compat="jsd" or distance="seed_jsd"), or the symmetrised JS or KL divergence
+    ("js", "kl") —
     its Vietoris–Rips persistence H0..dim (threshold: largest diameter), clusters at the scales
     (default: the 10 %, 25 % and 50 % quantiles of the distances) and a 3-D layout.
     source is a Model (then give text) or attention [L][H][n][n] or [n][n] computed anywhere
     (then tokens may label it)."""
     if seed_compat:
-        distance = "seed"
+        if seed_compat not in _SEED:
+            raise ValueError("seed_compat is True, 'sqrt-jsd' or 'jsd'")
+        distance = "seed_jsd" if seed_compat == "jsd" else "seed"
     if distance not in _DISTANCES:
         raise ValueError(f"distance must be one of {sorted(_DISTANCES)}, not {distance!r}")
     if scales is not None and not 0 < len(scales) <= L.TOPO_MAX_SCALES:
@@ -101,26 +142,16 @@ def topo(source: Union[Model, np.ndarray], text: Optional[str] = None, layer: in
     if not layout:
         o.layout_iters = 0
     o.n_threads = int(n_threads)
-    err, att, keep = L.Error(), L.Attention(), []
-    own = isinstance(source, Model)
-    if own:
-        if text is None:
-            raise ValueError("topo(model, text, ...): give the text")
-        if tokens is not None:
-            raise ValueError("tokens label attention arrays; a model's tokens come from its tokenizer")
-        ro = L.RunOptions()
-        L.ats_run_options_init(ctypes.byref(ro))
-        ro.n_threads, ro.truncate = int(n_threads), int(truncate)
-        texts = (ctypes.c_char_p * 1)(text.encode("utf-8"))
-        L.check(L.ats_session_run(source._session, 1, texts, ctypes.byref(ro), ctypes.byref(att),
-                                  ctypes.byref(err)), err)
-    else:
-        att = _attention_struct(np.asarray(source), tokens, keep)
+    err, keep = L.Error(), []
+    held = (o.layer, o.head) if isinstance(source, Model) and o.layer >= 0 and o.head >= 0 else None
+    att, own = _source_attention("topo", source, text, tokens, truncate, n_threads, keep, held)
+    if held:  # the pass kept that head alone: [1][1][n][n]
+        o.layer = o.head = 0
     res = L.TopoResult()
     try:
         L.check(L.ats_topo(ctypes.byref(att), ctypes.byref(o), ctypes.byref(res), ctypes.byref(err)), err)
         n = res.n
-        labels = [att.labels[i].decode("utf-8", "replace") for i in range(n)]
+        labels = _labels_of(att)
         dist = np.ctypeslib.as_array(res.full, shape=(n, n)).copy() if n else np.zeros((0, 0))
         pers = _collect(res.rips, n, int(dim), True, False)
         k = res.n_scales
@@ -144,13 +175,151 @@ def _compare_arrays(res, shape):
     return b, w, labels
 
 
+class Graph:
+    """One head as a weighted graph, as `attnscope graph` writes it: `tokens` (labels),
+    `weights` [n][n] (the weights drawn: the head, or a causal head made symmetric),
+    `symmetrized` (the graph is undirected), `edges` [m][3] (i, j, weight) of the edges drawn,
+    `figure` (a Figure, when one was asked for)."""
+
+    def __init__(self, tokens, weights, symmetrized, edges, figure):
+        self.tokens: List[str] = tokens
+        self.weights: np.ndarray = weights
+        self.symmetrized: bool = symmetrized
+        self.edges: List[tuple] = edges
+        self.figure = figure
+
+    def __repr__(self):
+        kind = "undirected" if self.symmetrized else "directed"
+        return f"Graph({len(self.tokens)} tokens, {len(self.edges)} {kind} edges)"
+
+
+class Divergences:
+    """Entropy, KL and JS between the tokens of one head, as `attnscope divergence` writes them:
+    `tokens`, `entropy` [n], `kl` [n][n], `js` [n][n], `units` ({"kl", "js", "entropy"}: "bits"
+    or "nats"), `figures` ({"kl", "js", "entropy"}: Figure, when asked for)."""
+
+    def __init__(self, tokens, entropy, kl, js, units, figures):
+        self.tokens: List[str] = tokens
+        self.entropy: np.ndarray = entropy
+        self.kl: np.ndarray = kl
+        self.js: np.ndarray = js
+        self.units: dict = units
+        self.figures: dict = figures
+
+    def __repr__(self):
+        return f"Divergences({len(self.tokens)} tokens)"
+
+
+def _figure_request(fmt: Optional[str], fig: "L.FigureOptions", title: Optional[str], keep: list):
+    """Points fig at a new FigureMemory in format fmt (None: no figure); returns it or None."""
+    if fmt is None:
+        return None
+    if fmt not in L.FIGURE_FORMATS:
+        raise ValueError("figure must be 'png', 'svg' or 'pdf'")
+    mem = L.FigureMemory()
+    mem.format = L.FIGURE_FORMATS[fmt]
+    fig.memory = ctypes.pointer(mem)
+    if title:
+        t = title.encode("utf-8")
+        keep.append(t)
+        fig.title = t
+    keep.append(mem)
+    return mem
+
+
+def _figure_bytes(mem, fmt):
+    from .figures import Figure
+    out = Figure(ctypes.string_at(mem.data, mem.size))
+    out.fmt = fmt
+    L.ats_figure_memory_free(ctypes.byref(mem))
+    return out
+
+
+def graph(source: Union[Model, np.ndarray], text: Optional[str] = None, layer: int = 0,
+          head: int = 0, min_weight: float = 0.05, directed: bool = False,
+          seed_compat: bool = False, tokens: Optional[Sequence[str]] = None,
+          figure: Optional[str] = None, title: Optional[str] = None, truncate: bool = False,
+          n_threads: int = 0) -> Graph:
+    """One head's attention as a weighted graph (the library's ats_head_graph, as `attnscope
+    graph`): edges of weight >= min_weight; a causal head is made symmetric and undirected, as
+    (A + A^T)/2 or with seed_compat=True as the seed notebook does (its lower triangle copied
+    up), unless directed=True. figure="png"|"svg"|"pdf" also draws it (Graph.figure).
+    source is a Model (then give text) or attention [L][H][n][n] or [n][n] (then tokens may
+    label it)."""
+    o = L.HeadGraphOptions()
+    L.ats_head_graph_options_init(ctypes.byref(o))
+    o.layer, o.head, o.min_weight = int(layer), int(head), float(min_weight)
+    o.directed, o.seed_compat = int(directed), int(seed_compat)
+    keep = []
+    mem = _figure_request(figure, o.fig, title, keep)
+    if mem is not None:
+        o.figure = b"graph." + figure.encode()
+    att, own = _source_attention("graph", source, text, tokens, truncate, n_threads, keep)
+    res, err = L.HeadGraphResult(), L.Error()
+    try:
+        L.check(L.ats_head_graph(ctypes.byref(att), ctypes.byref(o), ctypes.byref(res),
+                                 ctypes.byref(err)), err)
+        w = _copy(res.weights, (res.n, res.n))
+        edges = [(int(res.edges[2 * k]), int(res.edges[2 * k + 1])) for k in range(res.n_edges)]
+        edges = [(i, j, float(w[i, j])) for i, j in edges]
+        fig = _figure_bytes(mem, figure) if mem is not None else None
+        return Graph(_labels_of(att), w, bool(res.symmetrized), edges, fig)
+    finally:
+        L.ats_head_graph_result_free(ctypes.byref(res))
+        if own:
+            L.ats_attention_free(ctypes.byref(att))
+
+
+_DIVFIGS = {k: L._constant("ATS_DIVFIG_" + k.upper()) for k in ("kl", "js", "entropy")}
+
+
+def divergence(source: Union[Model, np.ndarray], text: Optional[str] = None, layer: int = 0,
+               head: int = 0, base=2, eps: float = 1e-9, seed_compat: bool = False,
+               tokens: Optional[Sequence[str]] = None, figures: Optional[str] = None,
+               title: Optional[str] = None, truncate: bool = False,
+               n_threads: int = 0) -> Divergences:
+    """Entropy of each token's attention row and the KL (smoothed by eps) and JS matrices
+    between the tokens of one head (the library's ats_head_divergences, as `attnscope
+    divergence`), base 2 or "e"; seed_compat=True: the seed notebook's (softmaxed rows; entropy
+    and JS in nats, JS being scipy's JS distance; KL sum p (log2(p + 1e-9) - log2(q + 1e-9))).
+    figures="png"|"svg"|"pdf" also draws the three heatmaps (Divergences.figures). source as
+    graph()."""
+    if base not in (2, "2", "e"):
+        raise ValueError("base is 2 or 'e'")
+    o = L.HeadDivergencesOptions()
+    L.ats_head_divergences_options_init(ctypes.byref(o))
+    o.layer, o.head, o.eps, o.seed_compat = int(layer), int(head), float(eps), int(seed_compat)
+    o.base = L._constant("ATS_BASE_E") if base == "e" else L._constant("ATS_BASE_2")
+    o.n_threads = int(n_threads)
+    keep, mems = [], {}
+    for k, i in _DIVFIGS.items():
+        mems[k] = _figure_request(figures, o.fig[i], title, keep)
+        if mems[k] is not None:
+            o.figures[i] = f"{k}.{figures}".encode()
+    att, own = _source_attention("divergence", source, text, tokens, truncate, n_threads, keep)
+    res, err = L.HeadDivergencesResult(), L.Error()
+    try:
+        L.check(L.ats_head_divergences(ctypes.byref(att), ctypes.byref(o), ctypes.byref(res),
+                                       ctypes.byref(err)), err)
+        n = res.n
+        ent, kl, js = _copy(res.entropy, (n,)), _copy(res.kl, (n, n)), _copy(res.js, (n, n))
+        units = {k: res.units[i].decode() for k, i in _DIVFIGS.items()}
+        figs = {k: _figure_bytes(m, figures) for k, m in mems.items() if m is not None}
+        return Divergences(_labels_of(att), ent, kl, js, units, figs)
+    finally:
+        L.ats_head_divergences_result_free(ctypes.byref(res))
+        if own:
+            L.ats_attention_free(ctypes.byref(att))
+
+
 def compare(model: Model, texts: Sequence[str], layer: Optional[int] = None,
             head: Optional[int] = None, all_heads: bool = False, seed_compat: bool = False,
             dim: int = 1, q: float = 1.0, n_threads: int = 0, truncate: bool = False) -> dict:
     """Compares two texts head by head, as `attnscope compare --json`: the persistence diagrams
     H0..dim of each head's Jensen–Shannon token metric (seed_compat: the seed notebook's
     √ scipy JS distance of softmaxed rows) and the bottleneck and q-Wasserstein distances between
-    the two texts' diagrams. Returns the same content as the command's JSON:
+    the two texts' diagrams (seed_compat="jsd": the notebook's first distance cell, scipy's JS
+    distance itself, as --seed-distance jsd). Returns the same content as the command's JSON:
     {"bottleneck": {"0": x, "1": y}, "wasserstein": {...}, "q", "layer", "head", "tokens_a",
     "tokens_b"}, each value a number ("inf" for an infinite one, None for NaN) for one head, or
     an [L][H] list of those with all_heads=True (and no "layer", "head")."""
@@ -161,7 +330,9 @@ def compare(model: Model, texts: Sequence[str], layer: Optional[int] = None,
         raise ValueError("give layer and head, or all_heads=True")
     o = L.CompareOptions()
     L.ats_compare_options_init(ctypes.byref(o))
-    o.all_heads, o.seed_compat, o.max_dim, o.q = int(all_heads), int(seed_compat), int(dim), float(q)
+    if seed_compat not in _SEED:
+        raise ValueError("seed_compat is False, True, 'sqrt-jsd' or 'jsd'")
+    o.all_heads, o.seed_compat, o.max_dim, o.q = int(all_heads), _SEED[seed_compat], int(dim), float(q)
     o.n_threads, o.truncate = int(n_threads), int(truncate)
     if not all_heads:
         o.layer, o.head = int(layer), int(head)
@@ -186,16 +357,16 @@ def compare(model: Model, texts: Sequence[str], layer: Optional[int] = None,
     return doc
 
 
-
 def compare_models(model_a: Model, model_b: Model, text: Union[str, Sequence[str]],
                    layer: Optional[int] = None, head: Optional[int] = None,
-                   seed_compat: bool = False, dim: int = 1, q: float = 1.0, n_threads: int = 0,
+                   seed_compat: Union[bool, str] = False, dim: int = 1, q: float = 1.0, n_threads: int = 0,
                    truncate: bool = False) -> dict:
     """Compares a text across two models, as `attnscope compare --model A --model B --json`:
     every head of model_a against every head of model_b (the models may differ in layers, heads
     and tokenizer), by the bottleneck and q-Wasserstein distances between the persistence
     diagrams H0..dim of the heads' Jensen–Shannon token metrics. text: one text for both models,
     or a pair (model_a's, model_b's). layer and head: that one head of each model only.
+    seed_compat as for compare.
     Returns the command's JSON content: {"models": [{"model", "layers", "heads"}, ...],
     "bottleneck": {"0": M, ...}, "wasserstein": {...}, "q", ("layer", "head"), "tokens_a",
     "tokens_b"}, each M an [L_A*H_A][L_B*H_B] list (row l*H_A + h is head (l, h) of model_a;
@@ -207,7 +378,9 @@ def compare_models(model_a: Model, model_b: Model, text: Union[str, Sequence[str
         raise ValueError("give both layer and head, or neither")
     o = L.CompareOptions()
     L.ats_compare_options_init(ctypes.byref(o))
-    o.all_heads, o.seed_compat, o.max_dim, o.q = int(layer is None), int(seed_compat), int(dim), float(q)
+    if seed_compat not in _SEED:
+        raise ValueError("seed_compat is False, True, 'sqrt-jsd' or 'jsd'")
+    o.all_heads, o.seed_compat, o.max_dim, o.q = int(layer is None), _SEED[seed_compat], int(dim), float(q)
     o.n_threads, o.truncate = int(n_threads), int(truncate)
     if layer is not None:
         o.layer, o.head = int(layer), int(head)
@@ -235,6 +408,42 @@ def compare_models(model_a: Model, model_b: Model, text: Union[str, Sequence[str
         doc["layer"], doc["head"] = int(layer), int(head)
     doc["tokens_a"], doc["tokens_b"] = labels
     return doc
+
+
+def report(model: Model, texts: Sequence[str], out_dir: Union[str, os.PathLike],
+           layer: Optional[int] = None, head: Optional[int] = None, title: Optional[str] = None,
+           format: str = "svg", truncate: bool = False, n_threads: int = 0) -> dict:
+    """Writes `attnscope report`'s page for two texts into out_dir/index.html (the folder is
+    made when missing): one offline HTML page with every head compared and the chosen head
+    (default: the one whose H1 diagrams differ most) in detail. format is "svg" or "png" (an SVG
+    figure too large for the page is embedded as PNG either way). Returns {"path", "layer",
+    "head", "tokens": [a, b], "cut": [a, b] (tokens cut off with truncate=True), "figures",
+    "png_fallback", "bytes"}."""
+    texts = list(texts)
+    if len(texts) != 2:
+        raise ValueError("report takes exactly two texts")
+    if (layer is None) != (head is None):
+        raise ValueError("give both layer and head, or neither")
+    formats = {f: L.FIGURE_FORMATS[f] for f in ("svg", "png")}
+    if format not in formats:
+        raise ValueError(f"format is 'svg' or 'png', not {format!r}")
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(os.fspath(out_dir), "index.html")
+    o = L.ReportOptions()
+    L.ats_report_options_init(ctypes.byref(o))
+    if layer is not None:
+        o.layer, o.head = int(layer), int(head)
+    keep = [title.encode("utf-8")] if title is not None else []
+    if keep:
+        o.title = keep[0]
+    o.format, o.truncate, o.n_threads = formats[format], int(truncate), int(n_threads)
+    raw = (ctypes.c_char_p * 2)(*(t.encode("utf-8") for t in texts))
+    res, err = L.ReportResult(), L.Error()
+    L.check(L.ats_report_run(model._session, raw, os.fsencode(path), ctypes.byref(o),
+                             ctypes.byref(res), ctypes.byref(err)), err)
+    return {"path": path, "layer": res.layer, "head": res.head, "tokens": list(res.tokens),
+            "cut": list(res.cut), "figures": res.figures, "png_fallback": res.png_fallback,
+            "bytes": res.bytes}
 
 
 def _corpus_source(lines):

@@ -57,7 +57,9 @@ def _divergence(kind, attention, base, eps, normalize, seed_compat, n_threads):
 
 
 def kl_matrix(attention, base=2, eps=0.0, normalize=False, seed_compat=False, n_threads=0) -> np.ndarray:
-    """KL(P_i || P_j) between every two rows of every head: [n, n] or [L, H, n, n]."""
+    """KL(P_i || P_j) between every two rows of every head: [n, n] or [L, H, n, n].
+    seed_compat=True: the seed notebook's KL of softmaxed rows,
+    sum p (log2(p + 1e-9) - log2(q + 1e-9)), in bits whatever base."""
     return _divergence(_KL, attention, base, eps, normalize, seed_compat, n_threads)
 
 

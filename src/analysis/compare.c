@@ -12,6 +12,8 @@
 ats_status ats_head_metric(const ats_attention *a, size_t l, size_t h, int seed_compat,
                            double max_error, int n_threads, double *full, double *lower,
                            ats_error *err) {
+    if (seed_compat < ATS_SEED_OFF || seed_compat > ATS_SEED_JSD)
+        return ats_error_set(err, ATS_ERR_INVALID, "unknown seed distance %d", seed_compat);
     size_t n = a->n;
     double *own = full ? NULL : malloc((n ? n * n : 1) * sizeof *own);
     if (!full && !own) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
@@ -20,10 +22,13 @@ ats_status ats_head_metric(const ats_attention *a, size_t l, size_t h, int seed_
     ats_measure_opts mo;
     ats_measure_opts_init(&mo);
     mo.normalize = !seed_compat; /* rows sum to 1 up to float rounding; scipy normalises too */
-    mo.seed_compat = seed_compat;
+    mo.seed_compat = seed_compat != ATS_SEED_OFF;
     mo.max_error = max_error;
     mo.n_threads = n_threads;
-    ats_status st = ats_divergence_compute(&v, ATS_DIV_JSD, &mo, m, err);
+    /* with seed_compat, ATS_DIV_JS is scipy's JS distance (the notebook's first distance cell)
+     * and ATS_DIV_JSD its square root (the later one) */
+    ats_status st = ats_divergence_compute(
+        &v, seed_compat == ATS_SEED_JSD ? ATS_DIV_JS : ATS_DIV_JSD, &mo, m, err);
     /* JS(i,j) and JS(j,i) are evaluated separately; their mean is the symmetric metric */
     if (!st) st = ats_metric_from_full(n, m, 1, a->name, lower, err);
     free(own);
@@ -115,12 +120,21 @@ static ats_status heads_persistence(const ats_attention *src, size_t count, cons
         ats_rips_options ro;
         ats_rips_options_init(&ro);
         ro.max_dim = o->max_dim;
-        st = ats_rips_compute_batch(count, ns, lp, &ro, o->n_threads, rr, errs);
-        for (size_t k = 0; st && k < count; k++)
-            if (errs[k].status) {
-                err = errs[k];
-                break;
-            }
+        /* in slices of a few problems a thread, so that progress can be told between them */
+        progress_phase pg;
+        progress_begin(&pg, o->progress, o->progress_ctx, "persistence", "heads", count);
+        size_t slice = o->progress ? 4 * (size_t)threads : count;
+        for (size_t k0 = 0; k0 < count && !st; k0 += slice) {
+            size_t m = count - k0 < slice ? count - k0 : slice;
+            st = ats_rips_compute_batch(m, ns + k0, lp + k0, &ro, o->n_threads, rr + k0, errs + k0);
+            for (size_t k = k0; st && k < k0 + m; k++)
+                if (errs[k].status) {
+                    err = errs[k];
+                    break;
+                }
+            progress_add(&pg, m);
+        }
+        if (!st) progress_end(&pg);
     }
     for (size_t k = 0; lowers && k < count; k++) free(lowers[k]);
     if (st)
@@ -147,6 +161,9 @@ static ats_status diagram_distances(const ats_rips_result *rr, size_t n_pairs, c
     long pairs = (long)(n_pairs * nd);
     ats_error *perr = calloc(pairs ? (size_t)pairs : 1, sizeof *perr);
     if (!perr) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    progress_phase pd;
+    if (pairs)
+        progress_begin(&pd, o->progress, o->progress_ctx, "diagram distances", "heads", n_pairs);
         /* item p·nd + d: pair p, dimension d */
 #pragma omp parallel for schedule(dynamic) num_threads(threads) if (threads > 1 && pairs > 1)
     for (long kd = 0; kd < pairs; kd++) {
@@ -164,6 +181,7 @@ static ats_status diagram_distances(const ats_rips_result *rr, size_t n_pairs, c
             if (err) *err = perr[kd];
             st = perr[kd].status;
         }
+    if (pairs && !st) progress_add(&pd, n_pairs);
     free(perr);
     return st;
 }

@@ -416,6 +416,8 @@ static ats_status corpus_pass(hrun *r, double *D, ats_error *err) {
     ats_line_kind kind;
     int got;
     size_t nb = 0, batch = (size_t)r->line_threads;
+    progress_phase pg;
+    corpus_progress_begin(&pg, &c, o->max_lines, o->progress, o->progress_ctx);
     line_job *jobs = calloc(batch, sizeof *jobs);
     if (!jobs) st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
     while (!st) {
@@ -488,12 +490,15 @@ static ats_status corpus_pass(hrun *r, double *D, ats_error *err) {
         if (++nb == batch) {
             st = flush_jobs(r, jobs, &nb, err);
             if (st) break;
-            if (o->progress) o->progress(o->progress_ctx, &c, r->res->counts[ATS_HEADS_TOKENS], 0);
+            corpus_progress(&pg, &c, o->max_lines);
         }
     }
     for (size_t i = 0; jobs && i < nb; i++) job_free(&jobs[i]);
     free(jobs);
-    if (!st && o->progress) o->progress(o->progress_ctx, &c, r->res->counts[ATS_HEADS_TOKENS], 1);
+    if (!st) {
+        corpus_progress(&pg, &c, o->max_lines);
+        progress_end(&pg);
+    }
     ats_corpus_close(&c);
     if (!st)
         for (size_t i = 0; i < NN; i++) D[i] = sum[i] + comp[i];
@@ -595,7 +600,7 @@ static ats_status abl_measure(hrun *r, abl_line *lines, size_t count, const floa
  * cover leaves the three NULL. */
 static ats_status grad_pruning(hrun *r, abl_line *lines, size_t count, const size_t *removed,
                                size_t steps, double **grad, size_t **order, double **loss,
-                               ats_error *err) {
+                               progress_phase *pg, ats_error *err) {
     hmodel *hm = &r->models[0];
     size_t N = hm->N;
     ats_backward *b = NULL;
@@ -619,6 +624,7 @@ static ats_status grad_pruning(hrun *r, abl_line *lines, size_t count, const siz
         }
     st = grad_importance(b, N, used, ids, n, r->line_threads, g, &mean_loss, err);
     if (st) goto done;
+    progress_add(pg, 1);
     for (size_t a = 0; a < N; a++) by_key[a] = (keyed){g[a] / (double)(used ? used : 1), a};
     for (size_t a = 0; a < N; a++) g[a] = by_key[a].key;
     qsort(by_key, N, sizeof *by_key, cmp_keyed);
@@ -627,6 +633,7 @@ static ats_status grad_pruning(hrun *r, abl_line *lines, size_t count, const siz
         for (size_t a = 0; a < N; a++) mask[a] = 1.0f;
         for (size_t j = 0; j < removed[s]; j++) mask[go[j]] = 0.0f;
         st = abl_measure(r, lines, count, mask, 1, &gl[s], err);
+        progress_add(pg, 1);
     }
     if (st) goto done;
     *grad = g;
@@ -722,16 +729,27 @@ static ats_status run_ablation(hrun *r, size_t cap, ats_ablation_result *res, at
         st = ats_error_set(err, ATS_ERR_INVALID, "%s: no usable line for the ablation", r->corpus);
         goto done;
     }
+    /* the passes over the lines: the full model, each head masked, all but each head of its
+     * layer, the pruning curve (ceil(N/step) + 1 points) and, for a causal LM, the gradient
+     * pass and its own pruning curve */
+    size_t curve = (N + step - 1) / step + 1;
+    int grad_too = lm && hm->mi->causal;
+    progress_phase pg;
+    progress_begin(&pg, r->o->progress, r->o->progress_ctx, "ablation", "passes",
+                   1 + 2 * (uint64_t)N + curve + (grad_too ? 1 + curve : 0));
     double base;
     st = abl_measure(r, lines, count, NULL, lm, &base, err);
+    progress_add(&pg, 1);
     for (size_t a = 0; !st && a < N; a++) { /* each head masked */
         for (size_t b = 0; b < N; b++) mask[b] = b == a ? 0.0f : 1.0f;
         st = abl_measure(r, lines, count, mask, lm, &single[a], err);
+        progress_add(&pg, 1);
     }
     for (size_t a = 0; !st && a < N; a++) { /* all but head a of its layer masked */
         size_t l = a / H;
         for (size_t b = 0; b < N; b++) mask[b] = (b / H == l && b != a) ? 0.0f : 1.0f;
         st = abl_measure(r, lines, count, mask, lm, &keep[a], err);
+        progress_add(&pg, 1);
     }
     if (st) goto done;
     /* pruning: remove heads in order of increasing importance */
@@ -745,13 +763,16 @@ static ats_status run_ablation(hrun *r, size_t cap, ats_ablation_result *res, at
         for (size_t j = 0; j < k; j++) mask[order[j]] = 0.0f;
         order_k[steps] = k;
         st = abl_measure(r, lines, count, mask, lm, &order_loss[steps], err);
+        progress_add(&pg, 1);
         steps++;
         if (k == N) break;
     }
     if (st) goto done;
-    if (lm && hm->mi->causal)
-        st = grad_pruning(r, lines, count, order_k, steps, &grad, &grad_order, &grad_loss, err);
+    if (grad_too)
+        st =
+            grad_pruning(r, lines, count, order_k, steps, &grad, &grad_order, &grad_loss, &pg, err);
     if (st) goto done;
+    progress_end(&pg);
     *res = (ats_ablation_result){N,     count,   lm,         base, single,     keep,     order,
                                  steps, order_k, order_loss, grad, grad_order, grad_loss};
     single = keep = order_loss = grad = grad_loss = NULL;

@@ -101,6 +101,8 @@ ats_status ats_head_importance(ats_session *s, const ats_corpus_source *src,
     openblas_set_num_threads(1); /* texts run in parallel, each pass on one thread */
     ats_line_kind kind;
     int got = 1;
+    progress_phase pg;
+    corpus_progress_begin(&pg, &c, o->max_lines, o->progress, o->progress_ctx);
     while (!st && got == 1) {
         got = ats_corpus_next(&c, &kind, &e);
         if (got < 0) st = e.status ? e.status : ATS_ERR_IO;
@@ -129,7 +131,12 @@ ats_status ats_head_importance(ats_session *s, const ats_corpus_source *src,
             res->texts += st ? 0 : nb;
             for (size_t i = 0; i < nb; i++) ats_encoding_free(&enc[i]);
             nb = 0;
+            corpus_progress(&pg, &c, o->max_lines);
         }
+    }
+    if (!st) {
+        corpus_progress(&pg, &c, o->max_lines);
+        progress_end(&pg);
     }
     if (!st && res->texts == 0)
         st = ats_error_set(&e, ATS_ERR_INVALID, "%s: no line with at least 2 tokens", corpus);

@@ -81,6 +81,12 @@ void ats_attention_free(ats_attention *a) {
     memset(a, 0, sizeof *a);
 }
 
+void ats_attention_head_values(const ats_attention *a, size_t l, size_t h, double *out) {
+    size_t nn = a->n * a->n;
+    const float *p = a->att + (l * a->H + h) * nn;
+    for (size_t i = 0; i < nn; i++) out[i] = p[i];
+}
+
 ats_attn ats_attention_head(const ats_attention *a, size_t l, size_t h) {
     ats_attn v;
     memset(&v, 0, sizeof v);
@@ -96,6 +102,8 @@ ats_attn ats_attention_head(const ats_attention *a, size_t l, size_t h) {
  * attention has the model's shape and a read of a layer that was not computed shows. */
 static ats_status pad_layers(ats_forward_result *res, size_t L, ats_error *err) {
     size_t per = res->n_heads * res->n_tokens * res->n_tokens, have = res->n_layers * per;
+    ats_status st = ats_memory_check(L * per * sizeof(float), "the attention of every layer", err);
+    if (st) return st;
     float *p = realloc(res->attention, L * per * sizeof *p);
     if (!p) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
     for (size_t i = have; i < L * per; i++) p[i] = NAN;
@@ -153,6 +161,10 @@ ats_status session_run(ats_session *s, size_t count, const char *const *texts,
             in[t] = (ats_model_input){enc[t].ids, NULL, NULL, enc[t].count};
         }
     }
+    if (!st && o->want_hidden && o->capture_layer)
+        st = ats_error_set(err, ATS_ERR_INVALID,
+                           "the hidden states of every layer with the attention of one layer "
+                           "(want_hidden with capture_layer) are not supported");
     /* every text in one pass: the model reads its weights once for all of them */
     ats_forward_options fo;
     ats_forward_options_init(&fo);
@@ -160,6 +172,8 @@ ats_status session_run(ats_session *s, size_t count, const char *const *texts,
     fo.n_threads = o->n_threads;
     fo.truncate = o->truncate;
     fo.n_layers = o->n_layers;
+    fo.capture_layer = o->capture_layer;
+    fo.capture_head = o->capture_head;
     int model_layers = ats_model_info_get(s->model)->n_layers;
     int ran = 0;
     if (!st && count) {
@@ -176,8 +190,10 @@ ats_status session_run(ats_session *s, size_t count, const char *const *texts,
         }
     }
     for (size_t t = 0; t < count && !st; t++) {
-        if (res[t].n_layers < (size_t)model_layers)
+        if (res[t].n_layers < (size_t)model_layers && !o->capture_layer)
             st = pad_layers(&res[t], (size_t)model_layers, err);
+        if (o->capture_layer) res[t].n_layers = 1; /* what the result holds */
+        if (o->capture_head) res[t].n_heads = 1;
         if (!st) st = attention_from_result(&res[t], &enc[t], texts[t], t, &out[t], err);
     }
     for (size_t t = 0; ran && t < count; t++) ats_forward_result_free(&res[t]);
@@ -214,7 +230,17 @@ static ats_status read_label_file(const char *path, size_t n, char ***out, ats_e
         char *e = strchr(p, '\n');
         size_t w = e ? (size_t)(e - p) : strlen(p);
         if (w && p[w - 1] == '\r') w--;
-        l[k++] = strndup(p, w);
+        /* lines written from a tokenizer's vocabulary ("Ġthe", "▁the") read as the text */
+        char *line = strndup(p, w);
+        l[k] = line ? ats_token_label(line) : NULL;
+        free(line);
+        if (!l[k]) {
+            for (size_t i = 0; i < k; i++) free(l[i]);
+            free(l);
+            free(buf);
+            return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+        }
+        k++;
         if (!e) break;
         p = e + 1;
     }

@@ -510,6 +510,9 @@ static ats_status syntax_run(ats_session *s, const char *path, const ats_syntax_
     }
     size_t first_bad = SIZE_MAX; /* the first failing sentence reports */
     ats_error bad_err = {0};
+    progress_phase pg;
+    progress_begin(&pg, o->progress, o->progress_ctx, "sentences", "sentences", tb.n_sents);
+    size_t finished = 0; /* sentences done by every thread; the calling thread reports them */
 #pragma omp parallel num_threads(threads)
     {
         sx_sums mine;
@@ -524,6 +527,14 @@ static ats_status syntax_run(ats_session *s, const char *path, const ats_syntax_
                 my_bad = k;
             } else if (run_sentence(&r, k, &mine, &e)) {
                 my_bad = k;
+            }
+#pragma omp atomic
+            finished++;
+            if (omp_get_thread_num() == 0) {
+                size_t now;
+#pragma omp atomic read
+                now = finished;
+                if (now > pg.done) progress_add(&pg, now - pg.done);
             }
         }
 #pragma omp critical(ats_syntax_merge)
@@ -546,6 +557,10 @@ static ats_status syntax_run(ats_session *s, const char *path, const ats_syntax_
     if (first_bad != SIZE_MAX) {
         st = bad_err.status ? bad_err.status : ATS_ERR_INVALID;
         if (err) *err = bad_err;
+    }
+    if (!st) {
+        if (finished > pg.done) progress_add(&pg, finished - pg.done);
+        progress_end(&pg);
     }
     if (!st) st = fill_result(&r, &total, res, err);
     sums_free(&total);

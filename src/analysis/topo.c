@@ -39,9 +39,13 @@ static int cmp_double(const void *x, const void *y) {
 static ats_status head_matrix(const ats_attention *a, const ats_topo_options *o, double *full,
                               double *lower, ats_error *err) {
     size_t l = (size_t)o->layer, h = (size_t)o->head;
-    if (o->distance == ATS_HEAD_JSD || o->distance == ATS_HEAD_SEED)
-        return ats_head_metric(a, l, h, o->distance == ATS_HEAD_SEED, 0.0, o->n_threads, full,
-                               lower, err);
+    if (o->distance == ATS_HEAD_JSD || o->distance == ATS_HEAD_SEED ||
+        o->distance == ATS_HEAD_SEED_JSD)
+        return ats_head_metric(a, l, h,
+                               o->distance == ATS_HEAD_SEED       ? ATS_SEED_SQRT_JSD
+                               : o->distance == ATS_HEAD_SEED_JSD ? ATS_SEED_JSD
+                                                                  : ATS_SEED_OFF,
+                               0.0, o->n_threads, full, lower, err);
     ats_attn v = ats_attention_head(a, l, h);
     ats_measure_opts mo;
     ats_measure_opts_init(&mo);
@@ -105,7 +109,7 @@ static ats_status check_options(const ats_attention *a, const ats_topo_options *
         return ats_error_set(err, ATS_ERR_INVALID,
                              "%s: layer %ld, head %ld is outside its %zu x %zu heads", a->name,
                              o->layer, o->head, a->L, a->H);
-    if (o->distance < ATS_HEAD_JSD || o->distance > ATS_HEAD_KL)
+    if (o->distance < ATS_HEAD_JSD || o->distance > ATS_HEAD_SEED_JSD)
         return ats_error_set(err, ATS_ERR_INVALID, "unknown head distance %d", o->distance);
     if (o->max_dim < 0 || o->max_dim > 3)
         return ats_error_set(err, ATS_ERR_INVALID, "max_dim is %d; topo takes 0..3", o->max_dim);

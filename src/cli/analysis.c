@@ -23,6 +23,33 @@ const char ANALYSIS_COMMON_USAGE[] =
     "  --threads N            threads for the model (default: all cores)\n"
     "  --truncate             cut texts longer than the model's maximum instead of failing\n";
 
+const char ANALYSIS_SEED_USAGE[] =
+    "seed notebook:\n"
+    "  --seed-compat          the seed notebook's token distance: sqrt of scipy's JS distance\n"
+    "                         (base e) of softmaxed attention rows (its later distance cell)\n"
+    "  --seed-distance D      which of the notebook's two distance cells --seed-compat uses\n"
+    "                         (implies it): sqrt-jsd (default; the later cell) or jsd (the\n"
+    "                         first: scipy's JS distance itself)\n";
+
+int analysis_parse_seed(const char *cmd, int argc, char **argv, int *i, int *seed) {
+    if (!strcmp(argv[*i], "--seed-compat")) {
+        if (*seed == ATS_SEED_OFF) *seed = ATS_SEED_SQRT_JSD;
+        return 1;
+    }
+    if (strcmp(argv[*i], "--seed-distance")) return 0;
+    const char *v = *i + 1 < argc ? argv[*i + 1] : "";
+    if (!strcmp(v, "sqrt-jsd"))
+        *seed = ATS_SEED_SQRT_JSD;
+    else if (!strcmp(v, "jsd"))
+        *seed = ATS_SEED_JSD;
+    else {
+        ats_cli_usage_error(cmd, "--seed-distance is sqrt-jsd or jsd");
+        return -1;
+    }
+    (*i)++;
+    return 1;
+}
+
 void analysis_args_init(analysis_args *a, const char *cmd) {
     memset(a, 0, sizeof *a);
     a->cmd = cmd;
@@ -102,15 +129,6 @@ int analysis_check(const analysis_args *a, int need_head) {
     if (need_head && (a->layer < 0 || a->head < 0))
         return ats_cli_usage_error(a->cmd, "choose a head with --layer L --head H");
     return 0;
-}
-
-double *attn_head(const ats_attention *s, size_t l, size_t h) {
-    size_t nn = s->n * s->n;
-    double *m = malloc((nn ? nn : 1) * sizeof *m);
-    if (!m) return NULL;
-    const float *p = s->att + (l * s->H + h) * nn;
-    for (size_t i = 0; i < nn; i++) m[i] = p[i];
-    return m;
 }
 
 cJSON *analysis_json_number(double v, unsigned flags) {
@@ -211,6 +229,17 @@ ats_status analysis_session_open(const analysis_args *a, ats_session **s, ats_er
     return st;
 }
 
+/* 1 when a model's pass keeps head (--layer, --head) alone */
+static int one_head_run(const analysis_args *a) {
+    return a->model && a->one_head && !a->want_hidden && a->layer >= 0 && a->head >= 0;
+}
+
+void analysis_held(const analysis_args *a, size_t *layer, size_t *head) {
+    int held = one_head_run(a);
+    *layer = held ? 0 : (size_t)a->layer;
+    *head = held ? 0 : (size_t)a->head;
+}
+
 static ats_status load_from_model(const analysis_args *a, ats_session *s, ats_attention *src,
                                   size_t *count, ats_error *err) {
     ats_run_options ro;
@@ -218,9 +247,19 @@ static ats_status load_from_model(const analysis_args *a, ats_session *s, ats_at
     ro.want_hidden = a->want_hidden;
     ro.n_threads = a->threads;
     ro.truncate = a->truncate;
-    int model_layers = ats_model_info_get(ats_session_model(s))->n_layers;
+    const ats_model_info *mi = ats_model_info_get(ats_session_model(s));
+    int model_layers = mi->n_layers;
     if (a->only_layer && !a->want_hidden && a->layer >= 0 && a->layer < model_layers)
         ro.n_layers = (int)a->layer + 1;
+    if (one_head_run(a)) {
+        if (a->layer >= model_layers || a->head >= mi->n_heads)
+            return ats_error_set(err, ATS_ERR_INVALID,
+                                 "%s: layer %ld, head %ld is outside its %d x %d heads", a->model,
+                                 a->layer, a->head, model_layers, mi->n_heads);
+        ro.n_layers = (int)a->layer + 1; /* the layers after it do not change it */
+        ro.capture_layer = (int)a->layer + 1;
+        ro.capture_head = (int)a->head + 1;
+    }
     ats_status st = ats_session_run(s, a->n_texts, a->texts, &ro, src, err);
     *count = st ? 0 : a->n_texts;
     return st;
@@ -248,6 +287,7 @@ ats_status analysis_load_with(const analysis_args *a, ats_session *s, ats_attent
         return st;
     }
     for (size_t t = 0; t < *count; t++) {
+        if (one_head_run(a)) continue; /* checked against the model before it ran */
         if ((a->layer >= 0 && (size_t)a->layer >= src[t].L) ||
             (a->head >= 0 && (size_t)a->head >= src[t].H)) {
             ats_error_set(err, ATS_ERR_INVALID,
@@ -318,12 +358,13 @@ cJSON *analysis_matrix_json(const double *m, size_t rows, size_t cols) {
 
 void analysis_title(char *buf, size_t n, const analysis_args *a, const ats_attention *s,
                     const char *what, long l, long h) {
+    /* an input read from a file is named by its path; a figure's title shows the file's name */
+    const char *name = strrchr(s->name, '/') ? strrchr(s->name, '/') + 1 : s->name;
     if (l >= 0)
         snprintf(buf, n, "%s%s%s — %s, layer %ld head %ld", a->title ? a->title : "",
-                 a->title ? ": " : "", what, s->name, l, h);
+                 a->title ? ": " : "", what, name, l, h);
     else
-        snprintf(buf, n, "%s%s%s — %s", a->title ? a->title : "", a->title ? ": " : "", what,
-                 s->name);
+        snprintf(buf, n, "%s%s%s — %s", a->title ? a->title : "", a->title ? ": " : "", what, name);
 }
 
 /* Checks the shared options and loads the inputs; returns the exit code of a failure, or 0. */

@@ -29,10 +29,16 @@ typedef struct analysis_args {
     int want_hidden;
     int only_layer; /* 1: the command reads --layer only; the model then stops after it, and
                        the layers after it are NaN in the source */
+    int one_head;   /* 1: the command reads head (--layer, --head) only: a model's pass keeps
+                       that head alone (a long input's other heads are never held), and the
+                       source is then [1][1][n][n]: index it with analysis_held() */
     int threads;
     int truncate;
 } analysis_args;
 
+/* The indices of head (--layer, --head) in a source that analysis_load filled: (0, 0) when
+ * a model's pass kept it alone (one_head), else --layer and --head. */
+void analysis_held(const analysis_args *a, size_t *layer, size_t *head);
 /* Parses the shared options; returns 1 if argv[i] (and maybe argv[i+1]) was one of them,
  * advancing *i; 0 if not ours; -1 (after printing) on a bad value. */
 int analysis_parse_common(analysis_args *a, int argc, char **argv, int *i);
@@ -49,9 +55,6 @@ ats_status analysis_load(const analysis_args *a, ats_attention *src, size_t *cou
 /* The same with the session already open. */
 ats_status analysis_load_with(const analysis_args *a, ats_session *s, ats_attention *src,
                               size_t *count, ats_error *err);
-
-/* The [n][n] head (l, h) of a source as doubles (malloc'd). */
-double *attn_head(const ats_attention *s, size_t l, size_t h);
 
 /* out_dir/name.ext (malloc'd); creates out_dir if needed. */
 char *analysis_path(const analysis_args *a, const char *name, const char *ext, ats_error *err);
@@ -97,9 +100,9 @@ int analysis_prepare(const analysis_args *a, int need_head, ats_attention *src, 
 ats_status analysis_attend_write(const analysis_args *a, const ats_attention *src, size_t count,
                                  ats_error *err);
 ats_status analysis_graph_write(const analysis_args *a, const ats_attention *src, size_t count,
-                                double min_weight, int directed, ats_error *err);
+                                double min_weight, int directed, int seed_compat, ats_error *err);
 ats_status analysis_divergence_write(const analysis_args *a, const ats_attention *src, size_t count,
-                                     double eps, int base_e, ats_error *err);
+                                     double eps, int base_e, int seed_compat, ats_error *err);
 /* topo's outputs for input t (its _2, _3 ... suffix) of the topology res of input s */
 ats_status analysis_topo_write(const analysis_args *a, const ats_attention *s,
                                const ats_topo_result *res, size_t t, int max_dim, int seed_compat,
@@ -117,5 +120,11 @@ ats_status analysis_heads_heatmap(const analysis_args *a, const char *name, cons
 
 /* The usage text of the shared options. */
 extern const char ANALYSIS_COMMON_USAGE[];
+
+/* --seed-compat and --seed-distance D (topo, compare): 1 if argv[*i] was one (advancing *i past
+ * its value), 0 if not, -1 (after printing) on a bad value; *seed receives the ats_seed_distance.
+ */
+int analysis_parse_seed(const char *cmd, int argc, char **argv, int *i, int *seed);
+extern const char ANALYSIS_SEED_USAGE[];
 
 #endif

@@ -158,3 +158,9 @@ int ats_cli_adapter_take(const char *cmd, int loads_models, int *argc, char **ar
     *argc = out;
     return ATS_EXIT_OK;
 }
+
+const char *ats_cli_title(char *buf, size_t n, const char *prefix, const char *what) {
+    if (!prefix) return what;
+    snprintf(buf, n, "%s: %s", prefix, what);
+    return buf;
+}

@@ -71,6 +71,10 @@ const char *ats_cli_adapter(void);
  * printing why, ATS_EXIT_INPUT (no value, given twice, a command that loads no model). */
 int ats_cli_adapter_take(const char *cmd, int loads_models, int *argc, char **argv);
 
+/* A figure's title with --title T: "T: what" in buf (n bytes), or what itself when prefix is
+ * NULL. Returns the title to draw. */
+const char *ats_cli_title(char *buf, size_t n, const char *prefix, const char *what);
+
 /* Writes v into a JSON file as ats_json_number_format does (core.h); fp is a FILE *. */
 void ats_cli_json_number(void *fp, double v, unsigned flags);
 

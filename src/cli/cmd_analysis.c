@@ -51,7 +51,8 @@ ats_status analysis_attend_write(const analysis_args *a, const ats_attention *sr
             ho.col_labels = (const char *const *)s->labels;
             ho.row_title = "query";
             ho.col_title = "key";
-            double *m = attn_head(s, (size_t)a->layer, (size_t)a->head);
+            double *m = malloc((s->n ? s->n * s->n : 1) * sizeof *m);
+            if (m) ats_attention_head_values(s, (size_t)a->layer, (size_t)a->head, m);
             st = m ? ats_render_heatmap(path, s->n, s->n, m, &ho, err)
                    : ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
             free(m);
@@ -108,65 +109,53 @@ static int run_attend(int argc, char **argv) {
 /* ---- graph */
 
 ats_status analysis_graph_write(const analysis_args *a, const ats_attention *src, size_t count,
-                                double min_weight, int directed, ats_error *err) {
+                                double min_weight, int directed, int seed_compat, ats_error *err) {
     ats_status st = ATS_OK;
     cJSON *doc = cJSON_CreateObject(), *inputs = cJSON_AddArrayToObject(doc, "inputs");
     cJSON_AddNumberToObject(doc, "layer", (double)a->layer);
     cJSON_AddNumberToObject(doc, "head", (double)a->head);
     cJSON_AddItemToObject(doc, "min_weight", analysis_json_number(min_weight, 0));
+    if (seed_compat) cJSON_AddBoolToObject(doc, "seed_compat", 1);
     for (size_t t = 0; t < count && !st; t++) {
         const ats_attention *s = &src[t];
-        size_t n = s->n;
-        double *m = attn_head(s, (size_t)a->layer, (size_t)a->head);
-        if (!m) {
-            st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
-            break;
-        }
-        int causal = 1;
-        for (size_t i = 0; i < n && causal; i++)
-            for (size_t j = i + 1; j < n; j++)
-                if (m[i * n + j] != 0) {
-                    causal = 0;
-                    break;
-                }
-        int sym = causal && !directed;
-        /* what is drawn: m [n][n] itself, or (A + Aᵀ)/2, whose graph is undirected */
-        if (sym)
-            for (size_t i = 0; i < n; i++)
-                for (size_t j = 0; j < i; j++)
-                    m[i * n + j] = m[j * n + i] = 0.5 * (m[i * n + j] + m[j * n + i]);
         char name[64], title[512];
         snprintf(name, sizeof name, "graph_%zu_L%ld_H%ld", t + 1, a->layer, a->head);
-        size_t shape[2] = {n, n};
-        st = analysis_write_npy(a, name, ATS_F64, 2, shape, m, err);
-        if (!st) { /* the edges the figure has, as the renderer chooses them */
+        analysis_title(title, sizeof title, a, s, "attention graph", a->layer, a->head);
+        ats_head_graph_options go;
+        ats_head_graph_options_init(&go);
+        size_t hl, hh; /* the head's place in s: (0, 0) when the pass kept it alone */
+        analysis_held(a, &hl, &hh);
+        go.layer = (long)hl;
+        go.head = (long)hh;
+        go.min_weight = min_weight;
+        go.directed = directed;
+        go.seed_compat = seed_compat;
+        go.fig.title = title;
+        char *path = analysis_figure_path(a, name, err);
+        go.figure = path;
+        ats_head_graph_result r = {0};
+        st = path ? ats_head_graph(s, &go, &r, err) : err->status;
+        size_t n = r.n, shape[2] = {n, n};
+        if (!st) st = analysis_write_npy(a, name, ATS_F64, 2, shape, r.weights, err);
+        if (!st) printf("%s\n", path);
+        if (!st) {
             cJSON *in = cJSON_CreateObject(), *edges = cJSON_CreateArray();
             cJSON_AddStringToObject(in, "name", s->name);
             cJSON_AddItemToObject(in, "tokens", analysis_labels_json(s));
-            cJSON_AddBoolToObject(in, "symmetrized", sym);
-            for (size_t i = 0; i < n; i++)
-                for (size_t j = 0; j < n; j++) {
-                    double w = m[i * n + j];
-                    if (i == j || (sym && j > i) || !(w >= min_weight && w > 0)) continue;
-                    cJSON *e = cJSON_CreateArray();
-                    cJSON_AddItemToArray(e, cJSON_CreateNumber((double)i));
-                    cJSON_AddItemToArray(e, cJSON_CreateNumber((double)j));
-                    cJSON_AddItemToArray(e, analysis_json_number(w, 0));
-                    cJSON_AddItemToArray(edges, e);
-                }
+            cJSON_AddBoolToObject(in, "symmetrized", r.symmetrized);
+            for (size_t k = 0; k < r.n_edges; k++) {
+                size_t i = r.edges[2 * k], j = r.edges[2 * k + 1];
+                cJSON *e = cJSON_CreateArray();
+                cJSON_AddItemToArray(e, cJSON_CreateNumber((double)i));
+                cJSON_AddItemToArray(e, cJSON_CreateNumber((double)j));
+                cJSON_AddItemToArray(e, analysis_json_number(r.weights[i * n + j], 0));
+                cJSON_AddItemToArray(edges, e);
+            }
             cJSON_AddItemToObject(in, "edges", edges);
             cJSON_AddItemToArray(inputs, in);
         }
-        analysis_title(title, sizeof title, a, s, "attention graph", a->layer, a->head);
-        char *path = st ? NULL : analysis_figure_path(a, name, err);
-        ats_graph_options go;
-        ats_graph_options_init(&go);
-        go.fig.title = title;
-        go.labels = (const char *const *)s->labels;
-        st = path ? ats_render_attention_graph(path, n, m, min_weight, sym, &go, err) : err->status;
-        if (!st) printf("%s\n", path);
+        ats_head_graph_result_free(&r);
         free(path);
-        free(m);
     }
     if (!st) st = analysis_write_json(a, "graph", doc, err);
     cJSON_Delete(doc);
@@ -176,8 +165,9 @@ ats_status analysis_graph_write(const analysis_args *a, const ats_attention *src
 static int run_graph(int argc, char **argv) {
     analysis_args a;
     analysis_args_init(&a, "graph");
+    a.one_head = 1; /* one head: a long input holds that head alone */
     double min_weight = 0.05;
-    int directed = 0;
+    int directed = 0, seed_compat = 0;
     for (int i = 1; i < argc; i++) {
         int r = analysis_parse_common(&a, argc, argv, &i);
         if (r < 0) return ATS_EXIT_INPUT;
@@ -187,25 +177,33 @@ static int run_graph(int argc, char **argv) {
                 return ats_cli_usage_error("graph", "--min-weight needs a number >= 0");
         } else if (!strcmp(argv[i], "--directed")) {
             directed = 1;
+        } else if (!strcmp(argv[i], "--seed-compat")) {
+            seed_compat = 1;
         } else if (!strcmp(argv[i], "--help")) {
-            printf(
-                "usage: attnscope graph (input) --layer L --head H --out DIR [--min-weight W]"
-                " [--directed]\n\nThe head's attention as a weighted graph on a circle, "
-                "edges of weight >= W\n(default 0.05). Causal attention is symmetrised, "
-                "(A + A^T)/2, as the seed does,\nunless --directed. Writes graph_<k>_L<l>_H<h>.npy "
-                "(the [n][n] weights drawn) and\ngraph.json (tokens, edges [i, j, weight]).\n\n%s",
-                ANALYSIS_COMMON_USAGE);
+            printf("usage: attnscope graph (input) --layer L --head H --out DIR [--min-weight W]"
+                   " [--directed | --seed-compat]\n\n"
+                   "The head's attention as a weighted graph on a circle, edges of weight >= W\n"
+                   "(default 0.05). A causal head (all weights above the diagonal 0) is drawn\n"
+                   "undirected: symmetrised as (A + A^T)/2, or with --seed-compat as the seed\n"
+                   "notebook does, its lower triangle copied up (W[j][i] = W[i][j] = A[i][j],\n"
+                   "i > j); --directed draws it as it is. Other heads are drawn directed.\n"
+                   "Writes graph_<k>_L<l>_H<h>.npy (the [n][n] weights drawn) and graph.json\n"
+                   "(tokens, edges [i, j, weight]).\n\n%s",
+                   ANALYSIS_COMMON_USAGE);
             return ATS_EXIT_OK;
         } else {
             return ats_cli_usage_error("graph", "unknown option '%s' (see --help)", argv[i]);
         }
     }
+    if (directed && seed_compat)
+        return ats_cli_usage_error("graph", "--seed-compat symmetrises a causal head as the seed "
+                                            "does; it does not combine with --directed");
     ats_attention src[ANALYSIS_MAX_INPUTS];
     size_t count;
     ats_error err;
     int rc = analysis_prepare(&a, 1, src, &count, &err);
     if (rc) return rc;
-    ats_status st = analysis_graph_write(&a, src, count, min_weight, directed, &err);
+    ats_status st = analysis_graph_write(&a, src, count, min_weight, directed, seed_compat, &err);
     for (size_t t = 0; t < count; t++) ats_attention_free(&src[t]);
     return st ? ats_cli_fail(&err) : ATS_EXIT_OK;
 }
@@ -213,81 +211,62 @@ static int run_graph(int argc, char **argv) {
 /* ---- divergence */
 
 ats_status analysis_divergence_write(const analysis_args *a, const ats_attention *src, size_t count,
-                                     double eps, int base_e, ats_error *err) {
+                                     double eps, int base_e, int seed_compat, ats_error *err) {
+    static const char *const names[ATS_DIVFIG_COUNT] = {"kl", "js", "entropy"};
+    static const char *const what[ATS_DIVFIG_COUNT] = {"KL divergence", "Jensen–Shannon divergence",
+                                                       "entropy of each token's attention"};
     ats_status st = ATS_OK;
     cJSON *doc = cJSON_CreateObject(), *inputs = cJSON_AddArrayToObject(doc, "inputs");
     cJSON_AddNumberToObject(doc, "layer", (double)a->layer);
     cJSON_AddNumberToObject(doc, "head", (double)a->head);
     cJSON_AddStringToObject(doc, "base", base_e ? "e" : "2");
+    if (seed_compat) cJSON_AddBoolToObject(doc, "seed_compat", 1);
     for (size_t t = 0; t < count && !st; t++) {
         const ats_attention *s = &src[t];
-        size_t n = s->n;
-        double *ent = malloc(n * sizeof *ent), *kl = malloc(n * n * sizeof *kl),
-               *js = malloc(n * n * sizeof *js);
-        if (!ent || !kl || !js) st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
-        ats_attn v = ats_attention_head(s, (size_t)a->layer, (size_t)a->head);
-        ats_measure_opts mo;
-        ats_measure_opts_init(&mo);
-        mo.base = base_e ? ATS_BASE_E : ATS_BASE_2;
-        mo.normalize = 1;
-        if (!st) st = ats_entropy_compute(&v, &mo, ent, err);
-        if (!st) st = ats_divergence_compute(&v, ATS_DIV_JS, &mo, js, err);
-        mo.eps = eps;
-        if (!st) st = ats_divergence_compute(&v, ATS_DIV_KL, &mo, kl, err);
-        const char *names[3] = {"entropy", "kl", "js"};
-        for (int k = 0; k < 3 && !st; k++) {
-            char name[64], title[512];
-            snprintf(name, sizeof name, "%s_%zu_L%ld_H%ld", names[k], t + 1, a->layer, a->head);
-            size_t shape[2] = {n, n};
-            st = analysis_write_npy(a, name, ATS_F64, k == 0 ? 1 : 2, shape,
-                                    k == 0   ? ent
-                                    : k == 1 ? kl
-                                             : js,
-                                    err);
-            if (st || k == 0) continue;
-            analysis_title(title, sizeof title, a, s,
-                           k == 1 ? "KL divergence" : "Jensen–Shannon divergence", a->layer,
-                           a->head);
-            ats_heatmap_options ho;
-            ats_heatmap_options_init(&ho);
-            ho.fig.title = title;
-            ho.row_labels = ho.col_labels = (const char *const *)s->labels;
-            ho.row_title = "token i";
-            ho.col_title = "token j";
-            ho.value_title = base_e ? "nats" : "bits";
-            char *path = analysis_figure_path(a, name, err);
-            st = path ? ats_render_heatmap(path, n, n, k == 1 ? kl : js, &ho, err) : err->status;
-            if (!st) printf("%s\n", path);
-            free(path);
+        ats_head_divergences_options o;
+        ats_head_divergences_options_init(&o);
+        size_t hl, hh; /* the head's place in s: (0, 0) when the pass kept it alone */
+        analysis_held(a, &hl, &hh);
+        o.layer = (long)hl;
+        o.head = (long)hh;
+        o.base = base_e ? ATS_BASE_E : ATS_BASE_2;
+        o.eps = eps;
+        o.seed_compat = seed_compat;
+        o.n_threads = a->threads;
+        char stem[ATS_DIVFIG_COUNT][64], title[ATS_DIVFIG_COUNT][512];
+        char *paths[ATS_DIVFIG_COUNT] = {NULL};
+        for (int k = 0; k < ATS_DIVFIG_COUNT && !st; k++) {
+            snprintf(stem[k], sizeof stem[k], "%s_%zu_L%ld_H%ld", names[k], t + 1, a->layer,
+                     a->head);
+            analysis_title(title[k], sizeof title[k], a, s,
+                           seed_compat && k == ATS_DIVFIG_JS ? "seed JS (scipy JS distance)"
+                                                             : what[k],
+                           a->layer, a->head);
+            o.fig[k].title = title[k];
+            o.figures[k] = paths[k] = analysis_figure_path(a, stem[k], err);
+            if (!paths[k]) st = err->status;
         }
-        if (!st) {
-            /* entropy as a one-row heatmap over the tokens */
-            char name[64], title[512];
-            snprintf(name, sizeof name, "entropy_%zu_L%ld_H%ld", t + 1, a->layer, a->head);
-            analysis_title(title, sizeof title, a, s, "entropy of each token's attention", a->layer,
-                           a->head);
-            ats_heatmap_options ho;
-            ats_heatmap_options_init(&ho);
-            ho.fig.title = title;
-            ho.col_labels = (const char *const *)s->labels;
-            ho.value_title = base_e ? "nats" : "bits";
-            char *path = analysis_figure_path(a, name, err);
-            st = path ? ats_render_heatmap(path, 1, n, ent, &ho, err) : err->status;
-            if (!st) printf("%s\n", path);
-            free(path);
-        }
+        ats_head_divergences_result r = {0};
+        if (!st) st = ats_head_divergences(s, &o, &r, err);
+        size_t n = r.n, shape[2] = {n, n};
+        /* the files in the order the command has always listed them */
+        if (!st)
+            st = analysis_write_npy(a, stem[ATS_DIVFIG_ENTROPY], ATS_F64, 1, shape, r.entropy, err);
+        if (!st) st = analysis_write_npy(a, stem[ATS_DIVFIG_KL], ATS_F64, 2, shape, r.kl, err);
+        if (!st) printf("%s\n", paths[ATS_DIVFIG_KL]);
+        if (!st) st = analysis_write_npy(a, stem[ATS_DIVFIG_JS], ATS_F64, 2, shape, r.js, err);
+        if (!st) printf("%s\n%s\n", paths[ATS_DIVFIG_JS], paths[ATS_DIVFIG_ENTROPY]);
         if (!st) {
             cJSON *in = cJSON_CreateObject();
             cJSON_AddStringToObject(in, "name", s->name);
             cJSON_AddItemToObject(in, "tokens", analysis_labels_json(s));
-            cJSON_AddItemToObject(in, "entropy", analysis_matrix_json(ent, 1, n));
-            cJSON_AddItemToObject(in, "kl", analysis_matrix_json(kl, n, n));
-            cJSON_AddItemToObject(in, "js", analysis_matrix_json(js, n, n));
+            cJSON_AddItemToObject(in, "entropy", analysis_matrix_json(r.entropy, 1, n));
+            cJSON_AddItemToObject(in, "kl", analysis_matrix_json(r.kl, n, n));
+            cJSON_AddItemToObject(in, "js", analysis_matrix_json(r.js, n, n));
             cJSON_AddItemToArray(inputs, in);
         }
-        free(ent);
-        free(kl);
-        free(js);
+        ats_head_divergences_result_free(&r);
+        for (int k = 0; k < ATS_DIVFIG_COUNT; k++) free(paths[k]);
     }
     if (!st) st = analysis_write_json(a, "divergence", doc, err);
     cJSON_Delete(doc);
@@ -297,8 +276,9 @@ ats_status analysis_divergence_write(const analysis_args *a, const ats_attention
 static int run_divergence(int argc, char **argv) {
     analysis_args a;
     analysis_args_init(&a, "divergence");
+    a.one_head = 1; /* one head: a long input holds that head alone */
     double eps = 1e-9;
-    int base_e = 0;
+    int base_e = 0, base_given = 0, eps_given = 0, seed_compat = 0;
     for (int i = 1; i < argc; i++) {
         int r = analysis_parse_common(&a, argc, argv, &i);
         if (r < 0) return ATS_EXIT_INPUT;
@@ -306,7 +286,11 @@ static int run_divergence(int argc, char **argv) {
         if (!strcmp(argv[i], "--eps") && i + 1 < argc) {
             if (!ats_cli_parse_double(argv[++i], 0, &eps) || eps < 0)
                 return ats_cli_usage_error("divergence", "--eps needs a number >= 0");
+            eps_given = 1;
+        } else if (!strcmp(argv[i], "--seed-compat")) {
+            seed_compat = 1;
         } else if (!strcmp(argv[i], "--base") && i + 1 < argc) {
+            base_given = 1;
             const char *b = argv[++i];
             if (!strcmp(b, "e"))
                 base_e = 1;
@@ -316,21 +300,29 @@ static int run_divergence(int argc, char **argv) {
                 return ats_cli_usage_error("divergence", "--base is 2 or e");
         } else if (!strcmp(argv[i], "--help")) {
             printf("usage: attnscope divergence (input) --layer L --head H --out DIR [--eps E]"
-                   " [--base 2|e]\n\nEntropy of every token's attention, and the KL (smoothed "
-                   "by E, default 1e-9, as the seed)\nand Jensen–Shannon matrices between "
-                   "tokens, as heatmaps, NPY and JSON.\n\n%s",
+                   " [--base 2|e]\n                            [--seed-compat]\n\n"
+                   "Entropy of every token's attention, and the KL (smoothed by E, default 1e-9,\n"
+                   "as the seed) and Jensen–Shannon matrices between tokens, as heatmaps, NPY\n"
+                   "and JSON. --seed-compat computes them as the seed notebook does (as\n"
+                   "`attnscope measure --seed-compat`): softmax of each row first; entropy in\n"
+                   "nats; KL sum p (log2(p + 1e-9) - log2(q + 1e-9)) in bits; js = scipy's JS\n"
+                   "distance in nats (the notebook's first distance cell). It fixes --base and\n"
+                   "--eps.\n\n%s",
                    ANALYSIS_COMMON_USAGE);
             return ATS_EXIT_OK;
         } else {
             return ats_cli_usage_error("divergence", "unknown option '%s' (see --help)", argv[i]);
         }
     }
+    if (seed_compat && (base_given || eps_given))
+        return ats_cli_usage_error("divergence", "--seed-compat fixes the base and eps, as the "
+                                                 "notebook's; drop --base/--eps");
     ats_attention src[ANALYSIS_MAX_INPUTS];
     size_t count;
     ats_error err;
     int rc = analysis_prepare(&a, 1, src, &count, &err);
     if (rc) return rc;
-    ats_status st = analysis_divergence_write(&a, src, count, eps, base_e, &err);
+    ats_status st = analysis_divergence_write(&a, src, count, eps, base_e, seed_compat, &err);
     for (size_t t = 0; t < count; t++) ats_attention_free(&src[t]);
     return st ? ats_cli_fail(&err) : ATS_EXIT_OK;
 }

@@ -179,6 +179,14 @@ static double row_entropy_bits(const float *row, size_t n) {
     return h;
 }
 
+/* The attention of --layer/--head: the whole result when the pass kept that head alone
+ * (capture_layer/capture_head), else its place in [L][H][n][n] */
+static const float *head_of(const ats_forward_result *r, const att_args *a) {
+    if (!a->scores) return r->attention;
+    return r->attention +
+           ((size_t)a->layer * r->n_heads + (size_t)a->head) * r->n_tokens * r->n_tokens;
+}
+
 static void print_summary(const ats_model_info *mi, const ats_forward_result *r,
                           char *const *labels, const att_args *a) {
     size_t L = r->n_layers, H = r->n_heads, n = r->n_tokens, nn = n * n;
@@ -190,7 +198,7 @@ static void print_summary(const ats_model_info *mi, const ats_forward_result *r,
     printf("\n");
     if (r->n_truncated) printf("truncated: %zu tokens dropped\n", r->n_truncated);
     if (a->layer >= 0) {
-        const float *A = r->attention + ((size_t)a->layer * H + (size_t)a->head) * nn;
+        const float *A = head_of(r, a);
         printf("layer %ld head %ld: row i = where token i attends\n", a->layer, a->head);
         for (size_t i = 0; i < n; i++) {
             printf("%-14.14s", labels[i]);
@@ -329,6 +337,12 @@ int ats_cmd_attention(int argc, char **argv) {
     /* one head and nothing that needs the other layers: the pass stops after its layer */
     if (a.layer >= 0 && !a.hidden && !a.scores && !a.logits && !labels)
         opt.n_layers = (int)a.layer + 1;
+    /* and only that head's attention is kept (--scores keeps writing every head's scores):
+     * a long input's [L][H][n][n] is never held */
+    if (a.layer >= 0 && !a.scores) {
+        opt.capture_layer = (int)a.layer + 1;
+        opt.capture_head = (int)a.head + 1;
+    }
     ats_status st = ATS_OK;
     int runs = a.repeat > 0 ? a.repeat : 1;
     /* wall times, then the process's CPU times: on a shared machine the CPU time of a
@@ -372,9 +386,8 @@ int ats_cmd_attention(int argc, char **argv) {
     if (a.npy) {
         if (a.layer >= 0) {
             size_t shape[2] = {nt, nt};
-            st = ats_npy_stage(a.npy, ATS_F32, 2, shape,
-                               res.attention + ((size_t)a.layer * H + (size_t)a.head) * nt * nt,
-                               &staged[n_staged++], &err);
+            st = ats_npy_stage(a.npy, ATS_F32, 2, shape, head_of(&res, &a), &staged[n_staged++],
+                               &err);
         } else {
             size_t shape[4] = {L, H, nt, nt};
             st = ats_npy_stage(a.npy, ATS_F32, 4, shape, res.attention, &staged[n_staged++], &err);

@@ -282,6 +282,9 @@ static int run_compare(int argc, char **argv) {
         int r = analysis_parse_common(&a, argc, argv, &i);
         if (r < 0) return ATS_EXIT_INPUT;
         if (r) continue;
+        if ((r = analysis_parse_seed("compare", argc, argv, &i, &seed_compat)) < 0)
+            return ATS_EXIT_INPUT;
+        if (r) continue;
         const char *s = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(s, "--dim") && v) {
             if (!ats_cli_parse_long(v, 0, 2, &max_dim))
@@ -300,12 +303,11 @@ static int run_compare(int argc, char **argv) {
             i++;
         } else if (!strcmp(s, "--all-heads")) {
             all_heads = 1;
-        } else if (!strcmp(s, "--seed-compat")) {
-            seed_compat = 1;
         } else if (!strcmp(s, "--help")) {
             printf(
                 "usage: attnscope compare (two inputs) (--layer L --head H | --all-heads)\n"
                 "       [--json OUT] [--out DIR] [--dim K] [--q Q] [--seed-compat]\n"
+                "       [--seed-distance sqrt-jsd|jsd]\n"
                 "       attnscope compare --model A --model B --text T [--text T2]\n"
                 "       [--layer L --head H] [--json OUT] [--out DIR] [--dim K] [--q Q]\n\n"
                 "Bottleneck and q-Wasserstein (internal L-inf, default q = 1) distances "
@@ -324,8 +326,8 @@ static int run_compare(int argc, char **argv) {
                 "{...}}, each value\nan [L_A*H_A][L_B*H_B] matrix; --out DIR also writes "
                 "bottleneck.npy / wasserstein.npy\n([K+1][L_A*H_A][L_B*H_B]) and a heads x heads "
                 "heatmap per measure and dimension.\n--layer L --head H compares that one head "
-                "of each model (both must have it): numbers\nin the JSON and on stdout.\n\n%s",
-                ANALYSIS_COMMON_USAGE);
+                "of each model (both must have it): numbers\nin the JSON and on stdout.\n\n%s%s",
+                ANALYSIS_SEED_USAGE, ANALYSIS_COMMON_USAGE);
             return ATS_EXIT_OK;
         } else {
             return ats_cli_usage_error("compare", "unknown option '%s' (see --help)", s);

@@ -7,6 +7,7 @@
  * joint word-level analysis of two models, and the files and figures of all of it. */
 #include "cli.h"
 #include "heads.h"
+#include "progress.h"
 #include "attnscope/analysis.h"
 #include "attnscope/diagram.h"
 #include "attnscope/measure.h"
@@ -18,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 static const char USAGE[] =
@@ -39,10 +39,13 @@ static const char USAGE[] =
     "                      [N1+N2][N1+N2] over both models' heads\n"
     "  --corpus FILE       the corpus (.jsonl/.ndjson or a first line starting with '{' is JSONL)\n"
     "  --output D.npy      the head matrix\n"
-    "  --out DIR           analyses: D.npy, persistence (persistence.json, barcode.png,\n"
-    "                      diagram.png), dendrogram.csv (single linkage), mds.csv + mds.png,\n"
-    "                      clusters.txt at --scale, summary.json; with --stats, --ablation and a\n"
+    "  --out DIR           analyses: D.npy, persistence (persistence.json, barcode and\n"
+    "                      diagram figures), dendrogram.csv (single linkage), mds.csv and its\n"
+    "                      figure, clusters.txt at --scale, summary.json; with --stats, --ablation "
+    "and a\n"
     "                      second model also their tables and figures\n"
+    "  --format F          figures as png (default), svg or pdf\n"
+    "  --title T           a prefix of every figure's title\n"
     "  --clark             Clark et al.'s smoothed JS instead of sqrt(JS)\n"
     "  --scale S           clusters: heads joined when their mean distance per token is <= S\n"
     "                      (default: the median H0 death)\n"
@@ -63,7 +66,8 @@ static const char USAGE[] =
     "  --chunk-lines K     lines per reduction chunk (default 64); D depends on it only in the\n"
     "                      last bits\n"
     "  --threads N         threads (default: all cores, divided among MPI ranks)\n"
-    "  --quiet             no progress on stderr\n"
+    "  --progress          the progress line on stderr even when it is not a terminal\n"
+    "  --quiet             no progress line\n"
     "\n"
     "Empty lines, invalid UTF-8, bad JSONL lines and lines over 1 MiB are skipped and counted in\n"
     "the summary. Exit status: 0 success, 2 bad input or usage, 1 other failures.\n";
@@ -87,8 +91,19 @@ static int parse_args(int argc, char **argv, hargs *a) {
             a->skip_long = 1;
         else if (!strcmp(s, "--quiet"))
             a->quiet = 1;
-        else if (!strcmp(s, "--model") || !strcmp(s, "--corpus") || !strcmp(s, "--output") ||
-                 !strcmp(s, "--out")) {
+        else if (!strcmp(s, "--progress"))
+            a->progress = 1;
+        else if (!strcmp(s, "--format") || !strcmp(s, "--title")) {
+            if (!v) return ats_cli_usage_error("heads", "%s needs a value", s);
+            if (!strcmp(s, "--title"))
+                a->title = v;
+            else if (!strcmp(v, "png") || !strcmp(v, "svg") || !strcmp(v, "pdf"))
+                a->format = v;
+            else
+                return ats_cli_usage_error("heads", "--format is png, svg or pdf");
+            i++;
+        } else if (!strcmp(s, "--model") || !strcmp(s, "--corpus") || !strcmp(s, "--output") ||
+                   !strcmp(s, "--out")) {
             if (!v) return ats_cli_usage_error("heads", "%s needs a value", s);
             if (!strcmp(s, "--model")) {
                 if (a->n_models == 2)
@@ -169,33 +184,6 @@ static void hmodel_free(hmodel *hm) {
     ats_session_close(hm->s);
 }
 
-/* ---- progress */
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void progress_show(void *ctx, const ats_corpus *c, unsigned long long tokens, int final) {
-    progress *p = ctx;
-    int ranks = p->ranks;
-    if (p->quiet) return;
-    double t = now_s();
-    if (!final && t - p->last < (p->tty ? 1.0 : 10.0)) return;
-    p->last = t;
-    double el = t - p->start, rate = el > 0 ? (double)tokens / el : 0;
-    char eta[32] = "?";
-    if (c->size > 0 && c->position > 0) {
-        double left = el * ((double)c->size / (double)c->position - 1.0);
-        snprintf(eta, sizeof eta, "%.0f s", left > 0 ? left : 0);
-    }
-    fprintf(stderr, "%sheads: line %zu, %llu tokens%s, %.0f tokens/s, %.1f s, ETA %s%s",
-            p->tty ? "\r" : "", c->line_no, tokens, ranks > 1 ? " (rank 0)" : "", rate, el, eta,
-            p->tty && !final ? "   " : "\n");
-    fflush(stderr);
-}
-
 /* ---- the run */
 
 /* ats_heads_options.exchange over MPI: rank 0 receives the chunks the others own. */
@@ -222,7 +210,7 @@ void heads_options(hrun *r, ats_heads_options *o) {
     o->n_procs = r->mpi->size;
     o->exchange = mpi_exchange;
     o->exchange_ctx = r->mpi;
-    o->progress = progress_show;
+    o->progress = cli_progress_report;
     o->progress_ctx = &r->pg;
 }
 
@@ -325,6 +313,7 @@ int ats_cmd_heads(int argc, char **argv) {
     hargs a;
     int prc = parse_args(argc, argv, &a);
     if (prc) return prc < 0 ? ATS_EXIT_OK : prc;
+    heads_figure_style(a.format, a.title);
     heads_mpi mpi;
     heads_mpi_start(&mpi, &argc, &argv);
     ats_error err = {0};
@@ -341,7 +330,7 @@ int ats_cmd_heads(int argc, char **argv) {
     memset(&ao, 0, sizeof ao);
     ats_outdir outdir = {0};
     int have_ao = 0;
-    double t0 = now_s();
+    double t0 = cli_progress_now();
     for (int k = 0; k < a.n_models; k++)
         if (hmodel_load(&r.models[k], a.models[k], &err)) {
             rc = fail(&mpi, &err);
@@ -404,7 +393,7 @@ int ats_cmd_heads(int argc, char **argv) {
         src.path = a.corpus;
         ats_heads_options o;
         heads_options(&r, &o);
-        r.pg = (progress){a.quiet || mpi.rank != 0, isatty(2), mpi.size, now_s(), now_s()};
+        cli_progress_init(&r.pg, "heads", a.progress, a.quiet || mpi.rank != 0);
         ats_session *sessions[2] = {r.models[0].s, a.n_models == 2 ? r.models[1].s : NULL};
         if (ats_heads_corpus(sessions, (size_t)a.n_models, &src, &o, &r.res, &err)) {
             rc = fail(&mpi, &err);
@@ -425,7 +414,7 @@ int ats_cmd_heads(int argc, char **argv) {
         rc = ats_cli_fail(&err);
         goto done;
     }
-    double seconds = now_s() - t0;
+    double seconds = cli_progress_now() - t0;
     if (mpi.rank != 0) goto done;
     if (a.output) {
         size_t shape[2] = {N, N};

@@ -2,6 +2,7 @@
  * work is the library's (ats_head_importance, analysis.h). */
 #include "analysis.h"
 #include "cli.h"
+#include "progress.h"
 #include "attnscope/analysis.h"
 
 #include <cjson/cJSON.h>
@@ -10,7 +11,7 @@
 
 static const char USAGE[] =
     "usage: attnscope importance --model M --corpus FILE --json OUT [--normalize]\n"
-    "                            [--max-lines N] [--max-tokens N] [--threads N]\n"
+    "                            [--max-lines N] [--max-tokens N] [--threads N] [--progress]\n"
     "\n"
     "Head importance I_h = mean over the corpus's texts of |dL/dxi_h| (Michel et al. 2019): L is\n"
     "the mean next-token cross-entropy of a text, xi_h a gate multiplying head h's output (at\n"
@@ -22,12 +23,14 @@ static const char USAGE[] =
     "  --normalize       divide each layer's importances by their L2 norm (Michel et al.)\n"
     "  --max-lines N     read at most N lines (default: all)\n"
     "  --max-tokens N    cut longer texts to N tokens (default: the model's maximum)\n"
-    "  --threads N       texts run at once (default: all cores)\n";
+    "  --threads N       texts run at once (default: all cores)\n"
+    "  --progress        the progress line on stderr even when it is not a terminal\n";
 
 int ats_cmd_importance(int argc, char **argv) {
     const char *model = NULL, *corpus = NULL, *json = NULL;
     ats_importance_options o;
     ats_importance_options_init(&o);
+    int progress = 0;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long x;
@@ -35,8 +38,8 @@ int ats_cmd_importance(int argc, char **argv) {
             fputs(USAGE, stdout);
             return ATS_EXIT_OK;
         }
-        if (!strcmp(s, "--normalize")) {
-            o.normalize = 1;
+        if (!strcmp(s, "--normalize") || !strcmp(s, "--progress")) {
+            *(!strcmp(s, "--progress") ? &progress : &o.normalize) = 1;
             continue;
         }
         if (!v) return ats_cli_usage_error("importance", "%s needs a value (see --help)", s);
@@ -70,8 +73,11 @@ int ats_cmd_importance(int argc, char **argv) {
     ats_corpus_source src;
     ats_corpus_source_init(&src);
     src.path = corpus;
+    cli_progress pg;
+    cli_progress_attach(&pg, "importance", progress, &o.progress, &o.progress_ctx);
     ats_importance_result res;
     ats_status st = ats_head_importance(s, &src, &o, &res, &err);
+    cli_progress_finish(&pg);
     ats_session_close(s);
     if (st) return ats_cli_fail(&err);
     cJSON *doc = cJSON_CreateObject(), *rows = cJSON_CreateArray();

@@ -53,9 +53,11 @@ static const char USAGE[] =
     "  --normalize      divide every row by its sum instead of rejecting rows that do not\n"
     "                   sum to 1\n"
     "  --sum-tol T      allowed |row sum - 1| without --normalize (default 1e-4)\n"
-    "  --seed-compat    reproduce the seed notebook exactly: softmax over the rows first,\n"
-    "                   natural log, KL with eps 1e-9, js = scipy's JS distance, jsd = its\n"
-    "                   square root (head-distance: sum of that square root)\n"
+    "  --seed-compat    reproduce the seed notebook exactly: softmax over the rows first;\n"
+    "                   entropy in nats; kl = sum p (log2(p + 1e-9) - log2(q + 1e-9)) in\n"
+    "                   bits, as the notebook; js = scipy's JS distance (nats: the\n"
+    "                   notebook's first distance cell), jsd = its square root (its later\n"
+    "                   cell); head-distance: sum of that square root\n"
     "  --threads N      threads (default: OpenMP's default, e.g. OMP_NUM_THREADS)\n"
     "\n"
     "Exit status: 0 success, 2 bad input or usage (nothing is written), 1 other failures.\n";
@@ -206,7 +208,8 @@ int measure_check_output(const char *path) {
 
 int measure_load_attention(const char *path, ats_npy *arr, ats_attn *att) {
     ats_error err;
-    if (ats_npy_read(path, arr, &err) != ATS_OK) return ats_cli_fail(&err);
+    /* mapped: a file larger than the memory is used a head at a time */
+    if (ats_npy_map(path, arr, &err) != ATS_OK) return ats_cli_fail(&err);
     if (ats_attn_from_npy(arr, path, att, &err) != ATS_OK) {
         ats_npy_free(arr);
         return ats_cli_fail(&err);
@@ -220,33 +223,52 @@ static int run_matrix(margs *a) {
     int rc = measure_check_allowed(a, " --base --eps --normalize --sum-tol --seed-compat ");
     if (rc) return rc;
     if (a->n_inputs != 1) return usage_error("'%s' takes exactly one --input file", a->what);
-    if (a->opts.seed_compat && (a->base_given || a->eps_given))
-        return usage_error("--seed-compat fixes the base (e) and eps; drop --base/--eps");
+    if (a->opts.seed_compat && a->eps_given)
+        return usage_error("--seed-compat fixes eps (the notebook's 1e-9); drop --eps");
+    /* the notebook's KL takes log2, its entropy and JS scipy's natural log: the base that
+     * matches is accepted, the other refused */
+    int seed_bits = !strcmp(a->what, "kl");
+    if (a->opts.seed_compat && a->base_given && (a->opts.base == ATS_BASE_2) != seed_bits)
+        return usage_error("--seed-compat %s is in %s, as the notebook's; drop --base", a->what,
+                           seed_bits ? "bits (--base 2)" : "nats (--base e)");
     ats_npy arr;
     ats_attn att;
     if ((rc = measure_load_attention(a->inputs[0], &arr, &att))) return rc;
     int is_entropy = !strcmp(a->what, "entropy");
-    size_t count = att.L * att.H * att.n * (is_entropy ? 1 : att.n), bytes;
+    ats_divergence kind = !strcmp(a->what, "kl")   ? ATS_DIV_KL
+                          : !strcmp(a->what, "js") ? ATS_DIV_JS
+                                                   : ATS_DIV_JSD;
+    size_t per_head = att.n * (is_entropy ? 1 : att.n), heads = att.L * att.H, bytes, total;
     ats_error err;
-    if (!ats_size_mul(count, sizeof(double), &bytes)) {
-        ats_npy_free(&arr);
-        ats_error_set(&err, ATS_ERR_RANGE, "%s: output too large", a->inputs[0]);
-        return ats_cli_fail(&err);
+    /* One head at a time (the results of a head depend on it alone): the mapped pages of a
+       head are dropped once it is done, so a file larger than the memory is measured in the
+       memory of one head. The output and the working buffers are estimated first. */
+    ats_attn one = att;
+    one.L = one.H = 1;
+    size_t work = is_entropy ? ats_entropy_work_bytes(&one, &a->opts)
+                             : ats_divergence_work_bytes(&one, kind, &a->opts);
+    if (!ats_size_mul(per_head * heads, sizeof(double), &bytes) ||
+        !ats_size_add(bytes, work, &total))
+        total = SIZE_MAX;
+    char what[600];
+    snprintf(what, sizeof what, "measure %s of %s (%zu heads of %zu tokens)", a->what, a->inputs[0],
+             heads, att.n);
+    ats_status st = ats_memory_check(total, what, &err);
+    double *out = st ? NULL : malloc(bytes ? bytes : 1);
+    if (!st && !out)
+        st = ats_error_set(&err, ATS_ERR_NOMEM, "out of memory for %zu bytes of output", bytes);
+    size_t esize = att.dtype == ATS_F32 ? sizeof(float) : sizeof(double);
+    for (size_t hd = 0; hd < heads && !st; hd++) {
+        one.data = (const char *)att.data + hd * att.n * att.n * esize;
+        st = is_entropy ? ats_entropy_compute(&one, &a->opts, out + hd * per_head, &err)
+                        : ats_divergence_compute(&one, kind, &a->opts, out + hd * per_head, &err);
+        ats_npy_release(&arr, hd * att.n * att.n, att.n * att.n);
     }
-    double *out = malloc(bytes ? bytes : 1);
-    if (!out) {
-        ats_npy_free(&arr);
-        ats_error_set(&err, ATS_ERR_NOMEM, "out of memory for %zu bytes of output", bytes);
-        return ats_cli_fail(&err);
-    }
-    ats_status st;
-    if (is_entropy)
-        st = ats_entropy_compute(&att, &a->opts, out, &err);
-    else {
-        ats_divergence kind = !strcmp(a->what, "kl")   ? ATS_DIV_KL
-                              : !strcmp(a->what, "js") ? ATS_DIV_JS
-                                                       : ATS_DIV_JSD;
-        st = ats_divergence_compute(&att, kind, &a->opts, out, &err);
+    if (st && st != ATS_ERR_NOMEM && st != ATS_ERR_RANGE && heads > 1) {
+        /* the message names the whole array's layer and head: ask the whole array again
+           (it stops where the head did) */
+        st = is_entropy ? ats_entropy_compute(&att, &a->opts, out, &err)
+                        : ats_divergence_compute(&att, kind, &a->opts, out, &err);
     }
     if (st == ATS_OK) {
         size_t shape[4];

@@ -232,22 +232,82 @@ static int parse_args(int argc, char **argv, rips_args *a) {
     return ATS_EXIT_OK;
 }
 
+/* A mapped [n][n] .npy read a row at a time (ats_rips_compute_rows): the pages of the rows
+ * passed are dropped every few MiB, so the file is never resident whole. */
+typedef struct npy_rows {
+    const ats_npy *arr;
+    size_t n, released; /* elements before `released` are dropped */
+} npy_rows;
+
+static ats_status npy_row(void *ctx, size_t i, double *row, ats_error *err) {
+    (void)err;
+    npy_rows *q = ctx;
+    size_t n = q->n, at = i * n;
+    if (at < q->released) q->released = 0; /* a new pass */
+    if (at - q->released >= ((size_t)8 << 20) / sizeof(float)) {
+        ats_npy_release(q->arr, q->released, at - q->released);
+        q->released = at;
+    }
+    if (q->arr->dtype == ATS_F32) {
+        const float *x = (const float *)q->arr->data + at;
+        for (size_t j = 0; j < n; j++) row[j] = (double)x[j];
+    } else {
+        memcpy(row, (const double *)q->arr->data + at, n * sizeof *row);
+    }
+    return ATS_OK;
+}
+
+/* A single [n][n] float .npy matrix: persistence streamed from the mapped file (memory grows
+ * with the edges within the threshold, not with n²). *done is 0 when the file is something
+ * else (a batch, other dtypes), for ats_metric_read. */
+static ats_status rips_npy_streamed(const rips_args *a, ats_rips_result *res, size_t *n, int *done,
+                                    ats_error *err) {
+    *done = 0;
+    ats_npy arr;
+    ats_status st = ats_npy_map(a->file, &arr, err);
+    if (st) return st;
+    if (arr.ndim != 2 || arr.shape[0] != arr.shape[1] || arr.shape[0] == 0 ||
+        (arr.dtype != ATS_F32 && arr.dtype != ATS_F64)) {
+        ats_npy_free(&arr);
+        return ATS_OK;
+    }
+    *done = 1;
+    *n = arr.shape[0];
+    npy_rows q = {&arr, arr.shape[0], 0};
+    ats_rips_options opt = a->opt;
+    opt.n_threads = a->threads;
+    st = ats_rips_compute_rows(arr.shape[0], npy_row, &q, a->file, &opt, res, err);
+    ats_npy_free(&arr);
+    return st;
+}
+
 int ats_cmd_rips(int argc, char **argv) {
     rips_args a;
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;
     ats_error err;
     ats_error_clear(&err);
-    size_t count, n;
-    double *lowers;
-    ats_status st = ats_metric_read(a.file, a.format, a.symmetrize, &count, &n, &lowers, &err);
-    if (st) return ats_cli_fail(&err);
+    size_t count = 1, n = 0;
+    double *lowers = NULL;
+    int streamed = 0;
+    ats_rips_result one;
+    ats_status st = ATS_OK;
+    if (a.format == ATS_METRIC_NPY && !a.symmetrize) {
+        st = rips_npy_streamed(&a, &one, &n, &streamed, &err);
+        if (st) return ats_cli_fail(&err);
+    }
+    if (!streamed) {
+        st = ats_metric_read(a.file, a.format, a.symmetrize, &count, &n, &lowers, &err);
+        if (st) return ats_cli_fail(&err);
+    }
     size_t m = n * (n - 1) / 2;
     const double **ptrs = malloc(count * sizeof *ptrs);
     size_t *ns = malloc(count * sizeof *ns);
     ats_rips_result *res = calloc(count, sizeof *res);
     ats_error *errs = calloc(count, sizeof *errs);
+    if (streamed && res) res[0] = one;
     if (!ptrs || !ns || !res || !errs) {
+        if (streamed) ats_rips_result_free(res ? res : &one);
         free(lowers);
         free(ptrs);
         free(ns);
@@ -260,7 +320,7 @@ int ats_cmd_rips(int argc, char **argv) {
         ptrs[i] = lowers + i * m;
         ns[i] = n;
     }
-    st = ats_rips_compute_batch(count, ns, ptrs, &a.opt, a.threads, res, errs);
+    if (!streamed) st = ats_rips_compute_batch(count, ns, ptrs, &a.opt, a.threads, res, errs);
     if (st) {
         for (size_t i = 0; i < count; i++)
             if (errs[i].status) {

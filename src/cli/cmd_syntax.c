@@ -4,6 +4,7 @@
  * and writes the JSON and the figures. */
 #include "analysis.h"
 #include "cli.h"
+#include "progress.h"
 #include "attnscope/analysis.h"
 #include "attnscope/render.h"
 
@@ -15,7 +16,7 @@
 static const char USAGE[] =
     "usage: attnscope syntax --model M --conllu FILE --json OUT [--max-sentences N]\n"
     "                        [--out DIR] [--format png|svg|pdf] [--top K] [--name NAME]\n"
-    "                        [--threads N]\n"
+    "                        [--threads N] [--progress]\n"
     "\n"
     "For every dependency relation of the gold trees in FILE (CoNLL-U) and every head: how often\n"
     "the dependent's most-attended word is its gold head (word-level attention as Clark et al.\n"
@@ -29,9 +30,11 @@ static const char USAGE[] =
     "  --max-sentences N  the first N sentences of FILE (skipped ones included)\n"
     "  --out DIR          figures: syntax_heads (heads x relations, accuracy) and\n"
     "                     syntax_baseline (best head vs baseline per relation)\n"
-    "  --name NAME        the model's name in the figures' titles (default: its folder's)\n"
+    "  --name NAME        the model's name in the figures' titles (default: its folder's);\n"
+    "                     --title T is the same\n"
     "  --top K            relations in the figures, the most frequent first (default 20)\n"
-    "  --threads N        sentences run at once (default: all cores)\n";
+    "  --threads N        sentences run at once (default: all cores)\n"
+    "  --progress         the progress line on stderr even when it is not a terminal\n";
 
 static cJSON *result_json(const ats_syntax_result *r) {
     cJSON *doc = cJSON_CreateObject();
@@ -160,11 +163,16 @@ int ats_cmd_syntax(int argc, char **argv) {
     const char *model = NULL, *conllu = NULL, *json = NULL, *out = NULL, *fmt = "png";
     const char *title = NULL;
     long max_sentences = 0, threads = 0, top = 20;
+    int progress = 0;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(s, "--help")) {
             fputs(USAGE, stdout);
             return ATS_EXIT_OK;
+        }
+        if (!strcmp(s, "--progress")) {
+            progress = 1;
+            continue;
         }
         if (!v) return ats_cli_usage_error("syntax", "%s needs a value (see --help)", s);
         if (!strcmp(s, "--model"))
@@ -177,7 +185,7 @@ int ats_cmd_syntax(int argc, char **argv) {
             out = v;
         else if (!strcmp(s, "--format"))
             fmt = v;
-        else if (!strcmp(s, "--name"))
+        else if (!strcmp(s, "--name") || !strcmp(s, "--title"))
             title = v;
         else if (!strcmp(s, "--max-sentences")) {
             if (!ats_cli_parse_long(v, 1, 1L << 40, &max_sentences))
@@ -204,8 +212,11 @@ int ats_cmd_syntax(int argc, char **argv) {
     ats_syntax_options_init(&o);
     o.max_sentences = (size_t)max_sentences;
     o.n_threads = (int)threads;
+    cli_progress pg;
+    cli_progress_attach(&pg, "syntax", progress, &o.progress, &o.progress_ctx);
     ats_syntax_result r;
     ats_status st = ats_syntax_run(s, conllu, &o, &r, &err);
+    cli_progress_finish(&pg);
     if (!st) {
         print_table(&r);
         const char *name = title;

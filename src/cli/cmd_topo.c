@@ -112,10 +112,13 @@ ats_status analysis_topo_write(const analysis_args *a, const ats_attention *s,
     cJSON_AddStringToObject(doc, "input", s->name);
     cJSON_AddNumberToObject(doc, "layer", (double)a->layer);
     cJSON_AddNumberToObject(doc, "head", (double)a->head);
-    cJSON_AddStringToObject(doc, "metric",
-                            seed_compat ? "seed notebook: sqrt of scipy JS distance (base e) "
-                                          "of softmaxed rows"
-                                        : "Jensen-Shannon distance, base 2");
+    cJSON_AddStringToObject(
+        doc, "metric",
+        seed_compat == ATS_SEED_SQRT_JSD ? "seed notebook: sqrt of scipy JS distance (base e) "
+                                           "of softmaxed rows"
+        : seed_compat == ATS_SEED_JSD    ? "seed notebook, first distance cell: scipy JS distance "
+                                           "(base e) of softmaxed rows"
+                                         : "Jensen-Shannon distance, base 2");
     cJSON_AddItemToObject(doc, "diagrams", persistence_json(&res->rips, max_dim));
     cJSON *ct = cJSON_AddArrayToObject(doc, "cycle_tokens");
     for (size_t i = 0; res->rips.cycles && i < res->rips.dims[1].count; i++) {
@@ -156,6 +159,7 @@ ats_status analysis_topo_write(const analysis_args *a, const ats_attention *s,
 static int run_topo(int argc, char **argv) {
     analysis_args a;
     analysis_args_init(&a, "topo");
+    a.one_head = 1; /* one head: a long input holds that head alone */
     double scales[16], threshold = INFINITY;
     size_t n_scales = 0;
     long max_dim = 2;
@@ -163,6 +167,9 @@ static int run_topo(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         int r = analysis_parse_common(&a, argc, argv, &i);
         if (r < 0) return ATS_EXIT_INPUT;
+        if (r) continue;
+        if ((r = analysis_parse_seed("topo", argc, argv, &i, &seed_compat)) < 0)
+            return ATS_EXIT_INPUT;
         if (r) continue;
         const char *s = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if ((!strcmp(s, "--scale") || !strcmp(s, "--scales")) && v) {
@@ -177,11 +184,10 @@ static int run_topo(int argc, char **argv) {
             if (!ats_cli_parse_double(v, 1, &threshold) || threshold < 0)
                 return ats_cli_usage_error("topo", "--threshold needs a number >= 0");
             i++;
-        } else if (!strcmp(s, "--seed-compat")) {
-            seed_compat = 1;
         } else if (!strcmp(s, "--help")) {
             printf("usage: attnscope topo (input) --layer L --head H --out DIR [--dim K]\n"
-                   "       [--scale S | --scales S1,S2,...] [--threshold T] [--seed-compat]\n\n"
+                   "       [--scale S | --scales S1,S2,...] [--threshold T] [--seed-compat]\n"
+                   "       [--seed-distance sqrt-jsd|jsd]\n\n"
                    "The head's tokens as a metric space — the Jensen–Shannon distance (base 2) "
                    "between\ntheir attention distributions — and its Vietoris–Rips persistence "
                    "H0..HK (default 2).\nWrites DIR/result.json ({\"tokens\", \"diagrams\" in the "
@@ -189,9 +195,8 @@ static int run_topo(int argc, char **argv) {
                    "scale, \"layout3d\"}), DIR/js.npy (the\ndistance matrix), and the diagram, "
                    "barcode and skeleton figures at each scale (default:\nthe 10%%, 25%% and "
                    "50%% quantiles of the distances). Further inputs get _2, _3 ... names.\n"
-                   "--seed-compat uses the seed notebook's distance: sqrt of scipy's JS distance "
-                   "(base e)\nof softmaxed attention rows.\n\n%s",
-                   ANALYSIS_COMMON_USAGE);
+                   "\n%s%s",
+                   ANALYSIS_SEED_USAGE, ANALYSIS_COMMON_USAGE);
             return ATS_EXIT_OK;
         } else {
             return ats_cli_usage_error("topo", "unknown option '%s' (see --help)", s);
@@ -204,9 +209,13 @@ static int run_topo(int argc, char **argv) {
     if (rc) return rc;
     ats_topo_options to;
     ats_topo_options_init(&to);
-    to.layer = a.layer;
-    to.head = a.head;
-    to.distance = seed_compat ? ATS_HEAD_SEED : ATS_HEAD_JSD;
+    size_t hl, hh;
+    analysis_held(&a, &hl, &hh);
+    to.layer = (long)hl;
+    to.head = (long)hh;
+    to.distance = seed_compat == ATS_SEED_SQRT_JSD ? ATS_HEAD_SEED
+                  : seed_compat == ATS_SEED_JSD    ? ATS_HEAD_SEED_JSD
+                                                   : ATS_HEAD_JSD;
     to.max_dim = (int)max_dim;
     to.threshold = threshold;
     to.n_scales = n_scales;

@@ -17,6 +17,7 @@ static const char USAGE[] =
     "usage: attnscope vision --model M --image I [--image I2 ...] --layer L --head H --out DIR\n"
     "                        [--scales S1,S2,...] [--perturb noise|blur|occlusion]\n"
     "                        [--strength X] [--format png|svg|pdf] [--image-size H[xW]]\n"
+    "                        [--title T]   (T titles the figures instead of the image's name)\n"
     "                        [--sphere] [--sphere-edges K]\n"
     "\n"
     "For every image: the patch tokens' Jensen–Shannon metric (base 2) in head (L, H), its\n"
@@ -236,6 +237,8 @@ int ats_cmd_vision(int argc, char **argv) {
                        : !strcmp(v, "svg") ? ATS_FIGURE_SVG
                                            : ATS_FIGURE_PDF;
             fmt = v;
+        } else if (!strcmp(s, "--title")) {
+            o.title = v;
         } else if (!strcmp(s, "--layer") || !strcmp(s, "--head")) {
             long x;
             if (!ats_cli_parse_long(v, 0, 1 << 16, &x))

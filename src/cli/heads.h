@@ -7,6 +7,7 @@
 #include "attnscope/analysis.h"
 #include "attnscope/core.h"
 #include "attnscope/diagram.h"
+#include "progress.h"
 
 #include <stdio.h>
 
@@ -45,7 +46,8 @@ typedef struct hargs {
     const char *models[2];
     int n_models;
     const char *corpus, *output, *out_dir;
-    int clark, stats, ablation, skip_long, quiet, scale_given;
+    const char *format, *title; /* --format (NULL: png), --title (NULL: none) */
+    int clark, stats, ablation, skip_long, quiet, progress, scale_given;
     long max_tokens, max_lines, ablation_lines, chunk_lines, threads;
     double scale;
 } hargs;
@@ -57,11 +59,6 @@ typedef struct hmodel {
     char name[128]; /* short name for labels */
 } hmodel;
 
-typedef struct progress {
-    int quiet, tty, ranks;
-    double start, last;
-} progress;
-
 typedef struct hrun {
     const hargs *a;
     heads_mpi *mpi;
@@ -69,7 +66,7 @@ typedef struct hrun {
     int n_models;
     size_t N;    /* heads in D */
     int threads; /* this process's share of the cores */
-    progress pg;
+    cli_progress pg;
     ats_heads_result res;
 } hrun;
 
@@ -99,6 +96,8 @@ typedef struct analysis_out {
 
 /* The library's options of the run (cmd_heads.c) */
 void heads_options(hrun *r, ats_heads_options *o);
+/* The figures' extension (--format; NULL: png) and a prefix of their titles (--title). */
+void heads_figure_style(const char *ext, const char *title);
 /* dir/name (malloc'd) */
 char *heads_path_join(const char *dir, const char *name);
 /* dir/name written atomically by fn */

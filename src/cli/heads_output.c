@@ -62,6 +62,19 @@ typedef struct names_ctx {
     const double *xy;
 } names_ctx;
 
+/* --format and --title of the run (heads_figure_style): every figure's extension, and a prefix
+ * of every figure's title. */
+static const char *fig_ext = "png", *fig_title = NULL;
+
+void heads_figure_style(const char *ext, const char *title) {
+    fig_ext = ext ? ext : "png";
+    fig_title = title;
+}
+
+static const char *titled(char *buf, size_t n, const char *what) {
+    return ats_cli_title(buf, n, fig_title, what);
+}
+
 static void write_clusters(FILE *fp, const void *p) {
     const names_ctx *c = p;
     fprintf(fp, "# single-linkage clusters of heads at scale %.17g (mean distance per token)\n",
@@ -125,15 +138,15 @@ ats_status heads_analyse(const analysis_in *in, analysis_out *out, ats_error *er
     st = ats_diagram_write_json(name, 2, rr.dims, dims, err);
     ats_figure_options fo;
     ats_figure_options_init(&fo);
-    char title[256];
+    char title[256], t2[320];
     snprintf(title, sizeof title, "%s: persistence of the heads", in->title);
-    fo.title = title;
+    fo.title = titled(t2, sizeof t2, title);
     if (!st) {
-        snprintf(name, sizeof name, "%s/%sbarcode.png", in->dir, in->prefix);
+        snprintf(name, sizeof name, "%s/%sbarcode.%s", in->dir, in->prefix, fig_ext);
         st = ats_render_barcode(name, 2, rr.dims, dims, &fo, err);
     }
     if (!st) {
-        snprintf(name, sizeof name, "%s/%sdiagram.png", in->dir, in->prefix);
+        snprintf(name, sizeof name, "%s/%sdiagram.%s", in->dir, in->prefix, fig_ext);
         st = ats_render_diagram(name, 2, rr.dims, dims, &fo, err);
     }
     if (st) goto done;
@@ -175,7 +188,7 @@ ats_status heads_analyse(const analysis_in *in, analysis_out *out, ats_error *er
     ats_scatter_options so;
     ats_scatter_options_init(&so);
     snprintf(title, sizeof title, "%s: MDS of the heads", in->title);
-    so.fig.title = title;
+    so.fig.title = titled(t2, sizeof t2, title);
     so.labels = (const char *const *)in->names;
     so.groups = in->layer;
     so.n_groups = in->n_layers;
@@ -185,7 +198,7 @@ ats_status heads_analyse(const analysis_in *in, analysis_out *out, ats_error *er
     so.n_shapes = in->n_shapes;
     so.x_title = "MDS 1";
     so.y_title = "MDS 2";
-    snprintf(name, sizeof name, "%s/%smds.png", in->dir, in->prefix);
+    snprintf(name, sizeof name, "%s/%smds.%s", in->dir, in->prefix, fig_ext);
     st = ats_render_scatter(name, N, xy, &so, err);
 done:
     ats_rips_result_free(&rr);
@@ -258,7 +271,8 @@ static ats_status heatmap_LH(const char *dir, const char *file, const char *titl
     if (!st) {
         ats_heatmap_options ho;
         ats_heatmap_options_init(&ho);
-        ho.fig.title = title;
+        char t2[320];
+        ho.fig.title = titled(t2, sizeof t2, title);
         ho.row_labels = (const char *const *)rl;
         ho.col_labels = (const char *const *)cl;
         ho.row_title = "layer";
@@ -300,7 +314,7 @@ ats_status heads_write_stats(hrun *r, ats_error *err) {
     };
     for (size_t i = 0; !st && i < sizeof figs / sizeof figs[0]; i++) {
         char file[64];
-        snprintf(file, sizeof file, "stats_%s.png", ats_head_stat_name(figs[i].s));
+        snprintf(file, sizeof file, "stats_%s.%s", ats_head_stat_name(figs[i].s), fig_ext);
         st = heatmap_LH(r->a->out_dir, file, figs[i].title, figs[i].unit, L, H,
                         v + (size_t)figs[i].s * LH, err);
     }
@@ -375,10 +389,12 @@ ats_status heads_run_ablation(hrun *r, char **names, ats_error *err) {
         snprintf(title, sizeof title, "%s",
                  lm ? "importance: LM loss with the head masked minus the full model's"
                     : "importance: change of the final hidden states with the head masked");
-        st = heatmap_LH(r->a->out_dir, "importance.png", title, lm ? "Δ loss" : "Δ hidden", L, H,
-                        imp, err);
+        char file[64];
+        snprintf(file, sizeof file, "importance.%s", fig_ext);
+        st = heatmap_LH(r->a->out_dir, file, title, lm ? "Δ loss" : "Δ hidden", L, H, imp, err);
+        if (!st && ab.grad) snprintf(file, sizeof file, "importance_gradient.%s", fig_ext);
         if (!st && ab.grad)
-            st = heatmap_LH(r->a->out_dir, "importance_gradient.png",
+            st = heatmap_LH(r->a->out_dir, file,
                             "importance: mean |dL/dξ| of a gate on the head's output", "|dL/dξ|", L,
                             H, ab.grad, err);
         free(imp);
@@ -397,10 +413,13 @@ ats_status heads_run_ablation(hrun *r, char **names, ats_error *err) {
                                 {"by gradient", steps, xs, ab.grad_pruned}};
         ats_lines_options lo;
         ats_lines_options_init(&lo);
-        lo.fig.title = "pruning: heads removed in order of importance";
+        char t2[320];
+        lo.fig.title = titled(t2, sizeof t2, "pruning: heads removed in order of importance");
         lo.x_title = "heads removed";
         lo.y_title = lm ? "LM loss" : "hidden-state change";
-        char *path = heads_path_join(r->a->out_dir, "pruning.png");
+        char file[64];
+        snprintf(file, sizeof file, "pruning.%s", fig_ext);
+        char *path = heads_path_join(r->a->out_dir, file);
         st = path ? ats_render_lines(path, ab.grad ? 2 : 1, series, &lo, err)
                   : ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
         free(path);

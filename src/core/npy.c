@@ -1,11 +1,16 @@
+#define _DEFAULT_SOURCE /* madvise */
 /* NumPy .npy reader and writer. The header is a Python dict literal; we parse only the three
  * keys the format defines and check that the data size it implies matches the file exactly. */
 #include "attnscope/core.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static size_t dtype_size(ats_dtype t) {
     return (t == ATS_F32 || t == ATS_I32) ? 4 : 8;
@@ -46,14 +51,18 @@ static const char *header_value(const char *hdr, const char *key) {
 
 void ats_npy_free(ats_npy *arr) {
     if (!arr) return;
-    free(arr->data);
+    if (arr->map)
+        ats_file_unmap(arr->map, arr->map_len);
+    else
+        free(arr->data);
     memset(arr, 0, sizeof *arr);
 }
 
-ats_status ats_npy_read(const char *path, ats_npy *out, ats_error *err) {
-    memset(out, 0, sizeof *out);
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return ats_error_set(err, ATS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+/* Reads and checks the header of the .npy file open as fp: out receives dtype, ndim, shape and
+ * count (data NULL), *data_off the offset of the data and *bytes its size, which must be exactly
+ * the rest of the file (every size overflow-checked). */
+static ats_status npy_header(FILE *fp, const char *path, ats_npy *out, size_t *data_off,
+                             size_t *bytes, ats_error *err) {
     ats_status st = ATS_OK;
     char *hdr = NULL;
     unsigned char pre[12];
@@ -151,27 +160,36 @@ ats_status ats_npy_read(const char *path, ats_npy *out, ats_error *err) {
         s = end;
     }
     out->count = count;
-    size_t bytes;
-    if (!ats_size_mul(count, dtype_size(out->dtype), &bytes)) {
+    if (!ats_size_mul(count, dtype_size(out->dtype), bytes) || !ats_size_add(off, hlen, data_off)) {
         st = ats_error_set(err, ATS_ERR_RANGE, "%s: .npy data size overflows", path);
         goto done;
     }
-    /* The data must be exactly the rest of the file: check before allocating. */
+    /* The data must be exactly the rest of the file: check before allocating or mapping. */
     if (fseek(fp, 0, SEEK_END) != 0) {
         st = ats_error_set(err, ATS_ERR_IO, "%s: cannot seek", path);
         goto done;
     }
     long fsize = ftell(fp);
-    if (fsize < 0 || (size_t)fsize < off + hlen || (size_t)fsize - off - hlen != bytes) {
+    if (fsize < 0 || (size_t)fsize < *data_off || (size_t)fsize - *data_off != *bytes) {
         st =
             ats_error_set(err, ATS_ERR_FORMAT, "%s: .npy data is %ld bytes but its shape needs %zu",
-                          path, fsize < 0 ? -1L : (long)((size_t)fsize - off - hlen), bytes);
+                          path, fsize < 0 ? -1L : (long)((size_t)fsize - *data_off), *bytes);
         goto done;
     }
-    if (fseek(fp, (long)(off + hlen), SEEK_SET) != 0) {
+    if (fseek(fp, (long)*data_off, SEEK_SET) != 0)
         st = ats_error_set(err, ATS_ERR_IO, "%s: cannot seek", path);
-        goto done;
-    }
+done:
+    free(hdr);
+    return st;
+}
+
+ats_status ats_npy_read(const char *path, ats_npy *out, ats_error *err) {
+    memset(out, 0, sizeof *out);
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return ats_error_set(err, ATS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    size_t off, bytes;
+    ats_status st = npy_header(fp, path, out, &off, &bytes, err);
+    if (st) goto done;
     if ((st = ats_memory_check(bytes, path, err))) goto done;
     out->data = malloc(bytes ? bytes : 1);
     if (!out->data) {
@@ -183,10 +201,58 @@ ats_status ats_npy_read(const char *path, ats_npy *out, ats_error *err) {
         goto done;
     }
 done:
-    free(hdr);
     fclose(fp);
     if (st != ATS_OK) ats_npy_free(out);
     return st;
+}
+
+ats_status ats_npy_map(const char *path, ats_npy *out, ats_error *err) {
+    memset(out, 0, sizeof *out);
+    const char *env = getenv("ATS_NPY_MMAP");
+    struct stat sb;
+    /* Only regular files are mapped (a FIFO or device reads as ats_npy_read does). */
+    if ((env && !strcmp(env, "0")) || stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
+        return ats_npy_read(path, out, err);
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return ats_error_set(err, ATS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    size_t off, bytes;
+    ats_status st = npy_header(fp, path, out, &off, &bytes, err);
+    fclose(fp);
+    if (st) {
+        ats_npy_free(out);
+        return st;
+    }
+    /* Integers, and data the header leaves misaligned for its type, are read. */
+    if ((out->dtype != ATS_F32 && out->dtype != ATS_F64) || off % dtype_size(out->dtype) != 0 ||
+        bytes == 0)
+        return ats_npy_read(path, out, err);
+    void *map;
+    size_t len;
+    if ((st = ats_file_map(path, &map, &len, err))) {
+        ats_npy_free(out);
+        return st;
+    }
+    if (len != off + bytes) { /* the file changed since its header was read */
+        ats_file_unmap(map, len);
+        ats_npy_free(out);
+        return ats_error_set(err, ATS_ERR_IO, "%s: the file changed while it was opened", path);
+    }
+    out->map = map;
+    out->map_len = len;
+    out->data = (char *)map + off;
+    return ATS_OK;
+}
+
+void ats_npy_release(const ats_npy *arr, size_t first, size_t count) {
+    if (!arr || !arr->map || first >= arr->count) return;
+    if (count > arr->count - first) count = arr->count - first;
+    size_t es = dtype_size(arr->dtype);
+    long ps = sysconf(_SC_PAGESIZE);
+    uintptr_t page = ps > 0 ? (uintptr_t)ps : 4096;
+    uintptr_t a = (uintptr_t)arr->data + first * es, b = a + count * es;
+    a = (a + page - 1) / page * page; /* whole pages inside the range only */
+    b = b / page * page;
+    if (b > a) madvise((void *)a, (size_t)(b - a), MADV_DONTNEED);
 }
 
 ats_status ats_npy_check_finite(const ats_npy *arr, const char *path, ats_error *err) {

@@ -4,6 +4,7 @@
 #include <float.h>
 #include <math.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,21 @@
 static ats_status no_memory(ats_error *err, const ats_attn *att) {
     return ats_error_set(err, ATS_ERR_NOMEM, "%s: out of memory for %zu tokens",
                          atsm_attn_name(att), att->n);
+}
+
+/* The working buffers checked against the memory limit (ats_memory_check) before they are
+ * allocated. */
+static ats_status work_check(size_t bytes, const ats_attn *att, ats_error *err) {
+    char what[320];
+    snprintf(what, sizeof what, "%s: the working buffers for %zu tokens", atsm_attn_name(att),
+             att->n);
+    return ats_memory_check(bytes, what, err);
+}
+
+/* a * b + c in bytes, saturating at SIZE_MAX (an estimate that overflows is refused anyway) */
+static size_t sat_mad(size_t a, size_t b, size_t c) {
+    size_t p, s;
+    return ats_size_mul(a, b, &p) && ats_size_add(p, c, &s) ? s : SIZE_MAX;
 }
 
 ats_status ats_entropy_compute(const ats_attn *att, const ats_measure_opts *opts, double *out,
@@ -33,6 +49,7 @@ ats_status ats_entropy_compute(const ats_attn *att, const ats_measure_opts *opts
     size_t n = att->n, stride = ats_kblock_round(n), rows = att->L * att->H * n;
     int nt = atsm_threads(o.n_threads);
     if ((double)rows * (double)n < ATSM_SPLIT_WORK) nt = 1;
+    if ((st = work_check(ats_entropy_work_bytes(att, &o), att, err))) return st;
     double *buf = malloc((size_t)nt * 2 * stride * sizeof(double));
     if (!buf) return no_memory(err, att);
     double unit =
@@ -68,6 +85,43 @@ static int split_heads(size_t heads, double w, int *nt) {
     else if ((size_t)*nt > heads)
         *nt = (int)heads;
     return 0;
+}
+
+size_t ats_entropy_work_bytes(const ats_attn *att, const ats_measure_opts *opts) {
+    ats_measure_opts o;
+    if (!opts)
+        ats_measure_opts_init(&o);
+    else
+        o = *opts;
+    size_t n = att->n, rows = att->L * att->H * n;
+    int nt = atsm_threads(o.n_threads);
+    if ((double)rows * (double)n < ATSM_SPLIT_WORK) nt = 1;
+    return sat_mad((size_t)nt * 2, sat_mad(ats_kblock_round(n), sizeof(double), 0), 0);
+}
+
+size_t ats_divergence_work_bytes(const ats_attn *att, ats_divergence kind,
+                                 const ats_measure_opts *opts) {
+    ats_measure_opts o;
+    if (!opts)
+        ats_measure_opts_init(&o);
+    else
+        o = *opts;
+    size_t n = att->n, n1 = n ? n : 1, stride = ats_kblock_round(n), heads = att->L * att->H;
+    int nt = atsm_threads(o.n_threads);
+    double w = (double)n * (double)n * (double)n;
+    if (kind == ATS_DIV_KL) {
+        int split = split_heads(heads, w, &nt);
+        size_t words = (n + 63) / 64;
+        /* kl_buf: P and Lg [n][stride], A, lim [n], cross [4][n], two bit sets [n][words] */
+        size_t per = sat_mad(sat_mad(2 * n1, stride, 6 * n1), sizeof(double),
+                             sat_mad(2 * n1, words * sizeof(uint64_t), 0));
+        return sat_mad(split ? 1 : (size_t)nt, per, sat_mad((size_t)nt * 4 * n1, 8, 0));
+    }
+    int split = split_heads(heads, 0.5 * w, &nt);
+    /* atsm_rowset: x [n][stride], a, mass, lim [n], tail [n][stride/KBLOCK + 1] */
+    size_t per = sat_mad(sat_mad(n1, stride + 3 + stride / ATS_KBLOCK + 1, 0), sizeof(double), 0);
+    return sat_mad(split ? 1 : (size_t)nt, per,
+                   sat_mad((size_t)nt, sat_mad(stride + n, sizeof(double), 0), 0));
 }
 
 typedef struct js_ctx {
@@ -115,6 +169,8 @@ static ats_status js_matrices(const ats_attn *att, ats_divergence kind, const at
     c.unit = (o->base == ATS_BASE_2 && !o->seed_compat) ? ATSM_LN2 : 1.0; /* / log(base) */
     size_t n = c.n, stride = c.stride, heads = att->L * att->H;
     int nt = atsm_threads(o->n_threads);
+    ats_status st = work_check(ats_divergence_work_bytes(att, kind, o), att, err);
+    if (st) return st;
     int split = split_heads(heads, 0.5 * (double)n * (double)n * (double)n, &nt);
     int nsets = split ? 1 : nt;
     atsm_rowset *rs = calloc((size_t)nsets, sizeof *rs);
@@ -201,15 +257,30 @@ typedef struct kl_ctx {
 static int kl_prep_row(const kl_ctx *c, size_t hd, size_t i, kl_buf *b) {
     size_t n = c->n, stride = c->stride, words = c->words;
     double *p = b->P + i * stride, *lg = b->Lg + i * stride;
-    size_t sup = atsm_row_prepare(c->att, hd, i, c->o, c->eps, 0, p, stride, c->K);
+    int seed = c->o->seed_compat;
+    /* the seed notebook smooths inside the logarithms only, Σ p·(log(p + ε) − log(q + ε)): its
+     * rows stay unsmoothed and every log is of a positive number, so no KL is infinite */
+    size_t sup = atsm_row_prepare(c->att, hd, i, c->o, seed ? 0.0 : c->eps, 0, p, stride, c->K);
     b->lim[i] = ats_kblock_round(sup);
-    for (size_t k = 0; k < stride; k++) lg[k] = p[k] > DBL_MIN ? p[k] : DBL_MIN;
+    for (size_t k = 0; k < stride; k++)
+        lg[k] = seed ? p[k] + c->eps : p[k] > DBL_MIN ? p[k] : DBL_MIN;
     c->K->log_block(lg, lg, stride);
     uint64_t *nz = b->nzbits + i * words, *z = b->zbits + i * words;
     memset(nz, 0, words * sizeof(uint64_t));
     memset(z, 0, words * sizeof(uint64_t));
     int any_zero = 0;
     double s = 0, cc = 0;
+    if (seed) {
+        for (size_t k = 0; k < n; k++) {
+            if (p[k] + c->eps < DBL_MIN) lg[k] = log(p[k] + c->eps); /* subnormal */
+            double t = p[k] * lg[k], u = s + t;
+            cc += fabs(s) >= fabs(t) ? (s - u) + t : (t - u) + s;
+            s = u;
+        }
+        for (size_t k = n; k < stride; k++) lg[k] = 0.0;
+        b->A[i] = s + cc;
+        return 0;
+    }
     for (size_t k = 0; k < n; k++) {
         if (p[k] == 0.0) {
             lg[k] = 0.0; /* 0·log 0 = 0; p_ik > 0 = p_jk is caught by the bits */
@@ -265,9 +336,12 @@ static ats_status kl_matrices(const ats_attn *att, const ats_measure_opts *o, do
     kl_ctx c = {att, o,      atsm_kernels_in_use(),    0,
                 1,   att->n, ats_kblock_round(att->n), (att->n + 63) / 64};
     c.eps = o->eps > 0 ? o->eps : (o->seed_compat ? 1e-9 : 0.0);
-    c.unit = (o->base == ATS_BASE_2 && !o->seed_compat) ? ATSM_LN2 : 1.0; /* / log(base) */
+    /* / log(base); the seed notebook's KL takes log2 */
+    c.unit = (o->base == ATS_BASE_2 || o->seed_compat) ? ATSM_LN2 : 1.0;
     size_t n = c.n, heads = att->L * att->H;
     int nt = atsm_threads(o->n_threads);
+    ats_status st = work_check(ats_divergence_work_bytes(att, ATS_DIV_KL, o), att, err);
+    if (st) return st;
     int split = split_heads(heads, (double)n * (double)n * (double)n, &nt);
     int nbufs = split ? 1 : nt;
     kl_buf *bufs = calloc((size_t)nbufs, sizeof *bufs);

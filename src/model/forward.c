@@ -9,6 +9,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -43,8 +44,10 @@ typedef struct work {
     float *ctx;       /* [n][max(qd, d)] */
     float *ff;        /* [n][f], a gated MLP's gate|up [n][2f] */
     float *cos, *sin; /* [max_n][rotary_dim / 2] rotary tables of positions 0..max_n-1 */
-    float *att;       /* [H][n][n] when attention is not captured */
+    float *att;       /* [H][n][n] for heads whose probabilities are needed whole but not kept */
     float *pack;      /* [H][head_pack_floats(n, dh)] the attention products' packed operands */
+    float *rows;      /* [H][K_NR][n] causal heads not kept, a block of rows at a time */
+    float **probs, **scores; /* [H] where each head of the layer running goes (attention()) */
 } work;
 
 static void work_free(work *w) {
@@ -57,6 +60,9 @@ static void work_free(work *w) {
     free(w->ff);
     free(w->att);
     free(w->pack);
+    free(w->rows);
+    free(w->probs);
+    free(w->scores);
     free(w->cos);
     free(w->sin);
 }
@@ -97,16 +103,32 @@ static size_t head_pack_floats(size_t n, size_t dh) {
     return a && b && ats_size_add(a, b, &sum) ? sum : 0;
 }
 
+/* The causal mask and scale of rows r0 .. r0+nr-1 of one head's scores, given as s[nr][n] */
+static void causal_rows(float *s, size_t n, size_t r0, size_t nr, size_t window, float scale) {
+    for (size_t i = r0; i < r0 + nr; i++) {
+        float *row = s + (i - r0) * n;
+        /* and of those only i-window+1..i (transformers' sliding_window_overlay) */
+        size_t j0 = window && i >= window ? i - window + 1 : 0;
+        for (size_t j = 0; j < j0; j++) row[j] = -INFINITY;
+        for (size_t j = j0; j <= i; j++) row[j] *= scale;
+        for (size_t j = i + 1; j < n; j++) row[j] = -INFINITY;
+    }
+}
+
 /* One self-attention block for layer l. q: [n][ldq] with query head h at columns h·dh; k, v:
  * [n][ldkv] with key/value head g at columns g·dh, query head h reading g = h / (H / Hkv)
- * (grouped-query attention; g = h without it); probs: [H][n][n] receives the probabilities,
- * scores (optional) [H][n][n] the pre-softmax scores; ctx: [n][H·dh] the heads' outputs side
- * by side; pack: [H][head_pack_floats(n, dh)], 64-byte aligned, scratch. Both products run on
- * the packed kernels (gemm.c), so they follow the kernel path's contract whether or not the
- * weights are packed; the heads run in parallel. */
+ * (grouped-query attention; g = h without it); probs[h]: [n][n] receives head h's
+ * probabilities, scores[h] (NULL: not kept) its pre-softmax scores; a head whose probs[h] is
+ * NULL (a causal model's head whose attention is not kept) runs in blocks of K_NR rows in
+ * rows_buf + h·K_NR·n, so that a long input never holds its [n][n]; ctx: [n][H·dh] the heads'
+ * outputs side by side; pack: [H][head_pack_floats(n, dh)], 64-byte aligned, scratch. Both
+ * products run on the packed kernels (gemm.c), so they follow the kernel path's contract whether
+ * or not the weights are packed, and a head gives the same bits in blocks or whole; the heads
+ * run in parallel. */
 static void attention(const ats_model *m, int l, const float *q, size_t ldq, const float *k,
-                      const float *v, size_t ldkv, size_t n, float *probs, float *scores,
-                      float *ctx, const float *head_mask, int need_ctx, float *pack) {
+                      const float *v, size_t ldkv, size_t n, float *const *probs,
+                      float *const *scores, float *ctx, const float *head_mask, int need_ctx,
+                      float *pack, float *rows_buf) {
     const ats_model_info *mi = &m->info;
     size_t H = (size_t)mi->n_heads, dh = (size_t)mi->d_head, nn = n * n;
     size_t group = H / (size_t)mi->n_kv_heads, ldc = H * dh;
@@ -121,32 +143,39 @@ static void attention(const ats_model *m, int l, const float *q, size_t ldq, con
 #pragma omp parallel for schedule(static) if (H * nn * dh > 16384)
     for (long hh = 0; hh < heads; hh++) {
         size_t h = (size_t)hh, g = h / group;
-        float *p = probs + h * nn;
+        float *p = probs[h];
+        float hm = head_mask ? head_mask[(size_t)l * H + h] : 1.0f;
         packed_w kt, vp;
         /* S_h[n][n] = scale · (Q_h[n][dh] · K_gᵀ[dh][n]): K_g [n][dh] is a Linear [o][i] */
         k_pack_into(&kt, pack + h * per_head, k + g * dh, ldkv, dh, n, 0);
+        /* V_g is a Conv1D [i][o] */
+        if (need_ctx) k_pack_into(&vp, pack + h * per_head + kt_floats, v + g * dh, ldkv, n, dh, 1);
+        if (!p) { /* causal, not kept: K_NR rows at a time */
+            float *blk = rows_buf + h * K_NR * n;
+            for (size_t r0 = 0; r0 < n; r0 += K_NR) {
+                size_t nr = n - r0 < K_NR ? n - r0 : K_NR;
+                k_linear_packed_lower_rows(blk, n, q + h * dh, ldq, &kt, n, r0, nr);
+                causal_rows(blk, n, r0, nr, window, scale);
+                k_softmax_rows(blk, nr, n);
+                if (hm != 1.0f)
+                    for (size_t e = 0; e < nr * n; e++) blk[e] *= hm;
+                if (need_ctx) k_linear_packed_tril_rows(ctx + h * dh, ldc, blk, n, &vp, r0, nr, dh);
+            }
+            continue;
+        }
         if (mi->causal) { /* row i sees keys 0..i: the products above the diagonal are skipped */
             k_linear_packed_lower(p, n, q + h * dh, ldq, &kt, n);
-            for (size_t i = 0; i < n; i++) {
-                float *row = p + i * n;
-                /* and of those only i-window+1..i (transformers' sliding_window_overlay) */
-                size_t j0 = window && i >= window ? i - window + 1 : 0;
-                for (size_t j = 0; j < j0; j++) row[j] = -INFINITY;
-                for (size_t j = j0; j <= i; j++) row[j] *= scale;
-                for (size_t j = i + 1; j < n; j++) row[j] = -INFINITY;
-            }
+            causal_rows(p, n, 0, n, window, scale);
         } else {
             k_linear_packed(p, n, q + h * dh, ldq, &kt, NULL, n, n);
             for (size_t e = 0; e < nn; e++) p[e] *= scale;
         }
-        if (scores) memcpy(scores + h * nn, p, nn * sizeof *p);
+        if (scores[h]) memcpy(scores[h], p, nn * sizeof *p);
         k_softmax_rows(p, n, n);
-        float hm = head_mask ? head_mask[(size_t)l * H + h] : 1.0f;
         if (hm != 1.0f)
             for (size_t e = 0; e < nn; e++) p[e] *= hm;
-        /* ctx[:, h·dh ..] = P_h[n][n] · V_g[n][dh]: V_g is a Conv1D [i][o] */
+        /* ctx[:, h·dh ..] = P_h[n][n] · V_g[n][dh] */
         if (need_ctx) {
-            k_pack_into(&vp, pack + h * per_head + kt_floats, v + g * dh, ldkv, n, dh, 1);
             if (mi->causal) /* P is 0 above the diagonal */
                 k_linear_packed_tril(ctx + h * dh, ldc, p, n, &vp, n, dh);
             else
@@ -178,6 +207,35 @@ static void keep_hidden(const stack *sk, const float *x, size_t d, size_t layer)
         ats_forward_result *r = &sk->res[s];
         size_t nd = r->n_tokens * d;
         if (r->hidden) memcpy(r->hidden + layer * nd, x + sk->off[s] * d, nd * sizeof *x);
+    }
+}
+
+/* 1 when the pass keeps layer l's / head h's attention and scores (opt->capture_layer,
+ * capture_head: 0 every one, k + 1 only k) */
+static int layer_kept(const ats_forward_options *opt, size_t l) {
+    return !opt->capture_layer || (size_t)opt->capture_layer == l + 1;
+}
+static int head_kept(const ats_forward_options *opt, size_t h) {
+    return !opt->capture_head || (size_t)opt->capture_head == h + 1;
+}
+
+/* Where attention() puts each head of layer l of result r: the result's arrays when kept (laid
+ * out [layers kept][heads kept][n][n]), else the whole-head scratch when the head's scores are
+ * kept or the model is not causal, else NULL (a block of rows at a time). */
+static void head_targets(const ats_model *m, const ats_forward_options *opt,
+                         const ats_forward_result *r, size_t l, work *w) {
+    size_t H = (size_t)m->info.n_heads, n = r->n_tokens, nn = n * n;
+    size_t Hk = opt->capture_head ? 1 : H, li = opt->capture_layer ? 0 : l;
+    for (size_t h = 0; h < H; h++) {
+        int kept = layer_kept(opt, l) && head_kept(opt, h);
+        size_t at = (li * Hk + (opt->capture_head ? 0 : h)) * nn;
+        w->scores[h] = kept && r->scores ? r->scores + at : NULL;
+        if (kept && r->attention)
+            w->probs[h] = r->attention + at;
+        else if (w->scores[h] || !m->info.causal)
+            w->probs[h] = w->att + h * nn;
+        else
+            w->probs[h] = NULL;
     }
 }
 
@@ -238,11 +296,10 @@ static ats_status run_layers(ats_model *m, size_t n, const ats_forward_options *
         }
         for (size_t s = 0; s < sk->count; s++) {
             ats_forward_result *r = &sk->res[s];
-            size_t ns = r->n_tokens, nn = ns * ns, o = sk->off[s];
-            float *probs = r->attention ? r->attention + l * H * nn : w->att;
-            float *scores = r->scores ? r->scores + l * H * nn : NULL;
-            attention(m, (int)l, q + o * ldq, ldq, k + o * ldkv, v + o * ldkv, ldkv, ns, probs,
-                      scores, w->ctx + o * qd, opt->head_mask, !attn_only, w->pack);
+            size_t ns = r->n_tokens, o = sk->off[s];
+            head_targets(m, opt, r, l, w);
+            attention(m, (int)l, q + o * ldq, ldq, k + o * ldkv, v + o * ldkv, ldkv, ns, w->probs,
+                      w->scores, w->ctx + o * qd, opt->head_mask, !attn_only, w->pack, w->rows);
             if (r->context)
                 memcpy(r->context + l * ns * qd, w->ctx + o * qd, ns * qd * sizeof *w->ctx);
         }
@@ -360,6 +417,49 @@ static void set_threads(const ats_model *m, const ats_forward_options *opt) {
         openblas_set_num_threads(opt->n_threads);
 }
 
+/* 1 when some head's probabilities are needed whole but not kept (head_targets' scratch) */
+static int work_needs_att(const ats_model *m, const ats_forward_options *opt) {
+    int all = (opt->capture & ATS_CAPTURE_ATTENTION) && !opt->capture_layer && !opt->capture_head;
+    if (!m->info.causal) return !all;
+    return (opt->capture & ATS_CAPTURE_SCORES) && !(opt->capture & ATS_CAPTURE_ATTENTION);
+}
+
+/* Bytes a pass of count sequences (n[count] tokens after truncation, rows in all) allocates:
+ * its results and prepare_work's scratch (what prepare_result and prepare_work take, in the
+ * same terms); SIZE_MAX when it overflows. desc[128] receives the largest part, for messages. */
+static size_t forward_bytes(const ats_model *m, size_t count, const size_t *n, size_t rows,
+                            size_t max_n, const ats_forward_options *opt, int want_logits,
+                            char *desc) {
+    const ats_model_info *mi = &m->info;
+    size_t L = opt->n_layers ? (size_t)opt->n_layers : (size_t)mi->n_layers;
+    size_t H = (size_t)mi->n_heads, d = (size_t)mi->d_model, f = (size_t)mi->d_ff;
+    size_t V = (size_t)mi->vocab_size, dh = (size_t)mi->d_head;
+    size_t qd = H * dh, kvd = (size_t)mi->n_kv_heads * dh;
+    size_t Lk = opt->capture_layer ? 1 : L, Hk = opt->capture_head ? 1 : H;
+    double fl = 0, att = 0; /* floats, in double: an absurd input must not wrap */
+    for (size_t s = 0; s < count; s++) {
+        double nn = (double)n[s] * (double)n[s];
+        if (opt->capture & ATS_CAPTURE_ATTENTION) att += (double)(Lk * Hk) * nn;
+        if (opt->capture & ATS_CAPTURE_SCORES) fl += (double)(Lk * Hk) * nn;
+        if (opt->capture & ATS_CAPTURE_HIDDEN) fl += (double)(L + 1) * (double)n[s] * (double)d;
+        if (opt->capture & ATS_CAPTURE_CONTEXT) fl += (double)L * (double)n[s] * (double)qd;
+        if (want_logits) fl += (double)n[s] * (double)V;
+    }
+    double r = (double)rows, mn = (double)max_n;
+    double scratch = r * (double)(2 * d + qd + 2 * kvd + 2 * kvd + (qd > d ? qd : d)) +
+                     r * (double)f * (m->gated_mlp ? 2 : 1) + 2 * mn * (double)(m->rotary_dim / 2) +
+                     (double)H * (double)head_pack_floats(max_n, dh);
+    if (work_needs_att(m, opt)) scratch += (double)H * mn * mn;
+    if (mi->causal) scratch += (double)H * K_NR * mn;
+    double bytes = 4 * (fl + att + scratch);
+    if (att >= fl + scratch)
+        snprintf(desc, 128, "the attention [%zu][%zu][%zu][%zu] float32 that it keeps", Lk, Hk,
+                 max_n, max_n);
+    else
+        snprintf(desc, 128, "its activations and scratch");
+    return bytes >= 0.9 * (double)SIZE_MAX ? SIZE_MAX : (size_t)bytes;
+}
+
 /* Sets res up for n tokens and allocates the arrays it captures; 0: no memory. */
 static ats_status prepare_result(ats_model *m, size_t n, const ats_forward_options *opt,
                                  int want_logits, ats_forward_result *res, ats_error *err) {
@@ -377,6 +477,14 @@ static ats_status prepare_result(ats_model *m, size_t n, const ats_forward_optio
                 return ats_model_fail(m, err, ATS_ERR_INVALID,
                                       "%s: head mask [%zu][%zu] = %g: not a finite number", m->dir,
                                       e / H, e % H, (double)opt->head_mask[e]);
+    if (opt->capture_layer < 0 ||
+        opt->capture_layer > (opt->n_layers ? opt->n_layers : mi->n_layers) ||
+        opt->capture_head < 0 || opt->capture_head > mi->n_heads)
+        return ats_model_fail(m, err, ATS_ERR_INVALID,
+                              "%s: capture_layer = %d / capture_head = %d, outside 0..%d / 0..%d "
+                              "(0: every one, k: the k-th)",
+                              m->dir, opt->capture_layer, opt->capture_head,
+                              opt->n_layers ? opt->n_layers : mi->n_layers, mi->n_heads);
     if (opt->n_layers > 0 && opt->n_layers < mi->n_layers) {
         if (want_logits || (opt->capture & ATS_CAPTURE_HIDDEN))
             return ats_model_fail(m, err, ATS_ERR_INVALID,
@@ -391,17 +499,18 @@ static ats_status prepare_result(ats_model *m, size_t n, const ats_forward_optio
     res->d_model = d;
     res->vocab_size = V;
     res->loss = NAN;
-    if (opt->capture & ATS_CAPTURE_ATTENTION) res->attention = alloc_floats(L * H, n, n, &ok);
-    if (opt->capture & ATS_CAPTURE_SCORES) res->scores = alloc_floats(L * H, n, n, &ok);
+    size_t kept = (opt->capture_layer ? 1 : L) * (opt->capture_head ? 1 : H);
+    if (opt->capture & ATS_CAPTURE_ATTENTION) res->attention = alloc_floats(kept, n, n, &ok);
+    if (opt->capture & ATS_CAPTURE_SCORES) res->scores = alloc_floats(kept, n, n, &ok);
     if (opt->capture & ATS_CAPTURE_HIDDEN) res->hidden = alloc_floats(L + 1, n, d, &ok);
     if (opt->capture & ATS_CAPTURE_CONTEXT)
         res->context = alloc_floats(L, n, H * (size_t)mi->d_head, &ok);
     if (want_logits) res->logits = alloc_floats(n, V, 1, &ok);
     if (!ok)
         return ats_model_fail(m, err, ATS_ERR_NOMEM,
-                              "%s: out of memory for %zu tokens (attention needs %zu×%zu×%zu×%zu "
+                              "%s: out of memory for %zu tokens (attention needs %zu×%zu×%zu "
                               "floats)",
-                              m->dir, n, L, H, n, n);
+                              m->dir, n, kept, n, n);
     return ATS_OK;
 }
 
@@ -412,7 +521,11 @@ static ats_status prepare_work(ats_model *m, size_t n, size_t max_n, const ats_f
     size_t H = (size_t)mi->n_heads, d = (size_t)mi->d_model, f = (size_t)mi->d_ff;
     size_t qd = H * (size_t)mi->d_head, kvd = (size_t)mi->n_kv_heads * (size_t)mi->d_head;
     int ok = 1;
-    if (!(opt->capture & ATS_CAPTURE_ATTENTION)) w->att = alloc_floats(H, max_n, max_n, &ok);
+    if (work_needs_att(m, opt)) w->att = alloc_floats(H, max_n, max_n, &ok);
+    if (mi->causal) w->rows = alloc_floats(H, K_NR, max_n, &ok);
+    w->probs = calloc(H, sizeof *w->probs);
+    w->scores = calloc(H, sizeof *w->scores);
+    if (!w->probs || !w->scores) ok = 0;
     w->x = alloc_floats(n, d, 1, &ok);
     w->t = alloc_floats(n, d, 1, &ok);
     w->q = alloc_floats(n, qd + 2 * kvd, 1, &ok);
@@ -559,6 +672,26 @@ static ats_status forward_tokens(ats_model *m, size_t count, const ats_model_inp
                             m->dir);
     work w = {0};
     if (rc) goto done;
+    /* say so before allocating anything when the pass cannot fit (ats_memory_check:
+     * --max-memory, else the available memory) */
+    {
+        size_t *ns = malloc((count ? count : 1) * sizeof *ns);
+        if (!ns) {
+            rc = ats_model_fail(m, err, ATS_ERR_NOMEM, "%s: out of memory", m->dir);
+            goto done;
+        }
+        for (size_t s = 0; s < count; s++) ns[s] = res[s].n_tokens;
+        char desc[128], what[512];
+        size_t bytes = forward_bytes(m, count, ns, rows, max_n, opt, want_logits, desc);
+        free(ns);
+        snprintf(what, sizeof what, "%s: the forward pass of %zu tokens (mostly %s)", m->dir, rows,
+                 desc);
+        ats_error e;
+        if ((rc = ats_memory_check(bytes, what, &e))) {
+            rc = ats_model_fail(m, err, rc, "%s", e.message);
+            goto done;
+        }
+    }
     set_threads(m, opt);
     for (size_t s = 0; s < count && !rc; s++)
         rc = prepare_result(m, res[s].n_tokens, opt, want_logits, &res[s], err);

@@ -185,18 +185,36 @@ void k_linear_packed_lower(float *s, size_t lds, const float *q, size_t ldq, con
     }
 }
 
+/* Rows r0 .. r0+rows-1 of k_linear_packed_lower's s (r0 a multiple of K_NR, rows ≤ K_NR) into
+ * s[rows][lds], at least where j ≤ r: the same kernel calls on fewer rows, so the same bits. */
+void k_linear_packed_lower_rows(float *s, size_t lds, const float *q, size_t ldq,
+                                const packed_w *kt, size_t n, size_t r0, size_t rows) {
+    k_panel_fn kernel = panel_kernel();
+    size_t K = kt->i;
+    for (size_t c0 = 0; c0 < r0 + rows; c0 += K_NR) {
+        size_t nc = n - c0 < K_NR ? n - c0 : K_NR;
+        kernel(s + c0, lds, q + r0 * ldq, ldq, kt->p + c0 / K_NR * K * K_NR, rows, K, nc, NULL);
+    }
+}
+
 /* out[n][o] (row stride ldo) = p[n][n] · V packed [n][o], for p lower triangular (p[r][j] = 0
  * for j > r): rows in blocks of 48, each block's sums stopping after k = its last row. The terms
  * left out are products with exact zeros, which leave a finite sum as it is. */
 void k_linear_packed_tril(float *out, size_t ldo, const float *p, size_t ldp, const packed_w *v,
                           size_t n, size_t o) {
+    for (size_t r0 = 0; r0 < n; r0 += K_NR)
+        k_linear_packed_tril_rows(out, ldo, p + r0 * ldp, ldp, v, r0, n - r0 < K_NR ? n - r0 : K_NR,
+                                  o);
+}
+
+/* One block of k_linear_packed_tril: rows r0 .. r0+rows-1 of out from those rows of p, given as
+ * p_rows[rows][ldp] (r0 a multiple of K_NR, rows ≤ K_NR) */
+void k_linear_packed_tril_rows(float *out, size_t ldo, const float *p_rows, size_t ldp,
+                               const packed_w *v, size_t r0, size_t rows, size_t o) {
     k_panel_fn kernel = panel_kernel();
-    for (size_t r0 = 0; r0 < n; r0 += K_NR) {
-        size_t rows = n - r0 < K_NR ? n - r0 : K_NR;
-        for (size_t c0 = 0; c0 < o; c0 += K_NR) {
-            size_t nc = o - c0 < K_NR ? o - c0 : K_NR;
-            kernel(out + r0 * ldo + c0, ldo, p + r0 * ldp, ldp, v->p + c0 / K_NR * v->i * K_NR,
-                   rows, r0 + rows, nc, NULL);
-        }
+    for (size_t c0 = 0; c0 < o; c0 += K_NR) {
+        size_t nc = o - c0 < K_NR ? o - c0 : K_NR;
+        kernel(out + r0 * ldo + c0, ldo, p_rows, ldp, v->p + c0 / K_NR * v->i * K_NR, rows,
+               r0 + rows, nc, NULL);
     }
 }

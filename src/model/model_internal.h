@@ -232,6 +232,13 @@ void k_linear_packed_lower(float *s, size_t lds, const float *q, size_t ldq, con
                            size_t n);
 void k_linear_packed_tril(float *out, size_t ldo, const float *p, size_t ldp, const packed_w *v,
                           size_t n, size_t o);
+/* The same for the rows r0 .. r0+rows-1 alone (r0 a multiple of K_NR, rows ≤ K_NR), the same
+ * bits: s[rows][lds] receives those rows of the scores; out's rows r0 .. from p_rows[rows][ldp].
+ * A head whose probabilities are not kept runs block by block in K_NR × n floats. */
+void k_linear_packed_lower_rows(float *s, size_t lds, const float *q, size_t ldq,
+                                const packed_w *kt, size_t n, size_t r0, size_t rows);
+void k_linear_packed_tril_rows(float *out, size_t ldo, const float *p_rows, size_t ldp,
+                               const packed_w *v, size_t r0, size_t rows, size_t o);
 
 /* ---- kernels (src/model/kernels.c) */
 

@@ -277,46 +277,67 @@ static int32_t symbol_id(const ats_tokenizer *t, const char *s, size_t n, int fi
     return tok_strmap_get(&t->map, buf, pl + n + sl);
 }
 
-/* BPE over the bytes word[0..n) of a pre-token; cidx maps each byte to its normalised char. */
-static int bpe_word(const ats_tokenizer *t, builder *b, const unsigned char *word, size_t n,
-                    const size_t *cidx, const nchar *nc, bpe_work *w, char *mapped) {
-    int32_t wid = b->word++;
-    if (n == 0) return 1;
-    int plain = !t->subword_prefix && !t->end_of_word_suffix;
-    if (t->ignore_merges) {
-        size_t ml = 0;
-        for (size_t i = 0; i < n; i++) {
-            size_t k = strlen(t->byte_chars[word[i]]);
-            memcpy(mapped + ml, t->byte_chars[word[i]], k);
-            ml += k;
+static int syms_reserve(bpe_work *w, size_t n) {
+    if (n <= w->scap) return 1;
+    sym *s = realloc(w->syms, n * sizeof *s);
+    if (!s) return 0;
+    w->syms = s;
+    w->scap = n;
+    return 1;
+}
+
+/* The initial symbols of a BPE word, one character at a time, as tokenizers' BPE::merge_word
+ * makes them: a character with a token is that token; one without becomes the <0xXX> tokens of
+ * its UTF-8 bytes (byte_fallback, when all of them exist), else the unknown token, one for a run
+ * of such characters (fuse_unk), or nothing without an unknown token. The unknown symbol waits
+ * until the next character with a token (or the word's end): byte-fallback tokens met in the
+ * meantime go before it, as in tokenizers. Symbols cover the units [bs, be) of the word. */
+typedef struct sym_list {
+    size_t ns;
+    int pending; /* an unknown symbol waits */
+    sym unk;
+} sym_list;
+
+static void sym_put(bpe_work *w, sym_list *l, int32_t id, size_t bs, size_t be) {
+    w->syms[l->ns] = (sym){id, (int32_t)l->ns - 1, (int32_t)l->ns + 1, bs, be, 1};
+    l->ns++;
+}
+
+static void sym_flush(bpe_work *w, sym_list *l) {
+    if (l->pending) sym_put(w, l, l->unk.id, l->unk.bs, l->unk.be);
+    l->pending = 0;
+}
+
+/* one character: id its token (-1 when none), utf8[k] its bytes; w->syms has room for k more */
+static void sym_char(const ats_tokenizer *t, bpe_work *w, sym_list *l, int32_t id,
+                     const unsigned char *utf8, int k, size_t bs, size_t be) {
+    if (id >= 0) {
+        sym_flush(w, l);
+        sym_put(w, l, id, bs, be);
+        return;
+    }
+    if (t->byte_fallback) {
+        int all = 1;
+        for (int j = 0; j < k; j++) all &= t->fallback_ids[utf8[j]] >= 0;
+        if (all) {
+            for (int j = 0; j < k; j++) sym_put(w, l, t->fallback_ids[utf8[j]], bs, be);
+            return;
         }
-        int32_t id = tok_strmap_get(&t->map, mapped, ml);
-        if (id >= 0) return push(b, id, nc[cidx[0]].os, nc[cidx[n - 1]].oe, 0, wid);
     }
-    if (n > w->scap) {
-        sym *s = realloc(w->syms, n * sizeof *s);
-        if (!s) return 0;
-        w->syms = s;
-        w->scap = n;
+    if (t->unk_id < 0) return;
+    if (l->pending && t->fuse_unk) {
+        l->unk.be = be;
+        return;
     }
-    /* initial symbols: one per byte; bytes without a token are dropped (or unk) */
-    size_t ns = 0;
-    int prev_unk = 0; /* the last symbol stands for bytes without a token */
-    for (size_t i = 0; i < n; i++) {
-        int32_t id = plain ? t->byte_ids[word[i]]
-                           : symbol_id(t, t->byte_chars[word[i]], strlen(t->byte_chars[word[i]]),
-                                       i == 0, i == n - 1);
-        int unk = id < 0;
-        if (unk) id = t->unk_id;
-        if (id < 0) continue;
-        if (unk && prev_unk && t->fuse_unk) { /* tokenizers' fuse_unk: one unknown for the run */
-            w->syms[ns - 1].be = i + 1;
-            continue;
-        }
-        prev_unk = unk;
-        w->syms[ns] = (sym){id, (int32_t)ns - 1, (int32_t)ns + 1, i, i + 1, 1};
-        ns++;
-    }
+    sym_flush(w, l);
+    l->pending = 1;
+    l->unk = (sym){t->unk_id, -1, -1, bs, be, 1};
+}
+
+/* Merges the symbols w->syms[0..ns) by rank and pushes the tokens; a symbol's units map to
+ * normalised characters through cidx (NULL: the units are the characters). */
+static int bpe_merge_emit(const ats_tokenizer *t, builder *b, bpe_work *w, size_t ns,
+                          const size_t *cidx, const nchar *nc, int32_t wid) {
     if (ns == 0) return 1;
     w->syms[ns - 1].next = -1;
     w->hn = 0;
@@ -338,9 +359,62 @@ static int bpe_word(const ats_tokenizer *t, builder *b, const unsigned char *wor
     }
     for (int32_t i = 0; i >= 0; i = w->syms[i].next) {
         const sym *s = &w->syms[i];
-        if (!push(b, s->id, nc[cidx[s->bs]].os, nc[cidx[s->be - 1]].oe, 0, wid)) return 0;
+        size_t first = cidx ? cidx[s->bs] : s->bs, last = cidx ? cidx[s->be - 1] : s->be - 1;
+        if (!push(b, s->id, nc[first].os, nc[last].oe, 0, wid)) return 0;
     }
     return 1;
+}
+
+/* BPE over the bytes word[0..n) of a pre-token; cidx maps each byte to its normalised char. */
+static int bpe_word(const ats_tokenizer *t, builder *b, const unsigned char *word, size_t n,
+                    const size_t *cidx, const nchar *nc, bpe_work *w, char *mapped) {
+    int32_t wid = b->word++;
+    if (n == 0) return 1;
+    int plain = !t->subword_prefix && !t->end_of_word_suffix;
+    if (t->ignore_merges) {
+        size_t ml = 0;
+        for (size_t i = 0; i < n; i++) {
+            size_t k = strlen(t->byte_chars[word[i]]);
+            memcpy(mapped + ml, t->byte_chars[word[i]], k);
+            ml += k;
+        }
+        int32_t id = tok_strmap_get(&t->map, mapped, ml);
+        if (id >= 0) return push(b, id, nc[cidx[0]].os, nc[cidx[n - 1]].oe, 0, wid);
+    }
+    /* a byte-level character is at most 2 bytes of UTF-8: at most 2 fallback symbols */
+    if (!syms_reserve(w, 2 * n)) return 0;
+    sym_list l = {0};
+    for (size_t i = 0; i < n; i++) {
+        const char *ch = t->byte_chars[word[i]];
+        int k = (int)strlen(ch);
+        int32_t id = plain ? t->byte_ids[word[i]] : symbol_id(t, ch, (size_t)k, i == 0, i == n - 1);
+        sym_char(t, w, &l, id, (const unsigned char *)ch, k, i, i + 1);
+    }
+    sym_flush(w, &l);
+    return bpe_merge_emit(t, b, w, l.ns, cidx, nc, wid);
+}
+
+/* A piece of text between added tokens of a SentencePiece-style BPE: ' ' as U+2581, a U+2581
+ * before it (spm_prefix; it stands for the first character in offsets), then one BPE word of
+ * characters. */
+static int spm_segment(const ats_tokenizer *t, builder *b, nvec *nv, bpe_work *w) {
+    int32_t wid = b->word++;
+    if (nv->n == 0) return 1;
+    if (t->spm_prefix) {
+        if (!nvec_push(nv, 0, 0, 0)) return 0;
+        memmove(nv->v + 1, nv->v, (nv->n - 1) * sizeof *nv->v);
+        nv->v[0] = (nchar){' ', nv->v[1].os, nv->v[1].oe};
+    }
+    if (!syms_reserve(w, 4 * nv->n)) return 0;
+    sym_list l = {0};
+    for (size_t i = 0; i < nv->n; i++) {
+        unsigned char u[4];
+        int k = tok_utf8_encode(nv->v[i].cp == ' ' ? 0x2581 : nv->v[i].cp, (char *)u);
+        int32_t id = tok_strmap_get(&t->map, (const char *)u, (size_t)k);
+        sym_char(t, w, &l, id, u, k, i, i + 1);
+    }
+    sym_flush(w, &l);
+    return bpe_merge_emit(t, b, w, l.ns, NULL, nv->v, wid);
 }
 
 typedef struct bl_work {
@@ -565,7 +639,9 @@ ats_status ats_tokenizer_encode(const ats_tokenizer *t, const char *text, size_t
                 ok = 0;
                 break;
             }
-            if (t->kind == ATS_TOKENIZER_BPE) {
+            if (t->spm) {
+                ok = spm_segment(t, &b, &nv, &bw);
+            } else if (t->kind == ATS_TOKENIZER_BPE) {
                 int r = bytelevel_segment(t, &b, &nv, &blw, &bw, md);
                 if (r < 0) {
                     st = ats_error_set(err, ATS_ERR_FORMAT, "text: regular expression failed");

@@ -7,6 +7,7 @@
 #include "tok_unicode_tables.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <pcre2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -633,7 +634,7 @@ static ats_status load_tokenizer_json(ats_tokenizer *t, const char *path, ats_er
 
 /* checks the combination and builds the byte-level tables and the regex */
 static ats_status finish(ats_tokenizer *t, const char *name, ats_error *err) {
-    if (t->kind == ATS_TOKENIZER_BPE && !t->pre_bytelevel)
+    if (t->kind == ATS_TOKENIZER_BPE && !t->pre_bytelevel && !t->spm)
         return ats_error_set(err, ATS_ERR_FORMAT,
                              "%s: a BPE tokenizer without the ByteLevel pre-tokenizer is not "
                              "supported",
@@ -897,16 +898,172 @@ static ats_status gguf_token_id(const ats_gguf *g, const char *key, size_t n, in
     return ATS_OK;
 }
 
+/* One merge that transformers derives from a SentencePiece vocabulary without merges. */
+typedef struct spm_merge {
+    float score, score_l, score_r; /* of the merged token and of its two pieces */
+    uint32_t pos, split;           /* the merged token's place among distinct tokens; where */
+    int32_t left, right, merged;
+} spm_merge;
+
+/* transformers' order (GGUFTokenizerSkeleton): by the merged token's score, descending; a
+ * stable sort over the tokens in vocabulary order, each token's merges sorted (stably, by split
+ * position) by the two pieces' scores, descending */
+static int spm_merge_cmp(const void *pa, const void *pb) {
+    const spm_merge *a = pa, *b = pb;
+    if (a->score != b->score) return a->score > b->score ? -1 : 1;
+    if (a->pos != b->pos) return a->pos < b->pos ? -1 : 1;
+    if (a->score_l != b->score_l) return a->score_l > b->score_l ? -1 : 1;
+    if (a->score_r != b->score_r) return a->score_r > b->score_r ? -1 : 1;
+    return a->split < b->split ? -1 : a->split > b->split;
+}
+
+/* The merges of a SentencePiece vocabulary that has scores and no merges, as transformers
+ * builds them: every split of every token (at character boundaries) whose two pieces are
+ * tokens, ranked by spm_merge_cmp. A token string given twice counts once, at its first
+ * place, with its last id and score (a Python dict built from the list). */
+static ats_status spm_merges(ats_tokenizer *t, const float *scores, size_t n, const char *path,
+                             ats_error *err) {
+    tok_strmap first = {0};
+    spm_merge *m = NULL;
+    size_t nm = 0, cap = 0;
+    ats_status st = ATS_OK;
+    for (size_t i = n; i-- > 0;)
+        if (!tok_strmap_put(&first, t->vocab[i], strlen(t->vocab[i]), (int32_t)i)) goto nomem;
+    uint32_t pos = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *s = t->vocab[i];
+        size_t len = strlen(s);
+        if (tok_strmap_get(&first, s, len) != (int32_t)i) continue;
+        int32_t id = tok_strmap_get(&t->map, s, len);
+        uint32_t split = 0;
+        for (size_t k = 1; k < len; k++) {
+            if (((unsigned char)s[k] & 0xC0) == 0x80) continue; /* inside a character */
+            int32_t l = tok_strmap_get(&t->map, s, k), r = tok_strmap_get(&t->map, s + k, len - k);
+            split++;
+            if (l < 0 || r < 0) continue;
+            if (nm == cap) {
+                size_t nc = cap ? 2 * cap : 1024;
+                spm_merge *x = realloc(m, nc * sizeof *x);
+                if (!x) goto nomem;
+                m = x;
+                cap = nc;
+            }
+            m[nm++] = (spm_merge){scores[id], scores[l], scores[r], pos, split, l, r, id};
+        }
+        pos++;
+    }
+    if (nm >= (size_t)INT32_MAX) {
+        st = ats_error_set(err, ATS_ERR_FORMAT, "%s: tokenizer.ggml.tokens: too many merges", path);
+        goto done;
+    }
+    if (nm) qsort(m, nm, sizeof *m, spm_merge_cmp);
+    for (size_t i = 0; i < nm; i++)
+        if (!tok_pairmap_put(&t->merges, m[i].left, m[i].right, (int32_t)i, m[i].merged))
+            goto nomem;
+    goto done;
+nomem:
+    st = ats_error_set(err, ATS_ERR_NOMEM, "%s: out of memory", path);
+done:
+    tok_strmap_free(&first);
+    free(m);
+    return st;
+}
+
+/* tokenizer.ggml.scores: one finite float per token */
+static ats_status gguf_scores(const ats_gguf *g, size_t n, float **out, ats_error *err) {
+    const char *key = "tokenizer.ggml.scores";
+    size_t ns;
+    *out = NULL;
+    if (!ats_gguf_find_kv(g, key))
+        return ats_error_set(err, ATS_ERR_FORMAT,
+                             "%s: metadata key '%s' is missing (a SentencePiece vocabulary without "
+                             "tokenizer.ggml.merges needs its scores to build them)",
+                             g->path, key);
+    ats_status st = ats_gguf_get_arr_len(g, key, GGUF_V_ARR, &ns, err);
+    if (st) return st;
+    if (ns != n)
+        return ats_error_set(err, ATS_ERR_FORMAT, "%s: %s has %zu entries for %zu tokens", g->path,
+                             key, ns, n);
+    float *sc = malloc((n ? n : 1) * sizeof *sc);
+    if (!sc) return ats_error_set(err, ATS_ERR_NOMEM, "%s: out of memory", g->path);
+    for (size_t i = 0; i < n && !st; i++) {
+        st = ats_gguf_get_arr_f32(g, key, i, &sc[i], err);
+        if (!st && !isfinite(sc[i]))
+            st = ats_error_set(err, ATS_ERR_FORMAT, "%s: %s[%zu] is not a finite number", g->path,
+                               key, i);
+    }
+    if (st) {
+        free(sc);
+        return st;
+    }
+    *out = sc;
+    return ATS_OK;
+}
+
+/* tokenizer.ggml.merges ("a b", in rank order) */
+static ats_status gguf_merges(ats_tokenizer *t, const ats_gguf *g, size_t nm, ats_error *err) {
+    const char *path = g->path;
+    if (nm >= (size_t)INT32_MAX)
+        return ats_error_set(err, ATS_ERR_FORMAT, "%s: tokenizer.ggml.merges: too many merges",
+                             path);
+    ats_status st = ATS_OK;
+    for (size_t i = 0; i < nm && !st; i++) {
+        const char *s, *sp;
+        size_t len;
+        if ((st = ats_gguf_get_arr_str(g, "tokenizer.ggml.merges", i, &s, &len, err))) break;
+        sp = memchr(s, ' ', len);
+        if (!sp || memchr(sp + 1, ' ', len - (size_t)(sp + 1 - s)))
+            st = ats_error_set(err, ATS_ERR_FORMAT,
+                               "%s: tokenizer.ggml.merges[%zu]: \"%.*s\" is not two tokens "
+                               "separated by one space",
+                               path, i, (int)(len > 60 ? 60 : len), s);
+        else
+            st = merge_add(t, s, (size_t)(sp - s), sp + 1, len - (size_t)(sp + 1 - s), (int32_t)i,
+                           path, i, err);
+    }
+    return st;
+}
+
+/* llama.cpp's token types: 0 undefined, 1 normal, 2 unknown, 3 control, 4 user-defined,
+ * 5 unused, 6 byte. The control tokens become special added tokens. */
+static ats_status gguf_token_types(ats_tokenizer *t, const ats_gguf *g, size_t n, ats_error *err) {
+    const char *key = "tokenizer.ggml.token_type";
+    size_t nt;
+    ats_status st = ats_gguf_get_arr_len(g, key, GGUF_V_ARR, &nt, err);
+    if (st) return st;
+    if (nt != n)
+        return ats_error_set(err, ATS_ERR_FORMAT, "%s: %s has %zu entries for %zu tokens", g->path,
+                             key, nt, n);
+    for (size_t i = 0; i < n && !st; i++) {
+        int64_t ty;
+        st = ats_gguf_get_arr_int(g, key, i, &ty, err);
+        if (!st && (ty < 0 || ty > 6))
+            st = ats_error_set(err, ATS_ERR_FORMAT,
+                               "%s: %s[%zu] = %lld is not a token type (0 to 6: undefined, "
+                               "normal, unknown, control, user-defined, unused, byte)",
+                               g->path, key, i, (long long)ty);
+        if (!st && ty == 3) st = added_add(t, t->vocab[i], (int32_t)i, 0, 0, 0, 1, g->path, err);
+    }
+    return st;
+}
+
 /* The tokenizer inside a GGUF file, as transformers builds it (integrations/ggml.py,
- * GGUFLlamaConverter, for general.architecture "llama" with tokenizer.ggml.model "gpt2", and
- * LlamaTokenizerFast around it): byte-level BPE over tokenizer.ggml.tokens (the id is the
- * index) and tokenizer.ggml.merges ("a b", in rank order); GPT-2's regex whatever
- * tokenizer.ggml.pre names (transformers ignores that key); no normaliser; the tokens whose
- * tokenizer.ggml.token_type is 3 (control) as special added tokens (without token types: the
- * unknown and BOS tokens); and the BOS token, tokens[tokenizer.ggml.bos_token_id], before the
- * text. transformers adds that BOS token whatever tokenizer.ggml.add_bos_token says (SmolLM2's
- * file says false, and llama.cpp adds none): attnscope follows transformers, the reference;
- * add_special = 0 (tokenize --no-special) gives llama.cpp's ids. */
+ * GGUFLlamaConverter, for general.architecture "llama", and LlamaTokenizerFast around it):
+ * BPE over tokenizer.ggml.tokens (the id is the index) with byte_fallback and fuse_unk, and
+ * - tokenizer.ggml.model "gpt2": byte-level BPE with tokenizer.ggml.merges ("a b", in rank
+ *   order) and GPT-2's regex whatever tokenizer.ggml.pre names (transformers ignores that key),
+ *   no normaliser;
+ * - tokenizer.ggml.model "llama" (SentencePiece): the merges of the file, or without them merges
+ *   built from tokenizer.ggml.scores (spm_merges); ' ' as U+2581 and, unless
+ *   tokenizer.ggml.add_space_prefix is false, a U+2581 before each piece of text between added
+ *   tokens; BPE over characters, a character without a token as its <0xXX> byte tokens.
+ * Special added tokens: those whose tokenizer.ggml.token_type is 3 (control), without token
+ * types the unknown and BOS tokens; the unknown and BOS tokens are special in any case (they
+ * are LlamaTokenizerFast's unk_token and bos_token). The BOS token,
+ * tokens[tokenizer.ggml.bos_token_id], goes before the text and no EOS after it:
+ * LlamaTokenizerFast's defaults, whatever tokenizer.ggml.add_bos_token / add_eos_token say
+ * (SmolLM2's file says add_bos_token false, and llama.cpp adds none). attnscope follows
+ * transformers, the reference; add_special = 0 (tokenize --no-special) drops the BOS token. */
 static ats_status load_gguf(ats_tokenizer *t, const char *path, ats_error *err) {
     ats_gguf *g;
     ats_status st = ats_gguf_open(path, &g, err);
@@ -914,20 +1071,15 @@ static ats_status load_gguf(ats_tokenizer *t, const char *path, ats_error *err) 
     const char *arch = "", *model = "";
     size_t alen = 0, mlen = 0, n = 0, nm = 0;
     int32_t bos = -1, unk = -1;
+    float *scores = NULL;
     if ((st = ats_gguf_get_str(g, "general.architecture", &arch, &alen, err)) ||
         (st = ats_gguf_get_str(g, "tokenizer.ggml.model", &model, &mlen, err)))
         goto done;
-    if (gguf_str_is(model, mlen, "llama")) {
-        st = ats_error_set(err, ATS_ERR_FORMAT,
-                           "%s: tokenizer.ggml.model \"llama\" (a SentencePiece tokenizer) is not "
-                           "supported yet (\"gpt2\", byte-level BPE, is)",
-                           path);
-        goto done;
-    }
-    if (!gguf_str_is(model, mlen, "gpt2")) {
+    int spm = gguf_str_is(model, mlen, "llama");
+    if (!spm && !gguf_str_is(model, mlen, "gpt2")) {
         st = ats_error_set(err, ATS_ERR_FORMAT,
                            "%s: tokenizer.ggml.model \"%.*s\" is not supported (\"gpt2\", "
-                           "byte-level BPE, is)",
+                           "byte-level BPE, and \"llama\", SentencePiece, are)",
                            path, (int)(mlen > 40 ? 40 : mlen), model);
         goto done;
     }
@@ -965,74 +1117,43 @@ static ats_status load_gguf(ats_tokenizer *t, const char *path, ats_error *err) 
     /* transformers passes tokens, not ids: a duplicated token string means its last id */
     t->unk_id = unk < 0 ? -1 : tok_strmap_get(&t->map, t->vocab[unk], strlen(t->vocab[unk]));
     int32_t bos_id = tok_strmap_get(&t->map, t->vocab[bos], strlen(t->vocab[bos]));
-    if (ats_gguf_find_kv(g, "tokenizer.ggml.token_type")) {
-        size_t nt;
-        if ((st = ats_gguf_get_arr_len(g, "tokenizer.ggml.token_type", GGUF_V_ARR, &nt, err)))
-            goto done;
-        if (nt != n) {
-            st = ats_error_set(err, ATS_ERR_FORMAT,
-                               "%s: tokenizer.ggml.token_type has %zu entries for %zu tokens", path,
-                               nt, n);
-            goto done;
-        }
-        for (size_t i = 0; i < n && !st; i++) {
-            int64_t ty;
-            st = ats_gguf_get_arr_int(g, "tokenizer.ggml.token_type", i, &ty, err);
-            if (!st && ty == 3) st = added_add(t, t->vocab[i], (int32_t)i, 0, 0, 0, 1, path, err);
-        }
-    } else {
-        if (unk >= 0) st = added_add(t, t->vocab[unk], unk, 0, 0, 0, 1, path, err);
-        if (!st) st = added_add(t, t->vocab[bos], bos, 0, 0, 0, 1, path, err);
-    }
-    if (st) goto done;
-    if ((st = ats_gguf_get_arr_len(g, "tokenizer.ggml.merges", GGUF_V_STR, &nm, err))) goto done;
-    if (nm >= (size_t)INT32_MAX) {
-        st = ats_error_set(err, ATS_ERR_FORMAT, "%s: tokenizer.ggml.merges: too many merges", path);
+    if (ats_gguf_find_kv(g, "tokenizer.ggml.token_type") && (st = gguf_token_types(t, g, n, err)))
         goto done;
-    }
-    for (size_t i = 0; i < nm && !st; i++) {
-        const char *s, *sp;
-        size_t len;
-        if ((st = ats_gguf_get_arr_str(g, "tokenizer.ggml.merges", i, &s, &len, err))) break;
-        sp = memchr(s, ' ', len);
-        if (!sp || memchr(sp + 1, ' ', len - (size_t)(sp + 1 - s)))
-            st = ats_error_set(err, ATS_ERR_FORMAT,
-                               "%s: tokenizer.ggml.merges[%zu]: \"%.*s\" is not two tokens "
-                               "separated by one space",
-                               path, i, (int)(len > 60 ? 60 : len), s);
-        else
-            st = merge_add(t, s, (size_t)(sp - s), sp + 1, len - (size_t)(sp + 1 - s), (int32_t)i,
-                           path, i, err);
-    }
+    if (unk >= 0) st = added_add(t, t->vocab[unk], unk, 0, 0, 0, 1, path, err);
+    if (!st) st = added_add(t, t->vocab[bos], bos, 0, 0, 0, 1, path, err);
     if (st) goto done;
+    if (ats_gguf_find_kv(g, "tokenizer.ggml.merges") || !spm) {
+        if ((st = ats_gguf_get_arr_len(g, "tokenizer.ggml.merges", GGUF_V_STR, &nm, err)) ||
+            (st = gguf_merges(t, g, nm, err)))
+            goto done;
+    } else if ((st = gguf_scores(g, n, &scores, err)) || (st = spm_merges(t, scores, n, path, err)))
+        goto done;
     if ((st = template_add(t, 0, &bos_id, 1, err)) || (st = template_add(t, 1, NULL, 0, err)))
         goto done;
-    t->pre_bytelevel = 1;
-    t->byte_regex = 1;
+    if (spm) {
+        t->spm = 1;
+        t->spm_prefix = 1;
+        if (ats_gguf_find_kv(g, "tokenizer.ggml.add_space_prefix") &&
+            (st = ats_gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &t->spm_prefix, err)))
+            goto done;
+    } else {
+        t->pre_bytelevel = 1;
+        t->byte_regex = 1;
+    }
     const gguf_kv *ctx = ats_gguf_find_kv(g, "llama.context_length");
     int64_t cl;
     if (ctx && !ats_gguf_get_int(g, "llama.context_length", &cl, NULL) && cl > 0 && cl < 1000000000)
         t->max_length = (size_t)cl;
     if ((st = finish(t, path, err))) goto done;
-    /* transformers' BPE has byte_fallback and fuse_unk: a byte-level character missing from
-     * the vocabulary (SmolLM2's lacks those of 21 bytes, control characters and bytes that
-     * UTF-8 never uses) becomes the <0xXX> tokens of its UTF-8 bytes when the vocabulary has
-     * them, else the unknown token, one for a run of such bytes. attnscope has the second
-     * only, so it refuses a vocabulary that has <0xXX> tokens and lacks some byte */
     t->fuse_unk = 1;
-    int missing = -1, fallback = 0;
-    for (int b = 0; b < 256; b++) {
+    t->byte_fallback = 1;
+    for (int c = 0; c < 256; c++) {
         char hex[8];
-        snprintf(hex, sizeof hex, "<0x%02X>", b);
-        if (t->byte_ids[b] < 0 && missing < 0) missing = b;
-        if (tok_strmap_get(&t->map, hex, strlen(hex)) >= 0) fallback = 1;
+        snprintf(hex, sizeof hex, "<0x%02X>", c);
+        t->fallback_ids[c] = tok_strmap_get(&t->map, hex, strlen(hex));
     }
-    if (missing >= 0 && fallback)
-        st = ats_error_set(err, ATS_ERR_FORMAT,
-                           "%s: tokenizer.ggml.tokens lacks the byte-level token '%s' of byte "
-                           "0x%02X and has <0xXX> byte tokens (byte fallback is not supported)",
-                           path, t->byte_chars[missing], missing);
 done:
+    free(scores);
     ats_gguf_close(g);
     return st;
 }

@@ -114,6 +114,14 @@ struct ats_tokenizer {
     char *end_of_word_suffix;
     int ignore_merges;
     int fuse_unk; /* consecutive bytes without a token become one unknown token */
+    /* byte_fallback: a character without a token becomes the <0xXX> tokens of its UTF-8 bytes
+     * when the vocabulary has all of them (fallback_ids[byte], -1 when absent) */
+    int byte_fallback;
+    int32_t fallback_ids[256];
+    /* SentencePiece-style BPE (GGUF tokenizer.ggml.model "llama", as transformers converts
+     * it): no pre-tokenizer, ' ' becomes U+2581 and, when spm_prefix, a U+2581 starts each
+     * piece of text between added tokens; BPE over characters, not bytes */
+    int spm, spm_prefix;
 
     /* added tokens, matched on the raw text before anything else */
     tok_added *added;

@@ -159,17 +159,22 @@ static ats_status check_value(const char *name, size_t row, size_t col, double d
     return ATS_OK;
 }
 
-ats_status ats_metric_from_full(size_t n, const double *full, int symmetrize, const char *name,
-                                double *lower, ats_error *err) {
+/* Entry t of a full matrix of doubles or floats (a mapped .npy is read in place). */
+static inline double full_at(const void *full, int is_f32, size_t t) {
+    return is_f32 ? (double)((const float *)full)[t] : ((const double *)full)[t];
+}
+
+static ats_status from_full(size_t n, const void *full, int is_f32, int symmetrize,
+                            const char *name, double *lower, ats_error *err) {
     if (!name) name = "distance matrix";
     for (size_t i = 0; i < n; i++) {
-        double d = full[i * n + i];
+        double d = full_at(full, is_f32, i * n + i);
         if (d != 0.0)
             return ats_error_set(err, ATS_ERR_INVALID,
                                  "%s: row %zu, column %zu: diagonal entry %g is not 0", name, i + 1,
                                  i + 1, d);
         for (size_t j = 0; j < i; j++) {
-            double a = full[i * n + j], b = full[j * n + i];
+            double a = full_at(full, is_f32, i * n + j), b = full_at(full, is_f32, j * n + i);
             ats_status st = check_value(name, i + 1, j + 1, a, err);
             if (!st) st = check_value(name, j + 1, i + 1, b, err);
             if (st) return st;
@@ -183,6 +188,11 @@ ats_status ats_metric_from_full(size_t n, const double *full, int symmetrize, co
         }
     }
     return ATS_OK;
+}
+
+ats_status ats_metric_from_full(size_t n, const double *full, int symmetrize, const char *name,
+                                double *lower, ats_error *err) {
+    return from_full(n, full, 0, symmetrize, name, lower, err);
 }
 
 ats_status ats_metric_from_points(size_t n, size_t dim, const double *points, double *lower,
@@ -210,6 +220,10 @@ static ats_status alloc_lower(const char *path, size_t count, size_t n, double *
     if (n > METRIC_MAX_POINTS || !ats_size_mul(n, n - (n > 0), &m) ||
         !ats_size_mul(m / 2, count, &total) || !ats_size_mul(total, sizeof(double), &total))
         return ats_error_set(err, ATS_ERR_RANGE, "%s: %zu points is too many", path, n);
+    char what[600];
+    snprintf(what, sizeof what, "%s: the distances of %zu points", path, n);
+    ats_status st = ats_memory_check(total, what, err);
+    if (st) return st;
     *out = malloc(total ? total : 1);
     if (!*out) return ats_error_set(err, ATS_ERR_NOMEM, "%s: out of memory", path);
     return ATS_OK;
@@ -218,7 +232,8 @@ static ats_status alloc_lower(const char *path, size_t count, size_t n, double *
 static ats_status read_npy(const char *path, int symmetrize, size_t *count, size_t *n,
                            double **lowers, ats_error *err) {
     ats_npy a;
-    ats_status st = ats_npy_read(path, &a, err);
+    /* mapped: each matrix is read in place into its lower triangle, never copied whole */
+    ats_status st = ats_npy_map(path, &a, err);
     if (st) return st;
     if ((a.ndim != 2 && a.ndim != 3) || a.shape[a.ndim - 1] != a.shape[a.ndim - 2] ||
         (a.dtype != ATS_F32 && a.dtype != ATS_F64)) {
@@ -233,21 +248,17 @@ static ats_status read_npy(const char *path, int symmetrize, size_t *count, size
         return ats_error_set(err, ATS_ERR_FORMAT, "%s: empty distance matrix", path);
     }
     st = alloc_lower(path, b, nn, lowers, err);
-    double *full = st ? NULL : malloc(nn * nn * sizeof *full);
-    if (!st && !full) st = ats_error_set(err, ATS_ERR_NOMEM, "%s: out of memory", path);
-    size_t m = nn * (nn - 1) / 2;
+    size_t m = nn * (nn - 1) / 2, es = a.dtype == ATS_F32 ? sizeof(float) : sizeof(double);
     char name[600];
     for (size_t k = 0; k < b && !st; k++) {
-        for (size_t t = 0; t < nn * nn; t++)
-            full[t] = a.dtype == ATS_F64 ? ((const double *)a.data)[k * nn * nn + t]
-                                         : (double)((const float *)a.data)[k * nn * nn + t];
         if (b > 1)
             snprintf(name, sizeof name, "%s: matrix %zu", path, k);
         else
             snprintf(name, sizeof name, "%s", path);
-        st = ats_metric_from_full(nn, full, symmetrize, name, *lowers + k * m, err);
+        st = from_full(nn, (const char *)a.data + k * nn * nn * es, a.dtype == ATS_F32, symmetrize,
+                       name, *lowers + k * m, err);
+        ats_npy_release(&a, k * nn * nn, nn * nn);
     }
-    free(full);
     ats_npy_free(&a);
     if (st) {
         free(*lowers);

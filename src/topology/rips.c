@@ -128,8 +128,23 @@ static inline int64_t binom(const rips *r, int64_t v, int k) {
     return (k > r->k_max || v < 0) ? 0 : r->binom[(size_t)k * (r->n + 1) + (size_t)v];
 }
 
+/* A streamed metric (ats_rips_compute_rows) keeps no triangle: a distance within the
+ * threshold is found in i's neighbour list (vertices descending) by bisection; +inf beyond. */
+static double dist_streamed(const rips *r, int64_t i, int64_t j) {
+    size_t lo = r->nb_start[i], hi = r->nb_start[i + 1];
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (r->nb[mid].v > j)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < r->nb_start[i + 1] && r->nb[lo].v == j ? r->nb[lo].d : INFINITY;
+}
+
 static inline double dist(const rips *r, int64_t i, int64_t j) {
-    return i == j ? 0.0 : r->lower[lower_index((size_t)i, (size_t)j)];
+    if (i == j) return 0.0;
+    return r->lower ? r->lower[lower_index((size_t)i, (size_t)j)] : dist_streamed(r, i, j);
 }
 
 static inline int64_t e_index(const rips *r, entry e) {
@@ -1267,9 +1282,12 @@ static void essential_cycle(rips *r, entry e, ats_representative *rep) {
     prev[ev[0]] = ev[0];
     while (head < tail && prev[ev[1]] < 0) {
         int32_t u = queue[head++];
-        for (size_t w = 0; w < n; w++) {
+        /* sparse: u's neighbours, ascending as the dense scan (the same tree, the same cycle) */
+        size_t cnt = r->sparse ? r->nb_start[u + 1] - r->nb_start[u] : n;
+        for (size_t q = 0; q < cnt; q++) {
+            size_t w = r->sparse ? (size_t)r->nb[r->nb_start[u + 1] - 1 - q].v : q;
             if (prev[w] >= 0 || (int32_t)w == u) continue;
-            double d = dist(r, u, (int64_t)w);
+            double d = r->sparse ? r->nb[r->nb_start[u + 1] - 1 - q].d : dist(r, u, (int64_t)w);
             int64_t idx = (int64_t)lower_index((size_t)u, w);
             entry f = make_entry(r, d, idx, 1);
             if (d > r->threshold || !filt_before(r, f, e)) continue;
@@ -1511,15 +1529,15 @@ static void rips_free(rips *r) {
     for (int k = 0; k <= ATS_RIPS_MAX_DIM; k++) pairs_free(&r->out[k]);
 }
 
-ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_options *opt_in,
-                            ats_rips_result *out, ats_error *err) {
+/* Clears out, takes the defaults for a NULL *opt (kept in *defaults) and checks the options. */
+static ats_status rips_begin(size_t n, const ats_rips_options **optp, ats_rips_options *defaults,
+                             ats_rips_result *out, ats_error *err) {
     memset(out, 0, sizeof *out);
-    ats_rips_options defaults;
-    if (!opt_in) {
-        ats_rips_options_init(&defaults);
-        opt_in = &defaults;
+    if (!*optp) {
+        ats_rips_options_init(defaults);
+        *optp = defaults;
     }
-    const ats_rips_options *opt = opt_in;
+    const ats_rips_options *opt = *optp;
     if (n == 0) return ats_error_set(err, ATS_ERR_INVALID, "rips: the metric has no points");
     if (n > (size_t)INT32_MAX)
         return ats_error_set(err, ATS_ERR_RANGE, "rips: %zu points is more than supported", n);
@@ -1534,25 +1552,148 @@ ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_option
     if (isnan(opt->ratio) || isnan(opt->min_persistence))
         return ats_error_set(err, ATS_ERR_INVALID,
                              "rips: ratio and min-persistence must be numbers");
-    double t_start = cpu_now();
-    ats_status st = ats_metric_check(n, lower, NULL, err);
+    return ATS_OK;
+}
+
+/* The engine's settings from the options, before any data is looked at. */
+static void rips_init(rips *r, size_t n, const ats_rips_options *opt) {
+    memset(r, 0, sizeof *r);
+    r->n = n;
+    r->opt = opt;
+    r->modulus = opt->modulus;
+    r->want_cocycles = opt->want_cocycles;
+    r->threads = opt->n_threads > 0 ? opt->n_threads : 1;
+#ifdef _OPENMP
+    if (opt->n_threads == 0) r->threads = omp_get_num_procs();
+#endif
+    r->want_cycles = opt->want_cycles && opt->max_dim >= 1;
+    /* Homology above dimension n-2 vanishes (Ripser computes up to min(dim, n-2) too). */
+    r->dim_max = opt->max_dim;
+    if ((int64_t)r->dim_max > (int64_t)n - 2) r->dim_max = n >= 2 ? (int)(n - 2) : 0;
+    r->memory_limit = opt->memory_limit_gb > 0 ? opt->memory_limit_gb * 1e9 : physical_memory();
+}
+
+/* Refuses a problem whose memory estimate passes the limit, before anything is allocated. */
+static ats_status rips_memory_admit(rips *r, size_t m, size_t num_edges, int with_triangle,
+                                    ats_error *err) {
+    double est =
+        rips_memory_estimate(r->n, with_triangle ? m : 0, num_edges, r->sparse, r->dim_max);
+    r->memory_base = est;
+    if (est > r->memory_limit)
+        return ats_error_set(err, ATS_ERR_RANGE,
+                             "rips: %zu points to dimension %d with threshold %g (%zu of %zu "
+                             "edges) need about %.3g GB, more than the %.3g GB allowed; lower "
+                             "--threshold or --dim, or raise --memory-limit",
+                             r->n, r->dim_max, r->threshold, num_edges, m, est / 1e9,
+                             r->memory_limit / 1e9);
+    return ATS_OK;
+}
+
+/* Simplex indices (every (dim_max+1)-simplex index must fit beside the coefficient bits), the
+ * binomial table and the inverses mod p. */
+static ats_status rips_tables(rips *r, ats_error *err) {
+    size_t n = r->n;
+    int coef_bits = 1;
+    while ((1u << coef_bits) <= r->modulus - 1) coef_bits++;
+    r->index_bits = 64 - coef_bits;
+    r->index_mask = (r->index_bits >= 64) ? UINT64_MAX : ((uint64_t)1 << r->index_bits) - 1;
+    r->k_max = r->dim_max + 2;
+    int64_t top_count = binom_exact((int64_t)n, r->k_max);
+    if (top_count < 0 || (uint64_t)top_count >= r->index_mask)
+        return ats_error_set(err, ATS_ERR_RANGE,
+                             "rips: %zu points in dimension %d need simplex indices beyond 64 "
+                             "bits; lower --dim",
+                             n, r->opt->max_dim);
+    size_t bsize;
+    if (!ats_size_mul((size_t)(r->k_max + 1), n + 1, &bsize))
+        return ats_error_set(err, ATS_ERR_RANGE, "rips: binomial table overflows");
+    r->binom = malloc(bsize * sizeof *r->binom);
+    r->inverse = malloc(r->modulus * sizeof *r->inverse);
+    if (!r->binom || !r->inverse) return ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory");
+    for (int k = 0; k <= r->k_max; k++)
+        for (size_t v = 0; v <= n; v++)
+            r->binom[(size_t)k * (n + 1) + v] = binom_exact((int64_t)v, k);
+    /* inverses by Fermat: a^(p-2) */
+    r->inverse[0] = 0;
+    for (uint32_t a = 1; a < r->modulus; a++) {
+        uint32_t res = 1, b = a, e = r->modulus - 2;
+        while (e) {
+            if (e & 1) res = mod_mul(res, b, r->modulus);
+            b = mod_mul(b, b, r->modulus);
+            e >>= 1;
+        }
+        r->inverse[a] = res;
+    }
+    return ATS_OK;
+}
+
+/* H0, the reductions of every dimension and the cycles, then the result; frees r. */
+static ats_status rips_reduce(rips *r, ats_rips_result *out, ats_error *err) {
+    const ats_rips_options *opt = r->opt;
+    size_t n = r->n;
+    entry_vec simplices = {NULL, 0, 0}, columns = {NULL, 0, 0};
+    compute_dim0(r, &simplices, &columns);
+    if (r->dim_max < 2) { /* the edges are only needed to enumerate triangles */
+        free(simplices.a);
+        simplices = (entry_vec){NULL, 0, 0};
+    }
+    for (int dim = 1; dim <= r->dim_max && !r->oom; dim++) {
+        pivot_map pivots;
+        if (!pivot_map_init(&pivots, columns.len)) {
+            r->oom = 1;
+            break;
+        }
+        compute_pairs(r, &columns, &pivots, dim);
+        if (dim < r->dim_max) assemble_columns(r, &simplices, &columns, &pivots, dim);
+        free(pivots.slots);
+    }
+    free(simplices.a);
+    free(columns.a);
+    if (r->want_cycles && r->dim_max >= 1 && !r->oom) compute_cycles(r);
+    if (r->over_limit) {
+        rips_free(r);
+        return ats_error_set(err, ATS_ERR_RANGE,
+                             "rips: %zu points to dimension %d with threshold %g: with the "
+                             "columns of dimension %d it would need about %.3g GB (projected from "
+                             "the part enumerated), more than the %.3g GB allowed; lower "
+                             "--threshold or --dim, or raise --memory-limit",
+                             n, opt->max_dim, r->threshold, r->over_dim, r->over_projected / 1e9,
+                             r->memory_limit / 1e9);
+    }
+    if (r->oom) {
+        rips_free(r);
+        return ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory");
+    }
+    memcpy(out->phase_cpu_seconds, r->phase_cpu, sizeof r->phase_cpu);
+    for (int k = 0; k <= opt->max_dim; k++) {
+        pair_vec *p = &r->out[k];
+        out->dims[k].count = p->len;
+        out->dims[k].pairs = p->pairs;
+        out->birth_simplex[k] = p->birth;
+        out->death_simplex[k] = p->death;
+        out->cocycles[k] = p->reps;
+        if (k == 1) {
+            out->cycles = r->cycles;
+            r->cycles = NULL;
+        }
+        memset(p, 0, sizeof *p);
+    }
+    rips_free(r);
+    return ATS_OK;
+}
+
+ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_options *opt_in,
+                            ats_rips_result *out, ats_error *err) {
+    ats_rips_options defaults;
+    const ats_rips_options *opt = opt_in;
+    ats_status st = rips_begin(n, &opt, &defaults, out, err);
     if (st) return st;
+    double t_start = cpu_now();
+    if ((st = ats_metric_check(n, lower, NULL, err))) return st;
 
     rips r;
-    memset(&r, 0, sizeof r);
-    r.n = n;
+    rips_init(&r, n, opt);
     r.lower = lower;
-    r.opt = opt;
-    r.modulus = opt->modulus;
-    r.want_cocycles = opt->want_cocycles;
-    r.threads = opt->n_threads > 0 ? opt->n_threads : 1;
-#ifdef _OPENMP
-    if (opt->n_threads == 0) r.threads = omp_get_num_procs();
-#endif
-    r.want_cycles = opt->want_cycles && opt->max_dim >= 1;
-    /* Homology above dimension n-2 vanishes (Ripser computes up to min(dim, n-2) too). */
-    r.dim_max = opt->max_dim;
-    if ((int64_t)r.dim_max > (int64_t)n - 2) r.dim_max = n >= 2 ? (int)(n - 2) : 0;
 
     /* Range of the distances and the enclosing radius (min over points of the max distance):
        beyond it the complex is a cone, so nothing changes. */
@@ -1587,18 +1728,7 @@ ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_option
     for (size_t t = 0; t < m; t++) num_edges += lower[t] <= thr;
     /* Neighbour lists pay off when most pairs are beyond the threshold. */
     r.sparse = num_edges < m / 4;
-    r.memory_limit = opt->memory_limit_gb > 0 ? opt->memory_limit_gb * 1e9 : physical_memory();
-    {
-        double est = rips_memory_estimate(n, m, num_edges, r.sparse, r.dim_max);
-        double limit = r.memory_limit;
-        r.memory_base = est;
-        if (est > limit)
-            return ats_error_set(err, ATS_ERR_RANGE,
-                                 "rips: %zu points to dimension %d with threshold %g (%zu of %zu "
-                                 "edges) need about %.3g GB, more than the %.3g GB allowed; lower "
-                                 "--threshold or --dim, or raise --memory-limit",
-                                 n, r.dim_max, r.threshold, num_edges, m, est / 1e9, limit / 1e9);
-    }
+    if ((st = rips_memory_admit(&r, m, num_edges, 1, err))) return st;
 
     out->max_dim = opt->max_dim;
     out->n_points = n;
@@ -1606,40 +1736,9 @@ ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_option
     out->min_value = lo;
     out->max_value = hi;
 
-    /* Simplex indices: every (dim_max+1)-simplex index must fit beside the coefficient bits. */
-    int coef_bits = 1;
-    while ((1u << coef_bits) <= r.modulus - 1) coef_bits++;
-    r.index_bits = 64 - coef_bits;
-    r.index_mask = (r.index_bits >= 64) ? UINT64_MAX : ((uint64_t)1 << r.index_bits) - 1;
-    r.k_max = r.dim_max + 2;
-    int64_t top_count = binom_exact((int64_t)n, r.k_max);
-    if (top_count < 0 || (uint64_t)top_count >= r.index_mask)
-        return ats_error_set(err, ATS_ERR_RANGE,
-                             "rips: %zu points in dimension %d need simplex indices beyond 64 "
-                             "bits; lower --dim",
-                             n, opt->max_dim);
-    size_t bsize;
-    if (!ats_size_mul((size_t)(r.k_max + 1), n + 1, &bsize))
-        return ats_error_set(err, ATS_ERR_RANGE, "rips: binomial table overflows");
-    r.binom = malloc(bsize * sizeof *r.binom);
-    r.inverse = malloc(r.modulus * sizeof *r.inverse);
-    if (!r.binom || !r.inverse) {
+    if ((st = rips_tables(&r, err))) {
         rips_free(&r);
-        return ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory");
-    }
-    for (int k = 0; k <= r.k_max; k++)
-        for (size_t v = 0; v <= n; v++)
-            r.binom[(size_t)k * (n + 1) + v] = binom_exact((int64_t)v, k);
-    /* inverses by Fermat: a^(p-2) */
-    r.inverse[0] = 0;
-    for (uint32_t a = 1; a < r.modulus; a++) {
-        uint32_t res = 1, b = a, e = r.modulus - 2;
-        while (e) {
-            if (e & 1) res = mod_mul(res, b, r.modulus);
-            b = mod_mul(b, b, r.modulus);
-            e >>= 1;
-        }
-        r.inverse[a] = res;
+        return st;
     }
     if (!r.sparse) {
         size_t cells;
@@ -1673,57 +1772,219 @@ ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_option
         }
         r.nb_start[n] = t;
     }
-
-    entry_vec simplices = {NULL, 0, 0}, columns = {NULL, 0, 0};
     r.phase_cpu[ATS_RIPS_PHASE_SETUP] = cpu_now() - t_start;
-    compute_dim0(&r, &simplices, &columns);
-    if (r.dim_max < 2) { /* the edges are only needed to enumerate triangles */
-        free(simplices.a);
-        simplices = (entry_vec){NULL, 0, 0};
-    }
-    for (int dim = 1; dim <= r.dim_max && !r.oom; dim++) {
-        pivot_map pivots;
-        if (!pivot_map_init(&pivots, columns.len)) {
-            r.oom = 1;
-            break;
-        }
-        compute_pairs(&r, &columns, &pivots, dim);
-        if (dim < r.dim_max) assemble_columns(&r, &simplices, &columns, &pivots, dim);
-        free(pivots.slots);
-    }
-    free(simplices.a);
-    free(columns.a);
-    if (r.want_cycles && r.dim_max >= 1 && !r.oom) compute_cycles(&r);
-    if (r.over_limit) {
-        rips_free(&r);
-        return ats_error_set(err, ATS_ERR_RANGE,
-                             "rips: %zu points to dimension %d with threshold %g: with the "
-                             "columns of dimension %d it would need about %.3g GB (projected from "
-                             "the part enumerated), more than the %.3g GB allowed; lower "
-                             "--threshold or --dim, or raise --memory-limit",
-                             n, opt->max_dim, r.threshold, r.over_dim, r.over_projected / 1e9,
-                             r.memory_limit / 1e9);
-    }
-    if (r.oom) {
-        rips_free(&r);
-        return ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory");
-    }
-    memcpy(out->phase_cpu_seconds, r.phase_cpu, sizeof r.phase_cpu);
-    for (int k = 0; k <= opt->max_dim; k++) {
-        pair_vec *p = &r.out[k];
-        out->dims[k].count = p->len;
-        out->dims[k].pairs = p->pairs;
-        out->birth_simplex[k] = p->birth;
-        out->death_simplex[k] = p->death;
-        out->cocycles[k] = p->reps;
-        if (k == 1) {
-            out->cycles = r.cycles;
-            r.cycles = NULL;
-        }
-        memset(p, 0, sizeof *p);
-    }
-    rips_free(&r);
+    return rips_reduce(&r, out, err);
+}
+
+/* ---- a metric streamed row by row (ats_rips_compute_rows) */
+
+typedef struct row_reader {
+    size_t n;
+    ats_metric_row_fn fn;
+    void *ctx;
+    const char *name;
+    double *row; /* [n] */
+} row_reader;
+
+/* Row i, with every entry checked as ats_metric_from_full checks it (0 on the diagonal, finite
+ * and >= 0 elsewhere). */
+static ats_status read_row(row_reader *rr, size_t i, ats_error *err) {
+    ats_status st = rr->fn(rr->ctx, i, rr->row, err);
+    if (st) return st;
+    const double *x = rr->row;
+    if (x[i] != 0.0)
+        return ats_error_set(err, ATS_ERR_INVALID,
+                             "%s: row %zu, column %zu: diagonal entry %g is not 0", rr->name, i + 1,
+                             i + 1, x[i]);
+    for (size_t j = 0; j < rr->n; j++)
+        if (!(x[j] >= 0.0) || isinf(x[j]))
+            return ats_error_set(err, ATS_ERR_INVALID,
+                                 "%s: row %zu, column %zu: distance %g is not a finite "
+                                 "non-negative number",
+                                 rr->name, i + 1, j + 1, x[j]);
     return ATS_OK;
+}
+
+/* ats_metric_from_full's tolerance for a symmetric matrix. */
+static int asymmetric(double lower_value, double upper_value) {
+    double scale = fabs(lower_value) > 1.0 ? fabs(lower_value) : 1.0;
+    return fabs(lower_value - upper_value) > 1e-12 * scale;
+}
+
+static ats_status asymmetry_error(const row_reader *rr, size_t i, size_t j, double a, double b,
+                                  ats_error *err) {
+    return ats_error_set(err, ATS_ERR_INVALID,
+                         "%s: row %zu, column %zu: matrix is not symmetric (%.17g vs %.17g at row "
+                         "%zu, column %zu); use --symmetrize",
+                         rr->name, i + 1, j + 1, a, b, j + 1, i + 1);
+}
+
+/* Counts the lower-triangle entries within thr: low[i] of row i (columns j < i), up[j] of
+ * column j (rows i > j); *edges their total. */
+static ats_status count_edges(row_reader *rr, double thr, size_t *low, size_t *up, size_t *edges,
+                              ats_error *err) {
+    memset(low, 0, rr->n * sizeof *low);
+    memset(up, 0, rr->n * sizeof *up);
+    *edges = 0;
+    for (size_t i = 0; i < rr->n; i++) {
+        ats_status st = rr->fn(rr->ctx, i, rr->row, err);
+        if (st) return st;
+        for (size_t j = 0; j < i; j++)
+            if (rr->row[j] <= thr) {
+                low[i]++;
+                up[j]++;
+            }
+        *edges += low[i];
+    }
+    return ATS_OK;
+}
+
+/* The dense engine on the lower triangle (when the threshold keeps a quarter of the edges or
+ * more, neighbour lists would be as large): rows read into the triangle, then the upper
+ * entries compared with it as ats_metric_from_full does. */
+static ats_status rows_dense(row_reader *rr, const ats_rips_options *opt, ats_rips_result *out,
+                             ats_error *err) {
+    size_t n = rr->n, m = n * (n - 1) / 2;
+    double *lower = malloc((m ? m : 1) * sizeof *lower);
+    if (!lower) return ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory for %zu points", n);
+    ats_status st = ATS_OK;
+    for (size_t i = 0; i < n && !st; i++)
+        if (!(st = rr->fn(rr->ctx, i, rr->row, err)))
+            memcpy(lower + lower_index(i, 0), rr->row, i * sizeof *lower);
+    for (size_t i = 0; i < n && !st; i++) {
+        if ((st = rr->fn(rr->ctx, i, rr->row, err))) break;
+        for (size_t j = i + 1; j < n; j++)
+            if (asymmetric(lower[lower_index(i, j)], rr->row[j])) {
+                st = asymmetry_error(rr, j, i, lower[lower_index(i, j)], rr->row[j], err);
+                break;
+            }
+    }
+    if (!st) st = ats_rips_compute(n, lower, opt, out, err);
+    free(lower);
+    return st;
+}
+
+ats_status ats_rips_compute_rows(size_t n, ats_metric_row_fn row, void *ctx, const char *name,
+                                 const ats_rips_options *opt_in, ats_rips_result *out,
+                                 ats_error *err) {
+    ats_rips_options defaults;
+    const ats_rips_options *opt = opt_in;
+    ats_status st = rips_begin(n, &opt, &defaults, out, err);
+    if (st) return st;
+    double t_start = cpu_now();
+    row_reader rr = {n, row, ctx, name ? name : "distance matrix", malloc(n * sizeof(double))};
+    double *radius = calloc(n, sizeof *radius);
+    size_t *low = malloc(n * sizeof *low), *up = malloc(n * sizeof *up);
+    rips r;
+    rips_init(&r, n, opt);
+    if (!rr.row || !radius || !low || !up) {
+        st = ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory for %zu points", n);
+        goto done;
+    }
+    /* Pass 1: every entry checked; the range and the enclosing radius of the lower triangle
+       (the distances the dense engine uses); the edges within a given threshold. */
+    size_t m = n * (n - 1) / 2, num_edges = 0;
+    double lo = m ? INFINITY : 0.0, hi = 0.0, thr = opt->threshold;
+    memset(low, 0, n * sizeof *low);
+    memset(up, 0, n * sizeof *up);
+    for (size_t i = 0; i < n && !st; i++) {
+        if ((st = read_row(&rr, i, err))) break;
+        const double *x = rr.row;
+        for (size_t j = 0; j < i; j++) {
+            double d = x[j];
+            lo = d < lo ? d : lo;
+            hi = d > hi ? d : hi;
+            radius[i] = d > radius[i] ? d : radius[i];
+            radius[j] = d > radius[j] ? d : radius[j];
+            if (d <= thr) {
+                low[i]++;
+                up[j]++;
+            }
+        }
+        num_edges += low[i];
+    }
+    if (st) goto done;
+    double enclosing = INFINITY;
+    for (size_t i = 0; i < n; i++) enclosing = radius[i] < enclosing ? radius[i] : enclosing;
+    r.threshold = isinf(thr) ? enclosing : thr;
+    if (isinf(thr) && (st = count_edges(&rr, r.threshold, low, up, &num_edges, err))) goto done;
+    r.sparse = num_edges < m / 4;
+    if (!r.sparse) {
+        /* as many edges as the dense engine's rows: it runs on the triangle, estimated with
+           it before the triangle is allocated */
+        if ((st = rips_memory_admit(&r, m, num_edges, 1, err))) goto done;
+        rips_free(&r);
+        free(radius);
+        free(low);
+        free(up);
+        st = rows_dense(&rr, opt, out, err);
+        free(rr.row);
+        return st;
+    }
+    if ((st = rips_memory_admit(&r, m, num_edges, 0, err))) goto done;
+    if ((st = rips_tables(&r, err))) goto done;
+    size_t total;
+    r.nb_start = malloc((n + 1) * sizeof *r.nb_start);
+    if (!r.nb_start || !ats_size_mul(num_edges, 2, &total) ||
+        !(r.nb = malloc((total ? total : 1) * sizeof *r.nb))) {
+        st = ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory for neighbour lists");
+        goto done;
+    }
+    /* Vertex i's list, descending: its neighbours above it (from the later rows' lower parts,
+       which arrive ascending and so fill their block from its end), then those below it (its
+       own row's lower part, read from column i-1 down). */
+    r.nb_start[0] = 0;
+    for (size_t i = 0; i < n; i++) r.nb_start[i + 1] = r.nb_start[i] + up[i] + low[i];
+    size_t *fill = up; /* up[j] becomes the next free slot of j's upper block, from its end */
+    for (size_t i = 0; i < n && !st; i++) {
+        if ((st = row(ctx, i, rr.row, err))) break;
+        size_t t = r.nb_start[i] + up[i];
+        for (size_t j = i; j-- > 0;) {
+            double d = rr.row[j];
+            if (d > r.threshold) continue;
+            r.nb[t++] = (neighbor){(int32_t)j, d};
+            r.nb[r.nb_start[j] + --fill[j]] = (neighbor){(int32_t)i, d};
+        }
+    }
+    /* Pass 3: the upper part of each row against the lower entries kept. A pair beyond the
+       threshold is not used and not compared: the result is that of the lower triangle. */
+    for (size_t i = 0; i < n && !st; i++) {
+        if ((st = row(ctx, i, rr.row, err))) break;
+        size_t t = r.nb_start[i], end = r.nb_start[i + 1];
+        for (size_t j = n; j-- > i + 1;) {
+            double a = rr.row[j];
+            if (t < end && (size_t)r.nb[t].v == j) {
+                if (asymmetric(r.nb[t].d, a)) st = asymmetry_error(&rr, j, i, r.nb[t].d, a, err);
+                t++;
+            } else if (a <= r.threshold && asymmetric(r.threshold, a)) {
+                /* d(j, i) > threshold >= a, by more than the tolerance: read it to say */
+                if (!(st = row(ctx, j, rr.row, err)) && asymmetric(rr.row[i], a))
+                    st = asymmetry_error(&rr, j, i, rr.row[i], a, err);
+                else if (!st && !(st = row(ctx, i, rr.row, err)))
+                    continue;
+            }
+            if (st) break;
+        }
+    }
+    if (st) goto done;
+    free(radius);
+    free(low);
+    free(up);
+    free(rr.row);
+    out->max_dim = opt->max_dim;
+    out->n_points = n;
+    out->threshold = r.threshold;
+    out->min_value = lo;
+    out->max_value = hi;
+    r.phase_cpu[ATS_RIPS_PHASE_SETUP] = cpu_now() - t_start;
+    return rips_reduce(&r, out, err);
+done:
+    rips_free(&r);
+    free(radius);
+    free(low);
+    free(up);
+    free(rr.row);
+    return st;
 }
 
 ats_status ats_rips_compute_batch(size_t count, const size_t *ns, const double *const *lowers,

@@ -119,6 +119,28 @@ def test_attend_divergence_graph(attention_files):
     p = run("graph", "--attention", str(tmp / "a.npy"), "--layer", "1", "--head", "0",
             "--out", str(out), "--format", "pdf")
     assert p.returncode == 0 and (out / "graph_1_L1_H0.pdf").read_bytes()[:4] == b"%PDF"
+    # layer 1 is causal: (A + A^T)/2 by default, the lower triangle copied up with --seed-compat
+    a = att[1, 0].astype(np.float64)
+    g = np.load(out / "graph_1_L1_H0.npy")
+    np.testing.assert_array_equal(g, np.where(np.eye(14, dtype=bool), a, 0.5 * (a + a.T)))
+    p = run("graph", "--attention", str(tmp / "a.npy"), "--layer", "1", "--head", "0",
+            "--out", str(out), "--seed-compat")
+    assert p.returncode == 0, p.stderr
+    np.testing.assert_array_equal(np.load(out / "graph_1_L1_H0.npy"), np.tril(a) + np.tril(a, -1).T)
+
+
+def test_label_files_read_as_text(attention_files):
+    """A label file written from a tokenizer's vocabulary reads as the tokens' text, by the
+    library's one label rule: GPT-2's Ġ and SentencePiece's ▁ are blanks, a blank token shows ␣."""
+    tmp, _, _ = attention_files
+    names = ["\u0120the", "\u2581cat", "\u0120", "##s", "[CLS]"] + [f"t{i}" for i in range(9)]
+    (tmp / "raw.txt").write_text("\n".join(names) + "\n", encoding="utf-8")
+    out = tmp / "lab"
+    p = run("graph", "--attention", str(tmp / "a.npy"), "--tokens", str(tmp / "raw.txt"),
+            "--layer", "0", "--head", "0", "--out", str(out))
+    assert p.returncode == 0, p.stderr
+    toks = json.load(open(out / "graph.json", encoding="utf-8"))["inputs"][0]["tokens"]
+    assert toks[:5] == ["the", "cat", "\u2423", "##s", "[CLS]"]
 
 
 def test_bad_input(attention_files, tmp_path):

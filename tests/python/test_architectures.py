@@ -52,9 +52,17 @@ def test_every_command_on_the_model(tmp_path, name):
     run("tokenize", "--model", d, "--text", TEXT_A, "--json", tmp_path / "tok.json")
     enc = json.load(open(tmp_path / "tok.json"))
     assert len(enc["tokens"]) == n
-    # labels: the text each token covers, without leading blanks; special tokens by name
+    # labels: the text each token covers, without leading blanks; special tokens by name; a
+    # token of blanks only shows them (a space as ␣)
     raw = TEXT_A.encode()
-    tokens = [t if sp or e <= s else (raw[s:e].lstrip(b" \t\n").decode() or t)
+
+    def shown(text):  # without surrounding blanks, or blanks only made visible
+        return text.strip(" \t\n") or text.replace(" ", "\u2423").replace("\n", "\u21b5")
+
+    def spelled(t):  # a token without text: the blanks BPE and SentencePiece spell as letters
+        return shown(t.replace("\u0120", " ").replace("\u2581", " ").replace("\u010a", "\n"))
+
+    tokens = [t if sp else spelled(t) if e <= s else shown(raw[s:e].decode())
               for t, sp, (s, e) in zip(enc["tokens"], enc["special"], enc["offsets"])]
     layer, head = L - 1, H - 1
 

@@ -3,8 +3,9 @@ the gguf package (mixed tensor types, llama.cpp's q / k row order, a separate ou
 against transformers' own loading of that file (attentions within 1e-5, loss); linear rope
 scaling and llama.cpp's rope_freqs.weight (llama3) against transformers on the HuggingFace
 models; and bad files:
-another architecture, a missing key, a missing tensor, a tokenizer that is missing or
-SentencePiece (exit 2, the message naming it). The real SmolLM2 file: test_smollm2.py."""
+another architecture, a missing key, a missing tensor, a tokenizer that is missing, a
+SentencePiece vocabulary without scores or with bad token types (exit 2, the message naming
+it). The real SmolLM2 file: test_smollm2.py; SentencePiece vocabularies: test_gguf_spm.py."""
 import json
 import os
 import struct
@@ -84,8 +85,8 @@ def test_gguf_rope_freqs_as_llama3_scaling(tmp_path, k):
 # ---- bad input: GGUF files written here, in the format's own layout (v3)
 
 def gguf_bytes(kv, tensors):
-    """A GGUF v3 image: kv = [(key, type, value)] with type 'str', 'u32', 'f32' or 'strs';
-    tensors = [(name, shape numpy order)] of F32 zeros."""
+    """A GGUF v3 image: kv = [(key, type, value)] with type 'str', 'u32', 'f32', 'bool', or
+    'strs', 'f32s', 'i32s' (arrays); tensors = [(name, shape numpy order)] of F32 zeros."""
     def s(x):
         b = x.encode()
         return struct.pack("<Q", len(b)) + b
@@ -98,6 +99,12 @@ def gguf_bytes(kv, tensors):
             out += struct.pack("<II", 4, v)
         elif ty == "f32":
             out += struct.pack("<If", 6, v)
+        elif ty == "bool":
+            out += struct.pack("<IB", 7, v)
+        elif ty == "f32s":
+            out += struct.pack("<IIQ", 9, 6, len(v)) + b"".join(struct.pack("<f", x) for x in v)
+        elif ty == "i32s":
+            out += struct.pack("<IIQ", 9, 5, len(v)) + b"".join(struct.pack("<i", x) for x in v)
         else:
             out += struct.pack("<IIQ", 9, 8, len(v)) + b"".join(s(x) for x in v)
     off = 0
@@ -179,9 +186,55 @@ def test_gguf_tokenizer_errors(tmp_path, drop, needle):
     assert needle in p.stderr, p.stderr
 
 
-def test_gguf_sentencepiece_tokenizer_refused(tmp_path):
+SPM_KV = [("tokenizer.ggml.bos_token_id", "u32", 1), ("tokenizer.ggml.eos_token_id", "u32", 2),
+          ("tokenizer.ggml.unknown_token_id", "u32", 0)]
+
+
+@pytest.mark.parametrize("extra,needle", [
+    ([], "'tokenizer.ggml.scores' is missing (a SentencePiece vocabulary without "
+         "tokenizer.ggml.merges needs its scores"),
+    ([("tokenizer.ggml.scores", "f32s", [0, -1, -2])], "tokenizer.ggml.scores has 3 entries for "
+                                                         "4 tokens"),
+    ([("tokenizer.ggml.scores", "f32s", [0, -1, float("nan"), -3])],
+     "tokenizer.ggml.scores[2] is not a finite number"),
+    ([("tokenizer.ggml.scores", "strs", ["0", "1", "2", "3"])],
+     "'tokenizer.ggml.scores'"),
+    ([("tokenizer.ggml.scores", "f32s", [0, -1, -2, -3]),
+      ("tokenizer.ggml.token_type", "i32s", [2, 3, 1, 9])],
+     "tokenizer.ggml.token_type[3] = 9 is not a token type"),
+    ([("tokenizer.ggml.scores", "f32s", [0, -1, -2, -3]),
+      ("tokenizer.ggml.token_type", "i32s", [2, 3, 1])],
+     "tokenizer.ggml.token_type has 3 entries for 4 tokens"),
+    ([("tokenizer.ggml.scores", "f32s", [0, -1, -2, -3]),
+      ("tokenizer.ggml.token_type", "strs", ["2", "3", "1", "1"])],
+     "'tokenizer.ggml.token_type'"),
+    ([("tokenizer.ggml.scores", "f32s", [0, -1, -2, -3]),
+      ("tokenizer.ggml.add_space_prefix", "u32", 1)], "'tokenizer.ggml.add_space_prefix'"),
+    ([("tokenizer.ggml.scores", "f32s", [0, -1, -2, -3]),
+      ("tokenizer.ggml.merges", "strs", ["a bc"])], "merge 0: token 'bc' is not in the vocabulary"),
+    ([("tokenizer.ggml.model", "str", "bert")], 'tokenizer.ggml.model "bert" is not supported'),
+])
+def test_gguf_sentencepiece_tokenizer_errors(tmp_path, extra, needle):
+    """a SentencePiece vocabulary (tokenizer.ggml.model "llama") needs per-token finite scores
+    when it has no merges, and token types within llama.cpp's 0..6"""
     path = tmp_path / "spm.gguf"
-    path.write_bytes(tiny_llama(tok_model="llama"))
+    keys = {k for k, _, _ in extra}
+    base = [e for e in SPM_KV if e[0] not in keys]
+    path.write_bytes(tiny_llama(tok_model="llama", extra=base + extra, drop_key="tokenizer.ggml.model"
+                                if "tokenizer.ggml.model" in keys else None))
     p = run("tokenize", "--model", str(path), "--text", "abc")
     assert p.returncode == 2, (p.returncode, p.stderr)
-    assert 'tokenizer.ggml.model "llama"' in p.stderr and "SentencePiece" in p.stderr
+    assert needle in p.stderr and str(path) in p.stderr, p.stderr
+
+
+def test_gguf_sentencepiece_tiny_tokenizes(tmp_path):
+    """the four-token vocabulary a b c d with scores, BOS b, unknown a: "bcd b" is the BOS token,
+    b (a special token, matched in the text), then "▁cd▁" with the unknown token for the
+    U+2581 that the vocabulary lacks, then b (transformers gives the same ids)"""
+    path = tmp_path / "spm.gguf"
+    path.write_bytes(tiny_llama(tok_model="llama", extra=SPM_KV + [
+        ("tokenizer.ggml.scores", "f32s", [0, -1, -2, -3])]))
+    out = tmp_path / "t.json"
+    p = run("tokenize", "--model", str(path), "--text", "bcd b", "--json", str(out))
+    assert p.returncode == 0, p.stderr
+    assert json.load(open(out))["ids"] == [1, 1, 0, 2, 3, 0, 1]

@@ -4,6 +4,7 @@ whose state dict hides a call (os.system) are refused with exit 2, a message nam
 entry, and no output. Before, they ran: NaN or uniform attention, exit 0."""
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -109,8 +110,9 @@ def test_pytorch_bin_with_a_call_refused(tmp_path):
     assert not os.path.exists("attnscope_was_pwned")
 
 
-def run_cli(*args):
-    return subprocess.run([ATTNSCOPE, *args], capture_output=True, text=True, timeout=120)
+def run_cli(*args, env=None):
+    return subprocess.run([ATTNSCOPE, *args], capture_output=True, text=True, timeout=120,
+                          env=None if env is None else {**os.environ, **env})
 
 
 def test_dense_read_estimated_before_allocating(tmp_path):
@@ -123,9 +125,18 @@ def test_dense_read_estimated_before_allocating(tmp_path):
         off = f.tell()
     os.truncate(big, off + 262144 * 262144 * 4)
     out = tmp_path / "out.npy"
-    p = run_cli("measure", "entropy", "--input", str(big), "--output", str(out))
+    # read (ATS_NPY_MMAP=0): the read is estimated
+    p = run_cli("measure", "entropy", "--input", str(big), "--output", str(out),
+                env={"ATS_NPY_MMAP": "0"})
     assert p.returncode == 2, p.stderr
     assert "256.00 GiB" in p.stderr and "--max-memory" in p.stderr
+    assert not out.exists()
+    # mapped (the default): the file is not read, the output and working buffers are
+    # estimated (512 GiB of JS matrix, and as much for the head's prepared rows)
+    p = run_cli("measure", "js", "--input", str(big), "--output", str(out))
+    assert p.returncode == 2, p.stderr
+    est = re.search(r"measure js of .* needs about ([0-9.]+) GiB", p.stderr)
+    assert est and float(est.group(1)) > 1024 and "--max-memory" in p.stderr, p.stderr
     assert not out.exists()
 
 
@@ -134,7 +145,11 @@ def test_max_memory_option(tmp_path):
     np.save(a, np.full((1, 1, 600, 600), 1 / 600, np.float32))  # 1.4 MiB
     out = tmp_path / "out.npy"
     p = run_cli("measure", "entropy", "--max-memory", "1M", "--input", str(a), "--output",
-                str(out))
+                str(out), env={"ATS_NPY_MMAP": "0"})  # the read is estimated
+    assert p.returncode == 2 and "more than --max-memory allows (1.0 MiB)" in p.stderr, p.stderr
+    assert not out.exists()
+    # mapped: the 2.7 MiB JS matrix is estimated
+    p = run_cli("measure", "js", "--max-memory", "1M", "--input", str(a), "--output", str(out))
     assert p.returncode == 2 and "more than --max-memory allows (1.0 MiB)" in p.stderr, p.stderr
     assert not out.exists()
     p = run_cli("measure", "entropy", "--input", str(a), "--output", str(out),

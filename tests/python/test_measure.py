@@ -103,6 +103,24 @@ def test_seed_compat(tmp_path, what):
     assert np.max(np.abs(got - ref)) <= 1e-12
 
 
+def test_seed_compat_kl_is_the_notebooks(tmp_path):
+    """`measure kl --seed-compat` on a model's float32 attention [L][H][n][n] equals the
+    notebook's KL (softmax, then sum p (log2(p + 1e-9) - log2(q + 1e-9))) within 1e-9 (in fact
+    ~1e-15); --base 2 is the notebook's base and accepted, --base e is refused."""
+    rng = np.random.default_rng(14)
+    A = R.softmax_attention(rng, (2, 3, 19, 19), temperature=3.0, dtype=np.float32)
+    A[1, 2] = R.random_attention(rng, (19, 19), concentration=0.4, causal=True)
+    got = measure(tmp_path, "kl", A, "--seed-compat")
+    for l in range(2):
+        for h in range(3):
+            ref = R.seed_matrix(A[l, h].astype(np.float64), R.seed_kl)
+            assert np.max(np.abs(got[l, h] - ref)) <= 1e-9
+            assert np.max(np.abs(got[l, h] - ref)) <= 1e-13
+    assert np.array_equal(measure(tmp_path, "kl", A, "--seed-compat", "--base", "2"), got)
+    _bad(tmp_path, A, "--seed-compat", "--base", "e", what="kl", expect="bits")
+    _bad(tmp_path, A, "--seed-compat", "--eps", "1e-6", what="kl", expect="--eps")
+
+
 def _exact_jsd(p, q, base2=True):
     getcontext().prec = 60
     P = [Decimal(float(x)) for x in p]

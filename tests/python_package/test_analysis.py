@@ -1,6 +1,7 @@
-"""attnscope.topo, attnscope.compare and attnscope.heads equal the commands they mirror (topo's
-js.npy and result.json, compare --json, heads --output) on the fixture models and MiniLM: the same
-library calls, so equal bit for bit. attnscope.topo on an array is also checked against scipy's
+"""attnscope.topo, attnscope.graph, attnscope.divergence, attnscope.compare and attnscope.heads
+equal the commands they mirror (topo's js.npy and result.json, graph's and divergence's NPY and
+JSON, compare --json, heads --output) on the fixture models and MiniLM: the same library calls,
+so equal bit for bit. attnscope.topo on an array is also checked against scipy's
 Jensen–Shannon distance and GUDHI's Rips persistence."""
 import json
 import os
@@ -94,6 +95,59 @@ def test_topo_equals_cli(tmp_path, model, kind):
                   for g in range(len(c["groups"]))]
         assert groups == c["groups"] and t.clusters[q].max() + 1 == len(c["groups"])
     np.testing.assert_array_equal(t.layout, np.array(doc["layout3d"]))
+
+
+@pytest.mark.parametrize("kind", ["plain", "seed", "directed"])
+def test_graph_equals_cli(tmp_path, model, kind):
+    path, m = model
+    args, kw = {"plain": ([], {}), "seed": (["--seed-compat"], dict(seed_compat=True)),
+                "directed": (["--directed", "--min-weight", "0.1"],
+                             dict(directed=True, min_weight=0.1))}[kind]
+    cli("graph", "--model", path, "--text", A, "--layer", "1", "--head", "1", *args,
+        "--out", str(tmp_path))
+    doc = json.load(open(tmp_path / "graph.json"))["inputs"][0]
+    g = attnscope.graph(m, A, layer=1, head=1, figure="png", **kw)
+    np.testing.assert_array_equal(g.weights, np.load(tmp_path / "graph_1_L1_H1.npy"))
+    assert g.tokens == doc["tokens"] and g.symmetrized == doc["symmetrized"]
+    assert [list(e) for e in g.edges] == doc["edges"]
+    assert g.figure[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("kind", ["plain", "base_e", "seed"])
+def test_divergence_equals_cli(tmp_path, model, kind):
+    path, m = model
+    args, kw = {"plain": ([], {}), "base_e": (["--base", "e", "--eps", "1e-6"], dict(base="e", eps=1e-6)),
+                "seed": (["--seed-compat"], dict(seed_compat=True))}[kind]
+    cli("divergence", "--model", path, "--text", B, "--layer", "0", "--head", "1", *args,
+        "--out", str(tmp_path), "--format", "svg")
+    d = attnscope.divergence(m, B, layer=0, head=1, figures="svg", **kw)
+    for k in ("entropy", "kl", "js"):
+        np.testing.assert_array_equal(getattr(d, k), np.load(tmp_path / f"{k}_1_L0_H1.npy"))
+        assert b"<svg" in d.figures[k][:200] and d.figures[k].fmt == "svg"
+    assert d.tokens == json.load(open(tmp_path / "divergence.json"))["inputs"][0]["tokens"]
+    assert d.units == ({"kl": "bits", "js": "nats", "entropy": "nats"} if kind == "seed" else
+                       {k: "nats" if kind == "base_e" else "bits" for k in ("kl", "js", "entropy")})
+
+
+def test_graph_divergence_arrays_and_errors():
+    rng = np.random.default_rng(5)
+    x = np.tril(rng.exponential(size=(2, 2, 9, 9)))
+    att = (x / x.sum(-1, keepdims=True)).astype(np.float32)
+    g = attnscope.graph(att, layer=1, head=0, tokens=["\u0120the"] + [f"t{i}" for i in range(1, 9)])
+    a = att[1, 0].astype(np.float64)
+    np.testing.assert_array_equal(g.weights, 0.5 * (a + a.T) * (1 - np.eye(9)) + np.diag(np.diag(a)))
+    assert g.symmetrized and g.tokens[0] == "the" and all(i > j for i, j, _ in g.edges)
+    s = attnscope.graph(att, layer=1, head=0, seed_compat=True)
+    np.testing.assert_array_equal(s.weights, np.tril(a) + np.tril(a, -1).T)
+    assert s.figure is None
+    d = attnscope.divergence(att[0, 1])
+    assert d.kl.shape == (9, 9) and d.entropy.shape == (9,) and d.figures == {}
+    with pytest.raises(attnscope.AttnscopeError, match="layer 2, head 0 is outside"):
+        attnscope.graph(att, layer=2, head=0)
+    with pytest.raises(attnscope.AttnscopeError, match="exclude each other"):
+        attnscope.graph(att, layer=0, head=0, seed_compat=True, directed=True)
+    with pytest.raises(attnscope.AttnscopeError, match="layer 0, head 5 is outside"):
+        attnscope.divergence(att, layer=0, head=5)
 
 
 def test_topo_array_matches_scipy_and_gudhi():

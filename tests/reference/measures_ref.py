@@ -5,12 +5,13 @@ Three families:
 
 * scipy references: the functions the issue names (scipy.stats.entropy,
   scipy.special.rel_entr, scipy.spatial.distance.jensenshannon) applied row by row.
-* the seed notebook's functions, re-implemented from the issue's description of them: an extra
-  softmax over rows that are already probabilities, natural logarithms, KL as the sum of
-  scipy.special.rel_entr with eps = 1e-9 added to both arguments, the "JS divergence" that is
-  really scipy's JS *distance*, and the "JS distance" that is the square root of that; the head
-  distance sums that square root over tokens. `attnscope measure ... --seed-compat` must
-  reproduce these.
+* the seed notebook's functions, written as its cells are: an extra softmax over rows that are
+  already probabilities; entropy with scipy (natural log); KL as
+  sum p * (log2(p + 1e-9) - log2(q + 1e-9)) (bits, the 1e-9 inside the logarithms only); its
+  distance cell in two versions, first scipy's JS *distance* (natural log; the notebook calls
+  it the JS divergence) and later the square root of that; the head distance sums that square
+  root over tokens; the attention graph of a causal head made symmetric by copying the lower
+  triangle up. `attnscope measure|topo|compare|graph ... --seed-compat` must reproduce these.
 * NumPy references of the head distances (the seed metric sum sqrt(JS) and Clark et al.'s sum JS
   with smoothing 0.001/n + 0.999 a), vectorised per token, and a vectorised NumPy JS matrix (one
   row against all rows at a time), the "vectorised NumPy" baseline of the benchmark.
@@ -78,7 +79,10 @@ def seed_entropy(p):
 
 
 def seed_kl(p, q):
-    return np.sum(rel_entr(seed_prepare(p) + SEED_EPS, seed_prepare(q) + SEED_EPS))
+    """The notebook's KL cell: softmax of both rows, then log2 with 1e-9 inside the logs."""
+    p = softmax(np.asarray(p, dtype=np.float64))
+    q = softmax(np.asarray(q, dtype=np.float64))
+    return np.sum(p * (np.log2(p + 1e-9) - np.log2(q + 1e-9)))
 
 
 def seed_js_divergence(p, q):
@@ -100,6 +104,16 @@ def seed_matrix(A, fn):
             if i != j:
                 out[i, j] = fn(A[i], A[j])
     return out
+
+
+def seed_graph_weights(A):
+    """The notebook's graph cell for a causal head: the lower triangle copied up."""
+    W = np.array(A, dtype=np.float64)
+    n = len(W)
+    for i in range(n):
+        for j in range(i):
+            W[j, i] = W[i, j]
+    return W
 
 
 def seed_entropy_rows(A):

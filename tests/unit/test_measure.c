@@ -204,7 +204,7 @@ static void test_bad_input(void) {
     CHECK(strstr(err.message, "huge.npy: layer 0, head 0, row 0: the weights' sum overflows"));
     CHECK(ats_divergence_compute(NULL, ATS_DIV_JSD, &o, out, &err) == ATS_ERR_INVALID);
 
-    ats_npy arr = {ATS_F64, 3, {2, 3, 3}, 18, A};
+    ats_npy arr = {ATS_F64, 3, {2, 3, 3}, 18, A, NULL, 0};
     ats_attn v;
     CHECK(ats_attn_from_npy(&arr, "x.npy", &v, &err) == ATS_ERR_FORMAT);
     CHECK(strstr(err.message, "[1][H][n][n]") != NULL);
@@ -239,8 +239,10 @@ static void test_seed_compat(void) {
     long double js = ref_js(p, q, 2);
     CHECK_NEAR(J[1], (double)sqrtl(js), 1e-15);
     CHECK_NEAR(D[1], (double)sqrtl(sqrtl(js)), 1e-15);
-    long double kl = (p0 + 1e-9L) * logl((p0 + 1e-9L) / (0.5L + 1e-9L)) +
-                     (p1 + 1e-9L) * logl((p1 + 1e-9L) / (0.5L + 1e-9L));
+    /* the notebook's KL: Σ p (log2(p + 1e-9) − log2(q + 1e-9)), the 1e-9 inside the logs */
+    long double kl = (p0 * (logl(p0 + 1e-9L) - logl(0.5L + 1e-9L)) +
+                      p1 * (logl(p1 + 1e-9L) - logl(0.5L + 1e-9L))) /
+                     logl(2.0L);
     CHECK_NEAR(K[1], (double)kl, 1e-15);
 }
 

@@ -26,6 +26,23 @@ int main(void) {
     CHECK(a.count == 6 && memcmp(a.data, vals, sizeof vals) == 0);
     ats_npy_free(&a);
 
+    /* mapped: the same array, in place; released pages read back the same */
+    CHECK(ats_npy_map(path, &a, &err) == ATS_OK);
+    CHECK(a.map != NULL && a.dtype == ATS_F64 && a.ndim == 2 && a.count == 6);
+    CHECK(memcmp(a.data, vals, sizeof vals) == 0);
+    ats_npy_release(&a, 0, 6);
+    ats_npy_release(&a, 5, 100);
+    CHECK(memcmp(a.data, vals, sizeof vals) == 0);
+    ats_npy_free(&a);
+    CHECK(a.data == NULL && a.map == NULL);
+    /* integers are read, not mapped */
+    int32_t ints[6] = {1, 2, 3, 4, 5, 6};
+    CHECK(ats_npy_write(path, ATS_I32, 2, shape, ints, &err) == ATS_OK);
+    CHECK(ats_npy_map(path, &a, &err) == ATS_OK);
+    CHECK(a.map == NULL && a.dtype == ATS_I32 && memcmp(a.data, ints, sizeof ints) == 0);
+    ats_npy_release(&a, 0, 6); /* no effect on a read array */
+    ats_npy_free(&a);
+
     size_t shape1[1] = {6};
     CHECK(ats_npy_write(path, ATS_F32, 1, shape1, (float[6]){0}, &err) == ATS_OK);
     CHECK(ats_npy_read(path, &a, &err) == ATS_OK);
@@ -42,6 +59,8 @@ int main(void) {
     write_bytes(path, buf, 128 + 16);
     CHECK(ats_npy_read(path, &a, &err) == ATS_ERR_FORMAT);
     CHECK(strstr(err.message, "shape needs") != NULL);
+    CHECK(ats_npy_map(path, &a, &err) == ATS_ERR_FORMAT && a.data == NULL);
+    CHECK(strstr(err.message, "shape needs") != NULL);
 
     /* Absurd shape: the product overflows size_t. */
     const char hdr2[] = "\x93NUMPY\x01\x00\x76\x00{'descr': '<f8', 'fortran_order': False, "
@@ -52,8 +71,11 @@ int main(void) {
     write_bytes(path, buf, 128);
     CHECK(ats_npy_read(path, &a, &err) == ATS_ERR_RANGE);
 
+    CHECK(ats_npy_map(path, &a, &err) == ATS_ERR_RANGE);
     write_bytes(path, "hello", 5);
     CHECK(ats_npy_read(path, &a, &err) == ATS_ERR_FORMAT);
+    CHECK(ats_npy_map(path, &a, &err) == ATS_ERR_FORMAT);
+    CHECK(ats_npy_map("/nonexistent/x.npy", &a, &err) == ATS_ERR_IO);
     CHECK(ats_npy_read("/nonexistent/x.npy", &a, &err) == ATS_ERR_IO);
     remove(path);
 

@@ -171,8 +171,95 @@ static void test_lower(void) {
         for (size_t j = 0; j < N; j++) CHECK(ats_lower_at(&m, i, j) == full[i * N + j]);
 }
 
+/* ats_rips_compute_rows: rows of a full matrix from a callback. */
+typedef struct rows_ctx {
+    size_t n, fail_at, calls;
+    const double *lower;
+} rows_ctx;
+
+static ats_status rows_of(void *ctx, size_t i, double *row, ats_error *err) {
+    rows_ctx *c = ctx;
+    c->calls++;
+    if (i == c->fail_at) return ats_error_set(err, ATS_ERR_IO, "row %zu: gone", i);
+    const ats_lower m = {c->n, c->lower};
+    for (size_t j = 0; j < c->n; j++) row[j] = ats_lower_at(&m, i, j);
+    return ATS_OK;
+}
+
+static void same_result(const ats_rips_result *a, const ats_rips_result *b, int dims) {
+    CHECK(a->threshold == b->threshold && a->min_value == b->min_value &&
+          a->max_value == b->max_value && a->n_points == b->n_points);
+    for (int k = 0; k <= dims; k++) {
+        CHECK(a->dims[k].count == b->dims[k].count);
+        if (a->dims[k].count != b->dims[k].count) continue;
+        size_t c = a->dims[k].count;
+        CHECK(!memcmp(a->dims[k].pairs, b->dims[k].pairs, 2 * c * sizeof(double)));
+        CHECK(!memcmp(a->birth_simplex[k], b->birth_simplex[k], c * sizeof(int64_t)));
+        CHECK(!memcmp(a->death_simplex[k], b->death_simplex[k], c * sizeof(int64_t)));
+    }
+    if (a->cycles && b->cycles)
+        for (size_t i = 0; i < a->dims[1].count; i++) {
+            CHECK(a->cycles[i].count == b->cycles[i].count);
+            if (a->cycles[i].count == b->cycles[i].count)
+                CHECK(!memcmp(a->cycles[i].vertices, b->cycles[i].vertices,
+                              2 * a->cycles[i].count * sizeof(int32_t)));
+        }
+}
+
+static void test_rows(void) {
+    /* random points in the plane: thresholds keeping few edges (neighbour lists), most edges
+       (the triangle) and the enclosing radius */
+    enum { N = 60 };
+    double pts[2 * N];
+    unsigned x = 12345;
+    for (int i = 0; i < 2 * N; i++) {
+        x = x * 1103515245u + 12345u;
+        pts[i] = (double)(x >> 8) / (double)(1u << 24);
+    }
+    double *lower = malloc(N * (N - 1) / 2 * sizeof *lower);
+    ats_error err;
+    CHECK(ats_metric_from_points(N, 2, pts, lower, &err) == ATS_OK);
+    double thresholds[4] = {0.12, 0.2, 0.6, INFINITY};
+    for (int t = 0; t < 4; t++)
+        for (int threads = 1; threads <= 2; threads++) {
+            ats_rips_options opt;
+            ats_rips_options_init(&opt);
+            opt.max_dim = 2;
+            opt.threshold = thresholds[t];
+            opt.want_cycles = 1;
+            opt.n_threads = threads;
+            ats_rips_result dense, rows;
+            rows_ctx c = {N, (size_t)-1, 0, lower};
+            CHECK(ats_rips_compute(N, lower, &opt, &dense, &err) == ATS_OK);
+            CHECK(ats_rips_compute_rows(N, rows_of, &c, "m", &opt, &rows, &err) == ATS_OK);
+            same_result(&dense, &rows, 2);
+            ats_rips_result_free(&dense);
+            ats_rips_result_free(&rows);
+        }
+    /* the callback's error ends it, as it is */
+    ats_rips_options opt;
+    ats_rips_options_init(&opt);
+    opt.threshold = 0.1;
+    ats_rips_result res;
+    rows_ctx c = {N, 17, 0, lower};
+    CHECK(ats_rips_compute_rows(N, rows_of, &c, "m", &opt, &res, &err) == ATS_ERR_IO);
+    CHECK(strstr(err.message, "row 17: gone") != NULL);
+    /* one point; a memory limit below the neighbour lists */
+    c.fail_at = (size_t)-1;
+    c.n = 1;
+    CHECK(ats_rips_compute_rows(1, rows_of, &c, "m", &opt, &res, &err) == ATS_OK);
+    CHECK(res.dims[0].count == 1 && isinf(res.dims[0].pairs[1]));
+    ats_rips_result_free(&res);
+    c.n = N;
+    opt.memory_limit_gb = 1e-6;
+    CHECK(ats_rips_compute_rows(N, rows_of, &c, "m", &opt, &res, &err) == ATS_ERR_RANGE);
+    CHECK(strstr(err.message, "--memory-limit") != NULL);
+    free(lower);
+}
+
 int main(void) {
     test_lower();
+    test_rows();
     test_circle(2);
     test_circle(3);
     test_circle(5);

@@ -193,6 +193,30 @@ static void test_bpe(void) {
     CHECK(strstr(err.message, "no tokenizer found") != NULL);
 }
 
+/* One label rule for tokens known by spelling only: the blanks BPE and SentencePiece spell as
+ * letters read as blanks, outer blanks go, blanks alone show visibly. */
+static void test_token_label(void) {
+    static const char *const cases[][2] = {{"\xc4\xa0the", "the"},
+                                           {"\xe2\x96\x81"
+                                            "cat",
+                                            "cat"},
+                                           {"\xc4\xa0", "\xe2\x90\xa3"},
+                                           {"\xc4\xa0\xc4\xa0", "\xe2\x90\xa3\xe2\x90\xa3"},
+                                           {"\xc4\x8a", "\xe2\x86\xb5"},
+                                           {"##ing", "##ing"},
+                                           {"[CLS]", "[CLS]"},
+                                           {"new york", "new york"},
+                                           {"a\xc4\xa0"
+                                            "b",
+                                            "a b"},
+                                           {"", ""}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *l = ats_token_label(cases[i][0]);
+        CHECK(l && !strcmp(l, cases[i][1]));
+        free(l);
+    }
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/ats_tok_XXXXXX");
     if (!mkdtemp(dir)) {
@@ -201,6 +225,7 @@ int main(void) {
     }
     test_wordpiece();
     test_bpe();
+    test_token_label();
     rmdir(dir);
     return check_report("test_tokenizer");
 }
