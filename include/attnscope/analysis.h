@@ -1,5 +1,6 @@
 /* attnscope analysis: the workflows that combine the modules — a model with its tokenizer, the
- * attention of texts with their token labels, the topology of two texts compared head by head,
+ * attention of texts with their token labels, the topology of two texts compared head by head
+ * (or of one text across two models, every head against every head),
  * the distances between heads over a streamed corpus and the syntactic heads measured against
  * gold dependency trees — as library calls, so that the
  * command-line tool, the viewer and Python compute the same numbers by construction.
@@ -277,6 +278,35 @@ ats_status ats_compare(ats_session *s, const char *const texts[2], const ats_com
 ats_status ats_compare_attention(ats_attention *a, ats_attention *b, const ats_compare_options *o,
                                  ats_compare_result *res, ats_error *err);
 void ats_compare_result_free(ats_compare_result *res);
+
+/* ---- one text (or one text each) compared across two models, every head against every head
+ *
+ * The models may differ in layers, heads and tokenizer: each head's token metric
+ * (ats_head_metric: the Jensen–Shannon distance, or the seed's with seed_compat) becomes a
+ * Vietoris–Rips diagram, and diagrams compare whatever the tokens were. Head i = l·H + h of
+ * model A (layer-major, as [L][H] flattened) against head j of model B. */
+
+typedef struct ats_compare_models_result {
+    size_t L[2], H[2];   /* layers and heads of model A ([0]) and model B ([1]) */
+    size_t n_dims;       /* max_dim + 1 */
+    double *bottleneck;  /* [n_dims][L[0]·H[0]][L[1]·H[1]] bottleneck distance between head i of
+                            A's and head j of B's diagrams of each dimension; NaN for pairs not
+                            compared; +inf where the numbers of essential classes differ */
+    double *wasserstein; /* [n_dims][L[0]·H[0]][L[1]·H[1]] q-Wasserstein distance, the same way */
+    ats_attention inputs[2]; /* A's and B's attention with their token labels, named
+                                "model A (DIR)" and "model B (DIR)" */
+} ats_compare_models_result;
+
+/* Runs texts[0] through model a and texts[1] through model b (pass the same text twice to
+ * compare one text) and measures, for every head of a against every head of b, the distances
+ * between their diagrams H0..o->max_dim. o as for ats_compare (q, seed_compat, max_error,
+ * n_threads, truncate); o->all_heads 0 compares the one head (o->layer, o->head) of each model,
+ * which both must have (an error names the model that lacks it), and only that pair is filled.
+ * An error in a run names the model. */
+ats_status ats_compare_models(ats_session *a, ats_session *b, const char *const texts[2],
+                              const ats_compare_options *o, ats_compare_models_result *res,
+                              ats_error *err);
+void ats_compare_models_result_free(ats_compare_models_result *res);
 
 /* ---- the report: two texts analysed in one offline HTML page */
 

@@ -5,7 +5,7 @@ the input is already a C-contiguous float64 array) and raises AttnscopeError wit
 message on bad input. Every analysis accepts attention or distances from anywhere, e.g. a
 PyTorch model's `outputs.attentions`."""
 from ._lib import AttnscopeError
-from .analysis import (Context, Divergences, Graph, Topology, compare, context, divergence, graph,
+from .analysis import (Context, Divergences, Graph, Topology, compare, compare_models, context, divergence, graph,
                        head_importance, heads, report, syntax, topo)
 from .figures import (plot_attention_graph, plot_barcode, plot_diagram, plot_heatmap,
                       plot_heatmap_grid, plot_skeleton)
@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AttnscopeError", "Model", "Result", "Topology", "topo", "Graph", "graph", "Divergences",
-    "divergence", "compare", "report", "Context", "context", "head_importance", "heads", "syntax",
+    "divergence", "compare", "compare_models", "report", "Context", "context", "head_importance", "heads", "syntax",
     "vision", "equivariance", "VisionResult", "VisionImage", "VisionRun", "entropy", "kl_matrix",
     "js_matrix", "head_distances",
     "head_stats", "context_similarity", "Persistence", "rips", "rips_batch", "clusters", "lower_triangle",

@@ -480,6 +480,13 @@ class CompareResult(ctypes.Structure):
     ]
 
 
+class CompareModelsResult(ctypes.Structure):
+    _fields_ = [
+        ("L", ctypes.c_size_t * 2), ("H", ctypes.c_size_t * 2), ("n_dims", ctypes.c_size_t),
+        ("bottleneck", c_double_p), ("wasserstein", c_double_p), ("inputs", Attention * 2),
+    ]
+
+
 TOPO_MAX_SCALES = _constant("ATS_TOPO_MAX_SCALES")
 
 
@@ -585,6 +592,10 @@ ats_compare_options_init = _fn("ats_compare_options_init", None, P(CompareOption
 ats_compare = _fn("ats_compare", ctypes.c_int, ctypes.c_void_p, P(ctypes.c_char_p),
                   P(CompareOptions), P(CompareResult), P(Error))
 ats_compare_result_free = _fn("ats_compare_result_free", None, P(CompareResult))
+ats_compare_models = _fn("ats_compare_models", ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
+                         P(ctypes.c_char_p), P(CompareOptions), P(CompareModelsResult), P(Error))
+ats_compare_models_result_free = _fn("ats_compare_models_result_free", None,
+                                     P(CompareModelsResult))
 ats_report_options_init = _fn("ats_report_options_init", None, P(ReportOptions))
 ats_report_run = _fn("ats_report_run", ctypes.c_int, ctypes.c_void_p, P(ctypes.c_char_p),
                      ctypes.c_char_p, P(ReportOptions), P(ReportResult), P(Error))
@@ -797,6 +808,7 @@ _MIRRORS = {
     Attn: "ats_attn", MeasureOpts: "ats_measure_opts", Vectors: "ats_vectors",
     TokenRoles: "ats_token_roles", RunOptions: "ats_run_options", Attention: "ats_attention",
     CompareOptions: "ats_compare_options", CompareResult: "ats_compare_result",
+    CompareModelsResult: "ats_compare_models_result",
     ReportOptions: "ats_report_options", ReportResult: "ats_report_result",
     TopoOptions: "ats_topo_options", TopoResult: "ats_topo_result",
     HeadGraphOptions: "ats_head_graph_options", HeadGraphResult: "ats_head_graph_result",

@@ -161,6 +161,15 @@ def topo(source: Union[Model, np.ndarray], text: Optional[str] = None, layer: in
             L.ats_attention_free(ctypes.byref(att))
 
 
+def _compare_arrays(res, shape):
+    """Copies of a compare result's bottleneck and wasserstein arrays and its inputs' labels."""
+    b = np.ctypeslib.as_array(res.bottleneck, shape=shape).copy()
+    w = np.ctypeslib.as_array(res.wasserstein, shape=shape).copy()
+    labels = [[res.inputs[k].labels[i].decode("utf-8", "replace") for i in range(res.inputs[k].n)]
+              for k in range(2)]
+    return b, w, labels
+
+
 class Graph:
     """One head as a weighted graph, as `attnscope graph` writes it: `tokens` (labels),
     `weights` [n][n] (the weights drawn: the head, or a causal head made symmetric),
@@ -327,11 +336,7 @@ def compare(model: Model, texts: Sequence[str], layer: Optional[int] = None,
     L.check(L.ats_compare(model._session, raw, ctypes.byref(o), ctypes.byref(res), ctypes.byref(err)), err)
     try:
         Ln, Hn, nd = res.L, res.H, res.n_dims
-        shape = (nd, Ln, Hn)
-        b = np.ctypeslib.as_array(res.bottleneck, shape=shape).copy()
-        w = np.ctypeslib.as_array(res.wasserstein, shape=shape).copy()
-        labels = [[res.inputs[k].labels[i].decode("utf-8", "replace") for i in range(res.inputs[k].n)]
-                  for k in range(2)]
+        b, w, labels = _compare_arrays(res, (nd, Ln, Hn))
     finally:
         L.ats_compare_result_free(ctypes.byref(res))
 
@@ -342,6 +347,59 @@ def compare(model: Model, texts: Sequence[str], layer: Optional[int] = None,
 
     doc = {"bottleneck": per_dim(b), "wasserstein": per_dim(w), "q": float(q)}
     if not all_heads:
+        doc["layer"], doc["head"] = int(layer), int(head)
+    doc["tokens_a"], doc["tokens_b"] = labels
+    return doc
+
+
+def compare_models(model_a: Model, model_b: Model, text: Union[str, Sequence[str]],
+                   layer: Optional[int] = None, head: Optional[int] = None,
+                   seed_compat: Union[bool, str] = False, dim: int = 1, q: float = 1.0, n_threads: int = 0,
+                   truncate: bool = False) -> dict:
+    """Compares a text across two models, as `attnscope compare --model A --model B --json`:
+    every head of model_a against every head of model_b (the models may differ in layers, heads
+    and tokenizer), by the bottleneck and q-Wasserstein distances between the persistence
+    diagrams H0..dim of the heads' Jensen–Shannon token metrics. text: one text for both models,
+    or a pair (model_a's, model_b's). layer and head: that one head of each model only.
+    seed_compat as for compare.
+    Returns the command's JSON content: {"models": [{"model", "layers", "heads"}, ...],
+    "bottleneck": {"0": M, ...}, "wasserstein": {...}, "q", ("layer", "head"), "tokens_a",
+    "tokens_b"}, each M an [L_A*H_A][L_B*H_B] list (row l*H_A + h is head (l, h) of model_a;
+    "inf" for an infinite distance), or one number with layer and head."""
+    texts = [text, text] if isinstance(text, str) else list(text)
+    if len(texts) != 2 or not all(isinstance(t, str) for t in texts):
+        raise ValueError("compare_models takes one text or a pair of texts")
+    if (layer is None) != (head is None):
+        raise ValueError("give both layer and head, or neither")
+    o = L.CompareOptions()
+    L.ats_compare_options_init(ctypes.byref(o))
+    if seed_compat not in _SEED:
+        raise ValueError("seed_compat is False, True, 'sqrt-jsd' or 'jsd'")
+    o.all_heads, o.seed_compat, o.max_dim, o.q = int(layer is None), _SEED[seed_compat], int(dim), float(q)
+    o.n_threads, o.truncate = int(n_threads), int(truncate)
+    if layer is not None:
+        o.layer, o.head = int(layer), int(head)
+    raw = (ctypes.c_char_p * 2)(*(t.encode("utf-8") for t in texts))
+    res, err = L.CompareModelsResult(), L.Error()
+    L.check(L.ats_compare_models(model_a._session, model_b._session, raw, ctypes.byref(o),
+                                 ctypes.byref(res), ctypes.byref(err)), err)
+    try:
+        LH = [(res.L[t], res.H[t]) for t in range(2)]
+        shape = (res.n_dims, LH[0][0] * LH[0][1], LH[1][0] * LH[1][1])
+        b, w, labels = _compare_arrays(res, shape)
+    finally:
+        L.ats_compare_models_result_free(ctypes.byref(res))
+
+    def per_dim(v):
+        if layer is None:
+            return {str(d): [[_number(float(x)) for x in row] for row in v[d]] for d in range(shape[0])}
+        i, j = layer * LH[0][1] + head, layer * LH[1][1] + head
+        return {str(d): _number(float(v[d, i, j])) for d in range(shape[0])}
+
+    doc = {"models": [{"model": m.info["dir"], "layers": LH[t][0],
+                       "heads": LH[t][1]} for t, m in enumerate((model_a, model_b))],
+           "bottleneck": per_dim(b), "wasserstein": per_dim(w), "q": float(q)}
+    if layer is not None:
         doc["layer"], doc["head"] = int(layer), int(head)
     doc["tokens_a"], doc["tokens_b"] = labels
     return doc

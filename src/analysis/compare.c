@@ -43,12 +43,17 @@ void ats_compare_options_init(ats_compare_options *o) {
     o->max_error = 1e-9;
 }
 
+/* What both compare results own. */
+static void free_parts(double *bott, double *wass, ats_attention inputs[2]) {
+    free(bott);
+    free(wass);
+    ats_attention_free(&inputs[0]);
+    ats_attention_free(&inputs[1]);
+}
+
 void ats_compare_result_free(ats_compare_result *res) {
     if (!res) return;
-    free(res->bottleneck);
-    free(res->wasserstein);
-    ats_attention_free(&res->inputs[0]);
-    ats_attention_free(&res->inputs[1]);
+    free_parts(res->bottleneck, res->wasserstein, res->inputs);
     memset(res, 0, sizeof *res);
 }
 
@@ -76,41 +81,36 @@ static ats_status check_head(const ats_attention *in, const ats_compare_options 
     return ATS_OK;
 }
 
-/* The metric of every chosen head of both inputs and their persistence in one parallel batch,
- * then the distances between the diagrams into res. */
-static ats_status compare_core(const ats_compare_options *o, ats_compare_result *res,
-                               ats_error *err_out) {
-    const ats_attention *src = res->inputs;
+/* One head of one input. */
+typedef struct head_ref {
+    size_t t, l, h; /* input, layer, head */
+} head_ref;
+
+/* The token metric of each of the count heads refs and its persistence H0..o->max_dim into
+ * rr[count], in one parallel batch; on failure rr holds nothing. */
+static ats_status heads_persistence(const ats_attention *src, size_t count, const head_ref *refs,
+                                    const ats_compare_options *o, ats_rips_result *rr,
+                                    ats_error *err_out) {
     ats_status st = ATS_OK;
     ats_error err;
     ats_error_clear(&err);
-    size_t L = src[0].L, H = src[0].H;
-    size_t l0 = o->all_heads ? 0 : (size_t)o->layer, l1 = o->all_heads ? L : (size_t)o->layer + 1;
-    size_t h0 = o->all_heads ? 0 : (size_t)o->head, h1 = o->all_heads ? H : (size_t)o->head + 1;
-    size_t heads = (l1 - l0) * (h1 - h0), nd = (size_t)o->max_dim + 1;
-    double **lowers = calloc(2 * heads, sizeof *lowers);
-    const double **lp = calloc(2 * heads, sizeof *lp);
-    size_t *ns = calloc(2 * heads, sizeof *ns);
-    ats_rips_result *rr = calloc(2 * heads, sizeof *rr);
-    ats_error *errs = calloc(2 * heads, sizeof *errs);
-    double *bott = calloc(nd * L * H, sizeof *bott), *wass = calloc(nd * L * H, sizeof *wass);
-    if (!lowers || !lp || !ns || !rr || !errs || !bott || !wass)
-        st = ats_error_set(&err, ATS_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; i < nd * L * H && !st; i++) bott[i] = wass[i] = NAN;
+    double **lowers = calloc(count ? count : 1, sizeof *lowers);
+    const double **lp = calloc(count ? count : 1, sizeof *lp);
+    size_t *ns = calloc(count ? count : 1, sizeof *ns);
+    ats_error *errs = calloc(count ? count : 1, sizeof *errs);
+    if (!lowers || !lp || !ns || !errs) st = ats_error_set(&err, ATS_ERR_NOMEM, "out of memory");
     int threads = o->n_threads > 0 ? o->n_threads : omp_get_max_threads();
-    long items = st ? 0 : (long)(2 * heads);
-    /* item k: input k / heads, head k % heads (layer-major from (l0, h0)) */
+    long items = st ? 0 : (long)count;
 #pragma omp parallel for schedule(dynamic) num_threads(threads) if (threads > 1 && items > 1)
     for (long kk = 0; kk < items; kk++) {
-        size_t k = (size_t)kk, t = k / heads, j = k % heads;
-        size_t l = l0 + j / (h1 - h0), h = h0 + j % (h1 - h0), n = src[t].n;
+        size_t k = (size_t)kk, n = src[refs[k].t].n;
         ats_error_clear(&errs[k]);
         lowers[k] = malloc((n * (n - 1) / 2 + 1) * sizeof *lowers[k]);
         if (!lowers[k])
             ats_error_set(&errs[k], ATS_ERR_NOMEM, "out of memory");
         else
-            ats_head_metric(&src[t], l, h, o->seed_compat, o->max_error, 1, NULL, lowers[k],
-                            &errs[k]);
+            ats_head_metric(&src[refs[k].t], refs[k].l, refs[k].h, o->seed_compat, o->max_error, 1,
+                            NULL, lowers[k], &errs[k]);
         lp[k] = lowers[k];
         ns[k] = n;
     }
@@ -122,10 +122,10 @@ static ats_status compare_core(const ats_compare_options *o, ats_compare_result 
         ro.max_dim = o->max_dim;
         /* in slices of a few problems a thread, so that progress can be told between them */
         progress_phase pg;
-        progress_begin(&pg, o->progress, o->progress_ctx, "persistence", "heads", 2 * heads);
-        size_t slice = o->progress ? 4 * (size_t)threads : 2 * heads;
-        for (size_t k0 = 0; k0 < 2 * heads && !st; k0 += slice) {
-            size_t m = 2 * heads - k0 < slice ? 2 * heads - k0 : slice;
+        progress_begin(&pg, o->progress, o->progress_ctx, "persistence", "heads", count);
+        size_t slice = o->progress ? 4 * (size_t)threads : count;
+        for (size_t k0 = 0; k0 < count && !st; k0 += slice) {
+            size_t m = count - k0 < slice ? count - k0 : slice;
             st = ats_rips_compute_batch(m, ns + k0, lp + k0, &ro, o->n_threads, rr + k0, errs + k0);
             for (size_t k = k0; st && k < k0 + m; k++)
                 if (errs[k].status) {
@@ -136,49 +136,118 @@ static ats_status compare_core(const ats_compare_options *o, ats_compare_result 
         }
         if (!st) progress_end(&pg);
     }
-    ats_wasserstein_options wo;
-    ats_wasserstein_options_init(&wo);
-    wo.q = o->q;
-    long pairs = st ? 0 : (long)(heads * nd);
-    progress_phase pd;
-    if (pairs)
-        progress_begin(&pd, o->progress, o->progress_ctx, "diagram distances", "heads", heads);
-    ats_error *perr = pairs ? calloc((size_t)pairs, sizeof *perr) : NULL;
-    if (pairs && !perr) st = ats_error_set(&err, ATS_ERR_NOMEM, "out of memory"), pairs = 0;
-        /* item k·nd + d: head k, dimension d */
-#pragma omp parallel for schedule(dynamic) num_threads(threads) if (threads > 1 && pairs > 1)
-    for (long kd = 0; kd < pairs; kd++) {
-        size_t k = (size_t)kd / nd, d = (size_t)kd % nd;
-        size_t l = l0 + k / (h1 - h0), h = h0 + k % (h1 - h0);
-        double b = NAN, w = NAN;
-        ats_error *e = &perr[kd];
-        if (!ats_bottleneck_distance(&rr[k].dims[d], &rr[heads + k].dims[d], &b, NULL, e))
-            ats_wasserstein_distance(&rr[k].dims[d], &rr[heads + k].dims[d], &wo, &w, NULL, e);
-        bott[(d * L + l) * H + h] = b;
-        wass[(d * L + l) * H + h] = w;
-    }
-    for (long kd = 0; kd < pairs && !st; kd++)
-        if (perr[kd].status) err = perr[kd], st = err.status;
-    if (pairs && !st) progress_add(&pd, heads);
-    free(perr);
-    for (size_t k = 0; rr && lowers && k < 2 * heads; k++) {
-        ats_rips_result_free(&rr[k]);
-        free(lowers[k]);
-    }
+    for (size_t k = 0; lowers && k < count; k++) free(lowers[k]);
+    if (st)
+        for (size_t k = 0; k < count; k++) ats_rips_result_free(&rr[k]);
     free(lowers);
     free(lp);
     free(ns);
-    free(rr);
     free(errs);
+    if (st && err_out) *err_out = err;
+    return st;
+}
+
+/* The bottleneck and q-Wasserstein distances of each dimension d between the diagrams rr[a[p]]
+ * and rr[b[p]] of the n_pairs pairs p, into bott/wass[d * plane + pos[p]]. */
+static ats_status diagram_distances(const ats_rips_result *rr, size_t n_pairs, const size_t *a,
+                                    const size_t *b, const size_t *pos, size_t plane,
+                                    const ats_compare_options *o, double *bott, double *wass,
+                                    ats_error *err) {
+    size_t nd = (size_t)o->max_dim + 1;
+    int threads = o->n_threads > 0 ? o->n_threads : omp_get_max_threads();
+    ats_wasserstein_options wo;
+    ats_wasserstein_options_init(&wo);
+    wo.q = o->q;
+    long pairs = (long)(n_pairs * nd);
+    ats_error *perr = calloc(pairs ? (size_t)pairs : 1, sizeof *perr);
+    if (!perr) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    progress_phase pd;
+    if (pairs)
+        progress_begin(&pd, o->progress, o->progress_ctx, "diagram distances", "heads", n_pairs);
+        /* item p·nd + d: pair p, dimension d */
+#pragma omp parallel for schedule(dynamic) num_threads(threads) if (threads > 1 && pairs > 1)
+    for (long kd = 0; kd < pairs; kd++) {
+        size_t p = (size_t)kd / nd, d = (size_t)kd % nd;
+        double bd = NAN, wd = NAN;
+        ats_error *e = &perr[kd];
+        if (!ats_bottleneck_distance(&rr[a[p]].dims[d], &rr[b[p]].dims[d], &bd, NULL, e))
+            ats_wasserstein_distance(&rr[a[p]].dims[d], &rr[b[p]].dims[d], &wo, &wd, NULL, e);
+        bott[d * plane + pos[p]] = bd;
+        wass[d * plane + pos[p]] = wd;
+    }
+    ats_status st = ATS_OK;
+    for (long kd = 0; kd < pairs && !st; kd++)
+        if (perr[kd].status) {
+            if (err) *err = perr[kd];
+            st = perr[kd].status;
+        }
+    if (pairs && !st) progress_add(&pd, n_pairs);
+    free(perr);
+    return st;
+}
+
+/* Persistence of the count heads refs, then the distances of the n_pairs pairs (indices into
+ * refs) into fresh [nd][plane] arrays, NaN where no pair lands. */
+static ats_status compare_heads(const ats_attention *src, size_t count, const head_ref *refs,
+                                size_t n_pairs, const size_t *a, const size_t *b, const size_t *pos,
+                                size_t plane, const ats_compare_options *o, double **bott_out,
+                                double **wass_out, ats_error *err) {
+    size_t nd = (size_t)o->max_dim + 1;
+    ats_rips_result *rr = calloc(count ? count : 1, sizeof *rr);
+    double *bott = calloc(nd * plane + 1, sizeof *bott);
+    double *wass = calloc(nd * plane + 1, sizeof *wass);
+    ats_status st =
+        rr && bott && wass ? ATS_OK : ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < nd * plane && !st; i++) bott[i] = wass[i] = NAN;
+    if (!st) st = heads_persistence(src, count, refs, o, rr, err);
+    if (!st) {
+        st = diagram_distances(rr, n_pairs, a, b, pos, plane, o, bott, wass, err);
+        for (size_t k = 0; k < count; k++) ats_rips_result_free(&rr[k]);
+    }
+    free(rr);
     if (st) {
         free(bott);
         free(wass);
-        if (err_out) *err_out = err;
         return st;
     }
+    *bott_out = bott;
+    *wass_out = wass;
+    return ATS_OK;
+}
+
+/* Every chosen head of input 0 against the same head of input 1, into res. */
+static ats_status compare_core(const ats_compare_options *o, ats_compare_result *res,
+                               ats_error *err) {
+    const ats_attention *src = res->inputs;
+    size_t L = src[0].L, H = src[0].H;
+    size_t l0 = o->all_heads ? 0 : (size_t)o->layer, l1 = o->all_heads ? L : (size_t)o->layer + 1;
+    size_t h0 = o->all_heads ? 0 : (size_t)o->head, h1 = o->all_heads ? H : (size_t)o->head + 1;
+    size_t heads = (l1 - l0) * (h1 - h0);
+    head_ref *refs = calloc(2 * heads, sizeof *refs);
+    size_t *idx = calloc(3 * heads, sizeof *idx);
+    if (!refs || !idx) {
+        free(refs);
+        free(idx);
+        return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    }
+    /* ref k and heads + k: head k (layer-major from (l0, h0)) of input 0 and 1 */
+    for (size_t k = 0; k < heads; k++) {
+        size_t l = l0 + k / (h1 - h0), h = h0 + k % (h1 - h0);
+        refs[k] = (head_ref){0, l, h};
+        refs[heads + k] = (head_ref){1, l, h};
+        idx[k] = k;
+        idx[heads + k] = heads + k;
+        idx[2 * heads + k] = l * H + h;
+    }
+    double *bott = NULL, *wass = NULL;
+    ats_status st = compare_heads(src, 2 * heads, refs, heads, idx, idx + heads, idx + 2 * heads,
+                                  L * H, o, &bott, &wass, err);
+    free(refs);
+    free(idx);
+    if (st) return st;
     res->L = L;
     res->H = H;
-    res->n_dims = nd;
+    res->n_dims = (size_t)o->max_dim + 1;
     res->bottleneck = bott;
     res->wasserstein = wass;
     return ATS_OK;
@@ -216,4 +285,108 @@ ats_status ats_compare(ats_session *s, const char *const texts[2], const ats_com
     }
     if (!st) st = ats_compare_attention(&in[0], &in[1], o, res, &e);
     return st ? session_failed(s, st, &e, err) : ATS_OK;
+}
+
+void ats_compare_models_result_free(ats_compare_models_result *res) {
+    if (!res) return;
+    free_parts(res->bottleneck, res->wasserstein, res->inputs);
+    memset(res, 0, sizeof *res);
+}
+
+/* Every chosen head of model A's attention against every chosen head of model B's, into res. */
+static ats_status compare_models_core(const ats_compare_options *o, ats_compare_models_result *res,
+                                      ats_error *err) {
+    const ats_attention *src = res->inputs;
+    size_t cnt[2], rows = src[0].L * src[0].H, cols = src[1].L * src[1].H;
+    for (int t = 0; t < 2; t++) {
+        if (!o->all_heads && ((size_t)o->layer >= src[t].L || (size_t)o->head >= src[t].H))
+            return ats_error_set(err, ATS_ERR_INVALID,
+                                 "%s: layer %ld, head %ld is outside its %zu x %zu heads",
+                                 src[t].name, o->layer, o->head, src[t].L, src[t].H);
+        cnt[t] = o->all_heads ? src[t].L * src[t].H : 1;
+    }
+    size_t count = cnt[0] + cnt[1], n_pairs = cnt[0] * cnt[1];
+    head_ref *refs = calloc(count, sizeof *refs);
+    size_t *idx = calloc(3 * n_pairs, sizeof *idx);
+    if (!refs || !idx) {
+        free(refs);
+        free(idx);
+        return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    }
+    /* refs: A's heads (layer-major), then B's; with one head, (layer, head) of each */
+    for (int t = 0; t < 2; t++)
+        for (size_t k = 0; k < cnt[t]; k++) {
+            size_t H = src[t].H;
+            refs[(t ? cnt[0] : 0) + k] =
+                o->all_heads ? (head_ref){(size_t)t, k / H, k % H}
+                             : (head_ref){(size_t)t, (size_t)o->layer, (size_t)o->head};
+        }
+    for (size_t i = 0; i < cnt[0]; i++)
+        for (size_t j = 0; j < cnt[1]; j++) {
+            size_t p = i * cnt[1] + j;
+            size_t row = refs[i].l * src[0].H + refs[i].h;
+            size_t col = refs[cnt[0] + j].l * src[1].H + refs[cnt[0] + j].h;
+            idx[p] = i;
+            idx[n_pairs + p] = cnt[0] + j;
+            idx[2 * n_pairs + p] = row * cols + col;
+        }
+    double *bott = NULL, *wass = NULL;
+    ats_status st = compare_heads(src, count, refs, n_pairs, idx, idx + n_pairs, idx + 2 * n_pairs,
+                                  rows * cols, o, &bott, &wass, err);
+    free(refs);
+    free(idx);
+    if (st) return st;
+    for (int t = 0; t < 2; t++) {
+        res->L[t] = src[t].L;
+        res->H[t] = src[t].H;
+    }
+    res->n_dims = (size_t)o->max_dim + 1;
+    res->bottleneck = bott;
+    res->wasserstein = wass;
+    return ATS_OK;
+}
+
+ats_status ats_compare_models(ats_session *a, ats_session *b, const char *const texts[2],
+                              const ats_compare_options *o, ats_compare_models_result *res,
+                              ats_error *err) {
+    ats_error e = {0};
+    ats_session *s[2] = {a, b};
+    memset(res, 0, sizeof *res);
+    ats_status st = check_options(o, &e);
+    if (!st && (!a || !b || !texts || !texts[0] || !texts[1]))
+        st = ats_error_set(&e, ATS_ERR_INVALID, "compare_models needs two models and a text each");
+    int failed = -1; /* the session whose run failed, to record the message on */
+    for (int t = 0; t < 2 && !st; t++) {
+        ats_run_options ro;
+        ats_run_options_init(&ro);
+        ro.n_threads = o->n_threads;
+        ro.truncate = o->truncate;
+        /* one head: each model runs up to that layer only */
+        if (!o->all_heads && o->layer < ats_model_info_get(ats_session_model(s[t]))->n_layers)
+            ro.n_layers = (int)o->layer + 1;
+        const char *dir = ats_model_info_get(ats_session_model(s[t]))->dir;
+        st = session_run(s[t], 1, &texts[t], &ro, &res->inputs[t], &e);
+        if (st) {
+            /* session_run names its one text "text 1" whichever model ran it */
+            char msg[sizeof e.message];
+            snprintf(msg, sizeof msg, "%s", e.message);
+            ats_error_set(&e, st, "model %c (%s): %s", "AB"[t], dir, msg);
+            failed = t;
+            break;
+        }
+        /* named after the model: the two inputs' errors and titles say which model */
+        char buf[1024];
+        snprintf(buf, sizeof buf, "model %c (%s)", "AB"[t], dir);
+        char *name = strdup(buf);
+        if (!name) {
+            st = ats_error_set(&e, ATS_ERR_NOMEM, "out of memory");
+            break;
+        }
+        free(res->inputs[t].name);
+        res->inputs[t].name = name;
+    }
+    if (!st) st = compare_models_core(o, res, &e);
+    if (!st) return ATS_OK;
+    ats_compare_models_result_free(res);
+    return session_failed(failed >= 0 ? s[failed] : a, st, &e, err);
 }

@@ -102,6 +102,7 @@ static const constant CONSTANTS[] = {
     SIZE(ats_attention),
     SIZE(ats_compare_options),
     SIZE(ats_compare_result),
+    SIZE(ats_compare_models_result),
     SIZE(ats_report_options),
     SIZE(ats_report_result),
     SIZE(ats_topo_options),

@@ -93,6 +93,179 @@ ats_status analysis_compare_write(const analysis_args *a, const ats_compare_resu
     return st;
 }
 
+/* ---- compare --model A --model B: every head of A against every head of B */
+
+/* {"0": v, ...} with v the [rows][cols] matrix, or the one pair's number. */
+static cJSON *models_dim_json(const double *vals, size_t nd, size_t rows, size_t cols, long one) {
+    cJSON *o = cJSON_CreateObject();
+    for (size_t d = 0; d < nd; d++) {
+        char key[32];
+        snprintf(key, sizeof key, "%zu", d);
+        cJSON_AddItemToObject(o, key,
+                              one >= 0
+                                  ? analysis_json_number(vals[d * rows * cols + (size_t)one], 0)
+                                  : analysis_matrix_json(vals + d * rows * cols, rows, cols));
+    }
+    return o;
+}
+
+/* "L0 H0", "L0 H1", ...: the heads of an L x H model, layer-major. */
+static char **head_labels(size_t L, size_t H) {
+    char **lab = calloc(L * H + 1, sizeof *lab);
+    for (size_t i = 0; lab && i < L * H; i++) {
+        char buf[48];
+        snprintf(buf, sizeof buf, "L%zu H%zu", i / H, i % H);
+        lab[i] = strdup(buf);
+    }
+    return lab;
+}
+
+/* DIR/name.<format>: the heads-by-heads heatmap of one measure and dimension. */
+static ats_status models_heatmap(const analysis_args *a, const char *const *names, const char *name,
+                                 const char *title, const char *value_title,
+                                 const ats_compare_models_result *r, const double *v,
+                                 ats_error *err) {
+    size_t rows = r->L[0] * r->H[0], cols = r->L[1] * r->H[1];
+    char **rl = head_labels(r->L[0], r->H[0]), **cl = head_labels(r->L[1], r->H[1]);
+    char rt[300], ct[300];
+    snprintf(rt, sizeof rt, "%s head", names[0]);
+    snprintf(ct, sizeof ct, "%s head", names[1]);
+    ats_heatmap_options ho;
+    ats_heatmap_options_init(&ho);
+    ho.fig.title = title;
+    ho.row_labels = (const char *const *)rl;
+    ho.col_labels = (const char *const *)cl;
+    ho.row_title = rt;
+    ho.col_title = ct;
+    ho.value_title = value_title;
+    char *path = rl && cl ? analysis_figure_path(a, name, err) : NULL;
+    ats_status st = !rl || !cl ? ats_error_set(err, ATS_ERR_NOMEM, "out of memory")
+                    : path     ? ats_render_heatmap(path, rows, cols, v, &ho, err)
+                               : err->status;
+    if (!st) printf("%s\n", path);
+    free(path);
+    for (size_t i = 0; rl && i < rows; i++) free(rl[i]);
+    for (size_t i = 0; cl && i < cols; i++) free(cl[i]);
+    free(rl);
+    free(cl);
+    return st;
+}
+
+/* The last part of a model path, for titles ("bert" rather than a whole path). */
+static const char *model_short(const char *m) {
+    size_t n = strlen(m);
+    while (n > 1 && m[n - 1] == '/') n--;
+    const char *s = m + n;
+    while (s > m && s[-1] != '/') s--;
+    static char buf[2][256];
+    static int k;
+    k ^= 1;
+    snprintf(buf[k], sizeof buf[k], "%.*s", (int)(m + n - s), s);
+    return buf[k];
+}
+
+/* compare --model A --model B's outputs: --json OUT, and with --out DIR bottleneck.npy,
+ * wasserstein.npy ([K+1][L_A·H_A][L_B·H_B]), compare.json and, for all heads, a heatmap per
+ * measure and dimension; one head's distances on stdout. */
+static ats_status compare_models_write(const analysis_args *a, const char *const models[2],
+                                       const char *const dirs[2],
+                                       const ats_compare_models_result *r, const char *json_out,
+                                       int all_heads, double q, ats_error *err) {
+    size_t rows = r->L[0] * r->H[0], cols = r->L[1] * r->H[1], nd = r->n_dims;
+    long one = all_heads ? -1
+                         : (long)(((size_t)a->layer * r->H[0] + (size_t)a->head) * cols +
+                                  (size_t)a->layer * r->H[1] + (size_t)a->head);
+    const char *names[2] = {model_short(models[0]), model_short(models[1])};
+    ats_status st = ATS_OK;
+    cJSON *doc = cJSON_CreateObject(), *ms = cJSON_AddArrayToObject(doc, "models");
+    for (int t = 0; t < 2; t++) {
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "model", dirs[t]);
+        cJSON_AddNumberToObject(m, "layers", (double)r->L[t]);
+        cJSON_AddNumberToObject(m, "heads", (double)r->H[t]);
+        cJSON_AddItemToArray(ms, m);
+    }
+    cJSON_AddItemToObject(doc, "bottleneck", models_dim_json(r->bottleneck, nd, rows, cols, one));
+    cJSON_AddItemToObject(doc, "wasserstein", models_dim_json(r->wasserstein, nd, rows, cols, one));
+    cJSON_AddItemToObject(doc, "q", analysis_json_number(q, 0));
+    if (!all_heads) {
+        cJSON_AddNumberToObject(doc, "layer", (double)a->layer);
+        cJSON_AddNumberToObject(doc, "head", (double)a->head);
+    }
+    cJSON_AddItemToObject(doc, "tokens_a", analysis_labels_json(&r->inputs[0]));
+    cJSON_AddItemToObject(doc, "tokens_b", analysis_labels_json(&r->inputs[1]));
+    if (json_out) st = analysis_json_write(json_out, doc, err);
+    if (!st && a->out_dir) {
+        size_t shape[3] = {nd, rows, cols};
+        st = analysis_write_npy(a, "bottleneck", ATS_F64, 3, shape, r->bottleneck, err);
+        if (!st) st = analysis_write_npy(a, "wasserstein", ATS_F64, 3, shape, r->wasserstein, err);
+        if (!st) st = analysis_write_json(a, "compare", doc, err);
+        for (size_t d = 0; d < nd && !st && all_heads; d++)
+            for (int which = 0; which < 2 && !st; which++) {
+                char name[64], title[1024];
+                snprintf(name, sizeof name, "%s_H%zu", which ? "wasserstein" : "bottleneck", d);
+                snprintf(title, sizeof title, "%s%s%s distance of H%zu diagrams, %s vs %s heads",
+                         a->title ? a->title : "", a->title ? ": " : "",
+                         which ? "Wasserstein" : "bottleneck", d, names[0], names[1]);
+                st =
+                    models_heatmap(a, names, name, title, which ? "W" : "d_B", r,
+                                   (which ? r->wasserstein : r->bottleneck) + d * rows * cols, err);
+            }
+    }
+    if (!st && !all_heads)
+        for (size_t d = 0; d < nd; d++)
+            printf("H%zu bottleneck %.17g wasserstein %.17g\n", d,
+                   r->bottleneck[d * rows * cols + (size_t)one],
+                   r->wasserstein[d * rows * cols + (size_t)one]);
+    cJSON_Delete(doc);
+    return st;
+}
+
+/* compare with two --model: checks, both sessions, ats_compare_models, the outputs. */
+static int run_compare_models(const analysis_args *a, const char *const *models, size_t n_models,
+                              ats_compare_options *co, const char *json_out, long repeat) {
+    if (n_models > 2) return ats_cli_usage_error("compare", "at most two --model");
+    if (a->n_attention)
+        return ats_cli_usage_error("compare", "two --model compare the models on a text: give "
+                                              "--text T, not --attention");
+    if (!a->n_texts || a->n_texts > 2)
+        return ats_cli_usage_error("compare", "two --model need --text T (run by both) or two "
+                                              "--text (the first for model A, the second for B)");
+    if (repeat) return ats_cli_usage_error("compare", "--repeat takes one model");
+    if ((a->layer >= 0) != (a->head >= 0))
+        return ats_cli_usage_error("compare", "give both --layer L and --head H, or neither");
+    co->all_heads = a->layer < 0;
+    co->layer = a->layer;
+    co->head = a->head;
+    if (co->all_heads && !a->out_dir && !json_out)
+        return ats_cli_usage_error("compare", "all heads need --json OUT or --out DIR");
+    analysis_args check = *a;
+    if (!check.out_dir) check.out_dir = ".";
+    int rc = analysis_check(&check, 0);
+    if (rc) return rc;
+    ats_error err;
+    ats_error_clear(&err);
+    ats_session *s[2] = {NULL, NULL};
+    for (int t = 0; t < 2; t++) {
+        analysis_args one = *a;
+        one.model = models[t];
+        if (analysis_session_open(&one, &s[t], &err)) {
+            ats_session_close(s[0]);
+            return ats_cli_fail(&err);
+        }
+    }
+    const char *texts[2] = {a->texts[0], a->texts[a->n_texts - 1]};
+    ats_compare_models_result r;
+    ats_status st = ats_compare_models(s[0], s[1], texts, co, &r, &err);
+    const char *dirs[2] = {ats_model_info_get(ats_session_model(s[0]))->dir,
+                           ats_model_info_get(ats_session_model(s[1]))->dir};
+    if (!st) st = compare_models_write(a, models, dirs, &r, json_out, co->all_heads, co->q, &err);
+    ats_compare_models_result_free(&r);
+    ats_session_close(s[0]);
+    ats_session_close(s[1]);
+    return st ? ats_cli_fail(&err) : ATS_EXIT_OK;
+}
+
 static int run_compare(int argc, char **argv) {
     analysis_args a;
     analysis_args_init(&a, "compare");
@@ -101,7 +274,11 @@ static int run_compare(int argc, char **argv) {
     int all_heads = 0, seed_compat = 0;
     long repeat = 0;
     const char *json_out = NULL;
+    const char *models[3];
+    size_t n_models = 0;
     for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--model") && i + 1 < argc && n_models < 3)
+            models[n_models++] = argv[i + 1]; /* two: the models compared (run_compare_models) */
         int r = analysis_parse_common(&a, argc, argv, &i);
         if (r < 0) return ATS_EXIT_INPUT;
         if (r) continue;
@@ -127,22 +304,46 @@ static int run_compare(int argc, char **argv) {
         } else if (!strcmp(s, "--all-heads")) {
             all_heads = 1;
         } else if (!strcmp(s, "--help")) {
-            printf("usage: attnscope compare (two inputs) (--layer L --head H | --all-heads)\n"
-                   "       [--json OUT] [--out DIR] [--dim K] [--q Q] [--seed-compat]\n"
-                   "       [--seed-distance sqrt-jsd|jsd]\n\n"
-                   "Bottleneck and q-Wasserstein (internal L-inf, default q = 1) distances "
-                   "between the\npersistence diagrams H0..HK (default K = 1) of the two texts' "
-                   "Jensen–Shannon token\nmetrics. --json OUT writes {\"bottleneck\":{\"0\":x,"
-                   "\"1\":y},\"wasserstein\":{...}}, each value\nan [L][H] array with --all-heads. "
-                   "--out DIR also writes bottleneck.npy / wasserstein.npy\n([K+1][L][H]) and, "
-                   "for all heads, an L x H heatmap per measure and dimension.\n--repeat N times "
-                   "N runs of the whole pipeline (tokens, model, metric, persistence,\n"
-                   "distances) with the model loaded once, and prints the median.\n\n%s%s",
-                   ANALYSIS_SEED_USAGE, ANALYSIS_COMMON_USAGE);
+            printf(
+                "usage: attnscope compare (two inputs) (--layer L --head H | --all-heads)\n"
+                "       [--json OUT] [--out DIR] [--dim K] [--q Q] [--seed-compat]\n"
+                "       [--seed-distance sqrt-jsd|jsd]\n"
+                "       attnscope compare --model A --model B --text T [--text T2]\n"
+                "       [--layer L --head H] [--json OUT] [--out DIR] [--dim K] [--q Q]\n\n"
+                "Bottleneck and q-Wasserstein (internal L-inf, default q = 1) distances "
+                "between the\npersistence diagrams H0..HK (default K = 1) of the two texts' "
+                "Jensen–Shannon token\nmetrics. --json OUT writes {\"bottleneck\":{\"0\":x,"
+                "\"1\":y},\"wasserstein\":{...}}, each value\nan [L][H] array with --all-heads. "
+                "--out DIR also writes bottleneck.npy / wasserstein.npy\n([K+1][L][H]) and, "
+                "for all heads, an L x H heatmap per measure and dimension.\n--repeat N times "
+                "N runs of the whole pipeline (tokens, model, metric, persistence,\n"
+                "distances) with the model loaded once, and prints the median.\n\n"
+                "Two models: T runs through both (or T through A, T2 through B) and every "
+                "head of A is\ncompared with every head of B (the models may differ in "
+                "layers, heads and tokenizer:\ndiagrams compare whatever the tokens). Head i "
+                "= layer * H + head. --json OUT writes\n{\"models\":[{\"model\",\"layers\","
+                "\"heads\"},...],\"bottleneck\":{\"0\":[[...]],...},\"wasserstein\":"
+                "{...}}, each value\nan [L_A*H_A][L_B*H_B] matrix; --out DIR also writes "
+                "bottleneck.npy / wasserstein.npy\n([K+1][L_A*H_A][L_B*H_B]) and a heads x heads "
+                "heatmap per measure and dimension.\n--layer L --head H compares that one head "
+                "of each model (both must have it): numbers\nin the JSON and on stdout.\n\n%s%s",
+                ANALYSIS_SEED_USAGE, ANALYSIS_COMMON_USAGE);
             return ATS_EXIT_OK;
         } else {
             return ats_cli_usage_error("compare", "unknown option '%s' (see --help)", s);
         }
+    }
+    ats_compare_options co;
+    ats_compare_options_init(&co);
+    co.seed_compat = seed_compat;
+    co.max_dim = (int)max_dim;
+    co.q = q;
+    co.n_threads = a.threads;
+    co.truncate = a.truncate;
+    if (n_models > 1) {
+        if (all_heads && a.layer >= 0)
+            return ats_cli_usage_error("compare", "choose --layer L --head H, or --all-heads");
+        return run_compare_models(&a, models, n_models, &co, json_out, repeat);
     }
     if (all_heads && !a.out_dir && !json_out)
         return ats_cli_usage_error("compare", "--all-heads needs --json OUT or --out DIR");
@@ -155,16 +356,9 @@ static int run_compare(int argc, char **argv) {
                                    "needs exactly two inputs (two --text or two --attention)");
     if (all_heads == (a.layer >= 0) || (a.layer >= 0) != (a.head >= 0))
         return ats_cli_usage_error("compare", "choose --layer L --head H, or --all-heads");
-    ats_compare_options co;
-    ats_compare_options_init(&co);
     co.all_heads = all_heads;
     co.layer = a.layer;
     co.head = a.head;
-    co.seed_compat = seed_compat;
-    co.max_dim = (int)max_dim;
-    co.q = q;
-    co.n_threads = a.threads;
-    co.truncate = a.truncate;
     ats_error err;
     ats_error_clear(&err);
     ats_session *session;

@@ -107,3 +107,47 @@ def assert_same_diagrams(ours, ref, tol, dims, label=""):
             # Hera's exact bottleneck: GUDHI's exact search can overshoot (gudhi-devel #1367)
             bn = gudhi.hera.bottleneck_distance(fa, fb, delta=0)
             assert bn <= tol, f"{label} dim {k}: bottleneck {bn} > {tol}"
+
+
+def assignment_exact(a, b, q, p):
+    """W_q with internal L_p by scipy's exact assignment on the augmented matrix; essential
+    points matched within their class as Hera does."""
+
+    def split(x):
+        x = np.asarray(x, float).reshape(-1, 2)
+        x = x[x[:, 0] != x[:, 1]]
+        fin = np.isfinite(x).all(1)
+        return x[fin], x[~fin]
+
+    a, ea = split(a)
+    b, eb = split(b)
+    ess = 0.0
+    for col, inf in [(0, np.inf), (0, -np.inf), (1, np.inf), (1, -np.inf)]:
+        # one infinite coordinate: matched on the finite one
+        sel = lambda e: e[(e[:, 1 - col] == inf) & np.isfinite(e[:, col])][:, col]
+        sa, sb = np.sort(sel(ea)), np.sort(sel(eb))
+        if len(sa) != len(sb):
+            return math.inf
+        ess += float(np.sum(np.abs(sa - sb) ** q))
+    for sign in (1, -1):  # both coordinates infinite: counts must agree
+        cnt = lambda e: int(np.sum((e[:, 0] == -sign * np.inf) & (e[:, 1] == sign * np.inf)))
+        if cnt(ea) != cnt(eb):
+            return math.inf
+    n, m = len(a), len(b)
+    if n + m == 0:
+        return ess ** (1 / q)
+    nrm = lambda v: np.linalg.norm(v, ord=p, axis=-1)
+    C = np.zeros((n + m, n + m))
+    if n and m:
+        C[:n, :m] = nrm(a[:, None, :] - b[None, :, :]) ** q
+
+    def to_diag(x):
+        mid = (x[:, 0] + x[:, 1]) / 2
+        return nrm(np.stack([np.abs(x[:, 0] - mid), np.abs(x[:, 1] - mid)], -1)) ** q
+
+    C[:n, m:] = to_diag(a)[:, None]
+    C[n:, :m] = to_diag(b)[None, :]
+    from scipy.optimize import linear_sum_assignment
+
+    r, c = linear_sum_assignment(C)
+    return (C[r, c].sum() + ess) ** (1 / q)
