@@ -2,6 +2,7 @@
  * distances between their diagrams, as JSON, NPY and heatmaps. */
 #include "analysis.h"
 #include "cli.h"
+#include "progress.h"
 #include "attnscope/diagram.h"
 #include "attnscope/measure.h"
 #include "attnscope/render.h"
@@ -271,7 +272,7 @@ static int run_compare(int argc, char **argv) {
     analysis_args_init(&a, "compare");
     long max_dim = 1;
     double q = 1.0;
-    int all_heads = 0, seed_compat = 0;
+    int all_heads = 0, seed_compat = 0, progress = 0;
     long repeat = 0;
     const char *json_out = NULL;
     const char *models[3];
@@ -303,11 +304,13 @@ static int run_compare(int argc, char **argv) {
             i++;
         } else if (!strcmp(s, "--all-heads")) {
             all_heads = 1;
+        } else if (!strcmp(s, "--progress")) {
+            progress = 1;
         } else if (!strcmp(s, "--help")) {
             printf(
                 "usage: attnscope compare (two inputs) (--layer L --head H | --all-heads)\n"
                 "       [--json OUT] [--out DIR] [--dim K] [--q Q] [--seed-compat]\n"
-                "       [--seed-distance sqrt-jsd|jsd]\n"
+                "       [--seed-distance sqrt-jsd|jsd] [--progress]\n"
                 "       attnscope compare --model A --model B --text T [--text T2]\n"
                 "       [--layer L --head H] [--json OUT] [--out DIR] [--dim K] [--q Q]\n\n"
                 "Bottleneck and q-Wasserstein (internal L-inf, default q = 1) distances "
@@ -317,7 +320,9 @@ static int run_compare(int argc, char **argv) {
                 "--out DIR also writes bottleneck.npy / wasserstein.npy\n([K+1][L][H]) and, "
                 "for all heads, an L x H heatmap per measure and dimension.\n--repeat N times "
                 "N runs of the whole pipeline (tokens, model, metric, persistence,\n"
-                "distances) with the model loaded once, and prints the median.\n\n"
+                "distances) with the model loaded once, and prints the median.\n"
+                "--progress prints the progress line (persistence, distances) on stderr even "
+                "off a\nterminal.\n\n"
                 "Two models: T runs through both (or T through A, T2 through B) and every "
                 "head of A is\ncompared with every head of B (the models may differ in "
                 "layers, heads and tokenizer:\ndiagrams compare whatever the tokens). Head i "
@@ -340,10 +345,14 @@ static int run_compare(int argc, char **argv) {
     co.q = q;
     co.n_threads = a.threads;
     co.truncate = a.truncate;
+    cli_progress pg;
     if (n_models > 1) {
         if (all_heads && a.layer >= 0)
             return ats_cli_usage_error("compare", "choose --layer L --head H, or --all-heads");
-        return run_compare_models(&a, models, n_models, &co, json_out, repeat);
+        cli_progress_attach(&pg, "compare", progress, &co.progress, &co.progress_ctx);
+        int rc = run_compare_models(&a, models, n_models, &co, json_out, repeat);
+        cli_progress_finish(&pg);
+        return rc;
     }
     if (all_heads && !a.out_dir && !json_out)
         return ats_cli_usage_error("compare", "--all-heads needs --json OUT or --out DIR");
@@ -387,7 +396,9 @@ static int run_compare(int argc, char **argv) {
         }
         free(ms);
     }
+    cli_progress_attach(&pg, "compare", progress, &co.progress, &co.progress_ctx);
     ats_status st = compare_inputs(&a, session, &co, &r, &err);
+    cli_progress_finish(&pg);
     ats_session_close(session);
     if (st) return ats_cli_fail(&err);
     st = analysis_compare_write(&a, &r, json_out, all_heads, q, &err);

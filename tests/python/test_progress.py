@@ -97,3 +97,26 @@ def test_syntax_progress_counts_sentences(tmp_path):
                         "--conllu", conllu, "--json", str(tmp_path / "s.json"),
                         "--max-sentences", "5"], capture_output=True, text=True, timeout=300)
     assert q.returncode == 0 and "ETA" not in q.stderr
+
+
+@pytest.mark.parametrize("two_models", [False, True])
+def test_compare_progress(tmp_path, two_models):
+    """compare --progress: the persistence of every head (2 inputs x L x H) and the distances, each
+    ending at its total; silent without --progress off a terminal."""
+    bert, gpt2 = (os.path.join(FIXTURES, m) for m in ("bert", "gpt2"))
+    if two_models:
+        args = ["--model", bert, "--model", gpt2, "--text", "the cat sat on the mat"]
+        pairs = 8 * 8
+    else:
+        args = ["--model", bert, "--text", "the cat sat on the mat", "--text", "a dog ran far",
+                "--all-heads"]
+        pairs = 8
+    for progress in (False, True):
+        p = subprocess.run([ATTNSCOPE, "compare", *args, "--json", str(tmp_path / "c.json"),
+                            *(["--progress"] if progress else [])], capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+        if not progress:
+            assert "persistence" not in p.stderr
+            continue
+        assert re.search(r"compare persistence: 16/16 heads \(100%\)", p.stderr), p.stderr
+        assert re.search(rf"compare diagram distances: {pairs}/{pairs} ", p.stderr), p.stderr
