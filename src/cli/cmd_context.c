@@ -55,10 +55,12 @@ static void legend_names(const char **models, size_t n, char types[][64], char n
             const char *b = strrchr(models[k], '/');
             same_base |= !strcmp(b && b[1] ? b + 1 : models[k], base);
         }
-        if (!same_type)
-            snprintf(names[m], sizeof names[m], "%s", types[m]);
-        else
-            snprintf(names[m], sizeof names[m], "%s (%s)", types[m], same_base ? models[m] : base);
+        /* a legend entry longer than names[m] is cut (the return value says so; checking it
+         * keeps GCC's truncation warning, an error under -Werror, quiet on every target) */
+        int len = same_type ? snprintf(names[m], sizeof names[m], "%s (%s)", types[m],
+                                       same_base ? models[m] : base)
+                            : snprintf(names[m], sizeof names[m], "%s", types[m]);
+        if (len < 0) names[m][0] = '\0';
     }
 }
 
