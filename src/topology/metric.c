@@ -209,6 +209,11 @@ ats_status ats_metric_from_points(size_t n, size_t dim, const double *points, do
                 double t = points[i * dim + k] - points[j * dim + k];
                 s += t * t;
             }
+            if (!isfinite(s)) /* coordinates near 1e154 and beyond: the square overflows */
+                return ats_error_set(err, ATS_ERR_RANGE,
+                                     "point cloud: the distance between points %zu and %zu "
+                                     "overflows a double",
+                                     j + 1, i + 1);
             lower[lower_index(i, j)] = sqrt(s);
         }
     return ATS_OK;

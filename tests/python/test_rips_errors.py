@@ -28,6 +28,9 @@ CASES = [
     ("non_square_full", "0 1 2\n1 0 3\n", "distance", [], ["line 1", "square"]),
     ("nan_full", "0 nan\nnan 0\n", "distance", [], ["row 2, column 1", "not a finite"]),
     ("inf_lower", "\n1\n2,inf\n", "lower-distance", [], ["row 3, column 2", "not a finite"]),
+    # found by fuzz_metric: finite coordinates whose squared difference overflows
+    ("overflowing_points", "0 0\n1e200 0\n", "point-cloud", [],
+     ["points 1 and 2", "overflows"]),
     ("negative_lower", "\n1\n2,-3\n", "lower-distance", [], ["row 3, column 2", "not a finite non-negative"]),
     ("nonzero_diagonal", "0 1\n1 0.5\n", "distance", [], ["row 2, column 2", "diagonal"]),
     ("asymmetric", "0 1 2\n1 0 3\n2 4 0\n", "distance", [], ["row 3, column 2", "symmetric", "--symmetrize"]),
