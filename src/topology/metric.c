@@ -341,7 +341,11 @@ ats_status ats_metric_read(const char *path, ats_metric_format format, int symme
                                    "%s: line %zu, coordinate %zu is not finite", path,
                                    nb.line_no[t / dim], t % dim + 1);
         if (!st) st = alloc_lower(path, 1, pts, lowers, err);
-        if (!st) st = ats_metric_from_points(pts, dim, nb.v, *lowers, err);
+        if (!st && (st = ats_metric_from_points(pts, dim, nb.v, *lowers, err)) && err) {
+            char why[sizeof err->message];
+            snprintf(why, sizeof why, "%s", err->message);
+            ats_error_set(err, st, "%s: %s", path, why); /* the file, then what is wrong */
+        }
     } else {
         st = ats_error_set(err, ATS_ERR_INVALID, "%s: unknown metric format", path);
     }
