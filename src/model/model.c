@@ -441,13 +441,23 @@ static ats_status parse_preprocessor(ats_model *m, ats_error *err) {
                            path, resample);
     const cJSON *size = cJSON_GetObjectItemCaseSensitive(root, "size");
     int h = I->image_size, w = I->image_size;
-    if (cJSON_IsNumber(size))
-        h = w = (int)size->valuedouble;
-    else if (cJSON_IsObject(size)) {
-        const cJSON *hh = cJSON_GetObjectItemCaseSensitive(size, "height");
-        const cJSON *ww = cJSON_GetObjectItemCaseSensitive(size, "width");
-        if (cJSON_IsNumber(hh)) h = (int)hh->valuedouble;
-        if (cJSON_IsNumber(ww)) w = (int)ww->valuedouble;
+    const cJSON *hh = size, *ww = size;
+    if (cJSON_IsObject(size)) {
+        hh = cJSON_GetObjectItemCaseSensitive(size, "height");
+        ww = cJSON_GetObjectItemCaseSensitive(size, "width");
+    }
+    /* checked before the conversion: a double outside int's range is undefined behaviour */
+    const cJSON *given[2] = {hh, ww};
+    int *side[2] = {&h, &w};
+    for (int k = 0; k < 2 && !rc; k++) {
+        if (!cJSON_IsNumber(given[k])) continue;
+        double v = given[k]->valuedouble;
+        if (!(v >= 1 && v <= 65536) || v != floor(v))
+            rc = ats_error_set(err, ATS_ERR_FORMAT,
+                               "%s: size %s %g is not a whole number of pixels in 1..65536", path,
+                               k ? "width" : "height", v);
+        else
+            *side[k] = (int)v;
     }
     if (!rc && (h != I->image_size || w != I->image_size))
         rc = ats_error_set(err, ATS_ERR_FORMAT,

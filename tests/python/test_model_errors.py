@@ -257,6 +257,10 @@ def test_unsupported_preprocessing(tmp_path):
     cfg["size"] = {"height": 64, "width": 64}
     json.dump(cfg, open(p, "w"))
     check_fails(run(d, "--image", img), None, str(p), "image_size")
+    for bad in (3.2e93, -4, 16.5):  # found by fuzz_model_config: 3.2e93 was cast to int (UB)
+        cfg["size"] = bad if bad != -4 else {"height": bad, "width": 16}
+        json.dump(cfg, open(p, "w"))
+        check_fails(run(d, "--image", img), None, str(p), "whole number of pixels")
 
 
 def test_roberta_aliases(tmp_path):
