@@ -232,10 +232,10 @@ static int one_head_run(const analysis_args *a) {
     return a->model && a->one_head && !a->want_hidden && a->layer >= 0 && a->head >= 0;
 }
 
-void analysis_held(const analysis_args *a, size_t *layer, size_t *head) {
+void analysis_held(const analysis_args *a, long *layer, long *head) {
     int held = one_head_run(a);
-    *layer = held ? 0 : (size_t)a->layer;
-    *head = held ? 0 : (size_t)a->head;
+    *layer = held ? 0 : a->layer;
+    *head = held ? 0 : a->head;
 }
 
 static ats_status load_from_model(const analysis_args *a, ats_session *s, ats_attention *src,

@@ -38,7 +38,7 @@ typedef struct analysis_args {
 
 /* The indices of head (--layer, --head) in a source that analysis_load filled: (0, 0) when
  * a model's pass kept it alone (one_head), else --layer and --head. */
-void analysis_held(const analysis_args *a, size_t *layer, size_t *head);
+void analysis_held(const analysis_args *a, long *layer, long *head);
 /* Parses the shared options; returns 1 if argv[i] (and maybe argv[i+1]) was one of them,
  * advancing *i; 0 if not ours; -1 (after printing) on a bad value. */
 int analysis_parse_common(analysis_args *a, int argc, char **argv, int *i);

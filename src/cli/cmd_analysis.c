@@ -123,10 +123,8 @@ ats_status analysis_graph_write(const analysis_args *a, const ats_attention *src
         analysis_title(title, sizeof title, a, s, "attention graph", a->layer, a->head);
         ats_head_graph_options go;
         ats_head_graph_options_init(&go);
-        size_t hl, hh; /* the head's place in s: (0, 0) when the pass kept it alone */
-        analysis_held(a, &hl, &hh);
-        go.layer = (long)hl;
-        go.head = (long)hh;
+        /* the head's place in s: (0, 0) when the pass kept it alone */
+        analysis_held(a, &go.layer, &go.head);
         go.min_weight = min_weight;
         go.directed = directed;
         go.seed_compat = seed_compat;
@@ -225,10 +223,8 @@ ats_status analysis_divergence_write(const analysis_args *a, const ats_attention
         const ats_attention *s = &src[t];
         ats_head_divergences_options o;
         ats_head_divergences_options_init(&o);
-        size_t hl, hh; /* the head's place in s: (0, 0) when the pass kept it alone */
-        analysis_held(a, &hl, &hh);
-        o.layer = (long)hl;
-        o.head = (long)hh;
+        /* the head's place in s: (0, 0) when the pass kept it alone */
+        analysis_held(a, &o.layer, &o.head);
         o.base = base_e ? ATS_BASE_E : ATS_BASE_2;
         o.eps = eps;
         o.seed_compat = seed_compat;

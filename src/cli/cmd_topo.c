@@ -209,10 +209,7 @@ static int run_topo(int argc, char **argv) {
     if (rc) return rc;
     ats_topo_options to;
     ats_topo_options_init(&to);
-    size_t hl, hh;
-    analysis_held(&a, &hl, &hh);
-    to.layer = (long)hl;
-    to.head = (long)hh;
+    analysis_held(&a, &to.layer, &to.head);
     to.distance = seed_compat == ATS_SEED_SQRT_JSD ? ATS_HEAD_SEED
                   : seed_compat == ATS_SEED_JSD    ? ATS_HEAD_SEED_JSD
                                                    : ATS_HEAD_JSD;
