@@ -39,6 +39,18 @@ static cJSON *per_dim_json(const double *vals, size_t nd, size_t L, size_t H, in
     return o;
 }
 
+/* --out DIR's bottleneck.npy and wasserstein.npy ([nd][rows][cols]) and compare.json, for two
+ * texts (rows x cols = L x H) and for two models (heads of A x heads of B). */
+static ats_status distances_write(const analysis_args *a, cJSON *doc, size_t nd, size_t rows,
+                                  size_t cols, const double *bott, const double *wass,
+                                  ats_error *err) {
+    size_t shape[3] = {nd, rows, cols};
+    ats_status st = analysis_write_npy(a, "bottleneck", ATS_F64, 3, shape, bott, err);
+    if (!st) st = analysis_write_npy(a, "wasserstein", ATS_F64, 3, shape, wass, err);
+    if (!st) st = analysis_write_json(a, "compare", doc, err);
+    return st;
+}
+
 /* Both inputs compared: the texts through the session, or the attention files. */
 static ats_status compare_inputs(const analysis_args *a, ats_session *s,
                                  const ats_compare_options *co, ats_compare_result *r,
@@ -71,10 +83,7 @@ ats_status analysis_compare_write(const analysis_args *a, const ats_compare_resu
     cJSON_AddItemToObject(doc, "tokens_b", analysis_labels_json(&src[1]));
     if (json_out) st = analysis_json_write(json_out, doc, err);
     if (!st && a->out_dir) {
-        size_t shape[3] = {nd, L, H};
-        st = analysis_write_npy(a, "bottleneck", ATS_F64, 3, shape, bott, err);
-        if (!st) st = analysis_write_npy(a, "wasserstein", ATS_F64, 3, shape, wass, err);
-        if (!st) st = analysis_write_json(a, "compare", doc, err);
+        st = distances_write(a, doc, nd, L, H, bott, wass, err);
         for (size_t d = 0; d < nd && !st && all_heads; d++)
             for (int which = 0; which < 2 && !st; which++) {
                 char name[64], title[512];
@@ -197,10 +206,7 @@ static ats_status compare_models_write(const analysis_args *a, const char *const
     cJSON_AddItemToObject(doc, "tokens_b", analysis_labels_json(&r->inputs[1]));
     if (json_out) st = analysis_json_write(json_out, doc, err);
     if (!st && a->out_dir) {
-        size_t shape[3] = {nd, rows, cols};
-        st = analysis_write_npy(a, "bottleneck", ATS_F64, 3, shape, r->bottleneck, err);
-        if (!st) st = analysis_write_npy(a, "wasserstein", ATS_F64, 3, shape, r->wasserstein, err);
-        if (!st) st = analysis_write_json(a, "compare", doc, err);
+        st = distances_write(a, doc, nd, rows, cols, r->bottleneck, r->wasserstein, err);
         for (size_t d = 0; d < nd && !st && all_heads; d++)
             for (int which = 0; which < 2 && !st; which++) {
                 char name[64], title[1024];
