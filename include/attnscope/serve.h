@@ -106,6 +106,12 @@ typedef struct ats_server_options {
                                       cookie the page then gets, or "Authorization: token T");
                                       NULL (default): a random one when host is not a loopback
                                       address, none on loopback (ats_server_token). "" : none */
+    const char *model2;            /* a second text model ("model B"), compared with model
+                                      (/api/compare) and selected by "model": 2; NULL (default):
+                                      none. Both must be text models; the adapter is model's */
+    size_t max_image;              /* largest image a request may carry, in bytes of the file
+                                      (a vision model; default 4 MiB): the body limit of a
+                                      vision model's server is max_body plus its base64 */
 } ats_server_options;
 
 /* Fills the defaults above (model and web_dir NULL). */
