@@ -1026,10 +1026,16 @@ static void sphere_figure(ats_server *srv, const char *format, const params *p, 
     ats_error err;
     ats_error_clear(&err);
     ats_vision_result res;
-    pthread_mutex_lock(&srv->render_lock);
-    ats_status st =
-        sphere_run(srv, p, 1, !strcmp(format, "png") ? ATS_FIGURE_PNG : ATS_FIGURE_SVG, &res, &err);
-    pthread_mutex_unlock(&srv->render_lock);
+    memset(&res, 0, sizeof res);
+    /* the work slot first: waiting in the queue while holding the renderer would stall every
+     * figure behind this one */
+    ats_status st = srv_work_begin(srv, &err);
+    if (!st) {
+        pthread_mutex_lock(&srv->render_lock);
+        st = sphere_run(srv, p, 1, !strcmp(format, "png") ? ATS_FIGURE_PNG : ATS_FIGURE_SVG, &res,
+                        &err);
+        pthread_mutex_unlock(&srv->render_lock);
+    }
     if (st) {
         ats_vision_result_free(&res);
         reply_fail(reply, &err);
