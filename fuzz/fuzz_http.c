@@ -2,8 +2,11 @@
  * parameters: the request line, headers, bodies, query strings and JSON parameters, all through
  * the gate (src/serve/gate.c), MHD and the API, as a client sends them.
  *
- * A server on the tiny BERT fixture (tests/fixtures/models/bert, the viewer's files in web/)
- * listens on 127.0.0.1 for the whole run; each input is sent on a new connection as it is and
+ * A server on the tiny BERT fixture with the GPT-2 fixture as model B (tests/fixtures/models/bert
+ * and gpt2, the viewer's files in web/: /api/compare and "model": 2 are reachable) and one on the
+ * ViT fixture (images, /api/sphere) listen on 127.0.0.1 for the whole run; an input that starts
+ * with "@VIT@" goes to the ViT's server (without those 5 bytes), any other to the text models'.
+ * Each input is sent on a new connection as it is and
  * the answer read until the server closes (every answer carries Connection: close). The input
  * "@PORT@" is replaced by the server's port, so seeds can carry a valid Host. An answer must be
  * an HTTP status line; a crash, a leak, a sanitizer report or a hang is a bug. Built with
@@ -22,26 +25,42 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static ats_server *srv;
+static ats_server *text_srv, *vit_srv;
 
-static void stop_server(void) {
-    ats_server_stop(srv);
+static void stop_servers(void) {
+    ats_server_stop(text_srv);
+    ats_server_stop(vit_srv);
+}
+
+static ats_server *start(const char *model, const char *model2) {
+    ats_server_options opt;
+    ats_server_options_init(&opt);
+    opt.model = model;
+    opt.model2 = model2;
+    opt.web_dir = "web";
+    opt.request_timeout = 1; /* an unfinished request costs a second, not a hang */
+    opt.n_threads = 1;
+    opt.max_image = 65536;
+    ats_server *s = NULL;
+    ats_error err;
+    if (ats_server_start(&opt, &s, &err) != ATS_OK) {
+        fprintf(stderr, "fuzz_http: %s (run from the repository's root)\n", err.message);
+        abort();
+    }
+    return s;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    if (!srv) {
-        ats_server_options opt;
-        ats_server_options_init(&opt);
-        opt.model = "tests/fixtures/models/bert";
-        opt.web_dir = "web";
-        opt.request_timeout = 1; /* an unfinished request costs a second, not a hang */
-        opt.n_threads = 1;
-        ats_error err;
-        if (ats_server_start(&opt, &srv, &err) != ATS_OK) {
-            fprintf(stderr, "fuzz_http: %s (run from the repository's root)\n", err.message);
-            abort();
-        }
-        atexit(stop_server);
+    if (!text_srv) {
+        text_srv = start("tests/fixtures/models/bert", "tests/fixtures/models/gpt2");
+        vit_srv = start("tests/fixtures/models/vit", NULL);
+        atexit(stop_servers);
+    }
+    ats_server *srv = text_srv;
+    if (size >= 5 && !memcmp(data, "@VIT@", 5)) {
+        srv = vit_srv;
+        data += 5;
+        size -= 5;
     }
     char port[16];
     int plen = snprintf(port, sizeof port, "%d", ats_server_port(srv));

@@ -1,6 +1,7 @@
-// attnscope viewer: talks to `attnscope serve` (POST /api/analyze, /api/overview) and draws every
-// view with one small painter interface, so each view renders to a <canvas> on screen and to
-// SVG for export. No dependencies; works offline.
+// attnscope viewer: talks to `attnscope serve` (POST /api/analyze, /api/overview; /api/sphere for
+// a vision model, /api/compare for two models) and draws every view with one small painter
+// interface, so each view renders to a <canvas> on screen and to SVG for export. No
+// dependencies; works offline.
 "use strict";
 
 // The server takes JSON bodies only with this type (a cross-site form or text/plain request
@@ -153,9 +154,31 @@ const state = {
   projected: [],  // screen positions of the 3-D view's tokens
   timings: { slider: [], text: [] },
   lastTexts: null,
+  image: null,      // a vision model: the image file in base64, and its object URL
+  imageUrl: null,
+  sphere: null,     // the last /api/sphere answer
+  sphereKey: null,
+  sphereRot: { yaw: 0.4, pitch: -0.3 },
+  sphereHover: -1,
+  sphereProjected: [],
+  pair: null,       // the last /api/compare answer
+  pairText: null,
+  pairSel: null,    // [head of A, head of B] (flattened l·H + h) clicked
+  pairHeads: null,  // their /api/analyze answers [A, B]
 };
 
+const isImage = () => state.info && state.info.model.input === "image";
+const inputName = (ti) => (isImage() ? "the image" : `text ${ti + 1}`);
+
 function params() {
+  if (isImage())
+    return {
+      image: state.image,
+      layer: +$("layer").value,
+      head: +$("head").value,
+      threshold: +$("threshold").value,
+      measure: $("measure").value,
+    };
   const t2 = $("text2").value;
   return {
     text: $("text1").value,
@@ -320,7 +343,7 @@ function drawBarcode(p, texts, threshold) {
   let y = 30;
   const rows = [];
   texts.forEach((t, ti) => {
-    rows.push({ label: `text ${ti + 1}`, y });
+    rows.push({ label: inputName(ti), y });
     y += 14;
     for (const d of t.diagrams.dims) {
       const bars = d.pairs.slice().sort((a, b) => a[0] - b[0] || (a[1] ?? 1e9) - (b[1] ?? 1e9));
@@ -409,7 +432,145 @@ const VIEWS = {
     draw: (p) => drawDiagram(p, state.result.texts, state.result.threshold), server: "diagram", which: 1 },
   barcode: { size: () => [420, Math.max(200, barcodeHeight(state.result.texts))], ready: () => state.result,
     draw: (p) => drawBarcode(p, state.result.texts, state.result.threshold), server: "barcode", which: 1 },
+  sphere: { size: () => [480, 480], ready: () => isImage() && state.sphere,
+    draw: (p) => (state.sphereProjected = drawSphere(p, state.sphere, state.sphereHover, state.sphereRot)),
+    server: "sphere", which: 1 },
+  pair: { size: () => {
+    const d = state.pair, c = pairCell(d);
+    return [Math.max(470, PAIR_LEFT + d.models[1].layers * d.models[1].heads * c + 100),
+      Math.max(220, PAIR_TOP + d.models[0].layers * d.models[0].heads * c + 40)];
+  }, ready: () => state.pair,
+  draw: (p) => (state.pairGeom = drawPair(p, state.pair, $("pair-measure").value, +$("pair-dim").value,
+    state.pairSel)) },
 };
+
+// The patches of a ViT on a Fibonacci sphere (positions and edges from /api/sphere, i.e.
+// ats_vision): rotated and projected here; patch k is coloured by its raster order, and the
+// patch under the pointer is outlined on the image beside it.
+function drawSphere(p, sph, hover, rot) {
+  const W = p.w, H = p.h, R = Math.min(W, H - 60) * 0.42, cx = W / 2, cy = 30 + (H - 60) / 2;
+  const im = sph.images[0], pts = im.sphere.points, edges = im.sphere.edges, n = pts.length;
+  p.text(`layer ${sph.layer}, head ${sph.head}: ${n} patches, the ${edges.length} strongest edges`,
+    W / 2, 12, { align: "center", size: 12, bold: true });
+  p.circle(cx, cy, R, null, "#ccc");
+  const proj = pts.map((v) => {
+    const [x, y, z] = rotate3(v, rot.yaw, rot.pitch), f = 3 / (3 + z);
+    return [cx + R * x * f, cy - R * y * f, z];
+  });
+  let wmax = 0;
+  for (const e of edges) wmax = Math.max(wmax, e[2]);
+  // edges back to front, strong edges darker and wider
+  const order = edges.map((e, k) => [k, (proj[e[0]][2] + proj[e[1]][2]) / 2]).sort((a, b) => b[1] - a[1]);
+  for (const [k] of order) {
+    const [i, j, w] = edges[k], t = w / (wmax || 1), back = (proj[i][2] + proj[j][2]) / 2 > 0;
+    p.line(proj[i][0], proj[i][1], proj[j][0], proj[j][1], "#3b5ba5", 0.4 + 2.6 * t,
+      (back ? 0.25 : 0.55) * (0.3 + 0.7 * t));
+  }
+  const nodes = proj.map((q, i) => i).sort((a, b) => proj[b][2] - proj[a][2]);
+  for (const i of nodes) {
+    const [x, y, z] = proj[i];
+    p.circle(x, y, i === hover ? 6 : 3.5, viridis(n > 1 ? i / (n - 1) : 0), i === hover ? "#d62728" : "#333",
+      z > 0 ? 0.45 : 1);
+  }
+  if (hover >= 0) p.text(sph.patches[hover], proj[hover][0] + 9, proj[hover][1] - 9, { size: 12, bold: true });
+  // colour key: raster order of the patches
+  const kx = W / 2 - 90, ky = H - 18;
+  for (let k = 0; k < 60; k++) p.rect(kx + k * 3, ky - 5, 3.5, 10, viridis(k / 59));
+  p.text(sph.patches[0], kx - 4, ky, { align: "right", size: 10 });
+  p.text(sph.patches[n - 1], kx + 184, ky, { size: 10 });
+  p.text("patch colour: raster order", W / 2, ky - 14, { align: "center", size: 10, colour: "#555" });
+  return proj;
+}
+
+function drawSphereImage(cv, sph, hover) {
+  const side = 180, p = new CanvasPainter(cv, side + 20, side + 40);
+  const [rows, cols] = sph.grid, cw = side / cols, ch = side / rows;
+  p.text("the image as the model sees it", (side + 20) / 2, 10, { align: "center", size: 11 });
+  const img = $("image-preview");
+  if (img.complete && img.naturalWidth) p.ctx.drawImage(img, 10, 24, side, side);
+  for (let r = 0; r <= rows; r++) p.line(10, 24 + r * ch, 10 + side, 24 + r * ch, "#fff", 0.5, 0.6);
+  for (let c = 0; c <= cols; c++) p.line(10 + c * cw, 24, 10 + c * cw, 24 + side, "#fff", 0.5, 0.6);
+  if (hover >= 0) { // a white and a red frame: visible on any colour
+    const r = Math.floor(hover / cols), c = hover % cols, x = 10 + c * cw, y = 24 + r * ch;
+    p.ctx.save();
+    p.ctx.lineWidth = 4;
+    p.ctx.strokeStyle = "#fff";
+    p.ctx.strokeRect(x, y, cw, ch);
+    p.ctx.lineWidth = 2;
+    p.ctx.strokeStyle = "#d62728";
+    p.ctx.strokeRect(x, y, cw, ch);
+    p.ctx.restore();
+    p.text(sph.patches[hover], (side + 20) / 2, side + 34, { align: "center", size: 11, bold: true });
+  }
+}
+
+// Every head of A (rows) against every head of B (columns) from /api/compare; +inf (different
+// numbers of essential classes) grey. Returns the geometry for clicks.
+function drawPair(p, doc, measure, dim, sel) {
+  const m = doc[measure][String(dim)], A = doc.models[0], B = doc.models[1];
+  const rows = m.length, cols = m[0].length;
+  const left = PAIR_LEFT, top = PAIR_TOP, cell = pairCell(doc), nums = cell >= 12;
+  let lo = Infinity, hi = -Infinity;
+  m.forEach((r) => r.forEach((v) => { if (v != null && isFinite(v)) { lo = Math.min(lo, v); hi = Math.max(hi, v); } }));
+  if (!(hi >= lo)) { lo = 0; hi = 1; }
+  p.text(`${measure} distance between the H${dim} diagrams of each pair of heads`, p.w / 2, 12,
+    { align: "center", size: 12, bold: true });
+  for (let i = 0; i < rows; i++)
+    for (let j = 0; j < cols; j++) {
+      const v = m[i][j];
+      p.rect(left + j * cell, top + i * cell, cell + 0.3, cell + 0.3,
+        v == null || !isFinite(v) ? "rgb(190,190,190)" : viridis((v - lo) / (hi - lo || 1)));
+    }
+  // layer blocks: lines between layers, the layer's label at its middle
+  // (heads numbered within their layer when the cells are large enough)
+  const every = (H, c) => Math.max(1, Math.ceil(16 / (H * c)));
+  for (let l = 0; l <= A.layers; l++) {
+    const y = top + l * A.heads * cell;
+    p.line(left, y, left + cols * cell, y, "#fff", 1.5);
+    if (l < A.layers && l % every(A.heads, cell) === 0)
+      p.text(`L${l}`, left - (nums ? 18 : 5), y + (A.heads * cell) / 2, { align: "right", size: 10, bold: true });
+  }
+  for (let l = 0; l <= B.layers; l++) {
+    const x = left + l * B.heads * cell;
+    p.line(x, top, x, top + rows * cell, "#fff", 1.5);
+    if (l < B.layers && l % every(B.heads, cell) === 0)
+      p.text(`L${l}`, x + (B.heads * cell) / 2, top - (nums ? 20 : 7), { align: "center", size: 10, bold: true });
+  }
+  if (nums) {
+    for (let i = 0; i < rows; i++)
+      p.text(String(i % A.heads), left - 4, top + (i + 0.5) * cell, { align: "right", size: 8, colour: "#555" });
+    for (let j = 0; j < cols; j++)
+      p.text(String(j % B.heads), left + (j + 0.5) * cell, top - 7, { align: "center", size: 8, colour: "#555" });
+  }
+  const types = state.info.models.map((x) => x.type);
+  p.text(`model B (${types[1]}): layer, head →`, left, 30, { size: 10, colour: "#555" });
+  p.text(`model A (${types[0]}): layer, head ↓`, 12, top + (rows * cell) / 2,
+    { align: "center", size: 10, colour: "#555", rotate: -Math.PI / 2 });
+  if (sel) {
+    p.rect(left + sel[1] * cell - 1, top + sel[0] * cell - 1, cell + 2, cell + 2, null, "#e00");
+    p.rect(left + sel[1] * cell, top + sel[0] * cell, cell, cell, null, "#e00");
+  }
+  // colour bar with its range
+  const bx = left + cols * cell + 16, bh = rows * cell;
+  for (let k = 0; k < 50; k++)
+    p.rect(bx, top + bh - ((k + 1) * bh) / 50, 12, bh / 50 + 0.5, viridis(k / 49));
+  p.text(hi.toPrecision(3), bx + 16, top + 5, { size: 10 });
+  p.text(lo.toPrecision(3), bx + 16, top + bh - 5, { size: 10 });
+  p.rect(bx, top + bh + 10, 12, 10, "rgb(190,190,190)");
+  p.text("∞", bx + 16, top + bh + 15, { size: 10 });
+  return { left, top, cell, rows, cols };
+}
+
+const PAIR_LEFT = 70, PAIR_TOP = 62;
+function pairCell(doc) {
+  const n = Math.max(doc.models[0].layers * doc.models[0].heads, doc.models[1].layers * doc.models[1].heads);
+  return Math.max(3, Math.min(28, Math.floor(520 / n)));
+}
+
+function headName(k, model) {
+  const H = model.heads;
+  return `L${Math.floor(k / H)} H${k % H}`;
+}
 
 function complexText() {
   if (!state.result) return null;
@@ -444,10 +605,35 @@ function drawView(name) {
     cv.dataset.head = `${state.result.layer},${state.result.head}`;
   } else if (name === "overview") cv.dataset.selected = `${$("layer").value},${$("head").value}`;
   else if (name === "barcode") cv.dataset.bars = out;
+  else if (name === "sphere") {
+    cv.dataset.points = state.sphere.images[0].sphere.points.length;
+    cv.dataset.edges = state.sphere.images[0].sphere.edges.length;
+    cv.dataset.head = `${state.sphere.layer},${state.sphere.head}`;
+    drawSphereImage($("sphere-image"), state.sphere, state.sphereHover);
+  } else if (name === "pair") {
+    cv.dataset.shape = `${state.pair.bottleneck["0"].length}x${state.pair.bottleneck["0"][0].length}`;
+    drawPairHeads();
+  }
 }
 
+// The two heads of the clicked cell: each model's attention on text 1.
+function drawPairHeads() {
+  const hs = state.pairHeads;
+  for (const [k, id] of [[0, "pairA"], [1, "pairB"]]) {
+    const cv = $(id);
+    if (!hs || !hs[k]) { cv.hidden = true; continue; }
+    cv.hidden = false;
+    const r = hs[k], t = r.texts[0], p = new CanvasPainter(cv, 380, 380);
+    drawHeatmap(p, t.attention, t.tokens, `model ${k ? "B" : "A"} (${r.model.type}): layer ${r.layer}, head ${r.head}`);
+    cv.dataset.head = `${r.layer},${r.head}`;
+    cv.dataset.tokens = JSON.stringify(t.tokens);
+  }
+}
+
+function canvasOfView(name) { return canvasOf(name); }
+
 function drawAll() {
-  for (const name of Object.keys(VIEWS)) drawView(name);
+  for (const name of Object.keys(VIEWS)) if (!canvasOfView(name).closest(".view").hidden) drawView(name);
   drawSummary();
 }
 
@@ -461,12 +647,13 @@ function drawSummary() {
       parts.push(`<tr><td>${k}</td>` + r.comparison.dims.map((d) =>
         `<td id="${k}-H${d.dim}">${d[k] == null ? "∞" : d[k].toFixed(4)}</td>`).join("") + "</tr>");
     parts.push("</table>");
-  } else parts.push("<p>Give a second text to compare the diagrams (bottleneck, Wasserstein).</p>");
+  } else if (!isImage()) parts.push("<p>Give a second text to compare the diagrams (bottleneck, Wasserstein).</p>");
   r.texts.forEach((t, ti) => {
     const groups = [];
     for (let c = 0; c < t.clusters.count; c++)
       groups.push(t.tokens.filter((_, i) => t.clusters.labels[i] === c));
-    parts.push(`<h3>Text ${ti + 1}: ${t.tokens.length} tokens, ${t.clusters.count} cluster${t.clusters.count === 1 ? "" : "s"} at ${r.threshold.toFixed(3)}</h3>`);
+    const nm = inputName(ti);
+    parts.push(`<h3>${nm[0].toUpperCase() + nm.slice(1)}: ${t.tokens.length} tokens, ${t.clusters.count} cluster${t.clusters.count === 1 ? "" : "s"} at ${r.threshold.toFixed(3)}</h3>`);
     parts.push('<p class="clusters">' + groups.map((g, c) =>
       `<span class="cl" style="border-color:${g.length > 1 ? PALETTE[c % PALETTE.length] : "#9a9a9a"}">${g.map(esc).join(" ")}</span>`).join(" ") + "</p>");
     if (t.cycles.length)
@@ -563,6 +750,7 @@ function showLatency(kind, ms, server) {
 }
 
 async function analyze(kind) {
+  if (isImage() && !state.image) return; // nothing to analyse before an image is chosen
   if (inflight) {
     pending = kind === "text" || pending === "text" ? "text" : kind;
     return;
@@ -578,7 +766,7 @@ async function analyze(kind) {
     } else {
       showError(null);
       state.result = doc;
-      const texts = body.text + "\u0000" + (body.text2 || "");
+      const texts = isImage() ? body.image : body.text + "\u0000" + (body.text2 || "");
       const changed = texts !== state.lastTexts;
       state.lastTexts = texts;
       setThresholdRange(doc);
@@ -586,7 +774,10 @@ async function analyze(kind) {
       drawAll();
       showLatency(changed || kind === "text" ? "text" : "slider", performance.now() - t0, doc.timing);
       document.body.dataset.analyzed = String((+document.body.dataset.analyzed || 0) + 1);
-      if (body.text !== state.overviewText) loadOverview(body.text);
+      const key = isImage() ? body.image : body.text;
+      if (key !== state.overviewText) loadOverview(key);
+      if (isImage()) loadSphere(body);
+      if (state.info.models.length > 1 && body.text !== state.pairText) loadPair(body.text);
     }
   } catch (e) {
     showError("the server did not answer: " + e);
@@ -615,15 +806,84 @@ function setThresholdRange(doc) {
 async function loadOverview(text) {
   state.overviewText = text;
   try {
-    const r = await fetch("api/overview", { method: "POST", headers: JSON_HEADERS, body: JSON.stringify({ text }) });
+    const input = isImage() ? { image: text } : { text };
+    const r = await fetch("api/overview", { method: "POST", headers: JSON_HEADERS, body: JSON.stringify(input) });
     const doc = await r.json();
-    if (r.ok && text === $("text1").value) {
+    if (r.ok && text === (isImage() ? state.image : $("text1").value)) {
       state.overview = doc;
       drawView("overview");
     }
   } catch (e) {
     showError("overview: " + e);
   }
+}
+
+// The sphere graph of the image at the head (again only when the image or the head changed).
+async function loadSphere(body) {
+  const key = `${body.layer},${body.head},${body.image.length},${body.image.slice(-64)}`;
+  if (key === state.sphereKey) return;
+  state.sphereKey = key;
+  try {
+    const r = await fetch("api/sphere", { method: "POST", headers: JSON_HEADERS,
+      body: JSON.stringify({ image: body.image, layer: body.layer, head: body.head }) });
+    const doc = await r.json();
+    if (!r.ok) { state.sphereKey = null; return showError("sphere: " + doc.error); }
+    if (key !== state.sphereKey) return;
+    state.sphere = doc;
+    state.sphereHover = -1;
+    drawView("sphere");
+    document.body.dataset.sphere = String((+document.body.dataset.sphere || 0) + 1);
+  } catch (e) {
+    state.sphereKey = null;
+    showError("sphere: " + e);
+  }
+}
+
+// Every head of model A against every head of model B on text 1.
+async function loadPair(text) {
+  state.pairText = text;
+  try {
+    const r = await fetch("api/compare", { method: "POST", headers: JSON_HEADERS, body: JSON.stringify({ text }) });
+    const doc = await r.json();
+    if (text !== state.pairText) return;
+    if (!r.ok) return showError("models compared: " + doc.error);
+    state.pair = doc;
+    if (state.pairSel) loadPairHeads(state.pairSel[0], state.pairSel[1]);
+    drawView("pair");
+    document.body.dataset.pair = String((+document.body.dataset.pair || 0) + 1);
+  } catch (e) {
+    showError("models compared: " + e);
+  }
+}
+
+async function loadPairHeads(i, j) {
+  const d = state.pair, A = d.models[0], B = d.models[1], text = state.pairText;
+  state.pairSel = [i, j];
+  const ask = (model, k, M) => fetch("api/analyze", { method: "POST", headers: JSON_HEADERS,
+    body: JSON.stringify({ text, model, layer: Math.floor(k / M.heads), head: k % M.heads, measure: $("measure").value }) })
+    .then((r) => r.json().then((doc) => (r.ok ? doc : Promise.reject(new Error(doc.error)))));
+  try {
+    const heads = await Promise.all([ask(1, i, A), ask(2, j, B)]);
+    if (text !== state.pairText || state.pairSel[0] !== i || state.pairSel[1] !== j) return;
+    state.pairHeads = heads;
+    drawView("pair");
+    document.body.dataset.pairHeads = `${i},${j}`;
+  } catch (e) {
+    showError("heads of the two models: " + e.message);
+  }
+}
+
+function setImage(file) {
+  if (!file) return;
+  const reader = new FileReader();
+  reader.onload = () => {
+    const url = String(reader.result);
+    state.image = url.slice(url.indexOf(",") + 1);
+    $("image-preview").src = url;
+    state.sphereKey = null;
+    analyze("text");
+  };
+  reader.readAsDataURL(file);
 }
 
 // ---- interaction
@@ -701,6 +961,60 @@ function bindControls() {
     tip.hidden = true;
     if (state.hover !== -1) { state.hover = -1; drawView("complex"); }
   });
+  // the sphere: drag to rotate, hover for the patch
+  const sv = $("sphere");
+  let sdrag = null;
+  sv.addEventListener("mousedown", (ev) => { sdrag = [ev.clientX, ev.clientY]; });
+  window.addEventListener("mouseup", () => { sdrag = null; });
+  sv.addEventListener("mousemove", (ev) => {
+    if (!state.sphere) return;
+    const rect = sv.getBoundingClientRect(), x = ev.clientX - rect.left, y = ev.clientY - rect.top;
+    if (sdrag) {
+      state.sphereRot.yaw += (ev.clientX - sdrag[0]) * 0.01;
+      state.sphereRot.pitch = Math.max(-1.5, Math.min(1.5, state.sphereRot.pitch + (ev.clientY - sdrag[1]) * 0.01));
+      sdrag = [ev.clientX, ev.clientY];
+      drawView("sphere");
+      return;
+    }
+    let best = -1, bd = 80;
+    state.sphereProjected.forEach(([px, py], i) => {
+      const d = (px - x) ** 2 + (py - y) ** 2;
+      if (d < bd) { bd = d; best = i; }
+    });
+    if (best !== state.sphereHover) { state.sphereHover = best; drawView("sphere"); }
+    sv.dataset.hover = best >= 0 ? state.sphere.patches[best] : "";
+  });
+  sv.addEventListener("mouseleave", () => {
+    if (state.sphereHover !== -1) { state.sphereHover = -1; drawView("sphere"); }
+  });
+  $("image-file").addEventListener("change", (ev) => setImage(ev.target.files[0]));
+  // the model pair: hover names the two heads, a click shows both
+  const pv = $("pair"), ptip = $("pair-tooltip");
+  const cellAt = (ev) => {
+    const g = state.pairGeom;
+    if (!g) return null;
+    const rect = pv.getBoundingClientRect();
+    const j = Math.floor((ev.clientX - rect.left - g.left) / g.cell);
+    const i = Math.floor((ev.clientY - rect.top - g.top) / g.cell);
+    return i < 0 || i >= g.rows || j < 0 || j >= g.cols ? null : [i, j];
+  };
+  pv.addEventListener("click", (ev) => {
+    const c = cellAt(ev);
+    if (c) loadPairHeads(c[0], c[1]);
+  });
+  pv.addEventListener("mousemove", (ev) => {
+    const c = cellAt(ev);
+    if (!c) { ptip.hidden = true; return; }
+    const d = state.pair, v = d[$("pair-measure").value][$("pair-dim").value][c[0]][c[1]];
+    ptip.hidden = false;
+    ptip.textContent = `A ${headName(c[0], d.models[0])} × B ${headName(c[1], d.models[1])}: ` +
+      (v == null || !isFinite(v) ? "∞" : v.toFixed(4));
+    const rect = pv.closest(".view").getBoundingClientRect();
+    ptip.style.left = ev.clientX - rect.left + 14 + "px";
+    ptip.style.top = ev.clientY - rect.top + 14 + "px";
+  });
+  pv.addEventListener("mouseleave", () => { ptip.hidden = true; });
+  for (const id of ["pair-measure", "pair-dim"]) $(id).addEventListener("change", () => drawView("pair"));
 }
 
 async function init() {
@@ -713,10 +1027,29 @@ async function init() {
     showError("cannot reach the server: " + e);
     return;
   }
-  const m = state.info.model;
-  $("model").textContent = `${m.name} · ${m.type}, ${m.layers} layers × ${m.heads} heads · up to ${m.max_tokens} tokens`;
+  const m = state.info.model, models = state.info.models || [m];
+  $("model").textContent = models.map((x, k) => `${models.length > 1 ? (k ? "B: " : "A: ") : ""}${x.name} · ` +
+    `${x.type}, ${x.layers} layers × ${x.heads} heads · ` +
+    (x.input === "image" ? `${x.grid[0]}×${x.grid[1]} patches` : `up to ${x.max_tokens} tokens`)).join("   ");
   $("layer").max = m.layers - 1;
   $("head").max = m.heads - 1;
+  if (models.length > 1) document.querySelector('[data-view="pair"]').hidden = false;
+  if (isImage()) {
+    $("image-input").hidden = false;
+    $("texts").hidden = true;
+    $("image-size").textContent = `${m.image_size}×${m.image_size} pixels, ${m.grid[0]}×${m.grid[1]} patches`;
+    document.querySelector('[data-view="sphere"]').hidden = false;
+    document.querySelector('[data-view="heatmap2"]').hidden = true;
+    $("complex-text").hidden = true;
+    for (const h of document.querySelectorAll(".view h2"))
+      if (h.firstChild.nodeType === Node.TEXT_NODE)
+        h.firstChild.textContent = h.firstChild.textContent.replace("text 1", "the image");
+    $("diagram").closest(".view").querySelector("h2 small").textContent = "";
+    $("status").textContent = "";
+    showError(null);
+    $("summary").textContent = "Choose an image (PNG or JPEG) above.";
+    return;
+  }
   analyze("text");
 }
 

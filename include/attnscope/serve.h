@@ -5,8 +5,12 @@
  *
  *   GET  /, /index.html, /app.js, /style.css   the viewer (a fixed whitelist of files read from
  *                                              the web folder; nothing else is ever opened)
- *   GET  /api/info                             {"model": {name, type, layers, heads, causal,
- *                                              max_tokens}, "max_body", "measures"}
+ *   GET  /api/info                             {"model": {name, type, input ("text" or
+ *                                              "image"), layers, heads, causal, max_tokens;
+ *                                              image models: image_size, patch_size, grid
+ *                                              [rows, cols]}, "models" (model A, and B when
+ *                                              there are two), "max_body", "max_image" (an
+ *                                              image model), "measures"}
  *   POST /api/analyze                          a JSON body of parameters (below) ->
  *        {"model", "layer", "head", "measure", "threshold" (the one used),
  *         "texts": [one object per text: "tokens" [n] (the text each token covers),
@@ -29,14 +33,30 @@
  *                                              "h1_max_tokens" = 128 tokens), "timing"}
  *   GET|POST /api/figure/KIND.png|svg          a figure drawn by the C renderer (render.h);
  *                                              KIND is heatmap, measure, diagram, barcode,
- *                                              skeleton, graph or overview
+ *                                              skeleton, graph, overview or (an image model)
+ *                                              sphere: ats_vision's sphere graph figure
+ *   POST /api/sphere                           an image model: image, layer, head, edges ->
+ *        the fields of `attnscope vision --sphere`'s vision.json for the one image (layer,
+ *        head, height, width, grid, images: [{image: "image", dims, scales, sphere: {points
+ *        [n][3], edges [[i, j, weight]]}}]) by ats_vision, and "patches" (the label of each
+ *        point: p(row,col)); kept, so asking again costs nothing
+ *   POST /api/compare                          two models: text (through both), or text
+ *        through A and text2 through B, and max_dim -> the fields of `attnscope compare
+ *        --model A --model B --json` by ats_compare_models: "models" [{model, layers, heads}],
+ *        "bottleneck" and "wasserstein" {"0": [L_A·H_A][L_B·H_B], ...} (head l·H + h; q = 1),
+ *        "q", "tokens_a", "tokens_b"; kept, as the sphere
  *
  * Parameters (a JSON object in a POST body, or the query string of a GET, where numbers are
  * decimal strings): text (UTF-8, required), text2 (optional, compared with text), layer and
  * head (0-based, required by analyze and by figures of one head), threshold (finite, >= 0;
  * default the median distance), measure ("jsd" JS distance, default; "js" JS divergence; "kl"
  * KL divergence smoothed by 1e-9; all base 2), max_dim (0..2, default 1), which (1 or 2: the
- * text a figure shows), stat ("entropy" or "h1": the overview figure's grid).
+ * text a figure shows), stat ("entropy" or "h1": the overview figure's grid), model (1 or 2:
+ * the model whose head analyze, overview and figures show; default 1), edges (the sphere
+ * graph's strongest edges kept; default 0: 2n). An image model takes image (the file's bytes,
+ * PNG or JPEG, in base64; at most max_image bytes) instead of text and text2: its tokens are
+ * [CLS] and the patches, labelled p(row,col), and the topology is that of all of them, as for
+ * a text's tokens.
  *
  * Topology uses the measure symmetrised, (M + Mᵀ)/2; with the default measure "jsd" the
  * numbers are exactly those of `attnscope topo` for the same text and head. Numbers are
@@ -44,11 +64,14 @@
  * so they read back exactly; NaN null, an infinite distance "inf", an essential death null.
  *
  * Errors are JSON {"error": "message"} with status 400 (bad JSON, parameters out of range,
- * invalid UTF-8, too many tokens, a malformed request line), 403 (a foreign Host or Origin, a
- * missing token), 404 (unknown path), 405 (wrong method), 408 (the request did not arrive
- * within request_timeout), 413 (body larger than the limit), 429 (too many connections from
- * one address), 503 with Retry-After (the queue of heavy work is full, or the server is
- * stopping) or 500. Forward passes of the most recent texts are cached (keyed by text),
+ * invalid UTF-8, too many tokens, a malformed request line, an image that is not base64, too
+ * large or not decodable, a text for an image model or an image for a text model), 403 (a foreign
+ * Host or Origin, a missing token), 404 (unknown path), 405 (wrong method), 408 (the request did
+ * not arrive within request_timeout), 413 (body larger than the limit), 429 (too many connections
+ * from one address), 503 with Retry-After (the queue of heavy work is full, or the server is
+ * stopping) or 500. /api/sphere and /api/compare are heavy work as well (the same queue, 503
+ * and checks). Forward passes of the most recent texts and images are cached (keyed by model
+ * and bytes),
  * so moving the layer, head or threshold does not run the model again, and so are each text's
  * most recent head analyses, so moving the threshold redoes only the complex. Requests are served
  * concurrently, one thread per connection; see n_threads for the forward passes.
@@ -106,15 +129,22 @@ typedef struct ats_server_options {
                                       cookie the page then gets, or "Authorization: token T");
                                       NULL (default): a random one when host is not a loopback
                                       address, none on loopback (ats_server_token). "" : none */
+    const char *model2;            /* a second text model ("model B"), compared with model
+                                      (/api/compare) and selected by "model": 2; NULL (default):
+                                      none. Both must be text models; the adapter is model's */
+    size_t max_image;              /* largest image a request may carry, in bytes of the file
+                                      (a vision model; default 4 MiB): the body limit of a
+                                      vision model's server is max_body plus its base64 */
 } ats_server_options;
 
 /* Fills the defaults above (model and web_dir NULL). */
 void ats_server_options_init(ats_server_options *opt);
 
-/* Loads the model and its tokenizer and starts listening. On success the server answers
- * requests on its own threads until ats_server_stop. Errors: the model or tokenizer cannot be
- * loaded (the model's message), a vision model (ATS_ERR_INVALID), a bad host, a web folder
- * without index.html, or a port that cannot be bound (ATS_ERR_IO). */
+/* Loads the model (and model2) with its tokenizer (ats_session_open_adapted, analysis.h) and
+ * starts listening. On success the server answers requests on its own threads until
+ * ats_server_stop. Errors: a model or tokenizer cannot be loaded (the model's message), a vision
+ * model as one of two models (ATS_ERR_INVALID), a bad host, a web folder without index.html, or
+ * a port that cannot be bound (ATS_ERR_IO). */
 ats_status ats_server_start(const ats_server_options *opt, ats_server **out, ats_error *err);
 
 /* The port the server listens on (useful after port 0). */

@@ -12,13 +12,19 @@
 #include <unistd.h>
 
 static const char SERVE_USAGE[] =
-    "usage: attnscope serve --model M [--port P] [--host ADDR] [--web DIR] [--threads N]\n"
-    "                       [--max-tokens N] [--max-body BYTES] [--allow-host H[,H...]]\n"
-    "                       [--queue N] [--request-timeout S] [--max-client-conns N]\n"
-    "                       [--token T]\n\n"
+    "usage: attnscope serve --model M [--model M2] [--port P] [--host ADDR] [--web DIR]\n"
+    "                       [--threads N] [--max-tokens N] [--max-body BYTES]\n"
+    "                       [--max-image BYTES] [--allow-host H[,H...]] [--queue N]\n"
+    "                       [--request-timeout S] [--max-client-conns N] [--token T]\n\n"
     "Serves the interactive viewer and its JSON API (see include/attnscope/serve.h) on\n"
     "http://ADDR:P/, holding model M (a directory, a HuggingFace-cache name or a GGUF file)\n"
     "in memory.\n"
+    "A vision model (ViT) takes an image (PNG, JPEG) instead of texts: the page uploads it, shows\n"
+    "each head's attention between [CLS] and the patches p(row,col), the topology, and the\n"
+    "attention graph of the patches on a Fibonacci sphere (as vision --sphere; /api/sphere).\n"
+    "Two text models (--model A --model B) add a view that compares one text across them:\n"
+    "every head of A against every head of B by bottleneck and Wasserstein distance (as\n"
+    "compare --model A --model B; /api/compare), a click on a cell showing both heads.\n"
     "Stops on SIGINT or SIGTERM (exit 0) within a second: queued work is dropped, and work\n"
     "still running after 0.25 s is abandoned.\n\n"
     "  --port P          TCP port (default 8765; 0 lets the system choose; the URL is printed)\n"
@@ -28,6 +34,8 @@ static const char SERVE_USAGE[] =
     "                    forward passes, as many at once as there are cores)\n"
     "  --max-tokens N    longest text in tokens (default: the model's maximum)\n"
     "  --max-body BYTES  largest request body (default 65536)\n"
+    "  --max-image BYTES largest image file a request may carry (vision model; default 4 MiB;\n"
+    "                    larger images get 400)\n"
     "  --adapter DIR     a PEFT LoRA adapter merged into the model at load\n"
     "  --allow-host H    host names (or name:port) requests may address besides the bound\n"
     "                    address and localhost, for deliberate remote use; any other Host\n"
@@ -81,7 +89,11 @@ int ats_cmd_serve(int argc, char **argv) {
         }
         if (!v) return ats_cli_usage_error("serve", "unknown option or missing value: '%s'", s);
         if (!strcmp(s, "--model")) {
-            opt.model = v;
+            if (opt.model2) return ats_cli_usage_error("serve", "at most two --model");
+            if (opt.model)
+                opt.model2 = v;
+            else
+                opt.model = v;
         } else if (!strcmp(s, "--host")) {
             opt.host = v;
         } else if (!strcmp(s, "--allow-host")) {
@@ -104,6 +116,10 @@ int ats_cmd_serve(int argc, char **argv) {
             if (!ats_cli_parse_long(v, 1024, 1L << 30, &x))
                 return ats_cli_usage_error("serve", "--max-body needs 1024..2^30 bytes");
             opt.max_body = (size_t)x;
+        } else if (!strcmp(s, "--max-image")) {
+            if (!ats_cli_parse_long(v, 1024, 1L << 30, &x))
+                return ats_cli_usage_error("serve", "--max-image needs 1024..2^30 bytes");
+            opt.max_image = (size_t)x;
         } else if (!strcmp(s, "--queue")) {
             if (!ats_cli_parse_long(v, 0, 100000, &x))
                 return ats_cli_usage_error("serve", "--queue needs 0..100000");
@@ -151,7 +167,8 @@ int ats_cmd_serve(int argc, char **argv) {
     const char *host = opt.host ? opt.host : "127.0.0.1";
     int v6 = strchr(host, ':') != NULL;
     const char *token = ats_server_token(srv);
-    printf("attnscope serve: %s on http://%s%s%s:%d/%s%s\n", opt.model, v6 ? "[" : "", host,
+    printf("attnscope serve: %s%s%s on http://%s%s%s:%d/%s%s\n", opt.model,
+           opt.model2 ? " and " : "", opt.model2 ? opt.model2 : "", v6 ? "[" : "", host,
            v6 ? "]" : "", ats_server_port(srv), token[0] ? "?token=" : "", token);
     fflush(stdout);
     while (sem_wait(&stop_sem) != 0 && errno == EINTR) {

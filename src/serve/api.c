@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,7 +132,11 @@ enum { MEASURE_JSD = 0, MEASURE_JS = 1, MEASURE_KL = 2 };
 static const char *const MEASURE_NAMES[] = {"jsd", "js", "kl"};
 
 typedef struct params {
-    const char *text, *text2;
+    const char *text, *text2; /* or an image file's bytes (a vision model) */
+    size_t text_len, text2_len;
+    char *image; /* the image's bytes decoded from base64 (owned; text points into it) */
+    int model;   /* 0: model A, 1: model B ("model": 1 or 2) */
+    long edges;  /* the sphere graph's edges (0: the library's default, 2n) */
     long layer, head;
     double threshold; /* NaN: not given */
     int measure;
@@ -197,6 +202,88 @@ static int get_text(const cJSON *req, const char *key, int required, const char 
     return 1;
 }
 
+/* The value of a base64 character (RFC 4648, standard alphabet), -1 for any other. */
+static int b64_value(unsigned char c) {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    return c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
+/* The image a request carries: "image", the file's bytes (PNG, JPEG, ...) in base64 (padding
+ * optional), at most the server's max_image bytes. */
+static int get_image(ats_server *srv, const cJSON *req, params *p, srv_reply *reply) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(req, "image");
+    if (!it || cJSON_IsNull(it)) {
+        srv_reply_error(reply, 400,
+                        "'image' is required: this server holds a vision model (%s), which "
+                        "takes an image file (PNG, JPEG) in base64",
+                        srv->m[0].info->model_type);
+        return 0;
+    }
+    if (!cJSON_IsString(it)) {
+        srv_reply_error(reply, 400, "'image' must be a string (the image file in base64)");
+        return 0;
+    }
+    const char *s = it->valuestring;
+    size_t len = strlen(s);
+    while (len && s[len - 1] == '=') len--;
+    if (!len) {
+        srv_reply_error(reply, 400, "'image' is empty: give an image file (PNG, JPEG) in base64");
+        return 0;
+    }
+    size_t bytes = len / 4 * 3 + (len % 4 ? len % 4 - 1 : 0);
+    if (len % 4 == 1) {
+        srv_reply_error(reply, 400, "'image' is not base64: %zu characters cannot end a group",
+                        len);
+        return 0;
+    }
+    if (bytes > srv->opt.max_image) {
+        srv_reply_error(reply, 400, "'image' is %zu bytes; this server takes at most %zu", bytes,
+                        srv->opt.max_image);
+        return 0;
+    }
+    p->image = malloc(bytes + 1);
+    if (!p->image) {
+        srv_reply_error(reply, 500, "out of memory");
+        return 0;
+    }
+    size_t o = 0;
+    unsigned acc = 0;
+    for (size_t i = 0; i < len; i++) {
+        int v = b64_value((unsigned char)s[i]);
+        if (v < 0) {
+            srv_reply_error(reply, 400,
+                            "'image' is not base64: character %zu is not in its alphabet", i);
+            free(p->image);
+            p->image = NULL;
+            return 0;
+        }
+        acc = acc << 6 | (unsigned)v;
+        if (i % 4 == 3) {
+            p->image[o++] = (char)(acc >> 16);
+            p->image[o++] = (char)(acc >> 8);
+            p->image[o++] = (char)acc;
+            acc = 0;
+        }
+    }
+    if (len % 4 == 2) p->image[o++] = (char)(acc >> 4);
+    if (len % 4 == 3) {
+        p->image[o++] = (char)(acc >> 10);
+        p->image[o++] = (char)(acc >> 2);
+    }
+    p->image[o] = '\0';
+    p->text = p->image;
+    p->text_len = o;
+    return 1;
+}
+
+static void params_free(params *p) {
+    free(p->image);
+    p->image = NULL;
+}
+
+/* The request's parameters into p (release with params_free, also after a failure). */
 static int parse_params(ats_server *srv, const cJSON *req, int need_head, params *p,
                         srv_reply *reply) {
     memset(p, 0, sizeof *p);
@@ -206,9 +293,34 @@ static int parse_params(ats_server *srv, const cJSON *req, int need_head, params
         srv_reply_error(reply, 400, "the request must be a JSON object");
         return 0;
     }
-    if (!get_text(req, "text", 1, &p->text, reply)) return 0;
-    if (!get_text(req, "text2", 0, &p->text2, reply)) return 0;
-    long L = srv->info->n_layers, H = srv->info->n_heads, v;
+    long v;
+    if (!get_long(req, "model", 1, (long)srv->n_models, 1, &v, reply)) return 0;
+    p->model = (int)v - 1;
+    if (srv->vision) {
+        if (cJSON_GetObjectItemCaseSensitive(req, "text") ||
+            cJSON_GetObjectItemCaseSensitive(req, "text2")) {
+            srv_reply_error(reply, 400,
+                            "this server holds a vision model (%s): give 'image' (an image file "
+                            "in base64), not a text",
+                            srv->m[0].info->model_type);
+            return 0;
+        }
+        if (!get_image(srv, req, p, reply)) return 0;
+    } else {
+        if (cJSON_GetObjectItemCaseSensitive(req, "image")) {
+            srv_reply_error(reply, 400,
+                            "this server holds a text model (%s): give 'text', not an 'image'",
+                            srv->m[p->model].info->model_type);
+            return 0;
+        }
+        if (!get_text(req, "text", 1, &p->text, reply)) return 0;
+        if (!get_text(req, "text2", 0, &p->text2, reply)) return 0;
+        p->text_len = strlen(p->text);
+        p->text2_len = p->text2 ? strlen(p->text2) : 0;
+    }
+    if (!get_long(req, "edges", 0, 1L << 24, 0, &p->edges, reply)) return 0;
+    const ats_model_info *info = srv->m[p->model].info;
+    long L = info->n_layers, H = info->n_heads;
     if (!get_long(req, "layer", 0, L - 1, need_head ? -1 : 0, &p->layer, reply)) return 0;
     if (!get_long(req, "head", 0, H - 1, need_head ? -1 : 0, &p->head, reply)) return 0;
     if (!get_long(req, "max_dim", 0, 2, 1, &v, reply)) return 0;
@@ -497,16 +609,20 @@ static int texts_get(ats_server *srv, const params *p, srv_text **t, size_t *cou
     ats_error err;
     ats_error_clear(&err);
     const char *src[2] = {p->text, p->text2};
+    size_t len[2] = {p->text_len, p->text2_len};
     *count = 0;
     *cached = 1;
     *forward_ms = 0;
     for (size_t i = 0; i < 2 && src[i]; i++) {
         int c;
         double ms;
-        if (srv_text_get(srv, src[i], strlen(src[i]), &t[i], &c, &ms, &err)) {
+        if (srv_text_get(srv, p->model, src[i], len[i], &t[i], &c, &ms, &err)) {
             for (size_t k = 0; k < i; k++) srv_text_release(srv, t[k]);
             srv_reply_error(reply, srv_status_http(err.status), "%s%s",
-                            i ? "text2: " : "text: ", err.message);
+                            srv->vision ? "image: "
+                            : i         ? "text2: "
+                                        : "text: ",
+                            err.message);
             return 0;
         }
         *cached &= c;
@@ -520,31 +636,43 @@ static void texts_release(ats_server *srv, srv_text **t, size_t count) {
     for (size_t i = 0; i < count; i++) srv_text_release(srv, t[i]);
 }
 
-static cJSON *model_json(const ats_server *srv) {
+static cJSON *model_json(const ats_server *srv, int k) {
+    const srv_model *sm = &srv->m[k];
     cJSON *m = cJSON_CreateObject();
-    cJSON_AddStringToObject(m, "name", srv->model_name);
-    cJSON_AddStringToObject(m, "type", srv->info->model_type);
-    cJSON_AddNumberToObject(m, "layers", srv->info->n_layers);
-    cJSON_AddNumberToObject(m, "heads", srv->info->n_heads);
-    cJSON_AddBoolToObject(m, "causal", srv->info->causal);
-    cJSON_AddNumberToObject(m, "max_tokens", (double)srv->max_tokens);
+    cJSON_AddStringToObject(m, "name", sm->name);
+    cJSON_AddStringToObject(m, "type", sm->info->model_type);
+    cJSON_AddStringToObject(m, "input", sm->tok ? "text" : "image");
+    cJSON_AddNumberToObject(m, "layers", sm->info->n_layers);
+    cJSON_AddNumberToObject(m, "heads", sm->info->n_heads);
+    cJSON_AddBoolToObject(m, "causal", sm->info->causal);
+    cJSON_AddNumberToObject(m, "max_tokens", (double)sm->max_tokens);
+    if (!sm->tok) {
+        int side = sm->info->patch_size > 0 ? sm->info->image_size / sm->info->patch_size : 0;
+        cJSON_AddNumberToObject(m, "image_size", sm->info->image_size);
+        cJSON_AddNumberToObject(m, "patch_size", sm->info->patch_size);
+        int grid[2] = {side, side};
+        cJSON_AddItemToObject(m, "grid", cJSON_CreateIntArray(grid, 2));
+    }
     return m;
 }
 
 void srv_api_info(ats_server *srv, srv_reply *reply) {
     cJSON *doc = cJSON_CreateObject();
-    cJSON_AddItemToObject(doc, "model", model_json(srv));
-    cJSON_AddNumberToObject(doc, "max_body", (double)srv->opt.max_body);
+    cJSON_AddItemToObject(doc, "model", model_json(srv, 0));
+    cJSON *models = cJSON_AddArrayToObject(doc, "models");
+    for (size_t k = 0; k < srv->n_models; k++)
+        cJSON_AddItemToArray(models, model_json(srv, (int)k));
+    cJSON_AddNumberToObject(doc, "max_body", (double)srv->body_limit);
+    if (srv->vision) cJSON_AddNumberToObject(doc, "max_image", (double)srv->opt.max_image);
     cJSON *ms = cJSON_AddArrayToObject(doc, "measures");
     for (int k = 0; k < 3; k++) cJSON_AddItemToArray(ms, cJSON_CreateString(MEASURE_NAMES[k]));
     reply_json(reply, doc);
     cJSON_Delete(doc);
 }
 
-void srv_api_analyze(ats_server *srv, const cJSON *req, srv_reply *reply) {
+static void analyze_params(ats_server *srv, const params *pp, srv_reply *reply) {
     double t0 = srv_now_ms();
-    params p;
-    if (!parse_params(srv, req, 1, &p, reply)) return;
+    params p = *pp;
     srv_text *t[2];
     size_t count;
     int cached;
@@ -564,7 +692,7 @@ void srv_api_analyze(ats_server *srv, const cJSON *req, srv_reply *reply) {
     double head_ms = srv_now_ms() - t1;
     double threshold = st || isnan(p.threshold) ? (hr[0] ? hr[0]->median : 0) : p.threshold;
     cJSON *doc = cJSON_CreateObject();
-    cJSON_AddItemToObject(doc, "model", model_json(srv));
+    cJSON_AddItemToObject(doc, "model", model_json(srv, p.model));
     cJSON_AddNumberToObject(doc, "layer", (double)p.layer);
     cJSON_AddNumberToObject(doc, "head", (double)p.head);
     cJSON_AddStringToObject(doc, "measure", MEASURE_NAMES[p.measure]);
@@ -609,6 +737,12 @@ void srv_api_analyze(ats_server *srv, const cJSON *req, srv_reply *reply) {
     cJSON_AddNumberToObject(timing, "total_ms", srv_now_ms() - t0);
     reply_json(reply, doc);
     cJSON_Delete(doc);
+}
+
+void srv_api_analyze(ats_server *srv, const cJSON *req, srv_reply *reply) {
+    params p;
+    if (parse_params(srv, req, 1, &p, reply)) analyze_params(srv, &p, reply);
+    params_free(&p);
 }
 
 /* ---- overview: a summary of every head */
@@ -694,10 +828,9 @@ static ats_status overview_compute(ats_server *srv, srv_text *t, ats_error *err)
     return st;
 }
 
-void srv_api_overview(ats_server *srv, const cJSON *req, srv_reply *reply) {
+static void overview_params(ats_server *srv, const params *pp, srv_reply *reply) {
     double t0 = srv_now_ms();
-    params p;
-    if (!parse_params(srv, req, 0, &p, reply)) return;
+    params p = *pp;
     p.text2 = NULL;
     srv_text *t[2];
     size_t count;
@@ -729,10 +862,286 @@ void srv_api_overview(ats_server *srv, const cJSON *req, srv_reply *reply) {
     cJSON_Delete(doc);
 }
 
+void srv_api_overview(ats_server *srv, const cJSON *req, srv_reply *reply) {
+    params p;
+    if (parse_params(srv, req, 0, &p, reply)) overview_params(srv, &p, reply);
+    params_free(&p);
+}
+
+/* ---- a vision model: the attention graph of the patches on a sphere (ats_vision) */
+
+/* ats_vision on the request's image and head, with the sphere graph (and its figure in format
+ * when figures). */
+static ats_status sphere_run(ats_server *srv, const params *p, int figures,
+                             ats_figure_format format, ats_vision_result *res, ats_error *err) {
+    memset(res, 0, sizeof *res);
+    ats_image img;
+    ats_status st = ats_image_decode(p->text, p->text_len, "the image", &img, err);
+    if (st) return st;
+    char title[96];
+    snprintf(title, sizeof title, "layer %ld head %ld", p->layer, p->head);
+    ats_vision_options o;
+    ats_vision_options_init(&o);
+    o.layer = p->layer;
+    o.head = p->head;
+    o.sphere = 1;
+    o.sphere_edges = (size_t)p->edges;
+    o.figures = figures;
+    o.format = format;
+    o.title = title;
+    ats_vision_input in = {NULL, &img, "image"};
+    st = srv_work_begin(srv, err);
+    if (!st && srv->opt.n_threads <= 0) omp_set_num_threads(1); /* as the forward passes */
+    if (!st) st = ats_vision(srv->m[0].session, 1, &in, &o, res, err);
+    ats_image_free(&img);
+    return st;
+}
+
+/* A request's key for the kept answers: the endpoint, the numbers that change the answer and
+ * the input's bytes (malloc'd, *len bytes). */
+static char *memo_key(const char *what, const params *p, long extra, size_t *len) {
+    char head[160];
+    int k = snprintf(head, sizeof head, "%s %d %ld %ld %ld %ld %zu %zu|", what, p->model, p->layer,
+                     p->head, p->edges, extra, p->text_len, p->text2_len);
+    size_t n = (size_t)k + p->text_len + p->text2_len;
+    char *key = malloc(n + 1);
+    if (!key) return NULL;
+    memcpy(key, head, (size_t)k);
+    memcpy(key + k, p->text, p->text_len);
+    if (p->text2) memcpy(key + (size_t)k + p->text_len, p->text2, p->text2_len);
+    *len = n;
+    return key;
+}
+
+/* Answers a request from the kept answers: 1 when it did. */
+static int memo_reply(ats_server *srv, const char *key, size_t key_len, srv_reply *reply) {
+    size_t len;
+    char *body = key ? srv_memo_get(srv, key, key_len, &len) : NULL;
+    if (!body) return 0;
+    free(reply->body);
+    reply->body = body;
+    reply->len = len;
+    reply->status = 200;
+    reply->content_type = "application/json";
+    return 1;
+}
+
+static void reply_json_kept(ats_server *srv, srv_reply *reply, cJSON *doc, const char *key,
+                            size_t key_len) {
+    reply_json(reply, doc);
+    if (key && reply->status == 200) srv_memo_put(srv, key, key_len, reply->body, reply->len);
+}
+
+/* {"pairs": [[birth, death|null]], "dim"} of H0 and H1, as vision.json */
+static cJSON *vision_dims_json(const ats_rips_result *r) {
+    cJSON *dims = cJSON_CreateArray();
+    for (int k = 0; k <= r->max_dim && k < 2; k++) {
+        cJSON *e = cJSON_CreateObject();
+        const ats_diagram *d = &r->dims[k];
+        sbuf b = {0};
+        sb_put(&b, "[", 1);
+        for (size_t i = 0; i < d->count; i++) {
+            sb_put(&b, i ? ",[" : "[", i ? 2 : 1);
+            sb_num(&b, d->pairs[2 * i], 0);
+            sb_put(&b, ",", 1);
+            sb_num(&b, d->pairs[2 * i + 1], ATS_JSON_DEATH);
+            sb_put(&b, "]", 1);
+        }
+        sb_put(&b, "]", 1);
+        cJSON_AddItemToObject(e, "pairs", b.oom ? cJSON_CreateArray() : cJSON_CreateRaw(b.p));
+        free(b.p);
+        cJSON_AddNumberToObject(e, "dim", k);
+        cJSON_AddItemToArray(dims, e);
+    }
+    return dims;
+}
+
+void srv_api_sphere(ats_server *srv, const cJSON *req, srv_reply *reply) {
+    double t0 = srv_now_ms();
+    params p;
+    size_t key_len = 0;
+    char *key = NULL;
+    if (!parse_params(srv, req, 1, &p, reply)) goto done;
+    key = memo_key("sphere", &p, 0, &key_len);
+    if (memo_reply(srv, key, key_len, reply)) goto done;
+    ats_error err;
+    ats_error_clear(&err);
+    ats_vision_result res;
+    if (sphere_run(srv, &p, 0, ATS_FIGURE_PNG, &res, &err)) {
+        ats_vision_result_free(&res);
+        reply_fail(reply, &err);
+        goto done;
+    }
+    /* the fields of `attnscope vision --sphere`'s vision.json, for the one image */
+    const ats_vision_image *im = &res.images[0];
+    cJSON *doc = cJSON_CreateObject();
+    cJSON_AddNumberToObject(doc, "layer", (double)p.layer);
+    cJSON_AddNumberToObject(doc, "head", (double)p.head);
+    cJSON_AddNumberToObject(doc, "height", res.height);
+    cJSON_AddNumberToObject(doc, "width", res.width);
+    int grid[2] = {res.rows, res.cols};
+    cJSON_AddItemToObject(doc, "grid", cJSON_CreateIntArray(grid, 2));
+    cJSON *ij = cJSON_CreateObject();
+    cJSON_AddStringToObject(ij, "image", im->name);
+    cJSON_AddItemToObject(ij, "dims", vision_dims_json(&im->run.rips));
+    cJSON_AddItemToObject(ij, "scales", raw_matrix(im->scales, NULL, 0, im->n_scales));
+    cJSON *sp = cJSON_AddObjectToObject(ij, "sphere");
+    cJSON_AddItemToObject(sp, "points", raw_matrix(im->sphere, NULL, im->run.n, 3));
+    sbuf b = {0};
+    sb_put(&b, "[", 1);
+    for (size_t e = 0; e < im->n_edges; e++) {
+        char tmp[64];
+        int k = snprintf(tmp, sizeof tmp, "%s[%zu,%zu,", e ? "," : "", im->edges[2 * e],
+                         im->edges[2 * e + 1]);
+        sb_put(&b, tmp, (size_t)k);
+        sb_num(&b, im->edge_weights[e], 0);
+        sb_put(&b, "]", 1);
+    }
+    sb_put(&b, "]", 1);
+    cJSON_AddItemToObject(sp, "edges", b.oom ? NULL : cJSON_CreateRaw(b.p));
+    free(b.p);
+    cJSON *imgs = cJSON_AddArrayToObject(doc, "images");
+    cJSON_AddItemToArray(imgs, ij);
+    /* the viewer's labels of the patches (the sphere's point k is patch k, [CLS] left out) */
+    cJSON *labels = cJSON_AddArrayToObject(doc, "patches");
+    for (size_t k = 0; k < im->run.n; k++) {
+        char lab[48];
+        snprintf(lab, sizeof lab, "p(%zu,%zu)", k / (size_t)res.cols, k % (size_t)res.cols);
+        cJSON_AddItemToArray(labels, cJSON_CreateString(lab));
+    }
+    ats_vision_result_free(&res);
+    cJSON_AddNumberToObject(doc, "ms", srv_now_ms() - t0);
+    reply_json_kept(srv, reply, b.oom ? NULL : doc, key, key_len);
+    cJSON_Delete(doc);
+done:
+    free(key);
+    params_free(&p);
+}
+
+static void sphere_figure(ats_server *srv, const char *format, const params *p, srv_reply *reply) {
+    if (!srv->vision) {
+        srv_reply_error(reply, 404, "the sphere figure needs a vision model");
+        return;
+    }
+    ats_error err;
+    ats_error_clear(&err);
+    ats_vision_result res;
+    memset(&res, 0, sizeof res);
+    /* the work slot first: waiting in the queue while holding the renderer would stall every
+     * figure behind this one */
+    ats_status st = srv_work_begin(srv, &err);
+    if (!st) {
+        pthread_mutex_lock(&srv->render_lock);
+        st = sphere_run(srv, p, 1, !strcmp(format, "png") ? ATS_FIGURE_PNG : ATS_FIGURE_SVG, &res,
+                        &err);
+        pthread_mutex_unlock(&srv->render_lock);
+    }
+    if (st) {
+        ats_vision_result_free(&res);
+        reply_fail(reply, &err);
+        return;
+    }
+    ats_figure_memory *mem = &res.images[0].sphere_figure;
+    free(reply->body);
+    reply->body = (char *)mem->data;
+    reply->len = mem->size;
+    mem->data = NULL;
+    mem->size = 0;
+    reply->status = 200;
+    reply->content_type = !strcmp(format, "png") ? "image/png" : "image/svg+xml";
+    ats_vision_result_free(&res);
+}
+
+/* ---- two models: every head of A against every head of B (ats_compare_models) */
+
+/* {"0": [[...]], ...}: a [rows][cols] matrix per dimension, as compare.json */
+static cJSON *models_dims_json(const double *v, size_t nd, size_t rows, size_t cols) {
+    cJSON *o = cJSON_CreateObject();
+    for (size_t d = 0; d < nd; d++) {
+        char key[32];
+        snprintf(key, sizeof key, "%zu", d);
+        cJSON_AddItemToObject(o, key, raw_matrix(v + d * rows * cols, NULL, rows, cols));
+    }
+    return o;
+}
+
+void srv_api_compare(ats_server *srv, const cJSON *req, srv_reply *reply) {
+    double t0 = srv_now_ms();
+    params p;
+    size_t key_len = 0;
+    char *key = NULL;
+    if (!parse_params(srv, req, 0, &p, reply)) goto done;
+    /* the head, model and which of a figure play no part: every head of both */
+    p.layer = p.head = p.which = 0;
+    p.model = 0;
+    key = memo_key("compare", &p, p.max_dim, &key_len);
+    if (memo_reply(srv, key, key_len, reply)) goto done;
+    ats_error err;
+    ats_error_clear(&err);
+    ats_compare_options o;
+    ats_compare_options_init(&o);
+    o.all_heads = 1;
+    o.max_dim = p.max_dim;
+    o.n_threads = srv->opt.n_threads > 0 ? srv->opt.n_threads : 1;
+    /* the text through both models, or text through A and text2 through B (as the CLI) */
+    const char *texts[2] = {p.text, p.text2 ? p.text2 : p.text};
+    for (size_t k = 0; k < 2; k++) { /* refused as the cached passes refuse them */
+        size_t n = 0;
+        ats_encoding enc;
+        memset(&enc, 0, sizeof enc);
+        ats_status st =
+            ats_tokenizer_encode(srv->m[k].tok, texts[k], strlen(texts[k]), 1, &enc, &err);
+        n = enc.count;
+        ats_encoding_free(&enc);
+        if (!st && n > srv->m[k].max_tokens)
+            st = ats_error_set(&err, ATS_ERR_RANGE,
+                               "the text gives %zu tokens; this server takes at most %zu", n,
+                               srv->m[k].max_tokens);
+        if (st) {
+            srv_reply_error(reply, srv_status_http(st), "model %c: %s", k ? 'B' : 'A', err.message);
+            goto done;
+        }
+    }
+    ats_compare_models_result r;
+    ats_status st = srv_work_begin(srv, &err);
+    if (!st && srv->opt.n_threads <= 0) omp_set_num_threads(1);
+    if (!st)
+        st = ats_compare_models(srv->m[0].session, srv->m[1].session, texts, &o, &r, &err);
+    else
+        memset(&r, 0, sizeof r);
+    if (st) {
+        ats_compare_models_result_free(&r);
+        reply_fail(reply, &err);
+        goto done;
+    }
+    size_t rows = r.L[0] * r.H[0], cols = r.L[1] * r.H[1];
+    cJSON *doc = cJSON_CreateObject(), *ms = cJSON_AddArrayToObject(doc, "models");
+    for (size_t k = 0; k < 2; k++) {
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "model", srv->m[k].info->dir);
+        cJSON_AddNumberToObject(m, "layers", (double)r.L[k]);
+        cJSON_AddNumberToObject(m, "heads", (double)r.H[k]);
+        cJSON_AddItemToArray(ms, m);
+    }
+    cJSON_AddItemToObject(doc, "bottleneck", models_dims_json(r.bottleneck, r.n_dims, rows, cols));
+    cJSON_AddItemToObject(doc, "wasserstein",
+                          models_dims_json(r.wasserstein, r.n_dims, rows, cols));
+    cJSON_AddItemToObject(doc, "q", exact_number(o.q, 0));
+    cJSON_AddItemToObject(doc, "tokens_a", strings_json(r.inputs[0].labels, r.inputs[0].n));
+    cJSON_AddItemToObject(doc, "tokens_b", strings_json(r.inputs[1].labels, r.inputs[1].n));
+    ats_compare_models_result_free(&r);
+    cJSON_AddNumberToObject(doc, "ms", srv_now_ms() - t0);
+    reply_json_kept(srv, reply, doc, key, key_len);
+    cJSON_Delete(doc);
+done:
+    free(key);
+    params_free(&p);
+}
+
 /* ---- figures drawn by the C renderer */
 
-static const char *const FIGURE_KINDS[] = {"heatmap",  "measure", "diagram", "barcode",
-                                           "skeleton", "graph",   "overview"};
+static const char *const FIGURE_KINDS[] = {"heatmap",  "measure", "diagram",  "barcode",
+                                           "skeleton", "graph",   "overview", "sphere"};
 
 static ats_status figure_draw(ats_server *srv, const char *kind, const char *path, const params *p,
                               srv_text *t, ats_figure_memory *mem, ats_error *err) {
@@ -836,29 +1245,21 @@ static ats_status figure_draw(ats_server *srv, const char *kind, const char *pat
     return st;
 }
 
-void srv_api_figure(ats_server *srv, const char *kind, const char *format, const cJSON *req,
-                    srv_reply *reply) {
-    int known = 0;
-    for (size_t k = 0; k < sizeof FIGURE_KINDS / sizeof FIGURE_KINDS[0]; k++)
-        if (!strcmp(kind, FIGURE_KINDS[k])) known = 1;
-    if (!known) {
-        srv_reply_error(reply, 404,
-                        "unknown figure '%s' (heatmap, measure, diagram, barcode, skeleton, "
-                        "graph, overview)",
-                        kind);
-        return;
-    }
-    if (strcmp(format, "png") && strcmp(format, "svg")) {
-        srv_reply_error(reply, 404, "figures are .png or .svg, not .%s", format);
-        return;
-    }
-    params p;
-    if (!parse_params(srv, req, strcmp(kind, "overview") != 0, &p, reply)) return;
+static void figure_params(ats_server *srv, const char *kind, const char *format, const params *pp,
+                          srv_reply *reply) {
+    params p = *pp;
     if (p.which == 2 && !p.text2) {
         srv_reply_error(reply, 400, "'which' is 2 but there is no 'text2'");
         return;
     }
-    if (p.which == 2) p.text = p.text2;
+    if (!strcmp(kind, "sphere")) {
+        sphere_figure(srv, format, &p, reply);
+        return;
+    }
+    if (p.which == 2) {
+        p.text = p.text2;
+        p.text_len = p.text2_len;
+    }
     p.text2 = NULL;
     srv_text *t[2];
     size_t count;
@@ -887,4 +1288,26 @@ void srv_api_figure(ats_server *srv, const char *kind, const char *format, const
     reply->len = len;
     reply->status = 200;
     reply->content_type = !strcmp(format, "png") ? "image/png" : "image/svg+xml";
+}
+
+void srv_api_figure(ats_server *srv, const char *kind, const char *format, const cJSON *req,
+                    srv_reply *reply) {
+    int known = 0;
+    for (size_t k = 0; k < sizeof FIGURE_KINDS / sizeof FIGURE_KINDS[0]; k++)
+        if (!strcmp(kind, FIGURE_KINDS[k])) known = 1;
+    if (!known) {
+        srv_reply_error(reply, 404,
+                        "unknown figure '%s' (heatmap, measure, diagram, barcode, skeleton, "
+                        "graph, overview, sphere)",
+                        kind);
+        return;
+    }
+    if (strcmp(format, "png") && strcmp(format, "svg")) {
+        srv_reply_error(reply, 404, "figures are .png or .svg, not .%s", format);
+        return;
+    }
+    params p;
+    if (parse_params(srv, req, strcmp(kind, "overview") != 0, &p, reply))
+        figure_params(srv, kind, format, &p, reply);
+    params_free(&p);
 }

@@ -1,7 +1,9 @@
 /* The server's cache of forward passes: the most recently used texts, keyed by their bytes. */
 #include "serve_internal.h"
+#include "attnscope/vision.h"
 
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -60,37 +62,71 @@ static char *dup_bytes(const char *s, size_t len) {
     return d;
 }
 
-static ats_status text_compute(ats_server *srv, const char *text, size_t len, srv_text **out,
-                               double *forward_ms, ats_error *err) {
+/* The tokens of a text (ids, and the labels into t), checked against the model's length. */
+static ats_status text_tokens(const srv_model *m, const char *text, size_t len, srv_text *t,
+                              ats_encoding *enc, ats_error *err) {
+    ats_status st = ats_tokenizer_encode(m->tok, text, len, 1, enc, err);
+    if (st) return st;
+    if (enc->count < 2)
+        return ats_error_set(err, ATS_ERR_INVALID,
+                             "the text gives %zu token%s; the analysis needs at least 2",
+                             enc->count, enc->count == 1 ? "" : "s");
+    if (enc->count > m->max_tokens)
+        return ats_error_set(err, ATS_ERR_RANGE,
+                             "the text gives %zu tokens; this server takes at most %zu", enc->count,
+                             m->max_tokens);
+    t->labels = calloc(enc->count, sizeof *t->labels);
+    if (!t->labels) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    st = ats_token_labels(enc, text, t->labels, err);
+    if (!st) t->n = enc->count;
+    return st;
+}
+
+/* An image file's bytes decoded and preprocessed as the model's ViTImageProcessor does
+ * (pixels [C][S][S], malloc'd), and the labels of its tokens: "[CLS]", then "p(r,c)". */
+static ats_status image_pixels(const srv_model *m, const char *bytes, size_t len, srv_text *t,
+                               float **pixels, ats_error *err) {
+    ats_image img;
+    ats_status st = ats_image_decode(bytes, len, "the image", &img, err);
+    if (st) return st;
+    ats_image_prep prep;
+    ats_model_image_prep(m->model, &prep);
+    size_t S = (size_t)prep.size, C = (size_t)m->info->n_channels,
+           side = m->info->patch_size > 0 ? S / (size_t)m->info->patch_size : 0;
+    size_t count = C * S * S;
+    *pixels = malloc((count ? count : 1) * sizeof **pixels);
+    t->n = side * side + 1;
+    t->labels = calloc(t->n, sizeof *t->labels);
+    if (!*pixels || !t->labels) st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    if (!st) st = ats_image_preprocess(&img, &prep, *pixels, err);
+    for (size_t k = 0; !st && k < t->n; k++) {
+        char buf[48];
+        if (k)
+            snprintf(buf, sizeof buf, "p(%zu,%zu)", (k - 1) / side, (k - 1) % side);
+        else
+            snprintf(buf, sizeof buf, "[CLS]");
+        if (!(t->labels[k] = strdup(buf))) st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    }
+    ats_image_free(&img);
+    return st;
+}
+
+static ats_status text_compute(ats_server *srv, int model, const char *text, size_t len,
+                               srv_text **out, double *forward_ms, ats_error *err) {
+    const srv_model *m = &srv->m[model];
+    srv_text *t = calloc(1, sizeof *t);
+    if (!t) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
     ats_encoding enc;
     memset(&enc, 0, sizeof enc);
-    ats_status st = ats_tokenizer_encode(srv->tok, text, len, 1, &enc, err);
-    if (st) return st;
-    if (enc.count < 2) {
-        ats_encoding_free(&enc);
-        return ats_error_set(err, ATS_ERR_INVALID,
-                             "the text gives %zu token%s; the analysis needs at least 2", enc.count,
-                             enc.count == 1 ? "" : "s");
-    }
-    if (enc.count > srv->max_tokens) {
-        size_t count = enc.count;
-        ats_encoding_free(&enc);
-        return ats_error_set(err, ATS_ERR_RANGE,
-                             "the text gives %zu tokens; this server takes at most %zu", count,
-                             srv->max_tokens);
-    }
-    srv_text *t = calloc(1, sizeof *t);
-    if (!t) {
-        ats_encoding_free(&enc);
-        return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
-    }
+    float *pixels = NULL;
+    t->model = model;
     t->text = dup_bytes(text, len);
     t->len = len;
-    t->labels = calloc(enc.count, sizeof *t->labels);
-    t->causal = srv->info->causal;
-    if (!t->text || !t->labels) st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
-    if (!st) st = ats_token_labels(&enc, text, t->labels, err);
-    if (!st) t->n = enc.count;
+    t->causal = m->info->causal;
+    ats_status st = t->text ? ATS_OK : ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    if (!st)
+        st = m->tok ? text_tokens(m, text, len, t, &enc, err)
+                    : image_pixels(m, text, len, t, &pixels, err);
     if (!st) {
         ats_forward_options fo;
         ats_forward_options_init(&fo);
@@ -103,7 +139,9 @@ static ats_status text_compute(ats_server *srv, const char *text, size_t len, sr
         memset(&res, 0, sizeof res);
         double t0 = srv_now_ms();
         st = srv_work_begin(srv, err); /* a slot, kept until the request ends */
-        if (!st) st = ats_model_forward(srv->model, &in, &fo, &res, err);
+        if (!st)
+            st = pixels ? ats_model_forward_pixels(m->model, pixels, &fo, &res, err)
+                        : ats_model_forward(m->model, &in, &fo, &res, err);
         *forward_ms = srv_now_ms() - t0;
         if (!st) {
             t->L = res.n_layers;
@@ -117,6 +155,7 @@ static ats_status text_compute(ats_server *srv, const char *text, size_t len, sr
         }
         ats_forward_result_free(&res);
     }
+    free(pixels);
     ats_encoding_free(&enc);
     if (st) {
         text_free(t);
@@ -126,21 +165,21 @@ static ats_status text_compute(ats_server *srv, const char *text, size_t len, sr
     return ATS_OK;
 }
 
-static srv_text *cache_find(ats_server *srv, const char *text, size_t len) {
+static srv_text *cache_find(ats_server *srv, int model, const char *text, size_t len) {
     for (size_t i = 0; i < srv->cache_count; i++) {
         srv_text *t = srv->cache[i];
-        if (t->len == len && !memcmp(t->text, text, len)) return t;
+        if (t->model == model && t->len == len && !memcmp(t->text, text, len)) return t;
     }
     return NULL;
 }
 
-ats_status srv_text_get(ats_server *srv, const char *text, size_t len, srv_text **out, int *cached,
-                        double *forward_ms, ats_error *err) {
+ats_status srv_text_get(ats_server *srv, int model, const char *text, size_t len, srv_text **out,
+                        int *cached, double *forward_ms, ats_error *err) {
     *out = NULL;
     *cached = 0;
     *forward_ms = 0;
     pthread_mutex_lock(&srv->cache_lock);
-    srv_text *t = cache_find(srv, text, len);
+    srv_text *t = cache_find(srv, model, text, len);
     if (t) {
         t->refs++;
         t->used = ++srv->clock;
@@ -152,11 +191,11 @@ ats_status srv_text_get(ats_server *srv, const char *text, size_t len, srv_text 
     pthread_mutex_unlock(&srv->cache_lock);
 
     srv_text *fresh = NULL;
-    ats_status st = text_compute(srv, text, len, &fresh, forward_ms, err);
+    ats_status st = text_compute(srv, model, text, len, &fresh, forward_ms, err);
     if (st) return st;
 
     pthread_mutex_lock(&srv->cache_lock);
-    t = cache_find(srv, text, len); /* another request may have computed it meanwhile */
+    t = cache_find(srv, model, text, len); /* another request may have computed it meanwhile */
     if (t) {
         t->refs++;
         t->used = ++srv->clock;
@@ -206,5 +245,61 @@ void srv_cache_clear(ats_server *srv) {
             text_free(srv->cache[i]);
         }
     srv->cache_count = 0;
+    for (size_t i = 0; i < SRV_MEMO_ENTRIES; i++) {
+        free(srv->memo[i].key);
+        free(srv->memo[i].body);
+        memset(&srv->memo[i], 0, sizeof srv->memo[i]);
+    }
+    pthread_mutex_unlock(&srv->cache_lock);
+}
+
+char *srv_memo_get(ats_server *srv, const char *key, size_t key_len, size_t *len) {
+    char *copy = NULL;
+    pthread_mutex_lock(&srv->cache_lock);
+    for (size_t i = 0; i < SRV_MEMO_ENTRIES; i++) {
+        srv_memo *e = &srv->memo[i];
+        if (e->key && e->key_len == key_len && !memcmp(e->key, key, key_len)) {
+            e->used = ++srv->clock;
+            if ((copy = malloc(e->body_len + 1))) {
+                memcpy(copy, e->body, e->body_len + 1);
+                *len = e->body_len;
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&srv->cache_lock);
+    return copy;
+}
+
+void srv_memo_put(ats_server *srv, const char *key, size_t key_len, const char *body, size_t len) {
+    if (key_len + len > SRV_MEMO_BYTES) return;
+    char *k = dup_bytes(key, key_len), *b = dup_bytes(body, len);
+    if (!k || !b) {
+        free(k);
+        free(b);
+        return;
+    }
+    pthread_mutex_lock(&srv->cache_lock);
+    size_t total = key_len + len;
+    for (size_t i = 0; i < SRV_MEMO_ENTRIES; i++)
+        total += srv->memo[i].key_len + srv->memo[i].body_len;
+    for (;;) { /* the least recently used goes while there is no room */
+        size_t lru = SRV_MEMO_ENTRIES, empty = SRV_MEMO_ENTRIES;
+        for (size_t i = 0; i < SRV_MEMO_ENTRIES; i++) {
+            if (!srv->memo[i].key) {
+                if (empty == SRV_MEMO_ENTRIES) empty = i;
+            } else if (lru == SRV_MEMO_ENTRIES || srv->memo[i].used < srv->memo[lru].used)
+                lru = i;
+        }
+        if (empty < SRV_MEMO_ENTRIES && total <= SRV_MEMO_BYTES) {
+            srv->memo[empty] = (srv_memo){k, b, key_len, len, ++srv->clock};
+            break;
+        }
+        srv_memo *e = &srv->memo[lru];
+        total -= e->key_len + e->body_len;
+        free(e->key);
+        free(e->body);
+        memset(e, 0, sizeof *e);
+    }
     pthread_mutex_unlock(&srv->cache_lock);
 }

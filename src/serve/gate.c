@@ -150,8 +150,17 @@ static int gate_inspect(gate_conn *c, char *buf, size_t cap) {
         size_t head = (size_t)(end - buf);
         unsigned long long body = content_length(buf, head);
         /* no body, or one too large to wait for here: MHD reads it (and refuses it when over
-         * max_body before reading it) */
-        if (body == ~0ull || head + body > cap || head + body <= n) return GATE_PASS;
+         * max_body before reading it). Waiting here means peeking, so the whole request must
+         * fit the socket's receive buffer (about half of SO_RCVBUF holds data): a larger one
+         * (an image for a vision model) could never be seen whole, and was refused as cut
+         * short */
+        size_t fits = cap;
+        int rcvbuf = 0;
+        socklen_t rlen = sizeof rcvbuf;
+        if (!getsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, &rlen) && rcvbuf > 0 &&
+            (size_t)rcvbuf / 2 < fits)
+            fits = (size_t)rcvbuf / 2;
+        if (body == ~0ull || head + body > fits || head + body <= n) return GATE_PASS;
         want = head + (size_t)body - 1; /* wake when all of it is there */
     }
     c->seen = n;

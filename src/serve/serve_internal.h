@@ -2,6 +2,7 @@
 #ifndef ATS_SERVE_INTERNAL_H
 #define ATS_SERVE_INTERNAL_H
 
+#include "attnscope/analysis.h"
 #include "attnscope/core.h"
 #include "attnscope/model.h"
 #include "attnscope/serve.h"
@@ -30,14 +31,17 @@ typedef struct srv_head {
 
 #define SRV_HEADS_PER_TEXT 6
 
-/* One text's forward pass, shared by the requests that use it (reference counted). */
+/* One input's forward pass, shared by the requests that use it (reference counted): a text,
+ * or for a vision model the bytes of an image file. */
 typedef struct srv_text {
-    char *text; /* the UTF-8 text, NUL-terminated */
+    int model;  /* 0: model A, 1: model B (srv->m) */
+    char *text; /* the UTF-8 text (or the image file's bytes), NUL-terminated */
     size_t len;
     size_t L, H, n;
     float *att;    /* [L][H][n][n] */
     size_t bytes;  /* of att */
-    char **labels; /* [n] what each token covers in the text ("[CLS]" for specials) */
+    char **labels; /* [n] what each token covers in the text ("[CLS]" for specials); for an
+                      image "[CLS]" and "p(r,c)", the patch at grid row r, column c */
     int causal;    /* the model is causal */
     /* the overview grids, computed on first request (under the cache lock) */
     double *ov_entropy; /* [L][H] mean row entropy, bits; NULL until computed */
@@ -47,12 +51,33 @@ typedef struct srv_text {
     unsigned long long used;
 } srv_text;
 
-struct ats_server {
-    void *daemon; /* struct MHD_Daemon * */
+/* A model the server holds: a session (analysis.h) and what is borrowed from it. */
+typedef struct srv_model {
+    ats_session *session;
     ats_model *model;
-    ats_tokenizer *tok;
+    ats_tokenizer *tok; /* NULL for a vision model */
     const ats_model_info *info;
-    char *model_name;
+    char *name;        /* as given on the command line */
+    size_t max_tokens; /* longest text in tokens */
+} srv_model;
+
+/* Answers kept whole (/api/sphere, /api/compare): the request's key (its endpoint, parameters
+ * and input bytes) and the JSON body, the least recently used dropped beyond SRV_MEMO_ENTRIES
+ * or SRV_MEMO_BYTES. */
+#define SRV_MEMO_ENTRIES 16
+#define SRV_MEMO_BYTES   ((size_t)64 << 20)
+typedef struct srv_memo {
+    char *key, *body;
+    size_t key_len, body_len;
+    unsigned long long used;
+} srv_memo;
+
+struct ats_server {
+    void *daemon;      /* struct MHD_Daemon * */
+    srv_model m[2];    /* model A, and model B when n_models is 2 */
+    size_t n_models;   /* 1 or 2 */
+    int vision;        /* model A is a ViT: requests carry images, not texts */
+    size_t body_limit; /* the largest request body: max_body, plus an image's base64 (vision) */
     char *web_dir;
     char *bound_host;  /* the numeric address bound, as given */
     char *allow_hosts; /* opt.allow_hosts, copied; NULL: none */
@@ -76,21 +101,26 @@ struct ats_server {
     pthread_mutex_t render_lock; /* cairo/pango figures one at a time */
     srv_text **cache;            /* [opt.cache_entries] */
     size_t cache_count;
+    srv_memo memo[SRV_MEMO_ENTRIES]; /* under the cache lock */
     unsigned long long clock;
 };
 
 /* The text's forward pass, from the cache or computed now (*cached says which; *forward_ms the
  * time of the forward pass, 0 when cached). Release with srv_text_release. Errors: invalid
  * UTF-8, an empty text, too many tokens (ATS_ERR_INVALID / ATS_ERR_RANGE). */
-ats_status srv_text_get(ats_server *srv, const char *text, size_t len, srv_text **out, int *cached,
-                        double *forward_ms, ats_error *err);
+ats_status srv_text_get(ats_server *srv, int model, const char *text, size_t len, srv_text **out,
+                        int *cached, double *forward_ms, ats_error *err);
 void srv_text_release(ats_server *srv, srv_text *t);
 /* Drops one reference to a head analysis (under the cache lock), freeing it at zero. */
 void srv_head_release(ats_server *srv, srv_head *h);
 /* Frees a head analysis (no references left). */
 void srv_head_free(srv_head *h);
-/* Empties the cache (at shutdown, when no request is running). */
+/* Empties the cache and the kept answers (at shutdown, when no request is running). */
 void srv_cache_clear(ats_server *srv);
+/* A copy of the answer kept for key[key_len] (malloc'd, *len bytes), or NULL. */
+char *srv_memo_get(ats_server *srv, const char *key, size_t key_len, size_t *len);
+/* Keeps a copy of body[len] as the answer for key[key_len] (nothing when out of memory). */
+void srv_memo_put(ats_server *srv, const char *key, size_t key_len, const char *body, size_t len);
 
 /* The gate (gate.c): binds addr, then accepts connections on its own thread and hands each to
  * MHD (srv->daemon) once its request has arrived. */
@@ -140,5 +170,11 @@ void srv_api_analyze(ats_server *srv, const cJSON *req, srv_reply *reply);
 void srv_api_overview(ats_server *srv, const cJSON *req, srv_reply *reply);
 void srv_api_figure(ats_server *srv, const char *kind, const char *format, const cJSON *req,
                     srv_reply *reply);
+/* A vision model: the attention graph of the image's patches on a Fibonacci sphere (ats_vision),
+ * as `attnscope vision --sphere` writes it in vision.json. */
+void srv_api_sphere(ats_server *srv, const cJSON *req, srv_reply *reply);
+/* Two models: every head of A against every head of B on one text (ats_compare_models), as
+ * `attnscope compare --model A --model B --json` writes it. */
+void srv_api_compare(ats_server *srv, const cJSON *req, srv_reply *reply);
 
 #endif

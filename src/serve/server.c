@@ -32,6 +32,7 @@ void ats_server_options_init(ats_server_options *opt) {
     opt->max_conns_per_client = 64;
     opt->request_timeout = 10;
     opt->queue = 8;
+    opt->max_image = (size_t)4 << 20;
 }
 
 /* The only files the server ever opens, besides the model. */
@@ -391,7 +392,7 @@ static void route(ats_server *srv, struct MHD_Connection *c, const char *url, co
     int is_get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
     int is_post = !strcmp(method, "POST");
     if (cs->too_large) {
-        srv_reply_error(r, 413, "the request body is larger than %zu bytes", srv->opt.max_body);
+        srv_reply_error(r, 413, "the request body is larger than %zu bytes", srv->body_limit);
         return;
     }
     for (size_t i = 0; i < sizeof STATIC_FILES / sizeof STATIC_FILES[0]; i++)
@@ -415,13 +416,24 @@ static void route(ats_server *srv, struct MHD_Connection *c, const char *url, co
         return;
     }
     int analyze = !strcmp(api, "analyze"), overview = !strcmp(api, "overview");
-    int figure = !strncmp(api, "figure/", 7);
-    if (!analyze && !overview && !figure) {
+    int figure = !strncmp(api, "figure/", 7), sphere = !strcmp(api, "sphere"),
+        compare = !strcmp(api, "compare");
+    if (!analyze && !overview && !figure && !sphere && !compare) {
         srv_reply_error(r, 404, "no such API: %s", url);
         return;
     }
-    if ((analyze && !is_post) || (!is_get && !is_post)) {
-        srv_reply_error(r, 405, "%s takes %s", url, analyze ? "POST" : "GET or POST");
+    if (sphere && !srv->vision) {
+        srv_reply_error(r, 404, "/api/sphere needs a vision model (this server holds %s)",
+                        srv->m[0].info->model_type);
+        return;
+    }
+    if (compare && srv->n_models < 2) {
+        srv_reply_error(r, 404, "/api/compare needs two models (serve --model A --model B)");
+        return;
+    }
+    int post_only = analyze || sphere || compare;
+    if ((post_only && !is_post) || (!is_get && !is_post)) {
+        srv_reply_error(r, 405, "%s takes %s", url, post_only ? "POST" : "GET or POST");
         return;
     }
     char kind[32], format[8];
@@ -441,6 +453,10 @@ static void route(ats_server *srv, struct MHD_Connection *c, const char *url, co
     if (!req) return;
     if (analyze)
         srv_api_analyze(srv, req, r);
+    else if (sphere)
+        srv_api_sphere(srv, req, r);
+    else if (compare)
+        srv_api_compare(srv, req, r);
     else if (overview)
         srv_api_overview(srv, req, r);
     else
@@ -465,9 +481,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         if (cl) {
             char *end;
             unsigned long long v = strtoull(cl, &end, 10);
-            if (v > srv->opt.max_body) {
+            if (v > srv->body_limit) {
                 srv_reply_error(&r, 413, "the request body (%llu bytes) is larger than %zu bytes",
-                                v, srv->opt.max_body);
+                                v, srv->body_limit);
                 return send_reply(c, &r, 0);
             }
         }
@@ -477,7 +493,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         size_t n = *upload_data_size;
         *upload_data_size = 0;
         if (cs->too_large) return MHD_YES; /* drain */
-        if (cs->len + n > srv->opt.max_body) {
+        if (cs->len + n > srv->body_limit) {
             cs->too_large = 1;
             free(cs->body);
             cs->body = NULL;
@@ -544,9 +560,10 @@ static void server_free(ats_server *srv) {
     if (!srv) return;
     srv_cache_clear(srv);
     free(srv->cache);
-    ats_tokenizer_free(srv->tok);
-    ats_model_free(srv->model);
-    free(srv->model_name);
+    for (size_t k = 0; k < 2; k++) {
+        ats_session_close(srv->m[k].session);
+        free(srv->m[k].name);
+    }
     free(srv->web_dir);
     free(srv->bound_host);
     free(srv->allow_hosts);
@@ -608,15 +625,19 @@ ats_status ats_server_start(const ats_server_options *opt, ats_server **out, ats
     if (!srv->opt.cache_bytes) srv->opt.cache_bytes = (size_t)256 << 20;
     srv->opt.host = NULL; /* borrowed strings are not kept */
     srv->opt.model = NULL;
+    srv->opt.model2 = NULL;
     srv->opt.web_dir = NULL;
     srv->opt.allow_hosts = NULL;
-    srv->model_name = strdup(opt->model);
+    if (!srv->opt.max_image) srv->opt.max_image = (size_t)4 << 20;
+    srv->n_models = opt->model2 ? 2 : 1;
+    srv->m[0].name = strdup(opt->model);
+    srv->m[1].name = opt->model2 ? strdup(opt->model2) : NULL;
     srv->web_dir = strdup(opt->web_dir);
     srv->bound_host = strdup(host);
     srv->allow_hosts = opt->allow_hosts ? strdup(opt->allow_hosts) : NULL;
     srv->cache = calloc(srv->opt.cache_entries, sizeof *srv->cache);
-    if (!srv->model_name || !srv->web_dir || !srv->bound_host || !srv->cache ||
-        (opt->allow_hosts && !srv->allow_hosts)) {
+    if (!srv->m[0].name || !srv->web_dir || !srv->bound_host || !srv->cache ||
+        (opt->allow_hosts && !srv->allow_hosts) || (opt->model2 && !srv->m[1].name)) {
         server_free(srv);
         return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
     }
@@ -642,23 +663,36 @@ ats_status ats_server_start(const ats_server_options *opt, ats_server **out, ats
         for (size_t i = 0; i < sizeof rnd; i++) snprintf(srv->token + 2 * i, 3, "%02x", rnd[i]);
     }
     srv->opt.adapter = NULL; /* read only here */
-    ats_status st = ats_model_load_adapted(opt->model, opt->adapter, &srv->model, err);
-    if (!st) {
-        srv->info = ats_model_info_get(srv->model);
-        if (srv->info->arch == ATS_ARCH_VIT)
+    ats_status st = ATS_OK;
+    for (size_t k = 0; k < srv->n_models && !st; k++) {
+        srv_model *m = &srv->m[k];
+        /* the adapter is model A's */
+        st = ats_session_open_adapted(m->name, k ? NULL : opt->adapter, &m->session, err);
+        if (st) break;
+        m->model = ats_session_model(m->session);
+        m->tok = ats_session_tokenizer(m->session);
+        m->info = ats_model_info_get(m->model);
+        if (!m->tok && srv->n_models == 2)
             st = ats_error_set(err, ATS_ERR_INVALID,
-                               "serve: %s is a vision model; the viewer takes text models",
-                               opt->model);
+                               "serve: %s is a vision model; two models are compared on a text, "
+                               "so both must be text models",
+                               m->name);
+        if (!m->tok && m->info->patch_size <= 0)
+            st = ats_error_set(err, ATS_ERR_INVALID, "serve: %s has no patch size", m->name);
+        size_t max = (size_t)m->info->max_positions,
+               tmax = m->tok ? ats_tokenizer_max_length(m->tok) : 0;
+        if (tmax && tmax < max) max = tmax;
+        if (m->tok && opt->max_tokens && opt->max_tokens < max) max = opt->max_tokens;
+        m->max_tokens = max;
     }
-    if (!st) st = ats_tokenizer_load(srv->info->dir, &srv->tok, err);
     if (st) {
         server_free(srv);
         return st;
     }
-    size_t max = (size_t)srv->info->max_positions, tmax = ats_tokenizer_max_length(srv->tok);
-    if (tmax && tmax < max) max = tmax;
-    if (opt->max_tokens && opt->max_tokens < max) max = opt->max_tokens;
-    srv->max_tokens = max;
+    srv->vision = srv->m[0].tok == NULL;
+    srv->body_limit = srv->opt.max_body;
+    /* an image travels as base64 in a JSON body: 4 characters for every 3 bytes */
+    if (srv->vision) srv->body_limit += (srv->opt.max_image + 2) / 3 * 4;
 
     /* MHD does not listen: the gate accepts and hands over complete requests (gate.c) */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |

@@ -493,3 +493,271 @@ def test_cli_errors(tmp_path):
     p = subprocess.run([ATTNSCOPE, "serve", "--model", BERT, "--web", str(tmp_path),
                         "--port", "0"], capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "index.html" in p.stderr
+
+
+# ---- a vision model: images instead of texts, and the sphere graph of `vision --sphere`
+
+VIT = os.path.join(MODELS, "vit")
+IMAGES = [os.path.join(VIT, "expected", f"image{i}.png") for i in range(2)]
+
+
+def b64(path):
+    import base64
+    return base64.b64encode(open(path, "rb").read()).decode()
+
+
+@pytest.fixture(scope="module")
+def vit():
+    if not os.path.isfile(os.path.join(VIT, "model.safetensors")):
+        pytest.skip("ViT fixture missing")
+    srv = Server(VIT, "--max-image", "200000")
+    try:
+        yield srv
+        code, err = srv.stop()
+        assert code == 0, err
+    finally:
+        srv.kill()
+
+
+def test_vit_info(vit):
+    status, doc = vit.json("/api/info")
+    assert status == 200
+    m = doc["model"]
+    assert m["input"] == "image" and m["grid"] == [4, 4] and m["image_size"] == 32
+    assert doc["max_image"] == 200000 and doc["max_body"] >= 200000 * 4 // 3
+
+
+@pytest.mark.parametrize("layer,head", [(0, 1), (1, 2)])
+def test_vit_analyze_equals_cli_topo_of_the_attention(vit, tmp_path, layer, head):
+    """The viewer's head analysis of an image is `topo` on the attention that `attention
+    --image` writes: tokens [CLS], p(r,c); the same JS-distance matrix and diagrams."""
+    status, doc = vit.json("/api/analyze", {"image": b64(IMAGES[0]), "layer": layer, "head": head})
+    assert status == 200, doc
+    t = doc["texts"][0]
+    assert t["tokens"] == ["[CLS]"] + [f"p({r},{c})" for r in range(4) for c in range(4)]
+    att = tmp_path / "att.npy"
+    cli("attention", "--model", VIT, "--image", IMAGES[0], "--npy", str(att))
+    a = np.load(att)
+    np.testing.assert_array_equal(np.array(t["attention"], dtype=np.float32), a[layer, head])
+    cli("topo", "--attention", str(att), "--layer", str(layer), "--head", str(head), "--dim", "1",
+        "--out", str(tmp_path / "o"))
+    np.testing.assert_array_equal(np.array(t["matrix"]), np.load(tmp_path / "o" / "js.npy"))
+    ref = json.load(open(tmp_path / "o" / "result.json"))
+    for ours, theirs in zip(t["diagrams"]["dims"], ref["diagrams"]["dims"]):
+        assert sorted(pairs(ours)) == sorted(pairs(theirs))
+
+
+@pytest.mark.parametrize("layer,head,edges", [(1, 2, None), (0, 3, 5)])
+def test_sphere_equals_cli_vision_sphere(vit, tmp_path, layer, head, edges):
+    body = {"image": b64(IMAGES[1]), "layer": layer, "head": head}
+    args = ["vision", "--model", VIT, "--image", IMAGES[1], "--layer", str(layer), "--head",
+            str(head), "--sphere", "--out", str(tmp_path)]
+    if edges:
+        body["edges"] = edges
+        args += ["--sphere-edges", str(edges)]
+    status, doc = vit.json("/api/sphere", body)
+    assert status == 200, doc
+    cli(*args)
+    ref = json.load(open(tmp_path / "vision.json"))
+    ref["images"][0].pop("image")
+    assert doc["images"][0].pop("image") == "image"
+    for key in ref:  # every field of vision.json, exactly (numbers read back bit for bit)
+        assert doc[key] == ref[key], key
+    n = len(doc["images"][0]["sphere"]["points"])
+    assert len(doc["images"][0]["sphere"]["edges"]) == (edges or 2 * n)
+    assert doc["patches"][0] == "p(0,0)" and len(doc["patches"]) == n
+    # asked again: the kept answer, the same numbers
+    again = vit.json("/api/sphere", body)[1]
+    assert again["images"][0].pop("image") == "image" and again["images"] == doc["images"]
+
+
+def test_sphere_figure(vit):
+    status, headers, data = vit.request("/api/figure/sphere.png",
+                                        {"image": b64(IMAGES[0]), "layer": 0, "head": 0})
+    assert status == 200 and headers["Content-Type"] == "image/png" and data[:4] == b"\x89PNG"
+    status, headers, data = vit.request("/api/figure/sphere.svg",
+                                        {"image": b64(IMAGES[0]), "layer": 0, "head": 0})
+    assert status == 200 and b"<svg" in data[:400]
+    for kind in ("heatmap", "skeleton", "overview"):
+        status, headers, data = vit.request(f"/api/figure/{kind}.png",
+                                            {"image": b64(IMAGES[0]), "layer": 0, "head": 0})
+        assert status == 200 and data[:4] == b"\x89PNG", kind
+
+
+def test_vit_overview(vit):
+    status, doc = vit.json("/api/overview", {"image": b64(IMAGES[0])})
+    assert status == 200 and doc["layers"] == 2 and doc["heads"] == 4
+    assert doc["tokens"][0] == "[CLS]" and doc["h1_persistence"] is not None
+
+
+def test_bad_images_refused_with_a_message(vit, tmp_path):
+    import base64
+    good = b64(IMAGES[0])
+    cases = [
+        ({"layer": 0, "head": 0}, "'image' is required"),
+        ({"image": 3, "layer": 0, "head": 0}, "'image' must be a string"),
+        ({"image": "", "layer": 0, "head": 0}, "'image' is empty"),
+        ({"image": "iVBO*w0K", "layer": 0, "head": 0}, "not base64"),
+        ({"image": "iVBOR", "layer": 0, "head": 0}, "not base64"),
+        ({"image": base64.b64encode(b"not an image at all").decode(), "layer": 0, "head": 0},
+         "not a readable image"),
+        # a PNG cut short
+        ({"image": base64.b64encode(open(IMAGES[0], "rb").read()[:60]).decode(), "layer": 0,
+          "head": 0}, "image"),
+        ({"image": good, "text": "a text", "layer": 0, "head": 0}, "vision model"),
+        ({"image": good, "layer": 2, "head": 0}, "'layer' must be an integer 0..1"),
+        ({"image": good, "layer": 0, "head": 0, "edges": -1}, "'edges'"),
+        ({"image": base64.b64encode(b"\x89PNG" + b"\0" * 200001).decode(), "layer": 0, "head": 0},
+         "at most 200000"),
+    ]
+    for path in ("/api/sphere", "/api/analyze"):
+        for body, words in cases:
+            msg = error_of(vit, path, body, 400)
+            assert words in msg, (path, body.get("image", "")[:20], msg)
+    # a body over the limit is refused before it is read
+    huge = {"image": "A" * (200000 * 4 // 3 + 70000), "layer": 0, "head": 0}
+    assert vit.request("/api/sphere", huge)[0] == 413
+    # GET is not enough for the sphere (a POST with the image)
+    assert error_of(vit, "/api/sphere", None, 405, method="GET")
+    # the server keeps working
+    assert vit.json("/api/sphere", {"image": good, "layer": 0, "head": 0})[0] == 200
+
+
+def test_text_endpoints_refuse_images_and_vice_versa(bert, vit):
+    assert "text model" in error_of(bert, "/api/analyze",
+                                    {"image": "AAAA", "layer": 0, "head": 0}, 400)
+    assert "vision model" in error_of(vit, "/api/analyze",
+                                      {"text": TEXT, "layer": 0, "head": 0}, 400)
+    assert "vision model" in error_of(bert, "/api/sphere", {"text": TEXT, "layer": 0, "head": 0},
+                                      404)
+    assert "two models" in error_of(bert, "/api/compare", {"text": TEXT}, 404)
+
+
+# ---- two models: every head of A against every head of B, as `compare --model A --model B`
+
+@pytest.fixture(scope="module")
+def pair():
+    srv = Server(BERT, "--model", GPT2, "--queue", "64")
+    try:
+        yield srv
+        code, err = srv.stop()
+        assert code == 0, err
+    finally:
+        srv.kill()
+
+
+def test_pair_info(pair):
+    status, doc = pair.json("/api/info")
+    assert [m["type"] for m in doc["models"]] == ["bert", "gpt2"]
+    assert doc["model"]["type"] == "bert"
+
+
+@pytest.mark.parametrize("texts,dim", [((TEXT,), 1), ((TEXT, TEXT2), 2)])
+def test_compare_equals_cli_compare_models(pair, tmp_path, texts, dim):
+    body = {"text": texts[0], "max_dim": dim}
+    args = ["compare", "--model", BERT, "--model", GPT2, "--text", texts[0], "--dim", str(dim),
+            "--json", str(tmp_path / "c.json")]
+    if len(texts) == 2:
+        body["text2"] = texts[1]
+        args[7:7] = ["--text", texts[1]]
+    status, doc = pair.json("/api/compare", body)
+    assert status == 200, doc
+    cli(*args)
+    ref = json.load(open(tmp_path / "c.json"))
+    for key in ref:  # every field of compare.json, exactly
+        assert doc[key] == ref[key], key
+    assert len(doc["bottleneck"]["0"]) == 8 and len(doc["bottleneck"]["0"][0]) == 8
+    # asked again: the kept answer
+    again = pair.json("/api/compare", body)[1]
+    assert again["bottleneck"] == doc["bottleneck"] and again["ms"] == doc["ms"]
+
+
+def test_pair_heads_by_model(pair, tmp_path):
+    """model 2 selects model B for the head views; its attention is B's."""
+    status, doc = pair.json("/api/analyze", {"text": TEXT, "layer": 1, "head": 3, "model": 2})
+    assert status == 200, doc
+    assert doc["model"]["type"] == "gpt2"
+    att = tmp_path / "b.npy"
+    cli("attention", "--model", GPT2, "--text", TEXT, "--npy", str(att))
+    np.testing.assert_array_equal(np.array(doc["texts"][0]["attention"], dtype=np.float32),
+                                  np.load(att)[1, 3])
+    a = pair.json("/api/analyze", {"text": TEXT, "layer": 1, "head": 3, "model": 1})[1]
+    assert a["model"]["type"] == "bert" and a["texts"][0]["tokens"][0] == "[CLS]"
+    status, headers, data = pair.request("/api/figure/heatmap.png",
+                                         {"text": TEXT, "layer": 0, "head": 0, "model": 2})
+    assert status == 200 and data[:4] == b"\x89PNG"
+
+
+def test_pair_bad_requests(pair):
+    for body, words in [({"text": TEXT, "model": 3}, "'model' must be an integer 1..2"),
+                        ({"text": TEXT, "model": 0}, "'model'"),
+                        ({"text": ""}, "'text' is empty"),
+                        ({}, "'text' is required"),
+                        ({"text": TEXT, "max_dim": 3}, "'max_dim'"),
+                        ({"text": "word " * 200}, "at most")]:
+        msg = error_of(pair, "/api/compare", body, 400)
+        assert words in msg, (body, msg)
+    assert error_of(pair, "/api/compare", None, 405, method="GET")
+
+
+def test_pair_compare_is_heavy_work():
+    """/api/compare goes through the queue of heavy work: with no queue and one slot busy it is
+    refused with 503 and Retry-After, and the Host check applies to it."""
+    with serving(BERT, "--model", GPT2, "--queue", "0", "--threads", "1") as srv:
+        import threading
+        long_text = " ".join(["the cat sat on the mat"] * 5)
+        results = []
+        t = threading.Thread(target=lambda: results.append(
+            srv.json("/api/compare", {"text": long_text})[0]))
+        t.start()
+        refused = None
+        for _ in range(200):
+            status, headers, data = srv.request("/api/compare", {"text": long_text + " again"})
+            if status == 503:
+                refused = headers
+                break
+            if results:
+                break
+        t.join()
+        assert results == [200]
+        if refused is not None:
+            assert refused.get("Retry-After") == "1"
+        req = urllib_request(srv, "/api/compare", {"text": TEXT}, host="evil.example")
+        assert req == 403
+
+
+def urllib_request(srv, path, body, host):
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+    conn.request("POST", path, json.dumps(body), {"Host": host, "Content-Type": "application/json"})
+    status = conn.getresponse().status
+    conn.close()
+    return status
+
+
+def test_serve_two_models_cli_errors(tmp_path):
+    p = subprocess.run([ATTNSCOPE, "serve", "--model", BERT, "--model", VIT, "--port", "0"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "vision model" in p.stderr
+    p = subprocess.run([ATTNSCOPE, "serve", "--model", BERT, "--model", GPT2, "--model", BERT,
+                        "--port", "0"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "at most two" in p.stderr
+
+
+def test_large_image_arrives_whole(tmp_path):
+    """An image larger than the socket's receive buffer (here a 300 KB PNG, 400 KB of base64) is
+    read whole, not refused as a request cut short; a larger one than --max-image gets 400."""
+    if not os.path.isfile(os.path.join(VIT, "model.safetensors")):
+        pytest.skip("ViT fixture missing")
+    from PIL import Image
+    rng = np.random.default_rng(7)
+    big = tmp_path / "noise.png"
+    Image.fromarray(rng.integers(0, 256, (320, 320, 3), dtype=np.uint8)).save(big)
+    assert big.stat().st_size > 250000
+    with serving(VIT) as srv:
+        status, doc = srv.json("/api/analyze", {"image": b64(str(big)), "layer": 0, "head": 0})
+        assert status == 200, doc
+        assert len(doc["texts"][0]["tokens"]) == 17
+    with serving(VIT, "--max-image", "100000") as srv:
+        # far over: the body itself is too large, refused before it is read
+        msg = error_of(srv, "/api/analyze", {"image": b64(str(big)), "layer": 0, "head": 0}, 413)
+        assert "larger than" in msg
