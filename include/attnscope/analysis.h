@@ -48,7 +48,9 @@ void ats_session_close(ats_session *s);
 ats_model *ats_session_model(const ats_session *s);
 ats_tokenizer *ats_session_tokenizer(const ats_session *s);
 /* The message of the last failed call on this session ("" when none yet), as ats_model_errmsg:
- * for callers that do not pass an ats_error. */
+ * for callers that do not pass an ats_error. Calls on one session may run on several threads at
+ * once (the viewer does); the message is then the last failure's to finish, so such callers read
+ * their own ats_error instead. */
 const char *ats_session_errmsg(const ats_session *s);
 
 /* ---- the attention of one input, with its token labels */

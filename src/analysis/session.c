@@ -3,6 +3,7 @@
 #include "analysis_internal.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,8 +52,16 @@ const char *ats_session_errmsg(const ats_session *s) {
     return s->errmsg;
 }
 
+/* The viewer runs calls on one session from several threads at once: their failures take turns
+ * writing errmsg. */
+static pthread_mutex_t errmsg_lock = PTHREAD_MUTEX_INITIALIZER;
+
 ats_status session_failed(ats_session *s, ats_status st, const ats_error *e, ats_error *err) {
-    if (s) snprintf(s->errmsg, sizeof s->errmsg, "%s", e->message);
+    if (s) {
+        pthread_mutex_lock(&errmsg_lock);
+        snprintf(s->errmsg, sizeof s->errmsg, "%s", e->message);
+        pthread_mutex_unlock(&errmsg_lock);
+    }
     if (err && err != e) {
         *err = *e;
         err->status = st;

@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,13 +17,21 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Forward passes on one model may run on several threads at once (the viewer's): their failures
+ * take turns writing errmsg. */
+static pthread_mutex_t errmsg_lock = PTHREAD_MUTEX_INITIALIZER;
+
 ats_status ats_model_fail(ats_model *m, ats_error *err, ats_status st, const char *fmt, ...) {
     char buf[ATS_ERROR_MESSAGE_MAX];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    if (m) snprintf(m->errmsg, sizeof m->errmsg, "%s", buf);
+    if (m) {
+        pthread_mutex_lock(&errmsg_lock);
+        snprintf(m->errmsg, sizeof m->errmsg, "%s", buf);
+        pthread_mutex_unlock(&errmsg_lock);
+    }
     return ats_error_set(err, st, "%s", buf);
 }
 
