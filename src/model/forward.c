@@ -452,7 +452,8 @@ static int work_needs_att(const ats_model *m, const ats_forward_options *opt) {
 
 /* Bytes a pass of count sequences (n[count] tokens after truncation, rows in all) allocates:
  * its results and prepare_work's scratch (what prepare_result and prepare_work take, in the
- * same terms); SIZE_MAX when it overflows. desc[128] receives the largest part, for messages. */
+ * same terms); SIZE_MAX when it overflows. desc[256] receives what it is mostly, for messages
+ * (with on_layer: the layer's part, what the caller computes from it and the rest). */
 static size_t forward_bytes(const ats_model *m, size_t count, const size_t *n, size_t rows,
                             size_t max_n, const ats_forward_options *opt, int want_logits,
                             char *desc) {
@@ -479,18 +480,20 @@ static size_t forward_bytes(const ats_model *m, size_t count, const size_t *n, s
     if (mi->causal) scratch += (double)H * K_NR * mn;
     double caller = opt->on_layer ? (double)opt->on_layer_bytes / 4 : 0;
     double bytes = 4 * (fl + att + scratch + layer + caller);
-    if (att >= fl + scratch + layer + caller)
-        snprintf(desc, 128, "the attention [%zu][%zu][%zu][%zu] float32 that it keeps", Lk, Hk,
-                 max_n, max_n);
-    else if (opt->on_layer && layer + caller >= fl + scratch + att)
-        snprintf(desc, 128,
-                 "one layer's attention [%zu][%zu][%zu] float32 at a time, %.0f MiB, and %.0f MiB "
-                 "for what is computed from it",
-                 H, max_n, max_n, 4 * layer / 1048576.0, 4 * caller / 1048576.0);
+    if (opt->on_layer)
+        snprintf(desc, 256,
+                 "one layer's attention [%zu][%zu][%zu] float32 at a time, %.1f MiB, %.1f MiB for "
+                 "what is computed from it, %.1f MiB of activations and scratch",
+                 H, max_n, max_n, 4 * layer / 1048576.0, 4 * caller / 1048576.0,
+                 4 * (fl + att + scratch) / 1048576.0);
+    else if (att >= fl + scratch + layer)
+        snprintf(desc, 256, "mostly the attention [%zu][%zu][%zu][%zu] float32 that it keeps", Lk,
+                 Hk, max_n, max_n);
     else if (layer >= fl + scratch + att)
-        snprintf(desc, 128, "one layer's attention [%zu][%zu][%zu] float32", H, max_n, max_n);
+        snprintf(desc, 256, "mostly one layer's attention [%zu][%zu][%zu] float32", H, max_n,
+                 max_n);
     else
-        snprintf(desc, 128, "its activations and scratch");
+        snprintf(desc, 256, "mostly its activations and scratch");
     return bytes >= 0.9 * (double)SIZE_MAX ? SIZE_MAX : (size_t)bytes;
 }
 
@@ -715,11 +718,10 @@ static ats_status forward_tokens(ats_model *m, size_t count, size_t seq0, const 
             goto done;
         }
         for (size_t s = 0; s < count; s++) ns[s] = res[s].n_tokens;
-        char desc[128], what[512];
+        char desc[256], what[640];
         size_t bytes = forward_bytes(m, count, ns, rows, max_n, opt, want_logits, desc);
         free(ns);
-        snprintf(what, sizeof what, "%s: the forward pass of %zu tokens (mostly %s)", m->dir, rows,
-                 desc);
+        snprintf(what, sizeof what, "%s: the forward pass of %zu tokens (%s)", m->dir, rows, desc);
         ats_error e;
         if ((rc = ats_memory_check(bytes, what, &e))) {
             rc = ats_model_fail(m, err, rc, "%s", e.message);
