@@ -73,6 +73,14 @@ typedef struct ats_run_options {
         capture_head;  /* 0 (default): every head's; h + 1: head h alone. The attention is then
                           [1 or L][1 or H][n][n] (L, H of ats_attention say which): a long
                           input's other heads are never held (ats_forward_options) */
+    ats_layer_fn on_layer; /* NULL (default), or each layer's attention [H][n][n] of text t (its
+                              sequence t) handed over as the pass computes it, and not kept
+                              (ats_forward_options.on_layer, model.h): one layer of one text is
+                              held at a time, and out's att is NULL (L, H, n, labels and name as
+                              ever). Not with capture_layer / capture_head. Its error ends the
+                              run with its status and message as it gave them */
+    void *on_layer_ctx;    /* handed to on_layer */
+    size_t on_layer_bytes; /* as ats_forward_options.on_layer_bytes: counted in the estimate */
 } ats_run_options;
 
 void ats_run_options_init(ats_run_options *o);

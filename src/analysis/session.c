@@ -143,16 +143,24 @@ static ats_status attention_from_result(ats_forward_result *res, const ats_encod
     return ATS_OK;
 }
 
-/* The forward pass's on_layer: layer l of sequence t as an ats_attention view for ly->fn; its
- * error is kept to be returned as it is. */
+/* The forward pass's on_layer: layer l of sequence t handed to the caller's on_layer (o), or as
+ * an ats_attention view to ly->fn; its error is kept to be returned as it is. */
 typedef struct layer_shim {
     const session_layers *ly;
+    const ats_run_options *o;
     ats_error err;
 } layer_shim;
 
 static ats_status layer_shim_fn(void *ctx, size_t t, size_t l, size_t H, size_t n, const float *att,
                                 ats_error *err) {
     layer_shim *sh = ctx;
+    if (!sh->ly) {
+        ats_status st = sh->o->on_layer(sh->o->on_layer_ctx, t, l, H, n, att, &sh->err);
+        if (st && !sh->err.status)
+            ats_error_set(&sh->err, st, "text %zu: the layer callback failed", t + 1);
+        if (st) *err = sh->err;
+        return st;
+    }
     char name[32];
     snprintf(name, sizeof name, "text %zu", t + 1);
     ats_attention v;
@@ -191,12 +199,17 @@ static ats_status run_texts(ats_session *s, size_t count, const char *const *tex
         st = ats_error_set(err, ATS_ERR_INVALID,
                            "the hidden states of every layer with the attention of one layer "
                            "(want_hidden with capture_layer) are not supported");
+    if (!st && o->on_layer && (o->capture_layer || o->capture_head))
+        st = ats_error_set(err, ATS_ERR_INVALID,
+                           "on_layer hands every layer over: not with capture_layer or "
+                           "capture_head");
+    int streamed = ly || o->on_layer;
     /* every text in one pass: the model reads its weights once for all of them */
     ats_forward_options fo;
     ats_forward_options_init(&fo);
-    fo.capture = (ly ? 0 : ATS_CAPTURE_ATTENTION) | (o->want_hidden ? ATS_CAPTURE_HIDDEN : 0);
-    layer_shim shim = {ly, {0}};
-    if (ly) {
+    fo.capture = (streamed ? 0 : ATS_CAPTURE_ATTENTION) | (o->want_hidden ? ATS_CAPTURE_HIDDEN : 0);
+    layer_shim shim = {ly, o, {0}};
+    if (streamed) {
         size_t max_n = 0, lim = (size_t)ats_model_info_get(s->model)->max_positions;
         for (size_t t = 0; t < encoded; t++) {
             size_t n = in[t].n < lim || !o->truncate ? in[t].n : lim;
@@ -204,9 +217,8 @@ static ats_status run_texts(ats_session *s, size_t count, const char *const *tex
         }
         fo.on_layer = layer_shim_fn;
         fo.on_layer_ctx = &shim;
-        fo.on_layer_bytes =
-            ly->bytes ? ly->bytes(ly->ctx, max_n, (size_t)ats_model_info_get(s->model)->n_heads)
-                      : 0;
+        size_t H = (size_t)ats_model_info_get(s->model)->n_heads;
+        fo.on_layer_bytes = !ly ? o->on_layer_bytes : ly->bytes ? ly->bytes(ly->ctx, max_n, H) : 0;
     }
     fo.n_threads = o->n_threads;
     fo.truncate = o->truncate;
@@ -231,7 +243,7 @@ static ats_status run_texts(ats_session *s, size_t count, const char *const *tex
         }
     }
     for (size_t t = 0; t < count && !st; t++) {
-        if (ly) res[t].n_layers = (size_t)model_layers; /* what the layers' views came from */
+        if (streamed) res[t].n_layers = (size_t)model_layers; /* what the layers came from */
         if (res[t].n_layers < (size_t)model_layers && !o->capture_layer)
             st = pad_layers(&res[t], (size_t)model_layers, err);
         if (o->capture_layer) res[t].n_layers = 1; /* what the result holds */
