@@ -106,10 +106,10 @@ MEDIUM = " ".join(["The quick brown fox jumps over the lazy dog."] * 9)  # 226 t
 
 
 def test_topo_of_one_head_holds_that_head(tmp_path):
-    """topo keeps the head it studies alone: under a limit that the whole pass (attend, which
-    writes every head) exceeds, topo runs, and its result is the one from the whole attention"""
-    p = run("attend", "--model", SPM, "--text", MEDIUM, "--layer", "1", "--head", "2", "--out",
-            str(tmp_path / "attend"), "--max-memory", "1M")
+    """topo keeps the head it studies alone: under a limit that the whole pass (attention, which
+    keeps every head) exceeds, topo runs, and its result is the one from the whole attention"""
+    p = run("attention", "--model", SPM, "--text", MEDIUM, "--npy", str(tmp_path / "x.npy"),
+            "--max-memory", "1M")
     assert p.returncode == 2 and "[2][4][226][226]" in p.stderr and "needs about" in p.stderr, \
         p.stderr
     p = run("topo", "--model", SPM, "--text", MEDIUM, "--layer", "1", "--head", "2", "--dim", "1",
@@ -258,3 +258,30 @@ def test_compare_of_every_head_holds_one_layer_at_a_time(tmp_path):
     assert grown < whole / 4, (grown, whole)
     got = json.load(open(tmp_path / "l.json"))
     assert np.array(got["bottleneck"]["0"]).shape == (30, 9)
+
+
+def test_attend_of_one_head_writes_every_layer_as_it_comes(tmp_path):
+    """attend --layer/--head with a model writes attention_<k>.npy a layer at a time as the pass
+    hands them over: the same bytes as attend from the whole pass, under a limit that the whole
+    pass of the two texts (2 x [2][4][1024][1024] float32, 64 MiB) exceeds"""
+    texts = ["--text", LONG, "--text", LONG[:2000], "--truncate"]
+    p = run("attend", "--model", SPM, *texts, "--out", str(tmp_path / "all"), "--max-memory",
+            "40M")  # the grid of every head needs the whole pass
+    assert p.returncode == 2 and "float32 that it keeps" in p.stderr, p.stderr
+    p = run("attend", "--model", SPM, *texts, "--layer", "1", "--head", "2", "--out",
+            str(tmp_path / "one"), "--max-memory", "40M")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == [str(tmp_path / "one" / f) for f in
+                                ("attention_1.npy", "heatmap_1_L1_H2.png", "attention_2.npy",
+                                 "heatmap_2_L1_H2.png", "attend.json")]
+    p = run("attention", "--model", SPM, "--text", LONG, "--truncate", "--npy",
+            str(tmp_path / "whole.npy"))
+    assert p.returncode == 0, p.stderr
+    got = np.load(tmp_path / "one" / "attention_1.npy")
+    assert np.array_equal(got, np.load(tmp_path / "whole.npy"))
+    # the refusal names one layer, when even that does not fit
+    p = run("attend", "--model", SPM, *texts, "--layer", "1", "--head", "2", "--out",
+            str(tmp_path / "two"), "--max-memory", "8M")
+    assert p.returncode == 2 and "one layer's attention [4][1024][1024] float32 at a time, 16.0 " \
+        "MiB" in p.stderr, p.stderr
+    assert not (tmp_path / "two").exists()
