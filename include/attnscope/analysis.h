@@ -272,13 +272,19 @@ typedef struct ats_compare_result {
                                 of each head and dimension; NaN for heads not compared; +inf where
                                 the diagrams have different numbers of essential classes */
     double *wasserstein;     /* [n_dims][L][H] q-Wasserstein distance, the same way */
-    ats_attention inputs[2]; /* the attention compared, with the token labels */
+    ats_attention inputs[2]; /* the inputs compared: token labels, name, L, H, n; and their
+                                attention (att) from ats_compare_attention, NULL from
+                                ats_compare, which does not keep it */
 } ats_compare_result;
 
 void ats_compare_options_init(ats_compare_options *o);
 /* Runs both texts through the model in one pass (up to the compared layer only, for one head),
  * turns every compared head of each into the token metric and its Vietoris–Rips persistence,
- * and measures the distances between the two texts' diagrams. */
+ * and measures the distances between the two texts' diagrams. Each layer is measured as the
+ * pass hands it over (ats_forward_options.on_layer), so memory grows with one layer's H·n², not
+ * with L·H·n²: the pass's estimate counts that layer and its heads' metrics and Rips work
+ * (ATS_ERR_RANGE naming them when it does not fit). The numbers are those of
+ * ats_compare_attention on the whole attention, bit for bit. */
 ats_status ats_compare(ats_session *s, const char *const texts[2], const ats_compare_options *o,
                        ats_compare_result *res, ats_error *err);
 /* The same on attention already computed; the result takes over a and b (on success and on
@@ -301,8 +307,9 @@ typedef struct ats_compare_models_result {
                             A's and head j of B's diagrams of each dimension; NaN for pairs not
                             compared; +inf where the numbers of essential classes differ */
     double *wasserstein; /* [n_dims][L[0]·H[0]][L[1]·H[1]] q-Wasserstein distance, the same way */
-    ats_attention inputs[2]; /* A's and B's attention with their token labels, named
-                                "model A (DIR)" and "model B (DIR)" */
+    ats_attention inputs[2]; /* A's and B's inputs with their token labels, named
+                                "model A (DIR)" and "model B (DIR)" (att NULL: each layer was
+                                measured as the pass handed it over, as ats_compare) */
 } ats_compare_models_result;
 
 /* Runs texts[0] through model a and texts[1] through model b (pass the same text twice to
