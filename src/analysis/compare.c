@@ -306,15 +306,17 @@ static ats_status stream_layer(void *ctx, size_t t, size_t l, const ats_attentio
 
 /* session_layers.bytes: what stream_layer holds for a layer of H heads of n tokens at most:
  * the compared heads' metrics (n(n-1)/2 doubles each), and per head in work at once the full
- * [n][n] JS matrix or the Rips computation: its distance rows, edges and columns, about 32
- * bytes per n² for H0 and 48 with H1 (measured at n = 1024, two at once: about 18 and 39) */
+ * [n][n] JS matrix or the Rips computation. The Rips share is what the peak grew by, per n²
+ * and head in work, on SmolLM2 (two threads): about 20 bytes for H0 (32 counted); with H1
+ * 150 at n = 565 and 190 at n = 1 040 (200 counted), part of it memory malloc keeps after the
+ * Rips work frees it (rips alone on one such head: 20 to 30) */
 static size_t stream_bytes(void *ctx, size_t n, size_t H) {
     const stream *sm = ctx;
     size_t heads = sm->o->all_heads ? H : 1;
     size_t threads =
         sm->o->n_threads > 0 ? (size_t)sm->o->n_threads : (size_t)omp_get_max_threads();
     double nn = (double)n * (double)n, busy = (double)(threads < heads ? threads : heads);
-    double rips = sm->o->max_dim > 0 ? 48 : 32;
+    double rips = sm->o->max_dim > 0 ? 200 : 32;
     double b = (double)heads * ((double)n * (double)(n ? n - 1 : 0) / 2 + 1) * 8 + busy * rips * nn;
     return b >= 0.9 * (double)SIZE_MAX ? SIZE_MAX : (size_t)b;
 }
