@@ -233,13 +233,16 @@ static ats_status run_texts(ats_session *s, size_t count, const char *const *tex
         ran = !st;
         if (st && shim.err.status) { /* the layer's analysis failed: its own message */
             if (err) *err = shim.err;
-        } else if (st) { /* "sequence k: …" → "text k+1: …" */
+        } else if (st) { /* "sequence k: …" → "text k+1: …"; the pass of several texts as is */
             size_t k;
             int used = 0;
             const char *msg = e.message;
             if (sscanf(e.message, "sequence %zu: %n", &k, &used) == 1 && used > 0)
                 msg = e.message + used;
-            ats_error_set(err, st, "text %zu: %s", used > 0 ? k + 1 : 1, msg);
+            if (used > 0 || count == 1)
+                ats_error_set(err, st, "text %zu: %s", used > 0 ? k + 1 : 1, msg);
+            else
+                ats_error_set(err, st, "%s", msg);
         }
     }
     for (size_t t = 0; t < count && !st; t++) {
