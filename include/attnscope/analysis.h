@@ -75,6 +75,14 @@ typedef struct ats_run_options {
         capture_head;  /* 0 (default): every head's; h + 1: head h alone. The attention is then
                           [1 or L][1 or H][n][n] (L, H of ats_attention say which): a long
                           input's other heads are never held (ats_forward_options) */
+    ats_layer_fn on_layer; /* NULL (default), or each layer's attention [H][n][n] of text t (its
+                              sequence t) handed over as the pass computes it, and not kept
+                              (ats_forward_options.on_layer, model.h): one layer of one text is
+                              held at a time, and out's att is NULL (L, H, n, labels and name as
+                              ever). Not with capture_layer / capture_head. Its error ends the
+                              run with its status and message as it gave them */
+    void *on_layer_ctx;    /* handed to on_layer */
+    size_t on_layer_bytes; /* as ats_forward_options.on_layer_bytes: counted in the estimate */
 } ats_run_options;
 
 void ats_run_options_init(ats_run_options *o);
@@ -266,13 +274,19 @@ typedef struct ats_compare_result {
                                 of each head and dimension; NaN for heads not compared; +inf where
                                 the diagrams have different numbers of essential classes */
     double *wasserstein;     /* [n_dims][L][H] q-Wasserstein distance, the same way */
-    ats_attention inputs[2]; /* the attention compared, with the token labels */
+    ats_attention inputs[2]; /* the inputs compared: token labels, name, L, H, n; and their
+                                attention (att) from ats_compare_attention, NULL from
+                                ats_compare, which does not keep it */
 } ats_compare_result;
 
 void ats_compare_options_init(ats_compare_options *o);
 /* Runs both texts through the model in one pass (up to the compared layer only, for one head),
  * turns every compared head of each into the token metric and its Vietoris–Rips persistence,
- * and measures the distances between the two texts' diagrams. */
+ * and measures the distances between the two texts' diagrams. Each layer is measured as the
+ * pass hands it over (ats_forward_options.on_layer), so memory grows with one layer's H·n², not
+ * with L·H·n²: the pass's estimate counts that layer and its heads' metrics and Rips work
+ * (ATS_ERR_RANGE naming them when it does not fit). The numbers are those of
+ * ats_compare_attention on the whole attention, bit for bit. */
 ats_status ats_compare(ats_session *s, const char *const texts[2], const ats_compare_options *o,
                        ats_compare_result *res, ats_error *err);
 /* The same on attention already computed; the result takes over a and b (on success and on
@@ -295,8 +309,9 @@ typedef struct ats_compare_models_result {
                             A's and head j of B's diagrams of each dimension; NaN for pairs not
                             compared; +inf where the numbers of essential classes differ */
     double *wasserstein; /* [n_dims][L[0]·H[0]][L[1]·H[1]] q-Wasserstein distance, the same way */
-    ats_attention inputs[2]; /* A's and B's attention with their token labels, named
-                                "model A (DIR)" and "model B (DIR)" */
+    ats_attention inputs[2]; /* A's and B's inputs with their token labels, named
+                                "model A (DIR)" and "model B (DIR)" (att NULL: each layer was
+                                measured as the pass handed it over, as ats_compare) */
 } ats_compare_models_result;
 
 /* Runs texts[0] through model a and texts[1] through model b (pass the same text twice to

@@ -102,7 +102,8 @@ struct ats_outfile;
 /* Writes the array to a temporary file beside path and leaves it there: *out is then an open
  * outfile that ats_outfile_commit renames into place or ats_outfile_abort removes. A command
  * with several outputs stages them all and commits only when every one is complete. On error
- * nothing is left and *out is zeroed. */
+ * nothing is left and *out is zeroed. data NULL writes the header alone: the caller then
+ * writes the values (C order, little-endian) to out->fp as they come, and commits. */
 ats_status ats_npy_stage(const char *path, ats_dtype dtype, int ndim, const size_t *shape,
                          const void *data, struct ats_outfile *out, ats_error *err);
 

@@ -127,6 +127,16 @@ const char *ats_model_errmsg(const ats_model *m);
  * self-attention returns as its context layer, after the head mask) */
 #define ATS_CAPTURE_CONTEXT 16u
 
+/* Receives layer `layer`'s attention probabilities att [H][n][n] of sequence `seq` (its index
+ * in ats_model_forward_batch's inputs; 0 for ats_model_forward) as soon as the pass has computed
+ * them (ats_forward_options.on_layer). att is valid during the call only: the pass reuses its
+ * buffer for the next sequence and layer. The values are the bits the result's attention would
+ * hold (ATS_CAPTURE_ATTENTION) for that layer. A non-OK return (with err set) stops the pass,
+ * which fails with that status and err's message (ats_model_forward_batch adds "sequence k: "
+ * when it runs the sequences one at a time, as to its other errors). */
+typedef ats_status (*ats_layer_fn)(void *ctx, size_t seq, size_t layer, size_t n_heads, size_t n,
+                                   const float *att, ats_error *err);
+
 typedef struct ats_forward_options {
     unsigned capture;       /* ATS_CAPTURE_* bits */
     int n_threads;          /* threads for OpenBLAS and OpenMP; 0 leaves them as they are */
@@ -155,6 +165,17 @@ typedef struct ats_forward_options {
                                (n_layers and n_heads still say the model's). A causal model's
                                heads that are not kept run a block of rows at a time (the same
                                bits), so a long input never holds their [n][n]. */
+    ats_layer_fn on_layer;  /* NULL (default), or called with each layer's attention [H][n][n]
+                               as the pass computes it (each sequence's layers in order; a
+                               stacked batch hands over layer l of every sequence before layer
+                               l + 1): the pass then holds one layer's attention of one
+                               sequence at a time (H·n² floats) besides what capture keeps, so
+                               an analysis of every head need not keep L·H·n² (set capture
+                               without ATS_CAPTURE_ATTENTION for that) */
+    void *on_layer_ctx;     /* handed to on_layer unchanged */
+    size_t on_layer_bytes;  /* memory on_layer needs while it runs (what it computes from a
+                               layer), added to the pass's estimate before anything is
+                               allocated, so that one check and one message cover both */
 } ats_forward_options;
 
 /* Sets opt to the defaults: capture attention only, threads and everything else untouched. */

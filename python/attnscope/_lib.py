@@ -288,6 +288,9 @@ class ForwardOptions(ctypes.Structure):
         ("no_positions", ctypes.c_int),
         ("capture_layer", ctypes.c_int),
         ("capture_head", ctypes.c_int),
+        ("on_layer", ctypes.c_void_p),
+        ("on_layer_ctx", ctypes.c_void_p),
+        ("on_layer_bytes", ctypes.c_size_t),
     ]
 
 
@@ -452,7 +455,9 @@ def view(ptr, shape, ctype, owner):
 class RunOptions(ctypes.Structure):
     _fields_ = [("n_threads", ctypes.c_int), ("truncate", ctypes.c_int),
                 ("want_hidden", ctypes.c_int), ("n_layers", ctypes.c_int),
-                ("capture_layer", ctypes.c_int), ("capture_head", ctypes.c_int)]
+                ("capture_layer", ctypes.c_int), ("capture_head", ctypes.c_int),
+                ("on_layer", ctypes.c_void_p), ("on_layer_ctx", ctypes.c_void_p),
+                ("on_layer_bytes", ctypes.c_size_t)]
 
 
 class Attention(ctypes.Structure):

@@ -11,6 +11,23 @@ ats_status session_need_text(const ats_session *s, ats_error *err);
 /* ats_session_run without recording the failure on the session. */
 ats_status session_run(ats_session *s, size_t count, const char *const *texts,
                        const ats_run_options *o, ats_attention *out, ats_error *err);
+/* What session_run_layers hands each layer to, instead of keeping it. */
+typedef struct session_layers {
+    /* layer l of text t as a view: L = 1, H, n, att [1][H][n][n] borrowed for the call, name
+     * names[t] or "text t+1", no labels */
+    ats_status (*fn)(void *ctx, size_t t, size_t l, const ats_attention *layer, ats_error *err);
+    /* bytes fn needs for texts of at most max_n tokens on a model of H heads (NULL: none), for
+     * the pass's memory estimate (ats_forward_options.on_layer_bytes) */
+    size_t (*bytes)(void *ctx, size_t max_n, size_t H);
+    void *ctx;
+    const char *const *names; /* [count] the views' names, or NULL for "text 1", ... */
+} session_layers;
+/* session_run with each layer's attention handed to ly->fn as the pass computes it (one
+ * layer of one text held at a time, ats_forward_options.on_layer) instead of kept: out[t] has
+ * L, H, n, the labels and the name, att NULL. An error of fn is returned as fn gave it. */
+ats_status session_run_layers(ats_session *s, size_t count, const char *const *texts,
+                              const ats_run_options *o, const session_layers *ly,
+                              ats_attention *out, ats_error *err);
 /* Adds |∂L/∂ξ| of count token sequences ids[i][n[i]] to imp[N] and their losses to *loss, in
  * sequence order; the sequences run on `threads` threads (src/analysis/importance.c). */
 ats_status grad_importance(ats_backward *b, size_t N, size_t count, const int32_t *const *ids,

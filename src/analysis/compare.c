@@ -87,10 +87,10 @@ typedef struct head_ref {
 } head_ref;
 
 /* The token metric of each of the count heads refs and its persistence H0..o->max_dim into
- * rr[count], in one parallel batch; on failure rr holds nothing. */
+ * rr[count], in one parallel batch, the heads done added to pg; on failure rr holds nothing. */
 static ats_status heads_persistence(const ats_attention *src, size_t count, const head_ref *refs,
-                                    const ats_compare_options *o, ats_rips_result *rr,
-                                    ats_error *err_out) {
+                                    const ats_compare_options *o, progress_phase *pg,
+                                    ats_rips_result *rr, ats_error *err_out) {
     ats_status st = ATS_OK;
     ats_error err;
     ats_error_clear(&err);
@@ -121,8 +121,6 @@ static ats_status heads_persistence(const ats_attention *src, size_t count, cons
         ats_rips_options_init(&ro);
         ro.max_dim = o->max_dim;
         /* in slices of a few problems a thread, so that progress can be told between them */
-        progress_phase pg;
-        progress_begin(&pg, o->progress, o->progress_ctx, "persistence", "heads", count);
         size_t slice = o->progress ? 4 * (size_t)threads : count;
         for (size_t k0 = 0; k0 < count && !st; k0 += slice) {
             size_t m = count - k0 < slice ? count - k0 : slice;
@@ -132,9 +130,8 @@ static ats_status heads_persistence(const ats_attention *src, size_t count, cons
                     err = errs[k];
                     break;
                 }
-            progress_add(&pg, m);
+            progress_add(pg, m);
         }
-        if (!st) progress_end(&pg);
     }
     for (size_t k = 0; lowers && k < count; k++) free(lowers[k]);
     if (st)
@@ -186,24 +183,30 @@ static ats_status diagram_distances(const ats_rips_result *rr, size_t n_pairs, c
     return st;
 }
 
-/* Persistence of the count heads refs, then the distances of the n_pairs pairs (indices into
- * refs) into fresh [nd][plane] arrays, NaN where no pair lands. */
+/* The diagrams of the count heads refs (rr given: computed already, as the pass handed the
+ * layers over; NULL: from src's attention), then the distances of the n_pairs pairs (indices
+ * into refs) into fresh [nd][plane] arrays, NaN where no pair lands. */
 static ats_status compare_heads(const ats_attention *src, size_t count, const head_ref *refs,
-                                size_t n_pairs, const size_t *a, const size_t *b, const size_t *pos,
-                                size_t plane, const ats_compare_options *o, double **bott_out,
-                                double **wass_out, ats_error *err) {
+                                const ats_rips_result *given, size_t n_pairs, const size_t *a,
+                                const size_t *b, const size_t *pos, size_t plane,
+                                const ats_compare_options *o, double **bott_out, double **wass_out,
+                                ats_error *err) {
     size_t nd = (size_t)o->max_dim + 1;
-    ats_rips_result *rr = calloc(count ? count : 1, sizeof *rr);
+    ats_rips_result *rr = given ? NULL : calloc(count ? count : 1, sizeof *rr);
     double *bott = calloc(nd * plane + 1, sizeof *bott);
     double *wass = calloc(nd * plane + 1, sizeof *wass);
     ats_status st =
-        rr && bott && wass ? ATS_OK : ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+        (rr || given) && bott && wass ? ATS_OK : ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < nd * plane && !st; i++) bott[i] = wass[i] = NAN;
-    if (!st) st = heads_persistence(src, count, refs, o, rr, err);
-    if (!st) {
-        st = diagram_distances(rr, n_pairs, a, b, pos, plane, o, bott, wass, err);
-        for (size_t k = 0; k < count; k++) ats_rips_result_free(&rr[k]);
+    if (!st && rr) {
+        progress_phase pg;
+        progress_begin(&pg, o->progress, o->progress_ctx, "persistence", "heads", count);
+        st = heads_persistence(src, count, refs, o, &pg, rr, err);
+        if (!st) progress_end(&pg);
     }
+    if (!st)
+        st = diagram_distances(given ? given : rr, n_pairs, a, b, pos, plane, o, bott, wass, err);
+    for (size_t k = 0; rr && k < count; k++) ats_rips_result_free(&rr[k]);
     free(rr);
     if (st) {
         free(bott);
@@ -215,9 +218,10 @@ static ats_status compare_heads(const ats_attention *src, size_t count, const he
     return ATS_OK;
 }
 
-/* Every chosen head of input 0 against the same head of input 1, into res. */
+/* Every chosen head of input 0 against the same head of input 1, into res; rr: their diagrams
+ * (stream_layer's order), or NULL to compute them from the inputs' attention. */
 static ats_status compare_core(const ats_compare_options *o, ats_compare_result *res,
-                               ats_error *err) {
+                               const ats_rips_result *rr, ats_error *err) {
     const ats_attention *src = res->inputs;
     size_t L = src[0].L, H = src[0].H;
     size_t l0 = o->all_heads ? 0 : (size_t)o->layer, l1 = o->all_heads ? L : (size_t)o->layer + 1;
@@ -240,8 +244,8 @@ static ats_status compare_core(const ats_compare_options *o, ats_compare_result 
         idx[2 * heads + k] = l * H + h;
     }
     double *bott = NULL, *wass = NULL;
-    ats_status st = compare_heads(src, 2 * heads, refs, heads, idx, idx + heads, idx + 2 * heads,
-                                  L * H, o, &bott, &wass, err);
+    ats_status st = compare_heads(src, 2 * heads, refs, rr, heads, idx, idx + heads,
+                                  idx + 2 * heads, L * H, o, &bott, &wass, err);
     free(refs);
     free(idx);
     if (st) return st;
@@ -262,28 +266,94 @@ ats_status ats_compare_attention(ats_attention *a, ats_attention *b, const ats_c
     memset(b, 0, sizeof *b);
     ats_status st = check_options(o, err);
     if (!st) st = check_head(res->inputs, o, err);
-    if (!st) st = compare_core(o, res, err);
+    if (!st) st = compare_core(o, res, NULL, err);
     if (st) ats_compare_result_free(res);
     return st;
+}
+
+/* The diagrams of the compared heads, computed as the forward pass hands each layer over
+ * (session_run_layers), so that no input's attention is held beyond one layer. */
+typedef struct stream {
+    const ats_compare_options *o;
+    size_t input0;       /* the input the run's text 0 is (compare_models: one run a model) */
+    size_t first[2];     /* rr index of each input's first head: its heads follow layer-major
+                            (all heads), or the one head (o->layer, o->head) */
+    ats_rips_result *rr; /* [first[1] + input 1's heads] */
+    progress_phase pg;   /* "persistence" over both inputs' heads */
+    int failed;          /* 1: stream_layer failed (its error is not the run's) */
+} stream;
+
+/* session_layers.fn: the compared heads of layer l of the run's text t. */
+static ats_status stream_layer(void *ctx, size_t t, size_t l, const ats_attention *v,
+                               ats_error *err) {
+    stream *sm = ctx;
+    const ats_compare_options *o = sm->o;
+    size_t in = sm->input0 + t, H = v->H, h0 = 0, h1 = H, at = sm->first[in] + l * H;
+    if (!o->all_heads) { /* a head outside the model is refused after the run (check_head) */
+        if (l != (size_t)o->layer || (size_t)o->head >= H) return ATS_OK;
+        h0 = (size_t)o->head;
+        h1 = h0 + 1;
+        at = sm->first[in];
+    }
+    head_ref *refs = malloc((h1 - h0) * sizeof *refs);
+    if (!refs) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+    for (size_t h = h0; h < h1; h++) refs[h - h0] = (head_ref){0, 0, h};
+    ats_status st = heads_persistence(v, h1 - h0, refs, o, &sm->pg, sm->rr + at, err);
+    free(refs);
+    sm->failed |= st != ATS_OK;
+    return st;
+}
+
+/* session_layers.bytes: what stream_layer holds for a layer of H heads of n tokens at most:
+ * the compared heads' metrics (n(n-1)/2 doubles each), and per head in work at once the full
+ * [n][n] JS matrix or the Rips computation. The Rips share is what the peak grew by, per n²
+ * and head in work, on SmolLM2 (two threads): about 20 bytes for H0 (32 counted); with H1
+ * 150 at n = 565 and 190 at n = 1 040 (200 counted), part of it memory malloc keeps after the
+ * Rips work frees it (rips alone on one such head: 20 to 30) */
+static size_t stream_bytes(void *ctx, size_t n, size_t H) {
+    const stream *sm = ctx;
+    size_t heads = sm->o->all_heads ? H : 1;
+    size_t threads =
+        sm->o->n_threads > 0 ? (size_t)sm->o->n_threads : (size_t)omp_get_max_threads();
+    double nn = (double)n * (double)n, busy = (double)(threads < heads ? threads : heads);
+    double rips = sm->o->max_dim > 0 ? 200 : 32;
+    double b = (double)heads * ((double)n * (double)(n ? n - 1 : 0) / 2 + 1) * 8 + busy * rips * nn;
+    return b >= 0.9 * (double)SIZE_MAX ? SIZE_MAX : (size_t)b;
+}
+
+/* Frees the count diagrams of sm and the array. */
+static void stream_free(stream *sm, size_t count) {
+    for (size_t k = 0; sm->rr && k < count; k++) ats_rips_result_free(&sm->rr[k]);
+    free(sm->rr);
+    sm->rr = NULL;
 }
 
 ats_status ats_compare(ats_session *s, const char *const texts[2], const ats_compare_options *o,
                        ats_compare_result *res, ats_error *err) {
     ats_error e = {0};
-    ats_attention in[2];
     memset(res, 0, sizeof *res);
     ats_status st = check_options(o, &e);
+    const ats_model_info *mi = ats_model_info_get(ats_session_model(s));
+    size_t heads = o->all_heads ? (size_t)mi->n_layers * (size_t)mi->n_heads : 1;
+    stream sm = {o, 0, {0, heads}, NULL, {0}, 0};
+    if (!st && !(sm.rr = calloc(2 * heads, sizeof *sm.rr)))
+        st = ats_error_set(&e, ATS_ERR_NOMEM, "out of memory");
     if (!st) {
         ats_run_options ro;
         ats_run_options_init(&ro);
         ro.n_threads = o->n_threads;
         ro.truncate = o->truncate;
         /* one head: the model runs up to its layer only */
-        if (!o->all_heads && o->layer < ats_model_info_get(ats_session_model(s))->n_layers)
-            ro.n_layers = (int)o->layer + 1;
-        st = session_run(s, 2, texts, &ro, in, &e);
+        if (!o->all_heads && o->layer < mi->n_layers) ro.n_layers = (int)o->layer + 1;
+        progress_begin(&sm.pg, o->progress, o->progress_ctx, "persistence", "heads", 2 * heads);
+        session_layers ly = {stream_layer, stream_bytes, &sm, NULL};
+        st = session_run_layers(s, 2, texts, &ro, &ly, res->inputs, &e);
+        if (!st) st = check_head(res->inputs, o, &e);
+        if (!st) progress_end(&sm.pg);
     }
-    if (!st) st = ats_compare_attention(&in[0], &in[1], o, res, &e);
+    if (!st) st = compare_core(o, res, sm.rr, &e);
+    stream_free(&sm, 2 * heads);
+    if (st) ats_compare_result_free(res);
     return st ? session_failed(s, st, &e, err) : ATS_OK;
 }
 
@@ -293,9 +363,10 @@ void ats_compare_models_result_free(ats_compare_models_result *res) {
     memset(res, 0, sizeof *res);
 }
 
-/* Every chosen head of model A's attention against every chosen head of model B's, into res. */
+/* Every chosen head of model A's attention against every chosen head of model B's, into res,
+ * from their diagrams rr (A's heads, then B's, as stream_layer leaves them). */
 static ats_status compare_models_core(const ats_compare_options *o, ats_compare_models_result *res,
-                                      ats_error *err) {
+                                      const ats_rips_result *rr, ats_error *err) {
     const ats_attention *src = res->inputs;
     size_t cnt[2], rows = src[0].L * src[0].H, cols = src[1].L * src[1].H;
     for (int t = 0; t < 2; t++) {
@@ -331,8 +402,8 @@ static ats_status compare_models_core(const ats_compare_options *o, ats_compare_
             idx[2 * n_pairs + p] = row * cols + col;
         }
     double *bott = NULL, *wass = NULL;
-    ats_status st = compare_heads(src, count, refs, n_pairs, idx, idx + n_pairs, idx + 2 * n_pairs,
-                                  rows * cols, o, &bott, &wass, err);
+    ats_status st = compare_heads(src, count, refs, rr, n_pairs, idx, idx + n_pairs,
+                                  idx + 2 * n_pairs, rows * cols, o, &bott, &wass, err);
     free(refs);
     free(idx);
     if (st) return st;
@@ -355,6 +426,18 @@ ats_status ats_compare_models(ats_session *a, ats_session *b, const char *const 
     ats_status st = check_options(o, &e);
     if (!st && (!a || !b || !texts || !texts[0] || !texts[1]))
         st = ats_error_set(&e, ATS_ERR_INVALID, "compare_models needs two models and a text each");
+    /* each model's heads' diagrams as its pass hands the layers over: A's, then B's */
+    size_t cnt[2] = {1, 1};
+    for (int t = 0; t < 2 && !st && o->all_heads; t++) {
+        const ats_model_info *mi = ats_model_info_get(ats_session_model(s[t]));
+        cnt[t] = (size_t)mi->n_layers * (size_t)mi->n_heads;
+    }
+    stream sm = {o, 0, {0, cnt[0]}, NULL, {0}, 0};
+    if (!st && !(sm.rr = calloc(cnt[0] + cnt[1], sizeof *sm.rr)))
+        st = ats_error_set(&e, ATS_ERR_NOMEM, "out of memory");
+    if (!st)
+        progress_begin(&sm.pg, o->progress, o->progress_ctx, "persistence", "heads",
+                       cnt[0] + cnt[1]);
     int failed = -1; /* the session whose run failed, to record the message on */
     for (int t = 0; t < 2 && !st; t++) {
         ats_run_options ro;
@@ -365,8 +448,14 @@ ats_status ats_compare_models(ats_session *a, ats_session *b, const char *const 
         if (!o->all_heads && o->layer < ats_model_info_get(ats_session_model(s[t]))->n_layers)
             ro.n_layers = (int)o->layer + 1;
         const char *dir = ats_model_info_get(ats_session_model(s[t]))->dir;
-        st = session_run(s[t], 1, &texts[t], &ro, &res->inputs[t], &e);
-        if (st) {
+        /* named after the model: the two inputs' errors and titles say which model */
+        char buf[1024];
+        snprintf(buf, sizeof buf, "model %c (%s)", "AB"[t], dir);
+        const char *names[1] = {buf};
+        session_layers ly = {stream_layer, stream_bytes, &sm, names};
+        sm.input0 = (size_t)t;
+        st = session_run_layers(s[t], 1, &texts[t], &ro, &ly, &res->inputs[t], &e);
+        if (st && !sm.failed) {
             /* session_run names its one text "text 1" whichever model ran it */
             char msg[sizeof e.message];
             snprintf(msg, sizeof msg, "%s", e.message);
@@ -374,18 +463,15 @@ ats_status ats_compare_models(ats_session *a, ats_session *b, const char *const 
             failed = t;
             break;
         }
-        /* named after the model: the two inputs' errors and titles say which model */
-        char buf[1024];
-        snprintf(buf, sizeof buf, "model %c (%s)", "AB"[t], dir);
-        char *name = strdup(buf);
-        if (!name) {
-            st = ats_error_set(&e, ATS_ERR_NOMEM, "out of memory");
-            break;
-        }
+        char *name = st ? NULL : strdup(buf);
+        if (!st && !name) st = ats_error_set(&e, ATS_ERR_NOMEM, "out of memory");
+        if (st) break;
         free(res->inputs[t].name);
         res->inputs[t].name = name;
     }
-    if (!st) st = compare_models_core(o, res, &e);
+    if (!st) progress_end(&sm.pg);
+    if (!st) st = compare_models_core(o, res, sm.rr, &e);
+    stream_free(&sm, cnt[0] + cnt[1]);
     if (!st) return ATS_OK;
     ats_compare_models_result_free(res);
     return session_failed(failed >= 0 ? s[failed] : a, st, &e, err);

@@ -152,8 +152,42 @@ static ats_status attention_from_result(ats_forward_result *res, const ats_encod
     return ATS_OK;
 }
 
-ats_status session_run(ats_session *s, size_t count, const char *const *texts,
-                       const ats_run_options *o, ats_attention *out, ats_error *err) {
+/* The forward pass's on_layer: layer l of sequence t handed to the caller's on_layer (o), or as
+ * an ats_attention view to ly->fn; its error is kept to be returned as it is. */
+typedef struct layer_shim {
+    const session_layers *ly;
+    const ats_run_options *o;
+    ats_error err;
+} layer_shim;
+
+static ats_status layer_shim_fn(void *ctx, size_t t, size_t l, size_t H, size_t n, const float *att,
+                                ats_error *err) {
+    layer_shim *sh = ctx;
+    if (!sh->ly) {
+        ats_status st = sh->o->on_layer(sh->o->on_layer_ctx, t, l, H, n, att, &sh->err);
+        if (st && !sh->err.status)
+            ats_error_set(&sh->err, st, "text %zu: the layer callback failed", t + 1);
+        if (st) *err = sh->err;
+        return st;
+    }
+    char name[32];
+    snprintf(name, sizeof name, "text %zu", t + 1);
+    ats_attention v;
+    memset(&v, 0, sizeof v);
+    v.L = 1;
+    v.H = H;
+    v.n = n;
+    v.att = (float *)att; /* read only: the view is const for fn */
+    v.name = sh->ly->names ? (char *)sh->ly->names[t] : name;
+    ats_status st = sh->ly->fn(sh->ly->ctx, t, l, &v, &sh->err);
+    if (st) *err = sh->err;
+    return st;
+}
+
+/* session_run, and session_run_layers when ly is not NULL */
+static ats_status run_texts(ats_session *s, size_t count, const char *const *texts,
+                            const ats_run_options *o, const session_layers *ly, ats_attention *out,
+                            ats_error *err) {
     ats_status st = session_need_text(s, err);
     ats_encoding *enc = calloc(count ? count : 1, sizeof *enc);
     ats_model_input *in = calloc(count ? count : 1, sizeof *in);
@@ -174,10 +208,27 @@ ats_status session_run(ats_session *s, size_t count, const char *const *texts,
         st = ats_error_set(err, ATS_ERR_INVALID,
                            "the hidden states of every layer with the attention of one layer "
                            "(want_hidden with capture_layer) are not supported");
+    if (!st && o->on_layer && (o->capture_layer || o->capture_head))
+        st = ats_error_set(err, ATS_ERR_INVALID,
+                           "on_layer hands every layer over: not with capture_layer or "
+                           "capture_head");
+    int streamed = ly || o->on_layer;
     /* every text in one pass: the model reads its weights once for all of them */
     ats_forward_options fo;
     ats_forward_options_init(&fo);
-    fo.capture = ATS_CAPTURE_ATTENTION | (o->want_hidden ? ATS_CAPTURE_HIDDEN : 0);
+    fo.capture = (streamed ? 0 : ATS_CAPTURE_ATTENTION) | (o->want_hidden ? ATS_CAPTURE_HIDDEN : 0);
+    layer_shim shim = {ly, o, {0}};
+    if (streamed) {
+        size_t max_n = 0, lim = (size_t)ats_model_info_get(s->model)->max_positions;
+        for (size_t t = 0; t < encoded; t++) {
+            size_t n = in[t].n < lim || !o->truncate ? in[t].n : lim;
+            max_n = n > max_n ? n : max_n;
+        }
+        fo.on_layer = layer_shim_fn;
+        fo.on_layer_ctx = &shim;
+        size_t H = (size_t)ats_model_info_get(s->model)->n_heads;
+        fo.on_layer_bytes = !ly ? o->on_layer_bytes : ly->bytes ? ly->bytes(ly->ctx, max_n, H) : 0;
+    }
     fo.n_threads = o->n_threads;
     fo.truncate = o->truncate;
     fo.n_layers = o->n_layers;
@@ -189,16 +240,22 @@ ats_status session_run(ats_session *s, size_t count, const char *const *texts,
         ats_error e;
         st = ats_model_forward_batch(s->model, count, in, &fo, res, &e);
         ran = !st;
-        if (st) { /* "sequence k: …" → "text k+1: …" */
+        if (st && shim.err.status) { /* the layer's analysis failed: its own message */
+            if (err) *err = shim.err;
+        } else if (st) { /* "sequence k: …" → "text k+1: …"; the pass of several texts as is */
             size_t k;
             int used = 0;
             const char *msg = e.message;
             if (sscanf(e.message, "sequence %zu: %n", &k, &used) == 1 && used > 0)
                 msg = e.message + used;
-            ats_error_set(err, st, "text %zu: %s", used > 0 ? k + 1 : 1, msg);
+            if (used > 0 || count == 1)
+                ats_error_set(err, st, "text %zu: %s", used > 0 ? k + 1 : 1, msg);
+            else
+                ats_error_set(err, st, "%s", msg);
         }
     }
     for (size_t t = 0; t < count && !st; t++) {
+        if (streamed) res[t].n_layers = (size_t)model_layers; /* what the layers came from */
         if (res[t].n_layers < (size_t)model_layers && !o->capture_layer)
             st = pad_layers(&res[t], (size_t)model_layers, err);
         if (o->capture_layer) res[t].n_layers = 1; /* what the result holds */
@@ -213,6 +270,17 @@ ats_status session_run(ats_session *s, size_t count, const char *const *texts,
     if (st)
         for (size_t t = 0; t < count; t++) ats_attention_free(&out[t]);
     return st;
+}
+
+ats_status session_run(ats_session *s, size_t count, const char *const *texts,
+                       const ats_run_options *o, ats_attention *out, ats_error *err) {
+    return run_texts(s, count, texts, o, NULL, out, err);
+}
+
+ats_status session_run_layers(ats_session *s, size_t count, const char *const *texts,
+                              const ats_run_options *o, const session_layers *ly,
+                              ats_attention *out, ats_error *err) {
+    return run_texts(s, count, texts, o, ly, out, err);
 }
 
 ats_status ats_session_run(ats_session *s, size_t count, const char *const *texts,

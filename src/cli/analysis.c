@@ -245,6 +245,8 @@ static ats_status load_from_model(const analysis_args *a, ats_session *s, ats_at
     ro.want_hidden = a->want_hidden;
     ro.n_threads = a->threads;
     ro.truncate = a->truncate;
+    ro.on_layer = a->on_layer;
+    ro.on_layer_ctx = a->on_layer_ctx;
     const ats_model_info *mi = ats_model_info_get(ats_session_model(s));
     int model_layers = mi->n_layers;
     if (a->only_layer && !a->want_hidden && a->layer >= 0 && a->layer < model_layers)

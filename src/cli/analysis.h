@@ -34,6 +34,10 @@ typedef struct analysis_args {
                        source is then [1][1][n][n]: index it with analysis_held() */
     int threads;
     int truncate;
+    /* with a model: each layer's attention handed to on_layer as the pass computes it, not
+     * kept (ats_run_options.on_layer): the sources' att is then NULL */
+    ats_layer_fn on_layer;
+    void *on_layer_ctx;
 } analysis_args;
 
 /* The indices of head (--layer, --head) in a source that analysis_load filled: (0, 0) when

@@ -9,71 +9,155 @@
 #include "attnscope/rips.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 /* ---- attend */
 
+/* Input t's outputs: attention_<t+1>.npy (staged already in *npy, or written from s->att) and
+ * its figure (one head: from head [n][n] when given, else from s->att); its entry in inputs. */
+static ats_status attend_input(const analysis_args *a, const ats_attention *s, size_t t,
+                               struct ats_outfile *npy, const char *npy_path, const float *head,
+                               cJSON *inputs, ats_error *err) {
+    char name[64], title[512];
+    snprintf(name, sizeof name, "attention_%zu", t + 1);
+    size_t shape[4] = {s->L, s->H, s->n, s->n};
+    ats_status st = ATS_OK;
+    if (npy) {
+        st = ats_outfile_commit(npy, err);
+        if (!st) printf("%s\n", npy_path);
+    } else {
+        st = analysis_write_npy(a, name, ATS_F32, 4, shape, s->att, err);
+    }
+    if (st) return st;
+    cJSON *in = cJSON_CreateObject();
+    cJSON_AddStringToObject(in, "name", s->name);
+    cJSON_AddItemToObject(in, "tokens", analysis_labels_json(s));
+    cJSON_AddItemToArray(inputs, in);
+    if (a->layer >= 0)
+        snprintf(name, sizeof name, "heatmap_%zu_L%ld_H%ld", t + 1, a->layer, a->head);
+    else
+        snprintf(name, sizeof name, "heads_%zu", t + 1);
+    char *path = analysis_figure_path(a, name, err);
+    if (!path) return err->status;
+    ats_heatmap_options ho;
+    ats_heatmap_options_init(&ho);
+    ho.value_title = "attention";
+    if (a->layer >= 0) {
+        analysis_title(title, sizeof title, a, s, "attention", a->layer, a->head);
+        ho.fig.title = title;
+        ho.row_labels = (const char *const *)s->labels;
+        ho.col_labels = (const char *const *)s->labels;
+        ho.row_title = "query";
+        ho.col_title = "key";
+        size_t nn = s->n * s->n;
+        double *m = malloc((nn ? nn : 1) * sizeof *m);
+        if (m && head)
+            for (size_t i = 0; i < nn; i++) m[i] = head[i];
+        else if (m)
+            ats_attention_head_values(s, (size_t)a->layer, (size_t)a->head, m);
+        st = m ? ats_render_heatmap(path, s->n, s->n, m, &ho, err)
+               : ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+        free(m);
+    } else {
+        analysis_title(title, sizeof title, a, s, "attention of every head", -1, -1);
+        ho.fig.title = title;
+        size_t total = s->L * s->H * s->n * s->n;
+        double *m = malloc(total * sizeof *m);
+        if (!m)
+            st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+        else {
+            for (size_t i = 0; i < total; i++) m[i] = s->att[i];
+            st = ats_render_heatmap_grid(path, s->L, s->H, s->n, s->n, m, NULL, &ho, err);
+        }
+        free(m);
+    }
+    if (!st) printf("%s\n", path);
+    free(path);
+    return st;
+}
+
 ats_status analysis_attend_write(const analysis_args *a, const ats_attention *src, size_t count,
                                  ats_error *err) {
     cJSON *doc = cJSON_CreateObject(), *inputs = cJSON_AddArrayToObject(doc, "inputs");
     ats_status st = ATS_OK;
-    for (size_t t = 0; t < count && !st; t++) {
-        const ats_attention *s = &src[t];
-        char name[64], title[512];
-        snprintf(name, sizeof name, "attention_%zu", t + 1);
-        size_t shape[4] = {s->L, s->H, s->n, s->n};
-        st = analysis_write_npy(a, name, ATS_F32, 4, shape, s->att, err);
-        if (st) break;
-        cJSON *in = cJSON_CreateObject();
-        cJSON_AddStringToObject(in, "name", s->name);
-        cJSON_AddItemToObject(in, "tokens", analysis_labels_json(s));
-        cJSON_AddItemToArray(inputs, in);
-        char *path = analysis_figure_path(
-            a,
-            a->layer >= 0
-                ? (snprintf(name, sizeof name, "heatmap_%zu_L%ld_H%ld", t + 1, a->layer, a->head),
-                   name)
-                : (snprintf(name, sizeof name, "heads_%zu", t + 1), name),
-            err);
-        if (!path) {
-            st = err->status;
-            break;
-        }
-        ats_heatmap_options ho;
-        ats_heatmap_options_init(&ho);
-        ho.value_title = "attention";
-        if (a->layer >= 0) {
-            analysis_title(title, sizeof title, a, s, "attention", a->layer, a->head);
-            ho.fig.title = title;
-            ho.row_labels = (const char *const *)s->labels;
-            ho.col_labels = (const char *const *)s->labels;
-            ho.row_title = "query";
-            ho.col_title = "key";
-            double *m = malloc((s->n ? s->n * s->n : 1) * sizeof *m);
-            if (m) ats_attention_head_values(s, (size_t)a->layer, (size_t)a->head, m);
-            st = m ? ats_render_heatmap(path, s->n, s->n, m, &ho, err)
-                   : ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
-            free(m);
-        } else {
-            analysis_title(title, sizeof title, a, s, "attention of every head", -1, -1);
-            ho.fig.title = title;
-            size_t total = s->L * s->H * s->n * s->n;
-            double *m = malloc(total * sizeof *m);
-            if (!m)
-                st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
-            else {
-                for (size_t i = 0; i < total; i++) m[i] = s->att[i];
-                st = ats_render_heatmap_grid(path, s->L, s->H, s->n, s->n, m, NULL, &ho, err);
-            }
-            free(m);
-        }
-        if (!st) printf("%s\n", path);
-        free(path);
-    }
+    for (size_t t = 0; t < count && !st; t++)
+        st = attend_input(a, &src[t], t, NULL, NULL, NULL, inputs, err);
     if (!st) st = analysis_write_json(a, "attend", doc, err);
     cJSON_Delete(doc);
+    return st;
+}
+
+/* attend --model with one head: every layer goes to attention_<k>.npy as the pass hands it
+ * over, and the drawn head is kept, so that the pass holds one layer of one text at a time
+ * instead of every layer of every text (the files are the same bytes). */
+typedef struct attend_stream {
+    const analysis_args *a;
+    size_t L; /* the model's layers */
+    ats_outfile npy[ANALYSIS_MAX_INPUTS];
+    char *path[ANALYSIS_MAX_INPUTS];
+    float *head[ANALYSIS_MAX_INPUTS]; /* [n][n] head (--layer, --head) of each text */
+} attend_stream;
+
+static ats_status attend_layer(void *ctx, size_t t, size_t l, size_t H, size_t n, const float *att,
+                               ats_error *err) {
+    attend_stream *as = ctx;
+    const analysis_args *a = as->a;
+    if (t >= ANALYSIS_MAX_INPUTS) return ats_error_set(err, ATS_ERR_INVALID, "too many texts");
+    if (l == 0) {
+        char name[64];
+        snprintf(name, sizeof name, "attention_%zu", t + 1);
+        if (!(as->path[t] = analysis_path(a, name, "npy", err))) return err->status;
+        size_t shape[4] = {as->L, H, n, n};
+        ats_status st = ats_npy_stage(as->path[t], ATS_F32, 4, shape, NULL, &as->npy[t], err);
+        if (st) return st;
+    }
+    if (!as->npy[t].fp) return ats_error_set(err, ATS_ERR_INVALID, "text %zu: no layer 0", t + 1);
+    size_t count = H * n * n;
+    if (fwrite(att, sizeof *att, count, (FILE *)as->npy[t].fp) != count)
+        return ats_error_set(err, ATS_ERR_IO, "%s: write failed: %s", as->path[t], strerror(errno));
+    if (l == (size_t)a->layer && (size_t)a->head < H) {
+        if (!(as->head[t] = malloc(n * n * sizeof *att)))
+            return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
+        memcpy(as->head[t], att + (size_t)a->head * n * n, n * n * sizeof *att);
+    }
+    return ATS_OK;
+}
+
+static ats_status attend_streamed(analysis_args *a, ats_error *err) {
+    ats_session *s = NULL;
+    ats_status st = analysis_session_open(a, &s, err);
+    if (st) return st;
+    attend_stream as;
+    memset(&as, 0, sizeof as);
+    as.a = a;
+    const ats_model_info *mi = ats_model_info_get(ats_session_model(s));
+    as.L = (size_t)mi->n_layers;
+    if (a->layer >= mi->n_layers || a->head >= mi->n_heads) { /* before --out is made */
+        ats_session_close(s);
+        return ats_error_set(err, ATS_ERR_INVALID,
+                             "text 1: layer %ld, head %ld is outside its %d x %d heads", a->layer,
+                             a->head, mi->n_layers, mi->n_heads);
+    }
+    a->on_layer = attend_layer;
+    a->on_layer_ctx = &as;
+    ats_attention src[ANALYSIS_MAX_INPUTS];
+    size_t count = 0;
+    st = analysis_load_with(a, s, src, &count, err);
+    cJSON *doc = cJSON_CreateObject(), *inputs = cJSON_AddArrayToObject(doc, "inputs");
+    for (size_t t = 0; t < count && !st; t++)
+        st = attend_input(a, &src[t], t, &as.npy[t], as.path[t], as.head[t], inputs, err);
+    if (!st) st = analysis_write_json(a, "attend", doc, err);
+    cJSON_Delete(doc);
+    for (size_t t = 0; t < ANALYSIS_MAX_INPUTS; t++) {
+        ats_outfile_abort(&as.npy[t]); /* those not committed */
+        free(as.path[t]);
+        free(as.head[t]);
+    }
+    for (size_t t = 0; t < count; t++) ats_attention_free(&src[t]);
+    ats_session_close(s);
     return st;
 }
 
@@ -96,9 +180,16 @@ static int run_attend(int argc, char **argv) {
     }
     if ((a.layer >= 0) != (a.head >= 0))
         return ats_cli_usage_error("attend", "give both --layer and --head, or neither");
+    ats_error err;
+    if (a.model && a.layer >= 0 && !a.want_hidden) {
+        /* one head drawn: the layers go to the files as the pass computes them */
+        int rc = analysis_check(&a, 0);
+        if (rc) return rc;
+        ats_error_clear(&err);
+        return attend_streamed(&a, &err) ? ats_cli_fail(&err) : ATS_EXIT_OK;
+    }
     ats_attention src[ANALYSIS_MAX_INPUTS];
     size_t count;
-    ats_error err;
     int rc = analysis_prepare(&a, 0, src, &count, &err);
     if (rc) return rc;
     ats_status st = analysis_attend_write(&a, src, count, &err);

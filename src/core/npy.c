@@ -326,7 +326,7 @@ ats_status ats_npy_stage(const char *path, ats_dtype dtype, int ndim, const size
     fwrite(dict, 1, (size_t)len, fp);
     for (size_t i = 0; i < pad; i++) fputc(' ', fp);
     fputc('\n', fp);
-    if (bytes) fwrite(data, 1, bytes, fp);
+    if (bytes && data) fwrite(data, 1, bytes, fp);
     /* flushed now, so that a full disk is found here and not at commit */
     if (fflush(fp) != 0 || ferror(fp)) {
         st = ats_error_set(err, ATS_ERR_IO, "%s: write failed: %s", path, strerror(errno));

@@ -194,9 +194,9 @@ static void linear(const ats_model *m, float *out, const float *in, const float 
 }
 
 /* Sequences stacked row-wise in one pass: sequence s holds rows off[s] .. off[s] + res[s].n_tokens
- * of the scratch arrays, and its results go to res[s]. */
+ * of the scratch arrays, and its results go to res[s]; on_layer knows it as sequence seq0 + s. */
 typedef struct stack {
-    size_t count;
+    size_t count, seq0;
     const size_t *off;       /* [count] */
     ats_forward_result *res; /* [count] */
 } stack;
@@ -219,9 +219,11 @@ static int head_kept(const ats_forward_options *opt, size_t h) {
     return !opt->capture_head || (size_t)opt->capture_head == h + 1;
 }
 
-/* Where attention() puts each head of layer l of result r: the result's arrays when kept (laid
- * out [layers kept][heads kept][n][n]), else the whole-head scratch when the head's scores are
- * kept or the model is not causal, else NULL (a block of rows at a time). */
+/* Where attention() puts each head of layer l of result r: with opt->on_layer the whole-layer
+ * scratch (handed to it, and the kept heads copied from there: layer_done), else the result's
+ * arrays when kept (laid out [layers kept][heads kept][n][n]), else the whole-head scratch when
+ * the head's scores are kept or the model is not causal, else NULL (a block of rows at a
+ * time). */
 static void head_targets(const ats_model *m, const ats_forward_options *opt,
                          const ats_forward_result *r, size_t l, work *w) {
     size_t H = (size_t)m->info.n_heads, n = r->n_tokens, nn = n * n;
@@ -230,13 +232,33 @@ static void head_targets(const ats_model *m, const ats_forward_options *opt,
         int kept = layer_kept(opt, l) && head_kept(opt, h);
         size_t at = (li * Hk + (opt->capture_head ? 0 : h)) * nn;
         w->scores[h] = kept && r->scores ? r->scores + at : NULL;
-        if (kept && r->attention)
+        if (opt->on_layer)
+            w->probs[h] = w->att + h * nn;
+        else if (kept && r->attention)
             w->probs[h] = r->attention + at;
         else if (w->scores[h] || !m->info.causal)
             w->probs[h] = w->att + h * nn;
         else
             w->probs[h] = NULL;
     }
+}
+
+/* With opt->on_layer, after layer l of sequence s ran into the scratch w->att: its kept heads
+ * copied into the result, then the layer handed over. */
+static ats_status layer_done(ats_model *m, const ats_forward_options *opt, const stack *sk,
+                             size_t s, size_t l, const work *w, ats_error *err) {
+    ats_forward_result *r = &sk->res[s];
+    size_t H = (size_t)m->info.n_heads, n = r->n_tokens, nn = n * n;
+    size_t Hk = opt->capture_head ? 1 : H, li = opt->capture_layer ? 0 : l;
+    for (size_t h = 0; r->attention && layer_kept(opt, l) && h < H; h++)
+        if (head_kept(opt, h))
+            memcpy(r->attention + (li * Hk + (opt->capture_head ? 0 : h)) * nn, w->att + h * nn,
+                   nn * sizeof *w->att);
+    ats_error e;
+    ats_error_clear(&e);
+    ats_status rc = opt->on_layer(opt->on_layer_ctx, sk->seq0 + s, l, H, n, w->att, &e);
+    if (rc && !e.status) ats_error_set(&e, rc, "%s: the layer callback failed", m->dir);
+    return rc ? ats_model_fail(m, err, rc, "%s", e.message) : ATS_OK;
 }
 
 /* Runs the layers on w->x [n][d] (the embeddings of every sequence of sk, n rows in all). The
@@ -302,6 +324,10 @@ static ats_status run_layers(ats_model *m, size_t n, const ats_forward_options *
                       w->scores, w->ctx + o * qd, opt->head_mask, !attn_only, w->pack, w->rows);
             if (r->context)
                 memcpy(r->context + l * ns * qd, w->ctx + o * qd, ns * qd * sizeof *w->ctx);
+            if (opt->on_layer) {
+                ats_status rc = layer_done(m, opt, sk, s, l, w, err);
+                if (rc) return rc;
+            }
         }
         if (attn_only) break;
         /* t[n][d] = ctx[n][qd] · Woᵀ + bo */
@@ -355,7 +381,6 @@ static ats_status run_layers(ats_model *m, size_t n, const ats_forward_options *
             k_layernorm(x, x, m->lnf_w, m->lnf_b, n, d, mi->eps);
         keep_hidden(sk, x, d, L);
     }
-    (void)err;
     return ATS_OK;
 }
 
@@ -419,6 +444,7 @@ static void set_threads(const ats_model *m, const ats_forward_options *opt) {
 
 /* 1 when some head's probabilities are needed whole but not kept (head_targets' scratch) */
 static int work_needs_att(const ats_model *m, const ats_forward_options *opt) {
+    if (opt->on_layer) return 1;
     int all = (opt->capture & ATS_CAPTURE_ATTENTION) && !opt->capture_layer && !opt->capture_head;
     if (!m->info.causal) return !all;
     return (opt->capture & ATS_CAPTURE_SCORES) && !(opt->capture & ATS_CAPTURE_ATTENTION);
@@ -426,7 +452,8 @@ static int work_needs_att(const ats_model *m, const ats_forward_options *opt) {
 
 /* Bytes a pass of count sequences (n[count] tokens after truncation, rows in all) allocates:
  * its results and prepare_work's scratch (what prepare_result and prepare_work take, in the
- * same terms); SIZE_MAX when it overflows. desc[128] receives the largest part, for messages. */
+ * same terms); SIZE_MAX when it overflows. desc[256] receives what it is mostly, for messages
+ * (with on_layer: the layer's part, what the caller computes from it and the rest). */
 static size_t forward_bytes(const ats_model *m, size_t count, const size_t *n, size_t rows,
                             size_t max_n, const ats_forward_options *opt, int want_logits,
                             char *desc) {
@@ -449,14 +476,24 @@ static size_t forward_bytes(const ats_model *m, size_t count, const size_t *n, s
     double scratch = r * (double)(2 * d + qd + 2 * kvd + 2 * kvd + (qd > d ? qd : d)) +
                      r * (double)f * (m->gated_mlp ? 2 : 1) + 2 * mn * (double)(m->rotary_dim / 2) +
                      (double)H * (double)head_pack_floats(max_n, dh);
-    if (work_needs_att(m, opt)) scratch += (double)H * mn * mn;
+    double layer = work_needs_att(m, opt) ? (double)H * mn * mn : 0;
     if (mi->causal) scratch += (double)H * K_NR * mn;
-    double bytes = 4 * (fl + att + scratch);
-    if (att >= fl + scratch)
-        snprintf(desc, 128, "the attention [%zu][%zu][%zu][%zu] float32 that it keeps", Lk, Hk,
-                 max_n, max_n);
+    double caller = opt->on_layer ? (double)opt->on_layer_bytes / 4 : 0;
+    double bytes = 4 * (fl + att + scratch + layer + caller);
+    if (opt->on_layer)
+        snprintf(desc, 256,
+                 "one layer's attention [%zu][%zu][%zu] float32 at a time, %.1f MiB, %.1f MiB for "
+                 "what is computed from it, %.1f MiB of activations and scratch",
+                 H, max_n, max_n, 4 * layer / 1048576.0, 4 * caller / 1048576.0,
+                 4 * (fl + att + scratch) / 1048576.0);
+    else if (att >= fl + scratch + layer)
+        snprintf(desc, 256, "mostly the attention [%zu][%zu][%zu][%zu] float32 that it keeps", Lk,
+                 Hk, max_n, max_n);
+    else if (layer >= fl + scratch + att)
+        snprintf(desc, 256, "mostly one layer's attention [%zu][%zu][%zu] float32", H, max_n,
+                 max_n);
     else
-        snprintf(desc, 128, "its activations and scratch");
+        snprintf(desc, 256, "mostly its activations and scratch");
     return bytes >= 0.9 * (double)SIZE_MAX ? SIZE_MAX : (size_t)bytes;
 }
 
@@ -629,7 +666,7 @@ static void embed_tokens(const ats_model *m, const ats_model_input *in, size_t n
 
 /* count token sequences in one pass, stacked (see run_layers). Errors name the sequence when
  * there are several. */
-static ats_status forward_tokens(ats_model *m, size_t count, const ats_model_input *in,
+static ats_status forward_tokens(ats_model *m, size_t count, size_t seq0, const ats_model_input *in,
                                  const ats_forward_options *opt_in, ats_forward_result *res,
                                  ats_error *err) {
     for (size_t s = 0; s < count; s++) {
@@ -681,11 +718,10 @@ static ats_status forward_tokens(ats_model *m, size_t count, const ats_model_inp
             goto done;
         }
         for (size_t s = 0; s < count; s++) ns[s] = res[s].n_tokens;
-        char desc[128], what[512];
+        char desc[256], what[640];
         size_t bytes = forward_bytes(m, count, ns, rows, max_n, opt, want_logits, desc);
         free(ns);
-        snprintf(what, sizeof what, "%s: the forward pass of %zu tokens (mostly %s)", m->dir, rows,
-                 desc);
+        snprintf(what, sizeof what, "%s: the forward pass of %zu tokens (%s)", m->dir, rows, desc);
         ats_error e;
         if ((rc = ats_memory_check(bytes, what, &e))) {
             rc = ats_model_fail(m, err, rc, "%s", e.message);
@@ -701,7 +737,7 @@ static ats_status forward_tokens(ats_model *m, size_t count, const ats_model_inp
     for (size_t s = 0; s < count; s++)
         embed_tokens(m, &in[s], res[s].n_tokens, !opt->no_positions, w.x + off[s] * d);
     if (m->emb_ln_w) k_layernorm(w.x, w.x, m->emb_ln_w, m->emb_ln_b, rows, d, mi->eps);
-    stack sk = {count, off, res};
+    stack sk = {count, seq0, off, res};
     rc = run_layers(m, rows, opt, &w, &sk, want_logits || res[0].hidden, err);
     if (rc) goto done;
     for (size_t s = 0; s < count && want_logits; s++) {
@@ -724,7 +760,7 @@ done:
 ats_status ats_model_forward(ats_model *m, const ats_model_input *in,
                              const ats_forward_options *opt, ats_forward_result *res,
                              ats_error *err) {
-    return forward_tokens(m, 1, in, opt, res, err);
+    return forward_tokens(m, 1, 0, in, opt, res, err);
 }
 
 ats_status ats_model_forward_batch(ats_model *m, size_t count, const ats_model_input *in,
@@ -734,11 +770,11 @@ ats_status ats_model_forward_batch(ats_model *m, size_t count, const ats_model_i
      * stacked pass gives each sequence exactly what it would get alone, and reads the weights
      * once. OpenBLAS's blocking depends on the row count: there, one pass per sequence. */
     if (count > 1 && m->info.n_layers > 0 && m->layers[0].pq.p)
-        return forward_tokens(m, count, in, opt, res, err);
+        return forward_tokens(m, count, 0, in, opt, res, err);
     for (size_t i = 0; i < count; i++) memset(&res[i], 0, sizeof res[i]);
     for (size_t i = 0; i < count; i++) {
         ats_error e;
-        ats_status rc = ats_model_forward(m, &in[i], opt, &res[i], &e);
+        ats_status rc = forward_tokens(m, 1, i, &in[i], opt, &res[i], &e);
         if (rc) {
             for (size_t j = 0; j < i; j++) ats_forward_result_free(&res[j]);
             return ats_model_fail(m, err, rc, "sequence %zu: %s", i, e.message);
@@ -867,7 +903,7 @@ ats_status ats_model_forward_pixels_hw(ats_model *m, const float *pixels, size_t
     }
     if (!opt->no_positions) k_add(w.x, same ? m->pos_emb : pos, n * d); /* + positions [n][d] */
     size_t off0 = 0;
-    stack sk = {1, &off0, res};
+    stack sk = {1, 0, &off0, res};
     rc = run_layers(m, n, opt, &w, &sk, res->hidden != NULL, err);
 done:
     free(patches);

@@ -409,6 +409,112 @@ static void test_stop_early(void) {
     ats_model_free(m);
 }
 
+/* What on_layer received: every layer of every sequence into att[seq][L][H][n][n] (n the
+ * longest), the order of the calls checked; stop_at >= 0 fails at that layer */
+typedef struct layers_seen {
+    size_t L, H, n_max, count, calls, seen[2];
+    float *att;
+    long stop_at;
+    int bad;
+} layers_seen;
+
+static ats_status seen_layer(void *ctx, size_t seq, size_t layer, size_t H, size_t n,
+                             const float *att, ats_error *err) {
+    layers_seen *ls = ctx;
+    /* each sequence's layers in order, once each */
+    if (seq >= ls->count || H != ls->H || layer >= ls->L || layer != ls->seen[seq]) {
+        ls->bad = 1;
+        return ATS_OK;
+    }
+    ls->seen[seq]++;
+    ls->calls++;
+    if ((long)layer == ls->stop_at)
+        return ats_error_set(err, ATS_ERR_RANGE, "stopped at layer %zu of sequence %zu", layer,
+                             seq);
+    for (size_t h = 0; h < H; h++)
+        memcpy(ls->att + ((seq * ls->L + layer) * H + h) * ls->n_max * ls->n_max, att + h * n * n,
+               n * n * sizeof *att);
+    return ATS_OK;
+}
+
+/* on_layer hands over the bits the full capture keeps, layer by layer, for a stacked batch and
+ * (with the OpenBLAS fallback) one sequence at a time; with it the result keeps what capture
+ * asks (hidden states, one head) unchanged; its error stops the pass and frees the results */
+static void test_on_layer(void) {
+    static const char *const names[] = {"gpt2", "bert", "qwen2", "mistral", "gpt_neox"};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        char dir[256];
+        snprintf(dir, sizeof dir, FIX "%s", names[k]);
+        ats_model *m = NULL;
+        ats_error err;
+        CHECK(ats_model_load(dir, &m, &err) == ATS_OK);
+        if (!m) continue;
+        const ats_model_info *mi = ats_model_info_get(m);
+        int32_t a[19], b[7];
+        for (int i = 0; i < 19; i++) a[i] = (i * 37 + 5) % mi->vocab_size;
+        for (int i = 0; i < 7; i++) b[i] = (i * 11 + 3) % mi->vocab_size;
+        ats_model_input in[2] = {{a, NULL, NULL, 19}, {b, NULL, NULL, 7}};
+        ats_forward_options opt;
+        ats_forward_options_init(&opt);
+        opt.capture |= ATS_CAPTURE_HIDDEN;
+        opt.n_threads = 2;
+        ats_forward_result full[2], got[2];
+        if (ats_model_forward_batch(m, 2, in, &opt, full, &err) != ATS_OK) {
+            fprintf(stderr, "%s: %s\n", names[k], err.message);
+            CHECK(0);
+            ats_model_free(m);
+            continue;
+        }
+        size_t L = (size_t)mi->n_layers, H = (size_t)mi->n_heads, nm = 19;
+        layers_seen ls = {L, H, nm, 2, 0, {0, 0}, NULL, -1, 0};
+        ls.att = calloc(2 * L * H * nm * nm, sizeof *ls.att);
+        CHECK(ls.att != NULL);
+        if (!ls.att) {
+            ats_model_free(m);
+            return;
+        }
+        opt.capture = ATS_CAPTURE_HIDDEN; /* the attention only through on_layer */
+        opt.on_layer = seen_layer;
+        opt.on_layer_ctx = &ls;
+        CHECK(ats_model_forward_batch(m, 2, in, &opt, got, &err) == ATS_OK);
+        CHECK(!ls.bad && ls.calls == 2 * L);
+        for (size_t s = 0; s < 2; s++) {
+            size_t n = in[s].n;
+            CHECK(got[s].attention == NULL);
+            CHECK(
+                !memcmp(got[s].hidden, full[s].hidden, (L + 1) * n * mi->d_model * sizeof(float)));
+            for (size_t l = 0; l < L; l++)
+                for (size_t h = 0; h < H; h++)
+                    CHECK(!memcmp(ls.att + ((s * L + l) * H + h) * nm * nm,
+                                  full[s].attention + (l * H + h) * n * n, n * n * sizeof(float)));
+            ats_forward_result_free(&got[s]);
+        }
+        /* with one head kept as well: the result holds that head, the same bits */
+        opt.capture = ATS_CAPTURE_ATTENTION;
+        opt.capture_layer = (int)L;
+        opt.capture_head = (int)H;
+        ls.calls = ls.seen[0] = ls.seen[1] = 0;
+        CHECK(ats_model_forward(m, &in[0], &opt, &got[0], &err) == ATS_OK);
+        CHECK(ls.calls == L && got[0].attention &&
+              !memcmp(got[0].attention, full[0].attention + ((L - 1) * H + H - 1) * 19 * 19,
+                      19 * 19 * sizeof(float)));
+        ats_forward_result_free(&got[0]);
+        /* its error ends the pass with that status and message; nothing is left */
+        opt.capture = ATS_CAPTURE_ATTENTION | ATS_CAPTURE_HIDDEN;
+        opt.capture_layer = opt.capture_head = 0;
+        ls.stop_at = 0;
+        ls.calls = ls.seen[0] = ls.seen[1] = 0;
+        CHECK(ats_model_forward_batch(m, 2, in, &opt, got, &err) == ATS_ERR_RANGE);
+        CHECK(strstr(err.message, "stopped at layer 0 of sequence 0") != NULL);
+        CHECK(strstr(ats_model_errmsg(m), "stopped at layer 0") != NULL);
+        CHECK(got[0].attention == NULL && got[1].attention == NULL && got[0].hidden == NULL);
+        free(ls.att);
+        ats_forward_result_free(&full[0]);
+        ats_forward_result_free(&full[1]);
+        ats_model_free(m);
+    }
+}
+
 /* The decoders (Llama, Mistral, Qwen2, GPT-NeoX) on case ids2 of their manifests (16 tokens,
  * longer than Mistral's and Qwen2's sliding windows): attention, hidden states and logits
  * within 1e-5 of transformers', the loss within 1e-5; a stacked batch with a shorter sequence
@@ -554,6 +660,7 @@ int main(void) {
             test_stop_early();
             test_gpt2_batch();
             test_decoders();
+            test_on_layer();
         }
         k_gemm_force_fallback(0);
     }
