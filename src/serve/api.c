@@ -460,6 +460,23 @@ static ats_status head_get(ats_server *srv, srv_text *t, const params *p, srv_he
     return ATS_OK;
 }
 
+/* [[birth, death|null], ...] of a diagram, its numbers printed exactly (ats_json_number_format) */
+static cJSON *pairs_json(const ats_diagram *d) {
+    sbuf b = {0};
+    sb_put(&b, "[", 1);
+    for (size_t i = 0; i < d->count; i++) {
+        sb_put(&b, i ? ",[" : "[", i ? 2 : 1);
+        sb_num(&b, d->pairs[2 * i], 0);
+        sb_put(&b, ",", 1);
+        sb_num(&b, d->pairs[2 * i + 1], ATS_JSON_DEATH);
+        sb_put(&b, "]", 1);
+    }
+    sb_put(&b, "]", 1);
+    cJSON *out = b.oom ? cJSON_CreateArray() : cJSON_CreateRaw(b.p);
+    free(b.p);
+    return out;
+}
+
 /* The format of `attnscope rips --json`: n_points, threshold, and per dimension the pairs
  * (death null when essential) and, for H1, each class's cycle as [vertex, vertex, coefficient]
  * edges. */
@@ -472,18 +489,7 @@ static cJSON *diagrams_json(const ats_rips_result *res) {
         cJSON *e = cJSON_CreateObject();
         cJSON_AddNumberToObject(e, "dim", k);
         const ats_diagram *d = &res->dims[k];
-        sbuf b = {0};
-        sb_put(&b, "[", 1);
-        for (size_t i = 0; i < d->count; i++) {
-            sb_put(&b, i ? ",[" : "[", i ? 2 : 1);
-            sb_num(&b, d->pairs[2 * i], 0);
-            sb_put(&b, ",", 1);
-            sb_num(&b, d->pairs[2 * i + 1], ATS_JSON_DEATH);
-            sb_put(&b, "]", 1);
-        }
-        sb_put(&b, "]", 1);
-        cJSON_AddItemToObject(e, "pairs", b.oom ? cJSON_CreateArray() : cJSON_CreateRaw(b.p));
-        free(b.p);
+        cJSON_AddItemToObject(e, "pairs", pairs_json(d));
         if (k == 1 && res->cycles) {
             cJSON *cyc = cJSON_AddArrayToObject(e, "cycles");
             for (size_t i = 0; i < d->count; i++) {
@@ -938,18 +944,7 @@ static cJSON *vision_dims_json(const ats_rips_result *r) {
     for (int k = 0; k <= r->max_dim && k < 2; k++) {
         cJSON *e = cJSON_CreateObject();
         const ats_diagram *d = &r->dims[k];
-        sbuf b = {0};
-        sb_put(&b, "[", 1);
-        for (size_t i = 0; i < d->count; i++) {
-            sb_put(&b, i ? ",[" : "[", i ? 2 : 1);
-            sb_num(&b, d->pairs[2 * i], 0);
-            sb_put(&b, ",", 1);
-            sb_num(&b, d->pairs[2 * i + 1], ATS_JSON_DEATH);
-            sb_put(&b, "]", 1);
-        }
-        sb_put(&b, "]", 1);
-        cJSON_AddItemToObject(e, "pairs", b.oom ? cJSON_CreateArray() : cJSON_CreateRaw(b.p));
-        free(b.p);
+        cJSON_AddItemToObject(e, "pairs", pairs_json(d));
         cJSON_AddNumberToObject(e, "dim", k);
         cJSON_AddItemToArray(dims, e);
     }
