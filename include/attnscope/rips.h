@@ -39,6 +39,9 @@ typedef struct ats_rips_options {
     double memory_limit_gb; /* refuse (ATS_ERR_RANGE, with the estimate) a problem estimated to
                                need more; 0 (default) = the machine's physical memory,
                                INFINITY = never refuse */
+    ats_cancel_fn cancel;   /* polled (core.h) about every millisecond in every phase: non-zero
+                               stops the computation, ATS_ERR_CANCELLED; NULL (default): never */
+    void *cancel_ctx;       /* handed to cancel */
 } ats_rips_options;
 
 /* Fills the defaults above. */
@@ -83,6 +86,9 @@ typedef struct ats_rips_result {
     /* CPU seconds of the process (all threads) by phase, ATS_RIPS_PHASE_*: where the time goes
        and which part of it runs on one thread only. */
     double phase_cpu_seconds[ATS_RIPS_PHASES];
+    /* Wall-clock seconds by phase: against phase_cpu_seconds, how well each phase used the
+       threads (on a machine not shared with other work). */
+    double phase_wall_seconds[ATS_RIPS_PHASES];
 } ats_rips_result;
 
 /* Computes persistence of the metric `lower` on n points. The metric is validated first: NaN,

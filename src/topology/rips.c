@@ -13,6 +13,7 @@
 #include "lower.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -98,6 +99,10 @@ typedef struct rips {
     double over_projected;             /* bytes it would have needed, projected */
     pair_vec out[ATS_RIPS_MAX_DIM + 1];
     int oom;
+    int cancelled;                      /* opt->cancel said stop (oom is set with it) */
+    pthread_t caller;                   /* the thread that called: the only one to poll cancel */
+    double cancel_polled;               /* monotonic seconds of the last poll */
+    double phase_wall[ATS_RIPS_PHASES]; /* wall-clock seconds, see rips.h */
 } rips;
 
 /* ---- small helpers */
@@ -117,11 +122,47 @@ static double cpu_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Charges the CPU time since *t to phase k and restarts the clock. */
-static void phase_mark(rips *r, int k, double *t) {
-    double x = cpu_now();
-    r->phase_cpu[k] += x - *t;
+static double wall_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The start of a phase: CPU and wall clocks. */
+typedef struct phase_clock {
+    double cpu, wall;
+} phase_clock;
+
+static phase_clock phase_start(void) {
+    phase_clock c = {cpu_now(), wall_now()};
+    return c;
+}
+
+/* Charges the CPU and wall time since *t to phase k and restarts the clocks. */
+static void phase_mark(rips *r, int k, phase_clock *t) {
+    phase_clock x = phase_start();
+    r->phase_cpu[k] += x.cpu - t->cpu;
+    r->phase_wall[k] += x.wall - t->wall;
     *t = x;
+}
+
+/* Cancellation (opt->cancel). Any thread may call this as often as every unit of work; only
+ * the calling thread asks the caller's function, at most once a millisecond (the coarse clock
+ * costs nanoseconds). A yes travels to the other threads as the out-of-memory flag does: every
+ * loop already stops on it. Returns 1 when the computation should stop (cancelled or out of
+ * memory). */
+static int cancel_poll(rips *r) {
+    if (oom_seen(r)) return 1;
+    if (!r->opt->cancel || !pthread_equal(pthread_self(), r->caller)) return 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    double now = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    if (now - r->cancel_polled < 1e-3) return 0;
+    r->cancel_polled = now;
+    if (!r->opt->cancel(r->opt->cancel_ctx)) return 0;
+    __atomic_store_n(&r->cancelled, 1, __ATOMIC_RELAXED);
+    set_oom(r);
+    return 1;
 }
 
 static inline int64_t binom(const rips *r, int64_t v, int k) {
@@ -396,8 +437,9 @@ static size_t partition_columns(const rips *r, entry *a, size_t n) {
     return j + 1;
 }
 
-static void quicksort_columns(const rips *r, entry *a, size_t n) {
+static void quicksort_columns(rips *r, entry *a, size_t n) {
     while (n > 24) {
+        if (n > 65536 && cancel_poll(r)) return; /* the order no longer matters */
         /* recurse into the smaller part, loop on the larger */
         size_t left = partition_columns(r, a, n);
         if (left < n - left) {
@@ -433,7 +475,7 @@ static inline uint64_t diam_key(double d) {
 
 /* The two parts of each partition sorted as OpenMP tasks down to 64 Ki entries. Keys are
  * distinct (simplex indices), so the order is the same whatever the thread count. */
-static void quicksort_tasks(const rips *r, entry *a, size_t n) {
+static void quicksort_tasks(rips *r, entry *a, size_t n) {
     if (n <= 65536) {
         quicksort_columns(r, a, n);
         return;
@@ -449,7 +491,7 @@ static void quicksort_tasks(const rips *r, entry *a, size_t n) {
 #endif
 }
 
-static void sort_columns(const rips *r, entry *a, size_t n) {
+static void sort_columns(rips *r, entry *a, size_t n) {
     /* Radix needs a second buffer as large as the input: above 64 Ki entries (1 MiB) the
        comparison sort keeps the peak memory down. */
     if (n > 65536 && r->threads > 1) {
@@ -792,8 +834,9 @@ static int64_t uf_find(int64_t *parent, int64_t x) {
  * spanning forest nor in an apparent pair, in reverse filtration order). */
 static int compute_dim0(rips *r, entry_vec *edges, entry_vec *columns) {
     size_t n = r->n;
+    phase_clock t_phase = phase_start();
     if (r->sparse) {
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n && !cancel_poll(r); i++)
             for (size_t t = r->nb_start[i]; t < r->nb_start[i + 1]; t++) {
                 size_t j = (size_t)r->nb[t].v;
                 if (j >= i) continue;
@@ -801,7 +844,7 @@ static int compute_dim0(rips *r, entry_vec *edges, entry_vec *columns) {
                     return 0;
             }
     } else {
-        for (size_t i = 1; i < n; i++)
+        for (size_t i = 1; i < n && !cancel_poll(r); i++)
             for (size_t j = 0; j < i; j++) {
                 size_t e = lower_index(i, j);
                 double d = r->lower[e];
@@ -809,7 +852,7 @@ static int compute_dim0(rips *r, entry_vec *edges, entry_vec *columns) {
                     return 0;
             }
     }
-    double t_phase = cpu_now();
+    if (oom_seen(r)) return 0;
     sort_columns(r, edges->a, edges->len); /* reverse filtration order */
     int64_t *parent = malloc(n * sizeof *parent);
     int32_t *rank = calloc(n, sizeof *rank);
@@ -836,6 +879,7 @@ static int compute_dim0(rips *r, entry_vec *edges, entry_vec *columns) {
     }
     for (size_t i = 0; i < n; i++) parent[i] = birth_vertex[i] = (int64_t)i;
     for (size_t t = ne; t-- > 0;) {
+        if ((t & 4095) == 0 && cancel_poll(r)) break;
         entry e = edges->a[t];
         int32_t v[2];
         simplex_vertices(r, e_index(r, e), 1, v);
@@ -866,7 +910,7 @@ static int compute_dim0(rips *r, entry_vec *edges, entry_vec *columns) {
 #pragma omp parallel for schedule(dynamic, 1024) num_threads(r->threads) if (r->threads > 1)
 #endif
         for (size_t t = 0; t < ne; t++) {
-            if (kind[t]) continue;
+            if (kind[t] || ((t & 255) == 0 && cancel_poll(r)) || oom_seen(r)) continue;
             entry tri = zero_apparent_cofacet(r, edges->a[t], 1, NULL, NULL);
             if (!is_none(tri)) {
                 kind[t] = 2;
@@ -998,7 +1042,7 @@ static void reduce_ahead(rips *r, const entry_vec *columns, const reduction *R,
     st->red.len = 0;
     st->has = init_coboundary(r, s, dim, pivots, &st->cob, scratch, &st->pivot, 1, &st->emergent);
     if (st->emergent) return;
-    while (st->has && !oom_seen(r)) {
+    while (st->has && !cancel_poll(r)) {
         const pivot_slot *slot = pivot_map_find(pivots, e_index(r, st->pivot));
         if (slot) {
             uint32_t factor = p - mod_mul(e_coef(r, st->pivot), r->inverse[slot_coef(slot)], p);
@@ -1042,7 +1086,7 @@ static int compute_pairs(rips *r, const entry_vec *columns, pivot_map *pivots, i
     entry_vec *scratch0 = &scratch[0];
     for (size_t j0 = 0; j0 < columns->len && !oom_seen(r); j0 += chunk) {
         size_t cn = columns->len - j0 < chunk ? columns->len - j0 : chunk;
-        double t0 = cpu_now();
+        phase_clock t0 = phase_start();
 #ifdef _OPENMP
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (cn > 1)
 #endif
@@ -1054,7 +1098,7 @@ static int compute_pairs(rips *r, const entry_vec *columns, pivot_map *pivots, i
             reduce_ahead(r, columns, &R, pivots, dim, j0 + q, &states[q], &scratch[tid]);
         }
         phase_mark(r, ATS_RIPS_PHASE_REDUCE_AHEAD, &t0);
-        for (size_t q = 0; q < cn && !oom_seen(r); q++) {
+        for (size_t q = 0; q < cn && !cancel_poll(r); q++) {
             size_t j = j0 + q;
             col_state *st = &states[q];
             entry s = make_entry(r, columns->a[j].diam, e_index(r, columns->a[j]), 1);
@@ -1069,6 +1113,7 @@ static int compute_pairs(rips *r, const entry_vec *columns, pivot_map *pivots, i
             entry pivot = st->pivot;
             int has = st->has;
             for (;;) {
+                if (has && cancel_poll(r)) break;
                 if (!has) {
                     /* essential class */
                     if (pair_push(r, dim, birth, INFINITY, e_index(r, s), -1) && r->want_cocycles) {
@@ -1144,7 +1189,7 @@ static void assemble_range(rips *r, const entry_vec *simplices, size_t from, siz
                            const pivot_map *pivots, int dim, int keep_next, entry_vec *next,
                            entry_vec *columns) {
     size_t added = 0;
-    for (size_t i = from; i < to && !oom_seen(r); i++) {
+    for (size_t i = from; i < to && !cancel_poll(r); i++) {
         cob_enum c;
         cob_init(&c, r, make_entry(r, simplices->a[i].diam, e_index(r, simplices->a[i]), 1), dim,
                  NULL);
@@ -1195,7 +1240,7 @@ static int assemble_columns(rips *r, entry_vec *simplices, entry_vec *columns,
     columns->len = 0;
     r->assembled = r->assembled_from = 0;
     size_t count = simplices->len;
-    double t_phase = cpu_now();
+    phase_clock t_phase = phase_start();
     int threads = r->threads;
     if (threads <= 1 || count < 1024) {
         assemble_range(r, simplices, 0, count, pivots, dim, keep_next, &next, columns);
@@ -1340,7 +1385,7 @@ static void compute_cycles(rips *r) {
     heap work = {NULL, 0, 0};
     if (!start) set_oom(r);
     size_t ncols = 0;
-    for (size_t t = neg->len; t-- > 0 && !r->oom;) {
+    for (size_t t = neg->len; t-- > 0 && !cancel_poll(r);) {
         entry tri = neg->a[t];
         int32_t v[3];
         simplex_vertices(r, e_index(r, tri), 2, v);
@@ -1571,6 +1616,7 @@ static void rips_init(rips *r, size_t n, const ats_rips_options *opt) {
     r->dim_max = opt->max_dim;
     if ((int64_t)r->dim_max > (int64_t)n - 2) r->dim_max = n >= 2 ? (int)(n - 2) : 0;
     r->memory_limit = opt->memory_limit_gb > 0 ? opt->memory_limit_gb * 1e9 : physical_memory();
+    r->caller = pthread_self();
 }
 
 /* Refuses a problem whose memory estimate passes the limit, before anything is allocated. */
@@ -1627,6 +1673,11 @@ static ats_status rips_tables(rips *r, ats_error *err) {
     return ATS_OK;
 }
 
+static ats_status cancelled_error(size_t n, const ats_rips_options *opt, ats_error *err) {
+    return ats_error_set(err, ATS_ERR_CANCELLED, "rips: cancelled (%zu points, dimension %d)", n,
+                         opt->max_dim);
+}
+
 /* H0, the reductions of every dimension and the cycles, then the result; frees r. */
 static ats_status rips_reduce(rips *r, ats_rips_result *out, ats_error *err) {
     const ats_rips_options *opt = r->opt;
@@ -1650,6 +1701,10 @@ static ats_status rips_reduce(rips *r, ats_rips_result *out, ats_error *err) {
     free(simplices.a);
     free(columns.a);
     if (r->want_cycles && r->dim_max >= 1 && !r->oom) compute_cycles(r);
+    if (r->cancelled) {
+        rips_free(r);
+        return cancelled_error(n, opt, err);
+    }
     if (r->over_limit) {
         rips_free(r);
         return ats_error_set(err, ATS_ERR_RANGE,
@@ -1665,6 +1720,7 @@ static ats_status rips_reduce(rips *r, ats_rips_result *out, ats_error *err) {
         return ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory");
     }
     memcpy(out->phase_cpu_seconds, r->phase_cpu, sizeof r->phase_cpu);
+    memcpy(out->phase_wall_seconds, r->phase_wall, sizeof r->phase_wall);
     for (int k = 0; k <= opt->max_dim; k++) {
         pair_vec *p = &r->out[k];
         out->dims[k].count = p->len;
@@ -1688,7 +1744,7 @@ ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_option
     const ats_rips_options *opt = opt_in;
     ats_status st = rips_begin(n, &opt, &defaults, out, err);
     if (st) return st;
-    double t_start = cpu_now();
+    phase_clock t_start = phase_start();
     if ((st = ats_metric_check(n, lower, NULL, err))) return st;
 
     rips r;
@@ -1772,7 +1828,7 @@ ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_option
         }
         r.nb_start[n] = t;
     }
-    r.phase_cpu[ATS_RIPS_PHASE_SETUP] = cpu_now() - t_start;
+    phase_mark(&r, ATS_RIPS_PHASE_SETUP, &t_start);
     return rips_reduce(&r, out, err);
 }
 
@@ -1871,7 +1927,7 @@ ats_status ats_rips_compute_rows(size_t n, ats_metric_row_fn row, void *ctx, con
     const ats_rips_options *opt = opt_in;
     ats_status st = rips_begin(n, &opt, &defaults, out, err);
     if (st) return st;
-    double t_start = cpu_now();
+    phase_clock t_start = phase_start();
     row_reader rr = {n, row, ctx, name ? name : "distance matrix", malloc(n * sizeof(double))};
     double *radius = calloc(n, sizeof *radius);
     size_t *low = malloc(n * sizeof *low), *up = malloc(n * sizeof *up);
@@ -1888,6 +1944,10 @@ ats_status ats_rips_compute_rows(size_t n, ats_metric_row_fn row, void *ctx, con
     memset(low, 0, n * sizeof *low);
     memset(up, 0, n * sizeof *up);
     for (size_t i = 0; i < n && !st; i++) {
+        if (cancel_poll(&r)) {
+            st = cancelled_error(n, opt, err);
+            break;
+        }
         if ((st = read_row(&rr, i, err))) break;
         const double *x = rr.row;
         for (size_t j = 0; j < i; j++) {
@@ -1937,6 +1997,10 @@ ats_status ats_rips_compute_rows(size_t n, ats_metric_row_fn row, void *ctx, con
     for (size_t i = 0; i < n; i++) r.nb_start[i + 1] = r.nb_start[i] + up[i] + low[i];
     size_t *fill = up; /* up[j] becomes the next free slot of j's upper block, from its end */
     for (size_t i = 0; i < n && !st; i++) {
+        if (cancel_poll(&r)) {
+            st = cancelled_error(n, opt, err);
+            break;
+        }
         if ((st = row(ctx, i, rr.row, err))) break;
         size_t t = r.nb_start[i] + up[i];
         for (size_t j = i; j-- > 0;) {
@@ -1949,6 +2013,10 @@ ats_status ats_rips_compute_rows(size_t n, ats_metric_row_fn row, void *ctx, con
     /* Pass 3: the upper part of each row against the lower entries kept. A pair beyond the
        threshold is not used and not compared: the result is that of the lower triangle. */
     for (size_t i = 0; i < n && !st; i++) {
+        if (cancel_poll(&r)) {
+            st = cancelled_error(n, opt, err);
+            break;
+        }
         if ((st = row(ctx, i, rr.row, err))) break;
         size_t t = r.nb_start[i], end = r.nb_start[i + 1];
         for (size_t j = n; j-- > i + 1;) {
@@ -1976,7 +2044,7 @@ ats_status ats_rips_compute_rows(size_t n, ats_metric_row_fn row, void *ctx, con
     out->threshold = r.threshold;
     out->min_value = lo;
     out->max_value = hi;
-    r.phase_cpu[ATS_RIPS_PHASE_SETUP] = cpu_now() - t_start;
+    phase_mark(&r, ATS_RIPS_PHASE_SETUP, &t_start);
     return rips_reduce(&r, out, err);
 done:
     rips_free(&r);
