@@ -1071,8 +1071,13 @@ static int compute_pairs(rips *r, const entry_vec *columns, pivot_map *pivots, i
     R.entries = (entry_vec){NULL, 0, 0};
     heap tmp = {NULL, 0, 0};
     int threads = r->threads > 1 ? r->threads : 1;
-    size_t chunk = threads > 1 ? (size_t)threads * 32 : 1;
-    col_state *states = calloc(chunk, sizeof *states);
+    /* Chunks start at 32 columns a thread and double while a chunk's parallel part takes under
+       a millisecond (each chunk costs a fork and a join, and a join waits for the slowest
+       thread: on a busy machine a whole time slice), halving above 10 ms; the chunking changes
+       no result. */
+    size_t chunk_min = threads > 1 ? (size_t)threads * 32 : 1, chunk = chunk_min,
+           chunk_max = threads > 1 ? (size_t)threads * 2048 : 1, cap = chunk;
+    col_state *states = calloc(cap, sizeof *states);
     entry_vec *scratch = calloc((size_t)threads, sizeof *scratch);
     if (!R.start || !states || !scratch) {
         free(R.start);
@@ -1084,8 +1089,18 @@ static int compute_pairs(rips *r, const entry_vec *columns, pivot_map *pivots, i
     R.start[0] = 0;
     uint32_t p = r->modulus;
     entry_vec *scratch0 = &scratch[0];
-    for (size_t j0 = 0; j0 < columns->len && !oom_seen(r); j0 += chunk) {
-        size_t cn = columns->len - j0 < chunk ? columns->len - j0 : chunk;
+    for (size_t j0 = 0, cn = 0; j0 < columns->len && !oom_seen(r); j0 += cn) {
+        if (chunk > cap) {
+            col_state *grown = realloc(states, chunk * sizeof *states);
+            if (!grown) {
+                set_oom(r);
+                break;
+            }
+            memset(grown + cap, 0, (chunk - cap) * sizeof *grown);
+            states = grown;
+            cap = chunk;
+        }
+        cn = columns->len - j0 < chunk ? columns->len - j0 : chunk;
         phase_clock t0 = phase_start();
 #ifdef _OPENMP
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (cn > 1)
@@ -1097,7 +1112,12 @@ static int compute_pairs(rips *r, const entry_vec *columns, pivot_map *pivots, i
 #endif
             reduce_ahead(r, columns, &R, pivots, dim, j0 + q, &states[q], &scratch[tid]);
         }
+        double ahead_wall = wall_now() - t0.wall;
         phase_mark(r, ATS_RIPS_PHASE_REDUCE_AHEAD, &t0);
+        if (ahead_wall < 1e-3 && chunk < chunk_max)
+            chunk *= 2;
+        else if (ahead_wall > 1e-2 && chunk > chunk_min)
+            chunk /= 2;
         for (size_t q = 0; q < cn && !cancel_poll(r); q++) {
             size_t j = j0 + q;
             col_state *st = &states[q];
@@ -1159,7 +1179,7 @@ static int compute_pairs(rips *r, const entry_vec *columns, pivot_map *pivots, i
         }
         phase_mark(r, ATS_RIPS_PHASE_REDUCE_COMMIT, &t0);
     }
-    for (size_t q = 0; q < chunk; q++) {
+    for (size_t q = 0; q < cap; q++) {
         free(states[q].red.a);
         free(states[q].cob.a);
     }
@@ -1282,6 +1302,216 @@ static int assemble_columns(rips *r, entry_vec *simplices, entry_vec *columns,
     sort_columns(r, columns->a, columns->len);
     phase_mark(r, ATS_RIPS_PHASE_SORT, &t_phase);
     return !r->oom;
+}
+
+/* ---- dimension 0 on the dense rows, in parallel
+ *
+ * Kruskal's union-find joins exactly the edges of the minimum spanning forest under the
+ * filtration order, which is a strict total order (diameter, then index): that forest is unique,
+ * so Prim's algorithm on the distance rows finds the same edges with O(n²/threads) work and no
+ * sorted edge list. The union-find then runs on those n-1 edges only, in filtration order, which
+ * gives the H0 pairs of the serial engine (the other edges do not change the union-find). The
+ * cycle edges go through the apparent-pair test in parallel as they are enumerated, and only the
+ * columns that remain are sorted. */
+
+/* (diameter, edge index) of the best edge from the tree to a vertex; index -1: none yet. */
+typedef struct prim_key {
+    double d;
+    int64_t idx;
+    int32_t from;
+} prim_key;
+
+static inline int prim_before(prim_key a, prim_key b) {
+    if (b.idx < 0) return a.idx >= 0;
+    if (a.idx < 0) return 0;
+    return a.d != b.d ? a.d < b.d : a.idx > b.idx;
+}
+
+/* The minimum spanning forest of the edges within the threshold: mst[k] for k < *count. One
+ * thread: a step is n comparisons, too little to share among threads when every step would end
+ * in a barrier (n of them; on a machine busy with other work, each can cost a time slice). */
+static int prim_forest(rips *r, entry *mst, size_t *count) {
+    size_t n = r->n;
+    prim_key *key = malloc(n * sizeof *key);
+    uint8_t *in_tree = calloc(n, 1);
+    if (!key || !in_tree) {
+        free(key);
+        free(in_tree);
+        set_oom(r);
+        return 0;
+    }
+    for (size_t v = 0; v < n; v++) key[v] = (prim_key){INFINITY, -1, -1};
+    size_t found = 0, chosen = 0; /* vertex 0 roots the first tree */
+    in_tree[0] = 1;
+    double thr = r->threshold;
+    for (size_t step = 1; step < n; step++) {
+        /* the keys against the vertex just added, and the best of them */
+        const double *row = r->full + chosen * n;
+        prim_key best = {INFINITY, -1, -1};
+        size_t best_w = n, first_free = n;
+        for (size_t w = 0; w < n; w++) {
+            if (in_tree[w]) continue;
+            if (first_free == n) first_free = w;
+            double d = row[w];
+            if (d <= thr) {
+                size_t a = chosen > w ? chosen : w, b = chosen > w ? w : chosen;
+                prim_key k = {d, (int64_t)lower_index(a, b), (int32_t)chosen};
+                if (prim_before(k, key[w])) key[w] = k;
+            }
+            if (prim_before(key[w], best)) {
+                best = key[w];
+                best_w = w;
+            }
+        }
+        if (best_w < n) { /* the best edge out of the tree */
+            mst[found++] = make_entry(r, best.d, best.idx, 1);
+            chosen = best_w;
+        } else { /* nothing within the threshold reaches the tree: a new tree */
+            chosen = first_free;
+        }
+        in_tree[chosen] = 1;
+        if ((step & 63) == 0 && cancel_poll(r)) break;
+    }
+    free(key);
+    free(in_tree);
+    *count = found;
+    return !oom_seen(r);
+}
+
+static int compute_dim0_dense(rips *r, entry_vec *edges, entry_vec *columns) {
+    size_t n = r->n;
+    double thr = r->threshold;
+    phase_clock t_phase = phase_start();
+    entry *mst = malloc((n ? n : 1) * sizeof *mst);
+    int64_t *parent = malloc(n * sizeof *parent);
+    int32_t *rank = calloc(n, sizeof *rank);
+    int64_t *birth_vertex = malloc(n * sizeof *birth_vertex);
+    size_t nm = 0;
+    if (!mst || !parent || !rank || !birth_vertex) {
+        set_oom(r);
+        goto done;
+    }
+    if (!prim_forest(r, mst, &nm)) goto done;
+    /* the union-find of the serial engine, on the forest's edges in filtration order */
+    sort_columns(r, mst, nm);
+    for (size_t i = 0; i < n; i++) parent[i] = birth_vertex[i] = (int64_t)i;
+    for (size_t t = nm; t-- > 0;) {
+        entry e = mst[t];
+        int32_t v[2];
+        simplex_vertices(r, e_index(r, e), 1, v);
+        int64_t a = uf_find(parent, v[0]), b = uf_find(parent, v[1]);
+        if (keep_pair(r, 0.0, e.diam))
+            pair_push(r, 0, 0.0, e.diam,
+                      birth_vertex[a] > birth_vertex[b] ? birth_vertex[a] : birth_vertex[b],
+                      e_index(r, e));
+        if (rank[a] < rank[b]) {
+            int64_t x = a;
+            a = b;
+            b = x;
+        }
+        parent[b] = a;
+        if (rank[a] == rank[b]) rank[a]++;
+        if (birth_vertex[b] < birth_vertex[a]) birth_vertex[a] = birth_vertex[b];
+    }
+    for (size_t i = 0; i < n; i++)
+        if (uf_find(parent, (int64_t)i) == (int64_t)i)
+            pair_push(r, 0, 0.0, INFINITY, birth_vertex[i], -1);
+    phase_mark(r, ATS_RIPS_PHASE_EDGES, &t_phase);
+    if (r->dim_max >= 1) {
+        /* the forest's edges, as a set of edge indices */
+        int threads = r->threads > 1 ? r->threads : 1;
+        entry_vec *cols = calloc((size_t)threads, sizeof *cols);
+        entry_vec *tris = calloc((size_t)threads, sizeof *tris);
+        pivot_map forest = {NULL, 0, 0};
+        if (!cols || !tris || !pivot_map_init(&forest, nm)) {
+            free(cols);
+            free(tris);
+            free(forest.slots);
+            set_oom(r);
+            goto done;
+        }
+        for (size_t k = 0; k < nm; k++) pivot_map_insert(r, &forest, e_index(r, mst[k]), 0, 0);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 16) num_threads(threads) if (threads > 1)
+#endif
+        for (size_t i = 1; i < n; i++) {
+            int tid = 0;
+#ifdef _OPENMP
+            tid = omp_get_thread_num();
+#endif
+            if (cancel_poll(r)) continue;
+            const double *row = r->full + i * n;
+            for (size_t j = 0; j < i; j++) {
+                double d = row[j];
+                if (d > thr) continue;
+                int64_t idx = (int64_t)lower_index(i, j);
+                if (pivot_map_find(&forest, idx)) continue;
+                entry e = make_entry(r, d, idx, 1);
+                int32_t v[2] = {(int32_t)i, (int32_t)j};
+                entry tri = zero_apparent_cofacet(r, e, 1, v, NULL);
+                if (is_none(tri))
+                    vec_push(r, &cols[tid], e);
+                else if (r->want_cycles)
+                    vec_push(r, &tris[tid], tri);
+            }
+        }
+        free(forest.slots);
+        phase_mark(r, ATS_RIPS_PHASE_EDGE_APPARENT, &t_phase);
+        for (int t = 0; t < threads; t++) {
+            vec_append(r, columns, &cols[t]);
+            vec_append(r, &r->negative_triangles, &tris[t]);
+            free(cols[t].a);
+            free(tris[t].a);
+        }
+        free(cols);
+        free(tris);
+        sort_columns(r, columns->a, columns->len); /* reverse filtration order */
+        phase_mark(r, ATS_RIPS_PHASE_SORT, &t_phase);
+    }
+    if (r->dim_max >= 2 && !oom_seen(r)) {
+        /* the edges, to enumerate the triangles from (their order does not matter: the
+           columns are sorted) */
+        size_t *row_start = malloc((n + 1) * sizeof *row_start);
+        if (!row_start) {
+            set_oom(r);
+            goto done;
+        }
+        int threads = r->threads > 1 ? r->threads : 1;
+        row_start[0] = 0;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+#endif
+        for (size_t i = 0; i < n; i++) {
+            size_t c = 0;
+            const double *row = r->full + i * n;
+            for (size_t j = 0; j < i; j++) c += row[j] <= thr;
+            row_start[i + 1] = c;
+        }
+        for (size_t i = 0; i < n; i++) row_start[i + 1] += row_start[i];
+        if (!entries_reserve(r, &edges->a, &edges->cap, row_start[n], 256)) {
+            free(row_start);
+            goto done;
+        }
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+#endif
+        for (size_t i = 0; i < n; i++) {
+            size_t t = row_start[i];
+            const double *row = r->full + i * n;
+            for (size_t j = 0; j < i; j++)
+                if (row[j] <= thr)
+                    edges->a[t++] = make_entry(r, row[j], (int64_t)lower_index(i, j), 1);
+        }
+        edges->len = row_start[n];
+        free(row_start);
+        phase_mark(r, ATS_RIPS_PHASE_EDGES, &t_phase);
+    }
+done:
+    free(mst);
+    free(parent);
+    free(rank);
+    free(birth_vertex);
+    return !oom_seen(r);
 }
 
 /* ---- representative cycles of H1
@@ -1683,7 +1913,10 @@ static ats_status rips_reduce(rips *r, ats_rips_result *out, ats_error *err) {
     const ats_rips_options *opt = r->opt;
     size_t n = r->n;
     entry_vec simplices = {NULL, 0, 0}, columns = {NULL, 0, 0};
-    compute_dim0(r, &simplices, &columns);
+    if (r->sparse)
+        compute_dim0(r, &simplices, &columns);
+    else
+        compute_dim0_dense(r, &simplices, &columns);
     if (r->dim_max < 2) { /* the edges are only needed to enumerate triangles */
         free(simplices.a);
         simplices = (entry_vec){NULL, 0, 0};
@@ -1745,37 +1978,69 @@ ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_option
     ats_status st = rips_begin(n, &opt, &defaults, out, err);
     if (st) return st;
     phase_clock t_start = phase_start();
-    if ((st = ats_metric_check(n, lower, NULL, err))) return st;
-
     rips r;
     rips_init(&r, n, opt);
     r.lower = lower;
 
-    /* Range of the distances and the enclosing radius (min over points of the max distance):
-       beyond it the complex is a cone, so nothing changes. */
-    size_t m = n * (n - 1) / 2, num_edges = 0;
+    /* One pass over the triangle, its rows shared among the threads: the first row with a
+       distance that is not a finite number >= 0 (the error then names it as
+       ats_metric_check does), the range of the distances, and each point's largest distance,
+       whose minimum is the enclosing radius (beyond it the complex is a cone, so nothing
+       changes). */
+    size_t m = n * (n - 1) / 2, num_edges = 0, bad_row = n;
     double lo = INFINITY, hi = 0.0, enclosing = INFINITY;
     int nt = r.threads;
-    (void)nt; /* without OpenMP */
+    double *radius = calloc((size_t)nt * n, sizeof *radius); /* [nt][n] */
+    if (!radius) return ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory for %zu points", n);
 #ifdef _OPENMP
-#pragma omp parallel for reduction(min : lo) reduction(max : hi) num_threads(nt) if (nt > 1)
+#pragma omp parallel num_threads(nt) if (nt > 1)
 #endif
-    for (size_t t = 0; t < m; t++) {
-        if (lower[t] < lo) lo = lower[t];
-        if (lower[t] > hi) hi = lower[t];
+    {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        double *rad = radius + (size_t)tid * n, tlo = INFINITY, thi = 0.0;
+        size_t tbad = n;
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 64)
+#endif
+        for (size_t i = 1; i < n; i++) {
+            const double *row = lower + lower_index(i, 0);
+            double ri = 0.0;
+            int bad = 0;
+            for (size_t j = 0; j < i; j++) {
+                double d = row[j];
+                bad |= !(d >= 0.0) || isinf(d);
+                tlo = d < tlo ? d : tlo;
+                ri = d > ri ? d : ri;
+                rad[j] = d > rad[j] ? d : rad[j];
+            }
+            rad[i] = ri > rad[i] ? ri : rad[i];
+            if (bad && i < tbad) tbad = i;
+            thi = ri > thi ? ri : thi;
+        }
+#ifdef _OPENMP
+#pragma omp critical(ats_rips_range)
+#endif
+        {
+            lo = tlo < lo ? tlo : lo;
+            hi = thi > hi ? thi : hi;
+            bad_row = tbad < bad_row ? tbad : bad_row;
+        }
+    }
+    if (bad_row < n) {
+        free(radius);
+        return ats_metric_check(n, lower, NULL, err); /* names the first bad entry */
     }
     if (m == 0) lo = 0.0;
-#ifdef _OPENMP
-#pragma omp parallel for reduction(min : enclosing) num_threads(nt) if (nt > 1)
-#endif
     for (size_t i = 0; i < n; i++) {
         double ri = 0.0;
-        for (size_t j = 0; j < n; j++) {
-            double d = dist(&r, (int64_t)i, (int64_t)j);
-            if (d > ri) ri = d;
-        }
-        if (ri < enclosing) enclosing = ri;
+        for (int t = 0; t < nt; t++)
+            ri = radius[(size_t)t * n + i] > ri ? radius[(size_t)t * n + i] : ri;
+        enclosing = ri < enclosing ? ri : enclosing;
     }
+    free(radius);
     r.threshold = isinf(opt->threshold) ? enclosing : opt->threshold;
     double thr = r.threshold;
 #ifdef _OPENMP
@@ -2067,6 +2332,13 @@ ats_status ats_rips_compute_batch(size_t count, const size_t *ns, const double *
     else
         ats_rips_options_init(&one);
     one.n_threads = count == 1 ? n_threads : 1;
+    if (count == 1) {
+        /* not inside a parallel region: the problem's own regions would be nested, and run on
+           one thread */
+        ats_error local, *e = errs ? &errs[0] : &local;
+        ats_error_clear(e);
+        return ats_rips_compute(ns[0], lowers[0], &one, &outs[0], e);
+    }
 #ifdef _OPENMP
     int threads = n_threads > 0 ? n_threads : omp_get_num_procs();
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
