@@ -2068,11 +2068,27 @@ ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_option
             rips_free(&r);
             return ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory for %zu points", n);
         }
+        /* in tiles of 64 rows: row i's lower part is contiguous in the triangle, and its mirror
+           image (column i) is written within the tile's rows, which stay in cache */
+        size_t tiles = (n + 63) / 64;
 #ifdef _OPENMP
-#pragma omp parallel for num_threads(nt) if (nt > 1)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
 #endif
-        for (size_t i = 0; i < n; i++)
-            for (size_t j = 0; j < n; j++) r.full[i * n + j] = dist(&r, (int64_t)i, (int64_t)j);
+        for (size_t b = 0; b < tiles; b++) {
+            size_t i0 = b * 64, i1 = i0 + 64 < n ? i0 + 64 : n;
+            for (size_t j0 = 0; j0 < i1; j0 += 64) {
+                size_t j1 = j0 + 64 < n ? j0 + 64 : n;
+                for (size_t i = i0; i < i1; i++) {
+                    const double *row = lower + lower_index(i, 0);
+                    for (size_t j = j0; j < j1 && j < i; j++) r.full[j * n + i] = row[j];
+                }
+            }
+            for (size_t i = i0; i < i1; i++) {
+                const double *row = lower + lower_index(i, 0);
+                memcpy(r.full + i * n, row, i * sizeof *row);
+                r.full[i * n + i] = 0.0;
+            }
+        }
     }
     if (r.sparse) {
         r.nb_start = malloc((n + 1) * sizeof *r.nb_start);
