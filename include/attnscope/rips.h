@@ -55,11 +55,13 @@ typedef struct ats_representative {
     uint32_t *coefs;   /* [count] */
 } ats_representative;
 
-/* Phases of ats_rips_compute. Serial: SETUP, EDGES, REDUCE_COMMIT, SORT; the others run on
- * opt->n_threads threads. */
+/* Phases of ats_rips_compute. Serial: EDGES, REDUCE_COMMIT, and SETUP's neighbour lists; SORT
+ * runs on the threads above 64 Ki columns; the others run on opt->n_threads threads. */
 typedef enum ats_rips_phase {
     ATS_RIPS_PHASE_SETUP,         /* checks, enclosing radius, distance rows or neighbour lists */
-    ATS_RIPS_PHASE_EDGES,         /* edge list, its sort, union-find (H0) */
+    ATS_RIPS_PHASE_EDGES,         /* H0: dense, Prim's spanning forest (O(n²)) and the union-find
+                                     on its edges, then the edge list when dimension 2 needs it;
+                                     sparse, the edge list, its sort and the union-find */
     ATS_RIPS_PHASE_EDGE_APPARENT, /* apparent-pair tests of the edges */
     ATS_RIPS_PHASE_REDUCE_AHEAD,  /* column reduction against the pivots of earlier chunks */
     ATS_RIPS_PHASE_REDUCE_COMMIT, /* finishing each column and recording its pivot, in order */
