@@ -2177,15 +2177,16 @@ static ats_status count_edges(row_reader *rr, double thr, size_t *low, size_t *u
 }
 
 /* The dense engine on the lower triangle (when the threshold keeps a quarter of the edges or
- * more, neighbour lists would be as large): rows read into the triangle, then the upper
- * entries compared with it as ats_metric_from_full does. */
-static ats_status rows_dense(row_reader *rr, const ats_rips_options *opt, ats_rips_result *out,
-                             ats_error *err) {
+ * more, neighbour lists would be as large): rows read into the triangle (unless filled, the
+ * triangle the first pass has filled already; it is freed here), then the upper entries
+ * compared with it as ats_metric_from_full does. */
+static ats_status rows_dense(row_reader *rr, double *filled, const ats_rips_options *opt,
+                             ats_rips_result *out, ats_error *err) {
     size_t n = rr->n, m = n * (n - 1) / 2;
-    double *lower = malloc((m ? m : 1) * sizeof *lower);
+    double *lower = filled ? filled : malloc((m ? m : 1) * sizeof *lower);
     if (!lower) return ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory for %zu points", n);
     ats_status st = ATS_OK;
-    for (size_t i = 0; i < n && !st; i++)
+    for (size_t i = 0; i < n && !st && !filled; i++)
         if (!(st = rr->fn(rr->ctx, i, rr->row, err)))
             memcpy(lower + lower_index(i, 0), rr->row, i * sizeof *lower);
     for (size_t i = 0; i < n && !st; i++) {
@@ -2214,10 +2215,18 @@ ats_status ats_rips_compute_rows(size_t n, ats_metric_row_fn row, void *ctx, con
     size_t *low = malloc(n * sizeof *low), *up = malloc(n * sizeof *up);
     rips r;
     rips_init(&r, n, opt);
+    double *tri = NULL; /* the triangle, filled by the first pass (below) */
     if (!rr.row || !radius || !low || !up) {
         st = ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory for %zu points", n);
         goto done;
     }
+    /* Without a threshold (the enclosing radius) the dense engine usually runs, on the
+       triangle: the first pass then also fills it, when the dense engine's memory fits the
+       limit, which saves two of the passes over the rows (they are read on one thread). If the
+       enclosing radius keeps fewer than a quarter of the edges after all, it is dropped. */
+    if (isinf(opt->threshold) &&
+        rips_memory_estimate(n, n * (n - 1) / 2, n * (n - 1) / 2, 0, r.dim_max) <= r.memory_limit)
+        tri = malloc((n > 1 ? n * (n - 1) / 2 : 1) * sizeof *tri);
     /* Pass 1: every entry checked; the range and the enclosing radius of the lower triangle
        (the distances the dense engine uses); the edges within a given threshold. */
     size_t m = n * (n - 1) / 2, num_edges = 0;
@@ -2231,6 +2240,7 @@ ats_status ats_rips_compute_rows(size_t n, ats_metric_row_fn row, void *ctx, con
         }
         if ((st = read_row(&rr, i, err))) break;
         const double *x = rr.row;
+        if (tri) memcpy(tri + lower_index(i, 0), x, i * sizeof *tri);
         for (size_t j = 0; j < i; j++) {
             double d = x[j];
             lo = d < lo ? d : lo;
@@ -2248,7 +2258,16 @@ ats_status ats_rips_compute_rows(size_t n, ats_metric_row_fn row, void *ctx, con
     double enclosing = INFINITY;
     for (size_t i = 0; i < n; i++) enclosing = radius[i] < enclosing ? radius[i] : enclosing;
     r.threshold = isinf(thr) ? enclosing : thr;
-    if (isinf(thr) && (st = count_edges(&rr, r.threshold, low, up, &num_edges, err))) goto done;
+    if (tri) { /* the edges within the enclosing radius, from the triangle */
+        num_edges = 0;
+        for (size_t t = 0; t < m; t++) num_edges += tri[t] <= r.threshold;
+        if (num_edges < m / 4) { /* neighbour lists after all */
+            free(tri);
+            tri = NULL;
+        }
+    }
+    if (isinf(thr) && !tri && (st = count_edges(&rr, r.threshold, low, up, &num_edges, err)))
+        goto done;
     r.sparse = num_edges < m / 4;
     if (!r.sparse) {
         /* as many edges as the dense engine's rows: it runs on the triangle, estimated with
@@ -2258,7 +2277,7 @@ ats_status ats_rips_compute_rows(size_t n, ats_metric_row_fn row, void *ctx, con
         free(radius);
         free(low);
         free(up);
-        st = rows_dense(&rr, opt, out, err);
+        st = rows_dense(&rr, tri, opt, out, err);
         free(rr.row);
         return st;
     }
@@ -2329,6 +2348,7 @@ ats_status ats_rips_compute_rows(size_t n, ats_metric_row_fn row, void *ctx, con
     return rips_reduce(&r, out, err);
 done:
     rips_free(&r);
+    free(tri);
     free(radius);
     free(low);
     free(up);
