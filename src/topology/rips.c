@@ -2098,16 +2098,28 @@ ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_option
             rips_free(&r);
             return ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory for neighbour lists");
         }
-        size_t t = 0;
+        /* each vertex's count, their running sum, then the lists: every row on its own */
+        r.nb_start[0] = 0;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 16) num_threads(nt) if (nt > 1)
+#endif
         for (size_t i = 0; i < n; i++) {
-            r.nb_start[i] = t;
+            size_t c = 0;
+            for (size_t j = 0; j < n; j++) c += j != i && dist(&r, (int64_t)i, (int64_t)j) <= thr;
+            r.nb_start[i + 1] = c;
+        }
+        for (size_t i = 0; i < n; i++) r.nb_start[i + 1] += r.nb_start[i];
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 16) num_threads(nt) if (nt > 1)
+#endif
+        for (size_t i = 0; i < n; i++) {
+            size_t t = r.nb_start[i];
             for (size_t j = n; j-- > 0;) {
                 if (j == i) continue;
                 double d = dist(&r, (int64_t)i, (int64_t)j);
-                if (d <= r.threshold) r.nb[t++] = (neighbor){(int32_t)j, d};
+                if (d <= thr) r.nb[t++] = (neighbor){(int32_t)j, d};
             }
         }
-        r.nb_start[n] = t;
     }
     phase_mark(&r, ATS_RIPS_PHASE_SETUP, &t_start);
     return rips_reduce(&r, out, err);
