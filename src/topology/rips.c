@@ -1031,17 +1031,11 @@ typedef struct col_state {
     int emergent; /* the pivot is the emergent shortcut's, taken against the earlier chunks */
 } col_state;
 
-/* Reduces column j against the pivots in `pivots` (read only) and the apparent pairs, up to a
- * pivot that is in neither. In the serial engine the same steps happen in the same order: a
- * pivot found here belongs to an earlier chunk, so it is in the serial map too. */
-static void reduce_ahead(rips *r, const entry_vec *columns, const reduction *R,
-                         const pivot_map *pivots, int dim, size_t j, col_state *st,
-                         entry_vec *scratch) {
+/* Adds to the column in st the columns (and apparent pairs) that own its pivot, as long as
+ * pivots (read only) or an apparent pair names one. */
+static void reduce_continue(rips *r, const entry_vec *columns, const reduction *R,
+                            const pivot_map *pivots, int dim, col_state *st) {
     uint32_t p = r->modulus;
-    entry s = make_entry(r, columns->a[j].diam, e_index(r, columns->a[j]), 1);
-    st->red.len = 0;
-    st->has = init_coboundary(r, s, dim, pivots, &st->cob, scratch, &st->pivot, 1, &st->emergent);
-    if (st->emergent) return;
     while (st->has && !cancel_poll(r)) {
         const pivot_slot *slot = pivot_map_find(pivots, e_index(r, st->pivot));
         if (slot) {
@@ -1058,6 +1052,39 @@ static void reduce_ahead(rips *r, const entry_vec *columns, const reduction *R,
         }
         st->has = heap_get_pivot(r, &st->cob, &st->pivot);
     }
+}
+
+/* Reduces column j against the pivots in `pivots` (read only) and the apparent pairs, up to a
+ * pivot that is in neither. In the serial engine the same steps happen in the same order: a
+ * pivot found here belongs to an earlier chunk, so it is in the serial map too. */
+static void reduce_ahead(rips *r, const entry_vec *columns, const reduction *R,
+                         const pivot_map *pivots, int dim, size_t j, col_state *st,
+                         entry_vec *scratch) {
+    entry s = make_entry(r, columns->a[j].diam, e_index(r, columns->a[j]), 1);
+    st->red.len = 0;
+    st->has = init_coboundary(r, s, dim, pivots, &st->cob, scratch, &st->pivot, 1, &st->emergent);
+    if (st->emergent) return;
+    reduce_continue(r, columns, R, pivots, dim, st);
+}
+
+/* 1 when column state st's pivot belongs to a column recorded in pivots: it has more to do. */
+static int column_blocked(const rips *r, const pivot_map *pivots, const col_state *st) {
+    return st->has && pivot_map_find(pivots, e_index(r, st->pivot)) != NULL;
+}
+
+/* Goes on with the reduction of column j, blocked by a pivot recorded since (column_blocked):
+ * an emergent shortcut whose pivot was taken is undone first, as the serial engine, which saw
+ * that pivot taken, would never have made it. */
+static void reduce_resume(rips *r, const entry_vec *columns, const reduction *R,
+                          const pivot_map *pivots, int dim, size_t j, col_state *st,
+                          entry_vec *scratch) {
+    if (st->emergent) {
+        entry s = make_entry(r, columns->a[j].diam, e_index(r, columns->a[j]), 1);
+        int unused;
+        st->has = init_coboundary(r, s, dim, pivots, &st->cob, scratch, &st->pivot, 0, &unused);
+        st->emergent = 0;
+    }
+    reduce_continue(r, columns, R, pivots, dim, st);
 }
 
 /* Columns are reduced in chunks: first every column of the chunk in parallel against the
@@ -1121,6 +1148,32 @@ static int compute_pairs(rips *r, const entry_vec *columns, pivot_map *pivots, i
         for (size_t q = 0; q < cn && !cancel_poll(r); q++) {
             size_t j = j0 + q;
             col_state *st = &states[q];
+            if (threads > 1 && column_blocked(r, pivots, st)) {
+                /* An earlier column of this chunk owns the pivot. The blocked columns of the
+                   next few go on in parallel against the pivots recorded so far, which are all
+                   of this one's predecessors: after it, this column is finished, and the
+                   others have done steps the serial engine does too (any pivot recorded
+                   belongs to an earlier column). Alone, it goes on below. */
+                size_t end = q + 256 < cn ? q + 256 : cn, blocked = 0;
+                for (size_t k = q; k < end && blocked < 2; k++)
+                    blocked += column_blocked(r, pivots, &states[k]);
+                if (blocked > 1) {
+                    phase_mark(r, ATS_RIPS_PHASE_REDUCE_COMMIT, &t0);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+#endif
+                    for (size_t k = q; k < end; k++) {
+                        int tid = 0;
+#ifdef _OPENMP
+                        tid = omp_get_thread_num();
+#endif
+                        if (column_blocked(r, pivots, &states[k]))
+                            reduce_resume(r, columns, &R, pivots, dim, j0 + k, &states[k],
+                                          &scratch[tid]);
+                    }
+                    phase_mark(r, ATS_RIPS_PHASE_REDUCE_AHEAD, &t0);
+                }
+            }
             entry s = make_entry(r, columns->a[j].diam, e_index(r, columns->a[j]), 1);
             double birth = s.diam;
             if (st->emergent && pivot_map_find(pivots, e_index(r, st->pivot))) {
