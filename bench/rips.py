@@ -1,6 +1,9 @@
 """attnscope rips vs Debian's ripser (1.2.1, single-threaded) and giotto-ph (ripser_parallel,
 bench/.venv), same inputs, same machine, one run.
 
+    bench/.venv/bin/python bench/rips.py --threads-only      # the threads table of issue 18
+    bench/.venv/bin/python bench/rips.py --threads-only --only "n=1024,o3_4096"   # some rows
+
 Each row runs the tools on the same file and reports wall time and peak resident memory as
 measured by GNU time, and their ratios (ripser / attnscope: > 1 means attnscope is better).
 The second table puts attnscope beside giotto-ph at 1 thread and at every core (CPU seconds
@@ -56,61 +59,123 @@ def measure_cpu(cmd, cap=None):
     return float(wall), float(user) + float(sys_), int(kb) / 1024.0
 
 
-GPH = """import sys, time, numpy as np
+GPH = """import sys, numpy as np
 from gph import ripser_parallel
 d = np.load(sys.argv[1])
-thr = float(sys.argv[4]) if len(sys.argv) > 4 else np.inf
-ripser_parallel(d, metric="precomputed", maxdim=int(sys.argv[2]), n_threads=int(sys.argv[3]),
-                thresh=thr)
+thr = float(sys.argv[4]) if sys.argv[4] != "inf" else np.inf
+dg = ripser_parallel(d, metric="precomputed", maxdim=int(sys.argv[2]), n_threads=int(sys.argv[3]),
+                     thresh=thr)["dgms"]
+if len(sys.argv) > 5:
+    np.savez(sys.argv[5], *dg)
 """
 
 
-def gph_cmd(path, dim, threads, threshold=None):
+def gph_cmd(path, dim, threads, threshold=None, save=None):
     """giotto-ph in a child of this Python (bench/.venv, where setup_venv.sh installs it)."""
-    return [sys.executable, "-c", GPH, path, str(dim), str(threads)] + ([repr(threshold)] if threshold else [])
+    return ([sys.executable, "-c", GPH, path, str(dim), str(threads), repr(threshold) if threshold else "inf"]
+            + ([save] if save else []))
 
 
-def threads_table(quick, cap):
-    """attnscope vs giotto-ph at 1 thread and every core, on .npy distance matrices."""
+def ours_cmd(path, dim, threads, threshold=None, json_out=None):
+    return ([ATTNSCOPE, "rips", path, "--dim", str(dim), "--threads", str(threads)]
+            + (["--threshold", repr(threshold)] if threshold else [])
+            + (["--json", json_out] if json_out else []))
+
+
+CHECK = """import json, sys, numpy as np
+sys.path.insert(0, sys.argv[5])
+from rips_reference import assert_same_diagrams
+res = json.load(open(sys.argv[1]))
+dim, tol = int(sys.argv[3]), float(sys.argv[4])
+ours = {d["dim"]: np.array([[b, np.inf if e is None else e] for b, e in d["pairs"]]).reshape(-1, 2)
+        for d in res["dims"]}
+got = np.load(sys.argv[2])
+theirs = {k: got[f"arr_{k}"].reshape(-1, 2) for k in range(dim + 1)}
+assert_same_diagrams(ours, theirs, tol, range(dim + 1), "giotto-ph")
+"""
+
+
+def same_diagrams(json_path, npz_path, dim, dmax):
+    """Our JSON against giotto-ph's diagrams with the test suite's check (equal counts,
+    essential births and the exact bottleneck distance of the finite parts within the
+    tolerance; Hera via GUDHI, in the tests' .venv), giotto-ph's float32 arithmetic allowed for
+    (2e-5 of the largest distance)."""
+    py = os.path.join(ROOT, ".venv", "bin", "python")
+    p = subprocess.run([py, "-c", CHECK, json_path, npz_path, str(dim), repr(2e-5 * max(1.0, dmax)),
+                        os.path.join(ROOT, "tests", "python")], capture_output=True, text=True)
+    return "yes" if p.returncode == 0 else "NO: " + (p.stderr.strip().splitlines() or ["?"])[-1][:120]
+
+
+def js_cases(quick):
+    """(name, matrix maker, dim, threshold) of the threads table: the issue's rows, the
+    long-context rows (attention JS n = 1024, 2048, 4096 at dims 1 and 2) and o3_4096."""
+    cases = [("sphere_3_192 --dim 2", lambda: lower_file_matrix(os.path.join(DATA, "sphere_3_192.lower_distance_matrix")), 2, None),
+             ("o3_1024 --dim 3 --threshold 1.8", lambda: point_file_matrix(os.path.join(DATA, "o3_1024.txt")), 3, 1.8)]
+    for n in (256, 512):
+        cases.append((f"attention JS n={n} --dim 2", lambda n=n: attention_js_matrices(n, 1, seed=n)[0], 2, None))
+    if quick:
+        return cases
+    cases.append(("o3_4096 --dim 3 --threshold 1.4", lambda: point_file_matrix(os.path.join(DATA, "o3_4096.txt")), 3, 1.4))
+    for n in (1024, 2048, 4096):
+        for dim in (1, 2):
+            # dimension 2 of n = 4096 under the 5 % quantile of its distances (a few minutes)
+            thr = JS4096_DIM2_THRESHOLD if (n, dim) == (4096, 2) else None
+            name = f"attention JS n={n} --dim {dim}" + (f" --threshold {thr}" if thr else "")
+            cases.append((name, lambda n=n: js_matrix_kernel(n, seed=n), dim, thr))
+    return cases
+
+
+JS4096_DIM2_THRESHOLD = 0.1953
+
+
+def threads_table(quick, cap, only=None):
+    """attnscope vs giotto-ph at 1 thread and every core, on .npy distance matrices: wall and
+    CPU seconds of each, attnscope's scaling (wall at 1 thread / wall at every core), giotto-ph
+    / attnscope at each thread count, and whether the diagrams are the same."""
     cores = os.cpu_count() or 1
-    print(f"\nattnscope rips vs giotto-ph {gph_version()} at 1 and {cores} threads "
-          f"(CPU = user+sys s, wall s; load average {os.getloadavg()[0]:.2f} at start)")
-    print(f"{'case':<36} {'thr':>3} {'ours cpu':>8} {'ours wall':>9} {'gph cpu':>8} {'gph wall':>8} {'wall ratio':>10}")
+    ts = sorted({1, cores})
+    print(f"\nattnscope rips vs giotto-ph {gph_version()} at {' and '.join(map(str, ts))} threads: wall s (CPU s "
+          f"= user+sys); scaling = our wall at 1 thread / at {cores}; ratio = giotto-ph wall / ours. "
+          f"Load average {os.getloadavg()[0]:.2f} at start.")
+    head = ["case"] + [f"ours {t}t" for t in ts] + ["scaling"] + [f"gph {t}t" for t in ts] + \
+        [f"ratio {t}t" for t in ts] + ["same diagrams", "load"]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
     with tempfile.TemporaryDirectory() as tmp:
-        # (name, matrix maker, dim); each matrix is made when its first row comes
-        cases = [("sphere_3_192 --dim 2", lambda: lower_file_matrix(os.path.join(DATA, "sphere_3_192.lower_distance_matrix")), 2)]
-        for n in (256, 512):
-            cases.append((f"attention JS n={n} --dim 2", lambda n=n: attention_js_matrices(n, 1, seed=n)[0], 2))
-        if not quick:
-            for n in (1024, 2048, 4096):
-                for dim in (1, 2):
-                    cases.append((f"attention JS n={n} --dim {dim}", lambda n=n: js_matrix_chunked(n, seed=n), dim))
         # a tool that passed the cap at dimension k is skipped at k and above on the larger
         # matrices that follow (they would take longer still)
         capped = {"ours": 99, "gph": 99 if gph_version()[0].isdigit() else -1}
         made = None
         path = os.path.join(tmp, "m.npy")
-        for name, make, dim in cases:
-            if dim >= capped["ours"] and dim >= capped["gph"]:
-                print(f"{name:<36}   skipped: both tools passed the {cap:.0f} s cap at a smaller size")
+        for name, make, dim, thr in js_cases(quick):
+            if only and not any(o in name for o in only):
                 continue
             key = name.split(" --dim")[0]
             if made != key:
-                np.save(path, make())
-                made = key
-            for t in sorted({1, cores}):
-                ours = theirs = None
+                mat = make()
+                np.save(path, mat)
+                made, dmax = key, float(mat.max())
+                del mat
+            ours, theirs, same = {}, {}, "-"
+            for t in ts:
+                last = t == ts[-1]
+                jo, npz = os.path.join(tmp, "o.json"), os.path.join(tmp, "g.npz")
                 if dim < capped["ours"]:
-                    ours = measure_cpu([ATTNSCOPE, "rips", path, "--dim", str(dim), "--threads", str(t)], cap)
-                    if ours is None:
+                    ours[t] = measure_cpu(ours_cmd(path, dim, t, thr, jo if last else None), cap)
+                    if ours[t] is None:
                         capped["ours"] = dim
                 if dim < capped["gph"]:
-                    theirs = measure_cpu(gph_cmd(path, dim, t), cap)
-                    if theirs is None:
+                    theirs[t] = measure_cpu(gph_cmd(path, dim, t, thr, npz if last else None), cap)
+                    if theirs[t] is None:
                         capped["gph"] = dim
-                fmt = lambda m: f"{m[1]:8.2f} {m[0]:9.2f}" if m else f"{'> cap':>8} {'':>9}"  # noqa: E731
-                ratio = f"{theirs[0] / max(ours[0], 1e-3):9.2f}x" if ours and theirs else f"{'-':>10}"
-                print(f"{name:<36} {t:>3} {fmt(ours)} {fmt(theirs)[:17]:>17} {ratio}", flush=True)
+                if last and ours.get(t) and theirs.get(t):
+                    same = same_diagrams(jo, npz, dim, dmax)
+            fmt = lambda m: f"{m[0]:.2f} ({m[1]:.2f})" if m else "> cap"  # noqa: E731
+            ratio = lambda t: f"{theirs[t][0] / max(ours[t][0], 1e-3):.2f}x" if ours.get(t) and theirs.get(t) else "-"  # noqa: E731
+            scaling = f"{ours[1][0] / max(ours[cores][0], 1e-3):.2f}x" if cores > 1 and ours.get(1) and ours.get(cores) else "-"
+            cells = [name] + [fmt(ours.get(t)) for t in ts] + [scaling] + [fmt(theirs.get(t)) for t in ts] + \
+                [ratio(t) for t in ts] + [same, f"{os.getloadavg()[0]:.1f}"]
+            print("| " + " | ".join(cells) + " |", flush=True)
 
 
 def gph_version():
@@ -127,19 +192,26 @@ def lower_file_matrix(path):
     return d + d.T
 
 
-def js_matrix_chunked(n, seed):
-    """attention_js_matrices(n, 1, seed)[0] a block of rows at a time (the one-shot version
-    holds n^3 doubles)."""
+def point_file_matrix(path):
+    """Euclidean distances between the points of a point-cloud file, as attnscope computes them
+    (the square root of the sum of squared differences)."""
+    pts = np.loadtxt(path, delimiter=None if "," not in open(path).readline() else ",")
+    sq = ((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1) if len(pts) <= 1024 else \
+        np.concatenate([((pts[s:s + 256, None, :] - pts[None, :, :]) ** 2).sum(-1) for s in range(0, len(pts), 256)])
+    return np.sqrt(sq)
+
+
+def js_matrix_kernel(n, seed):
+    """attention_js_matrices(n, 1, seed)[0] with the JS distances from the library's own kernel
+    (`attnscope measure jsd`, within 1e-14 of numpy's; numpy's takes minutes at n = 2048 and
+    most of an hour at 4096), symmetrised and with a zero diagonal as attention_js_matrices."""
     from attention_data import softmax_attention
     att = softmax_attention(n, np.random.default_rng(seed))
-    d = np.zeros((n, n))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for s in range(0, n, 16):
-            p, q = att[s:s + 16, None, :], att[None, :, :]
-            m = 0.5 * (p + q)
-            kp = np.where(p > 0, p * np.log2(p / m), 0.0).sum(-1)
-            kq = np.where(q > 0, q * np.log2(q / m), 0.0).sum(-1)
-            d[s:s + 16] = np.sqrt(np.clip(0.5 * (kp + kq), 0.0, None))
+    with tempfile.TemporaryDirectory() as tmp:
+        a, o = os.path.join(tmp, "att.npy"), os.path.join(tmp, "jsd.npy")
+        np.save(a, att)
+        subprocess.run([ATTNSCOPE, "measure", "jsd", "--input", a, "--output", o], check=True)
+        d = np.load(o)
     d = 0.5 * (d + d.T)
     np.fill_diagonal(d, 0.0)
     return d
@@ -154,8 +226,9 @@ def row(name, ours, theirs):
 def main():
     quick = "--quick" in sys.argv
     cap = float(sys.argv[sys.argv.index("--cap") + 1]) if "--cap" in sys.argv else 600.0
+    only = sys.argv[sys.argv.index("--only") + 1].split(",") if "--only" in sys.argv else None
     if "--threads-only" in sys.argv:
-        threads_table(quick, cap)
+        threads_table(quick, cap, only)
         return
     print("attnscope rips vs ripser 1.2.1 (ratio = ripser / attnscope; > 1: attnscope faster / smaller)")
     print(f"{'case':<44} {'ours s':>8} {'ripser s':>8} {'time':>8} {'ours MB':>8} {'rip MB':>8} {'memory':>8}")
@@ -194,7 +267,7 @@ def main():
         row("144 heads n=128 --dim 1, 144 text files", ours_txt, ripser_all)
         row("144 heads n=128 --dim 1, batch, 1 thread", ours_1, ripser_all)
         row("144 heads n=128 --dim 1, batch, 2 threads", ours_2, ripser_all)
-    threads_table(quick, cap)
+    threads_table(quick, cap, only)
 
 
 if __name__ == "__main__":

@@ -20,11 +20,12 @@ extern "C" {
 
 typedef enum ats_status {
     ATS_OK = 0,
-    ATS_ERR_NOMEM = 1,   /* an allocation failed */
-    ATS_ERR_IO = 2,      /* a file could not be opened, read or written */
-    ATS_ERR_FORMAT = 3,  /* input is malformed: bad syntax, wrong shape, bad header */
-    ATS_ERR_INVALID = 4, /* an argument or value is out of its domain (NaN, negative distance) */
-    ATS_ERR_RANGE = 5    /* a size or index would overflow what can be represented */
+    ATS_ERR_NOMEM = 1,    /* an allocation failed */
+    ATS_ERR_IO = 2,       /* a file could not be opened, read or written */
+    ATS_ERR_FORMAT = 3,   /* input is malformed: bad syntax, wrong shape, bad header */
+    ATS_ERR_INVALID = 4,  /* an argument or value is out of its domain (NaN, negative distance) */
+    ATS_ERR_RANGE = 5,    /* a size or index would overflow what can be represented */
+    ATS_ERR_CANCELLED = 6 /* the caller's ats_cancel_fn asked the work to stop */
 } ats_status;
 
 #define ATS_ERROR_MESSAGE_MAX 512
@@ -156,6 +157,15 @@ char *ats_path_join(const char *dir, const char *name);
  * when the phase ends. NULL: no progress. */
 typedef void (*ats_progress_fn)(void *ctx, const char *phase, const char *unit, uint64_t done,
                                 uint64_t total);
+
+/* ---- cancellation of long work
+ *
+ * A call that can run for long takes an ats_cancel_fn in its options (with a ctx handed back
+ * unchanged) and polls it: when it returns non-zero the call stops at its next check, frees
+ * what it allocated and returns ATS_ERR_CANCELLED. Called on the calling thread only (never
+ * from the call's worker threads), about every millisecond of work, so it must be cheap: read
+ * a flag another thread or a signal handler sets, or look at a socket. NULL: never cancelled. */
+typedef int (*ats_cancel_fn)(void *ctx);
 
 /* ---- text reading helpers shared by the parsers */
 

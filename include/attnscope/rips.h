@@ -39,6 +39,9 @@ typedef struct ats_rips_options {
     double memory_limit_gb; /* refuse (ATS_ERR_RANGE, with the estimate) a problem estimated to
                                need more; 0 (default) = the machine's physical memory,
                                INFINITY = never refuse */
+    ats_cancel_fn cancel;   /* polled (core.h) about every millisecond in every phase: non-zero
+                               stops the computation, ATS_ERR_CANCELLED; NULL (default): never */
+    void *cancel_ctx;       /* handed to cancel */
 } ats_rips_options;
 
 /* Fills the defaults above. */
@@ -52,11 +55,13 @@ typedef struct ats_representative {
     uint32_t *coefs;   /* [count] */
 } ats_representative;
 
-/* Phases of ats_rips_compute. Serial: SETUP, EDGES, REDUCE_COMMIT, SORT; the others run on
- * opt->n_threads threads. */
+/* Phases of ats_rips_compute. Serial: EDGES, REDUCE_COMMIT, and SETUP's neighbour lists; SORT
+ * runs on the threads above 64 Ki columns; the others run on opt->n_threads threads. */
 typedef enum ats_rips_phase {
     ATS_RIPS_PHASE_SETUP,         /* checks, enclosing radius, distance rows or neighbour lists */
-    ATS_RIPS_PHASE_EDGES,         /* edge list, its sort, union-find (H0) */
+    ATS_RIPS_PHASE_EDGES,         /* H0: dense, Prim's spanning forest (O(n²)) and the union-find
+                                     on its edges, then the edge list when dimension 2 needs it;
+                                     sparse, the edge list, its sort and the union-find */
     ATS_RIPS_PHASE_EDGE_APPARENT, /* apparent-pair tests of the edges */
     ATS_RIPS_PHASE_REDUCE_AHEAD,  /* column reduction against the pivots of earlier chunks */
     ATS_RIPS_PHASE_REDUCE_COMMIT, /* finishing each column and recording its pivot, in order */
@@ -83,6 +88,9 @@ typedef struct ats_rips_result {
     /* CPU seconds of the process (all threads) by phase, ATS_RIPS_PHASE_*: where the time goes
        and which part of it runs on one thread only. */
     double phase_cpu_seconds[ATS_RIPS_PHASES];
+    /* Wall-clock seconds by phase: against phase_cpu_seconds, how well each phase used the
+       threads (on a machine not shared with other work). */
+    double phase_wall_seconds[ATS_RIPS_PHASES];
 } ats_rips_result;
 
 /* Computes persistence of the metric `lower` on n points. The metric is validated first: NaN,

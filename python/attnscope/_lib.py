@@ -76,6 +76,8 @@ class RipsOptions(ctypes.Structure):
         ("want_cycles", ctypes.c_int),
         ("n_threads", ctypes.c_int),
         ("memory_limit_gb", ctypes.c_double),
+        ("cancel", ctypes.c_void_p),  # ats_cancel_fn; NULL from Python
+        ("cancel_ctx", ctypes.c_void_p),
     ]
 
 
@@ -96,6 +98,7 @@ class RipsResult(ctypes.Structure):
         ("cocycles", ctypes.POINTER(Representative) * (RIPS_MAX_DIM + 1)),
         ("cycles", ctypes.POINTER(Representative)),
         ("phase_cpu_seconds", ctypes.c_double * RIPS_PHASES),
+        ("phase_wall_seconds", ctypes.c_double * RIPS_PHASES),
     ]
 
 
@@ -514,6 +517,7 @@ class TopoOptions(ctypes.Structure):
         ("max_dim", ctypes.c_int), ("threshold", ctypes.c_double), ("n_scales", ctypes.c_size_t),
         ("scales", ctypes.c_double * TOPO_MAX_SCALES), ("layout_iters", ctypes.c_int),
         ("points", ctypes.c_char_p), ("n_threads", ctypes.c_int),
+        ("cancel", ctypes.c_void_p), ("cancel_ctx", ctypes.c_void_p),
     ]
 
 

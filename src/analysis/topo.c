@@ -158,8 +158,13 @@ ats_status ats_topo(const ats_attention *a, const ats_topo_options *o, ats_topo_
         ro.max_dim = o->max_dim;
         ro.threshold = o->threshold;
         ro.want_cycles = o->max_dim >= 1;
+        ro.cancel = o->cancel;
+        ro.cancel_ctx = o->cancel_ctx;
         st = ats_rips_compute(n, res->lower, &ro, &res->rips, err);
     }
+    if (!st && o->cancel && o->cancel(o->cancel_ctx))
+        st = ats_error_set(err, ATS_ERR_CANCELLED, "topology of %zu %s: cancelled", n,
+                           o->points ? o->points : "points");
     if (!st) {
         res->clusters = malloc((n ? n : 1) * res->n_scales * sizeof *res->clusters);
         if (!res->clusters) st = ats_error_set(err, ATS_ERR_NOMEM, "out of memory");

@@ -34,7 +34,7 @@ static const char USAGE[] =
     "  --quiet             print only the intervals\n"
     "  --memory-limit GB   refuse a problem estimated to need more memory (default: the\n"
     "                      machine's physical memory; inf: never refuse)\n"
-    "  --timings           print the CPU seconds spent in each phase to stderr\n";
+    "  --timings           print the CPU and wall seconds of each phase to stderr\n";
 
 typedef struct rips_args {
     const char *file, *json;
@@ -376,10 +376,16 @@ int ats_cmd_rips(int argc, char **argv) {
             static const char *names[ATS_RIPS_PHASES] = {
                 "setup",         "edges+H0", "edge apparent", "reduce ahead",
                 "reduce commit", "assemble", "sort"};
-            fputs("rips CPU seconds:", stderr);
-            for (int k = 0; k < ATS_RIPS_PHASES; k++)
-                fprintf(stderr, " %s %.3f%s", names[k], r->phase_cpu_seconds[k],
-                        k + 1 < ATS_RIPS_PHASES ? "," : "\n");
+            for (int w = 0; w < 2; w++) {
+                const double *sec = w ? r->phase_wall_seconds : r->phase_cpu_seconds;
+                double total = 0;
+                fputs(w ? "rips wall seconds:" : "rips CPU seconds:", stderr);
+                for (int k = 0; k < ATS_RIPS_PHASES; k++) {
+                    fprintf(stderr, " %s %.3f,", names[k], sec[k]);
+                    total += sec[k];
+                }
+                fprintf(stderr, " total %.3f\n", total);
+            }
         }
     }
     rc = ATS_EXIT_OK;

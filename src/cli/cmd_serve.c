@@ -174,9 +174,10 @@ int ats_cmd_serve(int argc, char **argv) {
     while (sem_wait(&stop_sem) != 0 && errno == EINTR) {
     }
     const char *name = stop_signal == SIGINT ? "SIGINT" : "SIGTERM";
-    /* a forward pass or a persistence computation is not interrupted midway: what is still
-     * running after a quarter of a second is abandoned with the process (its answer would be thrown
-     * away), so a stop takes under a second */
+    /* a persistence computation stops within milliseconds (the server's ats_cancel_fn); a
+     * forward pass is not interrupted midway: what is still running after a quarter of a second
+     * is abandoned with the process (its answer would be thrown away), so a stop takes under a
+     * second */
     if (!ats_server_stop_within(srv, 250)) {
         fprintf(stderr, "attnscope serve: stopped (%s; work in progress abandoned)\n", name);
         fflush(NULL);

@@ -18,6 +18,8 @@ const char *ats_status_str(ats_status status) {
         return "invalid value";
     case ATS_ERR_RANGE:
         return "size out of range";
+    case ATS_ERR_CANCELLED:
+        return "cancelled";
     }
     return "unknown status";
 }

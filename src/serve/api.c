@@ -376,7 +376,8 @@ static ats_attention text_attention(const srv_text *t) {
     return a;
 }
 
-static ats_status head_compute(const srv_text *t, const params *p, srv_head *r, ats_error *err) {
+static ats_status head_compute(ats_server *srv, const srv_text *t, const params *p, srv_head *r,
+                               ats_error *err) {
     r->layer = p->layer;
     r->head = p->head;
     r->measure = p->measure;
@@ -390,7 +391,9 @@ static ats_status head_compute(const srv_text *t, const params *p, srv_head *r, 
                  : p->measure == MEASURE_JS ? ATS_HEAD_JS
                                             : ATS_HEAD_JSD;
     o.max_dim = p->max_dim;
-    o.n_threads = 1; /* requests run in parallel already */
+    o.n_threads = 1;               /* requests run in parallel already */
+    o.cancel = srv_work_cancelled; /* a client that has gone, or a stop, ends the persistence */
+    o.cancel_ctx = srv;
     /* a 3-D layout at the median distance (the largest default scale) that does not depend on
      * the threshold, so the view stays put; the step shrinks by 0.96 an iteration from 0.2, so
      * after 120 it is below 0.002 of the layout's width, under a pixel of the view */
@@ -436,7 +439,7 @@ static ats_status head_get(ats_server *srv, srv_text *t, const params *p, srv_he
     if (st) return st;
     srv_head *h = calloc(1, sizeof *h);
     if (!h) return ats_error_set(err, ATS_ERR_NOMEM, "out of memory");
-    st = head_compute(t, p, h, err);
+    st = head_compute(srv, t, p, h, err);
     if (st) {
         srv_head_free(h);
         return st;
@@ -800,6 +803,8 @@ static ats_status overview_compute(ats_server *srv, srv_text *t, ats_error *err)
         ats_rips_options ro;
         ats_rips_options_init(&ro);
         ro.max_dim = 1;
+        ro.cancel = srv_work_cancelled;
+        ro.cancel_ctx = srv;
         st = ats_rips_compute_batch(heads, ns, lp, &ro, 1, res, NULL);
         if (st) ats_error_set(err, st, "persistence of a head failed");
     }

@@ -138,6 +138,10 @@ void srv_gate_stop(ats_server *srv);
  * client has closed its connection (ATS_ERR_RANGE, naming which). Outside a request (no
  * connection on this thread) it does nothing. */
 ats_status srv_work_begin(ats_server *srv, ats_error *err);
+/* An ats_cancel_fn (core.h) for the heavy work of the request this thread is answering (ctx:
+ * the server): 1 when the server is stopping or the client has closed its connection, and the
+ * request is then answered 503 like a refused one. Outside a request, 0. */
+int srv_work_cancelled(void *ctx);
 /* 1 when srv_work_begin refused the request this thread is answering. */
 int srv_request_refused(void);
 

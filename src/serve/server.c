@@ -118,6 +118,15 @@ ats_status srv_work_begin(ats_server *srv, ats_error *err) {
     return ats_error_set(err, ATS_ERR_RANGE, "%s; try again later", why);
 }
 
+int srv_work_cancelled(void *ctx) {
+    ats_server *srv = ctx;
+    srv_request *rq = current_request;
+    if (!rq) return 0;
+    int stop = __atomic_load_n(&srv->stopping, __ATOMIC_RELAXED) || client_gone(rq);
+    if (stop) rq->refused = 1; /* answered 503, if anyone is still listening */
+    return stop;
+}
+
 static void work_end(ats_server *srv, srv_request *rq) {
     pthread_mutex_lock(&srv->work_lock);
     if (rq->holds_slot) srv->work_running--;

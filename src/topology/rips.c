@@ -13,6 +13,7 @@
 #include "lower.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -98,6 +99,10 @@ typedef struct rips {
     double over_projected;             /* bytes it would have needed, projected */
     pair_vec out[ATS_RIPS_MAX_DIM + 1];
     int oom;
+    int cancelled;                      /* opt->cancel said stop (oom is set with it) */
+    pthread_t caller;                   /* the thread that called: the only one to poll cancel */
+    double cancel_polled;               /* monotonic seconds of the last poll */
+    double phase_wall[ATS_RIPS_PHASES]; /* wall-clock seconds, see rips.h */
 } rips;
 
 /* ---- small helpers */
@@ -117,11 +122,47 @@ static double cpu_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Charges the CPU time since *t to phase k and restarts the clock. */
-static void phase_mark(rips *r, int k, double *t) {
-    double x = cpu_now();
-    r->phase_cpu[k] += x - *t;
+static double wall_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The start of a phase: CPU and wall clocks. */
+typedef struct phase_clock {
+    double cpu, wall;
+} phase_clock;
+
+static phase_clock phase_start(void) {
+    phase_clock c = {cpu_now(), wall_now()};
+    return c;
+}
+
+/* Charges the CPU and wall time since *t to phase k and restarts the clocks. */
+static void phase_mark(rips *r, int k, phase_clock *t) {
+    phase_clock x = phase_start();
+    r->phase_cpu[k] += x.cpu - t->cpu;
+    r->phase_wall[k] += x.wall - t->wall;
     *t = x;
+}
+
+/* Cancellation (opt->cancel). Any thread may call this as often as every unit of work; only
+ * the calling thread asks the caller's function, at most once a millisecond (the coarse clock
+ * costs nanoseconds). A yes travels to the other threads as the out-of-memory flag does: every
+ * loop already stops on it. Returns 1 when the computation should stop (cancelled or out of
+ * memory). */
+static int cancel_poll(rips *r) {
+    if (oom_seen(r)) return 1;
+    if (!r->opt->cancel || !pthread_equal(pthread_self(), r->caller)) return 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    double now = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    if (now - r->cancel_polled < 1e-3) return 0;
+    r->cancel_polled = now;
+    if (!r->opt->cancel(r->opt->cancel_ctx)) return 0;
+    __atomic_store_n(&r->cancelled, 1, __ATOMIC_RELAXED);
+    set_oom(r);
+    return 1;
 }
 
 static inline int64_t binom(const rips *r, int64_t v, int k) {
@@ -396,8 +437,9 @@ static size_t partition_columns(const rips *r, entry *a, size_t n) {
     return j + 1;
 }
 
-static void quicksort_columns(const rips *r, entry *a, size_t n) {
+static void quicksort_columns(rips *r, entry *a, size_t n) {
     while (n > 24) {
+        if (n > 65536 && cancel_poll(r)) return; /* the order no longer matters */
         /* recurse into the smaller part, loop on the larger */
         size_t left = partition_columns(r, a, n);
         if (left < n - left) {
@@ -433,7 +475,7 @@ static inline uint64_t diam_key(double d) {
 
 /* The two parts of each partition sorted as OpenMP tasks down to 64 Ki entries. Keys are
  * distinct (simplex indices), so the order is the same whatever the thread count. */
-static void quicksort_tasks(const rips *r, entry *a, size_t n) {
+static void quicksort_tasks(rips *r, entry *a, size_t n) {
     if (n <= 65536) {
         quicksort_columns(r, a, n);
         return;
@@ -449,7 +491,7 @@ static void quicksort_tasks(const rips *r, entry *a, size_t n) {
 #endif
 }
 
-static void sort_columns(const rips *r, entry *a, size_t n) {
+static void sort_columns(rips *r, entry *a, size_t n) {
     /* Radix needs a second buffer as large as the input: above 64 Ki entries (1 MiB) the
        comparison sort keeps the peak memory down. */
     if (n > 65536 && r->threads > 1) {
@@ -792,8 +834,9 @@ static int64_t uf_find(int64_t *parent, int64_t x) {
  * spanning forest nor in an apparent pair, in reverse filtration order). */
 static int compute_dim0(rips *r, entry_vec *edges, entry_vec *columns) {
     size_t n = r->n;
+    phase_clock t_phase = phase_start();
     if (r->sparse) {
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n && !cancel_poll(r); i++)
             for (size_t t = r->nb_start[i]; t < r->nb_start[i + 1]; t++) {
                 size_t j = (size_t)r->nb[t].v;
                 if (j >= i) continue;
@@ -801,7 +844,7 @@ static int compute_dim0(rips *r, entry_vec *edges, entry_vec *columns) {
                     return 0;
             }
     } else {
-        for (size_t i = 1; i < n; i++)
+        for (size_t i = 1; i < n && !cancel_poll(r); i++)
             for (size_t j = 0; j < i; j++) {
                 size_t e = lower_index(i, j);
                 double d = r->lower[e];
@@ -809,7 +852,7 @@ static int compute_dim0(rips *r, entry_vec *edges, entry_vec *columns) {
                     return 0;
             }
     }
-    double t_phase = cpu_now();
+    if (oom_seen(r)) return 0;
     sort_columns(r, edges->a, edges->len); /* reverse filtration order */
     int64_t *parent = malloc(n * sizeof *parent);
     int32_t *rank = calloc(n, sizeof *rank);
@@ -836,6 +879,7 @@ static int compute_dim0(rips *r, entry_vec *edges, entry_vec *columns) {
     }
     for (size_t i = 0; i < n; i++) parent[i] = birth_vertex[i] = (int64_t)i;
     for (size_t t = ne; t-- > 0;) {
+        if ((t & 4095) == 0 && cancel_poll(r)) break;
         entry e = edges->a[t];
         int32_t v[2];
         simplex_vertices(r, e_index(r, e), 1, v);
@@ -866,7 +910,7 @@ static int compute_dim0(rips *r, entry_vec *edges, entry_vec *columns) {
 #pragma omp parallel for schedule(dynamic, 1024) num_threads(r->threads) if (r->threads > 1)
 #endif
         for (size_t t = 0; t < ne; t++) {
-            if (kind[t]) continue;
+            if (kind[t] || ((t & 255) == 0 && cancel_poll(r)) || oom_seen(r)) continue;
             entry tri = zero_apparent_cofacet(r, edges->a[t], 1, NULL, NULL);
             if (!is_none(tri)) {
                 kind[t] = 2;
@@ -987,18 +1031,12 @@ typedef struct col_state {
     int emergent; /* the pivot is the emergent shortcut's, taken against the earlier chunks */
 } col_state;
 
-/* Reduces column j against the pivots in `pivots` (read only) and the apparent pairs, up to a
- * pivot that is in neither. In the serial engine the same steps happen in the same order: a
- * pivot found here belongs to an earlier chunk, so it is in the serial map too. */
-static void reduce_ahead(rips *r, const entry_vec *columns, const reduction *R,
-                         const pivot_map *pivots, int dim, size_t j, col_state *st,
-                         entry_vec *scratch) {
+/* Adds to the column in st the columns (and apparent pairs) that own its pivot, as long as
+ * pivots (read only) or an apparent pair names one. */
+static void reduce_continue(rips *r, const entry_vec *columns, const reduction *R,
+                            const pivot_map *pivots, int dim, col_state *st) {
     uint32_t p = r->modulus;
-    entry s = make_entry(r, columns->a[j].diam, e_index(r, columns->a[j]), 1);
-    st->red.len = 0;
-    st->has = init_coboundary(r, s, dim, pivots, &st->cob, scratch, &st->pivot, 1, &st->emergent);
-    if (st->emergent) return;
-    while (st->has && !oom_seen(r)) {
+    while (st->has && !cancel_poll(r)) {
         const pivot_slot *slot = pivot_map_find(pivots, e_index(r, st->pivot));
         if (slot) {
             uint32_t factor = p - mod_mul(e_coef(r, st->pivot), r->inverse[slot_coef(slot)], p);
@@ -1016,6 +1054,39 @@ static void reduce_ahead(rips *r, const entry_vec *columns, const reduction *R,
     }
 }
 
+/* Reduces column j against the pivots in `pivots` (read only) and the apparent pairs, up to a
+ * pivot that is in neither. In the serial engine the same steps happen in the same order: a
+ * pivot found here belongs to an earlier chunk, so it is in the serial map too. */
+static void reduce_ahead(rips *r, const entry_vec *columns, const reduction *R,
+                         const pivot_map *pivots, int dim, size_t j, col_state *st,
+                         entry_vec *scratch) {
+    entry s = make_entry(r, columns->a[j].diam, e_index(r, columns->a[j]), 1);
+    st->red.len = 0;
+    st->has = init_coboundary(r, s, dim, pivots, &st->cob, scratch, &st->pivot, 1, &st->emergent);
+    if (st->emergent) return;
+    reduce_continue(r, columns, R, pivots, dim, st);
+}
+
+/* 1 when column state st's pivot belongs to a column recorded in pivots: it has more to do. */
+static int column_blocked(const rips *r, const pivot_map *pivots, const col_state *st) {
+    return st->has && pivot_map_find(pivots, e_index(r, st->pivot)) != NULL;
+}
+
+/* Goes on with the reduction of column j, blocked by a pivot recorded since (column_blocked):
+ * an emergent shortcut whose pivot was taken is undone first, as the serial engine, which saw
+ * that pivot taken, would never have made it. */
+static void reduce_resume(rips *r, const entry_vec *columns, const reduction *R,
+                          const pivot_map *pivots, int dim, size_t j, col_state *st,
+                          entry_vec *scratch) {
+    if (st->emergent) {
+        entry s = make_entry(r, columns->a[j].diam, e_index(r, columns->a[j]), 1);
+        int unused;
+        st->has = init_coboundary(r, s, dim, pivots, &st->cob, scratch, &st->pivot, 0, &unused);
+        st->emergent = 0;
+    }
+    reduce_continue(r, columns, R, pivots, dim, st);
+}
+
 /* Columns are reduced in chunks: first every column of the chunk in parallel against the
  * pivots of the earlier chunks (reduce_ahead), then, in column order, each is finished against
  * the pivots of the chunk's earlier columns and its pivot recorded. The additions are those of
@@ -1027,8 +1098,13 @@ static int compute_pairs(rips *r, const entry_vec *columns, pivot_map *pivots, i
     R.entries = (entry_vec){NULL, 0, 0};
     heap tmp = {NULL, 0, 0};
     int threads = r->threads > 1 ? r->threads : 1;
-    size_t chunk = threads > 1 ? (size_t)threads * 32 : 1;
-    col_state *states = calloc(chunk, sizeof *states);
+    /* Chunks start at 32 columns a thread and double while a chunk's parallel part takes under
+       a millisecond (each chunk costs a fork and a join, and a join waits for the slowest
+       thread: on a busy machine a whole time slice), halving above 10 ms; the chunking changes
+       no result. */
+    size_t chunk_min = threads > 1 ? (size_t)threads * 32 : 1, chunk = chunk_min,
+           chunk_max = threads > 1 ? (size_t)threads * 2048 : 1, cap = chunk;
+    col_state *states = calloc(cap, sizeof *states);
     entry_vec *scratch = calloc((size_t)threads, sizeof *scratch);
     if (!R.start || !states || !scratch) {
         free(R.start);
@@ -1040,9 +1116,19 @@ static int compute_pairs(rips *r, const entry_vec *columns, pivot_map *pivots, i
     R.start[0] = 0;
     uint32_t p = r->modulus;
     entry_vec *scratch0 = &scratch[0];
-    for (size_t j0 = 0; j0 < columns->len && !oom_seen(r); j0 += chunk) {
-        size_t cn = columns->len - j0 < chunk ? columns->len - j0 : chunk;
-        double t0 = cpu_now();
+    for (size_t j0 = 0, cn = 0; j0 < columns->len && !oom_seen(r); j0 += cn) {
+        if (chunk > cap) {
+            col_state *grown = realloc(states, chunk * sizeof *states);
+            if (!grown) {
+                set_oom(r);
+                break;
+            }
+            memset(grown + cap, 0, (chunk - cap) * sizeof *grown);
+            states = grown;
+            cap = chunk;
+        }
+        cn = columns->len - j0 < chunk ? columns->len - j0 : chunk;
+        phase_clock t0 = phase_start();
 #ifdef _OPENMP
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (cn > 1)
 #endif
@@ -1053,10 +1139,41 @@ static int compute_pairs(rips *r, const entry_vec *columns, pivot_map *pivots, i
 #endif
             reduce_ahead(r, columns, &R, pivots, dim, j0 + q, &states[q], &scratch[tid]);
         }
+        double ahead_wall = wall_now() - t0.wall;
         phase_mark(r, ATS_RIPS_PHASE_REDUCE_AHEAD, &t0);
-        for (size_t q = 0; q < cn && !oom_seen(r); q++) {
+        if (ahead_wall < 1e-3 && chunk < chunk_max)
+            chunk *= 2;
+        else if (ahead_wall > 1e-2 && chunk > chunk_min)
+            chunk /= 2;
+        for (size_t q = 0; q < cn && !cancel_poll(r); q++) {
             size_t j = j0 + q;
             col_state *st = &states[q];
+            if (threads > 1 && column_blocked(r, pivots, st)) {
+                /* An earlier column of this chunk owns the pivot. The blocked columns of the
+                   next few go on in parallel against the pivots recorded so far, which are all
+                   of this one's predecessors: after it, this column is finished, and the
+                   others have done steps the serial engine does too (any pivot recorded
+                   belongs to an earlier column). Alone, it goes on below. */
+                size_t end = q + 256 < cn ? q + 256 : cn, blocked = 0;
+                for (size_t k = q; k < end && blocked < 2; k++)
+                    blocked += column_blocked(r, pivots, &states[k]);
+                if (blocked > 1) {
+                    phase_mark(r, ATS_RIPS_PHASE_REDUCE_COMMIT, &t0);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+#endif
+                    for (size_t k = q; k < end; k++) {
+                        int tid = 0;
+#ifdef _OPENMP
+                        tid = omp_get_thread_num();
+#endif
+                        if (column_blocked(r, pivots, &states[k]))
+                            reduce_resume(r, columns, &R, pivots, dim, j0 + k, &states[k],
+                                          &scratch[tid]);
+                    }
+                    phase_mark(r, ATS_RIPS_PHASE_REDUCE_AHEAD, &t0);
+                }
+            }
             entry s = make_entry(r, columns->a[j].diam, e_index(r, columns->a[j]), 1);
             double birth = s.diam;
             if (st->emergent && pivot_map_find(pivots, e_index(r, st->pivot))) {
@@ -1069,6 +1186,7 @@ static int compute_pairs(rips *r, const entry_vec *columns, pivot_map *pivots, i
             entry pivot = st->pivot;
             int has = st->has;
             for (;;) {
+                if (has && cancel_poll(r)) break;
                 if (!has) {
                     /* essential class */
                     if (pair_push(r, dim, birth, INFINITY, e_index(r, s), -1) && r->want_cocycles) {
@@ -1114,7 +1232,7 @@ static int compute_pairs(rips *r, const entry_vec *columns, pivot_map *pivots, i
         }
         phase_mark(r, ATS_RIPS_PHASE_REDUCE_COMMIT, &t0);
     }
-    for (size_t q = 0; q < chunk; q++) {
+    for (size_t q = 0; q < cap; q++) {
         free(states[q].red.a);
         free(states[q].cob.a);
     }
@@ -1144,7 +1262,7 @@ static void assemble_range(rips *r, const entry_vec *simplices, size_t from, siz
                            const pivot_map *pivots, int dim, int keep_next, entry_vec *next,
                            entry_vec *columns) {
     size_t added = 0;
-    for (size_t i = from; i < to && !oom_seen(r); i++) {
+    for (size_t i = from; i < to && !cancel_poll(r); i++) {
         cob_enum c;
         cob_init(&c, r, make_entry(r, simplices->a[i].diam, e_index(r, simplices->a[i]), 1), dim,
                  NULL);
@@ -1195,7 +1313,7 @@ static int assemble_columns(rips *r, entry_vec *simplices, entry_vec *columns,
     columns->len = 0;
     r->assembled = r->assembled_from = 0;
     size_t count = simplices->len;
-    double t_phase = cpu_now();
+    phase_clock t_phase = phase_start();
     int threads = r->threads;
     if (threads <= 1 || count < 1024) {
         assemble_range(r, simplices, 0, count, pivots, dim, keep_next, &next, columns);
@@ -1237,6 +1355,216 @@ static int assemble_columns(rips *r, entry_vec *simplices, entry_vec *columns,
     sort_columns(r, columns->a, columns->len);
     phase_mark(r, ATS_RIPS_PHASE_SORT, &t_phase);
     return !r->oom;
+}
+
+/* ---- dimension 0 on the dense rows, in parallel
+ *
+ * Kruskal's union-find joins exactly the edges of the minimum spanning forest under the
+ * filtration order, which is a strict total order (diameter, then index): that forest is unique,
+ * so Prim's algorithm on the distance rows finds the same edges with O(n²/threads) work and no
+ * sorted edge list. The union-find then runs on those n-1 edges only, in filtration order, which
+ * gives the H0 pairs of the serial engine (the other edges do not change the union-find). The
+ * cycle edges go through the apparent-pair test in parallel as they are enumerated, and only the
+ * columns that remain are sorted. */
+
+/* (diameter, edge index) of the best edge from the tree to a vertex; index -1: none yet. */
+typedef struct prim_key {
+    double d;
+    int64_t idx;
+    int32_t from;
+} prim_key;
+
+static inline int prim_before(prim_key a, prim_key b) {
+    if (b.idx < 0) return a.idx >= 0;
+    if (a.idx < 0) return 0;
+    return a.d != b.d ? a.d < b.d : a.idx > b.idx;
+}
+
+/* The minimum spanning forest of the edges within the threshold: mst[k] for k < *count. One
+ * thread: a step is n comparisons, too little to share among threads when every step would end
+ * in a barrier (n of them; on a machine busy with other work, each can cost a time slice). */
+static int prim_forest(rips *r, entry *mst, size_t *count) {
+    size_t n = r->n;
+    prim_key *key = malloc(n * sizeof *key);
+    uint8_t *in_tree = calloc(n, 1);
+    if (!key || !in_tree) {
+        free(key);
+        free(in_tree);
+        set_oom(r);
+        return 0;
+    }
+    for (size_t v = 0; v < n; v++) key[v] = (prim_key){INFINITY, -1, -1};
+    size_t found = 0, chosen = 0; /* vertex 0 roots the first tree */
+    in_tree[0] = 1;
+    double thr = r->threshold;
+    for (size_t step = 1; step < n; step++) {
+        /* the keys against the vertex just added, and the best of them */
+        const double *row = r->full + chosen * n;
+        prim_key best = {INFINITY, -1, -1};
+        size_t best_w = n, first_free = n;
+        for (size_t w = 0; w < n; w++) {
+            if (in_tree[w]) continue;
+            if (first_free == n) first_free = w;
+            double d = row[w];
+            if (d <= thr) {
+                size_t a = chosen > w ? chosen : w, b = chosen > w ? w : chosen;
+                prim_key k = {d, (int64_t)lower_index(a, b), (int32_t)chosen};
+                if (prim_before(k, key[w])) key[w] = k;
+            }
+            if (prim_before(key[w], best)) {
+                best = key[w];
+                best_w = w;
+            }
+        }
+        if (best_w < n) { /* the best edge out of the tree */
+            mst[found++] = make_entry(r, best.d, best.idx, 1);
+            chosen = best_w;
+        } else { /* nothing within the threshold reaches the tree: a new tree */
+            chosen = first_free;
+        }
+        in_tree[chosen] = 1;
+        if ((step & 63) == 0 && cancel_poll(r)) break;
+    }
+    free(key);
+    free(in_tree);
+    *count = found;
+    return !oom_seen(r);
+}
+
+static int compute_dim0_dense(rips *r, entry_vec *edges, entry_vec *columns) {
+    size_t n = r->n;
+    double thr = r->threshold;
+    phase_clock t_phase = phase_start();
+    entry *mst = malloc((n ? n : 1) * sizeof *mst);
+    int64_t *parent = malloc(n * sizeof *parent);
+    int32_t *rank = calloc(n, sizeof *rank);
+    int64_t *birth_vertex = malloc(n * sizeof *birth_vertex);
+    size_t nm = 0;
+    if (!mst || !parent || !rank || !birth_vertex) {
+        set_oom(r);
+        goto done;
+    }
+    if (!prim_forest(r, mst, &nm)) goto done;
+    /* the union-find of the serial engine, on the forest's edges in filtration order */
+    sort_columns(r, mst, nm);
+    for (size_t i = 0; i < n; i++) parent[i] = birth_vertex[i] = (int64_t)i;
+    for (size_t t = nm; t-- > 0;) {
+        entry e = mst[t];
+        int32_t v[2];
+        simplex_vertices(r, e_index(r, e), 1, v);
+        int64_t a = uf_find(parent, v[0]), b = uf_find(parent, v[1]);
+        if (keep_pair(r, 0.0, e.diam))
+            pair_push(r, 0, 0.0, e.diam,
+                      birth_vertex[a] > birth_vertex[b] ? birth_vertex[a] : birth_vertex[b],
+                      e_index(r, e));
+        if (rank[a] < rank[b]) {
+            int64_t x = a;
+            a = b;
+            b = x;
+        }
+        parent[b] = a;
+        if (rank[a] == rank[b]) rank[a]++;
+        if (birth_vertex[b] < birth_vertex[a]) birth_vertex[a] = birth_vertex[b];
+    }
+    for (size_t i = 0; i < n; i++)
+        if (uf_find(parent, (int64_t)i) == (int64_t)i)
+            pair_push(r, 0, 0.0, INFINITY, birth_vertex[i], -1);
+    phase_mark(r, ATS_RIPS_PHASE_EDGES, &t_phase);
+    if (r->dim_max >= 1) {
+        /* the forest's edges, as a set of edge indices */
+        int threads = r->threads > 1 ? r->threads : 1;
+        entry_vec *cols = calloc((size_t)threads, sizeof *cols);
+        entry_vec *tris = calloc((size_t)threads, sizeof *tris);
+        pivot_map forest = {NULL, 0, 0};
+        if (!cols || !tris || !pivot_map_init(&forest, nm)) {
+            free(cols);
+            free(tris);
+            free(forest.slots);
+            set_oom(r);
+            goto done;
+        }
+        for (size_t k = 0; k < nm; k++) pivot_map_insert(r, &forest, e_index(r, mst[k]), 0, 0);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 16) num_threads(threads) if (threads > 1)
+#endif
+        for (size_t i = 1; i < n; i++) {
+            int tid = 0;
+#ifdef _OPENMP
+            tid = omp_get_thread_num();
+#endif
+            if (cancel_poll(r)) continue;
+            const double *row = r->full + i * n;
+            for (size_t j = 0; j < i; j++) {
+                double d = row[j];
+                if (d > thr) continue;
+                int64_t idx = (int64_t)lower_index(i, j);
+                if (pivot_map_find(&forest, idx)) continue;
+                entry e = make_entry(r, d, idx, 1);
+                int32_t v[2] = {(int32_t)i, (int32_t)j};
+                entry tri = zero_apparent_cofacet(r, e, 1, v, NULL);
+                if (is_none(tri))
+                    vec_push(r, &cols[tid], e);
+                else if (r->want_cycles)
+                    vec_push(r, &tris[tid], tri);
+            }
+        }
+        free(forest.slots);
+        phase_mark(r, ATS_RIPS_PHASE_EDGE_APPARENT, &t_phase);
+        for (int t = 0; t < threads; t++) {
+            vec_append(r, columns, &cols[t]);
+            vec_append(r, &r->negative_triangles, &tris[t]);
+            free(cols[t].a);
+            free(tris[t].a);
+        }
+        free(cols);
+        free(tris);
+        sort_columns(r, columns->a, columns->len); /* reverse filtration order */
+        phase_mark(r, ATS_RIPS_PHASE_SORT, &t_phase);
+    }
+    if (r->dim_max >= 2 && !oom_seen(r)) {
+        /* the edges, to enumerate the triangles from (their order does not matter: the
+           columns are sorted) */
+        size_t *row_start = malloc((n + 1) * sizeof *row_start);
+        if (!row_start) {
+            set_oom(r);
+            goto done;
+        }
+        int threads = r->threads > 1 ? r->threads : 1;
+        row_start[0] = 0;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+#endif
+        for (size_t i = 0; i < n; i++) {
+            size_t c = 0;
+            const double *row = r->full + i * n;
+            for (size_t j = 0; j < i; j++) c += row[j] <= thr;
+            row_start[i + 1] = c;
+        }
+        for (size_t i = 0; i < n; i++) row_start[i + 1] += row_start[i];
+        if (!entries_reserve(r, &edges->a, &edges->cap, row_start[n], 256)) {
+            free(row_start);
+            goto done;
+        }
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+#endif
+        for (size_t i = 0; i < n; i++) {
+            size_t t = row_start[i];
+            const double *row = r->full + i * n;
+            for (size_t j = 0; j < i; j++)
+                if (row[j] <= thr)
+                    edges->a[t++] = make_entry(r, row[j], (int64_t)lower_index(i, j), 1);
+        }
+        edges->len = row_start[n];
+        free(row_start);
+        phase_mark(r, ATS_RIPS_PHASE_EDGES, &t_phase);
+    }
+done:
+    free(mst);
+    free(parent);
+    free(rank);
+    free(birth_vertex);
+    return !oom_seen(r);
 }
 
 /* ---- representative cycles of H1
@@ -1340,7 +1668,7 @@ static void compute_cycles(rips *r) {
     heap work = {NULL, 0, 0};
     if (!start) set_oom(r);
     size_t ncols = 0;
-    for (size_t t = neg->len; t-- > 0 && !r->oom;) {
+    for (size_t t = neg->len; t-- > 0 && !cancel_poll(r);) {
         entry tri = neg->a[t];
         int32_t v[3];
         simplex_vertices(r, e_index(r, tri), 2, v);
@@ -1571,6 +1899,7 @@ static void rips_init(rips *r, size_t n, const ats_rips_options *opt) {
     r->dim_max = opt->max_dim;
     if ((int64_t)r->dim_max > (int64_t)n - 2) r->dim_max = n >= 2 ? (int)(n - 2) : 0;
     r->memory_limit = opt->memory_limit_gb > 0 ? opt->memory_limit_gb * 1e9 : physical_memory();
+    r->caller = pthread_self();
 }
 
 /* Refuses a problem whose memory estimate passes the limit, before anything is allocated. */
@@ -1627,12 +1956,20 @@ static ats_status rips_tables(rips *r, ats_error *err) {
     return ATS_OK;
 }
 
+static ats_status cancelled_error(size_t n, const ats_rips_options *opt, ats_error *err) {
+    return ats_error_set(err, ATS_ERR_CANCELLED, "rips: cancelled (%zu points, dimension %d)", n,
+                         opt->max_dim);
+}
+
 /* H0, the reductions of every dimension and the cycles, then the result; frees r. */
 static ats_status rips_reduce(rips *r, ats_rips_result *out, ats_error *err) {
     const ats_rips_options *opt = r->opt;
     size_t n = r->n;
     entry_vec simplices = {NULL, 0, 0}, columns = {NULL, 0, 0};
-    compute_dim0(r, &simplices, &columns);
+    if (r->sparse)
+        compute_dim0(r, &simplices, &columns);
+    else
+        compute_dim0_dense(r, &simplices, &columns);
     if (r->dim_max < 2) { /* the edges are only needed to enumerate triangles */
         free(simplices.a);
         simplices = (entry_vec){NULL, 0, 0};
@@ -1650,6 +1987,10 @@ static ats_status rips_reduce(rips *r, ats_rips_result *out, ats_error *err) {
     free(simplices.a);
     free(columns.a);
     if (r->want_cycles && r->dim_max >= 1 && !r->oom) compute_cycles(r);
+    if (r->cancelled) {
+        rips_free(r);
+        return cancelled_error(n, opt, err);
+    }
     if (r->over_limit) {
         rips_free(r);
         return ats_error_set(err, ATS_ERR_RANGE,
@@ -1665,6 +2006,7 @@ static ats_status rips_reduce(rips *r, ats_rips_result *out, ats_error *err) {
         return ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory");
     }
     memcpy(out->phase_cpu_seconds, r->phase_cpu, sizeof r->phase_cpu);
+    memcpy(out->phase_wall_seconds, r->phase_wall, sizeof r->phase_wall);
     for (int k = 0; k <= opt->max_dim; k++) {
         pair_vec *p = &r->out[k];
         out->dims[k].count = p->len;
@@ -1688,38 +2030,70 @@ ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_option
     const ats_rips_options *opt = opt_in;
     ats_status st = rips_begin(n, &opt, &defaults, out, err);
     if (st) return st;
-    double t_start = cpu_now();
-    if ((st = ats_metric_check(n, lower, NULL, err))) return st;
-
+    phase_clock t_start = phase_start();
     rips r;
     rips_init(&r, n, opt);
     r.lower = lower;
 
-    /* Range of the distances and the enclosing radius (min over points of the max distance):
-       beyond it the complex is a cone, so nothing changes. */
-    size_t m = n * (n - 1) / 2, num_edges = 0;
+    /* One pass over the triangle, its rows shared among the threads: the first row with a
+       distance that is not a finite number >= 0 (the error then names it as
+       ats_metric_check does), the range of the distances, and each point's largest distance,
+       whose minimum is the enclosing radius (beyond it the complex is a cone, so nothing
+       changes). */
+    size_t m = n * (n - 1) / 2, num_edges = 0, bad_row = n;
     double lo = INFINITY, hi = 0.0, enclosing = INFINITY;
     int nt = r.threads;
-    (void)nt; /* without OpenMP */
+    double *radius = calloc((size_t)nt * n, sizeof *radius); /* [nt][n] */
+    if (!radius) return ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory for %zu points", n);
 #ifdef _OPENMP
-#pragma omp parallel for reduction(min : lo) reduction(max : hi) num_threads(nt) if (nt > 1)
+#pragma omp parallel num_threads(nt) if (nt > 1)
 #endif
-    for (size_t t = 0; t < m; t++) {
-        if (lower[t] < lo) lo = lower[t];
-        if (lower[t] > hi) hi = lower[t];
+    {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        double *rad = radius + (size_t)tid * n, tlo = INFINITY, thi = 0.0;
+        size_t tbad = n;
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 64)
+#endif
+        for (size_t i = 1; i < n; i++) {
+            const double *row = lower + lower_index(i, 0);
+            double ri = 0.0;
+            int bad = 0;
+            for (size_t j = 0; j < i; j++) {
+                double d = row[j];
+                bad |= !(d >= 0.0) || isinf(d);
+                tlo = d < tlo ? d : tlo;
+                ri = d > ri ? d : ri;
+                rad[j] = d > rad[j] ? d : rad[j];
+            }
+            rad[i] = ri > rad[i] ? ri : rad[i];
+            if (bad && i < tbad) tbad = i;
+            thi = ri > thi ? ri : thi;
+        }
+#ifdef _OPENMP
+#pragma omp critical(ats_rips_range)
+#endif
+        {
+            lo = tlo < lo ? tlo : lo;
+            hi = thi > hi ? thi : hi;
+            bad_row = tbad < bad_row ? tbad : bad_row;
+        }
+    }
+    if (bad_row < n) {
+        free(radius);
+        return ats_metric_check(n, lower, NULL, err); /* names the first bad entry */
     }
     if (m == 0) lo = 0.0;
-#ifdef _OPENMP
-#pragma omp parallel for reduction(min : enclosing) num_threads(nt) if (nt > 1)
-#endif
     for (size_t i = 0; i < n; i++) {
         double ri = 0.0;
-        for (size_t j = 0; j < n; j++) {
-            double d = dist(&r, (int64_t)i, (int64_t)j);
-            if (d > ri) ri = d;
-        }
-        if (ri < enclosing) enclosing = ri;
+        for (int t = 0; t < nt; t++)
+            ri = radius[(size_t)t * n + i] > ri ? radius[(size_t)t * n + i] : ri;
+        enclosing = ri < enclosing ? ri : enclosing;
     }
+    free(radius);
     r.threshold = isinf(opt->threshold) ? enclosing : opt->threshold;
     double thr = r.threshold;
 #ifdef _OPENMP
@@ -1747,11 +2121,27 @@ ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_option
             rips_free(&r);
             return ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory for %zu points", n);
         }
+        /* in tiles of 64 rows: row i's lower part is contiguous in the triangle, and its mirror
+           image (column i) is written within the tile's rows, which stay in cache */
+        size_t tiles = (n + 63) / 64;
 #ifdef _OPENMP
-#pragma omp parallel for num_threads(nt) if (nt > 1)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
 #endif
-        for (size_t i = 0; i < n; i++)
-            for (size_t j = 0; j < n; j++) r.full[i * n + j] = dist(&r, (int64_t)i, (int64_t)j);
+        for (size_t b = 0; b < tiles; b++) {
+            size_t i0 = b * 64, i1 = i0 + 64 < n ? i0 + 64 : n;
+            for (size_t j0 = 0; j0 < i1; j0 += 64) {
+                size_t j1 = j0 + 64 < n ? j0 + 64 : n;
+                for (size_t i = i0; i < i1; i++) {
+                    const double *row = lower + lower_index(i, 0);
+                    for (size_t j = j0; j < j1 && j < i; j++) r.full[j * n + i] = row[j];
+                }
+            }
+            for (size_t i = i0; i < i1; i++) {
+                const double *row = lower + lower_index(i, 0);
+                memcpy(r.full + i * n, row, i * sizeof *row);
+                r.full[i * n + i] = 0.0;
+            }
+        }
     }
     if (r.sparse) {
         r.nb_start = malloc((n + 1) * sizeof *r.nb_start);
@@ -1761,18 +2151,30 @@ ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_option
             rips_free(&r);
             return ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory for neighbour lists");
         }
-        size_t t = 0;
+        /* each vertex's count, their running sum, then the lists: every row on its own */
+        r.nb_start[0] = 0;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 16) num_threads(nt) if (nt > 1)
+#endif
         for (size_t i = 0; i < n; i++) {
-            r.nb_start[i] = t;
+            size_t c = 0;
+            for (size_t j = 0; j < n; j++) c += j != i && dist(&r, (int64_t)i, (int64_t)j) <= thr;
+            r.nb_start[i + 1] = c;
+        }
+        for (size_t i = 0; i < n; i++) r.nb_start[i + 1] += r.nb_start[i];
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 16) num_threads(nt) if (nt > 1)
+#endif
+        for (size_t i = 0; i < n; i++) {
+            size_t t = r.nb_start[i];
             for (size_t j = n; j-- > 0;) {
                 if (j == i) continue;
                 double d = dist(&r, (int64_t)i, (int64_t)j);
-                if (d <= r.threshold) r.nb[t++] = (neighbor){(int32_t)j, d};
+                if (d <= thr) r.nb[t++] = (neighbor){(int32_t)j, d};
             }
         }
-        r.nb_start[n] = t;
     }
-    r.phase_cpu[ATS_RIPS_PHASE_SETUP] = cpu_now() - t_start;
+    phase_mark(&r, ATS_RIPS_PHASE_SETUP, &t_start);
     return rips_reduce(&r, out, err);
 }
 
@@ -1840,15 +2242,16 @@ static ats_status count_edges(row_reader *rr, double thr, size_t *low, size_t *u
 }
 
 /* The dense engine on the lower triangle (when the threshold keeps a quarter of the edges or
- * more, neighbour lists would be as large): rows read into the triangle, then the upper
- * entries compared with it as ats_metric_from_full does. */
-static ats_status rows_dense(row_reader *rr, const ats_rips_options *opt, ats_rips_result *out,
-                             ats_error *err) {
+ * more, neighbour lists would be as large): rows read into the triangle (unless filled, the
+ * triangle the first pass has filled already; it is freed here), then the upper entries
+ * compared with it as ats_metric_from_full does. */
+static ats_status rows_dense(row_reader *rr, double *filled, const ats_rips_options *opt,
+                             ats_rips_result *out, ats_error *err) {
     size_t n = rr->n, m = n * (n - 1) / 2;
-    double *lower = malloc((m ? m : 1) * sizeof *lower);
+    double *lower = filled ? filled : malloc((m ? m : 1) * sizeof *lower);
     if (!lower) return ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory for %zu points", n);
     ats_status st = ATS_OK;
-    for (size_t i = 0; i < n && !st; i++)
+    for (size_t i = 0; i < n && !st && !filled; i++)
         if (!(st = rr->fn(rr->ctx, i, rr->row, err)))
             memcpy(lower + lower_index(i, 0), rr->row, i * sizeof *lower);
     for (size_t i = 0; i < n && !st; i++) {
@@ -1871,16 +2274,24 @@ ats_status ats_rips_compute_rows(size_t n, ats_metric_row_fn row, void *ctx, con
     const ats_rips_options *opt = opt_in;
     ats_status st = rips_begin(n, &opt, &defaults, out, err);
     if (st) return st;
-    double t_start = cpu_now();
+    phase_clock t_start = phase_start();
     row_reader rr = {n, row, ctx, name ? name : "distance matrix", malloc(n * sizeof(double))};
     double *radius = calloc(n, sizeof *radius);
     size_t *low = malloc(n * sizeof *low), *up = malloc(n * sizeof *up);
     rips r;
     rips_init(&r, n, opt);
+    double *tri = NULL; /* the triangle, filled by the first pass (below) */
     if (!rr.row || !radius || !low || !up) {
         st = ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory for %zu points", n);
         goto done;
     }
+    /* Without a threshold (the enclosing radius) the dense engine usually runs, on the
+       triangle: the first pass then also fills it, when the dense engine's memory fits the
+       limit, which saves two of the passes over the rows (they are read on one thread). If the
+       enclosing radius keeps fewer than a quarter of the edges after all, it is dropped. */
+    if (isinf(opt->threshold) &&
+        rips_memory_estimate(n, n * (n - 1) / 2, n * (n - 1) / 2, 0, r.dim_max) <= r.memory_limit)
+        tri = malloc((n > 1 ? n * (n - 1) / 2 : 1) * sizeof *tri);
     /* Pass 1: every entry checked; the range and the enclosing radius of the lower triangle
        (the distances the dense engine uses); the edges within a given threshold. */
     size_t m = n * (n - 1) / 2, num_edges = 0;
@@ -1888,8 +2299,13 @@ ats_status ats_rips_compute_rows(size_t n, ats_metric_row_fn row, void *ctx, con
     memset(low, 0, n * sizeof *low);
     memset(up, 0, n * sizeof *up);
     for (size_t i = 0; i < n && !st; i++) {
+        if (cancel_poll(&r)) {
+            st = cancelled_error(n, opt, err);
+            break;
+        }
         if ((st = read_row(&rr, i, err))) break;
         const double *x = rr.row;
+        if (tri) memcpy(tri + lower_index(i, 0), x, i * sizeof *tri);
         for (size_t j = 0; j < i; j++) {
             double d = x[j];
             lo = d < lo ? d : lo;
@@ -1907,7 +2323,16 @@ ats_status ats_rips_compute_rows(size_t n, ats_metric_row_fn row, void *ctx, con
     double enclosing = INFINITY;
     for (size_t i = 0; i < n; i++) enclosing = radius[i] < enclosing ? radius[i] : enclosing;
     r.threshold = isinf(thr) ? enclosing : thr;
-    if (isinf(thr) && (st = count_edges(&rr, r.threshold, low, up, &num_edges, err))) goto done;
+    if (tri) { /* the edges within the enclosing radius, from the triangle */
+        num_edges = 0;
+        for (size_t t = 0; t < m; t++) num_edges += tri[t] <= r.threshold;
+        if (num_edges < m / 4) { /* neighbour lists after all */
+            free(tri);
+            tri = NULL;
+        }
+    }
+    if (isinf(thr) && !tri && (st = count_edges(&rr, r.threshold, low, up, &num_edges, err)))
+        goto done;
     r.sparse = num_edges < m / 4;
     if (!r.sparse) {
         /* as many edges as the dense engine's rows: it runs on the triangle, estimated with
@@ -1917,7 +2342,7 @@ ats_status ats_rips_compute_rows(size_t n, ats_metric_row_fn row, void *ctx, con
         free(radius);
         free(low);
         free(up);
-        st = rows_dense(&rr, opt, out, err);
+        st = rows_dense(&rr, tri, opt, out, err);
         free(rr.row);
         return st;
     }
@@ -1937,6 +2362,10 @@ ats_status ats_rips_compute_rows(size_t n, ats_metric_row_fn row, void *ctx, con
     for (size_t i = 0; i < n; i++) r.nb_start[i + 1] = r.nb_start[i] + up[i] + low[i];
     size_t *fill = up; /* up[j] becomes the next free slot of j's upper block, from its end */
     for (size_t i = 0; i < n && !st; i++) {
+        if (cancel_poll(&r)) {
+            st = cancelled_error(n, opt, err);
+            break;
+        }
         if ((st = row(ctx, i, rr.row, err))) break;
         size_t t = r.nb_start[i] + up[i];
         for (size_t j = i; j-- > 0;) {
@@ -1949,6 +2378,10 @@ ats_status ats_rips_compute_rows(size_t n, ats_metric_row_fn row, void *ctx, con
     /* Pass 3: the upper part of each row against the lower entries kept. A pair beyond the
        threshold is not used and not compared: the result is that of the lower triangle. */
     for (size_t i = 0; i < n && !st; i++) {
+        if (cancel_poll(&r)) {
+            st = cancelled_error(n, opt, err);
+            break;
+        }
         if ((st = row(ctx, i, rr.row, err))) break;
         size_t t = r.nb_start[i], end = r.nb_start[i + 1];
         for (size_t j = n; j-- > i + 1;) {
@@ -1976,10 +2409,11 @@ ats_status ats_rips_compute_rows(size_t n, ats_metric_row_fn row, void *ctx, con
     out->threshold = r.threshold;
     out->min_value = lo;
     out->max_value = hi;
-    r.phase_cpu[ATS_RIPS_PHASE_SETUP] = cpu_now() - t_start;
+    phase_mark(&r, ATS_RIPS_PHASE_SETUP, &t_start);
     return rips_reduce(&r, out, err);
 done:
     rips_free(&r);
+    free(tri);
     free(radius);
     free(low);
     free(up);
@@ -1999,6 +2433,13 @@ ats_status ats_rips_compute_batch(size_t count, const size_t *ns, const double *
     else
         ats_rips_options_init(&one);
     one.n_threads = count == 1 ? n_threads : 1;
+    if (count == 1) {
+        /* not inside a parallel region: the problem's own regions would be nested, and run on
+           one thread */
+        ats_error local, *e = errs ? &errs[0] : &local;
+        ats_error_clear(e);
+        return ats_rips_compute(ns[0], lowers[0], &one, &outs[0], e);
+    }
 #ifdef _OPENMP
     int threads = n_threads > 0 ? n_threads : omp_get_num_procs();
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)

@@ -80,3 +80,28 @@ def test_attention_js(tmp_path, n, seed, dim, causal, threshold):
                          "ripser")
     if n <= 64:  # GUDHI builds every simplex up to dimension 3: small inputs only
         assert_same_diagrams(ours, gudhi_diagrams(d, dim, threshold), 1e-9, range(dim + 1), "gudhi")
+
+
+def test_dense_forest_with_threshold(tmp_path):
+    """The dense engine's H0 (Prim's spanning forest, then the union-find on its edges only)
+    where the threshold keeps most edges but leaves the graph disconnected: three clusters of
+    points far apart, and a JS matrix cut at its 30 % quantile. Same bytes at every thread
+    count, the diagrams of ripser."""
+    rng = np.random.default_rng(11)
+    pts = np.concatenate([rng.normal(size=(60, 3)) * 0.3 + c for c in ([0, 0, 0], [9, 0, 0], [0, 9, 0])])
+    d = np.sqrt(((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1))
+    path = str(tmp_path / "clusters.txt")
+    write_lower(path, d)
+    lower = d[np.tril_indices(len(d), -1)]
+    thr = float(np.quantile(lower, 0.3))  # > 1/4 of the edges: the dense engine
+    assert thr < 5, thr  # the clusters are not joined
+    args = ["--dim", "2", "--cycles", "--cocycles", "--threshold", repr(thr)]
+    text, _ = run_threads(path, args, tmp_path)
+    assert text.count("[0, )") == 3, "three essential H0 classes"
+    ours, _ = run_attnscope(path, "lower-distance", 2, thr, extra=["--threads", "2"])
+    assert_same_diagrams(ours, run_ripser(path, "lower-distance", 2, thr), 1e-5, range(3), "ripser")
+    path, d = js_file(tmp_path, 220, 9)
+    thr = float(np.quantile(d[np.tril_indices(220, -1)], 0.3))
+    run_threads(path, ["--dim", "2", "--cycles", "--threshold", repr(thr)], tmp_path)
+    ours, _ = run_attnscope(path, "lower-distance", 2, thr, extra=["--threads", "2"])
+    assert_same_diagrams(ours, run_ripser(path, "lower-distance", 2, thr), 1e-5, range(3), "ripser")

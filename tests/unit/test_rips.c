@@ -3,8 +3,10 @@
 #include "check.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define PI 3.14159265358979323846
 
@@ -258,7 +260,117 @@ static void test_rows(void) {
     free(lower);
 }
 
+/* ---- cancellation: a flag set from another thread stops a large computation quickly */
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+typedef struct cancel_ctx {
+    int flag;          /* set by the other thread */
+    double set_at;     /* when */
+    unsigned delay_us; /* after how long */
+    pthread_t caller;  /* the thread that called ats_rips_compute */
+    long polls, foreign_polls;
+} cancel_ctx;
+
+static int cancel_asked(void *ctx) {
+    cancel_ctx *c = ctx;
+    c->polls++;
+    if (!pthread_equal(pthread_self(), c->caller)) c->foreign_polls++;
+    return __atomic_load_n(&c->flag, __ATOMIC_ACQUIRE);
+}
+
+static void *cancel_later(void *ctx) {
+    cancel_ctx *c = ctx;
+    struct timespec ts = {c->delay_us / 1000000, (long)(c->delay_us % 1000000) * 1000};
+    nanosleep(&ts, NULL);
+    c->set_at = now_s();
+    __atomic_store_n(&c->flag, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static void test_cancel(void) {
+    /* 600 random points in 6-D to dimension 2: about 3 s of work uncancelled (dense engine),
+       1 s with the threshold 0.9 (neighbour lists) */
+    enum { N = 600, D = 6 };
+    double *pts = malloc(N * D * sizeof *pts), *lower = malloc(N * (N - 1) / 2 * sizeof *lower);
+    unsigned x = 777;
+    for (int i = 0; i < N * D; i++) {
+        x = x * 1103515245u + 12345u;
+        pts[i] = (double)(x >> 8) / (double)(1u << 24);
+    }
+    ats_error err;
+    CHECK(ats_metric_from_points(N, D, pts, lower, &err) == ATS_OK);
+    double worst = 0;
+    unsigned delays_us[3] = {0, 30000, 300000}; /* setup and H0, dimension 1, dimension 2 */
+    for (int sparse = 0; sparse <= 1; sparse++)
+        for (int threads = 1; threads <= 2; threads++)
+            for (int d = 0; d < 3; d++) {
+                ats_rips_options opt;
+                ats_rips_options_init(&opt);
+                opt.max_dim = 2;
+                opt.want_cycles = 1;
+                opt.n_threads = threads;
+                opt.threshold = sparse ? 0.9 : INFINITY;
+                cancel_ctx c = {0, 0, delays_us[d], pthread_self(), 0, 0};
+                opt.cancel = cancel_asked;
+                opt.cancel_ctx = &c;
+                pthread_t th;
+                CHECK(pthread_create(&th, NULL, cancel_later, &c) == 0);
+                ats_rips_result res;
+                ats_status st = ats_rips_compute(N, lower, &opt, &res, &err);
+                double done = now_s();
+                pthread_join(th, NULL);
+                CHECK(st == ATS_ERR_CANCELLED);
+                if (st == ATS_ERR_CANCELLED) {
+                    CHECK(strstr(err.message, "cancelled") != NULL);
+                    /* stopped within 0.1 s of the flag (0.5 s: a loaded machine, sanitizers) */
+                    double late = done - c.set_at;
+                    if (late > worst) worst = late;
+                    if (late > 0.1)
+                        fprintf(stderr,
+                                "test_cancel: stopped %.3f s after the flag (sparse %d, "
+                                "%d threads, delay %u us)\n",
+                                late, sparse, threads, delays_us[d]);
+                    CHECK(late < 0.5);
+                    CHECK(res.dims[0].count == 0 && res.dims[0].pairs == NULL);
+                } else {
+                    ats_rips_result_free(&res);
+                }
+                CHECK(c.polls > 0 && c.foreign_polls == 0);
+            }
+    fprintf(stderr, "test_cancel: stopped at most %.1f ms after the flag\n", 1e3 * worst);
+    /* never asked to stop: the same result as without a cancel function */
+    ats_rips_options opt;
+    ats_rips_options_init(&opt);
+    opt.max_dim = 1;
+    opt.n_threads = 2;
+    ats_rips_result a, b;
+    CHECK(ats_rips_compute(N, lower, &opt, &a, &err) == ATS_OK);
+    cancel_ctx c = {0, 0, 0, pthread_self(), 0, 0};
+    opt.cancel = cancel_asked;
+    opt.cancel_ctx = &c;
+    CHECK(ats_rips_compute(N, lower, &opt, &b, &err) == ATS_OK);
+    CHECK(a.dims[1].count == b.dims[1].count && a.dims[1].count > 0);
+    if (a.dims[1].count == b.dims[1].count)
+        CHECK(!memcmp(a.dims[1].pairs, b.dims[1].pairs, 2 * a.dims[1].count * sizeof(double)));
+    ats_rips_result_free(&a);
+    ats_rips_result_free(&b);
+    /* the streamed metric, cancelled while it reads the rows */
+    c.flag = 1;
+    opt.threshold = 0.5;
+    ats_rips_result res;
+    rows_ctx rc = {N, (size_t)-1, 0, lower};
+    CHECK(ats_rips_compute_rows(N, rows_of, &rc, "m", &opt, &res, &err) == ATS_ERR_CANCELLED);
+    free(pts);
+    free(lower);
+}
+
 int main(void) {
+    test_cancel();
     test_lower();
     test_rows();
     test_circle(2);
