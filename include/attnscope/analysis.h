@@ -144,13 +144,16 @@ typedef struct ats_topo_options {
     size_t n_scales;  /* scales for the clusters; 0 (default): the 10 %, 25 % and 50 %
                          quantiles of the distances */
     double scales[ATS_TOPO_MAX_SCALES];
-    int layout_iters;     /* steps of the 3-D force layout at the largest scale (default 150);
-                             0: no layout */
-    const char *points;   /* what the points are, for messages (default "tokens") */
-    int n_threads;        /* threads of the distances (ATS_HEAD_JS/KL); 0: all cores */
-    ats_cancel_fn cancel; /* polled (core.h) between the steps and inside the persistence
-                             computation: non-zero stops with ATS_ERR_CANCELLED; NULL: never */
-    void *cancel_ctx;     /* handed to cancel */
+    int layout_iters;       /* steps of the 3-D force layout at the largest scale (default 150);
+                               0: no layout */
+    const char *points;     /* what the points are, for messages (default "tokens") */
+    int n_threads;          /* threads of the distances (ATS_HEAD_JS/KL); 0: all cores */
+    ats_cancel_fn cancel;   /* polled (core.h) between the steps and inside the persistence
+                               computation: non-zero stops with ATS_ERR_CANCELLED; NULL: never */
+    void *cancel_ctx;       /* handed to cancel */
+    double memory_limit_gb; /* the persistence computation's limit (ats_rips_options): a head
+                               estimated to need more is refused with ATS_ERR_RANGE and the
+                               estimate; 0 (default): the machine's physical memory */
 } ats_topo_options;
 
 typedef struct ats_topo_result {

@@ -135,6 +135,11 @@ typedef struct ats_server_options {
     size_t max_image;              /* largest image a request may carry, in bytes of the file
                                       (a vision model; default 4 MiB): the body limit of a
                                       vision model's server is max_body plus its base64 */
+    size_t work_memory;            /* bytes one head's persistence computation may take
+                                      (default 1 GiB): a request estimated to need more gets
+                                      400 with the estimate, so that the server's memory stays
+                                      under the model + cache_bytes + kept answers + this much
+                                      per work slot */
 } ats_server_options;
 
 /* Fills the defaults above (model and web_dir NULL). */

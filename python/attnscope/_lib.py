@@ -518,6 +518,7 @@ class TopoOptions(ctypes.Structure):
         ("scales", ctypes.c_double * TOPO_MAX_SCALES), ("layout_iters", ctypes.c_int),
         ("points", ctypes.c_char_p), ("n_threads", ctypes.c_int),
         ("cancel", ctypes.c_void_p), ("cancel_ctx", ctypes.c_void_p),
+        ("memory_limit_gb", ctypes.c_double),
     ]
 
 

@@ -160,6 +160,7 @@ ats_status ats_topo(const ats_attention *a, const ats_topo_options *o, ats_topo_
         ro.want_cycles = o->max_dim >= 1;
         ro.cancel = o->cancel;
         ro.cancel_ctx = o->cancel_ctx;
+        ro.memory_limit_gb = o->memory_limit_gb;
         st = ats_rips_compute(n, res->lower, &ro, &res->rips, err);
     }
     if (!st && o->cancel && o->cancel(o->cancel_ctx))

@@ -394,6 +394,7 @@ static ats_status head_compute(ats_server *srv, const srv_text *t, const params 
     o.n_threads = 1;               /* requests run in parallel already */
     o.cancel = srv_work_cancelled; /* a client that has gone, or a stop, ends the persistence */
     o.cancel_ctx = srv;
+    o.memory_limit_gb = (double)srv->opt.work_memory / (1 << 30);
     /* a 3-D layout at the median distance (the largest default scale) that does not depend on
      * the threshold, so the view stays put; the step shrinks by 0.96 an iteration from 0.2, so
      * after 120 it is below 0.002 of the layout's width, under a pixel of the view */
@@ -805,6 +806,7 @@ static ats_status overview_compute(ats_server *srv, srv_text *t, ats_error *err)
         ro.max_dim = 1;
         ro.cancel = srv_work_cancelled;
         ro.cancel_ctx = srv;
+        ro.memory_limit_gb = (double)srv->opt.work_memory / (1 << 30);
         st = ats_rips_compute_batch(heads, ns, lp, &ro, 1, res, NULL);
         if (st) ats_error_set(err, st, "persistence of a head failed");
     }

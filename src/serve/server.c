@@ -33,6 +33,7 @@ void ats_server_options_init(ats_server_options *opt) {
     opt->request_timeout = 10;
     opt->queue = 8;
     opt->max_image = (size_t)4 << 20;
+    opt->work_memory = (size_t)1 << 30;
 }
 
 /* The only files the server ever opens, besides the model. */
@@ -638,6 +639,7 @@ ats_status ats_server_start(const ats_server_options *opt, ats_server **out, ats
     srv->opt.web_dir = NULL;
     srv->opt.allow_hosts = NULL;
     if (!srv->opt.max_image) srv->opt.max_image = (size_t)4 << 20;
+    if (!srv->opt.work_memory) srv->opt.work_memory = (size_t)1 << 30;
     srv->n_models = opt->model2 ? 2 : 1;
     srv->m[0].name = strdup(opt->model);
     srv->m[1].name = opt->model2 ? strdup(opt->model2) : NULL;

@@ -302,3 +302,23 @@ def test_sigterm_stops_running_persistence_cleanly():
         assert any(a == "" or a.startswith("HTTP/1.1 503") for a in answers), answers
     finally:
         srv.kill()
+
+
+SPM = os.path.join(ROOT, "tests", "fixtures", "models", "llama_spm", "llama-spm.gguf")
+
+
+def test_work_memory_refuses_a_head_too_large_with_its_estimate():
+    """--work-memory bounds one head's persistence: a 903-token head's H2, estimated at ~32 MB,
+    gets 400 naming the estimate under --work-memory 16 (before: every request ran whatever it
+    needed), while a short text's H2 still runs, and the head runs under --work-memory 64"""
+    big = {"text": long_text(300, 5), "layer": 0, "head": 0, "max_dim": 2}
+    with serving(SPM, "--work-memory", "16") as srv:
+        status, _, data = srv.request("/api/analyze", big, timeout=600)
+        assert status == 400, (status, data[:300])
+        msg = json.loads(data)["error"]
+        assert "903 points to dimension 2" in msg and "need about" in msg, msg
+        assert "0.0156 GB allowed" in msg, msg
+        small = {"text": "the cat sat on the mat", "layer": 0, "head": 0, "max_dim": 2}
+        assert srv.request("/api/analyze", small)[0] == 200
+    with serving(SPM, "--work-memory", "64") as srv:
+        assert srv.request("/api/analyze", big, timeout=600)[0] == 200
