@@ -830,6 +830,24 @@ static int64_t uf_find(int64_t *parent, int64_t x) {
     return x;
 }
 
+/* Edge e joins the components of roots a and b: the younger dies, an H0 pair (all births are 0,
+ * so the choice only names the vertex given as the birth), and the union by rank. */
+static void h0_join(rips *r, int64_t *parent, int32_t *rank, int64_t *birth_vertex, int64_t a,
+                    int64_t b, entry e) {
+    if (keep_pair(r, 0.0, e.diam))
+        pair_push(r, 0, 0.0, e.diam,
+                  birth_vertex[a] > birth_vertex[b] ? birth_vertex[a] : birth_vertex[b],
+                  e_index(r, e));
+    if (rank[a] < rank[b]) {
+        int64_t x = a;
+        a = b;
+        b = x;
+    }
+    parent[b] = a;
+    if (rank[a] == rank[b]) rank[a]++;
+    if (birth_vertex[b] < birth_vertex[a]) birth_vertex[a] = birth_vertex[b];
+}
+
 /* Fills `edges` (all edges within threshold) and `columns` (edges that are not in the minimum
  * spanning forest nor in an apparent pair, in reverse filtration order). */
 static int compute_dim0(rips *r, entry_vec *edges, entry_vec *columns) {
@@ -886,20 +904,7 @@ static int compute_dim0(rips *r, entry_vec *edges, entry_vec *columns) {
         int64_t a = uf_find(parent, v[0]), b = uf_find(parent, v[1]);
         kind[t] = a != b;
         if (a != b) {
-            /* The younger component dies; all births are 0 so the choice only affects
-               which vertex is named as the birth. */
-            if (keep_pair(r, 0.0, e.diam))
-                pair_push(r, 0, 0.0, e.diam,
-                          birth_vertex[a] > birth_vertex[b] ? birth_vertex[a] : birth_vertex[b],
-                          e_index(r, e));
-            if (rank[a] < rank[b]) {
-                int64_t x = a;
-                a = b;
-                b = x;
-            }
-            parent[b] = a;
-            if (rank[a] == rank[b]) rank[a]++;
-            if (birth_vertex[b] < birth_vertex[a]) birth_vertex[a] = birth_vertex[b];
+            h0_join(r, parent, rank, birth_vertex, a, b, e);
         }
     }
     phase_mark(r, ATS_RIPS_PHASE_EDGES, &t_phase);
@@ -1453,18 +1458,7 @@ static int compute_dim0_dense(rips *r, entry_vec *edges, entry_vec *columns) {
         int32_t v[2];
         simplex_vertices(r, e_index(r, e), 1, v);
         int64_t a = uf_find(parent, v[0]), b = uf_find(parent, v[1]);
-        if (keep_pair(r, 0.0, e.diam))
-            pair_push(r, 0, 0.0, e.diam,
-                      birth_vertex[a] > birth_vertex[b] ? birth_vertex[a] : birth_vertex[b],
-                      e_index(r, e));
-        if (rank[a] < rank[b]) {
-            int64_t x = a;
-            a = b;
-            b = x;
-        }
-        parent[b] = a;
-        if (rank[a] == rank[b]) rank[a]++;
-        if (birth_vertex[b] < birth_vertex[a]) birth_vertex[a] = birth_vertex[b];
+        h0_join(r, parent, rank, birth_vertex, a, b, e);
     }
     for (size_t i = 0; i < n; i++)
         if (uf_find(parent, (int64_t)i) == (int64_t)i)
