@@ -32,6 +32,13 @@ head1=(--model "$MODEL" --text "$A" --layer 3 --head 1)
     --max-sentences 200 --top 12 --json "$TMP/syntax.json" --out "$TMP/syntax" >/dev/null
 "$BIN" vision --model "$VIT" --image "$VIT/expected/image0.png" --layer 1 --head 2 \
     --image-size 48x32 --out "$TMP/vision" >/dev/null
+"$BIN" vision --model "$VIT" --image "$VIT/expected/image0.png" --layer 1 --head 2 --sphere \
+    --out "$TMP/sphere" >/dev/null
+# the viewer, as Chromium shows it (the browser test's own screenshots; tools/deps.sh installs
+# playwright-core)
+FIX=tests/fixtures/models
+node tests/browser/viewer_models_test.mjs "$BIN" "$VIT" "$VIT/expected/image0.png" "$FIX/bert" \
+    "$FIX/gpt2" web "$TMP/shots" >/dev/null
 # file in the gallery <- the command's figure
 FIGS=(
     attention_heatmap.png "attend/heatmap_1_L3_H1.png"
@@ -49,6 +56,10 @@ FIGS=(
     syntax_heads.png "syntax/syntax_heads.png"
     syntax_baseline.png "syntax/syntax_baseline.png"
     vision_patches_48x32.png "vision/patches_1.png"
+    vision_sphere.png "sphere/sphere_1.png"
+    viewer_image_model.png "shots/09-image.png"
+    viewer_model_pair.png "shots/11-pair.png"
+    viewer_pair_click.png "shots/12-pair-click.png"
 )
 mkdir -p docs/figures
 rm -f docs/figures/*.png
