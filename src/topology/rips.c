@@ -566,6 +566,9 @@ typedef struct cob_enum {
     /* sparse: one cursor per vertex into its neighbour list (descending vertex order) */
     size_t it[ATS_RIPS_MAX_DIM + 2], end[ATS_RIPS_MAX_DIM + 2];
     int32_t last_v; /* the vertex added by the last cofacet produced */
+    /* sparse: d(last_v, vert[i]), read from the neighbour lists as the cofacet was found (a
+       streamed metric would otherwise find each by bisection) */
+    double last_d[ATS_RIPS_MAX_DIM + 2];
 } cob_enum;
 
 /* vert: the simplex's vertices (descending) when the caller knows them, else NULL. */
@@ -630,6 +633,7 @@ static int cob_next(cob_enum *c, int all, entry *out) {
         int32_t w = n0->v;
         double d = n0->d > c->diam ? n0->d : c->diam;
         int ok = 1;
+        c->last_d[0] = n0->d;
         for (int i = 1; i < nv; i++) {
             while (c->it[i] < c->end[i] && r->nb[c->it[i]].v > w) c->it[i]++;
             if (c->it[i] == c->end[i]) return 0;
@@ -637,7 +641,8 @@ static int cob_next(cob_enum *c, int all, entry *out) {
                 ok = 0;
                 break;
             }
-            if (r->nb[c->it[i]].d > d) d = r->nb[c->it[i]].d;
+            c->last_d[i] = r->nb[c->it[i]].d;
+            if (c->last_d[i] > d) d = c->last_d[i];
         }
         c->it[0]++;
         if (!ok) continue;
@@ -689,6 +694,16 @@ static void pairwise_insert(const double *pd, int nv, int p, const double *dw, d
             int sa = a < p ? a : a - 1, sb = b < p ? b : b - 1;
             out[a * PD + b] = a == p ? dw[sb] : b == p ? dw[sa] : pd[sa * PD + sb];
         }
+}
+
+/* The pairwise distances of the cofacet just produced, from the simplex's (pd). */
+static void cob_cofacet_pd(const cob_enum *c, const double *pd, double *out) {
+    const rips *r = c->r;
+    int nv = c->dim + 1, p = 0;
+    double dw[ATS_RIPS_MAX_DIM + 2];
+    while (p < nv && c->vert[p] > c->last_v) p++;
+    for (int i = 0; i < nv; i++) dw[i] = r->sparse ? c->last_d[i] : c->row[i][c->last_v];
+    pairwise_insert(pd, nv, p, dw, out);
 }
 
 /* The cofacet of s with the same diameter that comes first in the filtration, or ic ==
@@ -749,7 +764,14 @@ static entry zero_pivot_cofacet(const rips *r, entry s, int dim, const int32_t *
             int32_t u[ATS_RIPS_MAX_DIM + 3];
             cob_cofacet_vertices(&c, u);
             if (out_vert) memcpy(out_vert, u, (size_t)(nv + 1) * sizeof *u);
-            if (out_pd) pairwise(r, u, nv + 1, out_pd);
+            if (out_pd) {
+                double own[PD * PD];
+                if (!pd) {
+                    pairwise(r, v, nv, own);
+                    pd = own;
+                }
+                cob_cofacet_pd(&c, pd, out_pd);
+            }
             return e;
         }
     return (entry){0, UINT64_MAX};
@@ -1248,17 +1270,6 @@ static int compute_pairs(rips *r, const entry_vec *columns, pivot_map *pivots, i
     free(R.entries.a);
     free(tmp.a);
     return !oom_seen(r);
-}
-
-/* The pairwise distances of the cofacet just produced, from the simplex's (pd). */
-static void cob_cofacet_pd(const cob_enum *c, const double *pd, double *out) {
-    const rips *r = c->r;
-    int nv = c->dim + 1, p = 0;
-    double dw[ATS_RIPS_MAX_DIM + 2];
-    while (p < nv && c->vert[p] > c->last_v) p++;
-    for (int i = 0; i < nv; i++)
-        dw[i] = r->full ? c->row[i][c->last_v] : dist(r, c->vert[i], c->last_v);
-    pairwise_insert(pd, nv, p, dw, out);
 }
 
 /* The (dim+1)-simplices from simplices [from, to) (see assemble_columns) into next (when
