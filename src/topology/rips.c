@@ -717,64 +717,79 @@ static entry zero_pivot_cofacet(const rips *r, entry s, int dim, const int32_t *
         memcpy(v, vert, (size_t)nv * sizeof *v);
     else
         simplex_vertices(r, e_index(r, s), dim, v);
+    /* The first cofacet in enumeration order (new vertex w descending) whose diameter equals
+       s's is the largest w, not a vertex of s, within s.diam of every vertex. */
+    double dm = s.diam, dw[ATS_RIPS_MAX_DIM + 2];
+    int64_t w = -1;
+    int p = 0; /* vertices of s above w */
     if (!r->sparse) {
-        /* Dense: the first cofacet in enumeration order (new vertex w descending) whose
-           diameter equals s's is the largest w, not a vertex of s, within s.diam of every
-           vertex. A plain scan of the distance rows; the vertices of s pass the test (their
+        /* Dense: a plain scan of the distance rows; the vertices of s pass the test (their
            distances are <= s.diam), so they are ruled out only when a row says yes. */
         const double *row[ATS_RIPS_MAX_DIM + 2];
         for (int i = 0; i < nv; i++) row[i] = r->full + (size_t)v[i] * r->n;
-        double dm = s.diam;
-        for (int64_t w = (int64_t)r->n - 1; w >= 0; w--) {
-            double x = row[0][w];
+        for (int64_t x = (int64_t)r->n - 1; x >= 0; x--) {
+            double y = row[0][x];
             for (int i = 1; i < nv; i++)
-                if (row[i][w] > x) x = row[i][w];
-            if (x > dm) continue;
-            int p = 0; /* vertices of s above w */
+                if (row[i][x] > y) y = row[i][x];
+            if (y > dm) continue;
+            p = 0;
+            while (p < nv && v[p] > x) p++;
+            if (p < nv && v[p] == x) continue;
+            w = x;
+            for (int i = 0; i < nv; i++) dw[i] = row[i][w];
+            break;
+        }
+    } else {
+        /* Sparse: the largest vertex common to the neighbour lists (descending, and without
+           the vertex itself, so w is never a vertex of s) once the neighbours farther than
+           s.diam are left out. Leapfrog: each list skips to the candidate, and a list whose
+           next vertex is below it lowers the candidate for all. */
+        const neighbor *nb = r->nb;
+        size_t it[ATS_RIPS_MAX_DIM + 2], end[ATS_RIPS_MAX_DIM + 2];
+        for (int i = 0; i < nv; i++) {
+            it[i] = r->nb_start[v[i]];
+            end[i] = r->nb_start[v[i] + 1];
+        }
+        int32_t cand = INT32_MAX;
+        int agree = 0; /* lists whose current vertex is cand, in a row */
+        for (int i = 0; agree < nv; i = i + 1 == nv ? 0 : i + 1) {
+            size_t q = it[i], e = end[i];
+            while (q < e && (nb[q].v > cand || nb[q].d > dm)) q++;
+            it[i] = q;
+            if (q == e) break;
+            if (nb[q].v == cand) {
+                agree++;
+            } else {
+                cand = nb[q].v;
+                agree = 1;
+            }
+        }
+        if (agree == nv) {
+            w = cand;
             while (p < nv && v[p] > w) p++;
-            if (p < nv && v[p] == w) continue;
-            /* cofacet vertices, descending: v[0..p-1], w, v[p..dim] */
-            int32_t u[ATS_RIPS_MAX_DIM + 3];
-            memcpy(u, v, (size_t)p * sizeof *u);
-            u[p] = (int32_t)w;
-            memcpy(u + p + 1, v + p, (size_t)(nv - p) * sizeof *u);
-            int64_t idx = 0;
-            for (int i = 0; i <= nv; i++) idx += binom(r, u[i], nv + 1 - i);
-            uint32_t c = e_coef(r, s);
-            if ((nv - p) & 1) c = (r->modulus - c) % r->modulus; /* (-1)^(vertices below w) */
-            if (out_vert) memcpy(out_vert, u, (size_t)(nv + 1) * sizeof *u);
-            if (out_pd) {
-                double own[PD * PD], dw[ATS_RIPS_MAX_DIM + 2];
-                if (!pd) {
-                    pairwise(r, v, nv, own);
-                    pd = own;
-                }
-                for (int i = 0; i < nv; i++) dw[i] = row[i][w];
-                pairwise_insert(pd, nv, p, dw, out_pd);
-            }
-            return make_entry(r, dm, idx, c);
+            for (int i = 0; i < nv; i++) dw[i] = nb[it[i]].d;
         }
-        return (entry){0, UINT64_MAX};
     }
-    cob_enum c;
-    cob_init(&c, r, s, dim, v);
-    entry e;
-    while (cob_next(&c, 1, &e))
-        if (e.diam == s.diam) {
-            int32_t u[ATS_RIPS_MAX_DIM + 3];
-            cob_cofacet_vertices(&c, u);
-            if (out_vert) memcpy(out_vert, u, (size_t)(nv + 1) * sizeof *u);
-            if (out_pd) {
-                double own[PD * PD];
-                if (!pd) {
-                    pairwise(r, v, nv, own);
-                    pd = own;
-                }
-                cob_cofacet_pd(&c, pd, out_pd);
-            }
-            return e;
+    if (w < 0) return (entry){0, UINT64_MAX};
+    /* cofacet vertices, descending: v[0..p-1], w, v[p..dim] */
+    int32_t u[ATS_RIPS_MAX_DIM + 3];
+    memcpy(u, v, (size_t)p * sizeof *u);
+    u[p] = (int32_t)w;
+    memcpy(u + p + 1, v + p, (size_t)(nv - p) * sizeof *u);
+    int64_t idx = 0;
+    for (int i = 0; i <= nv; i++) idx += binom(r, u[i], nv + 1 - i);
+    uint32_t c = e_coef(r, s);
+    if ((nv - p) & 1) c = (r->modulus - c) % r->modulus; /* (-1)^(vertices below w) */
+    if (out_vert) memcpy(out_vert, u, (size_t)(nv + 1) * sizeof *u);
+    if (out_pd) {
+        double own[PD * PD];
+        if (!pd) {
+            pairwise(r, v, nv, own);
+            pd = own;
         }
-    return (entry){0, UINT64_MAX};
+        pairwise_insert(pd, nv, p, dw, out_pd);
+    }
+    return make_entry(r, dm, idx, c);
 }
 
 /* The facet of t (a dim-simplex) with the same diameter that comes last in the filtration
