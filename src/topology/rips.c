@@ -706,11 +706,13 @@ static void cob_cofacet_pd(const cob_enum *c, const double *pd, double *out) {
     pairwise_insert(pd, nv, p, dw, out);
 }
 
-/* The cofacet of s with the same diameter that comes first in the filtration, or ic ==
- * UINT64_MAX. vert: s's vertices or NULL; pd: their pairwise distances or NULL; out_vert and
- * out_pd (each may be NULL) receive the cofacet's. */
+/* The cofacet of s with the same diameter that comes first in the filtration, among those
+ * whose new vertex is above `above` (-1: all), or ic == UINT64_MAX. vert: s's vertices or NULL; pd:
+ * their pairwise distances or NULL; out_vert and out_pd (each may be NULL) receive the cofacet's.
+ */
 static entry zero_pivot_cofacet(const rips *r, entry s, int dim, const int32_t *vert,
-                                const double *pd, int32_t *out_vert, double *out_pd) {
+                                const double *pd, int32_t *out_vert, double *out_pd,
+                                int64_t above) {
     int32_t v[ATS_RIPS_MAX_DIM + 2];
     int nv = dim + 1;
     if (vert)
@@ -727,7 +729,7 @@ static entry zero_pivot_cofacet(const rips *r, entry s, int dim, const int32_t *
            distances are <= s.diam), so they are ruled out only when a row says yes. */
         const double *row[ATS_RIPS_MAX_DIM + 2];
         for (int i = 0; i < nv; i++) row[i] = r->full + (size_t)v[i] * r->n;
-        for (int64_t x = (int64_t)r->n - 1; x >= 0; x--) {
+        for (int64_t x = (int64_t)r->n - 1; x > above; x--) {
             double y = row[0][x];
             for (int i = 1; i < nv; i++)
                 if (row[i][x] > y) y = row[i][x];
@@ -756,7 +758,7 @@ static entry zero_pivot_cofacet(const rips *r, entry s, int dim, const int32_t *
             size_t q = it[i], e = end[i];
             while (q < e && (nb[q].v > cand || nb[q].d > dm)) q++;
             it[i] = q;
-            if (q == e) break;
+            if (q == e || nb[q].v <= above) break;
             if (nb[q].v == cand) {
                 agree++;
             } else {
@@ -839,7 +841,7 @@ static entry zero_apparent_cofacet(const rips *r, entry s, int dim, const int32_
                                    const double *pd) {
     int32_t tv[ATS_RIPS_MAX_DIM + 3];
     double tpd[PD * PD];
-    entry t = zero_pivot_cofacet(r, s, dim, vert, pd, tv, tpd);
+    entry t = zero_pivot_cofacet(r, s, dim, vert, pd, tv, tpd, -1);
     if (is_none(t)) return t;
     entry f = zero_pivot_facet(r, t, dim + 1, tv, tpd, NULL);
     if (!is_none(f) && e_index(r, f) == e_index(r, s)) return t;
@@ -848,12 +850,21 @@ static entry zero_apparent_cofacet(const rips *r, entry s, int dim, const int32_
 
 static entry zero_apparent_facet(const rips *r, entry t, int dim, const int32_t *vert,
                                  const double *pd) {
-    int32_t fv[ATS_RIPS_MAX_DIM + 2];
+    int32_t fv[ATS_RIPS_MAX_DIM + 2], tv[ATS_RIPS_MAX_DIM + 3];
+    if (!vert) {
+        simplex_vertices(r, e_index(r, t), dim, tv);
+        vert = tv;
+    }
     entry f = zero_pivot_facet(r, t, dim, vert, pd, fv);
     if (is_none(f)) return f;
+    /* t is f plus a vertex x within f.diam of f's vertices: f's oldest cofacet of the same
+       diameter is t unless one with a larger new vertex has that diameter too, so the search
+       stops at x */
+    int x = 0;
+    while (x < dim && vert[x] == fv[x]) x++;
     entry c = zero_pivot_cofacet(r, make_entry(r, f.diam, e_index(r, f), 1), dim - 1, fv, NULL,
-                                 NULL, NULL);
-    if (!is_none(c) && e_index(r, c) == e_index(r, t)) return f;
+                                 NULL, NULL, vert[x]);
+    if (is_none(c)) return f;
     return (entry){0, UINT64_MAX};
 }
 
