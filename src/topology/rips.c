@@ -1317,9 +1317,10 @@ static void assemble_range(rips *r, const entry_vec *simplices, size_t from, siz
             if (pivot_map_find(pivots, e_index(r, e))) continue;
             cob_cofacet_vertices(&c, ev);
             cob_cofacet_pd(&c, spd, epd);
-            /* the facet test is a few comparisons, the cofacet test a scan: facet first */
-            if (!is_none(zero_apparent_facet(r, e, dim + 1, ev, epd)) ||
-                !is_none(zero_apparent_cofacet(r, e, dim + 1, ev, epd)))
+            /* both tests scan neighbour lists (or rows), and on sparse attention matrices
+               almost every (dim+1)-simplex is paired with a cofacet: cofacet first */
+            if (!is_none(zero_apparent_cofacet(r, e, dim + 1, ev, epd)) ||
+                !is_none(zero_apparent_facet(r, e, dim + 1, ev, epd)))
                 continue;
             vec_push(r, columns, e);
             added++;
