@@ -707,9 +707,10 @@ static void cob_cofacet_pd(const cob_enum *c, const double *pd, double *out) {
 }
 
 /* The cofacet of s with the same diameter that comes first in the filtration, among those
- * whose new vertex is above `above` (-1: all), or ic == UINT64_MAX. vert: s's vertices or NULL; pd:
- * their pairwise distances or NULL; out_vert and out_pd (each may be NULL) receive the cofacet's.
- */
+ * whose new vertex is above `above` (-1: all), or ic == UINT64_MAX. vert: s's vertices or NULL;
+ * pd: their pairwise distances or NULL; out_vert and out_pd (each may be NULL) receive the
+ * cofacet's, out_pd only when the new vertex is not on top (on top, s is the cofacet's youngest
+ * facet, and the apparent test needs no distances). */
 static entry zero_pivot_cofacet(const rips *r, entry s, int dim, const int32_t *vert,
                                 const double *pd, int32_t *out_vert, double *out_pd,
                                 int64_t above) {
@@ -783,7 +784,7 @@ static entry zero_pivot_cofacet(const rips *r, entry s, int dim, const int32_t *
     uint32_t c = e_coef(r, s);
     if ((nv - p) & 1) c = (r->modulus - c) % r->modulus; /* (-1)^(vertices below w) */
     if (out_vert) memcpy(out_vert, u, (size_t)(nv + 1) * sizeof *u);
-    if (out_pd) {
+    if (out_pd && p > 0) {
         double own[PD * PD];
         if (!pd) {
             pairwise(r, v, nv, own);
@@ -843,6 +844,8 @@ static entry zero_apparent_cofacet(const rips *r, entry s, int dim, const int32_
     double tpd[PD * PD];
     entry t = zero_pivot_cofacet(r, s, dim, vert, pd, tv, tpd, -1);
     if (is_none(t)) return t;
+    /* with the new vertex on top, t's facets by index start with s: s is t's youngest facet */
+    if (e_index(r, t) - binom(r, tv[0], dim + 2) == e_index(r, s)) return t;
     entry f = zero_pivot_facet(r, t, dim + 1, tv, tpd, NULL);
     if (!is_none(f) && e_index(r, f) == e_index(r, s)) return t;
     return (entry){0, UINT64_MAX};
