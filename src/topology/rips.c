@@ -1312,7 +1312,10 @@ static void assemble_range(rips *r, const entry_vec *simplices, size_t from, siz
         cob_init(&c, r, make_entry(r, simplices->a[i].diam, e_index(r, simplices->a[i]), 1), dim,
                  NULL);
         double spd[PD * PD], epd[PD * PD];
-        pairwise(r, c.vert, dim + 1, spd);
+        if (dim == 1)
+            spd[1] = simplices->a[i].diam; /* an edge's one distance (no lookup when streamed) */
+        else
+            pairwise(r, c.vert, dim + 1, spd);
         entry e;
         int32_t ev[ATS_RIPS_MAX_DIM + 3];
         while (cob_next(&c, 0, &e)) {
