@@ -631,6 +631,8 @@ static int cob_next(cob_enum *c, int all, entry *out) {
         if (c->it[0] == c->end[0]) return 0;
         const neighbor *n0 = &r->nb[c->it[0]];
         int32_t w = n0->v;
+        /* only new vertices on top: none left once below the simplex's top vertex */
+        if (!all && w < c->vert[0]) return 0;
         double d = n0->d > c->diam ? n0->d : c->diam;
         int ok = 1;
         c->last_d[0] = n0->d;
