@@ -566,6 +566,9 @@ typedef struct cob_enum {
     /* sparse: one cursor per vertex into its neighbour list (descending vertex order) */
     size_t it[ATS_RIPS_MAX_DIM + 2], end[ATS_RIPS_MAX_DIM + 2];
     int32_t last_v; /* the vertex added by the last cofacet produced */
+    /* sparse: d(last_v, vert[i]), read from the neighbour lists as the cofacet was found (a
+       streamed metric would otherwise find each by bisection) */
+    double last_d[ATS_RIPS_MAX_DIM + 2];
 } cob_enum;
 
 /* vert: the simplex's vertices (descending) when the caller knows them, else NULL. */
@@ -628,8 +631,11 @@ static int cob_next(cob_enum *c, int all, entry *out) {
         if (c->it[0] == c->end[0]) return 0;
         const neighbor *n0 = &r->nb[c->it[0]];
         int32_t w = n0->v;
+        /* only new vertices on top: none left once below the simplex's top vertex */
+        if (!all && w < c->vert[0]) return 0;
         double d = n0->d > c->diam ? n0->d : c->diam;
         int ok = 1;
+        c->last_d[0] = n0->d;
         for (int i = 1; i < nv; i++) {
             while (c->it[i] < c->end[i] && r->nb[c->it[i]].v > w) c->it[i]++;
             if (c->it[i] == c->end[i]) return 0;
@@ -637,7 +643,8 @@ static int cob_next(cob_enum *c, int all, entry *out) {
                 ok = 0;
                 break;
             }
-            if (r->nb[c->it[i]].d > d) d = r->nb[c->it[i]].d;
+            c->last_d[i] = r->nb[c->it[i]].d;
+            if (c->last_d[i] > d) d = c->last_d[i];
         }
         c->it[0]++;
         if (!ok) continue;
@@ -691,68 +698,103 @@ static void pairwise_insert(const double *pd, int nv, int p, const double *dw, d
         }
 }
 
-/* The cofacet of s with the same diameter that comes first in the filtration, or ic ==
- * UINT64_MAX. vert: s's vertices or NULL; pd: their pairwise distances or NULL; out_vert and
- * out_pd (each may be NULL) receive the cofacet's. */
+/* The pairwise distances of the cofacet just produced, from the simplex's (pd). */
+static void cob_cofacet_pd(const cob_enum *c, const double *pd, double *out) {
+    const rips *r = c->r;
+    int nv = c->dim + 1, p = 0;
+    double dw[ATS_RIPS_MAX_DIM + 2];
+    while (p < nv && c->vert[p] > c->last_v) p++;
+    for (int i = 0; i < nv; i++) dw[i] = r->sparse ? c->last_d[i] : c->row[i][c->last_v];
+    pairwise_insert(pd, nv, p, dw, out);
+}
+
+/* The cofacet of s with the same diameter that comes first in the filtration, among those
+ * whose new vertex is above `above` (-1: all), or ic == UINT64_MAX. vert: s's vertices or NULL;
+ * pd: their pairwise distances or NULL; out_vert and out_pd (each may be NULL) receive the
+ * cofacet's, out_pd only when the new vertex is not on top (on top, s is the cofacet's youngest
+ * facet, and the apparent test needs no distances). */
 static entry zero_pivot_cofacet(const rips *r, entry s, int dim, const int32_t *vert,
-                                const double *pd, int32_t *out_vert, double *out_pd) {
+                                const double *pd, int32_t *out_vert, double *out_pd,
+                                int64_t above) {
     int32_t v[ATS_RIPS_MAX_DIM + 2];
     int nv = dim + 1;
     if (vert)
         memcpy(v, vert, (size_t)nv * sizeof *v);
     else
         simplex_vertices(r, e_index(r, s), dim, v);
+    /* The first cofacet in enumeration order (new vertex w descending) whose diameter equals
+       s's is the largest w, not a vertex of s, within s.diam of every vertex. */
+    double dm = s.diam, dw[ATS_RIPS_MAX_DIM + 2];
+    int64_t w = -1;
+    int p = 0; /* vertices of s above w */
     if (!r->sparse) {
-        /* Dense: the first cofacet in enumeration order (new vertex w descending) whose
-           diameter equals s's is the largest w, not a vertex of s, within s.diam of every
-           vertex. A plain scan of the distance rows; the vertices of s pass the test (their
+        /* Dense: a plain scan of the distance rows; the vertices of s pass the test (their
            distances are <= s.diam), so they are ruled out only when a row says yes. */
         const double *row[ATS_RIPS_MAX_DIM + 2];
         for (int i = 0; i < nv; i++) row[i] = r->full + (size_t)v[i] * r->n;
-        double dm = s.diam;
-        for (int64_t w = (int64_t)r->n - 1; w >= 0; w--) {
-            double x = row[0][w];
+        for (int64_t x = (int64_t)r->n - 1; x > above; x--) {
+            double y = row[0][x];
             for (int i = 1; i < nv; i++)
-                if (row[i][w] > x) x = row[i][w];
-            if (x > dm) continue;
-            int p = 0; /* vertices of s above w */
-            while (p < nv && v[p] > w) p++;
-            if (p < nv && v[p] == w) continue;
-            /* cofacet vertices, descending: v[0..p-1], w, v[p..dim] */
-            int32_t u[ATS_RIPS_MAX_DIM + 3];
-            memcpy(u, v, (size_t)p * sizeof *u);
-            u[p] = (int32_t)w;
-            memcpy(u + p + 1, v + p, (size_t)(nv - p) * sizeof *u);
-            int64_t idx = 0;
-            for (int i = 0; i <= nv; i++) idx += binom(r, u[i], nv + 1 - i);
-            uint32_t c = e_coef(r, s);
-            if ((nv - p) & 1) c = (r->modulus - c) % r->modulus; /* (-1)^(vertices below w) */
-            if (out_vert) memcpy(out_vert, u, (size_t)(nv + 1) * sizeof *u);
-            if (out_pd) {
-                double own[PD * PD], dw[ATS_RIPS_MAX_DIM + 2];
-                if (!pd) {
-                    pairwise(r, v, nv, own);
-                    pd = own;
-                }
-                for (int i = 0; i < nv; i++) dw[i] = row[i][w];
-                pairwise_insert(pd, nv, p, dw, out_pd);
+                if (row[i][x] > y) y = row[i][x];
+            if (y > dm) continue;
+            p = 0;
+            while (p < nv && v[p] > x) p++;
+            if (p < nv && v[p] == x) continue;
+            w = x;
+            for (int i = 0; i < nv; i++) dw[i] = row[i][w];
+            break;
+        }
+    } else {
+        /* Sparse: the largest vertex common to the neighbour lists (descending, and without
+           the vertex itself, so w is never a vertex of s) once the neighbours farther than
+           s.diam are left out. Leapfrog: each list skips to the candidate, and a list whose
+           next vertex is below it lowers the candidate for all. */
+        const neighbor *nb = r->nb;
+        size_t it[ATS_RIPS_MAX_DIM + 2], end[ATS_RIPS_MAX_DIM + 2];
+        for (int i = 0; i < nv; i++) {
+            it[i] = r->nb_start[v[i]];
+            end[i] = r->nb_start[v[i] + 1];
+        }
+        int32_t cand = INT32_MAX;
+        int agree = 0; /* lists whose current vertex is cand, in a row */
+        for (int i = 0; agree < nv; i = i + 1 == nv ? 0 : i + 1) {
+            size_t q = it[i], e = end[i];
+            while (q < e && (nb[q].v > cand || nb[q].d > dm)) q++;
+            it[i] = q;
+            if (q == e || nb[q].v <= above) break;
+            if (nb[q].v == cand) {
+                agree++;
+            } else {
+                cand = nb[q].v;
+                agree = 1;
             }
-            return make_entry(r, dm, idx, c);
         }
-        return (entry){0, UINT64_MAX};
+        if (agree == nv) {
+            w = cand;
+            while (p < nv && v[p] > w) p++;
+            for (int i = 0; i < nv; i++) dw[i] = nb[it[i]].d;
+        }
     }
-    cob_enum c;
-    cob_init(&c, r, s, dim, v);
-    entry e;
-    while (cob_next(&c, 1, &e))
-        if (e.diam == s.diam) {
-            int32_t u[ATS_RIPS_MAX_DIM + 3];
-            cob_cofacet_vertices(&c, u);
-            if (out_vert) memcpy(out_vert, u, (size_t)(nv + 1) * sizeof *u);
-            if (out_pd) pairwise(r, u, nv + 1, out_pd);
-            return e;
+    if (w < 0) return (entry){0, UINT64_MAX};
+    /* cofacet vertices, descending: v[0..p-1], w, v[p..dim] */
+    int32_t u[ATS_RIPS_MAX_DIM + 3];
+    memcpy(u, v, (size_t)p * sizeof *u);
+    u[p] = (int32_t)w;
+    memcpy(u + p + 1, v + p, (size_t)(nv - p) * sizeof *u);
+    int64_t idx = 0;
+    for (int i = 0; i <= nv; i++) idx += binom(r, u[i], nv + 1 - i);
+    uint32_t c = e_coef(r, s);
+    if ((nv - p) & 1) c = (r->modulus - c) % r->modulus; /* (-1)^(vertices below w) */
+    if (out_vert) memcpy(out_vert, u, (size_t)(nv + 1) * sizeof *u);
+    if (out_pd && p > 0) {
+        double own[PD * PD];
+        if (!pd) {
+            pairwise(r, v, nv, own);
+            pd = own;
         }
-    return (entry){0, UINT64_MAX};
+        pairwise_insert(pd, nv, p, dw, out_pd);
+    }
+    return make_entry(r, dm, idx, c);
 }
 
 /* The facet of t (a dim-simplex) with the same diameter that comes last in the filtration
@@ -802,8 +844,10 @@ static entry zero_apparent_cofacet(const rips *r, entry s, int dim, const int32_
                                    const double *pd) {
     int32_t tv[ATS_RIPS_MAX_DIM + 3];
     double tpd[PD * PD];
-    entry t = zero_pivot_cofacet(r, s, dim, vert, pd, tv, tpd);
+    entry t = zero_pivot_cofacet(r, s, dim, vert, pd, tv, tpd, -1);
     if (is_none(t)) return t;
+    /* with the new vertex on top, t's facets by index start with s: s is t's youngest facet */
+    if (e_index(r, t) - binom(r, tv[0], dim + 2) == e_index(r, s)) return t;
     entry f = zero_pivot_facet(r, t, dim + 1, tv, tpd, NULL);
     if (!is_none(f) && e_index(r, f) == e_index(r, s)) return t;
     return (entry){0, UINT64_MAX};
@@ -811,12 +855,21 @@ static entry zero_apparent_cofacet(const rips *r, entry s, int dim, const int32_
 
 static entry zero_apparent_facet(const rips *r, entry t, int dim, const int32_t *vert,
                                  const double *pd) {
-    int32_t fv[ATS_RIPS_MAX_DIM + 2];
+    int32_t fv[ATS_RIPS_MAX_DIM + 2], tv[ATS_RIPS_MAX_DIM + 3];
+    if (!vert) {
+        simplex_vertices(r, e_index(r, t), dim, tv);
+        vert = tv;
+    }
     entry f = zero_pivot_facet(r, t, dim, vert, pd, fv);
     if (is_none(f)) return f;
+    /* t is f plus a vertex x within f.diam of f's vertices: f's oldest cofacet of the same
+       diameter is t unless one with a larger new vertex has that diameter too, so the search
+       stops at x */
+    int x = 0;
+    while (x < dim && vert[x] == fv[x]) x++;
     entry c = zero_pivot_cofacet(r, make_entry(r, f.diam, e_index(r, f), 1), dim - 1, fv, NULL,
-                                 NULL, NULL);
-    if (!is_none(c) && e_index(r, c) == e_index(r, t)) return f;
+                                 NULL, NULL, vert[x]);
+    if (is_none(c)) return f;
     return (entry){0, UINT64_MAX};
 }
 
@@ -1250,17 +1303,6 @@ static int compute_pairs(rips *r, const entry_vec *columns, pivot_map *pivots, i
     return !oom_seen(r);
 }
 
-/* The pairwise distances of the cofacet just produced, from the simplex's (pd). */
-static void cob_cofacet_pd(const cob_enum *c, const double *pd, double *out) {
-    const rips *r = c->r;
-    int nv = c->dim + 1, p = 0;
-    double dw[ATS_RIPS_MAX_DIM + 2];
-    while (p < nv && c->vert[p] > c->last_v) p++;
-    for (int i = 0; i < nv; i++)
-        dw[i] = r->full ? c->row[i][c->last_v] : dist(r, c->vert[i], c->last_v);
-    pairwise_insert(pd, nv, p, dw, out);
-}
-
 /* The (dim+1)-simplices from simplices [from, to) (see assemble_columns) into next (when
  * keep_next) and the columns among them into columns. Reads only r and pivots. */
 static void assemble_range(rips *r, const entry_vec *simplices, size_t from, size_t to,
@@ -1272,7 +1314,10 @@ static void assemble_range(rips *r, const entry_vec *simplices, size_t from, siz
         cob_init(&c, r, make_entry(r, simplices->a[i].diam, e_index(r, simplices->a[i]), 1), dim,
                  NULL);
         double spd[PD * PD], epd[PD * PD];
-        pairwise(r, c.vert, dim + 1, spd);
+        if (dim == 1)
+            spd[1] = simplices->a[i].diam; /* an edge's one distance (no lookup when streamed) */
+        else
+            pairwise(r, c.vert, dim + 1, spd);
         entry e;
         int32_t ev[ATS_RIPS_MAX_DIM + 3];
         while (cob_next(&c, 0, &e)) {
@@ -1280,9 +1325,10 @@ static void assemble_range(rips *r, const entry_vec *simplices, size_t from, siz
             if (pivot_map_find(pivots, e_index(r, e))) continue;
             cob_cofacet_vertices(&c, ev);
             cob_cofacet_pd(&c, spd, epd);
-            /* the facet test is a few comparisons, the cofacet test a scan: facet first */
-            if (!is_none(zero_apparent_facet(r, e, dim + 1, ev, epd)) ||
-                !is_none(zero_apparent_cofacet(r, e, dim + 1, ev, epd)))
+            /* both tests scan neighbour lists (or rows), and on sparse attention matrices
+               almost every (dim+1)-simplex is paired with a cofacet: cofacet first */
+            if (!is_none(zero_apparent_cofacet(r, e, dim + 1, ev, epd)) ||
+                !is_none(zero_apparent_facet(r, e, dim + 1, ev, epd)))
                 continue;
             vec_push(r, columns, e);
             added++;
