@@ -17,7 +17,8 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 PLAYWRIGHT = os.path.join(ROOT, "third_party", "playwright", "node_modules", "playwright-core")
 
 
-def test_viewer_in_chromium():
+def node_with_chromium():
+    """node's path, or a skip when node, Chromium or playwright-core is missing"""
     node = shutil.which("node")
     if not node:
         pytest.skip("node is not installed")
@@ -25,6 +26,11 @@ def test_viewer_in_chromium():
         pytest.skip(f"Chromium is not installed at {CHROMIUM}")
     if not os.path.isdir(os.environ.get("PLAYWRIGHT_CORE", PLAYWRIGHT)):
         pytest.skip("playwright-core is not installed (tools/deps.sh)")
+    return node
+
+
+def test_viewer_in_chromium():
+    node = node_with_chromium()
     shots = os.path.join(os.path.dirname(os.path.abspath(ATTNSCOPE)), "screenshots")
     p = subprocess.run([node, os.path.join(ROOT, "tests", "browser", "viewer_test.mjs"), ATTNSCOPE,
                         os.path.join(ROOT, "tests", "fixtures", "models", "bert"),
@@ -38,13 +44,7 @@ def test_viewer_in_chromium():
 def test_image_and_model_pair_views_in_chromium():
     """The ViT view (image upload, [CLS]/p(r,c) tokens, the sphere graph) and the two-model view
     (heads × heads heatmap, a click shows both heads): tests/browser/viewer_models_test.mjs."""
-    node = shutil.which("node")
-    if not node:
-        pytest.skip("node is not installed")
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"Chromium is not installed at {CHROMIUM}")
-    if not os.path.isdir(os.environ.get("PLAYWRIGHT_CORE", PLAYWRIGHT)):
-        pytest.skip("playwright-core is not installed (tools/deps.sh)")
+    node = node_with_chromium()
     models = os.path.join(ROOT, "tests", "fixtures", "models")
     vit = os.path.join(models, "vit")
     if not os.path.isfile(os.path.join(vit, "model.safetensors")):
