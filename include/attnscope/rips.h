@@ -101,7 +101,8 @@ ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_option
 
 /* A distance matrix given a row at a time: writes d(i, 0), ..., d(i, n-1) of the full
  * symmetric matrix into row (double [n]). A call may return an error, which ends the
- * computation with it. */
+ * computation with it. With opt->n_threads other than 1, ats_rips_compute_rows may call it from
+ * several threads at once (for different rows, into different buffers): it must allow that. */
 typedef ats_status (*ats_metric_row_fn)(void *ctx, size_t i, double *row, ats_error *err);
 
 /* The same as ats_rips_compute on the metric whose rows `row` gives (n rows of n), in memory
@@ -113,9 +114,9 @@ typedef ats_status (*ats_metric_row_fn)(void *ctx, size_t i, double *row, ats_er
  * triangle (row i, columns j < i) enters the computation, so the result is the one
  * ats_rips_compute gives on ats_metric_from_full's triangle, byte for byte. When the
  * threshold (or the enclosing radius, opt->threshold INFINITY) keeps a quarter of the edges or
- * more, neighbour lists would be as large as the dense rows: the rows are read into the
- * triangle and ats_rips_compute runs on it. The memory estimate is made after the edges are
- * counted and before anything of their size is allocated (ATS_ERR_RANGE with the estimate,
+ * more, neighbour lists would be as large as the dense rows: the rows are read (on every
+ * thread) into the dense engine's [n][n] array instead. The memory estimate is made after the edges
+ * are counted and before anything of their size is allocated (ATS_ERR_RANGE with the estimate,
  * opt->memory_limit_gb). name labels messages (a file name; NULL: "distance matrix"). */
 ats_status ats_rips_compute_rows(size_t n, ats_metric_row_fn row, void *ctx, const char *name,
                                  const ats_rips_options *opt, ats_rips_result *out, ats_error *err);

@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -233,21 +234,26 @@ static int parse_args(int argc, char **argv, rips_args *a) {
 }
 
 /* A mapped [n][n] .npy read a row at a time (ats_rips_compute_rows): the pages of the rows
- * passed are dropped every few MiB, so the file is never resident whole. */
+ * passed are dropped every few MiB, so the file is never resident whole. Rows may be asked for
+ * from several threads at once: the bookkeeping is under a lock (a page dropped while another
+ * thread still reads it is read again from the file). */
 typedef struct npy_rows {
     const ats_npy *arr;
     size_t n, released; /* elements before `released` are dropped */
+    pthread_mutex_t lock;
 } npy_rows;
 
 static ats_status npy_row(void *ctx, size_t i, double *row, ats_error *err) {
     (void)err;
     npy_rows *q = ctx;
     size_t n = q->n, at = i * n;
+    pthread_mutex_lock(&q->lock);
     if (at < q->released) q->released = 0; /* a new pass */
     if (at - q->released >= ((size_t)8 << 20) / sizeof(float)) {
         ats_npy_release(q->arr, q->released, at - q->released);
         q->released = at;
     }
+    pthread_mutex_unlock(&q->lock);
     if (q->arr->dtype == ATS_F32) {
         const float *x = (const float *)q->arr->data + at;
         for (size_t j = 0; j < n; j++) row[j] = (double)x[j];
@@ -273,7 +279,7 @@ static ats_status rips_npy_streamed(const rips_args *a, ats_rips_result *res, si
     }
     *done = 1;
     *n = arr.shape[0];
-    npy_rows q = {&arr, arr.shape[0], 0};
+    npy_rows q = {&arr, arr.shape[0], 0, PTHREAD_MUTEX_INITIALIZER};
     ats_rips_options opt = a->opt;
     opt.n_threads = a->threads;
     st = ats_rips_compute_rows(arr.shape[0], npy_row, &q, a->file, &opt, res, err);

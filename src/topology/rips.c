@@ -14,6 +14,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -183,8 +184,11 @@ static double dist_streamed(const rips *r, int64_t i, int64_t j) {
     return lo < r->nb_start[i + 1] && r->nb[lo].v == j ? r->nb[lo].d : INFINITY;
 }
 
+/* The dense engine's rows when it has them (the triangle, mirrored), else the triangle, else
+ * the neighbour lists. */
 static inline double dist(const rips *r, int64_t i, int64_t j) {
     if (i == j) return 0.0;
+    if (r->full) return r->full[(size_t)i * r->n + (size_t)j];
     return r->lower ? r->lower[lower_index((size_t)i, (size_t)j)] : dist_streamed(r, i, j);
 }
 
@@ -333,10 +337,14 @@ static int pivot_map_init(pivot_map *m, size_t expect) {
     return 1;
 }
 
+/* Other threads may find keys while one thread inserts (compute_pairs): a slot's key is
+ * written last (release) and read first (acquire), so a key found has its column, and slots only
+ * go from empty to full, so a key inserted earlier is found. Growing is for one thread only. */
 static const pivot_slot *pivot_map_find(const pivot_map *m, int64_t key) {
     for (size_t i = hash_index(key) & m->mask;; i = (i + 1) & m->mask) {
-        if (m->slots[i].key == key) return &m->slots[i];
-        if (m->slots[i].key == -1) return NULL;
+        int64_t k = __atomic_load_n(&m->slots[i].key, __ATOMIC_ACQUIRE);
+        if (k == key) return &m->slots[i];
+        if (k == -1) return NULL;
     }
 }
 
@@ -361,8 +369,8 @@ static int pivot_map_insert(rips *r, pivot_map *m, int64_t key, int64_t column, 
     }
     size_t i = hash_index(key) & m->mask;
     while (m->slots[i].key != -1) i = (i + 1) & m->mask;
-    m->slots[i].key = key;
     m->slots[i].packed = ((uint64_t)column << 16) | coef;
+    __atomic_store_n(&m->slots[i].key, key, __ATOMIC_RELEASE);
     m->count++;
     return 1;
 }
@@ -1002,10 +1010,48 @@ static int compute_dim0(rips *r, entry_vec *edges, entry_vec *columns) {
 
 /* ---- dimensions >= 1 */
 
+/* The reduction columns of the recorded columns: column j's entries at col[j] (NULL: none),
+ * preceded by their count, in blocks that never move, so that threads may read the recorded
+ * columns while more are stored. */
 typedef struct reduction {
-    size_t *start; /* [ncols+1] */
-    entry_vec entries;
+    entry **col;               /* [ncols] */
+    entry **blocks;            /* [nblocks], each block freed at the end */
+    size_t nblocks, used, cap; /* entries used in, and size of, the newest block */
 } reduction;
+
+enum { REDUCTION_BLOCK = 1 << 16 };
+
+/* Stores column j's entries (kept); 0 when out of memory. One thread at a time. */
+static int reduction_store(rips *r, reduction *R, size_t j, const entry_vec *kept) {
+    if (!kept->len) return 1;
+    size_t need = kept->len + 1;
+    if (!R->nblocks || R->cap - R->used < need) {
+        size_t size = need > REDUCTION_BLOCK ? need : REDUCTION_BLOCK;
+        entry **bl = realloc(R->blocks, (R->nblocks + 1) * sizeof *bl);
+        entry *b = bl ? malloc(size * sizeof *b) : NULL;
+        if (bl) R->blocks = bl;
+        if (!b) {
+            set_oom(r);
+            return 0;
+        }
+        R->blocks[R->nblocks++] = b;
+        R->used = 0;
+        R->cap = size;
+    }
+    entry *c = R->blocks[R->nblocks - 1] + R->used;
+    c[0].ic = kept->len;
+    c[0].diam = 0.0;
+    memcpy(c + 1, kept->a, kept->len * sizeof *c);
+    R->used += need;
+    R->col[j] = c;
+    return 1;
+}
+
+static void reduction_free(reduction *R) {
+    for (size_t b = 0; b < R->nblocks; b++) free(R->blocks[b]);
+    free(R->blocks);
+    free(R->col);
+}
 
 /* Pushes the simplex s into the reduction column and its coboundary into the working column. */
 static void add_simplex_coboundary(rips *r, entry s, int dim, heap *red, heap *cob) {
@@ -1020,8 +1066,10 @@ static void add_column(rips *r, const entry_vec *columns, const reduction *R, in
                        uint32_t factor, int dim, heap *red, heap *cob) {
     entry s = columns->a[j];
     add_simplex_coboundary(r, make_entry(r, s.diam, e_index(r, s), factor), dim, red, cob);
-    for (size_t t = R->start[j]; t < R->start[j + 1]; t++) {
-        entry x = R->entries.a[t];
+    const entry *c = R->col[j];
+    size_t len = c ? (size_t)c[0].ic : 0;
+    for (size_t t = 1; t <= len; t++) {
+        entry x = c[t];
         add_simplex_coboundary(
             r, make_entry(r, x.diam, e_index(r, x), mod_mul(e_coef(r, x), factor, r->modulus)), dim,
             red, cob);
@@ -1080,13 +1128,14 @@ static ats_representative make_rep(rips *r, entry s, heap *red_copy, int dim) {
     return rep;
 }
 
-/* The reduction of one column, as far as it can go while only reading the pivots of
- * earlier chunks. */
+/* The reduction of one column, as far as it can go while only reading the pivots recorded
+ * so far (all of earlier columns). */
 typedef struct col_state {
     heap red, cob;
     entry pivot;
     int has;      /* 0: the column reduced to zero */
-    int emergent; /* the pivot is the emergent shortcut's, taken against the earlier chunks */
+    int emergent; /* the pivot is the emergent shortcut's, taken against the pivots recorded so far
+                   */
 } col_state;
 
 /* Adds to the column in st the columns (and apparent pairs) that own its pivot, as long as
@@ -1114,7 +1163,7 @@ static void reduce_continue(rips *r, const entry_vec *columns, const reduction *
 
 /* Reduces column j against the pivots in `pivots` (read only) and the apparent pairs, up to a
  * pivot that is in neither. In the serial engine the same steps happen in the same order: a
- * pivot found here belongs to an earlier chunk, so it is in the serial map too. */
+ * pivot found here belongs to an earlier column, so it is in the serial map too. */
 static void reduce_ahead(rips *r, const entry_vec *columns, const reduction *R,
                          const pivot_map *pivots, int dim, size_t j, col_state *st,
                          entry_vec *scratch) {
@@ -1145,161 +1194,193 @@ static void reduce_resume(rips *r, const entry_vec *columns, const reduction *R,
     reduce_continue(r, columns, R, pivots, dim, st);
 }
 
-/* Columns are reduced in chunks: first every column of the chunk in parallel against the
- * pivots of the earlier chunks (reduce_ahead), then, in column order, each is finished against
- * the pivots of the chunk's earlier columns and its pivot recorded. The additions are those of
- * the serial engine, in the same order, so the pairs and representatives do not depend on
- * the thread count; one thread is the serial engine (chunks of one column). */
+/* Columns are reduced on every thread at once and recorded in column order. A thread takes the
+ * next column and reduces it against the pivots recorded so far and the apparent pairs
+ * (reduce_ahead), up to a pivot that is in neither; whichever thread finds the oldest column
+ * ready (and no other thread recording) finishes it against the pivots of every earlier column
+ * and records its pivot, then the next ones that are ready. Every pivot a thread finds belongs
+ * to an earlier column, so its steps are steps of the serial engine, in the same order: the
+ * additions, pairs and representatives do not depend on the thread count, and one thread is
+ * the serial engine. Columns in flight are at most `window` ahead of the next one to record
+ * (their states live in a ring), so that few are overtaken by pivots recorded after them. */
+typedef struct pipe_slot {
+    col_state st;
+    int ready;                            /* atomic: the column's reduction ahead is done */
+} __attribute__((aligned(64))) pipe_slot; /* a cache line of its own: threads write their own */
+
+/* A thread's scratch vector, on a cache line of its own. */
+typedef struct thread_scratch {
+    entry_vec v;
+} __attribute__((aligned(64))) thread_scratch;
+
+/* Zeroed memory for n objects of size bytes, aligned to a cache line. */
+static void *calloc_lines(size_t n, size_t size) {
+    size_t bytes;
+    if (!ats_size_mul(n ? n : 1, size, &bytes)) return NULL;
+    bytes = (bytes + 63) / 64 * 64;
+    void *p = aligned_alloc(64, bytes);
+    if (p) memset(p, 0, bytes);
+    return p;
+}
+
+static int pipe_stop(rips *r) {
+    return oom_seen(r) || __atomic_load_n(&r->cancelled, __ATOMIC_RELAXED);
+}
+
+/* Waiting for another thread: spin briefly, then give the core away (on a busy machine the
+ * thread waited for may not be running). */
+static void pipe_wait(unsigned *spins) {
+    if (++*spins > 64) sched_yield();
+}
+
+/* Finishes column j from its state (reduced against some earlier columns' pivots) against the
+ * pivots of every earlier column and records its pair and pivot. One thread at a time. */
+static void commit_column(rips *r, const entry_vec *columns, reduction *R, pivot_map *pivots,
+                          int dim, size_t j, col_state *st, entry_vec *scratch, heap *tmp,
+                          entry_vec *kept) {
+    uint32_t p = r->modulus;
+    entry s = make_entry(r, columns->a[j].diam, e_index(r, columns->a[j]), 1);
+    double birth = s.diam;
+    if (st->emergent && pivot_map_find(pivots, e_index(r, st->pivot))) {
+        /* an earlier column took the pivot after this one was reduced: no shortcut after all */
+        int unused;
+        st->has = init_coboundary(r, s, dim, pivots, &st->cob, scratch, &st->pivot, 0, &unused);
+    }
+    heap *red = &st->red, *cob = &st->cob;
+    entry pivot = st->pivot;
+    int has = st->has;
+    for (;;) {
+        if (has && cancel_poll(r)) return;
+        if (!has) {
+            /* essential class */
+            if (pair_push(r, dim, birth, INFINITY, e_index(r, s), -1) && r->want_cocycles) {
+                tmp->len = 0;
+                for (size_t t = 0; t < red->len; t++) heap_push(r, tmp, red->a[t]);
+                r->out[dim].reps[r->out[dim].len - 1] = make_rep(r, s, tmp, dim);
+            }
+            return;
+        }
+        const pivot_slot *slot = pivot_map_find(pivots, e_index(r, pivot));
+        if (slot) {
+            uint32_t factor = p - mod_mul(e_coef(r, pivot), r->inverse[slot_coef(slot)], p);
+            add_column(r, columns, R, slot_column(slot), factor % p, dim, red, cob);
+            has = heap_get_pivot(r, cob, &pivot);
+            continue;
+        }
+        entry f = zero_apparent_facet(r, pivot, dim + 1, NULL, NULL);
+        if (!is_none(f)) {
+            uint32_t factor = p - mod_mul(e_coef(r, pivot), r->inverse[e_coef(r, f)], p);
+            add_simplex_coboundary(r, make_entry(r, f.diam, e_index(r, f), factor % p), dim, red,
+                                   cob);
+            has = heap_get_pivot(r, cob, &pivot);
+            continue;
+        }
+        double death = pivot.diam;
+        if (keep_pair(r, birth, death) &&
+            pair_push(r, dim, birth, death, e_index(r, s), e_index(r, pivot)) && r->want_cocycles) {
+            tmp->len = 0;
+            for (size_t t = 0; t < red->len; t++) heap_push(r, tmp, red->a[t]);
+            r->out[dim].reps[r->out[dim].len - 1] = make_rep(r, s, tmp, dim);
+        }
+        if (dim == 1 && r->want_cycles) vec_push(r, &r->negative_triangles, pivot);
+        /* the reduction column, combined, kept for later additions: stored before the pivot
+           is published, as other threads may add this column as soon as they find the pivot */
+        kept->len = 0;
+        entry x;
+        while (heap_pop_pivot(r, red, &x)) vec_push(r, kept, x);
+        if (reduction_store(r, R, j, kept))
+            pivot_map_insert(r, pivots, e_index(r, pivot), (int64_t)j, e_coef(r, pivot));
+        return;
+    }
+}
+
+/* pivots: empty, sized for every column (pivot_map_init(columns->len)), so that it never
+ * grows while other threads read it. */
 static int compute_pairs(rips *r, const entry_vec *columns, pivot_map *pivots, int dim) {
-    reduction R;
-    R.start = malloc((columns->len + 1) * sizeof *R.start);
-    R.entries = (entry_vec){NULL, 0, 0};
-    heap tmp = {NULL, 0, 0};
+    size_t ncols = columns->len;
     int threads = r->threads > 1 ? r->threads : 1;
-    /* Chunks start at 32 columns a thread and double while a chunk's parallel part takes under
-       a millisecond (each chunk costs a fork and a join, and a join waits for the slowest
-       thread: on a busy machine a whole time slice), halving above 10 ms; the chunking changes
-       no result. */
-    size_t chunk_min = threads > 1 ? (size_t)threads * 32 : 1, chunk = chunk_min,
-           chunk_max = threads > 1 ? (size_t)threads * 2048 : 1, cap = chunk;
-    col_state *states = calloc(cap, sizeof *states);
-    entry_vec *scratch = calloc((size_t)threads, sizeof *scratch);
-    if (!R.start || !states || !scratch) {
-        free(R.start);
-        free(states);
+    size_t window = threads > 1 ? (size_t)threads * 64 : 1;
+    reduction R = {calloc(ncols ? ncols : 1, sizeof *R.col), NULL, 0, 0, 0};
+    pipe_slot *slots = calloc_lines(window, sizeof *slots);
+    thread_scratch *scratch = calloc_lines((size_t)threads, sizeof *scratch);
+    heap tmp = {NULL, 0, 0};
+    entry_vec kept = {NULL, 0, 0};
+    if (!R.col || !slots || !scratch) {
+        free(R.col);
+        free(slots);
         free(scratch);
         set_oom(r);
         return 0;
     }
-    R.start[0] = 0;
-    uint32_t p = r->modulus;
-    entry_vec *scratch0 = &scratch[0];
-    for (size_t j0 = 0, cn = 0; j0 < columns->len && !oom_seen(r); j0 += cn) {
-        if (chunk > cap) {
-            col_state *grown = realloc(states, chunk * sizeof *states);
-            if (!grown) {
-                set_oom(r);
-                break;
+    size_t next_take = 0;   /* atomic: the next column to reduce */
+    size_t next_record = 0; /* atomic: the next column to finish and record */
+    int recording = 0;      /* atomic: a thread is recording */
+    double record_wall = 0.0;
+    phase_clock t0 = phase_start();
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads) if (threads > 1 && ncols > 1)
+#endif
+    {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        unsigned spins = 0;
+        while (!pipe_stop(r)) {
+            size_t rec = __atomic_load_n(&next_record, __ATOMIC_ACQUIRE);
+            if (rec == ncols) break;
+            if (__atomic_load_n(&slots[rec % window].ready, __ATOMIC_ACQUIRE) &&
+                !__atomic_exchange_n(&recording, 1, __ATOMIC_ACQUIRE)) {
+                double w0 = wall_now();
+                size_t j = next_record;
+                while (j < ncols && !pipe_stop(r) &&
+                       __atomic_load_n(&slots[j % window].ready, __ATOMIC_ACQUIRE)) {
+                    pipe_slot *s = &slots[j % window];
+                    commit_column(r, columns, &R, pivots, dim, j, &s->st, &scratch[tid].v, &tmp,
+                                  &kept);
+                    __atomic_store_n(&s->ready, 0, __ATOMIC_RELAXED);
+                    __atomic_store_n(&next_record, ++j, __ATOMIC_RELEASE);
+                }
+                record_wall += wall_now() - w0;
+                __atomic_store_n(&recording, 0, __ATOMIC_RELEASE);
+                spins = 0;
+                continue;
             }
-            memset(grown + cap, 0, (chunk - cap) * sizeof *grown);
-            states = grown;
-            cap = chunk;
+            size_t j = __atomic_load_n(&next_take, __ATOMIC_RELAXED);
+            if (j >= ncols || j >= rec + window) {
+                /* the last columns are with other threads, or the ring is full: its oldest
+                   column is not recorded yet */
+                pipe_wait(&spins);
+                continue;
+            }
+            if (!__atomic_compare_exchange_n(&next_take, &j, j + 1, 0, __ATOMIC_RELAXED,
+                                             __ATOMIC_RELAXED))
+                continue;
+            spins = 0;
+            pipe_slot *s = &slots[j % window];
+            reduce_ahead(r, columns, &R, pivots, dim, j, &s->st, &scratch[tid].v);
+            /* pivots recorded meanwhile: go on while the column is in this thread's cache */
+            while (!pipe_stop(r) && column_blocked(r, pivots, &s->st))
+                reduce_resume(r, columns, &R, pivots, dim, j, &s->st, &scratch[tid].v);
+            __atomic_store_n(&s->ready, 1, __ATOMIC_RELEASE);
         }
-        cn = columns->len - j0 < chunk ? columns->len - j0 : chunk;
-        phase_clock t0 = phase_start();
-#ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (cn > 1)
-#endif
-        for (size_t q = 0; q < cn; q++) {
-            int tid = 0;
-#ifdef _OPENMP
-            tid = omp_get_thread_num();
-#endif
-            reduce_ahead(r, columns, &R, pivots, dim, j0 + q, &states[q], &scratch[tid]);
-        }
-        double ahead_wall = wall_now() - t0.wall;
-        phase_mark(r, ATS_RIPS_PHASE_REDUCE_AHEAD, &t0);
-        if (ahead_wall < 1e-3 && chunk < chunk_max)
-            chunk *= 2;
-        else if (ahead_wall > 1e-2 && chunk > chunk_min)
-            chunk /= 2;
-        for (size_t q = 0; q < cn && !cancel_poll(r); q++) {
-            size_t j = j0 + q;
-            col_state *st = &states[q];
-            if (threads > 1 && column_blocked(r, pivots, st)) {
-                /* An earlier column of this chunk owns the pivot. The blocked columns of the
-                   next few go on in parallel against the pivots recorded so far, which are all
-                   of this one's predecessors: after it, this column is finished, and the
-                   others have done steps the serial engine does too (any pivot recorded
-                   belongs to an earlier column). Alone, it goes on below. */
-                size_t end = q + 256 < cn ? q + 256 : cn, blocked = 0;
-                for (size_t k = q; k < end && blocked < 2; k++)
-                    blocked += column_blocked(r, pivots, &states[k]);
-                if (blocked > 1) {
-                    phase_mark(r, ATS_RIPS_PHASE_REDUCE_COMMIT, &t0);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-#endif
-                    for (size_t k = q; k < end; k++) {
-                        int tid = 0;
-#ifdef _OPENMP
-                        tid = omp_get_thread_num();
-#endif
-                        if (column_blocked(r, pivots, &states[k]))
-                            reduce_resume(r, columns, &R, pivots, dim, j0 + k, &states[k],
-                                          &scratch[tid]);
-                    }
-                    phase_mark(r, ATS_RIPS_PHASE_REDUCE_AHEAD, &t0);
-                }
-            }
-            entry s = make_entry(r, columns->a[j].diam, e_index(r, columns->a[j]), 1);
-            double birth = s.diam;
-            if (st->emergent && pivot_map_find(pivots, e_index(r, st->pivot))) {
-                /* an earlier column of this chunk took the pivot: no shortcut after all */
-                int unused;
-                st->has =
-                    init_coboundary(r, s, dim, pivots, &st->cob, scratch0, &st->pivot, 0, &unused);
-            }
-            heap *red = &st->red, *cob = &st->cob;
-            entry pivot = st->pivot;
-            int has = st->has;
-            for (;;) {
-                if (has && cancel_poll(r)) break;
-                if (!has) {
-                    /* essential class */
-                    if (pair_push(r, dim, birth, INFINITY, e_index(r, s), -1) && r->want_cocycles) {
-                        tmp.len = 0;
-                        for (size_t t = 0; t < red->len; t++) heap_push(r, &tmp, red->a[t]);
-                        r->out[dim].reps[r->out[dim].len - 1] = make_rep(r, s, &tmp, dim);
-                    }
-                    break;
-                }
-                const pivot_slot *slot = pivot_map_find(pivots, e_index(r, pivot));
-                if (slot) {
-                    uint32_t factor =
-                        p - mod_mul(e_coef(r, pivot), r->inverse[slot_coef(slot)], p); /* cancels */
-                    add_column(r, columns, &R, slot_column(slot), factor % p, dim, red, cob);
-                    has = heap_get_pivot(r, cob, &pivot);
-                    continue;
-                }
-                entry f = zero_apparent_facet(r, pivot, dim + 1, NULL, NULL);
-                if (!is_none(f)) {
-                    uint32_t factor = p - mod_mul(e_coef(r, pivot), r->inverse[e_coef(r, f)], p);
-                    add_simplex_coboundary(r, make_entry(r, f.diam, e_index(r, f), factor % p), dim,
-                                           red, cob);
-                    has = heap_get_pivot(r, cob, &pivot);
-                    continue;
-                }
-                double death = pivot.diam;
-                if (keep_pair(r, birth, death)) {
-                    if (pair_push(r, dim, birth, death, e_index(r, s), e_index(r, pivot)) &&
-                        r->want_cocycles) {
-                        tmp.len = 0;
-                        for (size_t t = 0; t < red->len; t++) heap_push(r, &tmp, red->a[t]);
-                        r->out[dim].reps[r->out[dim].len - 1] = make_rep(r, s, &tmp, dim);
-                    }
-                }
-                pivot_map_insert(r, pivots, e_index(r, pivot), (int64_t)j, e_coef(r, pivot));
-                if (dim == 1 && r->want_cycles) vec_push(r, &r->negative_triangles, pivot);
-                /* keep the reduction column, combined, for later additions */
-                entry x;
-                while (heap_pop_pivot(r, red, &x)) vec_push(r, &R.entries, x);
-                break;
-            }
-            R.start[j + 1] = R.entries.len;
-        }
-        phase_mark(r, ATS_RIPS_PHASE_REDUCE_COMMIT, &t0);
     }
-    for (size_t q = 0; q < cap; q++) {
-        free(states[q].red.a);
-        free(states[q].cob.a);
+    /* the recording is the part that is one thread at a time; the rest ran on all of them */
+    phase_mark(r, ATS_RIPS_PHASE_REDUCE_AHEAD, &t0);
+    r->phase_cpu[ATS_RIPS_PHASE_REDUCE_AHEAD] -= record_wall;
+    r->phase_wall[ATS_RIPS_PHASE_REDUCE_AHEAD] -= record_wall;
+    r->phase_cpu[ATS_RIPS_PHASE_REDUCE_COMMIT] += record_wall;
+    r->phase_wall[ATS_RIPS_PHASE_REDUCE_COMMIT] += record_wall;
+    for (size_t q = 0; q < window; q++) {
+        free(slots[q].st.red.a);
+        free(slots[q].st.cob.a);
     }
-    for (int t = 0; t < threads; t++) free(scratch[t].a);
-    free(states);
+    for (int t = 0; t < threads; t++) free(scratch[t].v.a);
+    free(slots);
     free(scratch);
-    free(R.start);
-    free(R.entries.a);
+    reduction_free(&R);
     free(tmp.a);
+    free(kept.a);
     return !oom_seen(r);
 }
 
@@ -2230,10 +2311,7 @@ typedef struct row_reader {
 
 /* Row i, with every entry checked as ats_metric_from_full checks it (0 on the diagonal, finite
  * and >= 0 elsewhere). */
-static ats_status read_row(row_reader *rr, size_t i, ats_error *err) {
-    ats_status st = rr->fn(rr->ctx, i, rr->row, err);
-    if (st) return st;
-    const double *x = rr->row;
+static ats_status check_row(const row_reader *rr, size_t i, const double *x, ats_error *err) {
     if (x[i] != 0.0)
         return ats_error_set(err, ATS_ERR_INVALID,
                              "%s: row %zu, column %zu: diagonal entry %g is not 0", rr->name, i + 1,
@@ -2245,6 +2323,11 @@ static ats_status read_row(row_reader *rr, size_t i, ats_error *err) {
                                  "non-negative number",
                                  rr->name, i + 1, j + 1, x[j]);
     return ATS_OK;
+}
+
+static ats_status read_row(row_reader *rr, size_t i, ats_error *err) {
+    ats_status st = rr->fn(rr->ctx, i, rr->row, err);
+    return st ? st : check_row(rr, i, rr->row, err);
 }
 
 /* ats_metric_from_full's tolerance for a symmetric matrix. */
@@ -2281,30 +2364,159 @@ static ats_status count_edges(row_reader *rr, double thr, size_t *low, size_t *u
     return ATS_OK;
 }
 
-/* The dense engine on the lower triangle (when the threshold keeps a quarter of the edges or
- * more, neighbour lists would be as large): rows read into the triangle (unless filled, the
- * triangle the first pass has filled already; it is freed here), then the upper entries
- * compared with it as ats_metric_from_full does. */
-static ats_status rows_dense(row_reader *rr, double *filled, const ats_rips_options *opt,
-                             ats_rips_result *out, ats_error *err) {
-    size_t n = rr->n, m = n * (n - 1) / 2;
-    double *lower = filled ? filled : malloc((m ? m : 1) * sizeof *lower);
-    if (!lower) return ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory for %zu points", n);
-    ats_status st = ATS_OK;
-    for (size_t i = 0; i < n && !st && !filled; i++)
-        if (!(st = rr->fn(rr->ctx, i, rr->row, err)))
-            memcpy(lower + lower_index(i, 0), rr->row, i * sizeof *lower);
-    for (size_t i = 0; i < n && !st; i++) {
-        if ((st = rr->fn(rr->ctx, i, rr->row, err))) break;
-        for (size_t j = i + 1; j < n; j++)
-            if (asymmetric(lower[lower_index(i, j)], rr->row[j])) {
-                st = asymmetry_error(rr, j, i, lower[lower_index(i, j)], rr->row[j], err);
-                break;
-            }
+/* The dense engine straight from the rows: they are read, on every thread at once, into the
+ * [n][n] array the engine works on (no triangle in between), each checked as read_row checks
+ * it, with the range and each point's largest distance in the lower triangle; then, in tiles
+ * of 64 × 64 that stay in cache, every upper entry is compared with its lower mirror
+ * (ats_metric_from_full's tolerance) and replaced by it, so the engine sees the distances of
+ * the lower triangle, as ats_rips_compute on ats_metric_from_full's triangle does. thr: a
+ * threshold keeping a quarter of the edges or more, or INFINITY for the enclosing radius; when
+ * that keeps fewer, *ready stays 0 and nothing is kept (neighbour lists pay off); else *ready is
+ * 1 and r is ready for rips_reduce. Errors name the first bad row, or the first asymmetric
+ * pair in row order, whatever the thread count. */
+static ats_status rows_full(rips *r, const row_reader *rr, double thr, ats_rips_result *out,
+                            int *ready, ats_error *err) {
+    size_t n = r->n, m = n * (n - 1) / 2, cells;
+    int nt = r->threads;
+    *ready = 0;
+    if (!ats_size_mul(n, n, &cells) || !ats_size_mul(cells, sizeof(double), &cells))
+        return ats_error_set(err, ATS_ERR_RANGE, "rips: %zu points overflow the distance rows", n);
+    double *full = malloc(cells);
+    double *radius = calloc((size_t)nt * n, sizeof *radius); /* [nt][n] */
+    if (!full || !radius) {
+        free(full);
+        free(radius);
+        return ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory for %zu points", n);
     }
-    if (!st) st = ats_rips_compute(n, lower, opt, out, err);
-    free(lower);
-    return st;
+    /* the first failing row and its error (rows after it are skipped; those before it all
+       run, so it is the first whatever the order the threads take them in) */
+    size_t fail_row = n;
+    ats_status fail_st = ATS_OK;
+    ats_error fail_err;
+    double lo = m ? INFINITY : 0.0, hi = 0.0;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt) if (nt > 1)
+#endif
+    {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        double *rad = radius + (size_t)tid * n, tlo = INFINITY, thi = 0.0;
+        ats_error terr;
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 8)
+#endif
+        for (size_t i = 0; i < n; i++) {
+            if (cancel_poll(r) || i > __atomic_load_n(&fail_row, __ATOMIC_RELAXED)) continue;
+            double *x = full + i * n;
+            ats_status st = rr->fn(rr->ctx, i, x, &terr);
+            if (!st) st = check_row(rr, i, x, &terr);
+            if (st) {
+#ifdef _OPENMP
+#pragma omp critical(ats_rips_rows_fail)
+#endif
+                if (i < fail_row) {
+                    __atomic_store_n(&fail_row, i, __ATOMIC_RELAXED);
+                    fail_st = st;
+                    fail_err = terr;
+                }
+                continue;
+            }
+            double ri = 0.0;
+            for (size_t j = 0; j < i; j++) {
+                double d = x[j];
+                tlo = d < tlo ? d : tlo;
+                ri = d > ri ? d : ri;
+                rad[j] = d > rad[j] ? d : rad[j];
+            }
+            rad[i] = ri > rad[i] ? ri : rad[i];
+            thi = ri > thi ? ri : thi;
+        }
+#ifdef _OPENMP
+#pragma omp critical(ats_rips_rows_range)
+#endif
+        {
+            lo = tlo < lo ? tlo : lo;
+            hi = thi > hi ? thi : hi;
+        }
+    }
+    ats_status st = ATS_OK;
+    if (r->cancelled)
+        st = cancelled_error(n, r->opt, err);
+    else if (fail_row < n) {
+        *err = fail_err;
+        st = fail_st;
+    }
+    if (st) {
+        free(full);
+        free(radius);
+        return st;
+    }
+    double enclosing = INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        double ri = 0.0;
+        for (int t = 0; t < nt; t++)
+            ri = radius[(size_t)t * n + i] > ri ? radius[(size_t)t * n + i] : ri;
+        enclosing = ri < enclosing ? ri : enclosing;
+    }
+    free(radius);
+    r->threshold = isinf(thr) ? enclosing : thr;
+    /* the tiles (a, b), b <= a, of the lower triangle, a thread a tile row: (a, b) is read and
+       written to (b, a) only, so threads never touch the same cell */
+    size_t tiles = (n + 63) / 64, num_edges = 0, bad = SIZE_MAX; /* bad: i·n + j, i < j */
+    double bad_lower = 0.0, bad_upper = 0.0, t_thr = r->threshold;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1) reduction(+ : num_edges) num_threads(nt) if (nt > 1)
+#endif
+    for (size_t ta = 0; ta < tiles; ta++) {
+        size_t a0 = ta * 64, a1 = a0 + 64 < n ? a0 + 64 : n, tbad = SIZE_MAX;
+        double tl = 0.0, tu = 0.0;
+        for (size_t b0 = 0; b0 <= a0; b0 += 64)
+            for (size_t a = a0; a < a1; a++) {
+                double *lower_row = full + a * n;
+                size_t b1 = b0 + 64 < a ? b0 + 64 : a;
+                for (size_t b = b0; b < b1; b++) {
+                    double l = lower_row[b], *u = full + b * n + a;
+                    num_edges += l <= t_thr;
+                    if (asymmetric(l, *u) && b * n + a < tbad) {
+                        tbad = b * n + a;
+                        tl = l;
+                        tu = *u;
+                    }
+                    *u = l;
+                }
+            }
+        if (tbad != SIZE_MAX) {
+#ifdef _OPENMP
+#pragma omp critical(ats_rips_rows_asym)
+#endif
+            if (tbad < bad) {
+                bad = tbad;
+                bad_lower = tl;
+                bad_upper = tu;
+            }
+        }
+    }
+    if (bad != SIZE_MAX) {
+        free(full);
+        return asymmetry_error(rr, bad % n, bad / n, bad_lower, bad_upper, err);
+    }
+    if (isinf(thr) && num_edges < m / 4) {
+        free(full);
+        return ATS_OK;
+    }
+    r->full = full; /* rips_free frees it from here on */
+    r->sparse = 0;
+    if ((st = rips_memory_admit(r, m, num_edges, 0, err))) return st;
+    if ((st = rips_tables(r, err))) return st;
+    out->max_dim = r->opt->max_dim;
+    out->n_points = n;
+    out->threshold = r->threshold;
+    out->min_value = lo;
+    out->max_value = hi;
+    *ready = 1;
+    return ATS_OK;
 }
 
 ats_status ats_rips_compute_rows(size_t n, ats_metric_row_fn row, void *ctx, const char *name,
@@ -2320,21 +2532,22 @@ ats_status ats_rips_compute_rows(size_t n, ats_metric_row_fn row, void *ctx, con
     size_t *low = malloc(n * sizeof *low), *up = malloc(n * sizeof *up);
     rips r;
     rips_init(&r, n, opt);
-    double *tri = NULL; /* the triangle, filled by the first pass (below) */
     if (!rr.row || !radius || !low || !up) {
         st = ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory for %zu points", n);
         goto done;
     }
-    /* Without a threshold (the enclosing radius) the dense engine usually runs, on the
-       triangle: the first pass then also fills it, when the dense engine's memory fits the
-       limit, which saves two of the passes over the rows (they are read on one thread). If the
-       enclosing radius keeps fewer than a quarter of the edges after all, it is dropped. */
-    if (isinf(opt->threshold) &&
-        rips_memory_estimate(n, n * (n - 1) / 2, n * (n - 1) / 2, 0, r.dim_max) <= r.memory_limit)
-        tri = malloc((n > 1 ? n * (n - 1) / 2 : 1) * sizeof *tri);
-    /* Pass 1: every entry checked; the range and the enclosing radius of the lower triangle
-       (the distances the dense engine uses); the edges within a given threshold. */
+    /* Without a threshold (the enclosing radius) the dense engine usually runs: the rows go
+       straight into its array (rows_full) when that fits the memory limit. Only if the
+       enclosing radius keeps fewer than a quarter of the edges do the passes below build
+       neighbour lists instead. */
     size_t m = n * (n - 1) / 2, num_edges = 0;
+    int ready = 0;
+    if (isinf(opt->threshold) && rips_memory_estimate(n, 0, m, 0, r.dim_max) <= r.memory_limit) {
+        if ((st = rows_full(&r, &rr, INFINITY, out, &ready, err))) goto done;
+        if (ready) goto reduce;
+    }
+    /* Pass 1, one thread: every entry checked; the range and the enclosing radius of the lower
+       triangle (the distances the dense engine uses); the edges within a given threshold. */
     double lo = m ? INFINITY : 0.0, hi = 0.0, thr = opt->threshold;
     memset(low, 0, n * sizeof *low);
     memset(up, 0, n * sizeof *up);
@@ -2345,7 +2558,6 @@ ats_status ats_rips_compute_rows(size_t n, ats_metric_row_fn row, void *ctx, con
         }
         if ((st = read_row(&rr, i, err))) break;
         const double *x = rr.row;
-        if (tri) memcpy(tri + lower_index(i, 0), x, i * sizeof *tri);
         for (size_t j = 0; j < i; j++) {
             double d = x[j];
             lo = d < lo ? d : lo;
@@ -2363,28 +2575,12 @@ ats_status ats_rips_compute_rows(size_t n, ats_metric_row_fn row, void *ctx, con
     double enclosing = INFINITY;
     for (size_t i = 0; i < n; i++) enclosing = radius[i] < enclosing ? radius[i] : enclosing;
     r.threshold = isinf(thr) ? enclosing : thr;
-    if (tri) { /* the edges within the enclosing radius, from the triangle */
-        num_edges = 0;
-        for (size_t t = 0; t < m; t++) num_edges += tri[t] <= r.threshold;
-        if (num_edges < m / 4) { /* neighbour lists after all */
-            free(tri);
-            tri = NULL;
-        }
-    }
-    if (isinf(thr) && !tri && (st = count_edges(&rr, r.threshold, low, up, &num_edges, err)))
-        goto done;
+    if (isinf(thr) && (st = count_edges(&rr, r.threshold, low, up, &num_edges, err))) goto done;
     r.sparse = num_edges < m / 4;
-    if (!r.sparse) {
-        /* as many edges as the dense engine's rows: it runs on the triangle, estimated with
-           it before the triangle is allocated */
-        if ((st = rips_memory_admit(&r, m, num_edges, 1, err))) goto done;
-        rips_free(&r);
-        free(radius);
-        free(low);
-        free(up);
-        st = rows_dense(&rr, tri, opt, out, err);
-        free(rr.row);
-        return st;
+    if (!r.sparse) { /* as many edges as the dense engine's rows: it runs on them */
+        if ((st = rips_memory_admit(&r, m, num_edges, 0, err))) goto done;
+        if ((st = rows_full(&r, &rr, r.threshold, out, &ready, err))) goto done;
+        goto reduce;
     }
     if ((st = rips_memory_admit(&r, m, num_edges, 0, err))) goto done;
     if ((st = rips_tables(&r, err))) goto done;
@@ -2440,20 +2636,20 @@ ats_status ats_rips_compute_rows(size_t n, ats_metric_row_fn row, void *ctx, con
         }
     }
     if (st) goto done;
-    free(radius);
-    free(low);
-    free(up);
-    free(rr.row);
     out->max_dim = opt->max_dim;
     out->n_points = n;
     out->threshold = r.threshold;
     out->min_value = lo;
     out->max_value = hi;
+reduce:
+    free(radius);
+    free(low);
+    free(up);
+    free(rr.row);
     phase_mark(&r, ATS_RIPS_PHASE_SETUP, &t_start);
     return rips_reduce(&r, out, err);
 done:
     rips_free(&r);
-    free(tri);
     free(radius);
     free(low);
     free(up);

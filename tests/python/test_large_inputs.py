@@ -153,22 +153,29 @@ def test_rips_streamed_against_ripser(tmp_path):
 
 
 def test_rips_streamed_checks_entries(tmp_path):
-    d = js_matrix(50, seed=2)
+    """Bad entries named, the first in row order, whichever reader runs (neighbour lists under
+    a threshold, or the dense engine's rows without one, read on several threads) and
+    whatever the thread count."""
+    d = js_matrix(150, seed=2)
     bad = d.copy()
     bad[7, 30] += 0.01  # asymmetric within the threshold
+    bad[120, 140] += 0.01  # a later one (another tile of the dense reader)
     np.save(tmp_path / "a.npy", bad)
-    p, _ = run("rips", tmp_path / "a.npy", "--threshold", "0.9")
-    assert p.returncode == 2 and "row 31, column 8: matrix is not symmetric" in p.stderr, p.stderr
     bad = d.copy()
     bad[40, 3] = np.nan
+    bad[130, 5] = np.nan  # a later row, which another thread may read first
     np.save(tmp_path / "b.npy", bad)
-    p, _ = run("rips", tmp_path / "b.npy", "--threshold", "0.3")
-    assert p.returncode == 2 and "row 41, column 4: distance nan" in p.stderr, p.stderr
     bad = d.copy()
     bad[9, 9] = 0.5
     np.save(tmp_path / "c.npy", bad)
-    p, _ = run("rips", tmp_path / "c.npy", "--threshold", "0.3")
-    assert p.returncode == 2 and "row 10, column 10: diagonal entry 0.5 is not 0" in p.stderr
+    cases = (("a.npy", "0.9", "row 31, column 8: matrix is not symmetric"),
+             ("b.npy", "0.3", "row 41, column 4: distance nan"),
+             ("c.npy", "0.3", "row 10, column 10: diagonal entry 0.5 is not 0"))
+    for name, thr, message in cases:
+        for threshold in (["--threshold", thr], []):
+            for threads in ("1", "2", "3"):
+                p, _ = run("rips", tmp_path / name, *threshold, "--threads", threads)
+                assert p.returncode == 2 and message in p.stderr, (name, threshold, threads, p.stderr)
 
 
 def test_rips_streamed_large_in_memory_of_the_edges(tmp_path):

@@ -181,7 +181,7 @@ typedef struct rows_ctx {
 
 static ats_status rows_of(void *ctx, size_t i, double *row, ats_error *err) {
     rows_ctx *c = ctx;
-    c->calls++;
+    __atomic_fetch_add(&c->calls, 1, __ATOMIC_RELAXED); /* rows come from several threads */
     if (i == c->fail_at) return ats_error_set(err, ATS_ERR_IO, "row %zu: gone", i);
     const ats_lower m = {c->n, c->lower};
     for (size_t j = 0; j < c->n; j++) row[j] = ats_lower_at(&m, i, j);
@@ -247,6 +247,16 @@ static void test_rows(void) {
     rows_ctx c = {N, 17, 0, lower};
     CHECK(ats_rips_compute_rows(N, rows_of, &c, "m", &opt, &res, &err) == ATS_ERR_IO);
     CHECK(strstr(err.message, "row 17: gone") != NULL);
+    /* ... also when the rows go to the dense engine, read on several threads */
+    for (int threads = 1; threads <= 3; threads++) {
+        opt.threshold = INFINITY;
+        opt.n_threads = threads;
+        ats_error_clear(&err);
+        CHECK(ats_rips_compute_rows(N, rows_of, &c, "m", &opt, &res, &err) == ATS_ERR_IO);
+        CHECK(strstr(err.message, "row 17: gone") != NULL);
+    }
+    opt.threshold = 0.1;
+    opt.n_threads = 1;
     /* one point; a memory limit below the neighbour lists */
     c.fail_at = (size_t)-1;
     c.n = 1;
