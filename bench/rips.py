@@ -7,14 +7,17 @@ bench/.venv), same inputs, same machine, one run.
 Each row runs the tools on the same file and reports wall time and peak resident memory as
 measured by GNU time, and their ratios (ripser / attnscope: > 1 means attnscope is better).
 The second table puts attnscope beside giotto-ph at 1 thread and at every core (CPU seconds
-user+sys and wall; giotto-ph is timed in a child Python that loads the same .npy matrix, so the
-import is not counted but its reading of the matrix is, as ours is). The long-context rows
+user+sys and wall, the median of 5 runs for a run under a second; giotto-ph is timed inside a
+child Python that loads the same .npy matrix, so the interpreter's start and the imports are not
+counted but its reading of the matrix is, as ours is, with our process's start). The long-context rows
 (attention JS n = 1024, 2048, 4096 at dims 1 and 2) skip a peer whose run would pass --cap
 seconds (default 600), saying so. Pass --quick for the small rows only."""
 import os
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 
 import numpy as np
 
@@ -47,24 +50,55 @@ def measure_many(cmds):
     return wall, mb
 
 
-def measure_cpu(cmd, cap=None):
-    """(wall s, user+sys s, peak MB) of one command via GNU time; None when it passes cap s."""
-    with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
-        try:
-            subprocess.run(["/usr/bin/time", "-f", "%e %U %S %M", "-o", tf.name] + cmd,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=cap)
-        except subprocess.TimeoutExpired:
-            return None
-        wall, user, sys_, kb = tf.read().split()[-4:]
-    return float(wall), float(user) + float(sys_), int(kb) / 1024.0
+def run_once(cmd, cap=None, self_timed=False):
+    """(wall s, user+sys s, peak MB) of one run: wall by the monotonic clock around the child
+    (microseconds, where GNU time's %e has 10 ms, as long as some rows take), CPU and peak from
+    the child's rusage; a self-timed child prints its own "wall cpu" instead (giotto-ph: its
+    reading of the matrix and its computation, not the interpreter's start and imports). None
+    when it passes cap s."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE if self_timed else subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    timer = threading.Timer(cap, p.kill) if cap else None
+    if timer:
+        timer.start()
+    out = p.stdout.read() if self_timed else b""
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    if timer:
+        timer.cancel()
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode == -9 and cap and wall >= cap:
+        return None
+    if p.returncode != 0:
+        raise subprocess.CalledProcessError(p.returncode, cmd)
+    cpu = ru.ru_utime + ru.ru_stime
+    if self_timed:
+        wall, cpu = (float(x) for x in out.split()[-2:])
+    return wall, cpu, ru.ru_maxrss / 1024.0
 
 
-GPH = """import sys, numpy as np
+def measure_cpu(cmd, cap=None, self_timed=False, repeats=5):
+    """run_once; a run under a second is repeated (repeats runs in all) and the median of each
+    figure taken, as one short run on a shared machine says little."""
+    first = run_once(cmd, cap, self_timed)
+    if first is None or first[0] >= 1.0:
+        return first
+    runs = [first] + [run_once(cmd, cap, self_timed) for _ in range(repeats - 1)]
+    return tuple(float(np.median([r[k] for r in runs])) for k in range(3))
+
+
+GPH = """import resource, sys, time, numpy as np
 from gph import ripser_parallel
+def cpu():
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+t0, c0 = time.perf_counter(), cpu()
 d = np.load(sys.argv[1])
 thr = float(sys.argv[4]) if sys.argv[4] != "inf" else np.inf
 dg = ripser_parallel(d, metric="precomputed", maxdim=int(sys.argv[2]), n_threads=int(sys.argv[3]),
                      thresh=thr)["dgms"]
+print(time.perf_counter() - t0, cpu() - c0)
 if len(sys.argv) > 5:
     np.savez(sys.argv[5], *dg)
 """
@@ -165,7 +199,8 @@ def threads_table(quick, cap, only=None):
                     if ours[t] is None:
                         capped["ours"] = dim
                 if dim < capped["gph"]:
-                    theirs[t] = measure_cpu(gph_cmd(path, dim, t, thr, npz if last else None), cap)
+                    theirs[t] = measure_cpu(gph_cmd(path, dim, t, thr, npz if last else None), cap,
+                                            self_timed=True)
                     if theirs[t] is None:
                         capped["gph"] = dim
                 if last and ours.get(t) and theirs.get(t):

@@ -56,15 +56,19 @@ typedef struct ats_representative {
 } ats_representative;
 
 /* Phases of ats_rips_compute. Serial: EDGES, REDUCE_COMMIT, and SETUP's neighbour lists; SORT
- * runs on the threads above 64 Ki columns; the others run on opt->n_threads threads. */
+ * runs on the threads above 64 Ki columns; the others run on opt->n_threads threads. Dense
+ * EDGES (Prim's forest) runs on the calling thread while the others run EDGE_APPARENT, and
+ * REDUCE_COMMIT beside REDUCE_AHEAD: their wall seconds overlap, and the seconds of the
+ * overlapped phase are counted out of the other's. */
 typedef enum ats_rips_phase {
     ATS_RIPS_PHASE_SETUP,         /* checks, enclosing radius, distance rows or neighbour lists */
     ATS_RIPS_PHASE_EDGES,         /* H0: dense, Prim's spanning forest (O(n²)) and the union-find
                                      on its edges, then the edge list when dimension 2 needs it;
                                      sparse, the edge list, its sort and the union-find */
     ATS_RIPS_PHASE_EDGE_APPARENT, /* apparent-pair tests of the edges */
-    ATS_RIPS_PHASE_REDUCE_AHEAD,  /* column reduction against the pivots of earlier chunks */
-    ATS_RIPS_PHASE_REDUCE_COMMIT, /* finishing each column and recording its pivot, in order */
+    ATS_RIPS_PHASE_REDUCE_AHEAD,  /* column reduction against the pivots recorded so far */
+    ATS_RIPS_PHASE_REDUCE_COMMIT, /* finishing each column and recording its pivot, in order
+                                     (one thread at a time, beside the others' reduction) */
     ATS_RIPS_PHASE_ASSEMBLE,      /* enumerating the next dimension's columns */
     ATS_RIPS_PHASE_SORT,          /* sorting them */
     ATS_RIPS_PHASES

@@ -1563,6 +1563,9 @@ static int prim_forest(rips *r, entry *mst, size_t *count) {
     return !oom_seen(r);
 }
 
+/* H0 by Prim's spanning forest and, for dimension 1, the edges' apparent-pair tests, which do
+ * not need the forest: the calling thread computes the forest while the other threads test
+ * edges, then joins them; the forest's edges (H0 deaths, never columns) are dropped after. */
 static int compute_dim0_dense(rips *r, entry_vec *edges, entry_vec *columns) {
     size_t n = r->n;
     double thr = r->threshold;
@@ -1571,12 +1574,64 @@ static int compute_dim0_dense(rips *r, entry_vec *edges, entry_vec *columns) {
     int64_t *parent = malloc(n * sizeof *parent);
     int32_t *rank = calloc(n, sizeof *rank);
     int64_t *birth_vertex = malloc(n * sizeof *birth_vertex);
+    int threads = r->threads > 1 ? r->threads : 1;
+    /* per thread: the edges not in an apparent pair; with cycles wanted, (edge, triangle) of
+       those that are */
+    entry_vec *cols = calloc((size_t)threads, sizeof *cols);
+    entry_vec *tris = calloc((size_t)threads, sizeof *tris);
+    pivot_map forest = {NULL, 0, 0};
     size_t nm = 0;
-    if (!mst || !parent || !rank || !birth_vertex) {
+    int forest_ok = 0;
+    double forest_wall = 0.0;
+    if (!mst || !parent || !rank || !birth_vertex || !cols || !tris) {
         set_oom(r);
         goto done;
     }
-    if (!prim_forest(r, mst, &nm)) goto done;
+    int test_edges = r->dim_max >= 1;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads) if (threads > 1 && test_edges)
+#endif
+    {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        if (tid == 0) {
+            double w0 = wall_now();
+            forest_ok = prim_forest(r, mst, &nm);
+            forest_wall = wall_now() - w0;
+        }
+        if (test_edges) {
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 16) nowait
+#endif
+            for (size_t i = 1; i < n; i++) {
+                if (cancel_poll(r)) continue;
+                const double *row = r->full + i * n;
+                for (size_t j = 0; j < i; j++) {
+                    double d = row[j];
+                    if (d > thr) continue;
+                    entry e = make_entry(r, d, (int64_t)lower_index(i, j), 1);
+                    int32_t v[2] = {(int32_t)i, (int32_t)j};
+                    entry tri = zero_apparent_cofacet(r, e, 1, v, NULL);
+                    if (is_none(tri)) {
+                        vec_push(r, &cols[tid], e);
+                    } else if (r->want_cycles) {
+                        vec_push(r, &tris[tid], e);
+                        vec_push(r, &tris[tid], tri);
+                    }
+                }
+            }
+        }
+    }
+    if (!forest_ok || oom_seen(r)) goto done;
+    phase_mark(r, test_edges ? ATS_RIPS_PHASE_EDGE_APPARENT : ATS_RIPS_PHASE_EDGES, &t_phase);
+    if (test_edges) { /* the forest's share was Prim's, on the calling thread */
+        r->phase_cpu[ATS_RIPS_PHASE_EDGE_APPARENT] -= forest_wall;
+        r->phase_wall[ATS_RIPS_PHASE_EDGE_APPARENT] -= forest_wall;
+        r->phase_cpu[ATS_RIPS_PHASE_EDGES] += forest_wall;
+        r->phase_wall[ATS_RIPS_PHASE_EDGES] += forest_wall;
+    }
     /* the union-find of the serial engine, on the forest's edges in filtration order */
     sort_columns(r, mst, nm);
     for (size_t i = 0; i < n; i++) parent[i] = birth_vertex[i] = (int64_t)i;
@@ -1591,54 +1646,20 @@ static int compute_dim0_dense(rips *r, entry_vec *edges, entry_vec *columns) {
         if (uf_find(parent, (int64_t)i) == (int64_t)i)
             pair_push(r, 0, 0.0, INFINITY, birth_vertex[i], -1);
     phase_mark(r, ATS_RIPS_PHASE_EDGES, &t_phase);
-    if (r->dim_max >= 1) {
-        /* the forest's edges, as a set of edge indices */
-        int threads = r->threads > 1 ? r->threads : 1;
-        entry_vec *cols = calloc((size_t)threads, sizeof *cols);
-        entry_vec *tris = calloc((size_t)threads, sizeof *tris);
-        pivot_map forest = {NULL, 0, 0};
-        if (!cols || !tris || !pivot_map_init(&forest, nm)) {
-            free(cols);
-            free(tris);
-            free(forest.slots);
+    if (test_edges) {
+        if (!pivot_map_init(&forest, nm)) {
             set_oom(r);
             goto done;
         }
         for (size_t k = 0; k < nm; k++) pivot_map_insert(r, &forest, e_index(r, mst[k]), 0, 0);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 16) num_threads(threads) if (threads > 1)
-#endif
-        for (size_t i = 1; i < n; i++) {
-            int tid = 0;
-#ifdef _OPENMP
-            tid = omp_get_thread_num();
-#endif
-            if (cancel_poll(r)) continue;
-            const double *row = r->full + i * n;
-            for (size_t j = 0; j < i; j++) {
-                double d = row[j];
-                if (d > thr) continue;
-                int64_t idx = (int64_t)lower_index(i, j);
-                if (pivot_map_find(&forest, idx)) continue;
-                entry e = make_entry(r, d, idx, 1);
-                int32_t v[2] = {(int32_t)i, (int32_t)j};
-                entry tri = zero_apparent_cofacet(r, e, 1, v, NULL);
-                if (is_none(tri))
-                    vec_push(r, &cols[tid], e);
-                else if (r->want_cycles)
-                    vec_push(r, &tris[tid], tri);
-            }
-        }
-        free(forest.slots);
-        phase_mark(r, ATS_RIPS_PHASE_EDGE_APPARENT, &t_phase);
         for (int t = 0; t < threads; t++) {
-            vec_append(r, columns, &cols[t]);
-            vec_append(r, &r->negative_triangles, &tris[t]);
-            free(cols[t].a);
-            free(tris[t].a);
+            for (size_t k = 0; k < cols[t].len; k++)
+                if (!pivot_map_find(&forest, e_index(r, cols[t].a[k])))
+                    vec_push(r, columns, cols[t].a[k]);
+            for (size_t k = 0; k + 1 < tris[t].len; k += 2)
+                if (!pivot_map_find(&forest, e_index(r, tris[t].a[k])))
+                    vec_push(r, &r->negative_triangles, tris[t].a[k + 1]);
         }
-        free(cols);
-        free(tris);
         sort_columns(r, columns->a, columns->len); /* reverse filtration order */
         phase_mark(r, ATS_RIPS_PHASE_SORT, &t_phase);
     }
@@ -1650,7 +1671,6 @@ static int compute_dim0_dense(rips *r, entry_vec *edges, entry_vec *columns) {
             set_oom(r);
             goto done;
         }
-        int threads = r->threads > 1 ? r->threads : 1;
         row_start[0] = 0;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
@@ -1681,6 +1701,11 @@ static int compute_dim0_dense(rips *r, entry_vec *edges, entry_vec *columns) {
         phase_mark(r, ATS_RIPS_PHASE_EDGES, &t_phase);
     }
 done:
+    for (int t = 0; cols && t < threads; t++) free(cols[t].a);
+    for (int t = 0; tris && t < threads; t++) free(tris[t].a);
+    free(cols);
+    free(tris);
+    free(forest.slots);
     free(mst);
     free(parent);
     free(rank);
