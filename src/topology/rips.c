@@ -1299,7 +1299,9 @@ static void commit_column(rips *r, const entry_vec *columns, reduction *R, pivot
 static int compute_pairs(rips *r, const entry_vec *columns, pivot_map *pivots, int dim) {
     size_t ncols = columns->len;
     int threads = r->threads > 1 ? r->threads : 1;
-    size_t window = threads > 1 ? (size_t)threads * 64 : 1;
+    /* a window of 256 columns a thread: a long column at the head of the window holds the
+       others up only when it passes that many cheap ones */
+    size_t window = threads > 1 ? (size_t)threads * 256 : 1;
     reduction R = {calloc(ncols ? ncols : 1, sizeof *R.col), NULL, 0, 0, 0};
     pipe_slot *slots = calloc_lines(window, sizeof *slots);
     thread_scratch *scratch = calloc_lines((size_t)threads, sizeof *scratch);
