@@ -99,8 +99,12 @@ typedef struct rips {
     int over_dim;                      /* ... in this dimension */
     double over_projected;             /* bytes it would have needed, projected */
     pair_vec out[ATS_RIPS_MAX_DIM + 1];
-    int oom;
+    /* read in every thread's inner loops: on a cache line of their own, away from what the
+       recording thread writes for every column (out); sharing one cost a third more work a
+       column at two threads */
+    _Alignas(64) int oom;
     int cancelled;                      /* opt->cancel said stop (oom is set with it) */
+    _Alignas(64) char flags_end;        /* ends the flags' cache line */
     pthread_t caller;                   /* the thread that called: the only one to poll cancel */
     double cancel_polled;               /* monotonic seconds of the last poll */
     double phase_wall[ATS_RIPS_PHASES]; /* wall-clock seconds, see rips.h */
@@ -1299,9 +1303,12 @@ static void commit_column(rips *r, const entry_vec *columns, reduction *R, pivot
 static int compute_pairs(rips *r, const entry_vec *columns, pivot_map *pivots, int dim) {
     size_t ncols = columns->len;
     int threads = r->threads > 1 ? r->threads : 1;
-    /* a window of 256 columns a thread: a long column at the head of the window holds the
-       others up only when it passes that many cheap ones */
-    size_t window = threads > 1 ? (size_t)threads * 256 : 1;
+    /* Up to 256 columns a thread: a long column at the head of the window holds the others up
+       only when it passes that many cheap ones. But each slot's first column grows its heaps
+       in fresh memory (page faults, cold caches: a third more work a column when 512 slots
+       served 476 columns), so a slot serves 16 columns or more. */
+    size_t window = ncols / 16, lo = (size_t)threads * 8, hi = (size_t)threads * 256;
+    window = threads == 1 ? 1 : window < lo ? lo : window > hi ? hi : window;
     reduction R = {calloc(ncols ? ncols : 1, sizeof *R.col), NULL, 0, 0, 0};
     pipe_slot *slots = calloc_lines(window, sizeof *slots);
     thread_scratch *scratch = calloc_lines((size_t)threads, sizeof *scratch);
