@@ -234,9 +234,11 @@ static int parse_args(int argc, char **argv, rips_args *a) {
 }
 
 /* A mapped [n][n] .npy read a row at a time (ats_rips_compute_rows): the pages of the rows
- * passed are dropped every few MiB, so the file is never resident whole. Rows may be asked for
- * from several threads at once: the bookkeeping is under a lock (a page dropped while another
- * thread still reads it is read again from the file). */
+ * passed are dropped every few MiB, so the file is never resident whole. Rows are asked for
+ * from several threads at once, roughly in order (a thread takes 8 rows at a time): only pages
+ * 256 rows behind the row asked for are dropped, and a pass starts again when a row
+ * that far behind is asked for. A page dropped while a thread still reads it is read again
+ * from the file, so this bounds memory and never changes what is read. */
 typedef struct npy_rows {
     const ats_npy *arr;
     size_t n, released; /* elements before `released` are dropped */
@@ -246,12 +248,13 @@ typedef struct npy_rows {
 static ats_status npy_row(void *ctx, size_t i, double *row, ats_error *err) {
     (void)err;
     npy_rows *q = ctx;
-    size_t n = q->n, at = i * n;
+    size_t n = q->n, at = i * n, behind = 256 * n;
     pthread_mutex_lock(&q->lock);
-    if (at < q->released) q->released = 0; /* a new pass */
-    if (at - q->released >= ((size_t)8 << 20) / sizeof(float)) {
-        ats_npy_release(q->arr, q->released, at - q->released);
-        q->released = at;
+    if (at + behind < q->released) q->released = 0; /* a new pass */
+    if (at > behind && at - behind > q->released &&
+        at - behind - q->released >= ((size_t)8 << 20) / sizeof(float)) {
+        ats_npy_release(q->arr, q->released, at - behind - q->released);
+        q->released = at - behind;
     }
     pthread_mutex_unlock(&q->lock);
     if (q->arr->dtype == ATS_F32) {

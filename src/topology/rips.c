@@ -2335,18 +2335,21 @@ ats_status ats_rips_compute(size_t n, const double *lower, const ats_rips_option
     return rips_reduce(&r, out, err);
 }
 
-/* ---- a metric streamed row by row (ats_rips_compute_rows) */
+/* ---- a metric streamed row by row (ats_rips_compute_rows)
+ *
+ * Every pass reads the rows on every thread at once (the row function allows that, rips.h),
+ * each into a buffer of its own or straight into the dense engine's rows. Errors are those of
+ * one thread reading in order: the first failure in row order is kept (row_fail). */
 
 typedef struct row_reader {
     size_t n;
     ats_metric_row_fn fn;
     void *ctx;
     const char *name;
-    double *row; /* [n] */
 } row_reader;
 
-/* Row i, with every entry checked as ats_metric_from_full checks it (0 on the diagonal, finite
- * and >= 0 elsewhere). */
+/* Row i, x, checked as ats_metric_from_full checks it (0 on the diagonal, finite and >= 0
+ * elsewhere). */
 static ats_status check_row(const row_reader *rr, size_t i, const double *x, ats_error *err) {
     if (x[i] != 0.0)
         return ats_error_set(err, ATS_ERR_INVALID,
@@ -2359,11 +2362,6 @@ static ats_status check_row(const row_reader *rr, size_t i, const double *x, ats
                                  "non-negative number",
                                  rr->name, i + 1, j + 1, x[j]);
     return ATS_OK;
-}
-
-static ats_status read_row(row_reader *rr, size_t i, ats_error *err) {
-    ats_status st = rr->fn(rr->ctx, i, rr->row, err);
-    return st ? st : check_row(rr, i, rr->row, err);
 }
 
 /* ats_metric_from_full's tolerance for a symmetric matrix. */
@@ -2380,24 +2378,36 @@ static ats_status asymmetry_error(const row_reader *rr, size_t i, size_t j, doub
                          rr->name, i + 1, j + 1, a, b, j + 1, i + 1);
 }
 
-/* Counts the lower-triangle entries within thr: low[i] of row i (columns j < i), up[j] of
- * column j (rows i > j); *edges their total. */
-static ats_status count_edges(row_reader *rr, double thr, size_t *low, size_t *up, size_t *edges,
-                              ats_error *err) {
-    memset(low, 0, rr->n * sizeof *low);
-    memset(up, 0, rr->n * sizeof *up);
-    *edges = 0;
-    for (size_t i = 0; i < rr->n; i++) {
-        ats_status st = rr->fn(rr->ctx, i, rr->row, err);
-        if (st) return st;
-        for (size_t j = 0; j < i; j++)
-            if (rr->row[j] <= thr) {
-                low[i]++;
-                up[j]++;
-            }
-        *edges += low[i];
+/* The first failure of a pass in the order one thread would meet them (key: a position in
+ * that order). Work after it is skipped and all before it runs, so it is the first whatever
+ * the order the threads take the work in. */
+typedef struct row_fail {
+    size_t key; /* atomic; SIZE_MAX: none */
+    ats_status st;
+    ats_error err;
+} row_fail;
+
+static int row_fail_passed(row_fail *f, size_t key) {
+    return key > __atomic_load_n(&f->key, __ATOMIC_RELAXED);
+}
+
+static void row_fail_note(row_fail *f, size_t key, ats_status st, const ats_error *err) {
+#ifdef _OPENMP
+#pragma omp critical(ats_rips_row_fail)
+#endif
+    if (key < f->key) {
+        __atomic_store_n(&f->key, key, __ATOMIC_RELAXED);
+        f->st = st;
+        f->err = *err;
     }
-    return ATS_OK;
+}
+
+/* The status after a pass: cancelled, the first failure, or ATS_OK. */
+static ats_status row_fail_status(rips *r, const row_fail *f, ats_error *err) {
+    if (r->cancelled) return cancelled_error(r->n, r->opt, err);
+    if (f->key == SIZE_MAX) return ATS_OK;
+    *err = f->err;
+    return f->st;
 }
 
 /* Maps the pages within [p, p + bytes) for writing in one call (Linux 5.14+), where touching
@@ -2413,35 +2423,32 @@ static void prefault_write(void *p, size_t bytes) {
 #endif
 }
 
-/* The dense engine straight from the rows: they are read, on every thread at once, into the
- * [n][n] array the engine works on (no triangle in between), each checked as read_row checks
- * it, with the range and each point's largest distance in the lower triangle; then, in tiles
- * of 64 × 64 that stay in cache, every upper entry is compared with its lower mirror
- * (ats_metric_from_full's tolerance) and replaced by it, so the engine sees the distances of
- * the lower triangle, as ats_rips_compute on ats_metric_from_full's triangle does. thr: a
- * threshold keeping a quarter of the edges or more, or INFINITY for the enclosing radius; when
- * that keeps fewer, *ready stays 0 and nothing is kept (neighbour lists pay off); else *ready is
- * 1 and r is ready for rips_reduce. Errors name the first bad row, or the first asymmetric
- * pair in row order, whatever the thread count. */
-static ats_status rows_full(rips *r, const row_reader *rr, double thr, ats_rips_result *out,
-                            int *ready, ats_error *err) {
-    size_t n = r->n, m = n * (n - 1) / 2, cells;
+/* What a scan of the rows finds in the lower triangle (the distances the engine uses). */
+typedef struct row_scan {
+    double lo, hi;    /* the range */
+    double enclosing; /* the smallest over the points of their largest distance */
+    size_t num_edges; /* entries within the threshold */
+    size_t *low, *up; /* [n]: of them, in row i (columns j < i) and in column j (rows i > j) */
+} row_scan;
+
+/* Reads every row, checked (check_row), into into + i·n when into is given (the dense engine's
+ * rows) or else a buffer per thread, and fills s (low and up when given, [n] each) for
+ * threshold thr. */
+static ats_status rows_scan(rips *r, const row_reader *rr, double *into, double thr, row_scan *s,
+                            ats_error *err) {
+    size_t n = r->n, m = n * (n - 1) / 2;
     int nt = r->threads;
-    *ready = 0;
-    if (!ats_size_mul(n, n, &cells) || !ats_size_mul(cells, sizeof(double), &cells))
-        return ats_error_set(err, ATS_ERR_RANGE, "rips: %zu points overflow the distance rows", n);
-    double *full = malloc(cells);
-    double *radius = calloc((size_t)nt * n, sizeof *radius); /* [nt][n] */
-    if (!full || !radius) {
-        free(full);
+    int counts = s->low != NULL;
+    double *radius = calloc((size_t)nt * n, sizeof *radius);            /* [nt][n] */
+    double *bufs = into ? NULL : malloc((size_t)nt * n * sizeof *bufs); /* [nt][n] */
+    size_t *ups = counts ? calloc((size_t)nt * n, sizeof *ups) : NULL;  /* [nt][n] */
+    if (!radius || (!into && !bufs) || (counts && !ups)) {
         free(radius);
+        free(bufs);
+        free(ups);
         return ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory for %zu points", n);
     }
-    /* the first failing row and its error (rows after it are skipped; those before it all
-       run, so it is the first whatever the order the threads take them in) */
-    size_t fail_row = n;
-    ats_status fail_st = ATS_OK;
-    ats_error fail_err;
+    row_fail fail = {SIZE_MAX, ATS_OK, {0}};
     double lo = m ? INFINITY : 0.0, hi = 0.0;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt) if (nt > 1)
@@ -2452,35 +2459,35 @@ static ats_status rows_full(rips *r, const row_reader *rr, double thr, ats_rips_
         tid = omp_get_thread_num();
 #endif
         double *rad = radius + (size_t)tid * n, tlo = INFINITY, thi = 0.0;
+        size_t *up = counts ? ups + (size_t)tid * n : NULL;
         ats_error terr;
 #ifdef _OPENMP
 #pragma omp for schedule(dynamic, 8)
 #endif
         for (size_t i = 0; i < n; i++) {
-            if (cancel_poll(r) || i > __atomic_load_n(&fail_row, __ATOMIC_RELAXED)) continue;
-            double *x = full + i * n;
-            if (i % 8 == 0) /* the pages of this thread's 8 rows, in one call */
+            if (cancel_poll(r) || row_fail_passed(&fail, i)) continue;
+            double *x = into ? into + i * n : bufs + (size_t)tid * n;
+            if (into && i % 8 == 0) /* the pages of this thread's 8 rows, in one call */
                 prefault_write(x, (n - i < 8 ? n - i : 8) * n * sizeof *x);
             ats_status st = rr->fn(rr->ctx, i, x, &terr);
             if (!st) st = check_row(rr, i, x, &terr);
             if (st) {
-#ifdef _OPENMP
-#pragma omp critical(ats_rips_rows_fail)
-#endif
-                if (i < fail_row) {
-                    __atomic_store_n(&fail_row, i, __ATOMIC_RELAXED);
-                    fail_st = st;
-                    fail_err = terr;
-                }
+                row_fail_note(&fail, i, st, &terr);
                 continue;
             }
             double ri = 0.0;
+            size_t c = 0;
             for (size_t j = 0; j < i; j++) {
                 double d = x[j];
                 tlo = d < tlo ? d : tlo;
                 ri = d > ri ? d : ri;
                 rad[j] = d > rad[j] ? d : rad[j];
+                if (counts && d <= thr) {
+                    c++;
+                    up[j]++;
+                }
             }
+            if (counts) s->low[i] = c;
             rad[i] = ri > rad[i] ? ri : rad[i];
             thi = ri > thi ? ri : thi;
         }
@@ -2492,37 +2499,64 @@ static ats_status rows_full(rips *r, const row_reader *rr, double thr, ats_rips_
             hi = thi > hi ? thi : hi;
         }
     }
-    ats_status st = ATS_OK;
-    if (r->cancelled)
-        st = cancelled_error(n, r->opt, err);
-    else if (fail_row < n) {
-        *err = fail_err;
-        st = fail_st;
-    }
-    if (st) {
-        free(full);
-        free(radius);
-        return st;
-    }
-    double enclosing = INFINITY;
-    for (size_t i = 0; i < n; i++) {
+    ats_status st = row_fail_status(r, &fail, err);
+    s->lo = lo;
+    s->hi = hi;
+    s->enclosing = INFINITY;
+    s->num_edges = 0;
+    for (size_t i = 0; i < n && !st; i++) {
         double ri = 0.0;
-        for (int t = 0; t < nt; t++)
+        size_t c = 0;
+        for (int t = 0; t < nt; t++) {
             ri = radius[(size_t)t * n + i] > ri ? radius[(size_t)t * n + i] : ri;
-        enclosing = ri < enclosing ? ri : enclosing;
+            if (counts) c += ups[(size_t)t * n + i];
+        }
+        s->enclosing = ri < s->enclosing ? ri : s->enclosing;
+        if (counts) {
+            s->up[i] = c;
+            s->num_edges += s->low[i];
+        }
     }
     free(radius);
-    r->threshold = isinf(thr) ? enclosing : thr;
+    free(bufs);
+    free(ups);
+    return st;
+}
+
+/* The dense engine straight from the rows: they are read into the [n][n] array the engine
+ * works on (no triangle in between), with the range and the enclosing radius; then, in tiles
+ * of 64 × 64 that stay in cache, every upper entry is compared with its lower mirror
+ * (ats_metric_from_full's tolerance) and replaced by it, so the engine sees the distances of
+ * the lower triangle, as ats_rips_compute on ats_metric_from_full's triangle does. thr: a
+ * threshold keeping a quarter of the edges or more, or INFINITY for the enclosing radius; when
+ * that keeps fewer, *ready stays 0 and nothing is kept (neighbour lists pay off); else *ready is
+ * 1 and r is ready for rips_reduce. */
+static ats_status rows_full(rips *r, const row_reader *rr, double thr, ats_rips_result *out,
+                            int *ready, ats_error *err) {
+    size_t n = r->n, m = n * (n - 1) / 2, cells;
+    int nt = r->threads;
+    *ready = 0;
+    if (!ats_size_mul(n, n, &cells) || !ats_size_mul(cells, sizeof(double), &cells))
+        return ats_error_set(err, ATS_ERR_RANGE, "rips: %zu points overflow the distance rows", n);
+    double *full = malloc(cells);
+    if (!full) return ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory for %zu points", n);
+    row_scan scan = {0};
+    ats_status st = rows_scan(r, rr, full, INFINITY, &scan, err);
+    if (st) {
+        free(full);
+        return st;
+    }
+    r->threshold = isinf(thr) ? scan.enclosing : thr;
     /* the tiles (a, b), b <= a, of the lower triangle, a thread a tile row: (a, b) is read and
        written to (b, a) only, so threads never touch the same cell */
-    size_t tiles = (n + 63) / 64, num_edges = 0, bad = SIZE_MAX; /* bad: i·n + j, i < j */
-    double bad_lower = 0.0, bad_upper = 0.0, t_thr = r->threshold;
+    size_t tiles = (n + 63) / 64, num_edges = 0;
+    double t_thr = r->threshold;
+    row_fail fail = {SIZE_MAX, ATS_OK, {0}};
 #ifdef _OPENMP
 #pragma omp parallel for schedule(dynamic, 1) reduction(+ : num_edges) num_threads(nt) if (nt > 1)
 #endif
     for (size_t ta = 0; ta < tiles; ta++) {
-        size_t a0 = ta * 64, a1 = a0 + 64 < n ? a0 + 64 : n, tbad = SIZE_MAX;
-        double tl = 0.0, tu = 0.0;
+        size_t a0 = ta * 64, a1 = a0 + 64 < n ? a0 + 64 : n;
         for (size_t b0 = 0; b0 <= a0; b0 += 64)
             for (size_t a = a0; a < a1; a++) {
                 double *lower_row = full + a * n;
@@ -2530,32 +2564,19 @@ static ats_status rows_full(rips *r, const row_reader *rr, double thr, ats_rips_
                 for (size_t b = b0; b < b1; b++) {
                     double l = lower_row[b], *u = full + b * n + a;
                     num_edges += l <= t_thr;
-                    if (asymmetric(l, *u) && b * n + a < tbad) {
-                        tbad = b * n + a;
-                        tl = l;
-                        tu = *u;
+                    /* in one thread's order: row b's upper part, column a ascending */
+                    if (asymmetric(l, *u) && !row_fail_passed(&fail, b * n + a)) {
+                        ats_error terr;
+                        ats_status bad = asymmetry_error(rr, a, b, l, *u, &terr);
+                        row_fail_note(&fail, b * n + a, bad, &terr);
                     }
                     *u = l;
                 }
             }
-        if (tbad != SIZE_MAX) {
-#ifdef _OPENMP
-#pragma omp critical(ats_rips_rows_asym)
-#endif
-            if (tbad < bad) {
-                bad = tbad;
-                bad_lower = tl;
-                bad_upper = tu;
-            }
-        }
     }
-    if (bad != SIZE_MAX) {
+    if ((st = row_fail_status(r, &fail, err)) || (isinf(thr) && num_edges < m / 4)) {
         free(full);
-        return asymmetry_error(rr, bad % n, bad / n, bad_lower, bad_upper, err);
-    }
-    if (isinf(thr) && num_edges < m / 4) {
-        free(full);
-        return ATS_OK;
+        return st;
     }
     r->full = full; /* rips_free frees it from here on */
     r->sparse = 0;
@@ -2564,10 +2585,132 @@ static ats_status rows_full(rips *r, const row_reader *rr, double thr, ats_rips_
     out->max_dim = r->opt->max_dim;
     out->n_points = n;
     out->threshold = r->threshold;
-    out->min_value = lo;
-    out->max_value = hi;
+    out->min_value = scan.lo;
+    out->max_value = scan.hi;
     *ready = 1;
     return ATS_OK;
+}
+
+/* Descending by vertex (the order of a neighbour list). */
+static int neighbor_after(const void *a, const void *b) {
+    int32_t x = ((const neighbor *)a)->v, y = ((const neighbor *)b)->v;
+    return (x < y) - (x > y);
+}
+
+/* The neighbour lists within r->threshold, from the counts of a scan: vertex i's list,
+ * descending, is its neighbours above it, then those below it (its own row's lower part, read
+ * from column i-1 down). The rows fill their own lower parts and add themselves to the upper
+ * parts of their neighbours below, in whatever order the threads come; each upper part is
+ * then sorted. */
+static ats_status rows_neighbors(rips *r, const row_reader *rr, const row_scan *s, ats_error *err) {
+    size_t n = r->n, total;
+    int nt = r->threads;
+    r->nb_start = malloc((n + 1) * sizeof *r->nb_start);
+    size_t *fill = calloc(n ? n : 1, sizeof *fill); /* atomic: entries so far of j's upper part */
+    double *bufs = malloc((size_t)nt * n * sizeof *bufs);
+    if (!r->nb_start || !fill || !bufs || !ats_size_mul(s->num_edges, 2, &total) ||
+        !(r->nb = malloc((total ? total : 1) * sizeof *r->nb))) {
+        free(fill);
+        free(bufs);
+        return ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory for neighbour lists");
+    }
+    r->nb_start[0] = 0;
+    for (size_t i = 0; i < n; i++) r->nb_start[i + 1] = r->nb_start[i] + s->up[i] + s->low[i];
+    row_fail fail = {SIZE_MAX, ATS_OK, {0}};
+    double thr = r->threshold;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt) if (nt > 1)
+#endif
+    {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        double *x = bufs + (size_t)tid * n;
+        ats_error terr;
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 8)
+#endif
+        for (size_t i = 0; i < n; i++) {
+            if (cancel_poll(r) || row_fail_passed(&fail, i)) continue;
+            ats_status st = rr->fn(rr->ctx, i, x, &terr);
+            if (st) {
+                row_fail_note(&fail, i, st, &terr);
+                continue;
+            }
+            size_t t = r->nb_start[i] + s->up[i];
+            for (size_t j = i; j-- > 0;) {
+                double d = x[j];
+                if (d > thr) continue;
+                r->nb[t++] = (neighbor){(int32_t)j, d};
+                size_t at = __atomic_fetch_add(&fill[j], 1, __ATOMIC_RELAXED);
+                r->nb[r->nb_start[j] + at] = (neighbor){(int32_t)i, d};
+            }
+        }
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 64)
+#endif
+        for (size_t j = 0; j < n; j++)
+            if (s->up[j] > 1)
+                qsort(r->nb + r->nb_start[j], s->up[j], sizeof *r->nb, neighbor_after);
+    }
+    free(fill);
+    free(bufs);
+    return row_fail_status(r, &fail, err);
+}
+
+/* The upper part of each row against the lower entries kept. A pair beyond the threshold is
+ * not used and not compared: the result is that of the lower triangle. In one thread's order,
+ * row i's entries are met from column n-1 down. */
+static ats_status rows_check_upper(rips *r, const row_reader *rr, ats_error *err) {
+    size_t n = r->n;
+    int nt = r->threads;
+    double *bufs = malloc((size_t)nt * 2 * n * sizeof *bufs); /* [nt][2][n] */
+    if (!bufs) return ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory for %zu points", n);
+    row_fail fail = {SIZE_MAX, ATS_OK, {0}};
+    double thr = r->threshold;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt) if (nt > 1)
+#endif
+    {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        double *x = bufs + (size_t)tid * 2 * n, *y = x + n;
+        ats_error terr;
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 8)
+#endif
+        for (size_t i = 0; i < n; i++) {
+            if (cancel_poll(r) || row_fail_passed(&fail, i * n)) continue;
+            ats_status st = rr->fn(rr->ctx, i, x, &terr);
+            if (st) {
+                row_fail_note(&fail, i * n, st, &terr);
+                continue;
+            }
+            size_t t = r->nb_start[i], end = r->nb_start[i + 1];
+            for (size_t j = n; j-- > i + 1;) {
+                double a = x[j];
+                size_t key = i * n + (n - 1 - j);
+                if (t < end && (size_t)r->nb[t].v == j) {
+                    if (asymmetric(r->nb[t].d, a))
+                        st = asymmetry_error(rr, j, i, r->nb[t].d, a, &terr);
+                    t++;
+                } else if (a <= thr && asymmetric(thr, a)) {
+                    /* d(j, i) > threshold >= a, by more than the tolerance: read it to say */
+                    if (!(st = rr->fn(rr->ctx, j, y, &terr)) && asymmetric(y[i], a))
+                        st = asymmetry_error(rr, j, i, y[i], a, &terr);
+                }
+                if (st) {
+                    row_fail_note(&fail, key, st, &terr);
+                    break;
+                }
+            }
+        }
+    }
+    free(bufs);
+    return row_fail_status(r, &fail, err);
 }
 
 ats_status ats_rips_compute_rows(size_t n, ats_metric_row_fn row, void *ctx, const char *name,
@@ -2578,12 +2721,15 @@ ats_status ats_rips_compute_rows(size_t n, ats_metric_row_fn row, void *ctx, con
     ats_status st = rips_begin(n, &opt, &defaults, out, err);
     if (st) return st;
     phase_clock t_start = phase_start();
-    row_reader rr = {n, row, ctx, name ? name : "distance matrix", malloc(n * sizeof(double))};
-    double *radius = calloc(n, sizeof *radius);
-    size_t *low = malloc(n * sizeof *low), *up = malloc(n * sizeof *up);
+    row_reader rr = {n, row, ctx, name ? name : "distance matrix"};
+    row_scan scan = {0};
+    scan.low = malloc(n * sizeof *scan.low);
+    scan.up = malloc(n * sizeof *scan.up);
     rips r;
     rips_init(&r, n, opt);
-    if (!rr.row || !radius || !low || !up) {
+    size_t m = n * (n - 1) / 2;
+    int ready = 0;
+    if (!scan.low || !scan.up) {
         st = ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory for %zu points", n);
         goto done;
     }
@@ -2591,120 +2737,42 @@ ats_status ats_rips_compute_rows(size_t n, ats_metric_row_fn row, void *ctx, con
        straight into its array (rows_full) when that fits the memory limit. Only if the
        enclosing radius keeps fewer than a quarter of the edges do the passes below build
        neighbour lists instead. */
-    size_t m = n * (n - 1) / 2, num_edges = 0;
-    int ready = 0;
     if (isinf(opt->threshold) && rips_memory_estimate(n, 0, m, 0, r.dim_max) <= r.memory_limit) {
         if ((st = rows_full(&r, &rr, INFINITY, out, &ready, err))) goto done;
         if (ready) goto reduce;
     }
-    /* Pass 1, one thread: every entry checked; the range and the enclosing radius of the lower
-       triangle (the distances the dense engine uses); the edges within a given threshold. */
-    double lo = m ? INFINITY : 0.0, hi = 0.0, thr = opt->threshold;
-    memset(low, 0, n * sizeof *low);
-    memset(up, 0, n * sizeof *up);
-    for (size_t i = 0; i < n && !st; i++) {
-        if (cancel_poll(&r)) {
-            st = cancelled_error(n, opt, err);
-            break;
-        }
-        if ((st = read_row(&rr, i, err))) break;
-        const double *x = rr.row;
-        for (size_t j = 0; j < i; j++) {
-            double d = x[j];
-            lo = d < lo ? d : lo;
-            hi = d > hi ? d : hi;
-            radius[i] = d > radius[i] ? d : radius[i];
-            radius[j] = d > radius[j] ? d : radius[j];
-            if (d <= thr) {
-                low[i]++;
-                up[j]++;
-            }
-        }
-        num_edges += low[i];
+    /* The edges within the threshold; without one, the enclosing radius first. */
+    double thr = opt->threshold;
+    if (isinf(thr)) {
+        row_scan range = {0};
+        if ((st = rows_scan(&r, &rr, NULL, INFINITY, &range, err))) goto done;
+        thr = range.enclosing;
     }
-    if (st) goto done;
-    double enclosing = INFINITY;
-    for (size_t i = 0; i < n; i++) enclosing = radius[i] < enclosing ? radius[i] : enclosing;
-    r.threshold = isinf(thr) ? enclosing : thr;
-    if (isinf(thr) && (st = count_edges(&rr, r.threshold, low, up, &num_edges, err))) goto done;
-    r.sparse = num_edges < m / 4;
+    if ((st = rows_scan(&r, &rr, NULL, thr, &scan, err))) goto done;
+    r.threshold = thr;
+    r.sparse = scan.num_edges < m / 4;
+    if ((st = rips_memory_admit(&r, m, scan.num_edges, 0, err))) goto done;
     if (!r.sparse) { /* as many edges as the dense engine's rows: it runs on them */
-        if ((st = rips_memory_admit(&r, m, num_edges, 0, err))) goto done;
         if ((st = rows_full(&r, &rr, r.threshold, out, &ready, err))) goto done;
         goto reduce;
     }
-    if ((st = rips_memory_admit(&r, m, num_edges, 0, err))) goto done;
-    if ((st = rips_tables(&r, err))) goto done;
-    size_t total;
-    r.nb_start = malloc((n + 1) * sizeof *r.nb_start);
-    if (!r.nb_start || !ats_size_mul(num_edges, 2, &total) ||
-        !(r.nb = malloc((total ? total : 1) * sizeof *r.nb))) {
-        st = ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory for neighbour lists");
+    if ((st = rips_tables(&r, err)) || (st = rows_neighbors(&r, &rr, &scan, err)) ||
+        (st = rows_check_upper(&r, &rr, err)))
         goto done;
-    }
-    /* Vertex i's list, descending: its neighbours above it (from the later rows' lower parts,
-       which arrive ascending and so fill their block from its end), then those below it (its
-       own row's lower part, read from column i-1 down). */
-    r.nb_start[0] = 0;
-    for (size_t i = 0; i < n; i++) r.nb_start[i + 1] = r.nb_start[i] + up[i] + low[i];
-    size_t *fill = up; /* up[j] becomes the next free slot of j's upper block, from its end */
-    for (size_t i = 0; i < n && !st; i++) {
-        if (cancel_poll(&r)) {
-            st = cancelled_error(n, opt, err);
-            break;
-        }
-        if ((st = row(ctx, i, rr.row, err))) break;
-        size_t t = r.nb_start[i] + up[i];
-        for (size_t j = i; j-- > 0;) {
-            double d = rr.row[j];
-            if (d > r.threshold) continue;
-            r.nb[t++] = (neighbor){(int32_t)j, d};
-            r.nb[r.nb_start[j] + --fill[j]] = (neighbor){(int32_t)i, d};
-        }
-    }
-    /* Pass 3: the upper part of each row against the lower entries kept. A pair beyond the
-       threshold is not used and not compared: the result is that of the lower triangle. */
-    for (size_t i = 0; i < n && !st; i++) {
-        if (cancel_poll(&r)) {
-            st = cancelled_error(n, opt, err);
-            break;
-        }
-        if ((st = row(ctx, i, rr.row, err))) break;
-        size_t t = r.nb_start[i], end = r.nb_start[i + 1];
-        for (size_t j = n; j-- > i + 1;) {
-            double a = rr.row[j];
-            if (t < end && (size_t)r.nb[t].v == j) {
-                if (asymmetric(r.nb[t].d, a)) st = asymmetry_error(&rr, j, i, r.nb[t].d, a, err);
-                t++;
-            } else if (a <= r.threshold && asymmetric(r.threshold, a)) {
-                /* d(j, i) > threshold >= a, by more than the tolerance: read it to say */
-                if (!(st = row(ctx, j, rr.row, err)) && asymmetric(rr.row[i], a))
-                    st = asymmetry_error(&rr, j, i, rr.row[i], a, err);
-                else if (!st && !(st = row(ctx, i, rr.row, err)))
-                    continue;
-            }
-            if (st) break;
-        }
-    }
-    if (st) goto done;
     out->max_dim = opt->max_dim;
     out->n_points = n;
     out->threshold = r.threshold;
-    out->min_value = lo;
-    out->max_value = hi;
+    out->min_value = scan.lo;
+    out->max_value = scan.hi;
 reduce:
-    free(radius);
-    free(low);
-    free(up);
-    free(rr.row);
+    free(scan.low);
+    free(scan.up);
     phase_mark(&r, ATS_RIPS_PHASE_SETUP, &t_start);
     return rips_reduce(&r, out, err);
 done:
     rips_free(&r);
-    free(radius);
-    free(low);
-    free(up);
-    free(rr.row);
+    free(scan.low);
+    free(scan.up);
     return st;
 }
 
