@@ -3,8 +3,10 @@ byte (diagrams, cocycles, cycles, in text and JSON), and those diagrams are rips
 
 Inputs: Ripser's example files in tests/data/ph-benchmarks, synthetic attention JS matrices
 (dense enumeration, and sparse neighbour lists under an explicit threshold), Z/3 coefficients.
-Thread counts 1, 2, 3 and 8 (more threads than cores, and chunks of columns that do not divide
-the column count). Tolerances against the references as in test_rips.py: ripser 1e-5 relative
+Thread counts 1, 2, 3 and 8 (more threads than cores, and windows of columns that do not divide
+the column count). A .npy matrix is read on every thread (ats_rips_compute_rows): into the dense
+engine's rows, or into neighbour lists under a threshold; its output is also that of the same
+matrix as a text file read by one thread. Tolerances against the references as in test_rips.py: ripser 1e-5 relative
 to the largest distance (it computes in float), GUDHI 1e-9."""
 import os
 import subprocess
@@ -105,3 +107,25 @@ def test_dense_forest_with_threshold(tmp_path):
     run_threads(path, ["--dim", "2", "--cycles", "--threshold", repr(thr)], tmp_path)
     ours, _ = run_attnscope(path, "lower-distance", 2, thr, extra=["--threads", "2"])
     assert_same_diagrams(ours, run_ripser(path, "lower-distance", 2, thr), 1e-5, range(3), "ripser")
+
+
+@pytest.mark.parametrize("dtype,threshold,dim", [
+    (np.float64, None, 2),  # the rows straight into the dense engine
+    (np.float32, None, 1),
+    (np.float64, 0.4, 2),  # neighbour lists, built on every thread
+    (np.float32, 0.35, 1),
+    (np.float64, 0.6, 1),  # a threshold keeping most edges: the dense engine again
+])
+def test_npy_rows_on_threads(tmp_path, dtype, threshold, dim):
+    n = 300
+    d = attention_js_matrices(n, 1, seed=21)[0].astype(dtype)
+    npy = str(tmp_path / "m.npy")
+    np.save(npy, d)
+    txt = str(tmp_path / "m.txt")
+    write_lower(txt, d.astype(np.float64))
+    args = ["--dim", str(dim), "--cycles", "--cocycles"] + (["--threshold", repr(threshold)] if threshold else [])
+    from_npy = run_threads(npy, args, tmp_path)
+    from_text = subprocess.run([ATTNSCOPE, "rips", txt, "--threads", "1"] + args, capture_output=True, text=True)
+    assert from_text.returncode == 0, from_text.stderr
+    # the text file holds the same doubles (float32 widens exactly; repr round-trips)
+    assert from_npy[0] == from_text.stdout
