@@ -236,7 +236,7 @@ static int parse_args(int argc, char **argv, rips_args *a) {
 /* A mapped [n][n] .npy read a row at a time (ats_rips_compute_rows): the pages of the rows
  * passed are dropped every few MiB, so the file is never resident whole. Rows are asked for
  * from several threads at once, roughly in order (a thread takes 8 rows at a time): only pages
- * 256 rows behind the row asked for are dropped, and a pass starts again when a row
+ * 64 rows behind the row asked for are dropped, and a pass starts again when a row
  * that far behind is asked for. A page dropped while a thread still reads it is read again
  * from the file, so this bounds memory and never changes what is read. */
 typedef struct npy_rows {
@@ -248,7 +248,7 @@ typedef struct npy_rows {
 static ats_status npy_row(void *ctx, size_t i, double *row, ats_error *err) {
     (void)err;
     npy_rows *q = ctx;
-    size_t n = q->n, at = i * n, behind = 256 * n;
+    size_t n = q->n, at = i * n, behind = 64 * n;
     pthread_mutex_lock(&q->lock);
     if (at + behind < q->released) q->released = 0; /* a new pass */
     if (at > behind && at - behind > q->released &&

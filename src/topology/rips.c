@@ -1209,6 +1209,14 @@ static void reduce_resume(rips *r, const entry_vec *columns, const reduction *R,
  * additions, pairs and representatives do not depend on the thread count, and one thread is
  * the serial engine. Columns in flight are at most `window` ahead of the next one to record
  * (their states live in a ring), so that few are overtaken by pivots recorded after them. */
+/* Frees a heap's array above 64 KiB (it is grown again when needed). */
+static void heap_trim(heap *h) {
+    if (h->cap * sizeof *h->a > ((size_t)64 << 10)) {
+        free(h->a);
+        *h = (heap){NULL, 0, 0};
+    }
+}
+
 typedef struct pipe_slot {
     col_state st;
     int ready;                            /* atomic: the column's reduction ahead is done */
@@ -1349,6 +1357,10 @@ static int compute_pairs(rips *r, const entry_vec *columns, pivot_map *pivots, i
                     pipe_slot *s = &slots[j % window];
                     commit_column(r, columns, &R, pivots, dim, j, &s->st, &scratch[tid].v, &tmp,
                                   &kept);
+                    /* a slot keeps its heaps for its next column, unless they grew large: the
+                       window would hold its largest columns' heaps to the end */
+                    heap_trim(&s->st.red);
+                    heap_trim(&s->st.cob);
                     __atomic_store_n(&s->ready, 0, __ATOMIC_RELAXED);
                     __atomic_store_n(&next_record, ++j, __ATOMIC_RELEASE);
                 }
@@ -2591,17 +2603,22 @@ static ats_status rows_full(rips *r, const row_reader *rr, double thr, ats_rips_
     return ATS_OK;
 }
 
-/* Descending by vertex (the order of a neighbour list). */
-static int neighbor_after(const void *a, const void *b) {
-    int32_t x = ((const neighbor *)a)->v, y = ((const neighbor *)b)->v;
-    return (x < y) - (x > y);
+/* Sorts a[0..len) by vertex descending (the order of a neighbour list): insertion, as the
+ * lists come nearly sorted (one thread: sorted), so it costs about one pass. */
+static void neighbors_sort(neighbor *a, size_t len) {
+    for (size_t k = 1; k < len; k++) {
+        neighbor x = a[k];
+        size_t t = k;
+        for (; t > 0 && a[t - 1].v < x.v; t--) a[t] = a[t - 1];
+        a[t] = x;
+    }
 }
 
 /* The neighbour lists within r->threshold, from the counts of a scan: vertex i's list,
  * descending, is its neighbours above it, then those below it (its own row's lower part, read
  * from column i-1 down). The rows fill their own lower parts and add themselves to the upper
- * parts of their neighbours below, in whatever order the threads come; each upper part is
- * then sorted. */
+ * parts of their neighbours below, from the part's end, in the order the threads come, which
+ * is nearly ascending; each upper part is then put in order. */
 static ats_status rows_neighbors(rips *r, const row_reader *rr, const row_scan *s, ats_error *err) {
     size_t n = r->n, total;
     int nt = r->threads;
@@ -2644,15 +2661,13 @@ static ats_status rows_neighbors(rips *r, const row_reader *rr, const row_scan *
                 if (d > thr) continue;
                 r->nb[t++] = (neighbor){(int32_t)j, d};
                 size_t at = __atomic_fetch_add(&fill[j], 1, __ATOMIC_RELAXED);
-                r->nb[r->nb_start[j] + at] = (neighbor){(int32_t)i, d};
+                r->nb[r->nb_start[j] + s->up[j] - 1 - at] = (neighbor){(int32_t)i, d};
             }
         }
 #ifdef _OPENMP
 #pragma omp for schedule(dynamic, 64)
 #endif
-        for (size_t j = 0; j < n; j++)
-            if (s->up[j] > 1)
-                qsort(r->nb + r->nb_start[j], s->up[j], sizeof *r->nb, neighbor_after);
+        for (size_t j = 0; j < n; j++) neighbors_sort(r->nb + r->nb_start[j], s->up[j]);
     }
     free(fill);
     free(bufs);
