@@ -1242,9 +1242,17 @@ static int pipe_stop(rips *r) {
 }
 
 /* Waiting for another thread: spin briefly, then give the core away (on a busy machine the
- * thread waited for may not be running). */
+ * thread waited for may not be running), then, when the wait is long (a column that the
+ * others depend on), sleep 50 µs at a time rather than burn the core: on Ripser's
+ * sphere_3_192 the second thread spun for the whole of dimension 2's reduction. */
 static void pipe_wait(unsigned *spins) {
-    if (++*spins > 64) sched_yield();
+    ++*spins;
+    if (*spins > 4096) {
+        struct timespec ts = {0, 50000};
+        nanosleep(&ts, NULL);
+    } else if (*spins > 64) {
+        sched_yield();
+    }
 }
 
 /* Finishes column j from its state (reduced against some earlier columns' pivots) against the
