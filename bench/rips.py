@@ -192,19 +192,22 @@ def threads_table(quick, cap, only=None):
                 del mat
             ours, theirs, same = {}, {}, "-"
             for t in ts:
-                last = t == ts[-1]
-                jo, npz = os.path.join(tmp, "o.json"), os.path.join(tmp, "g.npz")
                 if dim < capped["ours"]:
-                    ours[t] = measure_cpu(ours_cmd(path, dim, t, thr, jo if last else None), cap)
+                    ours[t] = measure_cpu(ours_cmd(path, dim, t, thr), cap)
                     if ours[t] is None:
                         capped["ours"] = dim
                 if dim < capped["gph"]:
-                    theirs[t] = measure_cpu(gph_cmd(path, dim, t, thr, npz if last else None), cap,
-                                            self_timed=True)
+                    theirs[t] = measure_cpu(gph_cmd(path, dim, t, thr), cap, self_timed=True)
                     if theirs[t] is None:
                         capped["gph"] = dim
-                if last and ours.get(t) and theirs.get(t):
-                    same = same_diagrams(jo, npz, dim, dmax)
+            t = ts[-1]
+            if ours.get(t) and theirs.get(t):
+                # the diagrams of the all-core runs, written by runs of their own (untimed: the
+                # timed runs write nothing, as writing a diagram is not the computation)
+                jo, npz = os.path.join(tmp, "o.json"), os.path.join(tmp, "g.npz")
+                run_once(ours_cmd(path, dim, t, thr, jo))
+                run_once(gph_cmd(path, dim, t, thr, npz), self_timed=True)
+                same = same_diagrams(jo, npz, dim, dmax)
             fmt = lambda m: f"{m[0]:.2f} ({m[1]:.2f})" if m else "> cap"  # noqa: E731
             ratio = lambda t: f"{theirs[t][0] / max(ours[t][0], 1e-3):.2f}x" if ours.get(t) and theirs.get(t) else "-"  # noqa: E731
             scaling = f"{ours[1][0] / max(ours[cores][0], 1e-3):.2f}x" if cores > 1 and ours.get(1) and ours.get(cores) else "-"
