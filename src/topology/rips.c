@@ -2443,33 +2443,20 @@ static void prefault_write(void *p, size_t bytes) {
 #endif
 }
 
-/* What a scan of the rows finds in the lower triangle (the distances the engine uses). */
-typedef struct row_scan {
-    double lo, hi;    /* the range */
-    double enclosing; /* the smallest over the points of their largest distance */
-    size_t num_edges; /* entries within the threshold */
-    size_t *low, *up; /* [n]: of them, in row i (columns j < i) and in column j (rows i > j) */
-} row_scan;
+/* A pass over the rows on every thread: row i is read into a buffer of the thread's, or into
+ * into + i·n when into is given, and handed to visit(ctx, tid, i, row, spare, key, err), where
+ * spare is a second row buffer of the thread's and *key (i·n on entry) says where in one
+ * thread's order an error it returns was met. The first failure in that order is returned. */
+typedef ats_status (*row_visit_fn)(void *ctx, int tid, size_t i, double *row, double *spare,
+                                   size_t *key, ats_error *err);
 
-/* Reads every row, checked (check_row), into into + i·n when into is given (the dense engine's
- * rows) or else a buffer per thread, and fills s (low and up when given, [n] each) for
- * threshold thr. */
-static ats_status rows_scan(rips *r, const row_reader *rr, double *into, double thr, row_scan *s,
-                            ats_error *err) {
-    size_t n = r->n, m = n * (n - 1) / 2;
+static ats_status rows_each(rips *r, const row_reader *rr, double *into, row_visit_fn visit,
+                            void *ctx, ats_error *err) {
+    size_t n = r->n;
     int nt = r->threads;
-    int counts = s->low != NULL;
-    double *radius = calloc((size_t)nt * n, sizeof *radius);            /* [nt][n] */
-    double *bufs = into ? NULL : malloc((size_t)nt * n * sizeof *bufs); /* [nt][n] */
-    size_t *ups = counts ? calloc((size_t)nt * n, sizeof *ups) : NULL;  /* [nt][n] */
-    if (!radius || (!into && !bufs) || (counts && !ups)) {
-        free(radius);
-        free(bufs);
-        free(ups);
-        return ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory for %zu points", n);
-    }
+    double *bufs = malloc((size_t)nt * 2 * n * sizeof *bufs); /* [nt][2][n] */
+    if (!bufs) return ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory for %zu points", n);
     row_fail fail = {SIZE_MAX, ATS_OK, {0}};
-    double lo = m ? INFINITY : 0.0, hi = 0.0;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt) if (nt > 1)
 #endif
@@ -2478,68 +2465,118 @@ static ats_status rows_scan(rips *r, const row_reader *rr, double *into, double 
 #ifdef _OPENMP
         tid = omp_get_thread_num();
 #endif
-        double *rad = radius + (size_t)tid * n, tlo = INFINITY, thi = 0.0;
-        size_t *up = counts ? ups + (size_t)tid * n : NULL;
+        double *buf = bufs + (size_t)tid * 2 * n, *spare = buf + n;
         ats_error terr;
 #ifdef _OPENMP
 #pragma omp for schedule(dynamic, 8)
 #endif
         for (size_t i = 0; i < n; i++) {
-            if (cancel_poll(r) || row_fail_passed(&fail, i)) continue;
-            double *x = into ? into + i * n : bufs + (size_t)tid * n;
+            size_t key = i * n;
+            if (cancel_poll(r) || row_fail_passed(&fail, key)) continue;
+            double *x = into ? into + i * n : buf;
             if (into && i % 8 == 0) /* the pages of this thread's 8 rows, in one call */
                 prefault_write(x, (n - i < 8 ? n - i : 8) * n * sizeof *x);
             ats_status st = rr->fn(rr->ctx, i, x, &terr);
-            if (!st) st = check_row(rr, i, x, &terr);
-            if (st) {
-                row_fail_note(&fail, i, st, &terr);
-                continue;
-            }
-            double ri = 0.0;
-            size_t c = 0;
-            for (size_t j = 0; j < i; j++) {
-                double d = x[j];
-                tlo = d < tlo ? d : tlo;
-                ri = d > ri ? d : ri;
-                rad[j] = d > rad[j] ? d : rad[j];
-                if (counts && d <= thr) {
-                    c++;
-                    up[j]++;
-                }
-            }
-            if (counts) s->low[i] = c;
-            rad[i] = ri > rad[i] ? ri : rad[i];
-            thi = ri > thi ? ri : thi;
-        }
-#ifdef _OPENMP
-#pragma omp critical(ats_rips_rows_range)
-#endif
-        {
-            lo = tlo < lo ? tlo : lo;
-            hi = thi > hi ? thi : hi;
+            if (!st) st = visit(ctx, tid, i, x, spare, &key, &terr);
+            if (st) row_fail_note(&fail, key, st, &terr);
         }
     }
-    ats_status st = row_fail_status(r, &fail, err);
-    s->lo = lo;
-    s->hi = hi;
+    free(bufs);
+    return row_fail_status(r, &fail, err);
+}
+
+/* What a scan of the rows finds in the lower triangle (the distances the engine uses). */
+typedef struct row_scan {
+    double lo, hi;    /* the range */
+    double enclosing; /* the smallest over the points of their largest distance */
+    size_t num_edges; /* entries within the threshold */
+    size_t *low, *up; /* [n]: of them, in row i (columns j < i) and in column j (rows i > j) */
+} row_scan;
+
+typedef struct scan_pass {
+    const row_reader *rr;
+    size_t n;
+    double thr;
+    size_t *low;     /* [n], or NULL: no counts */
+    double *radius;  /* [nt][n] */
+    size_t *ups;     /* [nt][n] */
+    double *lo, *hi; /* [nt] */
+} scan_pass;
+
+static ats_status scan_row(void *ctx, int tid, size_t i, double *x, double *spare, size_t *key,
+                           ats_error *err) {
+    (void)spare;
+    (void)key;
+    scan_pass *p = ctx;
+    size_t n = p->n;
+    ats_status st = check_row(p->rr, i, x, err);
+    if (st) return st;
+    double *rad = p->radius + (size_t)tid * n, ri = 0.0, lo = p->lo[tid];
+    size_t *up = p->low ? p->ups + (size_t)tid * n : NULL, c = 0;
+    for (size_t j = 0; j < i; j++) {
+        double d = x[j];
+        lo = d < lo ? d : lo;
+        ri = d > ri ? d : ri;
+        rad[j] = d > rad[j] ? d : rad[j];
+        if (up && d <= p->thr) {
+            c++;
+            up[j]++;
+        }
+    }
+    if (up) p->low[i] = c;
+    rad[i] = ri > rad[i] ? ri : rad[i];
+    p->lo[tid] = lo;
+    p->hi[tid] = ri > p->hi[tid] ? ri : p->hi[tid];
+    return ATS_OK;
+}
+
+/* Reads every row, checked (check_row), into into + i·n when into is given (the dense engine's
+ * rows) or else a buffer per thread, and fills s (low and up when given, [n] each) for
+ * threshold thr. */
+static ats_status rows_scan(rips *r, const row_reader *rr, double *into, double thr, row_scan *s,
+                            ats_error *err) {
+    size_t n = r->n, m = n * (n - 1) / 2, nt = (size_t)r->threads;
+    scan_pass p = {rr,
+                   n,
+                   thr,
+                   s->low,
+                   calloc(nt * n, sizeof(double)),
+                   s->low ? calloc(nt * n, sizeof(size_t)) : NULL,
+                   malloc(nt * sizeof(double)),
+                   calloc(nt, sizeof(double))};
+    ats_status st = ATS_OK;
+    if (!p.radius || (s->low && !p.ups) || !p.lo || !p.hi) {
+        st = ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory for %zu points", n);
+        goto done;
+    }
+    for (size_t t = 0; t < nt; t++) p.lo[t] = INFINITY;
+    if ((st = rows_each(r, rr, into, scan_row, &p, err))) goto done;
+    s->lo = m ? INFINITY : 0.0;
+    s->hi = 0.0;
     s->enclosing = INFINITY;
     s->num_edges = 0;
-    for (size_t i = 0; i < n && !st; i++) {
+    for (size_t t = 0; t < nt; t++) {
+        s->lo = m && p.lo[t] < s->lo ? p.lo[t] : s->lo;
+        s->hi = p.hi[t] > s->hi ? p.hi[t] : s->hi;
+    }
+    for (size_t i = 0; i < n; i++) {
         double ri = 0.0;
         size_t c = 0;
-        for (int t = 0; t < nt; t++) {
-            ri = radius[(size_t)t * n + i] > ri ? radius[(size_t)t * n + i] : ri;
-            if (counts) c += ups[(size_t)t * n + i];
+        for (size_t t = 0; t < nt; t++) {
+            ri = p.radius[t * n + i] > ri ? p.radius[t * n + i] : ri;
+            if (s->low) c += p.ups[t * n + i];
         }
         s->enclosing = ri < s->enclosing ? ri : s->enclosing;
-        if (counts) {
+        if (s->low) {
             s->up[i] = c;
             s->num_edges += s->low[i];
         }
     }
-    free(radius);
-    free(bufs);
-    free(ups);
+done:
+    free(p.radius);
+    free(p.ups);
+    free(p.lo);
+    free(p.hi);
     return st;
 }
 
@@ -2627,113 +2664,84 @@ static void neighbors_sort(neighbor *a, size_t len) {
  * from column i-1 down). The rows fill their own lower parts and add themselves to the upper
  * parts of their neighbours below, from the part's end, in the order the threads come, which
  * is nearly ascending; each upper part is then put in order. */
+typedef struct neighbors_pass {
+    rips *r;
+    const row_scan *s;
+    size_t *fill; /* [n] atomic: entries so far of j's upper part */
+} neighbors_pass;
+
+static ats_status neighbors_row(void *ctx, int tid, size_t i, double *x, double *spare, size_t *key,
+                                ats_error *err) {
+    (void)tid;
+    (void)spare;
+    (void)key;
+    (void)err;
+    neighbors_pass *p = ctx;
+    rips *r = p->r;
+    size_t t = r->nb_start[i] + p->s->up[i];
+    for (size_t j = i; j-- > 0;) {
+        double d = x[j];
+        if (d > r->threshold) continue;
+        r->nb[t++] = (neighbor){(int32_t)j, d};
+        size_t at = __atomic_fetch_add(&p->fill[j], 1, __ATOMIC_RELAXED);
+        r->nb[r->nb_start[j] + p->s->up[j] - 1 - at] = (neighbor){(int32_t)i, d};
+    }
+    return ATS_OK;
+}
+
 static ats_status rows_neighbors(rips *r, const row_reader *rr, const row_scan *s, ats_error *err) {
     size_t n = r->n, total;
-    int nt = r->threads;
     r->nb_start = malloc((n + 1) * sizeof *r->nb_start);
-    size_t *fill = calloc(n ? n : 1, sizeof *fill); /* atomic: entries so far of j's upper part */
-    double *bufs = malloc((size_t)nt * n * sizeof *bufs);
-    if (!r->nb_start || !fill || !bufs || !ats_size_mul(s->num_edges, 2, &total) ||
+    neighbors_pass p = {r, s, calloc(n ? n : 1, sizeof(size_t))};
+    if (!r->nb_start || !p.fill || !ats_size_mul(s->num_edges, 2, &total) ||
         !(r->nb = malloc((total ? total : 1) * sizeof *r->nb))) {
-        free(fill);
-        free(bufs);
+        free(p.fill);
         return ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory for neighbour lists");
     }
     r->nb_start[0] = 0;
     for (size_t i = 0; i < n; i++) r->nb_start[i + 1] = r->nb_start[i] + s->up[i] + s->low[i];
-    row_fail fail = {SIZE_MAX, ATS_OK, {0}};
-    double thr = r->threshold;
+    ats_status st = rows_each(r, rr, NULL, neighbors_row, &p, err);
+    free(p.fill);
+    if (st) return st;
 #ifdef _OPENMP
-#pragma omp parallel num_threads(nt) if (nt > 1)
+#pragma omp parallel for schedule(dynamic, 64) num_threads(r->threads) if (r->threads > 1)
 #endif
-    {
-        int tid = 0;
-#ifdef _OPENMP
-        tid = omp_get_thread_num();
-#endif
-        double *x = bufs + (size_t)tid * n;
-        ats_error terr;
-#ifdef _OPENMP
-#pragma omp for schedule(dynamic, 8)
-#endif
-        for (size_t i = 0; i < n; i++) {
-            if (cancel_poll(r) || row_fail_passed(&fail, i)) continue;
-            ats_status st = rr->fn(rr->ctx, i, x, &terr);
-            if (st) {
-                row_fail_note(&fail, i, st, &terr);
-                continue;
-            }
-            size_t t = r->nb_start[i] + s->up[i];
-            for (size_t j = i; j-- > 0;) {
-                double d = x[j];
-                if (d > thr) continue;
-                r->nb[t++] = (neighbor){(int32_t)j, d};
-                size_t at = __atomic_fetch_add(&fill[j], 1, __ATOMIC_RELAXED);
-                r->nb[r->nb_start[j] + s->up[j] - 1 - at] = (neighbor){(int32_t)i, d};
-            }
-        }
-#ifdef _OPENMP
-#pragma omp for schedule(dynamic, 64)
-#endif
-        for (size_t j = 0; j < n; j++) neighbors_sort(r->nb + r->nb_start[j], s->up[j]);
-    }
-    free(fill);
-    free(bufs);
-    return row_fail_status(r, &fail, err);
+    for (size_t j = 0; j < n; j++) neighbors_sort(r->nb + r->nb_start[j], s->up[j]);
+    return ATS_OK;
 }
 
 /* The upper part of each row against the lower entries kept. A pair beyond the threshold is
  * not used and not compared: the result is that of the lower triangle. In one thread's order,
  * row i's entries are met from column n-1 down. */
-static ats_status rows_check_upper(rips *r, const row_reader *rr, ats_error *err) {
-    size_t n = r->n;
-    int nt = r->threads;
-    double *bufs = malloc((size_t)nt * 2 * n * sizeof *bufs); /* [nt][2][n] */
-    if (!bufs) return ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory for %zu points", n);
-    row_fail fail = {SIZE_MAX, ATS_OK, {0}};
+typedef struct upper_pass {
+    rips *r;
+    const row_reader *rr;
+} upper_pass;
+
+static ats_status upper_row(void *ctx, int tid, size_t i, double *x, double *y, size_t *key,
+                            ats_error *err) {
+    (void)tid;
+    upper_pass *p = ctx;
+    rips *r = p->r;
+    size_t n = r->n, t = r->nb_start[i], end = r->nb_start[i + 1];
     double thr = r->threshold;
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt) if (nt > 1)
-#endif
-    {
-        int tid = 0;
-#ifdef _OPENMP
-        tid = omp_get_thread_num();
-#endif
-        double *x = bufs + (size_t)tid * 2 * n, *y = x + n;
-        ats_error terr;
-#ifdef _OPENMP
-#pragma omp for schedule(dynamic, 8)
-#endif
-        for (size_t i = 0; i < n; i++) {
-            if (cancel_poll(r) || row_fail_passed(&fail, i * n)) continue;
-            ats_status st = rr->fn(rr->ctx, i, x, &terr);
-            if (st) {
-                row_fail_note(&fail, i * n, st, &terr);
-                continue;
-            }
-            size_t t = r->nb_start[i], end = r->nb_start[i + 1];
-            for (size_t j = n; j-- > i + 1;) {
-                double a = x[j];
-                size_t key = i * n + (n - 1 - j);
-                if (t < end && (size_t)r->nb[t].v == j) {
-                    if (asymmetric(r->nb[t].d, a))
-                        st = asymmetry_error(rr, j, i, r->nb[t].d, a, &terr);
-                    t++;
-                } else if (a <= thr && asymmetric(thr, a)) {
-                    /* d(j, i) > threshold >= a, by more than the tolerance: read it to say */
-                    if (!(st = rr->fn(rr->ctx, j, y, &terr)) && asymmetric(y[i], a))
-                        st = asymmetry_error(rr, j, i, y[i], a, &terr);
-                }
-                if (st) {
-                    row_fail_note(&fail, key, st, &terr);
-                    break;
-                }
-            }
+    for (size_t j = n; j-- > i + 1;) {
+        double a = x[j];
+        ats_status st = ATS_OK;
+        if (t < end && (size_t)r->nb[t].v == j) {
+            if (asymmetric(r->nb[t].d, a)) st = asymmetry_error(p->rr, j, i, r->nb[t].d, a, err);
+            t++;
+        } else if (a <= thr && asymmetric(thr, a)) {
+            /* d(j, i) > threshold >= a, by more than the tolerance: read it to say */
+            if (!(st = p->rr->fn(p->rr->ctx, j, y, err)) && asymmetric(y[i], a))
+                st = asymmetry_error(p->rr, j, i, y[i], a, err);
+        }
+        if (st) {
+            *key = i * n + (n - 1 - j);
+            return st;
         }
     }
-    free(bufs);
-    return row_fail_status(r, &fail, err);
+    return ATS_OK;
 }
 
 ats_status ats_rips_compute_rows(size_t n, ats_metric_row_fn row, void *ctx, const char *name,
@@ -2780,7 +2788,7 @@ ats_status ats_rips_compute_rows(size_t n, ats_metric_row_fn row, void *ctx, con
         goto reduce;
     }
     if ((st = rips_tables(&r, err)) || (st = rows_neighbors(&r, &rr, &scan, err)) ||
-        (st = rows_check_upper(&r, &rr, err)))
+        (st = rows_each(&r, &rr, NULL, upper_row, &(upper_pass){&r, &rr}, err)))
         goto done;
     out->max_dim = opt->max_dim;
     out->n_points = n;
