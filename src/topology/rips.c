@@ -2768,12 +2768,13 @@ ats_status ats_rips_compute_rows(size_t n, ats_metric_row_fn row, void *ctx, con
        straight into its array (rows_full) when that fits the memory limit. Only if the
        enclosing radius keeps fewer than a quarter of the edges do the passes below build
        neighbour lists instead. */
-    if (isinf(opt->threshold) && rips_memory_estimate(n, 0, m, 0, r.dim_max) <= r.memory_limit) {
+    double thr = opt->threshold;
+    if (isinf(thr) && rips_memory_estimate(n, 0, m, 0, r.dim_max) <= r.memory_limit) {
         if ((st = rows_full(&r, &rr, INFINITY, out, &ready, err))) goto done;
         if (ready) goto reduce;
+        thr = r.threshold; /* the enclosing radius, which rows_full found */
     }
     /* The edges within the threshold; without one, the enclosing radius first. */
-    double thr = opt->threshold;
     if (isinf(thr)) {
         row_scan range = {0};
         if ((st = rows_scan(&r, &rr, NULL, INFINITY, &range, err))) goto done;

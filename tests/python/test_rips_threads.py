@@ -129,3 +129,26 @@ def test_npy_rows_on_threads(tmp_path, dtype, threshold, dim):
     assert from_text.returncode == 0, from_text.stderr
     # the text file holds the same doubles (float32 widens exactly; repr round-trips)
     assert from_npy[0] == from_text.stdout
+
+
+def test_npy_enclosing_radius_keeps_few_edges(tmp_path):
+    """Without a threshold the rows first go to the dense engine; when the enclosing radius
+    keeps under a quarter of the edges (a point near all others, the rest far apart) they go
+    to neighbour lists after all, at the radius found on the way: the same bytes at every
+    thread count as the text file on one thread."""
+    rng = np.random.default_rng(3)
+    n = 200
+    d = 1.5 + 0.5 * rng.random((n, n))
+    d[0, :] = 0.5 + 0.5 * rng.random(n)
+    d[:, 0] = d[0, :]
+    d = (d + d.T) / 2
+    np.fill_diagonal(d, 0.0)
+    npy, txt = str(tmp_path / "star.npy"), str(tmp_path / "star.txt")
+    np.save(npy, d)
+    write_lower(txt, d)
+    args = ["--dim", "2", "--cocycles"]
+    from_npy = run_threads(npy, args, tmp_path)
+    assert "enclosing radius 0.99" in from_npy[0]
+    from_text = subprocess.run([ATTNSCOPE, "rips", txt, "--threads", "1"] + args, capture_output=True, text=True)
+    assert from_text.returncode == 0, from_text.stderr
+    assert from_npy[0] == from_text.stdout
