@@ -70,6 +70,7 @@ typedef struct ats_npy {
     void *data;   /* [shape[0]]...[shape[ndim-1]] of dtype, owned by the ats_npy */
     void *map;    /* the file mapping data points into (ats_npy_map), else NULL */
     size_t map_len;
+    int fd; /* with map: the mapped file, still open (ats_npy_get_f64) */
 } ats_npy;
 
 /* Reads a .npy file: dtype <f4, <f8, <i4 or <i8, C order. Shapes, header and the file size are
@@ -90,6 +91,14 @@ ats_status ats_npy_map(const char *path, ats_npy *out, ats_error *err);
  * array from this process's memory (they are read again from the file if used again), so that
  * a pass over a large file keeps only the part in use resident. No effect on a read array. */
 void ats_npy_release(const ats_npy *arr, size_t first, size_t count);
+/* Elements [first, first + count) of a float32 or float64 array, as doubles, into out[count].
+ * A mapped array is read from its file (pread), not through the mapping: nothing becomes
+ * resident in this process, so passes over a file larger than the memory stay small whichever
+ * threads read and in whatever order (with ats_npy_release, a page dropped while another thread
+ * still read it stayed resident). Safe to call from several threads at once. ATS_ERR_IO naming
+ * path if the file has become shorter; ATS_ERR_INVALID for an integer array or a range outside. */
+ats_status ats_npy_get_f64(const ats_npy *arr, const char *path, size_t first, size_t count,
+                           double *out, ats_error *err);
 /* ATS_OK when a float array holds no NaN or infinity (integer arrays always); else
  * ATS_ERR_INVALID naming path and the element ("[3][1] is nan"). For inputs where such a value
  * has no meaning (vectors, frequencies); distances and diagrams may hold inf by design. */
@@ -177,6 +186,8 @@ ats_status ats_file_read_all(const char *path, size_t max_bytes, char **out, siz
  * A folder, FIFO or device is ATS_ERR_IO at once (a FIFO is never waited on). Release with
  * ats_file_unmap. */
 ats_status ats_file_map(const char *path, void **map, size_t *len, ats_error *err);
+/* The same for a file already open as fd (which stays open, the caller's). */
+ats_status ats_file_map_fd(int fd, const char *path, void **map, size_t *len, ats_error *err);
 void ats_file_unmap(void *map, size_t len);
 
 /* The same for files that must be regular files (a model's config and tokenizer files): a

@@ -4,7 +4,6 @@
 
 #include <math.h>
 #include <stdio.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -233,37 +232,17 @@ static int parse_args(int argc, char **argv, rips_args *a) {
     return ATS_EXIT_OK;
 }
 
-/* A mapped [n][n] .npy read a row at a time (ats_rips_compute_rows): the pages of the rows
- * passed are dropped every few MiB, so the file is never resident whole. Rows are asked for
- * from several threads at once, roughly in order (a thread takes 8 rows at a time): only pages
- * 64 rows behind the row asked for are dropped, and a pass starts again when a row
- * that far behind is asked for. A page dropped while a thread still reads it is read again
- * from the file, so this bounds memory and never changes what is read. */
+/* A mapped [n][n] .npy read a row at a time (ats_rips_compute_rows), from any thread: each row
+ * is read from the file (ats_npy_get_f64), so none of it stays resident. */
 typedef struct npy_rows {
     const ats_npy *arr;
-    size_t n, released; /* elements before `released` are dropped */
-    pthread_mutex_t lock;
+    const char *path;
 } npy_rows;
 
 static ats_status npy_row(void *ctx, size_t i, double *row, ats_error *err) {
-    (void)err;
-    npy_rows *q = ctx;
-    size_t n = q->n, at = i * n, behind = 64 * n;
-    pthread_mutex_lock(&q->lock);
-    if (at + behind < q->released) q->released = 0; /* a new pass */
-    if (at > behind && at - behind > q->released &&
-        at - behind - q->released >= ((size_t)8 << 20) / sizeof(float)) {
-        ats_npy_release(q->arr, q->released, at - behind - q->released);
-        q->released = at - behind;
-    }
-    pthread_mutex_unlock(&q->lock);
-    if (q->arr->dtype == ATS_F32) {
-        const float *x = (const float *)q->arr->data + at;
-        for (size_t j = 0; j < n; j++) row[j] = (double)x[j];
-    } else {
-        memcpy(row, (const double *)q->arr->data + at, n * sizeof *row);
-    }
-    return ATS_OK;
+    const npy_rows *q = ctx;
+    size_t n = q->arr->shape[0];
+    return ats_npy_get_f64(q->arr, q->path, i * n, n, row, err);
 }
 
 /* A single [n][n] float .npy matrix: persistence streamed from the mapped file (memory grows
@@ -282,7 +261,7 @@ static ats_status rips_npy_streamed(const rips_args *a, ats_rips_result *res, si
     }
     *done = 1;
     *n = arr.shape[0];
-    npy_rows q = {&arr, arr.shape[0], 0, PTHREAD_MUTEX_INITIALIZER};
+    npy_rows q = {&arr, a->file};
     ats_rips_options opt = a->opt;
     opt.n_threads = a->threads;
     st = ats_rips_compute_rows(arr.shape[0], npy_row, &q, a->file, &opt, res, err);

@@ -385,27 +385,30 @@ ats_status ats_file_read_regular(const char *path, size_t max_bytes, char **out,
     return read_all(path, max_bytes, 1, out, len, err);
 }
 
+ats_status ats_file_map_fd(int fd, const char *path, void **map, size_t *len, ats_error *err) {
+    *map = NULL;
+    *len = 0;
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode))
+        return ats_error_set(err, ATS_ERR_IO, "%s: not a regular file", path);
+    if (sb.st_size > 0) {
+        void *m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m == MAP_FAILED)
+            return ats_error_set(err, ATS_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
+        *map = m;
+        *len = (size_t)sb.st_size;
+    }
+    return ATS_OK;
+}
+
 ats_status ats_file_map(const char *path, void **map, size_t *len, ats_error *err) {
     *map = NULL;
     *len = 0;
     int fd = open(path, O_RDONLY | O_NONBLOCK); /* a FIFO would block until a writer came */
     if (fd < 0) return ats_error_set(err, ATS_ERR_IO, "%s: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return ats_error_set(err, ATS_ERR_IO, "%s: not a regular file", path);
-    }
-    if (sb.st_size > 0) {
-        void *m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (m == MAP_FAILED) {
-            close(fd);
-            return ats_error_set(err, ATS_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
-        }
-        *map = m;
-        *len = (size_t)sb.st_size;
-    }
+    ats_status st = ats_file_map_fd(fd, path, map, len, err);
     close(fd);
-    return ATS_OK;
+    return st;
 }
 
 void ats_file_unmap(void *map, size_t len) {

@@ -4,6 +4,7 @@
 #include "attnscope/core.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,9 +52,10 @@ static const char *header_value(const char *hdr, const char *key) {
 
 void ats_npy_free(ats_npy *arr) {
     if (!arr) return;
-    if (arr->map)
+    if (arr->map) {
         ats_file_unmap(arr->map, arr->map_len);
-    else
+        close(arr->fd);
+    } else
         free(arr->data);
     memset(arr, 0, sizeof *arr);
 }
@@ -213,32 +215,47 @@ ats_status ats_npy_map(const char *path, ats_npy *out, ats_error *err) {
     /* Only regular files are mapped (a FIFO or device reads as ats_npy_read does). */
     if ((env && !strcmp(env, "0")) || stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
         return ats_npy_read(path, out, err);
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return ats_error_set(err, ATS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    /* One open file for the header, the mapping and ats_npy_get_f64: all three see the same
+       file even if path is replaced meanwhile. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
+    if (fd < 0) return ats_error_set(err, ATS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    int hfd = dup(fd);
+    FILE *fp = hfd >= 0 ? fdopen(hfd, "rb") : NULL;
+    if (!fp) {
+        if (hfd >= 0) close(hfd);
+        close(fd);
+        return ats_error_set(err, ATS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    }
     size_t off, bytes;
     ats_status st = npy_header(fp, path, out, &off, &bytes, err);
     fclose(fp);
     if (st) {
+        close(fd);
         ats_npy_free(out);
         return st;
     }
     /* Integers, and data the header leaves misaligned for its type, are read. */
     if ((out->dtype != ATS_F32 && out->dtype != ATS_F64) || off % dtype_size(out->dtype) != 0 ||
-        bytes == 0)
+        bytes == 0) {
+        close(fd);
         return ats_npy_read(path, out, err);
+    }
     void *map;
     size_t len;
-    if ((st = ats_file_map(path, &map, &len, err))) {
+    if ((st = ats_file_map_fd(fd, path, &map, &len, err))) {
+        close(fd);
         ats_npy_free(out);
         return st;
     }
     if (len != off + bytes) { /* the file changed since its header was read */
         ats_file_unmap(map, len);
+        close(fd);
         ats_npy_free(out);
         return ats_error_set(err, ATS_ERR_IO, "%s: the file changed while it was opened", path);
     }
     out->map = map;
     out->map_len = len;
+    out->fd = fd;
     out->data = (char *)map + off;
     return ATS_OK;
 }
@@ -253,6 +270,45 @@ void ats_npy_release(const ats_npy *arr, size_t first, size_t count) {
     a = (a + page - 1) / page * page; /* whole pages inside the range only */
     b = b / page * page;
     if (b > a) madvise((void *)a, (size_t)(b - a), MADV_DONTNEED);
+}
+
+ats_status ats_npy_get_f64(const ats_npy *arr, const char *path, size_t first, size_t count,
+                           double *out, ats_error *err) {
+    if (arr->dtype != ATS_F32 && arr->dtype != ATS_F64)
+        return ats_error_set(err, ATS_ERR_INVALID, "%s: not a float array", path);
+    if (first > arr->count || count > arr->count - first)
+        return ats_error_set(err, ATS_ERR_INVALID, "%s: elements %zu..%zu are outside its %zu",
+                             path, first, first + count, arr->count);
+    size_t es = dtype_size(arr->dtype);
+    if (!arr->map) {
+        if (arr->dtype == ATS_F64)
+            memcpy(out, (const double *)arr->data + first, count * sizeof *out);
+        else
+            for (size_t j = 0; j < count; j++) out[j] = ((const float *)arr->data)[first + j];
+        return ATS_OK;
+    }
+    /* No overflow: the elements lie inside the mapped file. */
+    size_t at = (size_t)((const char *)arr->data - (const char *)arr->map) + first * es;
+    char *to = (char *)out;
+    for (size_t done = 0, want = count * es; done < want;) {
+        ssize_t got = pread(arr->fd, to + done, want - done, (off_t)(at + done));
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0)
+            return ats_error_set(err, ATS_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
+        if (got == 0)
+            return ats_error_set(err, ATS_ERR_IO, "%s: the file became shorter while it was read",
+                                 path);
+        done += (size_t)got;
+    }
+    /* float32 was read into the first half of out: widen from the end, where out[j] covers
+       floats 2j and 2j+1, both already widened once j > 0. */
+    if (arr->dtype == ATS_F32)
+        for (size_t j = count; j-- > 0;) {
+            float f;
+            memcpy(&f, to + j * sizeof f, sizeof f);
+            out[j] = f;
+        }
+    return ATS_OK;
 }
 
 ats_status ats_npy_check_finite(const ats_npy *arr, const char *path, ats_error *err) {

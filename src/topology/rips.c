@@ -2453,10 +2453,7 @@ typedef ats_status (*row_visit_fn)(void *ctx, int tid, size_t i, double *row, do
 static ats_status rows_each(rips *r, const row_reader *rr, double *into, row_visit_fn visit,
                             void *ctx, ats_error *err) {
     size_t n = r->n;
-    /* The streamed passes (into NULL) run on one thread for now: on several, the first pass
-       over a freshly written file peaked at 66-155 MiB where one thread stays at 17 MiB
-       (tests/python/test_large_inputs.py, a 1.5 GiB hole); the cause is not found yet. */
-    int nt = into ? r->threads : 1;
+    int nt = r->threads;
     double *bufs = malloc((size_t)nt * 2 * n * sizeof *bufs); /* [nt][2][n] */
     if (!bufs) return ats_error_set(err, ATS_ERR_NOMEM, "rips: out of memory for %zu points", n);
     row_fail fail = {SIZE_MAX, ATS_OK, {0}};

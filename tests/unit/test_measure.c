@@ -204,7 +204,7 @@ static void test_bad_input(void) {
     CHECK(strstr(err.message, "huge.npy: layer 0, head 0, row 0: the weights' sum overflows"));
     CHECK(ats_divergence_compute(NULL, ATS_DIV_JSD, &o, out, &err) == ATS_ERR_INVALID);
 
-    ats_npy arr = {ATS_F64, 3, {2, 3, 3}, 18, A, NULL, 0};
+    ats_npy arr = {ATS_F64, 3, {2, 3, 3}, 18, A, NULL, 0, -1};
     ats_attn v;
     CHECK(ats_attn_from_npy(&arr, "x.npy", &v, &err) == ATS_ERR_FORMAT);
     CHECK(strstr(err.message, "[1][H][n][n]") != NULL);

@@ -2,6 +2,7 @@
 #include "attnscope/core.h"
 #include "check.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,45 @@ int main(void) {
     CHECK(a.map == NULL && a.dtype == ATS_I32 && memcmp(a.data, ints, sizeof ints) == 0);
     ats_npy_release(&a, 0, 6); /* no effect on a read array */
     ats_npy_free(&a);
+
+    /* ats_npy_get_f64: rows as doubles, from the file when mapped and from memory when read;
+       float32 widened in place, at any offset and length */
+    CHECK(ats_npy_map(path, &a, &err) == ATS_OK && a.map == NULL); /* the ints above */
+    double got[8];
+    CHECK(ats_npy_get_f64(&a, "i.npy", 0, 2, got, &err) == ATS_ERR_INVALID);
+    CHECK(strstr(err.message, "i.npy: not a float array") != NULL);
+    ats_npy_free(&a);
+    float fl[7] = {1.5f, -2.25f, 1e-3f, 3.0e38f, -0.0f, 7.0f, 0.1f};
+    size_t shape7[1] = {7};
+    for (int mapped = 1; mapped >= 0; mapped--) {
+        for (int f32 = 0; f32 < 2; f32++) {
+            double dv[7];
+            for (int j = 0; j < 7; j++) dv[j] = fl[j] * 3.0;
+            CHECK(ats_npy_write(path, f32 ? ATS_F32 : ATS_F64, 1, shape7, f32 ? (void *)fl : dv,
+                                &err) == ATS_OK);
+            if (!mapped) setenv("ATS_NPY_MMAP", "0", 1);
+            CHECK(ats_npy_map(path, &a, &err) == ATS_OK && (a.map != NULL) == mapped);
+            unsetenv("ATS_NPY_MMAP");
+            for (size_t first = 0; first <= 7; first++)
+                for (size_t count = 0; first + count <= 7; count++) {
+                    for (int j = 0; j < 8; j++) got[j] = -99;
+                    CHECK(ats_npy_get_f64(&a, path, first, count, got, &err) == ATS_OK);
+                    for (size_t j = 0; j < count; j++)
+                        CHECK(got[j] == (f32 ? (double)fl[first + j] : dv[first + j]));
+                    CHECK(got[count] == -99);
+                }
+            CHECK(ats_npy_get_f64(&a, "x.npy", 5, 3, got, &err) == ATS_ERR_INVALID);
+            CHECK(strstr(err.message, "x.npy: elements 5..8 are outside its 7") != NULL);
+            CHECK(ats_npy_get_f64(&a, "x.npy", 8, 0, got, &err) == ATS_ERR_INVALID);
+            CHECK(ats_npy_get_f64(&a, "x.npy", 1, SIZE_MAX, got, &err) == ATS_ERR_INVALID);
+            if (mapped) { /* another process shortens the file: an error, not a crash */
+                CHECK(truncate(path, 100) == 0);
+                CHECK(ats_npy_get_f64(&a, "x.npy", 0, 7, got, &err) == ATS_ERR_IO);
+                CHECK(strstr(err.message, "x.npy: the file became shorter while it was read"));
+            }
+            ats_npy_free(&a);
+        }
+    }
 
     size_t shape1[1] = {6};
     CHECK(ats_npy_write(path, ATS_F32, 1, shape1, (float[6]){0}, &err) == ATS_OK);
