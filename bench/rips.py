@@ -11,7 +11,10 @@ user+sys and wall, the median of 5 runs for a run under a second; giotto-ph is t
 child Python that loads the same .npy matrix, so the interpreter's start and the imports are not
 counted but its reading of the matrix is, as ours is, with our process's start). The long-context rows
 (attention JS n = 1024, 2048, 4096 at dims 1 and 2) skip a peer whose run would pass --cap
-seconds (default 600), saying so. Pass --quick for the small rows only."""
+seconds (default 600), saying so. Pass --quick for the small rows only, and --bind to run
+attnscope with OMP_PROC_BIND=spread (on some virtual machines the first parallel region otherwise
+waits for a scheduler tick, milliseconds, as the kernel starts OpenMP's new thread on the busy
+vCPU: it matters for runs of tens of milliseconds; see the README's rips section)."""
 import os
 import subprocess
 import sys
@@ -28,6 +31,7 @@ from attention_data import attention_js_matrices  # noqa: E402
 from rips_reference import write_lower  # noqa: E402
 
 ATTNSCOPE = os.path.join(ROOT, "build", "attnscope")
+OURS_ENV = None  # the environment of attnscope's runs (--bind), else this process's
 DATA = os.path.join(ROOT, "tests", "data", "ph-benchmarks")
 
 
@@ -58,7 +62,7 @@ def run_once(cmd, cap=None, self_timed=False):
     when it passes cap s."""
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE if self_timed else subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
+                         stderr=subprocess.DEVNULL, env=OURS_ENV if cmd[0] == ATTNSCOPE else None)
     timer = threading.Timer(cap, p.kill) if cap else None
     if timer:
         timer.start()
@@ -170,7 +174,8 @@ def threads_table(quick, cap, only=None):
     ts = sorted({1, cores})
     print(f"\nattnscope rips vs giotto-ph {gph_version()} at {' and '.join(map(str, ts))} threads: wall s (CPU s "
           f"= user+sys); scaling = our wall at 1 thread / at {cores}; ratio = giotto-ph wall / ours. "
-          f"Load average {os.getloadavg()[0]:.2f} at start.")
+          f"Load average {os.getloadavg()[0]:.2f} at start."
+          + (" attnscope runs with OMP_PROC_BIND=spread." if OURS_ENV else ""))
     head = ["case"] + [f"ours {t}t" for t in ts] + ["scaling"] + [f"gph {t}t" for t in ts] + \
         [f"ratio {t}t" for t in ts] + ["same diagrams", "load"]
     print("| " + " | ".join(head) + " |")
@@ -265,6 +270,9 @@ def main():
     quick = "--quick" in sys.argv
     cap = float(sys.argv[sys.argv.index("--cap") + 1]) if "--cap" in sys.argv else 600.0
     only = sys.argv[sys.argv.index("--only") + 1].split(",") if "--only" in sys.argv else None
+    if "--bind" in sys.argv:
+        global OURS_ENV
+        OURS_ENV = {**os.environ, "OMP_PROC_BIND": "spread"}
     if "--threads-only" in sys.argv:
         threads_table(quick, cap, only)
         return
