@@ -78,6 +78,7 @@ class RipsOptions(ctypes.Structure):
         ("memory_limit_gb", ctypes.c_double),
         ("cancel", ctypes.c_void_p),  # ats_cancel_fn; NULL from Python
         ("cancel_ctx", ctypes.c_void_p),
+        ("collapse_edges", ctypes.c_int),
     ]
 
 

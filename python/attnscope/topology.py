@@ -60,7 +60,7 @@ class Persistence:
         return f"Persistence({self.n_points} points, threshold {self.threshold:.6g}; {counts})"
 
 
-def _options(max_dim, threshold, modulus, min_persistence, ratio, cycles, cocycles):
+def _options(max_dim, threshold, modulus, min_persistence, ratio, cycles, cocycles, collapse_edges=False):
     opt = L.RipsOptions()
     L.ats_rips_options_init(ctypes.byref(opt))
     opt.max_dim = int(max_dim)
@@ -70,6 +70,7 @@ def _options(max_dim, threshold, modulus, min_persistence, ratio, cycles, cocycl
     opt.ratio = float(ratio)
     opt.want_cycles = int(bool(cycles))
     opt.want_cocycles = int(bool(cocycles))
+    opt.collapse_edges = int(bool(collapse_edges))
     return opt
 
 
@@ -122,13 +123,15 @@ def _metric(data, metric, symmetrize):
 def rips(data: np.ndarray, max_dim: int = 1, threshold: Optional[float] = None,
          modulus: int = 2, min_persistence: float = 0.0, ratio: float = 1.0,
          cycles: bool = False, cocycles: bool = False, metric: str = "precomputed",
-         symmetrize: bool = False) -> Persistence:
+         symmetrize: bool = False, collapse_edges: bool = False) -> Persistence:
     """Vietoris–Rips persistent homology H_0..H_max_dim of a distance matrix [n][n]
     (metric="precomputed") or of points [n][dim] (metric="euclidean"). threshold defaults to
     the enclosing radius (as Ripser); coefficients in Z/modulus. Zero-length pairs are dropped;
-    pairs with death - birth <= min_persistence or death <= ratio * birth too."""
+    pairs with death - birth <= min_persistence or death <= ratio * birth too. collapse_edges
+    first collapses dominated edges (Boissonnat–Pritam): the same diagrams, pairs in another
+    order, no cycles or cocycles; it pays off from max_dim 2 (see the README)."""
     n, lower = _metric(data, metric, symmetrize)
-    opt = _options(max_dim, threshold, modulus, min_persistence, ratio, cycles, cocycles)
+    opt = _options(max_dim, threshold, modulus, min_persistence, ratio, cycles, cocycles, collapse_edges)
     res, err = L.RipsResult(), L.Error()
     L.check(L.ats_rips_compute(n, L.as_double_ptr(lower), ctypes.byref(opt), ctypes.byref(res),
                                ctypes.byref(err)), err)
@@ -141,7 +144,7 @@ def rips(data: np.ndarray, max_dim: int = 1, threshold: Optional[float] = None,
 def rips_batch(matrices: Union[np.ndarray, Sequence[np.ndarray]], max_dim: int = 1,
                threshold: Optional[float] = None, modulus: int = 2,
                min_persistence: float = 0.0, ratio: float = 1.0, n_threads: int = 0,
-               symmetrize: bool = False) -> List[Persistence]:
+               symmetrize: bool = False, collapse_edges: bool = False) -> List[Persistence]:
     """rips() of many distance matrices (e.g. every head of a model, [L*H][n][n] or a list of
     [n_i][n_i]) in parallel on n_threads threads (0: all cores)."""
     lowers = [lower_triangle(np.asarray(m), symmetrize) for m in matrices]
@@ -149,7 +152,7 @@ def rips_batch(matrices: Union[np.ndarray, Sequence[np.ndarray]], max_dim: int =
     count = len(lowers)
     if count == 0:
         return []
-    opt = _options(max_dim, threshold, modulus, min_persistence, ratio, False, False)
+    opt = _options(max_dim, threshold, modulus, min_persistence, ratio, False, False, collapse_edges)
     ptrs = (L.c_double_p * count)(*[L.as_double_ptr(lw) for lw in lowers])
     sizes = (ctypes.c_size_t * count)(*ns)
     res = (L.RipsResult * count)()

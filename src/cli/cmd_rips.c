@@ -27,6 +27,9 @@ static const char USAGE[] =
     "                      include them in --json)\n"
     "  --cycles            print a representative cycle (its edges) of every H1 class (and\n"
     "                      include them in --json)\n"
+    "  --collapse-edges    collapse dominated edges first (Boissonnat-Pritam): the same\n"
+    "                      diagrams from fewer edges, intervals in another order; not with\n"
+    "                      --cycles or --cocycles\n"
     "  --precision N       significant digits printed (default 6, as Ripser)\n"
     "  --threads N         threads (default: all cores): one matrix is computed on all\n"
     "                      of them, a batch one matrix a thread; the output is the same\n"
@@ -207,6 +210,8 @@ static int parse_args(int argc, char **argv, rips_args *a) {
         } else if (!strcmp(s, "--cycles")) {
             a->cycles = 1;
             a->opt.want_cycles = 1;
+        } else if (!strcmp(s, "--collapse-edges")) {
+            a->opt.collapse_edges = 1;
         } else if (!strcmp(s, "--quiet")) {
             a->quiet = 1;
         } else if (!strcmp(s, "--memory-limit")) {

@@ -2057,6 +2057,10 @@ static ats_status rips_begin(size_t n, const ats_rips_options **optp, ats_rips_o
     if (isnan(opt->ratio) || isnan(opt->min_persistence))
         return ats_error_set(err, ATS_ERR_INVALID,
                              "rips: ratio and min-persistence must be numbers");
+    if (opt->collapse_edges && (opt->want_cocycles || opt->want_cycles))
+        return ats_error_set(err, ATS_ERR_INVALID,
+                             "rips: the edge collapse removes and delays edges, so it gives the "
+                             "diagrams only: no cycles or cocycles with it");
     return ATS_OK;
 }
 
@@ -2138,14 +2142,368 @@ static ats_status cancelled_error(size_t n, const ats_rips_options *opt, ats_err
                          opt->max_dim);
 }
 
+/* ---- edge collapse (Boissonnat & Pritam, "Edge collapse and persistence of flag complexes",
+ * SoCG 2020; processed as in Glisse's rewrite for GUDHI)
+ *
+ * An edge uv is dominated at time t by a vertex c when every common neighbour of u and v at t
+ * (c among them) is a neighbour of c at t: removing it then is a strong collapse, which keeps
+ * the homotopy type. Going through the edges from the latest to the earliest, an edge dominated
+ * at its own time is delayed to the first time its common neighbourhood grows beyond what its
+ * dominator (or another one) covers, or removed when that never happens. The flag filtration of
+ * what is left has the same persistence diagrams in every dimension (the paper's theorem), with
+ * often far fewer edges: the engine then runs on neighbour lists of those. Edges are integers,
+ * weights are the graph's: W(a, b) below, +inf once removed. */
+
+typedef struct collapse_graph {
+    rips *r;
+    double *w;       /* [n][n] weights when dense (NULL: r's neighbour lists are the graph) */
+    int32_t *common; /* [n] common neighbours by now of the edge processed */
+    size_t n_common;
+    double *later_d; /* [n] a min-heap of (time, vertex) of common neighbours still to come */
+    int32_t *later_v;
+    size_t n_later;
+    /* Bit rows, when n <= COLLAPSE_BITS_MAX: edges are processed latest first, so the edges of
+       time <= that of the edge processed are those not processed yet and those kept at its
+       time; their bits (now) make its common neighbours one AND of two rows, and a vertex's
+       domination at that time an AND-NOT of two, word by word. */
+    size_t words;    /* 64-bit words a row */
+    uint64_t *now;   /* [n][words] neighbours by edges of time <= that of the edge processed */
+    uint64_t *alive; /* [n][words] neighbours by edges not removed */
+    uint64_t *cbits; /* [words] the common neighbours of the edge processed, at its time */
+} collapse_graph;
+
+#define COLLAPSE_BITS_MAX 32768 /* two bit rows a vertex: 256 MB at this n */
+
+static void bits_set(uint64_t *rows, size_t words, int32_t a, int32_t b, int on) {
+    uint64_t *wa = rows + (size_t)a * words + (size_t)b / 64, bit = (uint64_t)1 << (b % 64);
+    *wa = on ? *wa | bit : *wa & ~bit;
+    uint64_t *wb = rows + (size_t)b * words + (size_t)a / 64;
+    bit = (uint64_t)1 << (a % 64);
+    *wb = on ? *wb | bit : *wb & ~bit;
+}
+
+static double cg_weight(const collapse_graph *g, int32_t a, int32_t b) {
+    if (a == b) return -INFINITY;
+    return g->w ? g->w[(size_t)a * g->r->n + (size_t)b] : dist_streamed(g->r, a, b);
+}
+
+static void cg_set_one(collapse_graph *g, int32_t a, int32_t b, double d) {
+    rips *r = g->r;
+    if (g->w) {
+        g->w[(size_t)a * r->n + (size_t)b] = d;
+        return;
+    }
+    size_t lo = r->nb_start[a], hi = r->nb_start[a + 1]; /* vertices descending */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (r->nb[mid].v > b)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    r->nb[lo].d = d; /* the edge is there: it is being processed */
+}
+
+static void cg_set(collapse_graph *g, int32_t a, int32_t b, double d) {
+    cg_set_one(g, a, b, d);
+    cg_set_one(g, b, a, d);
+}
+
+/* Sorts the common neighbours of uv into those present at t (common) and those to come
+ * (later, with the time they come). */
+static void cg_common(collapse_graph *g, int32_t u, int32_t v, double t) {
+    rips *r = g->r;
+    g->n_common = g->n_later = 0;
+    if (g->w) { /* without branches: which side a vertex falls is unpredictable */
+        const double *wu = g->w + (size_t)u * r->n, *wv = g->w + (size_t)v * r->n;
+        int32_t lo = u < v ? u : v, hi = u < v ? v : u;
+        int32_t *common = g->common, *later_v = g->later_v;
+        double *later_d = g->later_d;
+        size_t nc = 0, nl = 0;
+        for (int32_t part = 0, x = 0; part < 3; part++, x++) {
+            int32_t end = part == 0 ? lo : part == 1 ? hi : (int32_t)r->n;
+            for (; x < end; x++) {
+                double f = wu[x] > wv[x] ? wu[x] : wv[x];
+                common[nc] = x;
+                nc += f <= t;
+                later_d[nl] = f;
+                later_v[nl] = x;
+                nl += (f > t) & (f < INFINITY);
+            }
+        }
+        g->n_common = nc;
+        g->n_later = nl;
+        return;
+    }
+    size_t a = r->nb_start[u], ae = r->nb_start[u + 1], b = r->nb_start[v], be = r->nb_start[v + 1];
+    while (a < ae && b < be) {
+        int32_t x = r->nb[a].v, y = r->nb[b].v;
+        if (x > y) {
+            a++;
+        } else if (y > x) {
+            b++;
+        } else {
+            double f = r->nb[a].d > r->nb[b].d ? r->nb[a].d : r->nb[b].d;
+            if (!isinf(f)) {
+                if (f <= t) {
+                    g->common[g->n_common++] = x;
+                } else {
+                    g->later_d[g->n_later] = f;
+                    g->later_v[g->n_later++] = x;
+                }
+            }
+            a++;
+            b++;
+        }
+    }
+}
+
+/* cg_common from the bit rows, at the time t of the edge uv being processed. */
+static void cg_common_bits(collapse_graph *g, int32_t u, int32_t v, double t) {
+    size_t words = g->words, nc = 0, nl = 0;
+    const uint64_t *nu = g->now + (size_t)u * words, *nv = g->now + (size_t)v * words;
+    const uint64_t *au = g->alive + (size_t)u * words, *av = g->alive + (size_t)v * words;
+    for (size_t k = 0; k < words; k++) {
+        uint64_t c = nu[k] & nv[k], l = au[k] & av[k] & ~c; /* neither holds u or v */
+        g->cbits[k] = c;
+        for (; c; c &= c - 1) g->common[nc++] = (int32_t)(k * 64 + (size_t)__builtin_ctzll(c));
+        for (; l; l &= l - 1) {
+            int32_t x = (int32_t)(k * 64 + (size_t)__builtin_ctzll(l));
+            double a = cg_weight(g, u, x), b = cg_weight(g, v, x);
+            g->later_d[nl] = a > b ? a : b; /* > t: a processed edge, delayed or later */
+            g->later_v[nl++] = x;
+        }
+    }
+    (void)t;
+    g->n_common = nc;
+    g->n_later = nl;
+}
+
+/* cg_dominates from the bit rows: a common neighbour outside c's row in `now` is either not a
+ * neighbour of c at all or one by a processed edge, whose time is then looked up. */
+static int cg_dominates_bits(const collapse_graph *g, int32_t c, double t) {
+    const uint64_t *nc = g->now + (size_t)c * g->words, *ac = g->alive + (size_t)c * g->words;
+    for (size_t k = 0; k < g->words; k++) {
+        uint64_t out = g->cbits[k] & ~nc[k];
+        if (k == (size_t)c / 64) out &= ~((uint64_t)1 << (c % 64));
+        if (out & ~ac[k]) return 0;
+        for (; out; out &= out - 1)
+            if (cg_weight(g, c, (int32_t)(k * 64 + (size_t)__builtin_ctzll(out))) > t) return 0;
+    }
+    return 1;
+}
+
+/* 1 when every common neighbour is a neighbour of c at t. */
+static int cg_dominates(const collapse_graph *g, int32_t c, double t) {
+    for (size_t k = 0; k < g->n_common; k++)
+        if (cg_weight(g, c, g->common[k]) > t) return 0;
+    return 1;
+}
+
+static void cg_later_sift(collapse_graph *g, size_t k) {
+    double *d = g->later_d;
+    int32_t *v = g->later_v;
+    for (;;) {
+        size_t s = k, a = 2 * k + 1, b = a + 1;
+        if (a < g->n_later && d[a] < d[s]) s = a;
+        if (b < g->n_later && d[b] < d[s]) s = b;
+        if (s == k) return;
+        double td = d[k];
+        int32_t tv = v[k];
+        d[k] = d[s], v[k] = v[s];
+        d[s] = td, v[s] = tv;
+        k = s;
+    }
+}
+
+static void cg_later_pop(collapse_graph *g) {
+    g->n_later--;
+    g->later_d[0] = g->later_d[g->n_later];
+    g->later_v[0] = g->later_v[g->n_later];
+    cg_later_sift(g, 0);
+}
+
+/* The time edge uv (of time t) is delayed to: t when it is not dominated, +inf when it can be
+ * removed. */
+static double cg_edge_time(collapse_graph *g, int32_t u, int32_t v, double t) {
+    int heaped = 0;
+    if (g->now)
+        cg_common_bits(g, u, v, t);
+    else
+        cg_common(g, u, v, t);
+    for (;;) {
+        int32_t dom = -1;
+        for (size_t k = 0; k < g->n_common && dom < 0; k++) {
+            int32_t c = g->common[k];
+            if (g->now ? cg_dominates_bits(g, c, t) : cg_dominates(g, c, t)) dom = c;
+        }
+        if (dom < 0) return t;
+        int still = 1;
+        while (still) { /* dom dominates until a common neighbour comes that it does not see */
+            if (g->n_later == 0) return INFINITY;
+            if (!heaped) {
+                for (size_t k = g->n_later / 2; k-- > 0;) cg_later_sift(g, k);
+                heaped = 1;
+            }
+            t = g->later_d[0];
+            while (g->n_later > 0 && g->later_d[0] <= t) {
+                int32_t x = g->later_v[0];
+                if (cg_weight(g, dom, x) > t) still = 0;
+                g->common[g->n_common++] = x;
+                if (g->now) g->cbits[x / 64] |= (uint64_t)1 << (x % 64);
+                cg_later_pop(g);
+            }
+        }
+    }
+}
+
+typedef struct collapse_edge {
+    double d;
+    int32_t u, v; /* u > v */
+} collapse_edge;
+
+static int collapse_edge_later(const void *pa, const void *pb) {
+    const collapse_edge *a = pa, *b = pb;
+    if (a->d != b->d) return a->d < b->d ? 1 : -1;
+    if (a->u != b->u) return a->u < b->u ? 1 : -1;
+    return (a->v < b->v) - (a->v > b->v);
+}
+
+/* Collapses the edges within the threshold (r->opt->collapse_edges) and leaves r on neighbour
+ * lists of those left, with their delayed times. 0 when out of memory. */
+static int collapse_edges(rips *r) {
+    size_t n = r->n, m = 0;
+    collapse_graph g = {r, NULL, NULL, 0, NULL, NULL, 0, (n + 63) / 64, NULL, NULL, NULL};
+    phase_clock t_phase = phase_start();
+    if (!r->sparse) { /* the weights as an [n][n] matrix to change: the engine's rows if any */
+        size_t cells;
+        if (!r->full) {
+            if (!ats_size_mul(n, n, &cells) || !(r->full = malloc(cells * sizeof(double)))) {
+                set_oom(r);
+                return 0;
+            }
+            for (size_t i = 0; i < n; i++)
+                for (size_t j = 0; j < n; j++)
+                    r->full[i * n + j] = i == j ? 0.0 : r->lower[lower_index(i, j)];
+        }
+        g.w = r->full;
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < n; j++)
+                if (i != j && g.w[i * n + j] > r->threshold) g.w[i * n + j] = INFINITY;
+        for (size_t i = 1; i < n; i++)
+            for (size_t j = 0; j < i; j++) m += !isinf(g.w[i * n + j]);
+    } else {
+        m = r->nb_start[n] / 2;
+    }
+    collapse_edge *edges = malloc((m ? m : 1) * sizeof *edges);
+    g.common = malloc(n * sizeof *g.common);
+    g.later_v = malloc(n * sizeof *g.later_v);
+    g.later_d = malloc(n * sizeof *g.later_d);
+    size_t *start = malloc((n + 1) * sizeof *start);
+    if (!edges || !g.common || !g.later_v || !g.later_d || !start) {
+        set_oom(r);
+        goto done;
+    }
+    size_t k = 0;
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = 0; j < i; j++) {
+            double d = g.w ? g.w[i * n + j] : INFINITY;
+            if (g.w && !isinf(d)) edges[k++] = (collapse_edge){d, (int32_t)i, (int32_t)j};
+        }
+    if (!g.w)
+        for (size_t i = 0; i < n; i++)
+            for (size_t t = r->nb_start[i]; t < r->nb_start[i + 1]; t++)
+                if ((size_t)r->nb[t].v < i)
+                    edges[k++] = (collapse_edge){r->nb[t].d, (int32_t)i, r->nb[t].v};
+    qsort(edges, m, sizeof *edges, collapse_edge_later);
+    /* ATS_RIPS_COLLAPSE_BITS=0 takes the path of larger n, to test it */
+    const char *bits_env = getenv("ATS_RIPS_COLLAPSE_BITS");
+    if (n <= COLLAPSE_BITS_MAX && !(bits_env && !strcmp(bits_env, "0"))) {
+        g.now = calloc(n * g.words, sizeof *g.now);
+        g.alive = calloc(n * g.words, sizeof *g.alive);
+        g.cbits = malloc(g.words * sizeof *g.cbits);
+        if (!g.now || !g.alive || !g.cbits) {
+            set_oom(r);
+            goto done;
+        }
+        for (size_t e = 0; e < m; e++) {
+            bits_set(g.now, g.words, edges[e].u, edges[e].v, 1);
+            bits_set(g.alive, g.words, edges[e].u, edges[e].v, 1);
+        }
+    }
+    /* edges [group, e) have the time of the edges before e: their bits leave `now` when the
+       time goes down (those delayed or removed left it already) */
+    size_t group = 0;
+    for (size_t e = 0; e < m && !cancel_poll(r); e++) {
+        if (g.now && edges[e].d < edges[group].d) {
+            for (; group < e; group++) bits_set(g.now, g.words, edges[group].u, edges[group].v, 0);
+        }
+        double t = cg_edge_time(&g, edges[e].u, edges[e].v, edges[e].d);
+        if (t != edges[e].d) {
+            cg_set(&g, edges[e].u, edges[e].v, t);
+            if (g.now) bits_set(g.now, g.words, edges[e].u, edges[e].v, 0);
+            if (g.now && isinf(t)) bits_set(g.alive, g.words, edges[e].u, edges[e].v, 0);
+        }
+    }
+    if (oom_seen(r)) goto done;
+    /* neighbour lists of the edges left, vertices descending */
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        start[i] = total;
+        if (g.w) {
+            for (size_t j = 0; j < n; j++) total += j != i && !isinf(g.w[i * n + j]);
+        } else {
+            for (size_t t = r->nb_start[i]; t < r->nb_start[i + 1]; t++)
+                total += !isinf(r->nb[t].d);
+        }
+    }
+    start[n] = total;
+    neighbor *nb = malloc((total ? total : 1) * sizeof *nb);
+    if (!nb) {
+        set_oom(r);
+        goto done;
+    }
+    for (size_t i = 0, t = 0; i < n; i++) {
+        if (g.w) {
+            for (size_t j = n; j-- > 0;)
+                if (j != i && !isinf(g.w[i * n + j]))
+                    nb[t++] = (neighbor){(int32_t)j, g.w[i * n + j]};
+        } else {
+            for (size_t q = r->nb_start[i]; q < r->nb_start[i + 1]; q++)
+                if (!isinf(r->nb[q].d)) nb[t++] = r->nb[q];
+        }
+    }
+    free(r->nb);
+    free(r->nb_start);
+    free(r->full);
+    r->nb = nb;
+    r->nb_start = start;
+    start = NULL;
+    r->full = NULL;
+    r->lower = NULL;
+    r->sparse = 1;
+done:
+    free(edges);
+    free(g.common);
+    free(g.later_v);
+    free(g.later_d);
+    free(g.now);
+    free(g.alive);
+    free(g.cbits);
+    free(start);
+    phase_mark(r, ATS_RIPS_PHASE_SETUP, &t_phase);
+    return !oom_seen(r);
+}
+
 /* H0, the reductions of every dimension and the cycles, then the result; frees r. */
 static ats_status rips_reduce(rips *r, ats_rips_result *out, ats_error *err) {
     const ats_rips_options *opt = r->opt;
     size_t n = r->n;
     entry_vec simplices = {NULL, 0, 0}, columns = {NULL, 0, 0};
-    if (r->sparse)
+    int ok = !(opt->collapse_edges && r->dim_max >= 1) || collapse_edges(r);
+    if (ok && r->sparse)
         compute_dim0(r, &simplices, &columns);
-    else
+    else if (ok)
         compute_dim0_dense(r, &simplices, &columns);
     if (r->dim_max < 2) { /* the edges are only needed to enumerate triangles */
         free(simplices.a);

@@ -270,6 +270,98 @@ static void test_rows(void) {
     free(lower);
 }
 
+/* ---- edge collapse: the same diagrams (as multisets: the order differs) from fewer edges */
+
+static int pair_order(const void *pa, const void *pb) {
+    const double *a = pa, *b = pb;
+    if (a[0] != b[0]) return a[0] < b[0] ? -1 : 1;
+    if (a[1] != b[1]) return a[1] < b[1] ? -1 : 1;
+    return 0;
+}
+
+static int same_diagrams(ats_rips_result *a, ats_rips_result *b, int dims) {
+    int same = 1;
+    for (int k = 0; k <= dims; k++) {
+        size_t c = a->dims[k].count;
+        if (c != b->dims[k].count) return 0;
+        if (!c) continue;
+        qsort(a->dims[k].pairs, c, 2 * sizeof(double), pair_order);
+        qsort(b->dims[k].pairs, c, 2 * sizeof(double), pair_order);
+        same &= !memcmp(a->dims[k].pairs, b->dims[k].pairs, 2 * c * sizeof(double));
+    }
+    return same;
+}
+
+static void test_collapse(void) {
+    enum { N = 48 };
+    double pts[3 * N];
+    unsigned x = 777;
+    for (int i = 0; i < 3 * N; i++) {
+        x = x * 1103515245u + 12345u;
+        pts[i] = (double)(x >> 8) / (double)(1u << 24);
+    }
+    /* points in the plane and in space; a metric of small integers (ties everywhere); a circle */
+    double *metrics[4];
+    ats_error err;
+    for (int d = 2; d <= 3; d++) {
+        metrics[d - 2] = malloc(N * (N - 1) / 2 * sizeof(double));
+        CHECK(ats_metric_from_points(N, (size_t)d, pts, metrics[d - 2], &err) == ATS_OK);
+    }
+    metrics[2] = malloc(N * (N - 1) / 2 * sizeof(double));
+    for (size_t e = 0; e < N * (N - 1) / 2; e++) {
+        x = x * 1103515245u + 12345u;
+        metrics[2][e] = 1.0 + (double)((x >> 16) % 4);
+    }
+    double *circle = circle_metric(N);
+    metrics[3] = circle;
+    const char *bits[2] = {"1", "0"}; /* the bit rows, and the path of larger n */
+    double thresholds[3] = {0.25, 0.6, INFINITY};
+    size_t cases = 0, with_classes = 0;
+    for (int m = 0; m < 4; m++)
+        for (int t = 0; t < 3; t++)
+            for (int dim = 1; dim <= 3; dim++)
+                for (unsigned p = 2; p <= 3; p++)
+                    for (int b = 0; b < 2; b++) {
+                        setenv("ATS_RIPS_COLLAPSE_BITS", bits[b], 1);
+                        ats_rips_options opt;
+                        ats_rips_options_init(&opt);
+                        opt.max_dim = dim;
+                        opt.modulus = p;
+                        opt.threshold = m == 2 ? 1.0 + 3.0 * thresholds[t] : thresholds[t];
+                        ats_rips_result plain, collapsed, rows;
+                        CHECK(ats_rips_compute(N, metrics[m], &opt, &plain, &err) == ATS_OK);
+                        opt.collapse_edges = 1;
+                        opt.n_threads = 1 + b;
+                        CHECK(ats_rips_compute(N, metrics[m], &opt, &collapsed, &err) == ATS_OK);
+                        rows_ctx c = {N, (size_t)-1, 0, metrics[m]};
+                        CHECK(ats_rips_compute_rows(N, rows_of, &c, "m", &opt, &rows, &err) ==
+                              ATS_OK);
+                        CHECK(same_diagrams(&plain, &rows, dim));
+                        CHECK(same_diagrams(&plain, &collapsed, dim));
+                        size_t intervals = 0;
+                        for (int k = 1; k <= dim; k++) intervals += plain.dims[k].count;
+                        with_classes += intervals > 0;
+                        cases++;
+                        ats_rips_result_free(&plain);
+                        ats_rips_result_free(&collapsed);
+                        ats_rips_result_free(&rows);
+                    }
+    unsetenv("ATS_RIPS_COLLAPSE_BITS");
+    CHECK(cases == 4 * 3 * 3 * 2 * 2 && with_classes > cases / 2); /* most have H1+ to compare */
+    /* representatives need the edges the collapse removes */
+    ats_rips_options opt;
+    ats_rips_options_init(&opt);
+    opt.collapse_edges = 1;
+    opt.want_cocycles = 1;
+    ats_rips_result res;
+    CHECK(ats_rips_compute(N, circle, &opt, &res, &err) == ATS_ERR_INVALID);
+    CHECK(strstr(err.message, "no cycles or cocycles") != NULL);
+    opt.want_cocycles = 0;
+    opt.want_cycles = 1;
+    CHECK(ats_rips_compute(N, circle, &opt, &res, &err) == ATS_ERR_INVALID);
+    for (int m = 0; m < 4; m++) free(metrics[m]);
+}
+
 /* ---- cancellation: a flag set from another thread stops a large computation quickly */
 
 static double now_s(void) {
@@ -383,6 +475,7 @@ int main(void) {
     test_cancel();
     test_lower();
     test_rows();
+    test_collapse();
     test_circle(2);
     test_circle(3);
     test_circle(5);
