@@ -11,7 +11,8 @@ user+sys and wall, the median of 5 runs for a run under a second; giotto-ph is t
 child Python that loads the same .npy matrix, so the interpreter's start and the imports are not
 counted but its reading of the matrix is, as ours is, with our process's start). The long-context rows
 (attention JS n = 1024, 2048, 4096 at dims 1 and 2) skip a peer whose run would pass --cap
-seconds (default 600), saying so. Pass --quick for the small rows only, and --bind to run
+seconds (default 600), saying so. Pass --quick for the small rows only, --collapse to have both
+tools collapse the edges first (Boissonnat-Pritam; the threads table), and --bind to run
 attnscope with OMP_PROC_BIND=spread (on some virtual machines the first parallel region otherwise
 waits for a scheduler tick, milliseconds, as the kernel starts OpenMP's new thread on the busy
 vCPU: it matters for runs of tens of milliseconds; see the README's rips section)."""
@@ -32,6 +33,7 @@ from rips_reference import write_lower  # noqa: E402
 
 ATTNSCOPE = os.path.join(ROOT, "build", "attnscope")
 OURS_ENV = None  # the environment of attnscope's runs (--bind), else this process's
+COLLAPSE = False  # --collapse: both tools collapse the edges first (the threads table)
 DATA = os.path.join(ROOT, "tests", "data", "ph-benchmarks")
 
 
@@ -101,23 +103,23 @@ t0, c0 = time.perf_counter(), cpu()
 d = np.load(sys.argv[1])
 thr = float(sys.argv[4]) if sys.argv[4] != "inf" else np.inf
 dg = ripser_parallel(d, metric="precomputed", maxdim=int(sys.argv[2]), n_threads=int(sys.argv[3]),
-                     thresh=thr)["dgms"]
+                     thresh=thr, collapse_edges=sys.argv[5] == "1")["dgms"]
 print(time.perf_counter() - t0, cpu() - c0)
-if len(sys.argv) > 5:
-    np.savez(sys.argv[5], *dg)
+if len(sys.argv) > 6:
+    np.savez(sys.argv[6], *dg)
 """
 
 
 def gph_cmd(path, dim, threads, threshold=None, save=None):
     """giotto-ph in a child of this Python (bench/.venv, where setup_venv.sh installs it)."""
-    return ([sys.executable, "-c", GPH, path, str(dim), str(threads), repr(threshold) if threshold else "inf"]
-            + ([save] if save else []))
+    return ([sys.executable, "-c", GPH, path, str(dim), str(threads), repr(threshold) if threshold else "inf",
+             "1" if COLLAPSE else "0"] + ([save] if save else []))
 
 
 def ours_cmd(path, dim, threads, threshold=None, json_out=None):
     return ([ATTNSCOPE, "rips", path, "--dim", str(dim), "--threads", str(threads)]
             + (["--threshold", repr(threshold)] if threshold else [])
-            + (["--json", json_out] if json_out else []))
+            + (["--json", json_out] if json_out else []) + (["--collapse-edges"] if COLLAPSE else []))
 
 
 CHECK = """import json, sys, numpy as np
@@ -175,7 +177,8 @@ def threads_table(quick, cap, only=None):
     print(f"\nattnscope rips vs giotto-ph {gph_version()} at {' and '.join(map(str, ts))} threads: wall s (CPU s "
           f"= user+sys); scaling = our wall at 1 thread / at {cores}; ratio = giotto-ph wall / ours. "
           f"Load average {os.getloadavg()[0]:.2f} at start."
-          + (" attnscope runs with OMP_PROC_BIND=spread." if OURS_ENV else ""))
+          + (" attnscope runs with OMP_PROC_BIND=spread." if OURS_ENV else "")
+          + (" Both collapse the edges first (--collapse-edges, collapse_edges=True)." if COLLAPSE else ""))
     head = ["case"] + [f"ours {t}t" for t in ts] + ["scaling"] + [f"gph {t}t" for t in ts] + \
         [f"ratio {t}t" for t in ts] + ["same diagrams", "load"]
     print("| " + " | ".join(head) + " |")
@@ -270,8 +273,9 @@ def main():
     quick = "--quick" in sys.argv
     cap = float(sys.argv[sys.argv.index("--cap") + 1]) if "--cap" in sys.argv else 600.0
     only = sys.argv[sys.argv.index("--only") + 1].split(",") if "--only" in sys.argv else None
+    global OURS_ENV, COLLAPSE
+    COLLAPSE = "--collapse" in sys.argv
     if "--bind" in sys.argv:
-        global OURS_ENV
         OURS_ENV = {**os.environ, "OMP_PROC_BIND": "spread"}
     if "--threads-only" in sys.argv:
         threads_table(quick, cap, only)
