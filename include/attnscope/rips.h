@@ -61,13 +61,15 @@ typedef struct ats_representative {
     uint32_t *coefs;   /* [count] */
 } ats_representative;
 
-/* Phases of ats_rips_compute. Serial: EDGES, REDUCE_COMMIT, and SETUP's neighbour lists; SORT
+/* Phases of ats_rips_compute. Serial: EDGES, REDUCE_COMMIT, SETUP's neighbour lists and edge
+ * collapse; SORT
  * runs on the threads above 64 Ki columns; the others run on opt->n_threads threads. Dense
  * EDGES (Prim's forest) runs on the calling thread while the others run EDGE_APPARENT, and
  * REDUCE_COMMIT beside REDUCE_AHEAD: their wall seconds overlap, and the seconds of the
  * overlapped phase are counted out of the other's. */
 typedef enum ats_rips_phase {
-    ATS_RIPS_PHASE_SETUP,         /* checks, enclosing radius, distance rows or neighbour lists */
+    ATS_RIPS_PHASE_SETUP,         /* checks, enclosing radius, distance rows or neighbour lists,
+                                     and the edge collapse (collapse_edges) */
     ATS_RIPS_PHASE_EDGES,         /* H0: dense, Prim's spanning forest (O(n²)) and the union-find
                                      on its edges, then the edge list when dimension 2 needs it;
                                      sparse, the edge list, its sort and the union-find */
