@@ -177,8 +177,9 @@ static inline int64_t binom(const rips *r, int64_t v, int k) {
 }
 
 /* A streamed metric (ats_rips_compute_rows) keeps no triangle: a distance within the
- * threshold is found in i's neighbour list (vertices descending) by bisection; +inf beyond. */
-static double dist_streamed(const rips *r, int64_t i, int64_t j) {
+ * threshold is found in i's neighbour list (vertices descending) by bisection (nb_find: its
+ * place, SIZE_MAX when absent); +inf beyond. */
+static size_t nb_find(const rips *r, int64_t i, int64_t j) {
     size_t lo = r->nb_start[i], hi = r->nb_start[i + 1];
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -187,7 +188,12 @@ static double dist_streamed(const rips *r, int64_t i, int64_t j) {
         else
             hi = mid;
     }
-    return lo < r->nb_start[i + 1] && r->nb[lo].v == j ? r->nb[lo].d : INFINITY;
+    return lo < r->nb_start[i + 1] && r->nb[lo].v == j ? lo : SIZE_MAX;
+}
+
+static double dist_streamed(const rips *r, int64_t i, int64_t j) {
+    size_t at = nb_find(r, i, j);
+    return at == SIZE_MAX ? INFINITY : r->nb[at].d;
 }
 
 /* The dense engine's rows when it has them (the triangle, mirrored), else the triangle, else
@@ -2193,15 +2199,7 @@ static void cg_set_one(collapse_graph *g, int32_t a, int32_t b, double d) {
         g->w[(size_t)a * r->n + (size_t)b] = d;
         return;
     }
-    size_t lo = r->nb_start[a], hi = r->nb_start[a + 1]; /* vertices descending */
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (r->nb[mid].v > b)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    r->nb[lo].d = d; /* the edge is there: it is being processed */
+    r->nb[nb_find(r, a, b)].d = d; /* the edge is there: it is being processed */
 }
 
 static void cg_set(collapse_graph *g, int32_t a, int32_t b, double d) {

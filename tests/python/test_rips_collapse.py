@@ -12,8 +12,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from rips_reference import (ATTNSCOPE, assert_same_diagrams, gudhi_diagrams, run_attnscope, run_ripser,
-                            write_lower)
+from rips_reference import (ATTNSCOPE, assert_same_diagrams, gudhi_diagrams, parse_ripser_text, run_attnscope,
+                            run_ripser, write_lower)
 from attention_data import attention_js_matrices  # noqa: E402 (rips_reference sets the path)
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "data", "ph-benchmarks")
@@ -73,14 +73,7 @@ def test_examples_same_diagrams(name, args):
     b = run_cli([path, "--precision", 17, "--collapse-edges"] + args)
 
     def intervals(text):
-        out, dim = {}, None
-        for line in text.splitlines():
-            if line.startswith("persistence intervals in dim"):
-                dim = int(line.split()[-1].rstrip(":"))
-                out[dim] = []
-            elif line.strip().startswith("[") and dim is not None:
-                out[dim].append(line.strip())
-        return {k: sorted(v) for k, v in out.items()}
+        return {k: sorted(map(tuple, v)) for k, v in parse_ripser_text(text).items()}
     assert intervals(a) == intervals(b)
     assert sum(len(v) for k, v in intervals(a).items() if k >= 1) > 0
 

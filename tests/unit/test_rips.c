@@ -209,16 +209,21 @@ static void same_result(const ats_rips_result *a, const ats_rips_result *b, int 
         }
 }
 
+/* count numbers uniform in [0, 1) from the generator state *x */
+static void random_unit(double *out, int count, unsigned *x) {
+    for (int i = 0; i < count; i++) {
+        *x = *x * 1103515245u + 12345u;
+        out[i] = (double)(*x >> 8) / (double)(1u << 24);
+    }
+}
+
 static void test_rows(void) {
     /* random points in the plane: thresholds keeping few edges (neighbour lists), most edges
        (the triangle) and the enclosing radius */
     enum { N = 60 };
     double pts[2 * N];
     unsigned x = 12345;
-    for (int i = 0; i < 2 * N; i++) {
-        x = x * 1103515245u + 12345u;
-        pts[i] = (double)(x >> 8) / (double)(1u << 24);
-    }
+    random_unit(pts, 2 * N, &x);
     double *lower = malloc(N * (N - 1) / 2 * sizeof *lower);
     ats_error err;
     CHECK(ats_metric_from_points(N, 2, pts, lower, &err) == ATS_OK);
@@ -296,10 +301,7 @@ static void test_collapse(void) {
     enum { N = 48 };
     double pts[3 * N];
     unsigned x = 777;
-    for (int i = 0; i < 3 * N; i++) {
-        x = x * 1103515245u + 12345u;
-        pts[i] = (double)(x >> 8) / (double)(1u << 24);
-    }
+    random_unit(pts, 3 * N, &x);
     /* points in the plane and in space; a metric of small integers (ties everywhere); a circle */
     double *metrics[4];
     ats_error err;
