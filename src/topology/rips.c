@@ -2256,8 +2256,8 @@ static void cg_common(collapse_graph *g, int32_t u, int32_t v, double t) {
     }
 }
 
-/* cg_common from the bit rows, at the time t of the edge uv being processed. */
-static void cg_common_bits(collapse_graph *g, int32_t u, int32_t v, double t) {
+/* cg_common from the bit rows, at the time of the edge uv being processed. */
+static void cg_common_bits(collapse_graph *g, int32_t u, int32_t v) {
     size_t words = g->words, nc = 0, nl = 0;
     const uint64_t *nu = g->now + (size_t)u * words, *nv = g->now + (size_t)v * words;
     const uint64_t *au = g->alive + (size_t)u * words, *av = g->alive + (size_t)v * words;
@@ -2272,7 +2272,6 @@ static void cg_common_bits(collapse_graph *g, int32_t u, int32_t v, double t) {
             g->later_v[nl++] = x;
         }
     }
-    (void)t;
     g->n_common = nc;
     g->n_later = nl;
 }
@@ -2326,7 +2325,7 @@ static void cg_later_pop(collapse_graph *g) {
 static double cg_edge_time(collapse_graph *g, int32_t u, int32_t v, double t) {
     int heaped = 0;
     if (g->now)
-        cg_common_bits(g, u, v, t);
+        cg_common_bits(g, u, v);
     else
         cg_common(g, u, v, t);
     for (;;) {
@@ -2355,45 +2354,24 @@ static double cg_edge_time(collapse_graph *g, int32_t u, int32_t v, double t) {
     }
 }
 
-typedef struct collapse_edge {
-    double d;
-    int32_t u, v; /* u > v */
-} collapse_edge;
-
-static int collapse_edge_later(const void *pa, const void *pb) {
-    const collapse_edge *a = pa, *b = pb;
-    if (a->d != b->d) return a->d < b->d ? 1 : -1;
-    if (a->u != b->u) return a->u < b->u ? 1 : -1;
-    return (a->v < b->v) - (a->v > b->v);
-}
-
 /* Collapses the edges within the threshold (r->opt->collapse_edges) and leaves r on neighbour
  * lists of those left, with their delayed times. 0 when out of memory. */
 static int collapse_edges(rips *r) {
     size_t n = r->n, m = 0;
     collapse_graph g = {r, NULL, NULL, 0, NULL, NULL, 0, (n + 63) / 64, NULL, NULL, NULL};
     phase_clock t_phase = phase_start();
-    if (!r->sparse) { /* the weights as an [n][n] matrix to change: the engine's rows if any */
-        size_t cells;
-        if (!r->full) {
-            if (!ats_size_mul(n, n, &cells) || !(r->full = malloc(cells * sizeof(double)))) {
-                set_oom(r);
-                return 0;
-            }
-            for (size_t i = 0; i < n; i++)
-                for (size_t j = 0; j < n; j++)
-                    r->full[i * n + j] = i == j ? 0.0 : r->lower[lower_index(i, j)];
-        }
+    if (!r->sparse) { /* the weights to change are the dense engine's rows */
         g.w = r->full;
         for (size_t i = 0; i < n; i++)
-            for (size_t j = 0; j < n; j++)
-                if (i != j && g.w[i * n + j] > r->threshold) g.w[i * n + j] = INFINITY;
-        for (size_t i = 1; i < n; i++)
-            for (size_t j = 0; j < i; j++) m += !isinf(g.w[i * n + j]);
+            for (size_t j = 0; j < n; j++) {
+                double *d = &g.w[i * n + j];
+                if (i != j && *d > r->threshold) *d = INFINITY;
+                m += j < i && !isinf(*d);
+            }
     } else {
         m = r->nb_start[n] / 2;
     }
-    collapse_edge *edges = malloc((m ? m : 1) * sizeof *edges);
+    entry *edges = malloc((m ? m : 1) * sizeof *edges);
     g.common = malloc(n * sizeof *g.common);
     g.later_v = malloc(n * sizeof *g.later_v);
     g.later_d = malloc(n * sizeof *g.later_d);
@@ -2403,17 +2381,18 @@ static int collapse_edges(rips *r) {
         goto done;
     }
     size_t k = 0;
-    for (size_t i = 1; i < n; i++)
-        for (size_t j = 0; j < i; j++) {
-            double d = g.w ? g.w[i * n + j] : INFINITY;
-            if (g.w && !isinf(d)) edges[k++] = (collapse_edge){d, (int32_t)i, (int32_t)j};
-        }
-    if (!g.w)
-        for (size_t i = 0; i < n; i++)
+    for (size_t i = 1; i < n; i++) {
+        if (g.w) {
+            for (size_t j = 0; j < i; j++)
+                if (!isinf(g.w[i * n + j]))
+                    edges[k++] = make_entry(r, g.w[i * n + j], (int64_t)lower_index(i, j), 1);
+        } else {
             for (size_t t = r->nb_start[i]; t < r->nb_start[i + 1]; t++)
                 if ((size_t)r->nb[t].v < i)
-                    edges[k++] = (collapse_edge){r->nb[t].d, (int32_t)i, r->nb[t].v};
-    qsort(edges, m, sizeof *edges, collapse_edge_later);
+                    edges[k++] = make_entry(r, r->nb[t].d, (int64_t)lower_index(i, r->nb[t].v), 1);
+        }
+    }
+    sort_columns(r, edges, m); /* the latest first */
     /* ATS_RIPS_COLLAPSE_BITS=0 takes the path of larger n, to test it */
     const char *bits_env = getenv("ATS_RIPS_COLLAPSE_BITS");
     if (n <= COLLAPSE_BITS_MAX && !(bits_env && !strcmp(bits_env, "0"))) {
@@ -2425,22 +2404,28 @@ static int collapse_edges(rips *r) {
             goto done;
         }
         for (size_t e = 0; e < m; e++) {
-            bits_set(g.now, g.words, edges[e].u, edges[e].v, 1);
-            bits_set(g.alive, g.words, edges[e].u, edges[e].v, 1);
+            int32_t v[2];
+            simplex_vertices(r, e_index(r, edges[e]), 1, v);
+            bits_set(g.now, g.words, v[0], v[1], 1);
+            bits_set(g.alive, g.words, v[0], v[1], 1);
         }
     }
     /* edges [group, e) have the time of the edges before e: their bits leave `now` when the
        time goes down (those delayed or removed left it already) */
     size_t group = 0;
     for (size_t e = 0; e < m && !cancel_poll(r); e++) {
-        if (g.now && edges[e].d < edges[group].d) {
-            for (; group < e; group++) bits_set(g.now, g.words, edges[group].u, edges[group].v, 0);
-        }
-        double t = cg_edge_time(&g, edges[e].u, edges[e].v, edges[e].d);
-        if (t != edges[e].d) {
-            cg_set(&g, edges[e].u, edges[e].v, t);
-            if (g.now) bits_set(g.now, g.words, edges[e].u, edges[e].v, 0);
-            if (g.now && isinf(t)) bits_set(g.alive, g.words, edges[e].u, edges[e].v, 0);
+        int32_t v[2];
+        if (g.now && edges[e].diam < edges[group].diam)
+            for (; group < e; group++) {
+                simplex_vertices(r, e_index(r, edges[group]), 1, v);
+                bits_set(g.now, g.words, v[0], v[1], 0);
+            }
+        simplex_vertices(r, e_index(r, edges[e]), 1, v);
+        double t = cg_edge_time(&g, v[0], v[1], edges[e].diam);
+        if (t != edges[e].diam) {
+            cg_set(&g, v[0], v[1], t);
+            if (g.now) bits_set(g.now, g.words, v[0], v[1], 0);
+            if (g.now && isinf(t)) bits_set(g.alive, g.words, v[0], v[1], 0);
         }
     }
     if (oom_seen(r)) goto done;
